@@ -1,0 +1,62 @@
+"""Helpers shared by the CLI commands: JSON input, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+from ..errors import ImmunotoxError
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as one line on stderr and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@contextmanager
+def clean_errors() -> Iterator[None]:
+    """Turn immunotox errors into a one-line message and exit code 2 (never a traceback)."""
+    try:
+        yield
+    except ImmunotoxError as exc:
+        fail(str(exc))
+
+
+def read_json_option(raw: str, option: str) -> Any:
+    """Parse a JSON option given inline, as ``@path`` to a file, or ``-`` for stdin."""
+    text = raw
+    if raw == "-":
+        text = sys.stdin.read()
+    elif raw.startswith("@"):
+        path = Path(raw[1:])
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            fail(f"{option} = {raw!r}: cannot read file ({exc.strerror})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(
+            f"{option} = {_clip(text)!r}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        )
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as one JSON object on stdout."""
+    typer.echo(json.dumps(obj, ensure_ascii=False))
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+Register = Callable[[typer.Typer], None]

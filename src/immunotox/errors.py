@@ -1,0 +1,107 @@
+"""Exceptions raised by immunotox.
+
+The tree::
+
+    ImmunotoxError
+    ├── UnknownScaleError (KeyError)      an id that is not in the catalogue
+    ├── FindingError (ValueError)         a finding with a bad key, type, value or unit
+    │   └── UnitError                     a unit that is unknown or of the wrong dimension
+    └── RuleSpecError (ValueError)        a rule data file that does not follow its grammar
+
+Each error keeps the offending values as attributes and builds its one-line message from them,
+so a command-line front end can print ``str(error)`` and exit with code 2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ImmunotoxError(Exception):
+    """Base class of every error raised on purpose by immunotox."""
+
+
+class UnknownScaleError(ImmunotoxError, KeyError):
+    """A scale id that the catalogue does not hold.
+
+    Examples
+    --------
+    >>> from immunotox import grade
+    >>> grade("astct2018:crs", {})
+    Traceback (most recent call last):
+    ...
+    immunotox.errors.UnknownScaleError: unknown scale 'astct2018:crs'; ...
+    """
+
+    def __init__(self, scale_id: str, known: list[str]) -> None:
+        super().__init__(scale_id)
+        self.scale_id = scale_id
+        self.known = known
+
+    def __str__(self) -> str:
+        close = [k for k in self.known if k.split(":")[-1] == self.scale_id.split(":")[-1]]
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return (
+            f"unknown scale {self.scale_id!r}; run `immunotox scales` for the list "
+            f"({len(self.known)} scales).{hint}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.scale_id, self.known))
+
+
+class FindingError(ImmunotoxError, ValueError):
+    """A finding that cannot be accepted: unknown key, wrong type, impossible value.
+
+    Examples
+    --------
+    >>> from immunotox import grade
+    >>> grade("astct2019:crs", {"temperature_c": 55})
+    Traceback (most recent call last):
+    ...
+    immunotox.errors.FindingError: temperature_c = 55: ...
+    """
+
+    def __init__(self, field: str, value: Any, problem: str, hint: str | None = None) -> None:
+        super().__init__(field, value, problem, hint)
+        self.field = field
+        self.value = value
+        self.problem = problem
+        self.hint = hint
+
+    def __str__(self) -> str:
+        shown = _show(self.value)
+        msg = f"{self.field} = {shown}: {self.problem}"
+        if self.hint:
+            msg += f". Hint: {self.hint}"
+        return msg
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.value, self.problem, self.hint))
+
+
+class UnitError(FindingError):
+    """A unit that is not a known UCUM code, or not convertible to the finding's unit."""
+
+
+class RuleSpecError(ImmunotoxError, ValueError):
+    """A rule data file that does not follow its grammar (a packaging or editing error)."""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, float) and value.is_integer():
+        return repr(value)
+    return str(value) if not isinstance(value, (dict, list)) else _json(value)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)

@@ -1,0 +1,200 @@
+"""The findings vocabulary and the parsing of raw findings into checked, canonical values.
+
+A *finding* is one clinical fact handed to a scale: ``temperature_c``, ``oxygen``,
+``ice_score``… Its kind, canonical UCUM unit, physiologically possible range and allowed values
+are declared once, in ``data/findings.toml``; every scale, the service and the cohort engine use
+these declarations. Parsing never guesses: an unknown key, a wrong type, an impossible value or
+an unknown unit raises :class:`~immunotox.errors.FindingError` naming the field and the value.
+A key given as ``null`` is the same as an absent key: *not known*.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+from . import units
+from .errors import FindingError, RuleSpecError
+
+Kind = Literal["quantity", "integer", "bool", "enum", "enum_list", "record", "series"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """Declaration of one finding (see the grammar at the top of ``data/findings.toml``)."""
+
+    name: str
+    kind: Kind
+    unit: str | None = None
+    molar_mass: float | None = None
+    range: tuple[float, float] | None = None
+    values: tuple[str, ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    text: str = ""
+    text_fr: str = ""
+
+    def parse(self, raw: Any, prefix: str = "") -> Any:
+        """Check ``raw`` and return it in canonical form (float, int, bool, str, list, dict)."""
+        name = prefix + self.name
+        if self.kind == "quantity":
+            return _parse_quantity(self, name, raw)
+        if self.kind == "integer":
+            return _parse_integer(name, raw, self.range)
+        if self.kind == "bool":
+            if not isinstance(raw, bool):
+                raise FindingError(name, raw, "expected true or false")
+            return raw
+        if self.kind == "enum":
+            return self._enum_value(name, raw)
+        if self.kind == "enum_list":
+            if not isinstance(raw, list):
+                raise FindingError(
+                    name, raw, "expected a list (use [] for none)", f"e.g. [{self.values[0]!r}]"
+                )
+            out = [self._enum_value(name, item) for item in raw]
+            return sorted(set(out), key=out.index)
+        if self.kind == "record":
+            if not isinstance(raw, dict):
+                raise FindingError(name, raw, f"expected an object with keys {list(self.fields)}")
+            unknown = sorted(set(raw) - set(self.fields))
+            if unknown:
+                raise FindingError(
+                    f"{name}.{unknown[0]}",
+                    raw[unknown[0]],
+                    "unknown item",
+                    f"expected {list(self.fields)}",
+                )
+            return {
+                k: _parse_integer(f"{name}.{k}", raw[k], self.fields[k])
+                for k in self.fields
+                if raw.get(k) is not None
+            }
+        raise RuleSpecError(f"finding {self.name!r} has kind {self.kind!r} with no parser")
+
+    def _enum_value(self, name: str, raw: Any) -> str:
+        if not isinstance(raw, str):
+            raise FindingError(name, raw, f"expected one of {list(self.values)}")
+        key = raw.strip()
+        key = self.aliases.get(key.lower(), key.lower())
+        if key not in self.values:
+            raise FindingError(name, raw, f"not one of {list(self.values)}")
+        return key
+
+
+def _parse_quantity(spec: FieldSpec, name: str, raw: Any) -> float:
+    assert spec.unit is not None
+    value, unit = units.as_quantity_input(raw)
+    if isinstance(raw, dict):
+        extra = sorted(set(raw) - {"value", "unit"})
+        if extra:
+            raise FindingError(f"{name}.{extra[0]}", raw[extra[0]], "unknown key; expected value and unit")
+        if unit is not None and not isinstance(unit, str):
+            raise FindingError(f"{name}.unit", unit, "expected a UCUM code as a string")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FindingError(
+            name, value, f'expected a number in {spec.unit!r} or {{"value": x, "unit": "<UCUM>"}}'
+        )
+    if not math.isfinite(value):
+        raise FindingError(name, value, "not a finite number")
+    canon = float(value)
+    if unit is not None:
+        canon = units.convert(name, float(value), unit, spec.unit, spec.molar_mass)
+    if spec.range is not None:
+        lo, hi = spec.range
+        if not lo <= canon <= hi:
+            shown = f"{canon:g} {spec.unit}" if unit is not None else f"{spec.unit}"
+            raise FindingError(
+                name,
+                value,
+                f"outside the physiologically possible range {lo:g}–{hi:g} {spec.unit}"
+                + (f" (converted: {shown})" if unit is not None else ""),
+                "check the unit and the decimal point",
+            )
+    return canon
+
+
+def _parse_integer(name: str, raw: Any, rng: tuple[float, float] | None) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise FindingError(name, raw, "expected a whole number")
+    if isinstance(raw, float):
+        if not raw.is_integer():
+            raise FindingError(name, raw, "expected a whole number")
+        raw = int(raw)
+    if rng is not None and not rng[0] <= raw <= rng[1]:
+        raise FindingError(name, raw, f"outside the possible range {int(rng[0])}–{int(rng[1])}")
+    return int(raw)
+
+
+@functools.cache
+def vocabulary() -> dict[str, FieldSpec]:
+    """All findings declared in ``data/findings*.toml`` (one file per domain family), by key."""
+    out: dict[str, FieldSpec] = {}
+    data = resources.files("immunotox").joinpath("data")
+    for path in sorted(data.iterdir(), key=lambda p: p.name):
+        if not (path.name.startswith("findings") and path.name.endswith(".toml")):
+            continue
+        for k, v in tomllib.loads(path.read_text("utf-8")).items():
+            if k in out:
+                raise RuleSpecError(f"finding {k!r} is declared twice (again in {path.name})")
+            out[k] = spec_from_table(k, v)
+    return out
+
+
+def spec_from_table(name: str, t: Mapping[str, Any]) -> FieldSpec:
+    """Build a :class:`FieldSpec` from one TOML table of the vocabulary grammar."""
+    kind = t.get("kind")
+    if kind not in ("quantity", "integer", "bool", "enum", "enum_list", "record", "series"):
+        raise RuleSpecError(f"finding {name!r}: unknown kind {kind!r}")
+    if kind == "quantity" and not units.is_known(str(t.get("unit"))):
+        raise RuleSpecError(f"finding {name!r}: unit {t.get('unit')!r} is not a supported UCUM code")
+    rng = t.get("range")
+    return FieldSpec(
+        name=name,
+        kind=kind,
+        unit=t.get("unit"),
+        molar_mass=t.get("molar_mass"),
+        range=(float(rng[0]), float(rng[1])) if rng else None,
+        values=tuple(t.get("values", ())),
+        aliases={k.lower(): v for k, v in t.get("aliases", {}).items()},
+        fields={k: (int(v[0]), int(v[1])) for k, v in t.get("fields", {}).items()},
+        text=t.get("text", ""),
+        text_fr=t.get("text_fr", ""),
+    )
+
+
+def pick(*names: str) -> dict[str, FieldSpec]:
+    """The vocabulary entries ``names``, for a scale's declaration of the findings it reads."""
+    vocab = vocabulary()
+    missing = [n for n in names if n not in vocab]
+    if missing:
+        raise RuleSpecError(f"findings {missing} are not declared in data/findings.toml")
+    return {n: vocab[n] for n in names}
+
+
+def parse_findings(scale_id: str, specs: Mapping[str, FieldSpec], raw: Any) -> dict[str, Any]:
+    """Check every raw finding against ``specs``; return the known ones in canonical form.
+
+    Absent keys and keys given as ``null`` are left out: they are *unknown*, never normal.
+    """
+    if not isinstance(raw, Mapping):
+        raise FindingError("findings", raw, "expected a JSON object of findings")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = specs.get(key)
+        if spec is None:
+            raise FindingError(
+                str(key),
+                value,
+                f"unknown finding for scale {scale_id}",
+                f"this scale reads {sorted(specs)}",
+            )
+        if value is None:
+            continue
+        out[key] = spec.parse(value)
+    return out

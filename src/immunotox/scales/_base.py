@@ -1,0 +1,163 @@
+"""Base machinery shared by every scale: domains, three-valued resolution, the result.
+
+A scale reads checked findings and splits them into **domains** (fever, hypotension, hypoxia…).
+Each domain evaluates to a set of *possible* values: one value when its inputs are known, several
+when an input is missing (a missing oxygen device could be anything from "none" to "positive
+pressure"). The scale's ``combine`` turns one value per domain into a grade. Resolution runs
+``combine`` over every combination of possible values, so:
+
+* ``grade`` is the lowest grade still possible — the grade the known findings establish;
+* ``grade_range`` is (lowest, highest) possible grade;
+* every input a full assessment needed and did not get is listed in ``missing``, and the grade
+  is then flagged incomplete (a lower bound), whether or not the input could change it;
+  ``grade_range`` says whether it could.
+
+Missing data is therefore never read as normal. The sets are tiny (a handful of values, a few
+domains), so exhaustive enumeration is cheap and exact.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import FieldSpec, parse_findings
+from ..result import GradeResult, RuleHit
+from ..sources import Source, source
+
+
+@dataclass
+class Domain:
+    """The outcome of one domain: possible values, the rules that fired, what was missing."""
+
+    name: str
+    possible: tuple[Hashable, ...]
+    hits: list[RuleHit] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    assumed: bool = False  # value set by a documented default, not by an input
+
+    @property
+    def known(self) -> bool:
+        return len(self.possible) == 1
+
+
+def known(name: str, value: Hashable, *hits: RuleHit, reason: str | None = None) -> Domain:
+    """A domain whose value is established."""
+    return Domain(name, (value,), list(hits), [], [reason] if reason else [])
+
+
+def assumed(name: str, value: Hashable) -> Domain:
+    """A domain set by a documented default (e.g. 'no death recorded' = alive), not by an input."""
+    return Domain(name, (value,), assumed=True)
+
+
+def unknown(name: str, possible: Sequence[Hashable], *missing: str, reason: str | None = None) -> Domain:
+    """A domain whose value is one of ``possible`` because ``missing`` inputs are absent."""
+    return Domain(name, tuple(dict.fromkeys(possible)), [], list(missing), [reason] if reason else [])
+
+
+class Scale(ABC):
+    """A versioned, cited grading scale.
+
+    Subclasses set the class attributes and implement :meth:`domains` and :meth:`combine`.
+    """
+
+    id: str
+    title: str
+    version: str
+    source_keys: tuple[str, ...]
+    findings: Mapping[str, FieldSpec]
+    grades: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    notes: tuple[str, ...] = ()
+    family: str = "other"
+
+    @property
+    def sources(self) -> list[Source]:
+        return [source(k) for k in self.source_keys]
+
+    def check(self, f: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Refuse contradictory findings (raise FindingError). Default: nothing to check."""
+
+    @abstractmethod
+    def domains(self, f: Mapping[str, Any]) -> list[Domain]:
+        """Evaluate each domain from the checked findings ``f`` (absent key = unknown)."""
+
+    @abstractmethod
+    def combine(self, v: Mapping[str, Any]) -> int:
+        """The grade for one fully known assignment ``v`` of domain values."""
+
+    def deciding(self, v: Mapping[str, Any], grade: int) -> list[str]:
+        """Domains that decide ``grade`` under assignment ``v`` (default: int values equal to it)."""
+        return [k for k, x in v.items() if type(x) is int and x == grade and grade > 0]
+
+    def summary(self, v: Mapping[str, Any], grade: int) -> str:
+        """One sentence on how the grade follows from the domain values."""
+        dec = self.deciding(v, grade)
+        if grade == 0:
+            return "Grade 0: criteria not met"
+        return f"Grade {grade}: most severe domain {' and '.join(dec)}" if dec else f"Grade {grade}"
+
+    @staticmethod
+    def _death(f: Mapping[str, Any], key: str) -> Domain:
+        """The grade-5 domain: known when ``key`` is given, else assumed 'alive' (documented)."""
+        return known("death", f[key]) if key in f else assumed("death", False)
+
+    # ------------------------------------------------------------------ resolution
+    def grade(self, raw: Mapping[str, Any]) -> GradeResult:
+        """Parse and check ``raw`` findings, then grade them."""
+        f = parse_findings(self.id, self.findings, raw)
+        self.check(f)
+        return self.resolve(self.domains(f), f)
+
+    def resolve(self, doms: list[Domain], f: Mapping[str, Any]) -> GradeResult:
+        names = [d.name for d in doms]
+        table: list[tuple[tuple[Hashable, ...], int]] = []
+        for combo in itertools.product(*(d.possible for d in doms)):
+            table.append((combo, self.combine(dict(zip(names, combo, strict=True)))))
+        lo = min(g for _, g in table)
+        hi = max(g for _, g in table)
+        # every input of a domain left unknown is reported, even when it cannot change the
+        # grade (grade_range says whether it could); scales only leave a domain unknown when
+        # the input is needed for a full assessment in this case.
+        missing: list[str] = []
+        for d in doms:
+            if not d.known:
+                missing += [m for m in d.missing if m not in missing]
+        low_combo = next(c for c, g in table if g == lo)
+        low_values = dict(zip(names, low_combo, strict=True))
+        hits = [h for d in doms for h in d.hits]
+        reasons = [r for d in doms for r in d.reasons]
+        nothing_known = all(not d.known or d.assumed for d in doms) and not hits
+        complete = not missing
+        if nothing_known and lo != hi:
+            status, grade = "not_assessable", None
+        else:
+            status, grade = ("assessed" if complete else "incomplete"), lo
+        summary = self.summary(low_values, lo)
+        if not complete:
+            summary += f" — LOWER BOUND: missing {', '.join(missing)}; " + (
+                "the grade cannot change." if lo == hi else f"the grade could be up to {hi}."
+            )
+        return GradeResult(
+            scale=self.id,
+            title=self.title,
+            version=self.version,
+            grade=grade,
+            grade_range=(lo, hi),
+            complete=complete,
+            status=status,
+            deciding_domains=self.deciding(low_values, lo) if grade is not None else [],
+            missing=missing,
+            reasons=[
+                *(f"{h.text} → grade {h.grade}" if h.grade is not None else h.text for h in hits),
+                *reasons,
+                summary,
+            ],
+            fired=hits,
+            notes=list(self.notes),
+            sources=[s.citation() for s in self.sources],
+        )

@@ -1,0 +1,203 @@
+"""Units: UCUM codes in, canonical units out, through pint.
+
+Findings carry their unit as a UCUM code (https://ucum.org). This module translates the UCUM
+codes that clinical data actually uses into pint expressions, converts to a finding's canonical
+unit and refuses, with a message naming the field, any unit that is unknown or of another
+dimension. Molar-to-mass conversions (µmol/L ↔ mg/dL) use pint's ``chemistry`` context with the
+molar mass declared for the analyte in the findings vocabulary.
+
+Supported UCUM grammar (subset): unit atoms joined by ``.`` (product) and ``/`` (quotient),
+optional integer exponents (``mm3``), powers of ten written ``10*N`` (``10*9/L``), bracketed
+atoms (``[degF]``, ``[IU]``, ``mm[Hg]``, ``[lb_av]``), ``%`` and ``1`` for unitless values.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from typing import Any
+
+import pint
+
+from .errors import UnitError
+
+# UCUM atom -> pint unit name. Anything not listed here is refused: we do not guess.
+_ATOMS: dict[str, str] = {
+    "Cel": "degC",
+    "[degF]": "degF",
+    "K": "kelvin",
+    "g": "gram",
+    "mg": "milligram",
+    "ug": "microgram",
+    "ng": "nanogram",
+    "pg": "picogram",
+    "kg": "kilogram",
+    "[lb_av]": "pound",
+    "mol": "mole",
+    "mmol": "millimole",
+    "umol": "micromole",
+    "nmol": "nanomole",
+    "L": "liter",
+    "dL": "deciliter",
+    "mL": "milliliter",
+    "uL": "microliter",
+    "mm3": "millimeter**3",
+    "U": "enzyme_unit",
+    "[IU]": "enzyme_unit",
+    "[iU]": "enzyme_unit",
+    "mm[Hg]": "millimeter_Hg",
+    "kPa": "kilopascal",
+    "min": "minute",
+    "h": "hour",
+    "d": "day",
+    "wk": "week",
+    "mo": "month",
+    "a": "year",
+    "%": "percent",
+    "1": "dimensionless",
+}
+
+# Frequent non-UCUM spellings accepted as exact synonyms (never heuristics on the value).
+_SYNONYMS: dict[str, str] = {
+    "°C": "Cel",
+    "degC": "Cel",
+    "°F": "[degF]",
+    "degF": "[degF]",
+    "mmHg": "mm[Hg]",
+    "IU/L": "[IU]/L",
+    "/mm³": "/mm3",
+    "lb": "[lb_av]",
+    "": "1",
+}
+
+_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
+
+
+@functools.cache
+def registry() -> pint.UnitRegistry:  # type: ignore[type-arg]
+    """The shared pint registry (created once, with the chemistry context available)."""
+    return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+
+def _normalise_code(code: str) -> str:
+    code = code.strip().replace("µ", "u").replace("μ", "u")
+    return _SYNONYMS.get(code, code)
+
+
+@functools.cache
+def parse_ucum(code: str) -> tuple[float, str]:
+    """Translate a UCUM code into ``(factor, pint expression)``.
+
+    Raises
+    ------
+    ValueError
+        If the code uses an atom outside the supported subset.
+    """
+    norm = _normalise_code(code)
+    if norm in ("1", ""):
+        return 1.0, "dimensionless"
+    # split on '/' keeping the first term as numerator; "/uL" has an empty numerator
+    parts = norm.split("/")
+    factor = 1.0
+    pieces: list[str] = []
+    for i, part in enumerate(parts):
+        sign = 1 if i == 0 else -1
+        if part == "" and i == 0:
+            continue
+        for term in part.split("."):
+            m = _TOKEN.match(term)
+            if not m:
+                raise ValueError(f"unsupported UCUM term {term!r}")
+            atom, exp_s = m.group("atom"), m.group("exp")
+            exp = int(exp_s) if exp_s else 1
+            if atom.startswith("10*"):
+                factor *= 10.0 ** (int(atom[3:]) * sign)
+                continue
+            if atom == "mm" and exp == 3:  # "mm3" tokenises as atom "mm" + exponent 3
+                atom, exp = "mm3", 1
+            name = _ATOMS.get(atom)
+            if name is None:
+                raise ValueError(f"unknown UCUM unit {atom!r}")
+            pieces.append(f"({name})**{exp * sign}")
+    return factor, " * ".join(pieces) if pieces else "dimensionless"
+
+
+def convert(
+    field: str,
+    value: float,
+    unit: str,
+    to_unit: str,
+    molar_mass_g_mol: float | None = None,
+) -> float:
+    """Convert ``value`` in UCUM ``unit`` to UCUM ``to_unit`` for finding ``field``.
+
+    Raises
+    ------
+    UnitError
+        Naming ``field``, when ``unit`` is unknown or cannot be converted to ``to_unit``.
+    """
+    if _normalise_code(unit) == _normalise_code(to_unit):
+        return float(value)
+    try:
+        f_from, expr_from = parse_ucum(unit)
+    except ValueError as exc:
+        raise UnitError(
+            f"{field}.unit",
+            unit,
+            f"{exc}; {field} is expected in {to_unit!r}",
+            "use a UCUM code such as " + _examples(to_unit),
+        ) from None
+    f_to, expr_to = parse_ucum(to_unit)
+    ureg = registry()
+    try:
+        q = ureg.Quantity(float(value) * f_from, ureg.parse_units(expr_from))
+        target = ureg.parse_units(expr_to)
+        if q.dimensionality != ureg.Quantity(1, target).dimensionality:
+            if molar_mass_g_mol is None:
+                raise pint.DimensionalityError(q.units, target)
+            out = q.to(target, "chemistry", mw=molar_mass_g_mol * ureg("g/mol"))
+        else:
+            out = q.to(target)
+    except pint.DimensionalityError:
+        raise UnitError(
+            f"{field}.unit",
+            unit,
+            f"cannot convert {unit!r} to {to_unit!r} for {field}",
+            "use a unit of the same kind, such as " + _examples(to_unit),
+        ) from None
+    # Round away binary floating-point noise (75000/mm3 -> 75.00000000000001 x10*9/L) so that a
+    # value exactly on a printed threshold stays on it; 10 significant digits is far below any
+    # clinical precision.
+    result = float(f"{float(out.magnitude) / f_to:.10g}")
+    if not math.isfinite(result):
+        raise UnitError(f"{field}.unit", unit, "conversion gave a non-finite number")
+    return result
+
+
+_EXAMPLES: dict[str, str] = {
+    "Cel": "'Cel' or '[degF]'",
+    "mg/dL": "'mg/dL', 'mg/L' or 'umol/L'",
+    "10*9/L": "'10*9/L', '10*3/uL' or '/uL'",
+    "g/dL": "'g/dL', 'g/L' or 'mmol/L'",
+}
+
+
+def _examples(to_unit: str) -> str:
+    return _EXAMPLES.get(to_unit, repr(to_unit))
+
+
+def is_known(code: str) -> bool:
+    """True when ``code`` is a UCUM code this module can read."""
+    try:
+        parse_ucum(code)
+    except ValueError:
+        return False
+    return True
+
+
+def as_quantity_input(raw: Any) -> tuple[Any, str | None]:
+    """Split a finding given as a bare number or ``{"value": x, "unit": u}`` into (value, unit)."""
+    if isinstance(raw, dict):
+        return raw.get("value"), raw.get("unit")
+    return raw, None

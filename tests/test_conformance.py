@@ -1,0 +1,78 @@
+"""Run every conformance vector shipped in ``immunotox/data/conformance/*.toml``."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from typing import Any
+
+import pytest
+
+import immunotox
+from immunotox.errors import FindingError
+
+
+def load_cases() -> list[dict[str, Any]]:
+    folder = resources.files("immunotox").joinpath("data/conformance")
+    cases: list[dict[str, Any]] = []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".toml"):
+            continue
+        doc = tomllib.loads(path.read_text("utf-8"))
+        bases = doc.get("bases", {})
+        for case in doc.get("case", []):
+            findings = dict(bases[case["base"]]) if "base" in case else {}
+            for key in case.get("drop", []):
+                findings.pop(key, None)
+            findings.update(case.get("findings", {}))
+            cases.append(case | {"findings": findings, "file": path.name})
+    return cases
+
+
+CASES = load_cases()
+
+
+def test_case_ids_are_unique() -> None:
+    ids = [c["id"] for c in CASES]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
+def test_every_case_names_its_source() -> None:
+    assert all(c.get("source") for c in CASES)
+
+
+def test_every_scale_has_conformance_cases() -> None:
+    covered = {c["scale"] for c in CASES}
+    uncovered = [s for s in immunotox.all_scales() if s not in covered]
+    assert uncovered == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_conformance(case: dict[str, Any]) -> None:
+    if "expect_error" in case:
+        with pytest.raises(FindingError) as err:
+            immunotox.grade(case["scale"], case["findings"])
+        assert err.value.field == case["expect_error"], str(err.value)
+        assert str(err.value).startswith(case["expect_error"])
+        return
+    r = immunotox.grade(case["scale"], case["findings"])
+    if "expect_status" in case:
+        assert r.status == case["expect_status"], r.explain()
+    if "expect_grade" in case:
+        assert r.grade == case["expect_grade"], r.explain()
+    if "expect_complete" in case:
+        assert r.complete is case["expect_complete"], r.explain()
+    if "expect_missing" in case:
+        assert r.missing == case["expect_missing"], r.explain()
+    if "expect_range" in case:
+        assert list(r.grade_range) == case["expect_range"], r.explain()
+    if "expect_deciding" in case:
+        assert r.deciding_domains == case["expect_deciding"], r.explain()
+    # invariants that hold for every result
+    lo, hi = r.grade_range
+    assert lo <= hi
+    if r.grade is not None:
+        assert r.grade == lo
+    assert r.complete == (not r.missing)
+    assert r.sources, "every grade names its source"
+    assert r.reasons, "every grade explains itself"
