@@ -61,7 +61,8 @@ class AstctCrs(Scale):
         "Oxygen: the device decides; a nasal cannula delivering > 6 L/min is high-flow (grade 3). "
         "A nasal cannula with unknown flow is at least grade 2.",
         "Hypotension is taken from the `hypotension` finding; when absent, SBP < 90 mmHg counts as "
-        "hypotension in adults (>= 18 y) only.",
+        "hypotension in adults (>= 18 y) only. Running vasopressors decide grades 3-4 whatever the "
+        "blood pressure, so `vasopressors` is needed even when `hypotension` is false.",
         "Features listed in `attribution_other_cause` are excluded; otherwise they are taken as "
         "attributable to CRS.",
         "Fever masking applies only when `fever_masked` is true (therapy given after CRS onset).",
@@ -136,14 +137,15 @@ class AstctCrs(Scale):
             age = f.get("age_years")
             if age is not None and age >= t["adult_min_age_years"]:
                 flag = f["sbp_mmhg"] < t["sbp_below_mmhg"]
-        if flag is None:
-            need = ["hypotension"] if pressors is not None else ["hypotension", "vasopressors"]
-            possible = (0, 2) if pressors is not None else (0, 2, 3, 4)
-            return unknown(name, possible, *need)
-        if not flag:
-            return known(name, 0, reason="No hypotension")
         if pressors is None:
-            return unknown(name, (2, 3, 4), "vasopressors", reason="Hypotension present")
+            # whether vasopressors are running decides between grades 2 and 3-4, whatever the flag
+            possible = {None: (0, 2, 3, 4), True: (2, 3, 4), False: (0, 3, 4)}[flag]
+            need = ["vasopressors"] if flag is not None else ["hypotension", "vasopressors"]
+            return unknown(name, possible, *need, reason="Hypotension present" if flag else None)
+        if flag is None:
+            return unknown(name, (0, 2), "hypotension")
+        if not flag:
+            return known(name, 0, reason="No hypotension, no vasopressor")
         e = ruledata.entry(rows, "no_vasopressor", "astct2019.crs.hypotension")
         return known(name, e["grade"], _hit("astct2019:crs", name, "no_vasopressor", e))
 

@@ -1,0 +1,84 @@
+"""UCUM unit parsing and conversion (pint), with the conversions clinical data needs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from immunotox import units
+from immunotox.errors import UnitError
+
+CREATININE_G_MOL = 113.12
+BILIRUBIN_G_MOL = 584.66
+HEMOGLOBIN_G_MOL = 16114.5
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "to", "mw", "expected"),
+    [
+        (100.4, "[degF]", "Cel", None, 38.0),
+        (212, "[degF]", "Cel", None, 100.0),
+        (311.15, "K", "Cel", None, 38.0),
+        (38, "°C", "Cel", None, 38.0),
+        (88.42, "umol/L", "mg/dL", CREATININE_G_MOL, 1.0002),  # 1 mg/dL creatinine = 88.4 µmol/L
+        (1.0, "mg/dL", "umol/L", CREATININE_G_MOL, 88.42),
+        (17.1, "umol/L", "mg/dL", BILIRUBIN_G_MOL, 1.0),  # 1 mg/dL bilirubin = 17.1 µmol/L
+        (6.2, "mmol/L", "g/dL", HEMOGLOBIN_G_MOL, 9.991),  # CTCAE: 10.0 g/dL ~ 6.2 mmol/L
+        (100, "g/L", "g/dL", None, 10.0),
+        (1500, "/uL", "10*9/L", None, 1.5),
+        (1500, "/mm3", "10*9/L", None, 1.5),
+        (1.5, "10*3/uL", "10*9/L", None, 1.5),
+        (75000, "/mm3", "10*9/L", None, 75.0),
+        (30, "mg/L", "mg/dL", None, 3.0),
+        (650, "ug/L", "ng/mL", None, 650.0),
+        (0.4, "1", "%", None, 40.0),
+        (40, "IU/L", "U/L", None, 40.0),
+        (12, "kPa", "mm[Hg]", None, 90.0),
+        (154, "[lb_av]", "kg", None, 69.853),
+    ],
+)
+def test_known_conversions(value: float, unit: str, to: str, mw: float | None, expected: float) -> None:
+    assert units.convert("x", value, unit, to, mw) == pytest.approx(expected, rel=2e-3)
+
+
+def test_exact_threshold_survives_conversion() -> None:
+    # 75,000/mm3 must stay exactly on CTCAE's 75.0 x 10e9/L threshold, not 75.00000000000001
+    assert units.convert("platelets", 75000, "/mm3", "10*9/L") == 75.0
+    assert units.convert("anc", 500, "/uL", "10*9/L") == 0.5
+
+
+@pytest.mark.parametrize(
+    ("unit", "to", "message"),
+    [
+        ("degX", "Cel", "unknown UCUM unit 'degX'"),
+        ("mg/dL", "Cel", "cannot convert 'mg/dL' to 'Cel'"),
+        ("umol/L", "mg/dL", "cannot convert 'umol/L' to 'mg/dL'"),  # no molar mass given
+        ("10^9/L", "10*9/L", "unsupported UCUM term"),
+    ],
+)
+def test_bad_units_name_the_field(unit: str, to: str, message: str) -> None:
+    with pytest.raises(UnitError) as err:
+        units.convert("creatinine", 1.0, unit, to)
+    assert err.value.field == "creatinine.unit"
+    assert message in str(err.value)
+    assert str(err.value).startswith(f"creatinine.unit = {unit!r}")
+
+
+@given(st.floats(-50, 50))
+def test_celsius_fahrenheit_round_trip(c: float) -> None:
+    f = units.convert("t", c, "Cel", "[degF]")
+    assert units.convert("t", f, "[degF]", "Cel") == pytest.approx(c, abs=1e-6)
+
+
+@given(st.floats(0.01, 100))
+def test_creatinine_round_trip(mg_dl: float) -> None:
+    umol = units.convert("c", mg_dl, "mg/dL", "umol/L", CREATININE_G_MOL)
+    assert units.convert("c", umol, "umol/L", "mg/dL", CREATININE_G_MOL) == pytest.approx(mg_dl, rel=1e-8)
+
+
+@given(st.floats(1, 1e6))
+def test_cell_count_round_trip(per_ul: float) -> None:
+    g_l = units.convert("anc", per_ul, "/uL", "10*9/L")
+    assert g_l == pytest.approx(per_ul / 1000, rel=1e-9)
+    assert units.convert("anc", g_l, "10*9/L", "/uL") == pytest.approx(per_ul, rel=1e-8)
