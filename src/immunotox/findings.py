@@ -108,12 +108,12 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any) -> float:
     if spec.range is not None:
         lo, hi = spec.range
         if not lo <= canon <= hi:
-            shown = f"{canon:g} {spec.unit}" if unit is not None else f"{spec.unit}"
+            shown = units.display(spec.unit)
             raise FindingError(
                 name,
                 value,
-                f"outside the physiologically possible range {lo:g}–{hi:g} {spec.unit}"
-                + (f" (converted: {shown})" if unit is not None else ""),
+                f"outside the physiologically possible range {lo:g}–{hi:g} {shown}"
+                + (f" (converted: {canon:g} {shown})" if unit is not None else ""),
                 "check the unit and the decimal point",
             )
     return canon

@@ -187,6 +187,14 @@ def _examples(to_unit: str) -> str:
     return _EXAMPLES.get(to_unit, repr(to_unit))
 
 
+_DISPLAY: dict[str, str] = {"Cel": "°C", "[degF]": "°F", "mm[Hg]": "mmHg", "10*9/L": "×10⁹/L", "a": "years"}
+
+
+def display(code: str) -> str:
+    """A unit for people (``Cel`` -> ``°C``); UCUM codes stay the machine contract."""
+    return _DISPLAY.get(code, code)
+
+
 def is_known(code: str) -> bool:
     """True when ``code`` is a UCUM code this module can read."""
     try:
