@@ -9,8 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# No wall-clock deadlines: performance is measured by benchmarks, never by timed assertions,
+# and the first call of a test may pay one-off costs (pint registry, rule tables).
+settings.register_profile(
+    "immunotox", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("immunotox")
 
 
 def _cli_path() -> list[str]:

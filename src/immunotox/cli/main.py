@@ -11,6 +11,8 @@ import typer
 _COMMAND_MODULES: tuple[str, ...] = (
     "immunotox.cli.grading",
     "immunotox.cli.demo",
+    "immunotox.cli.score",
+    "immunotox.cli.pathway",
 )
 
 app = typer.Typer(

@@ -1,0 +1,111 @@
+"""Patient and clinician information for each phase, in French and English (kept as data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._data import AUDIENCES, LANGS, Audience, Label, Lang, data
+from ._errors import PathwayError
+from ._machine import check_phase
+from ._schedule import check_label
+
+
+@dataclass(frozen=True)
+class InfoText:
+    """One phase's information for one audience in one language.
+
+    ``text`` is the patient paragraph (empty for clinicians); ``items`` the clinician checklist;
+    ``call`` the when-to-call list shown to patients after the infusion; ``emergency`` the line on
+    emergency services.
+    """
+
+    phase: str
+    audience: Audience
+    lang: Lang
+    title: str
+    text: str
+    items: tuple[str, ...]
+    call_title: str = ""
+    call: tuple[str, ...] = ()
+    emergency: str = ""
+
+    def render(self) -> str:
+        """Plain text: title, paragraph or checklist, then the when-to-call list."""
+        lines = [self.title, ""]
+        if self.text:
+            lines.append(self.text)
+        lines += [f"- {i}" for i in self.items]
+        if self.call:
+            lines += ["", self.call_title, *(f"- {c}" for c in self.call), "", self.emergency]
+        return "\n".join(lines).strip()
+
+
+def check_audience(audience: object) -> Audience:
+    if audience not in AUDIENCES:
+        raise PathwayError("audience", audience, "unknown audience", "patient or clinician")
+    return audience
+
+
+def check_lang(lang: object) -> Lang:
+    if lang not in LANGS:
+        raise PathwayError("lang", lang, "unknown language", "fr or en")
+    return lang
+
+
+def _fill(text: str, label: Label) -> str:
+    return text.format(**{f"{k}_days": p.days for k, p in label.periods().items()})
+
+
+def info_text(
+    phase: str, audience: str = "patient", lang: str = "fr", *, label: str | None = None
+) -> InfoText:
+    """The structured information of ``phase`` for ``audience`` in ``lang`` (see :func:`info`)."""
+    check_phase(phase)
+    aud = check_audience(audience)
+    lg = check_lang(lang)
+    lab = check_label(label)
+    d = data()
+    t = d.info[phase]
+    if aud == "patient":
+        call = d.call
+        return InfoText(
+            phase=phase,
+            audience=aud,
+            lang=lg,
+            title=t.patient_title.get(lg),
+            text=_fill(t.patient.get(lg), lab),
+            items=(),
+            call_title=call.title.get(lg) if t.call else "",
+            call=(call.fr if lg == "fr" else call.en) if t.call else (),
+            emergency=call.emergency.get(lg) if t.call else "",
+        )
+    items = t.clinician_fr if lg == "fr" else t.clinician_en
+    return InfoText(
+        phase=phase,
+        audience=aud,
+        lang=lg,
+        title=t.clinician_title.get(lg),
+        text="",
+        items=tuple(_fill(i, lab) for i in items),
+    )
+
+
+def info(phase: str, audience: str = "patient", lang: str = "fr", *, label: str | None = None) -> str:
+    """The information text of ``phase`` for ``audience`` (``patient`` | ``clinician``) in ``lang``
+    (``fr`` | ``en``), with the periods of the label version filled in.
+
+    Raises
+    ------
+    PathwayError
+        Unknown phase, audience, language or label version.
+
+    Examples
+    --------
+    >>> print(info("near_centre", "patient", "fr").splitlines()[0])
+    Après la sortie : rester près du centre
+    >>> "14 days" in info("near_centre", "patient", "en")
+    True
+    >>> "28 days" in info("near_centre", "patient", "en", label="fda-rems")
+    True
+    """
+    return info_text(phase, audience, lang, label=label).render()

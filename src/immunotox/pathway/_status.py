@@ -1,0 +1,372 @@
+"""Where a patient stands: current phase, steps with dates, upcoming visits, restrictions and the
+monitoring in force — the view rendered by ``immunotox pathway`` and, later, the web UI."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from ..sources import source
+from ._data import data
+from ._errors import PathwayError
+from ._info import check_audience, check_lang, info_text
+from ._machine import check_phase, check_transition
+from ._monitoring import check_grade, monitoring
+from ._schedule import plan
+
+
+class StepView(BaseModel):
+    phase: str
+    title: str
+    start: date
+    end: date | None
+    start_day: int
+    end_day: int | None
+    estimated: bool
+    status: Literal["done", "current", "upcoming"]
+    note: str
+
+
+class VisitView(BaseModel):
+    id: str
+    date: date
+    day: int
+    title: str
+    checks: str
+    status: Literal["past", "today", "upcoming"]
+    basis: str
+
+
+class RestrictionView(BaseModel):
+    id: str
+    title: str
+    days: int
+    until: date
+    active: bool
+    verification: str
+    source: str
+    note: str
+
+
+class MonitoringItemView(BaseModel):
+    text: str
+    basis: str
+    source: str | None
+
+
+class MonitoringView(BaseModel):
+    phase: str
+    crs_grade: int
+    icans_grade: int
+    level: int
+    setting: str
+    setting_title: str
+    vitals_every_h: int | float | None
+    ice_every_h: int | float | None
+    items: list[MonitoringItemView]
+    drivers: list[str]
+
+
+class InfoView(BaseModel):
+    audience: str
+    lang: str
+    title: str
+    text: str
+    items: list[str]
+    call_title: str
+    call: list[str]
+    emergency: str
+
+
+class PathwayStatus(BaseModel):
+    """A patient's position on the pathway on ``today``, in one language."""
+
+    pathway: str
+    version: str
+    lang: str
+    infusion_date: date
+    today: date
+    day: int
+    label: dict[str, Any]
+    indication: dict[str, str]
+    current_phase: str
+    current_title: str
+    transition: dict[str, str] | None
+    steps: list[StepView]
+    visits: list[VisitView]
+    restrictions: list[RestrictionView]
+    monitoring: MonitoringView
+    info: InfoView | None
+    notes: list[str]
+    sources: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+_NOTES: dict[str, dict[str, str]] = {
+    "en": {
+        "before_start": "{today} is before the estimated start of screening; shown as screening",
+        "planned": "Current phase {phase!r} taken from the planned dates (no phase given)",
+        "estimated": "Dates marked estimated come from the planning offsets of data/pathway/phases.toml",
+        "skipped": "Phase {phase!r} skipped: discharge falls after the label's proximity period",
+        "unverified": "UNVERIFIED [M]: {text}",
+    },
+    "fr": {
+        "before_start": "{today} précède le début estimé du bilan ; affiché comme bilan d'éligibilité",
+        "planned": "Phase actuelle {phase!r} déduite des dates prévues (aucune phase indiquée)",
+        "estimated": "Les dates estimées viennent des délais de planification de data/pathway/phases.toml",
+        "skipped": "Phase {phase!r} sautée : la sortie a lieu après la période de proximité du RCP",
+        "unverified": "NON VÉRIFIÉ [M] : {text}",
+    },
+}
+
+
+def _check_today(phase: str, today: date, d0: date, field: str, *, leaving: bool = False) -> None:
+    """Refuse a phase that cannot be current on ``today`` (e.g. follow-up before the infusion).
+
+    A phase being left today (``leaving``) only needs to have started.
+    """
+    p = data().phases[phase]
+    day = (today - d0).days
+    if p.earliest_day is not None and day < p.earliest_day:
+        raise PathwayError(
+            field,
+            phase,
+            f"cannot be the current phase on {today.isoformat()} (day {day}): it starts on day "
+            f"{p.earliest_day} at the earliest (infusion {d0.isoformat()})",
+            "check --today and --infusion-date",
+        )
+    if not leaving and p.latest_day is not None and day > p.latest_day:
+        raise PathwayError(
+            field,
+            phase,
+            f"cannot be the current phase on {today.isoformat()} (day {day}): it ends by day "
+            f"{p.latest_day} (infusion {d0.isoformat()})",
+            "if the infusion was postponed, give the new --infusion-date",
+        )
+
+
+def status(
+    infusion_date: date,
+    *,
+    today: date,
+    phase: str | None = None,
+    to: str | None = None,
+    crs_grade: int = 0,
+    icans_grade: int = 0,
+    label: str | None = None,
+    indication: str = "oncology",
+    lang: str = "en",
+    info_audience: str | None = None,
+    screening_date: date | None = None,
+    leukapheresis_date: date | None = None,
+    lymphodepletion_date: date | None = None,
+    discharge_date: date | None = None,
+) -> PathwayStatus:
+    """The patient's steps, upcoming visits and monitoring on ``today``.
+
+    Parameters
+    ----------
+    infusion_date
+        Day 0 (planned or actual).
+    today
+        The date of the view (no hidden clock: the caller passes it).
+    phase
+        The current phase when known; otherwise the planned phase on ``today``.
+    to
+        A phase to move to now: the transition is checked (illegal transitions are refused).
+    crs_grade, icans_grade
+        Current ASTCT grades (0-4), which escalate the monitoring.
+    label, indication, lang, info_audience
+        Label version, ``oncology`` | ``autoimmune``, ``fr`` | ``en``, and ``patient`` |
+        ``clinician`` to include the phase information text.
+    screening_date, leukapheresis_date, lymphodepletion_date, discharge_date
+        Actual dates when known (others are estimated and flagged).
+
+    Raises
+    ------
+    PathwayError
+        Unknown phase, label, indication, language or audience; impossible dates (today before
+        the screening date, a post-infusion phase before day 0, a pre-infusion phase after it,
+        dates out of order); a grade outside 0-4 or given before infusion.
+    IllegalTransitionError
+        ``to`` may not follow the current phase.
+
+    Examples
+    --------
+    >>> s = status(date(2026, 12, 1), today=date(2026, 12, 10))
+    >>> s.current_phase, s.day, [r.until.isoformat() for r in s.restrictions if r.id == "proximity"]
+    ('near_centre', 9, ['2026-12-15'])
+    """
+    lg = check_lang(lang)
+    if info_audience is not None:
+        check_audience(info_audience)
+    if not isinstance(today, date):
+        raise PathwayError("today", today, "expected a date (YYYY-MM-DD)")
+    p = plan(
+        infusion_date,
+        label=label,
+        indication=indication,
+        screening_date=screening_date,
+        leukapheresis_date=leukapheresis_date,
+        lymphodepletion_date=lymphodepletion_date,
+        discharge_date=discharge_date,
+    )
+    d = data()
+    d0 = p.infusion_date
+    notes: list[str] = []
+    if screening_date is not None and today < screening_date:
+        raise PathwayError(
+            "today", today.isoformat(), f"before the screening date {screening_date.isoformat()}"
+        )
+    if phase is not None:
+        current = check_phase(phase)
+        _check_today(current, today, d0, "phase", leaving=to is not None)
+    else:
+        planned = p.phase_on(today)
+        if planned is None:
+            current = d.start
+            notes.append(_NOTES[lg]["before_start"].format(today=today.isoformat()))
+        else:
+            current = planned
+            notes.append(_NOTES[lg]["planned"].format(phase=current))
+    transition: dict[str, str] | None = None
+    if to is not None:
+        check_transition(current, to)
+        _check_today(to, today, d0, "to")
+        transition = {"from": current, "to": to, "on": today.isoformat()}
+        current = to
+    mon = monitoring(current, crs_grade=check_grade("crs_grade", crs_grade), icans_grade=icans_grade)
+
+    order = d.order
+    cur_idx = order.index(current)
+    steps: list[StepView] = []
+    for s in p.steps:
+        idx = order.index(s.phase)
+        st: Literal["done", "current", "upcoming"]
+        st = "current" if s.phase == current else "done" if idx < cur_idx else "upcoming"
+        if current == "off_pathway":
+            st = "done" if s.start <= today else "upcoming"
+        steps.append(
+            StepView(
+                phase=s.phase,
+                title=d.phases[s.phase].title.get(lg),
+                start=s.start,
+                end=s.end,
+                start_day=p.day(s.start),
+                end_day=p.day(s.end) if s.end is not None else None,
+                estimated=s.estimated,
+                status=st,
+                note=d.phases[s.phase].note.get(lg),
+            )
+        )
+    if current == "off_pathway":
+        steps.append(
+            StepView(
+                phase="off_pathway",
+                title=d.phases["off_pathway"].title.get(lg),
+                start=today,
+                end=None,
+                start_day=p.day(today),
+                end_day=None,
+                estimated=False,
+                status="current",
+                note=d.phases["off_pathway"].note.get(lg),
+            )
+        )
+    if any(s.estimated for s in p.steps):
+        notes.append(_NOTES[lg]["estimated"])
+    for name in p.skipped:
+        notes.append(_NOTES[lg]["skipped"].format(phase=name))
+    visits = [
+        VisitView(
+            id=v.id,
+            date=v.on,
+            day=v.day,
+            title=v.title,
+            checks=v.checks,
+            status="past" if v.on < today else "today" if v.on == today else "upcoming",
+            basis=v.basis,
+        )
+        for v in p.visits(lg)
+    ]
+    restrictions = [
+        RestrictionView(
+            id=r.id,
+            title=r.title,
+            days=r.days,
+            until=r.until,
+            active=d0 <= today <= r.until,
+            verification=r.verification,
+            source=r.source,
+            note=r.note,
+        )
+        for r in p.restrictions(lg)
+    ]
+    for r in restrictions:
+        if r.verification == "M":
+            notes.append(_NOTES[lg]["unverified"].format(text=f"{r.title} — {r.days} ({r.note})"))
+    for i in mon.items:
+        if i.basis == "M":
+            notes.append(_NOTES[lg]["unverified"].format(text=i.text.get(lg)))
+    info = None
+    if info_audience is not None:
+        it = info_text(current, info_audience, lg, label=p.label.id)
+        info = InfoView(
+            audience=it.audience,
+            lang=it.lang,
+            title=it.title,
+            text=it.text,
+            items=list(it.items),
+            call_title=it.call_title,
+            call=list(it.call),
+            emergency=it.emergency,
+        )
+    ind = d.indications[p.indication]
+    keys = [*mon.source_keys(), *(r.source for r in restrictions)]
+    return PathwayStatus(
+        pathway=d.id,
+        version=d.version,
+        lang=lg,
+        infusion_date=d0,
+        today=today,
+        day=p.day(today),
+        label={
+            "id": p.label.id,
+            "title": p.label.title.get(lg),
+            "in_force": p.label.in_force,
+        },
+        indication={
+            "id": ind.id,
+            "title": ind.title.get(lg),
+            "bridging": ind.bridging.get(lg),
+            "response": ind.response.get(lg),
+            "note": ind.note.get(lg),
+        },
+        current_phase=current,
+        current_title=d.phases[current].title.get(lg),
+        transition=transition,
+        steps=steps,
+        visits=visits,
+        restrictions=restrictions,
+        monitoring=MonitoringView(
+            phase=mon.phase,
+            crs_grade=mon.crs_grade,
+            icans_grade=mon.icans_grade,
+            level=mon.level,
+            setting=mon.setting,
+            setting_title=mon.setting_title(lg),
+            vitals_every_h=mon.vitals_every_h,
+            ice_every_h=mon.ice_every_h,
+            items=[
+                MonitoringItemView(text=i.text.get(lg), basis=i.basis, source=i.source) for i in mon.items
+            ],
+            drivers=list(mon.drivers),
+        ),
+        info=info,
+        notes=notes,
+        sources=[source(k).citation() for k in dict.fromkeys(keys)],
+    )

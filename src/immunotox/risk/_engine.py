@@ -1,0 +1,341 @@
+"""Computation of the risk scores from checked findings (the tables live in ``data/risk``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .. import units
+from ..errors import FindingError, ImmunotoxError, RuleSpecError
+from ..findings import vocabulary
+from ._result import RiskCall, ScoreResult, UnitConversion
+from ._spec import Component, ScoreSpec, all_specs
+
+
+class UnknownScoreError(ImmunotoxError, KeyError):
+    """A score id that is not in ``data/risk``.
+
+    Examples
+    --------
+    >>> from immunotox.risk import score
+    >>> score("easix2", {})
+    Traceback (most recent call last):
+    ...
+    immunotox.risk._engine.UnknownScoreError: unknown score 'easix2'; known scores: ...
+    """
+
+    def __init__(self, score_id: str, known: list[str]) -> None:
+        super().__init__(score_id)
+        self.score_id = score_id
+        self.known = known
+
+    def __str__(self) -> str:
+        return f"unknown score {self.score_id!r}; known scores: {', '.join(self.known)}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.score_id, self.known))
+
+
+def get_spec(score_id: str) -> ScoreSpec:
+    """The specification of ``score_id``; raises :class:`UnknownScoreError` if absent."""
+    specs = all_specs()
+    if not isinstance(score_id, str) or score_id not in specs:
+        raise UnknownScoreError(str(score_id), list(specs))
+    return specs[score_id]
+
+
+def risk_findings() -> tuple[str, ...]:
+    """Every finding key read by at least one score (the accepted input keys)."""
+    return tuple(dict.fromkeys(f for s in all_specs().values() for f in s.inputs))
+
+
+def _sig(x: float, digits: int = 6) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+def _parse(
+    spec: ScoreSpec, raw: Any
+) -> tuple[dict[str, Any], dict[str, Any], list[UnitConversion], list[str], list[str]]:
+    """Check ``raw``: (canonical values read by the score, the raw inputs, conversions, ignored keys,
+    remarks)."""
+    if not isinstance(raw, Mapping):
+        raise FindingError("findings", raw, "expected a JSON object of findings")
+    vocab = vocabulary()
+    accepted = risk_findings()
+    values: dict[str, Any] = {}
+    given_raw: dict[str, Any] = {}
+    conversions: list[UnitConversion] = []
+    ignored: list[str] = []
+    remarks: list[str] = []
+    for key, item in raw.items():
+        if key not in accepted:
+            raise FindingError(
+                str(key),
+                item,
+                f"unknown finding for score {spec.id}",
+                f"this score reads {list(spec.inputs)}",
+            )
+        fs = vocab[key]
+        if item is None:  # null = not known, like an absent key
+            continue
+        canon = fs.parse(item)
+        if key not in spec.inputs:
+            ignored.append(key)
+            continue
+        values[key] = canon
+        given_raw[key] = item
+        given, unit = units.as_quantity_input(item)
+        if fs.kind == "quantity" and isinstance(unit, str) and fs.unit is not None:
+            if units.parse_ucum(unit) != units.parse_ucum(fs.unit):
+                conversions.append(
+                    UnitConversion(finding=key, given_value=given, given_unit=unit, value=canon, unit=fs.unit)
+                )
+        elif key == "crp" and unit is None:
+            remarks.append(
+                f"CRP given as a bare number is read in mg/dL ({canon:g} mg/dL = {canon * 10:g} mg/L); "
+                'give {"value": x, "unit": "mg/L"} if your laboratory reports mg/L'
+            )
+    return values, given_raw, conversions, ignored, remarks
+
+
+def _in_unit(key: str, canon: float, unit: str) -> float:
+    fs = vocabulary()[key]
+    assert fs.unit is not None
+    return units.convert(key, canon, fs.unit, unit, fs.molar_mass)
+
+
+def _unit_text(unit: str) -> str:
+    return unit.replace("10*9/L", "×10^9/L").replace("Cel", "°C")
+
+
+# ------------------------------------------------------------------------------------------ ratio
+def _ratio(
+    spec: ScoreSpec, values: Mapping[str, Any], given: Mapping[str, Any]
+) -> tuple[float | None, list[str], list[str]]:
+    missing = [f for f in spec.inputs if f not in values]
+    if missing:
+        return (
+            None,
+            missing,
+            [
+                f"No {spec.id} value: {', '.join(missing)} not given "
+                "(a missing laboratory value is never assumed normal)"
+            ],
+        )
+    x = {f: _in_unit(f, values[f], spec.units[f]) for f in spec.inputs}
+    for f in spec.denominator:
+        if x[f] <= 0:
+            raise FindingError(
+                f,
+                given[f],
+                f"{spec.id} divides by {f}; a value of 0 cannot be scored",
+                "check the count and its unit",
+            )
+    num = math.prod(x[f] for f in spec.numerator)
+    den = math.prod(x[f] for f in spec.denominator)
+    value = _sig(num / den)
+    shown = " × ".join(f"{x[f]:g} {_unit_text(spec.units[f])}" for f in spec.numerator)
+    shown += "".join(f" / {x[f]:g} {_unit_text(spec.units[f])}" for f in spec.denominator)
+    reasons = [f"{spec.id} = {spec.formula} = {shown} = {value:g}"]
+    if value > 0:
+        reasons.append(f"log2({spec.id}) = {_sig(math.log2(value), 4):g}")
+    return value, [], reasons
+
+
+# ----------------------------------------------------------------------------------------- points
+def _component(c: Component, values: Mapping[str, Any]) -> tuple[int | None, tuple[int, int], list[str], str]:
+    """(points or None, (min, max) possible points, missing inputs, reason)."""
+    if c.kind == "bands":
+        assert c.finding is not None and c.unit is not None
+        if c.finding not in values:
+            lo, hi = min(c.possible_points), max(c.possible_points)
+            return None, (lo, hi), [c.finding], f"{c.name}: {c.finding} not given → {lo}–{hi} points possible"
+        v = _in_unit(c.finding, values[c.finding], c.unit)
+        held = [b for b in c.bands if b.holds(v)]
+        if len(held) != 1:
+            raise RuleSpecError(f"data/risk: component {c.name!r}: {len(held)} bands hold {v:g}")
+        band = held[0]
+        reason = f"{c.name}: {v:g} {_unit_text(c.unit)} ({band.text()}) → {band.points} point(s)"
+        return band.points, (band.points, band.points), [], reason
+    states: list[bool | None] = []
+    texts: list[str] = []
+    for cond in c.conditions:
+        if cond.finding not in values:
+            states.append(None)
+            texts.append(f"{cond.finding} unknown")
+            continue
+        raw = values[cond.finding]
+        if cond.bound is not None:
+            assert cond.unit is not None
+            v = _in_unit(cond.finding, raw, cond.unit)
+            ok = cond.bound.holds(v)
+            texts.append(
+                f"{cond.finding} {v:g} {_unit_text(cond.unit)} {'meets' if ok else 'does not meet'} "
+                f"{cond.bound.text()}"
+            )
+        else:
+            ok = raw is cond.is_
+            texts.append(f"{cond.finding} {'yes' if raw else 'no'}")
+        states.append(ok)
+    n_true = sum(1 for s in states if s is True)
+    n_unknown = sum(1 for s in states if s is None)
+    possible = [c.points_by_count[n] for n in range(n_true, n_true + n_unknown + 1)]
+    missing = [cond.finding for cond, s in zip(c.conditions, states, strict=True) if s is None]
+    detail = "; ".join(texts)
+    if n_unknown:
+        lo, hi = min(possible), max(possible)
+        return None, (lo, hi), missing, f"{c.name}: {detail} → {lo}–{hi} points possible"
+    pts = c.points_by_count[n_true]
+    return pts, (pts, pts), [], f"{c.name}: {detail} → {pts} point(s)"
+
+
+def _points(
+    spec: ScoreSpec, values: Mapping[str, Any]
+) -> tuple[int | None, dict[str, int | None], tuple[int, int], list[str], list[str]]:
+    points: dict[str, int | None] = {}
+    lo = hi = 0
+    missing: list[str] = []
+    reasons: list[str] = []
+    for c in spec.components:
+        pts, (clo, chi), miss, reason = _component(c, values)
+        points[c.name] = pts
+        lo, hi = lo + clo, hi + chi
+        missing += [m for m in miss if m not in missing]
+        reasons.append(reason)
+    total = sum(p for p in points.values() if p is not None) if not missing else None
+    points["total"] = total
+    if total is not None:
+        reasons.append(f"Total: {total} point(s)")
+    else:
+        msg = (
+            f"No total: {', '.join(missing)} not given (a missing input is never scored 0); "
+            f"totals still possible: {lo}–{hi}"
+        )
+        if spec.risk is not None:
+            rr = spec.risk
+            if rr.is_high(lo):
+                msg += f" — every possible total is in the {rr.label_high} range ({rr.rule_text()})"
+            elif not spec.risk.is_high(hi):
+                msg += f" — every possible total is in the {spec.risk.label_low} range"
+            msg += ", but no risk category is given while inputs are missing"
+        reasons.append(msg)
+    return total, points, (lo, hi), missing, reasons
+
+
+# ------------------------------------------------------------------------------------------ entry
+def score(score_id: str, findings: Mapping[str, Any]) -> ScoreResult:
+    """Compute risk score ``score_id`` from ``findings``.
+
+    Parameters
+    ----------
+    score_id
+        ``easix``, ``m-easix``, ``s-easix``, ``car-hematotox`` or ``hscore``
+        (see :func:`immunotox.risk.all_scores`).
+    findings
+        Finding key -> a number in the canonical unit of ``data/findings_risk.toml`` or
+        ``{"value": x, "unit": "<UCUM>"}``; ``null`` means not known. Keys read by other risk
+        scores are accepted and listed in ``ignored``.
+
+    Returns
+    -------
+    ScoreResult
+        ``value`` (``None`` if an input is missing), ``points`` for point scores, ``risk`` where a
+        published cut-off exists, the reasons, the unit conversions applied and the sources.
+
+    Raises
+    ------
+    UnknownScoreError
+        ``score_id`` is not a known score.
+    FindingError
+        An unknown key, a wrong type, an impossible value, an unknown unit, or a zero denominator.
+
+    Notes
+    -----
+    A missing input is never read as normal: ratio scores give no value and point scores give no
+    total (CAR-HEMATOTOX follows its authors' code, which returns no score when any input is
+    missing). The value is rounded to 6 significant digits and cut-offs apply to that value.
+
+    References
+    ----------
+    Pennisi M, et al. Modified EASIX predicts severe cytokine release syndrome and neurotoxicity
+    after chimeric antigen receptor T cells. Blood Adv 2021;5(17):3397-3406.
+    doi:10.1182/bloodadvances.2020003885
+
+    Korell F, et al. EASIX and severe endothelial complications after CD19-directed CAR-T cell
+    therapy — a cohort study. Front Immunol 2022;13:877477. doi:10.3389/fimmu.2022.877477
+
+    Rejeski K, et al. CAR-HEMATOTOX: a model for CAR T-cell-related hematologic toxicity in
+    relapsed/refractory large B-cell lymphoma. Blood 2021;138(24):2499-2513.
+    doi:10.1182/blood.2020010543
+
+    Fardet L, et al. Development and validation of the HScore, a score for the diagnosis of
+    reactive hemophagocytic syndrome. Arthritis Rheumatol 2014;66(9):2613-2620.
+    doi:10.1002/art.38690
+
+    Examples
+    --------
+    >>> r = score("easix", {"ldh": 250, "creatinine": {"value": 88.4, "unit": "umol/L"},
+    ...                     "platelets": 100})
+    >>> r.value, r.risk.category if r.risk else None
+    (2.49995, 'low')
+    >>> r = score("car-hematotox", {"platelets": 175, "anc": 1.5, "hemoglobin": 11,
+    ...                             "crp": {"value": 30, "unit": "mg/L"}, "ferritin": 400})
+    >>> r.points["total"], r.risk.label if r.risk else None
+    (2, 'HT-high')
+    """
+    spec = get_spec(score_id)
+    values, given, conversions, ignored, remarks = _parse(spec, findings)
+    flags: list[str] = []
+    risk: RiskCall | None = None
+    if spec.kind == "ratio":
+        value: float | None
+        value, missing, reasons = _ratio(spec, values, given)
+        points: dict[str, int | None] | None = None
+        prange: tuple[int, int] | None = None
+    else:
+        total, points, prange, missing, reasons = _points(spec, values)
+        value = total
+        if total is not None:
+            prange = None
+    if spec.risk is not None:
+        flags += list(spec.risk.flags)
+        if value is not None:
+            rr = spec.risk
+            high = rr.is_high(value)
+            risk = RiskCall(
+                category="high" if high else "low",
+                label=rr.label_high if high else rr.label_low,
+                rule=f"{spec.id} {rr.rule_text()} → high",
+                outcome=rr.outcome,
+                population=rr.population,
+                timing=rr.timing,
+                source=rr.source,
+                verification=rr.verification,
+                flags=list(rr.flags),
+            )
+            reasons.append(
+                f"{value:g} {'meets' if high else 'does not meet'} the cut-off {rr.rule_text()} "
+                f"({rr.source}): {risk.label}"
+            )
+    elif value is not None:
+        reasons.append("No risk category: no published numeric cut-off for this score")
+    return ScoreResult(
+        score=spec.id,
+        title=spec.title,
+        version=spec.version,
+        kind=spec.kind,
+        value=value,
+        points=points,
+        points_range=prange,
+        has_cutoff=spec.risk is not None,
+        risk=risk,
+        complete=not missing,
+        missing=missing,
+        reasons=[*reasons, *remarks],
+        unit_conversions=conversions,
+        ignored=ignored,
+        notes=list(spec.notes),
+        flags=flags,
+        sources=spec.citations(),
+    )
