@@ -15,7 +15,10 @@ from .errors import RuleSpecError, UnknownScaleError
 from .result import GradeResult
 from .scales._base import Scale
 
-_MODULES: tuple[str, ...] = ("immunotox.scales.astct2019",)
+_MODULES: tuple[str, ...] = (
+    "immunotox.scales.astct2019",
+    "immunotox.scales.ctcae",
+)
 
 
 @functools.cache

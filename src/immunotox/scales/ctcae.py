@@ -1,0 +1,371 @@
+"""CTCAE terms as scales: ``ctcae5:<term slug>`` (v5.0) and ``ctcae4:cytokine-release-syndrome`` (v4.03).
+
+One :class:`CtcaeScale` per term, built from the rule tables ``data/scales/ctcae5.toml`` and
+``ctcae4.toml`` (grammar: :mod:`immunotox.scales.ctcae_spec`). The tables keep the NCI text of every
+grade verbatim beside the structured criteria; this module holds only the logic, the same for
+every term:
+
+* **grade = the highest grade whose criterion holds** — CTCAE separates the alternatives of a
+  grade with semicolons, so any one listed criterion suffices; 0 when none holds;
+* lab terms are graded from ``value`` and its references (:mod:`immunotox.scales.ctcae_lab`);
+* clinical findings left out are *unknown*, never "no": every finding that could still raise the
+  grade is listed in ``missing`` and the grade is a lower bound (``grade_range`` gives the rest).
+  A finding that cannot change the grade any more is not requested;
+* documented defaults only where the table declares them (``death`` absent = alive), and
+  implications that follow from a given finding (``oxygen = "none"`` means FiO2 21 %);
+* a *gate* finding (``event_present``, ``hypotension``): false means the event is absent, grade 0;
+  any criterion of the term that holds implies the event is present.
+
+References
+----------
+National Cancer Institute, Cancer Therapy Evaluation Program. Common Terminology Criteria for
+Adverse Events (CTCAE) v5.0, published 27 Nov 2017; v4.03, 14 Jun 2010. US Department of Health
+and Human Services (public domain; text via the CSV conversion in KohSoonho/CTCAE).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+from ..errors import FindingError
+from ..findings import FieldSpec, parse_findings, pick
+from ..result import GradeResult, RuleHit
+from ._base import Domain, Scale, assumed, known, unknown
+from .ctcae_lab import LabGrader, LabOutcome, candidates, num
+from .ctcae_spec import LAB_INPUTS, Condition, Criterion, Lab, Meta, Term, compare, load_table
+
+_LAB_TEXT = {
+    "value": ("{a}: the measured value", "{a} : valeur mesurée"),
+    "uln": ("Upper limit of normal of the {a} assay", "Limite supérieure de la normale du dosage ({a})"),
+    "lln": ("Lower limit of normal of the {a} assay", "Limite inférieure de la normale du dosage ({a})"),
+    "baseline": (
+        "Baseline {a}: the value before the treatment being assessed",
+        "{a} de référence : valeur avant le traitement évalué",
+    ),
+    "mi_level": (
+        "{a} level consistent with myocardial infarction as defined by the assay manufacturer",
+        "Taux de {a} compatible avec un infarctus du myocarde selon le fabricant du dosage",
+    ),
+}
+
+
+# Above this many combinations the exact needed-input test is skipped (the criteria-level test
+# then stands: it may ask for an input that cannot change the grade, never the reverse).
+_MAX_REFINE = 50_000
+
+
+def _lab_specs(lab: Lab) -> dict[str, FieldSpec]:
+    """The lab findings of one term: their unit, molar mass and range are the term's."""
+    used = lab.operands()
+    out: dict[str, FieldSpec] = {}
+    for key in ("value", *lab.refs):
+        en, fr = _LAB_TEXT[key]
+        text = en.format(a=lab.analyte) + f" ({lab.unit})"
+        if key not in used:
+            text += "; read only to check the reference interval (lln < uln)"
+        out[key] = FieldSpec(
+            name=key,
+            kind="quantity",
+            unit=lab.unit,
+            molar_mass=lab.molar_mass,
+            range=lab.range,
+            text=text,
+            text_fr=fr.format(a=lab.analyte) + f" ({lab.unit})",
+        )
+    return out
+
+
+def _hashable(value: Any) -> Hashable:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return repr(list(value))
+    return num(float(value))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and not isinstance(a, bool) and isinstance(b, (int, float)):
+        return compare(float(a), "<=", float(b)) and compare(float(a), ">=", float(b))
+    return bool(_hashable(a) == _hashable(b))
+
+
+class CtcaeScale(Scale):
+    """One CTCAE term, graded from its rule table (see the module docstring)."""
+
+    family = "ctcae"
+
+    def __init__(self, slug: str, term: Term, meta: Meta) -> None:
+        self.slug = slug
+        self.term = term
+        self.meta = meta
+        self.id = f"{meta.prefix}:{slug}"
+        self.title = f"{term.term} — CTCAE v{meta.version}"
+        self.version = meta.version
+        self.source_keys = (meta.source,)
+        self.grades = term.grades
+        self.notes = (*meta.notes, *term.notes)
+        specs: dict[str, FieldSpec] = _lab_specs(term.lab) if term.lab else {}
+        specs.update(pick(*term.reads))
+        self.findings = specs
+        gate = term.gate
+        self._criteria: list[tuple[Criterion, tuple[Condition, ...]]] = []
+        for crit in term.criteria:
+            conds = crit.when
+            if gate and not any(c.finding == gate for c in conds):
+                conds = (*conds, Condition(finding=gate, is_=True))
+            self._criteria.append((crit, conds))
+        self._conds: dict[str, list[Condition]] = {}
+        for _, conds in self._criteria:
+            for c in conds:
+                self._conds.setdefault(c.finding, []).append(c)
+        self._lab = (
+            LabGrader(
+                self.id, term.lab, {c.finding: specs[c.finding] for b in term.lab.bands for c in b.when}
+            )
+            if term.lab
+            else None
+        )
+
+    # ------------------------------------------------------------------ input checks
+    def check(self, f: Mapping[str, Any]) -> None:
+        """Refuse inconsistent references, implications and a contradicted gate."""
+        lab = self.term.lab
+        if lab is not None:
+            self._check_lab(f, lab)
+        for imp in self.term.implied:
+            src = imp.if_.finding
+            if (
+                src in f
+                and imp.if_.holds(f[src])
+                and imp.finding in f
+                and not _same(f[imp.finding], imp.value)
+            ):
+                raise FindingError(
+                    imp.finding,
+                    f[imp.finding],
+                    f"contradicts {src} = {_show(f[src])}: {imp.text}",
+                    f"give {imp.finding} = {_show(imp.value)} or correct {src}",
+                )
+        gate = self.term.gate
+        if gate and f.get(gate) is False:
+            for crit, _ in self._criteria:
+                own = [c for c in crit.when if c.finding != gate]
+                if own and all(c.finding in f and c.holds(f[c.finding]) for c in own):
+                    shown = ", ".join(f"{c.finding} = {_show(f[c.finding])}" for c in own)
+                    raise FindingError(
+                        gate,
+                        False,
+                        f"contradicts {shown} ({crit.text!r}, grade {crit.grade})",
+                        f"if these findings are due to this event, {gate} is true",
+                    )
+
+    @staticmethod
+    def _check_lab(f: Mapping[str, Any], lab: Lab) -> None:
+        unit = lab.unit
+        used = lab.operands()
+        if "uln" in f and f["uln"] <= 0:
+            raise FindingError("uln", f["uln"], "must be above 0 (it is the upper limit of normal)")
+        if "lln" in f and f["lln"] <= 0 and "lln" in used:
+            raise FindingError("lln", f["lln"], "must be above 0 (it is the lower limit of normal)")
+        if "lln" in f and "uln" in f and f["lln"] >= f["uln"]:
+            raise FindingError(
+                "lln",
+                f["lln"],
+                f"is not below uln ({num(f['uln'])} {unit})",
+                "check the reference interval and its units",
+            )
+        if "baseline" in f and f["baseline"] <= 0 and "baseline" in used:
+            raise FindingError("baseline", f["baseline"], "must be above 0 for the x baseline criteria")
+        if "mi_level" in f and "uln" in f and f["mi_level"] < f["uln"]:
+            raise FindingError(
+                "mi_level",
+                f["mi_level"],
+                f"is below uln ({num(f['uln'])} {unit}): an infarction level cannot be below normal",
+            )
+
+    # ------------------------------------------------------------------ grading
+    def grade(self, raw: Mapping[str, Any]) -> GradeResult:
+        """Parse and check ``raw`` findings, then grade them (reasons show the units given)."""
+        f = parse_findings(self.id, self.findings, raw)
+        self.check(f)
+        shown: dict[str, str] = {}
+        for key in LAB_INPUTS:
+            r = raw.get(key) if isinstance(raw, Mapping) else None
+            if isinstance(r, dict) and r.get("unit") is not None:
+                shown[key] = f"{r.get('value')} {r.get('unit')}"
+        return self.resolve(self._domains(f, shown), f)
+
+    def domains(self, f: Mapping[str, Any]) -> list[Domain]:
+        return self._domains(f, {})
+
+    @staticmethod
+    def _status(conds: tuple[Condition, ...], ff: Mapping[str, Any]) -> bool | None:
+        result: bool | None = True
+        for c in conds:
+            if c.finding not in ff:
+                result = None
+            elif not c.holds(ff[c.finding]):
+                return False
+        return result
+
+    def _complete_findings(self, f: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The findings plus declared defaults and implied values, with why each was added."""
+        ff = dict(f)
+        origin: dict[str, str] = {}
+        for key in self.term.reads:
+            if key not in ff and key in self.meta.defaults:
+                default = self.meta.defaults[key]
+                ff[key] = list(default) if isinstance(default, tuple) else default
+                origin[key] = "default"
+        for imp in self.term.implied:
+            src = imp.if_.finding
+            if imp.finding not in ff and src in ff and imp.if_.holds(ff[src]):
+                ff[imp.finding] = imp.value
+                origin[imp.finding] = f"{imp.finding} = {_show(imp.value)}: {imp.text}"
+        gate = self.term.gate
+        if gate and gate not in ff:
+            for crit, _ in self._criteria:
+                own = [c for c in crit.when if c.finding != gate]
+                if own and all(c.finding in ff and c.holds(ff[c.finding]) for c in own):
+                    ff[gate] = True
+                    origin[gate] = f"{gate} = true: implied by {crit.text!r}"
+                    break
+        return ff, origin
+
+    def _domains(self, f: Mapping[str, Any], shown: Mapping[str, str]) -> list[Domain]:
+        ff, origin = self._complete_findings(f)
+        lab_out: LabOutcome | None = None
+        if self._lab is not None:
+            q = {k: f[k] for k in LAB_INPUTS if k in f}
+            w = {k: ff[k] for k in self._lab.when_conds if k in ff}
+            lab_out = self._lab.grade(q, w, shown)
+        status = [self._status(conds, ff) for _, conds in self._criteria]
+        # the grade the known findings establish (criteria that hold, the lab's lowest grade)
+        established = [crit.grade for (crit, _), s in zip(self._criteria, status, strict=True) if s]
+        lo_known = max([min(lab_out.grades) if lab_out else 0, *established])
+        needed = {
+            c.finding
+            for (crit, conds), s in zip(self._criteria, status, strict=True)
+            if s is None and crit.grade > lo_known
+            for c in conds
+            if c.finding not in ff
+        }
+        doms: list[Domain] = []
+        if lab_out is not None:
+            doms.append(self._lab_domain(lab_out, lo_known))
+        needed = self._refine(needed, ff, doms[0].possible if doms else (0,))
+        hits: dict[str, list[RuleHit]] = {}
+        gate = self.term.gate
+        for i, ((crit, _), s) in enumerate(zip(self._criteria, status, strict=True)):
+            gate_only = all(c.finding == gate for c in crit.when)
+            if s and not (gate_only and gate in origin):  # an implied gate is not a finding
+                hit = self._hit(i, crit, ff)
+                hits.setdefault(hit.domain, []).append(hit)
+        for key in self.term.reads:
+            if key not in self._conds:
+                continue  # read by the lab bands only (e.g. signs_or_symptoms)
+            if key in ff:
+                how = origin.get(key)
+                if how == "default":
+                    d = assumed(key, _hashable(ff[key]))
+                else:
+                    d = known(key, _hashable(ff[key]), reason=how)
+                d.hits = hits.get(key, [])
+                doms.append(d)
+            elif key in needed:
+                doms.append(unknown(key, candidates(self.findings[key], self._conds[key]), key))
+        return doms
+
+    def _refine(self, needed: set[str], ff: Mapping[str, Any], lab: tuple[Hashable, ...]) -> set[str]:
+        """Keep the findings whose value alone can change the grade, the other unknowns varied.
+
+        The criteria-level test above over-asks when one criterion already decides for every
+        value of a finding (febrile neutropenia: at 39 °C the duration of fever cannot matter);
+        this exact test enumerates the representative values of every unknown finding.
+        """
+        names = [k for k in self.term.reads if k in needed]
+        choices = [candidates(self.findings[k], self._conds[k]) for k in names]
+        size = len(lab) * math.prod(len(c) for c in choices)
+        if not names or size > _MAX_REFINE:
+            return needed
+        base = {k: _hashable(v) for k, v in ff.items() if k in self._conds}
+        outcomes: dict[tuple[Any, ...], set[int]] = {}
+        for lab_grade in lab:
+            for combo in itertools.product(*choices):
+                g = self.combine({**base, **dict(zip(names, combo, strict=True)), "value": lab_grade})
+                for i in range(len(names)):
+                    outcomes.setdefault((i, lab_grade, combo[:i], combo[i + 1 :]), set()).add(g)
+        return {names[key[0]] for key, gs in outcomes.items() if len(gs) > 1}
+
+    def _lab_domain(self, out: LabOutcome, lo_known: int) -> Domain:
+        assert self.term.lab is not None
+        if out.known:
+            d = known("value", out.grades[0], *out.hits)
+            d.reasons = list(out.reasons)
+        elif max(out.grades) <= lo_known:
+            d = known("value", out.grades[0], *out.hits)
+            d.reasons = [
+                f"{' and '.join(out.missing)} not given; not needed: the {self.term.lab.analyte} criteria "
+                f"cannot raise the grade above {lo_known}"
+            ]
+        else:
+            d = unknown("value", out.grades, *out.missing)
+            d.hits = list(out.hits)
+            d.reasons = list(out.reasons)
+        return d
+
+    def _own(self, crit: Criterion) -> list[Condition]:
+        """The conditions of ``crit`` that describe it (not the gate, not attribution filters)."""
+        own = [c for c in crit.when if c.finding != self.term.gate and c.lacks is None]
+        return own or list(crit.when)
+
+    def _hit(self, i: int, crit: Criterion, ff: Mapping[str, Any]) -> RuleHit:
+        own = self._own(crit)
+        seen = dict.fromkeys(c.finding for c in own)
+        detail = "; ".join(f"{k} = {_show(ff[k])}" for k in seen)
+        return RuleHit(
+            rule=f"{self.id}/{own[0].finding}/grade{crit.grade}-{i}",
+            domain=own[0].finding,
+            grade=crit.grade,
+            text=f"{crit.text} ({detail})",
+        )
+
+    def combine(self, v: Mapping[str, Any]) -> int:
+        g = int(v.get("value", 0))
+        for crit, conds in self._criteria:
+            if crit.grade > g and all(c.finding in v and c.holds(v[c.finding]) for c in conds):
+                g = crit.grade
+        return g
+
+    def deciding(self, v: Mapping[str, Any], grade: int) -> list[str]:
+        if grade == 0:
+            return []
+        out = ["value"] if v.get("value") == grade else []
+        for crit, conds in self._criteria:
+            if crit.grade == grade and all(c.finding in v and c.holds(v[c.finding]) for c in conds):
+                out += [c.finding for c in self._own(crit)]
+        return list(dict.fromkeys(out))
+
+    def summary(self, v: Mapping[str, Any], grade: int) -> str:
+        name = f"{self.term.term} (CTCAE v{self.version})"
+        if grade == 0:
+            return f"No criterion of {name} met by the findings given (grade 0)"
+        return f"Grade {grade}: {name}, decided by {', '.join(self.deciding(v, grade))}"
+
+
+def scales() -> list[Scale]:
+    """The scales this module provides (read by the catalogue): every term of both tables."""
+    out: list[Scale] = []
+    for name in ("ctcae5", "ctcae4"):
+        table = load_table(name)
+        out += [CtcaeScale(slug, term, table.meta) for slug, term in table.term.items()]
+    return out

@@ -1,0 +1,331 @@
+"""Grading a CTCAE laboratory term from ``value``, ``uln``, ``lln``, ``baseline`` (and ``mi_level``).
+
+The bands of a lab term (``ctcae_spec.Lab``) compare the value with multiples of its references.
+When every input a band compares is known, the grade is the highest band that holds. When one
+input is missing the grade is not guessed: the missing number is varied over every region its
+critical values delimit (for a missing baseline: at or below ULN, above it, and on each side of
+each ``value / k`` threshold), which gives exactly the set of grades still possible, and the
+reasons say which assumption gives which grade ("if baseline normal (<= ULN): grade 3; if
+baseline abnormal (> ULN): grade 0–3"). With two or more numbers missing the bands are evaluated
+three-valued: the grade lies between the highest band that surely holds and the highest band
+that may hold.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import FieldSpec
+from ..result import RuleHit
+from .ctcae_spec import Band, Condition, Lab
+
+_LABEL = {"uln": "ULN", "lln": "LLN", "baseline": "baseline", "mi_level": "MI level"}
+
+
+@dataclass
+class LabOutcome:
+    """The possible grades of a lab term, what fired for sure, what is missing and why."""
+
+    grades: tuple[int, ...]
+    hits: list[RuleHit] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return len(self.grades) == 1
+
+
+def num(x: float) -> str:
+    """A number for reasons: up to 6 significant digits (3.00025 stays 3.00025)."""
+    return f"{x:.6g}"
+
+
+def grade_range(grades: Sequence[int]) -> str:
+    """'3', '0–3' for a run of grades, '0, 2 or 3' otherwise."""
+    gs = sorted(set(grades))
+    if len(gs) == 1:
+        return str(gs[0])
+    if gs == list(range(gs[0], gs[-1] + 1)):
+        return f"{gs[0]}–{gs[-1]}"
+    return ", ".join(map(str, gs[:-1])) + f" or {gs[-1]}"
+
+
+def candidates(spec: FieldSpec, conds: Sequence[Condition]) -> tuple[Hashable, ...]:
+    """Representative values of an unknown finding: one per distinct outcome of ``conds``.
+
+    Numbers: every threshold, the midpoints between consecutive thresholds and the ends of the
+    possible range (whole numbers around each threshold for integers), so that every region the
+    thresholds delimit is represented. Values are listed from the least to the most severe end
+    (none/false/0 first).
+    """
+    raw: list[Hashable]
+    if spec.kind == "bool":
+        raw = [False, True]
+    elif spec.kind == "enum":
+        raw = list(spec.values)
+    elif spec.kind == "enum_list":
+        counts = sorted({c.count_ge for c in conds if c.count_ge is not None})
+        items = [c.lacks for c in conds if c.lacks is not None]
+        raw = [(), *(tuple(spec.values[:n]) for n in counts), *((i,) for i in items)]
+    else:
+        lo, hi = spec.range if spec.range else (float("-inf"), float("inf"))
+        ts = sorted({float(c.x) for c in conds if c.x is not None})
+        pts = set(ts)
+        if spec.kind == "integer":
+            pts |= {t + d for t in ts for d in (-1, 1)}
+        else:
+            pts |= {(a + b) / 2 for a, b in itertools.pairwise(ts)}
+            pts |= {ts[0] - 1, ts[-1] + 1} if ts else {0.0}
+        pts |= {p for p in (lo, hi) if abs(p) != float("inf")}
+        raw = [int(p) if spec.kind == "integer" else p for p in sorted(pts) if lo <= p <= hi]
+    out: dict[tuple[bool, ...], Hashable] = {}
+    for value in raw:
+        out.setdefault(tuple(c.holds(value) for c in conds), value)
+    return tuple(out.values())
+
+
+class LabGrader:
+    """Grades one lab term; built once per scale."""
+
+    def __init__(self, scale_id: str, lab: Lab, when_specs: Mapping[str, FieldSpec]) -> None:
+        self.scale_id = scale_id
+        self.lab = lab
+        self.operands = lab.operands()
+        self.when_specs = dict(when_specs)
+        self.when_conds: dict[str, list[Condition]] = {}
+        for b in lab.bands:
+            for c in b.when:
+                self.when_conds.setdefault(c.finding, []).append(c)
+
+    # ------------------------------------------------------------------ evaluation
+    def _holds(self, b: Band, q: Mapping[str, float], w: Mapping[str, Any]) -> bool | None:
+        """Three-valued: does band ``b`` hold for the numbers ``q`` and findings ``w``?"""
+        result: bool | None = True
+        bounds = (*b.bounds, *(self.lab.conditions[n] for n in b.if_))
+        for bound in bounds:
+            r = bound.evaluate(q)
+            if r is False:
+                return False
+            if r is None:
+                result = None
+        for c in b.when:
+            if c.finding not in w:
+                result = None
+            elif not c.holds(w[c.finding]):
+                return False
+        return result
+
+    def _fired(self, q: Mapping[str, float], w: Mapping[str, Any]) -> tuple[int, list[int]]:
+        fired = [i for i, b in enumerate(self.lab.bands) if self._holds(b, q, w)]
+        return max((self.lab.bands[i].grade for i in fired), default=0), fired
+
+    def grade(self, q: Mapping[str, float], w: Mapping[str, Any], shown: Mapping[str, str]) -> LabOutcome:
+        """The possible grades given the known lab numbers ``q`` and findings ``w``."""
+        unknown = [k for k in self.operands if k not in q]
+        w_unknown = [k for k in self.when_conds if k not in w]
+        if len(unknown) >= 2:
+            return self._three_valued(q, w, unknown, w_unknown, shown)
+        var = unknown[0] if unknown else None
+        points: list[float | None] = [None] if var is None else list(self._points(q, var))
+        if not points:  # no admissible value of the missing number: grade three-valued instead
+            return self._three_valued(q, w, unknown, w_unknown, shown)
+        w_choices = [candidates(self.when_specs[k], self.when_conds[k]) for k in w_unknown]
+        runs: list[tuple[int, list[int], dict[str, float], dict[str, Any]]] = []
+        for p in points:
+            qa = dict(q) if var is None or p is None else {**q, var: p}
+            for combo in itertools.product(*w_choices):
+                wa = {**w, **dict(zip(w_unknown, combo, strict=True))}
+                g, fired = self._fired(qa, wa)
+                runs.append((g, fired, qa, wa))
+        grades = tuple(sorted({r[0] for r in runs}))
+        sure = set(runs[0][1]).intersection(*(set(r[1]) for r in runs))
+        out = LabOutcome(grades=grades)
+        out.hits = [self._hit(i, q, w, shown) for i in sorted(sure)]
+        pending = [var] if var else []
+        pending += w_unknown
+        if len(grades) == 1:
+            if pending:
+                out.reasons.append(
+                    f"{' and '.join(pending)} not given; not needed: grade {grades[0]} whatever "
+                    f"{'its value' if len(pending) == 1 else 'their values'}"
+                )
+            if grades[0] == 0:
+                text = self.describe(q, shown, self._refs_known(q))
+                for nc in self.lab.conditions.values():
+                    lhs = q.get(nc.lhs)
+                    if lhs is not None and nc.evaluate(q):
+                        text += f"; {nc.lhs} {num(lhs)} {self.lab.unit}, {nc.text}"
+                out.reasons.append(f"{text}: no grade criterion met")
+        else:
+            out.missing = [k for k in pending if self._matters(k, runs, var)]
+            out.reasons.append(self._scenarios(var, w_unknown, runs))
+        if grades[0] > 0 and all(self.lab.bands[i].grade < grades[0] for i in sure):
+            whatever = " and ".join(out.missing or pending)
+            out.hits.append(
+                RuleHit(
+                    rule=f"{self.scale_id}/value/lower-bound",
+                    domain="value",
+                    grade=grades[0],
+                    text=f"{self.describe(q, shown, self._refs_known(q))}: at least grade {grades[0]} "
+                    f"whatever {whatever}",
+                )
+            )
+        return out
+
+    def _three_valued(
+        self,
+        q: Mapping[str, float],
+        w: Mapping[str, Any],
+        unknown: list[str],
+        w_unknown: list[str],
+        shown: Mapping[str, str],
+    ) -> LabOutcome:
+        status = [self._holds(b, q, w) for b in self.lab.bands]
+        lo = max((b.grade for b, s in zip(self.lab.bands, status, strict=True) if s), default=0)
+        hi = max((b.grade for b, s in zip(self.lab.bands, status, strict=True) if s is not False), default=0)
+        levels = {0, *(b.grade for b in self.lab.bands)}
+        out = LabOutcome(grades=tuple(sorted(g for g in levels if lo <= g <= hi)))
+        out.hits = [self._hit(i, q, w, shown) for i, s in enumerate(status) if s]
+        if not out.known:
+            out.missing = list(unknown) + [
+                k
+                for k in w_unknown
+                if any(
+                    s is None and b.grade > lo and any(c.finding == k for c in b.when)
+                    for b, s in zip(self.lab.bands, status, strict=True)
+                )
+            ]
+            out.reasons.append(
+                f"{' and '.join(unknown)} not given: the {self.lab.analyte} criteria give grade "
+                f"{grade_range(out.grades)}"
+            )
+        return out
+
+    # ------------------------------------------------------------------ helpers
+    def _points(self, q: Mapping[str, float], var: str) -> list[float]:
+        """Representative values of the missing number ``var`` (see the module docstring)."""
+        crit: set[float] = set()
+        bounds = [*(bd for b in self.lab.bands for bd in b.bounds), *self.lab.conditions.values()]
+        for bd in bounds:
+            c = bd.solve(q, var)
+            if c is not None and c > 0:
+                crit.add(c)
+        # the consistency limits of the references (lln < uln <= mi_level) delimit regions too
+        limits = {"uln": ("lln", "mi_level"), "lln": ("uln",), "mi_level": ("uln",)}
+        crit |= {q[k] for k in limits.get(var, ()) if k in q and q[k] > 0}
+        lo, hi = self.lab.range
+        ts = sorted(crit)
+        pts = set(ts) | {(a + b) / 2 for a, b in itertools.pairwise(ts)}
+        pts |= {ts[0] / 2, ts[-1] * 2} if ts else {(lo + hi) / 2}
+        pts |= {lo, hi} if var == "value" else {hi}
+        return [p for p in sorted(pts) if lo <= p <= hi and self._admissible(q, var, p)]
+
+    @staticmethod
+    def _admissible(q: Mapping[str, float], var: str, p: float) -> bool:
+        """Whether ``var = p`` is consistent with the known references (the checks of the scale)."""
+        if var != "value" and p <= 0:
+            return False
+        if var == "uln" and "lln" in q and p <= q["lln"]:
+            return False
+        if var == "lln" and "uln" in q and p >= q["uln"]:
+            return False
+        if var == "mi_level" and "uln" in q and p < q["uln"]:
+            return False
+        return not (var == "uln" and "mi_level" in q and p > q["mi_level"])
+
+    def _matters(
+        self, key: str, runs: list[tuple[int, list[int], dict[str, float], dict[str, Any]]], var: str | None
+    ) -> bool:
+        """Whether changing ``key`` alone (the rest held) can change the grade."""
+        groups: dict[tuple[Any, ...], set[int]] = {}
+        for g, _, qa, wa in runs:
+            held = [(k, v) for k, v in sorted(wa.items()) if k in self.when_conds and k != key]
+            other: tuple[Any, ...] = (*held,) if key == var else (qa.get(var) if var else None, *held)
+            groups.setdefault(other, set()).add(g)
+        return any(len(gs) > 1 for gs in groups.values())
+
+    def _scenarios(
+        self,
+        var: str | None,
+        w_unknown: list[str],
+        runs: list[tuple[int, list[int], dict[str, float], dict[str, Any]]],
+    ) -> str:
+        """'baseline not given — if baseline normal (<= ULN): grade 3; if … : grade 0–3'."""
+        named = [(n, c) for n, c in self.lab.conditions.items() if var is not None and var in c.operands()]
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for g, _, qa, wa in runs:
+            label = [f"{c.lhs} {c.text}" for _, c in named if c.evaluate(qa)]
+            label += [f"{k} = {_show(wa[k])}" for k in w_unknown]
+            groups.setdefault(tuple(label), []).append(g)
+        missing = [var] if var else []
+        missing += w_unknown
+        head = f"{' and '.join(missing)} not given"
+        parts: list[str] = []
+        for key, gs in groups.items():
+            tail = " depending on its value" if var is not None and len(set(gs)) > 1 else ""
+            if key:
+                parts.append(f"if {', '.join(key)}: grade {grade_range(gs)}{tail}")
+        if not parts:
+            all_grades = [g for gs in groups.values() for g in gs]
+            return f"{head}: grade {grade_range(all_grades)} depending on its value"
+        return f"{head} — " + "; ".join(parts)
+
+    def _refs_known(self, q: Mapping[str, float]) -> list[str]:
+        return [k for k in self.operands if k != "value" and k in q]
+
+    def describe(self, q: Mapping[str, float], shown: Mapping[str, str], refs: Sequence[str]) -> str:
+        """'ALT 250 U/L = 6.25 × ULN (40 U/L)' — the value and its relation to ``refs``."""
+        lab = self.lab
+        if "value" not in q:
+            return lab.analyte
+        v = q["value"]
+        text = f"{lab.analyte} {num(v)} {lab.unit}"
+        if "value" in shown:
+            text += f" (given as {shown['value']})"
+        for r in refs:
+            if r not in q:
+                continue
+            ref = q[r]
+            ref_txt = f"{num(ref)} {lab.unit}" + (f", given as {shown[r]}" if r in shown else "")
+            if r == "baseline" and lab.direction == "decreased":
+                change = (1 - v / ref) * 100
+                word = "decrease" if change >= 0 else "increase"
+                text += f", {num(abs(change))}% {word} from baseline ({ref_txt})"
+            elif lab.shows_ratio(r):
+                text += f" = {num(v / ref)} × {_LABEL[r]} ({ref_txt})"
+            else:
+                text += f" ({_LABEL[r]} {ref_txt})"
+        return text
+
+    def _hit(self, i: int, q: Mapping[str, float], w: Mapping[str, Any], shown: Mapping[str, str]) -> RuleHit:
+        b = self.lab.bands[i]
+        refs = list(dict.fromkeys(bd.ref for bd in b.bounds if bd.ref))
+        text = self.describe(q, shown, refs)
+        for name in b.if_:
+            nc = self.lab.conditions[name]
+            lhs = q.get(nc.lhs)
+            if lhs is not None:
+                text += f"; {nc.lhs} {num(lhs)} {self.lab.unit}, {nc.text}"
+        for c in b.when:
+            if c.finding in w:
+                text += f"; {c.finding} = {_show(w[c.finding])}"
+        return RuleHit(
+            rule=f"{self.scale_id}/value/grade{b.grade}-{i}",
+            domain="value",
+            grade=b.grade,
+            text=f"{text}: {b.text}",
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, tuple):
+        return repr(list(value))
+    return num(float(value))

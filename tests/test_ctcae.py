@@ -1,0 +1,398 @@
+"""CTCAE v5.0 term scales (and CTCAE v4.03 / v5.0 CRS): data against the NCI text, properties.
+
+The boundary cases of every term are conformance vectors (data/conformance/ctcae5.toml, run by
+test_conformance.py). Here: the catalogue holds every v5.0 term of the NCI CSV with its slug,
+MedDRA code and verbatim text; the rule tables are validated; and Hypothesis checks that grades
+are monotone in the lab value, invariant under unit conversion, within the term's grades, and
+that learning one more finding never moves the grade outside the range given before.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import immunotox
+from immunotox import units
+from immunotox.errors import FindingError, RuleSpecError
+from immunotox.findings import FieldSpec
+from immunotox.scales import ctcae_spec
+from immunotox.scales.ctcae import CtcaeScale
+from immunotox.scales.ctcae_spec import Table, compare, load_table, slugify
+
+# The NCI CTCAE v5.0 / v4.03 text as converted to CSV in KohSoonho/CTCAE (public domain; see
+# tests/data/README.md). The rule tables must reproduce it character for character.
+CSV_PATH = Path(__file__).parent / "data" / "ctcae_focus_terms_v5_and_v403.csv"
+ROWS = list(csv.DictReader(CSV_PATH.open(encoding="utf-8")))
+V5 = {slugify(r["term"]): r for r in ROWS if r["version"] == "5.0"}
+V4 = {slugify(r["term"]): r for r in ROWS if r["version"] == "4.03"}
+
+
+def ctcae_scales() -> dict[str, CtcaeScale]:
+    return {k: s for k, s in immunotox.all_scales().items() if isinstance(s, CtcaeScale)}
+
+
+SCALES = ctcae_scales()
+LAB = {k: s for k, s in SCALES.items() if s.term.lab is not None}
+
+
+# ------------------------------------------------------------------ catalogue against the NCI text
+def test_csv_holds_41_v5_terms() -> None:
+    assert len(V5) == 41
+
+
+@pytest.mark.parametrize("slug", sorted(V5))
+def test_every_v5_term_is_a_scale_with_its_nci_text(slug: str) -> None:
+    row = V5[slug]
+    scale = immunotox.get_scale(f"ctcae5:{slug}")
+    assert isinstance(scale, CtcaeScale)
+    term = scale.term
+    assert (term.term, term.meddra, term.soc) == (row["term"], row["meddra_code"], row["soc"])
+    for g in range(1, 6):
+        assert term.verbatim.grade_text(g) == row[f"grade{g}"], f"grade {g}"
+    assert term.verbatim.definition == row["definition"]
+    assert term.verbatim.navigational_note == row["navigational_note"]
+    assert scale.title == f"{row['term']} — CTCAE v5.0"
+    assert (scale.version, scale.source_keys, scale.family) == ("5.0", ("ctcae5",), "ctcae")
+    # a dash means the grade does not exist
+    assert scale.grades == (0, *(g for g in range(1, 6) if row[f"grade{g}"] != "-"))
+    assert scale.notes, "every scale lists its interpretation decisions"
+
+
+def test_ctcae4_crs_matches_the_v403_text() -> None:
+    row = V4["cytokine-release-syndrome"]
+    scale = immunotox.get_scale("ctcae4:cytokine-release-syndrome")
+    assert isinstance(scale, CtcaeScale)
+    assert scale.version == "4.03" and scale.source_keys == ("ctcae4",)
+    assert scale.title == "Cytokine release syndrome — CTCAE v4.03"
+    for g in range(1, 6):
+        assert scale.term.verbatim.grade_text(g) == row[f"grade{g}"]
+    assert scale.term.meddra == row["meddra_code"]
+
+
+def test_scale_ids_are_the_slugs() -> None:
+    assert set(SCALES) == {f"ctcae5:{s}" for s in V5} | {"ctcae4:cytokine-release-syndrome"}
+    assert slugify("Rash maculo-papular") == "rash-maculo-papular"
+    assert slugify("Alanine aminotransferase increased") == "alanine-aminotransferase-increased"
+    assert slugify("GGT increased") == "ggt-increased"
+
+
+@pytest.mark.parametrize(
+    ("sid", "grades"),
+    [
+        ("ctcae5:myocarditis", (0, 2, 3, 4, 5)),
+        ("ctcae5:rash-maculo-papular", (0, 1, 2, 3)),
+        ("ctcae5:pruritus", (0, 1, 2, 3)),
+        ("ctcae5:acute-kidney-injury", (0, 3, 4, 5)),
+        ("ctcae5:febrile-neutropenia", (0, 3, 4, 5)),
+        ("ctcae5:hypoxia", (0, 2, 3, 4, 5)),
+        ("ctcae5:cardiac-troponin-i-increased", (0, 1, 3)),
+        ("ctcae5:myositis", (0, 1, 2, 3, 4)),
+        ("ctcae5:alanine-aminotransferase-increased", (0, 1, 2, 3, 4)),
+        ("ctcae5:hepatic-failure", (0, 3, 4, 5)),
+    ],
+)
+def test_dashes_remove_grades(sid: str, grades: tuple[int, ...]) -> None:
+    assert immunotox.get_scale(sid).grades == grades
+
+
+def test_each_term_reads_only_its_findings() -> None:
+    for sid, scale in SCALES.items():
+        lab = scale.term.lab
+        lab_keys = {"value", *lab.refs} if lab else set()
+        assert set(scale.findings) == lab_keys | set(scale.term.reads), sid
+
+
+def test_every_ctcae_finding_is_read_and_bilingual() -> None:
+    text = resources.files("immunotox").joinpath("data/findings_ctcae.toml").read_text("utf-8")
+    declared = tomllib.loads(text)
+    read = {k for s in SCALES.values() for k in s.term.reads}
+    assert set(declared) <= read, sorted(set(declared) - read)
+    for key, t in declared.items():
+        assert t.get("text") and t.get("text_fr"), key
+
+
+def test_every_grade_of_every_term_has_a_conformance_case() -> None:
+    folder = resources.files("immunotox").joinpath("data/conformance")
+    seen: set[tuple[str, int]] = set()
+    for name in ("ctcae5.toml", "ctcae4.toml"):
+        for case in tomllib.loads(folder.joinpath(name).read_text("utf-8"))["case"]:
+            if "expect_grade" in case and case.get("expect_complete", True):
+                seen.add((case["scale"], case["expect_grade"]))
+    lacking = [(sid, g) for sid, s in SCALES.items() for g in s.grades if (sid, g) not in seen]
+    assert lacking == []
+
+
+# ------------------------------------------------------------------ rule tables: validation
+def _raw_table() -> dict[str, Any]:
+    path = resources.files("immunotox").joinpath("data/scales/ctcae5.toml")
+    return tomllib.loads(path.read_text("utf-8"))
+
+
+def _validate(raw: dict[str, Any]) -> None:
+    table = Table.model_validate(raw)
+    for slug, term in table.term.items():
+        ctcae_spec._validate(f"test.term.{slug}", slug, term, table.meta)
+
+
+def test_shipped_tables_validate() -> None:
+    assert len(load_table("ctcae5").term) == 41
+    assert list(load_table("ctcae4").term) == ["cytokine-release-syndrome"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t["term"]["diarrhea"]["criteria"][0].update(text="Increase of <5 stools"),
+            "not a fragment",
+        ),
+        (lambda t: t["term"]["rash-maculo-papular"]["criteria"][0].update(grade=4), "marks '-'"),
+        (lambda t: t["term"]["diarrhea"]["reads"].append("bsa_pct"), "differs from the findings"),
+        (lambda t: t["term"]["colitis"]["criteria"].pop(), "have no criterion"),
+        (
+            lambda t: t["term"]["diarrhea"]["criteria"][0]["when"][0].update(finding="adl_limitation"),
+            "does not suit",
+        ),
+        (lambda t: t["term"]["diarrhea"].update(term="Diarrhoea"), "slug"),
+        (
+            lambda t: t["term"]["anemia"]["lab"]["bands"][0]["bounds"][0].update(ref="baseline"),
+            "not in lab.refs",
+        ),
+    ],
+)
+def test_table_errors_are_refused(edit: Any, message: str) -> None:
+    raw = copy.deepcopy(_raw_table())
+    edit(raw)
+    with pytest.raises(RuleSpecError, match=message):
+        _validate(raw)
+
+
+def test_code_strings_are_refused() -> None:
+    raw = copy.deepcopy(_raw_table())
+    raw["term"]["cpk-increased"]["lab"]["bands"][0]["bounds"][0]["op"] = "eval"
+    with pytest.raises(Exception, match="op"):
+        Table.model_validate(raw)
+
+
+# ------------------------------------------------------------------ comparators and reasons
+def test_compare_is_exact_on_printed_thresholds() -> None:
+    assert 1.5 * 1.2 != 1.8  # binary floating point ...
+    assert compare(1.8, "<=", 1.5 * 1.2) and not compare(1.8, ">", 1.5 * 1.2)  # ... but on the threshold
+    assert compare(1.81, ">", 1.5 * 1.2)
+    assert not compare(0.5, "<", 0.5) and compare(0.49, "<", 0.5)
+
+
+def test_reasons_quote_the_criterion_that_fired() -> None:
+    r = immunotox.grade(
+        "ctcae5:alanine-aminotransferase-increased", {"value": 250, "uln": 40, "baseline": 30}
+    )
+    assert (r.grade, r.complete, r.deciding_domains) == (3, True, ["value"])
+    assert r.reasons[0] == (
+        "ALT 250 U/L = 6.25 × ULN (40 U/L); baseline 30 U/L, normal (<= ULN): >5.0 - 20.0 x ULN → grade 3"
+    )
+    assert r.fired[0].grade == 3
+    assert "ctcae5" in r.sources[0] or "CTCAE" in r.sources[0]
+
+
+def test_missing_baseline_says_which_reading_gives_which_grade() -> None:
+    r = immunotox.grade("ctcae5:alanine-aminotransferase-increased", {"value": 250, "uln": 40})
+    assert r.missing == ["baseline"] and r.grade_range == (0, 3) and not r.complete
+    assert (
+        "baseline not given — if baseline normal (<= ULN): grade 3; "
+        "if baseline abnormal (> ULN): grade 0–3 depending on its value"
+    ) in r.reasons
+
+
+def test_missing_uln_is_never_grade_0_silently() -> None:
+    r = immunotox.grade("ctcae5:cpk-increased", {"value": 5000})
+    assert r.status == "not_assessable" and r.grade is None and r.missing == ["uln"]
+
+
+def test_converted_units_are_shown_in_reasons() -> None:
+    r = immunotox.grade(
+        "ctcae5:creatinine-increased",
+        {"value": {"value": 160, "unit": "umol/L"}, "uln": 1.2, "baseline": {"value": 100, "unit": "umol/L"}},
+    )
+    assert r.grade == 2
+    assert any("given as 160 umol/L" in x and ">1.5 - 3.0 x baseline" in x for x in r.reasons)
+
+
+def test_implied_presence_and_contradiction() -> None:
+    r = immunotox.grade("ctcae5:colitis", {"abdominal_pain": "present"})
+    assert r.grade == 2 and "event_present" not in r.missing
+    with pytest.raises(FindingError, match=r"^event_present = false: contradicts peritoneal_signs = true"):
+        immunotox.grade("ctcae5:colitis", {"event_present": False, "peritoneal_signs": True})
+
+
+# ------------------------------------------------------------------ property tests
+def _lab_inputs(scale: CtcaeScale, data: st.DataObject, value: float | None = None) -> dict[str, Any]:
+    """Complete, consistent inputs for a lab term (numbers on a 0.01 grid, see below)."""
+    lab = scale.term.lab
+    assert lab is not None
+    lo, hi = lab.range
+    top = min(hi * 0.99, 5000.0)  # below the range end: a round trip through another unit may pass it
+    # Values on a grid of 0.01 are either exactly on a printed threshold or at least 1e-6
+    # (relative) away from it, far outside the equality tolerance REL_TOL = 1e-8: random floats
+    # landing within the tolerance would make the unit-conversion comparison depend on rounding.
+    grid = st.integers(min_value=max(1, math.ceil(lo * 100)), max_value=int(top * 100)).map(lambda n: n / 100)
+    f: dict[str, Any] = {"value": value if value is not None else data.draw(grid, label="value")}
+    for ref in lab.refs:
+        f[ref] = data.draw(grid, label=ref)
+    if "lln" in f and "uln" in f:
+        f["lln"], f["uln"] = sorted((f["lln"], f["uln"]))
+        assume(f["lln"] < f["uln"])
+    if "mi_level" in f:
+        f["mi_level"] = max(f["mi_level"], f["uln"])
+    for key in scale.term.reads:
+        f[key] = data.draw(_finding_value(scale.findings[key]), label=key)
+    return f
+
+
+def _finding_value(spec: FieldSpec) -> st.SearchStrategy[Any]:
+    if spec.kind == "bool":
+        return st.booleans()
+    if spec.kind == "enum":
+        return st.sampled_from(spec.values)
+    if spec.kind == "enum_list":
+        return st.lists(st.sampled_from(spec.values), max_size=3, unique=True)
+    assert spec.range is not None
+    lo, hi = spec.range
+    if spec.kind == "integer":
+        return st.integers(min_value=int(lo), max_value=int(hi))
+    return st.integers(min_value=math.ceil(lo * 10), max_value=math.floor(hi * 10)).map(lambda n: n / 10)
+
+
+def _grade(sid: str, f: dict[str, Any]) -> immunotox.GradeResult | None:
+    try:
+        return immunotox.grade(sid, f)
+    except FindingError:
+        return None  # an inconsistent combination (e.g. an implication contradicted): refused
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sid=st.sampled_from(sorted(LAB)), data=st.data())
+def test_grade_is_monotone_in_the_lab_value(sid: str, data: st.DataObject) -> None:
+    scale = LAB[sid]
+    lab = scale.term.lab
+    assert lab is not None
+    f = _lab_inputs(scale, data)
+    other = (
+        data.draw(st.integers(min_value=1, max_value=int(min(lab.range[1], 5000.0) * 100)), label="v2") / 100
+    )
+    lo_v, hi_v = sorted((f["value"], other))
+    r_lo = _grade(sid, f | {"value": lo_v})
+    r_hi = _grade(sid, f | {"value": hi_v})
+    assume(r_lo is not None and r_hi is not None)
+    assert r_lo is not None and r_hi is not None
+    assert r_lo.grade is not None and r_hi.grade is not None
+    if lab.direction == "increased":
+        assert r_hi.grade >= r_lo.grade, (f, lo_v, hi_v)
+    else:
+        assert r_lo.grade >= r_hi.grade, (f, lo_v, hi_v)
+
+
+# analyte unit -> other units accepted for it
+ALT_UNITS = {
+    "mg/dL": ["umol/L", "mg/L"],
+    "10*9/L": ["/uL", "/mm3", "10*3/uL"],
+    "g/dL": ["g/L", "mmol/L"],
+    "ng/L": ["ng/mL", "ug/L"],
+    "U/L": ["[IU]/L"],
+}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sid=st.sampled_from(sorted(LAB)), data=st.data())
+def test_unit_converted_input_grades_the_same(sid: str, data: st.DataObject) -> None:
+    scale = LAB[sid]
+    lab = scale.term.lab
+    assert lab is not None
+    units_ok = [u for u in ALT_UNITS[lab.unit] if u != "umol/L" or lab.molar_mass]
+    units_ok = [u for u in units_ok if u != "mmol/L" or lab.molar_mass]
+    unit = data.draw(st.sampled_from(units_ok), label="unit")
+    f = _lab_inputs(scale, data)
+    converted = dict(f)
+    for key in ("value", *lab.refs):
+        if key in f and data.draw(st.booleans(), label=f"convert {key}"):
+            x = units.convert(key, f[key], lab.unit, unit, lab.molar_mass)
+            converted[key] = {"value": x, "unit": unit}
+    a, b = _grade(sid, f), _grade(sid, converted)
+    assume(a is not None)
+    assert a is not None and b is not None
+    assert (a.grade, a.grade_range, a.missing) == (b.grade, b.grade_range, b.missing), (f, converted)
+
+
+def _random_findings(scale: CtcaeScale, data: st.DataObject) -> dict[str, Any]:
+    keys = data.draw(st.lists(st.sampled_from(sorted(scale.findings)), unique=True), label="keys")
+    return {k: data.draw(_finding_value(scale.findings[k]), label=k) for k in keys}
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sid=st.sampled_from(sorted(SCALES)), data=st.data())
+def test_every_grade_is_within_the_terms_grades(sid: str, data: st.DataObject) -> None:
+    scale = SCALES[sid]
+    r = _grade(sid, _random_findings(scale, data))
+    assume(r is not None)
+    assert r is not None
+    lo, hi = r.grade_range
+    assert lo in scale.grades and hi in scale.grades
+    assert r.grade is None or r.grade in scale.grades
+    assert r.complete == (not r.missing)
+    if r.complete:
+        assert lo == hi
+
+
+# documented defaults (absent = alive / attributed to CRS): learning them is not "more of the same"
+DEFAULTED = {"death", "death_due_to_crs", "attribution_other_cause"}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sid=st.sampled_from(sorted(SCALES)), data=st.data())
+def test_one_more_finding_stays_within_the_range_given_before(sid: str, data: st.DataObject) -> None:
+    """Missing data is never read as normal: the range given without a finding holds the grade with it."""
+    scale = SCALES[sid]
+    f = _random_findings(scale, data)
+    absent = sorted(set(scale.findings) - set(f) - DEFAULTED)
+    assume(absent)
+    key = data.draw(st.sampled_from(absent), label="added")
+    more = f | {key: data.draw(_finding_value(scale.findings[key]), label=f"{key} value")}
+    before, after = _grade(sid, f), _grade(sid, more)
+    assume(before is not None and after is not None)
+    assert before is not None and after is not None
+    assert before.grade_range[0] <= after.grade_range[0] <= after.grade_range[1] <= before.grade_range[1], (
+        f,
+        more,
+    )
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_grades_a_ctcae_term(cli: Any) -> None:
+    findings = {"value": {"value": 1500, "unit": "/uL"}, "lln": 2.0}
+    p = cli("grade", "ctcae5:neutrophil-count-decreased", "--findings", json.dumps(findings))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert (out["scale"], out["version"], out["grade"], out["complete"]) == (
+        "ctcae5:neutrophil-count-decreased",
+        "5.0",
+        1,
+        True,
+    )
+    assert any("<LLN - 1.5 x 10e9 /L" in r for r in out["reasons"])
+
+
+def test_cli_refuses_an_inconsistent_reference_interval(cli: Any) -> None:
+    p = cli("grade", "ctcae5:neutrophil-count-decreased", "--findings", '{"value": 1, "lln": 8, "uln": 7}')
+    assert p.returncode == 2
+    assert p.stderr.strip().startswith("error: lln = 8")
+    assert len(p.stderr.strip().splitlines()) == 1
