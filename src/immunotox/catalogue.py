@@ -17,6 +17,9 @@ from .scales._base import Scale
 
 _MODULES: tuple[str, ...] = (
     "immunotox.scales.astct2019",
+    "immunotox.scales.legacy_crs",
+    "immunotox.scales.icaht",
+    "immunotox.scales.iechs",
     "immunotox.scales.ctcae",
 )
 

@@ -10,8 +10,10 @@ A key given as ``null`` is the same as an absent key: *not known*.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,9 @@ from typing import Any, Literal
 from . import units
 from .errors import FindingError, RuleSpecError
 
-Kind = Literal["quantity", "integer", "bool", "enum", "enum_list", "record", "series"]
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+Kind = Literal["quantity", "integer", "bool", "enum", "enum_list", "record", "series", "date"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ class FieldSpec:
                 for k in self.fields
                 if raw.get(k) is not None
             }
+        if self.kind == "series":
+            return _parse_series(self, name, raw)
+        if self.kind == "date":
+            return _parse_date(name, raw)
         raise RuleSpecError(f"finding {self.name!r} has kind {self.kind!r} with no parser")
 
     def _enum_value(self, name: str, raw: Any) -> str:
@@ -119,6 +127,52 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any) -> float:
     return canon
 
 
+def _parse_date(name: str, raw: Any) -> datetime.date:
+    """A calendar date written ``YYYY-MM-DD`` (ISO 8601, no time, no other spelling)."""
+    if not isinstance(raw, str) or not _ISO_DATE.match(raw):
+        raise FindingError(name, raw, "expected a date written YYYY-MM-DD", 'e.g. "2024-03-01"')
+    try:
+        return datetime.date.fromisoformat(raw)
+    except ValueError:
+        raise FindingError(name, raw, "not a calendar date") from None
+
+
+def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
+    """A dated series: a list of points ``{"<index>": n, "value": x}`` or ``{"date": d, "value": x}``.
+
+    ``<index>`` is the single integer key declared in the spec's ``fields`` (e.g. ``day``, with its
+    range); ``value`` is a quantity in the spec's unit (bare number or ``{"value", "unit"}``),
+    checked against the spec's range. Points keep their input order; an empty list is a series
+    with no values (known), not an unknown series.
+    """
+    if len(spec.fields) != 1:
+        raise RuleSpecError(f"finding {spec.name!r}: a series declares exactly one index in fields")
+    (index, rng), *_ = spec.fields.items()
+    if not isinstance(raw, list):
+        raise FindingError(name, raw, "expected a list of points", f'e.g. [{{"{index}": 0, "value": 1200}}]')
+    out: list[dict[str, Any]] = []
+    for i, point in enumerate(raw):
+        where = f"{name}[{i}]"
+        if not isinstance(point, dict):
+            raise FindingError(where, point, f'expected an object {{"{index}": n, "value": x}}')
+        extra = sorted(set(point) - {index, "date", "value"})
+        if extra:
+            raise FindingError(
+                f"{where}.{extra[0]}", point[extra[0]], "unknown key", f"expected {index} or date, and value"
+            )
+        if (point.get(index) is None) == (point.get("date") is None):
+            raise FindingError(where, point, f"give exactly one of {index!r} and 'date'")
+        if point.get("value") is None:
+            raise FindingError(f"{where}.value", None, "missing value")
+        parsed: dict[str, Any] = {"value": _parse_quantity(spec, f"{where}.value", point["value"])}
+        if point.get(index) is not None:
+            parsed[index] = _parse_integer(f"{where}.{index}", point[index], rng)
+        else:
+            parsed["date"] = _parse_date(f"{where}.date", point["date"])
+        out.append(parsed)
+    return out
+
+
 def _parse_integer(name: str, raw: Any, rng: tuple[float, float] | None) -> int:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise FindingError(name, raw, "expected a whole number")
@@ -149,9 +203,9 @@ def vocabulary() -> dict[str, FieldSpec]:
 def spec_from_table(name: str, t: Mapping[str, Any]) -> FieldSpec:
     """Build a :class:`FieldSpec` from one TOML table of the vocabulary grammar."""
     kind = t.get("kind")
-    if kind not in ("quantity", "integer", "bool", "enum", "enum_list", "record", "series"):
+    if kind not in ("quantity", "integer", "bool", "enum", "enum_list", "record", "series", "date"):
         raise RuleSpecError(f"finding {name!r}: unknown kind {kind!r}")
-    if kind == "quantity" and not units.is_known(str(t.get("unit"))):
+    if kind in ("quantity", "series") and not units.is_known(str(t.get("unit"))):
         raise RuleSpecError(f"finding {name!r}: unit {t.get('unit')!r} is not a supported UCUM code")
     rng = t.get("range")
     return FieldSpec(

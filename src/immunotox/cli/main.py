@@ -13,6 +13,9 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "immunotox.cli.demo",
     "immunotox.cli.score",
     "immunotox.cli.pathway",
+    "immunotox.cli.recommend",
+    "immunotox.cli.dose",
+    "immunotox.cli.simulate",
 )
 
 app = typer.Typer(

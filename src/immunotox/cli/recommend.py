@@ -1,0 +1,150 @@
+"""``immunotox recommend`` and ``immunotox guidelines``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..catalogue import grade as grade_findings
+from ..management import list_guidelines
+from ..management import recommend as recommend_api
+from ._common import clean_errors, fail, print_json, read_json_option
+
+
+def register(app: typer.Typer) -> None:
+    app.command("recommend")(recommend)
+    app.command("guidelines")(guidelines)
+
+
+def recommend(
+    toxicity: Annotated[
+        str | None,
+        typer.Option(
+            "--toxicity", "-t", help="Toxicity id (crs, icans, iec-hs, colitis, hepatitis…) or scale id"
+        ),
+    ] = None,
+    grade: Annotated[int | None, typer.Option("--grade", "-g", help="Grade of the toxicity (0–4)")] = None,
+    context: Annotated[
+        str | None,
+        typer.Option("--context", "-c", help="Context as JSON, @file.json, or - for stdin"),
+    ] = None,
+    from_grade: Annotated[
+        str | None,
+        typer.Option("--from-grade", help="Grade FINDINGS with this scale first (e.g. astct2019:crs)"),
+    ] = None,
+    findings: Annotated[
+        str | None, typer.Option("--findings", "-f", help="Findings for --from-grade: JSON, @file or -")
+    ] = None,
+    guideline: Annotated[
+        str | None, typer.Option("--guideline", help="Guideline set id (default: the set for the toxicity)")
+    ] = None,
+    guideline_dir: Annotated[
+        list[str] | None,
+        typer.Option("--guideline-dir", help="Extra folder of guideline-set files (repeatable)"),
+    ] = None,
+    lang: Annotated[str, typer.Option("--lang", help="Language of the texts: en or fr")] = "en",
+    verified_only: Annotated[
+        bool, typer.Option("--verified-only", help="Leave out unverified [M] and interpretation [D] actions")
+    ] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Print a readable text instead of JSON")] = False,
+) -> None:
+    """Ordered, cited management actions for a toxicity grade; prints one JSON object.
+
+    Either --toxicity with --grade, or --from-grade SCALE with --findings (grade, then recommend).
+    """
+    if from_grade is not None:
+        if findings is None:
+            fail("--from-grade needs --findings (the findings to grade)")
+        if toxicity is not None or grade is not None:
+            fail("give either --toxicity/--grade or --from-grade/--findings, not both")
+    else:
+        if findings is not None:
+            fail("--findings needs --from-grade SCALE")
+        if toxicity is None:
+            fail("--toxicity is required (or use --from-grade SCALE --findings JSON)")
+        if grade is None:
+            fail("--grade is required with --toxicity")
+    ctx: Any = read_json_option(context, "--context") if context is not None else None
+    if ctx is not None and not isinstance(ctx, dict):
+        fail(f"--context = {json.dumps(ctx)[:60]}: expected a JSON object")
+    with clean_errors():
+        if from_grade is not None:
+            assert findings is not None
+            raw = read_json_option(findings, "--findings")
+            if not isinstance(raw, dict):
+                fail(f"--findings = {json.dumps(raw)[:60]}: expected a JSON object of findings")
+            result = grade_findings(from_grade, raw)
+            rec = recommend_api(
+                result,
+                context=ctx,
+                guideline=guideline,
+                lang=lang,
+                verified_only=verified_only,
+                guideline_dirs=guideline_dir or (),
+            )
+        else:
+            assert toxicity is not None
+            rec = recommend_api(
+                toxicity,
+                grade,
+                ctx,
+                guideline=guideline,
+                lang=lang,
+                verified_only=verified_only,
+                guideline_dirs=guideline_dir or (),
+            )
+    if explain:
+        typer.echo(rec.explain())
+        return
+    print_json(rec.model_dump(mode="json"))
+
+
+def guidelines(
+    guideline_dir: Annotated[
+        list[str] | None,
+        typer.Option("--guideline-dir", help="Extra folder of guideline-set files (repeatable)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    lang: Annotated[str, typer.Option("--lang", help="Language of the titles: en or fr")] = "en",
+) -> None:
+    """List the guideline sets: id, version, lifecycle, derivation, toxicities covered."""
+    if lang not in ("en", "fr"):
+        fail(f"--lang = {lang!r}: use 'en' or 'fr'")
+    with clean_errors():
+        sets = list_guidelines(guideline_dir or ())
+    rows: list[dict[str, Any]] = [
+        {
+            "id": g.id,
+            "version": g.version,
+            "lifecycle": g.lifecycle,
+            "title": g.title.get(lang),
+            "derives_from": g.derives_from,
+            "default_for": list(g.default_for),
+            "toxicities": list(g.toxicities),
+            "rules": len(g.rules),
+            "packaged": g.packaged,
+            "path": g.path,
+            "sha256": g.sha256,
+        }
+        for g in sets
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    table = Table(title=f"immunotox guideline sets ({len(rows)})")
+    for col in ("id", "version", "lifecycle", "derives from", "default for", "title"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            r["version"],
+            r["lifecycle"],
+            r["derives_from"] or "-",
+            ", ".join(r["default_for"]) or "-",
+            r["title"],
+        )
+    Console(width=200).print(table)

@@ -1,0 +1,543 @@
+"""The recommendation engine: (toxicity, grade, context) -> ordered, cited, dosed actions.
+
+Steps of :func:`recommend`:
+
+1. resolve the toxicity (a toxicity id, one of its terms, a scale id, or a ``GradeResult``) and
+   the guideline set (``guideline=`` or the packaged default for that toxicity);
+2. check the grade (whole number; grade 5 has no management; 0 gives no action) and the context
+   (``context.<field>`` errors; fields a toxicity requires, e.g. ``concurrent_crs_grade`` for
+   ICANS, must be given);
+3. select the rules for the toxicity and grade whose conditions hold, in file order. A rule whose
+   condition reads a context field that was not given is *not evaluated* and a warning says so
+   (e.g. product-specific variants when no product is given): missing context is never read as
+   "condition false" silently;
+4. compute each dose (weight required for weight-based doses); tocilizumab goes through the dose
+   rule and its limits — a refused dose replaces the action by a refusal that says why and what
+   next;
+5. flag every action resting on unverified ([M]) content or on a project interpretation ([D]).
+
+Every action records the set and version that produced it (``guideline``) and its source,
+locator and verification tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import FindingError
+from ..result import GradeResult
+from ..sources import source
+from ._context import Context, parse_context
+from ._dose import ComputedDose, SourceRef, SteroidConversion, check_dose_rule, compute_dose, dose_from_rule
+from ._dose import steroid_equivalents as _equivalents
+from ._spec import Action, GuidelineSet, ResolvedRule, When, load_guideline, registry
+from ._vocab import check_lang, label, message
+
+
+class Label(BaseModel):
+    """A closed-vocabulary value with its label in the requested language."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    label: str
+
+
+class RecommendedAction(BaseModel):
+    """One action of a recommendation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order: int
+    kind: str
+    kind_label: str
+    text: str
+    dose: ComputedDose | None
+    interval_h: float | tuple[float, float] | None
+    escalation: str | None
+    referral: Label | None
+    ici_action: Label | None
+    sources: list[SourceRef]
+    verification: str = Field(description="V, V2 (verified), M (unverified), D (project interpretation)")
+    unverified: bool
+    derived: bool
+    refused: bool = Field(default=False, description="A dose limit refused the drug of this action")
+    rule: str = Field(description="'<set>@<version>/<rule id>' that produced the action")
+    guideline: str = Field(description="'<set>@<version>' that wrote the rule")
+    condition: str | None = Field(default=None, description="Context condition that selected the rule")
+
+
+class GuidelineInfo(BaseModel):
+    """Which guideline set produced the recommendation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    version: str
+    title: str
+    lifecycle: str
+    derives_from: str | None
+    chain: list[str]
+    institution: str | None
+    path: str
+    sha256: str
+    sources: list[str]
+
+
+class GradeInput(BaseModel):
+    """The grading result the recommendation started from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    scale: str
+    version: str
+    grade: int | None
+    complete: bool
+    grade_range: tuple[int, int]
+    missing: list[str]
+    status: str
+
+
+class Recommendation(BaseModel):
+    """Ordered actions for a toxicity grade, each cited, with warnings and provenance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    toxicity: str
+    toxicity_title: str
+    grade: int
+    guideline: GuidelineInfo
+    actions: list[RecommendedAction]
+    warnings: list[str]
+    unverified_actions: int
+    lang: str
+    context: dict[str, Any]
+    grade_input: GradeInput | None = None
+    grading_note: str | None = None
+    current_steroid: SteroidConversion | None = Field(
+        default=None, description="The current corticosteroid per day and its daily equivalents"
+    )
+    disclaimer: str
+
+    def explain(self) -> str:
+        """A readable, multi-line rendering for people."""
+        lines = [
+            f"{self.toxicity_title} — grade {self.grade}",
+            f"{self.guideline.title} ({self.guideline.id} {self.guideline.version}, "
+            f"{self.guideline.lifecycle})",
+        ]
+        for a in self.actions:
+            lines.append(f"{a.order}. [{a.kind_label}] {a.text}")
+            if a.dose is not None:
+                lines.append(f"     dose{' (NOT allowed now)' if a.refused else ''}: {a.dose.expression}")
+            if a.escalation:
+                lines.append(f"     escalation: {a.escalation}")
+            lines.append(f"     source: {', '.join(s.key for s in a.sources)} ({a.verification}); {a.rule}")
+        if self.warnings:
+            lines.append("Warnings:")
+            lines += [f"  - {w}" for w in self.warnings]
+        lines.append(self.disclaimer)
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ resolution
+def _check_grade(raw: Any) -> int:
+    if raw is None:
+        raise FindingError("grade", None, "missing: give the grade of the toxicity")
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, (int, float))
+        or (isinstance(raw, float) and not raw.is_integer())
+    ):
+        raise FindingError("grade", raw, "expected a whole number 0–5")
+    g = int(raw)
+    if not 0 <= g <= 5:
+        raise FindingError("grade", raw, "out of range: grades run from 0 to 5")
+    if g == 5:
+        raise FindingError("grade", raw, "grade 5 (death) has no management recommendation")
+    return g
+
+
+def _default_set(name: str, reg: Mapping[str, GuidelineSet]) -> tuple[str, GuidelineSet]:
+    for gs in reg.values():
+        if not gs.default_for:
+            continue
+        tid = gs.find_toxicity(name)
+        if tid is not None and tid in gs.default_for:
+            return tid, gs
+    _refuse_scale(name, [gs for gs in reg.values() if gs.default_for])
+    known = sorted({t for gs in reg.values() for t in gs.default_for})
+    raise FindingError("toxicity", name, "unknown toxicity", f"known toxicities: {', '.join(known)}")
+
+
+def _refuse_scale(name: str, sets: Iterable[GuidelineSet]) -> None:
+    """A scale id whose term names a managed toxicity but whose scale is not accepted."""
+    if ":" not in name:
+        return
+    term = name.split(":", 1)[1].lower()
+    for gs in sets:
+        tid = gs.find_toxicity(term)
+        if tid is not None:
+            tox = gs.toxicities[tid]
+            raise FindingError(
+                "toxicity",
+                name,
+                f"{gs.ref} manages {tid} graded on {', '.join(tox.scales)}, not on {name}",
+                f"regrade with {tox.scales[0]}" if tox.scales else None,
+            )
+
+
+def _matches(when: When, ctx: Context) -> tuple[bool | None, str | None]:
+    """(True/False, None) when decidable; (None, field) when a needed context field is missing."""
+    if when.product_in is not None or when.product_class_in is not None:
+        if not ctx.products:
+            return None, "product"
+        if when.product_in is not None and not set(ctx.product_ids) & set(when.product_in):
+            return False, None
+        if when.product_class_in is not None and not set(ctx.product_classes) & set(when.product_class_in):
+            return False, None
+    for fld, lo, hi in (
+        ("concurrent_crs_grade", when.concurrent_crs_grade_min, when.concurrent_crs_grade_max),
+        ("concurrent_icans_grade", when.concurrent_icans_grade_min, when.concurrent_icans_grade_max),
+    ):
+        if lo is None and hi is None:
+            continue
+        value = getattr(ctx, fld)
+        if value is None:
+            return None, fld
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            return False, None
+    return True, None
+
+
+def _text(action: Action, lang: str) -> str:
+    text = action.text.get(lang)
+    if action.verification == "M":
+        return message("unverified_prefix", lang) + text
+    if action.verification == "D":
+        return message("derived_prefix", lang) + text
+    return text
+
+
+def _ref(key: str, locator: str, verification: str) -> SourceRef:
+    return SourceRef(key=key, citation=source(key).citation(), locator=locator, verification=verification)
+
+
+# ------------------------------------------------------------------------------ the engine
+def recommend(
+    toxicity: str | GradeResult,
+    grade: int | None = None,
+    context: Mapping[str, Any] | None = None,
+    *,
+    guideline: str | None = None,
+    lang: str = "en",
+    verified_only: bool = False,
+    guideline_dirs: Iterable[str | Path] = (),
+    now: datetime | None = None,
+) -> Recommendation:
+    """Ordered, cited management actions for a toxicity grade in a clinical context.
+
+    Parameters
+    ----------
+    toxicity
+        A toxicity id (``"crs"``, ``"icans"``, ``"iec-hs"``, ``"colitis"``, ``"hepatitis"``…), one of
+        its terms (``"diarrhea"``), a scale id (``"astct2019:crs"``, ``"ctcae5:colitis"``), or a
+        :class:`~immunotox.result.GradeResult` from :func:`immunotox.grade` (its grade is used).
+    grade
+        The grade (0–4; 0 gives no action; 5 is refused). Not needed with a GradeResult.
+    context
+        Product, weight, age, concurrent CRS/ICANS grade, doses given, current steroid, time
+        (see :mod:`immunotox.management._context`).
+    guideline
+        A guideline set id (``"asco2021-cart"``, ``"example-local-fr"``…); default: the packaged
+        default set for the toxicity.
+    lang
+        ``"en"`` or ``"fr"`` for every text of the output.
+    verified_only
+        Leave out actions resting on unverified ([M]) content or on project interpretation ([D])
+        instead of emitting them flagged.
+    guideline_dirs
+        Extra folders of guideline-set files (an institution's own sets).
+    now
+        The current time (tests); default the system clock.
+
+    Returns
+    -------
+    Recommendation
+        Ordered actions (kind, text, computed dose, interval, escalation, referral, checkpoint-
+        inhibitor action, sources with verification), warnings, and the set that produced them.
+
+    Raises
+    ------
+    FindingError
+        Unknown toxicity, product or guideline id; grade out of range; a missing context field
+        the toxicity or a weight-based dose requires; an implausible weight; a dose time in the
+        future; any malformed context field. The message names the field.
+    RuleSpecError
+        A guideline-set file (packaged or from ``guideline_dirs``) that breaks its grammar or
+        exceeds a documented maximum dose.
+
+    References
+    ----------
+    Santomasso BD, Nastoupil LJ, Adkins S, et al. Management of immune-related adverse events in
+    patients treated with CAR T-cell therapy: ASCO guideline. J Clin Oncol 2021;39(35):3978-3992.
+    doi:10.1200/JCO.21.01992
+    Schneider BJ, Naidoo J, Santomasso BD, et al. Management of immune-related adverse events in
+    patients treated with immune checkpoint inhibitor therapy: ASCO guideline update. J Clin
+    Oncol 2021;39(36):4073-4126. doi:10.1200/JCO.21.01440
+
+    Examples
+    --------
+    >>> from datetime import datetime, UTC
+    >>> r = recommend("crs", 2, {"weight_kg": 70}, now=datetime(2025, 3, 1, tzinfo=UTC))
+    >>> [(a.kind, a.dose.dose_mg) for a in r.actions if a.dose and a.dose.drug == "tocilizumab"]
+    [('drug', 560.0)]
+    """
+    lang = check_lang(lang)
+    grade_input: GradeInput | None = None
+    scale_id: str | None = None
+    warnings: list[str] = []
+    if isinstance(toxicity, GradeResult):
+        res = toxicity
+        if grade is not None and grade != res.grade:
+            raise FindingError(
+                "grade", grade, f"differs from the grade of the {res.scale} result ({res.grade})"
+            )
+        if res.grade is None:
+            raise FindingError(
+                "grade",
+                None,
+                f"{res.scale}: not assessable from the findings given",
+                f"missing: {', '.join(res.missing)}" if res.missing else None,
+            )
+        grade = res.grade
+        scale_id = res.scale
+        name = res.scale
+        grade_input = GradeInput(
+            scale=res.scale,
+            version=res.version,
+            grade=res.grade,
+            complete=res.complete,
+            grade_range=res.grade_range,
+            missing=list(res.missing),
+            status=res.status,
+        )
+    elif isinstance(toxicity, str) and toxicity.strip():
+        name = toxicity.strip().lower()
+        scale_id = name if ":" in name else None
+    else:
+        raise FindingError("toxicity", toxicity, "expected a toxicity id, a scale id or a GradeResult")
+    g = _check_grade(grade)
+
+    if guideline is not None:
+        gs = load_guideline(guideline, guideline_dirs)
+        found = gs.find_toxicity(name)
+        if found is None:
+            _refuse_scale(name, [gs])
+            raise FindingError(
+                "toxicity",
+                name,
+                f"not covered by guideline set {gs.ref}",
+                f"it covers {', '.join(gs.toxicities)}",
+            )
+        tox_id = found
+    else:
+        tox_id, gs = _default_set(name, registry(guideline_dirs))
+    tox = gs.toxicities[tox_id]
+    if g != 0 and not tox.grades[0] <= g <= tox.grades[1]:
+        raise FindingError(
+            "grade", grade, f"outside the grades of {tox_id} in {gs.ref} ({tox.grades[0]}–{tox.grades[1]})"
+        )
+
+    ctx = parse_context(context, now)
+    for required in tox.requires if g > 0 else ():
+        if required not in ctx.given_fields:
+            raise FindingError(
+                f"context.{required}",
+                None,
+                f"missing: required for {tox_id} recommendations",
+                tox.grading_note.get(lang) if tox.grading_note else None,
+            )
+
+    if gs.lifecycle != "released":
+        warnings.append(message("lifecycle", lang, id=gs.id, version=gs.version, state=gs.lifecycle))
+    if grade_input is not None and not grade_input.complete and grade_input.grade is not None:
+        warnings.append(
+            message(
+                "lower_bound",
+                lang,
+                grade=grade_input.grade,
+                missing=", ".join(grade_input.missing),
+                high=grade_input.grade_range[1],
+            )
+        )
+    if scale_id is not None and not tox.is_native(scale_id):
+        warnings.append(
+            message(
+                "scale_note",
+                lang,
+                scale=scale_id,
+                toxicity=tox_id,
+                expected=", ".join(tox.native_scales if tox.native_scales else ["its own grading"]),
+            )
+        )
+
+    actions: list[RecommendedAction] = []
+    unverified = 0
+    if g == 0:
+        warnings.append(message("grade_zero", lang))
+    else:
+        selected: list[ResolvedRule] = []
+        pending: dict[str, list[str]] = {}
+        for rr in gs.rules:
+            r = rr.rule
+            if r.toxicity != tox_id or g not in r.grades:
+                continue
+            ok, missing_field = _matches(r.when, ctx)
+            if ok is None and missing_field is not None:
+                pending.setdefault(missing_field, []).append(f"{r.id}: {r.when.describe()}")
+            elif ok:
+                selected.append(rr)
+        for fld, rules in pending.items():
+            if fld == "product":
+                warnings.append(message("product_unknown", lang, variants="; ".join(rules)))
+            else:
+                warnings.append(
+                    message("rule_not_evaluated", lang, field=f"context.{fld}", rules="; ".join(rules))
+                )
+        kept: list[tuple[ResolvedRule, Action]] = []
+        left_out = 0
+        for rr in selected:
+            for a in rr.rule.action:
+                if verified_only and a.verification in ("M", "D"):
+                    left_out += 1
+                    continue
+                kept.append((rr, a))
+        if left_out:
+            warnings.append(message("unverified_left_out", lang, n=left_out))
+        need_weight = sorted(
+            {
+                a.dose.drug
+                for _, a in kept
+                if a.dose is not None and a.dose.per_kg and a.dose.weight_basis == "actual"
+            }
+        )
+        if need_weight and ctx.weight_kg is None:
+            raise FindingError(
+                "context.weight_kg",
+                None,
+                f"required: {tox_id} grade {g} under {gs.ref} recommends weight-based doses "
+                f"({', '.join(need_weight)})",
+                'add "weight_kg": <kg> to the context (or {"value": x, "unit": "[lb_av]"})',
+            )
+        for rr, a in kept:
+            actions.append(_build_action(len(actions) + 1, rr, a, ctx, gs, lang, now, warnings))
+        unverified = sum(1 for a in actions if a.unverified)
+        if unverified:
+            warnings.append(message("unverified_count", lang, n=unverified))
+        if not actions:
+            warnings.append(message("no_rule", lang, id=gs.id, version=gs.version, toxicity=tox_id, grade=g))
+
+    current = None
+    if ctx.current_steroid is not None:
+        current = _equivalents(ctx.current_steroid.mg_per_day, ctx.current_steroid.drug, lang=lang)
+    return Recommendation(
+        toxicity=tox_id,
+        toxicity_title=tox.title.get(lang),
+        grade=g,
+        guideline=GuidelineInfo(
+            id=gs.id,
+            version=gs.version,
+            title=gs.title.get(lang),
+            lifecycle=gs.lifecycle,
+            derives_from=gs.derives_from,
+            chain=list(gs.chain),
+            institution=gs.institution,
+            path=gs.path,
+            sha256=gs.sha256,
+            sources=[source(k).citation() for k in gs.sources],
+        ),
+        actions=actions,
+        warnings=list(dict.fromkeys(warnings)),
+        unverified_actions=unverified,
+        lang=lang,
+        context=ctx.echo(),
+        grade_input=grade_input,
+        grading_note=tox.grading_note.get(lang) if tox.grading_note else None,
+        current_steroid=current,
+        disclaimer=message("disclaimer", lang),
+    )
+
+
+def _build_action(
+    order: int,
+    rr: ResolvedRule,
+    a: Action,
+    ctx: Context,
+    gs: GuidelineSet,
+    lang: str,
+    now: datetime | None,
+    warnings: list[str],
+) -> RecommendedAction:
+    dose: ComputedDose | None = None
+    kind: str = a.kind
+    text = _text(a, lang)
+    refused = False
+    if a.dose is not None and a.dose.rule is not None:
+        decision = check_dose_rule(
+            a.dose.rule,
+            ctx.weight_kg,
+            ctx.doses_of(a.dose.drug),
+            ctx.at,
+            now=now,
+            age_years=ctx.age_years,
+            overrides=a.dose.overrides(),
+            override_source=rr.origin,
+            lang=lang,
+            field_prefix="context.",
+        )
+        dose = dose_from_rule(decision, a.dose, lang)
+        warnings.extend(decision.warnings)
+        if not decision.allowed:
+            refused = True
+            kind = "drug_refused"
+            why = " ".join(
+                r.split(" — ", 1)[1] for r in decision.reasons if r.startswith(("REFUSED — ", "REFUSÉ — "))
+            )
+            after = (
+                message("refused_next_time", lang, time=decision.next_allowed_at)
+                if decision.next_allowed_at
+                else message("refused_exhausted", lang)
+            )
+            text = message("refused_text", lang, drug=dose.drug_name, reasons=why) + " " + after
+            warnings.append(text)
+    elif a.dose is not None:
+        dose = compute_dose(
+            a.dose, weight_kg=ctx.weight_kg, ideal_weight_kg=ctx.ideal_body_weight_kg, lang=lang
+        )
+    return RecommendedAction(
+        order=order,
+        kind=kind,
+        kind_label=label("kind", kind, lang),
+        text=text,
+        dose=dose,
+        interval_h=dose.interval_h if dose is not None else None,
+        escalation=a.escalation.get(lang) if a.escalation else None,
+        referral=Label(id=a.referral, label=label("specialty", a.referral, lang)) if a.referral else None,
+        ici_action=Label(id=a.ici_action, label=label("ici_action", a.ici_action, lang))
+        if a.ici_action
+        else None,
+        sources=[_ref(a.source, a.locator, a.verification)],
+        verification=a.verification,
+        unverified=a.verification == "M",
+        derived=a.verification == "D",
+        refused=refused,
+        rule=f"{rr.origin}/{rr.rule.id}",
+        guideline=rr.origin,
+        condition=rr.rule.when.describe() or None,
+    )

@@ -1,0 +1,493 @@
+"""ICAHT — immune effector cell-associated hematotoxicity (EHA/EBMT 2023), neutropenia grading.
+
+Tables live in ``data/scales/icaht.toml``; this module holds the algorithm, which follows the
+author group's implementation (Liang, ``automatedicahtgrading``) step by step:
+
+* **Timeline.** Every ANC point gets a day after infusion (day 0 = infusion day); dates are
+  converted with ``infusion_date``. Several values on one day: the lowest counts.
+* **Early ICAHT (day 0 to +30)**, cut earlier by ``last_follow_up_day`` or ``censor_day``.
+  Missing days in a gap of at most 7 days are interpolated linearly between the measured days;
+  up to 7 days before the first or after the last value of the window take that value. Longer
+  gaps are *unknown*: the grade is computed twice — unknown days recovered (lower bound) and
+  unknown days at ANC 0 (upper bound) — which is exact because a lower ANC never lowers the grade.
+  For each threshold (ANC <= 500 and <= 100/uL) the longest episode at or below it counts;
+  episodes separated by at most 2 days above the threshold (non-stable recovery) are joined and
+  the days between count. Grade = the worse of the two duration bands, and grade 4 when a
+  <= 500 episode starting on day 0-3 lasts to the end of the window (never recovered).
+* **Late ICAHT (day +31 to the earliest of +100, censoring, last follow-up)**: the measured
+  values only; graded by the nadir when the two lowest values are both <= 1500/uL (non-transient
+  neutropenia). A single late value cannot show non-transient neutropenia: the grade is then a
+  lower bound.
+
+References
+----------
+Rejeski K, Subklewe M, Aljurf M, et al. Immune effector cell-associated hematotoxicity: EHA/EBMT
+consensus grading and best practice recommendations. Blood 2023;142(10):865-877.
+doi:10.1182/blood.2023020578
+
+Liang EC. Automated approach to grade early and late ICAHT by EHA/EBMT criteria. R Markdown,
+github.com/emilyliangmd/automatedicahtgrading (commit c3e0109, 2024).
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import ruledata
+from ..errors import FindingError, RuleSpecError
+from ..findings import pick
+from ..result import GradeResult, RuleHit
+from ._base import Domain, Scale, known, unknown
+
+_T = ruledata.load("icaht")
+_RECOVERED = float("inf")  # an unknown day assumed recovered (above every threshold)
+_WORST = 0.0  # an unknown day assumed at ANC 0
+
+_INPUTS = (
+    "anc_series",
+    "infusion_date",
+    "last_follow_up_day",
+    "last_follow_up_date",
+    "censor_day",
+    "censor_date",
+)
+
+
+# ------------------------------------------------------------------------------ timeline
+@dataclass
+class Timeline:
+    """ANC points as (day, cells/uL), with the follow-up end and the censoring day."""
+
+    points: list[tuple[int, float]]
+    last_follow_up: int | None
+    censor: int | None
+    reasons: list[str] = field(default_factory=list)
+
+    def end(self, nominal_last_day: int) -> int:
+        """The last day of a window that nominally ends on ``nominal_last_day``."""
+        return min(d for d in (nominal_last_day, self.last_follow_up, self.censor) if d is not None)
+
+    def daily_minimum(self, first: int, last: int) -> dict[int, float]:
+        """The lowest value of each day in [first, last]."""
+        out: dict[int, float] = {}
+        for day, value in self.points:
+            if first <= day <= last:
+                out[day] = min(value, out.get(day, value))
+        return dict(sorted(out.items()))
+
+
+def _to_day(f: Mapping[str, Any], when: datetime.date, field_name: str) -> int:
+    infusion = f.get("infusion_date")
+    if infusion is None:
+        raise FindingError(
+            field_name,
+            when.isoformat(),
+            "a date needs infusion_date to be converted to a day after infusion",
+            "give infusion_date, or days instead of dates",
+        )
+    day: int = (when - infusion).days
+    lo, hi = pick("anc_series")["anc_series"].fields["day"]
+    if not lo <= day <= hi:
+        raise FindingError(field_name, when.isoformat(), f"is day {day} after infusion, outside {lo}–{hi}")
+    return day
+
+
+def _day_or_date(f: Mapping[str, Any], key: str) -> int | None:
+    day = f.get(f"{key}_day")
+    date = f.get(f"{key}_date")
+    if date is None:
+        return int(day) if day is not None else None
+    from_date = _to_day(f, date, f"{key}_date")
+    if day is not None and day != from_date:
+        raise FindingError(
+            f"{key}_day", day, f"contradicts {key}_date {date.isoformat()} (day {from_date} after infusion)"
+        )
+    return from_date
+
+
+def timeline(f: Mapping[str, Any]) -> Timeline | None:
+    """The checked timeline of findings ``f`` (``None`` when no ANC series is given).
+
+    Raises
+    ------
+    FindingError
+        A date without ``infusion_date``, contradictory day and date, or a value after the last
+        day of follow-up.
+    """
+    lfu = _day_or_date(f, "last_follow_up")
+    censor = _day_or_date(f, "censor")
+    series = f.get("anc_series")
+    if series is None:
+        return None
+    points: list[tuple[int, float]] = []
+    for i, p in enumerate(series):
+        day = p["day"] if "day" in p else _to_day(f, p["date"], f"anc_series[{i}].date")
+        if lfu is not None and day > lfu:
+            raise FindingError(
+                f"anc_series[{i}]",
+                {"day": day, "value": p["value"]},
+                f"ANC value after the last day of follow-up (day {lfu})",
+                "check last_follow_up_day or the date of the value",
+            )
+        points.append((day, p["value"]))
+    tl = Timeline(points, lfu, censor)
+    before = sum(1 for d, _ in points if d < _T["early"]["first_day"])
+    if before:
+        tl.reasons.append(f"{before} ANC value(s) before day 0 not used (ICAHT counts from infusion)")
+    if censor is not None:
+        after = sum(1 for d, _ in points if d > censor)
+        if after:
+            tl.reasons.append(
+                f"{after} ANC value(s) after censoring on day {censor} (progression/relapse or "
+                "subsequent therapy) not used"
+            )
+    return tl
+
+
+# ------------------------------------------------------------------------------ early ICAHT
+def _span(days: Sequence[int]) -> str:
+    return f"day {days[0]}" if days[0] == days[-1] else f"days {days[0]}–{days[-1]}"
+
+
+def fill_gaps(
+    daily: Mapping[int, float], first: int, last: int, max_gap: int
+) -> tuple[list[float | None], list[str]]:
+    """One value per day of [first, last]: measured, filled, or ``None`` (unknown).
+
+    A gap of at most ``max_gap`` missing days between two measured days is interpolated linearly;
+    at most ``max_gap`` days before the first or after the last measured day take that value
+    (Liang: ``zoo::na.approx(maxgap = 7, rule = 2)``). Longer gaps stay unknown.
+    """
+    values: list[float | None] = [daily.get(d) for d in range(first, last + 1)]
+    notes: list[str] = []
+    measured = [d for d in range(first, last + 1) if d in daily]
+    if not measured:
+        return values, notes
+    bounds = [first - 1, *measured, last + 1]
+    for a, b in itertools.pairwise(bounds):
+        gap = list(range(a + 1, b))
+        if not gap:
+            continue
+        if len(gap) > max_gap:
+            notes.append(
+                f"{_span(gap).capitalize()}: no ANC value within a gap of {len(gap)} days "
+                f"(> {max_gap}): unknown"
+            )
+            continue
+        if a < first:  # before the first measured day
+            for d in gap:
+                values[d - first] = daily[b]
+            notes.append(f"{_span(gap).capitalize()}: value of day {b} carried back (gap <= {max_gap} days)")
+        elif b > last:  # after the last measured day
+            for d in gap:
+                values[d - first] = daily[a]
+            notes.append(
+                f"{_span(gap).capitalize()}: value of day {a} carried forward (gap <= {max_gap} days)"
+            )
+        else:
+            va, vb = daily[a], daily[b]
+            for d in gap:
+                values[d - first] = va + (vb - va) * (d - a) / (b - a)
+            notes.append(f"{_span(gap).capitalize()}: interpolated between days {a} and {b}")
+    return values, notes
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Days ``start``..``end`` (inclusive) at or below a threshold, non-stable recoveries joined."""
+
+    start: int
+    end: int
+
+    @property
+    def days(self) -> int:
+        return self.end - self.start + 1
+
+
+def episodes(values: Sequence[float], first_day: int, max_per_ul: float, max_join: int) -> list[Episode]:
+    """Episodes with ANC <= ``max_per_ul``; runs separated by <= ``max_join`` days are joined."""
+    out: list[Episode] = []
+    for i, v in enumerate(values):
+        if v > max_per_ul:
+            continue
+        day = first_day + i
+        if out and day - out[-1].end - 1 <= max_join:
+            out[-1] = Episode(out[-1].start, day)  # consecutive, or after a non-stable recovery
+        else:
+            out.append(Episode(day, day))
+    return out
+
+
+def _band(bands: list[dict[str, Any]], days: int, where: str) -> dict[str, Any]:
+    for b in bands:
+        if b["min_days"] <= days <= b["max_days"]:
+            return b
+    raise RuleSpecError(f"{where}: no band holds {days} days")
+
+
+@dataclass
+class EarlyAssessment:
+    """The early grade for one complete daily series, with the criteria that fired."""
+
+    grade: int
+    hits: list[RuleHit]
+    reasons: list[str]
+
+
+def assess_early(values: Sequence[float], first_day: int) -> EarlyAssessment:
+    """Grade early ICAHT from one value per day starting on ``first_day`` (no unknown days)."""
+    t = _T["early"]
+    grade = 0
+    hits: list[RuleHit] = []
+    reasons: list[str] = []
+    for thr in t["thresholds"]:
+        eps = episodes(values, first_day, thr["max_per_ul"], t["max_joined_recovery_days"])
+        if thr["key"] == t["never_recovered_threshold_key"]:
+            last_day = first_day + len(values) - 1
+            last = eps[-1] if eps else None
+            if last is not None and last.end == last_day and last.start <= t["never_recovered_max_start_day"]:
+                g = t["never_recovered_grade"]
+                hits.append(
+                    RuleHit(
+                        rule="ehaebmt2023:icaht/early/never_recovered",
+                        domain="early",
+                        grade=g,
+                        text=f"{t['never_recovered_text']} ({_span([last.start, last.end])})",
+                    )
+                )
+                grade = max(grade, g)
+        if not eps:
+            reasons.append(f"Early: {thr['text']} on no day")
+            continue
+        top = max(eps, key=lambda e: (e.days, -e.start))
+        b = _band(thr["bands"], top.days, f"icaht.early.{thr['key']}")
+        detail = f"{thr['text']} for {top.days} day(s), {_span([top.start, top.end])} (longest episode)"
+        if b["grade"] > 0:
+            hits.append(
+                RuleHit(
+                    rule=f"ehaebmt2023:icaht/early/{thr['key']}/{b['min_days']}-{b['max_days']}d",
+                    domain="early",
+                    grade=b["grade"],
+                    text=detail,
+                )
+            )
+            grade = max(grade, b["grade"])
+        else:
+            reasons.append(f"Early: {detail}")
+    return EarlyAssessment(grade, hits, reasons)
+
+
+def early_domain(tl: Timeline | None) -> Domain:
+    """The early-ICAHT domain (values 0-4)."""
+    t = _T["early"]
+    name = "early"
+    if tl is None:
+        return unknown(name, range(5), "anc_series")
+    first, last = t["first_day"], tl.end(t["last_day"])
+    daily = tl.daily_minimum(first, last)
+    window = f"days {first}–{last}"
+    if last < t["last_day"]:
+        cause = "last follow-up" if last == tl.last_follow_up else "censoring"
+        window += f" (window ends at {cause})"
+    if not daily:
+        return unknown(name, range(5), "anc_series", reason=f"Early: no ANC value on {window}")
+    values, notes = fill_gaps(daily, first, last, t["max_filled_gap_days"])
+    best = assess_early([_RECOVERED if v is None else v for v in values], first)
+    worst = assess_early([_WORST if v is None else v for v in values], first)
+    reasons = [
+        f"Early window {window}: {len(daily)} day(s) with a measured ANC",
+        *[f"Early: {n}" for n in notes],
+    ]
+    reasons += best.reasons
+    dom = Domain(name, tuple(range(best.grade, worst.grade + 1)), best.hits, [], reasons)
+    if best.grade != worst.grade:
+        dom.missing = ["anc_series"]
+        dom.reasons.append(
+            f"Early: unknown days decide between grade {best.grade} (recovered) and grade {worst.grade} "
+            "(neutropenic): more ANC values are needed"
+        )
+    elif any(v is None for v in values):
+        dom.reasons.append("Early: the unknown days cannot change the grade")
+    return dom
+
+
+# ------------------------------------------------------------------------------ late ICAHT
+def late_domain(tl: Timeline | None) -> Domain:
+    """The late-ICAHT domain (values 0-4)."""
+    t = _T["late"]
+    name = "late"
+    if tl is None:
+        return unknown(name, range(5), "anc_series")
+    first, last = t["first_day"], tl.end(t["last_day"])
+    if last < first:
+        cause = "last follow-up" if last == tl.last_follow_up else "censoring"
+        return known(name, 0, reason=f"Late: window not reached ({cause} on day {last})")
+    daily = tl.daily_minimum(first, last)
+    window = f"days {first}–{last}"
+    if not daily:
+        return unknown(name, range(5), "anc_series", reason=f"Late: no ANC value on {window}")
+    lowest = sorted(daily.items(), key=lambda kv: (kv[1], kv[0]))
+    (d1, v1) = lowest[0]
+    cap = t["neutropenia_max_per_ul"]
+    band = next((b for b in t["bands"] if v1 <= b["max_per_ul"]), None)  # most severe first
+    nadir = f"nadir ANC {v1:g}/uL on day {d1}"
+    if band is None:
+        return known(name, 0, reason=f"Late ({window}): {nadir} > {cap:g}/uL: no late neutropenia")
+    if len(lowest) < t["min_values"]:
+        return unknown(
+            name,
+            (0, *range(band["grade"], 5)),
+            "anc_series",
+            reason=f"Late ({window}): a single value, {nadir} ({band['text']}, grade {band['grade']} if "
+            f"confirmed): non-transient neutropenia needs >= {t['min_values']} values",
+        )
+    d2, v2 = lowest[1]
+    if v2 > cap:
+        return known(
+            name,
+            0,
+            reason=f"Late ({window}): {nadir} but the next lowest value ({v2:g}/uL on day {d2}) is "
+            f"> {cap:g}/uL: transient, not graded",
+        )
+    hit = RuleHit(
+        rule=f"ehaebmt2023:icaht/late/anc_le_{band['max_per_ul']:g}",
+        domain="late",
+        grade=band["grade"],
+        text=f"{band['text']} ({nadir}; second lowest {v2:g}/uL on day {d2}, {window})",
+    )
+    return known(name, band["grade"], hit)
+
+
+# ------------------------------------------------------------------------------ scales
+def _refuse_fractional_bare_anc(raw: Any) -> None:
+    """Refuse a bare fractional ANC: bare numbers are cells/uL, and 0.45 is then a unit slip.
+
+    A laboratory never reports a fraction of a cell per uL; a bare 0.45 is almost surely 10*9/L
+    and would be read as 0.45 cells/uL (grade 4 depth). The value is refused, never rescaled.
+    """
+    series = raw.get("anc_series") if isinstance(raw, Mapping) else None
+    if not isinstance(series, list):
+        return
+    for i, point in enumerate(series):
+        value = point.get("value") if isinstance(point, dict) else None
+        if isinstance(value, float) and not isinstance(value, bool) and not value.is_integer():
+            raise FindingError(
+                f"anc_series[{i}].value",
+                value,
+                "a bare ANC is read in cells/uL and cannot be a fraction of a cell",
+                f'for 10*9/L write {{"value": {value}, "unit": "10*9/L"}}',
+            )
+
+
+_NOTES_COMMON = (
+    "The EHA/EBMT consensus table itself was not read: the grading is reconstructed [V2] from the "
+    "author group's implementation (Liang, automatedicahtgrading) and the T-ICAHT table.",
+    "Days count from infusion (day 0); dates are converted with infusion_date. Several values on "
+    "one day: the lowest counts. Thresholds are inclusive: ANC <= 500/uL, <= 100/uL (not CTCAE's < 500).",
+    "censor_day (progression/relapse or subsequent therapy) ends both windows; last_follow_up_day "
+    "(death or loss to follow-up) ends both windows and values after it are refused.",
+    "G-CSF is not an input: the grade is the ANC course as measured.",
+    "A bare ANC number is read in cells/uL (the unit ICAHT is printed in); a bare fractional value "
+    "(e.g. 0.45, almost surely 10*9/L) is refused: give 10*9/L values with their unit.",
+)
+_NOTES_EARLY = (
+    "Early (day 0-30): gaps of <= 7 missing days are interpolated linearly; <= 7 days before the "
+    "first or after the last value of the window take that value (Liang: na.approx maxgap 7, "
+    "rule 2). Longer gaps are unknown: the grade is then a lower bound (unknown days taken as "
+    "recovered) and grade_range ends at the grade with those days at ANC 0.",
+    "Filled values are not rounded to the nearest 10 (Liang rounds them): a filled 505/uL stays above 500.",
+    "Duration = the longest episode at or below the threshold; episodes separated by <= 2 days "
+    "above it (non-stable recovery; stable = >= 3 days, CIBMTR engraftment) are joined and the "
+    "days between count toward the duration.",
+    "Grade 4 also when a <= 500/uL episode starting on day 0-3 lasts to the end of the early "
+    "window (never recovered, incl. death or loss to follow-up before day 30), as in Liang's code.",
+)
+_NOTES_LATE = (
+    "Late (day 31 to the earliest of day 100, censoring, last follow-up): measured values only, no "
+    "interpolation; graded by the nadir when the two lowest values are both <= 1500/uL.",
+    "A single late value <= 1500/uL cannot show non-transient neutropenia: no late grade is "
+    "established (lower bound 0, up to the nadir grade or worse if a second value confirms it), "
+    "departing from Liang's code, which grades on the single value.",
+    "Late neutropenia must not be attributable to another cause (relapse, drugs): the engine "
+    "cannot judge this; give censor_day to end the window.",
+)
+
+
+class _IcahtBase(Scale):
+    version = "2023"
+    family = "hematotoxicity"
+    source_keys = ("rejeski2023", "liang2024icaht")
+    grades = (0, 1, 2, 3, 4)
+    findings = pick(*_INPUTS)
+
+    def grade(self, raw: Mapping[str, Any]) -> GradeResult:
+        _refuse_fractional_bare_anc(raw)
+        return super().grade(raw)
+
+    def check(self, f: Mapping[str, Any]) -> None:
+        timeline(f)
+
+    def summary(self, v: Mapping[str, Any], grade: int) -> str:
+        parts = [f"{k} ICAHT grade {v[k]}" for k in ("early", "late") if k in v]
+        if grade == 0:
+            return "Grade 0: ICAHT criteria not met (" + "; ".join(parts) + ")"
+        return f"Grade {grade}: " + "; ".join(parts)
+
+    def deciding(self, v: Mapping[str, Any], grade: int) -> list[str]:
+        return [k for k in ("early", "late") if k in v and v[k] == grade and grade > 0]
+
+    def combine(self, v: Mapping[str, Any]) -> int:
+        return int(max(v.values()))
+
+
+class IcahtEarly(_IcahtBase):
+    id = "ehaebmt2023:icaht-early"
+    title = "Early ICAHT (day 0 to +30), neutropenia — EHA/EBMT consensus grading"
+    notes = _NOTES_COMMON + _NOTES_EARLY
+
+    def domains(self, f: Mapping[str, Any]) -> list[Domain]:
+        tl = timeline(f)
+        d = early_domain(tl)
+        if tl is not None:
+            d.reasons[:0] = tl.reasons
+        return [d]
+
+
+class IcahtLate(_IcahtBase):
+    id = "ehaebmt2023:icaht-late"
+    title = "Late ICAHT (after day +30), neutropenia — EHA/EBMT consensus grading"
+    notes = _NOTES_COMMON + _NOTES_LATE
+
+    def domains(self, f: Mapping[str, Any]) -> list[Domain]:
+        tl = timeline(f)
+        d = late_domain(tl)
+        if tl is not None:
+            d.reasons[:0] = tl.reasons
+        return [d]
+
+
+class Icaht(_IcahtBase):
+    id = "ehaebmt2023:icaht"
+    title = "ICAHT (early and late), neutropenia — EHA/EBMT consensus grading"
+    notes = (
+        *_NOTES_COMMON,
+        "Grade = the higher of the early and the late grade; the deciding window is named.",
+        *_NOTES_EARLY,
+        *_NOTES_LATE,
+    )
+
+    def domains(self, f: Mapping[str, Any]) -> list[Domain]:
+        tl = timeline(f)
+        early, late = early_domain(tl), late_domain(tl)
+        if tl is not None:
+            early.reasons[:0] = tl.reasons
+        return [early, late]
+
+
+def scales() -> list[Scale]:
+    """The scales this module provides (read by the catalogue)."""
+    return [Icaht(), IcahtEarly(), IcahtLate()]
