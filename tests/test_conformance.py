@@ -51,11 +51,11 @@ def test_every_scale_has_conformance_cases() -> None:
 def test_conformance(case: dict[str, Any]) -> None:
     if "expect_error" in case:
         with pytest.raises(FindingError) as err:
-            immunotox.grade(case["scale"], case["findings"])
+            immunotox.grade(case["scale"], case["findings"], ignore_unused=case.get("ignore_unused", False))
         assert err.value.field == case["expect_error"], str(err.value)
         assert str(err.value).startswith(case["expect_error"])
         return
-    r = immunotox.grade(case["scale"], case["findings"])
+    r = immunotox.grade(case["scale"], case["findings"], ignore_unused=case.get("ignore_unused", False))
     if "expect_status" in case:
         assert r.status == case["expect_status"], r.explain()
     if "expect_grade" in case:
@@ -66,6 +66,8 @@ def test_conformance(case: dict[str, Any]) -> None:
         assert r.missing == case["expect_missing"], r.explain()
     if "expect_range" in case:
         assert list(r.grade_range) == case["expect_range"], r.explain()
+    if "expect_ignored" in case:
+        assert r.ignored == case["expect_ignored"], r.explain()
     if "expect_deciding" in case:
         assert r.deciding_domains == case["expect_deciding"], r.explain()
     # invariants that hold for every result

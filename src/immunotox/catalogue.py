@@ -45,7 +45,7 @@ def get_scale(scale_id: str) -> Scale:
         raise UnknownScaleError(scale_id, list(scales)) from None
 
 
-def grade(scale_id: str, findings: Mapping[str, Any]) -> GradeResult:
+def grade(scale_id: str, findings: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:
     """Grade ``findings`` with scale ``scale_id``.
 
     Parameters
@@ -54,6 +54,10 @@ def grade(scale_id: str, findings: Mapping[str, Any]) -> GradeResult:
         A catalogue id, e.g. ``"astct2019:crs"`` (see :func:`all_scales`).
     findings
         Finding key -> value; numbers in the canonical unit or ``{"value": x, "unit": "<UCUM>"}``.
+    ignore_unused
+        Regrading mode: findings of the shared vocabulary that this scale does not read are
+        checked and reported in ``ignored`` instead of being refused, so that one record can be
+        graded under every scale.
 
     Returns
     -------
@@ -74,4 +78,4 @@ def grade(scale_id: str, findings: Mapping[str, Any]) -> GradeResult:
     >>> r.grade, r.complete, r.deciding_domains
     (3, True, ['hypotension'])
     """
-    return get_scale(scale_id).grade(findings)
+    return get_scale(scale_id).grade(findings, ignore_unused=ignore_unused)

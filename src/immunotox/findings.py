@@ -231,23 +231,40 @@ def pick(*names: str) -> dict[str, FieldSpec]:
     return {n: vocab[n] for n in names}
 
 
-def parse_findings(scale_id: str, specs: Mapping[str, FieldSpec], raw: Any) -> dict[str, Any]:
+def parse_findings(
+    scale_id: str,
+    specs: Mapping[str, FieldSpec],
+    raw: Any,
+    *,
+    ignored: list[str] | None = None,
+) -> dict[str, Any]:
     """Check every raw finding against ``specs``; return the known ones in canonical form.
 
     Absent keys and keys given as ``null`` are left out: they are *unknown*, never normal.
+    A key of the shared vocabulary that this scale does not read (``fio2_pct`` given to ASTCT,
+    which grades by device) is refused, unless a list is passed as ``ignored`` (regrading mode:
+    one record graded under every scale): it is then still checked, and reported in the list.
+    A key outside the vocabulary is always refused.
     """
     if not isinstance(raw, Mapping):
         raise FindingError("findings", raw, "expected a JSON object of findings")
     out: dict[str, Any] = {}
+    vocab = vocabulary()
     for key, value in raw.items():
         spec = specs.get(key)
         if spec is None:
-            raise FindingError(
-                str(key),
-                value,
-                f"unknown finding for scale {scale_id}",
-                f"this scale reads {sorted(specs)}",
-            )
+            shared = vocab.get(key) if ignored is not None else None
+            if shared is None:
+                raise FindingError(
+                    str(key),
+                    value,
+                    f"unknown finding for scale {scale_id}",
+                    f"this scale reads {sorted(specs)}",
+                )
+            if value is not None:
+                shared.parse(value)
+                ignored.append(key)  # type: ignore[union-attr]
+            continue
         if value is None:
             continue
         out[key] = spec.parse(value)

@@ -36,6 +36,10 @@ class GradeResult(BaseModel):
     status: Literal["assessed", "incomplete", "not_assessable"]
     deciding_domains: list[str]
     missing: list[str]
+    ignored: list[str] = Field(
+        default_factory=list,
+        description="Findings of the shared vocabulary that were given but are not inputs of this scale",
+    )
     reasons: list[str]
     fired: list[RuleHit]
     notes: list[str] = Field(description="Interpretation decisions applied to this grading")

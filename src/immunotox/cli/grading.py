@@ -56,11 +56,18 @@ def grade(
         typer.Option("--findings", "-f", help="Findings as JSON, @file.json, or - for stdin"),
     ],
     explain: Annotated[bool, typer.Option("--explain", help="Print a readable explanation")] = False,
+    ignore_unused: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-unused",
+            help="Regrading mode: findings this scale does not read are checked and reported, not refused",
+        ),
+    ] = False,
 ) -> None:
     """Grade FINDINGS with SCALE; prints one JSON object (or an explanation with --explain)."""
     raw = read_json_option(findings, "--findings")
     with clean_errors():
-        result = get_scale(scale).grade(raw) if isinstance(raw, dict) else None
+        result = get_scale(scale).grade(raw, ignore_unused=ignore_unused) if isinstance(raw, dict) else None
     if result is None:
         fail(f"--findings = {json.dumps(raw)[:60]}: expected a JSON object of findings")
     if explain:

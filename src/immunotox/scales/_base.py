@@ -107,13 +107,18 @@ class Scale(ABC):
         return known("death", f[key]) if key in f else assumed("death", False)
 
     # ------------------------------------------------------------------ resolution
-    def grade(self, raw: Mapping[str, Any]) -> GradeResult:
-        """Parse and check ``raw`` findings, then grade them."""
-        f = parse_findings(self.id, self.findings, raw)
-        self.check(f)
-        return self.resolve(self.domains(f), f)
+    def grade(self, raw: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:
+        """Parse and check ``raw`` findings, then grade them.
 
-    def resolve(self, doms: list[Domain], f: Mapping[str, Any]) -> GradeResult:
+        With ``ignore_unused`` (regrading mode), findings of the shared vocabulary that this
+        scale does not read are checked and listed in ``ignored`` instead of being refused.
+        """
+        ignored: list[str] = []
+        f = parse_findings(self.id, self.findings, raw, ignored=ignored if ignore_unused else None)
+        self.check(f)
+        return self.resolve(self.domains(f), f, ignored)
+
+    def resolve(self, doms: list[Domain], f: Mapping[str, Any], ignored: Sequence[str] = ()) -> GradeResult:
         names = [d.name for d in doms]
         table: list[tuple[tuple[Hashable, ...], int]] = []
         for combo in itertools.product(*(d.possible for d in doms)):
@@ -152,10 +157,12 @@ class Scale(ABC):
             status=status,
             deciding_domains=self.deciding(low_values, lo) if grade is not None else [],
             missing=missing,
+            ignored=list(ignored),
             reasons=[
                 *(f"{h.text} → grade {h.grade}" if h.grade is not None else h.text for h in hits),
                 *reasons,
                 summary,
+                *([f"Not used by this scale: {', '.join(ignored)}"] if ignored else []),
             ],
             fired=hits,
             notes=list(self.notes),

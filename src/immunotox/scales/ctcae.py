@@ -193,16 +193,17 @@ class CtcaeScale(Scale):
             )
 
     # ------------------------------------------------------------------ grading
-    def grade(self, raw: Mapping[str, Any]) -> GradeResult:
+    def grade(self, raw: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:
         """Parse and check ``raw`` findings, then grade them (reasons show the units given)."""
-        f = parse_findings(self.id, self.findings, raw)
+        ignored: list[str] = []
+        f = parse_findings(self.id, self.findings, raw, ignored=ignored if ignore_unused else None)
         self.check(f)
         shown: dict[str, str] = {}
         for key in LAB_INPUTS:
             r = raw.get(key) if isinstance(raw, Mapping) else None
             if isinstance(r, dict) and r.get("unit") is not None:
                 shown[key] = f"{r.get('value')} {r.get('unit')}"
-        return self.resolve(self._domains(f, shown), f)
+        return self.resolve(self._domains(f, shown), f, ignored)
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
         return self._domains(f, {})

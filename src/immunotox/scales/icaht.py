@@ -424,9 +424,9 @@ class _IcahtBase(Scale):
     grades = (0, 1, 2, 3, 4)
     findings = pick(*_INPUTS)
 
-    def grade(self, raw: Mapping[str, Any]) -> GradeResult:
+    def grade(self, raw: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:
         _refuse_fractional_bare_anc(raw)
-        return super().grade(raw)
+        return super().grade(raw, ignore_unused=ignore_unused)
 
     def check(self, f: Mapping[str, Any]) -> None:
         timeline(f)

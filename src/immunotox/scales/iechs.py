@@ -17,7 +17,7 @@ doi:10.1016/j.jtct.2023.03.006 (PMID 36906275)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import ruledata
@@ -129,11 +129,12 @@ class IecHs(Scale):
             "Grade 0: IEC-HS not present" if grade == 0 else f"Grade {grade}: clinician-entered IEC-HS grade"
         )
 
-    def resolve(self, doms: list[Domain], f: Mapping[str, Any]) -> GradeResult:
-        result = super().resolve(doms, f)
+    def resolve(self, doms: list[Domain], f: Mapping[str, Any], ignored: Sequence[str] = ()) -> GradeResult:
+        result = super().resolve(doms, f, ignored)
         if result.status == "not_assessable":  # the base summary would read as a grade
             lo, hi = result.grade_range
-            result.reasons[-1] = f"Not assessable: no IEC-HS grade entered (possible grades {lo}–{hi})"
+            text = f"Not assessable: no IEC-HS grade entered (possible grades {lo}–{hi})"
+            result.reasons[-1 - bool(ignored)] = text
         result.reasons.insert(0, _T["unverified_statement"])
         return result
 
