@@ -1,0 +1,301 @@
+"""Cohort regrading benchmark: ~10 M observation rows graded by ASTCT CRS + ICANS.
+
+Usage::
+
+    .venv/bin/python benchmarks/cohort.py                  # ~10 M rows (about 5,700 patients x 30 days)
+    .venv/bin/python benchmarks/cohort.py --rows 30000000  # memory growth check
+
+The cohort comes from the synthetic generator (``immunotox.simulate.write_cohort``, seed 0) and is
+cached as Parquet under ``--cache`` (default: ``$XDG_CACHE_HOME/immunotox-bench`` or
+``~/.cache/immunotox-bench``). Every measurement runs in a FRESH subprocess (this script with
+``--child``) that reports its own work time (timed inside the process, after interpreter start,
+imports and the loading of the rule catalogue) and its peak RSS (``VmHWM`` from ``/proc/self/status``):
+
+* ``floor``     a bare DuckDB scan + per-patient aggregate of the same Parquet file
+                (``SELECT patient_id, count(*), max(time) ... GROUP BY patient_id``, 2 threads);
+* ``headline``  ``immunotox.timeline.run_timeline(file, "astct2019:crs,astct2019:icans", out)``:
+                validation of every row, grades, daily maxima, episodes, patients, crosstab and
+                rejects written as Parquet (the embedded engine, default settings);
+* ``all``       the same with every CRS scale of the catalogue plus ICANS (``all-crs,astct2019:icans``);
+* ``naive``     a plain per-row Python loop (at every assessment, rescan all of the patient's rows,
+                then call the grading core; no index, no memoisation) over the first patients,
+                checked against the embedded engine, extrapolated to all rows.
+
+The last line printed is exactly::
+
+    rows=N rows_per_s=X ratio_vs_floor=Y speedup_vs_naive=Z peak_mb=M
+
+(headline figures; medians over ``--repeat`` fresh runs). Targets (issue 3): ratio <= 5,
+rows_per_s >= 10 M, speedup >= 200, peak < 1.5 GB at 10 M rows, growing by < 50 % at 30 M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HEADLINE = "astct2019:crs,astct2019:icans"
+ALL = "all-crs,astct2019:icans"
+
+
+def _peak_mb() -> float:
+    """Peak RSS of this process: VmHWM (per address space, so not inherited through fork/exec
+    from the parent the way ``ru_maxrss`` is on Linux), else ``getrusage``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+# ------------------------------------------------------------------------------------ children
+def child(mode: str, path: str, out: str, sample_patients: int) -> dict[str, Any]:
+    if mode == "floor":
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute("SET threads=2")
+        t0 = time.perf_counter()
+        rows = con.execute(
+            "SELECT patient_id, count(*) AS n, max(time) AS last FROM read_parquet(?) GROUP BY patient_id",
+            [path],
+        ).fetchall()
+        work = time.perf_counter() - t0
+        return {"work_s": work, "peak_mb": _peak_mb(), "patients": len(rows)}
+    import immunotox
+    from immunotox.timeline import run_timeline
+    from immunotox.timeline.vocabulary import vocabulary
+
+    immunotox.all_scales()  # the rule catalogue: loaded like an import, before the clock starts
+    vocabulary()
+    if mode in ("headline", "all"):
+        t0 = time.perf_counter()
+        s = run_timeline(path, HEADLINE if mode == "headline" else ALL, out)
+        work = time.perf_counter() - t0
+        return {
+            "work_s": work,
+            "peak_mb": _peak_mb(),
+            "rows": s.input_rows,
+            "rejected": s.rejected_rows,
+            "assessments": s.assessments,
+            "episodes": s.episodes,
+            "partitions": s.partitions,
+        }
+    if mode == "naive":
+        return naive(path, sample_patients)
+    raise SystemExit(f"unknown mode {mode}")
+
+
+def naive(path: str, sample_patients: int) -> dict[str, Any]:
+    """A plain per-row Python loop: at every assessment, rescan all of the patient's rows.
+
+    Same rules as the engines (it reuses the reference's findings and grading calls) but no
+    index, no bisect, no memoisation: each window, interval and attribute is found by looping
+    over the patient's rows. Run on the first patients of the file, checked against the embedded
+    engine on the same patients, and extrapolated by rows.
+    """
+    import pyarrow.parquet as pq
+
+    import immunotox
+    from immunotox.timeline._engine import Params, grade_partition
+    from immunotox.timeline._read import normalize
+    from immunotox.timeline._reference import (
+        INF,
+        PatientRecord,
+        PatientState,
+        episodes_py,
+        grid_times,
+        records,
+    )
+    from immunotox.timeline._snapshot import Grader, findings_from_raw, plan
+
+    class NaiveState(PatientState):
+        def _rows(self, code: str) -> list[tuple[int, float, int | None]]:
+            c = self.voc.code(code).index
+            return [(t, v, e) for t, cc, v, e in self.rec.rows if cc == c]
+
+        def _worst(self, code: str, vals: list[float]) -> float:
+            spec = self.voc.code(code)
+            return max(vals) if spec.ties == "max" or spec.kind in ("token", "bool") else min(vals)
+
+        def window(self, code: str, w: int, t: int, how: Any) -> float | None:
+            vals = [v for tt, v, _e in self._rows(code) if t - w < tt <= t]
+            return how(vals) if vals else None
+
+        def last(self, code: str, w: int, t: int) -> tuple[float, int] | None:
+            rows = [(tt, v) for tt, v, _e in self._rows(code) if t - w < tt <= t]
+            if not rows:
+                return None
+            tmax = max(tt for tt, _v in rows)
+            return self._worst(code, [v for tt, v in rows if tt == tmax]), tmax
+
+        def patient_last(self, code: str) -> float | None:
+            rows = self._rows(code)
+            if not rows:
+                return None
+            tmax = max(tt for tt, _v, _e in rows)
+            return self._worst(code, [v for tt, v, _e in rows if tt == tmax])
+
+        def event_since(self, code: str, token: str, t: int) -> bool:
+            tok = self.voc.code(code).tokens.index(token)
+            return any(tt <= t and int(v) == tok for tt, v, _e in self._rows(code))
+
+    class NaiveRecord(PatientRecord):
+        def intervals(self, code: str, per_token: bool) -> list[tuple[int, int, int]]:
+            c = self.voc.code(code).index
+            rows = [(t, v, e) for t, cc, v, e in self.rows if cc == c]
+            out = []
+            for t, v, e in rows:
+                if e is None:
+                    later = [tt for tt, vv, _ in rows if tt > t and (not per_token or int(vv) == int(v))]
+                    e = min(later) if later else INF
+                out.append((t, e, int(v)))
+            return out
+
+    f = pq.ParquetFile(path)
+    first = f.read_row_group(0)
+    ids = first.column("patient_id").to_pylist()
+    keep_ids = set(sorted(set(ids))[:sample_patients])
+    last = max(i for i, p in enumerate(ids) if p in keep_ids)
+    sample = first.slice(0, last + 1)
+    plans = [plan(immunotox.get_scale(s)) for s in HEADLINE.split(",")]
+    res = Params().resolution_us
+    t0 = time.perf_counter()
+    n = normalize(sample, file="sample")
+    grader = Grader(memo=False)
+    got: dict[tuple[str, str], list[tuple[int, Any, int, int, bool]]] = {}
+    for pid, indexed in records(n.obs):
+        rec = NaiveRecord(indexed.rows, indexed.voc)
+        for p in plans:
+            st = NaiveState(rec, res)
+            times = grid_times(rec, p)
+            if "fever_masked" in p.findings:
+                st.compute_masking(times, grader)
+            rows = [
+                grader.grade(p.scale, findings_from_raw(p, st.raw_state(p.findings, t), rec.voc))
+                for t in times
+            ]
+            episodes_py(times, [r.grade is not None and r.grade >= 1 for r in rows], res)
+            got[(pid, p.scale_id)] = [
+                (t, r.grade, r.lo, r.hi, r.complete) for t, r in zip(times, rows, strict=True)
+            ]
+    work = time.perf_counter() - t0
+    # the naive loop must agree with the embedded engine
+    emb = grade_partition(n.obs, plans, Params(), "embedded").table("grades").to_pylist()
+    want: dict[tuple[str, str], list[tuple[int, Any, int, int, bool]]] = {}
+    for r in emb:
+        t_us = int(r["time"].timestamp() * 1_000_000)
+        want.setdefault((r["patient_id"], r["scale"]), []).append(
+            (t_us, r["grade"], r["grade_lo"], r["grade_hi"], r["complete"])
+        )
+    agree = all(got.get(k, []) == v for k, v in want.items()) and len(got) >= len(want)
+    return {"work_s": work, "peak_mb": _peak_mb(), "rows": sample.num_rows, "agrees": agree}
+
+
+def run_child(mode: str, path: Path, sample_patients: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="immunotox-bench-") as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [
+                *(sys.executable, __file__, "--child", mode, "--input", str(path), "--out", tmp),
+                *("--sample-patients", str(sample_patients)),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        outer = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"child {mode} failed:\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["outer_s"] = outer
+    return result
+
+
+# ------------------------------------------------------------------------------------- cohort
+def cohort(rows: int, cache: Path) -> tuple[Path, int]:
+    from immunotox.simulate import simulate_cohort, write_cohort
+
+    pilot = simulate_cohort(100, seed=0)
+    per_patient = pilot.observations.num_rows / 100
+    n_patients = max(1, round(rows / per_patient))
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"cohort_{n_patients}p_seed0.parquet"
+    if not path.exists():
+        print(f"generating {n_patients:,} patients (~{rows:,} rows) -> {path}", flush=True)
+        tmp = path.with_suffix(".tmp.parquet")
+        write_cohort(tmp, n_patients, seed=0, loinc_fraction=0.01)
+        os.replace(tmp, path)
+    return path, n_patients
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000_000, help="approximate number of observation rows")
+    ap.add_argument("--repeat", type=int, default=3, help="fresh runs of the floor and the headline")
+    ap.add_argument("--cache", type=Path, default=None, help="where the generated cohort is kept")
+    ap.add_argument("--sample-patients", type=int, default=40, help="patients in the naive sample")
+    ap.add_argument("--skip-all", action="store_true", help="skip the all-scales run")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--input", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.input, a.out, a.sample_patients)))
+        return
+    cache = a.cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "immunotox-bench"
+    path, n_patients = cohort(a.rows, cache)
+    print(f"cohort: {path} ({n_patients:,} patients, {path.stat().st_size / 1e6:.1f} MB)")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores: measurements are noisy above ~0.5)")
+
+    floors = [run_child("floor", path, a.sample_patients) for _ in range(a.repeat)]
+    heads = [run_child("headline", path, a.sample_patients) for _ in range(a.repeat)]
+    naive = run_child("naive", path, a.sample_patients)
+    alls = None if a.skip_all else run_child("all", path, a.sample_patients)
+
+    rows = heads[0]["rows"]
+    floor_s = statistics.median(f["work_s"] for f in floors)
+    head_s = statistics.median(h["work_s"] for h in heads)
+    head_peak = max(h["peak_mb"] for h in heads)
+    naive_total = naive["work_s"] * rows / naive["rows"]
+
+    def line(name: str, rs: list[dict[str, Any]]) -> str:
+        w = [r["work_s"] for r in rs]
+        return (
+            f"{name:<10} work {statistics.median(w):8.3f} s [{min(w):.3f}-{max(w):.3f}]  "
+            f"outer {statistics.median(r['outer_s'] for r in rs):7.3f} s  "
+            f"peak {max(r['peak_mb'] for r in rs):7.0f} MB"
+        )
+
+    print(line("floor", floors))
+    print(line("headline", heads))
+    print(f"           {rows:,} rows, {heads[0]['partitions']} partitions")
+    print(f"           assessments {heads[0]['assessments']}, episodes {heads[0]['episodes']}")
+    if alls is not None:
+        print(line("all", [alls]) + f"  ({rows / alls['work_s'] / 1e6:.2f} M rows/s; scales: {ALL})")
+    print(
+        f"naive      work {naive['work_s']:8.3f} s on {naive['rows']:,} rows -> {naive_total:,.0f} s "
+        f"extrapolated to {rows:,} rows (agrees with the engine on the sample: {naive['agrees']})"
+    )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    ratio = head_s / floor_s
+    print(
+        f"rows={rows} rows_per_s={rows / head_s:.0f} ratio_vs_floor={ratio:.2f} "
+        f"speedup_vs_naive={naive_total / head_s:.0f} peak_mb={math.ceil(head_peak)}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,810 @@
+"""Observation input: raw contract rows -> checked, canonical, sorted arrays plus a rejects table.
+
+Every input row ends up in exactly one of two places: the accepted observations (:class:`Obs`)
+or the rejects table (``file, row, column, value, reason, detail``), so that
+``accepted + rejected == input rows`` always holds. Nothing is corrected or guessed: a value in
+another unit is converted with :func:`immunotox.units.convert` (pint + UCUM), a value outside the
+plausible range is refused, never clipped.
+
+The work is vectorised over Arrow dictionaries: code, unit and value strings are checked once per
+*distinct* string, then gathered back to the rows, so validating ten million rows costs a few
+array gathers.
+
+Reasons (one per rejected row, first failing check in this order):
+
+==================== ============================================================================
+missing_patient_id   ``patient_id`` empty
+bad_time             ``time`` empty or not an ISO 8601 date-time
+unknown_code         ``code`` is neither a canonical code nor a LOINC alias
+bad_value            ``value`` is not a number / whole number / allowed token for the code
+bad_unit             ``unit`` unknown, or not convertible to the code's canonical unit
+impossible_value     the number, in the canonical unit, is outside the plausible range
+bad_end_time         ``end_time`` not a date-time, or before ``time``
+bad_dose             ``dose`` not a non-negative number, or given without a known UCUM ``dose_unit``
+==================== ============================================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import units
+from ..errors import ImmunotoxError, UnitError
+from ._arrow import indices, to_np
+from .vocabulary import CodeSpec, Vocabulary, vocabulary
+
+I64 = npt.NDArray[np.int64]
+I32 = npt.NDArray[np.int32]
+I16 = npt.NDArray[np.int16]
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+
+NO_END = np.iinfo(np.int64).min
+"""Sentinel in :attr:`Obs.end` for an empty ``end_time``."""
+
+
+class ObservationFileError(ImmunotoxError, ValueError):
+    """An observation file that cannot be read at all (missing columns, unreadable format).
+
+    Row-level problems never raise: they go to the rejects table.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> normalize(pa.table({"patient_id": ["P1"]}), file="obs.csv")
+    Traceback (most recent call last):
+    ...
+    immunotox.timeline._read.ObservationFileError: obs.csv: missing columns ['time', 'code', ...
+    """
+
+    def __init__(self, file: str, problem: str) -> None:
+        super().__init__(file, problem)
+        self.file = file
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.problem}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.file, self.problem))
+
+
+REASONS: tuple[str, ...] = (
+    "missing_patient_id",
+    "bad_time",
+    "unknown_code",
+    "bad_value",
+    "bad_unit",
+    "impossible_value",
+    "bad_end_time",
+    "bad_dose",
+)
+_REASON_COLUMN = {
+    "missing_patient_id": "patient_id",
+    "bad_time": "time",
+    "unknown_code": "code",
+    "bad_value": "value",
+    "bad_unit": "unit",
+    "impossible_value": "value",
+    "bad_end_time": "end_time",
+    "bad_dose": "dose",
+}
+CONTRACT_COLUMNS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
+REQUIRED_COLUMNS = ("patient_id", "time", "code", "value", "unit")
+REJECTS_SCHEMA = pa.schema(
+    [
+        ("file", pa.string()),
+        ("row", pa.int64()),
+        ("column", pa.string()),
+        ("value", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+# above this many distinct values of a (code, unit) pair, a linear conversion is applied as a
+# factor (rounded to 10 significant digits like units.convert) instead of value by value
+_DISTINCT_CONVERSION_LIMIT = 4000
+_UNITLESS = re.compile(r"^(|1|\{[^}]*\})$")
+
+
+@dataclass
+class Obs:
+    """Accepted observations of whole patients, sorted by (patient, time), canonical values.
+
+    ``num`` holds the canonical number (quantity, integer), the token's index in the code's
+    ``tokens`` (token, bool: false=0, true=1), or 0 (open text). ``end`` is :data:`NO_END` when
+    ``end_time`` was empty. ``pid`` is a dense patient index into ``patient_ids``.
+    """
+
+    patient_ids: list[str]
+    pid: I32
+    t: I64
+    code: I16
+    num: F64
+    end: I64
+    first_t: I64  # per patient: time of the first accepted row, whatever its code
+
+    def __len__(self) -> int:
+        return int(self.t.shape[0])
+
+    @property
+    def n_patients(self) -> int:
+        return len(self.patient_ids)
+
+    def patient_bounds(self) -> I64:
+        """Row offsets of each patient's first row, plus the total (length n_patients + 1)."""
+        return np.searchsorted(self.pid, np.arange(self.n_patients + 1)).astype(np.int64)
+
+    def select_patients(self, first: int, stop: int) -> Obs:
+        """The observations of patients ``first`` .. ``stop - 1`` (re-indexed from 0)."""
+        b = self.patient_bounds()
+        lo, hi = int(b[first]), int(b[stop])
+        return Obs(
+            patient_ids=self.patient_ids[first:stop],
+            pid=(self.pid[lo:hi] - first).astype(np.int32),
+            t=self.t[lo:hi],
+            code=self.code[lo:hi],
+            num=self.num[lo:hi],
+            end=self.end[lo:hi],
+            first_t=self.first_t[first:stop],
+        )
+
+    @staticmethod
+    def empty() -> Obs:
+        return Obs(
+            [],
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int16),
+            np.zeros(0, np.float64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+        )
+
+
+@dataclass
+class Normalized:
+    """The result of :func:`normalize`: accepted observations and the rejects of one batch."""
+
+    obs: Obs
+    rejects: pa.Table
+    n_input: int
+
+    @property
+    def n_rejected(self) -> int:
+        return int(self.rejects.num_rows)
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _column(raw: pa.Table, name: str) -> pa.Array | None:
+    if name not in raw.column_names:
+        return None
+    col = raw.column(name)
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
+
+
+def _as_string(arr: pa.Array) -> pa.Array:
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        if not (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)):
+            return arr.cast(pa.string())
+        return arr
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return arr
+    if pa.types.is_null(t):
+        return pa.nulls(len(arr), pa.string())
+    return arr.cast(pa.string())
+
+
+def _encode(arr: pa.Array) -> tuple[I32, pa.Array]:
+    """Dictionary-encode a string column: (indices with -1 for null, dictionary of strings)."""
+    arr = _as_string(arr)
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    idx: I32 = to_np(arr.indices, np.int32, fill=-1)
+    dictionary = arr.dictionary
+    if not pa.types.is_string(dictionary.type):
+        dictionary = dictionary.cast(pa.string())
+    return idx, dictionary
+
+
+_TZ_SUFFIX = r"T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|z|[+-]\d{2}(:?\d{2})?)$"
+
+
+def parse_times(arr: pa.Array) -> I64:
+    """Times as int64 microseconds since the epoch, UTC; ``NO_END`` where empty or unparseable.
+
+    Accepted: Arrow timestamps (naive = UTC) and dates; strings in ISO 8601 —
+    ``YYYY-MM-DD[(T| )hh:mm[:ss[.ffffff]]][Z|±hh[:mm]]``. A time without offset is read as UTC;
+    an offset is converted to UTC; a date alone is midnight UTC.
+    """
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.cast(t.value_type)
+        t = arr.type
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        target = pa.timestamp("us", tz="UTC") if getattr(t, "tz", None) else pa.timestamp("us")
+        us = arr.cast(target).cast(pa.int64())
+        got: I64 = to_np(us, np.int64, fill=NO_END)
+        return got
+    if pa.types.is_null(t):
+        return np.full(len(arr), NO_END, np.int64)
+    s = pl.col("s").str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[ t]", "${1}T")
+    z = s.str.replace(r"(Z|z)$", "+00:00").str.replace(r"([+-]\d{2})$", "${1}:00")
+    aware = pl.coalesce(
+        z.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_unit="us", time_zone="UTC"),
+        z.str.to_datetime("%Y-%m-%dT%H:%M%#z", strict=False, time_unit="us", time_zone="UTC"),
+    ).dt.replace_time_zone(None)
+    naive = pl.coalesce(
+        s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
+        s.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us"),
+        s.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us"),
+    )
+    frame = pl.DataFrame({"s": pl.Series(_as_string(arr).cast(pa.string()))})
+    parsed = frame.select(
+        pl.when(s.str.contains(_TZ_SUFFIX)).then(aware).otherwise(naive).dt.epoch("us").alias("t")
+    )["t"]
+    out: I64 = parsed.fill_null(NO_END).to_numpy().astype(np.int64, copy=True)
+    return out
+
+
+def _numbers(dictionary: pa.Array) -> F64:
+    """Every dictionary string parsed as a decimal number (NaN when it is not one), plus a NaN
+    for the empty-value slot."""
+    s = pl.Series(dictionary).str.strip_chars()
+    out: F64 = np.append(s.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy(), np.nan)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _sig10(x: F64) -> F64:
+    """Round to 10 significant digits, as :func:`immunotox.units.convert` does."""
+    out = x.copy()
+    nz = np.isfinite(out) & (out != 0)
+    mag = np.floor(np.log10(np.abs(out[nz])))
+    scale = 10.0 ** (9 - mag)
+    out[nz] = np.round(out[nz] * scale) / scale
+    return out
+
+
+class _Conversion:
+    """Conversion of one (code, unit) pair to the code's canonical unit."""
+
+    def __init__(self, spec: CodeSpec, unit: str) -> None:
+        self.spec = spec
+        self.unit = unit
+        self.error: str | None = None
+        self.identity = False
+        self.affine = False
+        self.factor = 1.0
+        if spec.kind != "quantity":
+            if not _UNITLESS.match(unit.strip()):
+                self.error = f"{spec.name} is unitless; got unit {unit!r}"
+            self.identity = True
+            return
+        u = unit.strip()
+        if u == "":
+            self.error = f"{spec.name} needs a unit; expected {spec.unit!r} or a convertible UCUM code"
+            return
+        if units._normalise_code(u) == units._normalise_code(spec.unit):
+            self.identity = True
+            return
+        try:
+            zero = units.convert(spec.name, 0.0, u, spec.unit, spec.molar_mass)
+            one = units.convert(spec.name, 1.0, u, spec.unit, spec.molar_mass)
+        except UnitError as exc:
+            self.error = exc.problem
+            return
+        self.affine = zero != 0.0
+        self.factor = one
+
+    @property
+    def state(self) -> int:
+        """0 = already canonical, 1 = to convert, 2 = not convertible."""
+        return 2 if self.error is not None else 0 if self.identity else 1
+
+    def apply(self, raw_values: F64) -> F64:
+        """Convert raw numbers (NaN stays NaN): value by value through units.convert when the
+        conversion is affine (°F) or the values are few, else by the factor rounded like it."""
+        out = np.full(raw_values.shape[0], np.nan)
+        finite = np.isfinite(raw_values)
+        distinct = np.unique(raw_values[finite])
+        if self.affine or distinct.shape[0] <= _DISTINCT_CONVERSION_LIMIT:
+            conv = np.array(
+                [
+                    units.convert(self.spec.name, float(x), self.unit, self.spec.unit, self.spec.molar_mass)
+                    for x in distinct
+                ]
+            )
+            if distinct.shape[0]:
+                out[finite] = conv[np.searchsorted(distinct, raw_values[finite])]
+            return out
+        out[finite] = _sig10(raw_values[finite] * self.factor)
+        return out
+
+
+@functools.cache
+def _conversion(code: int, unit: str) -> _Conversion:
+    return _Conversion(vocabulary().codes[code], unit)
+
+
+_R = {name: i + 1 for i, name in enumerate(REASONS)}
+_KEPT = 64  # state of an accepted row of a kept code: _KEPT + code index (codes < 64)
+
+
+def _value_tables(
+    voc: Vocabulary, code_of: I32, v_dict: pa.Array, numbers: F64, keep: frozenset[int] | None = None
+) -> tuple[npt.NDArray[np.int8], F64]:
+    """Per (code dictionary entry, value dictionary entry): the state and the canonical value.
+
+    The state is a reject reason (1-8: bad_value, impossible_value as if in the canonical unit,
+    unknown_code), 0 for an accepted row of a code not kept, or ``_KEPT + code`` for an accepted
+    row of a kept code (so one gather gives validity, keeping and the code). ``code_of`` maps each
+    code dictionary entry to a code index (``len(voc.codes)`` = unknown); the last value column
+    stands for an empty value."""
+    ncodes = len(voc.codes)
+    nv = len(v_dict) + 1
+    reason = np.zeros((code_of.shape[0], nv), np.int8)
+    num = np.zeros((code_of.shape[0], nv), np.float64)
+    # token candidates: the strings that are not numbers, and "0"/"1" (boolean aliases)
+    cand = np.flatnonzero(np.isnan(numbers[:-1]) | (numbers[:-1] == 0) | (numbers[:-1] == 1))
+    words = [str(w).strip().lower() for w in v_dict.take(indices(cand)).to_pylist()] if cand.shape[0] else []
+    blank = np.zeros(nv, bool)
+    blank[-1] = True
+    if words:
+        blank[cand[np.array([w == "" for w in words], bool)]] = True
+    done: dict[int, int] = {}
+    for d, c in enumerate(code_of.tolist()):
+        if c in done:  # the same code under another spelling (LOINC alias)
+            reason[d] = reason[done[c]]
+            num[d] = num[done[c]]
+            continue
+        done[c] = d
+        if c >= ncodes:
+            reason[d] = _R["unknown_code"]
+            continue
+        spec = voc.codes[c]
+        if spec.numeric:
+            x = numbers
+            bad = np.isnan(x)
+            if spec.kind == "integer":
+                bad |= x != np.round(x)
+            r = np.where(bad, _R["bad_value"], 0)
+            if spec.range is not None:
+                out = ~bad & ((x < spec.range[0]) | (x > spec.range[1]))
+                r = np.where(out, _R["impossible_value"], r)
+            reason[d] = r
+            num[d] = np.where(bad, 0.0, x)
+        elif spec.kind in ("token", "bool"):
+            mapping = spec.token_map()
+            ranks = np.full(nv, -1, np.int64)
+            if words:
+                ranks[cand] = [mapping.get(w, -1) for w in words]
+            reason[d] = np.where(ranks < 0, _R["bad_value"], 0)
+            num[d] = np.maximum(ranks, 0)
+        else:  # open text: anything non-empty
+            reason[d] = np.where(blank, _R["bad_value"], 0)
+        if keep is None or c in keep:
+            reason[d] = np.where(reason[d] == 0, _KEPT + c, reason[d])
+    return reason, num
+
+
+# ----------------------------------------------------------------------------------- normalize
+def normalize(
+    raw: pa.Table,
+    *,
+    file: str,
+    rows: I64 | None = None,
+    row0: int = 0,
+    keep: frozenset[str] | None = None,
+    vocab: Vocabulary | None = None,
+) -> Normalized:
+    """Check and canonicalise raw contract rows.
+
+    Parameters
+    ----------
+    raw
+        Arrow table with the contract columns (``patient_id, time, code, value, unit`` required;
+        ``end_time, dose, dose_unit`` optional), strings or typed, plain or dictionary-encoded.
+    file
+        Name reported in the rejects table.
+    rows
+        1-based row number of each input row (default ``row0 + 1 .. row0 + n``).
+    keep
+        Codes to keep in the accepted observations (default: all). Rows of other codes are still
+        checked and counted as accepted; the first accepted time of every patient is kept
+        (:attr:`Obs.first_t`) whatever its code.
+
+    Returns
+    -------
+    Normalized
+        The accepted observations, sorted by (patient_id, time), and the rejects.
+    """
+    voc = vocab or vocabulary()
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.column_names]
+    if missing:
+        raise ObservationFileError(file, f"missing columns {missing}; found {raw.column_names}")
+    n = raw.num_rows
+    detail: dict[int, str] = {}
+    ncodes = len(voc.codes)
+
+    # code and value, through (code, value string) tables indexed by the dictionaries' indices
+    ccol, vcol, ucol = _column(raw, "code"), _column(raw, "value"), _column(raw, "unit")
+    assert ccol is not None and vcol is not None and ucol is not None
+    c_idx, c_dict = _encode(ccol)
+    nc = len(c_dict) + 1  # last slot: empty code
+    if (c_idx < 0).any():
+        c_idx = np.where(c_idx < 0, nc - 1, c_idx).astype(np.int32)
+    code_of = np.array([_code_index(voc, str(x)) for x in c_dict.to_pylist()] + [-1], np.int32)
+    code_of[code_of < 0] = ncodes  # ncodes = unknown code
+    v_idx, v_dict = _encode(vcol)
+    nv = len(v_dict) + 1  # last slot: empty value
+    if (v_idx < 0).any():
+        v_idx = np.where(v_idx < 0, nv - 1, v_idx).astype(np.int32)
+    numbers = _numbers(v_dict)
+    keep_codes = None if keep is None else frozenset(voc.code(name).index for name in keep)
+    if ncodes >= _KEPT:
+        raise AssertionError("the row state packs code indices below 64")
+    r_tab, n_tab = _value_tables(voc, code_of, v_dict, numbers, keep_codes)
+    cv = c_idx * np.int32(nv) + v_idx if nc * nv < 2**31 else c_idx.astype(np.int64) * nv + v_idx
+    reason = np.take(r_tab.ravel(), cv)
+    conv_rows = np.zeros(0, np.int64)
+    conv_vals = np.zeros(0)
+
+    # units, through a (code, unit string) table
+    u_idx, u_dict = _encode(ucol)
+    nu = len(u_dict) + 1
+    if (u_idx < 0).any():
+        u_idx = np.where(u_idx < 0, nu - 1, u_idx).astype(np.int32)
+    cu = c_idx * np.int32(nu) + u_idx
+    pairs = np.flatnonzero(np.bincount(cu, minlength=nc * nu))
+    units_ext = [*(str(x) for x in u_dict.to_pylist()), ""]
+    state_tab = np.zeros(nc * nu, np.int8)
+    for pr in pairs.tolist():
+        d, u = divmod(pr, nu)
+        if code_of[d] < ncodes:
+            state_tab[pr] = _conversion(int(code_of[d]), units_ext[u]).state
+    if state_tab[pairs].any():
+        special = np.flatnonzero(np.take(state_tab, cu))
+        sp_state = state_tab[cu[special]]
+        sp_reason = reason[special]
+        keep_bad = (sp_reason == _R["unknown_code"]) | (sp_reason == _R["bad_value"])
+        to_bad_unit = (sp_state == 2) & ~keep_bad
+        for i in special[to_bad_unit][:1000].tolist():
+            d = int(c_idx[i])
+            detail[i] = _conversion(int(code_of[d]), units_ext[int(u_idx[i])]).error or ""
+        reason[special[to_bad_unit]] = _R["bad_unit"]
+        conv_rows = special[(sp_state == 1) & ~keep_bad]
+        if conv_rows.shape[0]:
+            conv_codes = code_of[c_idx[conv_rows]]
+            kept = (
+                np.ones(conv_rows.shape[0], bool)
+                if keep_codes is None
+                else np.isin(conv_codes, list(keep_codes))
+            )
+            reason[conv_rows] = np.where(kept, _KEPT + conv_codes, 0)
+            conv_vals = np.zeros(conv_rows.shape[0])
+            pair_of = cu[conv_rows]
+            for pr in np.unique(pair_of).tolist():
+                which = np.flatnonzero(pair_of == pr)
+                sel_c = conv_rows[which]
+                d, u = divmod(pr, nu)
+                c = int(code_of[d])
+                vals = _conversion(c, units_ext[u]).apply(numbers[v_idx[sel_c]])
+                conv_vals[which] = vals
+                spec = voc.codes[c]
+                if spec.range is not None:
+                    bad = ~((vals >= spec.range[0]) & (vals <= spec.range[1]))
+                    reason[sel_c[bad]] = _R["impossible_value"]
+
+    # time (higher priority than code and value)
+    tcol = _column(raw, "time")
+    assert tcol is not None
+    t = parse_times(tcol)
+    if tcol.null_count or not (pa.types.is_timestamp(tcol.type) or pa.types.is_date(tcol.type)):
+        reason[t == NO_END] = _R["bad_time"]
+
+    # patient_id (highest priority)
+    pcol = _column(raw, "patient_id")
+    assert pcol is not None
+    p_idx, p_dict_arr = _encode(pcol)
+    p_dict = [str(x) for x in p_dict_arr.to_pylist()]
+    p_blank = np.array([x.strip() == "" for x in p_dict] + [True], bool)
+    if p_blank[:-1].any() or (p_idx < 0).any():
+        reason[p_blank[np.where(p_idx < 0, len(p_dict), p_idx)]] = _R["missing_patient_id"]
+
+    # end_time (only where given)
+    gi = np.zeros(0, np.int64)  # rows with an end_time, and their end times
+    e = np.zeros(0, np.int64)
+    ecol = _column(raw, "end_time")
+    if ecol is not None and (ecol.null_count < n):
+        gi = _given(ecol)
+        e = parse_times(ecol.take(indices(gi)))
+        bad = (e == NO_END) | (e < t[gi])
+        ok_so_far = (reason[gi] == 0) | (reason[gi] >= _KEPT)
+        bad_rows = gi[bad & ok_so_far]
+        for i in bad_rows[:1000].tolist():
+            if e[np.searchsorted(gi, i)] != NO_END:
+                detail[i] = "end_time is before time"
+        reason[bad_rows] = _R["bad_end_time"]
+
+    # dose, dose_unit (only where given)
+    dcol = _column(raw, "dose")
+    if dcol is not None and dcol.null_count < n:
+        di = _given(dcol)
+        dv = dcol.take(indices(di))
+        if pa.types.is_floating(dv.type) or pa.types.is_integer(dv.type):
+            dose = to_np(dv.cast(pa.float64()), np.float64, fill=np.nan)
+        else:
+            ds = pl.Series(_as_string(dv).cast(pa.string())).str.strip_chars()
+            dose = ds.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy()
+        ducol = _column(raw, "dose_unit")
+        du: list[str | None] = [None] * di.shape[0]
+        bad_unit = np.ones(di.shape[0], bool)
+        if ducol is not None:
+            d_idx, d_dict = _encode(ducol.take(indices(di)))
+            names = [str(x) for x in d_dict.to_pylist()]
+            ok_d = np.array([x.strip() != "" and units.is_known(x) for x in names] + [False], bool)
+            bad_unit = ~ok_d[np.where(d_idx < 0, len(names), d_idx)]
+            du = [None if i < 0 else names[i] for i in d_idx.tolist()] if bad_unit.any() else du
+        bad_num = ~(np.isfinite(dose) & (dose >= 0))
+        bad = (bad_num | bad_unit) & ((reason[di] == 0) | (reason[di] >= _KEPT))
+        for k in np.flatnonzero(bad)[:1000].tolist():
+            detail[int(di[k])] = (
+                "dose must be a non-negative number"
+                if bad_num[k]
+                else f"dose given without a known UCUM dose_unit (got {du[k]!r})"
+            )
+        reason[di[bad]] = _R["bad_dose"]
+
+    # ---- assemble: rejects; accepted rows of the kept codes with their canonical values
+    rejected = np.flatnonzero((reason > 0) & (reason < _KEPT))
+    rejects = _rejects_table(raw, file, rows, row0, reason, rejected, detail, c_idx, code_of, voc)
+    accepted = None
+    if rejected.shape[0]:
+        accepted = np.ones(n, bool)
+        accepted[rejected] = False
+    first_by_dict = _first_times(p_idx, t, accepted, len(p_dict))
+    sel = np.flatnonzero(reason >= _KEPT)
+    k_c = (np.take(reason, sel) - _KEPT).astype(np.int16)
+    num = np.take(n_tab.ravel(), np.take(cv, sel))
+    k_p, k_t = np.take(p_idx, sel), np.take(t, sel)
+    k_e = np.full(sel.shape[0], NO_END, np.int64)
+    for rows_x, vals_x in ((gi, e), (conv_rows, conv_vals)):
+        if rows_x.shape[0] and sel.shape[0]:
+            pos = np.searchsorted(sel, rows_x)
+            hit = (pos < sel.shape[0]) & (sel[np.minimum(pos, sel.shape[0] - 1)] == rows_x)
+            target = k_e if rows_x is gi else num
+            target[pos[hit]] = vals_x[hit]
+    obs = _sorted_obs(k_p, p_dict, k_t, k_c, num, k_e, first_by_dict)
+    return Normalized(obs=obs, rejects=rejects, n_input=n)
+
+
+def _first_times(p_idx: I32, t: I64, accepted: B | None, n_dict: int) -> I64:
+    """Earliest accepted time of each dictionary patient (max int64 when it has none)."""
+    big = np.iinfo(np.int64).max
+    out = np.full(n_dict + 1, big, np.int64)
+    if accepted is not None:
+        ok = np.flatnonzero(accepted)
+        p_idx, t = p_idx[ok], t[ok]
+    if p_idx.shape[0] == 0:
+        return out[:n_dict]
+    starts = np.flatnonzero(np.concatenate(([True], p_idx[1:] != p_idx[:-1])))
+    run_min = np.minimum.reduceat(t, starts)
+    np.minimum.at(out, p_idx[starts], run_min)
+    return out[:n_dict]
+
+
+def _given(col: pa.Array) -> I64:
+    """Row indices where an optional column has a value (not null, not blank text)."""
+    if pa.types.is_dictionary(col.type) or pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        s = pl.Series(_as_string(col).cast(pa.string())).str.strip_chars()
+        out: I64 = np.flatnonzero((~(s.is_null() | (s == ""))).to_numpy())
+        return out
+    if col.null_count == len(col):
+        return np.zeros(0, np.int64)
+    idx: I64 = to_np(pc.indices_nonzero(col.is_valid()), np.int64)
+    return idx
+
+
+def _code_index(voc: Vocabulary, raw: str) -> int:
+    spec = voc.lookup(raw)
+    return -1 if spec is None else spec.index
+
+
+def _raw_strings(raw: pa.Table, column: str, idx: I64) -> list[str | None]:
+    col = _column(raw, column)
+    if col is None:
+        return [None] * int(idx.shape[0])
+    taken = col.take(indices(idx))
+    if pa.types.is_dictionary(taken.type):
+        taken = taken.cast(taken.type.value_type)
+    if pa.types.is_timestamp(taken.type):
+        return [None if x is None else x.isoformat() for x in taken.to_pylist()]
+    return [None if x is None else str(x) for x in taken.to_pylist()]
+
+
+def _rejects_table(
+    raw: pa.Table,
+    file: str,
+    rows: I64 | None,
+    row0: int,
+    reason: npt.NDArray[np.int8],
+    idx: I64,
+    detail: dict[int, str],
+    c_idx: I32,
+    code_of: I32,
+    voc: Vocabulary,
+) -> pa.Table:
+    if idx.shape[0] == 0:
+        return pa.Table.from_batches([], schema=REJECTS_SCHEMA)
+    reasons = [REASONS[int(r) - 1] for r in reason[idx].tolist()]
+    columns = [_REASON_COLUMN[r] for r in reasons]
+    values: list[str | None] = [None] * len(reasons)
+    for col in set(columns):
+        pos = [k for k, c in enumerate(columns) if c == col]
+        got = _raw_strings(raw, col, idx[pos])
+        for k, v in zip(pos, got, strict=True):
+            values[k] = v
+    details: list[str] = []
+    ncodes = len(voc.codes)
+    for k, (i, r) in enumerate(zip(idx.tolist(), reasons, strict=True)):
+        c = int(code_of[int(c_idx[i])])
+        d = detail.get(i) or _default_detail(r, values[k], c if c < ncodes else -1, voc, raw, i)
+        details.append(d)
+    return pa.table(
+        {
+            "file": pa.array([file] * len(reasons), pa.string()),
+            "row": pa.array(idx + row0 + 1 if rows is None else np.asarray(rows)[idx], pa.int64()),
+            "column": pa.array(columns, pa.string()),
+            "value": pa.array(values, pa.string()),
+            "reason": pa.array(reasons, pa.string()),
+            "detail": pa.array(details, pa.string()),
+        },
+        schema=REJECTS_SCHEMA,
+    )
+
+
+def _default_detail(reason: str, value: Any, code: int, voc: Vocabulary, raw: pa.Table, i: int) -> str:
+    name = voc.codes[code].name if code >= 0 else None
+    if reason == "missing_patient_id":
+        return "patient_id is empty"
+    if reason == "bad_time":
+        return "time is empty or not an ISO 8601 date-time (e.g. 2024-03-01T14:30:00Z)"
+    if reason == "unknown_code":
+        return "not a canonical code or LOINC alias; see docs/observations.md"
+    if reason == "bad_value" and name is not None:
+        spec = voc.codes[code]
+        if spec.kind == "integer":
+            return f"{name} expects a whole number"
+        if spec.kind == "quantity":
+            return f"{name} expects a number written plainly (e.g. 38.6)"
+        if spec.kind in ("token", "bool"):
+            return f"{name}: not one of {list(spec.tokens)}"
+        return f"{name} expects a non-empty value"
+    if reason == "impossible_value" and name is not None:
+        spec = voc.codes[code]
+        assert spec.range is not None
+        unit = _raw_strings(raw, "unit", np.array([i]))[0] or ""
+        return (
+            f"{name} = {value} {unit}".rstrip()
+            + f": outside the plausible range {spec.range[0]:g}–{spec.range[1]:g} {spec.unit}"
+            + "; check the unit and the decimal point"
+        )
+    if reason == "bad_end_time":
+        return "end_time is not an ISO 8601 date-time"
+    return reason
+
+
+def _sorted_obs(
+    p_idx: I32,
+    p_dict: Sequence[str],
+    t: I64,
+    code: I16,
+    num: F64,
+    end: I64,
+    first_by_dict: I64,
+) -> Obs:
+    """Sort rows by (patient_id, time) with dense patient indices in id order.
+
+    Every patient with an accepted row (``first_by_dict`` < max) is listed, even without rows here.
+    """
+    big = np.iinfo(np.int64).max
+    used = np.flatnonzero(first_by_dict != big)
+    if used.shape[0] == 0:
+        return Obs.empty()
+    names_used = [p_dict[i] for i in used.tolist()]
+    ids = sorted(set(names_used))
+    rank = {name: i for i, name in enumerate(ids)}
+    remap = np.full(len(p_dict), -1, np.int32)
+    ranks = np.array([rank[name] for name in names_used], np.int32)
+    remap[used] = ranks
+    first_t = np.full(len(ids), big, np.int64)
+    np.minimum.at(first_t, ranks, first_by_dict[used])
+    pid = remap[p_idx]
+    if pid.shape[0] > 1:
+        d = np.diff(pid)
+        if (d < 0).any() or bool(((d == 0) & (t[1:] < t[:-1])).any()):
+            perm = np.lexsort((t, pid))
+            pid, t, code, num, end = pid[perm], t[perm], code[perm], num[perm], end[perm]
+    return Obs(
+        patient_ids=ids,
+        pid=np.ascontiguousarray(pid, np.int32),
+        t=np.ascontiguousarray(t, np.int64),
+        code=np.ascontiguousarray(code, np.int16),
+        num=np.ascontiguousarray(num, np.float64),
+        end=np.ascontiguousarray(end, np.int64),
+        first_t=first_t,
+    )
+
+
+def concat_obs(parts: Sequence[Obs]) -> Obs:
+    """Concatenate observations (a patient may appear in several parts); re-sorted."""
+    parts = [p for p in parts if p.n_patients]
+    if not parts:
+        return Obs.empty()
+    if len(parts) == 1:
+        return parts[0]
+    ids = sorted({i for p in parts for i in p.patient_ids})
+    rank = {name: i for i, name in enumerate(ids)}
+    pids, firsts, owners = [], [], []
+    for p in parts:
+        remap = np.array([rank[i] for i in p.patient_ids], np.int32)
+        pids.append(remap[p.pid])
+        firsts.append(p.first_t)
+        owners.append(remap)
+    pid = np.concatenate(pids)
+    t = np.concatenate([p.t for p in parts])
+    code = np.concatenate([p.code for p in parts])
+    num = np.concatenate([p.num for p in parts])
+    end = np.concatenate([p.end for p in parts])
+    dp = np.diff(pid)
+    if not bool(np.all((dp > 0) | ((dp == 0) & (np.diff(t) >= 0)))):
+        perm = np.lexsort((t, pid))
+        pid, t, code, num, end = pid[perm], t[perm], code[perm], num[perm], end[perm]
+    ft = np.full(len(ids), np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(ft, np.concatenate(owners).astype(np.int64), np.concatenate(firsts))
+    return Obs(ids, pid.astype(np.int32), t, code, num, end, ft)
+
+
+def prepend(carry: Obs, o: Obs) -> Obs:
+    """``carry`` (patients whose ids are <= the first id of ``o``) followed by ``o``.
+
+    Cheap when the input is sorted by patient: only the arrays are concatenated; when the last
+    patient of ``carry`` continues in ``o``, its rows are merged (and re-sorted by time if needed).
+    """
+    if carry.n_patients == 0:
+        return o
+    if o.n_patients == 0:
+        return carry
+    same = carry.patient_ids[-1] == o.patient_ids[0]
+    shift = carry.n_patients - 1 if same else carry.n_patients
+    ids = carry.patient_ids + o.patient_ids[1:] if same else carry.patient_ids + o.patient_ids
+    pid = np.concatenate((carry.pid, o.pid + np.int32(shift)))
+    t = np.concatenate((carry.t, o.t))
+    code = np.concatenate((carry.code, o.code))
+    num = np.concatenate((carry.num, o.num))
+    end = np.concatenate((carry.end, o.end))
+    first_t = np.concatenate((carry.first_t, o.first_t[1:] if same else o.first_t))
+    if same:
+        first_t[carry.n_patients - 1] = min(int(carry.first_t[-1]), int(o.first_t[0]))
+        lo = int(np.searchsorted(carry.pid, carry.n_patients - 1))
+        hi = carry.pid.shape[0] + int(np.searchsorted(o.pid, 1))
+        seg = t[lo:hi]
+        if seg.shape[0] > 1 and bool((seg[1:] < seg[:-1]).any()):
+            perm = lo + np.argsort(seg, kind="stable")
+            for arr in (t, code, num, end):
+                arr[lo:hi] = arr[perm]
+    return Obs(ids, pid, t, code, num, end, first_t)
