@@ -18,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/immunotox demo
+	$(BIN)/immunotox serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

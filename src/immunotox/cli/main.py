@@ -16,6 +16,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "immunotox.cli.recommend",
     "immunotox.cli.dose",
     "immunotox.cli.simulate",
+    "immunotox.cli.serve",
     "immunotox.cli.timeline",
 )
 

@@ -1,0 +1,491 @@
+"""Benchmark of the monitoring service on loopback: sustained ingest, with grading and without.
+
+    .venv/bin/python benchmarks/service.py [--seconds S] [--db sqlite|postgresql|both]
+
+For each database the script starts ``immunotox serve`` as a subprocess (one uvicorn worker, a
+fresh database seeded with a ward of ``--patients`` CAR-T patients), then drives it through the
+HTTP API with a realistic stream (vital-sign sets of 7 rows per patient, round-robin over the
+ward, an ICE assessment every 4th set):
+
+* **batch**: batches of ``--batch-size`` observations (default 100) posted back to back by one
+  client for S seconds -> observations/s and request latency p50/p99;
+* **single**: single observations sent open-loop at ``--rate`` requests/s (default 50) for S
+  seconds; latency is measured from the *scheduled* send time, so queueing is counted
+  (no coordinated omission) -> p50/p99.
+
+Both phases run twice: with grading and alerting on (the service as deployed) and with
+``--no-grading`` (storage, checks, idempotency and audit only) as the floor. After the batch
+phase the script waits until the regrade queue is empty (``drain``: the batches' grading must
+keep up, its backlog counts). ``overhead`` is the extra server CPU per observation that grading
+costs in the batch phase, regrading and drain included (service process + PostgreSQL
+processes): ``graded_cpu_per_obs / floor_cpu_per_obs - 1``; the throughput difference is
+printed beside it.
+
+SQLite runs with its defaults (WAL, synchronous=FULL); PostgreSQL is a private server
+(``immunotox.service.pgtest``) with fsync on. The last line printed is
+``db=... batch_obs_per_s=X single_p99_ms=Y overhead=Z`` (for ``--db both``: the worst of the
+two databases).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from immunotox.service import bootstrap
+from immunotox.service.auth import issue_token
+from immunotox.service.config import Settings
+from immunotox.service.db import Database, migrate
+from immunotox.service.models import Patient
+from immunotox.service.pgtest import PgServer, free_port
+
+VITALS = ("temperature", "sbp", "dbp", "map", "heart_rate", "resp_rate", "spo2")
+UNITS = {
+    "temperature": "Cel",
+    "sbp": "mm[Hg]",
+    "dbp": "mm[Hg]",
+    "map": "mm[Hg]",
+    "heart_rate": "/min",
+    "resp_rate": "/min",
+    "spo2": "%",
+}
+# (share of the ward, centre of each vital) — most patients stable, some with CRS
+STATES = (
+    (
+        0.80,
+        {
+            "temperature": 36.9,
+            "sbp": 122,
+            "dbp": 74,
+            "map": 90,
+            "heart_rate": 78,
+            "resp_rate": 16,
+            "spo2": 97,
+        },
+    ),
+    (
+        0.12,
+        {
+            "temperature": 38.6,
+            "sbp": 112,
+            "dbp": 66,
+            "map": 81,
+            "heart_rate": 108,
+            "resp_rate": 20,
+            "spo2": 95,
+        },
+    ),
+    (
+        0.08,
+        {
+            "temperature": 38.9,
+            "sbp": 86,
+            "dbp": 50,
+            "map": 62,
+            "heart_rate": 122,
+            "resp_rate": 24,
+            "spo2": 93,
+        },
+    ),
+)
+
+
+@dataclass
+class PhaseResult:
+    obs_per_s: float
+    req_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    observations: int = 0
+    cpu_s: float = 0.0  # server CPU (service process + PostgreSQL processes), drain included
+    drain_s: float = 0.0  # wait for the regrade queue to empty after the last request
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def pg_pids(pg: PgServer | None) -> list[int]:
+    """The PostgreSQL postmaster and its children (backends, writers) of the private cluster."""
+    if pg is None:
+        return []
+    try:
+        master = int((pg.data / "postmaster.pid").read_text().split()[0])
+    except OSError:
+        return []
+    out = [master]
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def checkpoint(url: str) -> None:
+    """Flush the database's log to its files (PostgreSQL CHECKPOINT; SQLite WAL checkpoint)."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+    else:
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def wait_drained(base: str, timeout: float = 120.0) -> float:
+    """Seconds until the service's regrade queue is empty."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if httpx.get(f"{base}/health", timeout=10).json().get("regrade_queue", 0) == 0:
+            return time.perf_counter() - t0
+        time.sleep(0.05)
+    raise RuntimeError("the regrade queue did not drain")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def seed(url: str, n_patients: int) -> str:
+    """Migrate, create a unit, the ward and a nurse; return the nurse's API token."""
+    migrate(url)
+    db = Database(Settings(database_url=url))
+    now = dt.datetime.now(dt.UTC)
+    try:
+        with db.writing() as s:
+            bootstrap.ensure_unit(s, "bench", "Benchmark ward", now=now)
+            for i in range(n_patients):
+                s.add(
+                    Patient(
+                        id=f"B{i:04d}",
+                        unit_id="bench",
+                        therapy_class="car_t",
+                        product="axi-cel",
+                        weight_kg=70.0,
+                        birth_date=dt.date(1960, 1, 1),
+                        infusion_at=now - dt.timedelta(days=40),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            s.flush()
+            user = bootstrap.create_user(
+                s, "bench-nurse", "bench-password", "nurse", now=now, unit_ids=["bench"]
+            )
+            token = issue_token(s, user, now=now, ttl_hours=24).token
+    finally:
+        db.dispose()
+    return token
+
+
+class Stream:
+    """Contract rows in time order: one vital-sign set (7 rows) per patient per simulated hour,
+    round-robin over the ward, plus an ICE score every 4th round. Each patient keeps a clinical
+    state (stable, CRS grade 1, CRS grade 2 with hypotension) and moves to another one now and
+    then, so grades change as they do on a ward: rarely, not at every reading."""
+
+    def __init__(self, n_patients: int, start: dt.datetime, seed: int = 1) -> None:
+        import random
+
+        self.rng = random.Random(seed)
+        self.n = n_patients
+        self.t = start
+        self.k = 0
+        self.state = [self._draw() for _ in range(n_patients)]
+
+    def _draw(self) -> int:
+        x = self.rng.random()
+        for i, (share, _) in enumerate(STATES):
+            if x < share:
+                return i
+            x -= share
+        return 0
+
+    def rows(self, count: int) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        while len(out) < count:
+            i = self.k % self.n
+            if i == 0 and self.k:
+                self.t += dt.timedelta(hours=1)
+            if self.rng.random() < 0.02:  # about one change of state per patient per two days
+                self.state[i] = self._draw()
+            centre = STATES[self.state[i]][1]
+            pid = f"B{i:04d}"
+            time_ = self.t.isoformat()
+            for code in VITALS:
+                noise = self.rng.gauss(0, 0.2 if code == "temperature" else 3)
+                value = round(
+                    min(max(centre[code] + noise, 30), 100) if code == "spo2" else centre[code] + noise, 1
+                )
+                out.append(
+                    {"patient_id": pid, "code": code, "value": value, "unit": UNITS[code], "time": time_}
+                )
+            if (self.k // self.n) % 4 == 0:
+                out.append(
+                    {
+                        "patient_id": pid,
+                        "code": "ice_score",
+                        "value": 10 if self.state[i] < 2 else 8,
+                        "time": time_,
+                    }
+                )
+            self.k += 1
+        return out[:count]
+
+
+@contextmanager
+def running(url: str, grading: bool) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    env = dict(os.environ, IMMUNOTOX_SWEEP_SECONDS="0")
+    cmd = [sys.executable, "-m", "immunotox", "serve", "--db", url, "--port", str(port), "--no-access-log"]
+    if not grading:
+        cmd.append("--no-grading")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"server exited: {err[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.1)
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def warm_up(base: str, token: str, stream: Stream, size: int) -> None:
+    """One round of the ward, so every patient has its grades (a ward in steady state)."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        for _ in range(stream.n * 8 // size + 1):
+            r = client.post(
+                "/api/v1/observations/batch", content=json.dumps({"observations": stream.rows(size)})
+            )
+            if r.status_code != 201:
+                raise RuntimeError(f"warm-up refused: {r.status_code} {r.text[:300]}")
+
+
+def batch_phase(base: str, token: str, stream: Stream, seconds: float, size: int) -> PhaseResult:
+    # bodies are serialised before the clock starts: the client measures the server
+    bodies = [
+        json.dumps({"observations": stream.rows(size)}).encode() for _ in range(int(seconds * 120) + 10)
+    ]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    lat: list[float] = []
+    errors = 0
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        t0 = time.perf_counter()
+        i = 0
+        while time.perf_counter() - t0 < seconds and i < len(bodies):
+            s = time.perf_counter()
+            r = client.post("/api/v1/observations/batch", content=bodies[i])
+            lat.append(time.perf_counter() - s)
+            if r.status_code != 201:
+                errors += 1
+                if errors == 1:
+                    print(f"  batch error {r.status_code}: {r.text[:300]}", file=sys.stderr)
+            i += 1
+        elapsed = time.perf_counter() - t0
+    n = len(lat)
+    return PhaseResult(
+        obs_per_s=(n - errors) * size / elapsed,
+        req_per_s=n / elapsed,
+        p50_ms=percentile(lat, 50) * 1000,
+        p99_ms=percentile(lat, 99) * 1000,
+        errors=errors,
+        requests=n,
+        observations=(n - errors) * size,
+    )
+
+
+def single_phase(base: str, token: str, stream: Stream, seconds: float, rate: float) -> PhaseResult:
+    n = int(seconds * rate)
+    rows = stream.rows(n + 5)
+    bodies = []
+    for r in rows:
+        pid = r["patient_id"]
+        body = {k: v for k, v in r.items() if k != "patient_id"}
+        bodies.append((f"/api/v1/patients/{pid}/observations", json.dumps(body).encode()))
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    lat: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    interval = 1.0 / rate
+    workers = 4  # enough concurrency that a slow response does not delay the next send
+
+    def worker(w: int, t0: float) -> None:
+        nonlocal errors
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            for i in range(w, n, workers):
+                scheduled = t0 + i * interval
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                path, body = bodies[i]
+                r = client.post(path, content=body)
+                done = time.perf_counter()
+                with lock:
+                    lat.append(done - scheduled)
+                    if r.status_code != 201:
+                        errors += 1
+
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as warm:
+        path, body = bodies[-1]
+        warm.post(path, content=body)
+    t0 = time.perf_counter() + 0.2
+    threads = [threading.Thread(target=worker, args=(w, t0)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = max(time.perf_counter() - t0, 1e-9)
+    return PhaseResult(
+        obs_per_s=(len(lat) - errors) / elapsed,
+        req_per_s=len(lat) / elapsed,
+        p50_ms=percentile(lat, 50) * 1000,
+        p99_ms=percentile(lat, 99) * 1000,
+        errors=errors,
+        requests=len(lat),
+    )
+
+
+def run_db(kind: str, args: argparse.Namespace, pg: PgServer | None) -> dict[str, PhaseResult]:
+    out: dict[str, PhaseResult] = {}
+    for grading in (True, False):
+        label = "graded" if grading else "floor"
+        if kind == "sqlite":
+            folder = Path(tempfile.mkdtemp(prefix="immunotox-bench-"))
+            url = f"sqlite:///{folder / 'bench.db'}"
+        else:
+            assert pg is not None
+            url = pg.create_database(f"bench_{label}_{int(time.time() * 1000)}")
+        token = seed(url, args.patients)
+        stream = Stream(args.patients, dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
+        with running(url, grading) as (base, pid):
+            warm_up(base, token, stream, args.batch_size)
+            wait_drained(base)
+            pids = [pid, *pg_pids(pg)]
+            cpu0 = cpu_seconds(pids)
+            b = batch_phase(base, token, stream, args.seconds, args.batch_size)
+            b.drain_s = wait_drained(base)  # grading must keep up: its backlog counts
+            b.cpu_s = cpu_seconds(pids) - cpu0
+            checkpoint(url)  # the single phase starts clean: not paying for the batch phase's writes
+            s = single_phase(base, token, stream, args.seconds, args.rate)
+            wait_drained(base)
+        out[f"{label}_batch"] = b
+        out[f"{label}_single"] = s
+        for name, r in ((f"{label} batch x{args.batch_size}", b), (f"{label} single @{args.rate:g}/s", s)):
+            extra = (
+                f" cpu={r.cpu_s / r.observations * 1e6:6.0f} us/obs drain={r.drain_s:4.1f} s"
+                f" (obs/s incl. drain {r.observations / (r.observations / r.obs_per_s + r.drain_s):.0f})"
+                if r.cpu_s
+                else ""
+            )
+            print(
+                f"  {kind:<10} {name:<22} obs/s={r.obs_per_s:8.0f} req/s={r.req_per_s:6.1f} "
+                f"p50={r.p50_ms:7.1f} ms p99={r.p99_ms:7.1f} ms "
+                f"requests={r.requests} errors={r.errors}{extra}",
+                flush=True,
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--seconds", type=float, default=10.0, help="duration of each phase (default 10)")
+    ap.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    ap.add_argument("--patients", type=int, default=200, help="ward size (default 200)")
+    ap.add_argument("--batch-size", type=int, default=100)
+    ap.add_argument("--rate", type=float, default=50.0, help="single observations per second (default 50)")
+    args = ap.parse_args(argv)
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    print(
+        f"immunotox service benchmark: {args.seconds:g} s per phase, {args.patients} patients, "
+        f"batches of {args.batch_size}, singles at {args.rate:g}/s; {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    pg: PgServer | None = None
+    summaries = []
+    try:
+        if "postgresql" in kinds:
+            pg = PgServer(durable=True).start()
+        for kind in kinds:
+            r = run_db(kind, args, pg)
+            g, f = r["graded_batch"], r["floor_batch"]
+            overhead = (g.cpu_s / g.observations) / (f.cpu_s / f.observations) - 1
+            slower = f.obs_per_s / g.obs_per_s - 1
+            print(
+                f"  {kind:<10} grading overhead: {overhead * 100:.0f}% server CPU per observation "
+                f"(regrading included); throughput {slower * 100:.0f}% lower than the floor",
+                flush=True,
+            )
+            line = (
+                f"db={kind} batch_obs_per_s={g.obs_per_s:.0f} "
+                f"single_p99_ms={r['graded_single'].p99_ms:.1f} overhead={overhead * 100:.0f}%"
+            )
+            summaries.append((kind, r["graded_batch"].obs_per_s, r["graded_single"].p99_ms, overhead))
+            print(line, flush=True)
+    finally:
+        if pg is not None:
+            pg.stop()
+    if len(summaries) > 1:
+        print(
+            f"db=both batch_obs_per_s={min(s[1] for s in summaries):.0f} "
+            f"single_p99_ms={max(s[2] for s in summaries):.1f} "
+            f"overhead={max(s[3] for s in summaries) * 100:.0f}%"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

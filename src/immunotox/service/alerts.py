@@ -1,0 +1,449 @@
+"""Alert rules, deduplication, acknowledgement and escalation.
+
+Alerts are *derived*: they come from grade transitions, from the clock and from a few writes.
+Each alert has a **deduplication key**; a condition that is already alerted never fires again
+(the key is unique in the database, so this holds across processes and restarts).
+
+==========================  ====================================================  =========================
+kind                        fires when                                            dedup key
+==========================  ====================================================  =========================
+``new_toxicity``            a grade >= 1 opens a new episode                      patient, scale, episode
+``grade_increase``          the grade exceeds the episode's previous peak         patient, scale, episode,
+                                                                                  grade
+``missing_assessment``      no ICE (or CAPD) for ``ice_overdue_hours`` while      patient, time of the last
+                            within ``ice_monitoring_days`` of a CAR-T or          ICE (or 'none')
+                            bispecific infusion (background sweep)
+``dose_limit``              a recorded tocilizumab dose reaches or exceeds a      patient, limit, count or
+                            limit of ``data/drugs.toml`` (dose_rule               dose event
+                            tocilizumab-crs)
+``patient_report``          a self-report whose triage is "call now"              the report event
+==========================  ====================================================  =========================
+
+Priority: grade >= 3 or a limit exceeded -> ``critical``; grade 2, a limit reached, an urgent
+self-report -> ``high``; grade 1, a missing assessment -> ``normal``.
+
+Escalation: an alert still ``open`` (not acknowledged) ``escalation_minutes`` after it was
+raised goes to escalation level 1, then level 2 after twice the delay (level 0 = the unit's
+nurses and physicians, 1 = the physician in charge, 2 = the senior on call; the levels are a
+display and audit convention — the service does not page anyone). Acknowledgement (with an
+optional comment) and every escalation are written to the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from ..catalogue import get_scale
+from . import audit
+from .config import Settings
+from .grading import Transition
+from .models import Alert, ClinicalEvent, Patient
+
+PRIORITY_RANK = {"critical": 4, "high": 3, "normal": 2, "low": 1}
+MAX_ESCALATION = 2
+ICE_CODES = (
+    "ice_score",
+    "capd_score",
+    "ice_orientation",
+    "ice_naming",
+    "ice_commands",
+    "ice_writing",
+    "ice_attention",
+)
+# Therapies after which ICANS is monitored with ICE: immune effector cell therapies and T-cell
+# engagers (ASTCT 2019 grading applies to both); not checkpoint inhibitors.
+ICE_MONITORED_THERAPIES = ("car_t", "bispecific")
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    patient_id: str
+    kind: str
+    priority: str
+    dedup_key: str
+    title: str
+    title_fr: str
+    message: str
+    message_fr: str
+    target_role: str
+    triggered_at: dt.datetime
+    scale: str | None = None
+    grade: int | None = None
+    episode_id: int | None = None
+    params: dict[str, Any] | None = None
+    recommendation: dict[str, Any] | None = None
+
+
+def _short(scale_id: str) -> str:
+    fam = get_scale(scale_id).family
+    return fam.upper() if fam in ("crs", "icans") else get_scale(scale_id).title
+
+
+def _grade_priority(grade: int) -> str:
+    return "critical" if grade >= 3 else "high" if grade == 2 else "normal"
+
+
+def raise_alert(
+    session: Session, spec: AlertSpec, *, now: dt.datetime, ctx: audit.RequestContext
+) -> Alert | None:
+    """Insert the alert unless its dedup key exists; return it (None when deduplicated)."""
+    if session.scalar(select(Alert.id).where(Alert.dedup_key == spec.dedup_key)) is not None:
+        return None
+    patient_id = spec.patient_id
+    alert = Alert(
+        patient_id=patient_id,
+        kind=spec.kind,
+        priority=spec.priority,
+        priority_rank=PRIORITY_RANK[spec.priority],
+        dedup_key=spec.dedup_key,
+        scale=spec.scale,
+        grade=spec.grade,
+        episode_id=spec.episode_id,
+        title=spec.title,
+        title_fr=spec.title_fr,
+        message=spec.message,
+        message_fr=spec.message_fr,
+        params=spec.params or {},
+        recommendation=spec.recommendation,
+        target_role=spec.target_role,
+        status="open",
+        triggered_at=spec.triggered_at,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(alert)
+            session.flush()
+    except IntegrityError:  # raised concurrently by another writer: same condition, not a new alert
+        return None
+    audit.record(
+        session,
+        actor=None,
+        action="alert.create",
+        ctx=ctx,
+        now=now,
+        entity_type="alert",
+        entity_id=alert.id,
+        patient_id=patient_id,
+        details={"kind": spec.kind, "priority": spec.priority, "dedup_key": spec.dedup_key},
+    )
+    return alert
+
+
+# ----------------------------------------------------------------------------- grade alerts
+def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
+    """Alert specifications for the grade transitions of one regrade."""
+    out: list[AlertSpec] = []
+    for tr in transitions:
+        g = tr.grade
+        ep = tr.episode
+        value = g.grade
+        if ep is None or value is None or value < 1:
+            continue
+        name = _short(g.scale)
+        reasons = "; ".join(g.result.reasons[-1:])
+        params = {
+            "patient_id": g.patient_id,
+            "scale": g.scale,
+            "grade": value,
+            "previous": tr.previous,
+            "complete": g.result.complete,
+            "missing": g.result.missing,
+        }
+        lower = "" if g.result.complete else " (lower bound: inputs missing)"
+        lower_fr = "" if g.result.complete else " (borne basse : données manquantes)"
+        if tr.opened:
+            out.append(
+                AlertSpec(
+                    patient_id=g.patient_id,
+                    kind="new_toxicity",
+                    priority=_grade_priority(value),
+                    dedup_key=f"new_toxicity:{g.patient_id}:{g.scale}:{ep.id}",
+                    title=f"New {name}: grade {value}{lower}",
+                    title_fr=f"Nouveau {name} : grade {value}{lower_fr}",
+                    message=f"{g.result.title}, version {g.result.version}. {reasons}",
+                    message_fr=f"{name} grade {value} selon {g.scale}. {reasons}",
+                    target_role="physician",
+                    triggered_at=g.time,
+                    scale=g.scale,
+                    grade=value,
+                    episode_id=ep.id,
+                    params=params,
+                )
+            )
+        elif tr.peak_raised:
+            was = tr.previous if tr.previous is not None else "?"
+            out.append(
+                AlertSpec(
+                    patient_id=g.patient_id,
+                    kind="grade_increase",
+                    priority=_grade_priority(value),
+                    dedup_key=f"grade_increase:{g.patient_id}:{g.scale}:{ep.id}:{value}",
+                    title=f"{name} grade increased to {value} (was {was}){lower}",
+                    title_fr=f"{name} : grade passé à {value} (était {was}){lower_fr}",
+                    message=f"{g.result.title}, version {g.result.version}. {reasons}",
+                    message_fr=f"{name} grade {value} selon {g.scale}. {reasons}",
+                    target_role="physician",
+                    triggered_at=g.time,
+                    scale=g.scale,
+                    grade=value,
+                    episode_id=ep.id,
+                    params=params,
+                )
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- dose limits
+@functools.cache
+def tocilizumab_limits() -> list[dict[str, Any]]:
+    """The tocilizumab limits declared once in ``data/drugs.toml`` (``dose_rule.tocilizumab-crs``)."""
+    path = resources.files("immunotox").joinpath("data/drugs.toml")
+    if not path.is_file():
+        return []
+    rules = tomllib.loads(path.read_text("utf-8")).get("dose_rule", {})
+    limits: list[dict[str, Any]] = rules.get("tocilizumab-crs", {}).get("limit", [])
+    return limits
+
+
+def _dose_mg(row: Any, weight_kg: float | None) -> float | None:
+    if row.dose is None or row.dose_unit is None:
+        return None
+    dose = float(row.dose)
+    if row.dose_unit == "mg":
+        return dose
+    if row.dose_unit == "g":
+        return dose * 1000
+    if row.dose_unit == "mg/kg" and weight_kg is not None:
+        return dose * weight_kg
+    return None
+
+
+def dose_limit_specs(
+    session: Session, patient: Patient, new_doses: Sequence[Any], weight_kg: float | None
+) -> list[AlertSpec]:
+    """Check each newly recorded tocilizumab dose against the declared limits.
+
+    Doses are counted over the patient's course (since day 0, or all recorded doses without a
+    day 0), the conservative reading of the caps noted in ``data/drugs.toml``.
+    """
+    limits = tocilizumab_limits()
+    if not new_doses or not limits:
+        return []
+    sup = aliased(ClinicalEvent)
+    q = select(ClinicalEvent).where(
+        ClinicalEvent.patient_id == patient.id,
+        ClinicalEvent.code == "tocilizumab",
+        ClinicalEvent.status == "final",
+        ~exists().where(sup.supersedes_id == ClinicalEvent.id),
+    )
+    if patient.infusion_at is not None:
+        q = q.where(ClinicalEvent.time >= patient.infusion_at)
+    doses = sorted(session.scalars(q), key=lambda r: (r.time, r.id))
+    out: list[AlertSpec] = []
+    for new in new_doses:
+        upto = [d for d in doses if (d.time, d.id) <= (new.time, new.id)]
+        prev = [d for d in upto if d.id != new.id]
+        for lim in limits:
+            kind, value = lim["kind"], lim["value"]
+            text_en, text_fr = lim["text"]["en"], lim["text"]["fr"]
+            state: str | None = None
+            detail = ""
+            if kind == "max_total":
+                n = len(upto)
+                state = "exceeded" if n > value else "reached" if n == value else None
+                detail = f"{n} doses recorded in this course"
+                key = f"{kind}:{n}" if state == "reached" else f"{kind}:{new.id}"
+            elif kind == "max_in_window":
+                window = dt.timedelta(hours=float(lim["window_h"]))
+                n = sum(1 for d in upto if new.time - window < d.time <= new.time)
+                state = "exceeded" if n > value else "reached" if n == value else None
+                detail = f"{n} doses in the 24 h up to this dose"
+                key = f"{kind}:{new.id}"
+            elif kind == "min_interval_h":
+                if prev:
+                    gap_h = (new.time - prev[-1].time).total_seconds() / 3600
+                    if gap_h < value:
+                        state = "exceeded"
+                        detail = f"given {gap_h:.1f} h after the previous dose"
+                key = f"{kind}:{new.id}"
+            elif kind == "max_per_dose_mg":
+                mg = _dose_mg(new, weight_kg)
+                if mg is not None and mg > value:
+                    state = "exceeded"
+                    detail = f"dose {mg:g} mg"
+                key = f"{kind}:{new.id}"
+            else:
+                continue
+            if state is None:
+                continue
+            exceeded = state == "exceeded"
+            out.append(
+                AlertSpec(
+                    patient_id=patient.id,
+                    kind="dose_limit",
+                    priority="critical" if exceeded else "high",
+                    dedup_key=f"dose_limit:{patient.id}:tocilizumab:{key}",
+                    title=f"Tocilizumab limit {'exceeded' if exceeded else 'reached'}: {text_en}",
+                    title_fr=f"Tocilizumab : limite {'dépassée' if exceeded else 'atteinte'} — {text_fr}",
+                    message=f"{detail}. {text_en} Source: {', '.join(lim.get('sources', []))}.",
+                    message_fr=f"{detail}. {text_fr} Source : {', '.join(lim.get('sources', []))}.",
+                    target_role="physician",
+                    triggered_at=new.time,
+                    params={
+                        "patient_id": patient.id,
+                        "limit": kind,
+                        "value": value,
+                        "state": state,
+                        "dose_event_id": new.id,
+                        "detail": detail,
+                    },
+                )
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- sweeps
+def sweep_missing_assessments(
+    session: Session, *, now: dt.datetime, settings: Settings, ctx: audit.RequestContext
+) -> list[Alert]:
+    """Raise ``missing_assessment`` alerts for patients whose ICE is overdue."""
+    overdue = dt.timedelta(hours=settings.ice_overdue_hours)
+    window = dt.timedelta(days=settings.ice_monitoring_days)
+    patients = list(
+        session.scalars(
+            select(Patient).where(
+                Patient.active.is_(True),
+                Patient.therapy_class.in_(ICE_MONITORED_THERAPIES),
+                Patient.infusion_at.is_not(None),
+                Patient.infusion_at <= now,
+                Patient.infusion_at > now - window,
+            )
+        )
+    )
+    if not patients:
+        return []
+    last = dict(
+        session.execute(
+            select(ClinicalEvent.patient_id, func.max(ClinicalEvent.time))
+            .where(
+                ClinicalEvent.patient_id.in_([p.id for p in patients]),
+                ClinicalEvent.code.in_(ICE_CODES),
+                ClinicalEvent.time <= now,
+            )
+            .group_by(ClinicalEvent.patient_id)
+        ).all()
+    )
+    raised: list[Alert] = []
+    for p in patients:
+        assert p.infusion_at is not None
+        last_ice = last.get(p.id)
+        since = last_ice or p.infusion_at
+        if now - since < overdue:
+            continue
+        day = (now - p.infusion_at).days
+        hours = (now - since).total_seconds() / 3600
+        what = f"for {hours:.0f} h" if last_ice else f"since day 0 ({hours:.0f} h)"
+        what_fr = f"depuis {hours:.0f} h" if last_ice else f"depuis J0 ({hours:.0f} h)"
+        spec = AlertSpec(
+            patient_id=p.id,
+            kind="missing_assessment",
+            priority="normal",
+            dedup_key=f"missing_assessment:ice:{p.id}:{last_ice.isoformat() if last_ice else 'none'}",
+            title=f"ICE assessment overdue: none {what} (day {day})",
+            title_fr=f"Évaluation ICE en retard : aucune {what_fr} (J{day})",
+            message=(
+                f"No ICE recorded {what}; during the first {settings.ice_monitoring_days:g} days after "
+                f"infusion an ICE is expected at least every {settings.ice_overdue_hours:g} h."
+            ),
+            message_fr=(
+                f"Aucun ICE enregistré {what_fr} ; pendant les {settings.ice_monitoring_days:g} premiers "
+                f"jours après l'infusion, un ICE est attendu au moins toutes les "
+                f"{settings.ice_overdue_hours:g} h."
+            ),
+            target_role="nurse",
+            triggered_at=now,
+            params={"patient_id": p.id, "last_ice": last_ice.isoformat() if last_ice else None, "day": day},
+        )
+        alert = raise_alert(session, spec, now=now, ctx=ctx)
+        if alert is not None:
+            raised.append(alert)
+    return raised
+
+
+def resolve_missing_assessments(
+    session: Session, patient_ids: list[str], *, now: dt.datetime, ctx: audit.RequestContext
+) -> int:
+    """Close open ``missing_assessment`` alerts once an ICE has been recorded for the patient."""
+    n = 0
+    for alert in session.scalars(_open_missing_statement(), {"ids": list(patient_ids)}):
+        alert.status = "resolved"
+        alert.resolved_at = now
+        alert.resolved_reason = "assessment recorded"
+        audit.record(
+            session,
+            actor=None,
+            action="alert.resolve",
+            ctx=ctx,
+            now=now,
+            entity_type="alert",
+            entity_id=alert.id,
+            patient_id=alert.patient_id,
+            details={"reason": "assessment recorded"},
+        )
+        n += 1
+    return n
+
+
+@functools.cache
+def _open_missing_statement() -> Any:
+    ids: Any = bindparam("ids", expanding=True)
+    return select(Alert).where(
+        Alert.patient_id.in_(ids), Alert.kind == "missing_assessment", Alert.status == "open"
+    )
+
+
+def sweep_escalations(
+    session: Session, *, now: dt.datetime, settings: Settings, ctx: audit.RequestContext
+) -> list[Alert]:
+    """Escalate open alerts left unacknowledged past the delay (one level per delay, max 2)."""
+    delay = dt.timedelta(minutes=settings.escalation_minutes)
+    out: list[Alert] = []
+    candidates = session.scalars(
+        select(Alert).where(
+            and_(
+                Alert.status == "open",
+                Alert.escalation_level < MAX_ESCALATION,
+                Alert.created_at <= now - delay,
+            )
+        )
+    )
+    for alert in candidates:
+        due = alert.created_at + delay * (alert.escalation_level + 1)
+        if now < due:
+            continue
+        alert.escalation_level += 1
+        alert.escalated_at = now
+        audit.record(
+            session,
+            actor=None,
+            action="alert.escalate",
+            ctx=ctx,
+            now=now,
+            entity_type="alert",
+            entity_id=alert.id,
+            patient_id=alert.patient_id,
+            details={"level": alert.escalation_level},
+        )
+        out.append(alert)
+    return out

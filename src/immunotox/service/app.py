@@ -1,0 +1,172 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds the app on an existing, migrated database (``db.migrate`` runs
+first in ``immunotox serve``; the factory never creates tables). The JSON API lives under
+``/api/v1``; OpenAPI docs at ``/docs``; ``/health`` for probes. The web UI (server-rendered
+pages, session cookies, CSRF) is added later on the same app with :func:`include_web` — its
+routes reuse ``deps.CurrentUser`` (which already accepts the session cookie), ``auth.issue_token``
+with ``kind="session"`` and ``auth.check_csrf``.
+
+Background tasks run the regrader of batch ingest every ``regrade_seconds`` (:mod:`.queue`,
+also at start-up for anything left by a crash), the periodic sweeps every ``sweep_seconds``
+(overdue ICE assessments, escalation of unacknowledged alerts, :mod:`.alerts`) and, on SQLite,
+the WAL checkpoint every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from . import alerts, audit, problems, queue
+from .config import Settings
+from .db import Clock, Database
+from .deps import RequestIdMiddleware, check_url
+from .routes import alerts as alert_routes
+from .routes import auth as auth_routes
+from .routes import events, fhir, meta, patients, users
+
+log = logging.getLogger("immunotox.service")
+
+PASS_LIMIT = 50  # (patient, scale) pairs per regrader pass: about 15 ms of write lock
+
+DESCRIPTION = """Monitoring service of **immunotox**: observations arrive (bedside, lab, patient at home),
+grades are recomputed at once, alerts reach the care team, every write is audited.
+
+Decision support for professionals, not a diagnosis: every grade names its source, what it
+could not see, and how each input was obtained. Errors are RFC 7807 problem details naming the
+field. Writes accept an `Idempotency-Key` header. Authenticate with `POST /api/v1/auth/token`
+then `Authorization: Bearer <token>`."""
+
+
+def run_sweeps(db: Database, settings: Settings, clock: Clock) -> dict[str, int]:
+    """One pass of the periodic checks (also called by tests and the demo)."""
+    now = clock.now()
+    with db.writing() as s:
+        missing = alerts.sweep_missing_assessments(s, now=now, settings=settings, ctx=audit.SYSTEM)
+        escalated = alerts.sweep_escalations(s, now=now, settings=settings, ctx=audit.SYSTEM)
+    return {"missing_assessment": len(missing), "escalated": len(escalated)}
+
+
+async def _sweeper(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    while True:
+        await asyncio.sleep(settings.sweep_seconds)
+        try:
+            await run_in_threadpool(run_sweeps, app.state.db, settings, app.state.clock)
+        except Exception:  # a failed sweep must not stop the next one
+            log.exception("periodic sweep failed")
+
+
+async def _regrader(app: FastAPI) -> None:
+    """Every ``regrade_seconds``, regrade what was queued before the cycle began (coalescing the
+    writes of the interval), in short passes: a pass holds the write lock, and waiting requests
+    get their turn between passes."""
+    settings: Settings = app.state.settings
+    while True:
+        cycle = app.state.clock.now()
+        while True:
+            try:
+                n = await run_in_threadpool(
+                    partial(
+                        queue.drain,
+                        app.state.db,
+                        app.state.clock,
+                        limit=PASS_LIMIT,
+                        queued_before=cycle,
+                        yield_gil=True,
+                    )
+                )
+            except Exception:  # a failed pass is retried: the queue rows are still there
+                log.exception("regrade pass failed")
+                n = 0
+            if n < PASS_LIMIT:
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(settings.regrade_seconds)
+
+
+async def _checkpointer(app: FastAPI, period: float = 1.0) -> None:
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await run_in_threadpool(app.state.db.checkpoint)
+        except Exception:  # a busy database is checkpointed next time
+            log.debug("checkpoint skipped", exc_info=True)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    on_startup: list[Callable[[FastAPI], Any]] | None = None,
+    root_redirect: bool = True,
+) -> FastAPI:
+    """The service app for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
+        if settings.sweep_seconds > 0:
+            tasks.append(asyncio.create_task(_sweeper(app)))
+        if settings.is_sqlite:
+            tasks.append(asyncio.create_task(_checkpointer(app)))
+        if settings.grading and settings.regrade_seconds > 0:
+            tasks.append(asyncio.create_task(_regrader(app)))
+        for hook in on_startup or []:
+            result = hook(app)
+            if isinstance(result, asyncio.Task):
+                tasks.append(result)
+        try:
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            app.state.db.dispose()
+
+    app = FastAPI(
+        title="immunotox monitoring service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        dependencies=[Depends(check_url)],
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    app.state.clock = clock or Clock()
+    app.add_middleware(RequestIdMiddleware)
+    problems.install(app)
+    api = "/api/v1"
+    app.include_router(meta.router)
+    app.include_router(auth_routes.router, prefix=api)
+    app.include_router(users.router, prefix=api)
+    app.include_router(patients.router, prefix=api)
+    app.include_router(events.router, prefix=api)
+    app.include_router(alert_routes.router, prefix=api)
+    app.include_router(fhir.router, prefix=api)
+    if root_redirect:
+
+        @app.get("/", include_in_schema=False)
+        def _root() -> RedirectResponse:  # the web UI replaces this with its dashboard
+            return RedirectResponse("/docs")
+
+    from ..web import mount_web  # the web UI: pages, /static (replaces the placeholder "/")
+
+    mount_web(app)
+    return app

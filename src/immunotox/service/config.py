@@ -1,0 +1,140 @@
+"""Service settings, read from the environment (``IMMUNOTOX_*``) or given explicitly.
+
+Every setting has a safe default so that ``immunotox serve`` works with no configuration:
+an SQLite file ``./immunotox.db`` next to where the command runs.
+
+=================================  ===============================  ================================
+variable                           default                          meaning
+=================================  ===============================  ================================
+``IMMUNOTOX_DATABASE_URL``         ``sqlite:///./immunotox.db``     SQLAlchemy URL; PostgreSQL is
+                                                                    ``postgresql+psycopg://…``
+``IMMUNOTOX_GRADING``              ``on``                           ``off`` stores data without
+                                                                    regrading or alerting (the
+                                                                    benchmark floor only)
+``IMMUNOTOX_SQLITE_SYNCHRONOUS``   ``FULL``                         SQLite ``PRAGMA synchronous``
+``IMMUNOTOX_TOKEN_TTL_HOURS``      ``12``                           lifetime of an API token
+``IMMUNOTOX_ESCALATION_MINUTES``   ``30``                           an open alert escalates after
+                                                                    this delay, then again after
+                                                                    each further delay (max level 2)
+``IMMUNOTOX_SWEEP_SECONDS``        ``30``                           period of the background sweep
+                                                                    (missing assessments,
+                                                                    escalation); 0 disables it
+``IMMUNOTOX_REGRADE_SECONDS``      ``2``                            period of the background
+                                                                    regrader of batch ingest; 0:
+                                                                    batches are regraded in the
+                                                                    request, like single writes
+``IMMUNOTOX_MAX_FUTURE_MINUTES``   ``5``                            tolerated clock skew: an event
+                                                                    dated later than now + this is
+                                                                    refused
+``IMMUNOTOX_ICE_OVERDUE_HOURS``    ``12``                           no ICE for this long during the
+                                                                    monitoring days raises an alert
+``IMMUNOTOX_ICE_MONITORING_DAYS``  ``7``                            days after a CAR-T infusion
+                                                                    during which ICE is expected
+``IMMUNOTOX_SECURE_COOKIES``       ``off``                          mark session cookies ``Secure``
+                                                                    (turn on behind HTTPS)
+=================================  ===============================  ================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///./immunotox.db"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class SettingsError(ValueError):
+    """A setting given in the environment that cannot be read (names the variable)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Settings of one service instance (immutable; build a new one with :meth:`with_`)."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    grading: bool = True
+    sqlite_synchronous: str = "FULL"
+    token_ttl_hours: float = 12.0
+    escalation_minutes: float = 30.0
+    sweep_seconds: float = 30.0
+    regrade_seconds: float = 2.0
+    max_future_minutes: float = 5.0
+    ice_overdue_hours: float = 12.0
+    ice_monitoring_days: float = 7.0
+    secure_cookies: bool = False
+    demo: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``IMMUNOTOX_<NAME>`` variables; explicit ``overrides`` win over the environment."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = f"IMMUNOTOX_{f.name.upper()}"
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(var, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and checked."""
+        s = replace(self, **changes)
+        s.check()
+        return s
+
+    def check(self) -> None:
+        """Refuse impossible values, naming the variable."""
+        if self.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise SettingsError(
+                f"IMMUNOTOX_SQLITE_SYNCHRONOUS = {self.sqlite_synchronous!r}: "
+                "expected OFF, NORMAL, FULL or EXTRA"
+            )
+        for name in ("token_ttl_hours", "escalation_minutes", "ice_overdue_hours", "ice_monitoring_days"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"IMMUNOTOX_{name.upper()} = {getattr(self, name)}: must be > 0")
+        for name in ("sweep_seconds", "max_future_minutes", "regrade_seconds"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"IMMUNOTOX_{name.upper()} = {getattr(self, name)}: must be >= 0")
+        if not self.database_url.startswith(("sqlite", "postgresql")):
+            raise SettingsError(
+                f"IMMUNOTOX_DATABASE_URL = {self.database_url!r}: only sqlite:/// and "
+                "postgresql+psycopg:// URLs are supported"
+            )
+        if self.is_sqlite and (
+            self.database_url.rstrip("/") in ("sqlite:", "sqlite:/")
+            or any(m in self.database_url for m in (":memory:", "mode=memory"))
+        ):
+            raise SettingsError(
+                f"IMMUNOTOX_DATABASE_URL = {self.database_url!r}: an in-memory SQLite database is not "
+                "shared between the service's connections; give a file, e.g. sqlite:///./immunotox.db"
+            )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _parse(var: str, raw: str, typ: Any) -> Any:
+    name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if name == "bool":
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise SettingsError(f"{var} = {raw!r}: expected on/off")
+    if name == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{var} = {raw!r}: expected a number") from None
+    return raw

@@ -1,0 +1,124 @@
+"""FastAPI dependencies: the database, the clock, the caller, the request context.
+
+``CurrentUser`` accepts an API token (``Authorization: Bearer <token>``) or a browser session
+(cookie ``immunotox_session``); a cookie-authenticated unsafe request (POST, PUT, PATCH, DELETE)
+must carry the session's CSRF token in ``X-CSRF-Token`` — the web UI's forms check the same
+token with :func:`immunotox.service.auth.check_csrf`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import auth
+from .audit import RequestContext
+from .config import Settings
+from .db import Clock, Database
+from .problems import field_error, forbidden, unauthorized
+
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class RequestIdMiddleware:
+    """Give every request an id (``X-Request-ID``, taken from the client when well-formed)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for k, v in scope.get("headers", []):
+            if k == b"x-request-id":
+                cand = v.decode("latin-1")
+                if 0 < len(cand) <= 64 and cand.replace("-", "").isalnum():
+                    rid = cand
+                break
+        rid = rid or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def check_url(request: Request) -> None:
+    """Refuse NUL characters in the path or the query (no database can store them)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise field_error(f"path.{name}", "contains a NUL character")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value or "\x00" in name:
+            raise field_error(f"query.{name}", "contains a NUL character")
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    s: Settings = request.app.state.settings
+    return s
+
+
+def get_clock(request: Request) -> Clock:
+    c: Clock = request.app.state.clock
+    return c
+
+
+def get_ctx(request: Request) -> RequestContext:
+    client = request.client.host if request.client else None
+    return RequestContext(
+        request_id=getattr(request.state, "request_id", None),
+        client_ip=client,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+def now(clock: Annotated[Clock, Depends(get_clock)]) -> dt.datetime:
+    return clock.now()
+
+
+def get_principal(
+    request: Request,
+    db: Annotated[Database, Depends(get_db)],
+    clock: Annotated[Clock, Depends(get_clock)],
+) -> auth.Principal:
+    header = request.headers.get("authorization")
+    principal: auth.Principal | None = None
+    with db.session() as s:
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise unauthorized("Authorization header must be 'Bearer <token>'")
+            principal = auth.resolve_token(s, token.strip(), now=clock.now(), via="bearer")
+        else:
+            cookie = request.cookies.get(auth.SESSION_COOKIE)
+            if cookie:
+                principal = auth.resolve_token(s, cookie, now=clock.now(), via="cookie")
+    if principal is None:
+        raise unauthorized("missing, invalid or expired credentials")
+    if request.method in UNSAFE and not auth.check_csrf(principal, request.headers.get(auth.CSRF_HEADER)):
+        raise forbidden(f"cookie-authenticated request without a valid {auth.CSRF_HEADER} header")
+    return principal
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+CtxDep = Annotated[RequestContext, Depends(get_ctx)]
+CurrentUser = Annotated[auth.Principal, Depends(get_principal)]
+DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A database id (64-bit)")]

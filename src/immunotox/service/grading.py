@@ -1,0 +1,1041 @@
+"""Continuous grading: stored events -> findings -> grades, episodes and grade transitions.
+
+This is the service's internal interface to grading (:func:`regrade_patient`,
+:func:`regrade`). Its first implementation (``engine = "service-window-v1"``) reconstructs the
+findings of each scale from the latest stored events with the documented validity windows
+below, then calls the grading core (``immunotox.get_scale(...).grade(findings)``). It is meant
+to be replaced by the timeline engine's per-patient path without changing its callers.
+
+Evaluation time
+    Each scale is graded "as of" ``t`` = the time of the patient's latest event of a code that
+    scale reads (the end of an interval counts as an event): CRS as of the latest vital sign,
+    oxygen or drug row, ICANS as of the latest neurological assessment. A replayed or imported
+    history grades as it would have live, and a stale record shows its age instead of silently
+    ageing out (overdue assessments raise their own alert, see :mod:`.alerts`).
+
+Incremental regrading
+    A write regrades only the scales whose codes it touched, for the patients it touched;
+    ``t`` moves to the latest of the stored grade's time and the new events (a correction or a
+    retraction recomputes it from the database). The windows load only the rows they need, in a
+    fixed number of queries per request whatever the number of patients, and the grading of a
+    set of findings is memoised (a pure function of the findings).
+
+Validity windows (``(t - w, t]``, both on event time; superseded and retracted events excluded)
+
+==========================  ====================================================================
+finding                     reconstruction
+==========================  ====================================================================
+``temperature_c``           highest temperature in the last 6 h (vitals every 4 h leave one reading)
+``sbp_mmhg``                lowest systolic pressure in the last 6 h
+``vasopressors``            drugs of vasopressor rows running at t; ``[]`` when none runs
+``oxygen``                  most intensive device running at t (ranked by the ASTCT hypoxia grade
+                            of the device); ``none`` when no device runs
+(interval rows)             a row runs over [time, end_time); a row without end_time runs until
+                            the next row of the same code (oxygen) or of the same drug
+                            (vasopressor). Administrations and oxygen support are recorded on the
+                            ward, so their record is taken as complete: no running row means none
+                            (the rule of the timeline engine's ``observations.toml``)
+``o2_flow_l_min``           latest oxygen flow in the last 12 h (not passed when the device is none)
+``fever_masked``            true when an antipyretic, tocilizumab, corticosteroid or anakinra was
+                            given at or after the onset of the CRS episode in progress (an episode
+                            opens at the first grade >= 1, which requires fever); false when no CRS
+                            episode is in progress (no CRS course: nothing to mask) or no such drug
+                            was given since its onset (the rule of the timeline engine:
+                            masking lasts for the CRS course)
+``age_years``               from the birth date, else the latest ``age`` row
+``ice_score`` / items       the latest ICE in the last 12 h (the total when given; otherwise the
+                            items of that assessment, a partial ICE giving a grade range)
+``capd_score``              latest in the last 12 h
+``consciousness``           latest in the last 12 h
+``seizure``, ``motor``,     latest in the last 24 h
+``raised_icp_signs``
+``cerebral_edema``          latest in the last 72 h (imaging is not repeated every shift)
+``death_due_to_*``          a ``death`` row at or before t: true when its cause is the scale's
+==========================  ====================================================================
+
+Episodes (interim, engine-independent rule): an episode opens at the first grade >= 1 (the
+grade the known findings establish), its peak is the highest such grade, and it resolves when
+the grade has stayed 0 for 24 h (``resolved_at`` = the first 0). A grade that is not
+assessable neither opens nor closes an episode.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, exists, func, insert, select, union_all, update
+from sqlalchemy.orm import Session, aliased
+
+from .. import ruledata
+from ..catalogue import get_scale
+from ..errors import FindingError
+from ..result import GradeResult
+from .models import ClinicalEvent, CurrentGrade, Episode, GradeRecord, Patient
+
+ENGINE = "service-window-v1"
+CRS, ICANS = "astct2019:crs", "astct2019:icans"
+SCALES: tuple[str, ...] = (CRS, ICANS)
+# ASTCT 2019 grades toxicities of immune effector cell therapies (CAR-T) and T-cell engagers;
+# checkpoint-inhibitor irAEs are graded with CTCAE terms, which the live service does not
+# reconstruct yet: no ASTCT grade is computed for those patients.
+SCALES_BY_THERAPY: dict[str, tuple[str, ...]] = {
+    "car_t": SCALES,
+    "bispecific": SCALES,
+    "checkpoint_inhibitor": (),
+}
+
+H = dt.timedelta(hours=1)
+WINDOW: dict[str, dt.timedelta] = {
+    "temperature": 6 * H,
+    "sbp": 6 * H,
+    "o2_flow": 12 * H,
+    "ice": 12 * H,
+    "capd_score": 12 * H,
+    "consciousness": 12 * H,
+    "seizure": 24 * H,
+    "motor": 24 * H,
+    "raised_icp_signs": 24 * H,
+    "cerebral_edema": 72 * H,
+}
+EPISODE_QUIET = 24 * H
+
+ICE_ITEMS = {
+    "ice_orientation": "orientation",
+    "ice_naming": "naming",
+    "ice_commands": "commands",
+    "ice_writing": "writing",
+    "ice_attention": "attention",
+}
+MASKING_CODES = ("antipyretic", "tocilizumab", "corticosteroid", "anakinra")
+INTERVAL_CODES = ("oxygen", "vasopressor")
+# point codes read in a window, per scale, and the longest window of each scale
+POINTS: dict[str, tuple[str, ...]] = {
+    CRS: ("temperature", "sbp", "o2_flow"),
+    ICANS: (
+        "ice_score",
+        *ICE_ITEMS,
+        "capd_score",
+        "consciousness",
+        "seizure",
+        "motor",
+        "cerebral_edema",
+        "raised_icp_signs",
+    ),
+}
+LOOKBACK: dict[str, dt.timedelta] = {CRS: 12 * H, ICANS: 72 * H}
+SCALE_CODES: dict[str, frozenset[str]] = {
+    CRS: frozenset({*POINTS[CRS], *INTERVAL_CODES, *MASKING_CODES, "death", "age"}),
+    ICANS: frozenset({*POINTS[ICANS], "death", "age"}),
+}
+RELEVANT_CODES: frozenset[str] = frozenset().union(*SCALE_CODES.values())
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One grade of one patient on one scale, as of ``time``, with the inputs it used."""
+
+    patient_id: str
+    scale: str
+    time: dt.datetime
+    result: GradeResult
+    inputs: dict[str, Any]
+    engine: str = ENGINE
+    clinical: str = ""  # clinical fingerprint (see :func:`grade_findings`)
+    result_json: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # fingerprint of everything shown: findings, the events used, the time
+
+    @property
+    def grade(self) -> int | None:
+        return self.result.grade
+
+    def clinical_fingerprint(self) -> str:
+        """Changes when the grade, its range, status, missing inputs or deciding rules change."""
+        return self.clinical
+
+    def fingerprint(self) -> str:
+        """Changes when anything shown to a person changes (values in the explanation included)."""
+        return self.key
+
+
+@dataclass
+class Transition:
+    """What a regrade changed for one patient and scale (read by the alert rules)."""
+
+    grade: Grade
+    previous: int | None
+    episode: OpenEpisode | None
+    opened: bool = False
+    peak_raised: bool = False
+    resolved: bool = False
+
+
+@dataclass
+class OpenEpisode:
+    """An episode in progress, as the regrade reads and updates it."""
+
+    id: int
+    onset_at: dt.datetime
+    peak_grade: int
+    peak_at: dt.datetime
+    last_positive_at: dt.datetime
+    quiet_since: dt.datetime | None
+    resolved_at: dt.datetime | None = None
+
+
+@dataclass
+class _Current:
+    """The stored current grade of one (patient, scale) and its open episode."""
+
+    time: dt.datetime
+    fingerprint: str
+    clinical: str
+    grade: int | None
+    episode_id: int | None
+    grade_record_id: int
+    episode: OpenEpisode | None = None
+
+
+@dataclass
+class Outcome:
+    grades: dict[str, list[Grade]] = field(default_factory=dict)
+    transitions: list[Transition] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- grading (memoised)
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(name: str, value: Any) -> Any:
+    if name == "ice_items":
+        return dict(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+@functools.lru_cache(maxsize=16384)
+def _graded(scale_id: str, key: tuple[tuple[str, Any], ...]) -> tuple[GradeResult, dict[str, Any], str]:
+    findings = {k: _thaw(k, v) for k, v in key}
+    result = get_scale(scale_id).grade(findings)
+    r = result
+    clinical = json.dumps(
+        [r.grade, list(r.grade_range), r.status, r.missing, r.deciding_domains, [h.rule for h in r.fired]]
+    )
+    result_json = r.model_dump(mode="json")
+    return result, result_json, hashlib.sha256(clinical.encode()).hexdigest()
+
+
+def grade_findings(scale_id: str, findings: dict[str, Any]) -> tuple[GradeResult, dict[str, Any], str]:
+    """(result, its JSON, clinical fingerprint) for ``findings`` — a pure, memoised function.
+
+    A set of findings that contradicts itself (a stored-data inconsistency) is graded without
+    the offending finding, and the problem is reported by the caller.
+    """
+    return _graded(scale_id, _freeze(findings))
+
+
+# ----------------------------------------------------------------------------- loading
+# A loaded event row: the SQLAlchemy Row of _COLS (attributes patient_id, id, code, time,
+# end_time, value, value_num, assessment_id), used as is (no copy per row).
+_Row = Any
+
+
+@dataclass
+class _State:
+    t: dt.datetime
+    points: dict[str, list[_Row]] = field(default_factory=lambda: defaultdict(list))
+    running: list[_Row] = field(default_factory=list)
+    last_masking: dt.datetime | None = None
+    death: _Row = None
+    age_row: _Row = None
+
+
+def _is_current() -> Any:
+    """SQL condition: the event is final and no later event supersedes it."""
+    sup = aliased(ClinicalEvent)
+    return and_(
+        ClinicalEvent.status == "final",
+        ~exists().where(sup.supersedes_id == ClinicalEvent.id),
+    )
+
+
+_COLS = (
+    ClinicalEvent.patient_id,
+    ClinicalEvent.id,
+    ClinicalEvent.code,
+    ClinicalEvent.time,
+    ClinicalEvent.end_time,
+    ClinicalEvent.value,
+    ClinicalEvent.value_num,
+    ClinicalEvent.assessment_id,
+)
+
+
+def _rows(session: Session, stmt: Any, params: dict[str, Any] | None = None) -> Iterable[tuple[str, _Row]]:
+    for row in session.execute(stmt, params or {}):
+        yield row.patient_id, row
+
+
+@functools.cache
+def _window_groups(scale: str) -> tuple[tuple[dt.timedelta, tuple[str, ...]], ...]:
+    groups: dict[dt.timedelta, list[str]] = defaultdict(list)
+    for code in POINTS[scale]:
+        groups[_window(code)].append(code)
+    return tuple((w, tuple(cs)) for w, cs in sorted(groups.items()))
+
+
+@functools.cache
+def _load_statement(scales: tuple[str, ...], intervals: bool, masking: bool) -> Any:
+    """The (cached) UNION ALL that loads what :func:`_load` needs. Every branch is "patient IN ..
+    AND code IN .. AND time range", answered by the (patient_id, code, time) index — never by a
+    scan of a patient's whole history."""
+    cur = _is_current()
+    pid, code, time = ClinicalEvent.patient_id, ClinicalEvent.code, ClinicalEvent.time
+    hi: Any = bindparam("hi")
+    branches: list[Any] = []
+    for i, scale in enumerate(scales):
+        for j, (_w, cs) in enumerate(_window_groups(scale)):  # each code over its own window
+            branches.append(
+                select(*_COLS).where(
+                    pid.in_(bindparam(f"p{i}", expanding=True)),
+                    code.in_(cs),
+                    time > bindparam(f"lo{i}_{j}"),
+                    time <= hi,
+                    cur,
+                )
+            )
+    # death and age rows; intervals (no lower bound: an infusion may have started days ago;
+    # few rows); masking drugs since the onset of the CRS episode in progress
+    ids: Any = bindparam("ids", expanding=True)
+    branches.append(select(*_COLS).where(pid.in_(ids), code.in_(("death", "age")), time <= hi, cur))
+    if intervals:
+        crs: Any = bindparam("crs", expanding=True)
+        branches.append(select(*_COLS).where(pid.in_(crs), code.in_(INTERVAL_CODES), time <= hi, cur))
+    if masking:
+        masked: Any = bindparam("masked", expanding=True)
+        branches.append(
+            select(*_COLS).where(
+                pid.in_(masked), code.in_(MASKING_CODES), time >= bindparam("since"), time <= hi, cur
+            )
+        )
+    return union_all(*branches)
+
+
+def _times_from_db(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dt.datetime]:
+    """Evaluation time of each (patient, scale) from the stored events (the full path)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    ids = sorted({pid for pid, _ in keys})
+    latest: dict[tuple[str, str], dt.datetime] = {}
+    stmt = (
+        select(
+            ClinicalEvent.patient_id,
+            ClinicalEvent.code,
+            func.max(ClinicalEvent.time),
+            func.max(ClinicalEvent.end_time),
+        )
+        .where(ClinicalEvent.patient_id.in_(ids), ClinicalEvent.code.in_(RELEVANT_CODES), _is_current())
+        .group_by(ClinicalEvent.patient_id, ClinicalEvent.code)
+    )
+    for pid, code, t_max, end_max in session.execute(stmt):
+        t = max(x for x in (t_max, end_max) if x is not None)
+        latest[(pid, code)] = t
+    out: dict[tuple[str, str], dt.datetime] = {}
+    for pid, scale in keys:
+        ts = [t for (p, code), t in latest.items() if p == pid and code in SCALE_CODES[scale]]
+        if ts:
+            out[(pid, scale)] = max(ts)
+    return out
+
+
+def _load(
+    session: Session,
+    times: dict[tuple[str, str], dt.datetime],
+    crs_onsets: dict[str, dt.datetime] | None = None,
+) -> dict[tuple[str, str], _State]:
+    """The rows each (patient, scale) needs at its time, for all of them in a few queries
+    (``crs_onsets``: onset of each patient's CRS episode in progress, for fever masking)."""
+    crs_onsets = crs_onsets or {}
+    if not times:
+        return {}
+    states = {k: _State(t=t) for k, t in times.items()}
+    ids = sorted({pid for pid, _ in times})
+    hi = max(times.values())
+    by_pid: dict[str, list[tuple[str, _State]]] = defaultdict(list)
+    for (pid, s), st in states.items():
+        by_pid[pid].append((s, st))
+    scales = tuple(sorted({s for _, s in times}))
+    crs_ids = sorted({pid for pid, s in times if s == CRS})
+    masked_ids = [pid for pid in crs_ids if pid in crs_onsets]
+    params: dict[str, Any] = {"ids": ids, "hi": hi}
+    for i, scale in enumerate(scales):
+        params[f"p{i}"] = sorted({pid for pid, s in times if s == scale})
+        lo = min(t for (_, s), t in times.items() if s == scale)
+        for j, (w, _codes) in enumerate(_window_groups(scale)):
+            params[f"lo{i}_{j}"] = lo - w
+    if crs_ids:
+        params["crs"] = crs_ids
+    if masked_ids:
+        params["masked"] = masked_ids
+        params["since"] = min(crs_onsets[pid] for pid in masked_ids)
+    stmt = _load_statement(scales, bool(crs_ids), bool(masked_ids))
+    for pid, row in _rows(session, stmt, params):
+        if row.code in INTERVAL_CODES:
+            st = states[(pid, CRS)]
+            if row.time <= st.t:
+                st.running.append(row)
+        elif row.code in MASKING_CODES:
+            st = states[(pid, CRS)]
+            if row.time <= st.t and (st.last_masking is None or row.time > st.last_masking):
+                st.last_masking = row.time
+        elif row.code in ("death", "age"):
+            for _s, st in by_pid[pid]:
+                if row.time > st.t:
+                    continue
+                attr = "death" if row.code == "death" else "age_row"
+                prev = getattr(st, attr)
+                if prev is None or (row.time, row.id) > (prev.time, prev.id):
+                    setattr(st, attr, row)
+        else:
+            for scale, st in by_pid[pid]:
+                if row.code in SCALE_CODES[scale] and st.t - _window(row.code) < row.time <= st.t:
+                    st.points[row.code].append(row)
+    return states
+
+
+def _window(code: str) -> dt.timedelta:
+    return WINDOW["ice"] if code == "ice_score" or code in ICE_ITEMS else WINDOW[code]
+
+
+@functools.cache
+def _device_rank() -> dict[str, int]:
+    """Oxygen devices ranked by the ASTCT 2019 hypoxia grade they support (data file)."""
+    rows = ruledata.load("astct2019")["crs"]["oxygen"]
+    return {k: int(v["grade"]) for k, v in rows.items()}
+
+
+# ----------------------------------------------------------------------------- findings
+def _latest(rows: list[_Row], since: dt.datetime) -> _Row:
+    best: _Row = None
+    for r in rows:
+        if r.time > since and (best is None or (r.time, r.id) > (best.time, best.id)):
+            best = r
+    return best
+
+
+def _age(patient: Patient, st: _State) -> tuple[float, str] | None:
+    if patient.birth_date is not None:
+        bd = patient.birth_date
+        t = st.t.date()
+        years = t.year - bd.year - ((t.month, t.day) < (bd.month, bd.day))
+        return float(max(years, 0)), "birth date"
+    if st.age_row is not None and st.age_row.value_num is not None:
+        return st.age_row.value_num, f"age row {st.age_row.id}"
+    return None
+
+
+def _use(inputs: dict[str, Any], name: str, value: Any, rule: str, rows: Sequence[_Row] = ()) -> None:
+    inputs[name] = {"value": value, "rule": rule, "events": [r.id for r in rows]}
+
+
+def crs_findings(
+    patient: Patient, st: _State, crs_onset: dt.datetime | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Findings for ``astct2019:crs`` at ``st.t`` and how each was obtained (``crs_onset``: onset
+    of the patient's CRS episode in progress, which bounds fever masking)."""
+    t = st.t
+    f: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
+    temps = [
+        r for r in st.points["temperature"] if r.time > t - WINDOW["temperature"] and r.value_num is not None
+    ]
+    if temps:
+        top = max(temps, key=lambda r: (r.value_num or 0.0, r.time))
+        f["temperature_c"] = top.value_num
+        _use(inputs, "temperature_c", top.value_num, "highest temperature in (t-6h, t]", [top])
+    sbps = [r for r in st.points["sbp"] if r.time > t - WINDOW["sbp"] and r.value_num is not None]
+    if sbps:
+        low = min(sbps, key=lambda r: (r.value_num or 0.0, r.time))
+        f["sbp_mmhg"] = low.value_num
+        _use(inputs, "sbp_mmhg", low.value_num, "lowest systolic pressure in (t-6h, t]", [low])
+    pressors = _running_at(st.running, "vasopressor", t, per_value=True)
+    f["vasopressors"] = sorted({r.value for r in pressors})
+    _use(inputs, "vasopressors", f["vasopressors"], "vasopressor infusions running at t", pressors)
+    devices = _running_at(st.running, "oxygen", t, per_value=False)
+    if devices:
+        rank = _device_rank()
+        device_row = max(devices, key=lambda r: (rank.get(r.value, 0), r.time, r.id))
+        f["oxygen"] = device_row.value
+        _use(inputs, "oxygen", device_row.value, "most intensive oxygen support running at t", [device_row])
+    else:
+        f["oxygen"] = "none"
+        _use(inputs, "oxygen", "none", "no oxygen support running at t (the ward record is complete)")
+    if f.get("oxygen") not in (None, "none"):
+        flow = _latest(st.points["o2_flow"], t - WINDOW["o2_flow"])
+        if flow is not None:
+            f["o2_flow_l_min"] = flow.value_num
+            _use(inputs, "o2_flow_l_min", flow.value_num, "latest oxygen flow in (t-12h, t]", [flow])
+    age = _age(patient, st)
+    if age is not None:
+        f["age_years"] = age[0]
+        _use(inputs, "age_years", age[0], f"from {age[1]}")
+    if crs_onset is not None:
+        masked = st.last_masking is not None and crs_onset <= st.last_masking <= t
+        f["fever_masked"] = masked
+        _use(
+            inputs,
+            "fever_masked",
+            masked,
+            "antipyretic/anticytokine therapy given since the onset of the CRS episode in progress "
+            f"({crs_onset.isoformat()})",
+        )
+    else:
+        f["fever_masked"] = False
+        _use(inputs, "fever_masked", False, "no CRS episode in progress: nothing to mask")
+    if st.death is not None:
+        f["death_due_to_crs"] = st.death.value == "crs"
+        _use(inputs, "death_due_to_crs", f["death_due_to_crs"], "death row", [st.death])
+    return f, inputs
+
+
+def _running_at(rows: list[_Row], code: str, t: dt.datetime, *, per_value: bool) -> list[_Row]:
+    """Rows of ``code`` running at t: [time, end_time), or, without end_time, until the next row
+    of the same code (``per_value``: of the same code and value, i.e. the same drug)."""
+    mine = sorted((r for r in rows if r.code == code and r.time <= t), key=lambda r: (r.time, r.id))
+    out = []
+    for i, r in enumerate(mine):
+        if r.end_time is not None:
+            if r.end_time > t:
+                out.append(r)
+            continue
+        later = (x for x in mine[i + 1 :] if x.time > r.time and (not per_value or x.value == r.value))
+        if next(later, None) is None:
+            out.append(r)
+    return out
+
+
+def icans_findings(
+    patient: Patient, st: _State, crs_onset: dt.datetime | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Findings for ``astct2019:icans`` at ``st.t`` and how each was obtained."""
+    t = st.t
+    f: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
+    ice_rows = [r for c in ("ice_score", *ICE_ITEMS) for r in st.points[c] if r.time > t - WINDOW["ice"]]
+    if ice_rows:
+        last = max(ice_rows, key=lambda r: (r.time, r.id))
+        # the latest ICE: rows of the same assessment (or, for raw rows, the same time)
+        same = [
+            r
+            for r in ice_rows
+            if (last.assessment_id is not None and r.assessment_id == last.assessment_id)
+            or (last.assessment_id is None and r.assessment_id is None and r.time == last.time)
+        ]
+        total = [r for r in same if r.code == "ice_score"]
+        if total:
+            f["ice_score"] = int(total[0].value_num or 0)
+            _use(inputs, "ice_score", f["ice_score"], "latest ICE in (t-12h, t]", total)
+        else:
+            items = {ICE_ITEMS[r.code]: int(r.value_num or 0) for r in same if r.code in ICE_ITEMS}
+            f["ice_items"] = items
+            _use(inputs, "ice_items", items, "items of the latest (partial) ICE in (t-12h, t]", same)
+    for code, finding in (
+        ("capd_score", "capd_score"),
+        ("consciousness", "consciousness"),
+        ("seizure", "seizure"),
+        ("motor", "motor"),
+        ("cerebral_edema", "cerebral_edema"),
+        ("raised_icp_signs", "raised_icp_signs"),
+    ):
+        w = WINDOW[code]
+        row = _latest(st.points[code], t - w)
+        if row is None:
+            continue
+        value: Any
+        if code == "capd_score":
+            value = int(row.value_num or 0)
+        elif code == "raised_icp_signs":
+            value = row.value == "true"
+        else:
+            value = row.value
+        f[finding] = value
+        _use(inputs, finding, value, f"latest in (t-{int(w / H)}h, t]", [row])
+    age = _age(patient, st)
+    if age is not None:
+        f["age_years"] = age[0]
+        _use(inputs, "age_years", age[0], f"from {age[1]}")
+    if st.death is not None:
+        f["death_due_to_icans"] = st.death.value == "icans"
+        _use(inputs, "death_due_to_icans", f["death_due_to_icans"], "death row", [st.death])
+    return f, inputs
+
+
+FINDERS = {CRS: crs_findings, ICANS: icans_findings}
+
+
+def _grade_one(patient: Patient, scale_id: str, st: _State, crs_onset: dt.datetime | None) -> Grade:
+    findings, inputs = FINDERS[scale_id](patient, st, crs_onset)
+    try:
+        result, result_json, clinical = grade_findings(scale_id, findings)
+    except FindingError as exc:  # stored data contradicting itself: say so, grade without it
+        inputs["error"] = str(exc)
+        findings.pop(exc.field.split(".")[0], None)
+        result, result_json, clinical = grade_findings(scale_id, findings)
+    used = sorted({i for item in inputs.values() if isinstance(item, dict) for i in item.get("events", [])})
+    key = hashlib.blake2b(
+        repr(
+            (scale_id, sorted(findings.items()), used, st.t.isoformat(), ENGINE, inputs.get("error"))
+        ).encode(),
+        digest_size=16,
+    ).hexdigest()
+    return Grade(patient.id, scale_id, st.t, result, inputs, ENGINE, clinical, result_json, key)
+
+
+def scales_of(patient: Patient) -> tuple[str, ...]:
+    return SCALES_BY_THERAPY.get(patient.therapy_class, SCALES)
+
+
+def compute(
+    session: Session, patients: Sequence[Patient], scales: Sequence[str] | None = None
+) -> dict[str, list[Grade]]:
+    """The grades of ``patients`` (on ``scales``, default all) recomputed from the stored events;
+    nothing is stored. This is what a reader sees: the latest values in every explanation."""
+    keys = [(p.id, s) for p in patients for s in scales_of(p) if scales is None or s in scales]
+    times = _times_from_db(session, [(p.id, s) for p in patients for s in scales_of(p)])
+    for pid, s in keys:
+        if (pid, s) not in times:  # no data for this scale: graded (not assessable) as of the latest
+            other = [t for (p2, _s2), t in times.items() if p2 == pid]
+            if other:
+                times[(pid, s)] = max(other)
+    current = _current(session, [p.id for p in patients])
+    onsets = {
+        pid: c.episode.onset_at for (pid, s), c in current.items() if s == CRS and c.episode is not None
+    }
+    states = _load(session, {k: times[k] for k in keys if k in times}, onsets)
+    out: dict[str, list[Grade]] = {}
+    for p in patients:
+        out[p.id] = [
+            _grade_one(p, s, states[(p.id, s)], onsets.get(p.id)) for s in scales_of(p) if (p.id, s) in states
+        ]
+    return out
+
+
+@functools.cache
+def _current_statement() -> Any:
+    """Current grades of some patients with their open episode (one query)."""
+    ids: Any = bindparam("ids", expanding=True)
+    return (
+        select(
+            CurrentGrade.patient_id,
+            CurrentGrade.scale,
+            CurrentGrade.time,
+            CurrentGrade.fingerprint,
+            CurrentGrade.clinical,
+            CurrentGrade.grade,
+            CurrentGrade.episode_id,
+            CurrentGrade.grade_record_id,
+            Episode.onset_at,
+            Episode.peak_grade,
+            Episode.peak_at,
+            Episode.last_positive_at,
+            Episode.quiet_since,
+        )
+        .outerjoin(Episode, and_(Episode.id == CurrentGrade.episode_id, Episode.resolved_at.is_(None)))
+        .where(CurrentGrade.patient_id.in_(ids))
+    )
+
+
+def current_state(session: Session, ids: Sequence[str]) -> dict[tuple[str, str], _Current]:
+    """The stored current grades of ``ids`` with their open episodes (one query)."""
+    return _current(session, ids)
+
+
+def _current(session: Session, ids: Sequence[str]) -> dict[tuple[str, str], _Current]:
+    out: dict[tuple[str, str], _Current] = {}
+    for row in session.execute(_current_statement(), {"ids": list(ids)}):
+        ep = OpenEpisode(row[6], row[8], row[9], row[10], row[11], row[12]) if row[8] is not None else None
+        out[(row[0], row[1])] = _Current(row[2], row[3], row[4], row[5], row[6], row[7], ep)
+    return out
+
+
+@functools.cache
+def _episode_update_statement() -> Any:
+    table = cast(Table, Episode.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("i"))
+        .values(
+            peak_grade=bindparam("peak"),
+            peak_at=bindparam("peak_at"),
+            last_positive_at=bindparam("last"),
+            quiet_since=bindparam("quiet"),
+            resolved_at=bindparam("resolved"),
+            updated_at=bindparam("at"),
+        )
+    )
+
+
+@functools.cache
+def _light_update_statement() -> Any:
+    table = cast(Table, CurrentGrade.__table__)
+    return (
+        update(table)
+        .where(table.c.patient_id == bindparam("p"), table.c.scale == bindparam("s"))
+        .values(time=bindparam("t"), computed_at=bindparam("at"), fingerprint=bindparam("fp"))
+    )
+
+
+# ----------------------------------------------------------------------------- storing
+Key = tuple[str, str]
+Touched = dict[Key, dt.datetime | None]
+
+
+@dataclass
+class Touch:
+    """What a write (or the queue) asks to regrade.
+
+    ``latest``: per (patient, scale), the latest time the new events reach (an interval's end
+    included; None = recompute from the database); ``full``: pairs whose evaluation time must be
+    recomputed from the database (corrections, retractions); ``starts``: the latest start of an
+    interval that arrived with its end (a vasopressor infusion charted afterwards): the pair is
+    also graded at that start, so a peak inside the interval reaches the history, the episode
+    and the alerts even though the current grade is the one after its end.
+    """
+
+    latest: Touched = field(default_factory=dict)
+    full: set[Key] = field(default_factory=set)
+    starts: dict[Key, dt.datetime] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.latest)
+
+
+def touched_keys(patients: Sequence[Patient], events: Sequence[Any] | None) -> Touch:
+    """Which (patient, scale) pairs ``events`` touch (see :class:`Touch`); all pairs of
+    ``patients`` (to recompute from the database) when ``events`` is None."""
+    out = Touch()
+    by_id = {p.id: p for p in patients}
+    if events is None:
+        for p in patients:
+            for s in scales_of(p):
+                out.latest[(p.id, s)] = None
+                out.full.add((p.id, s))
+        return out
+    for e in events:
+        owner = by_id.get(e.patient_id)
+        if owner is None or e.code not in RELEVANT_CODES:
+            continue
+        for s in scales_of(owner):
+            if e.code not in SCALE_CODES[s]:
+                continue
+            key = (owner.id, s)
+            t = max(e.time, e.end_time) if e.end_time is not None else e.time
+            prev = out.latest.get(key)
+            out.latest[key] = t if prev is None else max(prev, t)
+            if e.end_time is not None and e.end_time > e.time:
+                start = out.starts.get(key)
+                out.starts[key] = e.time if start is None else max(start, e.time)
+            if e.supersedes_id is not None or e.status != "final":
+                out.full.add(key)  # a correction may move t back: recompute it
+    return out
+
+
+@dataclass
+class Plan:
+    """The grades computed for some (patient, scale) pairs and the stored state they were
+    compared with — the read half of a regrade (no write, no lock)."""
+
+    grades: dict[tuple[str, str], Grade] = field(default_factory=dict)
+    current: dict[tuple[str, str], _Current] = field(default_factory=dict)
+    mid: dict[tuple[str, str], Grade] = field(default_factory=dict)  # at an interval's start
+
+
+def plan(
+    session: Session,
+    patients: Sequence[Patient],
+    touch: Touch,
+    *,
+    current: dict[tuple[str, str], _Current] | None = None,
+    pause: Callable[[], None] | None = None,
+) -> Plan:
+    """Compute the grades of the touched pairs (and of the scales a touched patient was never
+    graded on); reads only. ``pause`` is called between pairs."""
+    by_id = {p.id: p for p in patients}
+    touched = {k: v for k, v in touch.latest.items() if k[0] in by_id}
+    full = set(touch.full)
+    if not touched:
+        return Plan()
+    ids = sorted({pid for pid, _ in touched})
+    if current is None:
+        current = _current(session, ids)
+    # a scale never graded for a touched patient gets its first grade now (often "not
+    # assessable": e.g. ICANS before any neurological assessment), so absence is explicit
+    latest: dict[str, dt.datetime] = {}
+    for (pid, _s), t_new in touched.items():
+        if t_new is not None:
+            latest[pid] = max(latest.get(pid, t_new), t_new)
+    for pid in ids:
+        for s in scales_of(by_id[pid]):
+            if (pid, s) not in touched and (pid, s) not in current:
+                touched[(pid, s)] = None
+                full.add((pid, s))
+    times: dict[tuple[str, str], dt.datetime] = {}
+    for key, t_new in touched.items():
+        cur = current.get(key)
+        if key in full or cur is None or t_new is None:
+            full.add(key)
+        else:
+            times[key] = max(cur.time, t_new)
+    times.update(_times_from_db(session, full))
+    for key in full:
+        if key not in times and key[0] in latest:
+            times[key] = latest[key[0]]
+    onsets = {
+        pid: c.episode.onset_at for (pid, s), c in current.items() if s == CRS and c.episode is not None
+    }
+    states = _load(session, times, onsets)
+    out = Plan(current=current)
+    for key in sorted(states):
+        if pause is not None:
+            pause()
+        out.grades[key] = _grade_one(by_id[key[0]], key[1], states[key], onsets.get(key[0]))
+    mids = {
+        key: start
+        for key, start in touch.starts.items()
+        if key in times and start < times[key] and (key not in current or start > current[key].time)
+    }
+    if mids:
+        for key, st in _load(session, mids, onsets).items():
+            out.mid[key] = _grade_one(by_id[key[0]], key[1], st, onsets.get(key[0]))
+    return out
+
+
+def commit(
+    session: Session, planned: Plan, *, now: dt.datetime, keys: Iterable[tuple[str, str]] | None = None
+) -> Outcome:
+    """The write half of a regrade: episodes, current grades and history for the planned pairs
+    (``keys``, default all) whose grade changed — at an interval's start first when planned, then
+    at the evaluation time. ``planned.current`` must be the stored state as it is now."""
+    out = Outcome()
+    light: dict[Key, dict[str, Any]] = {}
+    episode_updates: dict[int, dict[str, Any]] = {}
+    for key in sorted(planned.grades if keys is None else keys):
+        g = planned.grades[key]
+        out.grades.setdefault(key[0], []).append(g)
+        cur = planned.current.get(key)
+        for step in (planned.mid.get(key), g):
+            if step is not None:
+                cur = _step(session, step, cur, now, out, light, episode_updates)
+    if episode_updates:
+        session.connection().execute(_episode_update_statement(), list(episode_updates.values()))
+    if light:
+        session.connection().execute(_light_update_statement(), list(light.values()))
+    return out
+
+
+def _step(
+    session: Session,
+    g: Grade,
+    cur: _Current | None,
+    now: dt.datetime,
+    out: Outcome,
+    light: dict[Key, dict[str, Any]],
+    episode_updates: dict[int, dict[str, Any]],
+) -> _Current | None:
+    """Apply one graded state to the stored current grade; return the new stored state."""
+    key = (g.patient_id, g.scale)
+    if cur is not None and cur.fingerprint == g.key:
+        return cur
+    ep = cur.episode if cur is not None else None
+    tr = _episode_step(session, g, ep, cur, now)
+    if tr.episode is not None and not tr.opened and tr.episode is ep:
+        oe = tr.episode
+        episode_updates[oe.id] = {
+            "i": oe.id,
+            "peak": oe.peak_grade,
+            "peak_at": oe.peak_at,
+            "last": oe.last_positive_at,
+            "quiet": oe.quiet_since,
+            "resolved": oe.resolved_at,
+            "at": now,
+        }
+    open_ep = tr.episode if tr.episode is not None and tr.episode.resolved_at is None else None
+    episode_id = open_ep.id if open_ep is not None else None
+    if cur is not None and cur.clinical == g.clinical and cur.episode_id == episode_id:
+        # same clinical state: move the evaluation time; the explanation with its latest
+        # values is recomputed on read, so the large JSON columns are not rewritten
+        light[key] = {"p": key[0], "s": key[1], "t": g.time, "at": now, "fp": g.key}
+        record_id = cur.grade_record_id
+    else:
+        light.pop(key, None)
+        record_id = _store(session, g, cur, episode_id, now)
+    out.transitions.append(tr)
+    return _Current(g.time, g.key, g.clinical, g.grade, episode_id, record_id, open_ep)
+
+
+def lock_patients(session: Session, ids: Sequence[str]) -> None:
+    """PostgreSQL: lock the patients' rows (``FOR NO KEY UPDATE``, sorted: no deadlock) so that
+    two regrades of one patient never interleave. SQLite writers are serialised already."""
+    if ids and session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Patient.id)
+            .where(Patient.id.in_(sorted(ids)))
+            .order_by(Patient.id)
+            .with_for_update(key_share=True)
+        )
+
+
+def same_state(a: _Current | None, b: _Current | None) -> bool:
+    """True when two reads of a stored current grade agree (nothing regraded in between)."""
+    if a is None or b is None:
+        return a is b
+    return (a.time, a.fingerprint, a.clinical, a.episode_id) == (
+        b.time,
+        b.fingerprint,
+        b.clinical,
+        b.episode_id,
+    )
+
+
+def regrade(
+    session: Session,
+    patients: Sequence[Patient],
+    *,
+    now: dt.datetime,
+    events: Sequence[Any] | None = None,
+    touch: Touch | None = None,
+) -> Outcome:
+    """Regrade, store what changed, update episodes; return grades and transitions.
+
+    With ``events`` (the rows a write just stored), only the scales whose codes they touch are
+    regraded (incremental path); with ``touch``, those pairs; with neither, every scale of every
+    patient (full path). Runs in the caller's write transaction (:func:`plan` then
+    :func:`commit`), so a write and the grades it causes commit together; on PostgreSQL the
+    patients' rows are locked first (:func:`lock_patients`).
+    """
+    if touch is None:
+        touch = touched_keys(patients, events)
+    if not touch:
+        return Outcome()
+    lock_patients(session, sorted({pid for pid, _ in touch.latest}))
+    return commit(session, plan(session, patients, touch), now=now)
+
+
+def _episode_step(
+    session: Session, g: Grade, ep: OpenEpisode | None, cur: _Current | None, now: dt.datetime
+) -> Transition:
+    previous = cur.grade if cur is not None else None
+    tr = Transition(grade=g, previous=previous, episode=ep)
+    value = g.grade
+    if value is None:
+        return tr
+    if value >= 1:
+        if ep is None:
+            new_id = session.execute(
+                insert(Episode)
+                .values(
+                    patient_id=g.patient_id,
+                    scale=g.scale,
+                    onset_at=g.time,
+                    peak_grade=value,
+                    peak_at=g.time,
+                    last_positive_at=g.time,
+                    updated_at=now,
+                )
+                .returning(Episode.id)
+            ).scalar_one()
+            ep = OpenEpisode(new_id, g.time, value, g.time, g.time, None)
+            tr.opened = True
+        else:
+            if value > ep.peak_grade:
+                ep.peak_grade = value
+                ep.peak_at = g.time
+                tr.peak_raised = True
+            if g.time >= ep.last_positive_at:
+                ep.last_positive_at = g.time
+            ep.quiet_since = None
+        tr.episode = ep
+    elif ep is not None:
+        if ep.quiet_since is None and g.time >= ep.last_positive_at:
+            ep.quiet_since = g.time
+        if ep.quiet_since is not None and g.time - ep.quiet_since >= EPISODE_QUIET:
+            ep.resolved_at = ep.quiet_since
+            tr.resolved = True
+    return tr
+
+
+def _store(session: Session, g: Grade, cur: _Current | None, episode_id: int | None, now: dt.datetime) -> int:
+    """Write a new clinical state: a history record and the current grade (Core statements)."""
+    r = g.result
+    record_id = cur.grade_record_id if cur is not None else None
+    if cur is None or cur.clinical != g.clinical:
+        record_id = session.execute(
+            insert(GradeRecord)
+            .values(
+                patient_id=g.patient_id,
+                scale=g.scale,
+                time=g.time,
+                computed_at=now,
+                grade=r.grade,
+                grade_lo=r.grade_range[0],
+                grade_hi=r.grade_range[1],
+                status=r.status,
+                complete=r.complete,
+                missing=list(r.missing),
+                result=g.result_json,
+                inputs=g.inputs,
+                engine=g.engine,
+                episode_id=episode_id,
+            )
+            .returning(GradeRecord.id)
+        ).scalar_one()
+    values = {
+        "time": g.time,
+        "computed_at": now,
+        "grade": r.grade,
+        "grade_lo": r.grade_range[0],
+        "grade_hi": r.grade_range[1],
+        "status": r.status,
+        "complete": r.complete,
+        "missing": list(r.missing),
+        "engine": g.engine,
+        "episode_id": episode_id,
+        "grade_record_id": record_id,
+        "fingerprint": g.key,
+        "clinical": g.clinical,
+    }
+    if cur is None:
+        session.execute(insert(CurrentGrade).values(patient_id=g.patient_id, scale=g.scale, **values))
+    else:
+        session.execute(
+            update(CurrentGrade)
+            .where(CurrentGrade.patient_id == g.patient_id, CurrentGrade.scale == g.scale)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    assert record_id is not None
+    return int(record_id)
+
+
+def regrade_patient(session: Session, patient_id: str, *, now: dt.datetime | None = None) -> list[Grade]:
+    """Regrade one patient and store the result (the interface the timeline engine will serve)."""
+    from .db import utcnow
+
+    found = session.get(Patient, patient_id)
+    if found is None:
+        return []
+    patient: Patient = found
+    return regrade(session, [patient], now=now or utcnow()).grades.get(patient_id, [])

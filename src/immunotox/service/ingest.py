@@ -1,0 +1,341 @@
+"""Ingest: check incoming rows, append them to the event stream, then regrade and alert.
+
+No FastAPI import: routes, the FHIR import and the demo ward all go through
+:func:`prepare` -> :func:`store` -> :func:`after_write`, in one transaction, so that an
+acknowledged write always has its grades, its alerts and its audit entry.
+
+Checks (each failure names the field, e.g. ``observations.3.value``):
+
+* the code is a canonical code or a LOINC alias; the value fits its type, range and tokens;
+  a quantity carries a UCUM unit, converted to the canonical unit (the sent value and unit are
+  kept in ``source_value``/``source_unit``);
+* ``time`` is not later than now + the tolerated skew; ``end_time`` (interval codes only) is
+  not before ``time``; a dose comes with its UCUM unit;
+* a correction (``supersedes``) names an existing event of the same patient and code that is
+  not already superseded; ``status = entered_in_error`` retracts it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.orm import Session
+
+from ..errors import FindingError
+from . import alerts, audit, codes, grading, queue, recommend
+from .config import Settings
+from .models import Alert, ClinicalEvent, Patient
+
+KIND_FOR_SOURCE = {"observation", "administration", "assessment", "event", "attribute", "report"}
+
+
+@dataclass
+class Row:
+    """One checked row ready to append."""
+
+    patient_id: str
+    kind: str
+    code: str
+    time: dt.datetime
+    value: str
+    value_num: float | None
+    unit: str
+    end_time: dt.datetime | None = None
+    dose: float | None = None
+    dose_unit: str | None = None
+    source_value: str | None = None
+    source_unit: str | None = None
+    status: str = "final"
+    supersedes_id: int | None = None
+    assessment_id: int | None = None
+    external_id: str | None = None
+    note: str | None = None
+    field_prefix: str = ""
+
+
+def prepare(
+    patient_id: str,
+    raw: dict[str, Any],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    prefix: str = "",
+    allowed_codes: frozenset[str] | None = None,
+) -> Row:
+    """Check one incoming row (a dict with the contract's columns) and normalise it."""
+    code_in = raw["code"]
+    spec = codes.resolve(code_in, f"{prefix}code")
+    if allowed_codes is not None and spec.code not in allowed_codes:
+        raise FindingError(
+            f"{prefix}code", code_in, "this code cannot be written here", f"allowed: {sorted(allowed_codes)}"
+        )
+    time: dt.datetime = raw["time"]
+    skew = dt.timedelta(minutes=settings.max_future_minutes)
+    if time > now + skew:
+        raise FindingError(
+            f"{prefix}time",
+            time.isoformat(),
+            f"is in the future (service time {now.isoformat(timespec='seconds')})",
+            "check the clock and the time zone; naive times are read as UTC",
+        )
+    end_time: dt.datetime | None = raw.get("end_time")
+    if end_time is not None:
+        if not spec.interval:
+            raise FindingError(
+                f"{prefix}end_time", end_time.isoformat(), f"{spec.code} is not an interval event"
+            )
+        if end_time < time:
+            raise FindingError(f"{prefix}end_time", end_time.isoformat(), "is before time")
+        if end_time > now + skew:
+            raise FindingError(f"{prefix}end_time", end_time.isoformat(), "is in the future")
+    status = raw.get("status") or "final"
+    if status == "entered_in_error" and raw.get("supersedes") is None:
+        raise FindingError(
+            f"{prefix}status", status, "a retraction must name the event it retracts in supersedes"
+        )
+    norm = codes.normalize(spec, raw["value"], raw.get("unit"), prefix)
+    dose, dose_unit = codes.check_dose(raw.get("dose"), raw.get("dose_unit"), prefix)
+    if dose is not None and spec.kind != "administration":
+        raise FindingError(f"{prefix}dose", dose, f"{spec.code} is not an administration")
+    return Row(
+        patient_id=patient_id,
+        kind=spec.kind,
+        code=spec.code,
+        time=time,
+        value=norm.value,
+        value_num=norm.value_num,
+        unit=norm.unit,
+        end_time=end_time,
+        dose=dose,
+        dose_unit=dose_unit,
+        source_value=norm.source_value,
+        source_unit=norm.source_unit,
+        status=status,
+        supersedes_id=raw.get("supersedes"),
+        external_id=raw.get("external_id"),
+        note=raw.get("note"),
+        field_prefix=prefix,
+    )
+
+
+def store(
+    session: Session,
+    rows: Sequence[Row],
+    *,
+    user_id: int | None,
+    source: str,
+    now: dt.datetime,
+) -> list[StoredEvent]:
+    """Append ``rows`` (after checking corrections); return the stored events with their ids."""
+    targets = {r.supersedes_id for r in rows if r.supersedes_id is not None}
+    if targets:
+        found = {e.id: e for e in session.scalars(select(ClinicalEvent).where(ClinicalEvent.id.in_(targets)))}
+        already = set(
+            session.scalars(
+                select(ClinicalEvent.supersedes_id).where(ClinicalEvent.supersedes_id.in_(targets))
+            )
+        )
+        seen: set[int] = set()
+        for r in rows:
+            if r.supersedes_id is None:
+                continue
+            f = f"{r.field_prefix}supersedes"
+            old = found.get(r.supersedes_id)
+            if old is None or old.patient_id != r.patient_id:
+                raise FindingError(f, r.supersedes_id, "no such event for this patient")
+            if old.code != r.code:
+                raise FindingError(
+                    f, r.supersedes_id, f"event {old.id} has code {old.code!r}, not {r.code!r}"
+                )
+            if r.supersedes_id in already or r.supersedes_id in seen:
+                raise FindingError(
+                    f, r.supersedes_id, "already superseded", "correct the latest version instead"
+                )
+            seen.add(r.supersedes_id)
+    values: list[dict[str, Any]] = [
+        {
+            "patient_id": r.patient_id,
+            "kind": r.kind,
+            "code": r.code,
+            "time": r.time,
+            "end_time": r.end_time,
+            "value": r.value,
+            "value_num": r.value_num,
+            "unit": r.unit,
+            "dose": r.dose,
+            "dose_unit": r.dose_unit,
+            "source_value": r.source_value,
+            "source_unit": r.source_unit,
+            "source": source,
+            "status": r.status,
+            "supersedes_id": r.supersedes_id,
+            "assessment_id": r.assessment_id,
+            "external_id": r.external_id,
+            "note": r.note,
+            "recorded_at": now,
+            "recorded_by": user_id,
+        }
+        for r in rows
+    ]
+    if not values:
+        return []
+    session.flush()  # pending ORM rows (an assessment) before the Core insert that refers to them
+    ids = _insert_events(session, values)
+    return [StoredEvent(id=i, **v) for i, v in zip(ids, values, strict=True)]
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An appended event as the write path sees it (the row of ``clinical_event``)."""
+
+    id: int
+    patient_id: str
+    kind: str
+    code: str
+    time: dt.datetime
+    end_time: dt.datetime | None
+    value: str
+    value_num: float | None
+    unit: str
+    dose: float | None
+    dose_unit: str | None
+    source_value: str | None
+    source_unit: str | None
+    source: str
+    status: str
+    supersedes_id: int | None
+    assessment_id: int | None
+    external_id: str | None
+    note: str | None
+    recorded_at: dt.datetime
+    recorded_by: int | None
+
+
+def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
+    """Insert rows in one statement; return their ids in the order of ``values``.
+
+    PostgreSQL: a multi-row INSERT ... RETURNING sorted by parameter order. SQLite cannot sort
+    RETURNING rows by parameter, so the rows are inserted with one executemany inside the write
+    transaction (BEGIN IMMEDIATE: no other writer), and their ids are the ids above the
+    largest one before the insert, in insertion order.
+    """
+    table = cast(Table, ClinicalEvent.__table__)
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
+        before = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+        conn.execute(insert(table), values)
+        ids = list(conn.execute(select(table.c.id).where(table.c.id > before).order_by(table.c.id)).scalars())
+    else:
+        ids = list(
+            conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).scalars()
+        )
+    if len(ids) != len(values):  # pragma: no cover - would mean another writer inside our transaction
+        raise RuntimeError(f"inserted {len(values)} events but found {len(ids)} ids")
+    return ids
+
+
+@dataclass
+class AfterWrite:
+    grades: dict[str, list[grading.Grade]] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
+
+
+def apply_regrade(
+    session: Session,
+    patients: Sequence[Patient],
+    touch: grading.Touch,
+    *,
+    now: dt.datetime,
+    ctx: audit.RequestContext,
+) -> tuple[dict[str, list[grading.Grade]], list[Alert]]:
+    """Regrade ``touch`` and raise the alerts its transitions call for (with recommendations)."""
+    result = grading.regrade(session, patients, now=now, touch=touch)
+    return result.grades, raise_transition_alerts(session, patients, result, now=now, ctx=ctx)
+
+
+def raise_transition_alerts(
+    session: Session,
+    patients: Sequence[Patient],
+    result: grading.Outcome,
+    *,
+    now: dt.datetime,
+    ctx: audit.RequestContext,
+) -> list[Alert]:
+    by_id = {p.id: p for p in patients}
+    raised: list[Alert] = []
+    for spec in alerts.specs_for_transitions(result.transitions):
+        spec = _with_recommendation(
+            session, by_id[spec.patient_id], spec, result.grades.get(spec.patient_id, []), now
+        )
+        a = alerts.raise_alert(session, spec, now=now, ctx=ctx)
+        if a is not None:
+            raised.append(a)
+    return raised
+
+
+def after_write(
+    session: Session,
+    patients: Sequence[Patient],
+    events: Sequence[StoredEvent],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    ctx: audit.RequestContext,
+    defer: bool = False,
+) -> AfterWrite:
+    """Regrade the patients whose relevant data changed, raise alerts, close resolved ones.
+
+    Only patients with at least one new event of a code a scale reads are regraded, and only
+    over the windows the findings need (see :mod:`.grading`). With ``defer`` (batch ingest) the
+    regrade is queued in the same transaction and done by the background regrader
+    (:mod:`.queue`); dose limits and overdue-assessment closures are always checked at once.
+    """
+    out = AfterWrite()
+    if not settings.grading or not events:
+        return out
+    by_id = {p.id: p for p in patients}
+    touch = grading.touched_keys(patients, events)
+    if touch and defer:
+        queue.enqueue(session, touch, now=now)
+        out.queued = sorted({pid for pid, _ in touch.latest})
+    elif touch:
+        ids = sorted({pid for pid, _ in touch.latest})
+        out.grades, out.alerts = apply_regrade(session, [by_id[pid] for pid in ids], touch, now=now, ctx=ctx)
+    toci: dict[str, list[StoredEvent]] = {}
+    for e in events:
+        if e.code == "tocilizumab" and e.status == "final":
+            toci.setdefault(e.patient_id, []).append(e)
+    for pid, new in toci.items():
+        p = by_id[pid]
+        for spec in alerts.dose_limit_specs(session, p, new, p.weight_kg):
+            a = alerts.raise_alert(session, spec, now=now, ctx=ctx)
+            if a is not None:
+                out.alerts.append(a)
+    ice = sorted({e.patient_id for e in events if e.code in alerts.ICE_CODES and e.status == "final"})
+    if ice:
+        alerts.resolve_missing_assessments(session, ice, now=now, ctx=ctx)
+    return out
+
+
+def _with_recommendation(
+    session: Session,
+    patient: Patient,
+    spec: alerts.AlertSpec,
+    grades: Sequence[grading.Grade],
+    now: dt.datetime,
+) -> alerts.AlertSpec:
+    """Attach the recommended management for the alerted grade (when the module is present)."""
+    if spec.scale is None:
+        return spec
+    if session.scalar(select(Alert.id).where(Alert.dedup_key == spec.dedup_key)) is not None:
+        return spec  # will be deduplicated: no need to compute
+    fresh = next((g for g in grades if g.scale == spec.scale), None)
+    if fresh is None:
+        return spec
+    rec = recommend.for_grade(session, patient, fresh.result, now=now)
+    return replace(spec, recommendation=rec) if rec is not None else spec

@@ -1,0 +1,172 @@
+"""The regrade queue: batch ingest acknowledges at once, the background regrader catches up.
+
+A batch of observations (a device gateway, a lab interface) is checked and appended, and the
+(patient, scale) pairs it touches are upserted into ``regrade_queue`` **in the same
+transaction** — so a crash after the acknowledgement never loses a regrade. The regrader (a
+background task of the app, every ``regrade_seconds``, and once at start-up for leftovers)
+computes the grades of the queued pairs without holding the write lock, then claims them (by
+deleting them) and stores the results in one short transaction, raising the alerts their
+transitions call for. Coalescing is the point: the queries of one
+pass serve every patient queued since the last one, so grading costs little more than storing.
+
+Single writes (one observation, an assessment, an administration, a self-report, a FHIR
+import) are still regraded synchronously and answer with the new grades. Readers never wait for
+the queue: a patient's grades are recomputed from the stored events when read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import time
+from typing import Any, cast
+
+from sqlalchemy import Table, case, delete, func, or_, select, true, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from . import audit, grading
+from .db import Clock, Database
+from .models import Patient, RegradeQueue
+
+CLAIM_LIMIT = 2000  # pairs per pass (a pass stays short; the next one follows at once)
+
+
+def enqueue(session: Session, touch: grading.Touch, *, now: dt.datetime) -> None:
+    """Upsert the touched pairs (keeping the latest times and the 'full' flag of earlier rows)."""
+    if not touch:
+        return
+    session.connection().execute(
+        _upsert_statement(session.get_bind().dialect.name),
+        [
+            {
+                "patient_id": pid,
+                "scale": scale,
+                "latest": latest,
+                "interval_start": touch.starts.get((pid, scale)),
+                "full": (pid, scale) in touch.full,
+                "queued_at": now,
+            }
+            for (pid, scale), latest in sorted(touch.latest.items())
+        ],
+    )
+
+
+@functools.cache
+def _upsert_statement(dialect: str) -> Any:
+    table = cast(Table, RegradeQueue.__table__)
+    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+    def later(old: Any, new: Any) -> Any:
+        return case((old.is_(None), new), (new.is_(None), old), (new > old, new), else_=old)
+
+    return ins.on_conflict_do_update(
+        index_elements=[table.c.patient_id, table.c.scale],
+        set_={
+            "latest": later(table.c.latest, ins.excluded.latest),
+            "interval_start": later(table.c.interval_start, ins.excluded.interval_start),
+            "full": or_(table.c.full, ins.excluded.full),
+        },
+    )
+
+
+def drain(
+    db: Database,
+    clock: Clock,
+    *,
+    limit: int = CLAIM_LIMIT,
+    queued_before: dt.datetime | None = None,
+    yield_gil: bool = False,
+) -> int:
+    """One pass of the regrader. Returns the pairs processed.
+
+    The grades are computed in a *read* transaction (no write lock: requests keep writing), then
+    a short write transaction claims the queued pairs that did not change meanwhile, checks that
+    no other regrade touched them, and stores the results and alerts. A pair that changed is
+    left (or put back) in the queue for the next pass. ``yield_gil``: give the interpreter to
+    request threads between pairs.
+    """
+    from .ingest import raise_transition_alerts
+
+    pause = (lambda: time.sleep(0)) if yield_gil else None
+    with db.session() as rs:
+        snapshot = _peek(rs, limit, queued_before)
+        if not snapshot:
+            return 0
+        touch = grading.Touch(
+            latest={(pid, scale): latest for pid, scale, latest, _start, _full in snapshot},
+            full={(pid, scale) for pid, scale, _latest, _start, is_full in snapshot if is_full},
+            starts={
+                (pid, scale): start for pid, scale, _latest, start, _full in snapshot if start is not None
+            },
+        )
+        ids = sorted({pid for pid, _ in touch.latest})
+        patients = list(rs.scalars(select(Patient).where(Patient.id.in_(ids))))
+        rs.expunge_all()
+        planned = grading.plan(rs, patients, touch, pause=pause)
+    with db.writing() as ws:
+        grading.lock_patients(ws, ids)
+        claimed = _claim_unchanged(ws, snapshot)
+        now_current = grading.current_state(ws, ids)
+        ok = [
+            key
+            for key in planned.grades
+            if (key in claimed or key not in touch.latest)
+            and grading.same_state(planned.current.get(key), now_current.get(key))
+        ]
+        stale = {key for key in claimed if key not in ok}
+        if stale:  # regraded by someone else meanwhile: do it again next pass, from the database
+            enqueue(ws, grading.Touch(dict.fromkeys(stale), set(stale)), now=clock.now())
+        planned.current = now_current
+        result = grading.commit(ws, planned, now=clock.now(), keys=ok)
+        raise_transition_alerts(ws, patients, result, now=clock.now(), ctx=audit.SYSTEM)
+    return len(snapshot)
+
+
+Row = tuple[str, str, dt.datetime | None, dt.datetime | None, bool]
+
+
+def _peek(session: Session, limit: int, queued_before: dt.datetime | None) -> list[Row]:
+    table = cast(Table, RegradeQueue.__table__)
+    cond = table.c.queued_at <= queued_before if queued_before is not None else true()
+    stmt = (
+        select(table.c.patient_id, table.c.scale, table.c.latest, table.c.interval_start, table.c.full)
+        .where(cond)
+        .order_by(table.c.queued_at)
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in session.execute(stmt)]
+
+
+def _claim_unchanged(session: Session, snapshot: list[Row]) -> set[tuple[str, str]]:
+    """Delete the queued pairs still as in ``snapshot``; return them (pairs re-queued since with
+    newer data stay queued)."""
+    table = cast(Table, RegradeQueue.__table__)
+    keys = [(row[0], row[1]) for row in snapshot]
+    cols = (table.c.patient_id, table.c.scale, table.c.latest, table.c.interval_start, table.c.full)
+    now_rows = {
+        (r[0], r[1]): (r[2], r[3], r[4])
+        for r in session.execute(select(*cols).where(tuple_(table.c.patient_id, table.c.scale).in_(keys)))
+    }
+    same = [
+        (row[0], row[1]) for row in snapshot if now_rows.get((row[0], row[1])) == (row[2], row[3], row[4])
+    ]
+    if same:
+        session.execute(delete(table).where(tuple_(table.c.patient_id, table.c.scale).in_(same)))
+    return set(same)
+
+
+def drain_all(db: Database, clock: Clock) -> int:
+    """Drain until the queue is empty (start-up, tests)."""
+    total = 0
+    while True:
+        n = drain(db, clock)
+        total += n
+        if n < CLAIM_LIMIT:
+            return total
+
+
+def pending(db: Database) -> int:
+    """Pairs waiting in the queue."""
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(RegradeQueue)) or 0)

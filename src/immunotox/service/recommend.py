@@ -1,0 +1,218 @@
+"""Recommendations for a patient's current grades, from :mod:`immunotox.management`.
+
+The service never writes clinical advice itself: it hands the current grades, the product, the
+weight, the age and the doses already recorded to the management module and returns what it
+says (ordered, cited actions; the tocilizumab dose for the weight and whether the limits allow
+it now). When that module is not installed, or refuses the context, the answer says so
+(``available = false`` and a note) instead of inventing anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib
+import tomllib
+from importlib import resources
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
+
+from ..errors import ImmunotoxError
+from ..result import GradeResult
+from . import grading
+from .models import ClinicalEvent, CurrentGrade, Patient
+from .schemas import RecommendationsOut
+
+SCALE_TOXICITY = {"astct2019:crs": "crs", "astct2019:icans": "icans"}
+THERAPIES_WITH_TOCILIZUMAB = ("car_t", "bispecific")
+
+
+def _management() -> ModuleType | None:
+    try:
+        return importlib.import_module("immunotox.management")
+    except ImportError:
+        return None
+
+
+@functools.cache
+def known_drugs() -> frozenset[str]:
+    """Drugs the management module knows (``[drug.*]`` of ``data/drugs.toml``)."""
+    path = resources.files("immunotox").joinpath("data/drugs.toml")
+    if not path.is_file():
+        return frozenset({"tocilizumab"})
+    return frozenset(tomllib.loads(path.read_text("utf-8")).get("drug", {}))
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def doses_given(
+    session: Session, patient: Patient, now: dt.datetime, known_drugs: frozenset[str]
+) -> list[dict[str, Any]]:
+    """Recorded doses of drugs the management module knows, for the current course, as its context."""
+    sup = aliased(ClinicalEvent)
+    q = select(ClinicalEvent).where(
+        ClinicalEvent.patient_id == patient.id,
+        ClinicalEvent.kind == "administration",
+        ClinicalEvent.status == "final",
+        ClinicalEvent.time <= now,
+        ~exists().where(sup.supersedes_id == ClinicalEvent.id),
+    )
+    if patient.infusion_at is not None:
+        q = q.where(ClinicalEvent.time >= patient.infusion_at)
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, dt.datetime]] = set()
+    for e in session.scalars(q.order_by(ClinicalEvent.time, ClinicalEvent.id)):
+        if e.value not in known_drugs or (e.value, e.time) in seen:
+            continue
+        seen.add((e.value, e.time))
+        item: dict[str, Any] = {"drug": e.value, "time": _iso(e.time)}
+        if e.dose is not None and e.dose_unit == "mg":
+            item["mg"] = e.dose
+        out.append(item)
+    return out
+
+
+def _age(patient: Patient, now: dt.datetime) -> float | None:
+    if patient.birth_date is None:
+        return None
+    bd = patient.birth_date
+    d = now.date()
+    return float(d.year - bd.year - ((d.month, d.day) < (bd.month, bd.day)))
+
+
+def context_for(
+    session: Session, patient: Patient, grades: dict[str, int | None], now: dt.datetime, mod: ModuleType
+) -> dict[str, Any]:
+    known = known_drugs()
+    ctx: dict[str, Any] = {"at": _iso(now), "doses_given": doses_given(session, patient, now, known)}
+    if patient.product:
+        ctx["product"] = patient.product
+    if patient.weight_kg is not None:
+        ctx["weight_kg"] = patient.weight_kg
+    age = _age(patient, now)
+    if age is not None:
+        ctx["age_years"] = age
+    for scale, key in (
+        ("astct2019:crs", "concurrent_crs_grade"),
+        ("astct2019:icans", "concurrent_icans_grade"),
+    ):
+        g = grades.get(scale)
+        if g is not None:
+            ctx[key] = g
+    return ctx
+
+
+def _recommend(mod: ModuleType, result: GradeResult, ctx: dict[str, Any], now: dt.datetime, lang: str) -> Any:
+    try:
+        return mod.recommend(result, context=ctx, lang=lang, now=now)
+    except ImmunotoxError as exc:
+        if "product" in ctx and "product" in str(getattr(exc, "field", "")):
+            trimmed = {k: v for k, v in ctx.items() if k != "product"}
+            return mod.recommend(result, context=trimmed, lang=lang, now=now)
+        raise
+
+
+def for_grade(
+    session: Session, patient: Patient, result: GradeResult, *, now: dt.datetime, lang: str = "en"
+) -> dict[str, Any] | None:
+    """A compact recommendation for one fresh grade (stored with an alert), or None."""
+    mod = _management()
+    if mod is None or result.grade is None or result.grade < 1 or result.scale not in SCALE_TOXICITY:
+        return None
+    grades: dict[str, int | None] = {
+        c.scale: c.grade
+        for c in session.scalars(select(CurrentGrade).where(CurrentGrade.patient_id == patient.id))
+    }
+    grades[result.scale] = result.grade
+    try:
+        ctx = context_for(session, patient, grades, now, mod)
+        rec = _recommend(mod, result, ctx, now, lang)
+    except ImmunotoxError as exc:
+        return {"available": False, "note": f"no recommendation: {exc}"}
+    return {
+        "available": True,
+        "guideline": f"{rec.guideline.id}@{rec.guideline.version}",
+        "actions": [
+            {
+                "order": a.order,
+                "text": a.text,
+                "dose": a.dose.expression if a.dose is not None else None,
+                "refused": a.refused,
+                "verification": a.verification,
+            }
+            for a in rec.actions
+        ],
+        "warnings": list(rec.warnings),
+    }
+
+
+def for_patient(
+    session: Session, patient: Patient, *, now: dt.datetime, lang: str = "en"
+) -> RecommendationsOut:
+    """Recommendations for every current grade >= 1 of ``patient``, and the tocilizumab dose."""
+    mod = _management()
+    if mod is None:
+        return RecommendationsOut(
+            patient_id=patient.id,
+            available=False,
+            engine=None,
+            items=[],
+            tocilizumab=None,
+            notes=["the management module (immunotox.management) is not installed: no recommendation"],
+        )
+    live = {g.scale: g.result for g in grading.compute(session, [patient]).get(patient.id, [])}
+    notes: list[str] = []
+    items: list[dict[str, Any]] = []
+    try:
+        ctx = context_for(session, patient, {s: r.grade for s, r in live.items()}, now, mod)
+    except ImmunotoxError as exc:
+        return RecommendationsOut(
+            patient_id=patient.id,
+            available=False,
+            engine="immunotox.management",
+            items=[],
+            tocilizumab=None,
+            notes=[f"context refused: {exc}"],
+        )
+    for scale in sorted(live):
+        g = live[scale]
+        if scale not in SCALE_TOXICITY:
+            continue
+        if g.grade is None:
+            notes.append(f"{scale}: not assessable, no recommendation (missing: {', '.join(g.missing)})")
+            continue
+        if g.grade < 1:
+            continue
+        try:
+            rec = _recommend(mod, g, ctx, now, lang)
+        except ImmunotoxError as exc:
+            notes.append(f"{scale}: no recommendation ({exc})")
+            continue
+        items.append(rec.model_dump(mode="json"))
+    toci: dict[str, Any] | None = None
+    if patient.therapy_class in THERAPIES_WITH_TOCILIZUMAB:
+        if patient.weight_kg is None:
+            notes.append("tocilizumab dose: the patient's weight is not recorded")
+        else:
+            given = [d["time"] for d in ctx["doses_given"] if d["drug"] == "tocilizumab"]
+            try:
+                toci = mod.tocilizumab_dose(
+                    patient.weight_kg, given=given, at=_iso(now), now=now, lang=lang
+                ).model_dump(mode="json")
+            except ImmunotoxError as exc:
+                notes.append(f"tocilizumab dose: {exc}")
+    if not items and not notes:
+        notes.append("no current grade >= 1: no toxicity management recommended")
+    return RecommendationsOut(
+        patient_id=patient.id,
+        available=True,
+        engine="immunotox.management",
+        items=items,
+        tocilizumab=toci,
+        notes=notes,
+    )

@@ -1,0 +1,310 @@
+"""Helpers shared by the route modules: access checks, idempotent writes, row -> schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ...errors import FindingError
+from .. import audit, auth, grading
+from ..audit import RequestContext
+from ..db import Database
+from ..grading import Grade
+from ..ingest import StoredEvent
+from ..models import Alert, ClinicalEvent, CurrentGrade, IdempotencyRecord, Patient
+from ..problems import ApiError, conflict, field_error, forbidden, from_finding, not_found
+from ..schemas import AlertPublic, EventPublic, GradePublic, PatientPublic, RuleHitPublic
+
+Need = Literal["read", "clinical", "manage", "self_report", "alerts"]
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+_CHECKS: dict[str, Callable[[auth.Principal, Patient], bool]] = {
+    "clinical": auth.can_write_clinical,
+    "manage": lambda p, pt: auth.can_manage_patient(p, pt.unit_id),
+    "self_report": auth.can_self_report,
+    "alerts": auth.can_act_on_alerts,
+}
+
+
+def get_patient(
+    session: Session,
+    principal: auth.Principal,
+    patient_id: str,
+    need: Need = "read",
+    *,
+    action: str = "",
+) -> Patient:
+    """The patient, if ``principal`` may read it (else 404, not revealing that it exists) and has
+    ``need`` (else 403). A refused write carries its audit entry, recorded by :func:`write` once
+    the refused transaction has been rolled back."""
+    patient = session.get(Patient, patient_id)
+    if patient is None or not auth.can_read_patient(principal, patient):
+        exc = not_found(f"patient {patient_id!r}")
+        if need != "read":
+            exc.denied = _denied(principal, action, patient_id)
+        raise exc
+    if need != "read" and not _CHECKS[need](principal, patient):
+        exc = forbidden(f"role {principal.role!r} may not {action or need} for patient {patient_id!r}")
+        exc.denied = _denied(principal, action, patient_id)
+        raise exc
+    return patient
+
+
+def _denied(principal: auth.Principal, action: str, patient_id: str) -> dict[str, Any]:
+    return {
+        "actor": principal,
+        "action": action or "access",
+        "entity_type": "patient",
+        "entity_id": patient_id,
+        "patient_id": patient_id,
+        "outcome": "denied",
+    }
+
+
+def fingerprint(request: Request, body: BaseModel | None) -> tuple[str, bytes]:
+    """SHA-256 of the method, path and canonical JSON of the parsed body (and that JSON)."""
+    payload = body.model_dump_json().encode() if body is not None else b""
+    h = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + payload).hexdigest()
+    return h, payload
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 200) or not all(0x21 <= ord(c) <= 0x7E for c in key):
+        raise field_error(
+            f"header.{IDEMPOTENCY_HEADER}", "must be 1-200 printable ASCII characters without spaces"
+        )
+    return key
+
+
+def write(
+    request: Request,
+    db: Database,
+    principal: auth.Principal,
+    ctx: RequestContext,
+    now: dt.datetime,
+    body: BaseModel | None,
+    work: Callable[[Session, bytes], tuple[int, Any]],
+) -> JSONResponse:
+    """Run ``work`` in one write transaction, honouring ``Idempotency-Key``.
+
+    ``work(session, payload)`` returns ``(status, response model)``. With a key, the response is
+    stored in the same transaction; a repeat of the same request returns it again (header
+    ``Idempotent-Replayed: true``) and stores nothing; the same key on a different request is
+    refused (422). Without a key, each request is a new write.
+    """
+    key = idempotency_key(request)
+    fp, payload = fingerprint(request, body)
+    pending: list[dict[str, Any]] = []
+    try:
+        return _write(db, principal, key, fp, payload, now, work, pending)
+    finally:
+        for denied in pending:  # after the refused transaction has released the write lock
+            audit.record_separately(db, ctx=ctx, now=now, payload=payload, **denied)
+
+
+def _write(
+    db: Database,
+    principal: auth.Principal,
+    key: str | None,
+    fp: str,
+    payload: bytes,
+    now: dt.datetime,
+    work: Callable[[Session, bytes], tuple[int, Any]],
+    pending: list[dict[str, Any]],
+) -> JSONResponse:
+    for attempt in (1, 2):
+        try:
+            with db.writing() as s:
+                if key is not None:
+                    rec = s.scalars(
+                        select(IdempotencyRecord).where(
+                            IdempotencyRecord.user_id == principal.user_id, IdempotencyRecord.key == key
+                        )
+                    ).first()
+                    if rec is not None:
+                        if rec.fingerprint != fp:
+                            raise field_error(
+                                f"header.{IDEMPOTENCY_HEADER}",
+                                "this key was already used for a different request; use a new key",
+                            )
+                        return JSONResponse(
+                            json.loads(rec.response_body),
+                            status_code=rec.status_code,
+                            headers={"Idempotent-Replayed": "true"},
+                        )
+                try:
+                    status, model = work(s, payload)
+                except FindingError as exc:
+                    raise from_finding(exc) from None
+                except ApiError as exc:
+                    denied = exc.denied
+                    if denied is not None:
+                        pending.append(denied)
+                    raise
+                content = jsonable_encoder(model)
+                if key is not None:
+                    s.add(
+                        IdempotencyRecord(
+                            user_id=principal.user_id,
+                            key=key,
+                            fingerprint=fp,
+                            status_code=status,
+                            response_body=json.dumps(content),
+                            created_at=now,
+                        )
+                    )
+            return JSONResponse(content, status_code=status)
+        except IntegrityError as exc:
+            if key is not None and attempt == 1:
+                continue  # a concurrent twin committed first: the retry replays its response
+            raise conflict(f"the write conflicts with stored data ({_constraint(exc)})") from None
+    raise ApiError(500, "Internal error", "idempotent write could not complete")
+
+
+def _constraint(exc: IntegrityError) -> str:
+    text = str(exc.orig).splitlines()[0] if exc.orig is not None else "constraint"
+    return text[:200]
+
+
+# ----------------------------------------------------------------------------- row -> schema
+def day_of(patient: Patient, now: dt.datetime) -> int | None:
+    if patient.infusion_at is None:
+        return None
+    return (now - patient.infusion_at).days
+
+
+def patient_public(p: Patient, now: dt.datetime) -> PatientPublic:
+    return PatientPublic(
+        id=p.id,
+        unit_id=p.unit_id,
+        display_name=p.display_name,
+        birth_date=p.birth_date,
+        sex=p.sex,
+        therapy_class=p.therapy_class,
+        product=p.product,
+        indication=p.indication,
+        indication_text=p.indication_text,
+        weight_kg=p.weight_kg,
+        infusion_at=p.infusion_at,
+        day=day_of(p, now),
+        pathway_phase=p.pathway_phase,
+        active=p.active,
+        created_at=p.created_at,
+        updated_at=p.updated_at,
+    )
+
+
+def event_public(e: ClinicalEvent | StoredEvent) -> EventPublic:
+    return EventPublic(
+        id=e.id,
+        patient_id=e.patient_id,
+        kind=e.kind,
+        code=e.code,
+        time=e.time,
+        end_time=e.end_time,
+        value=e.value,
+        value_num=e.value_num,
+        unit=e.unit,
+        dose=e.dose,
+        dose_unit=e.dose_unit,
+        source_value=e.source_value,
+        source_unit=e.source_unit,
+        source=e.source,
+        status=e.status,
+        supersedes_id=e.supersedes_id,
+        assessment_id=e.assessment_id,
+        external_id=e.external_id,
+        note=e.note,
+        recorded_at=e.recorded_at,
+        recorded_by=e.recorded_by,
+    )
+
+
+def grade_public(g: Grade, computed_at: dt.datetime, episode_id: int | None = None) -> GradePublic:
+    r = g.result
+    return GradePublic(
+        scale=g.scale,
+        title=r.title,
+        version=r.version,
+        time=g.time,
+        computed_at=computed_at,
+        grade=r.grade,
+        grade_range=r.grade_range,
+        complete=r.complete,
+        status=r.status,
+        deciding_domains=r.deciding_domains,
+        missing=r.missing,
+        reasons=r.reasons,
+        fired=[RuleHitPublic(**h.model_dump()) for h in r.fired],
+        notes=r.notes,
+        sources=r.sources,
+        inputs=g.inputs,
+        engine=g.engine,
+        episode_id=episode_id,
+    )
+
+
+def current_grades(
+    session: Session, patient: Patient, now: dt.datetime, fresh: Sequence[Grade] = ()
+) -> list[GradePublic]:
+    """The patient's grades with explanations built from the latest values: ``fresh`` grades
+    (just computed by a write) as they are, the other scales recomputed from the stored events;
+    episode ids from the stored current grades."""
+    stored = {
+        c.scale: c for c in session.scalars(select(CurrentGrade).where(CurrentGrade.patient_id == patient.id))
+    }
+    have = {g.scale: g for g in fresh}
+    missing = [s for s in grading.scales_of(patient) if s not in have]
+    if missing:
+        for g in grading.compute(session, [patient], missing).get(patient.id, []):
+            have[g.scale] = g
+    out = []
+    for scale in sorted(have):
+        cur = stored.get(scale)
+        out.append(
+            grade_public(have[scale], cur.computed_at if cur else now, cur.episode_id if cur else None)
+        )
+    return out
+
+
+def alert_public(a: Alert) -> AlertPublic:
+    return AlertPublic(
+        id=a.id,
+        patient_id=a.patient_id,
+        kind=a.kind,
+        priority=a.priority,
+        status=a.status,
+        title=a.title,
+        message=a.message,
+        title_fr=a.title_fr,
+        message_fr=a.message_fr,
+        scale=a.scale,
+        grade=a.grade,
+        episode_id=a.episode_id,
+        params=a.params,
+        recommendation=a.recommendation,
+        target_role=a.target_role,
+        triggered_at=a.triggered_at,
+        created_at=a.created_at,
+        acknowledged_at=a.acknowledged_at,
+        acknowledged_by=a.acknowledged_by,
+        ack_comment=a.ack_comment,
+        escalation_level=a.escalation_level,
+        escalated_at=a.escalated_at,
+        resolved_at=a.resolved_at,
+        resolved_reason=a.resolved_reason,
+    )

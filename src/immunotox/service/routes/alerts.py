@@ -1,0 +1,187 @@
+"""Alert inbox: list, read, acknowledge (with a comment), resolve; and the global audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import audit, auth
+from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId
+from ..models import Alert, AuditEvent, Patient
+from ..problems import field_error, forbidden, not_found, responses
+from ..schemas import AckIn, AlertPublic, AuditPublic, ResolveIn
+from . import _common as c
+from .patients import audit_public
+
+router = APIRouter(tags=["alerts"])
+ERRORS = responses(401, 403, 404, 409, 422)
+
+
+@router.get("/alerts", response_model=list[AlertPublic], responses=ERRORS, summary="Alerts of my units")
+def list_alerts(
+    principal: CurrentUser,
+    db: DbDep,
+    status: Literal["open", "acknowledged", "resolved", "active", "all"] = "active",
+    unit_id: Annotated[str | None, Query(max_length=64)] = None,
+    patient_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AlertPublic]:
+    """``active`` = open or acknowledged; highest priority first, then newest."""
+    if not auth.can_read_alerts(principal):
+        raise forbidden("alerts are for the care team")
+    with db.session() as s:
+        q = select(Alert).join(Patient, Patient.id == Alert.patient_id)
+        units = auth.visible_units(principal)
+        if units is not None:
+            q = q.where(Patient.unit_id.in_(units))
+        if unit_id is not None:
+            q = q.where(Patient.unit_id == unit_id)
+        if patient_id is not None:
+            q = q.where(Alert.patient_id == patient_id)
+        if status == "active":
+            q = q.where(Alert.status.in_(("open", "acknowledged")))
+        elif status != "all":
+            q = q.where(Alert.status == status)
+        q = q.order_by(Alert.priority_rank.desc(), Alert.created_at.desc(), Alert.id.desc()).limit(limit)
+        return [c.alert_public(a) for a in s.scalars(q)]
+
+
+def _alert_for(
+    s: Session, principal: auth.Principal, alert_id: int, need: c.Need, action: str
+) -> tuple[Alert, Patient]:
+    alert = s.get(Alert, alert_id)
+    if alert is None or not auth.can_read_alerts(principal):
+        raise not_found(f"alert {alert_id}")
+    try:
+        p = c.get_patient(s, principal, alert.patient_id, need, action=action)
+    except Exception:
+        raise not_found(f"alert {alert_id}") from None
+    return alert, p
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertPublic, responses=ERRORS, summary="One alert")
+def read_alert(alert_id: DbId, principal: CurrentUser, db: DbDep) -> AlertPublic:
+    with db.session() as s:
+        alert, _ = _alert_for(s, principal, alert_id, "read", "alert.read")
+        return c.alert_public(alert)
+
+
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    response_model=AlertPublic,
+    responses=ERRORS,
+    summary="Acknowledge an alert",
+)
+def acknowledge(
+    alert_id: DbId,
+    body: AckIn,
+    request: Request,
+    principal: CurrentUser,
+    db: DbDep,
+    clock: ClockDep,
+    ctx: CtxDep,
+) -> JSONResponse:
+    """Stops escalation; the comment and the acknowledging user go to the audit trail."""
+    now = clock.now()
+
+    def work(s: Session, payload: bytes) -> tuple[int, AlertPublic]:
+        alert, p = _alert_for(s, principal, alert_id, "read", "alert.acknowledge")
+        if not auth.can_act_on_alerts(principal, p):
+            raise forbidden(f"role {principal.role!r} may not acknowledge alerts")
+        if alert.status != "open":
+            raise field_error("alert_id", f"alert {alert_id} is {alert.status}, not open", 409)
+        alert.status = "acknowledged"
+        alert.acknowledged_at = now
+        alert.acknowledged_by = principal.user_id
+        alert.ack_comment = body.comment
+        audit.record(
+            s,
+            actor=principal,
+            action="alert.acknowledge",
+            ctx=ctx,
+            now=now,
+            entity_type="alert",
+            entity_id=alert.id,
+            patient_id=alert.patient_id,
+            payload=payload,
+            details={"comment": body.comment, "escalation_level": alert.escalation_level},
+        )
+        return 200, c.alert_public(alert)
+
+    return c.write(request, db, principal, ctx, now, body, work)
+
+
+@router.post(
+    "/alerts/{alert_id}/resolve", response_model=AlertPublic, responses=ERRORS, summary="Resolve an alert"
+)
+def resolve(
+    alert_id: DbId,
+    body: ResolveIn,
+    request: Request,
+    principal: CurrentUser,
+    db: DbDep,
+    clock: ClockDep,
+    ctx: CtxDep,
+) -> JSONResponse:
+    now = clock.now()
+
+    def work(s: Session, payload: bytes) -> tuple[int, AlertPublic]:
+        alert, p = _alert_for(s, principal, alert_id, "read", "alert.resolve")
+        if not auth.can_act_on_alerts(principal, p):
+            raise forbidden(f"role {principal.role!r} may not resolve alerts")
+        if alert.status == "resolved":
+            raise field_error("alert_id", f"alert {alert_id} is already resolved", 409)
+        alert.status = "resolved"
+        alert.resolved_at = now
+        alert.resolved_reason = body.reason
+        audit.record(
+            s,
+            actor=principal,
+            action="alert.resolve",
+            ctx=ctx,
+            now=now,
+            entity_type="alert",
+            entity_id=alert.id,
+            patient_id=alert.patient_id,
+            payload=payload,
+            details={"reason": body.reason},
+        )
+        return 200, c.alert_public(alert)
+
+    return c.write(request, db, principal, ctx, now, body, work)
+
+
+@router.get("/audit", response_model=list[AuditPublic], responses=ERRORS, summary="The audit trail (admin)")
+def audit_trail(
+    principal: CurrentUser,
+    db: DbDep,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    patient_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: dt.datetime | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AuditPublic]:
+    """Newest first; page with ``before_id``."""
+    from ..db import as_utc
+
+    if not auth.can_read_audit(principal, None):
+        raise forbidden("the full audit trail is for admins")
+    with db.session() as s:
+        q = select(AuditEvent)
+        if actor is not None:
+            q = q.where(AuditEvent.actor_username == actor)
+        if action is not None:
+            q = q.where(AuditEvent.action == action)
+        if patient_id is not None:
+            q = q.where(AuditEvent.patient_id == patient_id)
+        if since is not None:
+            q = q.where(AuditEvent.at >= as_utc(since))
+        if before_id is not None:
+            q = q.where(AuditEvent.id < before_id)
+        return [audit_public(a) for a in s.scalars(q.order_by(AuditEvent.id.desc()).limit(limit))]

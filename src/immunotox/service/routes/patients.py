@@ -1,0 +1,279 @@
+"""Patients, their current grades, grade history, episodes, recommendations and audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import audit, auth, recommend
+from ..deps import ClockDep, CtxDep, CurrentUser, DbDep
+from ..models import AuditEvent, CareUnit, Episode, GradeRecord, Patient
+from ..problems import conflict, field_error, forbidden, responses
+from ..schemas import (
+    AuditPublic,
+    EpisodePublic,
+    GradeHistoryItem,
+    GradePublic,
+    PatientCreate,
+    PatientPublic,
+    PatientUpdate,
+    RecommendationsOut,
+)
+from ._common import current_grades, get_patient, patient_public, write
+
+router = APIRouter(prefix="/patients", tags=["patients"])
+ERRORS = responses(401, 403, 404, 409, 422)
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+@router.get("", response_model=list[PatientPublic], responses=ERRORS, summary="Patients I may see")
+def list_patients(
+    principal: CurrentUser,
+    db: DbDep,
+    clock: ClockDep,
+    unit_id: Annotated[str | None, Query(max_length=64)] = None,
+    active: bool | None = None,
+) -> list[PatientPublic]:
+    """Staff: the patients of their units (optionally one unit); admin: every patient; patient: self."""
+    now = clock.now()
+    with db.session() as s:
+        q = select(Patient).order_by(Patient.unit_id, Patient.id)
+        if principal.role == "patient":
+            q = q.where(Patient.id == (principal.patient_id or ""))
+        else:
+            units = auth.visible_units(principal)
+            if units is not None:
+                q = q.where(Patient.unit_id.in_(units))
+        if unit_id is not None:
+            q = q.where(Patient.unit_id == unit_id)
+        if active is not None:
+            q = q.where(Patient.active.is_(active))
+        return [patient_public(p, now) for p in s.scalars(q)]
+
+
+@router.post("", status_code=201, response_model=PatientPublic, responses=ERRORS, summary="Admit a patient")
+def create_patient(
+    body: PatientCreate, request: Request, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep
+) -> JSONResponse:
+    """Admin, or a physician of the patient's unit."""
+    now = clock.now()
+
+    def work(s: Session, payload: bytes) -> tuple[int, PatientPublic]:
+        if not auth.can_manage_patient(principal, body.unit_id):
+            exc = forbidden(f"role {principal.role!r} may not admit patients to unit {body.unit_id!r}")
+            exc.denied = {
+                "actor": principal,
+                "action": "patient.create",
+                "outcome": "denied",
+                "patient_id": body.id,
+            }
+            raise exc
+        if s.get(CareUnit, body.unit_id) is None:
+            raise field_error("unit_id", f"no unit {body.unit_id!r}")
+        if s.get(Patient, body.id) is not None:
+            raise conflict(f"patient {body.id!r} exists", "id")
+        if body.infusion_at is not None and body.infusion_at > now + dt.timedelta(days=366):
+            raise field_error("infusion_at", "more than a year in the future")
+        p = Patient(**body.model_dump(), created_at=now, updated_at=now)
+        s.add(p)
+        s.flush()
+        audit.record(
+            s,
+            actor=principal,
+            action="patient.create",
+            ctx=ctx,
+            now=now,
+            entity_type="patient",
+            entity_id=p.id,
+            patient_id=p.id,
+            payload=payload,
+        )
+        return 201, patient_public(p, now)
+
+    return write(request, db, principal, ctx, now, body, work)
+
+
+@router.get("/{patient_id}", response_model=PatientPublic, responses=ERRORS, summary="One patient")
+def read_patient(patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep) -> PatientPublic:
+    with db.session() as s:
+        return patient_public(get_patient(s, principal, patient_id), clock.now())
+
+
+@router.patch(
+    "/{patient_id}", response_model=PatientPublic, responses=ERRORS, summary="Change a patient's record"
+)
+def update_patient(
+    patient_id: str,
+    body: PatientUpdate,
+    request: Request,
+    principal: CurrentUser,
+    db: DbDep,
+    clock: ClockDep,
+    ctx: CtxDep,
+) -> JSONResponse:
+    """Administrative data only (unit, therapy, weight, day 0, phase); clinical data are events."""
+    now = clock.now()
+
+    def work(s: Session, payload: bytes) -> tuple[int, PatientPublic]:
+        p = get_patient(s, principal, patient_id, "manage", action="patient.update")
+        changes = body.model_dump(exclude_unset=True)
+        for name in ("unit_id", "therapy_class", "active"):
+            if name in changes and changes[name] is None:
+                raise field_error(name, "cannot be null")
+        if "unit_id" in changes and changes["unit_id"] != p.unit_id:
+            if s.get(CareUnit, changes["unit_id"]) is None:
+                raise field_error("unit_id", f"no unit {changes['unit_id']!r}")
+            if not auth.can_manage_patient(principal, changes["unit_id"]):
+                raise forbidden(f"may not move a patient to unit {changes['unit_id']!r}")
+        before = {k: _plain(getattr(p, k)) for k in changes}
+        for k, v in changes.items():
+            setattr(p, k, v)
+        p.updated_at = now
+        audit.record(
+            s,
+            actor=principal,
+            action="patient.update",
+            ctx=ctx,
+            now=now,
+            entity_type="patient",
+            entity_id=p.id,
+            patient_id=p.id,
+            payload=payload,
+            details={"before": before, "after": {k: _plain(v) for k, v in changes.items()}},
+        )
+        return 200, patient_public(p, now)
+
+    return write(request, db, principal, ctx, now, body, work)
+
+
+def _plain(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v
+
+
+@router.get(
+    "/{patient_id}/grades", response_model=list[GradePublic], responses=ERRORS, summary="Current grades"
+)
+def patient_grades(patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep) -> list[GradePublic]:
+    """The latest grade on each scale, with the rules that fired, what is missing and sources."""
+    with db.session() as s:
+        p = get_patient(s, principal, patient_id)
+        return current_grades(s, p, clock.now())
+
+
+@router.get(
+    "/{patient_id}/grades/history",
+    response_model=list[GradeHistoryItem],
+    responses=ERRORS,
+    summary="Grade history",
+)
+def grade_history(
+    patient_id: str,
+    principal: CurrentUser,
+    db: DbDep,
+    scale: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 500,
+) -> list[GradeHistoryItem]:
+    """Every clinically meaningful grade change, oldest first."""
+    with db.session() as s:
+        get_patient(s, principal, patient_id)
+        q = select(GradeRecord).where(GradeRecord.patient_id == patient_id)
+        if scale is not None:
+            q = q.where(GradeRecord.scale == scale)
+        rows = list(s.scalars(q.order_by(GradeRecord.id.desc()).limit(limit)))
+        rows.reverse()
+        return [
+            GradeHistoryItem(
+                id=r.id,
+                scale=r.scale,
+                time=r.time,
+                computed_at=r.computed_at,
+                grade=r.grade,
+                grade_range=(r.grade_lo, r.grade_hi),
+                status=r.status,
+                complete=r.complete,
+                missing=r.missing,
+                engine=r.engine,
+                episode_id=r.episode_id,
+            )
+            for r in rows
+        ]
+
+
+@router.get(
+    "/{patient_id}/episodes", response_model=list[EpisodePublic], responses=ERRORS, summary="Episodes"
+)
+def episodes(patient_id: str, principal: CurrentUser, db: DbDep) -> list[EpisodePublic]:
+    with db.session() as s:
+        get_patient(s, principal, patient_id)
+        rows = s.scalars(select(Episode).where(Episode.patient_id == patient_id).order_by(Episode.onset_at))
+        return [
+            EpisodePublic(
+                id=e.id,
+                scale=e.scale,
+                onset_at=e.onset_at,
+                peak_grade=e.peak_grade,
+                peak_at=e.peak_at,
+                last_positive_at=e.last_positive_at,
+                resolved_at=e.resolved_at,
+                active=e.resolved_at is None,
+            )
+            for e in rows
+        ]
+
+
+@router.get(
+    "/{patient_id}/recommendations",
+    response_model=RecommendationsOut,
+    responses=ERRORS,
+    summary="Recommended management for the current grades",
+)
+def recommendations(
+    patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep
+) -> RecommendationsOut:
+    with db.session() as s:
+        p = get_patient(s, principal, patient_id)
+        if principal.role == "patient":
+            raise forbidden("recommendations are for the care team")
+        return recommend.for_patient(s, p, now=clock.now())
+
+
+@router.get("/{patient_id}/audit", response_model=list[AuditPublic], responses=ERRORS, summary="Audit trail")
+def patient_audit(
+    patient_id: str, principal: CurrentUser, db: DbDep, limit: Limit = 200
+) -> list[AuditPublic]:
+    """Admin, or a physician of the patient's unit: who did what on this record, newest first."""
+    with db.session() as s:
+        p = get_patient(s, principal, patient_id)
+        if not auth.can_read_audit(principal, p):
+            raise forbidden("the audit trail is for admins and the unit's physicians")
+        rows = s.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.patient_id == patient_id)
+            .order_by(AuditEvent.id.desc())
+            .limit(limit)
+        )
+        return [audit_public(a) for a in rows]
+
+
+def audit_public(a: AuditEvent) -> AuditPublic:
+    return AuditPublic(
+        id=a.id,
+        at=a.at,
+        actor_username=a.actor_username,
+        actor_role=a.actor_role,
+        action=a.action,
+        outcome=a.outcome,
+        entity_type=a.entity_type,
+        entity_id=a.entity_id,
+        patient_id=a.patient_id,
+        request_id=a.request_id,
+        client_ip=a.client_ip,
+        user_agent=a.user_agent,
+        payload_sha256=a.payload_sha256,
+        details=a.details,
+    )

@@ -1,0 +1,415 @@
+"""The pages and their flows through the real app: ward, patient, bedside entry, inbox, portal.
+
+Grades and triage answers asserted here are those of the cited rules: ASTCT 2019 ICANS bands
+(Lee DW et al., Biol Blood Marrow Transplant 2019;25(4):625-638, doi:10.1016/j.bbmt.2018.12.758):
+ICE 10 -> 0, 7-9 -> 1, 3-6 -> 2, 0-2 -> 3; CRS fever >= 38.0 °C; hypotension without vasopressor
+-> grade 2. Tocilizumab 8 mg/kg for >= 30 kg, at least 8 h apart (US label; ASCO 2021,
+doi:10.1200/JCO.21.01992). Self-report triage: service/data/self_report.toml [D].
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import pytest
+
+from tests.web.conftest import PHONE_A, T0, Web
+
+NORMAL_NEURO = {
+    "consciousness": "awake",
+    "seizure": "none",
+    "motor": "none",
+    "cerebral_edema": "none",
+    "raised_icp_signs": "false",
+}
+
+
+def text(resp: Any) -> str:
+    return html.unescape(resp.text)
+
+
+def ice(orientation: int, naming: int, commands: int, writing: int, attention: int) -> dict[str, str]:
+    return {
+        "ice_orientation": str(orientation),
+        "ice_naming": str(naming),
+        "ice_commands": str(commands),
+        "ice_writing": str(writing),
+        "ice_attention": str(attention),
+    }
+
+
+def badge(page: str, scale: str) -> str | None:
+    m = re.search(rf'data-scale="{scale}" data-grade="([0-9]*)"', page)
+    return m.group(1) if m else None
+
+
+# ----------------------------------------------------------------------------- ward
+def test_ward_rows_show_grades_in_words_alerts_and_checks(web: Web) -> None:
+    web.login("nurse_a")
+    page = text(web.client.get("/ward"))
+    assert '<html lang="fr">' in page and "Tableau de bord du service" in page
+    rows = re.findall(r'<tr data-patient="([^"]+)"', page)
+    assert rows == ["P-A1", "P-A2"]  # the patient with an alert and a grade first
+    assert badge(page, "astct2019:crs") == "1"
+    assert "CRS grade 1" in page  # the grade in words, not colour alone
+    assert "ICANS : non évaluable" in page  # nothing graded is "?", never 0
+    assert "1 alerte · normale" in page
+    assert "J2" in page and "Surveillance rapprochée" in page
+    assert "il y a 1 h 00" in page  # last vital signs, by the service clock
+
+
+def test_ward_marks_overdue_checks_from_the_pathway_monitoring(web: Web) -> None:
+    web.login("nurse_a")
+    # inpatient observation: vital signs every 4 h (data/pathway/monitoring.toml)
+    web.clock.advance(hours=2, minutes=59)  # last vitals 3 h 59 ago: not overdue
+    row = text(web.client.get("/ward")).split('data-patient="P-A1"')[1].split("</tr>")[0]
+    assert "en retard" not in row.split("attendu toutes les 4 h")[0]
+    web.clock.advance(minutes=2)  # 4 h 01
+    row = text(web.client.get("/ward")).split('data-patient="P-A1"')[1].split("</tr>")[0]
+    assert 'class="overdue"' in row and "en retard" in row
+
+
+def test_a_patients_own_temperature_is_not_a_ward_check(web: Web) -> None:
+    web.login("pat_a1")
+    web.clock.advance(hours=3, minutes=30)
+    web.post("/portal/report", {"temperature": "37.0"})
+    web.client.cookies.clear()
+    web.login("nurse_a")
+    row = text(web.client.get("/ward")).split('data-patient="P-A1"')[1].split("</tr>")[0]
+    assert "il y a 4 h 30" in row and "en retard" in row  # the ward's own reading is 4 h 30 old
+
+
+def test_ward_poll_answers_small_until_something_changes(web: Web) -> None:
+    web.login("nurse_a")
+    page = web.client.get("/ward").text
+    stamp = re.search(r'data-stamp="([^"]+)"', page)
+    assert stamp is not None
+    same = web.client.get(f"/ward/poll?stamp={stamp.group(1)}").json()
+    assert same == {"stamp": stamp.group(1), "changed": False}
+    # hypotension not requiring vasopressors -> CRS grade 2 (ASTCT 2019)
+    assert web.post("/patients/P-A1/vitals", {"sbp": "82"}).status_code == 200
+    new = web.client.get(f"/ward/poll?stamp={stamp.group(1)}").json()
+    assert new["changed"] is True and new["stamp"] != stamp.group(1)
+    assert badge(new["html"], "astct2019:crs") == "2"
+    assert "2 alertes" in html.unescape(new["html"])  # the grade increase raised an alert
+    assert "Mis à jour à" in html.unescape(new["status"])
+
+
+def test_ward_poll_needs_a_session(web: Web) -> None:
+    assert web.client.get("/ward/poll").status_code == 401
+
+
+# ----------------------------------------------------------------------------- patient page
+def test_patient_page_explains_the_grade_and_draws_the_timeline(web: Web) -> None:
+    web.login("doc_a")
+    page = text(web.client.get("/patients/P-A1"))
+    assert "astct2019:crs/fever/present" in page  # the rule that fired
+    assert "doi:10.1016/j.bbmt.2018.12.758" in page  # its source
+    assert "Données manquantes" not in page.split('id="grade-astct2019-crs"')[1].split("</article>")[0]
+    # the timeline: accessible SVG, fever threshold from the rule table, the reading at 38.5
+    svg = page.split('<svg class="timeline"')[1].split("</svg>")[0]
+    assert 'role="img"' in page and "<desc" in svg
+    assert "fièvre ≥ 38 °C" in svg and "systolique < 90" in svg
+    assert "Température 38,5 °C" in svg
+    assert "1 températures, la plus haute 38,5 °C" in svg
+    # the chart's data as a table, and the recommendation with the dose for 70 kg
+    assert "<td>38,5</td>" in page
+    assert "560 mg" in page and "Autorisé maintenant par les limites de dose." in page
+    assert "Surveillance en vigueur" in page and "constantes toutes les 4 h" in page
+
+
+@pytest.mark.parametrize("hours", [24, 72, 168])
+def test_patient_page_time_windows(web: Web, hours: int) -> None:
+    web.login("nurse_a")
+    resp = web.client.get(f"/patients/P-A1?hours={hours}")
+    assert resp.status_code == 200
+    assert f'href="?hours={hours}" aria-current="true"' in resp.text
+
+
+# ----------------------------------------------------------------------------- ICE and ICANS
+@pytest.mark.parametrize(
+    ("items", "score", "grade"),
+    [
+        ((4, 3, 1, 1, 1), 10, 0),  # ICE 10: no impairment
+        ((4, 3, 1, 1, 0), 9, 1),  # 7-9 -> 1 (upper edge)
+        ((4, 3, 0, 0, 0), 7, 1),  # 7-9 -> 1 (lower edge)
+        ((4, 2, 0, 0, 0), 6, 2),  # 3-6 -> 2 (upper edge)
+        ((3, 0, 0, 0, 0), 3, 2),  # 3-6 -> 2 (lower edge)
+        ((2, 0, 0, 0, 0), 2, 3),  # 0-2 -> 3
+    ],
+)
+def test_icans_preview_follows_the_ice_bands(
+    web: Web, items: tuple[int, int, int, int, int], score: int, grade: int
+) -> None:
+    web.login("nurse_a")
+    resp = web.client.post(
+        "/patients/P-A1/icans-preview",
+        data={**ice(*items), **NORMAL_NEURO},
+        headers={"X-CSRF-Token": web.csrf()},
+    )
+    body = resp.json()
+    assert resp.status_code == 200
+    assert (body["ice_score"], body["grade"], body["status"]) == (score, grade, "assessed")
+    assert body["badge"] == f"ICANS {grade}"
+
+
+def test_icans_preview_of_a_partial_ice_is_a_range(web: Web) -> None:
+    web.login("nurse_a")
+    body = web.client.post(
+        "/patients/P-A1/icans-preview",
+        data={"ice_orientation": "3", "ice_naming": "3", **NORMAL_NEURO},
+        headers={"X-CSRF-Token": web.csrf()},
+    ).json()
+    # 6 points on 2 items, 3 items untested: ICE between 6 and 9 -> grade 1 or 2
+    assert body["ice_score"] is None
+    assert body["range"] == [1, 2] and body["grade"] == 1 and body["status"] == "incomplete"
+    assert body["badge"] == "ICANS ≥1"
+    assert "Dénomination" not in body["detail"] and "Écriture" in body["detail"]
+    empty = web.client.post("/patients/P-A1/icans-preview", data={}, headers={"X-CSRF-Token": web.csrf()})
+    assert empty.json()["entered"] is False
+
+
+def test_child_is_graded_with_capd(web: Web) -> None:
+    web.login("nurse_a")
+    bedside = text(web.client.get("/patients/P-A2/bedside"))
+    assert "Enfant de moins de 12 ans" in bedside
+    body = web.client.post(
+        "/patients/P-A2/icans-preview",
+        data={"capd_score": "9", **NORMAL_NEURO},
+        headers={"X-CSRF-Token": web.csrf()},
+    ).json()
+    assert body["grade"] == 3  # CAPD >= 9 -> grade 3
+
+
+def test_saving_an_ice_shows_the_servers_grade(web: Web) -> None:
+    web.login("nurse_a")
+    resp = web.post(
+        "/patients/P-A1/assessments", {**ice(2, 2, 0, 0, 0), **NORMAL_NEURO, "form_key": "ice-key-0001"}
+    )
+    page = text(resp)
+    assert resp.status_code == 200
+    saved = page.split('id="saved"')[1].split("</section>")[0]
+    assert "Score ICE 4/10" in saved
+    assert badge(saved, "astct2019:icans") == "2"
+    assert "Nouveau ICANS : grade 2" in saved  # the alert it raised
+    assert [e.value_num for e in web.events("P-A1", "ice_score")] == [4.0]
+    assert [e.value_num for e in web.events("P-A1", "ice_orientation")] == [2.0]
+
+
+def test_an_assessment_with_nothing_entered_is_refused(web: Web) -> None:
+    web.login("nurse_a")
+    resp = web.post("/patients/P-A1/assessments", {"ice_orientation": "", "comment": ""})
+    assert resp.status_code == 422
+    assert "rien de saisi" in text(resp)
+    assert web.events("P-A1", "ice_orientation") == []
+
+
+# ----------------------------------------------------------------------------- vital signs
+def test_vitals_carry_forward_partial_save_and_local_decimal(web: Web) -> None:
+    web.login("nurse_a")
+    bedside = web.client.get("/patients/P-A1/bedside").text
+    (prev,) = web.events("P-A1", "temperature")
+    assert f'name="prev_temperature" value="{prev.id}"' in bedside
+    assert 'id="v-temperature" name="temperature"' in bedside and 'value="38,5"' in bedside
+    web.clock.advance(hours=3)
+    resp = web.post(
+        "/patients/P-A1/vitals",
+        {"temperature": "38,5", "prev_temperature": str(prev.id), "spo2": "95", "sbp": "", "heart_rate": ""},
+    )
+    assert resp.status_code == 200
+    temps = web.events("P-A1", "temperature")
+    assert [t.value_num for t in temps] == [38.5, 38.5]
+    assert temps[1].note is not None and temps[1].note.startswith("carried forward: unchanged since")
+    assert temps[1].time == T0.replace(hour=15)
+    spo2 = web.events("P-A1", "spo2")
+    assert [s.value_num for s in spo2] == [97.0, 95.0] and spo2[1].note is None
+    assert len(web.events("P-A1", "sbp")) == 1  # empty: not saved
+    assert "(reprise)" in text(resp)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "Rien de saisi."),
+        ({"temperature": "abc"}, "saisissez un nombre"),
+        ({"temperature": "55"}, "outside the physically possible range"),
+        ({"temperature": "38", "time": "pas une date"}, "saisissez une date et une heure"),
+    ],
+)
+def test_vitals_errors_name_the_field_and_store_nothing(web: Web, data: dict[str, str], message: str) -> None:
+    web.login("nurse_a")
+    resp = web.post("/patients/P-A1/vitals", data)
+    assert resp.status_code == 422
+    assert message in text(resp)
+    assert len(web.events("P-A1", "temperature")) == 1
+
+
+def test_a_time_in_the_future_is_refused_by_the_service(web: Web) -> None:
+    web.login("nurse_a")
+    resp = web.post("/patients/P-A1/vitals", {"temperature": "38", "time": "2025-03-10T18:00"})
+    assert resp.status_code == 422 and "is in the future" in text(resp)
+
+
+# ----------------------------------------------------------------------------- administrations
+def test_tocilizumab_then_the_dose_limit_status(web: Web) -> None:
+    web.login("doc_a")
+    bedside = text(web.client.get("/patients/P-A1/bedside"))
+    assert "Pour 70 kg : 560 mg." in bedside  # 8 mg/kg x 70 kg
+    resp = web.post(
+        "/patients/P-A1/administrations",
+        {"code": "tocilizumab", "value": "tocilizumab", "dose": "560", "dose_unit": "mg"},
+    )
+    assert resp.status_code == 200 and "Administration enregistrée" in text(resp)
+    (dose,) = web.events("P-A1", "tocilizumab")
+    assert (dose.dose, dose.dose_unit) == (560.0, "mg")
+    web.clock.advance(hours=1)
+    page = text(web.client.get("/patients/P-A1"))
+    assert "NON autorisé maintenant par les limites de dose." in page  # < 8 h since the dose
+    assert "limite atteinte" in page
+    assert 'class="c-marker c-tocilizumab"' in page  # the dose on the timeline
+
+
+def test_oxygen_with_flow_then_stopped(web: Web) -> None:
+    web.login("nurse_a")
+    resp = web.post(
+        "/patients/P-A1/administrations",
+        {"code": "oxygen", "value": "low_flow_nasal_cannula", "o2_flow_l_min": "3"},
+    )
+    assert resp.status_code == 200
+    (o2,) = web.events("P-A1", "oxygen")
+    assert [f.value_num for f in web.events("P-A1", "o2_flow")] == [3.0]
+    web.clock.advance(hours=2)
+    bedside = text(web.client.get("/patients/P-A1/bedside"))
+    assert "lunettes nasales à bas débit" in bedside and f"/administrations/{o2.id}/stop" in bedside
+    page = text(web.client.get("/patients/P-A1"))
+    assert 'class="c-oxygen"' in page and "lunettes nasales à bas débit 3 L/min" in page
+    resp = web.post(f"/patients/P-A1/administrations/{o2.id}/stop", {"time": ""})
+    assert resp.status_code == 200 and "Arrêté" in text(resp)
+    rows = web.events("P-A1", "oxygen")
+    assert rows[1].supersedes_id == o2.id and rows[1].end_time == web.clock.now()
+    assert "Ni oxygène ni vasopresseur en cours." in text(web.client.get("/patients/P-A1/bedside"))
+
+
+def test_vasopressor_raises_the_crs_grade(web: Web) -> None:
+    web.login("nurse_a")
+    web.post("/patients/P-A1/vitals", {"sbp": "80"})
+    resp = web.post(
+        "/patients/P-A1/administrations",
+        {"code": "vasopressor", "value": "norepinephrine", "dose": "0.1", "dose_unit": "ug/kg/min"},
+    )
+    # hypotension requiring one vasopressor -> CRS grade 3 (ASTCT 2019)
+    assert badge(text(resp).split('id="saved"')[1], "astct2019:crs") == "3"
+
+
+# ----------------------------------------------------------------------------- alerts
+def test_acknowledge_with_a_comment_is_audited(web: Web) -> None:
+    web.login("nurse_a")
+    (alert,) = web.alerts("P-A1")
+    inbox = text(web.client.get("/alerts"))
+    assert f'id="alert-{alert.id}"' in inbox and "Nouveau CRS : grade 1" in inbox
+    resp = web.post(
+        f"/alerts/{alert.id}/acknowledge", {"comment": "vu, paracétamol donné", "status": "active"}
+    )
+    assert resp.status_code == 303 and resp.headers["location"] == f"/alerts?status=active&done={alert.id}"
+    (after,) = web.alerts("P-A1")
+    assert (after.status, after.ack_comment) == ("acknowledged", "vu, paracétamol donné")
+    entry = web.audit("alert.acknowledge")[-1]
+    assert entry.actor_username == "nurse_a" and entry.details["comment"] == "vu, paracétamol donné"
+    page = text(web.client.get(resp.headers["location"]))
+    assert f"Alerte {alert.id} acquittée" in page and "Acquittée par nurse_a" in page
+    again = web.post(f"/alerts/{alert.id}/acknowledge", {"comment": "bis"})
+    assert again.status_code == 409 and "Déjà fait" in text(again)
+
+
+def test_escalation_state_is_shown(web: Web) -> None:
+    from immunotox.service.app import run_sweeps
+
+    web.login("nurse_a")
+    web.clock.advance(minutes=31)
+    run_sweeps(web.db, web.settings, web.clock)
+    page = text(web.client.get("/alerts"))
+    assert "escaladée : médecin responsable" in page
+
+
+# ----------------------------------------------------------------------------- portal
+@pytest.mark.parametrize(
+    ("data", "decision"),
+    [
+        ({"temperature": "38.6", "symptoms": ["confusion"]}, "call_now"),
+        ({"temperature": "38,0"}, "call_now"),  # >= 38.0 °C: fever (ASTCT threshold)
+        ({"temperature": "37.9"}, "noted"),
+        ({"temperature": "101.3", "temperature_unit": "[degF]"}, "call_now"),  # 38.5 °C
+        ({"symptoms": ["headache"]}, "noted"),
+        ({"symptoms": ["word_finding_difficulty"]}, "call_now"),
+    ],
+)
+def test_portal_triage(web: Web, data: dict[str, Any], decision: str) -> None:
+    web.login("pat_a1")
+    before = len(web.alerts("P-A1"))
+    resp = web.post("/portal/report", data)
+    page = text(resp)
+    assert resp.status_code == 200
+    assert f'data-decision="{decision}"' in page
+    if decision == "call_now":
+        assert "Appelez le service maintenant" in page and PHONE_A in page
+        assert [a.kind for a in web.alerts("P-A1")][before:] == ["patient_report"]
+    else:
+        assert "Noté : l'équipe va examiner votre signalement" in page
+        assert len(web.alerts("P-A1")) == before
+
+
+def test_patient_report_reaches_the_nurses_inbox(web: Web) -> None:
+    web.login("pat_a1")
+    web.post("/portal/report", {"temperature": "38.6", "symptoms": ["confusion"], "note": "mal à la tête"})
+    (report,) = [a for a in web.alerts("P-A1") if a.kind == "patient_report"]
+    assert report.priority == "critical"
+    web.client.cookies.clear()
+    web.login("nurse_a")
+    inbox = text(web.client.get("/alerts"))
+    assert "Signalement du patient à traiter" in inbox and "critique" in inbox
+    assert text(web.client.get("/ward")).count("critique") >= 1
+    web.client.cookies.clear()
+    web.login("nurse_b")
+    assert "Signalement du patient" not in text(web.client.get("/alerts"))
+
+
+def test_portal_shows_phase_information_and_refuses_an_empty_report(web: Web) -> None:
+    web.login("pat_a1")
+    page = text(web.client.get("/portal"))
+    assert "La surveillance rapprochée après la perfusion" in page  # data/pathway/info.toml
+    assert "Pas de conduite" in page and PHONE_A in page
+    resp = web.post("/portal/report", {"temperature": "", "note": ""})
+    assert resp.status_code == 422 and "saisissez votre température" in text(resp)
+    bad = web.post("/portal/report", {"symptoms": ["not_a_symptom"]})
+    assert bad.status_code == 422 and "symptôme inconnu" in text(bad)
+
+
+# ----------------------------------------------------------------------------- languages
+def test_french_by_default_english_by_switch(web: Web) -> None:
+    login = web.client.get("/login")
+    assert '<html lang="fr">' in login.text and "Connexion" in login.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+    assert token is not None
+    resp = web.client.post("/lang", data={"lang": "en", "next": "/login", "csrf_token": token.group(1)})
+    assert resp.status_code == 200 and '<html lang="en">' in resp.text and "Log in" in resp.text
+    web.login("nurse_a")
+    ward = text(web.client.get("/ward"))
+    assert "Ward dashboard" in ward and "1 alert · normal" in ward and "D2" in ward
+    page = text(web.client.get("/patients/P-A1"))
+    assert "<td>38.5</td>" in page and "Mar 10" in page  # English number and date formats
+    web.post("/lang", {"lang": "fr", "next": "/patients/P-A1"})
+    page = text(web.client.get("/patients/P-A1"))
+    assert "<td>38,5</td>" in page and "10 mars" in page and "Grades actuels" in page
+
+
+def test_clinical_texts_follow_the_language(web: Web) -> None:
+    web.login("pat_a1")
+    fr = text(web.client.get("/portal"))
+    web.post("/lang", {"lang": "en", "next": "/portal"})
+    en = text(web.client.get("/portal"))
+    # symptom labels from service/data/self_report.toml, phase text from data/pathway/info.toml
+    assert "Difficulté à trouver ses mots" in fr and "Trouble finding words" in en
+    assert "La surveillance rapprochée après la perfusion" in fr
+    assert "La surveillance rapprochée" not in en
