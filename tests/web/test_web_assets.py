@@ -70,3 +70,17 @@ def test_the_browser_script_holds_no_clinical_rule() -> None:
     assert numbers <= {0, 1, 10, 120, 401, 5000}, numbers
     for word in ("ice_score", "grade >", "temperature", "fever"):
         assert word not in code
+
+
+def test_priority_backgrounds_only_on_white_text_labels() -> None:
+    """``prio-<priority>`` paints a dark background for white text: an element carrying it
+    without ``prio`` (e.g. a whole list line) would show black text on dark blue."""
+    templates = Path(str(resources.files("immunotox.web").joinpath("templates")))
+    offenders = []
+    for path in sorted(templates.glob("*.html")):
+        for m in re.finditer(r'class="([^"]*)"', path.read_text("utf-8")):
+            classes = m.group(1).split()
+            painted = any(re.fullmatch(r"prio-(\{\{.*|critical|high|normal|low)", c) for c in classes)
+            if painted and "prio" not in classes:
+                offenders.append(f"{path.name}: {m.group(0)}")
+    assert offenders == []
