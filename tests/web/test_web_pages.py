@@ -323,6 +323,21 @@ def test_acknowledge_with_a_comment_is_audited(web: Web) -> None:
     assert again.status_code == 409 and "Déjà fait" in text(again)
 
 
+def test_grade_alert_reads_in_the_page_language(web: Web) -> None:
+    """The grading core explains itself in English; a French inbox names the deciding domain and
+    the missing inputs with the UI's French labels instead."""
+    web.login("nurse_a")
+    (alert,) = web.alerts("P-A1")
+    assert alert.params["deciding"] == ["fever"]
+    inbox = text(web.client.get("/alerts"))
+    body = inbox.split(f'id="alert-{alert.id}"')[1].split("</li>")[0]
+    assert "CRS grade 1 selon astct2019:crs (version 2019). Décidé par : fièvre." in body
+    assert "the more severe" not in body and "Grade 1:" not in body
+    web.client.cookies.set("immunotox_lang", "en")
+    body_en = text(web.client.get("/alerts")).split(f'id="alert-{alert.id}"')[1].split("</li>")[0]
+    assert "fever" in body_en and "selon" not in body_en
+
+
 def test_escalation_state_is_shown(web: Web) -> None:
     from immunotox.service.app import run_sweeps
 

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, aliased
 from ..catalogue import get_scale
 from . import audit
 from .config import Settings
-from .grading import Transition
+from .grading import Grade, Transition
 from .models import Alert, ClinicalEvent, Patient
 
 PRIORITY_RANK = {"critical": 4, "high": 3, "normal": 2, "low": 1}
@@ -141,6 +141,13 @@ def raise_alert(
 
 
 # ----------------------------------------------------------------------------- grade alerts
+def _message_fr(name: str, value: int, g: Grade) -> str:
+    """The French message of a grade alert: no English reason text (the web UI adds the deciding
+    domains and the missing inputs in the reader's language from ``params``)."""
+    tail = "" if g.result.complete else " Borne basse : des données manquent, le grade peut être plus élevé."
+    return f"{name} grade {value} selon {g.scale} (version {g.result.version}).{tail}"
+
+
 def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
     """Alert specifications for the grade transitions of one regrade."""
     out: list[AlertSpec] = []
@@ -159,6 +166,7 @@ def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
             "previous": tr.previous,
             "complete": g.result.complete,
             "missing": g.result.missing,
+            "deciding": g.result.deciding_domains,
         }
         lower = "" if g.result.complete else " (lower bound: inputs missing)"
         lower_fr = "" if g.result.complete else " (borne basse : données manquantes)"
@@ -172,7 +180,7 @@ def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
                     title=f"New {name}: grade {value}{lower}",
                     title_fr=f"Nouveau {name} : grade {value}{lower_fr}",
                     message=f"{g.result.title}, version {g.result.version}. {reasons}",
-                    message_fr=f"{name} grade {value} selon {g.scale}. {reasons}",
+                    message_fr=_message_fr(name, value, g),
                     target_role="physician",
                     triggered_at=g.time,
                     scale=g.scale,
@@ -192,7 +200,7 @@ def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
                     title=f"{name} grade increased to {value} (was {was}){lower}",
                     title_fr=f"{name} : grade passé à {value} (était {was}){lower_fr}",
                     message=f"{g.result.title}, version {g.result.version}. {reasons}",
-                    message_fr=f"{name} grade {value} selon {g.scale}. {reasons}",
+                    message_fr=_message_fr(name, value, g),
                     target_role="physician",
                     triggered_at=g.time,
                     scale=g.scale,

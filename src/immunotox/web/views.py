@@ -375,7 +375,20 @@ def alert_title(a: Alert, lang: Lang) -> str:
 
 
 def alert_message(a: Alert, lang: Lang) -> str:
-    return a.message_fr if lang == "fr" else a.message
+    """The alert's message in ``lang``; for a grade alert in French, the deciding domains and the
+    missing inputs (kept in ``params``) are named with the UI's labels, since the grading core
+    explains itself in English."""
+    if lang != "fr":
+        return a.message
+    text = a.message_fr
+    params = a.params or {}
+    deciding = [labels.label(labels.DOMAINS, d) for d in params.get("deciding") or []]
+    if deciding:
+        text += " " + gettext("Decided by: %(what)s.") % {"what": ", ".join(deciding)}
+    missing = [labels.finding_text(m) for m in params.get("missing") or []]
+    if missing:
+        text += " " + gettext("Missing: %(what)s.") % {"what": ", ".join(missing)}
+    return text
 
 
 # ----------------------------------------------------------------------------- portal
