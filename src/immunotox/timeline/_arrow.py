@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import pyarrow as pa
 
 
@@ -69,8 +68,16 @@ def from_np(values: Any, type_: pa.DataType, mask_valid: Any = None) -> pa.Array
 
 
 def strings(values: Sequence[str]) -> pa.Array:
-    """A list of Python strings as an Arrow ``string`` array."""
-    return pl.Series(list(values), dtype=pl.String).to_arrow().cast(pa.string())
+    """A list of Python strings as an Arrow ``string`` array (offsets and UTF-8 data built
+    directly: no Polars round trip, no pandas import)."""
+    encoded = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    if encoded:
+        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    data = b"".join(encoded)
+    return pa.Array.from_buffers(
+        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=0
+    )
 
 
 def indices(values: Any) -> pa.Array:

@@ -12,6 +12,7 @@ Both take the same :class:`~immunotox.timeline._read.Obs` and return the same fo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +109,7 @@ def writer_schema(schema: pa.Schema) -> pa.Schema:
 
 
 W_SCHEMAS = {k: writer_schema(s) for k, s in SCHEMAS.items()}
+_DAY0_SOURCES = strings(["first_observation", "infusion"])
 
 
 @dataclass
@@ -191,8 +193,13 @@ def _strings(ids: pa.Array, idx: I32 | I64) -> pa.Array:
     return pa.DictionaryArray.from_arrays(from_np(idx, pa.int32()), ids)
 
 
+@functools.cache
+def _one_string(value: str) -> pa.Array:
+    return strings([value])
+
+
 def _const(value: str, n: int) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(from_np(np.zeros(n, np.int32), pa.int32()), strings([value]))
+    return pa.DictionaryArray.from_arrays(from_np(np.zeros(n, np.int32), pa.int32()), _one_string(value))
 
 
 def _snapshot_grades(f: Features, p: ScalePlan, grader: Grader) -> tuple[I64, I64, B, B]:
@@ -373,9 +380,7 @@ def _emit(
     pmax = range_reduce(eff, bounds[:-1], bounds[1:], np.maximum, -1)
     phi = range_reduce(hi, bounds[:-1], bounds[1:], np.maximum, -1)
     pcomp = range_reduce(complete.astype(np.int8), bounds[:-1], bounds[1:], np.minimum, 1).astype(bool)
-    src = pa.DictionaryArray.from_arrays(
-        from_np(d0_inf.astype(np.int32), pa.int32()), strings(["first_observation", "infusion"])
-    )
+    src = pa.DictionaryArray.from_arrays(from_np(d0_inf.astype(np.int32), pa.int32()), _DAY0_SOURCES)
     out.add(
         "patients",
         pa.table(

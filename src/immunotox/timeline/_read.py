@@ -445,13 +445,13 @@ def normalize(
     assert ccol is not None and vcol is not None and ucol is not None
     c_idx, c_dict = _encode(ccol)
     nc = len(c_dict) + 1  # last slot: empty code
-    if (c_idx < 0).any():
+    if ccol.null_count and (c_idx < 0).any():
         c_idx = np.where(c_idx < 0, nc - 1, c_idx).astype(np.int32)
     code_of = np.array([_code_index(voc, str(x)) for x in c_dict.to_pylist()] + [-1], np.int32)
     code_of[code_of < 0] = ncodes  # ncodes = unknown code
     v_idx, v_dict = _encode(vcol)
     nv = len(v_dict) + 1  # last slot: empty value
-    if (v_idx < 0).any():
+    if vcol.null_count and (v_idx < 0).any():
         v_idx = np.where(v_idx < 0, nv - 1, v_idx).astype(np.int32)
     numbers = _numbers(v_dict)
     keep_codes = None if keep is None else frozenset(voc.code(name).index for name in keep)
@@ -466,7 +466,7 @@ def normalize(
     # units, through a (code, unit string) table
     u_idx, u_dict = _encode(ucol)
     nu = len(u_dict) + 1
-    if (u_idx < 0).any():
+    if ucol.null_count and (u_idx < 0).any():
         u_idx = np.where(u_idx < 0, nu - 1, u_idx).astype(np.int32)
     cu = c_idx * np.int32(nu) + u_idx
     pairs = np.flatnonzero(np.bincount(cu, minlength=nc * nu))
@@ -522,7 +522,7 @@ def normalize(
     p_idx, p_dict_arr = _encode(pcol)
     p_dict = [str(x) for x in p_dict_arr.to_pylist()]
     p_blank = np.array([x.strip() == "" for x in p_dict] + [True], bool)
-    if p_blank[:-1].any() or (p_idx < 0).any():
+    if p_blank[:-1].any() or (pcol.null_count and (p_idx < 0).any()):
         reason[p_blank[np.where(p_idx < 0, len(p_dict), p_idx)]] = _R["missing_patient_id"]
 
     # end_time (only where given)

@@ -200,7 +200,7 @@ def batch_loaders(src: _Source, target_rows: int) -> Iterator[tuple[Loader, int,
         assert src.path is not None
         path = src.path
         try:
-            f = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS))
+            f = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS), memory_map=True)
         except (OSError, pa.ArrowException) as exc:
             raise ObservationFileError(src.label, f"not a readable Parquet file ({exc})") from None
         names = f.schema_arrow.names
@@ -210,12 +210,12 @@ def batch_loaders(src: _Source, target_rows: int) -> Iterator[tuple[Loader, int,
         cols = [c for c in CONTRACT_COLUMNS if c in names]
 
         def read_groups(groups: list[int]) -> pa.Table:
-            pf = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS))
+            pf = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS), memory_map=True)
             parts = [pf.read_row_group(g, columns=cols, use_threads=False) for g in groups]
             return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
         def read_slice(group: int, offset: int, length: int) -> pa.Table:
-            pf = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS))
+            pf = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS), memory_map=True)
             return pf.read_row_group(group, columns=cols, use_threads=False).slice(offset, length)
 
         done = 0

@@ -267,7 +267,8 @@ class Features:
         """``searchsorted(keys, grid.key - window_us, "right")``, computed once per key array."""
         tag = f"search:{id(keys)}:{window_us}"
         if tag not in self._cache:
-            self._cache[tag] = (keys, np.searchsorted(keys, self.grid.key - window_us, side="right"))
+            needles = self.grid.key - window_us if window_us else self.grid.key
+            self._cache[tag] = (keys, np.searchsorted(keys, needles, side="right"))
         got: I64 = self._cache[tag][1]
         return got
 
@@ -517,11 +518,15 @@ def episodes(pid: I32, t: I64, pos: B, resolution_us: int, bounds: I64 | None = 
     last_pos = P[last_j]
     stop = np.where(resolved, last_pos + 1, last_row[last_j] + 1)
     resolution = np.where(resolved, r[last_j], np.iinfo(np.int64).min)
+    # starts are strictly increasing, and so are stops (an episode ends before the next starts)
     diff = np.zeros(n + 1, np.int64)
-    np.add.at(diff, start, 1)
-    np.add.at(diff, stop, -1)
+    diff[start] += 1
+    diff[stop] -= 1
     inside = np.cumsum(diff[:-1]) > 0
-    row_ep = np.searchsorted(start, np.arange(n), side="right") - 1
-    row_ep = np.where(inside, row_ep, -1)
+    is_start = np.zeros(n, np.int64)
+    is_start[start] = 1
+    row_ep = np.cumsum(is_start)
+    row_ep -= 1
+    row_ep[~inside] = -1
     del ep_of_pos
-    return Episodes(start, stop, last_pos, resolved, resolution, row_ep.astype(np.int64))
+    return Episodes(start, stop, last_pos, resolved, resolution, row_ep)
