@@ -273,7 +273,9 @@ class Stream:
 @contextmanager
 def running(url: str, grading: bool) -> Iterator[tuple[str, int]]:
     port = free_port()
-    env = dict(os.environ, IMMUNOTOX_SWEEP_SECONDS="0")
+    # graded: the service as deployed, the periodic sweep (overdue ICE, escalation) included;
+    # floor: storage only, no alerting of any kind
+    env = dict(os.environ, IMMUNOTOX_SWEEP_SECONDS="30" if grading else "0")
     cmd = [sys.executable, "-m", "immunotox", "serve", "--db", url, "--port", str(port), "--no-access-log"]
     if not grading:
         cmd.append("--no-grading")

@@ -262,8 +262,10 @@ class _State:
     age_row: _Row = None
 
 
-def _is_current() -> Any:
-    """SQL condition: the event is final and no later event supersedes it."""
+@functools.cache
+def is_current_event() -> Any:
+    """SQL condition: the event is final and no later event supersedes it (built once: an
+    aliased ORM construct costs milliseconds; SQL expressions are immutable and shareable)."""
     sup = aliased(ClinicalEvent)
     return and_(
         ClinicalEvent.status == "final",
@@ -301,7 +303,7 @@ def _load_statement(scales: tuple[str, ...], intervals: bool, masking: bool) -> 
     """The (cached) UNION ALL that loads what :func:`_load` needs. Every branch is "patient IN ..
     AND code IN .. AND time range", answered by the (patient_id, code, time) index — never by a
     scan of a patient's whole history."""
-    cur = _is_current()
+    cur = is_current_event()
     pid, code, time = ClinicalEvent.patient_id, ClinicalEvent.code, ClinicalEvent.time
     hi: Any = bindparam("hi")
     branches: list[Any] = []
@@ -347,7 +349,7 @@ def _times_from_db(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tu
             func.max(ClinicalEvent.time),
             func.max(ClinicalEvent.end_time),
         )
-        .where(ClinicalEvent.patient_id.in_(ids), ClinicalEvent.code.in_(RELEVANT_CODES), _is_current())
+        .where(ClinicalEvent.patient_id.in_(ids), ClinicalEvent.code.in_(RELEVANT_CODES), is_current_event())
         .group_by(ClinicalEvent.patient_id, ClinicalEvent.code)
     )
     for pid, code, t_max, end_max in session.execute(stmt):

@@ -17,7 +17,7 @@ from importlib import resources
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import ImmunotoxError
@@ -50,23 +50,34 @@ def _iso(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+@functools.cache
+def _doses_statement(since: bool) -> Any:
+    """The (built once) query of :func:`doses_given`: building an aliased ORM select costs
+    milliseconds, which a write that raises an alert should not pay every time."""
+    sup = aliased(ClinicalEvent)
+    q = select(ClinicalEvent).where(
+        ClinicalEvent.patient_id == bindparam("pid"),
+        ClinicalEvent.kind == "administration",
+        ClinicalEvent.status == "final",
+        ClinicalEvent.time <= bindparam("now"),
+        ~exists().where(sup.supersedes_id == ClinicalEvent.id),
+    )
+    if since:
+        q = q.where(ClinicalEvent.time >= bindparam("since"))
+    return q.order_by(ClinicalEvent.time, ClinicalEvent.id)
+
+
 def doses_given(
     session: Session, patient: Patient, now: dt.datetime, known_drugs: frozenset[str]
 ) -> list[dict[str, Any]]:
     """Recorded doses of drugs the management module knows, for the current course, as its context."""
-    sup = aliased(ClinicalEvent)
-    q = select(ClinicalEvent).where(
-        ClinicalEvent.patient_id == patient.id,
-        ClinicalEvent.kind == "administration",
-        ClinicalEvent.status == "final",
-        ClinicalEvent.time <= now,
-        ~exists().where(sup.supersedes_id == ClinicalEvent.id),
-    )
+    params: dict[str, Any] = {"pid": patient.id, "now": now}
     if patient.infusion_at is not None:
-        q = q.where(ClinicalEvent.time >= patient.infusion_at)
+        params["since"] = patient.infusion_at
+    q = _doses_statement(patient.infusion_at is not None)
     out: list[dict[str, Any]] = []
     seen: set[tuple[str, dt.datetime]] = set()
-    for e in session.scalars(q.order_by(ClinicalEvent.time, ClinicalEvent.id)):
+    for e in session.scalars(q, params):
         if e.value not in known_drugs or (e.value, e.time) in seen:
             continue
         seen.add((e.value, e.time))

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from .. import pathway
 from ..pathway import PathwayError
@@ -178,8 +178,9 @@ def day_of(p: Patient, now: dt.datetime) -> int | None:
 
 def is_current() -> Any:
     """SQL condition: the event is final and no later event supersedes it (as the service reads)."""
-    sup = aliased(ClinicalEvent)
-    return (ClinicalEvent.status == "final") & ~exists().where(sup.supersedes_id == ClinicalEvent.id)
+    from ..service.grading import is_current_event
+
+    return is_current_event()
 
 
 # ----------------------------------------------------------------------------- the ward
