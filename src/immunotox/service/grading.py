@@ -979,55 +979,63 @@ def _episode_step(
     return tr
 
 
+_RECORD_COLUMNS = (
+    "patient_id", "scale", "time", "computed_at", "grade", "grade_lo", "grade_hi", "status",
+    "complete", "missing", "result", "inputs", "engine", "episode_id",
+)  # fmt: skip
+_CURRENT_COLUMNS = (
+    "time", "computed_at", "grade", "grade_lo", "grade_hi", "status", "complete", "missing",
+    "engine", "episode_id", "grade_record_id", "fingerprint", "clinical",
+)  # fmt: skip
+
+
+@functools.cache
+def _store_statements() -> tuple[Any, Any, Any]:
+    """Core statements of :func:`_store`, built once with bind parameters (an ORM ``insert()
+    .values(...)`` built per call costs about a millisecond of cache-key work)."""
+    record = cast(Table, GradeRecord.__table__)
+    current = cast(Table, CurrentGrade.__table__)
+    ins_record = (
+        insert(record).values({c: bindparam(f"b_{c}") for c in _RECORD_COLUMNS}).returning(record.c.id)
+    )
+    cols: dict[str, Any] = {c: bindparam(f"b_{c}") for c in _CURRENT_COLUMNS}
+    ins_current = insert(current).values(
+        {"patient_id": bindparam("b_patient_id"), "scale": bindparam("b_scale"), **cols}
+    )
+    upd_current = (
+        update(current)
+        .where(current.c.patient_id == bindparam("b_patient_id"), current.c.scale == bindparam("b_scale"))
+        .values(cols)
+    )
+    return ins_record, ins_current, upd_current
+
+
 def _store(session: Session, g: Grade, cur: _Current | None, episode_id: int | None, now: dt.datetime) -> int:
     """Write a new clinical state: a history record and the current grade (Core statements)."""
+    ins_record, ins_current, upd_current = _store_statements()
+    conn = session.connection()
     r = g.result
+    common = {
+        "b_patient_id": g.patient_id,
+        "b_scale": g.scale,
+        "b_time": g.time,
+        "b_computed_at": now,
+        "b_grade": r.grade,
+        "b_grade_lo": r.grade_range[0],
+        "b_grade_hi": r.grade_range[1],
+        "b_status": r.status,
+        "b_complete": r.complete,
+        "b_missing": list(r.missing),
+        "b_engine": g.engine,
+        "b_episode_id": episode_id,
+    }
     record_id = cur.grade_record_id if cur is not None else None
     if cur is None or cur.clinical != g.clinical:
-        record_id = session.execute(
-            insert(GradeRecord)
-            .values(
-                patient_id=g.patient_id,
-                scale=g.scale,
-                time=g.time,
-                computed_at=now,
-                grade=r.grade,
-                grade_lo=r.grade_range[0],
-                grade_hi=r.grade_range[1],
-                status=r.status,
-                complete=r.complete,
-                missing=list(r.missing),
-                result=g.result_json,
-                inputs=g.inputs,
-                engine=g.engine,
-                episode_id=episode_id,
-            )
-            .returning(GradeRecord.id)
+        record_id = conn.execute(
+            ins_record, {**common, "b_result": g.result_json, "b_inputs": g.inputs}
         ).scalar_one()
-    values = {
-        "time": g.time,
-        "computed_at": now,
-        "grade": r.grade,
-        "grade_lo": r.grade_range[0],
-        "grade_hi": r.grade_range[1],
-        "status": r.status,
-        "complete": r.complete,
-        "missing": list(r.missing),
-        "engine": g.engine,
-        "episode_id": episode_id,
-        "grade_record_id": record_id,
-        "fingerprint": g.key,
-        "clinical": g.clinical,
-    }
-    if cur is None:
-        session.execute(insert(CurrentGrade).values(patient_id=g.patient_id, scale=g.scale, **values))
-    else:
-        session.execute(
-            update(CurrentGrade)
-            .where(CurrentGrade.patient_id == g.patient_id, CurrentGrade.scale == g.scale)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+    params = {**common, "b_grade_record_id": record_id, "b_fingerprint": g.key, "b_clinical": g.clinical}
+    conn.execute(ins_current if cur is None else upd_current, params)
     assert record_id is not None
     return int(record_id)
 
