@@ -336,6 +336,18 @@ def test_crosstab_counts_not_determinable() -> None:
     ct = {(x["grade_a"], x["grade_b"]): x["n_patients"] for x in r.crosstab.to_pylist()}
     assert ct[("not determinable", "not determinable")] == 1
     assert sum(ct.values()) == 2
+    # Penn needs inputs the timeline does not carry (organ toxicity...): its grade 1 is only a
+    # lower bound, and the crosstab says so instead of printing a plain 1
+    penn = [p for p in r.patients.to_pylist() if p["patient_id"] == "P1" and p["scale"] == "penn:crs"]
+    assert [(p["max_grade"], p["complete"]) for p in penn] == [(1, False)]
+    assert ct[("1", "≥1")] == 1
+
+
+def test_crosstab_labels_sort_lower_bounds_between_grades() -> None:
+    from immunotox.timeline import label_order
+
+    labels = ["not determinable", "≥2", "1", "0", "2", "≥0", "10"]
+    assert sorted(labels, key=label_order) == ["0", "≥0", "1", "2", "≥2", "10", "not determinable"]
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -149,7 +149,7 @@ def _print_crosstabs(console: Console, s: object) -> None:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from ..timeline import NOT_DETERMINABLE, RunSummary
+    from ..timeline import NOT_DETERMINABLE, RunSummary, label_order
 
     assert isinstance(s, RunSummary)
     path = s.outputs.get("crosstab")
@@ -160,7 +160,7 @@ def _print_crosstabs(console: Console, s: object) -> None:
         return
     rows = ct.to_pylist()
     pairs = sorted({(r["scale_a"], r["scale_b"]) for r in rows})
-    labels = ["0", "1", "2", "3", "4", "5", NOT_DETERMINABLE]
+    labels = sorted({str(r["grade_a"]) for r in rows} | {str(r["grade_b"]) for r in rows}, key=label_order)
     for a, b in pairs:
         cells = {
             (str(r["grade_a"]), str(r["grade_b"])): r["n_patients"]
@@ -179,3 +179,7 @@ def _print_crosstabs(console: Console, s: object) -> None:
                 "n/d" if la == NOT_DETERMINABLE else la, *(str(cells.get((la, lb), "")) for lb in used_b)
             )
         console.print(t)
+    console.print(
+        "≥N: lower bound (an input the scale needs was missing; the grade could be higher); "
+        "n/d: not determinable"
+    )

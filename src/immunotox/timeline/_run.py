@@ -657,25 +657,31 @@ class _Buckets:
 
 
 # --------------------------------------------------------------------------- crosstab, summary
-def grade_label(max_grade: int | None) -> str:
-    """The crosstab label of a per-patient max grade."""
-    return NOT_DETERMINABLE if max_grade is None else str(max_grade)
+def grade_label(max_grade: int | None, complete: bool | None = True) -> str:
+    """The crosstab label of a per-patient max grade: ``"2"``; ``"≥2"`` when the maximum is a
+    lower bound (an input the scale needs was missing: the grade could be higher); ``not
+    determinable`` when no grade could be established."""
+    if max_grade is None:
+        return NOT_DETERMINABLE
+    return str(max_grade) if complete else f"≥{max_grade}"
 
 
 def crosstab(patients: pa.Table, ids: Sequence[str]) -> pa.Table:
     """Per-patient max grade of the first scale of each family against every other scale of it.
 
     A patient whose grade under a scale could never be established (no assessment, or inputs
-    absent) is counted under ``not determinable``.
+    absent) is counted under ``not determinable``; a maximum that is only a lower bound is
+    labelled ``≥N`` (missing data is never read as normal).
     """
     by_scale: dict[str, dict[str, str]] = {s: {} for s in ids}
-    for pid, scale, mg in zip(
+    for pid, scale, mg, comp in zip(
         patients.column("patient_id").to_pylist(),
         patients.column("scale").to_pylist(),
         patients.column("max_grade").to_pylist(),
+        patients.column("complete").to_pylist(),
         strict=True,
     ):
-        by_scale[scale][pid] = grade_label(mg)
+        by_scale[scale][pid] = grade_label(mg, comp)
     rows: dict[tuple[str, str, str, str], int] = {}
     families: dict[str, list[str]] = {}
     for s in ids:
@@ -689,7 +695,7 @@ def crosstab(patients: pa.Table, ids: Sequence[str]) -> pa.Table:
             for pid, ga in by_scale[a].items():
                 gb = by_scale[b].get(pid, NOT_DETERMINABLE)
                 rows[(a, b, ga, gb)] = rows.get((a, b, ga, gb), 0) + 1
-    keys = sorted(rows, key=lambda k: (k[0], k[1], _label_order(k[2]), _label_order(k[3])))
+    keys = sorted(rows, key=lambda k: (k[0], k[1], label_order(k[2]), label_order(k[3])))
     frame = pl.DataFrame(
         {
             "scale_a": [k[0] for k in keys],
@@ -709,8 +715,13 @@ def crosstab(patients: pa.Table, ids: Sequence[str]) -> pa.Table:
     return frame.to_arrow().cast(CROSSTAB_SCHEMA)
 
 
-def _label_order(label: str) -> int:
-    return 99 if label == NOT_DETERMINABLE else int(label)
+def label_order(label: str) -> int:
+    """Sort key of crosstab labels: 0, ≥0, 1, ≥1, … , not determinable."""
+    if label == NOT_DETERMINABLE:
+        return 999
+    if label.startswith("≥"):
+        return 2 * int(label[1:]) + 1
+    return 2 * int(label)
 
 
 def _finish(patients: pa.Table, ids: Sequence[str], out: Path, fmt: str, summary: RunSummary) -> None:
@@ -741,7 +752,7 @@ def _finish(patients: pa.Table, ids: Sequence[str], out: Path, fmt: str, summary
             summary.incomplete_max_grades[scale] = summary.incomplete_max_grades.get(scale, 0) + 1
     for s in ids:
         summary.max_grade_counts[s] = dict(
-            sorted(summary.max_grade_counts[s].items(), key=lambda kv: _label_order(kv[0]))
+            sorted(summary.max_grade_counts[s].items(), key=lambda kv: label_order(kv[0]))
         )
     summary.rejected_by_reason = {
         r: summary.rejected_by_reason[r] for r in REASONS if r in summary.rejected_by_reason
