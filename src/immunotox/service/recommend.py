@@ -135,10 +135,10 @@ def for_grade(
     mod = _management()
     if mod is None or result.grade is None or result.grade < 1 or result.scale not in SCALE_TOXICITY:
         return None
-    grades: dict[str, int | None] = {
-        c.scale: c.grade
-        for c in session.scalars(select(CurrentGrade).where(CurrentGrade.patient_id == patient.id))
-    }
+    rows = session.execute(
+        select(CurrentGrade.scale, CurrentGrade.grade).where(CurrentGrade.patient_id == patient.id)
+    )
+    grades: dict[str, int | None] = {scale: grade for scale, grade in rows}
     grades[result.scale] = result.grade
     try:
         ctx = context_for(session, patient, grades, now, mod)

@@ -20,7 +20,6 @@ import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,7 +29,7 @@ from ..pathway import PathwayError
 from ..service import alerts as service_alerts
 from ..service import auth
 from ..service.config import Settings
-from ..service.grading import SCALES, SCALES_BY_THERAPY
+from ..service.grading import SCALES, SCALES_BY_THERAPY, is_current_event
 from ..service.models import Alert, CareUnit, ClinicalEvent, CurrentGrade, GradeRecord, Patient
 from . import labels
 from .i18n import Lang, gettext, local
@@ -174,13 +173,6 @@ def day_of(p: Patient, now: dt.datetime) -> int | None:
     if p.infusion_at is None:
         return None
     return (now - p.infusion_at).days
-
-
-def is_current() -> Any:
-    """SQL condition: the event is final and no later event supersedes it (as the service reads)."""
-    from ..service.grading import is_current_event
-
-    return is_current_event()
 
 
 # ----------------------------------------------------------------------------- the ward
@@ -472,7 +464,7 @@ def current_events(
 ) -> list[ClinicalEvent]:
     """Current (final, not superseded) events of ``codes``, oldest first."""
     q = select(ClinicalEvent).where(
-        ClinicalEvent.patient_id == patient_id, ClinicalEvent.code.in_(tuple(codes)), is_current()
+        ClinicalEvent.patient_id == patient_id, ClinicalEvent.code.in_(tuple(codes)), is_current_event()
     )
     if since is not None:
         q = q.where(ClinicalEvent.time >= since)

@@ -20,6 +20,7 @@ from ..findings import vocabulary as finding_vocabulary
 from ..pathway import PathwayError, PathwayStatus
 from ..ruledata import load as load_rules
 from ..service import auth, codes, recommend, selfreport
+from ..service.grading import is_current_event
 from ..service.models import Alert, CareUnit, ClinicalEvent, Episode, GradeRecord, Patient, User
 from ..service.routes._common import current_grades
 from ..service.schemas import GradePublic, RecommendationsOut
@@ -209,7 +210,7 @@ def recommendations(s: Session, p: Patient, now: dt.datetime, lang: Lang) -> Rec
 def recent_events(s: Session, patient_id: str, limit: int = 25) -> list[ClinicalEvent]:
     q = (
         select(ClinicalEvent)
-        .where(ClinicalEvent.patient_id == patient_id, queries.is_current())
+        .where(ClinicalEvent.patient_id == patient_id, is_current_event())
         .order_by(ClinicalEvent.time.desc(), ClinicalEvent.id.desc())
         .limit(limit)
     )
@@ -299,7 +300,7 @@ def recent_assessments(
             .where(
                 ClinicalEvent.patient_id == patient_id,
                 ClinicalEvent.code.in_(NEURO_CODES),
-                queries.is_current(),
+                is_current_event(),
             )
             .order_by(ClinicalEvent.time.desc(), ClinicalEvent.id.desc())
             .limit(limit * len(NEURO_CODES))
@@ -403,7 +404,7 @@ def own_reports(s: Session, patient_id: str, limit: int = 20) -> list[ClinicalEv
         .where(
             ClinicalEvent.patient_id == patient_id,
             ClinicalEvent.source == "patient",
-            queries.is_current(),
+            is_current_event(),
         )
         .order_by(ClinicalEvent.time.desc(), ClinicalEvent.id.desc())
         .limit(limit)
