@@ -19,38 +19,17 @@ from sqlalchemy import select
 from immunotox.service import audit, bootstrap, ingest
 from immunotox.service.app import create_app
 from immunotox.service.config import Settings
-from immunotox.service.db import Clock, Database, migrate
+from immunotox.service.db import Database, migrate
 from immunotox.service.models import Alert, AuditEvent, ClinicalEvent, Patient
 from immunotox.web import mount_web
 from immunotox.web.security import CSRF_COOKIE, CSRF_FIELD
+from tests.service.conftest import PASSWORD, T0, USERS, ManualClock
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-T0 = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
-PASSWORD = "correct horse battery"
-USERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
-    "admin": ("admin", (), None),
-    "doc_a": ("physician", ("unit-a",), None),
-    "nurse_a": ("nurse", ("unit-a",), None),
-    "nurse_b": ("nurse", ("unit-b",), None),
-    "pat_a1": ("patient", (), "P-A1"),
-    "pat_b1": ("patient", (), "P-B1"),
-}
 PHONE_A = "+33 1 11 11 11 11"
-
-
-class ManualClock(Clock):
-    def __init__(self, t: dt.datetime) -> None:
-        self.t = t
-
-    def now(self) -> dt.datetime:
-        return self.t
-
-    def advance(self, **kw: float) -> dt.datetime:
-        self.t += dt.timedelta(**kw)
-        return self.t
 
 
 def _feed(db: Database, settings: Settings, pid: str, rows: list[dict[str, Any]], now: dt.datetime) -> None:
