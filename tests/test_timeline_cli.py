@@ -82,6 +82,8 @@ def test_csv_output_and_options(cli: Cli, obs: Path, tmp_path: Path) -> None:
         (("/no/such.parquet", "--out", "{out}"), "error: /no/such.parquet: no such file"),
         (("{bad}", "--out", "{out}"), "error: bad.csv: missing columns ['value', 'unit']"),
         (("{txt}", "--out", "{out}"), "error: "),
+        (("{semi}", "--out", "{out}"), "error: semi.csv: the header is separated by ';'"),
+        (("{semi1}", "--out", "{out}"), "error: semi1.csv: missing columns ['patient_id', 'time', 'code',"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(
@@ -91,9 +93,17 @@ def test_bad_arguments_exit_2_with_one_line(
     bad.write_text("patient_id,time,code\nP1,2024-01-01,temperature\n")
     txt = tmp_path / "obs.txt"
     txt.write_text("hello")
+    # what a French-locale spreadsheet writes as "CSV": ';' between fields, ',' in decimals
+    semi = tmp_path / "semi.csv"
+    semi.write_text("patient_id;time;code;value;unit\nP1;2024-01-01T10:00;temperature;38,6;Cel\n")
+    semi1 = tmp_path / "semi1.csv"  # the same without a decimal comma: one column per line
+    semi1.write_text("patient_id;time;code;value;unit\nP1;2024-01-01T10:00;temperature;38;Cel\n")
     fmt = {"obs": str(obs), "out": str(tmp_path / "o"), "bad": str(bad), "txt": str(txt)}
+    fmt |= {"semi": str(semi), "semi1": str(semi1)}
     r = cli("timeline", *(a.format(**fmt) for a in args))
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith(message), r.stderr
+    if "semi" in "".join(args):
+        assert "separated by ';': write the file comma-separated, with a decimal point" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr

@@ -34,6 +34,18 @@ BAD_ROWS: list[tuple[tuple[str | None, ...], str, str, str | None]] = [
     (("", "2024-03-01T10:00Z", "temperature", "38", "Cel"), "missing_patient_id", "patient_id", ""),
     (("P1", "2024-13-01T10:00Z", "temperature", "38", "Cel"), "bad_time", "time", "2024-13-01T10:00Z"),
     (("P1", None, "temperature", "38", "Cel"), "bad_time", "time", None),
+    (
+        ("P1", "1900-01-01T00:00Z", "temperature", "38", "Cel"),
+        "implausible_time",
+        "time",
+        "1900-01-01T00:00Z",
+    ),
+    (
+        ("P1", "9999-12-31T23:59:59Z", "sbp", "120", "mm[Hg]"),
+        "implausible_time",
+        "time",
+        "9999-12-31T23:59:59Z",
+    ),
     (("P1", "2024-03-01T10:00Z", "temp", "38", "Cel"), "unknown_code", "code", "temp"),
     (("P1", "2024-03-01T10:00Z", "temperature", "38,5", "Cel"), "bad_value", "value", "38,5"),
     (("P1", "2024-03-01T10:00Z", "ice_score", "7.5", ""), "bad_value", "value", "7.5"),
@@ -53,6 +65,12 @@ BAD_ROWS: list[tuple[tuple[str | None, ...], str, str, str | None]] = [
         "2024-03-01T09:00Z",
     ),
     (("P1", "2024-03-01T10:00Z", "oxygen", "cpap", "", "soon"), "bad_end_time", "end_time", "soon"),
+    (
+        ("P1", "2024-03-01T10:00Z", "oxygen", "cpap", "", "9999-12-31T23:59:59Z"),
+        "bad_end_time",
+        "end_time",
+        "9999-12-31T23:59:59Z",
+    ),
     (
         ("P1", "2024-03-01T10:00Z", "tocilizumab", "tocilizumab", "", None, "-8", "mg"),
         "bad_dose",
@@ -107,15 +125,115 @@ def test_detail_names_the_plausible_range() -> None:
     assert "25–45 Cel" in detail and "check the unit" in detail
 
 
+def test_placeholder_dates_are_refused_with_the_window_named() -> None:
+    """Dates that extracts write for a missing or open-ended date never set day 0 or assessments."""
+    rows = [
+        GOOD,
+        ("P1", "1970-01-01T00:00:00Z", "temperature", "38", "Cel"),  # an empty timestamp read as 0
+        ("P1", "0001-01-01", "temperature", "38", "Cel"),
+        ("P1", "2024-03-01T10:00Z", "vasopressor", "norepinephrine", "", "9999-12-31"),
+        ("P1", "2024-03-01T10:00Z", "vasopressor", "norepinephrine", "", "1900-01-01"),
+    ]
+    n = normalize(table(rows), file="f")
+    got = [(r["row"], r["reason"], r["column"], r["detail"]) for r in n.rejects.to_pylist()]
+    window = "1980-01-01 – 2100-01-01"
+    assert [g[:3] for g in got] == [
+        (2, "implausible_time", "time"),
+        (3, "implausible_time", "time"),
+        (4, "bad_end_time", "end_time"),
+        (5, "bad_end_time", "end_time"),  # before time, and outside: "before time" is said first
+    ]
+    assert window in got[0][3] and "placeholder" in got[0][3]
+    assert window in got[2][3] and "leave end_time empty for an interval still running" in got[2][3]
+    assert got[3][3] == "end_time is before time"
+    assert len(n.obs) == 1 and n.obs.first_t.tolist() == [n.obs.t[0]]  # day 0 from the good row
+
+
+def test_the_window_bounds_are_inclusive_then_exclusive() -> None:
+    rows = [
+        ("P1", "1979-12-31T23:59:59Z", "temperature", "38", "Cel"),
+        ("P1", "1980-01-01T00:00:00Z", "temperature", "38", "Cel"),
+        ("P1", "2099-12-31T23:59:59Z", "temperature", "38", "Cel"),
+        ("P1", "2100-01-01T00:00:00Z", "temperature", "38", "Cel"),
+    ]
+    n = normalize(table(rows), file="f")
+    assert n.rejects.column("row").to_pylist() == [1, 4]
+    assert len(n.obs) == 2
+
+
+def test_typed_timestamps_at_the_epoch_are_refused() -> None:
+    """A Parquet timestamp column whose empty cells were written as 0 (1970-01-01)."""
+    t = pa.array([0, 1_709_287_200_000_000], pa.timestamp("us", tz="UTC"))
+    raw = pa.table(
+        {
+            "patient_id": ["P1", "P1"],
+            "time": t,
+            "code": ["temperature", "temperature"],
+            "value": ["38.2", "38.4"],
+            "unit": ["Cel", "Cel"],
+        }
+    )
+    n = normalize(raw, file="f.parquet")
+    assert n.rejects.column("reason").to_pylist() == ["implausible_time"]
+    assert n.rejects.column("value").to_pylist() == ["1970-01-01T00:00:00+00:00"]
+
+
+def test_every_bad_end_time_row_gets_its_own_detail() -> None:
+    """Details are not capped: the 1,500th interval ending before it starts says so too."""
+    rows = [("P1", "2024-03-02T10:00Z", "oxygen", "cpap", "", "2024-03-01T10:00Z")] * 1500
+    rows.append(("P1", "2024-03-02T10:00Z", "oxygen", "cpap", "", "2100-06-01T00:00Z"))
+    n = normalize(table(rows), file="f")
+    details = n.rejects.column("detail").to_pylist()
+    assert details[:1500] == ["end_time is before time"] * 1500
+    assert "leave end_time empty" in details[-1]
+
+
+def test_a_malformed_time_window_is_a_packaging_error() -> None:
+    import datetime as dt
+
+    from immunotox.errors import RuleSpecError
+    from immunotox.timeline.vocabulary import _time_window
+
+    utc = dt.UTC
+    with pytest.raises(RuleSpecError, match="plausible_from and plausible_until"):
+        _time_window(
+            {
+                "plausible_from": dt.datetime(2100, 1, 1, tzinfo=utc),
+                "plausible_until": dt.datetime(1980, 1, 1, tzinfo=utc),
+            }
+        )
+    with pytest.raises(RuleSpecError, match="with an offset"):
+        _time_window({"plausible_from": dt.datetime(1980, 1, 1), "plausible_until": dt.datetime(2100, 1, 1)})
+    assert (
+        _time_window(
+            {
+                "plausible_from": dt.datetime(1980, 1, 1, tzinfo=utc),
+                "plausible_until": dt.datetime(2100, 1, 1, tzinfo=utc),
+            }
+        )[0].year
+        == 1980
+    )
+
+
 def _random_rows(draw: st.DrawFn) -> list[tuple[str | None, ...]]:
     patients = st.sampled_from(["P1", "P2", "", "P3"])
-    times = st.sampled_from(["2024-03-01T10:00Z", "2024-03-01T11:30:00+01:00", "2024-03-02", "nope", None])
+    times = st.sampled_from(
+        [
+            "2024-03-01T10:00Z",
+            "2024-03-01T11:30:00+01:00",
+            "2024-03-02",
+            "nope",
+            None,
+            "1900-01-01",
+            "9999-12-31",
+        ]
+    )
     codes = st.sampled_from(
         ["temperature", "8310-5", "sbp", "oxygen", "ice_score", "anc", "junk", "infusion"]
     )
     values = st.sampled_from(["38.5", "101", "7", "high_flow_nasal_cannula", "", "abc", "1500", "axi-cel"])
     units_ = st.sampled_from(["Cel", "[degF]", "", "10*9/L", "/uL", "mm[Hg]", "L"])
-    ends = st.sampled_from([None, "", "2024-03-01T12:00Z", "2024-02-01T00:00Z", "later"])
+    ends = st.sampled_from([None, "", "2024-03-01T12:00Z", "2024-02-01T00:00Z", "later", "9999-12-31"])
     n = draw(st.integers(0, 25))
     return [
         (draw(patients), draw(times), draw(codes), draw(values), draw(units_), draw(ends)) for _ in range(n)

@@ -323,9 +323,10 @@ def test_patient_without_relevant_rows_is_not_determinable(engine: str) -> None:
     rows += [("P3", ts(1, 8), "anc", 1.2, "10*9/L")]  # labs only: no CRS assessment
     r = grade_observations(table(rows), ["astct2019:crs", "astct2019:icans"], engine=engine)
     p3 = [p for p in r.patients.to_pylist() if p["patient_id"] == "P3"]
-    assert [(p["scale"], p["n_assessments"], p["max_grade"]) for p in p3] == [
-        ("astct2019:crs", 0, None),
-        ("astct2019:icans", 0, None),
+    # nothing graded is not "complete": no assessment must never pass for a full, normal record
+    assert [(p["scale"], p["n_assessments"], p["max_grade"], p["complete"]) for p in p3] == [
+        ("astct2019:crs", 0, None, False),
+        ("astct2019:icans", 0, None, False),
     ]
 
 

@@ -379,7 +379,8 @@ def _emit(
     cnt = np.diff(bounds)
     pmax = range_reduce(eff, bounds[:-1], bounds[1:], np.maximum, -1)
     phi = range_reduce(hi, bounds[:-1], bounds[1:], np.maximum, -1)
-    pcomp = range_reduce(complete.astype(np.int8), bounds[:-1], bounds[1:], np.minimum, 1).astype(bool)
+    # complete: every assessment complete - and at least one assessment (no grade is not complete)
+    pcomp = range_reduce(complete.astype(np.int8), bounds[:-1], bounds[1:], np.minimum, 0).astype(bool)
     src = pa.DictionaryArray.from_arrays(from_np(d0_inf.astype(np.int32), pa.int32()), _DAY0_SOURCES)
     out.add(
         "patients",
@@ -466,7 +467,7 @@ def _scalar(obs: Obs, plans: Sequence[ScalePlan], params: Params, grader: Grader
                 len(pg.rows),
                 max(gs) if gs else None,
                 max((r.hi for r in pg.rows), default=None),
-                all(r.complete for r in pg.rows),
+                bool(pg.rows) and all(r.complete for r in pg.rows),
                 len(pg.episodes),
                 first,
                 None if first is None else (first - d0) // DAY_US,

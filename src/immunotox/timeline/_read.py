@@ -15,11 +15,13 @@ Reasons (one per rejected row, first failing check in this order):
 ==================== ============================================================================
 missing_patient_id   ``patient_id`` empty
 bad_time             ``time`` empty or not an ISO 8601 date-time
+implausible_time     ``time`` outside the plausible window (``[time]`` in observations.toml): a
+                     placeholder date such as 1900-01-01, 1970-01-01 or 9999-12-31
 unknown_code         ``code`` is neither a canonical code nor a LOINC alias
 bad_value            ``value`` is not a number / whole number / allowed token for the code
 bad_unit             ``unit`` unknown, or not convertible to the code's canonical unit
 impossible_value     the number, in the canonical unit, is outside the plausible range
-bad_end_time         ``end_time`` not a date-time, or before ``time``
+bad_end_time         ``end_time`` not a date-time, before ``time``, or outside the plausible window
 bad_dose             ``dose`` not a non-negative number, or given without a known UCUM ``dose_unit``
 ==================== ============================================================================
 """
@@ -79,9 +81,34 @@ class ObservationFileError(ImmunotoxError, ValueError):
         return (type(self), (self.file, self.problem))
 
 
+def missing_columns(missing: Sequence[str], found: Sequence[str]) -> str:
+    """The message for a file without some required columns, with a hint for the usual causes.
+
+    >>> missing_columns(["patient_id", "time"], ["patient_id;time;code;value;unit"]).split("] (")[1]
+    "the header is separated by ';': write the file comma-separated, with a decimal point)"
+    >>> missing_columns(["time"], ["patient_id", "Time", "code"]).split("] (")[1]
+    "column names are lower case: rename 'Time' to 'time')"
+    """
+    text = f"missing columns {list(missing)}; found {list(found)}"
+    if len(found) == 1:
+        sep = next((c for c in (";", "\t", "|") if c in found[0]), None)
+        if sep is not None:
+            shown = "tab" if sep == "\t" else repr(sep)
+            hint = "write the file comma-separated, with a decimal point"
+            return f"{text} (the header is separated by {shown}: {hint})"
+    renames = [
+        (f, f.strip().lower()) for f in found if f.strip().lower() in missing and f != f.strip().lower()
+    ]
+    if renames:
+        listed = ", ".join(f"{a!r} to {b!r}" for a, b in renames)
+        return f"{text} (column names are lower case: rename {listed})"
+    return text
+
+
 REASONS: tuple[str, ...] = (
     "missing_patient_id",
     "bad_time",
+    "implausible_time",
     "unknown_code",
     "bad_value",
     "bad_unit",
@@ -92,6 +119,7 @@ REASONS: tuple[str, ...] = (
 _REASON_COLUMN = {
     "missing_patient_id": "patient_id",
     "bad_time": "time",
+    "implausible_time": "time",
     "unknown_code": "code",
     "bad_value": "value",
     "bad_unit": "unit",
@@ -435,7 +463,7 @@ def normalize(
     voc = vocab or vocabulary()
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.column_names]
     if missing:
-        raise ObservationFileError(file, f"missing columns {missing}; found {raw.column_names}")
+        raise ObservationFileError(file, missing_columns(missing, raw.column_names))
     n = raw.num_rows
     detail: dict[int, str] = {}
     ncodes = len(voc.codes)
@@ -515,6 +543,9 @@ def normalize(
     t = parse_times(tcol)
     if tcol.null_count or not (pa.types.is_timestamp(tcol.type) or pa.types.is_date(tcol.type)):
         reason[t == NO_END] = _R["bad_time"]
+    t_lo, t_hi = voc.time_window_us
+    if n and (int(t.min()) < t_lo or int(t.max()) >= t_hi):  # two reductions; the mask only if needed
+        reason[(t != NO_END) & ((t < t_lo) | (t >= t_hi))] = _R["implausible_time"]
 
     # patient_id (highest priority)
     pcol = _column(raw, "patient_id")
@@ -532,13 +563,17 @@ def normalize(
     if ecol is not None and (ecol.null_count < n):
         gi = _given(ecol)
         e = parse_times(ecol.take(indices(gi)))
-        bad = (e == NO_END) | (e < t[gi])
+        parsed = e != NO_END
+        before = parsed & (e < t[gi])
+        outside = parsed & ~before & ((e < t_lo) | (e >= t_hi))
         ok_so_far = (reason[gi] == 0) | (reason[gi] >= _KEPT)
-        bad_rows = gi[bad & ok_so_far]
-        for i in bad_rows[:1000].tolist():
-            if e[np.searchsorted(gi, i)] != NO_END:
-                detail[i] = "end_time is before time"
-        reason[bad_rows] = _R["bad_end_time"]
+        for rows_k, text in (
+            (gi[before & ok_so_far], "end_time is before time"),
+            (gi[outside & ok_so_far], _outside_end(voc)),
+        ):
+            for i in rows_k.tolist():
+                detail[i] = text
+        reason[gi[(~parsed | before | outside) & ok_so_far]] = _R["bad_end_time"]
 
     # dose, dose_unit (only where given)
     dcol = _column(raw, "dose")
@@ -619,6 +654,14 @@ def _given(col: pa.Array) -> I64:
     return idx
 
 
+def _outside_end(voc: Vocabulary) -> str:
+    lo, hi = voc.time_window
+    return (
+        f"end_time is outside the plausible window {lo:%Y-%m-%d} – {hi:%Y-%m-%d}; "
+        "leave end_time empty for an interval still running"
+    )
+
+
 def _code_index(voc: Vocabulary, raw: str) -> int:
     spec = voc.lookup(raw)
     return -1 if spec is None else spec.index
@@ -683,6 +726,12 @@ def _default_detail(reason: str, value: Any, code: int, voc: Vocabulary, raw: pa
         return "patient_id is empty"
     if reason == "bad_time":
         return "time is empty or not an ISO 8601 date-time (e.g. 2024-03-01T14:30:00Z)"
+    if reason == "implausible_time":
+        lo, hi = voc.time_window
+        return (
+            f"time is outside the plausible window {lo:%Y-%m-%d} – {hi:%Y-%m-%d}: a placeholder date "
+            "(0001-01-01, 1900-01-01, 1970-01-01, 9999-12-31) or a typing error?"
+        )
     if reason == "unknown_code":
         return "not a canonical code or LOINC alias; see docs/observations.md"
     if reason == "bad_value" and name is not None:

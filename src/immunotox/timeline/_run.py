@@ -44,6 +44,7 @@ from ._read import (
     Normalized,
     Obs,
     ObservationFileError,
+    missing_columns,
     normalize,
     prepend,
 )
@@ -206,7 +207,7 @@ def batch_loaders(src: _Source, target_rows: int) -> Iterator[tuple[Loader, int,
         names = f.schema_arrow.names
         missing = [c for c in ("patient_id", "time", "code", "value", "unit") if c not in names]
         if missing:
-            raise ObservationFileError(src.label, f"missing columns {missing}; found {names}")
+            raise ObservationFileError(src.label, missing_columns(missing, names))
         cols = [c for c in CONTRACT_COLUMNS if c in names]
 
         def read_groups(groups: list[int]) -> pa.Table:
@@ -243,6 +244,16 @@ def batch_loaders(src: _Source, target_rows: int) -> Iterator[tuple[Loader, int,
         yield functools.partial(_identity, table), before, table.num_rows
 
 
+def _first_line(path: Path) -> str:
+    """The file's first line (its header), decoded leniently; empty when unreadable."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return ""
+    return head.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").strip()
+
+
 def _identity(table: pa.Table) -> pa.Table:
     return table
 
@@ -259,11 +270,16 @@ def _csv_batches(src: _Source, target_rows: int) -> Iterator[tuple[pa.Table, int
             ),
         )
     except (OSError, pa.ArrowException) as exc:
+        header = _first_line(src.path)
+        names = header.split(";") if ";" in header and "," not in header else None
+        if names is not None and all(c in names for c in ("patient_id", "time", "code", "value", "unit")):
+            hint = "write the file comma-separated, with a decimal point"
+            raise ObservationFileError(src.label, f"the header is separated by ';': {hint}") from None
         raise ObservationFileError(src.label, f"not a readable CSV file ({exc})") from None
     names = reader.schema.names
     missing = [c for c in ("patient_id", "time", "code", "value", "unit") if c not in names]
     if missing:
-        raise ObservationFileError(src.label, f"missing columns {missing}; found {names}")
+        raise ObservationFileError(src.label, missing_columns(missing, names))
     cols = [c for c in CONTRACT_COLUMNS if c in names]
     done = 0
     while True:

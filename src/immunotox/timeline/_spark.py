@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ._engine import SCHEMAS, Params, grade_partition
-from ._read import CONTRACT_COLUMNS, REJECTS_SCHEMA, ObservationFileError, normalize
+from ._read import CONTRACT_COLUMNS, REJECTS_SCHEMA, ObservationFileError, missing_columns, normalize
 from ._snapshot import Grader, plan
 
 KINDS = ("grades", "daily_max", "episodes", "patients", "rejects")
@@ -179,7 +179,7 @@ def run_spark(
             df = spark.read.parquet(str(path))
         missing = [c for c in ("patient_id", "time", "code", "value", "unit") if c not in df.columns]
         if missing:
-            raise ObservationFileError(src.label, f"missing columns {missing}; found {df.columns}")
+            raise ObservationFileError(src.label, missing_columns(missing, df.columns))
         cols = [c for c in CONTRACT_COLUMNS if c in df.columns]
         df = df.select(*cols)
         # exact 1-based row numbers in file order: offsets of Spark's input partitions

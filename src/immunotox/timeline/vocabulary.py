@@ -15,6 +15,7 @@ timeline refuses exactly what the grading core would refuse.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import tomllib
 from collections.abc import Mapping
@@ -116,6 +117,14 @@ class Vocabulary:
     derivations: Mapping[str, Derivation]
     masking_scale: str
     _lookup: Mapping[str, int]
+    time_window: tuple[dt.datetime, dt.datetime]
+    """Plausible observation times ``[from, until)`` (``[time]`` in ``observations.toml``)."""
+
+    @property
+    def time_window_us(self) -> tuple[int, int]:
+        """:attr:`time_window` as microseconds since the epoch, UTC."""
+        lo, hi = self.time_window
+        return _epoch_us(lo), _epoch_us(hi)
 
     def code(self, name: str) -> CodeSpec:
         """The code ``name`` (a packaging error if absent)."""
@@ -140,6 +149,22 @@ class Vocabulary:
     def aliases(self) -> dict[str, str]:
         """Every accepted spelling of a code (lower case) -> canonical code name."""
         return {k: self.codes[i].name for k, i in self._lookup.items()}
+
+
+def _epoch_us(t: dt.datetime) -> int:
+    return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+
+
+def _time_window(t: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    lo, hi = t.get("plausible_from"), t.get("plausible_until")
+    if not (
+        isinstance(lo, dt.datetime) and isinstance(hi, dt.datetime) and lo.tzinfo and hi.tzinfo and lo < hi
+    ):
+        raise RuleSpecError(
+            "observations.toml [time]: plausible_from and plausible_until must be date-times with "
+            f"an offset, from before until (got {lo!r}, {hi!r})"
+        )
+    return lo.astimezone(dt.UTC), hi.astimezone(dt.UTC)
 
 
 def _as_tuple(x: Any) -> tuple[str, ...]:
@@ -263,4 +288,5 @@ def vocabulary() -> Vocabulary:
         derivations=derivations,
         masking_scale=str(doc["masking"]["scale"]),
         _lookup=lookup,
+        time_window=_time_window(doc["time"]),
     )
