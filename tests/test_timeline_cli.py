@@ -83,6 +83,7 @@ def test_csv_output_and_options(cli: Cli, obs: Path, tmp_path: Path) -> None:
         (("{bad}", "--out", "{out}"), "error: bad.csv: missing columns ['value', 'unit']"),
         (("{txt}", "--out", "{out}"), "error: "),
         (("{semi}", "--out", "{out}"), "error: semi.csv: the header is separated by ';'"),
+        (("{junk}", "--out", "{out}"), "error: junk.parquet: not a readable Parquet file"),
         (("{semi1}", "--out", "{out}"), "error: semi1.csv: missing columns ['patient_id', 'time', 'code',"),
     ],
 )
@@ -99,7 +100,9 @@ def test_bad_arguments_exit_2_with_one_line(
     semi1 = tmp_path / "semi1.csv"  # the same without a decimal comma: one column per line
     semi1.write_text("patient_id;time;code;value;unit\nP1;2024-01-01T10:00;temperature;38;Cel\n")
     fmt = {"obs": str(obs), "out": str(tmp_path / "o"), "bad": str(bad), "txt": str(txt)}
-    fmt |= {"semi": str(semi), "semi1": str(semi1)}
+    junk = tmp_path / "junk.parquet"
+    junk.write_text("not parquet")
+    fmt |= {"semi": str(semi), "semi1": str(semi1), "junk": str(junk)}
     r = cli("timeline", *(a.format(**fmt) for a in args))
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.startswith(message), r.stderr

@@ -167,3 +167,65 @@ def test_spark_engine_without_java_is_a_clear_argument_error(
     with pytest.raises(TimelineArgumentError) as err:
         run_timeline(obs, "astct2019:crs", tmp_path / "o", engine="spark")
     assert str(err.value).startswith("--engine = 'spark': not available here:")
+
+
+def _typed_files() -> dict[str, pa.Table]:
+    """Contract files as other tools write them: only the required columns, typed columns."""
+    import datetime as dt
+
+    t = [dt.datetime(2024, 3, 1, h, tzinfo=dt.UTC) for h in (8, 12, 16)]
+    ts = pa.array(t, pa.timestamp("us", tz="UTC"))
+    temps = ["temperature"] * 3
+    return {
+        # the five required columns only, strings (no end_time, dose or dose_unit column)
+        "required_only": pa.table(
+            {
+                "patient_id": ["P1"] * 3,
+                "time": ["2024-03-01T08:00Z", "2024-03-01T12:00Z", "2024-03-01T16:00Z"],
+                "code": temps,
+                "value": ["38.5", "39.2", "37.1"],
+                "unit": ["Cel"] * 3,
+            }
+        ),
+        "float_values": pa.table(
+            {
+                "patient_id": ["P1"] * 3,
+                "time": ts,
+                "code": temps,
+                "value": [38.5, 39.2, 37.1],
+                "unit": ["Cel"] * 3,
+            }
+        ),
+        "integer_ids": pa.table(
+            {
+                "patient_id": pa.array([7, 7, 7]),
+                "time": ts,
+                "code": temps,
+                "value": ["38.5", "39.2", "37.1"],
+                "unit": ["Cel"] * 3,
+            }
+        ),
+        "naive_ms_dates": pa.table(
+            {
+                "patient_id": ["P1"] * 3,
+                "time": pa.array([x.replace(tzinfo=None) for x in t], pa.timestamp("ms")),
+                "code": pa.array(temps).dictionary_encode(),
+                "value": ["38.5", "39.2", "37.1"],
+                "unit": pa.array(["Cel"] * 3, pa.large_string()),
+            }
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_typed_files()))
+def test_parquet_files_with_required_columns_only_or_typed_columns(tmp_path: Path, name: str) -> None:
+    """A Parquet file is read whatever optional columns it lacks and however its columns are typed,
+    and grades as the same rows given as an Arrow table."""
+    tb = _typed_files()[name]
+    pq.write_table(tb, tmp_path / "obs.parquet")
+    s = run_timeline(tmp_path / "obs.parquet", "astct2019:crs", tmp_path / "from_file")
+    assert (s.input_rows, s.accepted_rows, s.rejected_rows) == (3, 3, 0)
+    expected = grade_observations(tb, ["astct2019:crs"])
+    assert_outputs_equal(tmp_path / "from_file", expected)
+    grades = read(tmp_path / "from_file", "grades").sort_by("time")
+    assert grades.column("grade").to_pylist() == [1, 1, 1]  # fever, then still within 6 h windows

@@ -168,7 +168,10 @@ def count_rows(src: _Source) -> int | None:
     """Rows of the input when cheaply known (Parquet metadata, in-memory table)."""
     if src.kind == "parquet":
         assert src.path is not None
-        return int(pq.ParquetFile(src.path).metadata.num_rows)
+        try:
+            return int(pq.ParquetFile(src.path).metadata.num_rows)
+        except (OSError, pa.ArrowException) as exc:
+            raise ObservationFileError(src.label, f"not a readable Parquet file ({exc})") from None
     if src.kind == "table":
         assert src.table is not None
         return int(src.table.num_rows)
@@ -201,22 +204,33 @@ def batch_loaders(src: _Source, target_rows: int) -> Iterator[tuple[Loader, int,
         assert src.path is not None
         path = src.path
         try:
-            f = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS), memory_map=True)
+            f = pq.ParquetFile(path, memory_map=True)
         except (OSError, pa.ArrowException) as exc:
             raise ObservationFileError(src.label, f"not a readable Parquet file ({exc})") from None
         names = f.schema_arrow.names
+        # string columns are read as dictionaries (decoded once per distinct value); optional
+        # columns may be absent, and a column of another type is read as it is
+        as_dict = [
+            c
+            for c in _STRING_COLUMNS
+            if c in names
+            and (
+                pa.types.is_string(f.schema_arrow.field(c).type)
+                or pa.types.is_large_string(f.schema_arrow.field(c).type)
+            )
+        ]
         missing = [c for c in ("patient_id", "time", "code", "value", "unit") if c not in names]
         if missing:
             raise ObservationFileError(src.label, missing_columns(missing, names))
         cols = [c for c in CONTRACT_COLUMNS if c in names]
 
         def read_groups(groups: list[int]) -> pa.Table:
-            pf = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS), memory_map=True)
+            pf = pq.ParquetFile(path, read_dictionary=as_dict, memory_map=True)
             parts = [pf.read_row_group(g, columns=cols, use_threads=False) for g in groups]
             return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
         def read_slice(group: int, offset: int, length: int) -> pa.Table:
-            pf = pq.ParquetFile(path, read_dictionary=list(_STRING_COLUMNS), memory_map=True)
+            pf = pq.ParquetFile(path, read_dictionary=as_dict, memory_map=True)
             return pf.read_row_group(group, columns=cols, use_threads=False).slice(offset, length)
 
         done = 0
