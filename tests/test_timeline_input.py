@@ -418,3 +418,28 @@ def test_every_contract_code_is_in_the_vocabulary() -> None:
     units_ = {c.name: c.unit for c in voc.codes if c.kind == "quantity"}
     assert units_["temperature"] == "Cel" and units_["anc"] == "10*9/L" and units_["crp"] == "mg/L"
     assert units_["fibrinogen"] == "mg/dL" and units_["ferritin"] == "ug/L" and units_["age"] == "a"
+
+
+def test_rejects_read_each_column_once_whatever_their_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Details quote each out-of-range value with its unit, taken in one pass per column: the
+    cost of a rejects table does not grow with rejects x rows (a multi-chunk table used to be
+    recombined for every rejected row)."""
+    import immunotox.timeline._read as r
+
+    calls: list[str] = []
+    column = r._column
+
+    def counting(raw: pa.Table, name: str) -> pa.Array | None:
+        calls.append(name)
+        return column(raw, name)
+
+    monkeypatch.setattr(r, "_column", counting)
+    chunk = table([GOOD, ("P1", "2024-03-01T11:00Z", "temperature", "55", "Cel")] * 300)
+    raw = pa.concat_tables([chunk, chunk, chunk])  # three chunks per column
+    n = normalize(raw, file="f")
+    details = n.rejects.column("detail").to_pylist()
+    assert len(details) == 900
+    assert set(details) == {
+        "temperature = 55 Cel: outside the plausible range 25–45 Cel; check the unit and the decimal point"
+    }
+    assert len(calls) < 20, calls

@@ -701,11 +701,23 @@ def _rejects_table(
         got = _raw_strings(raw, col, idx[pos])
         for k, v in zip(pos, got, strict=True):
             values[k] = v
+    # the unit of every out-of-range value, in one take (the detail quotes it)
+    imp = [k for k, r in enumerate(reasons) if r == "impossible_value"]
+    unit_of = dict(zip(imp, _raw_strings(raw, "unit", idx[imp]), strict=True)) if imp else {}
     details: list[str] = []
     ncodes = len(voc.codes)
-    for k, (i, r) in enumerate(zip(idx.tolist(), reasons, strict=True)):
-        c = int(code_of[int(c_idx[i])])
-        d = detail.get(i) or _default_detail(r, values[k], c if c < ncodes else -1, voc, raw, i)
+    codes = code_of[c_idx[idx]].tolist()
+    same: dict[tuple[str, int], str] = {}  # details that depend on the reason and code only
+    for k, (i, r, c) in enumerate(zip(idx.tolist(), reasons, codes, strict=True)):
+        d = detail.get(i)
+        if d is None:
+            code = c if c < ncodes else -1
+            if r == "impossible_value":
+                d = _default_detail(r, values[k], code, voc, unit_of.get(k))
+            else:
+                d = same.get((r, code))
+                if d is None:
+                    d = same[(r, code)] = _default_detail(r, None, code, voc, None)
         details.append(d)
     return pa.table(
         {
@@ -720,7 +732,9 @@ def _rejects_table(
     )
 
 
-def _default_detail(reason: str, value: Any, code: int, voc: Vocabulary, raw: pa.Table, i: int) -> str:
+def _default_detail(reason: str, value: Any, code: int, voc: Vocabulary, unit: str | None) -> str:
+    """The detail of a rejected row: from its reason and code; the value and unit are quoted for
+    a value outside the plausible range."""
     name = voc.codes[code].name if code >= 0 else None
     if reason == "missing_patient_id":
         return "patient_id is empty"
@@ -746,9 +760,8 @@ def _default_detail(reason: str, value: Any, code: int, voc: Vocabulary, raw: pa
     if reason == "impossible_value" and name is not None:
         spec = voc.codes[code]
         assert spec.range is not None
-        unit = _raw_strings(raw, "unit", np.array([i]))[0] or ""
         return (
-            f"{name} = {value} {unit}".rstrip()
+            f"{name} = {value} {unit or ''}".rstrip()
             + f": outside the plausible range {spec.range[0]:g}–{spec.range[1]:g} {spec.unit}"
             + "; check the unit and the decimal point"
         )
