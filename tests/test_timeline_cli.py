@@ -110,3 +110,21 @@ def test_bad_arguments_exit_2_with_one_line(
         assert "separated by ';': write the file comma-separated, with a decimal point" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_ids_differing_only_by_spaces_are_reported(cli: Cli, tmp_path: Path) -> None:
+    """A padded export splits one patient's record in two: the run says so (ids are kept exact)."""
+    f = tmp_path / "split.csv"
+    f.write_text(
+        "patient_id,time,code,value,unit\n"
+        "P2,2024-03-01T10:00Z,temperature,38.5,Cel\n"
+        " P2 ,2024-03-01T14:00Z,temperature,38.9,Cel\n"
+        "P3,2024-03-01T14:00Z,temperature,37,Cel\n"
+    )
+    out = tmp_path / "out"
+    r = cli("timeline", str(f), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    flat = " ".join(r.stdout.split())
+    assert "differ only by surrounding spaces were graded as different patients: ' P2 ' / 'P2'" in flat
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["split_patient_ids"] == [[" P2 ", "P2"]] and summary["patients"] == 3

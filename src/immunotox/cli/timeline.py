@@ -136,6 +136,13 @@ def _print_summary(console: Console, s: object) -> None:
             f"{s.incomplete_max_grades.get(scale, 0):,}",
         )
     console.print(grades)
+    if s.split_patient_ids:
+        shown = "; ".join(" / ".join(repr(x) for x in g) for g in s.split_patient_ids[:3])
+        more = f" and {len(s.split_patient_ids) - 3} more" if len(s.split_patient_ids) > 3 else ""
+        console.print(
+            "[yellow]patient ids that differ only by surrounding spaces were graded as different "
+            f"patients: {shown}{more} (summary.json: split_patient_ids); check the export[/]"
+        )
     for scale, n in s.snapshots_refused.items():
         console.print(
             f"[yellow]{scale}: {n:,} snapshots refused by the scale, e.g. {s.first_refusal[scale]}[/]"

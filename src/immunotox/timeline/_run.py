@@ -22,7 +22,7 @@ import tempfile
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -368,6 +368,7 @@ class RunSummary:
     snapshots_refused: dict[str, int] = field(default_factory=dict)
     first_refusal: dict[str, str] = field(default_factory=dict)
     unsorted_input: bool = False
+    split_patient_ids: list[list[str]] = field(default_factory=list)
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
 
@@ -745,6 +746,21 @@ def crosstab(patients: pa.Table, ids: Sequence[str]) -> pa.Table:
     return frame.to_arrow().cast(CROSSTAB_SCHEMA)
 
 
+def split_patient_ids(ids: Iterable[str]) -> list[list[str]]:
+    """Groups of patient ids that differ only by surrounding spaces (``"P2"``, ``" P2 "``).
+
+    Ids are taken exactly as written, so such rows are graded as different patients; the usual
+    cause is a padded export, which splits one patient's record in two. The run reports them.
+
+    >>> split_patient_ids(["P1", " P2 ", "P2", "P3", "P3 "])
+    [[' P2 ', 'P2'], ['P3', 'P3 ']]
+    """
+    groups: dict[str, list[str]] = {}
+    for pid in ids:
+        groups.setdefault(pid.strip(), []).append(pid)
+    return sorted(sorted(g) for g in groups.values() if len(g) > 1)
+
+
 def label_order(label: str) -> int:
     """Sort key of crosstab labels: 0, ≥0, 1, ≥1, … , not determinable."""
     if label == NOT_DETERMINABLE:
@@ -763,7 +779,9 @@ def _finish(patients: pa.Table, ids: Sequence[str], out: Path, fmt: str, summary
     w.write(ct)
     w.close()
     summary.outputs["crosstab"] = str(w.path)
-    summary.patients = len(set(patients.column("patient_id").to_pylist())) if patients.num_rows else 0
+    patient_ids = set(patients.column("patient_id").to_pylist()) if patients.num_rows else set()
+    summary.patients = len(patient_ids)
+    summary.split_patient_ids = split_patient_ids(patient_ids)
     for s in ids:
         summary.max_grade_counts[s] = {}
         summary.episodes.setdefault(s, 0)
