@@ -192,27 +192,18 @@ def test_a_malformed_time_window_is_a_packaging_error() -> None:
     import datetime as dt
 
     from immunotox.errors import RuleSpecError
-    from immunotox.timeline.vocabulary import _time_window
+    from immunotox.plausibility import parse_time_window
 
     utc = dt.UTC
+    d1980, d2100 = dt.datetime(1980, 1, 1, tzinfo=utc), dt.datetime(2100, 1, 1, tzinfo=utc)
     with pytest.raises(RuleSpecError, match="plausible_from and plausible_until"):
-        _time_window(
-            {
-                "plausible_from": dt.datetime(2100, 1, 1, tzinfo=utc),
-                "plausible_until": dt.datetime(1980, 1, 1, tzinfo=utc),
-            }
-        )
+        parse_time_window({"plausible_from": d2100, "plausible_until": d1980})
     with pytest.raises(RuleSpecError, match="with an offset"):
-        _time_window({"plausible_from": dt.datetime(1980, 1, 1), "plausible_until": dt.datetime(2100, 1, 1)})
-    assert (
-        _time_window(
-            {
-                "plausible_from": dt.datetime(1980, 1, 1, tzinfo=utc),
-                "plausible_until": dt.datetime(2100, 1, 1, tzinfo=utc),
-            }
-        )[0].year
-        == 1980
-    )
+        parse_time_window(
+            {"plausible_from": dt.datetime(1980, 1, 1), "plausible_until": dt.datetime(2100, 1, 1)}
+        )
+    assert parse_time_window({"plausible_from": d1980, "plausible_until": d2100}) == (d1980, d2100)
+    assert vocabulary().time_window == (d1980, d2100)
 
 
 def _random_rows(draw: st.DrawFn) -> list[tuple[str | None, ...]]:

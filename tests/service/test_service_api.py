@@ -367,6 +367,11 @@ def test_batch_with_idempotency_key_is_stored_once(svc: Service) -> None:
             "time",
             "future",
         ),
+        (
+            {"code": "temperature", "value": 38, "unit": "Cel", "time": "1970-01-01T00:00:00Z"},
+            "time",
+            "outside the plausible window 1980-01-01 – 2100-01-01",
+        ),
         ({"code": "nope", "value": 1, "time": "2025-03-10T11:00:00Z"}, "code", "unknown code"),
         ({"code": "temperature", "value": 38, "time": "2025-03-10T11:00:00Z"}, "unit", "unit is required"),
         (

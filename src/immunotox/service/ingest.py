@@ -25,6 +25,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
+from .. import plausibility
 from ..errors import FindingError
 from . import alerts, audit, codes, grading, queue, recommend
 from .config import Settings
@@ -81,6 +82,14 @@ def prepare(
             time.isoformat(),
             f"is in the future (service time {now.isoformat(timespec='seconds')})",
             "check the clock and the time zone; naive times are read as UTC",
+        )
+    earliest, _until = plausibility.time_window()  # the future is refused above
+    if time < earliest:
+        raise FindingError(
+            f"{prefix}time",
+            time.isoformat(),
+            f"is outside the plausible window {plausibility.time_window_text()}",
+            "a placeholder date (1900-01-01, 1970-01-01)? give the real time of the observation",
         )
     end_time: dt.datetime | None = raw.get("end_time")
     if end_time is not None:

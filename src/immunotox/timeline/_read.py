@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from .. import units
 from ..errors import ImmunotoxError, UnitError
+from ..plausibility import time_window_text
 from ._arrow import indices, to_np
 from .vocabulary import CodeSpec, Vocabulary, vocabulary
 
@@ -569,7 +570,7 @@ def normalize(
         ok_so_far = (reason[gi] == 0) | (reason[gi] >= _KEPT)
         for rows_k, text in (
             (gi[before & ok_so_far], "end_time is before time"),
-            (gi[outside & ok_so_far], _outside_end(voc)),
+            (gi[outside & ok_so_far], _outside_end()),
         ):
             for i in rows_k.tolist():
                 detail[i] = text
@@ -654,10 +655,9 @@ def _given(col: pa.Array) -> I64:
     return idx
 
 
-def _outside_end(voc: Vocabulary) -> str:
-    lo, hi = voc.time_window
+def _outside_end() -> str:
     return (
-        f"end_time is outside the plausible window {lo:%Y-%m-%d} – {hi:%Y-%m-%d}; "
+        f"end_time is outside the plausible window {time_window_text()}; "
         "leave end_time empty for an interval still running"
     )
 
@@ -741,9 +741,8 @@ def _default_detail(reason: str, value: Any, code: int, voc: Vocabulary, unit: s
     if reason == "bad_time":
         return "time is empty or not an ISO 8601 date-time (e.g. 2024-03-01T14:30:00Z)"
     if reason == "implausible_time":
-        lo, hi = voc.time_window
         return (
-            f"time is outside the plausible window {lo:%Y-%m-%d} – {hi:%Y-%m-%d}: a placeholder date "
+            f"time is outside the plausible window {time_window_text()}: a placeholder date "
             "(0001-01-01, 1900-01-01, 1970-01-01, 9999-12-31) or a typing error?"
         )
     if reason == "unknown_code":

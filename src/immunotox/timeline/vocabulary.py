@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-from .. import units
+from .. import plausibility, units
 from ..errors import RuleSpecError
 from ..findings import FieldSpec
 from ..findings import vocabulary as findings_vocabulary
@@ -118,7 +118,8 @@ class Vocabulary:
     masking_scale: str
     _lookup: Mapping[str, int]
     time_window: tuple[dt.datetime, dt.datetime]
-    """Plausible observation times ``[from, until)`` (``[time]`` in ``observations.toml``)."""
+    """Plausible observation times ``[from, until)`` (``data/plausibility.toml``, shared with the
+    monitoring service)."""
 
     @property
     def time_window_us(self) -> tuple[int, int]:
@@ -153,18 +154,6 @@ class Vocabulary:
 
 def _epoch_us(t: dt.datetime) -> int:
     return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
-
-
-def _time_window(t: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime]:
-    lo, hi = t.get("plausible_from"), t.get("plausible_until")
-    if not (
-        isinstance(lo, dt.datetime) and isinstance(hi, dt.datetime) and lo.tzinfo and hi.tzinfo and lo < hi
-    ):
-        raise RuleSpecError(
-            "observations.toml [time]: plausible_from and plausible_until must be date-times with "
-            f"an offset, from before until (got {lo!r}, {hi!r})"
-        )
-    return lo.astimezone(dt.UTC), hi.astimezone(dt.UTC)
 
 
 def _as_tuple(x: Any) -> tuple[str, ...]:
@@ -288,5 +277,5 @@ def vocabulary() -> Vocabulary:
         derivations=derivations,
         masking_scale=str(doc["masking"]["scale"]),
         _lookup=lookup,
-        time_window=_time_window(doc["time"]),
+        time_window=plausibility.time_window(),
     )
