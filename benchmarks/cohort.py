@@ -17,6 +17,9 @@ imports and the loading of the rule catalogue) and its peak RSS (``VmHWM`` from 
                 validation of every row, grades, daily maxima, episodes, patients, crosstab and
                 rejects written as Parquet (the embedded engine, default settings);
 * ``all``       the same with every CRS scale of the catalogue plus ICANS (``all-crs,astct2019:icans``);
+* ``io``        the headline's reads and writes alone (the engine's reader and writers, the
+                headline's own outputs; no validation, no grading): the part of the headline a
+                faster engine could not remove;
 * ``naive``     a plain per-row Python loop (at every assessment, rescan all of the patient's rows,
                 then call the grading core; no index, no memoisation) over the first patients,
                 checked against the embedded engine, extrapolated to all rows.
@@ -99,7 +102,59 @@ def child(mode: str, path: str, out: str, sample_patients: int) -> dict[str, Any
         }
     if mode == "naive":
         return naive(path, sample_patients)
+    if mode == "io":
+        return io_part(path, out)
     raise SystemExit(f"unknown mode {mode}")
+
+
+def io_part(path: str, out: str) -> dict[str, Any]:
+    """The headline's input and output work alone: the engine's reader (every row group, the 8
+    contract columns, 2 worker threads) and the engine's writers writing the headline's own
+    outputs (produced by one headline run before the clock starts, split over the batches as
+    the engine writes them) - no validation, no grading. What a faster engine could not remove."""
+    import concurrent.futures as cf
+
+    import pyarrow.parquet as pq
+
+    from immunotox.timeline import run_timeline
+    from immunotox.timeline._run import _open_writers, _source, batch_loaders, partition_rows
+
+    ref = Path(out) / "ref"
+    run_timeline(path, HEADLINE, ref)
+    (Path(out) / "io").mkdir()
+    writers = _open_writers(Path(out) / "io", "parquet")
+    loaders = list(batch_loaders(_source(path), partition_rows(None)))
+    k = len(loaders)
+    parts: list[dict[str, Any]] = [{} for _ in range(k)]
+    for name, w in writers.items():
+        tb = pq.read_table(ref / f"{name}.parquet").cast(w.schema)
+        for i in range(k):
+            lo, hi = tb.num_rows * i // k, tb.num_rows * (i + 1) // k
+            parts[i][name] = tb.slice(lo, hi - lo)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    rows = 0
+    with cf.ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(load) for load, _before, _n in loaders[:2]]
+        for i in range(k):
+            batch = futures[i].result()
+            if i + 2 < k:
+                futures.append(pool.submit(loaders[i + 2][0]))
+            rows += batch.num_rows
+            for name, w in writers.items():
+                w.write(parts[i][name])
+            del batch
+    for w in writers.values():
+        w.close()
+    work = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "work_s": work,
+        "user_s": r1.ru_utime - r0.ru_utime,
+        "sys_s": r1.ru_stime - r0.ru_stime,
+        "peak_mb": _peak_mb(),
+        "rows": rows,
+    }
 
 
 def naive(path: str, sample_patients: int) -> dict[str, Any]:
@@ -266,6 +321,7 @@ def main() -> None:
 
     floors = [run_child("floor", path, a.sample_patients) for _ in range(a.repeat)]
     heads = [run_child("headline", path, a.sample_patients) for _ in range(a.repeat)]
+    ios = [run_child("io", path, a.sample_patients) for _ in range(a.repeat)]
     naive = run_child("naive", path, a.sample_patients)
     alls = None if a.skip_all else run_child("all", path, a.sample_patients)
 
@@ -291,6 +347,12 @@ def main() -> None:
     )
     print(f"           {rows:,} rows, {heads[0]['partitions']} partitions")
     print(f"           assessments {heads[0]['assessments']}, episodes {heads[0]['episodes']}")
+    io_w = [r["work_s"] for r in ios]
+    io_s = statistics.median(io_w)
+    print(
+        f"{'io part':<10} work {io_s:8.3f} s [{min(io_w):.3f}-{max(io_w):.3f}]  = {io_s / floor_s:.1f}x the "
+        "floor: the headline's reads and writes alone (no validation, no grading)"
+    )
     if alls is not None:
         print(line("all", [alls]) + f"  ({rows / alls['work_s'] / 1e6:.2f} M rows/s; scales: {ALL})")
     print(
