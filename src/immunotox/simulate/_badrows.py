@@ -6,7 +6,7 @@ on the valid rows is the same with or without injection. Kinds:
 
 * ``unparseable_time`` - ``time`` is null in Arrow/Parquet and written ``not-a-time`` in CSV;
 * ``unknown_code`` - a code outside the contract (``temprature``, ``bp_systolic``, ``xyz_lab``);
-* ``impossible_value`` - a numeric value made negative (``-38.6`` for a temperature);
+* ``impossible_value`` - a non-zero numeric value made negative (``-38.6`` for a temperature);
 * ``unknown_unit`` - the unit ``zorkmid`` on a row that has a unit.
 
 Each patient gets Binomial(rows, fraction) bad rows from its own random generator (drawn after
@@ -33,6 +33,9 @@ def inject(
     n_rows = obs.num_rows
     codes = obs.column("code").to_numpy(zero_copy_only=False)
     is_num = np.array([V.SPEC[V.LOINC_TO_CODE.get(c, c)].kind == "number" for c in codes])
+    # a zero negated is still zero, a valid value: only non-zero numbers can be made impossible
+    values = obs.column("value").to_numpy(zero_copy_only=False)
+    is_num[is_num] = np.array([float(v) != 0 for v in values[is_num]], bool)
     has_unit = pc.not_equal(obs.column("unit"), "").to_numpy(zero_copy_only=False)
     bounds = np.searchsorted(row_patient, np.arange(len(gens) + 1))
     src: list[int] = []
