@@ -203,7 +203,9 @@ def test_a_malformed_time_window_is_a_packaging_error() -> None:
             {"plausible_from": dt.datetime(1980, 1, 1), "plausible_until": dt.datetime(2100, 1, 1)}
         )
     assert parse_time_window({"plausible_from": d1980, "plausible_until": d2100}) == (d1980, d2100)
-    assert vocabulary().time_window == (d1980, d2100)
+    from immunotox.plausibility import time_window
+
+    assert time_window() == (d1980, d2100)
 
 
 def _random_rows(draw: st.DrawFn) -> list[tuple[str | None, ...]]:

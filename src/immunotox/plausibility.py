@@ -41,6 +41,18 @@ def time_window() -> tuple[dt.datetime, dt.datetime]:
     return parse_time_window(tomllib.loads(text)["time"])
 
 
+@functools.cache
+def time_window_us() -> tuple[int, int]:
+    """:func:`time_window` as microseconds since the epoch (the timeline engine's time unit).
+
+    >>> time_window_us()
+    (315532800000000, 4102444800000000)
+    """
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    lo, hi = time_window()
+    return (lo - epoch) // dt.timedelta(microseconds=1), (hi - epoch) // dt.timedelta(microseconds=1)
+
+
 def time_window_text() -> str:
     """The window as people read it: ``from – until`` (dates)."""
     lo, hi = time_window()

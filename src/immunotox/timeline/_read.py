@@ -15,7 +15,7 @@ Reasons (one per rejected row, first failing check in this order):
 ==================== ============================================================================
 missing_patient_id   ``patient_id`` empty
 bad_time             ``time`` empty or not an ISO 8601 date-time
-implausible_time     ``time`` outside the plausible window (``[time]`` in observations.toml): a
+implausible_time     ``time`` outside the plausible window (``data/plausibility.toml``): a
                      placeholder date such as 1900-01-01, 1970-01-01 or 9999-12-31
 unknown_code         ``code`` is neither a canonical code nor a LOINC alias
 bad_value            ``value`` is not a number / whole number / allowed token for the code
@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 
 from .. import units
 from ..errors import ImmunotoxError, UnitError
-from ..plausibility import time_window_text
+from ..plausibility import time_window_text, time_window_us
 from ._arrow import indices, to_np
 from .vocabulary import CodeSpec, Vocabulary, vocabulary
 
@@ -544,7 +544,7 @@ def normalize(
     t = parse_times(tcol)
     if tcol.null_count or not (pa.types.is_timestamp(tcol.type) or pa.types.is_date(tcol.type)):
         reason[t == NO_END] = _R["bad_time"]
-    t_lo, t_hi = voc.time_window_us
+    t_lo, t_hi = time_window_us()
     if n and (int(t.min()) < t_lo or int(t.max()) >= t_hi):  # two reductions; the mask only if needed
         reason[(t != NO_END) & ((t < t_lo) | (t >= t_hi))] = _R["implausible_time"]
 

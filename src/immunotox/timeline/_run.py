@@ -164,14 +164,20 @@ def _source(obs: str | Path | pa.Table) -> _Source:
     raise ObservationFileError(str(path), "unknown format; expected a .parquet or .csv file")
 
 
+def _parquet_file(src: _Source) -> pq.ParquetFile:
+    """The input Parquet file (memory-mapped); a one-line error when it is not one."""
+    assert src.path is not None
+    try:
+        return pq.ParquetFile(src.path, memory_map=True)
+    except (OSError, pa.ArrowException) as exc:
+        raise ObservationFileError(src.label, f"not a readable Parquet file ({exc})") from None
+
+
 def count_rows(src: _Source) -> int | None:
     """Rows of the input when cheaply known (Parquet metadata, in-memory table)."""
     if src.kind == "parquet":
         assert src.path is not None
-        try:
-            return int(pq.ParquetFile(src.path).metadata.num_rows)
-        except (OSError, pa.ArrowException) as exc:
-            raise ObservationFileError(src.label, f"not a readable Parquet file ({exc})") from None
+        return int(_parquet_file(src).metadata.num_rows)
     if src.kind == "table":
         assert src.table is not None
         return int(src.table.num_rows)
@@ -203,10 +209,7 @@ def batch_loaders(src: _Source, target_rows: int) -> Iterator[tuple[Loader, int,
     if src.kind == "parquet":
         assert src.path is not None
         path = src.path
-        try:
-            f = pq.ParquetFile(path, memory_map=True)
-        except (OSError, pa.ArrowException) as exc:
-            raise ObservationFileError(src.label, f"not a readable Parquet file ({exc})") from None
+        f = _parquet_file(src)
         names = f.schema_arrow.names
         # string columns are read as dictionaries (decoded once per distinct value); optional
         # columns may be absent, and a column of another type is read as it is

@@ -15,7 +15,6 @@ timeline refuses exactly what the grading core would refuse.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import tomllib
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-from .. import plausibility, units
+from .. import units
 from ..errors import RuleSpecError
 from ..findings import FieldSpec
 from ..findings import vocabulary as findings_vocabulary
@@ -117,15 +116,6 @@ class Vocabulary:
     derivations: Mapping[str, Derivation]
     masking_scale: str
     _lookup: Mapping[str, int]
-    time_window: tuple[dt.datetime, dt.datetime]
-    """Plausible observation times ``[from, until)`` (``data/plausibility.toml``, shared with the
-    monitoring service)."""
-
-    @property
-    def time_window_us(self) -> tuple[int, int]:
-        """:attr:`time_window` as microseconds since the epoch, UTC."""
-        lo, hi = self.time_window
-        return _epoch_us(lo), _epoch_us(hi)
 
     def code(self, name: str) -> CodeSpec:
         """The code ``name`` (a packaging error if absent)."""
@@ -150,10 +140,6 @@ class Vocabulary:
     def aliases(self) -> dict[str, str]:
         """Every accepted spelling of a code (lower case) -> canonical code name."""
         return {k: self.codes[i].name for k, i in self._lookup.items()}
-
-
-def _epoch_us(t: dt.datetime) -> int:
-    return (t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
 
 
 def _as_tuple(x: Any) -> tuple[str, ...]:
@@ -277,5 +263,4 @@ def vocabulary() -> Vocabulary:
         derivations=derivations,
         masking_scale=str(doc["masking"]["scale"]),
         _lookup=lookup,
-        time_window=plausibility.time_window(),
     )
