@@ -41,6 +41,7 @@ from ._read import (
     CONTRACT_COLUMNS,
     REASONS,
     REJECTS_SCHEMA,
+    REQUIRED_COLUMNS,
     Normalized,
     Obs,
     ObservationFileError,
@@ -222,7 +223,7 @@ def batch_loaders(src: _Source, target_rows: int) -> Iterator[tuple[Loader, int,
                 or pa.types.is_large_string(f.schema_arrow.field(c).type)
             )
         ]
-        missing = [c for c in ("patient_id", "time", "code", "value", "unit") if c not in names]
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
             raise ObservationFileError(src.label, missing_columns(missing, names))
         cols = [c for c in CONTRACT_COLUMNS if c in names]
@@ -288,13 +289,11 @@ def _csv_batches(src: _Source, target_rows: int) -> Iterator[tuple[pa.Table, int
         )
     except (OSError, pa.ArrowException) as exc:
         header = _first_line(src.path)
-        names = header.split(";") if ";" in header and "," not in header else None
-        if names is not None and all(c in names for c in ("patient_id", "time", "code", "value", "unit")):
-            hint = "write the file comma-separated, with a decimal point"
-            raise ObservationFileError(src.label, f"the header is separated by ';': {hint}") from None
+        if ";" in header and "," not in header:  # a spreadsheet's ';'-separated "CSV"
+            raise ObservationFileError(src.label, missing_columns(REQUIRED_COLUMNS, [header])) from None
         raise ObservationFileError(src.label, f"not a readable CSV file ({exc})") from None
     names = reader.schema.names
-    missing = [c for c in ("patient_id", "time", "code", "value", "unit") if c not in names]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise ObservationFileError(src.label, missing_columns(missing, names))
     cols = [c for c in CONTRACT_COLUMNS if c in names]
