@@ -69,12 +69,6 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
     ("immunotox.service", "immunotox.service.app"): "the service package exports the app factory",
     ("immunotox.service.app", "immunotox.web"): "the service's app factory mounts the web UI",
-    ("immunotox.service.ingest", "immunotox.service.queue"): "cycle ingest <-> queue",
-    ("immunotox.service.queue", "immunotox.service.ingest"): "cycle ingest <-> queue",
-    ("immunotox.timeline._astct", "immunotox.timeline._state"): "cycle _astct <-> _state",
-    ("immunotox.timeline._state", "immunotox.timeline._astct"): "features call the ASTCT rules",
-    ("immunotox.timeline._run", "immunotox.timeline._spark"): "cycle _run <-> _spark",
-    ("immunotox.timeline._spark", "immunotox.timeline._run"): "Spark imports private helpers of _run",
     ("immunotox.web.routes", "immunotox.service.routes._common"): "web reads through API route helpers",
     ("immunotox.web.routes", "immunotox.service.routes.alerts"): "web calls an API route handler",
     ("immunotox.web.routes", "immunotox.service.routes.events"): "web calls API route handlers",

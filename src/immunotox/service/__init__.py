@@ -13,6 +13,7 @@ Map of the package:
 ``ingest``             check -> append -> regrade -> alert, in one transaction
 ``grading``            stored events -> findings (validity windows) -> grades, episodes
 ``alerts``             alert rules, deduplication, acknowledgement, escalation, sweeps
+``transitions``        the alerts of grade transitions, with their recommended management
 ``selfreport``         triage of a patient's self-report
 ``recommend``          recommendations from ``immunotox.management`` (when installed)
 ``fhir``               FHIR R4 import/export (fhir.resources R4B models)

@@ -14,7 +14,7 @@ patient at a time); the differential tests hold the two equal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,11 +236,20 @@ class Timeline:
 class Features:
     """The state at every point of a :class:`Grid`, one derivation method at a time (cached)."""
 
-    def __init__(self, tl: Timeline, grid: Grid, resolution_us: int) -> None:
+    def __init__(
+        self,
+        tl: Timeline,
+        grid: Grid,
+        resolution_us: int,
+        derived: Mapping[str, Callable[[Features], Any]] | None = None,
+    ) -> None:
         self.tl = tl
         self.grid = grid
         self.voc = tl.voc
         self.resolution_us = resolution_us
+        # derivation methods computed from a scale's rule above this layer (``masking``: the
+        # ASTCT CRS course, :func:`._astct.masking`), given by the engine that builds the features
+        self.derived: Mapping[str, Callable[[Features], Any]] = derived or {}
         self._cache: dict[str, Any] = {}
 
     def cached(self, name: str, fn: Callable[[], Any]) -> Any:
@@ -417,9 +426,10 @@ class Features:
         return out
 
     def masking(self) -> B:
-        from ._astct import masking
-
-        return self._cached("fever_masked", lambda: masking(self))  # type: ignore[no-any-return]
+        if "masking" not in self.derived:
+            raise AssertionError("the 'masking' derivation needs Features(derived={'masking': ...})")
+        fn = self.derived["masking"]
+        return self._cached("fever_masked", lambda: fn(self))  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ helpers
     def _expand(self, start: I64, end: I64) -> tuple[I64, I64]:
