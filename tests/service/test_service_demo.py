@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from immunotox.app import create_app
 from immunotox.service import demo
-from immunotox.service.app import create_app
 from immunotox.service.config import Settings
 from immunotox.service.db import Database, migrate
 from tests.service.conftest import ManualClock
