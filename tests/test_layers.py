@@ -266,3 +266,22 @@ def test_the_checker_sees_an_upward_import_and_a_cycle() -> None:
             "immunotox.timeline._b imports immunotox.timeline._a (src/immunotox/timeline/_b.py:7)",
         ]
     ]
+
+
+def test_tests_import_the_project_directly() -> None:
+    """``importorskip`` is for optional third-party packages: a broken module of the project
+    must fail its tests, not skip them."""
+    found = []
+    for path in sorted((SRC.parent / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "importorskip"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and str(node.args[0].value).split(".")[0] == PACKAGE
+            ):
+                where = f"{path.relative_to(SRC.parent)}:{node.lineno}"
+                found.append(f"{where} importorskip({node.args[0].value!r})")
+    assert not found, "import the project's modules directly:\n" + "\n".join(found)
