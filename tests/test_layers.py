@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,3 +286,28 @@ def test_tests_import_the_project_directly() -> None:
                 where = f"{path.relative_to(SRC.parent)}:{node.lineno}"
                 found.append(f"{where} importorskip({node.args[0].value!r})")
     assert not found, "import the project's modules directly:\n" + "\n".join(found)
+
+
+# A citation names a primary source (authors, year, DOI, section), never a file outside the
+# repository: the project's working notes and the machine's folders are not shipped.
+OUTSIDE = re.compile(
+    r"clinical[- ]reference|référence clinique|perf[- ]spike|performance spike|shared/|/work/|/home/|/root/",
+    re.IGNORECASE,
+)
+TEXT_SUFFIXES = {".py", ".toml", ".md", ".txt", ".cfg", ".html", ".js", ".css", ".po", ".sql", ".ini"}
+
+
+def test_no_citation_of_a_file_outside_the_repository() -> None:
+    root = SRC.parent
+    files = [root / "README.md", root / "pyproject.toml", root / "Makefile"]
+    for folder in ("src", "docs", "tests", "benchmarks"):
+        files += [p for p in (root / folder).rglob("*") if p.suffix in TEXT_SUFFIXES and p.is_file()]
+    this = Path(__file__).resolve()
+    found = [
+        f"{path.relative_to(root)}:{n}: {line.strip()[:120]}"
+        for path in sorted(files)
+        if path.resolve() != this
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert not found, "cite the primary source instead of a file outside the repository:\n" + "\n".join(found)

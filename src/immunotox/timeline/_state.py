@@ -1,9 +1,10 @@
 """Vectorised state reconstruction: what holds at each assessment time, for many patients at once.
 
-An *order-aware* plan over the patient-sorted observations (the plan the performance spike found
-fastest, ``shared/perf-spike.md`` §4.2): every (patient, time) pair is packed into one sortable
-int64 key, ``patient << S | time offset``, so that one ``searchsorted`` answers "the rows of this
-code in (t - w, t] for this patient" for every assessment at once; windows never cross patients
+An *order-aware* plan over the patient-sorted observations (the fastest plan of the measurement
+made before the engine, ``docs/benchmarks.md`` "Before the code"): every (patient, time) pair is
+packed into one sortable int64 key, ``patient << S | time offset``, so that one ``searchsorted``
+answers "the rows of this code in (t - w, t] for this patient" for every assessment at once;
+windows never cross patients
 because each patient owns a key block wider than its time span plus the longest window. Interval
 events (oxygen, vasopressors) are few: each is expanded over the assessment rows it covers and
 reduced back by row index. No joins, no hash tables, no per-row Python.
