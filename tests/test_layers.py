@@ -3,7 +3,7 @@
 Each module of ``src/immunotox`` belongs to one layer; a module may import its own layer and the
 layers below, never a layer above, and no import cycle may join two modules. The graph is read
 from the source with :mod:`ast` (every ``import``, including the ones inside functions and under
-``TYPE_CHECKING``, and ``importlib.import_module("immunotox...")`` with a literal name), so a
+``TYPE_CHECKING``, and ``importlib.import_module`` or ``__import__`` of a literal name), so a
 failure names the importing file, its line and the imported module.
 """
 
@@ -100,7 +100,7 @@ def _modules() -> dict[str, tuple[Path, bool]]:
 def _literal_import_module(node: ast.Call) -> str | None:
     f = node.func
     named = (isinstance(f, ast.Attribute) and f.attr == "import_module") or (
-        isinstance(f, ast.Name) and f.id == "import_module"
+        isinstance(f, ast.Name) and f.id in ("import_module", "__import__")
     )
     if named and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
         return node.args[0].value

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..catalogue import get_scale
 from ._engine import SCHEMAS, Params, grade_partition
 from ._read import REASONS, REJECTS_SCHEMA, Normalized, Obs, ObservationFileError, concat_obs, normalize
 from ._run import (
@@ -139,7 +140,7 @@ def grade_observations(
     if engine not in ("embedded", "scalar"):
         raise TimelineArgumentError("engine", engine, "expected embedded or scalar (spark: use run_timeline)")
     ids = select_scales(scales)
-    plans = [plan(__import__("immunotox").get_scale(s)) for s in ids]
+    plans = [plan(get_scale(s)) for s in ids]
     norm = read_observations(obs, keep=codes_read(plans))
     out = grade_partition(norm.obs, plans, Params(resolution_hours=resolution_hours), engine, Grader())
     patients = out.table("patients")
