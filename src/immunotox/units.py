@@ -16,11 +16,14 @@ from __future__ import annotations
 import functools
 import math
 import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import pint
 
-from .errors import UnitError
+from .errors import RuleSpecError, UnitError
 
 # UCUM atom -> pint unit name. Anything not listed here is refused: we do not guess.
 _ATOMS: dict[str, str] = {
@@ -209,3 +212,52 @@ def as_quantity_input(raw: Any) -> tuple[Any, str | None]:
     if isinstance(raw, dict):
         return raw.get("value"), raw.get("unit")
     return raw, None
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """One row of ``data/analytes.toml``: canonical unit, molar mass and where it comes from."""
+
+    key: str
+    unit: str
+    molar_mass: float | None
+    formula: str
+    source: str
+    note: str = ""
+
+
+@functools.cache
+def analytes() -> dict[str, Analyte]:
+    """The analyte table ``data/analytes.toml`` (the one place molar masses are written)."""
+    text = resources.files("immunotox").joinpath("data/analytes.toml").read_text("utf-8")
+    out: dict[str, Analyte] = {}
+    for key, row in tomllib.loads(text).items():
+        extra = sorted(set(row) - {"unit", "molar_mass", "formula", "source", "note"})
+        if extra or not {"unit", "formula", "source"} <= set(row):
+            raise RuleSpecError(f"data/analytes.toml: [{key}] needs unit, formula, source; unknown {extra}")
+        if not is_known(row["unit"]):
+            raise RuleSpecError(f"data/analytes.toml: [{key}] unit {row['unit']!r} is not a known UCUM code")
+        mm = row.get("molar_mass")
+        out[key] = Analyte(
+            key,
+            row["unit"],
+            float(mm) if mm is not None else None,
+            row["formula"],
+            row["source"],
+            row.get("note", ""),
+        )
+    return out
+
+
+def analyte(key: str) -> Analyte:
+    """The analyte ``key`` of ``data/analytes.toml``; an unknown key is a packaging error.
+
+    >>> analyte("calcium").molar_mass, analyte("calcium").unit
+    (40.078, 'mmol/L')
+    >>> convert("value", 10.0, "mg/dL", "mmol/L", analyte("calcium").molar_mass)
+    2.495134488
+    """
+    try:
+        return analytes()[key]
+    except KeyError:
+        raise RuleSpecError(f"analyte {key!r} is not in data/analytes.toml") from None

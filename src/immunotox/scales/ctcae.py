@@ -168,10 +168,19 @@ class CtcaeScale(Scale):
                         f"if these findings are due to this event, {gate} is true",
                     )
 
-    @staticmethod
-    def _check_lab(f: Mapping[str, Any], lab: Lab) -> None:
+    def _check_lab(self, f: Mapping[str, Any], lab: Lab) -> None:
         unit = lab.unit
         used = lab.operands()
+        for key in lab.requires:
+            if "value" in f and key not in f:
+                spec = self.findings[key]
+                allowed = f"one of {list(spec.values)}" if spec.values else spec.kind
+                raise FindingError(
+                    key,
+                    None,
+                    f"required with value: the {lab.analyte} criteria depend on it ({spec.text})",
+                    f"give {key} ({allowed})",
+                )
         if "uln" in f and f["uln"] <= 0:
             raise FindingError("uln", f["uln"], "must be above 0 (it is the upper limit of normal)")
         if "lln" in f and f["lln"] <= 0 and "lln" in used:
