@@ -220,8 +220,10 @@ class LabGrader:
         lo, hi = self.lab.range
         ts = sorted(crit)
         pts = set(ts) | {(a + b) / 2 for a, b in itertools.pairwise(ts)}
-        pts |= {ts[0] / 2, ts[-1] * 2} if ts else {(lo + hi) / 2}
-        pts |= {lo, hi} if var == "value" else {hi}
+        pts |= {ts[0] / 2, ts[-1] * 2, (lo + ts[0]) / 2} if ts else {(lo + hi) / 2}
+        # both ends of the possible range: a threshold halved can fall outside it (sodium 148
+        # mmol/L with its ULN missing: ULN 74 is impossible, ULN 80-148 still gives grade 1)
+        pts |= {lo, hi}
         return [p for p in sorted(pts) if lo <= p <= hi and self._admissible(q, var, p)]
 
     @staticmethod
