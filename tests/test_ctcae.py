@@ -94,6 +94,11 @@ PENDING_V5 = ISSUE18_V5 - {
     "hyperphosphatemia",
     "hypocalcemia",
     "hypercalcemia",
+    "hypoglycemia",
+    "hyperuricemia",
+    "cholesterol-high",
+    "hypertriglyceridemia",
+    "hypoalbuminemia",
 }
 BUILT_V5 = set(FOCUS_V5) | (ISSUE18_V5 - PENDING_V5)
 # v4.03 terms built so far (issue 18 asks for every term above and every focus term where v4.03
