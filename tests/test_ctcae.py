@@ -99,6 +99,14 @@ PENDING_V5 = ISSUE18_V5 - {
     "cholesterol-high",
     "hypertriglyceridemia",
     "hypoalbuminemia",
+    "inr-increased",
+    "activated-partial-thromboplastin-time-prolonged",
+    "haptoglobin-decreased",
+    "hemoglobin-increased",
+    "leukocytosis",
+    "lymphocyte-count-increased",
+    "cd4-lymphocytes-decreased",
+    "eosinophilia",
 }
 BUILT_V5 = set(FOCUS_V5) | (ISSUE18_V5 - PENDING_V5)
 # v4.03 terms built so far (issue 18 asks for every term above and every focus term where v4.03
@@ -391,6 +399,7 @@ ALT_UNITS = {
     "g/L": ["g/dL", "mg/dL"],
     "ng/L": ["ng/mL", "ug/L"],
     "U/L": ["[IU]/L"],
+    "s": ["min"],
 }
 
 

@@ -51,6 +51,7 @@ _ATOMS: dict[str, str] = {
     "[iU]": "enzyme_unit",
     "mm[Hg]": "millimeter_Hg",
     "kPa": "kilopascal",
+    "s": "second",
     "min": "minute",
     "h": "hour",
     "d": "day",

@@ -192,7 +192,9 @@ class CtcaeScale(Scale):
                 f"is not below uln ({num(f['uln'])} {unit})",
                 "check the reference interval and its units",
             )
-        if "baseline" in f and f["baseline"] <= 0 and "baseline" in used:
+        # a multiple of a zero baseline means nothing; "> baseline" (eosinophilia) does
+        scaled = any(bd.ref == "baseline" and bd.x != 1.0 for b in lab.bands for bd in b.bounds)
+        if "baseline" in f and f["baseline"] <= 0 and scaled:
             raise FindingError("baseline", f["baseline"], "must be above 0 for the x baseline criteria")
         if "mi_level" in f and "uln" in f and f["mi_level"] < f["uln"]:
             raise FindingError(
