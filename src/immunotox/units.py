@@ -60,6 +60,11 @@ _ATOMS: dict[str, str] = {
     "a": "year",
     "%": "percent",
     "1": "dimensionless",
+    # pH has its own dimension: it is not a ratio, so "1" or "%" never converts to it
+    "[pH]": "pH_unit",
+    # UCUM annotation for renal function indexed to a standard body surface (eGFR): its own
+    # dimension, so that mL/min (not indexed) is refused instead of silently accepted
+    "{1.73_m2}": "body_surface_1_73_m2",
 }
 
 # Frequent non-UCUM spellings accepted as exact synonyms (never heuristics on the value).
@@ -72,16 +77,25 @@ _SYNONYMS: dict[str, str] = {
     "IU/L": "[IU]/L",
     "/mm³": "/mm3",
     "lb": "[lb_av]",
+    "pH": "[pH]",
+    "mL/min/1.73m2": "mL/min/{1.73_m2}",
+    "mL/min/1.73 m2": "mL/min/{1.73_m2}",
     "": "1",
 }
 
-_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
+# '/' and '.' separate terms except inside a {annotation} ("mL/min/{1.73_m2}")
+_OUTSIDE_BRACES_SLASH = re.compile(r"/(?![^{]*\})")
+_OUTSIDE_BRACES_DOT = re.compile(r"\.(?![^{]*\})")
+_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|\{[^}]+\}|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
 
 
 @functools.cache
 def registry() -> pint.UnitRegistry:  # type: ignore[type-arg]
     """The shared pint registry (created once, with the chemistry context available)."""
-    return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    ureg.define("pH_unit = [acidity]")
+    ureg.define("body_surface_1_73_m2 = [standard_body_surface]")
+    return ureg
 
 
 def _normalise_code(code: str) -> str:
@@ -102,14 +116,14 @@ def parse_ucum(code: str) -> tuple[float, str]:
     if norm in ("1", ""):
         return 1.0, "dimensionless"
     # split on '/' keeping the first term as numerator; "/uL" has an empty numerator
-    parts = norm.split("/")
+    parts = _OUTSIDE_BRACES_SLASH.split(norm)
     factor = 1.0
     pieces: list[str] = []
     for i, part in enumerate(parts):
         sign = 1 if i == 0 else -1
         if part == "" and i == 0:
             continue
-        for term in part.split("."):
+        for term in _OUTSIDE_BRACES_DOT.split(part):
             m = _TOKEN.match(term)
             if not m:
                 raise ValueError(f"unsupported UCUM term {term!r}")

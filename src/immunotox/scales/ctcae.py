@@ -185,6 +185,13 @@ class CtcaeScale(Scale):
             raise FindingError("uln", f["uln"], "must be above 0 (it is the upper limit of normal)")
         if "lln" in f and f["lln"] <= 0 and "lln" in used:
             raise FindingError("lln", f["lln"], "must be above 0 (it is the lower limit of normal)")
+        if "lln" in f and "uln" not in f and f["lln"] >= lab.range[1]:
+            raise FindingError(
+                "lln",
+                f["lln"],
+                f"leaves no possible uln (the {lab.analyte} range ends at {num(lab.range[1])} {unit})",
+                "check the reference interval and its units",
+            )
         if "lln" in f and "uln" in f and f["lln"] >= f["uln"]:
             raise FindingError(
                 "lln",
