@@ -92,7 +92,7 @@ _TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|\{[^}]+\}|mm\[Hg\]|[A-Za
 @functools.cache
 def registry() -> pint.UnitRegistry:  # type: ignore[type-arg]
     """The shared pint registry (created once, with the chemistry context available)."""
-    ureg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    ureg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)  # type: ignore[type-arg]
     ureg.define("pH_unit = [acidity]")
     ureg.define("body_surface_1_73_m2 = [standard_body_surface]")
     return ureg
