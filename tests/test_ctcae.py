@@ -96,7 +96,6 @@ PENDING_V4 = {
     "blood-bilirubin-increased",
     "alkaline-phosphatase-increased",
     "ggt-increased",
-    "hyperglycemia",
     "myocarditis",
     "creatinine-increased",
     "acute-kidney-injury",
@@ -107,15 +106,6 @@ PENDING_V4 = {
     "lipase-increased",
     "serum-amylase-increased",
     "hepatic-failure",
-    "hypokalemia",
-    "hyperkalemia",
-    "hypernatremia",
-    "hyponatremia",
-    "hypophosphatemia",
-    "hyperuricemia",
-    "inr-increased",
-    "activated-partial-thromboplastin-time-prolonged",
-    "hemoglobin-increased",
 }
 BUILT_V4 = TARGET_V4 - PENDING_V4
 

@@ -191,7 +191,18 @@ class LabGrader:
         out = LabOutcome(grades=tuple(sorted(g for g in levels if lo <= g <= hi)))
         out.hits = [self._hit(i, q, w, shown) for i, s in enumerate(status) if s]
         if not out.known:
-            out.missing = list(unknown) + [
+            open_bands = [
+                b for b, s in zip(self.lab.bands, status, strict=True) if s is None and b.grade > lo
+            ]
+            out.missing = [
+                k
+                for k in unknown
+                if any(
+                    k in bd.operands()
+                    for b in open_bands
+                    for bd in (*b.bounds, *(self.lab.conditions[n] for n in b.if_))
+                )
+            ] + [
                 k
                 for k in w_unknown
                 if any(
