@@ -21,7 +21,10 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = "immunotox"
 
 # Lowest first. A module belongs to the layer of the longest prefix that names it; a layer of
-# several columns holds parts that sit side by side and do not import each other.
+# several columns holds parts that sit side by side and do not import each other. Names of
+# modules other branches are adding (messages, handouts, analysis) are placed already. The
+# FastAPI dependencies (service/deps.py) and problem details (service/problems.py) stay in the
+# service layer: the API and the web UI share them.
 LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     (
         "foundations",
@@ -36,6 +39,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.findings",
                 "immunotox.result",
                 "immunotox.vocabulary",
+                "immunotox.messages",
             ),
         ),
     ),
@@ -50,6 +54,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.timeline",
                 "immunotox.simulate",
                 "immunotox.analysis",
+                "immunotox.handouts",
             ),
         ),
     ),
@@ -57,7 +62,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     (
         "service API and web UI",
         (
-            ("immunotox.service.app", "immunotox.service.routes", "immunotox.service.deps"),
+            ("immunotox.service.app", "immunotox.service.routes"),
             ("immunotox.web",),
         ),
     ),
