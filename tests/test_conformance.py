@@ -71,6 +71,11 @@ def test_conformance(case: dict[str, Any]) -> None:
     if "expect_deciding" in case:
         assert r.deciding_domains == case["expect_deciding"], r.explain()
     # invariants that hold for every result
+    if r.status == "not_applicable":  # no grade, no range, nothing missing
+        assert r.grade is None and r.grade_range is None and r.complete and not r.missing
+        assert r.sources and r.reasons
+        return
+    assert r.grade_range is not None
     lo, hi = r.grade_range
     assert lo <= hi
     if r.grade is not None:

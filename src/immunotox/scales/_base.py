@@ -12,6 +12,10 @@ pressure"). The scale's ``combine`` turns one value per domain into a grade. Res
   is then flagged incomplete (a lower bound), whether or not the input could change it;
   ``grade_range`` says whether it could.
 
+A domain can also be **not applicable** (its window never opened, e.g. late ICAHT after death
+on day 20): it is left out of ``combine``, its reasons say why, and a scale whose domains are all
+not applicable has no grade (``status = "not_applicable"``, complete, nothing missing).
+
 Missing data is therefore never read as normal. The sets are tiny (a handful of values, a few
 domains), so exhaustive enumeration is cheap and exact.
 """
@@ -39,6 +43,7 @@ class Domain:
     missing: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     assumed: bool = False  # value set by a documented default, not by an input
+    applicable: bool = True  # False: the domain does not apply (no value; left out of combine)
 
     @property
     def known(self) -> bool:
@@ -53,6 +58,11 @@ def known(name: str, value: Hashable, *hits: RuleHit, reason: str | None = None)
 def assumed(name: str, value: Hashable) -> Domain:
     """A domain set by a documented default (e.g. 'no death recorded' = alive), not by an input."""
     return Domain(name, (value,), assumed=True)
+
+
+def not_applicable(name: str, reason: str) -> Domain:
+    """A domain that does not apply to this patient (``reason`` names the input that says so)."""
+    return Domain(name, (), reasons=[reason], applicable=False)
 
 
 def unknown(name: str, possible: Sequence[Hashable], *missing: str, reason: str | None = None) -> Domain:
@@ -119,6 +129,10 @@ class Scale(ABC):
         return self.resolve(self.domains(f), f, ignored)
 
     def resolve(self, doms: list[Domain], f: Mapping[str, Any], ignored: Sequence[str] = ()) -> GradeResult:
+        if not any(d.applicable for d in doms):
+            return self._not_applicable(doms, ignored)
+        reasons = [r for d in doms if not d.applicable for r in d.reasons]
+        doms = [d for d in doms if d.applicable]
         names = [d.name for d in doms]
         table: list[tuple[tuple[Hashable, ...], int]] = []
         for combo in itertools.product(*(d.possible for d in doms)):
@@ -135,7 +149,7 @@ class Scale(ABC):
         low_combo = next(c for c, g in table if g == lo)
         low_values = dict(zip(names, low_combo, strict=True))
         hits = [h for d in doms for h in d.hits]
-        reasons = [r for d in doms for r in d.reasons]
+        reasons = [r for d in doms for r in d.reasons] + reasons
         nothing_known = all(not d.known or d.assumed for d in doms) and not hits
         complete = not missing
         if nothing_known and lo != hi:
@@ -165,6 +179,29 @@ class Scale(ABC):
                 *([f"Not used by this scale: {', '.join(ignored)}"] if ignored else []),
             ],
             fired=hits,
+            notes=list(self.notes),
+            sources=[s.citation() for s in self.sources],
+        )
+
+    def _not_applicable(self, doms: Sequence[Domain], ignored: Sequence[str]) -> GradeResult:
+        """The result when no domain applies: no grade, no range, nothing missing."""
+        return GradeResult(
+            scale=self.id,
+            title=self.title,
+            version=self.version,
+            grade=None,
+            grade_range=None,
+            complete=True,
+            status="not_applicable",
+            deciding_domains=[],
+            missing=[],
+            ignored=list(ignored),
+            reasons=[
+                *(r for d in doms for r in d.reasons),
+                "Not applicable: no grade (not grade 0, not a lower bound).",
+                *([f"Not used by this scale: {', '.join(ignored)}"] if ignored else []),
+            ],
+            fired=[],
             notes=list(self.notes),
             sources=[s.citation() for s in self.sources],
         )
