@@ -32,6 +32,8 @@ from ..findings import FieldSpec, parse_findings
 from ..result import GradeResult, RuleHit
 from ..sources import Source, source
 
+_ENUMERATED_MAX = 4096  # memoised enumerations kept per scale (see Scale._enumerate)
+
 
 @dataclass
 class Domain:
@@ -134,11 +136,7 @@ class Scale(ABC):
         reasons = [r for d in doms if not d.applicable for r in d.reasons]
         doms = [d for d in doms if d.applicable]
         names = [d.name for d in doms]
-        table: list[tuple[tuple[Hashable, ...], int]] = []
-        for combo in itertools.product(*(d.possible for d in doms)):
-            table.append((combo, self.combine(dict(zip(names, combo, strict=True)))))
-        lo = min(g for _, g in table)
-        hi = max(g for _, g in table)
+        lo, hi, low_combo = self._enumerate(tuple(names), tuple(d.possible for d in doms))
         # every input of a domain left unknown is reported, even when it cannot change the
         # grade (grade_range says whether it could); scales only leave a domain unknown when
         # the input is needed for a full assessment in this case.
@@ -146,7 +144,6 @@ class Scale(ABC):
         for d in doms:
             if not d.known:
                 missing += [m for m in d.missing if m not in missing]
-        low_combo = next(c for c, g in table if g == lo)
         low_values = dict(zip(names, low_combo, strict=True))
         hits = [h for d in doms for h in d.hits]
         reasons = [r for d in doms for r in d.reasons] + reasons
@@ -182,6 +179,35 @@ class Scale(ABC):
             notes=list(self.notes),
             sources=[s.citation() for s in self.sources],
         )
+
+    def _enumerate(
+        self, names: tuple[str, ...], possible: tuple[tuple[Hashable, ...], ...]
+    ) -> tuple[int, int, tuple[Hashable, ...]]:
+        """(lowest, highest grade, first assignment giving the lowest) over every combination.
+
+        ``combine`` is a pure function of the assignment, so the outcome is memoised per scale
+        on the domain names and possible values (with their types: ``True`` and ``1`` are equal
+        keys but not the same finding); the memo is bounded.
+        """
+        key: Hashable | None = (names, possible, tuple(tuple(map(type, p)) for p in possible))
+        memo = self.__dict__.setdefault("_enumerated", {})
+        try:
+            hit: tuple[int, int, tuple[Hashable, ...]] | None = memo.get(key)
+        except TypeError:  # a value that cannot be a key: enumerate without the memo
+            hit, key = None, None
+        if hit is not None:
+            return hit
+        table: list[tuple[tuple[Hashable, ...], int]] = []
+        for combo in itertools.product(*possible):
+            table.append((combo, self.combine(dict(zip(names, combo, strict=True)))))
+        lo = min(g for _, g in table)
+        hi = max(g for _, g in table)
+        out = (lo, hi, next(c for c, g in table if g == lo))
+        if key is not None:
+            if len(memo) >= _ENUMERATED_MAX:
+                memo.clear()
+            memo[key] = out
+        return out
 
     def _not_applicable(self, doms: Sequence[Domain], ignored: Sequence[str]) -> GradeResult:
         """The result when no domain applies: no grade, no range, nothing missing."""
