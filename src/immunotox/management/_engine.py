@@ -312,7 +312,9 @@ def recommend(
             raise FindingError(
                 "grade",
                 None,
-                f"{res.scale}: not assessable from the findings given",
+                f"{res.scale}: not applicable to this patient, no grade"
+                if res.status == "not_applicable"
+                else f"{res.scale}: not assessable from the findings given",
                 f"missing: {', '.join(res.missing)}" if res.missing else None,
             )
         grade = res.grade

@@ -195,6 +195,8 @@ def for_patient(
         if scale not in SCALE_TOXICITY:
             continue
         if g.grade is None:
+            if g.status == "not_applicable":  # no grade exists: nothing to recommend, nothing missing
+                continue
             notes.append(f"{scale}: not assessable, no recommendation (missing: {', '.join(g.missing)})")
             continue
         if g.grade < 1:

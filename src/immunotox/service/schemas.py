@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ..result import Status
 from .db import as_utc
 
 Role = Literal["admin", "physician", "nurse", "patient"]
@@ -256,9 +257,9 @@ class GradePublic(BaseModel):
     time: dt.datetime = Field(description="Evaluation time: the patient's latest relevant event")
     computed_at: dt.datetime
     grade: int | None
-    grade_range: tuple[int, int]
+    grade_range: tuple[int, int] | None = Field(description="None when the scale does not apply")
     complete: bool
-    status: Literal["assessed", "incomplete", "not_assessable"]
+    status: Status
     deciding_domains: list[str]
     missing: list[str]
     reasons: list[str]
@@ -276,8 +277,8 @@ class GradeHistoryItem(BaseModel):
     time: dt.datetime
     computed_at: dt.datetime
     grade: int | None
-    grade_range: tuple[int, int]
-    status: str
+    grade_range: tuple[int, int] | None
+    status: Status
     complete: bool
     missing: list[str]
     engine: str

@@ -57,14 +57,16 @@ class Badge:
     @property
     def css(self) -> str:
         """``g0``…``g4`` or ``g-na``; ``partial`` (dashed border) when only a lower bound is known."""
-        if self.grade is None:
+        if self.grade is None:  # not assessable or not applicable
             return "g-na"
         partial = " partial" if self.status == "incomplete" and self.hi > self.grade else ""
         return f"g{min(self.grade, MAX_GRADE)}{partial}"
 
     @property
     def value(self) -> str:
-        """``2``, ``≥1`` (lower bound, inputs missing) or ``?`` (not assessable)."""
+        """``2``, ``≥1`` (lower bound, inputs missing), ``?`` (not assessable) or ``–`` (not applicable)."""
+        if self.status == "not_applicable":
+            return "–"
         if self.grade is None:
             return "?"
         if self.status == "incomplete" and self.hi > self.grade:
@@ -78,6 +80,8 @@ class Badge:
     @property
     def description(self) -> str:
         """A full sentence for screen readers and tooltips."""
+        if self.status == "not_applicable":
+            return gettext("%(scale)s: not applicable (no grade, not grade 0)") % {"scale": self.short}
         if self.grade is None:
             return gettext("%(scale)s: not assessable") % {"scale": self.short}
         if self.status == "incomplete" and self.hi > self.grade:
@@ -107,6 +111,14 @@ def scale_short(scale: str) -> str:
 
 def badge_from(scale: str, grade: int | None, lo: int, hi: int, status: str, trend: str | None) -> Badge:
     return Badge(scale, scale_short(scale), grade, lo, hi, status, trend)
+
+
+def badge_of(
+    scale: str, grade: int | None, rng: tuple[int, int] | None, status: str, trend: str | None
+) -> Badge:
+    """A badge from a grade range that is ``None`` when the scale does not apply."""
+    lo, hi = rng if rng is not None else (0, 0)  # not shown: the status decides the badge
+    return badge_from(scale, grade, lo, hi, status, trend)
 
 
 # ----------------------------------------------------------------------------- pathway helpers

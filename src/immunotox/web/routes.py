@@ -339,10 +339,7 @@ class Saved:
 
 
 def _badges(grades: list[GradePublic]) -> list[queries.Badge]:
-    return [
-        queries.badge_from(g.scale, g.grade, g.grade_range[0], g.grade_range[1], g.status, None)
-        for g in grades
-    ]
+    return [queries.badge_of(g.scale, g.grade, g.grade_range, g.status, None) for g in grades]
 
 
 def bedside(
@@ -577,8 +574,7 @@ def icans_preview(request: Request, patient_id: str, form: FormDep) -> Response:
     if age is not None:
         findings["age_years"] = age
     result = grade_findings("astct2019:icans", findings)
-    lo, hi = result.grade_range
-    badge = queries.badge_from("astct2019:icans", result.grade, lo, hi, result.status, None)
+    badge = queries.badge_of("astct2019:icans", result.grade, result.grade_range, result.status, None)
     points = sum(items.values())
     ice_text = (
         _("ICE %(score)d/10") % {"score": points}
@@ -599,7 +595,7 @@ def icans_preview(request: Request, patient_id: str, form: FormDep) -> Response:
             "ice_score": points if len(items) == len(item_max) else None,
             "ice_text": ice_text,
             "grade": result.grade,
-            "range": [lo, hi],
+            "range": list(result.grade_range) if result.grade_range is not None else None,
             "status": result.status,
             "badge": badge.text,
             "css": badge.css,

@@ -159,8 +159,7 @@ def grade_views(s: Session, p: Patient, now: dt.datetime) -> list[GradeView]:
     trends = queries.grade_trends(s, [p.id], now)
     out = []
     for g in current_grades(s, p, now):
-        lo, hi = g.grade_range
-        badge = queries.badge_from(g.scale, g.grade, lo, hi, g.status, trends.get((p.id, g.scale)))
+        badge = queries.badge_of(g.scale, g.grade, g.grade_range, g.status, trends.get((p.id, g.scale)))
         out.append(GradeView(g, badge))
     return out
 

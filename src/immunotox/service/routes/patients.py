@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from .. import audit, auth, recommend
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep
+from ..grading import range_from_columns
 from ..models import AuditEvent, CareUnit, Episode, GradeRecord, Patient
 from ..problems import conflict, field_error, forbidden, responses
 from ..schemas import (
@@ -193,7 +194,7 @@ def grade_history(
                 time=r.time,
                 computed_at=r.computed_at,
                 grade=r.grade,
-                grade_range=(r.grade_lo, r.grade_hi),
+                grade_range=range_from_columns(r.status, r.grade_lo, r.grade_hi),
                 status=r.status,
                 complete=r.complete,
                 missing=r.missing,
