@@ -550,3 +550,14 @@ def test_timeline_does_not_grade_ctcae_laboratory_terms() -> None:
     lab_terms = {slug for slug, s in SCALES.items() if s.term.lab is not None}
     assert picked & {sid.split(":", 1)[1] for sid in lab_terms} == set()
     assert "fever" in picked  # the path exists for terms whose findings it derives
+
+
+def test_docs_list_every_term_with_its_notes() -> None:
+    """docs/ctcae.md has a section per term naming both scale ids, with the term's notes."""
+    text = (Path(__file__).parent.parent / "docs" / "ctcae.md").read_text("utf-8")
+    for sid, scale in SCALES.items():
+        assert f"`{sid}`" in text, sid
+        for note in scale.term.notes:
+            if note.startswith("CTCAE v4.03 prints the same grade criteria as v5.0"):
+                continue  # the docs say "same grade criteria as v5.0" and list the v5.0 notes
+            assert note in text, (sid, note[:60])
