@@ -495,7 +495,13 @@ def test_cli_grades_hypokalemia_with_its_reason_and_source(cli: Any) -> None:
         (
             "ctcae4:hypercalcemia",
             {"value": 2.0, "calcium_form": "total"},
-            "error: calcium_form = 'total': not one of ['corrected', 'ionized']",
+            "error: albumin = null: required with calcium_form = 'total': the value is graded as total "
+            "calcium corrected for albumin by Payne et al. 1973",
+        ),
+        (
+            "ctcae5:hypercalcemia",
+            {"value": 2.0, "calcium_form": "free"},
+            "error: calcium_form = 'free': not one of ['corrected', 'ionized', 'total']",
         ),
         (
             "ctcae5:acidosis",
@@ -561,3 +567,17 @@ def test_docs_list_every_term_with_its_notes() -> None:
             if note.startswith("CTCAE v4.03 prints the same grade criteria as v5.0"):
                 continue  # the docs say "same grade criteria as v5.0" and list the v5.0 notes
             assert note in text, (sid, note[:60])
+
+
+def test_total_calcium_is_corrected_by_payne_1973_named_in_the_reasons() -> None:
+    """Payne et al. 1973: adjusted calcium = calcium - albumin + 4.0 (mg/dL, g/dL)."""
+    base = {"symptom_severity": "none", "hospitalization_indicated": False, "life_threatening": False}
+    total = {"value": {"value": 7.2, "unit": "mg/dL"}, "calcium_form": "total", "albumin": 2.8, "lln": 2.15}
+    r = immunotox.grade("ctcae5:hypocalcemia", total | base)
+    adjusted_mmol_l = (7.2 - 2.8 + 4.0) * 10 / 40.078  # 8.4 mg/dL = 2.0959 mmol/L
+    assert (r.grade, r.complete) == (1, True)  # <LLN - 2.0 mmol/L
+    assert f"Calcium {adjusted_mmol_l:.6g} mmol/L (given as 7.2 mg/dL with albumin 2.8 g/dL" in r.reasons[0]
+    assert "Payne et al. 1973" in r.reasons[0] and "doi:10.1136/bmj.4.5893.643" in r.reasons[0]
+    # the same number read as a corrected calcium (1.7965 mmol/L) is grade 2: the correction matters
+    unadjusted = immunotox.grade("ctcae5:hypocalcemia", total | base | {"calcium_form": "corrected"})
+    assert unadjusted.grade == 2
