@@ -401,6 +401,33 @@ def test_portal_shows_phase_information_and_refuses_an_empty_report(web: Web) ->
     assert bad.status_code == 422 and "symptôme inconnu" in text(bad)
 
 
+def test_portal_without_jurisdiction_gives_no_label_period(web: Web) -> None:
+    """Issue 11 item 2: the portal told a French patient the US fda-2025 periods by default."""
+    web.login("pat_a1")  # axi-cel, day 2
+    page = text(web.client.get("/portal"))
+    assert "Pendant la durée fixée par votre équipe selon le RCP, vous êtes surveillé(e)" in page
+    assert "Aucune juridiction n'est configurée" in page
+    assert "au moins 7 jours" not in page and "fda-2025" not in page
+
+
+@pytest.mark.parametrize("web", ["EU"], indirect=True)
+def test_portal_in_the_eu_names_the_smpc_and_gives_no_unverified_number(web: Web) -> None:
+    web.login("pat_a1")
+    page = text(web.client.get("/portal"))
+    assert "Durées selon : RCP européens (EMA), versions en vigueur [ema-smpc]" in page
+    assert "Union européenne" in page and "votre équipe vous en précise la longueur" in page
+    assert "la durée fixée par votre équipe selon le RCP" in page and "au moins 7 jours" not in page
+    assert "fda-2025" not in page
+
+
+@pytest.mark.parametrize("web", ["US"], indirect=True)
+def test_portal_in_the_us_gives_the_verified_periods_and_names_the_label(web: Web) -> None:
+    web.login("pat_a1")
+    page = text(web.client.get("/portal"))
+    assert "Pendant au moins 7 jours, vous êtes surveillé(e)" in page
+    assert "[fda-2025]" in page and "États-Unis (FDA)" in page
+
+
 # ----------------------------------------------------------------------------- languages
 def test_french_by_default_english_by_switch(web: Web) -> None:
     login = web.client.get("/login")

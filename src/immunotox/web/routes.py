@@ -301,7 +301,9 @@ def patient_page(request: Request, patient_id: str, hours: str = "72") -> Respon
         t0 = now - dt.timedelta(hours=window)
         grades = views.grade_views(s, p, now)
         data = views.chart_data(s, p, t0, now)
-        status, pathway_note = views.pathway_view(p, now, page.lang, grades, "clinician")
+        status, pathway_note = views.pathway_view(
+            p, now, page.lang, grades, "clinician", security.app_settings(request).jurisdiction
+        )
         ctx = {
             "patient": p,
             "unit": queries.unit_of(s, p),
@@ -775,7 +777,9 @@ def _portal(
         if p is None:
             return error(page, 404, _("Your record was not found: call the unit."))
         grades: list[views.GradeView] = []
-        status_view, note = views.pathway_view(p, page.now, page.lang, grades, "patient")
+        status_view, note = views.pathway_view(
+            p, page.now, page.lang, grades, "patient", security.app_settings(page.request).jurisdiction
+        )
         ctx = {
             "patient": p,
             "phone": views.unit_phone(s, p),

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from .. import pathway
 from ..findings import vocabulary as finding_vocabulary
+from ..jurisdiction import Jurisdiction
 from ..pathway import PathwayError, PathwayStatus
 from ..ruledata import load as load_rules
 from ..service import auth, codes, recommend, selfreport
@@ -166,9 +167,18 @@ def grade_views(s: Session, p: Patient, now: dt.datetime) -> list[GradeView]:
 
 
 def pathway_view(
-    p: Patient, now: dt.datetime, lang: Lang, grades: list[GradeView], audience: str
+    p: Patient,
+    now: dt.datetime,
+    lang: Lang,
+    grades: list[GradeView],
+    audience: str,
+    jurisdiction: Jurisdiction | None,
 ) -> tuple[PathwayStatus | None, str | None]:
-    """The pathway status of a CAR-T patient with a day 0 (None and a note otherwise)."""
+    """The pathway status of a CAR-T patient with a day 0 (None and a note otherwise).
+
+    The label periods are those of the service's jurisdiction (``IMMUNOTOX_JURISDICTION``) and the
+    patient's product; without either the status says so and gives no period.
+    """
     if p.therapy_class not in queries.PATHWAY_THERAPIES:
         return None, gettext("The CAR-T pathway does not apply to this therapy.")
     if p.infusion_at is None:
@@ -182,6 +192,8 @@ def pathway_view(
                 d0,
                 today=today,
                 phase=p.pathway_phase,
+                jurisdiction=jurisdiction,
+                product=p.product,
                 crs_grade=min(crs, 4),
                 icans_grade=min(icans, 4),
                 lang=lang,
