@@ -277,6 +277,7 @@ def _render(st: pw.PathwayStatus, all_visits: bool) -> None:
             con.print(st.info.call_title, style="bold", markup=False)
             for c in st.info.call:
                 con.print(f"  - {c}", markup=False)
+            con.print(st.info.before_calling, markup=False)
             con.print(st.info.emergency, markup=False)
     if st.notes:
         con.print(ui["notes"], style="bold")

@@ -175,14 +175,6 @@ class PhaseInfo:
 
 
 @dataclass(frozen=True)
-class CallList:
-    title: Text
-    fr: tuple[str, ...]
-    en: tuple[str, ...]
-    emergency: Text
-
-
-@dataclass(frozen=True)
 class PathwayData:
     """The whole pathway definition."""
 
@@ -202,7 +194,6 @@ class PathwayData:
     visits: tuple[Visit, ...]
     indications: Mapping[str, Indication]
     info: Mapping[str, PhaseInfo]
-    call: CallList
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -357,7 +348,7 @@ def _rule(where: str, t: Mapping[str, Any], settings: tuple[str, ...]) -> Monito
     )
 
 
-def _info(doc: Mapping[str, Any], phases: Mapping[str, Phase]) -> tuple[dict[str, PhaseInfo], CallList]:
+def _info(doc: Mapping[str, Any], phases: Mapping[str, Phase]) -> dict[str, PhaseInfo]:
     out: dict[str, PhaseInfo] = {}
     for pid in phases:
         where = f"data/pathway/info.toml [phase.{pid}]"
@@ -376,16 +367,7 @@ def _info(doc: Mapping[str, Any], phases: Mapping[str, Phase]) -> tuple[dict[str
             clinician_fr=cfr,
             clinician_en=cen,
         )
-    c = doc["call"]
-    if len(c["fr"]) != len(c["en"]) or not c["fr"]:
-        raise RuleSpecError("data/pathway/info.toml [call]: the same items are needed in fr and en")
-    call = CallList(
-        title=_text("data/pathway/info.toml [call]", c, "title"),
-        fr=tuple(c["fr"]),
-        en=tuple(c["en"]),
-        emergency=_text("data/pathway/info.toml [call]", c, "emergency"),
-    )
-    return out, call
+    return out
 
 
 @functools.cache
@@ -439,7 +421,7 @@ def data() -> PathwayData:
         )
         for k, t in _load("indications")["indication"].items()
     }
-    info, call = _info(_load("info"), phases)
+    info = _info(_load("info"), phases)
     labels_doc = _load("labels")
     versions, labels = _labels(labels_doc)
     return PathwayData(
@@ -461,5 +443,4 @@ def data() -> PathwayData:
         visits=tuple(visits),
         indications=indications,
         info=info,
-        call=call,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..handouts import handout
 from ._data import AUDIENCES, LANGS, PERIODS, Audience, Lang, data
 from ._errors import PathwayError
 from ._label import LabelChoice, resolve_label
@@ -15,8 +16,9 @@ class InfoText:
     """One phase's information for one audience in one language.
 
     ``text`` is the patient paragraph (empty for clinicians); ``items`` the clinician checklist;
-    ``call`` the when-to-call list shown to patients after the infusion; ``emergency`` the line on
-    emergency services.
+    ``call`` the when-to-call list shown to patients after the infusion, ``before_calling`` the
+    instruction not to take an antipyretic first and ``emergency`` the line on emergency services
+    — all from the CAR-T handout (``data/handouts/car_t.toml``, shared with the portal's triage).
     """
 
     phase: str
@@ -27,6 +29,7 @@ class InfoText:
     items: tuple[str, ...]
     call_title: str = ""
     call: tuple[str, ...] = ()
+    before_calling: str = ""
     emergency: str = ""
 
     def render(self) -> str:
@@ -36,7 +39,8 @@ class InfoText:
             lines.append(self.text)
         lines += [f"- {i}" for i in self.items]
         if self.call:
-            lines += ["", self.call_title, *(f"- {c}" for c in self.call), "", self.emergency]
+            lines += ["", self.call_title, *(f"- {c}" for c in self.call), "", self.before_calling]
+            lines += ["", self.emergency]
         return "\n".join(lines).strip()
 
 
@@ -80,7 +84,7 @@ def info_for_label(phase: str, aud: Audience, lg: Lang, lab: LabelChoice) -> Inf
     d = data()
     t = d.info[phase]
     if aud == "patient":
-        call = d.call
+        call = handout("car_t")
         return InfoText(
             phase=phase,
             audience=aud,
@@ -88,9 +92,10 @@ def info_for_label(phase: str, aud: Audience, lg: Lang, lab: LabelChoice) -> Inf
             title=t.patient_title.get(lg),
             text=_fill(t.patient.get(lg), lab, lg),
             items=(),
-            call_title=call.title.get(lg) if t.call else "",
-            call=(call.fr if lg == "fr" else call.en) if t.call else (),
-            emergency=call.emergency.get(lg) if t.call else "",
+            call_title=call.title(lg) if t.call else "",
+            call=call.call(lg) if t.call else (),
+            before_calling=call.before_calling(lg) if t.call else "",
+            emergency=call.emergency(lg) if t.call else "",
         )
     items = t.clinician_fr if lg == "fr" else t.clinician_en
     return InfoText(

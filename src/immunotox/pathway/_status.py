@@ -80,6 +80,7 @@ class InfoView(BaseModel):
     items: list[str]
     call_title: str
     call: list[str]
+    before_calling: str
     emergency: str
 
 
@@ -345,6 +346,7 @@ def status(
             items=list(it.items),
             call_title=it.call_title,
             call=list(it.call),
+            before_calling=it.before_calling,
             emergency=it.emergency,
         )
     ind = d.indications[p.indication]

@@ -783,8 +783,9 @@ def _portal(
         ctx = {
             "patient": p,
             "phone": views.unit_phone(s, p),
-            "symptoms": views.symptom_choices(page.lang),
-            "symptom_names": dict(views.symptom_choices(page.lang)),
+            "symptoms": views.symptom_choices(page.lang, p.therapy_class),
+            "symptom_names": dict(views.symptom_choices(page.lang, p.therapy_class)),
+            "handout": views.patient_handout(p.therapy_class),
             "pathway": status_view,
             "pathway_note": note,
             "reports": views.own_reports(s, p.id),
@@ -818,7 +819,11 @@ def portal_report(request: Request, form: FormDep) -> Response:
         return error(page, 403, _("The self-report is for patients."))
     if not page.csrf_ok(form.get(security.CSRF_FIELD)):
         return csrf_refused(page)
-    allowed = {k for k, _v in views.symptom_choices(page.lang)}
+    with security.app_db(request).session() as s:
+        me = s.get(Patient, page.principal.patient_id)
+        if me is None:
+            return error(page, 404, _("Your record was not found: call the unit."))
+        allowed = {k for k, _v in views.symptom_choices(page.lang, me.therapy_class)}
     try:
         body = forms.self_report(form, page.now, allowed)
     except forms.FormError as exc:

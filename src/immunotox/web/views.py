@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import pathway
+from .. import handouts, pathway
 from ..findings import vocabulary as finding_vocabulary
 from ..jurisdiction import Jurisdiction
 from ..pathway import PathwayError, PathwayStatus
@@ -405,9 +405,15 @@ def alert_message(a: Alert, lang: Lang) -> str:
 
 
 # ----------------------------------------------------------------------------- portal
-def symptom_choices(lang: Lang) -> list[tuple[str, str]]:
-    """(token, label) of the symptoms a patient may report, in the data's order and language."""
-    return [(k, v.get(lang) or v.get("en") or k) for k, v in selfreport.symptom_labels().items()]
+def symptom_choices(lang: Lang, therapy_class: str) -> list[tuple[str, str]]:
+    """(token, label) of the symptoms a patient of ``therapy_class`` may report, in the order and
+    language of the class's handout file (``immunotox.handouts``)."""
+    return [(k, v[lang]) for k, v in selfreport.symptom_labels(therapy_class).items()]
+
+
+def patient_handout(therapy_class: str) -> handouts.Handout:
+    """The when-to-call handout of the patient's therapy class (the file the triage reads)."""
+    return handouts.handout(therapy_class)
 
 
 def own_reports(s: Session, patient_id: str, limit: int = 20) -> list[ClinicalEvent]:
