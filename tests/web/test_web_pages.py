@@ -424,6 +424,20 @@ def test_portal_shows_the_handout_of_the_patients_class(web: Web) -> None:
     assert "Vision double ou paupière qui tombe" in text(resp)
 
 
+def test_ward_phase_uses_the_same_label_periods_as_the_patient_page() -> None:
+    import datetime as dt
+
+    from immunotox.jurisdiction import parse_jurisdiction
+    from immunotox.web import queries
+
+    d0, day20 = dt.date(2026, 12, 1), dt.date(2026, 12, 21)
+    us = parse_jurisdiction("US")
+    assert queries.planned_phase(d0, day20, us, "axi-cel") == "follow_up"  # 14-day proximity [V]
+    # no jurisdiction, or an unknown product: the planning estimate (near the centre to day 28)
+    assert queries.planned_phase(d0, day20) == "near_centre"
+    assert queries.planned_phase(d0, day20, us, "not-a-product") == "near_centre"
+
+
 def test_portal_without_jurisdiction_gives_no_label_period(web: Web) -> None:
     """Issue 11 item 2: the portal told a French patient the US fda-2025 periods by default."""
     web.login("pat_a1")  # axi-cel, day 2

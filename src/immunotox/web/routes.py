@@ -308,7 +308,9 @@ def patient_page(request: Request, patient_id: str, hours: str = "72") -> Respon
             "patient": p,
             "unit": queries.unit_of(s, p),
             "day": queries.day_label(queries.day_of(p, now)),
-            "phase_title": queries.phase_title(queries.patient_phase(p, now), page.lang),
+            "phase_title": queries.phase_title(
+                queries.patient_phase(p, now, security.app_settings(request).jurisdiction), page.lang
+            ),
             "grades": grades,
             "chart": chart.render(data),
             "chart_data": data,
