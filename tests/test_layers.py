@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.ruledata",
                 "immunotox.plausibility",
                 "immunotox.jurisdiction",
+                "immunotox.handouts",
                 "immunotox.findings",
                 "immunotox.result",
                 "immunotox.vocabulary",

@@ -298,6 +298,24 @@ def test_diarrhea_is_urgent_after_a_checkpoint_inhibitor_only(svc: Service) -> N
     assert ici["triage"]["decision"] == "call_now" and cart["triage"]["decision"] == "noted"
 
 
+def test_self_report_symptoms_come_from_the_patients_class(svc: Service) -> None:
+    """Issue 11 item 4: tremor after CAR-T was « noted »; checkpoint-inhibitor patients could not
+    report chest pain. The symptom list and urgency are the class's handout file."""
+    tremor = svc.post("pat_a1", "/api/v1/patients/P-A1/self-reports", {"symptoms": ["tremor"]}).json()
+    assert tremor["triage"]["decision"] == "call_now" and tremor["alert"]["kind"] == "patient_report"
+    svc.clock.advance(minutes=5)
+    chest = svc.post("pat_b1", "/api/v1/patients/P-B1/self-reports", {"symptoms": ["chest_pain"]}).json()
+    assert chest["triage"]["decision"] == "call_now" and chest["triage"]["priority"] == "critical"
+    svc.clock.advance(minutes=5)
+    # handwriting change is a CAR-T/bispecific symptom (ICANS), not offered after a checkpoint inhibitor
+    r = svc.post("pat_b1", "/api/v1/patients/P-B1/self-reports", {"symptoms": ["handwriting_change"]})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "symptoms.0"
+    assert "not a self-report symptom for therapy class checkpoint_inhibitor" in r.text
+    r = svc.post("pat_a1", "/api/v1/patients/P-A1/self-reports", {"symptoms": ["hiccups"]})
+    assert r.status_code == 422 and "unknown symptom 'hiccups'" in r.text
+
+
 # ----------------------------------------------------------------------------- batch & idempotency
 def test_batch_is_all_or_nothing_and_lists_every_bad_row(svc: Service) -> None:
     t = svc.clock.now().isoformat()

@@ -427,23 +427,29 @@ class StopIn(Model):
 
 
 # ----------------------------------------------------------------------------- self-reports
-Symptom = Literal[
-    "fever",
-    "chills",
-    "confusion",
-    "word_finding_difficulty",
-    "handwriting_change",
-    "drowsiness",
-    "headache",
-    "seizure",
-    "shortness_of_breath",
-    "diarrhea",
-    "rash",
-    "tremor",
-    "dizziness",
-    "nausea",
-    "fatigue",
-    "other",
+def _known_symptom(value: str) -> str:
+    """A symptom token of the portal (``immunotox.handouts``, ``data/handouts/symptoms.toml``);
+    whether the patient's therapy class offers it is checked by the route."""
+    from ..handouts import symptom_tokens
+
+    if value not in symptom_tokens():
+        raise ValueError(f"unknown symptom {value!r}; expected one of {list(symptom_tokens())}")
+    return value
+
+
+def _symptom_enum() -> list[str]:
+    from ..handouts import symptom_tokens
+
+    return list(symptom_tokens())
+
+
+Symptom = Annotated[
+    str,
+    AfterValidator(_known_symptom),
+    Field(
+        description="A symptom token of the patient's therapy class (immunotox.handouts)",
+        json_schema_extra={"enum": _symptom_enum()},
+    ),
 ]
 
 

@@ -301,12 +301,16 @@ def patient_page(request: Request, patient_id: str, hours: str = "72") -> Respon
         t0 = now - dt.timedelta(hours=window)
         grades = views.grade_views(s, p, now)
         data = views.chart_data(s, p, t0, now)
-        status, pathway_note = views.pathway_view(p, now, page.lang, grades, "clinician")
+        status, pathway_note = views.pathway_view(
+            p, now, page.lang, grades, "clinician", security.app_settings(request).jurisdiction
+        )
         ctx = {
             "patient": p,
             "unit": queries.unit_of(s, p),
             "day": queries.day_label(queries.day_of(p, now)),
-            "phase_title": queries.phase_title(queries.patient_phase(p, now), page.lang),
+            "phase_title": queries.phase_title(
+                queries.patient_phase(p, now, security.app_settings(request).jurisdiction), page.lang
+            ),
             "grades": grades,
             "chart": chart.render(data),
             "chart_data": data,
@@ -771,12 +775,15 @@ def _portal(
         if p is None:
             return error(page, 404, _("Your record was not found: call the unit."))
         grades: list[views.GradeView] = []
-        status_view, note = views.pathway_view(p, page.now, page.lang, grades, "patient")
+        status_view, note = views.pathway_view(
+            p, page.now, page.lang, grades, "patient", security.app_settings(page.request).jurisdiction
+        )
         ctx = {
             "patient": p,
             "phone": views.unit_phone(s, p),
-            "symptoms": views.symptom_choices(page.lang),
-            "symptom_names": dict(views.symptom_choices(page.lang)),
+            "symptoms": views.symptom_choices(page.lang, p.therapy_class),
+            "symptom_names": dict(views.symptom_choices(page.lang, p.therapy_class)),
+            "handout": views.patient_handout(p.therapy_class),
             "pathway": status_view,
             "pathway_note": note,
             "reports": views.own_reports(s, p.id),
@@ -810,7 +817,11 @@ def portal_report(request: Request, form: FormDep) -> Response:
         return error(page, 403, _("The self-report is for patients."))
     if not page.csrf_ok(form.get(security.CSRF_FIELD)):
         return csrf_refused(page)
-    allowed = {k for k, _v in views.symptom_choices(page.lang)}
+    with security.app_db(request).session() as s:
+        me = s.get(Patient, page.principal.patient_id)
+        if me is None:
+            return error(page, 404, _("Your record was not found: call the unit."))
+        allowed = {k for k, _v in views.symptom_choices(page.lang, me.therapy_class)}
     try:
         body = forms.self_report(form, page.now, allowed)
     except forms.FormError as exc:
