@@ -38,7 +38,7 @@ def bad(p: subprocess.CompletedProcess[str], *fragments: str) -> None:
 
 # ------------------------------------------------------------------------------ dose tocilizumab
 def test_dose_120_kg_is_capped_at_800_mg(cli: Cli) -> None:
-    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "120"))
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "120", "--age-years", "50"))
     assert (out["dose_mg"], out["allowed"], out["capped"], out["uncapped_mg"]) == (800, True, True, 960)
     assert out["rule_set"] == "tocilizumab-crs"
     assert {s["key"] for s in out["sources"]} >= {"actemra-us-label", "santomasso2021"}
@@ -46,7 +46,7 @@ def test_dose_120_kg_is_capped_at_800_mg(cli: Cli) -> None:
 
 
 def test_dose_under_30_kg_is_12_mg_per_kg(cli: Cli) -> None:
-    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "25"))
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "25", "--age-years", "8"))
     assert (out["dose_mg"], out["mg_per_kg"]) == (300, 12)
 
 
@@ -152,7 +152,33 @@ def test_dose_steroid_bad_input(cli: Cli) -> None:
     bad(cli("dose", "steroid", "--drug", "prednisone", "--mg", "-5"), "mg = -5")
 
 
+def test_dose_outside_the_label_population_gives_no_amount(cli: Cli) -> None:
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "9", "--age-years", "1", "--lang", "fr"))
+    assert out["dose_mg"] is None and out["withheld"] is True and out["population"]["covered"] is False
+    assert (
+        "Patient pédiatrique : dose selon le protocole pédiatrique de l'unité." in out["population"]["reason"]
+    )
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "15", "--product", "tisa-cel"))
+    assert out["dose_mg"] is None and out["population"]["missing"] == ["age_years"]
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "70", "--product", "axi-cel"))
+    assert out["dose_mg"] == 560
+
+
 # ------------------------------------------------------------------------------ recommend
+def test_recommend_child_crs_grade_4_issue_11_item_1(cli: Cli) -> None:
+    """Issue 11 item 1: a 4-year-old, 15 kg, after tisa-cel; ASCO 2021 doses are adult doses."""
+    ctx = '{"product":"tisa-cel","weight_kg":15,"age_years":4}'
+    out = ok_json(cli("recommend", "--toxicity", "crs", "--grade", "4", "--context", ctx))
+    methyl = [a for a in out["actions"] if a["dose"] and a["dose"]["drug"] == "methylprednisolone"]
+    assert methyl and all(a["dose"]["amount"] is None and a["withheld"] for a in methyl)
+    assert not any(
+        "500 mg" in a["text"] or "1,000 mg" in (a["escalation"] or a["text"]) for a in out["actions"]
+    )
+    assert any("Paediatric patient: dose per the unit's paediatric protocol." in w for w in out["warnings"])
+    toci = next(a for a in out["actions"] if a["dose"] and a["dose"]["drug"] == "tocilizumab")
+    assert toci["dose"]["dose_mg"] == 180
+
+
 def test_recommend_crs_grade_2(cli: Cli) -> None:
     ctx = {
         "product": "axi-cel",
@@ -195,7 +221,7 @@ def test_recommend_from_grade(cli: Cli) -> None:
             "--findings",
             json.dumps(findings),
             "--context",
-            '{"weight_kg": 80}',
+            '{"weight_kg": 80, "age_years": 61}',
         )
     )
     assert out["grade"] == 3 and out["grade_input"]["scale"] == "astct2019:crs"
@@ -206,6 +232,7 @@ def test_recommend_from_grade(cli: Cli) -> None:
 def test_recommend_refuses_the_fifth_tocilizumab_dose(cli: Cli) -> None:
     ctx = {
         "weight_kg": 70,
+        "age_years": 50,
         "doses_given": [{"drug": "tocilizumab", "time": ago(h)} for h in (40, 30, 20, 10)],
     }
     out = ok_json(cli("recommend", "-t", "crs", "-g", "3", "-c", json.dumps(ctx)))
@@ -239,7 +266,13 @@ def test_recommend_in_french_with_a_local_set(cli: Cli) -> None:
 def test_recommend_irae(cli: Cli) -> None:
     out = ok_json(
         cli(
-            "recommend", "-t", "ctcae5:colitis", "-g", "3", "-c", '{"weight_kg": 60, "product": "ipilimumab"}'
+            "recommend",
+            "-t",
+            "ctcae5:colitis",
+            "-g",
+            "3",
+            "-c",
+            '{"weight_kg": 60, "age_years": 50, "product": "ipilimumab"}',
         )
     )
     assert out["guideline"]["id"] == "asco2021-ici"
@@ -254,7 +287,7 @@ def test_recommend_irae(cli: Cli) -> None:
 def test_recommend_verified_only_and_explain(cli: Cli) -> None:
     out = ok_json(cli("recommend", "-t", "iec-hs", "-g", "2", "--verified-only"))
     assert out["actions"] == [] and any("left out on request" in w for w in out["warnings"])
-    p = cli("recommend", "-t", "crs", "-g", "3", "-c", '{"weight_kg": 70}', "--explain")
+    p = cli("recommend", "-t", "crs", "-g", "3", "-c", '{"weight_kg": 70, "age_years": 50}', "--explain")
     assert p.returncode == 0 and "dose: 10 mg, q6h" in p.stdout and "santomasso2021" in p.stdout
 
 

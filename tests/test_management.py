@@ -30,10 +30,15 @@ NOW = datetime(2025, 3, 2, 12, 0, tzinfo=UTC)
 CTX70 = {"weight_kg": 70, "at": "2025-03-02T12:00:00Z"}
 
 
+ADULT = {"age_years": 50}
+
+
 def rec(
     toxicity: Any, grade: int | None = None, context: dict[str, Any] | None = None, **kw: Any
 ) -> Recommendation:
-    return recommend(toxicity, grade, context, now=NOW, **kw)
+    """An adult patient unless the context gives an age (the population gate has its own tests)."""
+    ctx = ADULT | context if isinstance(context, dict) else ADULT if context is None else context
+    return recommend(toxicity, grade, ctx, now=NOW, **kw)
 
 
 def ago(hours: float) -> str:
@@ -439,7 +444,7 @@ def test_recommend_from_a_ctcae_grade_of_the_grading_core() -> None:
     res = immunotox.grade(
         "ctcae5:alanine-aminotransferase-increased", {"value": 250, "uln": 40, "baseline": 30}
     )
-    r = recommend(res, context=CTX70, now=NOW)
+    r = recommend(res, context=ADULT | CTX70, now=NOW)
     assert (r.toxicity, r.grade, ici(r)) == ("hepatitis", 3, ["consider_discontinue"])
     assert steroid(r) == ("methylprednisolone", (70.0, 140.0), "day")
 
@@ -477,7 +482,7 @@ def test_recommend_from_a_grade_result() -> None:
             "o2_flow_l_min": 2,
         },
     )
-    r = recommend(res, context=CTX70, now=NOW)
+    r = recommend(res, context=ADULT | CTX70, now=NOW)
     assert r.grade == 3 and r.toxicity == "crs"
     assert r.grade_input is not None and r.grade_input.scale == "astct2019:crs" and r.grade_input.complete
     assert not any("LOWER BOUND" in w for w in r.warnings)
@@ -486,7 +491,7 @@ def test_recommend_from_a_grade_result() -> None:
 def test_incomplete_grade_is_flagged_as_a_lower_bound() -> None:
     res = immunotox.grade("astct2019:crs", {"temperature_c": 39.5, "hypotension": True, "oxygen": "none"})
     assert not res.complete
-    r = recommend(res, context=CTX70, now=NOW)
+    r = recommend(res, context=ADULT | CTX70, now=NOW)
     assert r.grade == res.grade
     assert any("LOWER BOUND" in w and "vasopressors" in w for w in r.warnings)
 

@@ -8,6 +8,9 @@ and version, its source, locator and verification tag; unverified content is fla
   (``data/guidelines/*.toml``), with doses computed for the patient.
 * :func:`tocilizumab_dose` — the tocilizumab dose for CAR-T CRS and whether the limits allow it
   now (8 mg/kg, 12 mg/kg under 30 kg, ≤800 mg/dose, ≥8 h apart, ≤3 in 24 h, ≤4 in total).
+* :func:`review_recorded_doses` — doses already given against the same dose rule (the service's
+  dose-limit alerts).
+* :func:`dose_gate` — the population gate every printed amount passes (``_population``).
 * :func:`convert_steroid`, :func:`steroid_equivalents` — glucocorticoid equivalence.
 * :func:`list_guidelines`, :func:`load_guideline` — the guideline sets, packaged and local.
 
@@ -34,7 +37,10 @@ from ._dose import (
     steroid_equivalents,
     tocilizumab_dose,
 )
+from ._drugs import resolve_product
 from ._engine import GradeInput, GuidelineInfo, Label, Recommendation, RecommendedAction, recommend
+from ._population import Licence, Population, PopulationCheck, dose_gate
+from ._recorded import LimitFinding, RecordedDose, review_recorded_doses
 from ._spec import GuidelineSet, load_guideline, registry
 
 
@@ -50,16 +56,24 @@ __all__ = [
     "GuidelineInfo",
     "GuidelineSet",
     "Label",
+    "Licence",
     "LimitCheck",
+    "LimitFinding",
+    "Population",
+    "PopulationCheck",
     "Recommendation",
     "RecommendedAction",
+    "RecordedDose",
     "SourceRef",
     "SteroidConversion",
     "check_dose_rule",
     "convert_steroid",
+    "dose_gate",
     "list_guidelines",
     "load_guideline",
     "recommend",
+    "resolve_product",
+    "review_recorded_doses",
     "steroid_equivalents",
     "tocilizumab_dose",
 ]

@@ -16,7 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import FindingError, RuleSpecError
+from ..jurisdiction import jurisdictions
 from ..sources import source
+from ._population import Licence, Population
 from ._vocab import Text
 
 Verification = Literal["V", "V2", "M", "D"]
@@ -110,6 +112,7 @@ class DoseRule(BaseModel):
     infusion_min: int | None = None
     title: Text
     scope: Text
+    population: Population
     band: tuple[Band, ...] = Field(min_length=1)
     limit: tuple[Limit, ...]
 
@@ -148,6 +151,19 @@ class Product(BaseModel):
     brand: str
     product_class: ProductClass = Field(alias="class")
     aliases: tuple[str, ...] = ()
+    licensed: dict[str, Licence] = Field(
+        default_factory=dict, description="Licensed population per jurisdiction code (EU, US)"
+    )
+
+    def licences(self, jurisdiction: str | None) -> tuple[Licence, ...] | None:
+        """The licensed populations in ``jurisdiction`` (every jurisdiction when None).
+
+        None when none is on file (an investigational product): its population is unknown.
+        """
+        if jurisdiction is not None:
+            lic = self.licensed.get(jurisdiction)
+            return (lic,) if lic is not None else None
+        return tuple(self.licensed.values()) or None
 
 
 class DrugData(BaseModel):
@@ -169,7 +185,14 @@ def _check(data: DrugData) -> None:
     for d in data.drugs.values():
         if d.max is not None:
             source(d.max.source)
+    known_j = jurisdictions()
+    for p in data.products.values():
+        for code, lic in p.licensed.items():
+            if code not in known_j:
+                raise RuleSpecError(f"drugs.toml: product {p.id!r} licensed in unknown jurisdiction {code!r}")
+            source(lic.source)
     for r in data.dose_rules.values():
+        source(r.population.source)
         drug_ = data.drugs.get(r.drug)
         if drug_ is None:
             raise RuleSpecError(f"drugs.toml: dose rule {r.id!r} names unknown drug {r.drug!r}")

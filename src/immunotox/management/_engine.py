@@ -11,10 +11,13 @@ Steps of :func:`recommend`:
    condition reads a context field that was not given is *not evaluated* and a warning says so
    (e.g. product-specific variants when no product is given): missing context is never read as
    "condition false" silently;
-4. compute each dose (weight required for weight-based doses); tocilizumab goes through the dose
-   rule and its limits — a refused dose replaces the action by a refusal that says why and what
-   next;
-5. flag every action resting on unverified ([M]) content or on a project interpretation ([D]).
+4. pass the population gate (``_population``): outside the set's population (or without an age
+   when the product may be given to children) no amount of the set is printed — not in a dose,
+   not in a text — and a child gets "dose per the unit's paediatric protocol";
+5. compute each dose (weight required for weight-based doses); tocilizumab goes through the dose
+   rule, its own population and its limits — a refused dose replaces the action by a refusal
+   that says why and what next;
+6. flag every action resting on unverified ([M]) content or on a project interpretation ([D]).
 
 Every action records the set and version that produced it (``guideline``) and its source,
 locator and verification tag.
@@ -35,6 +38,7 @@ from ..sources import source
 from ._context import Context, parse_context
 from ._dose import ComputedDose, SourceRef, SteroidConversion, check_dose_rule, compute_dose, dose_from_rule
 from ._dose import steroid_equivalents as _equivalents
+from ._population import Gate, Licence, PopulationCheck, dose_gate, redact_amounts
 from ._spec import Action, GuidelineSet, ResolvedRule, When, load_guideline, registry
 from ._vocab import check_lang, label, message
 
@@ -67,6 +71,9 @@ class RecommendedAction(BaseModel):
     unverified: bool
     derived: bool
     refused: bool = Field(default=False, description="A dose limit refused the drug of this action")
+    withheld: bool = Field(
+        default=False, description="Amounts withheld: the patient is outside the population of the doses"
+    )
     rule: str = Field(description="'<set>@<version>/<rule id>' that produced the action")
     guideline: str = Field(description="'<set>@<version>' that wrote the rule")
     condition: str | None = Field(default=None, description="Context condition that selected the rule")
@@ -121,6 +128,12 @@ class Recommendation(BaseModel):
     grading_note: str | None = None
     current_steroid: SteroidConversion | None = Field(
         default=None, description="The current corticosteroid per day and its daily equivalents"
+    )
+    population: PopulationCheck | None = Field(
+        default=None, description="Whom the set's doses are written for, and whether they reach this patient"
+    )
+    missing: list[str] = Field(
+        default_factory=list, description="Context fields whose absence withheld amounts (e.g. age_years)"
     )
     disclaimer: str
 
@@ -215,6 +228,20 @@ def _matches(when: When, ctx: Context) -> tuple[bool | None, str | None]:
     return True, None
 
 
+def licences_of(ctx: Context, jurisdiction: str | None = None) -> tuple[Licence, ...] | None:
+    """The licensed populations of the context's products (None: unknown — no product, or one
+    without a licensed population on file)."""
+    if not ctx.products:
+        return None
+    out: list[Licence] = []
+    for p in ctx.products:
+        lic = p.licences(jurisdiction)
+        if lic is None:
+            return None
+        out += lic
+    return tuple(out)
+
+
 def _text(action: Action, lang: str) -> str:
     text = action.text.get(lang)
     if action.verification == "M":
@@ -294,9 +321,12 @@ def recommend(
     Examples
     --------
     >>> from datetime import datetime, UTC
-    >>> r = recommend("crs", 2, {"weight_kg": 70}, now=datetime(2025, 3, 1, tzinfo=UTC))
+    >>> r = recommend("crs", 2, {"weight_kg": 70, "age_years": 54}, now=datetime(2025, 3, 1, tzinfo=UTC))
     >>> [(a.kind, a.dose.dose_mg) for a in r.actions if a.dose and a.dose.drug == "tocilizumab"]
     [('drug', 560.0)]
+    >>> child = recommend("crs", 3, {"product": "tisa-cel", "weight_kg": 15, "age_years": 4})
+    >>> [(a.dose.drug, a.dose.amount) for a in child.actions if a.dose and a.dose.drug == "dexamethasone"]
+    [('dexamethasone', None)]
     """
     lang = check_lang(lang)
     grade_input: GradeInput | None = None
@@ -387,6 +417,15 @@ def recommend(
             )
         )
 
+    licences = licences_of(ctx)
+    gate = dose_gate(
+        gs.population,
+        age_years=ctx.age_years,
+        weight_kg=ctx.weight_kg,
+        licences=licences,
+        what=gs.ref,
+        lang=lang,
+    )
     actions: list[RecommendedAction] = []
     unverified = 0
     if g == 0:
@@ -424,7 +463,10 @@ def recommend(
             {
                 a.dose.drug
                 for _, a in kept
-                if a.dose is not None and a.dose.per_kg and a.dose.weight_basis == "actual"
+                if a.dose is not None
+                and a.dose.per_kg
+                and a.dose.weight_basis == "actual"
+                and (gate.covered or a.dose.rule is not None)
             }
         )
         if need_weight and ctx.weight_kg is None:
@@ -435,8 +477,10 @@ def recommend(
                 f"({', '.join(need_weight)})",
                 'add "weight_kg": <kg> to the context (or {"value": x, "unit": "[lb_av]"})',
             )
+        if not gate.covered and gate.reason and any(_states_amount(a, lang) for _, a in kept):
+            warnings.append(gate.reason)
         for rr, a in kept:
-            actions.append(_build_action(len(actions) + 1, rr, a, ctx, gs, lang, now, warnings))
+            actions.append(_build_action(len(actions) + 1, rr, a, ctx, gate, licences, lang, now, warnings))
         unverified = sum(1 for a in actions if a.unverified)
         if unverified:
             warnings.append(message("unverified_count", lang, n=unverified))
@@ -470,8 +514,18 @@ def recommend(
         grade_input=grade_input,
         grading_note=tox.grading_note.get(lang) if tox.grading_note else None,
         current_steroid=current,
+        population=gate.out(),
+        missing=sorted(
+            {m for m in gate.missing}
+            | {m for a in actions if a.dose and a.dose.check for m in a.dose.check.population.missing}
+        ),
         disclaimer=message("disclaimer", lang),
     )
+
+
+def _states_amount(a: Action, lang: str) -> bool:
+    texts = [a.text.get(lang)] + ([a.escalation.get(lang)] if a.escalation else [])
+    return a.dose is not None or any(redact_amounts(t, lang) != t for t in texts)
 
 
 def _build_action(
@@ -479,7 +533,8 @@ def _build_action(
     rr: ResolvedRule,
     a: Action,
     ctx: Context,
-    gs: GuidelineSet,
+    gate: Gate,
+    licences: tuple[Licence, ...] | None,
     lang: str,
     now: datetime | None,
     warnings: list[str],
@@ -487,6 +542,12 @@ def _build_action(
     dose: ComputedDose | None = None
     kind: str = a.kind
     text = _text(a, lang)
+    escalation = a.escalation.get(lang) if a.escalation else None
+    withheld = not gate.covered and _states_amount(a, lang)
+    if withheld:
+        # written for another population: no amount of this set reaches the patient
+        text = redact_amounts(text, lang)
+        escalation = redact_amounts(escalation, lang) if escalation else None
     refused = False
     if a.dose is not None and a.dose.rule is not None:
         decision = check_dose_rule(
@@ -496,6 +557,7 @@ def _build_action(
             ctx.at,
             now=now,
             age_years=ctx.age_years,
+            licences=licences,
             overrides=a.dose.overrides(),
             override_source=rr.origin,
             lang=lang,
@@ -518,7 +580,7 @@ def _build_action(
             warnings.append(text)
     elif a.dose is not None:
         dose = compute_dose(
-            a.dose, weight_kg=ctx.weight_kg, ideal_weight_kg=ctx.ideal_body_weight_kg, lang=lang
+            a.dose, weight_kg=ctx.weight_kg, ideal_weight_kg=ctx.ideal_body_weight_kg, gate=gate, lang=lang
         )
     return RecommendedAction(
         order=order,
@@ -527,7 +589,7 @@ def _build_action(
         text=text,
         dose=dose,
         interval_h=dose.interval_h if dose is not None else None,
-        escalation=a.escalation.get(lang) if a.escalation else None,
+        escalation=escalation,
         referral=Label(id=a.referral, label=label("specialty", a.referral, lang)) if a.referral else None,
         ici_action=Label(id=a.ici_action, label=label("ici_action", a.ici_action, lang))
         if a.ici_action
@@ -537,6 +599,7 @@ def _build_action(
         unverified=a.verification == "M",
         derived=a.verification == "D",
         refused=refused,
+        withheld=withheld or (dose is not None and dose.withheld),
         rule=f"{rr.origin}/{rr.rule.id}",
         guideline=rr.origin,
         condition=rr.rule.when.describe() or None,

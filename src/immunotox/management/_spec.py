@@ -36,6 +36,7 @@ from ..errors import FindingError, RuleSpecError
 from ..sources import all_sources
 from ._dose import DoseExpr, assert_within_max
 from ._drugs import drug_data
+from ._population import Population
 from ._vocab import Text, vocabulary
 
 Verification = Literal["V", "V2", "M", "D"]
@@ -167,6 +168,7 @@ class GuidelineFile(BaseModel):
     institution: str | None = None
     sources: tuple[str, ...] = ()
     default_for: tuple[str, ...] = ()
+    population: Population | None = None
     derives_from: BaseRef | None = None
     remove_rules: tuple[str, ...] = ()
     toxicity: dict[str, Toxicity] = {}
@@ -193,6 +195,7 @@ class GuidelineSet:
     institution: str | None
     sources: tuple[str, ...]
     default_for: tuple[str, ...]
+    population: Population
     derives_from: str | None
     toxicities: dict[str, Toxicity]
     rules: tuple[ResolvedRule, ...]
@@ -273,6 +276,10 @@ def _validate(gs: GuidelineSet) -> None:
     for key in gs.sources:
         if key not in known_sources:
             raise RuleSpecError(f"{where}: source {key!r} is not in data/sources.toml")
+    if gs.population.source not in known_sources:
+        raise RuleSpecError(
+            f"{where}: population source {gs.population.source!r} is not in data/sources.toml"
+        )
     for tid, tox in gs.toxicities.items():
         lo, hi = tox.grades
         if not 0 <= lo <= hi <= 5:
@@ -331,6 +338,24 @@ def _resolve(
                 "derives_from.version"
             )
     own = [ResolvedRule(r, f"{spec.id}@{spec.version}") for r in spec.rule]
+    population = spec.population or (base_set.population if base_set is not None else None)
+    if population is None:
+        raise RuleSpecError(
+            f"guideline set {spec.id} ({path}): [population] is required: declare whom its doses are "
+            "written for (age_from_years, age_below_years, text, source, locator, verification)"
+        )
+    if base_set is not None and spec.population is not None:
+        bp, sp = base_set.population, spec.population
+        wider = sp.age_from_years < bp.age_from_years or (
+            bp.age_below_years is not None
+            and (sp.age_below_years is None or sp.age_below_years > bp.age_below_years)
+        )
+        if wider:
+            raise RuleSpecError(
+                f"guideline set {spec.id} ({path}): its population ({sp.text.en}) is wider than that of "
+                f"its base {base_set.ref} ({bp.text.en}); the base's doses would reach patients they "
+                "are not written for"
+            )
     if base_set is None:
         if spec.remove_rules:
             raise RuleSpecError(f"guideline set {spec.id} ({path}): remove_rules needs derives_from")
@@ -358,6 +383,7 @@ def _resolve(
         institution=spec.institution,
         sources=sources,
         default_for=spec.default_for,
+        population=population,
         derives_from=f"{spec.derives_from.id}@{spec.derives_from.version}" if spec.derives_from else None,
         toxicities=toxicities,
         rules=tuple(rules),

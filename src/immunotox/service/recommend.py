@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import ImmunotoxError
+from ..management import Licence, resolve_product
 from ..result import GradeResult
 from . import grading
 from .models import ClinicalEvent, CurrentGrade, Patient
@@ -88,12 +89,24 @@ def doses_given(
     return out
 
 
-def _age(patient: Patient, now: dt.datetime) -> float | None:
+def age_at(patient: Patient, now: dt.datetime) -> float | None:
+    """The patient's age in whole years at ``now`` (None without a birth date)."""
     if patient.birth_date is None:
         return None
     bd = patient.birth_date
     d = now.date()
     return float(d.year - bd.year - ((d.month, d.day) < (bd.month, bd.day)))
+
+
+def product_licences(product: str | None, jurisdiction: str | None = None) -> tuple[Licence, ...] | None:
+    """The licensed populations of the patient's product (None: no product, or unknown to the
+    management module — its population is then unknown and a missing age withholds amounts)."""
+    if not product:
+        return None
+    try:
+        return resolve_product("product", product).licences(jurisdiction)
+    except ImmunotoxError:
+        return None
 
 
 def context_for(
@@ -105,7 +118,7 @@ def context_for(
         ctx["product"] = patient.product
     if patient.weight_kg is not None:
         ctx["weight_kg"] = patient.weight_kg
-    age = _age(patient, now)
+    age = age_at(patient, now)
     if age is not None:
         ctx["age_years"] = age
     for scale, key in (
@@ -213,7 +226,13 @@ def for_patient(
             given = [d["time"] for d in ctx["doses_given"] if d["drug"] == "tocilizumab"]
             try:
                 toci = mod.tocilizumab_dose(
-                    patient.weight_kg, given=given, at=_iso(now), now=now, lang=lang
+                    patient.weight_kg,
+                    given=given,
+                    at=_iso(now),
+                    now=now,
+                    age_years=age_at(patient, now),
+                    licences=product_licences(patient.product),
+                    lang=lang,
                 ).model_dump(mode="json")
             except ImmunotoxError as exc:
                 notes.append(f"tocilizumab dose: {exc}")
