@@ -221,7 +221,7 @@ def test_recommend_from_grade(cli: Cli) -> None:
             "--findings",
             json.dumps(findings),
             "--context",
-            '{"weight_kg": 80, "age_years": 61}',
+            '{"therapy_class": "car_t", "weight_kg": 80, "age_years": 61}',
         )
     )
     assert out["grade"] == 3 and out["grade_input"]["scale"] == "astct2019:crs"
@@ -231,6 +231,7 @@ def test_recommend_from_grade(cli: Cli) -> None:
 
 def test_recommend_refuses_the_fifth_tocilizumab_dose(cli: Cli) -> None:
     ctx = {
+        "therapy_class": "car_t",
         "weight_kg": 70,
         "age_years": 50,
         "doses_given": [{"drug": "tocilizumab", "time": ago(h)} for h in (40, 30, 20, 10)],
@@ -250,7 +251,7 @@ def test_recommend_in_french_with_a_local_set(cli: Cli) -> None:
             "-g",
             "1",
             "-c",
-            '{"concurrent_crs_grade": 0}',
+            '{"therapy_class": "car_t", "concurrent_crs_grade": 0}',
             "--guideline",
             "example-local-fr",
             "--lang",
@@ -285,9 +286,20 @@ def test_recommend_irae(cli: Cli) -> None:
 
 
 def test_recommend_verified_only_and_explain(cli: Cli) -> None:
-    out = ok_json(cli("recommend", "-t", "iec-hs", "-g", "2", "--verified-only"))
+    out = ok_json(
+        cli("recommend", "-t", "iec-hs", "-g", "2", "-c", '{"therapy_class": "car_t"}', "--verified-only")
+    )
     assert out["actions"] == [] and any("left out on request" in w for w in out["warnings"])
-    p = cli("recommend", "-t", "crs", "-g", "3", "-c", '{"weight_kg": 70, "age_years": 50}', "--explain")
+    p = cli(
+        "recommend",
+        "-t",
+        "crs",
+        "-g",
+        "3",
+        "-c",
+        '{"therapy_class": "car_t", "weight_kg": 70, "age_years": 50}',
+        "--explain",
+    )
     assert p.returncode == 0 and "dose: 10 mg, q6h" in p.stdout and "santomasso2021" in p.stdout
 
 
@@ -295,17 +307,57 @@ def test_recommend_verified_only_and_explain(cli: Cli) -> None:
     ("args", "fragments"),
     [
         (
-            ["-t", "crs", "-g", "2", "-c", '{"weight_kg": 70, "product": "super-cel"}'],
+            [
+                "-t",
+                "crs",
+                "-g",
+                "2",
+                "-c",
+                '{"therapy_class": "car_t", "weight_kg": 70, "product": "super-cel"}',
+            ],
             ["context.product = 'super-cel'", "unknown product"],
         ),
         (
-            ["-t", "crs", "-g", "2", "-c", '{"weight_kg": 70}', "--guideline", "nccn"],
+            [
+                "-t",
+                "crs",
+                "-g",
+                "2",
+                "-c",
+                '{"therapy_class": "car_t", "weight_kg": 70}',
+                "--guideline",
+                "nccn",
+            ],
             ["guideline = 'nccn'", "unknown guideline set"],
         ),
-        (["-t", "crs", "-g", "9", "-c", '{"weight_kg": 70}'], ["grade = 9", "out of range"]),
-        (["-t", "crs", "-g", "2"], ["context.weight_kg = null", "weight-based doses (tocilizumab)"]),
         (
-            ["-t", "crs", "-g", "2", "-c", '{"weight_kg": 700}'],
+            ["-t", "crs", "-g", "9", "-c", '{"therapy_class": "car_t", "weight_kg": 70}'],
+            ["grade = 9", "out of range"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"therapy_class": "car_t"}'],
+            ["context.weight_kg = null", "weight-based doses (tocilizumab)"],
+        ),
+        (["-t", "crs", "-g", "2"], ["context.therapy_class = null", "never a CAR-T default"]),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"product": "kymriahh"}'],
+            ["context.product = 'kymriahh'", "unknown product"],
+        ),
+        (["-t", "crs", "-g", "2", "-c", '{"therapy_class": "cart"}'], ["context.therapy_class = 'cart'"]),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"product": "pembrolizumab", "therapy_class": "car_t"}'],
+            ["context.product = 'pembrolizumab'", "not 'car_t'"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"product": "axi-cel", "age_years": 121}'],
+            ["context.age_years = 121"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"product": "axi-cel", "age_years": -1}'],
+            ["context.age_years = -1"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"therapy_class": "car_t", "weight_kg": 700}'],
             ["context.weight_kg = 700", "plausible body weight"],
         ),
         (
@@ -315,12 +367,13 @@ def test_recommend_verified_only_and_explain(cli: Cli) -> None:
                 "-g",
                 "2",
                 "-c",
-                '{"weight_kg": 70, "doses_given": [{"drug": "tocilizumab", "time": "2099-01-01T00:00:00Z"}]}',
+                '{"therapy_class": "car_t", "weight_kg": 70, '
+                '"doses_given": [{"drug": "tocilizumab", "time": "2099-01-01T00:00:00Z"}]}',
             ],
             ["context.doses_given[0].time", "future"],
         ),
         (
-            ["-t", "icans", "-g", "2", "-c", '{"weight_kg": 70}'],
+            ["-t", "icans", "-g", "2", "-c", '{"therapy_class": "car_t", "weight_kg": 70}'],
             ["context.concurrent_crs_grade = null", "missing"],
         ),
         (["-t", "crs", "-g", "2", "-c", "{not json"], ["--context", "not valid JSON"]),
@@ -329,10 +382,25 @@ def test_recommend_verified_only_and_explain(cli: Cli) -> None:
         (["-t", "crs", "-g", "2", "--findings", "{}"], ["--findings needs --from-grade"]),
         (["--from-grade", "astct2019:crs"], ["--from-grade needs --findings"]),
         (["--from-grade", "astct2019:crs", "--findings", '{"temperature_c": 55}'], ["temperature_c = 55"]),
-        (["-t", "lee2014:crs", "-g", "2", "-c", '{"weight_kg": 70}'], ["regrade with astct2019:crs"]),
-        (["-t", "crs", "-g", "2", "-c", '{"weight_kg": 70}', "--lang", "de"], ["lang = 'de'"]),
         (
-            ["-t", "crs", "-g", "2", "-c", '{"weight_kg": 70}', "--guideline-dir", "/nonexistent/dir"],
+            ["-t", "lee2014:crs", "-g", "2", "-c", '{"therapy_class": "car_t", "weight_kg": 70}'],
+            ["regrade with astct2019:crs"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"therapy_class": "car_t", "weight_kg": 70}', "--lang", "de"],
+            ["lang = 'de'"],
+        ),
+        (
+            [
+                "-t",
+                "crs",
+                "-g",
+                "2",
+                "-c",
+                '{"therapy_class": "car_t", "weight_kg": 70}',
+                "--guideline-dir",
+                "/nonexistent/dir",
+            ],
             ["not a directory"],
         ),
     ],

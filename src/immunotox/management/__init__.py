@@ -37,7 +37,7 @@ from ._dose import (
     steroid_equivalents,
     tocilizumab_dose,
 )
-from ._drugs import resolve_product
+from ._drugs import check_agreement, parse_therapy_class, resolve_product
 from ._engine import GradeInput, GuidelineInfo, Label, Recommendation, RecommendedAction, recommend
 from ._population import Licence, Population, PopulationCheck, dose_gate
 from ._recorded import LimitFinding, RecordedDose, review_recorded_doses
@@ -66,11 +66,13 @@ __all__ = [
     "RecordedDose",
     "SourceRef",
     "SteroidConversion",
+    "check_agreement",
     "check_dose_rule",
     "convert_steroid",
     "dose_gate",
     "list_guidelines",
     "load_guideline",
+    "parse_therapy_class",
     "recommend",
     "resolve_product",
     "review_recorded_doses",

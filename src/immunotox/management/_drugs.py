@@ -166,6 +166,16 @@ class Product(BaseModel):
         return tuple(self.licensed.values()) or None
 
 
+class TherapyClass(BaseModel):
+    """A therapy class (car_t, bispecific, checkpoint_inhibitor) and its product classes."""
+
+    model_config = _STRICT
+
+    id: str
+    name: Text
+    product_classes: tuple[ProductClass, ...] = Field(min_length=1)
+
+
 class DrugData(BaseModel):
     """Everything in ``data/drugs.toml``."""
 
@@ -175,6 +185,11 @@ class DrugData(BaseModel):
     dose_rules: dict[str, DoseRule]
     steroids: SteroidTable
     products: dict[str, Product]
+    therapy_classes: dict[str, TherapyClass]
+
+    def therapy_class_of(self, product_class: str) -> str | None:
+        """The therapy class a product class belongs to (None for 'other')."""
+        return next((t.id for t in self.therapy_classes.values() if product_class in t.product_classes), None)
 
 
 WEIGHT_PLAUSIBLE_KG = (1.0, 350.0)
@@ -185,6 +200,14 @@ def _check(data: DrugData) -> None:
     for d in data.drugs.values():
         if d.max is not None:
             source(d.max.source)
+    owner: dict[str, str] = {}
+    for t in data.therapy_classes.values():
+        for pc in t.product_classes:
+            if pc in owner:
+                raise RuleSpecError(
+                    f"drugs.toml: product class {pc!r} is in therapy classes {owner[pc]} and {t.id}"
+                )
+            owner[pc] = t.id
     known_j = jurisdictions()
     for p in data.products.values():
         for code, lic in p.licensed.items():
@@ -251,6 +274,7 @@ def drug_data() -> DrugData:
             dose_rules={k: DoseRule(id=k, **v) for k, v in raw.get("dose_rule", {}).items()},
             steroids=SteroidTable(**raw["steroid_equivalence"]),
             products={k: Product(id=k, **v) for k, v in raw.get("product", {}).items()},
+            therapy_classes={k: TherapyClass(id=k, **v) for k, v in raw.get("therapy_class", {}).items()},
         )
     except (ValidationError, KeyError, TypeError) as exc:
         raise RuleSpecError(f"data/drugs.toml does not follow its grammar: {exc}") from None
@@ -301,6 +325,48 @@ def resolve_product(field: str, raw: Any) -> Product:
             f"known products: {', '.join(drug_data().products)} (INN and brand names are accepted too)",
         )
     return drug_data().products[pid]
+
+
+def parse_therapy_class(field: str, raw: Any) -> TherapyClass:
+    """The therapy class named ``raw`` (car_t, bispecific, checkpoint_inhibitor); else FindingError."""
+    known = drug_data().therapy_classes
+    if not isinstance(raw, str) or raw.strip().lower() not in known:
+        raise FindingError(field, raw, "unknown therapy class", f"one of {', '.join(known)}")
+    return known[raw.strip().lower()]
+
+
+def check_agreement(
+    products: Any, therapy_class: TherapyClass | None, field: str = "context.product"
+) -> str | None:
+    """The one therapy class of ``products`` (and ``therapy_class``), or None when neither is given.
+
+    Products of different therapy classes, or a product whose class is not ``therapy_class``,
+    raise FindingError naming ``field``.
+    """
+    data = drug_data()
+    found: dict[str, str] = {}
+    for p in products:
+        tc = data.therapy_class_of(p.product_class)
+        if tc is not None:
+            found.setdefault(tc, p.id)
+    if therapy_class is not None:
+        for tc, pid in found.items():
+            if tc != therapy_class.id:
+                raise FindingError(
+                    field,
+                    pid,
+                    f"belongs to therapy class {tc!r}, not {therapy_class.id!r} (context.therapy_class)",
+                    "product and therapy class must agree: correct one of them",
+                )
+        return therapy_class.id
+    if len(found) > 1:
+        raise FindingError(
+            field,
+            sorted(found.values()),
+            f"products of different therapy classes ({', '.join(sorted(found))})",
+            "recommendations are written for one therapy class: give the product of this toxicity",
+        )
+    return next(iter(found), None)
 
 
 def documented_max(drug_id: str) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ from ..sources import source
 from ._context import Context, parse_context
 from ._dose import ComputedDose, SourceRef, SteroidConversion, check_dose_rule, compute_dose, dose_from_rule
 from ._dose import steroid_equivalents as _equivalents
+from ._drugs import drug_data
 from ._population import Gate, Licence, PopulationCheck, dose_gate, redact_amounts
 from ._spec import Action, GuidelineSet, ResolvedRule, When, load_guideline, registry
 from ._vocab import check_lang, label, message
@@ -135,6 +136,10 @@ class Recommendation(BaseModel):
     missing: list[str] = Field(
         default_factory=list, description="Context fields whose absence withheld amounts (e.g. age_years)"
     )
+    covered: bool = Field(
+        default=True,
+        description="False: no guideline set written for this product class manages the toxicity",
+    )
     disclaimer: str
 
     def explain(self) -> str:
@@ -176,14 +181,33 @@ def _check_grade(raw: Any) -> int:
     return g
 
 
-def _default_set(name: str, reg: Mapping[str, GuidelineSet]) -> tuple[str, GuidelineSet]:
-    for gs in reg.values():
-        if not gs.default_for:
-            continue
+def _product_classes(ctx: Context) -> tuple[str, ...] | None:
+    """The product classes the patient's sets must be written for: the products', else the
+    therapy class's; None when neither is given."""
+    if ctx.products:
+        return ctx.product_classes
+    if ctx.therapy_class is not None:
+        return drug_data().therapy_classes[ctx.therapy_class].product_classes
+    return None
+
+
+def _class_sets(reg: Mapping[str, GuidelineSet], classes: Iterable[str]) -> list[GuidelineSet]:
+    wanted = set(classes)
+    return [gs for gs in reg.values() if gs.default_for and wanted & set(gs.product_classes)]
+
+
+def _default_set(
+    name: str, reg: Mapping[str, GuidelineSet], classes: tuple[str, ...]
+) -> tuple[str, GuidelineSet] | None:
+    """(toxicity id, set) of the default set for ``name`` and the product classes; None when the
+    toxicity is known but no set written for these classes covers it."""
+    for gs in _class_sets(reg, classes):
         tid = gs.find_toxicity(name)
         if tid is not None and tid in gs.default_for:
             return tid, gs
     _refuse_scale(name, [gs for gs in reg.values() if gs.default_for])
+    if any(gs.find_toxicity(name) is not None for gs in reg.values()):
+        return None
     known = sorted({t for gs in reg.values() for t in gs.default_for})
     raise FindingError("toxicity", name, "unknown toxicity", f"known toxicities: {', '.join(known)}")
 
@@ -364,8 +388,19 @@ def recommend(
         raise FindingError("toxicity", toxicity, "expected a toxicity id, a scale id or a GradeResult")
     g = _check_grade(grade)
 
+    ctx = parse_context(context, now)
+    reg = registry(guideline_dirs)
+    classes = _product_classes(ctx)
     if guideline is not None:
         gs = load_guideline(guideline, guideline_dirs)
+        if classes is not None and not set(classes) & set(gs.product_classes):
+            raise FindingError(
+                "guideline",
+                guideline,
+                f"{gs.ref} is written for {', '.join(gs.product_classes)}, not for "
+                f"{', '.join(ctx.product_ids) or ctx.therapy_class} ({', '.join(classes)})",
+                "omit the guideline to use the set for this product, or correct the product",
+            )
         found = gs.find_toxicity(name)
         if found is None:
             _refuse_scale(name, [gs])
@@ -377,14 +412,43 @@ def recommend(
             )
         tox_id = found
     else:
-        tox_id, gs = _default_set(name, registry(guideline_dirs))
+        if classes is None:
+            raise FindingError(
+                "context.therapy_class",
+                None,
+                "missing: the guideline set depends on the product or therapy class (never a CAR-T default)",
+                f"give context.product or context.therapy_class ({', '.join(drug_data().therapy_classes)})",
+            )
+        chosen = _default_set(name, reg, classes)
+        if chosen is None:
+            return _not_covered(name, g, ctx, reg, classes, lang, grade_input)
+        tox_id, gs = chosen
     tox = gs.toxicities[tox_id]
+    deferral = next((d for d in tox.defer if g in d.grades), None)
+    if deferral is not None:
+        # the set's own source sends the reader to another set for these grades: say so, cite it
+        warnings.append(
+            message(
+                "deferred",
+                lang,
+                set=gs.ref,
+                toxicity=tox_id,
+                grade=g,
+                to=reg[deferral.to].ref,
+                text=deferral.text.get(lang),
+                source=source(deferral.source).citation(),
+                locator=deferral.locator,
+                verification=deferral.verification,
+            )
+        )
+        gs = reg[deferral.to]
+        tox_id = gs.find_toxicity(tox_id) or tox_id
+        tox = gs.toxicities[tox_id]
     if g != 0 and not tox.grades[0] <= g <= tox.grades[1]:
         raise FindingError(
             "grade", grade, f"outside the grades of {tox_id} in {gs.ref} ({tox.grades[0]}–{tox.grades[1]})"
         )
 
-    ctx = parse_context(context, now)
     for required in tox.requires if g > 0 else ():
         if required not in ctx.given_fields:
             raise FindingError(
@@ -494,18 +558,7 @@ def recommend(
         toxicity=tox_id,
         toxicity_title=tox.title.get(lang),
         grade=g,
-        guideline=GuidelineInfo(
-            id=gs.id,
-            version=gs.version,
-            title=gs.title.get(lang),
-            lifecycle=gs.lifecycle,
-            derives_from=gs.derives_from,
-            chain=list(gs.chain),
-            institution=gs.institution,
-            path=gs.path,
-            sha256=gs.sha256,
-            sources=[source(k).citation() for k in gs.sources],
-        ),
+        guideline=_guideline_info(gs, lang),
         actions=actions,
         warnings=list(dict.fromkeys(warnings)),
         unverified_actions=unverified,
@@ -526,6 +579,70 @@ def recommend(
 def _states_amount(a: Action, lang: str) -> bool:
     texts = [a.text.get(lang)] + ([a.escalation.get(lang)] if a.escalation else [])
     return a.dose is not None or any(redact_amounts(t, lang) != t for t in texts)
+
+
+def _guideline_info(gs: GuidelineSet, lang: str) -> GuidelineInfo:
+    return GuidelineInfo(
+        id=gs.id,
+        version=gs.version,
+        title=gs.title.get(lang),
+        lifecycle=gs.lifecycle,
+        derives_from=gs.derives_from,
+        chain=list(gs.chain),
+        institution=gs.institution,
+        path=gs.path,
+        sha256=gs.sha256,
+        sources=[source(k).citation() for k in gs.sources],
+    )
+
+
+def _not_covered(
+    name: str,
+    g: int,
+    ctx: Context,
+    reg: Mapping[str, GuidelineSet],
+    classes: tuple[str, ...],
+    lang: str,
+    grade_input: GradeInput | None,
+) -> Recommendation:
+    """No set written for the patient's product class manages the toxicity: say so, act on nothing."""
+    sets = _class_sets(reg, classes)
+    if not sets:
+        raise FindingError(
+            "context.product" if ctx.products else "context.therapy_class",
+            list(ctx.product_ids) or ctx.therapy_class,
+            f"no guideline set is written for product class {', '.join(classes)}",
+        )
+    owner = next(gs for gs in reg.values() if gs.find_toxicity(name) is not None)
+    tox_id = owner.find_toxicity(name) or name
+    others = sorted({gs.ref for gs in reg.values() if gs.default_for and tox_id in gs.default_for})
+    data = drug_data()
+    therapy = ctx.therapy_class or data.therapy_class_of(classes[0]) or classes[0]
+    therapy_name = (
+        data.therapy_classes[therapy].name.get(lang) if therapy in data.therapy_classes else therapy
+    )
+    warning = message(
+        "class_not_covered",
+        lang,
+        toxicity=owner.toxicities[tox_id].title.get(lang),
+        therapy=therapy_name,
+        sets=", ".join(gs.ref for gs in sets),
+        others=", ".join(others) or "-",
+    )
+    return Recommendation(
+        toxicity=tox_id,
+        toxicity_title=owner.toxicities[tox_id].title.get(lang),
+        grade=g,
+        guideline=_guideline_info(sets[0], lang),
+        actions=[],
+        warnings=[warning],
+        unverified_actions=0,
+        lang=lang,
+        context=ctx.echo(),
+        grade_input=grade_input,
+        covered=False,
+        disclaimer=message("disclaimer", lang),
+    )
 
 
 def _build_action(

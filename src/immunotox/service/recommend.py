@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import ImmunotoxError
-from ..management import Licence, resolve_product
+from ..management import Licence, check_agreement, parse_therapy_class, resolve_product
 from ..result import GradeResult
 from . import grading
 from .models import ClinicalEvent, CurrentGrade, Patient
@@ -98,6 +98,16 @@ def age_at(patient: Patient, now: dt.datetime) -> float | None:
     return float(d.year - bd.year - ((d.month, d.day) < (bd.month, bd.day)))
 
 
+def check_product_class(product: str | None, therapy_class: str | None) -> None:
+    """Refuse a product the management module does not know, or one of another therapy class
+    (FindingError naming ``product``): a recommendation is never made for the wrong class."""
+    if not product:
+        return
+    p = resolve_product("product", product)
+    tc = parse_therapy_class("therapy_class", therapy_class) if therapy_class is not None else None
+    check_agreement([p], tc, field="product")
+
+
 def product_licences(product: str | None, jurisdiction: str | None = None) -> tuple[Licence, ...] | None:
     """The licensed populations of the patient's product (None: no product, or unknown to the
     management module — its population is then unknown and a missing age withholds amounts)."""
@@ -114,6 +124,7 @@ def context_for(
 ) -> dict[str, Any]:
     known = known_drugs()
     ctx: dict[str, Any] = {"at": _iso(now), "doses_given": doses_given(session, patient, now, known)}
+    ctx["therapy_class"] = patient.therapy_class
     if patient.product:
         ctx["product"] = patient.product
     if patient.weight_kg is not None:
@@ -132,13 +143,8 @@ def context_for(
 
 
 def _recommend(mod: ModuleType, result: GradeResult, ctx: dict[str, Any], now: dt.datetime, lang: str) -> Any:
-    try:
-        return mod.recommend(result, context=ctx, lang=lang, now=now)
-    except ImmunotoxError as exc:
-        if "product" in ctx and "product" in str(getattr(exc, "field", "")):
-            trimmed = {k: v for k, v in ctx.items() if k != "product"}
-            return mod.recommend(result, context=trimmed, lang=lang, now=now)
-        raise
+    # a product the engine refuses is reported, never dropped to fall back on another set
+    return mod.recommend(result, context=ctx, lang=lang, now=now)
 
 
 def for_grade(

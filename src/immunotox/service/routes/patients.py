@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...errors import FindingError
 from .. import audit, auth, recommend
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep
 from ..models import AuditEvent, CareUnit, Episode, GradeRecord, Patient
-from ..problems import conflict, field_error, forbidden, responses
+from ..problems import conflict, field_error, forbidden, from_finding, responses
 from ..schemas import (
     AuditPublic,
     EpisodePublic,
@@ -79,6 +80,10 @@ def create_patient(
             raise conflict(f"patient {body.id!r} exists", "id")
         if body.infusion_at is not None and body.infusion_at > now + dt.timedelta(days=366):
             raise field_error("infusion_at", "more than a year in the future")
+        try:
+            recommend.check_product_class(body.product, body.therapy_class)
+        except FindingError as exc:
+            raise from_finding(exc) from None
         p = Patient(**body.model_dump(), created_at=now, updated_at=now)
         s.add(p)
         s.flush()
@@ -130,6 +135,13 @@ def update_patient(
                 raise field_error("unit_id", f"no unit {changes['unit_id']!r}")
             if not auth.can_manage_patient(principal, changes["unit_id"]):
                 raise forbidden(f"may not move a patient to unit {changes['unit_id']!r}")
+        if "product" in changes or "therapy_class" in changes:
+            try:
+                recommend.check_product_class(
+                    changes.get("product", p.product), changes.get("therapy_class", p.therapy_class)
+                )
+            except FindingError as exc:
+                raise from_finding(exc) from None
         before = {k: _plain(getattr(p, k)) for k in changes}
         for k, v in changes.items():
             setattr(p, k, v)
