@@ -16,7 +16,8 @@ and version, its source, locator and verification tag; unverified content is fla
 
 >>> from immunotox.management import recommend
 >>> from datetime import datetime, UTC
->>> r = recommend("icans", 1, {"concurrent_crs_grade": 0}, now=datetime(2025, 3, 1, tzinfo=UTC))
+>>> ctx = {"therapy_class": "car_t", "concurrent_crs_grade": 0}
+>>> r = recommend("icans", 1, ctx, now=datetime(2025, 3, 1, tzinfo=UTC))
 >>> r.guideline.id, any(a.dose and a.dose.drug == "tocilizumab" for a in r.actions)
 ('asco2021-cart', False)
 """

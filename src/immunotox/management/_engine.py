@@ -345,7 +345,8 @@ def recommend(
     Examples
     --------
     >>> from datetime import datetime, UTC
-    >>> r = recommend("crs", 2, {"weight_kg": 70, "age_years": 54}, now=datetime(2025, 3, 1, tzinfo=UTC))
+    >>> ctx = {"product": "axi-cel", "weight_kg": 70, "age_years": 54}
+    >>> r = recommend("crs", 2, ctx, now=datetime(2025, 3, 1, tzinfo=UTC))
     >>> [(a.kind, a.dose.dose_mg) for a in r.actions if a.dose and a.dose.drug == "tocilizumab"]
     [('drug', 560.0)]
     >>> child = recommend("crs", 3, {"product": "tisa-cel", "weight_kg": 15, "age_years": 4})
