@@ -46,7 +46,7 @@ def test_dose_120_kg_is_capped_at_800_mg(cli: Cli) -> None:
 
 
 def test_dose_under_30_kg_is_12_mg_per_kg(cli: Cli) -> None:
-    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "25", "--age-years", "8"))
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "25", "--age-years", "8", "--jurisdiction", "US"))
     assert (out["dose_mg"], out["mg_per_kg"]) == (300, 12)
 
 
@@ -168,7 +168,9 @@ def test_dose_outside_the_label_population_gives_no_amount(cli: Cli) -> None:
 def test_recommend_child_crs_grade_4_issue_11_item_1(cli: Cli) -> None:
     """Issue 11 item 1: a 4-year-old, 15 kg, after tisa-cel; ASCO 2021 doses are adult doses."""
     ctx = '{"product":"tisa-cel","weight_kg":15,"age_years":4}'
-    out = ok_json(cli("recommend", "--toxicity", "crs", "--grade", "4", "--context", ctx))
+    out = ok_json(
+        cli("recommend", "--toxicity", "crs", "--grade", "4", "--context", ctx, "--jurisdiction", "FR")
+    )
     methyl = [a for a in out["actions"] if a["dose"] and a["dose"]["drug"] == "methylprednisolone"]
     assert methyl and all(a["dose"]["amount"] is None and a["withheld"] for a in methyl)
     assert not any(
@@ -176,7 +178,9 @@ def test_recommend_child_crs_grade_4_issue_11_item_1(cli: Cli) -> None:
     )
     assert any("Paediatric patient: dose per the unit's paediatric protocol." in w for w in out["warnings"])
     toci = next(a for a in out["actions"] if a["dose"] and a["dose"]["drug"] == "tocilizumab")
-    assert toci["dose"]["dose_mg"] == 180
+    assert toci["dose"]["dose_mg"] == 180  # 12 mg/kg (EU SmPC posology, shipped unverified)
+    assert toci["dose"]["check"]["label"]["source"] == "roactemra-eu-smpc"
+    assert any(w.startswith("UNVERIFIED: the label items") for w in out["warnings"])
 
 
 def test_recommend_crs_grade_2(cli: Cli) -> None:

@@ -29,8 +29,10 @@ def iso(hours: float) -> str:
 
 
 def dose(weight: object, given: list[str] | None = None, at: str | None = None, **kw: object):  # type: ignore[no-untyped-def]
-    """An adult patient unless the test gives an age (the population gate is tested on its own)."""
+    """An adult patient under the US label unless the test says otherwise (the population gate
+    and the jurisdiction are tested on their own)."""
     kw.setdefault("age_years", 40)
+    kw.setdefault("jurisdiction", "US")
     return tocilizumab_dose(weight, given or [], at or iso(30), now=NOW, **kw)  # type: ignore[arg-type]
 
 
@@ -174,7 +176,7 @@ def test_a_missing_age_is_a_missing_input_unless_the_product_is_adult_only() -> 
     d = tocilizumab_dose(15, [], iso(30), now=NOW)
     assert d.withheld and d.dose_mg is None and d.population.missing == ["age_years"]
     kids = resolve_product("product", "tisa-cel").licences(None)
-    assert tocilizumab_dose(15, [], iso(30), now=NOW, licences=kids).withheld
+    assert tocilizumab_dose(15, [], iso(30), now=NOW, licences=kids, jurisdiction="US").withheld
     adults = resolve_product("product", "axi-cel").licences(None)
     d = tocilizumab_dose(70, [], iso(30), now=NOW, licences=adults)
     assert not d.withheld and d.dose_mg == 560.0
@@ -259,17 +261,20 @@ histories = st.lists(st.integers(min_value=0, max_value=72 * 60), max_size=6, un
     age=st.one_of(
         st.floats(min_value=0, max_value=100), st.sampled_from([0.0, 1.99, 2.0, 17.99, 18.0, 100.0])
     ),
+    juris=st.sampled_from([None, "EU", "US"]),
     minutes=histories,
     at_min=st.integers(min_value=0, max_value=80 * 60),
 )
 def test_no_tocilizumab_dose_exceeds_a_documented_maximum(
-    weight: float, age: float, minutes: list[int], at_min: int
+    weight: float, age: float, juris: str | None, minutes: list[int], at_min: int
 ) -> None:
     at = T0 + timedelta(minutes=at_min)
     times = [T0 + timedelta(minutes=m) for m in minutes if T0 + timedelta(minutes=m) <= at]
     now = T0 + timedelta(hours=100)
-    d = tocilizumab_dose(weight, [format_time(t) for t in times], format_time(at), now=now, age_years=age)
-    if age < 2:  # outside the label population: no amount at all
+    d = tocilizumab_dose(
+        weight, [format_time(t) for t in times], format_time(at), now=now, age_years=age, jurisdiction=juris
+    )
+    if age < 2 or (weight < 30 and juris is None):  # outside the label population, or no label
         assert d.withheld and d.dose_mg is None and d.uncapped_mg is None
     else:
         # label: 12 mg/kg under 30 kg, 8 mg/kg from 30 kg, never more than 800 mg per dose

@@ -36,7 +36,9 @@ ADULT = {"age_years": 50}
 def rec(
     toxicity: Any, grade: int | None = None, context: dict[str, Any] | None = None, **kw: Any
 ) -> Recommendation:
-    """An adult patient unless the context gives an age (the population gate has its own tests)."""
+    """An adult patient under US labels unless the test says otherwise (the population gate and
+    the jurisdiction have their own tests)."""
+    kw.setdefault("jurisdiction", "US")
     ctx = ADULT | context if isinstance(context, dict) else ADULT if context is None else context
     if isinstance(ctx, dict) and "product" not in ctx and "therapy_class" not in ctx:
         ctx = ctx | {"therapy_class": therapy_class_for(toxicity, kw.get("guideline"))}
@@ -785,6 +787,26 @@ def test_bad_input_names_the_field(
 
 
 # ------------------------------------------------------------------------------ documented maxima (property)
+def assert_within_documented_max(d: Any) -> None:
+    """A computed dose stays within its drug's documented maxima per dose, per day, per kg."""
+    mx = drug(d.drug).max
+    assert mx is not None
+    w = d.weight_kg or 0
+    high = d.amount if d.amount is not None else d.amount_range[1]
+    assert high is not None and high > 0
+    iv = d.interval_h
+    shortest = iv if isinstance(iv, (int, float)) else iv[0] if iv else 24.0
+    per_day = high if d.per == "day" else high * 24 / shortest
+    if d.per == "dose" and mx.per_dose is not None:
+        assert high <= mx.per_dose
+    if mx.per_day is not None:
+        assert per_day <= mx.per_day + 1e-6
+    if d.weight_kg is not None and mx.per_kg_per_dose is not None and d.per == "dose":
+        assert high <= mx.per_kg_per_dose * w + 1e-6
+    if d.weight_kg is not None and mx.per_kg_per_day is not None:
+        assert per_day <= mx.per_kg_per_day * w + 1e-6
+
+
 DOSED = [
     (gs.id, rr.rule.toxicity, g, rr.rule.id)
     for gs in list_guidelines()
@@ -821,21 +843,6 @@ def test_no_recommended_dose_exceeds_a_documented_maximum(
         d = a.dose
         if d is None or not d.computed:
             continue
-        mx = drug(d.drug).max
-        assert mx is not None
-        w = d.weight_kg or 0
-        high = d.amount if d.amount is not None else d.amount_range[1]  # type: ignore[index]
-        assert high is not None and high > 0
-        iv = d.interval_h
-        shortest = iv if isinstance(iv, (int, float)) else iv[0] if iv else 24.0
-        per_day = high if d.per == "day" else high * 24 / shortest
-        if d.per == "dose" and mx.per_dose is not None:
-            assert high <= mx.per_dose
-        if mx.per_day is not None:
-            assert per_day <= mx.per_day + 1e-6
-        if d.weight_kg is not None and mx.per_kg_per_dose is not None and d.per == "dose":
-            assert high <= mx.per_kg_per_dose * w + 1e-6
-        if d.weight_kg is not None and mx.per_kg_per_day is not None:
-            assert per_day <= mx.per_kg_per_day * w + 1e-6
+        assert_within_documented_max(d)
         if d.check is not None and d.check.allowed:
             assert d.check.total_doses < 4 and d.check.doses_in_last_24h < 3

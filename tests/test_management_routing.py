@@ -21,7 +21,8 @@ ADULT = {"age_years": 60, "weight_kg": 70}
 
 
 def test_teclistamab_icans_grade_2_gets_the_label_set_and_withholds_teclistamab() -> None:
-    r = recommend("icans", 2, ADULT | {"product": "teclistamab", "concurrent_crs_grade": 0}, now=NOW)
+    ctx = ADULT | {"product": "teclistamab", "concurrent_crs_grade": 0}
+    r = recommend("icans", 2, ctx, now=NOW, jurisdiction="US")
     assert r.guideline.id == "labels-bispecific" and r.covered
     withhold = [a for a in r.actions if a.kind == "product_action"]
     assert withhold and withhold[0].text.startswith("Withhold teclistamab")

@@ -119,6 +119,11 @@ def test_product_and_therapy_class_must_agree(svc: Service) -> None:
     assert r.status_code == 201, r.text
     r = svc.patch("doc_a", "/api/v1/patients/X2", {"therapy_class": "bispecific"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "product"
+    # the same plausibility as the recommendation engine: weight 1-350 kg, age 0-120 years
+    r = svc.patch("doc_a", "/api/v1/patients/X2", {"weight_kg": 0.5})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "weight_kg"
+    r = svc.patch("doc_a", "/api/v1/patients/X2", {"birth_date": "1901-01-01"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "birth_date"
 
 
 # ----------------------------------------------------------------------------- ingest & grading

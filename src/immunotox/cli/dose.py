@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import FindingError
+from ..jurisdiction import optional_jurisdiction
 from ..management import resolve_product, steroid_equivalents, tocilizumab_dose
 from ._common import clean_errors, fail, print_json
 
@@ -61,6 +62,12 @@ def tocilizumab(
         str | None,
         typer.Option("--product", help="CAR-T product given (tisa-cel, axi-cel…): its licensed ages"),
     ] = None,
+    jurisdiction: Annotated[
+        str | None,
+        typer.Option(
+            "--jurisdiction", help="Whose tocilizumab label applies: EU, US or an ISO country (FR -> EU)"
+        ),
+    ] = None,
     lang: Annotated[str, typer.Option("--lang", help="Language of the reasons: en or fr")] = "en",
 ) -> None:
     """Tocilizumab dose for CAR-T CRS and whether the limits allow it at --at; prints JSON.
@@ -72,9 +79,17 @@ def tocilizumab(
     """
     with clean_errors():
         try:
-            licences = resolve_product("product", product).licences(None) if product is not None else None
+            juris = optional_jurisdiction(jurisdiction, "--jurisdiction")
+            code = juris.code if juris is not None else None
+            licences = resolve_product("product", product).licences(code) if product is not None else None
             decision = tocilizumab_dose(
-                weight_kg, given or [], at, age_years=age_years, licences=licences, lang=lang
+                weight_kg,
+                given or [],
+                at,
+                age_years=age_years,
+                licences=licences,
+                jurisdiction=code,
+                lang=lang,
             )
         except FindingError as exc:
             raise _as_option(exc) from None

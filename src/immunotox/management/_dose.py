@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .. import units
 from ..errors import FindingError, RuleSpecError
+from ..jurisdiction import jurisdictions
 from ..sources import source
 from ._drugs import WEIGHT_PLAUSIBLE_KG, DoseRule, DoseUnit, documented_max, dose_rule, drug, steroid_table
 from ._population import Gate, Licence, PopulationCheck, dose_gate
@@ -152,6 +153,18 @@ class SourceRef(BaseModel):
     verification: str = Field(description="Verification of the content taken from this locator")
 
 
+class LabelApplied(BaseModel):
+    """The product information a dose rule's label-dependent items were taken from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    jurisdiction: str
+    document: str
+    source: str
+    locator: str
+    verification: str
+
+
 class DoseDecision(BaseModel):
     """The dose for an intended administration and whether the limits allow it now.
 
@@ -166,8 +179,13 @@ class DoseDecision(BaseModel):
 
     drug: str
     dose_mg: float | None
-    withheld: bool = Field(description="No amount is given: see population.reason")
+    withheld: bool = Field(description="No amount is given: see withheld_reason")
+    withheld_reason: str | None = Field(default=None, description="Why no amount is given")
     population: PopulationCheck = Field(description="Whom the rule's amounts are written for, and the gate")
+    jurisdiction: str | None = Field(
+        default=None, description="Whose product information applies (None: not set)"
+    )
+    label: LabelApplied | None = Field(default=None, description="The label used for label-dependent items")
     allowed: bool
     next_allowed_at: str | None
     reasons: list[str]
@@ -267,6 +285,7 @@ def check_dose_rule(
     now: datetime | None = None,
     age_years: Any = None,
     licences: Sequence[Licence] | None = None,
+    jurisdiction: str | None = None,
     overrides: Mapping[str, float] | None = None,
     override_source: str | None = None,
     lang: str = "en",
@@ -293,6 +312,9 @@ def check_dose_rule(
         product in ``licences`` is licensed solely inside it.
     licences
         Licensed populations of the products the patient may have received (``None``: unknown).
+    jurisdiction
+        ``EU`` or ``US``: whose product information applies. A band whose only source is the
+        label (tocilizumab under 30 kg) gives no amount without one; the label used is named.
     overrides
         Stricter local limits from a guideline set (``max_total``, ``max_in_window``,
         ``min_interval_h``, ``max_mg``); a looser value is a :class:`RuleSpecError`.
@@ -339,11 +361,18 @@ def check_dose_rule(
     age = parse_age(f"{field_prefix}age_years", age_years) if age_years is not None else None
     gate = rule_gate(rule, age, w, licences, lang, field_prefix)
     band = rule.band_for(w)
+    label_ref = rule.label.get(jurisdiction) if jurisdiction is not None else None
+    label_block: str | None = None
+    if band.label_only and label_ref is None:
+        key = "label_needed" if jurisdiction is None else "label_missing"
+        label_block = message(key, lang, band=band.text.get(lang), jurisdiction=jurisdiction or "")
+    covered = gate.covered and label_block is None
+    withheld_reason = gate.reason if not gate.covered else label_block
     cap = eff["max_per_dose_mg"][0]
     uncapped: float | None = None
     dose_mg: float | None = None
     capped = False
-    if gate.covered:
+    if covered:
         uncapped = _floor(band.mg_per_kg * w, _STEP["mg"])
         capped = uncapped > cap
         dose_mg = cap if capped else uncapped
@@ -359,7 +388,24 @@ def check_dose_rule(
             message("dose_capped" if capped else "dose_below_cap", lang, cap=_g(cap), raw=_g(uncapped)),
         ]
     else:
-        reasons = [gate.reason or ""]
+        reasons = [withheld_reason or ""]
+    applied: LabelApplied | None = None
+    if label_ref is not None and jurisdiction is not None:
+        j = jurisdictions()[jurisdiction]
+        applied = LabelApplied(
+            jurisdiction=jurisdiction,
+            document=j.document(lang),
+            source=label_ref.source,
+            locator=label_ref.locator,
+            verification=label_ref.verification,
+        )
+        reasons.append(
+            message(
+                "label_applied", lang, document=applied.document, code=jurisdiction, source=label_ref.source
+            )
+        )
+    elif jurisdiction is None:
+        reasons.append(message("label_not_configured", lang))
 
     allowed, next_at, exhausted = _blocks(times, at_, eff)
     limits: list[LimitCheck] = []
@@ -459,8 +505,10 @@ def check_dose_rule(
                     limit=_g(eff["min_interval_h"][0]),
                 )
             )
-    if not gate.covered and gate.reason:
-        warnings.append(gate.reason)
+    if withheld_reason:
+        warnings.append(withheld_reason)
+    if applied is not None and applied.verification == "M":
+        warnings.append(message("label_unverified", lang, document=applied.document, source=applied.source))
 
     refs: list[SourceRef] = []
     for keys, loc, ver in [(band.sources, band.locator, band.verification)] + [
@@ -471,14 +519,17 @@ def check_dose_rule(
     return DoseDecision(
         drug=rule.drug,
         dose_mg=dose_mg,
-        withheld=not gate.covered,
+        withheld=not covered,
+        withheld_reason=withheld_reason,
         population=gate.out(),
+        jurisdiction=jurisdiction,
+        label=applied,
         allowed=allowed,
         next_allowed_at=format_time(next_at) if next_at is not None and not exhausted else None,
         reasons=refusals + reasons if refusals else reasons,
         at=format_time(at_),
         weight_kg=w,
-        mg_per_kg=band.mg_per_kg if gate.covered else None,
+        mg_per_kg=band.mg_per_kg if covered else None,
         uncapped_mg=uncapped,
         cap_mg=cap,
         capped=capped,
@@ -529,6 +580,7 @@ def tocilizumab_dose(
     now: datetime | None = None,
     age_years: Any = None,
     licences: Sequence[Licence] | None = None,
+    jurisdiction: str | None = None,
     lang: str = "en",
 ) -> DoseDecision:
     """Tocilizumab for CAR-T CRS: the dose for ``weight_kg`` and whether it may be given at ``at``.
@@ -582,9 +634,22 @@ def tocilizumab_dose(
     >>> d = tocilizumab_dose(9, at="2025-03-01T08:00:00Z", now=now, age_years=1)  # under 2 years
     >>> d.dose_mg, d.withheld
     (None, True)
+    >>> tocilizumab_dose(15, now=now, age_years=8).dose_mg is None  # < 30 kg: label only, no jurisdiction
+    True
+    >>> d = tocilizumab_dose(15, now=now, age_years=8, jurisdiction="US")
+    >>> d.dose_mg, d.label.document
+    (180.0, 'US prescribing information (USPI)')
     """
     return check_dose_rule(
-        "tocilizumab-crs", weight_kg, given, at, now=now, age_years=age_years, licences=licences, lang=lang
+        "tocilizumab-crs",
+        weight_kg,
+        given,
+        at,
+        now=now,
+        age_years=age_years,
+        licences=licences,
+        jurisdiction=jurisdiction,
+        lang=lang,
     )
 
 
@@ -900,7 +965,7 @@ def dose_from_rule(decision: DoseDecision, expr: DoseExpr, lang: str) -> Compute
     d = drug(expr.drug)
     if decision.withheld or decision.dose_mg is None or decision.mg_per_kg is None:
         return withheld_dose(
-            expr.drug, decision.population.reason or "", lang, route=decision.route, check=decision
+            expr.drug, decision.withheld_reason or "", lang, route=decision.route, check=decision
         )
     interval = next((lim.limit for lim in decision.limits if lim.kind == "min_interval_h"), None)
     expression = (

@@ -69,6 +69,7 @@ class Band(BaseModel):
     below_kg: float | None = Field(default=None, gt=0)
     from_kg: float | None = Field(default=None, ge=0)
     mg_per_kg: float = Field(gt=0)
+    label_only: bool = False
     sources: tuple[str, ...]
     locator: str
     verification: Verification
@@ -101,6 +102,16 @@ class Limit(BaseModel):
         return self
 
 
+class LabelRef(BaseModel):
+    """The product information of a drug in one jurisdiction."""
+
+    model_config = _STRICT
+
+    source: str
+    locator: str
+    verification: Verification
+
+
 class DoseRule(BaseModel):
     """A weight-banded dose with administration limits (e.g. ``tocilizumab-crs``)."""
 
@@ -113,6 +124,9 @@ class DoseRule(BaseModel):
     title: Text
     scope: Text
     population: Population
+    label: dict[str, LabelRef] = Field(
+        default_factory=dict, description="Product information per jurisdiction"
+    )
     band: tuple[Band, ...] = Field(min_length=1)
     limit: tuple[Limit, ...]
 
@@ -186,6 +200,9 @@ class DrugData(BaseModel):
     steroids: SteroidTable
     products: dict[str, Product]
     therapy_classes: dict[str, TherapyClass]
+    label_sources: dict[str, str] = Field(
+        default_factory=dict, description="Label source key -> jurisdiction"
+    )
 
     def therapy_class_of(self, product_class: str) -> str | None:
         """The therapy class a product class belongs to (None for 'other')."""
@@ -214,8 +231,17 @@ def _check(data: DrugData) -> None:
             if code not in known_j:
                 raise RuleSpecError(f"drugs.toml: product {p.id!r} licensed in unknown jurisdiction {code!r}")
             source(lic.source)
+    for key, code in data.label_sources.items():
+        source(key)
+        if code not in known_j:
+            raise RuleSpecError(f"drugs.toml: label source {key!r} in unknown jurisdiction {code!r}")
     for r in data.dose_rules.values():
         source(r.population.source)
+        for code, ref in r.label.items():
+            if code not in known_j or data.label_sources.get(ref.source) != code:
+                raise RuleSpecError(
+                    f"drugs.toml: dose rule {r.id!r} label {code}: {ref.source!r} is not a {code} label"
+                )
         drug_ = data.drugs.get(r.drug)
         if drug_ is None:
             raise RuleSpecError(f"drugs.toml: dose rule {r.id!r} names unknown drug {r.drug!r}")
@@ -275,6 +301,7 @@ def drug_data() -> DrugData:
             steroids=SteroidTable(**raw["steroid_equivalence"]),
             products={k: Product(id=k, **v) for k, v in raw.get("product", {}).items()},
             therapy_classes={k: TherapyClass(id=k, **v) for k, v in raw.get("therapy_class", {}).items()},
+            label_sources=dict(raw.get("label_source", {})),
         )
     except (ValidationError, KeyError, TypeError) as exc:
         raise RuleSpecError(f"data/drugs.toml does not follow its grammar: {exc}") from None

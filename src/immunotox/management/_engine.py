@@ -33,10 +33,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import FindingError
+from ..jurisdiction import Jurisdiction, jurisdictions, optional_jurisdiction
 from ..result import GradeResult
 from ..sources import source
 from ._context import Context, parse_context
-from ._dose import ComputedDose, SourceRef, SteroidConversion, check_dose_rule, compute_dose, dose_from_rule
+from ._dose import (
+    ComputedDose,
+    SourceRef,
+    SteroidConversion,
+    check_dose_rule,
+    compute_dose,
+    dose_from_rule,
+    withheld_dose,
+)
 from ._dose import steroid_equivalents as _equivalents
 from ._drugs import drug_data
 from ._population import Gate, Licence, PopulationCheck, dose_gate, redact_amounts
@@ -73,7 +82,12 @@ class RecommendedAction(BaseModel):
     derived: bool
     refused: bool = Field(default=False, description="A dose limit refused the drug of this action")
     withheld: bool = Field(
-        default=False, description="Amounts withheld: the patient is outside the population of the doses"
+        default=False,
+        description="Amounts withheld: the patient is outside the population of the doses, or the "
+        "action rests on a label of another (or no) jurisdiction",
+    )
+    label: str | None = Field(
+        default=None, description="The product label the action rests on, with its jurisdiction"
     )
     rule: str = Field(description="'<set>@<version>/<rule id>' that produced the action")
     guideline: str = Field(description="'<set>@<version>' that wrote the rule")
@@ -140,24 +154,31 @@ class Recommendation(BaseModel):
         default=True,
         description="False: no guideline set written for this product class manages the toxicity",
     )
+    jurisdiction: str | None = Field(
+        default=None, description="Whose product information applies (None: not set)"
+    )
     disclaimer: str
 
     def explain(self) -> str:
         """A readable, multi-line rendering for people."""
+        t = self.lang
         lines = [
-            f"{self.toxicity_title} — grade {self.grade}",
+            f"{self.toxicity_title} — {message('explain_grade', t, grade=self.grade)}",
             f"{self.guideline.title} ({self.guideline.id} {self.guideline.version}, "
             f"{self.guideline.lifecycle})",
         ]
         for a in self.actions:
             lines.append(f"{a.order}. [{a.kind_label}] {a.text}")
             if a.dose is not None:
-                lines.append(f"     dose{' (NOT allowed now)' if a.refused else ''}: {a.dose.expression}")
+                key = "explain_dose_refused" if a.refused else "explain_dose"
+                lines.append(f"     {message(key, t)}: {a.dose.expression}")
             if a.escalation:
-                lines.append(f"     escalation: {a.escalation}")
-            lines.append(f"     source: {', '.join(s.key for s in a.sources)} ({a.verification}); {a.rule}")
+                lines.append(f"     {message('explain_escalation', t)}: {a.escalation}")
+            label = f"; {a.label}" if a.label else ""
+            srcs = ", ".join(s.key for s in a.sources)
+            lines.append(f"     {message('explain_source', t)}: {srcs} ({a.verification}){label}; {a.rule}")
         if self.warnings:
-            lines.append("Warnings:")
+            lines.append(message("explain_warnings", t) + ":")
             lines += [f"  - {w}" for w in self.warnings]
         lines.append(self.disclaimer)
         return "\n".join(lines)
@@ -290,6 +311,7 @@ def recommend(
     verified_only: bool = False,
     guideline_dirs: Iterable[str | Path] = (),
     now: datetime | None = None,
+    jurisdiction: str | Jurisdiction | None = None,
 ) -> Recommendation:
     """Ordered, cited management actions for a toxicity grade in a clinical context.
 
@@ -316,6 +338,10 @@ def recommend(
         Extra folders of guideline-set files (an institution's own sets).
     now
         The current time (tests); default the system clock.
+    jurisdiction
+        ``"EU"``, ``"US"`` or an ISO country code (``"FR"`` -> EU): whose product information
+        applies. Never inferred; without it, items resting only on a product label give no
+        amount and say so, and no label is named.
 
     Returns
     -------
@@ -354,6 +380,8 @@ def recommend(
     [('dexamethasone', None)]
     """
     lang = check_lang(lang)
+    juris = jurisdiction if isinstance(jurisdiction, Jurisdiction) else optional_jurisdiction(jurisdiction)
+    code = juris.code if juris is not None else None
     grade_input: GradeInput | None = None
     scale_id: str | None = None
     warnings: list[str] = []
@@ -482,7 +510,7 @@ def recommend(
             )
         )
 
-    licences = licences_of(ctx)
+    licences = licences_of(ctx, code)
     gate = dose_gate(
         gs.population,
         age_years=ctx.age_years,
@@ -544,8 +572,24 @@ def recommend(
             )
         if not gate.covered and gate.reason and any(_states_amount(a, lang) for _, a in kept):
             warnings.append(gate.reason)
+        if ctx.age_years is None and any(a.dose is not None for _, a in kept):
+            # the licensed ages decided (or helped decide) the gate: say when they are unverified
+            for p in ctx.products:
+                for jcode, lic in p.licensed.items():
+                    if lic.verification == "M" and code in (None, jcode):
+                        warnings.append(
+                            message(
+                                "licence_unverified",
+                                lang,
+                                product=p.id,
+                                jurisdiction=jcode,
+                                text=lic.text.get(lang),
+                            )
+                        )
         for rr, a in kept:
-            actions.append(_build_action(len(actions) + 1, rr, a, ctx, gate, licences, lang, now, warnings))
+            actions.append(
+                _build_action(len(actions) + 1, rr, a, ctx, gate, licences, code, lang, now, warnings)
+            )
         unverified = sum(1 for a in actions if a.unverified)
         if unverified:
             warnings.append(message("unverified_count", lang, n=unverified))
@@ -569,12 +613,37 @@ def recommend(
         grading_note=tox.grading_note.get(lang) if tox.grading_note else None,
         current_steroid=current,
         population=gate.out(),
+        jurisdiction=code,
         missing=sorted(
             {m for m in gate.missing}
             | {m for a in actions if a.dose and a.dose.check for m in a.dose.check.population.missing}
         ),
         disclaimer=message("disclaimer", lang),
     )
+
+
+def _label_of(a: Action, code: str | None, lang: str) -> tuple[str | None, str | None]:
+    """(the label named, the reason its amounts are withheld) for an action citing a product label."""
+    label_code = drug_data().label_sources.get(a.source)
+    if label_code is None:
+        return None, None
+    known = jurisdictions()
+    theirs = known[label_code]
+    name = f"{theirs.document(lang)} ({label_code})"
+    if code == label_code:
+        return name, None
+    if code is None:
+        return name, message("action_label_none", lang, document=theirs.document(lang), source=a.source)
+    ours = known[code]
+    reason = message(
+        "action_label_other",
+        lang,
+        document=theirs.document(lang),
+        source=a.source,
+        jurisdiction=ours.name(lang),
+        local_document=ours.document(lang),
+    )
+    return name, reason
 
 
 def _states_amount(a: Action, lang: str) -> bool:
@@ -653,6 +722,7 @@ def _build_action(
     ctx: Context,
     gate: Gate,
     licences: tuple[Licence, ...] | None,
+    code: str | None,
     lang: str,
     now: datetime | None,
     warnings: list[str],
@@ -661,7 +731,12 @@ def _build_action(
     kind: str = a.kind
     text = _text(a, lang)
     escalation = a.escalation.get(lang) if a.escalation else None
-    withheld = not gate.covered and _states_amount(a, lang)
+    label_name, label_reason = _label_of(a, code, lang)
+    if label_reason is not None and _states_amount(a, lang):
+        warnings.append(label_reason)
+    else:
+        label_reason = None
+    withheld = (not gate.covered and _states_amount(a, lang)) or label_reason is not None
     if withheld:
         # written for another population: no amount of this set reaches the patient
         text = redact_amounts(text, lang)
@@ -676,6 +751,7 @@ def _build_action(
             now=now,
             age_years=ctx.age_years,
             licences=licences,
+            jurisdiction=code,
             overrides=a.dose.overrides(),
             override_source=rr.origin,
             lang=lang,
@@ -696,6 +772,8 @@ def _build_action(
             )
             text = message("refused_text", lang, drug=dose.drug_name, reasons=why) + " " + after
             warnings.append(text)
+    elif a.dose is not None and label_reason is not None:
+        dose = withheld_dose(a.dose.drug, label_reason, lang, route=a.dose.route, per=a.dose.per)
     elif a.dose is not None:
         dose = compute_dose(
             a.dose, weight_kg=ctx.weight_kg, ideal_weight_kg=ctx.ideal_body_weight_kg, gate=gate, lang=lang
@@ -718,6 +796,7 @@ def _build_action(
         derived=a.verification == "D",
         refused=refused,
         withheld=withheld or (dose is not None and dose.withheld),
+        label=label_name,
         rule=f"{rr.origin}/{rr.rule.id}",
         guideline=rr.origin,
         condition=rr.rule.when.describe() or None,

@@ -20,8 +20,11 @@ from typing import Any
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
-from ..errors import ImmunotoxError
+from ..errors import FindingError, ImmunotoxError
+from ..jurisdiction import Jurisdiction
 from ..management import Licence, check_agreement, parse_therapy_class, resolve_product
+from ..management._dose import parse_weight
+from ..management._vocab import message
 from ..result import GradeResult
 from . import grading
 from .models import ClinicalEvent, CurrentGrade, Patient
@@ -98,9 +101,25 @@ def age_at(patient: Patient, now: dt.datetime) -> float | None:
     return float(d.year - bd.year - ((d.month, d.day) < (bd.month, bd.day)))
 
 
-def check_product_class(product: str | None, therapy_class: str | None) -> None:
-    """Refuse a product the management module does not know, or one of another therapy class
-    (FindingError naming ``product``): a recommendation is never made for the wrong class."""
+def check_patient(
+    product: str | None,
+    therapy_class: str | None,
+    weight_kg: float | None,
+    birth_date: dt.date | None,
+    today: dt.date,
+) -> None:
+    """Refuse what the management engine would refuse, when a patient is written (FindingError
+    naming the field): a product it does not know or of another therapy class, a weight outside
+    the plausible range, an age outside 0–120 years. A recommendation is never made for the wrong
+    class, and an accepted record never becomes unusable later."""
+    if weight_kg is not None:
+        parse_weight("weight_kg", weight_kg)
+    if birth_date is not None:
+        age = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
+        if not 0 <= age <= 120:
+            raise FindingError(
+                "birth_date", birth_date.isoformat(), f"gives an age of {age} years, outside 0–120"
+            )
     if not product:
         return
     p = resolve_product("product", product)
@@ -142,13 +161,26 @@ def context_for(
     return ctx
 
 
-def _recommend(mod: ModuleType, result: GradeResult, ctx: dict[str, Any], now: dt.datetime, lang: str) -> Any:
+def _recommend(
+    mod: ModuleType,
+    result: GradeResult,
+    ctx: dict[str, Any],
+    now: dt.datetime,
+    lang: str,
+    jurisdiction: Jurisdiction | None,
+) -> Any:
     # a product the engine refuses is reported, never dropped to fall back on another set
-    return mod.recommend(result, context=ctx, lang=lang, now=now)
+    return mod.recommend(result, context=ctx, lang=lang, now=now, jurisdiction=jurisdiction)
 
 
 def for_grade(
-    session: Session, patient: Patient, result: GradeResult, *, now: dt.datetime, lang: str = "en"
+    session: Session,
+    patient: Patient,
+    result: GradeResult,
+    *,
+    now: dt.datetime,
+    lang: str = "en",
+    jurisdiction: Jurisdiction | None = None,
 ) -> dict[str, Any] | None:
     """A compact recommendation for one fresh grade (stored with an alert), or None."""
     mod = _management()
@@ -161,9 +193,9 @@ def for_grade(
     grades[result.scale] = result.grade
     try:
         ctx = context_for(session, patient, grades, now, mod)
-        rec = _recommend(mod, result, ctx, now, lang)
+        rec = _recommend(mod, result, ctx, now, lang, jurisdiction)
     except ImmunotoxError as exc:
-        return {"available": False, "note": f"no recommendation: {exc}"}
+        return {"available": False, "note": message("svc_no_recommendation", lang, error=exc)}
     return {
         "available": True,
         "guideline": f"{rec.guideline.id}@{rec.guideline.version}",
@@ -182,7 +214,12 @@ def for_grade(
 
 
 def for_patient(
-    session: Session, patient: Patient, *, now: dt.datetime, lang: str = "en"
+    session: Session,
+    patient: Patient,
+    *,
+    now: dt.datetime,
+    lang: str = "en",
+    jurisdiction: Jurisdiction | None = None,
 ) -> RecommendationsOut:
     """Recommendations for every current grade >= 1 of ``patient``, and the tocilizumab dose."""
     mod = _management()
@@ -193,7 +230,7 @@ def for_patient(
             engine=None,
             items=[],
             tocilizumab=None,
-            notes=["the management module (immunotox.management) is not installed: no recommendation"],
+            notes=[message("svc_not_installed", lang)],
         )
     live = {g.scale: g.result for g in grading.compute(session, [patient]).get(patient.id, [])}
     notes: list[str] = []
@@ -207,27 +244,27 @@ def for_patient(
             engine="immunotox.management",
             items=[],
             tocilizumab=None,
-            notes=[f"context refused: {exc}"],
+            notes=[message("svc_context_refused", lang, error=exc)],
         )
     for scale in sorted(live):
         g = live[scale]
         if scale not in SCALE_TOXICITY:
             continue
         if g.grade is None:
-            notes.append(f"{scale}: not assessable, no recommendation (missing: {', '.join(g.missing)})")
+            notes.append(message("svc_not_assessable", lang, scale=scale, missing=", ".join(g.missing)))
             continue
         if g.grade < 1:
             continue
         try:
-            rec = _recommend(mod, g, ctx, now, lang)
+            rec = _recommend(mod, g, ctx, now, lang, jurisdiction)
         except ImmunotoxError as exc:
-            notes.append(f"{scale}: no recommendation ({exc})")
+            notes.append(message("svc_scale_refused", lang, scale=scale, error=exc))
             continue
         items.append(rec.model_dump(mode="json"))
     toci: dict[str, Any] | None = None
     if patient.therapy_class in THERAPIES_WITH_TOCILIZUMAB:
         if patient.weight_kg is None:
-            notes.append("tocilizumab dose: the patient's weight is not recorded")
+            notes.append(message("svc_weight_missing", lang))
         else:
             given = [d["time"] for d in ctx["doses_given"] if d["drug"] == "tocilizumab"]
             try:
@@ -237,13 +274,14 @@ def for_patient(
                     at=_iso(now),
                     now=now,
                     age_years=age_at(patient, now),
-                    licences=product_licences(patient.product),
+                    licences=product_licences(patient.product, jurisdiction.code if jurisdiction else None),
+                    jurisdiction=jurisdiction.code if jurisdiction else None,
                     lang=lang,
                 ).model_dump(mode="json")
             except ImmunotoxError as exc:
-                notes.append(f"tocilizumab dose: {exc}")
+                notes.append(message("svc_tocilizumab_refused", lang, error=exc))
     if not items and not notes:
-        notes.append("no current grade >= 1: no toxicity management recommended")
+        notes.append(message("svc_no_grade", lang))
     return RecommendationsOut(
         patient_id=patient.id,
         available=True,

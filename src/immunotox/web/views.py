@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from .. import pathway
 from ..findings import vocabulary as finding_vocabulary
+from ..jurisdiction import Jurisdiction
 from ..pathway import PathwayError, PathwayStatus
 from ..ruledata import load as load_rules
 from ..service import auth, codes, recommend, selfreport
@@ -203,8 +204,10 @@ def active_alerts(s: Session, patient_id: str) -> list[Alert]:
     )
 
 
-def recommendations(s: Session, p: Patient, now: dt.datetime, lang: Lang) -> RecommendationsOut:
-    return recommend.for_patient(s, p, now=now, lang=lang)
+def recommendations(
+    s: Session, p: Patient, now: dt.datetime, lang: Lang, jurisdiction: Jurisdiction | None = None
+) -> RecommendationsOut:
+    return recommend.for_patient(s, p, now=now, lang=lang, jurisdiction=jurisdiction)
 
 
 def recent_events(s: Session, patient_id: str, limit: int = 25) -> list[ClinicalEvent]:

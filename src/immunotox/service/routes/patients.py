@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ...errors import FindingError
 from .. import audit, auth, recommend
-from ..deps import ClockDep, CtxDep, CurrentUser, DbDep
+from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, SettingsDep
 from ..models import AuditEvent, CareUnit, Episode, GradeRecord, Patient
 from ..problems import conflict, field_error, forbidden, from_finding, responses
 from ..schemas import (
@@ -81,7 +81,9 @@ def create_patient(
         if body.infusion_at is not None and body.infusion_at > now + dt.timedelta(days=366):
             raise field_error("infusion_at", "more than a year in the future")
         try:
-            recommend.check_product_class(body.product, body.therapy_class)
+            recommend.check_patient(
+                body.product, body.therapy_class, body.weight_kg, body.birth_date, now.date()
+            )
         except FindingError as exc:
             raise from_finding(exc) from None
         p = Patient(**body.model_dump(), created_at=now, updated_at=now)
@@ -135,13 +137,18 @@ def update_patient(
                 raise field_error("unit_id", f"no unit {changes['unit_id']!r}")
             if not auth.can_manage_patient(principal, changes["unit_id"]):
                 raise forbidden(f"may not move a patient to unit {changes['unit_id']!r}")
-        if "product" in changes or "therapy_class" in changes:
-            try:
-                recommend.check_product_class(
-                    changes.get("product", p.product), changes.get("therapy_class", p.therapy_class)
-                )
-            except FindingError as exc:
-                raise from_finding(exc) from None
+        try:
+            recommend.check_patient(
+                changes.get("product", p.product)
+                if "product" in changes or "therapy_class" in changes
+                else None,
+                changes.get("therapy_class", p.therapy_class),
+                changes.get("weight_kg"),
+                changes.get("birth_date"),
+                now.date(),
+            )
+        except FindingError as exc:
+            raise from_finding(exc) from None
         before = {k: _plain(getattr(p, k)) for k in changes}
         for k, v in changes.items():
             setattr(p, k, v)
@@ -245,13 +252,13 @@ def episodes(patient_id: str, principal: CurrentUser, db: DbDep) -> list[Episode
     summary="Recommended management for the current grades",
 )
 def recommendations(
-    patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep
+    patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep, settings: SettingsDep
 ) -> RecommendationsOut:
     with db.session() as s:
         p = get_patient(s, principal, patient_id)
         if principal.role == "patient":
             raise forbidden("recommendations are for the care team")
-        return recommend.for_patient(s, p, now=clock.now())
+        return recommend.for_patient(s, p, now=clock.now(), jurisdiction=settings.jurisdiction)
 
 
 @router.get("/{patient_id}/audit", response_model=list[AuditPublic], responses=ERRORS, summary="Audit trail")
