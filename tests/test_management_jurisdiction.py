@@ -30,6 +30,9 @@ def test_label_only_dose_needs_a_jurisdiction_and_names_its_label() -> None:
     none = toci(recommend("crs", 2, CHILD, now=NOW))
     assert none.dose.amount is None and none.dose.withheld  # type: ignore[attr-defined]
     assert "No jurisdiction configured" in none.dose.not_computed_reason  # type: ignore[attr-defined]
+    # no label number either: the 12 mg/kg of the label is not printed anywhere
+    check = none.dose.check  # type: ignore[attr-defined]
+    assert not any("12 mg" in t for t in [none.dose.not_computed_reason, *check.reasons, *check.warnings])  # type: ignore[attr-defined]
     us = toci(recommend("crs", 2, CHILD, now=NOW, jurisdiction="US"))
     assert us.dose.dose_mg == 240 and us.dose.check.label.source == "actemra-us-label"  # type: ignore[attr-defined]
     eu = recommend("crs", 2, CHILD, now=NOW, jurisdiction="FR", lang="fr")

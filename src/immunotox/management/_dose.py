@@ -365,7 +365,9 @@ def check_dose_rule(
     label_block: str | None = None
     if band.label_only and label_ref is None:
         key = "label_needed" if jurisdiction is None else "label_missing"
-        label_block = message(key, lang, band=band.text.get(lang), jurisdiction=jurisdiction or "")
+        label_block = message(
+            key, lang, weight=_g(w), drug=drug(rule.drug).label(lang), jurisdiction=jurisdiction or ""
+        )
     covered = gate.covered and label_block is None
     withheld_reason = gate.reason if not gate.covered else label_block
     cap = eff["max_per_dose_mg"][0]
