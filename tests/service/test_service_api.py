@@ -107,6 +107,25 @@ def test_patient_validation_names_the_field(svc: Service) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "unit_id"
 
 
+def test_product_and_therapy_class_must_agree(svc: Service) -> None:
+    """Issue 11: a checkpoint inhibitor is never managed with the CAR-T set (422 naming product)."""
+    body = {"id": "X2", "unit_id": "unit-a", "therapy_class": "car_t", "product": "pembrolizumab"}
+    r = svc.post("doc_a", "/api/v1/patients", body)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "product"
+    assert "not 'car_t'" in r.json()["errors"][0]["message"]
+    r = svc.post("doc_a", "/api/v1/patients", body | {"product": "no-such-car-t"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "product"
+    r = svc.post("doc_a", "/api/v1/patients", body | {"therapy_class": "checkpoint_inhibitor"})
+    assert r.status_code == 201, r.text
+    r = svc.patch("doc_a", "/api/v1/patients/X2", {"therapy_class": "bispecific"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "product"
+    # the same plausibility as the recommendation engine: weight 1-350 kg, age 0-120 years
+    r = svc.patch("doc_a", "/api/v1/patients/X2", {"weight_kg": 0.5})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "weight_kg"
+    r = svc.patch("doc_a", "/api/v1/patients/X2", {"birth_date": "1901-01-01"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "birth_date"
+
+
 # ----------------------------------------------------------------------------- ingest & grading
 def test_observation_is_converted_to_the_canonical_unit_and_keeps_what_was_sent(svc: Service) -> None:
     r = svc.obs("nurse_a", "P-A1", "8310-5", "101.3", "[degF]")

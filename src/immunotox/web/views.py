@@ -214,8 +214,10 @@ def active_alerts(s: Session, patient_id: str) -> list[Alert]:
     )
 
 
-def recommendations(s: Session, p: Patient, now: dt.datetime, lang: Lang) -> RecommendationsOut:
-    return recommend.for_patient(s, p, now=now, lang=lang)
+def recommendations(
+    s: Session, p: Patient, now: dt.datetime, lang: Lang, jurisdiction: Jurisdiction | None = None
+) -> RecommendationsOut:
+    return recommend.for_patient(s, p, now=now, lang=lang, jurisdiction=jurisdiction)
 
 
 def recent_events(s: Session, patient_id: str, limit: int = 25) -> list[ClinicalEvent]:
