@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.timeline",
                 "immunotox.simulate",
                 "immunotox.analysis",
+                "immunotox.standards",
                 "immunotox.handouts",
             ),
         ),

@@ -95,6 +95,10 @@ def simulate(
     chunk_patients: Annotated[
         str, typer.Option("--chunk-patients", help="Patients per chunk (memory)")
     ] = "500",
+    omop_out: Annotated[
+        str | None,
+        typer.Option("--omop-out", help="Also write the cohort as an OMOP CDM v5.4 folder of CSV tables"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Generate a seeded synthetic cohort in the observation contract (and its ground truth).
@@ -119,6 +123,8 @@ def simulate(
     n = _int(patients, "--patients", 1)
     if out is None and (truth is not None or bad_rows is not None):
         fail("--out = None: --truth and --bad-rows need --out")
+    if omop_out is not None and kwargs["bad_rows_fraction"] > 0:
+        fail("--omop-out needs --bad-rows-fraction 0: bad rows are injected into the contract file only")
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("simulating"),
@@ -156,6 +162,8 @@ def simulate(
         fail(f"{_FLAGS.get(exc.option, exc.option)} = {exc.value!r}: {exc.problem}")
     except OSError as exc:
         fail(f"--out = {out!r}: cannot write ({exc.strerror or exc})")
+    if omop_out is not None:
+        _write_omop(n, kwargs, omop_out)
     seconds = time.perf_counter() - t0
     from ..simulate import summarize_truth
 
@@ -168,7 +176,11 @@ def simulate(
         "bad_rows": n_bad,
         "seconds": round(seconds, 3),
         "rows_per_s": round(rows / seconds) if seconds > 0 else None,
-        "files": {k: v for k, v in (("observations", out), ("truth", truth), ("bad_rows", bad_rows)) if v},
+        "files": {
+            k: v
+            for k, v in (("observations", out), ("truth", truth), ("bad_rows", bad_rows), ("omop", omop_out))
+            if v
+        },
         "products": per_product,
         "unverified_profile_numbers": unverified,
     }
@@ -176,6 +188,22 @@ def simulate(
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
     _print_table(result)
+
+
+def _write_omop(n: int, kwargs: dict[str, Any], folder: str) -> None:
+    """The same cohort (same arguments, same seed) as OMOP CDM tables."""
+    import pyarrow as pa
+
+    from ..simulate import iter_cohort_batches
+    from ..standards import StandardsError, write_omop
+
+    obs = pa.concat_tables([b.observations for b in iter_cohort_batches(n, **kwargs)])
+    try:
+        write_omop(obs, folder)
+    except StandardsError as exc:
+        fail(f"--omop-out = {folder!r}: {exc}")
+    except OSError as exc:
+        fail(f"--omop-out = {folder!r}: cannot write ({exc.strerror or exc})")
 
 
 def _pct(x: float | None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -24,7 +26,10 @@ def register(app: typer.Typer) -> None:
 
 def timeline(
     obs: Annotated[
-        str | None, typer.Argument(help="Observations: .parquet or .csv (the observation contract)")
+        str | None,
+        typer.Argument(
+            help="Observations: .parquet or .csv (the observation contract), or a folder of OMOP CDM tables"
+        ),
     ] = None,
     scales: Annotated[
         str,
@@ -51,7 +56,8 @@ def timeline(
 ) -> None:
     """Grade OBS at every assessment time and write grades, daily maxima, episodes, per-patient
     summaries, the cross-tabulation between scales and the rejected rows to --out."""
-    from ..timeline import run_timeline, select_scales
+    from ..standards import run_timeline_omop
+    from ..timeline import RunSummary, run_timeline, select_scales
     from ..timeline._run import _source, count_rows, memory_bytes
 
     if obs is None:
@@ -76,7 +82,9 @@ def timeline(
     try:
         ids = select_scales(scales)
         limit = memory_bytes(memory_limit)
-        total = count_rows(_source(obs))
+        omop = Path(obs).is_dir()
+        runner: Callable[..., RunSummary] = run_timeline_omop if omop else run_timeline
+        total = None if omop else count_rows(_source(obs))
         show = console.is_terminal and (total is None or total >= PROGRESS_FROM_ROWS)
         with Progress(
             TextColumn("grading"),
@@ -88,7 +96,7 @@ def timeline(
             disable=not show,
         ) as bar:
             task = bar.add_task("grading", total=total)
-            summary = run_timeline(
+            summary = runner(
                 obs,
                 ids,
                 out,

@@ -1,0 +1,216 @@
+"""What the standard readers share: the mapped observations, their provenance, the rejects, and
+grading them through the timeline engine with every reject pointing at the source table and row.
+
+A reader turns a folder of standard tables into contract rows (``patient_id, time, code, value,
+unit, end_time, dose, dose_unit``) - each remembering the table and the 1-based row it came from -
+plus the rows it could not map (rejects). The timeline engine then checks the contract rows as it
+checks any observation file; its rejects are pointed back at the source row. So for the whole
+folder: **accepted + rejected + ignored = source rows**.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ..errors import ImmunotoxError
+from ..timeline import REJECTS_SCHEMA, RunSummary, TimelineResult, grade_observations, run_timeline
+from ..timeline._read import CONTRACT_COLUMNS
+
+
+class StandardsError(ImmunotoxError, ValueError):
+    """A folder or table that cannot be read (or a row a writer cannot express), naming it."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{where}: {problem}")
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.problem}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.where, self.problem))
+
+
+@dataclass
+class Rejects:
+    """Rows a reader could not map, in the timeline's rejects layout."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, file: str, row: int, column: str, value: Any, reason: str, detail: str) -> None:
+        self.rows.append(
+            {
+                "file": file,
+                "row": row,
+                "column": column,
+                "value": None if value is None else str(value),
+                "reason": reason,
+                "detail": detail,
+            }
+        )
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.rows, schema=REJECTS_SCHEMA)
+
+
+@dataclass
+class StandardRead:
+    """Contract rows read from a standard folder, where each came from, and what was refused."""
+
+    observations: pa.Table
+    provenance: list[tuple[str, int]]
+    rejects: pa.Table
+    source_rows: int
+    ignored: dict[str, int]
+
+    @property
+    def rejected_rows(self) -> int:
+        return int(self.rejects.num_rows)
+
+
+class Collector:
+    """Accumulates contract rows with their provenance, rejecting exact duplicates."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Any]] = {c: [] for c in CONTRACT_COLUMNS}
+        self.provenance: list[tuple[str, int]] = []
+        self.rejects = Rejects()
+        self.source_rows = 0
+        self.ignored: dict[str, int] = {}
+        self._seen: dict[tuple[Any, ...], tuple[str, int]] = {}
+
+    def add(self, file: str, row: int, **values: Any) -> None:
+        key = tuple(values.get(c) for c in CONTRACT_COLUMNS)
+        first = self._seen.get(key)
+        if first is not None:
+            self.rejects.add(
+                file, row, "", None, "duplicate", f"same record as {first[0]} row {first[1]}; kept once"
+            )
+            return
+        self._seen[key] = (file, row)
+        for c in CONTRACT_COLUMNS:
+            v = values.get(c)
+            self.rows[c].append(None if v is None or v == "" else str(v))
+        self.provenance.append((file, row))
+
+    def result(self) -> StandardRead:
+        schema = pa.schema([(c, pa.string()) for c in CONTRACT_COLUMNS])
+        return StandardRead(
+            observations=pa.table(self.rows, schema=schema),
+            provenance=self.provenance,
+            rejects=self.rejects.table(),
+            source_rows=self.source_rows,
+            ignored=dict(self.ignored),
+        )
+
+
+# ------------------------------------------------------------------------------- table files
+def find_table(folder: Path, name: str) -> Path | None:
+    """The file of table ``name`` in ``folder``: ``name.csv`` or ``name.parquet``, any case."""
+    wanted = {f"{name.lower()}.csv", f"{name.lower()}.parquet"}
+    for p in sorted(folder.iterdir()):
+        if p.name.lower() in wanted:
+            return p
+    return None
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    """Every row of a CSV or Parquet table as strings (empty string for a missing cell)."""
+    try:
+        if path.name.lower().endswith(".parquet"):
+            t = pq.read_table(path)
+            t = pa.table({n: t.column(n).cast(pa.string()) for n in t.column_names})
+        else:
+            with path.open(encoding="utf-8", newline="") as fh:
+                names = next(csv.reader([fh.readline()]))
+            t = pacsv.read_csv(
+                path,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names}, strings_can_be_null=False
+                ),
+            )
+    except (OSError, pa.ArrowException, UnicodeDecodeError, StopIteration) as exc:
+        raise StandardsError(path.name, f"not a readable CSV or Parquet table ({exc})") from None
+    rows: list[dict[str, str]] = t.to_pylist()
+    return [{k.lower(): ("" if v is None else str(v)) for k, v in r.items()} for r in rows]
+
+
+def write_table(rows: list[dict[str, Any]], columns: Sequence[str], path: Path) -> None:
+    """Write ``rows`` as CSV with the header ``columns`` (empty cell for None)."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+
+
+# ------------------------------------------------------------------------------------ grading
+def _point_rejects(read: StandardRead, rejects: pa.Table, columns: dict[str, dict[str, str]]) -> pa.Table:
+    """The timeline's rejects of ``read.observations`` pointed back at the source rows."""
+    rows = rejects.to_pylist()
+    for r in rows:
+        file, row = read.provenance[int(r["row"]) - 1]
+        r["file"], r["row"] = file, row
+        r["column"] = columns.get(file.lower(), {}).get(r["column"], r["column"])
+    return pa.concat_tables([read.rejects, pa.Table.from_pylist(rows, schema=REJECTS_SCHEMA)])
+
+
+def grade_read(
+    read: StandardRead,
+    scales: str | Sequence[str],
+    columns: dict[str, dict[str, str]],
+    **kwargs: Any,
+) -> TimelineResult:
+    """:func:`immunotox.timeline.grade_observations` on the rows of a standard folder."""
+    res = grade_observations(read.observations, scales, **kwargs)
+    res.rejects = _point_rejects(read, res.rejects, columns)
+    res.input_rows = read.source_rows
+    return res
+
+
+def run_read(
+    read: StandardRead,
+    label: str,
+    scales: str | Sequence[str],
+    out_dir: str | Path,
+    columns: dict[str, dict[str, str]],
+    **kwargs: Any,
+) -> RunSummary:
+    """:func:`immunotox.timeline.run_timeline` on the rows of a standard folder; the rejects file
+    and ``summary.json`` then count the source rows (reader rejects included)."""
+    summary = run_timeline(read.observations, scales, out_dir, **kwargs)
+    out = Path(out_dir)
+    path = Path(summary.outputs["rejects"])
+    if path.suffix == ".parquet":
+        rejects = _point_rejects(read, pq.read_table(path), columns)
+        pq.write_table(rejects, path)
+    else:
+        rejects = _point_rejects(read, pacsv.read_csv(path, convert_options=_REJECT_TYPES), columns)
+        pacsv.write_csv(rejects, path)
+    summary.input = label
+    summary.input_rows = read.source_rows
+    summary.rejected_rows = int(rejects.num_rows)
+    summary.accepted_rows = read.source_rows - summary.rejected_rows - sum(read.ignored.values())
+    by: dict[str, int] = {}
+    for reason in rejects.column("reason").to_pylist():
+        by[reason] = by.get(reason, 0) + 1
+    summary.rejected_by_reason = by
+    doc = json.loads(summary.to_json())
+    doc["ignored_rows"] = read.ignored
+    (out / "summary.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    return summary
+
+
+_REJECT_TYPES = pacsv.ConvertOptions(
+    column_types=dict(zip(REJECTS_SCHEMA.names, REJECTS_SCHEMA.types, strict=True))
+)
