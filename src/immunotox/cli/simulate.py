@@ -99,6 +99,10 @@ def simulate(
         str | None,
         typer.Option("--omop-out", help="Also write the cohort as an OMOP CDM v5.4 folder of CSV tables"),
     ] = None,
+    sdtm_out: Annotated[
+        str | None,
+        typer.Option("--sdtm-out", help="Also write the cohort as CDISC SDTM domains (CSV)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Generate a seeded synthetic cohort in the observation contract (and its ground truth).
@@ -123,6 +127,8 @@ def simulate(
     n = _int(patients, "--patients", 1)
     if out is None and (truth is not None or bad_rows is not None):
         fail("--out = None: --truth and --bad-rows need --out")
+    if sdtm_out is not None and kwargs["bad_rows_fraction"] > 0:
+        fail("--sdtm-out needs --bad-rows-fraction 0: bad rows are injected into the contract file only")
     if omop_out is not None and kwargs["bad_rows_fraction"] > 0:
         fail("--omop-out needs --bad-rows-fraction 0: bad rows are injected into the contract file only")
     console = Console(stderr=True)
@@ -162,8 +168,8 @@ def simulate(
         fail(f"{_FLAGS.get(exc.option, exc.option)} = {exc.value!r}: {exc.problem}")
     except OSError as exc:
         fail(f"--out = {out!r}: cannot write ({exc.strerror or exc})")
-    if omop_out is not None:
-        _write_omop(n, kwargs, omop_out)
+    if omop_out is not None or sdtm_out is not None:
+        _write_standards(n, kwargs, omop_out, sdtm_out)
     seconds = time.perf_counter() - t0
     from ..simulate import summarize_truth
 
@@ -178,7 +184,13 @@ def simulate(
         "rows_per_s": round(rows / seconds) if seconds > 0 else None,
         "files": {
             k: v
-            for k, v in (("observations", out), ("truth", truth), ("bad_rows", bad_rows), ("omop", omop_out))
+            for k, v in (
+                ("observations", out),
+                ("truth", truth),
+                ("bad_rows", bad_rows),
+                ("omop", omop_out),
+                ("sdtm", sdtm_out),
+            )
             if v
         },
         "products": per_product,
@@ -190,20 +202,23 @@ def simulate(
     _print_table(result)
 
 
-def _write_omop(n: int, kwargs: dict[str, Any], folder: str) -> None:
-    """The same cohort (same arguments, same seed) as OMOP CDM tables."""
+def _write_standards(n: int, kwargs: dict[str, Any], omop: str | None, sdtm: str | None) -> None:
+    """The same cohort (same arguments, same seed) as OMOP CDM tables and/or SDTM domains."""
     import pyarrow as pa
 
     from ..simulate import iter_cohort_batches
-    from ..standards import StandardsError, write_omop
+    from ..standards import StandardsError, write_omop, write_sdtm
 
     obs = pa.concat_tables([b.observations for b in iter_cohort_batches(n, **kwargs)])
-    try:
-        write_omop(obs, folder)
-    except StandardsError as exc:
-        fail(f"--omop-out = {folder!r}: {exc}")
-    except OSError as exc:
-        fail(f"--omop-out = {folder!r}: cannot write ({exc.strerror or exc})")
+    for flag, folder, write in (("--omop-out", omop, write_omop), ("--sdtm-out", sdtm, write_sdtm)):
+        if folder is None:
+            continue
+        try:
+            write(obs, folder)
+        except StandardsError as exc:
+            fail(f"{flag} = {folder!r}: {exc}")
+        except OSError as exc:
+            fail(f"{flag} = {folder!r}: cannot write ({exc.strerror or exc})")
 
 
 def _pct(x: float | None) -> str:

@@ -28,7 +28,8 @@ def timeline(
     obs: Annotated[
         str | None,
         typer.Argument(
-            help="Observations: .parquet or .csv (the observation contract), or a folder of OMOP CDM tables"
+            help="Observations: .parquet or .csv (the observation contract),"
+            " or a folder of OMOP CDM tables or SDTM domains"
         ),
     ] = None,
     scales: Annotated[
@@ -56,7 +57,7 @@ def timeline(
 ) -> None:
     """Grade OBS at every assessment time and write grades, daily maxima, episodes, per-patient
     summaries, the cross-tabulation between scales and the rejected rows to --out."""
-    from ..standards import run_timeline_omop
+    from ..standards import run_timeline_folder
     from ..timeline import RunSummary, run_timeline, select_scales
     from ..timeline._run import _source, count_rows, memory_bytes
 
@@ -83,7 +84,7 @@ def timeline(
         ids = select_scales(scales)
         limit = memory_bytes(memory_limit)
         omop = Path(obs).is_dir()
-        runner: Callable[..., RunSummary] = run_timeline_omop if omop else run_timeline
+        runner: Callable[..., RunSummary] = run_timeline_folder if omop else run_timeline
         total = None if omop else count_rows(_source(obs))
         show = console.is_terminal and (total is None or total >= PROGRESS_FROM_ROWS)
         with Progress(

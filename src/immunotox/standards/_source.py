@@ -11,6 +11,7 @@ folder: **accepted + rejected + ignored = source rows**.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,26 @@ class Collector:
             source_rows=self.source_rows,
             ignored=dict(self.ignored),
         )
+
+
+# ------------------------------------------------------------------------------------- times
+def parse_when(text: str) -> dt.datetime | None:
+    """An ISO 8601 date-time (no offset = UTC, as in the contract), or None."""
+    try:
+        w = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return w if w.tzinfo is not None else w.replace(tzinfo=dt.UTC)
+
+
+def iso_utc(t: Any, suffix: str = "Z") -> str:
+    """A contract time written as ISO 8601 in UTC (``suffix`` after it; "" for SDTM ``--DTC``)."""
+    if t is None:
+        return ""
+    if isinstance(t, dt.datetime):
+        w = (t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        return w.strftime("%Y-%m-%dT%H:%M:%S") + (f".{w.microsecond:06d}" if w.microsecond else "") + suffix
+    return str(t)
 
 
 # ------------------------------------------------------------------------------- table files

@@ -30,7 +30,17 @@ import pyarrow as pa
 from ..errors import RuleSpecError
 from ..timeline import RunSummary, TimelineResult
 from ..timeline.vocabulary import vocabulary
-from ._source import Collector, StandardRead, StandardsError, find_table, grade_read, read_table, run_read
+from ._source import (
+    Collector,
+    StandardRead,
+    StandardsError,
+    find_table,
+    grade_read,
+    iso_utc,
+    parse_when,
+    read_table,
+    run_read,
+)
 from ._source import write_table as _write_csv
 
 LOCAL_VOCABULARY = "immunotox"
@@ -241,12 +251,7 @@ COLUMNS: dict[str, dict[str, str]] = {
 }
 
 
-def _when(text: str) -> dt.datetime | None:
-    try:
-        t = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+_when = parse_when
 
 
 @dataclass
@@ -582,17 +587,7 @@ _CONCEPT_COLUMNS = (
 EHR_TYPE_CONCEPT = 32817
 
 
-def _iso(t: Any) -> str:
-    if t is None:
-        return ""
-    if isinstance(t, dt.datetime):
-        w: dt.datetime = t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
-        return (
-            w.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            + (f".{w.microsecond:06d}" if w.microsecond else "")
-            + "Z"
-        )
-    return str(t)
+_iso = iso_utc
 
 
 def _date(t: Any) -> str:
