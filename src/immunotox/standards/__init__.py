@@ -5,6 +5,8 @@
   folder (:func:`write_omop`, what ``immunotox simulate --omop-out`` writes).
 * :mod:`~immunotox.standards.sdtm` - CDISC SDTM domains, the same way (:func:`read_sdtm`,
   :func:`grade_sdtm`, :func:`run_timeline_sdtm`, :func:`write_sdtm`, ``--sdtm-out``).
+* :mod:`~immunotox.standards.adam` - ADaM ADTTE from the timeline outputs (:func:`adtte`,
+  :func:`write_adtte`, :func:`read_adtte`).
 * :func:`run_timeline_folder` - what ``immunotox timeline DIR`` runs on a folder of either.
 
 Every mapping table is in ``docs/standards.md``; the concepts in ``omop_concepts.toml``.
@@ -18,6 +20,7 @@ from typing import Any
 
 from ..timeline import RunSummary
 from ._source import StandardRead, StandardsError
+from .adam import adtte, read_adtte, write_adtte
 from .omop import concepts, grade_omop, read_omop, run_timeline_omop, write_omop
 from .sdtm import SdtmRead, grade_sdtm, read_sdtm, run_timeline_sdtm, sdtm_map, write_sdtm
 
@@ -25,15 +28,18 @@ __all__ = [
     "SdtmRead",
     "StandardRead",
     "StandardsError",
+    "adtte",
     "concepts",
     "grade_omop",
     "grade_sdtm",
+    "read_adtte",
     "read_omop",
     "read_sdtm",
     "run_timeline_folder",
     "run_timeline_omop",
     "run_timeline_sdtm",
     "sdtm_map",
+    "write_adtte",
     "write_omop",
     "write_sdtm",
 ]
