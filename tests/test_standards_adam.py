@@ -3,6 +3,8 @@ event, and the round trip of the file through its reader."""
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +16,7 @@ from immunotox.standards import StandardsError, adtte, grade_omop, read_adtte, w
 from immunotox.timeline import grade_observations
 
 SCALES = "astct2019:crs,astct2019:icans"
+Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +78,16 @@ def test_read_adtte_refuses_a_bad_censoring_code(tmp_path: Path) -> None:
         StandardsError, match=r"a.csv: row 1: CNSR = 3; expected 0 \(event\), 1 or 2 \(censored\)"
     ):
         read_adtte(p)
+
+
+def test_cli_timeline_adtte_is_the_same_from_the_file_and_from_sdtm(cli: Cli, tmp_path: Path) -> None:
+    obs, sdtm = tmp_path / "obs.parquet", tmp_path / "sdtm"
+    r = cli("simulate", "-n", "8", "--days", "8", "--seed", "21", "--out", str(obs), "--sdtm-out", str(sdtm))
+    assert r.returncode == 0, r.stderr
+    for src, out in ((obs, "a"), (sdtm, "b")):
+        r = cli("timeline", str(src), "--scales", SCALES, "--out", str(tmp_path / out), "--adtte")
+        assert r.returncode == 0, r.stderr
+    a = read_adtte(tmp_path / "a" / "adtte.csv")
+    assert a.num_rows > 0 and a.equals(read_adtte(tmp_path / "b" / "adtte.csv"))
+    r = cli("timeline", str(obs), "--out", str(tmp_path / "c"), "--format", "csv", "--adtte")
+    assert r.returncode == 2 and "--adtte needs --format parquet" in r.stderr

@@ -54,6 +54,9 @@ def timeline(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet (default) or csv")] = "parquet",
     threads: Annotated[str | None, typer.Option("--threads", help="Worker threads (default: 2)")] = None,
+    adtte: Annotated[
+        bool, typer.Option("--adtte", help="Also write adtte.csv (ADaM time-to-event, docs/standards.md)")
+    ] = False,
 ) -> None:
     """Grade OBS at every assessment time and write grades, daily maxima, episodes, per-patient
     summaries, the cross-tabulation between scales and the rejected rows to --out."""
@@ -112,7 +115,20 @@ def timeline(
         fail(str(exc))
     except OSError as exc:
         fail(f"{exc.filename or out}: {exc.strerror}")
+    if adtte:
+        _write_adtte(obs, out, fmt)
     _print_summary(console, summary)
+
+
+def _write_adtte(obs: str, out: str, fmt: str) -> None:
+    from ..standards import StandardsError, adtte, contract_rows, load_outputs, write_adtte
+
+    if fmt != "parquet":
+        fail("--adtte needs --format parquet (it reads the Parquet outputs back)")
+    try:
+        write_adtte(adtte(load_outputs(out), contract_rows(obs)), Path(out) / "adtte.csv")
+    except StandardsError as exc:
+        fail(str(exc))
 
 
 def _print_summary(console: Console, s: object) -> None:

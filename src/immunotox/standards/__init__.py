@@ -20,7 +20,7 @@ from typing import Any
 
 from ..timeline import RunSummary
 from ._source import StandardRead, StandardsError
-from .adam import adtte, read_adtte, write_adtte
+from .adam import adtte, contract_rows, load_outputs, read_adtte, write_adtte
 from .omop import concepts, grade_omop, read_omop, run_timeline_omop, write_omop
 from .sdtm import SdtmRead, grade_sdtm, read_sdtm, run_timeline_sdtm, sdtm_map, write_sdtm
 
@@ -30,9 +30,12 @@ __all__ = [
     "StandardsError",
     "adtte",
     "concepts",
+    "contract_rows",
     "grade_omop",
     "grade_sdtm",
+    "load_outputs",
     "read_adtte",
+    "read_folder",
     "read_omop",
     "read_sdtm",
     "run_timeline_folder",
@@ -45,15 +48,27 @@ __all__ = [
 ]
 
 
+def _kind(folder: str | Path) -> tuple[Path, str]:
+    from ._source import find_table
+
+    root = Path(folder)
+    if root.is_dir() and find_table(root, "PERSON") is not None:
+        return root, "omop"
+    if root.is_dir() and find_table(root, "DM") is not None:
+        return root, "sdtm"
+    raise StandardsError(str(root), "neither OMOP tables (person.csv) nor SDTM domains (dm.csv)")
+
+
+def read_folder(folder: str | Path) -> StandardRead:
+    """Read a folder of OMOP tables (a PERSON table) or SDTM domains (a DM domain)."""
+    root, kind = _kind(folder)
+    return read_omop(root) if kind == "omop" else read_sdtm(root)
+
+
 def run_timeline_folder(
     folder: str | Path, scales: str | Sequence[str], out_dir: str | Path, **kwargs: Any
 ) -> RunSummary:
     """Run the timeline on a folder of OMOP tables (a PERSON table) or SDTM domains (a DM domain)."""
-    from ._source import find_table
-
-    root = Path(folder)
-    if find_table(root, "PERSON") is not None:
-        return run_timeline_omop(root, scales, out_dir, **kwargs)
-    if find_table(root, "DM") is not None:
-        return run_timeline_sdtm(root, scales, out_dir, **kwargs)
-    raise StandardsError(str(root), "neither OMOP tables (person.csv) nor SDTM domains (dm.csv)")
+    root, kind = _kind(folder)
+    run = run_timeline_omop if kind == "omop" else run_timeline_sdtm
+    return run(root, scales, out_dir, **kwargs)

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from ..timeline import TimelineResult
 from ..timeline.vocabulary import vocabulary
@@ -114,7 +117,7 @@ def _record(
 
 
 def adtte(
-    result: TimelineResult,
+    result: TimelineResult | Outputs,
     observations: pa.Table | None = None,
     *,
     params: Mapping[str, str] = DEFAULT_PARAMS,
@@ -214,6 +217,40 @@ def adtte(
             rows.append(_record(base, "TTTOCI", param, day0, when, cnsr, evnt, cns))
     rows.sort(key=lambda r: (r["USUBJID"], r["PARAMCD"]))
     return pa.Table.from_pylist(rows, schema=ADTTE_SCHEMA)
+
+
+@dataclass
+class Outputs:
+    """The timeline outputs ADTTE reads (a :class:`~immunotox.timeline.TimelineResult` has them)."""
+
+    grades: pa.Table
+    patients: pa.Table
+    episodes: pa.Table
+
+
+def load_outputs(out_dir: str | Path) -> Outputs:
+    """The Parquet outputs of :func:`immunotox.timeline.run_timeline` in ``out_dir``."""
+    d = Path(out_dir)
+    try:
+        return Outputs(*(pq.read_table(d / f"{n}.parquet") for n in ("grades", "patients", "episodes")))
+    except (OSError, pa.ArrowException) as exc:
+        raise StandardsError(str(d), f"no Parquet timeline outputs to read ({exc})") from None
+
+
+def contract_rows(source: str | Path) -> pa.Table:
+    """The ``patient_id, time, code`` rows of an observation file or a standard folder (for the
+    tocilizumab and death times of :func:`adtte`)."""
+    p = Path(source)
+    if p.is_dir():
+        from . import read_folder
+
+        return read_folder(p).observations
+    cols = ["patient_id", "time", "code"]
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return pq.read_table(p, columns=cols)
+    opts = pacsv.ConvertOptions(column_types=dict.fromkeys(cols, pa.string()), include_columns=cols)
+    parse = pacsv.ParseOptions(delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+    return pacsv.read_csv(p, parse_options=parse, convert_options=opts)
 
 
 def write_adtte(table: pa.Table, path: str | Path) -> None:
