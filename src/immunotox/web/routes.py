@@ -36,6 +36,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from .. import grade as grade_findings
@@ -53,6 +54,7 @@ from ..service.schemas import (
     BatchObservationIn,
     GradePublic,
     IngestOut,
+    LoginIn,
     ObservationBatchIn,
     SelfReportOut,
     StopIn,
@@ -180,6 +182,18 @@ def home(request: Request) -> Response:
     return see_other(page, page.home())
 
 
+def login_refusal(username: str, password: str) -> str | None:
+    """Why the login form cannot be checked at all (the API's ``LoginIn`` rules: nothing is cut
+    to fit), in the user's language; None when it can."""
+    try:
+        LoginIn(username=username, password=password)
+    except ValidationError as exc:
+        if exc.errors()[0]["loc"][:1] == ("password",):
+            return _("Password refused: 1 to 256 characters, without a NUL character.")
+        return _("User name refused: 1 to 64 characters, without a NUL character.")
+    return None
+
+
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> Response:
     page = Page.start(request)
@@ -191,12 +205,17 @@ def login_form(request: Request, next: str | None = None) -> Response:
 @router.post("/login")
 def login_submit(request: Request, form: FormDep) -> Response:
     page = Page.start(request)
-    ctx = {"next": security.safe_next(form.get("next"), ""), "username": form.get("username")[:64]}
+    username, password = form.get("username"), form.values.get("password", "")
+    shown = username.replace("\x00", "")[:64]  # re-filled into the form; the password never is
+    ctx = {"next": security.safe_next(form.get("next"), ""), "username": shown}
     if not page.csrf_ok(form.get(security.CSRF_FIELD)):
         return render(
             page, "login.html", {**ctx, "error": _("The form had expired: please log in again.")}, 403
         )
-    session = security.login(request, form.get("username")[:64], form.values.get("password", "")[:256])
+    refused = login_refusal(username, password)
+    if refused is not None:
+        return render(page, "login.html", {**ctx, "error": refused}, 422)
+    session = security.login(request, username, password)
     if session is None:
         return render(page, "login.html", {**ctx, "error": _("Wrong user name or password.")}, 401)
     target = security.safe_next(form.get("next"), "/portal" if session.role == "patient" else "/ward")
