@@ -3,7 +3,8 @@
 Every refusal names the field at fault: ``errors`` lists ``{field, pointer, message}`` where
 ``field`` is dotted (``observations.3.value``) and ``pointer`` is a JSON pointer into the
 request body (``/observations/3/value``). Validation failures are 422, authentication 401,
-authorization 403 (or 404 when revealing the record would leak that it exists), conflicts 409.
+authorization 403 (or 404 when revealing the record would leak that it exists), conflicts 409,
+a login that must wait 429 with ``Retry-After``.
 An unexpected exception is a bug: it is logged and answered with a bare 500 problem that
 carries the request id, never a traceback.
 
@@ -111,6 +112,13 @@ def forbidden(detail: str) -> ApiError:
 
 def unauthorized(detail: str = "authentication required") -> ApiError:
     return ApiError(401, "Unauthorized", detail, code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+
+
+def too_many_requests(detail: str, retry_after: int) -> ApiError:
+    """429 with ``Retry-After`` (seconds): the client must wait before trying again."""
+    return ApiError(
+        429, "Too many requests", detail, code="too-many-requests", headers={"Retry-After": str(retry_after)}
+    )
 
 
 def conflict(detail: str, field: str | None = None) -> ApiError:

@@ -83,6 +83,22 @@ class LoginIn(Model):
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
+class ThrottlePublic(BaseModel):
+    """Failed logins counted for throttling (see docs/security.md)."""
+
+    id: int
+    scope: Literal["name", "address"] = Field(
+        description="'name': one user name from one address; 'address': one address, any user name"
+    )
+    username: str | None = Field(description="The user name tried (None for scope 'address')")
+    address: str
+    failures: int
+    first_failure_at: dt.datetime
+    last_failure_at: dt.datetime
+    blocked_until: dt.datetime | None
+    retry_after: int = Field(description="Seconds the next attempt must still wait (0: it may go ahead)")
+
+
 class UserPublic(BaseModel):
     id: int
     username: str

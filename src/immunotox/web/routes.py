@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -61,6 +62,7 @@ from ..service.schemas import (
 )
 from . import chart, forms, i18n, labels, queries, security, views
 from .i18n import gettext as _
+from .i18n import ngettext
 from .pages import Page, error, open_alerts, render, render_text, see_other, to_login
 from .pages import json as json_response
 
@@ -218,6 +220,18 @@ def login_submit(request: Request, form: FormDep) -> Response:
     session = security.login(request, username, password)
     if session is None:
         return render(page, "login.html", {**ctx, "error": _("Wrong user name or password.")}, 401)
+    if isinstance(session, security.Throttled):
+        minutes = math.ceil(session.retry_after / 60)
+        wait = ngettext(
+            "Too many failed attempts with this user name: try again in %(num)d minute, or from another "
+            "workstation. Your account is not locked.",
+            "Too many failed attempts with this user name: try again in %(num)d minutes, or from another "
+            "workstation. Your account is not locked.",
+            minutes,
+        ) % {"num": minutes}
+        resp = render(page, "login.html", {**ctx, "error": wait}, 429)
+        resp.headers["Retry-After"] = str(session.retry_after)
+        return resp
     target = security.safe_next(form.get("next"), "/portal" if session.role == "patient" else "/ward")
     resp = RedirectResponse(target, status_code=303)
     security.start_session(resp, security.app_settings(request), session, page.now)
