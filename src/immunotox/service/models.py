@@ -358,7 +358,10 @@ class LoginThrottle(Base):
     name's row, an admin may delete any row."""
 
     __tablename__ = "login_throttle"
-    __table_args__ = (UniqueConstraint("scope", "username", "address"),)
+    __table_args__ = (
+        UniqueConstraint("scope", "username", "address"),
+        Index("ix_login_throttle_last_failure_at", "last_failure_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     scope: Mapped[str] = mapped_column(String(16))

@@ -106,9 +106,17 @@ def retry_after(s: Session, username: str, address: str, now: dt.datetime) -> tu
 def record_failure(
     s: Session, settings: Settings, username: str, address: str, *, now: dt.datetime, ctx: RequestContext
 ) -> None:
-    """Count a failed login on both keys; audit the start of a wait."""
+    """Count a failed login on both keys; audit the start of a wait. Rows forgotten for good (no
+    failure for ``IMMUNOTOX_LOGIN_FORGET_HOURS``, no wait left) are deleted on the way, so that a
+    spray of made-up user names does not grow the table without bound."""
     insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
     forget = dt.timedelta(hours=settings.login_forget_hours)
+    s.execute(
+        delete(LoginThrottle).where(
+            LoginThrottle.last_failure_at <= now - forget,
+            (LoginThrottle.blocked_until.is_(None)) | (LoginThrottle.blocked_until <= now),
+        )
+    )
     for key in _keys(username, address):
         scope, name, addr = key
         s.execute(

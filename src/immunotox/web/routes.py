@@ -223,10 +223,10 @@ def login_submit(request: Request, form: FormDep) -> Response:
     if isinstance(session, security.Throttled):
         minutes = math.ceil(session.retry_after / 60)
         wait = ngettext(
-            "Too many failed attempts with this user name: try again in %(num)d minute, or from another "
-            "workstation. Your account is not locked.",
-            "Too many failed attempts with this user name: try again in %(num)d minutes, or from another "
-            "workstation. Your account is not locked.",
+            "Too many failed login attempts: try again in %(num)d minute, or from another workstation. "
+            "Your account is not locked.",
+            "Too many failed login attempts: try again in %(num)d minutes, or from another workstation. "
+            "Your account is not locked.",
             minutes,
         ) % {"num": minutes}
         resp = render(page, "login.html", {**ctx, "error": wait}, 429)

@@ -6,8 +6,8 @@ Create Date: 2026-12-07
 
 One row per counted key (``scope`` ``name``: a user name from an address; ``address``: an address
 whatever the name, ``username = ''``), updated in place by every worker of the service
-(:mod:`immunotox.service.throttle`). Not an event table: rows are deleted on success or by an
-admin; the audit trail keeps the history.
+(:mod:`immunotox.service.throttle`). Not an event table: rows are deleted on success, by an
+admin, or once forgotten (indexed by the last failure); the audit trail keeps the history.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def upgrade() -> None:
             "scope", "username", "address", name=op.f("uq_login_throttle_scope_username_address")
         ),
     )
+    op.create_index("ix_login_throttle_last_failure_at", "login_throttle", ["last_failure_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_login_throttle_last_failure_at", table_name="login_throttle")
     op.drop_table("login_throttle")
