@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from immunotox.service import auth
-from immunotox.service.app import create_app
+from immunotox.app import create_app
 from immunotox.service.config import Settings, SettingsError
 from tests.service.conftest import PASSWORD, Service, Template, make_service
 
