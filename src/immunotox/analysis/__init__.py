@@ -11,6 +11,8 @@ the service or the web layer.
 
 from __future__ import annotations
 
+from ._clinical import CLINICAL_SCHEMA, Clinical, read_clinical
+from ._cohort import CohortAnalysis, analyze, ard_value, suppress
 from ._errors import AnalysisError
 from ._stats import (
     aalen_johansen,
@@ -22,11 +24,18 @@ from ._stats import (
 )
 
 __all__ = [
+    "CLINICAL_SCHEMA",
     "AnalysisError",
+    "Clinical",
+    "CohortAnalysis",
     "aalen_johansen",
+    "analyze",
+    "ard_value",
     "auc_delong",
     "clopper_pearson",
     "kaplan_meier",
     "logistic_regression",
+    "read_clinical",
+    "suppress",
     "weighted_kappa",
 ]
