@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._clinical import CLINICAL_SCHEMA, Clinical, read_clinical
 from ._cohort import CohortAnalysis, analyze, ard_value, suppress
 from ._errors import AnalysisError
+from ._report import render_html, write_report
 from ._stats import (
     aalen_johansen,
     auc_delong,
@@ -36,6 +37,8 @@ __all__ = [
     "kaplan_meier",
     "logistic_regression",
     "read_clinical",
+    "render_html",
     "suppress",
     "weighted_kappa",
+    "write_report",
 ]

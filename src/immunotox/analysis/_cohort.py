@@ -57,6 +57,7 @@ class CohortAnalysis:
     curves: pl.DataFrame  # curve, group, time (days), value, lower, upper, n_at_risk
     swimmer: pl.DataFrame  # patient_id, scale, start_day, end_day, grade, resolved
     meta: dict[str, Any] = field(default_factory=dict)
+    clinical_rejects: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 class _Ard:
@@ -189,7 +190,11 @@ def _per_patient(results: Path, clin: pl.DataFrame) -> tuple[pl.DataFrame, list[
             fam.alias("family"),
             not_applicable.fill_null(False).alias("not_applicable"),
             pl.when(died_of).then(5).otherwise(pl.col("max_grade").cast(pl.Int64)).alias("g_lo"),
-            pl.when(died_of).then(5).otherwise(pl.col("max_grade_hi").cast(pl.Int64)).alias("g_hi"),
+            # alive or dead of another cause (the clinical table knows): grade 5 is ruled out
+            pl.when(died_of)
+            .then(5)
+            .otherwise(pl.min_horizontal(pl.col("max_grade_hi").cast(pl.Int64), pl.lit(4)))
+            .alias("g_hi"),
             (pl.col("complete").fill_null(False) | died_of).alias("g_complete"),
         ),
         scales,
@@ -210,7 +215,7 @@ def _incidence(ard: _Ard, pp: pl.DataFrame, clin: pl.DataFrame, scales: list[str
             g_lo, g_hi = rest["g_lo"], rest["g_hi"]
             not_det = int(g_lo.is_null().sum())
             lo = g_lo.fill_null(-1).to_numpy()
-            hi = g_hi.fill_null(5).to_numpy()
+            hi = g_hi.fill_null(4).to_numpy()
             complete = rest["g_complete"].to_numpy()
             for label, a, b in CATEGORIES:
                 if b == 5:  # upward closed: certain if the lower bound is in, possible if the upper is
@@ -692,7 +697,13 @@ def analyze(
     curve_frame = (
         pl.concat([c.cast(curve_schema) for c in curves]) if curves else pl.DataFrame(schema=curve_schema)
     )
-    return CohortAnalysis(ard=table, curves=curve_frame, swimmer=_swimmer(episodes, clin), meta=meta)
+    return CohortAnalysis(
+        ard=table,
+        curves=curve_frame,
+        swimmer=_swimmer(episodes, clin),
+        meta=meta,
+        clinical_rejects=clin_obj.rejects,
+    )
 
 
 def ard_value(ard: pl.DataFrame, **where: Any) -> float | None:
