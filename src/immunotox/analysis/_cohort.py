@@ -522,7 +522,8 @@ def _association(ard: _Ard, pp: pl.DataFrame, clin: pl.DataFrame, scales: list[s
         y = (rows["g_lo"] >= 3).cast(pl.Int64).to_numpy()
         x = rows[score].to_numpy().astype(np.float64)
         x = np.log2(x) if transform == "log2" else x
-        label = f"{score} ({'per doubling' if transform == 'log2' else 'per point'})"
+        label = score
+        unit = "odds ratio per doubling (log2 score)" if transform == "log2" else "odds ratio per point"
         ard.add(
             "association",
             group,
@@ -554,7 +555,7 @@ def _association(ard: _Ard, pp: pl.DataFrame, clin: pl.DataFrame, scales: list[s
                     stat,
                     fit[stat][0],
                     rows.height,
-                    "logistic regression, Wald 95% CI",
+                    f"logistic regression, {unit}, Wald 95% CI",
                 )
         except AnalysisError as exc:
             ard.add(

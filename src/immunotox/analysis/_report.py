@@ -58,6 +58,17 @@ class _Page:
             index[(an, group, stratum, cat, stat)] = (ard_id, value, n)
         self.index = index
 
+    def stratum(self, stratum: str) -> str:
+        """``all`` or ``variable=level`` in the report's language (levels are data: kept as written)."""
+        if stratum == "all":
+            return self.t("all")
+        var, _, level = stratum.partition("=")
+        return (
+            f"{self.t('var_' + var)} : {html.escape(level)}"
+            if self.lang == "fr"
+            else f"{self.t('var_' + var)}: {html.escape(level)}"
+        )
+
     def t(self, key: str, **fmt: Any) -> str:
         text = self.texts[key][self.lang]
         return html.escape(text.format(**fmt) if fmt else text)
@@ -106,7 +117,7 @@ def _step_plot(
     scale_x: float = 1.0,
 ) -> str:
     """Step curves (value in [0, 1]) with their numbers at risk at each tick under the axis."""
-    w, left, right, top, h = 680, 120, 20, 15, 220
+    w, left, right, top, h = 680, 170, 20, 15, 220
     rows = len(series)
     height = top + h + 45 + 18 * (rows + 1)
     sx = (w - left - right) / x_max
@@ -144,7 +155,7 @@ def _step_plot(
         path.append(f"H{left + x_max * sx:.1f}")
         parts.append(f'<path d="{"".join(path)}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
         y_row = base + 18 * (i + 1)
-        parts.append(f'<text x="4" y="{y_row}" fill="{colour}">{html.escape(name[:18])}</text>')
+        parts.append(f'<text x="4" y="{y_row}" fill="{colour}">{html.escape(name[:24])}</text>')
         total = len(times)
         for tick in ticks:
             # number at risk just before the tick: first time >= tick, else those left after the last
@@ -243,7 +254,14 @@ th:first-child, td:first-child, td.label { text-align: left; }
 .note { color: #555; font-size: 9pt; }
 .warn { background: #fff4e0; border-left: 4px solid #f0a020; padding: 4px 8px; }
 img.plot { display: block; max-width: 100%; margin: 0.5em 0; }
-@page { size: A4; margin: 1.2cm; }
+@page { size: A4 landscape; margin: 1cm; }
+@media print {
+  body { margin: 0; font-size: 9pt; }
+  table { font-size: 7pt; }
+  th, td { padding: 1px 3px; }
+  h2 { break-before: auto; }
+  img.plot { max-width: 60%; }
+}
 """
 
 
@@ -279,7 +297,7 @@ def render_html(analysis: CohortAnalysis, lang: str) -> str:
             )
         out.append(f"<th>{p.t('not_determinable')}</th><th>{p.t('not_applicable')}</th></tr>")
         for stratum in strata:
-            name = p.t("all") if stratum == "all" else html.escape(stratum)
+            name = p.stratum(stratum)
             n_id, n_val = p.get("incidence", scale, stratum, "any", "n_patients")
             out.append(f"<tr><td class='label'>{name}</td>" + p.cell([(n_id, p.num(n_val, 0))], "".join))
             for label, _a, _b in CATEGORIES:
@@ -495,7 +513,7 @@ def render_html(analysis: CohortAnalysis, lang: str) -> str:
             f"<h2>{p.t('association')}</h2><p>{html.escape(group)}</p><table><tr><th></th><th>{p.t('events')}</th><th>{p.t('odds_ratio')}</th><th>{p.t('auc')}</th></tr>"
         )
         for label in dict.fromkeys(assoc["category"].to_list()):
-            out.append(f"<tr><td class='label'>{html.escape(label)}</td>")
+            out.append(f"<tr><td class='label'>{p.t('score_' + label)}</td>")
             ev = [p.get("association", group, "all", label, k) for k in ("n_events", "n_patients")]
             out.append(p.cell([(i, p.num(v, 0)) for i, v in ev], lambda s: f"{s[0]} / {s[1]}"))
             orr = [p.get("association", group, "all", label, k) for k in ("odds_ratio", "lower", "upper")]
