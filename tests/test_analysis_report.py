@@ -59,6 +59,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(d / "report"),
             "--lang",
             "fr",
+            "--observations",
+            str(d / "obs.parquet"),
         ],
     )
     assert r.exit_code == 0, r.output
@@ -86,6 +88,24 @@ def test_report_files_and_ground_truth(run: Path) -> None:
             statistic="n_complete",
         )
         assert got == sum(1 for g in grades if test(g))
+
+
+def test_management_against_the_ground_truth(run: Path) -> None:
+    ard = pl.read_parquet(run / "report" / "ard.parquet")
+    truth = pl.read_parquet(run / "truth.parquet")
+
+    def v(group: str, category: str, statistic: str) -> float | None:
+        return ard_value(ard, analysis="management", group=group, stratum="all", category=category, statistic=statistic)
+
+    assert v("tocilizumab", "doses", "n_doses") == truth["tocilizumab_doses"].sum() > 0
+    # the simulator never breaks the label limits (docs/simulator.md): nothing flagged
+    assert v("tocilizumab", "doses", "n_above_dose") == 0
+    assert v("tocilizumab", "doses", "n_outside_limits") == 0
+    assert v("tocilizumab", "doses", "n_unchecked") == 0
+    treated = truth.filter(pl.col("crs_corticosteroids"))["patient_id"].to_list()
+    assert v("corticosteroids", "patients", "n_treated") >= len(treated)  # CRS and ICANS steroids
+    page = (run / "report" / "report.html").read_text("utf-8")
+    assert catalogue()["management"]["fr"] in page
 
 
 def test_html_is_self_contained_french_and_every_number_has_its_ard_id(run: Path) -> None:

@@ -47,6 +47,8 @@ AJ = "Aalen-Johansen, death competing; delta-method variance, log(-log) 95% CI"
 KM = "Kaplan-Meier, Greenwood variance, log(-log) 95% CI"
 WEIGHTS: tuple[Literal["linear", "quadratic"], ...] = ("linear", "quadratic")
 US = 1_000_000  # microseconds per second
+DOSE_TOLERANCE = 0.01
+"""A dose counts as above the label dose when it exceeds it by more than 1 % ([D]: rounding)."""
 
 
 @dataclass
@@ -578,6 +580,194 @@ def _association(ard: _Ard, pp: pl.DataFrame, clin: pl.DataFrame, scales: list[s
             ard.add("association", group, "all", label, "auc", None, rows.height, f"not estimable: {exc}")
 
 
+def _read_observations(path: str | Path, codes: Sequence[str]) -> pl.DataFrame:
+    p = Path(path)
+    if not p.is_file():
+        raise AnalysisError("--observations", str(p), "an existing observation file (.parquet or .csv)")
+    if p.suffix.lower() == ".csv":
+        lazy = pl.scan_csv(p, schema_overrides={"value": pl.String, "dose": pl.Float64}, try_parse_dates=True)
+    elif p.suffix.lower() in (".parquet", ".pq"):
+        lazy = pl.scan_parquet(p)
+    else:
+        raise AnalysisError("--observations", str(p), "a .parquet or .csv file")
+    try:
+        return (
+            lazy.filter(pl.col("code").is_in(list(codes)))
+            .select("patient_id", "time", "code", "value", "dose", "dose_unit")
+            .collect()
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise AnalysisError(
+            "--observations", str(p), f"the observation contract ({exc})".replace("\n", " ")
+        ) from None
+
+
+def _management(
+    ard: _Ard, results: Path, observations: str | Path, clin: pl.DataFrame, scales: list[str]
+) -> None:
+    """Tocilizumab timing and label limits, cumulative corticosteroids (dexamethasone-equivalent).
+
+    Limits are those of ``data/drugs.toml`` dose rule ``tocilizumab-crs``, checked dose by dose
+    with :func:`immunotox.management._dose.check_dose_rule` (history = the patient's earlier doses);
+    the steroid equivalence is :func:`immunotox.management._dose.convert_steroid`.
+    """
+    from ..errors import FindingError
+    from ..management._dose import check_dose_rule, convert_steroid
+
+    crs = next((s for s in scales if family(s) == "crs"), None)
+    obs = _read_observations(observations, ("tocilizumab", "corticosteroid", "weight")).join(
+        clin.select("patient_id", "infusion_time"), on="patient_id"
+    )
+    group = crs or "all"
+    n_all = clin.height
+    # time from the first grade >= 2 of the first CRS scale to the first tocilizumab at or after it
+    if crs is not None:
+        grades = _read_result(results, "grades").filter((pl.col("scale") == crs) & (pl.col("grade") >= 2))
+        onset2 = grades.group_by("patient_id").agg(pl.col("time").min().alias("g2"))
+        toci = obs.filter(pl.col("code") == "tocilizumab").select("patient_id", "time")
+        first = (
+            onset2.join(toci, on="patient_id", how="left")
+            .filter(pl.col("time").is_null() | (pl.col("time") >= pl.col("g2")))
+            .group_by("patient_id", "g2")
+            .agg(pl.col("time").min().alias("toci"))
+        )
+        hours = (
+            first.filter(pl.col("toci").is_not_null())
+            .select((pl.col("toci") - pl.col("g2")).dt.total_microseconds().cast(pl.Float64) / (3600.0 * US))[
+                :, 0
+            ]
+            .to_list()
+        )
+        n2 = onset2.height
+        ard.add("management", group, "all", "grade >= 2", "n_patients", n2, n2, "established grade >= 2")
+        ard.add(
+            "management",
+            group,
+            "all",
+            "grade >= 2",
+            "n_tocilizumab",
+            len(hours),
+            n2,
+            "tocilizumab at or after",
+        )
+        for stat, v in _quantiles(hours).items():
+            ard.add(
+                "management",
+                group,
+                "all",
+                "hours to tocilizumab",
+                stat,
+                v,
+                len(hours),
+                "hours from grade >= 2",
+            )
+    # doses against the label limits
+    weights = (
+        obs.filter(pl.col("code") == "weight")
+        .group_by("patient_id")
+        .agg(pl.col("value").first().cast(pl.Float64, strict=False).alias("kg"))
+    )
+    doses = (
+        obs.filter(pl.col("code") == "tocilizumab")
+        .join(weights, on="patient_id", how="left")
+        .sort("patient_id", "time")
+    )
+    n_doses = n_over = n_limit = 0
+    unchecked = 0
+    patients_over: set[str] = set()
+    for (pid,), part in doses.group_by("patient_id", maintain_order=True):
+        history: list[Any] = []
+        for t, mg, kg in part.select("time", "dose", "kg").iter_rows():
+            n_doses += 1
+            if kg is None or mg is None:
+                unchecked += 1
+                history.append(t)
+                continue
+            try:
+                d = check_dose_rule("tocilizumab-crs", kg, given=history, at=t, now=t)
+            except FindingError:
+                unchecked += 1
+                history.append(t)
+                continue
+            # above the per-kg dose (capped) by more than DOSE_TOLERANCE: weights are written rounded
+            over = mg > min(d.mg_per_kg * kg, d.cap_mg) * (1 + DOSE_TOLERANCE)
+            n_over += over
+            n_limit += not d.allowed
+            if over or not d.allowed:
+                patients_over.add(str(pid))
+            history.append(t)
+    label = "tocilizumab-crs (data/drugs.toml)"
+    ard.add("management", "tocilizumab", "all", "doses", "n_doses", n_doses, n_doses, label)
+    ard.add(
+        "management",
+        "tocilizumab",
+        "all",
+        "doses",
+        "n_above_dose",
+        n_over,
+        n_doses,
+        "dose above 8 mg/kg capped at 800 mg",
+    )
+    ard.add(
+        "management",
+        "tocilizumab",
+        "all",
+        "doses",
+        "n_outside_limits",
+        n_limit,
+        n_doses,
+        "interval, 24 h and total limits",
+    )
+    ard.add(
+        "management", "tocilizumab", "all", "doses", "n_unchecked", unchecked, n_doses, "no weight or no dose"
+    )
+    ard.add(
+        "management", "tocilizumab", "all", "patients", "n_patients_outside", len(patients_over), n_all, label
+    )
+    # cumulative corticosteroids, dexamethasone-equivalent mg per treated patient
+    ster = obs.filter((pl.col("code") == "corticosteroid") & pl.col("dose").is_not_null())
+    totals: dict[str, float] = {}
+    unknown = 0
+    for pid, drug_name, mg, unit in ster.select("patient_id", "value", "dose", "dose_unit").iter_rows():
+        try:
+            if unit != "mg":
+                raise FindingError("dose_unit", unit, "mg")
+            totals[pid] = totals.get(pid, 0.0) + convert_steroid(mg, drug_name, "dexamethasone")
+        except FindingError:
+            unknown += 1
+    ard.add(
+        "management",
+        "corticosteroids",
+        "all",
+        "patients",
+        "n_treated",
+        len(totals),
+        n_all,
+        "any corticosteroid row",
+    )
+    ard.add(
+        "management",
+        "corticosteroids",
+        "all",
+        "patients",
+        "n_rows_unconverted",
+        unknown,
+        ster.height,
+        "unknown drug or unit",
+    )
+    for stat, v in _quantiles(list(totals.values())).items():
+        ard.add(
+            "management",
+            "corticosteroids",
+            "all",
+            "dexamethasone mg",
+            stat,
+            v,
+            len(totals),
+            "cumulative, dexamethasone-equivalent",
+        )
+
+
 def _swimmer(episodes: pl.DataFrame, clin: pl.DataFrame) -> pl.DataFrame:
     e = episodes.join(clin.select("patient_id", "infusion_time"), on="patient_id")
     return e.select(
@@ -647,8 +837,12 @@ def analyze(
     clinical: str | Path | Clinical,
     *,
     min_cell: int | None = None,
+    observations: str | Path | None = None,
 ) -> CohortAnalysis:
-    """Every analysis of the report on a timeline results folder and a clinical table."""
+    """Every analysis of the report on a timeline results folder and a clinical table.
+
+    With ``observations`` (the observation file the timeline graded), the management analyses too.
+    """
     folder = Path(results_dir)
     if not folder.is_dir():
         raise AnalysisError("RESULTS_DIR", str(folder), "a folder written by `immunotox timeline`")
@@ -670,6 +864,8 @@ def analyze(
     _agreement(ard, pp, scales)
     _outcomes(ard, curves, clin)
     _association(ard, pp, clin, scales)
+    if observations is not None:
+        _management(ard, folder, observations, clin, scales)
     table = ard.frame()
     if min_cell:
         table = suppress(table, min_cell)

@@ -505,6 +505,55 @@ def render_html(analysis: CohortAnalysis, lang: str) -> str:
                 p.t("survival"),
             )
         )
+    # ---------------------------------------------------------------- management
+    mgmt = analysis.ard.filter(pl.col("analysis") == "management")
+    if mgmt.height:
+        out.append(f"<h2>{p.t('management')}</h2><table>")
+        crs_group = next((g for g in mgmt["group"].unique().to_list() if family(g) == "crs"), None)
+        if crs_group is not None:
+            got = [
+                p.get("management", crs_group, "all", "grade >= 2", k)
+                for k in ("n_tocilizumab", "n_patients")
+            ]
+            out.append(f"<tr><td class='label'>{p.t('toci_given')} ({html.escape(crs_group)})</td>")
+            out.append(p.cell([(i, p.num(v, 0)) for i, v in got], lambda s: f"{s[0]} / {s[1]}") + "</tr>")
+            got = [
+                p.get("management", crs_group, "all", "hours to tocilizumab", k)
+                for k in ("median", "q1", "q3", "min", "max")
+            ]
+            out.append(f"<tr><td class='label'>{p.t('toci_hours')}</td>")
+            out.append(
+                p.cell(
+                    [(i, p.num(v, 1)) for i, v in got], lambda s: f"{s[0]} [{s[1]}–{s[2]}] ({s[3]}–{s[4]})"
+                )
+                + "</tr>"
+            )
+        for key, stat in (
+            ("toci_doses", "n_doses"),
+            ("toci_above", "n_above_dose"),
+            ("toci_limits", "n_outside_limits"),
+            ("toci_unchecked", "n_unchecked"),
+        ):
+            i, v = p.get("management", "tocilizumab", "all", "doses", stat)
+            out.append(
+                f"<tr><td class='label'>{p.t(key)}</td>" + p.cell([(i, p.num(v, 0))], "".join) + "</tr>"
+            )
+        i, v = p.get("management", "corticosteroids", "all", "patients", "n_treated")
+        out.append(
+            f"<tr><td class='label'>{p.t('steroid_treated')}</td>"
+            + p.cell([(i, p.num(v, 0))], "".join)
+            + "</tr>"
+        )
+        got = [
+            p.get("management", "corticosteroids", "all", "dexamethasone mg", k)
+            for k in ("median", "q1", "q3", "min", "max")
+        ]
+        out.append(f"<tr><td class='label'>{p.t('steroid_dex')}</td>")
+        out.append(
+            p.cell([(i, p.num(v, 0)) for i, v in got], lambda s: f"{s[0]} [{s[1]}–{s[2]}] ({s[3]}–{s[4]})")
+            + "</tr>"
+        )
+        out.append(f"</table><p class='note'>{p.t('management_note')}</p>")
     # ---------------------------------------------------------------- association
     assoc = analysis.ard.filter(pl.col("analysis") == "association")
     if assoc.height:

@@ -24,6 +24,12 @@ def report(
         str | None, typer.Option("--clinical", help="Clinical table: .parquet or .csv (one row per patient)")
     ] = None,
     out: Annotated[str | None, typer.Option("--out", "-o", help="Output folder (created)")] = None,
+    observations: Annotated[
+        str | None,
+        typer.Option(
+            "--observations", help="The observation file the timeline graded (adds the management table)"
+        ),
+    ] = None,
     lang: Annotated[str, typer.Option("--lang", help="Report language: fr or en")] = "fr",
     min_cell: Annotated[
         str | None, typer.Option("--min-cell", help="Mask counts below N (and what derives from them)")
@@ -58,7 +64,7 @@ def report(
     try:
         with progress:
             task = progress.add_task("analyses", total=3)
-            analysis = analyze(results, clinical, min_cell=cells)
+            analysis = analyze(results, clinical, min_cell=cells, observations=observations)
             progress.update(task, advance=1, description="report")
             files = write_report(analysis, out, lang, pdf=pdf)
             progress.update(task, advance=2)
