@@ -95,7 +95,9 @@ def test_management_against_the_ground_truth(run: Path) -> None:
     truth = pl.read_parquet(run / "truth.parquet")
 
     def v(group: str, category: str, statistic: str) -> float | None:
-        return ard_value(ard, analysis="management", group=group, stratum="all", category=category, statistic=statistic)
+        return ard_value(
+            ard, analysis="management", group=group, stratum="all", category=category, statistic=statistic
+        )
 
     assert v("tocilizumab", "doses", "n_doses") == truth["tocilizumab_doses"].sum() > 0
     # the simulator never breaks the label limits (docs/simulator.md): nothing flagged
