@@ -46,10 +46,11 @@ def test_bad_rows_are_rejected_with_field_row_and_reason() -> None:
         _row("P6", progression_date=T0 + 400 * day),  # censored before the event
         _row("P7", product="Yescarta", death_date=T0 + day, death_cause="crs", last_followup=T0 + day),
         _row("P8", death_date=T0 + day),  # death without its cause
+        _row("P8"),  # P8's first row was rejected: this one is not a duplicate
     ]
     clin = read_clinical(_table(rows), label="clinical.parquet")
-    assert clin.table["patient_id"].to_list() == ["P1", "P7"]
-    assert clin.table["product"].to_list() == ["axi-cel", "axi-cel"]  # brand resolved to the id
+    assert clin.table["patient_id"].to_list() == ["P1", "P7", "P8"]
+    assert clin.table["product"].to_list() == ["axi-cel", "axi-cel", "axi-cel"]  # brand resolved to the id
     got = clin.rejects.select("row", "column", "reason").rows()
     assert got == [
         (2, "death_date", "before_infusion"),

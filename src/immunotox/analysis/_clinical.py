@@ -124,122 +124,152 @@ def read_clinical(source: str | Path | pl.DataFrame | pa.Table, label: str | Non
             name,
             f"missing column(s) {', '.join(missing)}; see docs/analysis.md (clinical table)",
         )
-    rows = df.select(CLINICAL_SCHEMA.names).to_dicts()
-    accepted: list[dict[str, Any]] = []
-    rejects: list[dict[str, Any]] = []
-    first_row: dict[str, int] = {}
-    for i, raw in enumerate(rows, start=1):
-        rec, problem = _check_row(raw)
-        if problem is None:
-            pid = rec["patient_id"]
-            if pid in first_row:
-                problem = ("patient_id", pid, "duplicate_patient_id", f"first at row {first_row[pid]}")
-            else:
-                first_row[pid] = i
-        if problem is not None:
-            col, value, reason, detail = problem
-            rejects.append(
-                {
-                    "file": name,
-                    "row": i,
-                    "column": col,
-                    "value": None if value is None else str(value),
-                    "reason": reason,
-                    "detail": detail,
-                }
-            )
-        else:
-            accepted.append(rec)
-    table = pl.from_arrow(pa.Table.from_pylist(accepted, schema=CLINICAL_SCHEMA))
-    assert isinstance(table, pl.DataFrame)
-    rej = pl.from_arrow(pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA))
-    assert isinstance(rej, pl.DataFrame)
-    return Clinical(table=table, rejects=rej)
+    return _check(df.select(CLINICAL_SCHEMA.names), name)
 
 
-Problem = tuple[str, Any, str, str]
+UTC_TS = pl.Datetime("us", "UTC")
+ISO = "%Y-%m-%dT%H:%M:%S%:z"
 
 
-def _check_row(raw: dict[str, Any]) -> tuple[dict[str, Any], Problem | None]:
-    rec: dict[str, Any] = {}
+def _as_utc(col: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if isinstance(dtype, pl.Datetime):
+        utc = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col.dt.convert_time_zone("UTC")
+        return utc.cast(UTC_TS)
+    if isinstance(dtype, pl.Date):
+        return col.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if dtype == pl.String:
+        return col.str.strip_chars().map_elements(_parse_time, return_dtype=UTC_TS, skip_nulls=True)
+    return pl.lit(None, dtype=UTC_TS)
+
+
+def _check(df: pl.DataFrame, name: str) -> Clinical:
+    """Every row checked at once (Polars); the first failing rule of a row is its reject reason."""
+    df = df.rename({c: f"_raw_{c}" for c in CLINICAL_SCHEMA.names})
+    df = df.with_row_index("row", offset=1).with_columns(pl.col("row").cast(pl.Int64))
+    checks: list[tuple[pl.Expr, str, pl.Expr, str, pl.Expr]] = []  # (failed, column, value, reason, detail)
+    parsed: list[pl.Expr] = []
     for field in CLINICAL_SCHEMA:
-        value = raw[field.name]
-        if isinstance(value, str) and not value.strip():
-            value = None
-        if value is None:
-            if field.name in REQUIRED:
-                return rec, (field.name, None, "missing_value", "a value is required")
-            rec[field.name] = None
-            continue
+        c = field.name
+        col = pl.col(f"_raw_{c}")
+        dtype = df.schema[f"_raw_{c}"]
+        text = col.cast(pl.String)
+        present = col.is_not_null() & (col.str.strip_chars() != "" if dtype == pl.String else pl.lit(True))
+        if c in REQUIRED:
+            checks.append(
+                (~present, c, pl.lit(None, pl.String), "missing_value", pl.lit("a value is required"))
+            )
         if pa.types.is_timestamp(field.type):
-            if isinstance(value, str):
-                t = _parse_time(value)
-                if t is None:
-                    return rec, (
-                        field.name,
-                        value,
-                        "bad_value",
-                        "an ISO 8601 time, e.g. 2024-03-05T14:20:00Z",
-                    )
-                value = t
-            elif isinstance(value, dt.datetime):
-                value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-            elif isinstance(value, dt.date):
-                value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
-            else:
-                return rec, (field.name, value, "bad_value", "a time")
+            value = pl.when(present).then(_as_utc(col, dtype))
+            iso = pl.lit("an ISO 8601 time, e.g. 2024-03-05T14:20:00Z")
+            checks.append((present & value.is_null(), c, text, "bad_value", iso))
         elif pa.types.is_floating(field.type):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                return rec, (field.name, value, "bad_value", "a number")
-            if number != number or number < 0 or number == float("inf"):
-                return rec, (field.name, value, "bad_value", "a finite number >= 0")
-            if field.name == "age_years" and number > 120:
-                return rec, (field.name, value, "bad_value", "an age in years, 0-120")
-            value = number
+            number = (col.str.strip_chars() if dtype == pl.String else col).cast(pl.Float64, strict=False)
+            value = pl.when(present).then(number)
+            bad = present & (number.is_null() | number.is_nan() | number.is_infinite() | (number < 0))
+            checks.append((bad, c, text, "bad_value", pl.lit("a finite number >= 0")))
+            if c == "age_years":
+                checks.append(
+                    (present & (number > 120), c, text, "bad_value", pl.lit("an age in years, 0-120"))
+                )
         else:
-            value = str(value).strip()
-        rec[field.name] = value
-    try:
-        rec["product"] = resolve_product("product", rec["product"]).id
-    except FindingError:
-        return rec, (
+            value = pl.when(present).then(text.str.strip_chars())
+        parsed.append(value.alias(c))
+    df = df.with_columns(parsed)
+    products: dict[str, str | None] = {}
+    for raw in df["product"].drop_nulls().unique().to_list():
+        try:
+            products[raw] = resolve_product("product", raw).id
+        except FindingError:
+            products[raw] = None
+    df = df.with_columns(
+        pl.col("product").replace_strict(products, default=None, return_dtype=pl.String).alias("_product_id")
+    )
+    unknown = pl.col("product").is_not_null() & pl.col("_product_id").is_null()
+    checks.append(
+        (
+            unknown,
             "product",
-            rec["product"],
+            pl.col("product"),
             "unknown_product",
-            "a product id, INN or brand (data/drugs.toml)",
+            pl.lit("a product id, INN or brand (data/drugs.toml)"),
         )
-    for name, allowed in (("best_response", RESPONSES), ("sex", SEXES), ("death_cause", DEATH_CAUSES)):
-        if rec[name] is not None and rec[name] not in allowed:
-            return rec, (name, rec[name], "bad_value", f"one of {', '.join(allowed)}")
-    t0 = rec["infusion_time"]
-    for name in AFTER_INFUSION:
-        if rec[name] is not None and rec[name] < t0:
-            return rec, (
-                name,
-                rec[name].isoformat(),
-                "before_infusion",
-                f"on or after infusion_time {t0.isoformat()}",
-            )
-    end = rec["last_followup"]
-    for name in ("response_date", "progression_date", "death_date", "next_therapy_date"):
-        if rec[name] is not None and rec[name] > end:
-            return rec, (
-                "last_followup",
-                end.isoformat(),
-                "after_followup",
-                f"last follow-up on or after {name} {rec[name].isoformat()}",
-            )
-    if (rec["death_date"] is None) != (rec["death_cause"] is None):
-        reason = "death_without_cause" if rec["death_cause"] is None else "cause_without_death"
-        col = "death_cause" if rec["death_cause"] is None else "death_date"
-        return rec, (col, None, reason, "death_date and death_cause go together")
-    if (rec["best_response"] is None) != (rec["response_date"] is None):
-        return rec, (
-            "response_date",
-            None,
-            "response_without_date",
-            "best_response and response_date go together",
+    )
+    for c, allowed in (("best_response", RESPONSES), ("sex", SEXES), ("death_cause", DEATH_CAUSES)):
+        bad = pl.col(c).is_not_null() & ~pl.col(c).is_in(list(allowed))
+        checks.append((bad, c, pl.col(c), "bad_value", pl.lit(f"one of {', '.join(allowed)}")))
+    t0 = pl.col("infusion_time")
+    for c in AFTER_INFUSION:
+        detail = pl.lit("on or after infusion_time ") + t0.dt.strftime(ISO)
+        checks.append((pl.col(c) < t0, c, pl.col(c).dt.strftime(ISO), "before_infusion", detail))
+    end = pl.col("last_followup")
+    for c in ("response_date", "progression_date", "death_date", "next_therapy_date"):
+        detail = pl.lit(f"last follow-up on or after {c} ") + pl.col(c).dt.strftime(ISO)
+        checks.append((pl.col(c) > end, "last_followup", end.dt.strftime(ISO), "after_followup", detail))
+    no_date, no_cause = pl.col("death_date").is_null(), pl.col("death_cause").is_null()
+    pair = pl.lit("death_date and death_cause go together")
+    checks.append((~no_date & no_cause, "death_cause", pl.lit(None, pl.String), "death_without_cause", pair))
+    checks.append((no_date & ~no_cause, "death_date", pl.lit(None, pl.String), "cause_without_death", pair))
+    together = pl.lit("best_response and response_date go together")
+    mismatch = pl.col("best_response").is_null() != pl.col("response_date").is_null()
+    checks.append((mismatch, "response_date", pl.lit(None, pl.String), "response_without_date", together))
+
+    def first(pick: int) -> pl.Expr:
+        chain: Any = pl
+        for failed, column, value, reason, detail in checks:
+            out = (pl.lit(column), value, pl.lit(reason), detail)[pick]
+            chain = chain.when(failed.fill_null(False)).then(out)
+        result: pl.Expr = chain.otherwise(None)
+        return result
+
+    df = df.with_columns(
+        first(0).alias("_column"),
+        first(1).alias("_value"),
+        first(2).alias("_reason"),
+        first(3).alias("_detail"),
+    )
+    ok = pl.col("_reason").is_null()
+    first_row = pl.when(ok).then(pl.col("row")).min().over("patient_id")  # among rows without a problem
+    df = df.with_columns(
+        pl.when(ok).then(first_row).alias("_first_row")
+        if df.height
+        else pl.lit(None, pl.Int64).alias("_first_row")
+    )
+    df = df.with_columns(
+        pl.when(ok & (pl.col("row") != pl.col("_first_row")))
+        .then(pl.lit("duplicate_patient_id"))
+        .otherwise(pl.col("_reason"))
+        .alias("_reason"),
+        pl.when(ok & (pl.col("row") != pl.col("_first_row")))
+        .then(pl.lit("patient_id"))
+        .otherwise(pl.col("_column"))
+        .alias("_column"),
+        pl.when(ok & (pl.col("row") != pl.col("_first_row")))
+        .then(pl.col("patient_id"))
+        .otherwise(pl.col("_value"))
+        .alias("_value"),
+        pl.when(ok & (pl.col("row") != pl.col("_first_row")))
+        .then(pl.lit("first at row ") + pl.col("_first_row").cast(pl.String))
+        .otherwise(pl.col("_detail"))
+        .alias("_detail"),
+    )
+    rejects = df.filter(pl.col("_reason").is_not_null()).select(
+        pl.lit(name).alias("file"),
+        "row",
+        pl.col("_column").alias("column"),
+        pl.col("_value").cast(pl.String).alias("value"),
+        pl.col("_reason").alias("reason"),
+        pl.col("_detail").cast(pl.String).alias("detail"),
+    )
+    accepted = df.filter(pl.col("_reason").is_null()).with_columns(pl.col("_product_id").alias("product"))
+    types = {
+        f.name: (
+            UTC_TS
+            if pa.types.is_timestamp(f.type)
+            else pl.Float64
+            if pa.types.is_floating(f.type)
+            else pl.String
         )
-    return rec, None
+        for f in CLINICAL_SCHEMA
+    }
+    table = accepted.select([pl.col(c).cast(t) for c, t in types.items()])
+    return Clinical(table=table, rejects=rejects)

@@ -182,7 +182,7 @@ def _per_patient(results: Path, clin: pl.DataFrame) -> tuple[pl.DataFrame, list[
         on=["patient_id", "scale"],
         how="left",
     )
-    fam = pl.col("scale").map_elements(family, return_dtype=pl.String)
+    fam = pl.col("scale").replace_strict({sc: family(sc) for sc in scales}, return_dtype=pl.String)
     died_of = pl.col("death_cause").is_not_null() & (pl.col("death_cause") == fam)
     not_applicable = (pl.col("status") == "not_applicable") | (
         pl.col("max_grade").is_null() & pl.col("complete").fill_null(False)
