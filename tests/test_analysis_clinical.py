@@ -6,7 +6,6 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -14,25 +13,9 @@ from immunotox.analysis import CLINICAL_SCHEMA, AnalysisError, read_clinical
 from immunotox.cli.main import app
 from immunotox.simulate import clinical_table, simulate_cohort
 
-T0 = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
-
-
-def _row(pid: str, **kw: object) -> dict[str, object]:
-    row: dict[str, object] = dict.fromkeys(CLINICAL_SCHEMA.names)
-    row.update(
-        patient_id=pid,
-        product="axi-cel",
-        indication="LBCL",
-        age_years=60.0,
-        infusion_time=T0,
-        last_followup=T0 + dt.timedelta(days=365),
-    )
-    row.update(kw)
-    return row
-
-
-def _table(rows: list[dict[str, object]]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=CLINICAL_SCHEMA)
+from .analysis_helpers import T0
+from .analysis_helpers import clinical_row as _row
+from .analysis_helpers import clinical_table as _table
 
 
 def test_bad_rows_are_rejected_with_field_row_and_reason() -> None:

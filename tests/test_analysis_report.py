@@ -13,6 +13,8 @@ from immunotox.analysis import ard_value
 from immunotox.analysis._report import catalogue
 from immunotox.cli.main import app
 
+from .analysis_helpers import assert_complete_counts_equal_truth
+
 runner = CliRunner()
 
 
@@ -73,21 +75,7 @@ def test_report_files_and_ground_truth(run: Path) -> None:
     ard = pl.read_parquet(report / "ard.parquet")
     assert {"ard_id", "analysis", "stratum", "statistic", "value", "n", "method"} <= set(ard.columns)
     truth = pl.read_parquet(run / "truth.parquet")
-    pats = pl.read_parquet(run / "results" / "patients.parquet").filter(pl.col("scale") == "astct2019:crs")
-    complete = set(pats.filter(pl.col("complete"))["patient_id"].to_list()) | set(
-        truth.filter(pl.col("crs_grade") == 5)["patient_id"].to_list()
-    )
-    grades = truth.filter(pl.col("patient_id").is_in(list(complete)))["crs_grade"].to_list()
-    for label, test in (("any", lambda g: g >= 1), ("1-2", lambda g: 1 <= g <= 2), (">=3", lambda g: g >= 3)):
-        got = ard_value(
-            ard,
-            analysis="incidence",
-            group="astct2019:crs",
-            stratum="all",
-            category=label,
-            statistic="n_complete",
-        )
-        assert got == sum(1 for g in grades if test(g))
+    assert_complete_counts_equal_truth(ard, truth, pl.read_parquet(run / "results" / "patients.parquet"))
 
 
 def test_management_against_the_ground_truth(run: Path) -> None:

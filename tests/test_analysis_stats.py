@@ -102,16 +102,21 @@ def _scipy_km(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, ...]:
     return sf.quantiles, sf.probabilities, ci.low.probabilities, ci.high.probabilities
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_kaplan_meier_equals_scipy_ecdf_and_statsmodels(seed: int) -> None:
-    time, cause = _tied_cohort(seed, 300, 1)
-    event = (cause == 1).astype(int)
+def _km_equals_scipy(time: np.ndarray, event: np.ndarray) -> pl.DataFrame:
     km = kaplan_meier(time, event)
     q, p, lo, hi = _scipy_km(time, event)
     _close(km["time"].to_numpy(), q)
     _close(km["survival"].to_numpy(), p)
     _close(km["lower"].fill_null(np.nan).to_numpy(), lo)
     _close(km["upper"].fill_null(np.nan).to_numpy(), hi)
+    return km
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kaplan_meier_equals_scipy_ecdf_and_statsmodels(seed: int) -> None:
+    time, cause = _tied_cohort(seed, 300, 1)
+    event = (cause == 1).astype(int)
+    km = _km_equals_scipy(time, event)
     sm_fit = SurvfuncRight(time, event)
     at_events = km.filter(pl.col("n_events") > 0)
     _close(at_events["time"].to_numpy(), sm_fit.surv_times)
@@ -129,12 +134,7 @@ def test_kaplan_meier_equals_scipy_ecdf_and_statsmodels(seed: int) -> None:
 def test_kaplan_meier_equals_scipy_on_random_tied_data(rows: list[tuple[int, bool]]) -> None:
     time = np.array([float(t) for t, _ in rows])
     event = np.array([int(e) for _, e in rows])
-    km = kaplan_meier(time, event)
-    q, p, lo, hi = _scipy_km(time, event)
-    _close(km["time"].to_numpy(), q)
-    _close(km["survival"].to_numpy(), p)
-    _close(km["lower"].fill_null(np.nan).to_numpy(), lo)
-    _close(km["upper"].fill_null(np.nan).to_numpy(), hi)
+    km = _km_equals_scipy(time, event)
     # censorings at a time come after its events: the number at risk includes them
     assert km["n_at_risk"][0] == len(rows)
 

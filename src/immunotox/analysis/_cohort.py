@@ -274,6 +274,19 @@ def _onset(ard: _Ard, pp: pl.DataFrame, episodes: pl.DataFrame, scales: list[str
         )
 
 
+def _curve(table: pl.DataFrame, curve: str, group: str, value: str) -> pl.DataFrame:
+    """A plotted curve in the common layout: curve, group, time, value, lower, upper, n_at_risk."""
+    return table.select(
+        pl.lit(curve).alias("curve"),
+        pl.lit(group).alias("group"),
+        "time",
+        pl.col(value).alias("value"),
+        "lower",
+        "upper",
+        "n_at_risk",
+    )
+
+
 def _time_to_onset(
     ard: _Ard, curves: list[pl.DataFrame], pp: pl.DataFrame, daily: pl.DataFrame, scales: list[str]
 ) -> None:
@@ -300,17 +313,7 @@ def _time_to_onset(
         if (cause > 0).any():
             aj = aalen_johansen(time, cause)
             c1 = aj.filter(pl.col("cause") == 1)
-            curves.append(
-                c1.select(
-                    pl.lit("onset").alias("curve"),
-                    pl.lit(scale).alias("group"),
-                    "time",
-                    pl.col("cif").alias("value"),
-                    "lower",
-                    "upper",
-                    "n_at_risk",
-                )
-            )
+            curves.append(_curve(c1, "onset", scale, "cif"))
             for d in CIF_DAYS:
                 row = c1.filter(pl.col("time") <= d).tail(1)
                 v = row["cif"][0] if row.height else 0.0
@@ -459,17 +462,7 @@ def _outcomes(ard: _Ard, curves: list[pl.DataFrame], clin: pl.DataFrame) -> None
         if t.size == 0:
             continue
         km = kaplan_meier(np.maximum(t, 0.0), e)
-        curves.append(
-            km.select(
-                pl.lit("survival").alias("curve"),
-                pl.lit(name).alias("group"),
-                "time",
-                pl.col("survival").alias("value"),
-                "lower",
-                "upper",
-                "n_at_risk",
-            )
-        )
+        curves.append(_curve(km, "survival", name, "survival"))
         below = km.filter(pl.col("survival") <= 0.5)
         median = below["time"][0] / MONTH_DAYS if below.height else None
         ard.add(
@@ -488,17 +481,7 @@ def _outcomes(ard: _Ard, curves: list[pl.DataFrame], clin: pl.DataFrame) -> None
     cause = np.where((t_d <= t_p) & (t_d <= t_e), 1, np.where(t_p <= t_e, 2, 0))
     if (cause > 0).any():
         aj = aalen_johansen(np.maximum(first, 0.0), cause).filter(pl.col("cause") == 1)
-        curves.append(
-            aj.select(
-                pl.lit("nrm").alias("curve"),
-                pl.lit("NRM").alias("group"),
-                "time",
-                pl.col("cif").alias("value"),
-                "lower",
-                "upper",
-                "n_at_risk",
-            )
-        )
+        curves.append(_curve(aj, "nrm", "NRM", "cif"))
         for m in SURVIVAL_MONTHS:
             row = aj.filter(pl.col("time") <= m * MONTH_DAYS).tail(1)
             for stat in ("cif", "lower", "upper"):
