@@ -112,10 +112,14 @@ class _Ard:
 
 
 def _read_result(folder: Path, name: str) -> pl.DataFrame:
+    return _scan_result(folder, name).collect()
+
+
+def _scan_result(folder: Path, name: str) -> pl.LazyFrame:
     for ext in ("parquet", "csv"):
         path = folder / f"{name}.{ext}"
         if path.is_file():
-            return pl.read_parquet(path) if ext == "parquet" else pl.read_csv(path, try_parse_dates=True)
+            return pl.scan_parquet(path) if ext == "parquet" else pl.scan_csv(path, try_parse_dates=True)
     raise AnalysisError(
         "RESULTS_DIR", str(folder), f"a timeline results folder with {name}.parquet or {name}.csv"
     )
@@ -288,10 +292,9 @@ def _curve(table: pl.DataFrame, curve: str, group: str, value: str) -> pl.DataFr
 
 
 def _time_to_onset(
-    ard: _Ard, curves: list[pl.DataFrame], pp: pl.DataFrame, daily: pl.DataFrame, scales: list[str]
+    ard: _Ard, curves: list[pl.DataFrame], pp: pl.DataFrame, last_day: pl.DataFrame, scales: list[str]
 ) -> None:
     """Cumulative incidence of the first onset (grade >= 1), death competing; new onset after day 7/14."""
-    last_day = daily.group_by("patient_id", "scale").agg((pl.col("day").max() + 1).alias("observed_days"))
     for scale in scales:
         sub = pp.filter(pl.col("scale") == scale).join(last_day, on=["patient_id", "scale"], how="left")
         sub = sub.with_columns(
@@ -837,13 +840,19 @@ def analyze(
         raise AnalysisError("--clinical", "0 accepted rows", "at least one accepted patient")
     pp, scales = _per_patient(folder, clin)
     episodes = _read_result(folder, "episodes")
-    daily = _read_result(folder, "daily_max")
-    pats = _read_result(folder, "patients")
+    # the last assessed day per patient and scale (the daily maxima themselves are not kept)
+    last_day = (
+        _scan_result(folder, "daily_max")
+        .group_by("patient_id", "scale")
+        .agg((pl.col("day").max() + 1).alias("observed_days"))
+        .collect(engine="streaming")
+    )
+    timeline_ids = _scan_result(folder, "patients").select("patient_id").unique().collect()
     ard = _Ard()
     curves: list[pl.DataFrame] = []
     _incidence(ard, pp, clin, scales)
     _onset(ard, pp, episodes, scales)
-    _time_to_onset(ard, curves, pp, daily, scales)
+    _time_to_onset(ard, curves, pp, last_day, scales)
     _agreement(ard, pp, scales)
     _outcomes(ard, curves, clin)
     _association(ard, pp, clin, scales)
@@ -854,12 +863,13 @@ def analyze(
         table = suppress(table, min_cell)
     summary_path = folder / "summary.json"
     timeline_summary = json.loads(summary_path.read_text("utf-8")) if summary_path.is_file() else {}
-    in_clinical = set(clin["patient_id"].to_list())
     meta = {
         "scales": scales,
         "patients": clin.height,
         "clinical_rejects": clin_obj.rejects.height,
-        "timeline_only_patients": len(set(pats["patient_id"].to_list()) - in_clinical),
+        "timeline_only_patients": timeline_ids.join(
+            clin.select("patient_id"), on="patient_id", how="anti"
+        ).height,
         "min_cell": min_cell,
         "timeline_rejects": timeline_summary.get("rejected"),
     }
