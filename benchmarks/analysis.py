@@ -15,7 +15,8 @@ outputs and the clinical table, whose sizes and distributions the tiling reprodu
 Cached under ``--cache`` (default ``$XDG_CACHE_HOME/immunotox-bench`` or ``~/.cache/...``).
 
 Every round runs in a FRESH subprocess (this script with ``--child``) that times its own work
-(after imports) and reports its peak RSS (``VmHWM``):
+(after imports), its CPU time (user + system: what the work costs whatever the machine's load)
+and its peak RSS (``VmHWM``), with the 1-minute load average:
 
 * ``analyses``  ``immunotox.analysis.analyze(results, clinical)`` (embedded, Polars);
 * ``report``    the same plus ``write_report`` (HTML, ``ard.parquet``, PDF with WeasyPrint).
@@ -103,16 +104,29 @@ def build(cache: Path, base: int, patients: int) -> Path:
     return out
 
 
+def _cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child(kind: str, folder: Path) -> dict[str, Any]:
     from immunotox.analysis import analyze, write_report
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     analysis = analyze(folder / "results", folder / "clinical.parquet")
-    t1 = time.perf_counter()
-    out: dict[str, Any] = {"analyses_s": round(t1 - t0, 3), "ard_rows": analysis.ard.height}
+    t1, c1 = time.perf_counter(), _cpu_s()
+    out: dict[str, Any] = {
+        "analyses_s": round(t1 - t0, 3),
+        "analyses_cpu_s": round(c1 - c0, 3),
+        "ard_rows": analysis.ard.height,
+    }
     if kind == "report":
         write_report(analysis, folder / "report", "fr")
         out["report_s"] = round(time.perf_counter() - t0, 3)
+        out["report_cpu_s"] = round(_cpu_s() - c0, 3)
+    out["load_1min"] = os.getloadavg()[0]
     out["peak_mb"] = round(_peak_mb(), 1)
     return out
 

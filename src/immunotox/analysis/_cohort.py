@@ -172,10 +172,48 @@ def _days(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return (a - b).dt.total_microseconds().cast(pl.Float64) / (86400.0 * US)
 
 
-def _per_patient(results: Path, clin: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
-    """One row per clinical patient and scale with its worst grade bounds and status."""
-    pats = _read_result(results, "patients")
-    scales = list(dict.fromkeys(pats["scale"].to_list()))
+class Source:
+    """The timeline outputs the analyses read, reduced where they are large (embedded: Polars)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def patients(self) -> pl.DataFrame:
+        return _read_result(self.folder, "patients")
+
+    def episodes(self) -> pl.DataFrame:
+        return _read_result(self.folder, "episodes")
+
+    def last_day(self) -> pl.DataFrame:
+        """The last assessed day + 1 per patient and scale (``observed_days``), streamed."""
+        return (
+            _scan_result(self.folder, "daily_max")
+            .group_by("patient_id", "scale")
+            .agg((pl.col("day").max() + 1).alias("observed_days"))
+            .collect(engine="streaming")
+        )
+
+    def first_time_at_least(self, scale: str, grade: int) -> pl.DataFrame:
+        """Per patient, the first assessment time with an established grade >= ``grade`` (``g2``)."""
+        return (
+            _scan_result(self.folder, "grades")
+            .filter((pl.col("scale") == scale) & (pl.col("grade") >= grade))
+            .group_by("patient_id")
+            .agg(pl.col("time").min().alias("g2"))
+            .collect(engine="streaming")
+        )
+
+
+def _per_patient(
+    pats: pl.DataFrame, clin: pl.DataFrame, order: Sequence[str] = ()
+) -> tuple[pl.DataFrame, list[str]]:
+    """One row per clinical patient and scale with its worst grade bounds and status.
+
+    Scales come in ``order`` (the run's requested order, from ``summary.json``), then any other in
+    sorted order: the ARD does not depend on the order of the rows read.
+    """
+    present = set(pats["scale"].to_list())
+    scales = [sc for sc in order if sc in present] + sorted(present - set(order))
     if "status" not in pats.columns:
         pats = pats.with_columns(pl.lit(None, dtype=pl.String).alias("status"))
     grid = clin.select("patient_id", "infusion_time", "death_date", "death_cause", "last_followup").join(
@@ -589,7 +627,7 @@ def _read_observations(path: str | Path, codes: Sequence[str]) -> pl.DataFrame:
 
 
 def _management(
-    ard: _Ard, results: Path, observations: str | Path, clin: pl.DataFrame, scales: list[str]
+    ard: _Ard, source: Source, observations: str | Path, clin: pl.DataFrame, scales: list[str]
 ) -> None:
     """Tocilizumab timing and label limits, cumulative corticosteroids (dexamethasone-equivalent).
 
@@ -608,8 +646,7 @@ def _management(
     n_all = clin.height
     # time from the first grade >= 2 of the first CRS scale to the first tocilizumab at or after it
     if crs is not None:
-        grades = _read_result(results, "grades").filter((pl.col("scale") == crs) & (pl.col("grade") >= 2))
-        onset2 = grades.group_by("patient_id").agg(pl.col("time").min().alias("g2"))
+        onset2 = source.first_time_at_least(crs, 2)
         toci = obs.filter(pl.col("code") == "tocilizumab").select("patient_id", "time")
         first = (
             onset2.join(toci, on="patient_id", how="left")
@@ -824,10 +861,13 @@ def analyze(
     *,
     min_cell: int | None = None,
     observations: str | Path | None = None,
+    engine: str = "embedded",
 ) -> CohortAnalysis:
     """Every analysis of the report on a timeline results folder and a clinical table.
 
     With ``observations`` (the observation file the timeline graded), the management analyses too.
+    ``engine="spark"`` reads and reduces the timeline outputs with Spark (``_spark.SparkSource``);
+    the statistics then run on the driver with the same code, so the ARD is the same.
     """
     folder = Path(results_dir)
     if not folder.is_dir():
@@ -838,16 +878,21 @@ def analyze(
     clin = clin_obj.table
     if clin.height == 0:
         raise AnalysisError("--clinical", "0 accepted rows", "at least one accepted patient")
-    pp, scales = _per_patient(folder, clin)
-    episodes = _read_result(folder, "episodes")
-    # the last assessed day per patient and scale (the daily maxima themselves are not kept)
-    last_day = (
-        _scan_result(folder, "daily_max")
-        .group_by("patient_id", "scale")
-        .agg((pl.col("day").max() + 1).alias("observed_days"))
-        .collect(engine="streaming")
-    )
-    timeline_ids = _scan_result(folder, "patients").select("patient_id").unique().collect()
+    if engine == "embedded":
+        source = Source(folder)
+    elif engine == "spark":
+        from ._spark import SparkSource
+
+        source = SparkSource(folder)
+    else:
+        raise AnalysisError("--engine", engine, "embedded or spark")
+    summary_path = folder / "summary.json"
+    timeline_summary = json.loads(summary_path.read_text("utf-8")) if summary_path.is_file() else {}
+    pats = source.patients()
+    pp, scales = _per_patient(pats, clin, timeline_summary.get("scales") or ())
+    episodes = source.episodes()
+    last_day = source.last_day()
+    timeline_ids = pats.select("patient_id").unique()
     ard = _Ard()
     curves: list[pl.DataFrame] = []
     _incidence(ard, pp, clin, scales)
@@ -857,12 +902,10 @@ def analyze(
     _outcomes(ard, curves, clin)
     _association(ard, pp, clin, scales)
     if observations is not None:
-        _management(ard, folder, observations, clin, scales)
+        _management(ard, source, observations, clin, scales)
     table = ard.frame()
     if min_cell:
         table = suppress(table, min_cell)
-    summary_path = folder / "summary.json"
-    timeline_summary = json.loads(summary_path.read_text("utf-8")) if summary_path.is_file() else {}
     meta = {
         "scales": scales,
         "patients": clin.height,

@@ -34,6 +34,9 @@ def report(
     min_cell: Annotated[
         str | None, typer.Option("--min-cell", help="Mask counts below N (and what derives from them)")
     ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="embedded (default) or spark: who reads the timeline outputs")
+    ] = "embedded",
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also render report.pdf (WeasyPrint)")] = True,
 ) -> None:
     """Write report.html (self-contained), report.pdf and ard.parquet (every number of the report,
@@ -49,6 +52,8 @@ def report(
         fail("--out is missing: give an output folder")
     if lang not in LANGS:
         fail(f"--lang = {lang!r}: expected fr or en")
+    if engine not in ("embedded", "spark"):
+        fail(f"--engine = {engine!r}: expected embedded or spark")
     cells: int | None = None
     if min_cell is not None:
         try:
@@ -64,7 +69,7 @@ def report(
     try:
         with progress:
             task = progress.add_task("analyses", total=3)
-            analysis = analyze(results, clinical, min_cell=cells, observations=observations)
+            analysis = analyze(results, clinical, min_cell=cells, observations=observations, engine=engine)
             progress.update(task, advance=1, description="report")
             files = write_report(analysis, out, lang, pdf=pdf)
             progress.update(task, advance=2)
