@@ -14,6 +14,7 @@ from scipy import stats as sps
 from immunotox.analysis import analyze, ard_value, read_clinical, suppress
 from immunotox.simulate import clinical_table as simulated_clinical_table
 from immunotox.simulate import load_profiles, simulate_cohort
+from immunotox.simulate._io import write_table
 from immunotox.timeline import run_timeline
 
 from .analysis_helpers import T0, assert_complete_counts_equal_truth, clinical_row, clinical_table
@@ -28,7 +29,21 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     clin = simulated_clinical_table(cohort.truth, cohort.observations, seed=11)
     run_timeline(cohort.observations, SCALES, out / "results")
     truth = pl.from_arrow(cohort.truth)
-    return {"analysis": analyze(out / "results", read_clinical(clin)), "truth": truth, "out": out}
+    return {
+        "analysis": analyze(out / "results", read_clinical(clin)),
+        "truth": truth,
+        "out": out,
+        "cohort": cohort,
+        "clinical": clin,
+    }
+
+
+def test_csv_outputs_and_csv_clinical_table_give_the_same_ard(simulated: dict[str, Any]) -> None:
+    out = simulated["out"]
+    run_timeline(simulated["cohort"].observations, SCALES, out / "results_csv", fmt="csv")
+    write_table(simulated["clinical"], out / "clinical.csv")
+    again = analyze(out / "results_csv", out / "clinical.csv")
+    assert again.ard.equals(simulated["analysis"].ard)
 
 
 def test_complete_incidence_counts_equal_the_ground_truth(simulated: dict[str, Any]) -> None:
