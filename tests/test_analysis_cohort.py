@@ -328,3 +328,28 @@ def test_min_cell_masks_small_counts_and_a_complement() -> None:
     ]
     assert out.filter(pl.col("statistic") == "n_patients")["value"].null_count() == 0
     assert np.array_equal(suppress(ard, 1)["value"].to_numpy(), ard["value"].to_numpy())
+
+
+def test_a_status_column_marks_not_applicable(tmp_path: Path) -> None:
+    folder = _results(tmp_path, [_p("A", 2, 2, True), _p("B", None, None, False), _p("C", 0, 0, True)])
+    path = folder / "patients.parquet"
+    frame = pl.read_parquet(path)
+    frame.with_columns(
+        pl.when(pl.col("patient_id") == "B")
+        .then(pl.lit("not_applicable"))
+        .otherwise(pl.lit("assessed"))
+        .alias("status")
+    ).write_parquet(path)
+    ard = analyze(folder, read_clinical(_clinical(["A", "B", "C"]))).ard
+
+    def v(statistic: str) -> float | None:
+        return ard_value(
+            ard, analysis="incidence", group="icaht:late", stratum="all", category="any", statistic=statistic
+        )
+
+    assert (v("n_patients"), v("n_not_applicable"), v("n_not_determinable"), v("n_established")) == (
+        2,
+        1,
+        0,
+        1,
+    )

@@ -171,3 +171,27 @@ def test_english_min_cell_and_bad_arguments(run: Path) -> None:
     )
     assert r.exit_code == 2
     assert r.output.strip().endswith("nope.parquet': an existing file")
+
+
+def test_swimmer_plot_keeps_the_200_most_severe_patients_and_says_so() -> None:
+    from immunotox.analysis._report import SWIMMER_MAX, _swimmer_svg
+
+    rows = [
+        {
+            "patient_id": f"P{i:03d}",
+            "scale": "astct2019:crs",
+            "start_day": 1.0 + i % 5,
+            "end_day": 4.0,
+            "grade": 4 if i < 30 else 1,
+            "resolved": True,
+        }
+        for i in range(250)
+    ]
+    svg, shown, total = _swimmer_svg(pl.DataFrame(rows), ["astct2019:crs"], 30.0, "Jour")
+    assert (shown, total) == (SWIMMER_MAX, 250) == (200, 250)
+    # every grade-4 patient is among those drawn: 30 bars in the grade-4 colour
+    assert svg.count('fill="#d73027"') == 30 + 1  # + the legend swatch
+    assert (
+        catalogue()["swimmer_cap"]["fr"].format(shown=200, n=250)
+        == "Les 200 patients les plus sévères sur 250 sont montrés."
+    )
