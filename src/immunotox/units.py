@@ -16,11 +16,14 @@ from __future__ import annotations
 import functools
 import math
 import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import pint
 
-from .errors import UnitError
+from .errors import RuleSpecError, UnitError
 
 # UCUM atom -> pint unit name. Anything not listed here is refused: we do not guess.
 _ATOMS: dict[str, str] = {
@@ -48,6 +51,7 @@ _ATOMS: dict[str, str] = {
     "[iU]": "enzyme_unit",
     "mm[Hg]": "millimeter_Hg",
     "kPa": "kilopascal",
+    "s": "second",
     "min": "minute",
     "h": "hour",
     "d": "day",
@@ -56,6 +60,11 @@ _ATOMS: dict[str, str] = {
     "a": "year",
     "%": "percent",
     "1": "dimensionless",
+    # pH has its own dimension: it is not a ratio, so "1" or "%" never converts to it
+    "[pH]": "pH_unit",
+    # UCUM annotation for renal function indexed to a standard body surface (eGFR): its own
+    # dimension, so that mL/min (not indexed) is refused instead of silently accepted
+    "{1.73_m2}": "body_surface_1_73_m2",
 }
 
 # Frequent non-UCUM spellings accepted as exact synonyms (never heuristics on the value).
@@ -68,16 +77,25 @@ _SYNONYMS: dict[str, str] = {
     "IU/L": "[IU]/L",
     "/mm³": "/mm3",
     "lb": "[lb_av]",
+    "pH": "[pH]",
+    "mL/min/1.73m2": "mL/min/{1.73_m2}",
+    "mL/min/1.73 m2": "mL/min/{1.73_m2}",
     "": "1",
 }
 
-_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
+# '/' and '.' separate terms except inside a {annotation} ("mL/min/{1.73_m2}")
+_OUTSIDE_BRACES_SLASH = re.compile(r"/(?![^{]*\})")
+_OUTSIDE_BRACES_DOT = re.compile(r"\.(?![^{]*\})")
+_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|\{[^}]+\}|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
 
 
 @functools.cache
 def registry() -> pint.UnitRegistry:  # type: ignore[type-arg]
     """The shared pint registry (created once, with the chemistry context available)."""
-    return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    ureg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)  # type: ignore[type-arg]
+    ureg.define("pH_unit = [acidity]")
+    ureg.define("body_surface_1_73_m2 = [standard_body_surface]")
+    return ureg
 
 
 def _normalise_code(code: str) -> str:
@@ -98,14 +116,14 @@ def parse_ucum(code: str) -> tuple[float, str]:
     if norm in ("1", ""):
         return 1.0, "dimensionless"
     # split on '/' keeping the first term as numerator; "/uL" has an empty numerator
-    parts = norm.split("/")
+    parts = _OUTSIDE_BRACES_SLASH.split(norm)
     factor = 1.0
     pieces: list[str] = []
     for i, part in enumerate(parts):
         sign = 1 if i == 0 else -1
         if part == "" and i == 0:
             continue
-        for term in part.split("."):
+        for term in _OUTSIDE_BRACES_DOT.split(part):
             m = _TOKEN.match(term)
             if not m:
                 raise ValueError(f"unsupported UCUM term {term!r}")
@@ -132,6 +150,10 @@ def convert(
 ) -> float:
     """Convert ``value`` in UCUM ``unit`` to UCUM ``to_unit`` for finding ``field``.
 
+    Every supported conversion is affine (``scale * value + offset``: °F -> °C has an offset,
+    the others none, molar <-> mass included), so pint derives ``(scale, offset)`` once per
+    (unit, canonical unit, molar mass) and each call is one multiplication and one addition.
+
     Raises
     ------
     UnitError
@@ -140,7 +162,7 @@ def convert(
     if _normalise_code(unit) == _normalise_code(to_unit):
         return float(value)
     try:
-        f_from, expr_from = parse_ucum(unit)
+        scale, offset = _affine(unit, to_unit, molar_mass_g_mol)
     except ValueError as exc:
         raise UnitError(
             f"{field}.unit",
@@ -148,17 +170,6 @@ def convert(
             f"{exc}; {field} is expected in {to_unit!r}",
             "use a UCUM code such as " + _examples(to_unit),
         ) from None
-    f_to, expr_to = parse_ucum(to_unit)
-    ureg = registry()
-    try:
-        q = ureg.Quantity(float(value) * f_from, ureg.parse_units(expr_from))
-        target = ureg.parse_units(expr_to)
-        if q.dimensionality != ureg.Quantity(1, target).dimensionality:
-            if molar_mass_g_mol is None:
-                raise pint.DimensionalityError(q.units, target)
-            out = q.to(target, "chemistry", mw=molar_mass_g_mol * ureg("g/mol"))
-        else:
-            out = q.to(target)
     except pint.DimensionalityError:
         raise UnitError(
             f"{field}.unit",
@@ -169,10 +180,37 @@ def convert(
     # Round away binary floating-point noise (75000/mm3 -> 75.00000000000001 x10*9/L) so that a
     # value exactly on a printed threshold stays on it; 10 significant digits is far below any
     # clinical precision.
-    result = float(f"{float(out.magnitude) / f_to:.10g}")
+    result = float(f"{float(value) * scale + offset:.10g}")
     if not math.isfinite(result):
         raise UnitError(f"{field}.unit", unit, "conversion gave a non-finite number")
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _affine(unit: str, to_unit: str, molar_mass_g_mol: float | None) -> tuple[float, float]:
+    """``(scale, offset)`` converting ``unit`` to ``to_unit``, derived with pint (cached).
+
+    Raises ``ValueError`` for an unsupported UCUM code and ``pint.DimensionalityError`` for units
+    of another dimension (an error is not cached: it is raised again on the next call).
+    """
+    f_from, expr_from = parse_ucum(unit)
+    f_to, expr_to = parse_ucum(to_unit)
+    ureg = registry()
+    target = ureg.parse_units(expr_to)
+    source = ureg.parse_units(expr_from)
+
+    def at(x: float) -> float:
+        q = ureg.Quantity(x * f_from, source)
+        if q.dimensionality != ureg.Quantity(1, target).dimensionality:
+            if molar_mass_g_mol is None:
+                raise pint.DimensionalityError(q.units, target)
+            out = q.to(target, "chemistry", mw=molar_mass_g_mol * ureg("g/mol"))
+        else:
+            out = q.to(target)
+        return float(out.magnitude) / f_to
+
+    offset = at(0.0)
+    return at(1.0) - offset, offset
 
 
 _EXAMPLES: dict[str, str] = {
@@ -209,3 +247,52 @@ def as_quantity_input(raw: Any) -> tuple[Any, str | None]:
     if isinstance(raw, dict):
         return raw.get("value"), raw.get("unit")
     return raw, None
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """One row of ``data/analytes.toml``: canonical unit, molar mass and where it comes from."""
+
+    key: str
+    unit: str
+    molar_mass: float | None
+    formula: str
+    source: str
+    note: str = ""
+
+
+@functools.cache
+def analytes() -> dict[str, Analyte]:
+    """The analyte table ``data/analytes.toml`` (the one place molar masses are written)."""
+    text = resources.files("immunotox").joinpath("data/analytes.toml").read_text("utf-8")
+    out: dict[str, Analyte] = {}
+    for key, row in tomllib.loads(text).items():
+        extra = sorted(set(row) - {"unit", "molar_mass", "formula", "source", "note"})
+        if extra or not {"unit", "formula", "source"} <= set(row):
+            raise RuleSpecError(f"data/analytes.toml: [{key}] needs unit, formula, source; unknown {extra}")
+        if not is_known(row["unit"]):
+            raise RuleSpecError(f"data/analytes.toml: [{key}] unit {row['unit']!r} is not a known UCUM code")
+        mm = row.get("molar_mass")
+        out[key] = Analyte(
+            key,
+            row["unit"],
+            float(mm) if mm is not None else None,
+            row["formula"],
+            row["source"],
+            row.get("note", ""),
+        )
+    return out
+
+
+def analyte(key: str) -> Analyte:
+    """The analyte ``key`` of ``data/analytes.toml``; an unknown key is a packaging error.
+
+    >>> analyte("calcium").molar_mass, analyte("calcium").unit
+    (40.078, 'mmol/L')
+    >>> convert("value", 10.0, "mg/dL", "mmol/L", analyte("calcium").molar_mass)
+    2.495134488
+    """
+    try:
+        return analytes()[key]
+    except KeyError:
+        raise RuleSpecError(f"analyte {key!r} is not in data/analytes.toml") from None

@@ -84,6 +84,18 @@ def test_settings_from_environment() -> None:
         Settings.from_env({"IMMUNOTOX_SQLITE_SYNCHRONOUS": "sometimes"})
 
 
+def test_jurisdiction_setting_is_explicit_and_checked() -> None:
+    """IMMUNOTOX_JURISDICTION: a code or an ISO country; unset means none (never a default);
+    an unknown value stops start-up naming the variable."""
+    assert Settings.from_env({}).jurisdiction is None
+    fr = Settings.from_env({"IMMUNOTOX_JURISDICTION": "FR"}).jurisdiction
+    assert fr is not None and fr.code == "EU"
+    us = Settings.from_env({}, jurisdiction="us").jurisdiction
+    assert us is not None and us.code == "US"
+    with pytest.raises(SettingsError, match=r"^IMMUNOTOX_JURISDICTION = 'Mars': unknown jurisdiction"):
+        Settings.from_env({"IMMUNOTOX_JURISDICTION": "Mars"})
+
+
 def test_naive_times_are_utc() -> None:
     assert as_utc(dt.datetime(2025, 1, 1, 12)) == dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC)
     paris = dt.timezone(dt.timedelta(hours=1))

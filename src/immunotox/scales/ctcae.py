@@ -30,9 +30,11 @@ import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from .. import units
 from ..errors import FindingError
 from ..findings import FieldSpec, parse_findings, pick
 from ..result import GradeResult, RuleHit
+from ..sources import source
 from ._base import Domain, Scale, assumed, known, unknown
 from .ctcae_lab import LabGrader, LabOutcome, candidates, num
 from .ctcae_spec import LAB_INPUTS, Condition, Criterion, Lab, Meta, Term, compare, load_table
@@ -168,14 +170,44 @@ class CtcaeScale(Scale):
                         f"if these findings are due to this event, {gate} is true",
                     )
 
-    @staticmethod
-    def _check_lab(f: Mapping[str, Any], lab: Lab) -> None:
+    def _check_lab(self, f: Mapping[str, Any], lab: Lab) -> None:
         unit = lab.unit
         used = lab.operands()
+        for a in lab.adjust:
+            if (
+                "value" in f
+                and a.when.finding in f
+                and a.when.holds(f[a.when.finding])
+                and a.finding not in f
+            ):
+                raise FindingError(
+                    a.finding,
+                    None,
+                    f"required with {a.when.finding} = {_show(f[a.when.finding])}: the value is graded as "
+                    f"{a.name} ({a.formula})",
+                    f"give {a.finding}, or a value that needs no correction",
+                )
+        for key in lab.requires:
+            if "value" in f and key not in f:
+                spec = self.findings[key]
+                allowed = f"one of {list(spec.values)}" if spec.values else spec.kind
+                raise FindingError(
+                    key,
+                    None,
+                    f"required with value: the {lab.analyte} criteria depend on it ({spec.text})",
+                    f"give {key} ({allowed})",
+                )
         if "uln" in f and f["uln"] <= 0:
             raise FindingError("uln", f["uln"], "must be above 0 (it is the upper limit of normal)")
         if "lln" in f and f["lln"] <= 0 and "lln" in used:
             raise FindingError("lln", f["lln"], "must be above 0 (it is the lower limit of normal)")
+        if "lln" in f and "uln" not in f and f["lln"] >= lab.range[1]:
+            raise FindingError(
+                "lln",
+                f["lln"],
+                f"leaves no possible uln (the {lab.analyte} range ends at {num(lab.range[1])} {unit})",
+                "check the reference interval and its units",
+            )
         if "lln" in f and "uln" in f and f["lln"] >= f["uln"]:
             raise FindingError(
                 "lln",
@@ -183,7 +215,9 @@ class CtcaeScale(Scale):
                 f"is not below uln ({num(f['uln'])} {unit})",
                 "check the reference interval and its units",
             )
-        if "baseline" in f and f["baseline"] <= 0 and "baseline" in used:
+        # a multiple of a zero baseline means nothing; "> baseline" (eosinophilia) does
+        scaled = any(bd.ref == "baseline" and bd.x != 1.0 for b in lab.bands for bd in b.bounds)
+        if "baseline" in f and f["baseline"] <= 0 and scaled:
             raise FindingError("baseline", f["baseline"], "must be above 0 for the x baseline criteria")
         if "mi_level" in f and "uln" in f and f["mi_level"] < f["uln"]:
             raise FindingError(
@@ -242,7 +276,26 @@ class CtcaeScale(Scale):
                     break
         return ff, origin
 
+    def _adjusted(self, f: Mapping[str, Any], shown: dict[str, str]) -> Mapping[str, Any]:
+        """``f`` with the value corrected by the term's published adjustment, when one applies."""
+        lab = self.term.lab
+        if lab is None or "value" not in f:
+            return f
+        for a in lab.adjust:
+            if a.when.finding in f and a.when.holds(f[a.when.finding]) and a.finding in f:
+                step = units.convert("value", a.factor, a.factor_unit, lab.unit, lab.molar_mass)
+                given = shown.get("value", f"{num(f['value'])} {lab.unit}")
+                unit = self.findings[a.finding].unit
+                shown["value"] = (
+                    f"{given} with {a.finding} {num(f[a.finding])} {unit}, {a.name}: {a.formula}; "
+                    f"{source(a.source).citation()}"
+                )
+                return {**f, "value": f["value"] + step * (a.x0 - f[a.finding])}
+        return f
+
     def _domains(self, f: Mapping[str, Any], shown: Mapping[str, str]) -> list[Domain]:
+        shown = dict(shown)
+        f = self._adjusted(f, shown)
         ff, origin = self._complete_findings(f)
         lab_out: LabOutcome | None = None
         if self._lab is not None:

@@ -32,7 +32,15 @@ variable                           default                          meaning
                                                                     during which ICE is expected
 ``IMMUNOTOX_SECURE_COOKIES``       ``off``                          mark session cookies ``Secure``
                                                                     (turn on behind HTTPS)
+``IMMUNOTOX_JURISDICTION``         (none)                           whose product information
+                                                                    applies: ``EU``, ``US`` or an
+                                                                    ISO country (``FR`` -> EU);
+                                                                    unset: label periods are not
+                                                                    given (``make demo`` sets EU)
 =================================  ===============================  ================================
+
+The jurisdiction is never inferred from the interface language; an unknown value stops the
+service at start-up naming the variable.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from ..errors import FindingError
+from ..jurisdiction import Jurisdiction, optional_jurisdiction
 
 DEFAULT_DATABASE_URL = "sqlite:///./immunotox.db"
 
@@ -67,6 +78,7 @@ class Settings:
     ice_overdue_hours: float = 12.0
     ice_monitoring_days: float = 7.0
     secure_cookies: bool = False
+    jurisdiction: Jurisdiction | None = None
     demo: bool = False
 
     @classmethod
@@ -81,6 +93,8 @@ class Settings:
                 continue
             values[f.name] = _parse(var, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("jurisdiction"), str):
+            values["jurisdiction"] = _jurisdiction("IMMUNOTOX_JURISDICTION", values["jurisdiction"])
         settings = cls(**values)
         settings.check()
         return settings
@@ -123,8 +137,17 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
+def _jurisdiction(var: str, raw: str) -> Jurisdiction | None:
+    try:
+        return optional_jurisdiction(raw, var)
+    except FindingError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def _parse(var: str, raw: str, typ: Any) -> Any:
     name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if name.startswith("Jurisdiction"):
+        return _jurisdiction(var, raw)
     if name == "bool":
         low = raw.strip().lower()
         if low in _TRUE:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from ..result import Status
 from .db import as_utc
 
 Role = Literal["admin", "physician", "nurse", "patient"]
@@ -256,9 +257,9 @@ class GradePublic(BaseModel):
     time: dt.datetime = Field(description="Evaluation time: the patient's latest relevant event")
     computed_at: dt.datetime
     grade: int | None
-    grade_range: tuple[int, int]
+    grade_range: tuple[int, int] | None = Field(description="None when the scale does not apply")
     complete: bool
-    status: Literal["assessed", "incomplete", "not_assessable"]
+    status: Status
     deciding_domains: list[str]
     missing: list[str]
     reasons: list[str]
@@ -276,8 +277,8 @@ class GradeHistoryItem(BaseModel):
     time: dt.datetime
     computed_at: dt.datetime
     grade: int | None
-    grade_range: tuple[int, int]
-    status: str
+    grade_range: tuple[int, int] | None
+    status: Status
     complete: bool
     missing: list[str]
     engine: str
@@ -426,23 +427,29 @@ class StopIn(Model):
 
 
 # ----------------------------------------------------------------------------- self-reports
-Symptom = Literal[
-    "fever",
-    "chills",
-    "confusion",
-    "word_finding_difficulty",
-    "handwriting_change",
-    "drowsiness",
-    "headache",
-    "seizure",
-    "shortness_of_breath",
-    "diarrhea",
-    "rash",
-    "tremor",
-    "dizziness",
-    "nausea",
-    "fatigue",
-    "other",
+def _known_symptom(value: str) -> str:
+    """A symptom token of the portal (``immunotox.handouts``, ``data/handouts/symptoms.toml``);
+    whether the patient's therapy class offers it is checked by the route."""
+    from ..handouts import symptom_tokens
+
+    if value not in symptom_tokens():
+        raise ValueError(f"unknown symptom {value!r}; expected one of {list(symptom_tokens())}")
+    return value
+
+
+def _symptom_enum() -> list[str]:
+    from ..handouts import symptom_tokens
+
+    return list(symptom_tokens())
+
+
+Symptom = Annotated[
+    str,
+    AfterValidator(_known_symptom),
+    Field(
+        description="A symptom token of the patient's therapy class (immunotox.handouts)",
+        json_schema_extra={"enum": _symptom_enum()},
+    ),
 ]
 
 
