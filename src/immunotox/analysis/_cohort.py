@@ -693,6 +693,7 @@ def _management(
     doses = (
         obs.filter(pl.col("code") == "tocilizumab")
         .join(weights, on="patient_id", how="left")
+        .join(clin.select("patient_id", "age_years"), on="patient_id", how="left")
         .sort("patient_id", "time")
     )
     n_doses = n_over = n_limit = 0
@@ -700,14 +701,15 @@ def _management(
     patients_over: set[str] = set()
     for (pid,), part in doses.group_by("patient_id", maintain_order=True):
         history: list[Any] = []
-        for t, mg, kg in part.select("time", "dose", "kg").iter_rows():
+        for t, mg, kg, age in part.select("time", "dose", "kg", "age_years").iter_rows():
             n_doses += 1
-            if kg is None or mg is None:
-                unchecked += 1
-                history.append(t)
-                continue
             try:
-                d = check_dose_rule("tocilizumab-crs", kg, given=history, at=t, now=t)
+                if kg is None or mg is None:
+                    raise FindingError("dose", mg, "a dose and a weight")
+                # the age is the population gate of the dose rule: without it no dose is given
+                d = check_dose_rule("tocilizumab-crs", kg, given=history, at=t, now=t, age_years=age)
+                if d.withheld or d.mg_per_kg is None:
+                    raise FindingError("age_years", age, str(d.withheld_reason))
             except FindingError:
                 unchecked += 1
                 history.append(t)
@@ -742,7 +744,14 @@ def _management(
         "interval, 24 h and total limits",
     )
     ard.add(
-        "management", "tocilizumab", "all", "doses", "n_unchecked", unchecked, n_doses, "no weight or no dose"
+        "management",
+        "tocilizumab",
+        "all",
+        "doses",
+        "n_unchecked",
+        unchecked,
+        n_doses,
+        "no weight, dose or age",
     )
     ard.add(
         "management", "tocilizumab", "all", "patients", "n_patients_outside", len(patients_over), n_all, label
