@@ -21,6 +21,7 @@ import polars as pl
 
 from ._clinical import Clinical, read_clinical
 from ._errors import AnalysisError
+from ._source import Source
 from ._stats import (
     aalen_johansen,
     auc_delong,
@@ -111,20 +112,6 @@ class _Ard:
         )
 
 
-def _read_result(folder: Path, name: str) -> pl.DataFrame:
-    return _scan_result(folder, name).collect()
-
-
-def _scan_result(folder: Path, name: str) -> pl.LazyFrame:
-    for ext in ("parquet", "csv"):
-        path = folder / f"{name}.{ext}"
-        if path.is_file():
-            return pl.scan_parquet(path) if ext == "parquet" else pl.scan_csv(path, try_parse_dates=True)
-    raise AnalysisError(
-        "RESULTS_DIR", str(folder), f"a timeline results folder with {name}.parquet or {name}.csv"
-    )
-
-
 def family(scale: str) -> str | None:
     """The toxicity a scale grades (``crs``, ``icans``), from its id; None for other scales."""
     s = scale.lower()
@@ -170,38 +157,6 @@ def _quantiles(values: Sequence[float]) -> dict[str, float | None]:
 
 def _days(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return (a - b).dt.total_microseconds().cast(pl.Float64) / (86400.0 * US)
-
-
-class Source:
-    """The timeline outputs the analyses read, reduced where they are large (embedded: Polars)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def patients(self) -> pl.DataFrame:
-        return _read_result(self.folder, "patients")
-
-    def episodes(self) -> pl.DataFrame:
-        return _read_result(self.folder, "episodes")
-
-    def last_day(self) -> pl.DataFrame:
-        """The last assessed day + 1 per patient and scale (``observed_days``), streamed."""
-        return (
-            _scan_result(self.folder, "daily_max")
-            .group_by("patient_id", "scale")
-            .agg((pl.col("day").max() + 1).alias("observed_days"))
-            .collect(engine="streaming")
-        )
-
-    def first_time_at_least(self, scale: str, grade: int) -> pl.DataFrame:
-        """Per patient, the first assessment time with an established grade >= ``grade`` (``g2``)."""
-        return (
-            _scan_result(self.folder, "grades")
-            .filter((pl.col("scale") == scale) & (pl.col("grade") >= grade))
-            .group_by("patient_id")
-            .agg(pl.col("time").min().alias("g2"))
-            .collect(engine="streaming")
-        )
 
 
 def _per_patient(

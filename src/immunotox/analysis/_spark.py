@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from ._cohort import Source, _scan_result
 from ._errors import AnalysisError
+from ._source import Source, _scan_result
 
 
 def _frame(spark_df: Any) -> pl.DataFrame:
