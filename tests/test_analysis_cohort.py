@@ -353,3 +353,33 @@ def test_a_status_column_marks_not_applicable(tmp_path: Path) -> None:
         0,
         1,
     )
+
+
+def test_min_cell_masks_the_complementary_grade_category() -> None:
+    """any = (1-2) + (>=3): a masked >=3 next to a visible 1-2 would be recovered by subtraction."""
+    base = {
+        "analysis": "incidence",
+        "group": "s",
+        "stratum": "all",
+        "method": "m",
+        "suppressed": False,
+        "n": 40,
+    }
+    rows = [
+        {**base, "ard_id": f"A{i}", "category": c, "statistic": "n_established", "value": v}
+        for i, (c, v) in enumerate((("any", 30.0), ("1-2", 28.0), (">=3", 2.0), ("5", 0.0)))
+    ]
+    ard = pl.DataFrame(rows).select(
+        "ard_id",
+        "analysis",
+        "group",
+        "stratum",
+        "category",
+        "statistic",
+        "value",
+        "n",
+        "method",
+        "suppressed",
+    )
+    out = suppress(ard, 3)
+    assert out.filter(pl.col("value").is_null())["category"].sort().to_list() == ["1-2", ">=3"]

@@ -768,13 +768,15 @@ def _swimmer(episodes: pl.DataFrame, clin: pl.DataFrame) -> pl.DataFrame:
 
 
 def suppress(ard: pl.DataFrame, min_cell: int) -> pl.DataFrame:
-    """Mask counts 1..min_cell-1 and what derives from them; complementary suppression across strata.
+    """Mask counts 1..min_cell-1 and what derives from them, with complementary suppression.
 
-    A masked incidence cell (scale, stratum, category) masks every statistic of that cell; then,
-    within each stratum variable (product, indication, age), when exactly one level of a
-    (scale, category) is masked, the next smallest level is masked too, so the masked count cannot
-    be recovered from the total. Survival and incidence curves are not masked here (the report
-    hides numbers at risk below the threshold).
+    A masked cell (analysis, scale, stratum, category) masks every statistic of that cell except
+    the denominators. Then, repeated until nothing changes: within each stratum variable
+    (product, indication, age) of an incidence (scale, category), when exactly one level is
+    masked, the next smallest level is masked too (the levels add up to the total); within a
+    stratum, when exactly one of the grade categories ``1-2`` and ``>=3`` is masked, the other is
+    masked too (they add up to ``any``). Survival and incidence curves are not masked here (the
+    report hides numbers at risk below the threshold).
     """
     if min_cell <= 1:
         return ard
@@ -785,27 +787,41 @@ def suppress(ard: pl.DataFrame, min_cell: int) -> pl.DataFrame:
         & (pl.col("value") >= 1)
         & (pl.col("value") < min_cell)
     )
-    keys = counts.select("analysis", "group", "stratum", "category").unique()
+    masked: set[tuple[str, str, str, str]] = {
+        (str(a), str(g), str(st), str(c))
+        for a, g, st, c in counts.select("analysis", "group", "stratum", "category").unique().iter_rows()
+    }
     inc = ard.filter((pl.col("analysis") == "incidence") & (pl.col("statistic") == "n_established"))
-    extra: list[dict[str, str]] = []
-    masked = {tuple(r) for r in keys.iter_rows()}
-    for (group, category), part in inc.group_by("group", "category"):
-        part = part.with_columns(pl.col("stratum").str.split("=").list.first().alias("var"))
-        for _var, levels in part.filter(pl.col("stratum") != "all").group_by("var"):
-            hidden = [s for s in levels["stratum"].to_list() if ("incidence", group, s, category) in masked]
+    value = {
+        (str(g), str(st), str(c)): v
+        for g, st, c, v in inc.select("group", "stratum", "category", "value").iter_rows()
+    }
+    levels: dict[tuple[str, str, str], list[str]] = {}  # (group, category, variable) -> strata
+    for g, st, c in value:
+        if st != "all":
+            levels.setdefault((g, c, st.split("=", 1)[0]), []).append(st)
+    strata = {(g, st) for g, st, _c in value}
+    changed = True
+    while changed:
+        changed = False
+        for (g, c, _var), members in levels.items():
+            hidden = [st for st in members if ("incidence", g, st, c) in masked]
             if len(hidden) == 1:
-                candidates = levels.filter(~pl.col("stratum").is_in(hidden)).sort("value")
-                if candidates.height:
-                    extra.append(
-                        {
-                            "analysis": "incidence",
-                            "group": str(group),
-                            "stratum": candidates["stratum"][0],
-                            "category": str(category),
-                        }
-                    )
-    if extra:
-        keys = pl.concat([keys, pl.DataFrame(extra)]).unique()
+                rest = sorted(
+                    (st for st in members if st not in hidden), key=lambda st: (value[(g, st, c)] or 0, st)
+                )
+                if rest:
+                    masked.add(("incidence", g, rest[0], c))
+                    changed = True
+        for g, st in strata:
+            pair = [("incidence", g, st, c) for c in ("1-2", ">=3") if (g, st, c) in value]
+            if len(pair) == 2 and (pair[0] in masked) != (pair[1] in masked):
+                masked.update(pair)
+                changed = True
+    keys = pl.DataFrame(
+        [{"analysis": a, "group": g, "stratum": st, "category": c} for a, g, st, c in sorted(masked)],
+        schema={"analysis": pl.String, "group": pl.String, "stratum": pl.String, "category": pl.String},
+    )
     hit = ard.join(
         keys.with_columns(pl.lit(True).alias("_hit")),
         on=["analysis", "group", "stratum", "category"],
