@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -146,7 +147,8 @@ def main() -> None:
     if a.worker:
         import immunotox
 
-        print(json.dumps({"module": immunotox.__file__, "families": worker(a.calls, a.warmup)}))
+        where = os.path.relpath(os.path.dirname(immunotox.__file__))  # no machine path in records
+        print(json.dumps({"module": where, "families": worker(a.calls, a.warmup)}))
         return
     rounds: list[dict[str, dict[str, float]]] = []
     for i in range(a.rounds):

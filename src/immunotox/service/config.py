@@ -3,6 +3,18 @@
 Every setting has a safe default so that ``immunotox serve`` works with no configuration:
 an SQLite file ``./immunotox.db`` next to where the command runs.
 
+Network and login throttling (``docs/security.md``):
+
+* ``IMMUNOTOX_TRUSTED_PROXIES`` (none): comma-separated addresses or networks (``10.0.0.0/8``) of
+  the reverse proxies whose ``X-Forwarded-For`` names the client; from any other peer the header
+  is ignored. ``IMMUNOTOX_SECURE_COOKIES=on`` also sends HSTS.
+* ``IMMUNOTOX_LOGIN_FREE_FAILURES`` (10): failed logins of one user name from one address before
+  the next attempts must wait (429 with ``Retry-After``);
+  ``IMMUNOTOX_LOGIN_ADDRESS_FREE_FAILURES`` (100): the same for one address, any user names.
+* ``IMMUNOTOX_LOGIN_DELAY_SECONDS`` (60): the first wait, doubled by each further failure up to
+  ``IMMUNOTOX_LOGIN_MAX_DELAY_SECONDS`` (900); failures are forgotten after
+  ``IMMUNOTOX_LOGIN_FORGET_HOURS`` (24) without one, or at a successful login.
+
 =================================  ===============================  ================================
 variable                           default                          meaning
 =================================  ===============================  ================================
@@ -45,6 +57,8 @@ service at start-up naming the variable.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -71,6 +85,12 @@ class Settings:
     grading: bool = True
     sqlite_synchronous: str = "FULL"
     token_ttl_hours: float = 12.0
+    trusted_proxies: str = ""
+    login_free_failures: int = 10
+    login_address_free_failures: int = 100
+    login_delay_seconds: float = 60.0
+    login_max_delay_seconds: float = 900.0
+    login_forget_hours: float = 24.0
     escalation_minutes: float = 30.0
     sweep_seconds: float = 30.0
     regrade_seconds: float = 2.0
@@ -118,6 +138,16 @@ class Settings:
         for name in ("sweep_seconds", "max_future_minutes", "regrade_seconds"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"IMMUNOTOX_{name.upper()} = {getattr(self, name)}: must be >= 0")
+        for name in ("login_free_failures", "login_address_free_failures", "login_delay_seconds"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"IMMUNOTOX_{name.upper()} = {getattr(self, name)}: must be >= 1")
+        if self.login_max_delay_seconds < self.login_delay_seconds or self.login_forget_hours <= 0:
+            raise SettingsError(
+                f"IMMUNOTOX_LOGIN_MAX_DELAY_SECONDS = {self.login_max_delay_seconds}, IMMUNOTOX_LOGIN_"
+                f"FORGET_HOURS = {self.login_forget_hours}: the longest wait must be at least "
+                "IMMUNOTOX_LOGIN_DELAY_SECONDS and failures must be forgotten after a positive time"
+            )
+        self.trusted_networks  # noqa: B018 - refuses an unreadable IMMUNOTOX_TRUSTED_PROXIES now
         if not self.database_url.startswith(("sqlite", "postgresql")):
             raise SettingsError(
                 f"IMMUNOTOX_DATABASE_URL = {self.database_url!r}: only sqlite:/// and "
@@ -135,6 +165,30 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def trusted_networks(self) -> tuple[IPNetwork, ...]:
+        """The networks of ``IMMUNOTOX_TRUSTED_PROXIES`` (a bare address is a one-address network)."""
+        return _networks(self.trusted_proxies)
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.cache
+def _networks(spec: str) -> tuple[IPNetwork, ...]:
+    out: list[IPNetwork] = []
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        try:
+            out.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"IMMUNOTOX_TRUSTED_PROXIES = {spec!r}: {item.strip()!r} is not an address or a network "
+                "(expected e.g. 10.0.0.5, 10.0.0.0/8 or fd00::/8, separated by commas)"
+            ) from None
+    return tuple(out)
 
 
 def _jurisdiction(var: str, raw: str) -> Jurisdiction | None:
@@ -155,6 +209,11 @@ def _parse(var: str, raw: str, typ: Any) -> Any:
         if low in _FALSE:
             return False
         raise SettingsError(f"{var} = {raw!r}: expected on/off")
+    if name == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{var} = {raw!r}: expected a whole number") from None
     if name == "float":
         try:
             return float(raw)

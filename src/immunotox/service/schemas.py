@@ -11,7 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from ..result import Status
 from .db import as_utc
@@ -53,26 +61,43 @@ class Model(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="after")
-    def _no_nul(self) -> Model:
-        for name, value in self:
-            _check_nul(name, value)
-        return self
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # per field, so that the error names the field and quotes only its own value
+        if _has_nul(value):
+            raise ValueError("contains a NUL character")
+        return value
 
 
-def _check_nul(name: str, value: Any) -> None:
+def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{name}: contains a NUL character")
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _check_nul(name, item)
+        return "\x00" in value
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 # ----------------------------------------------------------------------------- auth & users
 class LoginIn(Model):
     username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class ThrottlePublic(BaseModel):
+    """Failed logins counted for throttling (see docs/security.md)."""
+
+    id: int
+    scope: Literal["name", "address"] = Field(
+        description="'name': one user name from one address; 'address': one address, any user name"
+    )
+    username: str | None = Field(description="The user name tried (None for scope 'address')")
+    address: str
+    failures: int
+    first_failure_at: dt.datetime
+    last_failure_at: dt.datetime
+    blocked_until: dt.datetime | None
+    retry_after: int = Field(description="Seconds the next attempt must still wait (0: it may go ahead)")
 
 
 class UserPublic(BaseModel):

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from ..timeline import TimelineResult
 from ..timeline.vocabulary import vocabulary
+from ._folder import read_folder
 from ._source import StandardsError, iso_utc, parse_when, read_table, write_table
 
 ADTTE_COLUMNS = (
@@ -242,8 +243,6 @@ def contract_rows(source: str | Path) -> pa.Table:
     tocilizumab and death times of :func:`adtte`)."""
     p = Path(source)
     if p.is_dir():
-        from . import read_folder
-
         return read_folder(p).observations
     cols = ["patient_id", "time", "code"]
     if p.suffix.lower() in (".parquet", ".pq"):

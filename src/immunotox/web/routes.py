@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from .. import grade as grade_findings
@@ -53,12 +55,14 @@ from ..service.schemas import (
     BatchObservationIn,
     GradePublic,
     IngestOut,
+    LoginIn,
     ObservationBatchIn,
     SelfReportOut,
     StopIn,
 )
 from . import chart, forms, i18n, labels, queries, security, views
 from .i18n import gettext as _
+from .i18n import ngettext
 from .pages import Page, error, open_alerts, render, render_text, see_other, to_login
 from .pages import json as json_response
 
@@ -180,6 +184,18 @@ def home(request: Request) -> Response:
     return see_other(page, page.home())
 
 
+def login_refusal(username: str, password: str) -> str | None:
+    """Why the login form cannot be checked at all (the API's ``LoginIn`` rules: nothing is cut
+    to fit), in the user's language; None when it can."""
+    try:
+        LoginIn(username=username, password=password)
+    except ValidationError as exc:
+        if exc.errors()[0]["loc"][:1] == ("password",):
+            return _("Password refused: 1 to 256 characters, without a NUL character.")
+        return _("User name refused: 1 to 64 characters, without a NUL character.")
+    return None
+
+
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> Response:
     page = Page.start(request)
@@ -191,14 +207,31 @@ def login_form(request: Request, next: str | None = None) -> Response:
 @router.post("/login")
 def login_submit(request: Request, form: FormDep) -> Response:
     page = Page.start(request)
-    ctx = {"next": security.safe_next(form.get("next"), ""), "username": form.get("username")[:64]}
+    username, password = form.get("username"), form.values.get("password", "")
+    shown = username.replace("\x00", "")[:64]  # re-filled into the form; the password never is
+    ctx = {"next": security.safe_next(form.get("next"), ""), "username": shown}
     if not page.csrf_ok(form.get(security.CSRF_FIELD)):
         return render(
             page, "login.html", {**ctx, "error": _("The form had expired: please log in again.")}, 403
         )
-    session = security.login(request, form.get("username")[:64], form.values.get("password", "")[:256])
+    refused = login_refusal(username, password)
+    if refused is not None:
+        return render(page, "login.html", {**ctx, "error": refused}, 422)
+    session = security.login(request, username, password)
     if session is None:
         return render(page, "login.html", {**ctx, "error": _("Wrong user name or password.")}, 401)
+    if isinstance(session, security.Throttled):
+        minutes = math.ceil(session.retry_after / 60)
+        wait = ngettext(
+            "Too many failed login attempts: try again in %(num)d minute, or from another workstation. "
+            "Your account is not locked.",
+            "Too many failed login attempts: try again in %(num)d minutes, or from another workstation. "
+            "Your account is not locked.",
+            minutes,
+        ) % {"num": minutes}
+        resp = render(page, "login.html", {**ctx, "error": wait}, 429)
+        resp.headers["Retry-After"] = str(session.retry_after)
+        return resp
     target = security.safe_next(form.get("next"), "/portal" if session.role == "patient" else "/ward")
     resp = RedirectResponse(target, status_code=303)
     security.start_session(resp, security.app_settings(request), session, page.now)
