@@ -34,7 +34,7 @@ finding                     reconstruction
                             the next row of the same code (oxygen) or of the same drug
                             (vasopressor). Administrations and oxygen support are recorded on the
                             ward, so their record is taken as complete: no running row means none
-                            (the rule of the timeline engine's ``observations.toml``)
+                            (the rule of the vocabulary's ``data/observations.toml``)
 ``o2_flow_l_min``           latest oxygen flow in the last 12 h (not passed when the device is none)
 ``fever_masked``            true when an antipyretic, tocilizumab, corticosteroid or anakinra was
                             given at or after the onset of the CRS episode in progress (an episode

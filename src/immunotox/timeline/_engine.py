@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ..vocabulary import vocabulary
 from . import _astct
 from ._arrow import from_np, strings
 from ._read import F64, I32, I64, B, Obs
@@ -28,7 +29,6 @@ from ._reference import DAY_US, grade_patient, records
 from ._reference import day0 as day0_py
 from ._snapshot import Grader, ScalePlan, findings_from_raw
 from ._state import Features, KeyOverflow, Timeline, episodes, range_reduce
-from .vocabulary import vocabulary
 
 TS = pa.timestamp("us", tz="UTC")
 GRADES_SCHEMA = pa.schema(

@@ -1,31 +1,38 @@
-"""The observation vocabulary: codes, units, LOINC aliases, plausible ranges, reconstruction rules.
+"""The observation vocabulary: codes, units, LOINC aliases, possible ranges, reconstruction rules.
 
-Everything is declared once in ``timeline/observations.toml`` (grammar at the top of that file);
-this module loads and checks it. Ranges, allowed values and molar masses are taken from the
-findings vocabulary (:func:`immunotox.findings.vocabulary`) where the code names a finding, so the
-timeline refuses exactly what the grading core would refuse.
+Everything is declared once in ``data/observations.toml`` (grammar at the top of that file) and
+read by every entry point: the service (:mod:`immunotox.service.codes`: API, FHIR, forms), the
+timeline engine (:mod:`immunotox.timeline`), the simulator (:mod:`immunotox.simulate`). Ranges,
+allowed values and aliases are taken from the findings vocabulary
+(:func:`immunotox.findings.vocabulary`) where the code names a finding, so an observation is
+refused exactly when the grading core would refuse it; molar masses come from the analyte table
+(:func:`immunotox.units.analyte`).
 
->>> from immunotox.timeline.vocabulary import vocabulary
 >>> v = vocabulary()
->>> v.lookup("8310-5").name, v.code("temperature").unit, v.code("temperature").range
+>>> v.lookup("8331-1").name, v.code("temperature").unit, v.code("temperature").range
 ('temperature', 'Cel', (25.0, 45.0))
+>>> v.code("creatinine").molar_mass
+113.12
 >>> v.derivation("temperature_c").window_h
 6.0
+>>> "symptom" in v.all_codes, v.lookup("symptom") is None
+(True, True)
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-from .. import units
-from ..errors import RuleSpecError
-from ..findings import FieldSpec
-from ..findings import vocabulary as findings_vocabulary
+from . import units
+from .errors import RuleSpecError
+from .findings import FieldSpec
+from .findings import vocabulary as findings_vocabulary
 
 CodeKind = Literal["quantity", "integer", "token", "bool", "open"]
 Method = Literal[
@@ -55,17 +62,46 @@ _METHODS = (
     "patient_last",
     "event_since",
 )
+RESOURCES = ("observation", "administration", "assessment", "event", "attribute", "report")
+Resource = Literal["observation", "administration", "assessment", "event", "attribute", "report"]
+OPEN_TOKEN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+"""What an ``open`` code accepts, after stripping and lower-casing."""
+_UNITLESS = re.compile(r"^(|1|\{[^}]*\})$")
+_KEYS = {
+    "resource",
+    "kind",
+    "contract",
+    "interval",
+    "unit",
+    "analyte",
+    "finding",
+    "item",
+    "range",
+    "tokens",
+    "aliases",
+    "loinc",
+    "ties",
+    "intensity",
+    "patient",
+    "text",
+    "text_fr",
+}
 _BOOL_ALIASES = {"yes": "true", "no": "false", "1": "true", "0": "false", "y": "true", "n": "false"}
 US_PER_HOUR = 3_600_000_000
 
 
 @dataclass(frozen=True)
 class CodeSpec:
-    """One canonical observation code (see the grammar in ``observations.toml``)."""
+    """One canonical observation code (see the grammar in ``data/observations.toml``).
+
+    ``index`` is the code's position among the contract codes (the timeline engine's code id),
+    -1 for a code outside the contract."""
 
     name: str
     index: int
     kind: CodeKind
+    resource: Resource = "observation"
+    contract: bool = True
     unit: str = ""
     interval: bool = False
     range: tuple[float, float] | None = None
@@ -77,6 +113,10 @@ class CodeSpec:
     finding: str | None = None
     item: str | None = None
     intensity: tuple[str, ...] = ()
+    analyte: str | None = None
+    patient: bool = False
+    text: str = ""
+    text_fr: str = ""
 
     @property
     def numeric(self) -> bool:
@@ -89,6 +129,30 @@ class CodeSpec:
         for alias, target in self.aliases.items():
             out[alias.lower()] = self.tokens.index(target)
         return out
+
+    def accepts_token(self, raw: str) -> str | None:
+        """The canonical token a token, bool or open ``raw`` value stands for, or None.
+
+        >>> vocabulary().code("antipyretic").accepts_token(" Acetaminophen ")
+        'paracetamol'
+        >>> v = vocabulary()
+        >>> v.code("raised_icp_signs").accepts_token("Y"), v.code("infusion").accepts_token("Axi-Cel")
+        ('true', 'axi-cel')
+        """
+        word = raw.strip().lower()
+        if self.kind == "open":
+            return word if OPEN_TOKEN.match(word) else None
+        i = self.token_map().get(word)
+        return None if i is None else self.tokens[i]
+
+
+def unitless(unit: str | None) -> bool:
+    """True when ``unit`` is acceptable for a unitless code: none, empty, ``1`` or an annotation.
+
+    >>> [unitless(u) for u in (None, "", " 1 ", "{score}", "mg")]
+    [True, True, True, True, False]
+    """
+    return unit is None or bool(_UNITLESS.match(unit.strip()))
 
 
 @dataclass(frozen=True)
@@ -110,22 +174,25 @@ class Derivation:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The loaded vocabulary: codes by name and index, aliases, derivations."""
+    """The loaded vocabulary: contract codes by name and index, aliases, derivations; and every
+    code (:attr:`all_codes`, with the service's own codes outside the contract)."""
 
     codes: tuple[CodeSpec, ...]
     derivations: Mapping[str, Derivation]
     masking_scale: str
     _lookup: Mapping[str, int]
+    all_codes: Mapping[str, CodeSpec] = field(default_factory=dict)
 
     def code(self, name: str) -> CodeSpec:
         """The code ``name`` (a packaging error if absent)."""
-        i = self._lookup.get(name)
-        if i is None or self.codes[i].name != name:
-            raise RuleSpecError(f"observation code {name!r} is not declared in observations.toml")
-        return self.codes[i]
+        spec = self.all_codes.get(name)
+        if spec is None:
+            raise RuleSpecError(f"observation code {name!r} is not declared in data/observations.toml")
+        return spec
 
     def lookup(self, raw: str) -> CodeSpec | None:
-        """The code a raw ``code`` cell names (canonical name, any case, or LOINC alias), or None."""
+        """The contract code a raw ``code`` cell names (canonical name, any case, or LOINC alias),
+        or None."""
         i = self._lookup.get(raw.strip().lower())
         return None if i is None else self.codes[i]
 
@@ -152,11 +219,29 @@ def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[st
     kind = t.get("kind")
     if kind not in _KINDS:
         raise RuleSpecError(f"observation code {name!r}: unknown kind {kind!r}")
+    resource = t.get("resource")
+    if resource not in RESOURCES:
+        raise RuleSpecError(f"observation code {name!r}: unknown resource {resource!r}")
+    extra = sorted(set(t) - _KEYS)
+    if extra:
+        raise RuleSpecError(f"observation code {name!r}: unknown keys {extra}")
     unit = str(t.get("unit", ""))
     if kind == "quantity" and not units.is_known(unit):
         raise RuleSpecError(f"observation code {name!r}: unit {unit!r} is not a supported UCUM code")
+    if kind != "quantity" and unit:
+        raise RuleSpecError(f"observation code {name!r}: only a quantity has a unit")
     rng = tuple(float(x) for x in t["range"]) if "range" in t else None
-    molar = t.get("molar_mass")
+    if kind in ("integer", "quantity") and rng is None and not t.get("finding"):
+        raise RuleSpecError(f"observation code {name!r}: a number needs a range or a finding")
+    analyte = t.get("analyte")
+    molar = None
+    if analyte is not None:
+        a = units.analyte(analyte)
+        if units._normalise_code(a.unit) != units._normalise_code(unit):
+            raise RuleSpecError(
+                f"observation code {name!r}: unit {unit!r} is not analyte {analyte!r}'s {a.unit!r}"
+            )
+        molar = a.molar_mass
     tokens = _as_tuple(t.get("tokens"))
     aliases: dict[str, str] = {k.lower(): v for k, v in t.get("aliases", {}).items()}
     fname = t.get("finding")
@@ -165,7 +250,6 @@ def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[st
     if fname and spec is None and kind != "quantity":
         raise RuleSpecError(f"observation code {name!r}: finding {fname!r} is not declared")
     if spec is not None:
-        molar = spec.molar_mass if spec.molar_mass is not None else molar
         if item is not None:
             if item not in spec.fields:
                 raise RuleSpecError(f"observation code {name!r}: {fname}.{item} is not declared")
@@ -205,6 +289,8 @@ def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[st
         name=name,
         index=index,
         kind=kind,
+        resource=resource,
+        contract=bool(t.get("contract", True)),
         unit=unit,
         interval=bool(t.get("interval", False)),
         range=(rng[0], rng[1]) if rng else None,
@@ -216,6 +302,10 @@ def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[st
         finding=fname,
         item=item,
         intensity=intensity,
+        analyte=analyte,
+        patient=bool(t.get("patient", False)),
+        text=str(t.get("text", "")),
+        text_fr=str(t.get("text_fr", "")),
     )
 
 
@@ -243,19 +333,26 @@ def _derivation(finding: str, t: Mapping[str, Any], codes: Mapping[str, CodeSpec
 
 @functools.cache
 def vocabulary() -> Vocabulary:
-    """The observation vocabulary (loaded once from ``timeline/observations.toml``)."""
-    text = resources.files("immunotox.timeline").joinpath("observations.toml").read_text("utf-8")
+    """The observation vocabulary (loaded once from ``data/observations.toml``)."""
+    text = resources.files("immunotox").joinpath("data/observations.toml").read_text("utf-8")
     doc = tomllib.loads(text)
     fv = findings_vocabulary()
     codes: list[CodeSpec] = []
+    every: dict[str, CodeSpec] = {}
     lookup: dict[str, int] = {}
-    for i, (name, t) in enumerate(doc["code"].items()):
-        spec = _code_from_table(name, i, t, fv)
-        codes.append(spec)
+    seen: set[str] = set()
+    for name, t in doc["code"].items():
+        index = len(codes) if t.get("contract", True) else -1
+        spec = _code_from_table(name, index, t, fv)
+        every[name] = spec
         for key in (name.lower(), *(x.lower() for x in spec.loinc)):
-            if key in lookup:
+            if key in seen:
                 raise RuleSpecError(f"observation code alias {key!r} is declared twice")
-            lookup[key] = i
+            seen.add(key)
+            if spec.contract:
+                lookup[key] = index
+        if spec.contract:
+            codes.append(spec)
     by_name = {c.name: c for c in codes}
     derivations = {f: _derivation(f, t, by_name) for f, t in doc["derive"].items()}
     return Vocabulary(
@@ -263,4 +360,5 @@ def vocabulary() -> Vocabulary:
         derivations=derivations,
         masking_scale=str(doc["masking"]["scale"]),
         _lookup=lookup,
+        all_codes=every,
     )
