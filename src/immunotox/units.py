@@ -171,8 +171,11 @@ def convert(
     try:
         q = ureg.Quantity(float(value) * f_from, ureg.parse_units(expr_from))
         target = ureg.parse_units(expr_to)
-        if q.dimensionality != ureg.Quantity(1, target).dimensionality:
-            if molar_mass_g_mol is None:
+        target_dim = ureg.Quantity(1, target).dimensionality
+        if q.dimensionality != target_dim:
+            # a molar mass converts amount of substance <-> mass, nothing else ("10 kg" of
+            # haemoglobin must be refused, not sent through the chemistry context)
+            if molar_mass_g_mol is None or "[substance]" not in (*q.dimensionality, *target_dim):
                 raise pint.DimensionalityError(q.units, target)
             out = q.to(target, "chemistry", mw=molar_mass_g_mol * ureg("g/mol"))
         else:

@@ -2,7 +2,7 @@
 
 Declarations live in the one observation vocabulary, ``data/observations.toml``
 (:mod:`immunotox.vocabulary`), read also by the timeline engine and the simulator, so the API
-and a cohort file accept and reject the same rows (``tests/test_vocabulary_agreement.py``).
+and a cohort file accept and reject the same rows (``tests/service/test_vocabulary_agreement.py``).
 :func:`normalize` turns what a client sent (code or LOINC alias, value, unit) into the stored
 canonical form, or raises :class:`~immunotox.errors.FindingError` naming the field — never a
 guess: no unit means no conversion, an impossible value is refused, not clipped. The checks run
@@ -53,11 +53,13 @@ def loinc_index() -> dict[str, str]:
 
 
 def resolve(code: str, field_name: str = "code") -> CodeSpec:
-    """The declaration of ``code`` (a canonical code or a LOINC alias)."""
+    """The declaration of ``code``: a canonical code (any case, spaces around ignored, as the
+    timeline reader reads it) or a LOINC alias."""
     vocab = observation_vocabulary().all_codes
-    spec = vocab.get(code)
+    key = code.strip()
+    spec = vocab.get(key) or vocab.get(key.lower())
     if spec is None:
-        canon = loinc_index().get(code)
+        canon = loinc_index().get(key)
         if canon is not None:
             return vocab[canon]
         raise FindingError(
@@ -136,7 +138,7 @@ def _number(value: Any, vf: str) -> float:
 
 def _quantity(spec: CodeSpec, value: Any, unit: str | None, vf: str, uf: str) -> Normalized:
     x = _number(value, vf)
-    if unit is None or unit == "":
+    if unit is None or (isinstance(unit, str) and unit.strip() == ""):
         raise FindingError(
             uf, unit, f"a unit is required for {spec.name}", f"give the UCUM code, e.g. {spec.unit!r}"
         )
