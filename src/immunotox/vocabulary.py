@@ -13,8 +13,8 @@ refused exactly when the grading core would refuse it; molar masses come from th
 ('temperature', 'Cel', (25.0, 45.0))
 >>> v.code("creatinine").molar_mass
 113.12
->>> v.derivation("temperature_c").window_h
-6.0
+>>> v.derivation("temperature_c").window_h, v.episode_resolution_h
+(6.0, 24.0)
 >>> "symptom" in v.all_codes, v.lookup("symptom") is None
 (True, True)
 """
@@ -181,6 +181,7 @@ class Vocabulary:
     derivations: Mapping[str, Derivation]
     masking_scale: str
     _lookup: Mapping[str, int]
+    episode_resolution_h: float = 24.0
     all_codes: Mapping[str, CodeSpec] = field(default_factory=dict)
 
     def code(self, name: str) -> CodeSpec:
@@ -331,6 +332,12 @@ def _derivation(finding: str, t: Mapping[str, Any], codes: Mapping[str, CodeSpec
     )
 
 
+def _positive(x: Any, what: str) -> float:
+    if not (isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0):
+        raise RuleSpecError(f"data/observations.toml: {what} must be a positive number of hours")
+    return float(x)
+
+
 @functools.cache
 def vocabulary() -> Vocabulary:
     """The observation vocabulary (loaded once from ``data/observations.toml``)."""
@@ -359,6 +366,7 @@ def vocabulary() -> Vocabulary:
         codes=tuple(codes),
         derivations=derivations,
         masking_scale=str(doc["masking"]["scale"]),
+        episode_resolution_h=_positive(doc["episode"]["resolution_h"], "[episode] resolution_h"),
         _lookup=lookup,
         all_codes=every,
     )

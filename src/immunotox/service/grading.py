@@ -75,8 +75,9 @@ from sqlalchemy.orm import Session, aliased
 
 from .. import ruledata
 from ..catalogue import get_scale
-from ..errors import FindingError
+from ..errors import FindingError, RuleSpecError
 from ..result import GradeResult
+from ..vocabulary import vocabulary
 from .models import ClinicalEvent, CurrentGrade, Episode, GradeRecord, Patient
 
 ENGINE = "service-window-v1"
@@ -92,29 +93,36 @@ SCALES_BY_THERAPY: dict[str, tuple[str, ...]] = {
 }
 
 H = dt.timedelta(hours=1)
-WINDOW: dict[str, dt.timedelta] = {
-    "temperature": 6 * H,
-    "sbp": 6 * H,
-    "o2_flow": 12 * H,
-    "ice": 12 * H,
-    "capd_score": 12 * H,
-    "consciousness": 12 * H,
-    "seizure": 24 * H,
-    "motor": 24 * H,
-    "raised_icp_signs": 24 * H,
-    "cerebral_edema": 72 * H,
-}
-EPISODE_QUIET = 24 * H
 
-ICE_ITEMS = {
-    "ice_orientation": "orientation",
-    "ice_naming": "naming",
-    "ice_commands": "commands",
-    "ice_writing": "writing",
-    "ice_attention": "attention",
+
+def _vocabulary_window(finding: str) -> dt.timedelta:
+    """The validity window of ``finding`` in the observation vocabulary (``data/observations.toml``)."""
+    hours = vocabulary().derivation(finding).window_h
+    if hours is None:
+        raise RuleSpecError(f"derive.{finding} has no window")
+    return dt.timedelta(hours=hours)
+
+
+# the windows, masking drugs, ICE items and interval codes of the vocabulary, keyed as this
+# module reads them (its own reconstruction goes with issue 16's one derivation of findings)
+WINDOW: dict[str, dt.timedelta] = {
+    "temperature": _vocabulary_window("temperature_c"),
+    "sbp": _vocabulary_window("sbp_mmhg"),
+    "o2_flow": _vocabulary_window("o2_flow_l_min"),
+    "ice": _vocabulary_window("ice_score"),
+    **{
+        c: _vocabulary_window(c)
+        for c in ("capd_score", "consciousness", "seizure", "motor", "raised_icp_signs")
+    },
+    "cerebral_edema": _vocabulary_window("cerebral_edema"),
 }
-MASKING_CODES = ("antipyretic", "tocilizumab", "corticosteroid", "anakinra")
-INTERVAL_CODES = ("oxygen", "vasopressor")
+EPISODE_QUIET = dt.timedelta(hours=vocabulary().episode_resolution_h)
+
+ICE_ITEMS: dict[str, str] = {
+    c: str(vocabulary().code(c).item) for c in vocabulary().derivation("ice_items").codes
+}
+MASKING_CODES: tuple[str, ...] = vocabulary().derivation("fever_masked").codes
+INTERVAL_CODES: tuple[str, ...] = tuple(c.name for c in vocabulary().codes if c.interval)
 # point codes read in a window, per scale, and the longest window of each scale
 POINTS: dict[str, tuple[str, ...]] = {
     CRS: ("temperature", "sbp", "o2_flow"),

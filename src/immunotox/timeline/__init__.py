@@ -52,7 +52,7 @@ import pyarrow as pa
 
 from ..catalogue import get_scale
 from ..vocabulary import vocabulary
-from ._engine import SCHEMAS, Params, grade_partition
+from ._engine import DEFAULT_RESOLUTION_H, SCHEMAS, Params, grade_partition
 from ._read import REASONS, REJECTS_SCHEMA, Normalized, Obs, ObservationFileError, concat_obs, normalize
 from ._run import (
     CROSSTAB_SCHEMA,
@@ -131,7 +131,7 @@ def grade_observations(
     scales: str | Sequence[str],
     *,
     engine: str = "embedded",
-    resolution_hours: float = 24.0,
+    resolution_hours: float = DEFAULT_RESOLUTION_H,
 ) -> TimelineResult:
     """Grade observations held in memory and return every output table.
 

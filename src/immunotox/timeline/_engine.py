@@ -112,11 +112,15 @@ W_SCHEMAS = {k: writer_schema(s) for k, s in SCHEMAS.items()}
 _DAY0_SOURCES = strings(["first_observation", "infusion"])
 
 
+DEFAULT_RESOLUTION_H = vocabulary().episode_resolution_h
+"""Hours at grade 0 after which an episode resolves ([episode] of ``data/observations.toml``)."""
+
+
 @dataclass
 class Params:
     """Run parameters."""
 
-    resolution_hours: float = 24.0
+    resolution_hours: float = DEFAULT_RESOLUTION_H
 
     @property
     def resolution_us(self) -> int:
