@@ -64,6 +64,8 @@ _METHODS = (
 )
 RESOURCES = ("observation", "administration", "assessment", "event", "attribute", "report")
 Resource = Literal["observation", "administration", "assessment", "event", "attribute", "report"]
+Category = Literal["vital-signs", "laboratory", "survey"]
+CATEGORIES = ("vital-signs", "laboratory", "survey")
 OPEN_TOKEN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 """What an ``open`` code accepts, after stripping and lower-casing."""
 _UNITLESS = re.compile(r"^(|1|\{[^}]*\})$")
@@ -82,6 +84,7 @@ _KEYS = {
     "loinc",
     "ties",
     "intensity",
+    "category",
     "patient",
     "text",
     "text_fr",
@@ -114,6 +117,7 @@ class CodeSpec:
     item: str | None = None
     intensity: tuple[str, ...] = ()
     analyte: str | None = None
+    category: Category = "survey"
     patient: bool = False
     text: str = ""
     text_fr: str = ""
@@ -223,6 +227,9 @@ def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[st
     resource = t.get("resource")
     if resource not in RESOURCES:
         raise RuleSpecError(f"observation code {name!r}: unknown resource {resource!r}")
+    category = t.get("category", "survey")
+    if category not in CATEGORIES:
+        raise RuleSpecError(f"observation code {name!r}: unknown category {category!r}")
     extra = sorted(set(t) - _KEYS)
     if extra:
         raise RuleSpecError(f"observation code {name!r}: unknown keys {extra}")
@@ -304,6 +311,7 @@ def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[st
         item=item,
         intensity=intensity,
         analyte=analyte,
+        category=category,
         patient=bool(t.get("patient", False)),
         text=str(t.get("text", "")),
         text_fr=str(t.get("text_fr", "")),

@@ -82,23 +82,6 @@ ADMINISTRATION_CODES = (
     "anakinra",
     "fluid_bolus",
 )
-VITALS = {"temperature", "sbp", "dbp", "map", "heart_rate", "resp_rate", "spo2", "o2_flow", "fio2", "weight"}
-LABS = {
-    "anc",
-    "wbc",
-    "lymphocytes",
-    "platelets",
-    "hemoglobin",
-    "crp",
-    "ferritin",
-    "ldh",
-    "creatinine",
-    "alt",
-    "ast",
-    "bilirubin",
-    "fibrinogen",
-    "il6",
-}
 
 
 class FhirImportError(Exception):
@@ -537,7 +520,7 @@ def _observation_resource(e: ClinicalEvent, spec: codes.CodeSpec) -> dict[str, A
     coding = [{"system": OBS_SYSTEM, "code": spec.name, "display": spec.text}]
     if spec.loinc:
         coding.insert(0, {"system": LOINC, "code": spec.loinc[0], "display": spec.text})
-    cat = "vital-signs" if spec.name in VITALS else "laboratory" if spec.name in LABS else "survey"
+    cat = spec.category
     res: dict[str, Any] = {
         "resourceType": "Observation",
         "id": f"ev-{e.id}",
