@@ -27,7 +27,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from . import units
 from .errors import RuleSpecError
@@ -48,24 +48,12 @@ Method = Literal[
     "patient_last",
     "event_since",
 ]
-_KINDS = ("quantity", "integer", "token", "bool", "open")
-_METHODS = (
-    "window_max",
-    "window_min",
-    "last",
-    "record_last",
-    "device",
-    "device_last",
-    "active_set",
-    "active_hours",
-    "masking",
-    "patient_last",
-    "event_since",
-)
-RESOURCES = ("observation", "administration", "assessment", "event", "attribute", "report")
+_KINDS: tuple[str, ...] = get_args(CodeKind)
+_METHODS: tuple[str, ...] = get_args(Method)
 Resource = Literal["observation", "administration", "assessment", "event", "attribute", "report"]
+RESOURCES: tuple[str, ...] = get_args(Resource)
 Category = Literal["vital-signs", "laboratory", "survey"]
-CATEGORIES = ("vital-signs", "laboratory", "survey")
+CATEGORIES: tuple[str, ...] = get_args(Category)
 OPEN_TOKEN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 """What an ``open`` code accepts, after stripping and lower-casing."""
 _UNITLESS = re.compile(r"^(|1|\{[^}]*\})$")
