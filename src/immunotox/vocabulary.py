@@ -255,6 +255,11 @@ def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[st
                 kind == "quantity" and units._normalise_code(str(spec.unit)) == units._normalise_code(unit)
             )
             if same_unit:
+                if rng is not None and rng != tuple(float(x) for x in spec.range):
+                    raise RuleSpecError(
+                        f"observation code {name!r}: range {list(rng)} differs from finding "
+                        f"{fname!r}'s {list(spec.range)}; give none (the finding's is used)"
+                    )
                 rng = spec.range
             elif rng is None:
                 # the finding is declared in another unit: this file must state the range in
