@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from immunotox import units
+from immunotox import ruledata, units
 from immunotox.errors import RuleSpecError
 from immunotox.findings import vocabulary as findings_vocabulary
 from immunotox.simulate import _vocab as simulated
@@ -67,3 +67,12 @@ def test_the_simulator_writes_the_vocabularys_units_tokens_and_aliases() -> None
             assert code.range is not None
             assert code.range[0] <= spec.low <= spec.high <= code.range[1], spec.code
     assert {a: c.name for c in voc.codes for a in c.loinc} == simulated.LOINC_TO_CODE
+
+
+def test_device_intensity_never_ranks_a_device_above_one_of_a_higher_astct_grade() -> None:
+    """The service and the timeline engine pick THE device by the vocabulary's intensity order;
+    it must agree with the ASTCT 2019 hypoxia grade each device supports (so the grade never
+    depends on which of two simultaneous devices is reported)."""
+    rows = ruledata.load("astct2019")["crs"]["oxygen"]
+    grades = [int(rows[d]["grade"]) for d in vocabulary().code("oxygen").intensity]
+    assert grades == sorted(grades) and len(grades) == len(rows)

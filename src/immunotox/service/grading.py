@@ -28,8 +28,8 @@ finding                     reconstruction
 ``temperature_c``           highest temperature in the last 6 h (vitals every 4 h leave one reading)
 ``sbp_mmhg``                lowest systolic pressure in the last 6 h
 ``vasopressors``            drugs of vasopressor rows running at t; ``[]`` when none runs
-``oxygen``                  most intensive device running at t (ranked by the ASTCT hypoxia grade
-                            of the device); ``none`` when no device runs
+``oxygen``                  most intensive device running at t (the vocabulary's intensity order,
+                            as the timeline engine); ``none`` when no device runs
 (interval rows)             a row runs over [time, end_time); a row without end_time runs until
                             the next row of the same code (oxygen) or of the same drug
                             (vasopressor). Administrations and oxygen support are recorded on the
@@ -73,7 +73,6 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, exists, func, insert, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
-from .. import ruledata
 from ..catalogue import get_scale
 from ..errors import FindingError, RuleSpecError
 from ..result import GradeResult
@@ -432,9 +431,10 @@ def _window(code: str) -> dt.timedelta:
 
 @functools.cache
 def _device_rank() -> dict[str, int]:
-    """Oxygen devices ranked by the ASTCT 2019 hypoxia grade they support (data file)."""
-    rows = ruledata.load("astct2019")["crs"]["oxygen"]
-    return {k: int(v["grade"]) for k, v in rows.items()}
+    """Oxygen devices in the vocabulary's intensity order (``intensity`` of ``code.oxygen`` in
+    ``data/observations.toml``, the timeline engine's order; monotone in the ASTCT 2019 hypoxia
+    grade each device supports, which a test checks)."""
+    return {d: i for i, d in enumerate(vocabulary().code("oxygen").intensity)}
 
 
 # ----------------------------------------------------------------------------- findings
