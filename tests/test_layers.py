@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.ruledata",
                 "immunotox.plausibility",
                 "immunotox.jurisdiction",
+                "immunotox.handouts",
                 "immunotox.findings",
                 "immunotox.result",
                 "immunotox.vocabulary",
@@ -294,9 +295,11 @@ def test_tests_import_the_project_directly() -> None:
 
 
 # A citation names a primary source (authors, year, DOI, section), never a file outside the
-# repository: the project's working notes and the machine's folders are not shipped.
+# repository: the project's working notes and the machine's folders are not shipped. A bare section
+# tag such as "[§8.14]" names no source (it pointed into those notes): cite the source or write [D].
 OUTSIDE = re.compile(
-    r"clinical[- ]reference|référence clinique|perf[- ]spike|performance spike|shared/|/work/|/home/|/root/",
+    r"clinical[- ]reference|référence clinique|perf[- ]spike|performance spike|shared/|/work/|/home/|/root/"
+    r"|\[§\d",
     re.IGNORECASE,
 )
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".txt", ".cfg", ".html", ".js", ".css", ".po", ".sql", ".ini"}

@@ -805,7 +805,7 @@ def test_cli_writes_files_and_prints_a_summary(cli: Callable[..., Any], tmp_path
         (["--patients", "5", "--start", "yesterday"], "error: --start = 'yesterday': expected a date"),
         (
             ["--patients", "5", "--truth", "t.parquet"],
-            "error: --out = None: --truth and --bad-rows need --out",
+            "error: --out = None: --truth, --bad-rows and --clinical-out need --out",
         ),
     ],
 )

@@ -43,6 +43,11 @@ def test_the_loader_refuses_what_the_grammar_forbids() -> None:
         ({**{k: v for k, v in base.items() if k != "range"}}, "a number needs a range or a finding"),
         ({"resource": "event", "kind": "token", "unit": "mg", "tokens": ["a"]}, "only a quantity has a unit"),
         ({**base, "unit": "U/L", "finding": "ast", "range": [0.0, 5.0]}, "differs from finding 'ast'"),
+        ({"resource": "report", "kind": "token", "values_from": "pathway"}, "values_from must be 'handouts'"),
+        (
+            {"resource": "report", "kind": "token", "values_from": "handouts", "tokens": ["a"]},
+            "values_from must be 'handouts' and excludes tokens",
+        ),
     ]
     for table, message in cases:
         with pytest.raises(RuleSpecError, match=message.replace("[", r"\[").replace("]", r"\]")):

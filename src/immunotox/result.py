@@ -18,22 +18,30 @@ class RuleHit(BaseModel):
     text: str = Field(description="The criterion and the finding that met it")
 
 
+Status = Literal["assessed", "incomplete", "not_assessable", "not_applicable"]
+"""Every status a grade can have (one vocabulary for the library, service, web and FHIR)."""
+
+
 class GradeResult(BaseModel):
     """A grade with its reasons, its sources and what it could not see.
 
     ``grade`` is the grade the known findings establish; 0 means the criteria are not met.
     When inputs that could change the grade are missing, ``complete`` is false, ``grade`` is a
     **lower bound** and ``grade_range`` gives the grades still possible. ``grade`` is ``None``
-    only when nothing at all can be established (``status = "not_assessable"``).
+    when nothing at all can be established (``status = "not_assessable"``, ``grade_range`` the
+    grades still possible) or when the scale does not apply (``status = "not_applicable"``: e.g.
+    a late ICAHT grade for a patient whose late window never opened). A not-applicable result
+    has no grade and no ``grade_range`` (``None``); nothing is missing, so it is complete, and
+    its reasons name the input that closed it.
     """
 
     scale: str
     title: str
     version: str
     grade: int | None
-    grade_range: tuple[int, int]
+    grade_range: tuple[int, int] | None
     complete: bool
-    status: Literal["assessed", "incomplete", "not_assessable"]
+    status: Status
     deciding_domains: list[str]
     missing: list[str]
     ignored: list[str] = Field(
@@ -48,7 +56,9 @@ class GradeResult(BaseModel):
     def explain(self) -> str:
         """A readable, multi-line explanation for people."""
         lines = [f"{self.title} ({self.scale}, version {self.version})"]
-        if self.grade is None:
+        if self.grade_range is None:
+            lines.append("Grade: not applicable")
+        elif self.grade is None:
             lines.append("Grade: not assessable")
         elif self.complete:
             lines.append(f"Grade: {self.grade}")

@@ -33,6 +33,7 @@ from . import units
 from .errors import RuleSpecError
 from .findings import FieldSpec
 from .findings import vocabulary as findings_vocabulary
+from .handouts import symptom_tokens
 
 CodeKind = Literal["quantity", "integer", "token", "bool", "open"]
 Method = Literal[
@@ -68,6 +69,7 @@ _KEYS = {
     "item",
     "range",
     "tokens",
+    "values_from",
     "aliases",
     "loinc",
     "ties",
@@ -208,6 +210,17 @@ def _as_tuple(x: Any) -> tuple[str, ...]:
     return (x,) if isinstance(x, str) else tuple(x)
 
 
+def _tokens(name: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+    """The tokens of a token code: ``tokens``, or ``values_from = "handouts"`` for the portal's
+    symptoms, whose single list is :mod:`immunotox.handouts` (``data/handouts/symptoms.toml``)."""
+    source = t.get("values_from")
+    if source is None:
+        return _as_tuple(t.get("tokens"))
+    if source != "handouts" or "tokens" in t:
+        raise RuleSpecError(f"observation code {name!r}: values_from must be 'handouts' and excludes tokens")
+    return symptom_tokens()
+
+
 def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[str, FieldSpec]) -> CodeSpec:
     kind = t.get("kind")
     if kind not in _KINDS:
@@ -238,7 +251,7 @@ def _code_from_table(name: str, index: int, t: Mapping[str, Any], fv: Mapping[st
                 f"observation code {name!r}: unit {unit!r} is not analyte {analyte!r}'s {a.unit!r}"
             )
         molar = a.molar_mass
-    tokens = _as_tuple(t.get("tokens"))
+    tokens = _tokens(name, t)
     aliases: dict[str, str] = {k.lower(): v for k, v in t.get("aliases", {}).items()}
     fname = t.get("finding")
     item = t.get("item")

@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "immunotox.cli.simulate",
     "immunotox.cli.serve",
     "immunotox.cli.timeline",
+    "immunotox.cli.report",
 )
 
 app = typer.Typer(

@@ -29,6 +29,7 @@ _FLAGS = {
     "path": "--out",
     "truth_path": "--truth",
     "bad_rows_path": "--bad-rows",
+    "clinical_path": "--clinical-out",
 }
 
 PROGRESS_FROM_PATIENTS = 1000
@@ -82,6 +83,10 @@ def simulate(
     bad_rows: Annotated[
         str | None, typer.Option("--bad-rows", help="Ground truth of the injected bad rows")
     ] = None,
+    clinical_out: Annotated[
+        str | None,
+        typer.Option("--clinical-out", help="Clinical table (one row per patient: product, response, death)"),
+    ] = None,
     bad_rows_fraction: Annotated[
         str, typer.Option("--bad-rows-fraction", help="Fraction of corrupted rows to inject (0-0.5)")
     ] = "0",
@@ -117,8 +122,10 @@ def simulate(
     if patients is None:
         fail("--patients is required: the number of patients (>= 1)")
     n = _int(patients, "--patients", 1)
-    if out is None and (truth is not None or bad_rows is not None):
-        fail("--out = None: --truth and --bad-rows need --out")
+    if out is None and (truth is not None or bad_rows is not None or clinical_out is not None):
+        fail("--out = None: --truth, --bad-rows and --clinical-out need --out")
+    if clinical_out is not None and not clinical_out.lower().endswith((".parquet", ".pq", ".csv")):
+        fail(f"--clinical-out = {clinical_out!r}: expected a .parquet, .pq or .csv file")
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("simulating"),
@@ -156,6 +163,14 @@ def simulate(
         fail(f"{_FLAGS.get(exc.option, exc.option)} = {exc.value!r}: {exc.problem}")
     except OSError as exc:
         fail(f"--out = {out!r}: cannot write ({exc.strerror or exc})")
+    if clinical_out is not None and out is not None:
+        from ..simulate import clinical_table
+        from ..simulate._io import write_table
+
+        try:
+            write_table(clinical_table(truth_table, out, seed=kwargs["seed"]), clinical_out)
+        except OSError as exc:
+            fail(f"--clinical-out = {clinical_out!r}: cannot write ({exc.strerror or exc})")
     seconds = time.perf_counter() - t0
     from ..simulate import summarize_truth
 
@@ -168,7 +183,16 @@ def simulate(
         "bad_rows": n_bad,
         "seconds": round(seconds, 3),
         "rows_per_s": round(rows / seconds) if seconds > 0 else None,
-        "files": {k: v for k, v in (("observations", out), ("truth", truth), ("bad_rows", bad_rows)) if v},
+        "files": {
+            k: v
+            for k, v in (
+                ("observations", out),
+                ("truth", truth),
+                ("bad_rows", bad_rows),
+                ("clinical", clinical_out),
+            )
+            if v
+        },
         "products": per_product,
         "unverified_profile_numbers": unverified,
     }

@@ -12,6 +12,10 @@ pressure"). The scale's ``combine`` turns one value per domain into a grade. Res
   is then flagged incomplete (a lower bound), whether or not the input could change it;
   ``grade_range`` says whether it could.
 
+A domain can also be **not applicable** (its window never opened, e.g. late ICAHT after death
+on day 20): it is left out of ``combine``, its reasons say why, and a scale whose domains are all
+not applicable has no grade (``status = "not_applicable"``, complete, nothing missing).
+
 Missing data is therefore never read as normal. The sets are tiny (a handful of values, a few
 domains), so exhaustive enumeration is cheap and exact.
 """
@@ -28,6 +32,8 @@ from ..findings import FieldSpec, parse_findings
 from ..result import GradeResult, RuleHit
 from ..sources import Source, source
 
+_ENUMERATED_MAX = 4096  # memoised enumerations kept per scale (see Scale._enumerate)
+
 
 @dataclass
 class Domain:
@@ -39,6 +45,7 @@ class Domain:
     missing: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     assumed: bool = False  # value set by a documented default, not by an input
+    applicable: bool = True  # False: the domain does not apply (no value; left out of combine)
 
     @property
     def known(self) -> bool:
@@ -53,6 +60,11 @@ def known(name: str, value: Hashable, *hits: RuleHit, reason: str | None = None)
 def assumed(name: str, value: Hashable) -> Domain:
     """A domain set by a documented default (e.g. 'no death recorded' = alive), not by an input."""
     return Domain(name, (value,), assumed=True)
+
+
+def not_applicable(name: str, reason: str) -> Domain:
+    """A domain that does not apply to this patient (``reason`` names the input that says so)."""
+    return Domain(name, (), reasons=[reason], applicable=False)
 
 
 def unknown(name: str, possible: Sequence[Hashable], *missing: str, reason: str | None = None) -> Domain:
@@ -119,12 +131,12 @@ class Scale(ABC):
         return self.resolve(self.domains(f), f, ignored)
 
     def resolve(self, doms: list[Domain], f: Mapping[str, Any], ignored: Sequence[str] = ()) -> GradeResult:
+        if not any(d.applicable for d in doms):
+            return self._not_applicable(doms, ignored)
+        reasons = [r for d in doms if not d.applicable for r in d.reasons]
+        doms = [d for d in doms if d.applicable]
         names = [d.name for d in doms]
-        table: list[tuple[tuple[Hashable, ...], int]] = []
-        for combo in itertools.product(*(d.possible for d in doms)):
-            table.append((combo, self.combine(dict(zip(names, combo, strict=True)))))
-        lo = min(g for _, g in table)
-        hi = max(g for _, g in table)
+        lo, hi, low_combo = self._enumerate(tuple(names), tuple(d.possible for d in doms))
         # every input of a domain left unknown is reported, even when it cannot change the
         # grade (grade_range says whether it could); scales only leave a domain unknown when
         # the input is needed for a full assessment in this case.
@@ -132,10 +144,9 @@ class Scale(ABC):
         for d in doms:
             if not d.known:
                 missing += [m for m in d.missing if m not in missing]
-        low_combo = next(c for c, g in table if g == lo)
         low_values = dict(zip(names, low_combo, strict=True))
         hits = [h for d in doms for h in d.hits]
-        reasons = [r for d in doms for r in d.reasons]
+        reasons = [r for d in doms for r in d.reasons] + reasons
         nothing_known = all(not d.known or d.assumed for d in doms) and not hits
         complete = not missing
         if nothing_known and lo != hi:
@@ -165,6 +176,58 @@ class Scale(ABC):
                 *([f"Not used by this scale: {', '.join(ignored)}"] if ignored else []),
             ],
             fired=hits,
+            notes=list(self.notes),
+            sources=[s.citation() for s in self.sources],
+        )
+
+    def _enumerate(
+        self, names: tuple[str, ...], possible: tuple[tuple[Hashable, ...], ...]
+    ) -> tuple[int, int, tuple[Hashable, ...]]:
+        """(lowest, highest grade, first assignment giving the lowest) over every combination.
+
+        ``combine`` is a pure function of the assignment, so the outcome is memoised per scale
+        on the domain names and possible values (with their types: ``True`` and ``1`` are equal
+        keys but not the same finding); the memo is bounded.
+        """
+        key: Hashable | None = (names, possible, tuple(tuple(map(type, p)) for p in possible))
+        memo = self.__dict__.setdefault("_enumerated", {})
+        try:
+            hit: tuple[int, int, tuple[Hashable, ...]] | None = memo.get(key)
+        except TypeError:  # a value that cannot be a key: enumerate without the memo
+            hit, key = None, None
+        if hit is not None:
+            return hit
+        table: list[tuple[tuple[Hashable, ...], int]] = []
+        for combo in itertools.product(*possible):
+            table.append((combo, self.combine(dict(zip(names, combo, strict=True)))))
+        lo = min(g for _, g in table)
+        hi = max(g for _, g in table)
+        out = (lo, hi, next(c for c, g in table if g == lo))
+        if key is not None:
+            if len(memo) >= _ENUMERATED_MAX:
+                memo.clear()
+            memo[key] = out
+        return out
+
+    def _not_applicable(self, doms: Sequence[Domain], ignored: Sequence[str]) -> GradeResult:
+        """The result when no domain applies: no grade, no range, nothing missing."""
+        return GradeResult(
+            scale=self.id,
+            title=self.title,
+            version=self.version,
+            grade=None,
+            grade_range=None,
+            complete=True,
+            status="not_applicable",
+            deciding_domains=[],
+            missing=[],
+            ignored=list(ignored),
+            reasons=[
+                *(r for d in doms for r in d.reasons),
+                "Not applicable: no grade (not grade 0, not a lower bound).",
+                *([f"Not used by this scale: {', '.join(ignored)}"] if ignored else []),
+            ],
+            fired=[],
             notes=list(self.notes),
             sources=[s.citation() for s in self.sources],
         )

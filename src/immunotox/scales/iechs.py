@@ -131,7 +131,7 @@ class IecHs(Scale):
 
     def resolve(self, doms: list[Domain], f: Mapping[str, Any], ignored: Sequence[str] = ()) -> GradeResult:
         result = super().resolve(doms, f, ignored)
-        if result.status == "not_assessable":  # the base summary would read as a grade
+        if result.status == "not_assessable" and result.grade_range is not None:  # not a grade
             lo, hi = result.grade_range
             text = f"Not assessable: no IEC-HS grade entered (possible grades {lo}–{hi})"
             result.reasons[-1 - bool(ignored)] = text

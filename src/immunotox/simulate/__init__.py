@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._clinical import clinical_table
 from ._errors import SimulationError
 from ._generate import Params, Schedule, generate_chunk
 from ._io import TableWriter, file_format, write_table
@@ -67,6 +68,7 @@ __all__ = [
     "Schedule",
     "SimulationError",
     "WriteSummary",
+    "clinical_table",
     "expected_rows_per_patient",
     "iter_cohort_batches",
     "load_profiles",

@@ -84,6 +84,26 @@ class Hepatitis(BaseModel):
         return self
 
 
+class Outcome(BaseModel):
+    """Response and survival numbers that drive the clinical table (``--clinical-out``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    indication: str
+    orr: Tagged
+    cr: Tagged
+    dor_median_months: Tagged
+    nrm_1y: Tagged
+
+    @model_validator(mode="after")
+    def _check(self) -> Outcome:
+        if not 0.0 <= self.cr.x <= self.orr.x <= 1.0:
+            raise ValueError("need 0 <= cr <= orr <= 1")
+        if not 0.0 <= self.nrm_1y.x < 1.0 or self.dor_median_months.x <= 0:
+            raise ValueError("need 0 <= nrm_1y < 1 and dor_median_months > 0")
+        return self
+
+
 class Profile(BaseModel):
     """One product (or product class) the simulator can give."""
 
@@ -106,6 +126,7 @@ class Profile(BaseModel):
     crs: Toxicity
     icans: Toxicity
     hepatitis: Hepatitis | None = None
+    outcome: Outcome
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
@@ -124,12 +145,14 @@ class Profile(BaseModel):
             t = getattr(self, name)
             if t is not None:
                 out[name] = t
-        for group in ("crs", "icans", "hepatitis"):
+        for group in ("crs", "icans", "hepatitis", "outcome"):
             sub = getattr(self, group)
             if sub is None:
                 continue
             for field in type(sub).model_fields:
-                out[f"{group}.{field}"] = getattr(sub, field)
+                value = getattr(sub, field)
+                if isinstance(value, Tagged):
+                    out[f"{group}.{field}"] = value
         return out
 
 

@@ -1,0 +1,86 @@
+"""``immunotox report``: the cohort report (HTML, PDF, ARD) from timeline results and a clinical table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import ImmunotoxError
+from ._common import fail
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+def report(
+    results: Annotated[
+        str | None, typer.Argument(help="Folder written by `immunotox timeline` (patients, episodes, ...)")
+    ] = None,
+    clinical: Annotated[
+        str | None, typer.Option("--clinical", help="Clinical table: .parquet or .csv (one row per patient)")
+    ] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="Output folder (created)")] = None,
+    observations: Annotated[
+        str | None,
+        typer.Option(
+            "--observations", help="The observation file the timeline graded (adds the management table)"
+        ),
+    ] = None,
+    lang: Annotated[str, typer.Option("--lang", help="Report language: fr or en")] = "fr",
+    min_cell: Annotated[
+        str | None, typer.Option("--min-cell", help="Mask counts below N (and what derives from them)")
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="embedded (default) or spark: who reads the timeline outputs")
+    ] = "embedded",
+    pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also render report.pdf (WeasyPrint)")] = True,
+) -> None:
+    """Write report.html (self-contained), report.pdf and ard.parquet (every number of the report,
+    each with its ARD id) for the timeline RESULTS and the --clinical table."""
+    from ..analysis import analyze, write_report
+    from ..analysis._report import LANGS
+
+    if results is None:
+        fail("RESULTS_DIR is missing: give the folder written by `immunotox timeline`")
+    if clinical is None:
+        fail("--clinical is missing: give the clinical table (.parquet or .csv)")
+    if out is None:
+        fail("--out is missing: give an output folder")
+    if lang not in LANGS:
+        fail(f"--lang = {lang!r}: expected fr or en")
+    if engine not in ("embedded", "spark"):
+        fail(f"--engine = {engine!r}: expected embedded or spark")
+    cells: int | None = None
+    if min_cell is not None:
+        try:
+            cells = int(min_cell)
+        except ValueError:
+            fail(f"--min-cell = {min_cell!r}: expected an integer >= 1")
+        if cells < 1:
+            fail(f"--min-cell = {min_cell!r}: expected an integer >= 1")
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True
+    )
+    try:
+        with progress:
+            task = progress.add_task("analyses", total=3)
+            analysis = analyze(results, clinical, min_cell=cells, observations=observations, engine=engine)
+            progress.update(task, advance=1, description="report")
+            files = write_report(analysis, out, lang, pdf=pdf)
+            progress.update(task, advance=2)
+    except ImmunotoxError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"--out = {out!r}: cannot write ({exc.strerror or exc})")
+    meta = analysis.meta
+    typer.echo(
+        f"{meta['patients']} patients, {len(meta['scales'])} scales, {analysis.ard.height} ARD rows; "
+        f"clinical rows rejected: {meta['clinical_rejects']}; min-cell: {meta['min_cell'] or 'not applied'}"
+    )
+    for kind, path in files.items():
+        typer.echo(f"{kind}: {path}")
