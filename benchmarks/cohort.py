@@ -92,7 +92,7 @@ def child(mode: str, path: str, out: str, sample_patients: int) -> dict[str, Any
         return {"work_s": work, "peak_mb": _peak_mb(), "patients": len(rows)}
     import immunotox
     from immunotox.timeline import run_timeline
-    from immunotox.timeline.vocabulary import vocabulary
+    from immunotox.vocabulary import vocabulary
 
     immunotox.all_scales()  # the rule catalogue: loaded like an import, before the clock starts
     vocabulary()

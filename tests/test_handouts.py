@@ -177,6 +177,8 @@ def test_unknown_therapy_class_is_refused() -> None:
 
 def test_the_symptom_code_vocabulary_is_the_handouts_list() -> None:
     from immunotox.service import codes
+    from immunotox.vocabulary import vocabulary
 
-    assert codes.vocabulary()["symptom"].values == handouts.symptom_tokens()
+    assert vocabulary().all_codes["symptom"].tokens == handouts.symptom_tokens()
+    assert codes.vocabulary()["symptom"].tokens == handouts.symptom_tokens()
     assert set(handouts.symptom_tokens()) == {t for c in CLASSES for t in handouts.handout(c).symptoms}

@@ -17,7 +17,7 @@ from immunotox import units
 from immunotox.findings import vocabulary as findings_vocabulary
 from immunotox.timeline import REASONS, ObservationFileError, read_observations
 from immunotox.timeline._read import NO_END, normalize, parse_times
-from immunotox.timeline.vocabulary import vocabulary
+from immunotox.vocabulary import vocabulary
 
 COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
 
@@ -384,7 +384,7 @@ def test_missing_columns_are_a_structural_error(tmp_path: Path) -> None:
 
 
 def test_vocabulary_ranges_equal_the_findings_ranges() -> None:
-    """Ranges restated in observations.toml for codes whose finding uses another unit must equal the
+    """Ranges restated in data/observations.toml for codes whose finding uses another unit must equal the
     finding's range converted with units.convert (the file must not drift from the findings)."""
     fv = findings_vocabulary()
     checked = 0

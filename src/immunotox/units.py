@@ -201,8 +201,11 @@ def _affine(unit: str, to_unit: str, molar_mass_g_mol: float | None) -> tuple[fl
 
     def at(x: float) -> float:
         q = ureg.Quantity(x * f_from, source)
-        if q.dimensionality != ureg.Quantity(1, target).dimensionality:
-            if molar_mass_g_mol is None:
+        target_dim = ureg.Quantity(1, target).dimensionality
+        if q.dimensionality != target_dim:
+            # a molar mass converts amount of substance <-> mass, nothing else ("10 kg" of
+            # haemoglobin must be refused, not sent through the chemistry context)
+            if molar_mass_g_mol is None or "[substance]" not in (*q.dimensionality, *target_dim):
                 raise pint.DimensionalityError(q.units, target)
             out = q.to(target, "chemistry", mw=molar_mass_g_mol * ureg("g/mol"))
         else:

@@ -4,7 +4,7 @@ A synthetic cohort is fed to the service hour by hour as a ward would chart it l
 infusion or oxygen support whose end is still to come is stored open, then stopped), grading
 on every write; after each hour the service's live CRS and ICANS grades must equal the
 timeline engine's grades of the whole history at the same time. Both read the same validity
-windows (``timeline/observations.toml``), so any difference is a bug in one of them.
+windows (``data/observations.toml``), so any difference is a bug in one of them.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..errors import ImmunotoxError
+from ..vocabulary import vocabulary
 from ._common import fail
 
 # progress bar from this many input rows (or when the size is unknown: CSV)
@@ -46,8 +47,12 @@ def timeline(
         typer.Option("--engine", help="embedded (vectorised, default), spark, or scalar (reference, slow)"),
     ] = "embedded",
     resolution_hours: Annotated[
-        str, typer.Option("--resolution-hours", help="Episode resolves after this many hours at grade 0")
-    ] = "24",
+        str,
+        typer.Option(
+            "--resolution-hours",
+            help="Episode resolves after this many hours at grade 0 (default: data/observations.toml)",
+        ),
+    ] = f"{vocabulary().episode_resolution_h:g}",
     memory_limit: Annotated[
         str | None,
         typer.Option("--memory-limit", help="Stay under this memory, e.g. 1GB (sets partition size)"),

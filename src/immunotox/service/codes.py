@@ -1,48 +1,28 @@
 """The codes the service accepts and the checking of one contract row.
 
-Declarations live in ``service/data/codes.toml`` (grammar at its top): canonical codes of the
-observation contract, their canonical UCUM unit, plausibility range, tokens and LOINC aliases.
+Declarations live in the one observation vocabulary, ``data/observations.toml``
+(:mod:`immunotox.vocabulary`), read also by the timeline engine and the simulator, so the API
+and a cohort file accept and reject the same rows (``tests/service/test_vocabulary_agreement.py``).
 :func:`normalize` turns what a client sent (code or LOINC alias, value, unit) into the stored
 canonical form, or raises :class:`~immunotox.errors.FindingError` naming the field — never a
-guess: no unit means no conversion, an impossible value is refused, not clipped.
+guess: no unit means no conversion, an impossible value is refused, not clipped. The checks run
+in the timeline reader's order: the value, then the unit, then the possible range.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import re
-import tomllib
-from dataclasses import dataclass, field
-from importlib import resources
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from .. import units
-from ..errors import FindingError, RuleSpecError, UnitError
+from ..errors import FindingError, UnitError
+from ..vocabulary import CodeSpec, unitless
+from ..vocabulary import vocabulary as observation_vocabulary
 
-Kind = Literal["observation", "administration", "assessment", "event", "attribute", "report"]
-ValueType = Literal["quantity", "integer", "token", "bool"]
-
-TOKEN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class CodeSpec:
-    """Declaration of one canonical code (see ``data/codes.toml``)."""
-
-    code: str
-    kind: Kind
-    type: ValueType
-    unit: str = ""
-    molar_mass: float | None = None
-    range: tuple[float, float] | None = None
-    values: tuple[str, ...] = ()
-    aliases: dict[str, str] = field(default_factory=dict)
-    loinc: tuple[str, ...] = ()
-    interval: bool = False
-    patient: bool = False
-    text: str = ""
-    text_fr: str = ""
+__all__ = ["CodeSpec", "Normalized", "check_dose", "loinc_index", "normalize", "resolve", "vocabulary"]
 
 
 @dataclass(frozen=True)
@@ -57,62 +37,29 @@ class Normalized:
     source_unit: str | None
 
 
-@functools.cache
-def vocabulary() -> dict[str, CodeSpec]:
-    """Every code the service accepts, by canonical code."""
-    text = resources.files("immunotox.service").joinpath("data/codes.toml").read_text("utf-8")
-    out: dict[str, CodeSpec] = {}
-    for code, t in tomllib.loads(text).items():
-        if t.get("type") == "quantity" and not units.is_known(t.get("unit", "")):
-            raise RuleSpecError(f"code {code!r}: unit {t.get('unit')!r} is not a supported UCUM code")
-        rng = t.get("range")
-        out[code] = CodeSpec(
-            code=code,
-            kind=t["kind"],
-            type=t["type"],
-            unit=t.get("unit", ""),
-            molar_mass=t.get("molar_mass"),
-            range=(float(rng[0]), float(rng[1])) if rng else None,
-            values=_values(code, t),
-            aliases={k.lower(): v for k, v in t.get("aliases", {}).items()},
-            loinc=tuple(t.get("loinc", ())),
-            interval=bool(t.get("interval", False)),
-            patient=bool(t.get("patient", False)),
-            text=t.get("text", ""),
-            text_fr=t.get("text_fr", ""),
-        )
-    return out
-
-
-def _values(code: str, t: dict[str, Any]) -> tuple[str, ...]:
-    """The tokens of a token code: ``values``, or ``values_from = "handouts"`` for the portal's
-    symptoms, whose single list is :mod:`immunotox.handouts` (``data/handouts/symptoms.toml``)."""
-    source = t.get("values_from")
-    if source is None:
-        return tuple(t.get("values", ()))
-    if source != "handouts" or "values" in t:
-        raise RuleSpecError(f"code {code!r}: values_from must be 'handouts' and excludes values")
-    from ..handouts import symptom_tokens
-
-    return symptom_tokens()
+def vocabulary() -> Mapping[str, CodeSpec]:
+    """Every code the service accepts, by canonical code (the contract's and its own)."""
+    return observation_vocabulary().all_codes
 
 
 @functools.cache
 def loinc_index() -> dict[str, str]:
     """LOINC code -> canonical code."""
     out: dict[str, str] = {}
-    for spec in vocabulary().values():
+    for spec in observation_vocabulary().all_codes.values():
         for loinc in spec.loinc:
-            out[loinc] = spec.code
+            out[loinc] = spec.name
     return out
 
 
 def resolve(code: str, field_name: str = "code") -> CodeSpec:
-    """The declaration of ``code`` (a canonical code or a LOINC alias)."""
-    vocab = vocabulary()
-    spec = vocab.get(code)
+    """The declaration of ``code``: a canonical code (any case, spaces around ignored, as the
+    timeline reader reads it) or a LOINC alias."""
+    vocab = observation_vocabulary().all_codes
+    key = code.strip()
+    spec = vocab.get(key) or vocab.get(key.lower())
     if spec is None:
-        canon = loinc_index().get(code)
+        canon = loinc_index().get(key)
         if canon is not None:
             return vocab[canon]
         raise FindingError(
@@ -137,42 +84,39 @@ def normalize(spec: CodeSpec, value: Any, unit: str | None, prefix: str = "") ->
     ``prefix`` is prepended to field names in errors (e.g. ``observations[3].``).
     """
     vf, uf = f"{prefix}value", f"{prefix}unit"
-    if spec.type == "quantity":
+    if spec.kind == "quantity":
         return _quantity(spec, value, unit, vf, uf)
-    if unit not in (None, "", "1"):
-        raise FindingError(uf, unit, f"{spec.code} is unitless", "leave unit empty")
-    if spec.type == "integer":
+    if spec.kind == "integer":
         n = _number(value, vf)
         if not float(n).is_integer():
             raise FindingError(vf, value, "expected a whole number")
+        _unitless(spec, unit, uf)
         assert spec.range is not None
         lo, hi = spec.range
         if not lo <= n <= hi:
-            raise FindingError(vf, value, f"outside the possible range {int(lo)}–{int(hi)} for {spec.code}")
-        return Normalized(spec.code, str(int(n)), float(n), "", None, None)
-    if spec.type == "bool":
-        if isinstance(value, bool):
-            b = value
-        elif isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            b = value.strip().lower() == "true"
-        else:
-            raise FindingError(vf, value, f"{spec.code} expects true or false")
-        return Normalized(spec.code, "true" if b else "false", None, "", None, None)
-    # token
+            raise FindingError(vf, value, f"outside the possible range {int(lo)}–{int(hi)} for {spec.name}")
+        return Normalized(spec.name, str(int(n)), float(n), "", None, None)
+    if isinstance(value, bool) and spec.kind == "bool":
+        value = "true" if value else "false"
     if not isinstance(value, str):
-        raise FindingError(vf, value, f"{spec.code} expects a token" + _choices(spec))
+        raise FindingError(vf, value, f"{spec.name} expects a token" + _choices(spec))
     raw = value.strip()
-    token = spec.aliases.get(raw.lower(), raw.lower())
-    if spec.values:
-        if token not in spec.values:
-            raise FindingError(vf, value, f"not a known {spec.code} value" + _choices(spec))
-    elif not TOKEN.match(token):
-        raise FindingError(vf, value, "expected a lower-case token of letters, digits, '_', '.', '-'")
-    return Normalized(spec.code, token, None, "", raw if raw != token else None, None)
+    token = spec.accepts_token(raw)
+    if token is None:
+        if spec.kind == "open":
+            raise FindingError(vf, value, "expected a token of letters, digits, '_', '.', '-'")
+        raise FindingError(vf, value, f"not a known {spec.name} value" + _choices(spec))
+    _unitless(spec, unit, uf)
+    return Normalized(spec.name, token, None, "", raw if raw != token else None, None)
+
+
+def _unitless(spec: CodeSpec, unit: Any, uf: str) -> None:
+    if not (unit is None or isinstance(unit, str)) or not unitless(unit):
+        raise FindingError(uf, unit, f"{spec.name} is unitless", "leave unit empty")
 
 
 def _choices(spec: CodeSpec) -> str:
-    return f"; expected one of {list(spec.values)}" if spec.values else ""
+    return f"; expected one of {list(spec.tokens)}" if spec.tokens else ""
 
 
 def _number(value: Any, vf: str) -> float:
@@ -194,14 +138,14 @@ def _number(value: Any, vf: str) -> float:
 
 def _quantity(spec: CodeSpec, value: Any, unit: str | None, vf: str, uf: str) -> Normalized:
     x = _number(value, vf)
-    if unit is None or unit == "":
+    if unit is None or (isinstance(unit, str) and unit.strip() == ""):
         raise FindingError(
-            uf, unit, f"a unit is required for {spec.code}", f"give the UCUM code, e.g. {spec.unit!r}"
+            uf, unit, f"a unit is required for {spec.name}", f"give the UCUM code, e.g. {spec.unit!r}"
         )
     if not isinstance(unit, str):
         raise FindingError(uf, unit, "expected a UCUM code as a string", f"e.g. {spec.unit!r}")
     try:
-        canon = units.convert(spec.code, x, unit, spec.unit, spec.molar_mass)
+        canon = units.convert(spec.name, x, unit, spec.unit, spec.molar_mass)
     except UnitError as exc:
         raise UnitError(uf, unit, exc.problem, exc.hint) from None
     converted = units._normalise_code(unit) != units._normalise_code(spec.unit)
@@ -212,11 +156,11 @@ def _quantity(spec: CodeSpec, value: Any, unit: str | None, vf: str, uf: str) ->
             raise FindingError(
                 vf,
                 value,
-                f"outside the physically possible range {lo:g}–{hi:g} {spec.unit} for {spec.code}{shown}",
+                f"outside the physically possible range {lo:g}–{hi:g} {spec.unit} for {spec.name}{shown}",
                 "check the unit and the decimal point",
             )
     return Normalized(
-        spec.code,
+        spec.name,
         format_number(canon),
         canon,
         spec.unit,

@@ -267,7 +267,7 @@ def _prepare(
             continue
         end = r.get("end_time") if spec.interval else None
         raw = {
-            "code": spec.code,
+            "code": spec.name,
             "time": r["time"],
             "value": r["value"],
             "unit": r.get("unit") or None,

@@ -11,7 +11,7 @@ Import (:func:`import_bundle`) — a ``Bundle`` (any type) of:
 
 * ``Patient`` -> a patient record (id = the resource id; a new patient needs ``unit_id``);
   birthDate, gender and name are read;
-* ``Observation`` -> one contract row per value (LOINC codings of ``data/codes.toml``, or our
+* ``Observation`` -> one contract row per value (LOINC codings of ``data/observations.toml``, or our
   own code system; ``valueQuantity`` in UCUM, converted to the canonical unit); a blood pressure
   panel gives one row per component; ``effectiveDateTime`` / ``effectivePeriod`` /
   ``effectiveInstant`` (a date without time is read as 00:00 UTC and said so);
@@ -82,23 +82,6 @@ ADMINISTRATION_CODES = (
     "anakinra",
     "fluid_bolus",
 )
-VITALS = {"temperature", "sbp", "dbp", "map", "heart_rate", "resp_rate", "spo2", "o2_flow", "fio2", "weight"}
-LABS = {
-    "anc",
-    "wbc",
-    "lymphocytes",
-    "platelets",
-    "hemoglobin",
-    "crp",
-    "ferritin",
-    "ldh",
-    "creatinine",
-    "alt",
-    "ast",
-    "bilirubin",
-    "fibrinogen",
-    "il6",
-}
 
 
 class FhirImportError(Exception):
@@ -534,10 +517,10 @@ def _quantity(value: float, code: str) -> dict[str, Any]:
 
 
 def _observation_resource(e: ClinicalEvent, spec: codes.CodeSpec) -> dict[str, Any]:
-    coding = [{"system": OBS_SYSTEM, "code": spec.code, "display": spec.text}]
+    coding = [{"system": OBS_SYSTEM, "code": spec.name, "display": spec.text}]
     if spec.loinc:
         coding.insert(0, {"system": LOINC, "code": spec.loinc[0], "display": spec.text})
-    cat = "vital-signs" if spec.code in VITALS else "laboratory" if spec.code in LABS else "survey"
+    cat = spec.category
     res: dict[str, Any] = {
         "resourceType": "Observation",
         "id": f"ev-{e.id}",
@@ -552,11 +535,11 @@ def _observation_resource(e: ClinicalEvent, spec: codes.CodeSpec) -> dict[str, A
         res["effectivePeriod"] = {"start": _iso(e.time)}
     else:
         res["effectiveDateTime"] = _iso(e.time)
-    if spec.type == "quantity" and e.value_num is not None:
+    if spec.kind == "quantity" and e.value_num is not None:
         res["valueQuantity"] = _quantity(e.value_num, spec.unit)
-    elif spec.type == "integer" and e.value_num is not None:
+    elif spec.kind == "integer" and e.value_num is not None:
         res["valueInteger"] = int(e.value_num)
-    elif spec.type == "bool":
+    elif spec.kind == "bool":
         res["valueBoolean"] = e.value == "true"
     else:
         res["valueCodeableConcept"] = {"coding": [{"system": TOKEN_SYSTEM, "code": e.value}], "text": e.value}

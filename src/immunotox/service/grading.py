@@ -28,13 +28,13 @@ finding                     reconstruction
 ``temperature_c``           highest temperature in the last 6 h (vitals every 4 h leave one reading)
 ``sbp_mmhg``                lowest systolic pressure in the last 6 h
 ``vasopressors``            drugs of vasopressor rows running at t; ``[]`` when none runs
-``oxygen``                  most intensive device running at t (ranked by the ASTCT hypoxia grade
-                            of the device); ``none`` when no device runs
+``oxygen``                  most intensive device running at t (the vocabulary's intensity order,
+                            as the timeline engine); ``none`` when no device runs
 (interval rows)             a row runs over [time, end_time); a row without end_time runs until
                             the next row of the same code (oxygen) or of the same drug
                             (vasopressor). Administrations and oxygen support are recorded on the
                             ward, so their record is taken as complete: no running row means none
-                            (the rule of the timeline engine's ``observations.toml``)
+                            (the rule of the vocabulary's ``data/observations.toml``)
 ``o2_flow_l_min``           latest oxygen flow in the last 12 h (not passed when the device is none)
 ``fever_masked``            true when an antipyretic, tocilizumab, corticosteroid or anakinra was
                             given at or after the onset of the CRS episode in progress (an episode
@@ -73,10 +73,10 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, exists, func, insert, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
-from .. import ruledata
 from ..catalogue import get_scale
-from ..errors import FindingError
+from ..errors import FindingError, RuleSpecError
 from ..result import GradeResult
+from ..vocabulary import vocabulary
 from .models import ClinicalEvent, CurrentGrade, Episode, GradeRecord, Patient
 
 ENGINE = "service-window-v1"
@@ -106,29 +106,36 @@ SCALES_BY_THERAPY: dict[str, tuple[str, ...]] = {
 }
 
 H = dt.timedelta(hours=1)
-WINDOW: dict[str, dt.timedelta] = {
-    "temperature": 6 * H,
-    "sbp": 6 * H,
-    "o2_flow": 12 * H,
-    "ice": 12 * H,
-    "capd_score": 12 * H,
-    "consciousness": 12 * H,
-    "seizure": 24 * H,
-    "motor": 24 * H,
-    "raised_icp_signs": 24 * H,
-    "cerebral_edema": 72 * H,
-}
-EPISODE_QUIET = 24 * H
 
-ICE_ITEMS = {
-    "ice_orientation": "orientation",
-    "ice_naming": "naming",
-    "ice_commands": "commands",
-    "ice_writing": "writing",
-    "ice_attention": "attention",
+
+def _vocabulary_window(finding: str) -> dt.timedelta:
+    """The validity window of ``finding`` in the observation vocabulary (``data/observations.toml``)."""
+    hours = vocabulary().derivation(finding).window_h
+    if hours is None:
+        raise RuleSpecError(f"derive.{finding} has no window")
+    return dt.timedelta(hours=hours)
+
+
+# the windows, masking drugs, ICE items and interval codes of the vocabulary, keyed as this
+# module reads them (its own reconstruction goes with issue 16's one derivation of findings)
+WINDOW: dict[str, dt.timedelta] = {
+    "temperature": _vocabulary_window("temperature_c"),
+    "sbp": _vocabulary_window("sbp_mmhg"),
+    "o2_flow": _vocabulary_window("o2_flow_l_min"),
+    "ice": _vocabulary_window("ice_score"),
+    **{
+        c: _vocabulary_window(c)
+        for c in ("capd_score", "consciousness", "seizure", "motor", "raised_icp_signs")
+    },
+    "cerebral_edema": _vocabulary_window("cerebral_edema"),
 }
-MASKING_CODES = ("antipyretic", "tocilizumab", "corticosteroid", "anakinra")
-INTERVAL_CODES = ("oxygen", "vasopressor")
+EPISODE_QUIET = dt.timedelta(hours=vocabulary().episode_resolution_h)
+
+ICE_ITEMS: dict[str, str] = {
+    c: str(vocabulary().code(c).item) for c in vocabulary().derivation("ice_items").codes
+}
+MASKING_CODES: tuple[str, ...] = vocabulary().derivation("fever_masked").codes
+INTERVAL_CODES: tuple[str, ...] = tuple(c.name for c in vocabulary().codes if c.interval)
 # point codes read in a window, per scale, and the longest window of each scale
 POINTS: dict[str, tuple[str, ...]] = {
     CRS: ("temperature", "sbp", "o2_flow"),
@@ -438,9 +445,10 @@ def _window(code: str) -> dt.timedelta:
 
 @functools.cache
 def _device_rank() -> dict[str, int]:
-    """Oxygen devices ranked by the ASTCT 2019 hypoxia grade they support (data file)."""
-    rows = ruledata.load("astct2019")["crs"]["oxygen"]
-    return {k: int(v["grade"]) for k, v in rows.items()}
+    """Oxygen devices in the vocabulary's intensity order (``intensity`` of ``code.oxygen`` in
+    ``data/observations.toml``, the timeline engine's order; monotone in the ASTCT 2019 hypoxia
+    grade each device supports, which a test checks)."""
+    return {d: i for i, d in enumerate(vocabulary().code("oxygen").intensity)}
 
 
 # ----------------------------------------------------------------------------- findings

@@ -71,7 +71,7 @@ def prepare(
     """Check one incoming row (a dict with the contract's columns) and normalise it."""
     code_in = raw["code"]
     spec = codes.resolve(code_in, f"{prefix}code")
-    if allowed_codes is not None and spec.code not in allowed_codes:
+    if allowed_codes is not None and spec.name not in allowed_codes:
         raise FindingError(
             f"{prefix}code", code_in, "this code cannot be written here", f"allowed: {sorted(allowed_codes)}"
         )
@@ -96,7 +96,7 @@ def prepare(
     if end_time is not None:
         if not spec.interval:
             raise FindingError(
-                f"{prefix}end_time", end_time.isoformat(), f"{spec.code} is not an interval event"
+                f"{prefix}end_time", end_time.isoformat(), f"{spec.name} is not an interval event"
             )
         if end_time < time:
             raise FindingError(f"{prefix}end_time", end_time.isoformat(), "is before time")
@@ -109,12 +109,12 @@ def prepare(
         )
     norm = codes.normalize(spec, raw["value"], raw.get("unit"), prefix)
     dose, dose_unit = codes.check_dose(raw.get("dose"), raw.get("dose_unit"), prefix)
-    if dose is not None and spec.kind != "administration":
-        raise FindingError(f"{prefix}dose", dose, f"{spec.code} is not an administration")
+    if dose is not None and spec.resource != "administration":
+        raise FindingError(f"{prefix}dose", dose, f"{spec.name} is not an administration")
     return Row(
         patient_id=patient_id,
-        kind=spec.kind,
-        code=spec.code,
+        kind=spec.resource,
+        code=spec.name,
         time=time,
         value=norm.value,
         value_num=norm.value_num,

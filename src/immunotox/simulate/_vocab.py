@@ -1,8 +1,10 @@
 """The observation contract, as the simulator writes it: codes, units, value kinds and tokens.
 
-This mirrors the frozen observation contract shared with the timeline engine (``docs/simulator.md``
-lists it). Numeric values are written with a fixed number of decimals per code and are always
-inside the code's physiological range below (the generator clips to it; tests check it).
+Units, tokens and LOINC aliases come from the one observation vocabulary
+(:mod:`immunotox.vocabulary`, ``data/observations.toml``) that the timeline engine and the
+service read; this module adds only what is the simulator's own: the decimals written and the
+physiological range the generator stays in (always inside the vocabulary's possible range; the
+import checks it), and the subsets of tokens it draws from (drugs, fluids, products).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pyarrow as pa
+
+from ..errors import RuleSpecError
+from ..vocabulary import vocabulary
 
 ValueKind = Literal["number", "token"]
 
@@ -29,6 +34,11 @@ class CodeSpec:
     tokens: tuple[str, ...] = ()
 
 
+def _tokens(code: str) -> tuple[str, ...]:
+    return vocabulary().code(code).tokens
+
+
+# the latent model's device levels (_latent.DEV_*), in this order; the same set as the vocabulary's
 DEVICES = (
     "none",
     "low_flow_nasal_cannula",
@@ -41,15 +51,17 @@ DEVICES = (
     "bipap",
     "mechanical_ventilation",
 )
-VASOPRESSORS = ("norepinephrine", "epinephrine", "phenylephrine", "dopamine", "vasopressin", "angiotensin_ii")
+VASOPRESSORS = _tokens("vasopressor")
+CONSCIOUSNESS = _tokens("consciousness")
+SEIZURE = _tokens("seizure")
+MOTOR = _tokens("motor")
+EDEMA = _tokens("cerebral_edema")
+BOOL = _tokens("raised_icp_signs")
+DEATH_CAUSES = _tokens("death")
+# what the generator draws from (subsets of what the vocabulary accepts)
 ANTIPYRETICS = ("paracetamol", "ibuprofen", "metamizole")
 STEROIDS = ("dexamethasone", "methylprednisolone", "prednisone", "hydrocortisone")
 FLUIDS = ("crystalloid",)
-CONSCIOUSNESS = ("awake", "awakens_spontaneously", "awakens_to_voice", "awakens_to_tactile", "unarousable")
-SEIZURE = ("none", "clinical_resolved", "eeg_resolved_with_intervention", "prolonged", "repetitive")
-MOTOR = ("none", "deep_focal_weakness")
-EDEMA = ("none", "focal", "diffuse")
-BOOL = ("true", "false")
 PRODUCTS = (
     "axi-cel",
     "tisa-cel",
@@ -63,90 +75,87 @@ PRODUCTS = (
     "atezolizumab",
     "cd19-car-t",
 )
-DEATH_CAUSES = ("crs", "icans", "infection", "progression", "other")
 
-_N: ValueKind = "number"
-_T: ValueKind = "token"
+
+def _n(code: str, decimals: int, low: float, high: float) -> CodeSpec:
+    """A number code: the vocabulary's unit; the generator's range must lie inside its range."""
+    spec = vocabulary().code(code)
+    lo, hi = spec.range or (low, high)
+    if not (spec.numeric and lo <= low <= high <= hi):
+        raise RuleSpecError(f"simulator: {code} range [{low}, {high}] is outside the possible [{lo}, {hi}]")
+    return CodeSpec(code, spec.unit, "number", decimals, low, high)
+
+
+def _t(code: str, tokens: tuple[str, ...] | None = None) -> CodeSpec:
+    """A token code: the vocabulary's tokens, or a subset it accepts."""
+    spec = vocabulary().code(code)
+    drawn = spec.tokens if tokens is None else tokens
+    if spec.numeric or not drawn or any(spec.accepts_token(t) != t for t in drawn):
+        raise RuleSpecError(f"simulator: {code} draws {drawn}, which the vocabulary does not accept")
+    return CodeSpec(code, spec.unit, "token", tokens=drawn)
+
 
 CODES: tuple[CodeSpec, ...] = (
     # vitals
-    CodeSpec("temperature", "Cel", _N, 1, 34.0, 42.0),
-    CodeSpec("sbp", "mm[Hg]", _N, 0, 60, 220),
-    CodeSpec("dbp", "mm[Hg]", _N, 0, 30, 130),
-    CodeSpec("map", "mm[Hg]", _N, 0, 40, 160),
-    CodeSpec("heart_rate", "/min", _N, 0, 35, 190),
-    CodeSpec("resp_rate", "/min", _N, 0, 6, 45),
-    CodeSpec("spo2", "%", _N, 0, 70, 100),
+    _n("temperature", 1, 34.0, 42.0),
+    _n("sbp", 0, 60, 220),
+    _n("dbp", 0, 30, 130),
+    _n("map", 0, 40, 160),
+    _n("heart_rate", 0, 35, 190),
+    _n("resp_rate", 0, 6, 45),
+    _n("spo2", 0, 70, 100),
     # respiratory support
-    CodeSpec("oxygen", "", _T, tokens=DEVICES),
-    CodeSpec("o2_flow", "L/min", _N, 0, 0.5, 80),
-    CodeSpec("fio2", "%", _N, 0, 21, 100),
+    _t("oxygen", DEVICES),
+    _n("o2_flow", 0, 0.5, 80),
+    _n("fio2", 0, 21, 100),
     # administrations (value = drug token; dose in the dose columns)
-    CodeSpec("vasopressor", "", _T, tokens=VASOPRESSORS),
-    CodeSpec("antipyretic", "", _T, tokens=ANTIPYRETICS),
-    CodeSpec("tocilizumab", "", _T, tokens=("tocilizumab",)),
-    CodeSpec("corticosteroid", "", _T, tokens=STEROIDS),
-    CodeSpec("anakinra", "", _T, tokens=("anakinra",)),
-    CodeSpec("fluid_bolus", "", _T, tokens=FLUIDS),
+    _t("vasopressor"),
+    _t("antipyretic", ANTIPYRETICS),
+    _t("tocilizumab"),
+    _t("corticosteroid", STEROIDS),
+    _t("anakinra"),
+    _t("fluid_bolus", FLUIDS),
     # neuro
-    CodeSpec("ice_score", "", _N, 0, 0, 10),
-    CodeSpec("ice_orientation", "", _N, 0, 0, 4),
-    CodeSpec("ice_naming", "", _N, 0, 0, 3),
-    CodeSpec("ice_commands", "", _N, 0, 0, 1),
-    CodeSpec("ice_writing", "", _N, 0, 0, 1),
-    CodeSpec("ice_attention", "", _N, 0, 0, 1),
-    CodeSpec("capd_score", "", _N, 0, 0, 32),
-    CodeSpec("consciousness", "", _T, tokens=CONSCIOUSNESS),
-    CodeSpec("seizure", "", _T, tokens=SEIZURE),
-    CodeSpec("motor", "", _T, tokens=MOTOR),
-    CodeSpec("cerebral_edema", "", _T, tokens=EDEMA),
-    CodeSpec("raised_icp_signs", "", _T, tokens=BOOL),
+    _n("ice_score", 0, 0, 10),
+    _n("ice_orientation", 0, 0, 4),
+    _n("ice_naming", 0, 0, 3),
+    _n("ice_commands", 0, 0, 1),
+    _n("ice_writing", 0, 0, 1),
+    _n("ice_attention", 0, 0, 1),
+    _n("capd_score", 0, 0, 32),
+    _t("consciousness"),
+    _t("seizure"),
+    _t("motor"),
+    _t("cerebral_edema"),
+    _t("raised_icp_signs"),
     # labs
-    CodeSpec("anc", "10*9/L", _N, 2, 0.0, 40),
-    CodeSpec("wbc", "10*9/L", _N, 2, 0.01, 60),
-    CodeSpec("lymphocytes", "10*9/L", _N, 2, 0.0, 20),
-    CodeSpec("platelets", "10*9/L", _N, 0, 2, 800),
-    CodeSpec("hemoglobin", "g/dL", _N, 1, 5.0, 18.0),
-    CodeSpec("crp", "mg/L", _N, 1, 0.1, 500),
-    CodeSpec("ferritin", "ug/L", _N, 0, 10, 60000),
-    CodeSpec("ldh", "U/L", _N, 0, 80, 3000),
-    CodeSpec("creatinine", "mg/dL", _N, 2, 0.3, 8.0),
-    CodeSpec("alt", "U/L", _N, 0, 5, 2000),
-    CodeSpec("ast", "U/L", _N, 0, 5, 2000),
-    CodeSpec("bilirubin", "mg/dL", _N, 1, 0.1, 20),
-    CodeSpec("fibrinogen", "mg/dL", _N, 0, 50, 900),
-    CodeSpec("il6", "pg/mL", _N, 1, 0.5, 50000),
+    _n("anc", 2, 0.0, 40),
+    _n("wbc", 2, 0.01, 60),
+    _n("lymphocytes", 2, 0.0, 20),
+    _n("platelets", 0, 2, 800),
+    _n("hemoglobin", 1, 5.0, 18.0),
+    _n("crp", 1, 0.1, 500),
+    _n("ferritin", 0, 10, 60000),
+    _n("ldh", 0, 80, 3000),
+    _n("creatinine", 2, 0.3, 8.0),
+    _n("alt", 0, 5, 2000),
+    _n("ast", 0, 5, 2000),
+    _n("bilirubin", 1, 0.1, 20),
+    _n("fibrinogen", 0, 50, 900),
+    _n("il6", 1, 0.5, 50000),
     # events and attributes
-    CodeSpec("infusion", "", _T, tokens=PRODUCTS),
-    CodeSpec("death", "", _T, tokens=DEATH_CAUSES),
-    CodeSpec("age", "a", _N, 0, 18, 100),
-    CodeSpec("weight", "kg", _N, 1, 35, 200),
+    _t("infusion", PRODUCTS),
+    _t("death"),
+    _n("age", 0, 18, 100),
+    _n("weight", 1, 35, 200),
 )
 
 SPEC: dict[str, CodeSpec] = {c.code: c for c in CODES}
 
-# LOINC aliases the simulator may write instead of the canonical code (same unit). Several LOINC
-# codes for one concept: the first is used, the second for every other alias row.
+# LOINC aliases the simulator may write instead of the canonical code (same unit): the
+# vocabulary's; alias rows cycle through a code's LOINC codes.
 LOINC: dict[str, tuple[str, ...]] = {
-    "temperature": ("8310-5",),
-    "sbp": ("8480-6",),
-    "dbp": ("8462-4",),
-    "map": ("8478-0",),
-    "heart_rate": ("8867-4",),
-    "spo2": ("59408-5", "2708-6"),
-    "o2_flow": ("3151-8",),
-    "fio2": ("3150-0",),
-    "anc": ("751-8", "26499-4"),
-    "platelets": ("777-3", "26515-7"),
-    "hemoglobin": ("718-7",),
-    "crp": ("1988-5",),
-    "ferritin": ("2276-4",),
-    "ldh": ("2532-0",),
-    "creatinine": ("2160-0",),
-    "alt": ("1742-6",),
-    "ast": ("1920-8",),
-    "bilirubin": ("1975-2",),
-    "fibrinogen": ("3255-7",),
+    c.code: vocabulary().code(c.code).loinc for c in CODES if vocabulary().code(c.code).loinc
 }
 LOINC_TO_CODE: dict[str, str] = {alias: code for code, aliases in LOINC.items() for alias in aliases}
 

@@ -12,8 +12,9 @@ end_time, dose, dose_unit``) to, for every requested scale:
 
 Map of the package
 ------------------
-``observations.toml``   the vocabulary: codes, units, LOINC aliases, ranges, reconstruction rules
-``vocabulary``          loads it
+(the vocabulary — codes, units, LOINC aliases, ranges, reconstruction rules — is
+:mod:`immunotox.vocabulary`, reading ``data/observations.toml``, shared with the service and
+the simulator)
 ``_read``               input checking and canonicalisation (vectorised over Arrow dictionaries)
 ``_state``              vectorised state reconstruction (order-aware, packed int64 keys), episodes
 ``_astct``              vectorised interpreter of the ASTCT 2019 rule table (CRS, ICANS)
@@ -50,7 +51,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..catalogue import get_scale
-from ._engine import SCHEMAS, Params, grade_partition
+from ..vocabulary import vocabulary
+from ._engine import DEFAULT_RESOLUTION_H, SCHEMAS, Params, grade_partition
 from ._read import REASONS, REJECTS_SCHEMA, Normalized, Obs, ObservationFileError, concat_obs, normalize
 from ._run import (
     CROSSTAB_SCHEMA,
@@ -66,7 +68,6 @@ from ._run import (
     select_scales,
 )
 from ._snapshot import Grader, codes_read, plan
-from .vocabulary import vocabulary
 
 __all__ = [
     "CROSSTAB_SCHEMA",
@@ -130,7 +131,7 @@ def grade_observations(
     scales: str | Sequence[str],
     *,
     engine: str = "embedded",
-    resolution_hours: float = 24.0,
+    resolution_hours: float = DEFAULT_RESOLUTION_H,
 ) -> TimelineResult:
     """Grade observations held in memory and return every output table.
 

@@ -151,7 +151,7 @@ def crs_grade(f: Features) -> Graded:
 
 
 def masking(f: Features) -> B:
-    """``fever_masked`` at every grid point (the rule in ``observations.toml`` [masking]).
+    """``fever_masked`` at every grid point (the rule in ``data/observations.toml`` [masking]).
 
     A CRS course is the ASTCT CRS episode computed as if fever were masked (activity = the
     lower-bound grade under masking >= 1: fever, hypotension or hypoxia); its onset is its first

@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ..vocabulary import vocabulary
 from . import _astct
 from ._arrow import from_np, strings
 from ._read import F64, I32, I64, B, Obs
@@ -28,7 +29,6 @@ from ._reference import DAY_US, grade_patient, records
 from ._reference import day0 as day0_py
 from ._snapshot import Grader, ScalePlan, findings_from_raw
 from ._state import Features, KeyOverflow, Timeline, episodes, range_reduce
-from .vocabulary import vocabulary
 
 TS = pa.timestamp("us", tz="UTC")
 GRADES_SCHEMA = pa.schema(
@@ -112,11 +112,15 @@ W_SCHEMAS = {k: writer_schema(s) for k, s in SCHEMAS.items()}
 _DAY0_SOURCES = strings(["first_observation", "infusion"])
 
 
+DEFAULT_RESOLUTION_H = vocabulary().episode_resolution_h
+"""Hours at grade 0 after which an episode resolves ([episode] of ``data/observations.toml``)."""
+
+
 @dataclass
 class Params:
     """Run parameters."""
 
-    resolution_hours: float = 24.0
+    resolution_hours: float = DEFAULT_RESOLUTION_H
 
     @property
     def resolution_us(self) -> int:

@@ -29,7 +29,6 @@ bad_dose             ``dose`` not a non-negative number, or given without a know
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +42,8 @@ import pyarrow.compute as pc
 from .. import units
 from ..errors import ImmunotoxError, UnitError
 from ..plausibility import time_window_text, time_window_us
+from ..vocabulary import OPEN_TOKEN, CodeSpec, Vocabulary, unitless, vocabulary
 from ._arrow import indices, to_np
-from .vocabulary import CodeSpec, Vocabulary, vocabulary
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -143,7 +142,6 @@ REJECTS_SCHEMA = pa.schema(
 # above this many distinct values of a (code, unit) pair, a linear conversion is applied as a
 # factor (rounded to 10 significant digits like units.convert) instead of value by value
 _DISTINCT_CONVERSION_LIMIT = 4000
-_UNITLESS = re.compile(r"^(|1|\{[^}]*\})$")
 
 
 @dataclass
@@ -319,7 +317,7 @@ class _Conversion:
         self.affine = False
         self.factor = 1.0
         if spec.kind != "quantity":
-            if not _UNITLESS.match(unit.strip()):
+            if not unitless(unit):
                 self.error = f"{spec.name} is unitless; got unit {unit!r}"
             self.identity = True
             return
@@ -390,10 +388,9 @@ def _value_tables(
     # token candidates: the strings that are not numbers, and "0"/"1" (boolean aliases)
     cand = np.flatnonzero(np.isnan(numbers[:-1]) | (numbers[:-1] == 0) | (numbers[:-1] == 1))
     words = [str(w).strip().lower() for w in v_dict.take(indices(cand)).to_pylist()] if cand.shape[0] else []
-    blank = np.zeros(nv, bool)
-    blank[-1] = True
-    if words:
-        blank[cand[np.array([w == "" for w in words], bool)]] = True
+    open_ok = np.zeros(nv, bool)
+    if any(voc.codes[c].kind == "open" for c in set(code_of.tolist()) if c < ncodes):
+        open_ok[:-1] = [bool(OPEN_TOKEN.match(str(w).strip().lower())) for w in v_dict.to_pylist()]
     done: dict[int, int] = {}
     for d, c in enumerate(code_of.tolist()):
         if c in done:  # the same code under another spelling (LOINC alias)
@@ -423,8 +420,8 @@ def _value_tables(
                 ranks[cand] = [mapping.get(w, -1) for w in words]
             reason[d] = np.where(ranks < 0, _R["bad_value"], 0)
             num[d] = np.maximum(ranks, 0)
-        else:  # open text: anything non-empty
-            reason[d] = np.where(blank, _R["bad_value"], 0)
+        else:  # open: a free token (vocabulary.OPEN_TOKEN after lower-casing), numbers included
+            reason[d] = np.where(open_ok, 0, _R["bad_value"])
         if keep is None or c in keep:
             reason[d] = np.where(reason[d] == 0, _KEPT + c, reason[d])
     return reason, num

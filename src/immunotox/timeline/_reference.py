@@ -2,7 +2,7 @@
 
 This is the oracle of the cohort engine and the path of the live service: a patient's
 observations are scanned with ``bisect``; at every assessment time the findings are
-reconstructed by the rules of ``observations.toml`` and handed to
+reconstructed by the rules of ``data/observations.toml`` and handed to
 ``immunotox.get_scale(id).grade(findings)``. Episodes, daily maxima and the patient summary are
 computed here with simple loops, independently of the vectorised engine, so that the
 differential tests compare two implementations of every rule.
@@ -17,9 +17,9 @@ from typing import Any
 
 from .. import ruledata
 from ..catalogue import all_scales
+from ..vocabulary import Derivation, Vocabulary, vocabulary
 from ._read import NO_END, Obs
 from ._snapshot import Grader, GradeRow, ScalePlan, findings_from_raw
-from .vocabulary import Derivation, Vocabulary, vocabulary
 
 INF = 1 << 62
 DAY_US = 86_400_000_000
@@ -90,7 +90,7 @@ class PatientRecord:
 
 
 class PatientState:
-    """Reconstructs findings at any time for one patient (the rules of ``observations.toml``)."""
+    """Reconstructs findings at any time for one patient (the rules of ``data/observations.toml``)."""
 
     def __init__(self, rec: PatientRecord, resolution_us: int) -> None:
         self.rec = rec
@@ -193,7 +193,7 @@ class PatientState:
 
     # ------------------------------------------------------------------ masking
     def compute_masking(self, times: Sequence[int], grader: Grader) -> None:
-        """fever_masked at each of ``times`` (the rule in ``observations.toml`` [masking])."""
+        """fever_masked at each of ``times`` (the rule in ``data/observations.toml`` [masking])."""
         scale = all_scales()[f"{self.voc.masking_scale}:crs"]
         fever_min = ruledata.load(self.voc.masking_scale)["crs"]["fever_min_c"]
         keys = [

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from ..catalogue import all_scales, get_scale
 from ..errors import ImmunotoxError
-from ._engine import SCHEMAS, Params, PartitionOutput, grade_partition
+from ._engine import DEFAULT_RESOLUTION_H, SCHEMAS, Params, PartitionOutput, grade_partition
 from ._read import (
     CONTRACT_COLUMNS,
     REASONS,
@@ -354,7 +354,7 @@ def run_timeline(
     out_dir: str | Path,
     *,
     engine: str = "embedded",
-    resolution_hours: float = 24.0,
+    resolution_hours: float = DEFAULT_RESOLUTION_H,
     memory_limit: int | str | None = None,
     fmt: str = "parquet",
     threads: int | None = None,

@@ -17,7 +17,7 @@ from typing import Any
 from ..catalogue import all_scales
 from ..errors import FindingError
 from ..scales._base import Scale
-from .vocabulary import Derivation, Vocabulary, vocabulary
+from ..vocabulary import Derivation, Vocabulary, vocabulary
 
 _NO_GRID = frozenset({"patient_last"})
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..vocabulary import Derivation, Vocabulary, vocabulary
 from ._read import F64, I32, I64, NO_END, B, Obs
-from .vocabulary import Derivation, Vocabulary, vocabulary
 
 _MAX_KEY_BITS = 62
 

@@ -1,7 +1,7 @@
 """Labels shown for the service's tokens, scales and states (marked for gettext, translated when shown).
 
 Only *names* live here (what a token is called on screen). What a code or a finding means comes
-from the data in both languages (``service/data/codes.toml`` and ``data/findings*.toml``:
+from the data in both languages (``data/observations.toml`` and ``data/findings*.toml``:
 ``text`` / ``text_fr``), read by :func:`code_text` and :func:`finding_text`; the allowed tokens
 themselves come from the code vocabulary, never from this module.
 """
@@ -163,7 +163,7 @@ def label(table: dict[str, str], key: str | None) -> str:
 
 
 def code_text(code: str) -> str:
-    """What a service code is, in the current language (from ``codes.toml``)."""
+    """What a service code is, in the current language (from ``data/observations.toml``)."""
     spec = codes.vocabulary().get(code)
     if spec is None:
         return code

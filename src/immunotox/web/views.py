@@ -277,8 +277,8 @@ def ice_item_max() -> dict[str, int]:
 
 
 def token_values(code: str) -> tuple[str, ...]:
-    """The tokens the service accepts for ``code`` (from ``service/data/codes.toml``)."""
-    return codes.vocabulary()[code].values
+    """The tokens the service accepts for ``code`` (from ``data/observations.toml``)."""
+    return codes.vocabulary()[code].tokens
 
 
 def pediatric_age_limit() -> float:

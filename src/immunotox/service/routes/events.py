@@ -231,7 +231,7 @@ def list_observations(
             canon = []
             for i, k in enumerate(code):
                 try:
-                    canon.append(codes.resolve(k, f"query.code.{i}").code)
+                    canon.append(codes.resolve(k, f"query.code.{i}").name)
                 except FindingError as exc:
                     raise field_error(exc.field, str(exc)) from None
             q = q.where(ClinicalEvent.code.in_(canon))

@@ -1,0 +1,83 @@
+"""The one observation vocabulary (data/observations.toml) and the rules its loader enforces."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from immunotox import ruledata, units
+from immunotox.errors import RuleSpecError
+from immunotox.findings import vocabulary as findings_vocabulary
+from immunotox.simulate import _vocab as simulated
+from immunotox.vocabulary import _code_from_table, vocabulary
+
+RAW = tomllib.loads(resources.files("immunotox").joinpath("data/observations.toml").read_text("utf-8"))
+
+
+def _load(name: str, table: dict[str, Any]) -> Any:
+    return _code_from_table(name, 0, table, findings_vocabulary())
+
+
+def test_molar_masses_come_from_the_analyte_table_only() -> None:
+    assert not any("molar_mass" in t for t in RAW["code"].values())
+    with_mass = {c.name: c.molar_mass for c in vocabulary().codes if c.molar_mass is not None}
+    assert with_mass == {
+        "hemoglobin": units.analyte("hemoglobin").molar_mass,
+        "creatinine": units.analyte("creatinine").molar_mass,
+        "bilirubin": units.analyte("bilirubin").molar_mass,
+    }
+    assert with_mass["creatinine"] == 113.12
+
+
+def test_the_loader_refuses_what_the_grammar_forbids() -> None:
+    base = {"resource": "observation", "kind": "quantity", "unit": "mg/dL", "range": [0.0, 10.0]}
+    _load("x", base)
+    cases = [
+        ({**base, "molar_mass": 113.12}, "unknown keys ['molar_mass']"),
+        ({**base, "analyte": "creatinine", "unit": "mg/L"}, "is not analyte 'creatinine'"),
+        ({**base, "resource": "lab"}, "unknown resource 'lab'"),
+        ({**base, "category": "labs"}, "unknown category 'labs'"),
+        ({**{k: v for k, v in base.items() if k != "range"}}, "a number needs a range or a finding"),
+        ({"resource": "event", "kind": "token", "unit": "mg", "tokens": ["a"]}, "only a quantity has a unit"),
+        ({**base, "unit": "U/L", "finding": "ast", "range": [0.0, 5.0]}, "differs from finding 'ast'"),
+        ({"resource": "report", "kind": "token", "values_from": "pathway"}, "values_from must be 'handouts'"),
+        (
+            {"resource": "report", "kind": "token", "values_from": "handouts", "tokens": ["a"]},
+            "values_from must be 'handouts' and excludes tokens",
+        ),
+    ]
+    for table, message in cases:
+        with pytest.raises(RuleSpecError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            _load("x", table)
+
+
+def test_every_code_has_its_texts_and_every_lab_its_category() -> None:
+    for spec in vocabulary().all_codes.values():
+        assert spec.text and spec.text_fr, spec.name
+    labs = {c.name for c in vocabulary().codes if c.category == "laboratory"}
+    assert {"alt", "ast", "bilirubin", "creatinine", "anc", "platelets"} <= labs
+    assert not labs & {"temperature", "oxygen", "ice_score"}
+
+
+def test_the_simulator_writes_the_vocabularys_units_tokens_and_aliases() -> None:
+    voc = vocabulary()
+    for spec in simulated.CODES:
+        code = voc.code(spec.code)
+        assert spec.unit == code.unit, spec.code
+        assert all(code.accepts_token(t) == t for t in spec.tokens), spec.code
+        if spec.kind == "number":
+            assert code.range is not None
+            assert code.range[0] <= spec.low <= spec.high <= code.range[1], spec.code
+    assert {a: c.name for c in voc.codes for a in c.loinc} == simulated.LOINC_TO_CODE
+
+
+def test_device_intensity_never_ranks_a_device_above_one_of_a_higher_astct_grade() -> None:
+    """The service and the timeline engine pick THE device by the vocabulary's intensity order;
+    it must agree with the ASTCT 2019 hypoxia grade each device supports (so the grade never
+    depends on which of two simultaneous devices is reported)."""
+    rows = ruledata.load("astct2019")["crs"]["oxygen"]
+    grades = [int(rows[d]["grade"]) for d in vocabulary().code("oxygen").intensity]
+    assert grades == sorted(grades) and len(grades) == len(rows)
