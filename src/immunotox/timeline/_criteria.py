@@ -148,8 +148,14 @@ def grade(p: ScalePlan, f: Features) -> tuple[Graded, B]:
     if n == 0:
         e = np.zeros(0, np.int64)
         return Graded(e, e, np.zeros(0, bool), np.zeros(0, bool)), np.zeros(0, bool)
-    matrix = np.packbits(np.stack(bits, axis=1) if bits else np.zeros((n, 1), bool), axis=1)
-    _, first, cls = np.unique(matrix, axis=0, return_index=True, return_inverse=True)
+    if len(bits) <= 62:  # one int64 key per point
+        key = np.zeros(n, np.int64)
+        for i, b in enumerate(bits):
+            key |= b.astype(np.int64) << i
+        _, first, cls = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        matrix = np.packbits(np.stack(bits, axis=1), axis=1)
+        _, first, cls = np.unique(matrix, axis=0, return_index=True, return_inverse=True)
     cls = cls.reshape(-1)
     m = first.shape[0]
     u_lo, u_hi = np.zeros(m, np.int64), np.zeros(m, np.int64)
