@@ -367,6 +367,9 @@ def main() -> None:
     for name, rs in (("floor", floors), ("headline", heads), ("io", ios), ("all", alls or [])):
         if rs:
             print(f"every run  {name:<9} work s: {' '.join(format(r['work_s'], '.3f') for r in rs)}")
+            if "user_s" in rs[0]:  # CPU of all threads: less sensitive than wall time to a loaded machine
+                cpu = " ".join(format(r["user_s"] + r["sys_s"], ".3f") for r in rs)
+                print(f"every run  {name:<9} cpu s (user+system): {cpu}")
     print(
         f"naive      work {naive['work_s']:8.3f} s on {naive['rows']:,} rows -> {naive_total:,.0f} s "
         f"extrapolated to {rows:,} rows (agrees with the engine on the sample: {naive['agrees']})"

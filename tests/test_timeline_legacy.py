@@ -27,7 +27,7 @@ from immunotox.timeline._engine import Params, grade_partition
 from immunotox.timeline._run import select_scales
 from immunotox.timeline._snapshot import Grader, plan
 
-from .test_timeline_differential import T0, assert_same, table
+from .test_timeline_differential import T0, assert_same, cohort, table
 
 ALL_CRS = select_scales("all-crs")
 LEGACY = [s for s in ALL_CRS if isinstance(all_scales()[s], LegacyCrs)]
@@ -105,16 +105,8 @@ def observation(draw: st.DrawFn, pid: str) -> tuple[Any, ...]:
     return (pid, t, code, value, unit, end)
 
 
-@st.composite
-def cohort(draw: st.DrawFn) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = []
-    for pid in draw(st.lists(st.sampled_from(["A", "B", "C"]), min_size=1, max_size=3, unique=True)):
-        rows += draw(st.lists(observation(pid), min_size=1, max_size=30))
-    return rows
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cohort(), st.sampled_from([6.0, 24.0]))
+@given(cohort(observation, 30), st.sampled_from([6.0, 24.0]))
 def test_random_timelines_every_crs_scale_equals_the_core(
     rows: list[tuple[Any, ...]], n_hours: float
 ) -> None:
