@@ -241,10 +241,11 @@ def observation(draw: st.DrawFn, pid: str) -> tuple[Any, ...]:
 
 
 @st.composite
-def cohort(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+def cohort(draw: st.DrawFn, make: Any = observation, max_rows: int = 25) -> list[tuple[Any, ...]]:
+    """One to three patients, each with rows drawn by ``make(patient_id)``."""
     rows: list[tuple[Any, ...]] = []
     for pid in draw(st.lists(st.sampled_from(["A", "B", "C"]), min_size=1, max_size=3, unique=True)):
-        rows += draw(st.lists(observation(pid), min_size=1, max_size=25))
+        rows += draw(st.lists(make(pid), min_size=1, max_size=max_rows))
     return rows
 
 
