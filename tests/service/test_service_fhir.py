@@ -18,7 +18,7 @@ from fhir.resources.R4B.observation import Observation
 
 import immunotox
 from immunotox.service import fhir, grading
-from immunotox.service.routes._common import grade_public
+from immunotox.service.usecases.base import grade_public
 from immunotox.service.schemas import GradeHistoryItem
 from tests.service.conftest import Service, Template, make_service
 

@@ -23,8 +23,8 @@ from ..ruledata import load as load_rules
 from ..service import auth, codes, recommend, selfreport
 from ..service.grading import is_current_event
 from ..service.models import Alert, CareUnit, ClinicalEvent, Episode, GradeRecord, Patient, User
-from ..service.routes._common import current_grades
 from ..service.schemas import GradePublic, RecommendationsOut
+from ..service.usecases.base import current_grades
 from . import chart, labels, queries
 from .i18n import Lang, fmt_datetime, fmt_number, gettext, local
 
