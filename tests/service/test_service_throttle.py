@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from immunotox.app import create_app
 from immunotox.service import auth
-from immunotox.service.app import create_app
 from immunotox.service.config import Settings, SettingsError
 from tests.service.conftest import PASSWORD, Service, Template, make_service
 

@@ -29,7 +29,6 @@ from ..audit import RequestContext
 from ..config import Settings
 from ..db import Database
 from ..grading import Grade
-from ..ingest import StoredEvent
 from ..models import Alert, ClinicalEvent, CurrentGrade, IdempotencyRecord, Patient
 from ..problems import ApiError, conflict, field_error, forbidden, from_finding, not_found
 from ..schemas import AlertPublic, EventPublic, GradePublic, PatientPublic, RuleHitPublic
@@ -230,30 +229,9 @@ def patient_public(p: Patient, now: dt.datetime) -> PatientPublic:
     )
 
 
-def event_public(e: ClinicalEvent | StoredEvent) -> EventPublic:
-    return EventPublic(
-        id=e.id,
-        patient_id=e.patient_id,
-        kind=e.kind,
-        code=e.code,
-        time=e.time,
-        end_time=e.end_time,
-        value=e.value,
-        value_num=e.value_num,
-        unit=e.unit,
-        dose=e.dose,
-        dose_unit=e.dose_unit,
-        source_value=e.source_value,
-        source_unit=e.source_unit,
-        source=e.source,
-        status=e.status,
-        supersedes_id=e.supersedes_id,
-        assessment_id=e.assessment_id,
-        external_id=e.external_id,
-        note=e.note,
-        recorded_at=e.recorded_at,
-        recorded_by=e.recorded_by,
-    )
+def event_public(e: ClinicalEvent | EventPublic) -> EventPublic:
+    """The event as the API shows it: a stored row, or an event just appended (already one)."""
+    return e if isinstance(e, EventPublic) else EventPublic.model_validate(e, from_attributes=True)
 
 
 def grade_public(g: Grade, computed_at: dt.datetime, episode_id: int | None = None) -> GradePublic:

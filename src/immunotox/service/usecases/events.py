@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from ...errors import FindingError
 from .. import audit, auth, ingest, selfreport
-from ..ingest import StoredEvent
 from ..models import Assessment, CareUnit, ClinicalEvent, Patient
 from ..problems import field_error, forbidden, not_found
 from ..schemas import (
@@ -27,6 +26,7 @@ from ..schemas import (
     AssessmentOut,
     AssessmentPublic,
     BatchOut,
+    EventPublic,
     IngestOut,
     ObservationBatchIn,
     ObservationIn,
@@ -48,6 +48,29 @@ def _grades_and_alerts(
     return grades, [c.alert_public(a) for a in aw.alerts]
 
 
+def _append(
+    s: Session, call: Call, p: Patient, rows: list[ingest.Row], payload: bytes, action: str, details: Any
+) -> IngestOut:
+    """Append ``rows`` of patient ``p`` (source ``api``), regrade and alert, audit ``action``:
+    the answer of a one-patient write."""
+    events = ingest.store(s, rows, user_id=call.principal.user_id, source="api", now=call.now)
+    aw = ingest.after_write(s, [p], events, now=call.now, settings=call.settings, ctx=call.ctx)
+    audit.record(
+        s,
+        actor=call.principal,
+        action=action,
+        ctx=call.ctx,
+        now=call.now,
+        entity_type="clinical_event",
+        entity_id=events[0].id,
+        patient_id=p.id,
+        payload=payload,
+        details=details,
+    )
+    grades, alerts = _grades_and_alerts(s, p, aw, call.now)
+    return IngestOut(stored=[c.event_public(e) for e in events], grades=grades, alerts=alerts)
+
+
 def _raise_all(problems: list[tuple[str, str]]) -> None:
     from ..problems import ApiError, ProblemItem, pointer
 
@@ -66,7 +89,7 @@ ITEM_CODES = {
 NEURO_FIELDS = ("consciousness", "seizure", "motor", "cerebral_edema", "raised_icp_signs")
 
 
-def assessment_public(a: Assessment, events: Sequence[ClinicalEvent | StoredEvent]) -> AssessmentPublic:
+def assessment_public(a: Assessment, events: Sequence[ClinicalEvent | EventPublic]) -> AssessmentPublic:
     by = {e.code: e for e in events}
     items = {k: int(by[code].value_num or 0) for k, code in ITEM_CODES.items() if code in by}
     ice = by.get("ice_score")
@@ -94,27 +117,15 @@ def assessment_public(a: Assessment, events: Sequence[ClinicalEvent | StoredEven
 
 def record_observation(call: Call, patient_id: str, body: ObservationIn) -> Written:
     """One row of the observation contract; a correction names the event it supersedes."""
-    principal, now, settings, ctx = call.principal, call.now, call.settings, call.ctx
+    principal, now, settings = call.principal, call.now, call.settings
 
     def work(s: Session, payload: bytes) -> tuple[int, IngestOut]:
         p = c.get_patient(s, principal, patient_id, "clinical", action="observation.create")
         row = ingest.prepare(p.id, body.model_dump(), now=now, settings=settings)
-        events = ingest.store(s, [row], user_id=principal.user_id, source="api", now=now)
-        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx)
-        audit.record(
-            s,
-            actor=principal,
-            action="observation.correct" if row.supersedes_id else "observation.create",
-            ctx=ctx,
-            now=now,
-            entity_type="clinical_event",
-            entity_id=events[0].id,
-            patient_id=p.id,
-            payload=payload,
-            details={"code": row.code, "supersedes": row.supersedes_id},
+        action = "observation.correct" if row.supersedes_id else "observation.create"
+        return 201, _append(
+            s, call, p, [row], payload, action, {"code": row.code, "supersedes": row.supersedes_id}
         )
-        grades, alerts = _grades_and_alerts(s, p, aw, now)
-        return 201, IngestOut(stored=[c.event_public(e) for e in events], grades=grades, alerts=alerts)
 
     return c.write(call, body, work)
 
@@ -190,7 +201,7 @@ def record_batch(
 def record_administration(call: Call, patient_id: str, body: AdministrationIn) -> Written:
     """A drug given or an oxygen support started (never refused for clinical reasons: a dose
     limit reached raises an alert instead)."""
-    principal, now, settings, ctx = call.principal, call.now, call.settings, call.ctx
+    principal, now, settings = call.principal, call.now, call.settings
 
     def work(s: Session, payload: bytes) -> tuple[int, IngestOut]:
         p = c.get_patient(s, principal, patient_id, "clinical", action="administration.create")
@@ -207,34 +218,28 @@ def record_administration(call: Call, patient_id: str, body: AdministrationIn) -
                     settings=settings,
                 )
             )
-        events = ingest.store(s, rows, user_id=principal.user_id, source="api", now=now)
-        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx)
-        audit.record(
+        action = "administration.create"
+        return 201, _append(
             s,
-            actor=principal,
-            action="administration.create",
-            ctx=ctx,
-            now=now,
-            entity_type="clinical_event",
-            entity_id=events[0].id,
-            patient_id=p.id,
-            payload=payload,
-            details={
+            call,
+            p,
+            rows,
+            payload,
+            action,
+            {
                 "code": body.code,
                 "value": rows[0].value,
                 "dose": body.dose,
                 "dose_unit": body.dose_unit,
             },
         )
-        grades, alerts = _grades_and_alerts(s, p, aw, now)
-        return 201, IngestOut(stored=[c.event_public(e) for e in events], grades=grades, alerts=alerts)
 
     return c.write(call, body, work)
 
 
 def stop_administration(call: Call, patient_id: str, event_id: int, body: StopIn) -> Written:
     """Appends a copy of the running row with its ``end_time``, superseding it."""
-    principal, now, settings, ctx = call.principal, call.now, call.settings, call.ctx
+    principal, now, settings = call.principal, call.now, call.settings
 
     def work(s: Session, payload: bytes) -> tuple[int, IngestOut]:
         p = c.get_patient(s, principal, patient_id, "clinical", action="administration.stop")
@@ -260,22 +265,8 @@ def stop_administration(call: Call, patient_id: str, event_id: int, body: StopIn
             now=now,
             settings=settings,
         )
-        events = ingest.store(s, [row], user_id=principal.user_id, source="api", now=now)
-        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx)
-        audit.record(
-            s,
-            actor=principal,
-            action="administration.stop",
-            ctx=ctx,
-            now=now,
-            entity_type="clinical_event",
-            entity_id=events[0].id,
-            patient_id=p.id,
-            payload=payload,
-            details={"supersedes": old.id},
-        )
-        grades, alerts = _grades_and_alerts(s, p, aw, now)
-        return 201, IngestOut(stored=[c.event_public(e) for e in events], grades=grades, alerts=alerts)
+        action = "administration.stop"
+        return 201, _append(s, call, p, [row], payload, action, {"supersedes": old.id})
 
     return c.write(call, body, work)
 
