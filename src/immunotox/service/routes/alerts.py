@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from .. import auth
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId
-from ..models import Alert, AuditEvent, Patient
+from ..models import AuditEvent
 from ..problems import forbidden, responses
 from ..schemas import AckIn, AlertPublic, AuditPublic, ResolveIn
 from ..usecases import alerts
@@ -36,20 +36,10 @@ def list_alerts(
     if not auth.can_read_alerts(principal):
         raise forbidden("alerts are for the care team")
     with db.session() as s:
-        q = select(Alert).join(Patient, Patient.id == Alert.patient_id)
-        units = auth.visible_units(principal)
-        if units is not None:
-            q = q.where(Patient.unit_id.in_(units))
-        if unit_id is not None:
-            q = q.where(Patient.unit_id == unit_id)
-        if patient_id is not None:
-            q = q.where(Alert.patient_id == patient_id)
-        if status == "active":
-            q = q.where(Alert.status.in_(("open", "acknowledged")))
-        elif status != "all":
-            q = q.where(Alert.status == status)
-        q = q.order_by(Alert.priority_rank.desc(), Alert.created_at.desc(), Alert.id.desc()).limit(limit)
-        return [c.alert_public(a) for a in s.scalars(q)]
+        found = alerts.visible_alerts(
+            s, principal, status=status, unit_id=unit_id, patient_id=patient_id, limit=limit
+        )
+        return [c.alert_public(a) for a, _ in found]
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertPublic, responses=ERRORS, summary="One alert")

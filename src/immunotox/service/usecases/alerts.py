@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit, auth
@@ -10,6 +11,33 @@ from ..problems import field_error, forbidden, not_found
 from ..schemas import AckIn, AlertPublic, ResolveIn
 from . import base
 from .base import Call, Written
+
+
+def visible_alerts(
+    s: Session,
+    principal: auth.Principal,
+    *,
+    status: str = "active",
+    unit_id: str | None = None,
+    patient_id: str | None = None,
+    limit: int = 200,
+) -> list[tuple[Alert, Patient]]:
+    """The alerts of the units ``principal`` may see, with their patients, highest priority
+    first, then newest; ``status`` ``active`` is open or acknowledged, ``all`` any."""
+    q = select(Alert, Patient).join(Patient, Patient.id == Alert.patient_id)
+    units = auth.visible_units(principal)
+    if units is not None:
+        q = q.where(Patient.unit_id.in_(units))
+    if unit_id is not None:
+        q = q.where(Patient.unit_id == unit_id)
+    if patient_id is not None:
+        q = q.where(Alert.patient_id == patient_id)
+    if status == "active":
+        q = q.where(Alert.status.in_(("open", "acknowledged")))
+    elif status != "all":
+        q = q.where(Alert.status == status)
+    q = q.order_by(Alert.priority_rank.desc(), Alert.created_at.desc(), Alert.id.desc()).limit(limit)
+    return [(a, p) for a, p in s.execute(q).all()]
 
 
 def alert_for(
