@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from .. import auth
 from ..audit import RequestContext
 from ..db import Database
-from ..deps import get_settings
+from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, get_settings
 from ..usecases import base
 from ..usecases.base import IDEMPOTENCY_HEADER, Call, Written
 
@@ -33,6 +33,14 @@ def call(
         target=f"{request.method} {request.url.path}",
         key=base.check_key(request.headers.get(IDEMPOTENCY_HEADER)),
     )
+
+
+def get_call(request: Request, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep) -> Call:
+    """The request's use-case call, as a FastAPI dependency."""
+    return call(request, principal, db, ctx, clock.now())
+
+
+CallDep = Annotated[Call, Depends(get_call)]
 
 
 def respond(written: Written) -> JSONResponse:

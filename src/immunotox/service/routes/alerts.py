@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from .. import auth
-from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId
+from ..deps import CurrentUser, DbDep, DbId
 from ..models import AuditEvent
 from ..problems import forbidden, responses
 from ..schemas import AckIn, AlertPublic, AuditPublic, ResolveIn
@@ -58,16 +58,10 @@ def read_alert(alert_id: DbId, principal: CurrentUser, db: DbDep) -> AlertPublic
 def acknowledge(
     alert_id: DbId,
     body: AckIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
     """Stops escalation; the comment and the acknowledging user go to the audit trail."""
-    return _http.respond(
-        alerts.acknowledge(_http.call(request, principal, db, ctx, clock.now()), alert_id, body)
-    )
+    return _http.respond(alerts.acknowledge(call, alert_id, body))
 
 
 @router.post(
@@ -76,13 +70,9 @@ def acknowledge(
 def resolve(
     alert_id: DbId,
     body: ResolveIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
-    return _http.respond(alerts.resolve(_http.call(request, principal, db, ctx, clock.now()), alert_id, body))
+    return _http.respond(alerts.resolve(call, alert_id, body))
 
 
 @router.get("/audit", response_model=list[AuditPublic], responses=ERRORS, summary="The audit trail (admin)")

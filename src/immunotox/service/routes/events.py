@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from ...errors import FindingError
 from .. import codes
-from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId
+from ..deps import CurrentUser, DbDep, DbId
 from ..models import Assessment, ClinicalEvent
 from ..problems import field_error, responses
 from ..schemas import (
@@ -63,16 +63,10 @@ IDEM = {
 def post_observation(
     patient_id: str,
     body: ObservationIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
     """One row of the observation contract. A correction names the event it supersedes."""
-    return _http.respond(
-        cases.record_observation(_http.call(request, principal, db, ctx, clock.now()), patient_id, body)
-    )
+    return _http.respond(cases.record_observation(call, patient_id, body))
 
 
 @router.post(
@@ -85,11 +79,7 @@ def post_observation(
 )
 def post_batch(
     body: ObservationBatchIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
     regrade: Annotated[
         Literal["background", "now"],
         Query(
@@ -100,9 +90,7 @@ def post_batch(
     ] = "background",
 ) -> JSONResponse:
     """A batch is stored entirely or not at all; every bad row is listed (``observations.<i>.<field>``)."""
-    return _http.respond(
-        cases.record_batch(_http.call(request, principal, db, ctx, clock.now()), body, regrade)
-    )
+    return _http.respond(cases.record_batch(call, body, regrade))
 
 
 @router.get(
@@ -165,20 +153,14 @@ def list_observations(
 def post_administration(
     patient_id: str,
     body: AdministrationIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
     """Tocilizumab, corticosteroids, antipyretics, vasopressors (interval), oxygen (interval)…
 
     A recorded dose is never refused for clinical reasons (it was given): reaching or exceeding
     a dose limit raises an alert instead.
     """
-    return _http.respond(
-        cases.record_administration(_http.call(request, principal, db, ctx, clock.now()), patient_id, body)
-    )
+    return _http.respond(cases.record_administration(call, patient_id, body))
 
 
 @router.post(
@@ -193,18 +175,10 @@ def stop_administration(
     patient_id: str,
     event_id: DbId,
     body: StopIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
     """Appends a copy of the running row with its ``end_time``, superseding it."""
-    return _http.respond(
-        cases.stop_administration(
-            _http.call(request, principal, db, ctx, clock.now()), patient_id, event_id, body
-        )
-    )
+    return _http.respond(cases.stop_administration(call, patient_id, event_id, body))
 
 
 # ----------------------------------------------------------------------------- assessments
@@ -219,17 +193,11 @@ def stop_administration(
 def post_assessment(
     patient_id: str,
     body: AssessmentIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
     """The ICE score is computed from its five items when all are given (a given total must
     match their sum); a partial ICE is stored as its items and grades as a range."""
-    return _http.respond(
-        cases.record_assessment(_http.call(request, principal, db, ctx, clock.now()), patient_id, body)
-    )
+    return _http.respond(cases.record_assessment(call, patient_id, body))
 
 
 @router.get(
@@ -273,14 +241,8 @@ def list_assessments(
 def post_self_report(
     patient_id: str,
     body: SelfReportIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
     """Stored as ``temperature`` and ``symptom`` rows (source ``patient``). A report whose
     triage is "call now" raises a ``patient_report`` alert for the unit."""
-    return _http.respond(
-        cases.self_report(_http.call(request, principal, db, ctx, clock.now()), patient_id, body)
-    )
+    return _http.respond(cases.self_report(call, patient_id, body))
