@@ -2,7 +2,7 @@
 transaction, and rows as the public schemas.
 
 The use cases (:mod:`.alerts`, :mod:`.events`) hold the service's business logic; the JSON API
-routes (:mod:`immunotox.service.routes`) and the web UI's forms (:mod:`immunotox.web`) call them
+routes (:mod:`immunotox.service.routes`) and the web UI's forms (the ``web`` package) call them
 alike, so both get the same checks, ingest, grading, alerts, audit entries and idempotency. Nothing
 here knows HTTP: a caller says who writes, when, and which request the write answers
 (``target``, with its idempotency ``key``).
