@@ -74,12 +74,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
 
 # Imports that break the contract today, each to be removed (then its entry deleted: the strict
 # xfail below fails as soon as an import listed here is gone).
-KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    ("immunotox.web.routes", "immunotox.service.routes._common"): "web reads through API route helpers",
-    ("immunotox.web.routes", "immunotox.service.routes.alerts"): "web calls an API route handler",
-    ("immunotox.web.routes", "immunotox.service.routes.events"): "web calls API route handlers",
-    ("immunotox.web.views", "immunotox.service.routes._common"): "web reads through API route helpers",
-}
+KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from fhir.resources.R4B.observation import Observation
 
 import immunotox
 from immunotox.service import fhir, grading
-from immunotox.service.routes._common import grade_public
 from immunotox.service.schemas import GradeHistoryItem
+from immunotox.service.usecases.base import grade_public
 from tests.service.conftest import Service, Template, make_service
 
 FIXTURES = Path(__file__).parent / "fixtures"

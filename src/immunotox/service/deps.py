@@ -131,6 +131,16 @@ def now(clock: Annotated[Clock, Depends(get_clock)]) -> dt.datetime:
     return clock.now()
 
 
+def session_principal(request: Request) -> auth.Principal | None:
+    """The user of the session cookie, or None (no cookie, expired, revoked, unknown): the API's
+    cookie authentication and the web UI's pages alike."""
+    cookie = request.cookies.get(auth.SESSION_COOKIE)
+    if not cookie:
+        return None
+    with get_db(request).session() as s:
+        return auth.resolve_token(s, cookie, now=get_clock(request).now(), via="cookie")
+
+
 def get_principal(
     request: Request,
     db: Annotated[Database, Depends(get_db)],
@@ -138,16 +148,14 @@ def get_principal(
 ) -> auth.Principal:
     header = request.headers.get("authorization")
     principal: auth.Principal | None = None
-    with db.session() as s:
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise unauthorized("Authorization header must be 'Bearer <token>'")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("Authorization header must be 'Bearer <token>'")
+        with db.session() as s:
             principal = auth.resolve_token(s, token.strip(), now=clock.now(), via="bearer")
-        else:
-            cookie = request.cookies.get(auth.SESSION_COOKIE)
-            if cookie:
-                principal = auth.resolve_token(s, cookie, now=clock.now(), via="cookie")
+    else:
+        principal = session_principal(request)
     if principal is None:
         raise unauthorized("missing, invalid or expired credentials")
     if request.method in UNSAFE and not auth.check_csrf(principal, request.headers.get(auth.CSRF_HEADER)):

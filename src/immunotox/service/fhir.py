@@ -55,8 +55,8 @@ from . import codes, grading, ingest
 from .config import Settings
 from .db import as_utc
 from .grading import Grade
-from .ingest import StoredEvent
 from .models import ClinicalEvent, Episode, Patient
+from .schemas import EventPublic
 
 FHIR_RELEASE = "R4 (4.0.1), read and written with fhir.resources R4B (4.3.0) models"
 LOINC = "http://loinc.org"
@@ -124,7 +124,7 @@ class EntryResult:
 @dataclass
 class ImportReport:
     patients_created: list[str] = field(default_factory=list)
-    events: list[StoredEvent] = field(default_factory=list)
+    events: list[EventPublic] = field(default_factory=list)
     entries: list[EntryResult] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:

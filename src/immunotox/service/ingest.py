@@ -30,6 +30,7 @@ from ..errors import FindingError
 from . import alerts, audit, codes, grading, queue
 from .config import Settings
 from .models import Alert, ClinicalEvent, Patient
+from .schemas import EventPublic
 from .transitions import raise_transition_alerts
 
 KIND_FOR_SOURCE = {"observation", "administration", "assessment", "event", "attribute", "report"}
@@ -139,7 +140,7 @@ def store(
     user_id: int | None,
     source: str,
     now: dt.datetime,
-) -> list[StoredEvent]:
+) -> list[EventPublic]:
     """Append ``rows`` (after checking corrections); return the stored events with their ids."""
     targets = {r.supersedes_id for r in rows if r.supersedes_id is not None}
     if targets:
@@ -195,34 +196,7 @@ def store(
         return []
     session.flush()  # pending ORM rows (an assessment) before the Core insert that refers to them
     ids = _insert_events(session, values)
-    return [StoredEvent(id=i, **v) for i, v in zip(ids, values, strict=True)]
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An appended event as the write path sees it (the row of ``clinical_event``)."""
-
-    id: int
-    patient_id: str
-    kind: str
-    code: str
-    time: dt.datetime
-    end_time: dt.datetime | None
-    value: str
-    value_num: float | None
-    unit: str
-    dose: float | None
-    dose_unit: str | None
-    source_value: str | None
-    source_unit: str | None
-    source: str
-    status: str
-    supersedes_id: int | None
-    assessment_id: int | None
-    external_id: str | None
-    note: str | None
-    recorded_at: dt.datetime
-    recorded_by: int | None
+    return [EventPublic(id=i, **v) for i, v in zip(ids, values, strict=True)]
 
 
 def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
@@ -271,7 +245,7 @@ def apply_regrade(
 def after_write(
     session: Session,
     patients: Sequence[Patient],
-    events: Sequence[StoredEvent],
+    events: Sequence[EventPublic],
     *,
     now: dt.datetime,
     settings: Settings,
@@ -296,7 +270,7 @@ def after_write(
     elif touch:
         ids = sorted({pid for pid, _ in touch.latest})
         out.grades, out.alerts = apply_regrade(session, [by_id[pid] for pid in ids], touch, now=now, ctx=ctx)
-    toci: dict[str, list[StoredEvent]] = {}
+    toci: dict[str, list[EventPublic]] = {}
     for e in events:
         if e.code == "tocilizumab" and e.status == "final":
             toci.setdefault(e.patient_id, []).append(e)

@@ -14,7 +14,7 @@ header                          when
 ==============================  =================================================================
 
 A header the route set itself is kept (the web pages add their Content-Security-Policy and
-``X-Frame-Options``, :mod:`immunotox.web.pages`); ``no-store`` always wins over a weaker
+``X-Frame-Options``, in the web package's ``pages`` module); ``no-store`` always wins over a weaker
 ``Cache-Control``. Sources: OWASP HTTP Headers Cheat Sheet; RFC 6797 (HSTS); RFC 9111 §5.2.2.5
 (``no-store``). The threat model is in ``docs/security.md``.
 """

@@ -1,8 +1,8 @@
 """The web UI's routes: pages, forms and two small JSON endpoints (ward refresh, ICANS preview).
 
-Writes go through the service's own route functions (:mod:`immunotox.service.routes`), called
-with the session's principal once this module has checked the form's CSRF token: the same
-checks, ingest, grading, alerts, audit entries and idempotency as the JSON API (each form
+Writes go through the service's use cases (:mod:`immunotox.service.usecases`), called with the
+session's principal once this module has checked the form's CSRF token: the same checks,
+ingest, grading, alerts, audit entries and idempotency as the JSON API (each form
 carries an idempotency key, so a form submitted twice is stored once). Reads use
 :mod:`.queries` and :mod:`.views`.
 
@@ -27,7 +27,6 @@ path                                        who              what
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 import secrets
@@ -41,13 +40,9 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from .. import grade as grade_findings
-from ..errors import FindingError
 from ..service import auth
 from ..service.models import ClinicalEvent, Patient
 from ..service.problems import ApiError
-from ..service.routes import _common as service_common
-from ..service.routes import alerts as alert_routes
-from ..service.routes import events as event_routes
 from ..service.schemas import (
     AckIn,
     AlertPublic,
@@ -60,6 +55,8 @@ from ..service.schemas import (
     SelfReportOut,
     StopIn,
 )
+from ..service.usecases import alerts, base, events
+from ..service.usecases.base import Call, Written
 from . import chart, forms, i18n, labels, queries, security, views
 from .i18n import gettext as _
 from .i18n import ngettext
@@ -102,34 +99,25 @@ class Outcome:
         return self.error is None
 
 
-def _with_key(request: Request, key: str | None) -> Request:
-    """The request with the form's idempotency key as ``Idempotency-Key`` (the service reads it)."""
-    scope = dict(request.scope)
-    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"idempotency-key"]
-    if key and _FORM_KEY.match(key):
-        headers.append((b"idempotency-key", f"web-{key}".encode("ascii")))
-    scope["headers"] = headers
-    return Request(scope)
-
-
-def call_service(page: Page, fn: Callable[..., Response], key: str | None, **kwargs: Any) -> Outcome:
-    """Call a service route function as the session's user (CSRF already checked by the caller)."""
+def call_service(page: Page, use_case: Callable[..., Written], key: str | None, *args: Any) -> Outcome:
+    """Run a use case as the session's user (CSRF already checked by the caller), under the
+    form's idempotency key (``web-<key>``): a form submitted twice is stored once."""
     request = page.request
+    assert page.principal is not None
+    call = Call(
+        db=security.app_db(request),
+        principal=page.principal,
+        ctx=security.request_context(request),
+        now=security.app_clock(request).now(),
+        settings=security.app_settings(request),
+        target=f"{request.method} {request.url.path}",
+        key=f"web-{key}" if key and _FORM_KEY.match(key) else None,
+    )
     try:
-        resp = fn(
-            request=_with_key(request, key),
-            principal=page.principal,
-            db=security.app_db(request),
-            clock=security.app_clock(request),
-            ctx=security.request_context(request),
-            **kwargs,
-        )
+        written = use_case(call, *args)
     except ApiError as exc:
         return Outcome(error=exc)
-    except FindingError as exc:  # pragma: no cover - the service converts these itself
-        return Outcome(error=ApiError(422, "Invalid input", str(exc)))
-    body = json.loads(bytes(resp.body)) if resp.body else None
-    return Outcome(body=body, replayed=resp.headers.get("idempotent-replayed") == "true")
+    return Outcome(body=written.content, replayed=written.replayed)
 
 
 def explain_error(exc: ApiError) -> str:
@@ -155,12 +143,10 @@ def staff_page(request: Request) -> tuple[Page, Response | None]:
     return page, None
 
 
-def load_patient(
-    s: Session, page: Page, patient_id: str, need: service_common.Need = "read"
-) -> Patient | Response:
+def load_patient(s: Session, page: Page, patient_id: str, need: base.Need = "read") -> Patient | Response:
     assert page.principal is not None
     try:
-        return service_common.get_patient(s, page.principal, patient_id, need)
+        return base.get_patient(s, page.principal, patient_id, need)
     except ApiError as exc:
         status = 404 if exc.status == 404 else 403
         msg = (
@@ -505,11 +491,10 @@ def save_vitals(request: Request, patient_id: str, form: FormDep) -> Response:
         return _rerender(page, patient_id, errors={"vitals": _("Nothing entered.")}, form=form, status=422)
     out = call_service(
         page,
-        event_routes.post_batch,
+        events.record_batch,
         form.get("form_key"),
-        body=ObservationBatchIn(observations=rows),
-        settings=security.app_settings(request),
-        regrade="now",  # the nurse sees the new grades (and the team the alerts) at once
+        ObservationBatchIn(observations=rows),
+        "now",  # regraded at once: the nurse sees the new grades (and the team the alerts)
     )
     if not out.ok:
         assert out.error is not None
@@ -522,7 +507,7 @@ def save_vitals(request: Request, patient_id: str, form: FormDep) -> Response:
     with security.app_db(request).session() as s:
         patient = s.get(Patient, patient_id)
         assert patient is not None  # the write above succeeded for this patient
-        grades = _badges(service_common.current_grades(s, patient, page.now))
+        grades = _badges(base.current_grades(s, patient, page.now))
     saved = Saved(_("Vital signs saved"), shown, grades, [], out.replayed)
     return _rerender(page, patient_id, saved=saved)
 
@@ -538,11 +523,10 @@ def save_assessment(request: Request, patient_id: str, form: FormDep) -> Respons
         return _rerender(page, patient_id, errors={exc.field: exc.message}, form=form, status=422)
     out = call_service(
         page,
-        event_routes.post_assessment,
+        events.record_assessment,
         form.get("form_key"),
-        patient_id=patient_id,
-        body=body,
-        settings=security.app_settings(request),
+        patient_id,
+        body,
     )
     if not out.ok:
         assert out.error is not None
@@ -662,11 +646,10 @@ def save_administration(request: Request, patient_id: str, form: FormDep) -> Res
         return _rerender(page, patient_id, errors={"admin": exc.message}, form=form, status=422)
     out = call_service(
         page,
-        event_routes.post_administration,
+        events.record_administration,
         form.get("form_key"),
-        patient_id=patient_id,
-        body=body,
-        settings=security.app_settings(request),
+        patient_id,
+        body,
     )
     if not out.ok:
         assert out.error is not None
@@ -695,12 +678,11 @@ def stop_administration(request: Request, patient_id: str, event_id: int, form: 
         return _rerender(page, patient_id, errors={"stop": exc.message}, status=422)
     out = call_service(
         page,
-        event_routes.stop_administration,
+        events.stop_administration,
         form.get("form_key"),
-        patient_id=patient_id,
-        event_id=event_id,
-        body=StopIn(end_time=end),
-        settings=security.app_settings(request),
+        patient_id,
+        event_id,
+        StopIn(end_time=end),
     )
     if not out.ok:
         assert out.error is not None
@@ -772,10 +754,10 @@ def acknowledge_alert(request: Request, alert_id: int, form: FormDep) -> Respons
     back_status = form.get("status") or "active"
     out = call_service(
         page,
-        alert_routes.acknowledge,
+        alerts.acknowledge,
         form.get("form_key"),
-        alert_id=alert_id,
-        body=AckIn(comment=form.get("comment")[:2000] or None),
+        alert_id,
+        AckIn(comment=form.get("comment")[:2000] or None),
     )
     if not out.ok:
         assert out.error is not None
@@ -861,11 +843,10 @@ def portal_report(request: Request, form: FormDep) -> Response:
         return _portal(page, errors={exc.field: exc.message}, form=form, status=422)
     out = call_service(
         page,
-        event_routes.post_self_report,
+        events.self_report,
         form.get("form_key"),
-        patient_id=page.principal.patient_id,
-        body=body,
-        settings=security.app_settings(request),
+        page.principal.patient_id,
+        body,
     )
     if not out.ok:
         assert out.error is not None

@@ -29,11 +29,8 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.responses import Response
 
-from ..service import audit, auth, throttle
-from ..service.audit import RequestContext
+from ..service import audit, auth, deps, throttle
 from ..service.config import Settings
-from ..service.db import Clock, Database
-from ..service.deps import get_ctx
 from .i18n import DEFAULT_LANG, Lang, check_lang
 
 SESSION_COOKIE = auth.SESSION_COOKIE
@@ -44,33 +41,13 @@ CSRF_HEADER = auth.CSRF_HEADER
 LANG_MAX_AGE_S = 365 * 24 * 3600
 
 
-def app_db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
-
-
-def app_settings(request: Request) -> Settings:
-    s: Settings = request.app.state.settings
-    return s
-
-
-def app_clock(request: Request) -> Clock:
-    c: Clock = request.app.state.clock
-    return c
-
-
-def request_context(request: Request) -> RequestContext:
-    """Where the request came from, for the audit trail (the API's own, trusted proxies included)."""
-    return get_ctx(request)
-
-
-def session_principal(request: Request) -> auth.Principal | None:
-    """The user of the session cookie, or None (no cookie, expired, revoked, unknown)."""
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    with app_db(request).session() as s:
-        return auth.resolve_token(s, token, now=app_clock(request).now(), via="cookie")
+# The request's database, settings, clock, context and session user: the service's own
+# dependencies (one set for the API and the web UI).
+app_db = deps.get_db
+app_settings = deps.get_settings
+app_clock = deps.get_clock
+request_context = deps.get_ctx
+session_principal = deps.session_principal
 
 
 def request_lang(request: Request, principal: auth.Principal | None) -> Lang:

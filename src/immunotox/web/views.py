@@ -23,8 +23,9 @@ from ..ruledata import load as load_rules
 from ..service import auth, codes, recommend, selfreport
 from ..service.grading import is_current_event
 from ..service.models import Alert, CareUnit, ClinicalEvent, Episode, GradeRecord, Patient, User
-from ..service.routes._common import current_grades
 from ..service.schemas import GradePublic, RecommendationsOut
+from ..service.usecases import alerts
+from ..service.usecases.base import current_grades
 from . import chart, labels, queries
 from .i18n import Lang, fmt_datetime, fmt_number, gettext, local
 
@@ -351,20 +352,9 @@ def alert_rows(
     limit: int = 200,
 ) -> list[AlertRow]:
     """Alerts of the units ``principal`` may see, highest priority first, then newest."""
-    q = select(Alert, Patient).join(Patient, Patient.id == Alert.patient_id)
-    allowed = auth.visible_units(principal)
-    if allowed is not None:
-        q = q.where(Patient.unit_id.in_(allowed))
-    if unit is not None:
-        q = q.where(Patient.unit_id == unit)
-    if patient_id is not None:
-        q = q.where(Alert.patient_id == patient_id)
-    if status == "active":
-        q = q.where(Alert.status.in_(("open", "acknowledged")))
-    elif status != "all":
-        q = q.where(Alert.status == status)
-    q = q.order_by(Alert.priority_rank.desc(), Alert.created_at.desc(), Alert.id.desc()).limit(limit)
-    pairs = [(a, p) for a, p in s.execute(q).all()]
+    pairs = alerts.visible_alerts(
+        s, principal, status=status, unit_id=unit, patient_id=patient_id, limit=limit
+    )
     ack_ids = {a.acknowledged_by for a, _ in pairs if a.acknowledged_by is not None}
     names: dict[int, str] = {}
     if ack_ids:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from .. import audit, auth
-from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId
-from ..models import Alert, AuditEvent, Patient
-from ..problems import field_error, forbidden, not_found, responses
+from .. import auth
+from ..deps import CurrentUser, DbDep, DbId
+from ..models import AuditEvent
+from ..problems import forbidden, responses
 from ..schemas import AckIn, AlertPublic, AuditPublic, ResolveIn
-from . import _common as c
+from ..usecases import alerts
+from ..usecases import base as c
+from . import _http
 from .patients import audit_public
 
 router = APIRouter(tags=["alerts"])
@@ -35,39 +36,16 @@ def list_alerts(
     if not auth.can_read_alerts(principal):
         raise forbidden("alerts are for the care team")
     with db.session() as s:
-        q = select(Alert).join(Patient, Patient.id == Alert.patient_id)
-        units = auth.visible_units(principal)
-        if units is not None:
-            q = q.where(Patient.unit_id.in_(units))
-        if unit_id is not None:
-            q = q.where(Patient.unit_id == unit_id)
-        if patient_id is not None:
-            q = q.where(Alert.patient_id == patient_id)
-        if status == "active":
-            q = q.where(Alert.status.in_(("open", "acknowledged")))
-        elif status != "all":
-            q = q.where(Alert.status == status)
-        q = q.order_by(Alert.priority_rank.desc(), Alert.created_at.desc(), Alert.id.desc()).limit(limit)
-        return [c.alert_public(a) for a in s.scalars(q)]
-
-
-def _alert_for(
-    s: Session, principal: auth.Principal, alert_id: int, need: c.Need, action: str
-) -> tuple[Alert, Patient]:
-    alert = s.get(Alert, alert_id)
-    if alert is None or not auth.can_read_alerts(principal):
-        raise not_found(f"alert {alert_id}")
-    try:
-        p = c.get_patient(s, principal, alert.patient_id, need, action=action)
-    except Exception:
-        raise not_found(f"alert {alert_id}") from None
-    return alert, p
+        found = alerts.visible_alerts(
+            s, principal, status=status, unit_id=unit_id, patient_id=patient_id, limit=limit
+        )
+        return [c.alert_public(a) for a, _ in found]
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertPublic, responses=ERRORS, summary="One alert")
 def read_alert(alert_id: DbId, principal: CurrentUser, db: DbDep) -> AlertPublic:
     with db.session() as s:
-        alert, _ = _alert_for(s, principal, alert_id, "read", "alert.read")
+        alert, _ = alerts.alert_for(s, principal, alert_id, "read", "alert.read")
         return c.alert_public(alert)
 
 
@@ -80,40 +58,10 @@ def read_alert(alert_id: DbId, principal: CurrentUser, db: DbDep) -> AlertPublic
 def acknowledge(
     alert_id: DbId,
     body: AckIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
     """Stops escalation; the comment and the acknowledging user go to the audit trail."""
-    now = clock.now()
-
-    def work(s: Session, payload: bytes) -> tuple[int, AlertPublic]:
-        alert, p = _alert_for(s, principal, alert_id, "read", "alert.acknowledge")
-        if not auth.can_act_on_alerts(principal, p):
-            raise forbidden(f"role {principal.role!r} may not acknowledge alerts")
-        if alert.status != "open":
-            raise field_error("alert_id", f"alert {alert_id} is {alert.status}, not open", 409)
-        alert.status = "acknowledged"
-        alert.acknowledged_at = now
-        alert.acknowledged_by = principal.user_id
-        alert.ack_comment = body.comment
-        audit.record(
-            s,
-            actor=principal,
-            action="alert.acknowledge",
-            ctx=ctx,
-            now=now,
-            entity_type="alert",
-            entity_id=alert.id,
-            patient_id=alert.patient_id,
-            payload=payload,
-            details={"comment": body.comment, "escalation_level": alert.escalation_level},
-        )
-        return 200, c.alert_public(alert)
-
-    return c.write(request, db, principal, ctx, now, body, work)
+    return _http.respond(alerts.acknowledge(call, alert_id, body))
 
 
 @router.post(
@@ -122,38 +70,9 @@ def acknowledge(
 def resolve(
     alert_id: DbId,
     body: ResolveIn,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
+    call: _http.CallDep,
 ) -> JSONResponse:
-    now = clock.now()
-
-    def work(s: Session, payload: bytes) -> tuple[int, AlertPublic]:
-        alert, p = _alert_for(s, principal, alert_id, "read", "alert.resolve")
-        if not auth.can_act_on_alerts(principal, p):
-            raise forbidden(f"role {principal.role!r} may not resolve alerts")
-        if alert.status == "resolved":
-            raise field_error("alert_id", f"alert {alert_id} is already resolved", 409)
-        alert.status = "resolved"
-        alert.resolved_at = now
-        alert.resolved_reason = body.reason
-        audit.record(
-            s,
-            actor=principal,
-            action="alert.resolve",
-            ctx=ctx,
-            now=now,
-            entity_type="alert",
-            entity_id=alert.id,
-            patient_id=alert.patient_id,
-            payload=payload,
-            details={"reason": body.reason},
-        )
-        return 200, c.alert_public(alert)
-
-    return c.write(request, db, principal, ctx, now, body, work)
+    return _http.respond(alerts.resolve(call, alert_id, body))
 
 
 @router.get("/audit", response_model=list[AuditPublic], responses=ERRORS, summary="The audit trail (admin)")

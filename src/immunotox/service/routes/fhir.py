@@ -14,7 +14,8 @@ from .. import audit, auth, fhir, ingest
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, SettingsDep
 from ..models import CareUnit, Patient
 from ..problems import ApiError, ProblemItem, field_error, forbidden, pointer, responses
-from . import _common as c
+from ..usecases import base as c
+from . import _http
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 ERRORS = responses(401, 403, 404, 409, 422)
@@ -124,7 +125,7 @@ def import_bundle(
             alerts_raised=len(aw.alerts),
         )
 
-    return c.write(request, db, principal, ctx, now, _Body(bundle=bundle, unit_id=unit_id), work)
+    return _http.write(request, db, principal, ctx, now, _Body(bundle=bundle, unit_id=unit_id), work)
 
 
 @router.get(

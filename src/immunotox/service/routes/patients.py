@@ -26,7 +26,8 @@ from ..schemas import (
     PatientUpdate,
     RecommendationsOut,
 )
-from ._common import current_grades, get_patient, patient_public, write
+from ..usecases.base import current_grades, get_patient, patient_public
+from ._http import write
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 ERRORS = responses(401, 403, 404, 409, 422)

@@ -12,7 +12,7 @@ from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId
 from ..models import CareUnit, Patient, User, UserUnit
 from ..problems import conflict, field_error, forbidden, not_found, responses
 from ..schemas import UnitCreate, UnitPublic, UserCreate, UserPublic, UserUpdate
-from ._common import write
+from ._http import write
 from .auth import user_public
 
 router = APIRouter(tags=["administration"])

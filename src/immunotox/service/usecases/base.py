@@ -1,4 +1,12 @@
-"""Helpers shared by the route modules: access checks, idempotent writes, row -> schema."""
+"""What every use case shares: the caller (:class:`Call`), access checks, the idempotent write
+transaction, and rows as the public schemas.
+
+The use cases (:mod:`.alerts`, :mod:`.events`) hold the service's business logic; the JSON API
+routes (:mod:`immunotox.service.routes`) and the web UI's forms (the ``web`` package) call them
+alike, so both get the same checks, ingest, grading, alerts, audit entries and idempotency. Nothing
+here knows HTTP: a caller says who writes, when, and which request the write answers
+(``target``, with its idempotency ``key``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +14,11 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from fastapi import Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -19,9 +26,9 @@ from sqlalchemy.orm import Session
 from ...errors import FindingError
 from .. import audit, auth, grading
 from ..audit import RequestContext
+from ..config import Settings
 from ..db import Database
 from ..grading import Grade
-from ..ingest import StoredEvent
 from ..models import Alert, ClinicalEvent, CurrentGrade, IdempotencyRecord, Patient
 from ..problems import ApiError, conflict, field_error, forbidden, from_finding, not_found
 from ..schemas import AlertPublic, EventPublic, GradePublic, PatientPublic, RuleHitPublic
@@ -35,6 +42,31 @@ _CHECKS: dict[str, Callable[[auth.Principal, Patient], bool]] = {
     "self_report": auth.can_self_report,
     "alerts": auth.can_act_on_alerts,
 }
+
+
+@dataclass(frozen=True)
+class Call:
+    """Who asks, when, through which request: ``target`` is the request's method and path
+    (``"POST /patients/p1/observations"``), fingerprinted with the body under ``key`` (the
+    request's idempotency key, None for a write that is not to be replayed)."""
+
+    db: Database
+    principal: auth.Principal
+    ctx: RequestContext
+    now: dt.datetime
+    settings: Settings
+    target: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """The answer of a write: its status and JSON content; ``replayed`` when an earlier request
+    with the same idempotency key is answered again (nothing stored)."""
+
+    status: int
+    content: Any
+    replayed: bool = False
 
 
 def get_patient(
@@ -72,15 +104,16 @@ def _denied(principal: auth.Principal, action: str, patient_id: str) -> dict[str
     }
 
 
-def fingerprint(request: Request, body: BaseModel | None) -> tuple[str, bytes]:
+def fingerprint(target: str, body: BaseModel | None) -> tuple[str, bytes]:
     """SHA-256 of the method, path and canonical JSON of the parsed body (and that JSON)."""
     payload = body.model_dump_json().encode() if body is not None else b""
-    h = hashlib.sha256(f"{request.method} {request.url.path}\n".encode() + payload).hexdigest()
+    h = hashlib.sha256(f"{target}\n".encode() + payload).hexdigest()
     return h, payload
 
 
-def idempotency_key(request: Request) -> str | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+def check_key(key: str | None) -> str | None:
+    """An idempotency key as given, or a 422 naming the header when it is not 1-200 printable
+    ASCII characters without spaces."""
     if key is None:
         return None
     if not (1 <= len(key) <= 200) or not all(0x21 <= ord(c) <= 0x7E for c in key):
@@ -90,30 +123,22 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def write(
-    request: Request,
-    db: Database,
-    principal: auth.Principal,
-    ctx: RequestContext,
-    now: dt.datetime,
-    body: BaseModel | None,
-    work: Callable[[Session, bytes], tuple[int, Any]],
-) -> JSONResponse:
-    """Run ``work`` in one write transaction, honouring ``Idempotency-Key``.
+def write(call: Call, body: BaseModel | None, work: Callable[[Session, bytes], tuple[int, Any]]) -> Written:
+    """Run ``work`` in one write transaction, honouring the call's idempotency key.
 
     ``work(session, payload)`` returns ``(status, response model)``. With a key, the response is
-    stored in the same transaction; a repeat of the same request returns it again (header
-    ``Idempotent-Replayed: true``) and stores nothing; the same key on a different request is
-    refused (422). Without a key, each request is a new write.
+    stored in the same transaction; a repeat of the same request returns it again (``replayed``)
+    and stores nothing; the same key on a different request is refused (422). Without a key,
+    each request is a new write.
     """
-    key = idempotency_key(request)
-    fp, payload = fingerprint(request, body)
+    key = check_key(call.key)
+    fp, payload = fingerprint(call.target, body)
     pending: list[dict[str, Any]] = []
     try:
-        return _write(db, principal, key, fp, payload, now, work, pending)
+        return _write(call.db, call.principal, key, fp, payload, call.now, work, pending)
     finally:
         for denied in pending:  # after the refused transaction has released the write lock
-            audit.record_separately(db, ctx=ctx, now=now, payload=payload, **denied)
+            audit.record_separately(call.db, ctx=call.ctx, now=call.now, payload=payload, **denied)
 
 
 def _write(
@@ -125,7 +150,7 @@ def _write(
     now: dt.datetime,
     work: Callable[[Session, bytes], tuple[int, Any]],
     pending: list[dict[str, Any]],
-) -> JSONResponse:
+) -> Written:
     for attempt in (1, 2):
         try:
             with db.writing() as s:
@@ -141,11 +166,7 @@ def _write(
                                 f"header.{IDEMPOTENCY_HEADER}",
                                 "this key was already used for a different request; use a new key",
                             )
-                        return JSONResponse(
-                            json.loads(rec.response_body),
-                            status_code=rec.status_code,
-                            headers={"Idempotent-Replayed": "true"},
-                        )
+                        return Written(rec.status_code, json.loads(rec.response_body), replayed=True)
                 try:
                     status, model = work(s, payload)
                 except FindingError as exc:
@@ -155,7 +176,7 @@ def _write(
                     if denied is not None:
                         pending.append(denied)
                     raise
-                content = jsonable_encoder(model)
+                content = to_jsonable_python(model)
                 if key is not None:
                     s.add(
                         IdempotencyRecord(
@@ -167,7 +188,7 @@ def _write(
                             created_at=now,
                         )
                     )
-            return JSONResponse(content, status_code=status)
+            return Written(status, content)
         except IntegrityError as exc:
             if key is not None and attempt == 1:
                 continue  # a concurrent twin committed first: the retry replays its response
@@ -208,30 +229,9 @@ def patient_public(p: Patient, now: dt.datetime) -> PatientPublic:
     )
 
 
-def event_public(e: ClinicalEvent | StoredEvent) -> EventPublic:
-    return EventPublic(
-        id=e.id,
-        patient_id=e.patient_id,
-        kind=e.kind,
-        code=e.code,
-        time=e.time,
-        end_time=e.end_time,
-        value=e.value,
-        value_num=e.value_num,
-        unit=e.unit,
-        dose=e.dose,
-        dose_unit=e.dose_unit,
-        source_value=e.source_value,
-        source_unit=e.source_unit,
-        source=e.source,
-        status=e.status,
-        supersedes_id=e.supersedes_id,
-        assessment_id=e.assessment_id,
-        external_id=e.external_id,
-        note=e.note,
-        recorded_at=e.recorded_at,
-        recorded_by=e.recorded_by,
-    )
+def event_public(e: ClinicalEvent | EventPublic) -> EventPublic:
+    """The event as the API shows it: a stored row, or an event just appended (already one)."""
+    return e if isinstance(e, EventPublic) else EventPublic.model_validate(e, from_attributes=True)
 
 
 def grade_public(g: Grade, computed_at: dt.datetime, episode_id: int | None = None) -> GradePublic:
