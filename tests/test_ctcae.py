@@ -222,7 +222,11 @@ def test_missing_uln_is_never_grade_0_silently() -> None:
 def test_converted_units_are_shown_in_reasons() -> None:
     r = immunotox.grade(
         "ctcae5:creatinine-increased",
-        {"value": {"value": 160, "unit": "umol/L"}, "uln": 1.2, "baseline": {"value": 100, "unit": "umol/L"}},
+        {
+            "value": {"value": 160, "unit": "umol/L"},
+            "uln": {"value": 1.2, "unit": "mg/dL"},
+            "baseline": {"value": 100, "unit": "umol/L"},
+        },
     )
     assert r.grade == 2
     assert any("given as 160 umol/L" in x and ">1.5 - 3.0 x baseline" in x for x in r.reasons)

@@ -249,7 +249,7 @@ def test_bad_input_names_field_and_value(findings: dict[str, Any], field: str, f
 def test_iechs_states_it_is_unverified_first_and_lists_features() -> None:
     f = {
         "iec_hs_grade": 2,
-        "fibrinogen": 1.2,
+        "fibrinogen": {"value": 1.2, "unit": "g/L"},
         "ferritin": 40000,
         "alt_x_uln": 3.0,
         "new_or_worsening_cytopenias": True,

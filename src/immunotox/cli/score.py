@@ -28,18 +28,19 @@ def score(
         typer.Option(
             "--findings",
             "-f",
-            help='Findings as JSON (numbers in canonical units or {"value": x, "unit": "<UCUM>"}), '
-            "@file.json, or - for stdin",
+            help='Findings as JSON ({"value": x, "unit": "<UCUM>"}, or a bare number in the canonical unit '
+            "where every laboratory uses it), @file.json, or - for stdin",
         ),
     ],
     explain: Annotated[bool, typer.Option("--explain", help="Print a readable explanation")] = False,
 ) -> None:
     """Compute risk score ID from FINDINGS; prints one JSON object (or an explanation with --explain).
 
-    Keys: ldh (U/L), creatinine (mg/dL), platelets (10*9/L), crp (mg/dL — give
-    {"value": x, "unit": "mg/L"} for mg/L), ferritin (ng/mL), anc (10*9/L), hemoglobin (g/dL),
-    and for the HScore temperature_c, wbc, triglycerides, fibrinogen, ast, hepatomegaly,
-    splenomegaly, marrow_hemophagocytosis, known_immunosuppression.
+    Keys: ldh (U/L), creatinine, platelets (10*9/L), crp, ferritin (ng/mL), anc (10*9/L),
+    hemoglobin (g/dL), and for the HScore temperature_c, wbc, triglycerides, fibrinogen, ast,
+    hepatomegaly, splenomegaly, marrow_hemophagocytosis, known_immunosuppression. CRP, creatinine,
+    triglycerides and fibrinogen need their unit ({"value": 5, "unit": "mg/L"}): their
+    laboratory unit differs between countries, so a bare number is refused.
     """
     raw = read_json_option(findings, "--findings")
     with clean_errors():

@@ -56,9 +56,9 @@ def _sig(x: float, digits: int = 6) -> float:
 
 def _parse(
     spec: ScoreSpec, raw: Any
-) -> tuple[dict[str, Any], dict[str, Any], list[UnitConversion], list[str], list[str]]:
-    """Check ``raw``: (canonical values read by the score, the raw inputs, conversions, ignored keys,
-    remarks)."""
+) -> tuple[dict[str, Any], dict[str, Any], list[UnitConversion], list[str]]:
+    """Check ``raw``: (canonical values read by the score, the raw inputs, conversions, ignored
+    keys)."""
     if not isinstance(raw, Mapping):
         raise FindingError("findings", raw, "expected a JSON object of findings")
     vocab = vocabulary()
@@ -67,7 +67,6 @@ def _parse(
     given_raw: dict[str, Any] = {}
     conversions: list[UnitConversion] = []
     ignored: list[str] = []
-    remarks: list[str] = []
     for key, item in raw.items():
         if key not in accepted:
             raise FindingError(
@@ -86,17 +85,16 @@ def _parse(
         values[key] = canon
         given_raw[key] = item
         given, unit = units.as_quantity_input(item)
-        if fs.kind == "quantity" and isinstance(unit, str) and fs.unit is not None:
-            if units.parse_ucum(unit) != units.parse_ucum(fs.unit):
-                conversions.append(
-                    UnitConversion(finding=key, given_value=given, given_unit=unit, value=canon, unit=fs.unit)
-                )
-        elif key == "crp" and unit is None:
-            remarks.append(
-                f"CRP given as a bare number is read in mg/dL ({canon:g} mg/dL = {canon * 10:g} mg/L); "
-                'give {"value": x, "unit": "mg/L"} if your laboratory reports mg/L'
+        if (
+            fs.kind == "quantity"
+            and isinstance(unit, str)
+            and fs.unit is not None
+            and units.parse_ucum(unit) != units.parse_ucum(fs.unit)
+        ):
+            conversions.append(
+                UnitConversion(finding=key, given_value=given, given_unit=unit, value=canon, unit=fs.unit)
             )
-    return values, given_raw, conversions, ignored, remarks
+    return values, given_raw, conversions, ignored
 
 
 def _in_unit(key: str, canon: float, unit: str) -> float:
@@ -285,7 +283,7 @@ def score(score_id: str, findings: Mapping[str, Any]) -> ScoreResult:
     (2, 'HT-high')
     """
     spec = get_spec(score_id)
-    values, given, conversions, ignored, remarks = _parse(spec, findings)
+    values, given, conversions, ignored = _parse(spec, findings)
     flags: list[str] = []
     risk: RiskCall | None = None
     if spec.kind == "ratio":
@@ -332,7 +330,7 @@ def score(score_id: str, findings: Mapping[str, Any]) -> ScoreResult:
         risk=risk,
         complete=not missing,
         missing=missing,
-        reasons=[*reasons, *remarks],
+        reasons=reasons,
         unit_conversions=conversions,
         ignored=ignored,
         notes=list(spec.notes),

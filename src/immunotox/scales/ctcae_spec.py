@@ -173,6 +173,7 @@ class Band(_Model):
 class Lab(_Model):
     analyte: str
     unit: str
+    unit_required: tuple[str, ...] = ()
     molar_mass: float | None = None
     range: tuple[float, float]
     direction: Literal["increased", "decreased"]
