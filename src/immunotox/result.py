@@ -34,6 +34,7 @@ class Texts(BaseModel):
     reasons: list[Msg]
     notes: list[Msg]
     deciding: list[Msg] = Field(default_factory=list, description="Names of the deciding domains")
+    fired: list[Msg] = Field(default_factory=list, description="Texts of the rules that fired")
 
 
 class GradeResult(BaseModel):

@@ -199,6 +199,7 @@ class Scale(ABC):
             ],
             notes=[_msg(n) for n in self.notes],
             deciding=[self.domain_msg(d) for d in self.deciding(low_values, lo)] if grade is not None else [],
+            fired=[h.message() for h in hits],
         )
         return GradeResult(
             scale=self.id,
