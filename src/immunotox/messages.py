@@ -175,12 +175,12 @@ class Catalogue:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, path: str, **params: Any) -> Msg:
-        """The message at ``path`` of this file (checked to exist), with ``params``."""
-        msg = Msg(id=f"{self.name}:{path}", params=params)
+    def __call__(self, _path: str, /, **params: Any) -> Msg:
+        """The message at ``_path`` of this file (checked to exist), with ``params``."""
+        msg = Msg(id=f"{self.name}:{_path}", params=params)
         entry(msg.id)
         return msg
 
-    def m(self, key: str, **params: Any) -> Msg:
+    def m(self, _key: str, /, **params: Any) -> Msg:
         """A sentence of the file's ``[messages]`` table."""
-        return self(f"messages.{key}", **params)
+        return self(f"messages.{_key}", **params)

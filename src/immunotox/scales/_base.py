@@ -94,16 +94,22 @@ class Scale(ABC):
     #: the scale's texts (data/scales/<file>.toml): ``title``, ``domains.<name>`` and ``messages``;
     #: None for a scale whose texts are not yet data (they are then shown in English everywhere)
     texts: Catalogue | None = None
+    #: the table of the texts file that holds this scale's title and domains (None: the part of
+    #: the id after ':', as in ``[crs.title]``; "" for a file of one scale: ``[title]``)
+    texts_table: str | None = None
+
+    def _text(self, key: str) -> Msg:
+        assert self.texts is not None
+        table = self.id.split(":")[-1] if self.texts_table is None else self.texts_table
+        return self.texts(f"{table}.{key}" if table else key)
 
     def title_msg(self) -> Msg:
         """The scale's title as a message (``title`` of its texts, else the English title)."""
-        return self.texts(f"{self.id.split(':')[-1]}.title") if self.texts else verbatim(self.title)
+        return self._text("title") if self.texts else verbatim(self.title)
 
     def domain_msg(self, name: str) -> Msg:
-        """A domain's name for people (``<scale>.domains.<name>`` of its texts, else the name)."""
-        if self.texts is None:
-            return verbatim(name)
-        return self.texts(f"{self.id.split(':')[-1]}.domains.{name}")
+        """A domain's name for people (``domains.<name>`` of its texts, else the name)."""
+        return self._text(f"domains.{name}") if self.texts else verbatim(name)
 
     @property
     def sources(self) -> list[Source]:
