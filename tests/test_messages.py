@@ -17,17 +17,26 @@ from typing import Any
 import pytest
 
 import immunotox
+from immunotox import risk
 from immunotox.errors import FindingError, RuleSpecError
+from immunotox.findings import vocabulary
 from immunotox.messages import LANGS, Msg, entry, html, parse_lang, quote, render, walk
 from immunotox.result import GradeResult
 from tests.test_conformance import CASES
 
 TRANSLATED = {sid: s for sid, s in immunotox.all_scales().items() if s.texts is not None}
-FILES = sorted({"messages", *(s.texts.name for s in TRANSLATED.values() if s.texts)})
+SCORES = risk.all_scores()
+FILES = sorted(
+    {"messages", *(s.texts.name for s in TRANSLATED.values() if s.texts), *(s.file for s in SCORES.values())}
+)
 
 # Scales (by id prefix) whose texts are still written in the code, in English (issue 11: converted
 # family by family). A scale converted to data leaves this list; none may be added to it.
 NOT_YET_TRANSLATED = {"lee2014", "penn", "mskcc", "cartox", "ehaebmt2023", "ctcae5", "ctcae4"}
+
+
+# text fields of the risk-score files, each with its French sibling <field>_fr
+_RISK_TEXT_FIELDS = ("title", "formula", "notes", "outcome", "population", "timing", "flags")
 
 
 def _tables(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -35,6 +44,14 @@ def _tables(node: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         if isinstance(node.get("text"), str):
             yield path, node
         for k, v in node.items():
+            strings = isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            if k in _RISK_TEXT_FIELDS and strings:
+                items = v if isinstance(v, list) else [v]
+                fr = node.get(f"{k}_fr")
+                frs = fr if isinstance(fr, list) else [fr]
+                for i, text in enumerate(items):
+                    yield f"{path}.{k}.{i}", {"text": text, "text_fr": frs[i] if i < len(frs) else None}
+                continue
             yield from _tables(v, f"{path}.{k}" if path else k)
     elif isinstance(node, list):
         for i, v in enumerate(node):
@@ -156,3 +173,35 @@ def test_languages() -> None:
 def test_scales_not_yet_translated_are_listed() -> None:
     missing = {sid.split(":")[0] for sid, s in immunotox.all_scales().items() if s.texts is None}
     assert missing <= NOT_YET_TRANSLATED
+
+
+def _full_findings(score: risk.ScoreSpec) -> dict[str, Any]:
+    """Every input of ``score`` given, in its canonical unit, mid-range (booleans true)."""
+    out: dict[str, Any] = {}
+    for key in score.inputs:
+        spec = vocabulary()[key]
+        if spec.kind == "bool":
+            out[key] = True
+        else:
+            assert spec.range is not None
+            lo, hi = spec.range
+            out[key] = {"value": lo + (hi - lo) / 4 or 1.0, "unit": spec.unit}
+    return out
+
+
+@pytest.mark.parametrize("score_id", list(SCORES))
+@pytest.mark.parametrize("complete", [True, False])
+def test_every_risk_score_text_renders_in_both_languages(score_id: str, complete: bool) -> None:
+    spec = SCORES[score_id]
+    r = risk.score(score_id, _full_findings(spec) if complete else {})
+    assert r.texts is not None and r.lang == "en"
+    msgs = [r.texts.title, *r.texts.reasons, *r.texts.notes, *r.texts.flags]
+    if r.texts.risk is not None:
+        rt = r.texts.risk
+        msgs += [rt.label, rt.rule, rt.outcome, rt.population, rt.timing]
+    assert not [x.params["text"] for m in msgs for x in walk(m) if x.id == "verbatim"]
+    fr = r.in_lang("fr")
+    assert fr.value == r.value and fr.missing == r.missing and fr.reasons != r.reasons
+    explained = fr.explain().split("\nSources :")[0]
+    assert not english_in(explained), english_in(explained)
+    assert r.explain("en") == r.explain() and fr.explain("en") == r.explain()

@@ -22,10 +22,10 @@ the other language (:meth:`immunotox.result.GradeResult.in_lang`).
 
 Parameters are numbers (written with a decimal comma in French), strings (identifiers and values
 shown as given), lists (joined with ", ") or other messages (rendered in the same language).
-Two ids are special: ``verbatim`` (a text not yet translated: the same in every language, and the
-translation test fails on it) and ``quote`` (a verbatim quotation of an English source such as the
-NCI CTCAE wording: it stays in English in every language and is marked as a quotation; in HTML it
-carries ``lang="en"``).
+Three ids are special: ``verbatim`` (a text not yet translated: the same in every language, and
+the translation test fails on it), ``name`` (a proper name, the same in every language) and
+``quote`` (a verbatim quotation of an English source such as the NCI CTCAE wording: it stays in
+English in every language and is marked as a quotation; in HTML it carries ``lang="en"``).
 
 >>> m = Msg(id="scales/astct2019:messages.no_fever", params={"temp": 37.5, "thr": 38.0})
 >>> render(m, "en")
@@ -72,6 +72,11 @@ def quote(text: str) -> Msg:
     return Msg(id="quote", params={"text": text})
 
 
+def name(text: str) -> Msg:
+    """A proper name (a category label such as ``HT-high``, a score id): the same in every language."""
+    return Msg(id="name", params={"text": text})
+
+
 def parse_lang(value: Any, field: str = "lang") -> Lang:
     """``value`` as a language code (``en`` or ``fr``); anything else is refused, never defaulted."""
     if value in LANGS:
@@ -89,16 +94,30 @@ def _file(name: str) -> dict[str, Any]:
 
 
 def entry(msg_id: str) -> Mapping[str, Any]:
-    """The table holding the texts of ``msg_id`` (``RuleSpecError`` if there is none)."""
+    """The texts of ``msg_id``: ``{"text": English, "text_fr": French}`` (``RuleSpecError`` if the
+    id names nothing).
+
+    The path ends at a table with ``text`` (and ``text_fr``), or at a string field ``k`` of a table
+    — an item ``k.N`` of a list of strings — whose French is the sibling ``k_fr`` (item N):
+    ``title``/``title_fr``, ``notes``/``notes_fr`` in the risk-score files.
+    """
     name, _, path = msg_id.partition(":")
     node: Any = _file(name)
+    parent: Any = None  # the table holding the field the path went through last
+    key: str | None = None  # that field
+    index: int | None = None  # the item of that field, when it is a list
     for step in path.split("."):
         if isinstance(node, list) and step.isdigit() and int(step) < len(node):
-            node = node[int(step)]
+            node, index = node[int(step)], int(step)
         elif isinstance(node, dict) and step in node:
-            node = node[step]
+            parent, key, index, node = node, step, None, node[step]
         else:
             raise RuleSpecError(f"message {msg_id!r}: no table {step!r} in data/{name}.toml")
+    if isinstance(node, str) and isinstance(parent, dict):
+        fr: Any = parent.get(f"{key}_fr")
+        if index is not None:
+            fr = fr[index] if isinstance(fr, list) and index < len(fr) else None
+        return {"text": node, "text_fr": fr}
     if not isinstance(node, dict) or not isinstance(node.get("text"), str):
         raise RuleSpecError(f"message {msg_id!r}: expected a table with text and text_fr")
     return node
@@ -139,7 +158,7 @@ def _escape(text: str, as_html: bool) -> str:
 
 
 def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
-    if msg.id == "verbatim":
+    if msg.id in ("verbatim", "name"):
         return _escape(str(msg.params["text"]), as_html)
     if msg.id == "quote":
         text = _escape(str(msg.params["text"]), as_html)

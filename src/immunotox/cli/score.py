@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import risk
 from ..sources import source
-from ._common import clean_errors, print_json, read_json_option
+from ._common import LANG_HELP, clean_errors, lang_option, print_json, read_json_option
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +33,7 @@ def score(
         ),
     ],
     explain: Annotated[bool, typer.Option("--explain", help="Print a readable explanation")] = False,
+    lang: Annotated[str, typer.Option("--lang", help=LANG_HELP)] = "en",
 ) -> None:
     """Compute risk score ID from FINDINGS; prints one JSON object (or an explanation with --explain).
 
@@ -42,9 +43,10 @@ def score(
     triglycerides and fibrinogen need their unit ({"value": 5, "unit": "mg/L"}): their
     laboratory unit differs between countries, so a bare number is refused.
     """
+    language = lang_option(lang)
     raw = read_json_option(findings, "--findings")
     with clean_errors():
-        result = risk.score(score_id, raw)
+        result = risk.score(score_id, raw).in_lang(language)
     if explain:
         typer.echo(result.explain())
         return
