@@ -124,7 +124,8 @@ def io_part(path: str, out: str) -> dict[str, Any]:
 
     import pyarrow.parquet as pq
 
-    from immunotox.timeline._run import _open_writers, _source, batch_loaders, partition_rows
+    from immunotox.timeline._run import _source, batch_loaders, partition_rows
+    from immunotox.timeline.output import open_writers
 
     # the headline's outputs, from a headline run in its own process (this one stays fresh)
     ref = Path(out) / "ref"
@@ -134,7 +135,7 @@ def io_part(path: str, out: str) -> dict[str, Any]:
         capture_output=True,
     )
     (Path(out) / "io").mkdir()
-    writers = _open_writers(Path(out) / "io", "parquet")
+    writers = open_writers(Path(out) / "io", "parquet")
     loaders = list(batch_loaders(_source(path), partition_rows(None)))
     k = len(loaders)
     parts: list[dict[str, Any]] = [{} for _ in range(k)]

@@ -37,7 +37,7 @@ import time
 import warnings
 from pathlib import Path
 
-from immunotox.service.app import create_app
+from immunotox.app import create_app
 from immunotox.service.config import Settings
 from immunotox.service.db import Clock, Database, migrate
 from immunotox.service.demo import ACCOUNTS, seed, simulated_ward

@@ -288,7 +288,8 @@ def test_local_overrides_may_only_tighten() -> None:
 
 # ------------------------------------------------------------------------------ steroids
 def test_steroid_equivalence_golden_values() -> None:
-    # clinical reference §8 item 17: dexamethasone 10 mg ≈ methylprednisolone ~53 mg ≈ prednisone ~67 mg
+    # [steroid_equivalence] of data/drugs.toml (Meikle & Tyler 1977): dexamethasone 10 mg
+    # ≈ methylprednisolone ~53 mg ≈ prednisone ~67 mg
     conv = steroid_equivalents(10, "dexamethasone")
     assert conv.equivalents_mg["methylprednisolone"] == pytest.approx(53.333, abs=1e-3)
     assert conv.equivalents_mg["prednisone"] == pytest.approx(66.667, abs=1e-3)

@@ -2,7 +2,7 @@
 
 Expected actions cite the source row they come from: ASCO CAR-T 2021 (Santomasso et al., JCO
 2021;39(35):3978, pocket guide Tables 1-2) and ASCO ICI 2021 (Schneider et al., JCO
-2021;39(36):4073, organ tables), as transcribed in the project's clinical reference §5.
+2021;39(36):4073, doi:10.1200/JCO.21.01440, organ tables; pocket guide, Guideline Central).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The CAR-T pathway: state machine, dates from the infusion date, label periods, monitoring
 escalation and the bilingual patient/clinician information.
 
-Label periods (shared/clinical-reference.md §4.3): FDA 26 June 2025 — monitor >= 2 weeks incl. daily
+Label periods (FDA Safety Communication, 26 June 2025): FDA 26 June 2025 — monitor >= 2 weeks incl. daily
 >= 1 week [V], proximity 2 weeks [V], driving 2 weeks [M→V2]; previous labels 4 weeks proximity,
 8 weeks driving [V]. A period of N days runs to day N inclusive (day 0 = infusion).
 """

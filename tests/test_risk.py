@@ -1,12 +1,12 @@
 """Risk scores: golden cases computed by hand, boundaries on both sides, units, missing data,
 bad input, and properties (unit invariance, monotonicity, bounds).
 
-Formulas (shared/clinical-reference.md §6):
+Formulas (primary sources in data/sources.toml):
   EASIX   = LDH (U/L) × creatinine (mg/dL) / platelets (10^9/L)        [V] Pennisi 2021
   m-EASIX = LDH (U/L) × CRP (mg/dL) / platelets (10^9/L)               [V] Pennisi 2021
   s-EASIX = LDH (U/L) / platelets (10^9/L)                             [V] Pennisi 2021
   EASIX cut-off: > 4.67 before lymphodepletion                         [V] Korell 2022 (scale M)
-  CAR-HEMATOTOX (author-group code, §6.1)                              [V2]
+  CAR-HEMATOTOX (Rejeski 2021, doi:10.1182/blood.2020010543; author-group code) [V2]
     platelets: > 175 → 0; 75–175 → 1; < 75 → 2       ANC: > 1.2 → 0; <= 1.2 → 1
     Hb: > 9.0 → 0; <= 9.0 → 1                        CRP (mg/dL): < 3.0 → 0; >= 3.0 → 1
     ferritin: < 650 → 0; 650–2000 → 1; > 2000 → 2    high risk: total >= 2

@@ -16,11 +16,14 @@ from __future__ import annotations
 import functools
 import math
 import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import pint
 
-from .errors import UnitError
+from .errors import RuleSpecError, UnitError
 
 # UCUM atom -> pint unit name. Anything not listed here is refused: we do not guess.
 _ATOMS: dict[str, str] = {
@@ -48,6 +51,7 @@ _ATOMS: dict[str, str] = {
     "[iU]": "enzyme_unit",
     "mm[Hg]": "millimeter_Hg",
     "kPa": "kilopascal",
+    "s": "second",
     "min": "minute",
     "h": "hour",
     "d": "day",
@@ -56,6 +60,11 @@ _ATOMS: dict[str, str] = {
     "a": "year",
     "%": "percent",
     "1": "dimensionless",
+    # pH has its own dimension: it is not a ratio, so "1" or "%" never converts to it
+    "[pH]": "pH_unit",
+    # UCUM annotation for renal function indexed to a standard body surface (eGFR): its own
+    # dimension, so that mL/min (not indexed) is refused instead of silently accepted
+    "{1.73_m2}": "body_surface_1_73_m2",
 }
 
 # Frequent non-UCUM spellings accepted as exact synonyms (never heuristics on the value).
@@ -68,16 +77,25 @@ _SYNONYMS: dict[str, str] = {
     "IU/L": "[IU]/L",
     "/mm³": "/mm3",
     "lb": "[lb_av]",
+    "pH": "[pH]",
+    "mL/min/1.73m2": "mL/min/{1.73_m2}",
+    "mL/min/1.73 m2": "mL/min/{1.73_m2}",
     "": "1",
 }
 
-_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
+# '/' and '.' separate terms except inside a {annotation} ("mL/min/{1.73_m2}")
+_OUTSIDE_BRACES_SLASH = re.compile(r"/(?![^{]*\})")
+_OUTSIDE_BRACES_DOT = re.compile(r"\.(?![^{]*\})")
+_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|\{[^}]+\}|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
 
 
 @functools.cache
 def registry() -> pint.UnitRegistry:  # type: ignore[type-arg]
     """The shared pint registry (created once, with the chemistry context available)."""
-    return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    ureg: pint.UnitRegistry = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)  # type: ignore[type-arg]
+    ureg.define("pH_unit = [acidity]")
+    ureg.define("body_surface_1_73_m2 = [standard_body_surface]")
+    return ureg
 
 
 def _normalise_code(code: str) -> str:
@@ -98,14 +116,14 @@ def parse_ucum(code: str) -> tuple[float, str]:
     if norm in ("1", ""):
         return 1.0, "dimensionless"
     # split on '/' keeping the first term as numerator; "/uL" has an empty numerator
-    parts = norm.split("/")
+    parts = _OUTSIDE_BRACES_SLASH.split(norm)
     factor = 1.0
     pieces: list[str] = []
     for i, part in enumerate(parts):
         sign = 1 if i == 0 else -1
         if part == "" and i == 0:
             continue
-        for term in part.split("."):
+        for term in _OUTSIDE_BRACES_DOT.split(part):
             m = _TOKEN.match(term)
             if not m:
                 raise ValueError(f"unsupported UCUM term {term!r}")
@@ -209,3 +227,54 @@ def as_quantity_input(raw: Any) -> tuple[Any, str | None]:
     if isinstance(raw, dict):
         return raw.get("value"), raw.get("unit")
     return raw, None
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """One row of ``data/analytes.toml``: canonical unit, molar mass and where it comes from."""
+
+    key: str
+    unit: str
+    molar_mass: float | None
+    formula: str
+    source: str
+    note: str = ""
+    unit_required: tuple[str, ...] = ()
+
+
+@functools.cache
+def analytes() -> dict[str, Analyte]:
+    """The analyte table ``data/analytes.toml`` (the one place molar masses are written)."""
+    text = resources.files("immunotox").joinpath("data/analytes.toml").read_text("utf-8")
+    out: dict[str, Analyte] = {}
+    for key, row in tomllib.loads(text).items():
+        extra = sorted(set(row) - {"unit", "molar_mass", "formula", "source", "note", "unit_required"})
+        if extra or not {"unit", "formula", "source"} <= set(row):
+            raise RuleSpecError(f"data/analytes.toml: [{key}] needs unit, formula, source; unknown {extra}")
+        if not is_known(row["unit"]):
+            raise RuleSpecError(f"data/analytes.toml: [{key}] unit {row['unit']!r} is not a known UCUM code")
+        mm = row.get("molar_mass")
+        out[key] = Analyte(
+            key,
+            row["unit"],
+            float(mm) if mm is not None else None,
+            row["formula"],
+            row["source"],
+            row.get("note", ""),
+            tuple(row.get("unit_required", ())),
+        )
+    return out
+
+
+def analyte(key: str) -> Analyte:
+    """The analyte ``key`` of ``data/analytes.toml``; an unknown key is a packaging error.
+
+    >>> analyte("calcium").molar_mass, analyte("calcium").unit
+    (40.078, 'mmol/L')
+    >>> convert("value", 10.0, "mg/dL", "mmol/L", analyte("calcium").molar_mass)
+    2.495134488
+    """
+    try:
+        return analytes()[key]
+    except KeyError:
+        raise RuleSpecError(f"analyte {key!r} is not in data/analytes.toml") from None

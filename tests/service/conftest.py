@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from immunotox.app import create_app
 from immunotox.service import bootstrap
-from immunotox.service.app import create_app
 from immunotox.service.auth import issue_token
 from immunotox.service.config import Settings
 from immunotox.service.db import Clock, Database, migrate

@@ -9,11 +9,10 @@ import sys
 import warnings
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
+from immunotox.app import create_app
 from immunotox.service import demo
-from immunotox.service.app import create_app
 from immunotox.service.config import Settings
 from immunotox.service.db import Database, migrate
 from tests.service.conftest import ManualClock
@@ -83,7 +82,6 @@ def test_demo_accounts_log_in_and_see_their_scope(tmp_path: Path) -> None:
 
 
 def test_simulated_ward_places_a_crs_onset_early_in_the_demo() -> None:
-    pytest.importorskip("immunotox.simulate")
     ward = demo.simulated_ward(START, n_patients=6, seed=7)
     assert ward.source == "immunotox.simulate" and len(ward.patients) == 6
     assert {p.unit_id for p in ward.patients} == {"hemato-a", "hemato-b"}

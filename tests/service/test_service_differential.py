@@ -12,16 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
+from immunotox import simulate, timeline
 from immunotox.service import bootstrap, demo, grading
 from immunotox.service.config import Settings
 from immunotox.service.db import Database, migrate
 from immunotox.service.models import Patient
-
-simulate = pytest.importorskip("immunotox.simulate")
-timeline = pytest.importorskip("immunotox.timeline")
 
 SCALES = ["astct2019:crs", "astct2019:icans"]
 

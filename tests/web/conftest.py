@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from immunotox.app import create_app
 from immunotox.service import audit, bootstrap, ingest
-from immunotox.service.app import create_app
 from immunotox.service.config import Settings
 from immunotox.service.db import Database, migrate
 from immunotox.service.models import Alert, AuditEvent, ClinicalEvent, Patient

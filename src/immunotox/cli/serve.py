@@ -70,7 +70,7 @@ def serve(
     """Run the monitoring service (API under /api/v1, OpenAPI docs at /docs)."""
     import uvicorn
 
-    from ..service.app import create_app
+    from ..app import create_app
     from ..service.db import migrate
 
     if demo:

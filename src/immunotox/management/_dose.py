@@ -516,8 +516,8 @@ def tocilizumab_dose(
 
     Notes
     -----
-    Whether the ASCO caps count per CRS episode or per CAR-T course is not stated (clinical
-    reference §8 item 18); the caps apply to the history supplied. The 24-hour window is
+    Whether the ASCO caps count per CRS episode or per CAR-T course is not stated (ASCO 2021,
+    doi:10.1200/JCO.21.01992); the caps apply to the history supplied. The 24-hour window is
     ``(at - 24 h, at]``. The dose is rounded down to 0.1 mg, then capped.
 
     References

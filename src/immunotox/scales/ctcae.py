@@ -169,14 +169,30 @@ class CtcaeScale(Scale):
                         f"if these findings are due to this event, {gate} is true",
                     )
 
-    @staticmethod
-    def _check_lab(f: Mapping[str, Any], lab: Lab) -> None:
+    def _check_lab(self, f: Mapping[str, Any], lab: Lab) -> None:
         unit = lab.unit
         used = lab.operands()
+        for key in lab.requires:
+            if "value" in f and key not in f:
+                spec = self.findings[key]
+                allowed = f"one of {list(spec.values)}" if spec.values else spec.kind
+                raise FindingError(
+                    key,
+                    None,
+                    f"required with value: the {lab.analyte} criteria depend on it ({spec.text})",
+                    f"give {key} ({allowed})",
+                )
         if "uln" in f and f["uln"] <= 0:
             raise FindingError("uln", f["uln"], "must be above 0 (it is the upper limit of normal)")
         if "lln" in f and f["lln"] <= 0 and "lln" in used:
             raise FindingError("lln", f["lln"], "must be above 0 (it is the lower limit of normal)")
+        if "lln" in f and "uln" not in f and f["lln"] >= lab.range[1]:
+            raise FindingError(
+                "lln",
+                f["lln"],
+                f"leaves no possible uln (the {lab.analyte} range ends at {num(lab.range[1])} {unit})",
+                "check the reference interval and its units",
+            )
         if "lln" in f and "uln" in f and f["lln"] >= f["uln"]:
             raise FindingError(
                 "lln",
@@ -184,7 +200,9 @@ class CtcaeScale(Scale):
                 f"is not below uln ({num(f['uln'])} {unit})",
                 "check the reference interval and its units",
             )
-        if "baseline" in f and f["baseline"] <= 0 and "baseline" in used:
+        # a multiple of a zero baseline means nothing; "> baseline" (eosinophilia) does
+        scaled = any(bd.ref == "baseline" and bd.x != 1.0 for b in lab.bands for bd in b.bounds)
+        if "baseline" in f and f["baseline"] <= 0 and scaled:
             raise FindingError("baseline", f["baseline"], "must be above 0 for the x baseline criteria")
         if "mi_level" in f and "uln" in f and f["mi_level"] < f["uln"]:
             raise FindingError(

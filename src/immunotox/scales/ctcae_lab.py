@@ -191,7 +191,18 @@ class LabGrader:
         out = LabOutcome(grades=tuple(sorted(g for g in levels if lo <= g <= hi)))
         out.hits = [self._hit(i, q, w, shown) for i, s in enumerate(status) if s]
         if not out.known:
-            out.missing = list(unknown) + [
+            open_bands = [
+                b for b, s in zip(self.lab.bands, status, strict=True) if s is None and b.grade > lo
+            ]
+            out.missing = [
+                k
+                for k in unknown
+                if any(
+                    k in bd.operands()
+                    for b in open_bands
+                    for bd in (*b.bounds, *(self.lab.conditions[n] for n in b.if_))
+                )
+            ] + [
                 k
                 for k in w_unknown
                 if any(
@@ -220,8 +231,10 @@ class LabGrader:
         lo, hi = self.lab.range
         ts = sorted(crit)
         pts = set(ts) | {(a + b) / 2 for a, b in itertools.pairwise(ts)}
-        pts |= {ts[0] / 2, ts[-1] * 2} if ts else {(lo + hi) / 2}
-        pts |= {lo, hi} if var == "value" else {hi}
+        pts |= {ts[0] / 2, ts[-1] * 2, (lo + ts[0]) / 2} if ts else {(lo + hi) / 2}
+        # both ends of the possible range: a threshold halved can fall outside it (sodium 148
+        # mmol/L with its ULN missing: ULN 74 is impossible, ULN 80-148 still gives grade 1)
+        pts |= {lo, hi}
         return [p for p in sorted(pts) if lo <= p <= hi and self._admissible(q, var, p)]
 
     @staticmethod

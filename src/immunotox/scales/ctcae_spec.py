@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .. import ruledata
+from .. import ruledata, units
 from ..errors import RuleSpecError
 from ..findings import FieldSpec, vocabulary
 
@@ -127,12 +127,23 @@ class Condition(_Model):
 
 
 class Bound(_Model):
-    """``lhs op x × ref`` (``ref`` absent: ``lhs op x`` in the term's unit)."""
+    """``lhs op x × ref + add`` (``ref`` absent: ``lhs op x`` in the term's unit).
+
+    ``add`` (in the term's unit, with a ``ref`` only) writes an increase by an amount: hemoglobin
+    "Increase in >2 - 4 g/dL" above ULN is ``value > 1.0 × uln + 2.0``.
+    """
 
     lhs: Literal["value", "baseline"] = "value"
     op: Op
     x: float = Field(gt=0)
     ref: Ref | None = None
+    add: float = 0.0
+
+    @model_validator(mode="after")
+    def _add_needs_ref(self) -> Bound:
+        if self.add and self.ref is None:
+            raise ValueError("add needs a ref (an absolute threshold is written as x alone)")
+        return self
 
     def operands(self) -> tuple[str, ...]:
         return (self.lhs,) if self.ref is None else (self.lhs, self.ref)
@@ -140,7 +151,7 @@ class Bound(_Model):
     def evaluate(self, q: Mapping[str, float]) -> bool | None:
         """True/False when its operands are in ``q``; None when one is unknown."""
         a = q.get(self.lhs)
-        b = self.x if self.ref is None else (q[self.ref] * self.x if self.ref in q else None)
+        b = self.x if self.ref is None else (q[self.ref] * self.x + self.add if self.ref in q else None)
         if a is None or b is None:
             return None
         return compare(a, self.op, b)
@@ -150,9 +161,9 @@ class Bound(_Model):
         if var == self.lhs and var != self.ref:
             if self.ref is None:
                 return self.x
-            return q[self.ref] * self.x if self.ref in q else None
+            return q[self.ref] * self.x + self.add if self.ref in q else None
         if var == self.ref and self.lhs in q:
-            return q[self.lhs] / self.x
+            return (q[self.lhs] - self.add) / self.x
         return None
 
 
@@ -172,14 +183,28 @@ class Band(_Model):
 
 class Lab(_Model):
     analyte: str
+    substance: str | None = None
     unit: str
-    unit_required: tuple[str, ...] = ()
-    molar_mass: float | None = None
+    unit_required_: tuple[str, ...] = Field(default=(), alias="unit_required")
     range: tuple[float, float]
     direction: Literal["increased", "decreased"]
     refs: tuple[Ref, ...]
+    requires: tuple[str, ...] = ()
     conditions: dict[str, NamedCondition] = Field(default_factory=dict)
     bands: tuple[Band, ...] = Field(min_length=1)
+
+    @property
+    def unit_required(self) -> tuple[str, ...]:
+        """Units labs report the analyte in where French and US labs differ (a bare number is then
+        refused): the substance's row of ``data/analytes.toml``, else the term's ``unit_required``."""
+        if self.substance:
+            return units.analyte(self.substance).unit_required
+        return self.unit_required_
+
+    @property
+    def molar_mass(self) -> float | None:
+        """The molar mass of ``substance`` from ``data/analytes.toml`` (None: no molar conversion)."""
+        return units.analyte(self.substance).molar_mass if self.substance else None
 
     def operands(self) -> tuple[str, ...]:
         """Lab inputs the bands and their named conditions compare (``value`` first)."""
@@ -302,6 +327,14 @@ def _validate(where: str, slug: str, t: Term, meta: Meta) -> None:
         lo, hi = t.lab.range
         if not 0 <= lo < hi:
             fail(f"lab.range {t.lab.range} is not an increasing range of non-negative values")
+        if t.lab.substance is not None and units.analyte(t.lab.substance).unit != t.lab.unit:
+            fail(
+                f"lab.unit {t.lab.unit!r} is not the canonical unit of {t.lab.substance!r} in "
+                f"data/analytes.toml ({units.analyte(t.lab.substance).unit!r})"
+            )
+        for key in t.lab.requires:
+            if key not in t.reads:
+                fail(f"lab.requires {key!r} is not among the findings the term reads")
     for grade, text in texts:
         if grade not in t.grades:
             fail(f"criterion {text!r} gives grade {grade}, which CTCAE marks '-' for this term")

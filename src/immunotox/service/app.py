@@ -1,11 +1,11 @@
-"""The FastAPI application factory.
+"""The service's FastAPI application: the JSON API, its middleware and its background tasks.
 
-``create_app(settings)`` builds the app on an existing, migrated database (``db.migrate`` runs
-first in ``immunotox serve``; the factory never creates tables). The JSON API lives under
+``create_service_app(settings)`` builds the app on an existing, migrated database (``db.migrate``
+runs first in ``immunotox serve``; the factory never creates tables). The JSON API lives under
 ``/api/v1``; OpenAPI docs at ``/docs``; ``/health`` for probes. The web UI (server-rendered
-pages, session cookies, CSRF) is added later on the same app with :func:`include_web` — its
-routes reuse ``deps.CurrentUser`` (which already accepts the session cookie), ``auth.issue_token``
-with ``kind="session"`` and ``auth.check_csrf``.
+pages, session cookies, CSRF) is added on the same app by the application factory above both,
+:func:`immunotox.app.create_app` — its routes reuse ``deps.CurrentUser`` (which already accepts
+the session cookie), ``auth.issue_token`` with ``kind="session"`` and ``auth.check_csrf``.
 
 Background tasks run the regrader of batch ingest every ``regrade_seconds`` (:mod:`.queue`,
 also at start-up for anything left by a crash), the periodic sweeps every ``sweep_seconds``
@@ -104,14 +104,14 @@ async def _checkpointer(app: FastAPI, period: float = 1.0) -> None:
             log.debug("checkpoint skipped", exc_info=True)
 
 
-def create_app(
+def create_service_app(
     settings: Settings | None = None,
     *,
     clock: Clock | None = None,
     on_startup: list[Callable[[FastAPI], Any]] | None = None,
     root_redirect: bool = True,
 ) -> FastAPI:
-    """The service app for ``settings`` (default: from the environment)."""
+    """The service app for ``settings`` (default: from the environment), without the web UI."""
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
@@ -166,7 +166,4 @@ def create_app(
         def _root() -> RedirectResponse:  # the web UI replaces this with its dashboard
             return RedirectResponse("/docs")
 
-    from ..web import mount_web  # the web UI: pages, /static (replaces the placeholder "/")
-
-    mount_web(app)
     return app

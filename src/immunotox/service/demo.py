@@ -86,11 +86,9 @@ class Ward:
 def simulated_ward(
     start: dt.datetime, *, n_patients: int = 12, seed: int = 7, horizon_days: float = 7
 ) -> Ward:
-    """A ward from the synthetic generator, placed around ``start`` (falls back to built-in)."""
-    try:
-        from ..simulate import simulate_cohort
-    except ImportError:
-        return builtin_ward(start)
+    """A ward from the synthetic generator, placed around ``start`` (the built-in one if it refuses)."""
+    from ..simulate import simulate_cohort
+
     try:
         cohort = simulate_cohort(max(n_patients, 2), days=12, seed=seed)
     except ImmunotoxError as exc:  # pragma: no cover - generator refused its own defaults

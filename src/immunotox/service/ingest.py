@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select
@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 
 from .. import plausibility
 from ..errors import FindingError
-from . import alerts, audit, codes, grading, queue, recommend
+from . import alerts, audit, codes, grading, queue
 from .config import Settings
 from .models import Alert, ClinicalEvent, Patient
+from .transitions import raise_transition_alerts
 
 KIND_FOR_SOURCE = {"observation", "administration", "assessment", "event", "attribute", "report"}
 
@@ -267,26 +268,6 @@ def apply_regrade(
     return result.grades, raise_transition_alerts(session, patients, result, now=now, ctx=ctx)
 
 
-def raise_transition_alerts(
-    session: Session,
-    patients: Sequence[Patient],
-    result: grading.Outcome,
-    *,
-    now: dt.datetime,
-    ctx: audit.RequestContext,
-) -> list[Alert]:
-    by_id = {p.id: p for p in patients}
-    raised: list[Alert] = []
-    for spec in alerts.specs_for_transitions(result.transitions):
-        spec = _with_recommendation(
-            session, by_id[spec.patient_id], spec, result.grades.get(spec.patient_id, []), now
-        )
-        a = alerts.raise_alert(session, spec, now=now, ctx=ctx)
-        if a is not None:
-            raised.append(a)
-    return raised
-
-
 def after_write(
     session: Session,
     patients: Sequence[Patient],
@@ -329,22 +310,3 @@ def after_write(
     if ice:
         alerts.resolve_missing_assessments(session, ice, now=now, ctx=ctx)
     return out
-
-
-def _with_recommendation(
-    session: Session,
-    patient: Patient,
-    spec: alerts.AlertSpec,
-    grades: Sequence[grading.Grade],
-    now: dt.datetime,
-) -> alerts.AlertSpec:
-    """Attach the recommended management for the alerted grade (when the module is present)."""
-    if spec.scale is None:
-        return spec
-    if session.scalar(select(Alert.id).where(Alert.dedup_key == spec.dedup_key)) is not None:
-        return spec  # will be deduplicated: no need to compute
-    fresh = next((g for g in grades if g.scale == spec.scale), None)
-    if fresh is None:
-        return spec
-    rec = recommend.for_grade(session, patient, fresh.result, now=now)
-    return replace(spec, recommendation=rec) if rec is not None else spec

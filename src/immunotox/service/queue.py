@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from . import audit, grading
 from .db import Clock, Database
 from .models import Patient, RegradeQueue
+from .transitions import raise_transition_alerts
 
 CLAIM_LIMIT = 2000  # pairs per pass (a pass stays short; the next one follows at once)
 
@@ -86,8 +87,6 @@ def drain(
     left (or put back) in the queue for the next pass. ``yield_gil``: give the interpreter to
     request threads between pairs.
     """
-    from .ingest import raise_transition_alerts
-
     pause = (lambda: time.sleep(0)) if yield_gil else None
     with db.session() as rs:
         snapshot = _peek(rs, limit, queued_before)

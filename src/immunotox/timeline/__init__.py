@@ -21,6 +21,7 @@ Map of the package
 ``_reference``          the scalar reference engine (plain Python, one patient at a time)
 ``_engine``             one partition through the embedded or scalar engine -> output tables
 ``_run``                streaming driver: partitions, threads, outputs, crosstab, summary
+``output``              the writers of the output files (Parquet or CSV)
 ``_spark``              the same partition function on Apache Spark (``groupBy().applyInArrow``)
 
 The rules (windows, masking, episodes) are stated in ``docs/timeline.md``; the vocabulary in
@@ -48,6 +49,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..catalogue import get_scale
 from ._engine import SCHEMAS, Params, grade_partition
 from ._read import REASONS, REJECTS_SCHEMA, Normalized, Obs, ObservationFileError, concat_obs, normalize
 from ._run import (
@@ -56,7 +58,6 @@ from ._run import (
     OUTPUTS,
     RunSummary,
     TimelineArgumentError,
-    _keep_codes,
     _source,
     crosstab,
     label_order,
@@ -64,7 +65,7 @@ from ._run import (
     run_timeline,
     select_scales,
 )
-from ._snapshot import Grader, plan
+from ._snapshot import Grader, codes_read, plan
 from .vocabulary import vocabulary
 
 __all__ = [
@@ -139,8 +140,8 @@ def grade_observations(
     if engine not in ("embedded", "scalar"):
         raise TimelineArgumentError("engine", engine, "expected embedded or scalar (spark: use run_timeline)")
     ids = select_scales(scales)
-    plans = [plan(__import__("immunotox").get_scale(s)) for s in ids]
-    norm = read_observations(obs, keep=_keep_codes(plans))
+    plans = [plan(get_scale(s)) for s in ids]
+    norm = read_observations(obs, keep=codes_read(plans))
     out = grade_partition(norm.obs, plans, Params(resolution_hours=resolution_hours), engine, Grader())
     patients = out.table("patients")
     return TimelineResult(

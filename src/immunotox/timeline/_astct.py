@@ -24,6 +24,7 @@ neurologic toxicity associated with immune effector cells. Biol Blood Marrow Tra
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +175,10 @@ def masking(f: Features) -> B:
     first_therapy = range_reduce(cand, ep.start, ep.stop, np.minimum, big)
     out = inside & (rows >= first_therapy[np.maximum(ep.row_episode, 0)])
     return np.asarray(out, bool)
+
+
+# derivation methods of the feature layer that follow this rule table (given to ``Features``)
+DERIVED: dict[str, Callable[[Features], Any]] = {"masking": masking}
 
 
 # --------------------------------------------------------------------------------------- ICANS

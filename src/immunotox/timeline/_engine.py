@@ -261,7 +261,9 @@ def _embedded(obs: Obs, plans: Sequence[ScalePlan], params: Params, grader: Grad
     for p in plans:
         key = (p.grid_codes, p.interval_codes)
         if key not in feats:
-            feats[key] = Features(tl, tl.grid(p.grid_codes, p.interval_codes), params.resolution_us)
+            feats[key] = Features(
+                tl, tl.grid(p.grid_codes, p.interval_codes), params.resolution_us, _astct.DERIVED
+            )
         f = feats[key]
         if p.scale_id in _astct.SCALES:
             gr = _astct.grade(p.scale_id, f)

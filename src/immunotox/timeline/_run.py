@@ -36,11 +36,10 @@ import pyarrow.parquet as pq
 
 from ..catalogue import all_scales, get_scale
 from ..errors import ImmunotoxError
-from ._engine import SCHEMAS, Params, PartitionOutput, grade_partition, writer_schema
+from ._engine import SCHEMAS, Params, PartitionOutput, grade_partition
 from ._read import (
     CONTRACT_COLUMNS,
     REASONS,
-    REJECTS_SCHEMA,
     REQUIRED_COLUMNS,
     Normalized,
     Obs,
@@ -49,7 +48,8 @@ from ._read import (
     normalize,
     prepend,
 )
-from ._snapshot import Grader, ScalePlan, plan
+from ._snapshot import Grader, codes_read, plan
+from .output import OutputWriter, open_writers
 
 OUTPUTS = ("grades", "daily_max", "episodes", "patients", "crosstab", "rejects")
 NOT_DETERMINABLE = "not determinable"
@@ -310,44 +310,6 @@ def _csv_batches(src: _Source, target_rows: int) -> Iterator[tuple[pa.Table, int
         done += t.num_rows
 
 
-# ---------------------------------------------------------------------------------- outputs
-class _Writer:
-    """Append tables to one output file (Parquet or CSV)."""
-
-    def __init__(self, path: Path, schema: pa.Schema, fmt: str) -> None:
-        self.path = path
-        self.schema = schema
-        self.fmt = fmt
-        self.rows = 0
-        self._pq: pq.ParquetWriter | None = None
-        self._csv: pacsv.CSVWriter | None = None
-        if fmt == "parquet":
-            dict_cols = [f.name for f in schema if pa.types.is_dictionary(f.type)]
-            self._pq = pq.ParquetWriter(
-                path, schema, compression="snappy", store_schema=False, use_dictionary=dict_cols or False
-            )
-        else:
-            self._csv = pacsv.CSVWriter(path, schema)
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        if table.schema != self.schema:
-            table = table.cast(self.schema)
-        if self._pq is not None:
-            self._pq.write_table(table)
-        else:
-            assert self._csv is not None
-            self._csv.write_table(table)
-        self.rows += table.num_rows
-
-    def close(self) -> None:
-        if self._pq is not None:
-            self._pq.close()
-        if self._csv is not None:
-            self._csv.close()
-
-
 # ------------------------------------------------------------------------------------ summary
 @dataclass
 class RunSummary:
@@ -438,8 +400,11 @@ def run_timeline(
     params = Params(resolution_hours=float(resolution_hours))
     summary = RunSummary(input=src.label, engine=engine, scales=ids, resolution_hours=float(resolution_hours))
     if engine == "spark":
-        from ._spark import run_spark
+        from ._spark import run_spark, spark_unavailable
 
+        why = spark_unavailable()
+        if why is not None:
+            raise TimelineArgumentError("--engine", "spark", f"not available here: {why}")
         patients = run_spark(src, ids, params, out, fmt, summary, limit)
     else:
         try:
@@ -460,13 +425,6 @@ def run_timeline(
     return summary
 
 
-def _open_writers(out: Path, fmt: str) -> dict[str, _Writer]:
-    ext = "parquet" if fmt == "parquet" else "csv"
-    w = {name: _Writer(out / f"{name}.{ext}", writer_schema(SCHEMAS[name]), fmt) for name in SCHEMAS}
-    w["rejects"] = _Writer(out / f"rejects.{ext}", writer_schema(REJECTS_SCHEMA), fmt)
-    return w
-
-
 def _count_rejects(summary: RunSummary, n: Normalized) -> None:
     summary.input_rows += n.n_input
     summary.rejected_rows += n.n_rejected
@@ -475,18 +433,6 @@ def _count_rejects(summary: RunSummary, n: Normalized) -> None:
         reasons = n.rejects.column("reason").to_pylist()
         for r in reasons:
             summary.rejected_by_reason[r] = summary.rejected_by_reason.get(r, 0) + 1
-
-
-def _keep_codes(plans: Sequence[ScalePlan]) -> frozenset[str]:
-    from .vocabulary import vocabulary
-
-    voc = vocabulary()
-    keep: set[str] = {"infusion"}
-    for p in plans:
-        keep |= p.grid_codes
-        for k in p.findings:
-            keep.update(voc.derivations[k].codes)
-    return frozenset(keep)
 
 
 def _run_local(
@@ -503,11 +449,11 @@ def _run_local(
     spill: bool,
 ) -> pa.Table:
     plans = [plan(all_scales()[s]) for s in ids]
-    keep = _keep_codes(plans)
+    keep = codes_read(plans)
     target = partition_rows(limit)
     total = count_rows(src)
     grader = Grader()
-    writers = _open_writers(out, fmt)
+    writers = open_writers(out, fmt)
     workers = threads if threads is not None else min(2, os.cpu_count() or 1)
     if engine == "scalar":
         workers = min(workers, 1)
@@ -777,7 +723,7 @@ def _finish(patients: pa.Table, ids: Sequence[str], out: Path, fmt: str, summary
         patients = patients.cast(SCHEMAS["patients"])
     ct = crosstab(patients, ids)
     ext = "parquet" if fmt == "parquet" else "csv"
-    w = _Writer(out / f"crosstab.{ext}", CROSSTAB_SCHEMA, fmt)
+    w = OutputWriter(out / f"crosstab.{ext}", CROSSTAB_SCHEMA, fmt)
     w.write(ct)
     w.close()
     summary.outputs["crosstab"] = str(w.path)

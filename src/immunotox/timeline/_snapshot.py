@@ -10,7 +10,7 @@ a lower bound, never as normal.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,17 @@ def plan(scale: Scale, voc: Vocabulary | None = None) -> ScalePlan:
                     codes.update(v.derivations[extra].codes)
     intervals = frozenset(c for c in codes if v.code(c).interval)
     return ScalePlan(scale.id, findings, frozenset(codes), intervals)
+
+
+def codes_read(plans: Sequence[ScalePlan]) -> frozenset[str]:
+    """The observation codes the ``plans`` read (and ``infusion``, day 0): the rows worth keeping."""
+    voc = vocabulary()
+    keep: set[str] = {"infusion"}
+    for p in plans:
+        keep |= p.grid_codes
+        for k in p.findings:
+            keep.update(voc.derivations[k].codes)
+    return frozenset(keep)
 
 
 def _num(x: Any) -> float | None:

@@ -24,7 +24,8 @@ import pyarrow.dataset as ds
 
 from ._engine import SCHEMAS, Params, grade_partition
 from ._read import CONTRACT_COLUMNS, REJECTS_SCHEMA, ObservationFileError, missing_columns, normalize
-from ._snapshot import Grader, plan
+from ._snapshot import Grader, codes_read, plan
+from .output import open_writers
 
 KINDS = ("grades", "daily_max", "episodes", "patients", "rejects")
 
@@ -75,12 +76,11 @@ def partition_function(
 
     def run(table: pa.Table) -> pa.Table:
         from ..catalogue import all_scales
-        from ._run import _keep_codes
 
         plans = [plan(all_scales()[s]) for s in scale_ids]
         rows = table.column("row").to_numpy()
         raw = table.select([c for c in CONTRACT_COLUMNS if c in table.column_names])
-        n = normalize(raw, file=label, rows=rows, keep=_keep_codes(plans))
+        n = normalize(raw, file=label, rows=rows, keep=codes_read(plans))
         po = grade_partition(n.obs, plans, Params(resolution_hours=resolution_hours), "embedded", Grader())
         parts = [_to_union(k, po.table(k)) for k in SCHEMAS]
         parts.append(_to_union("rejects", n.rejects))
@@ -148,14 +148,11 @@ def run_spark(
     summary: Any,
     memory_limit: int | None,
 ) -> pa.Table:
-    """Grade ``src`` on Spark and write the outputs like the embedded run (returns ``patients``)."""
+    """Grade ``src`` on Spark and write the outputs like the embedded run (returns ``patients``).
+
+    The caller (:func:`~._run.run_timeline`) has checked :func:`spark_unavailable` first."""
     from pyspark.sql import functions as F
 
-    from ._run import TimelineArgumentError
-
-    why = spark_unavailable()
-    if why is not None:
-        raise TimelineArgumentError("--engine", "spark", f"not available here: {why}")
     spark = session(memory_limit)
     tmp = Path(tempfile.mkdtemp(prefix=".spark-", dir=out))
     try:
@@ -215,9 +212,7 @@ def _split(folder: Path, out: Path, fmt: str, summary: Any) -> pa.Table:
     """Split the union table written by Spark into the output files; fill the summary."""
     import pyarrow.compute as pc
 
-    from ._run import _open_writers
-
-    writers = _open_writers(out, fmt)
+    writers = open_writers(out, fmt)
     patients: list[pa.Table] = []
     try:
         for batch in ds.dataset(folder, format="parquet").to_batches():

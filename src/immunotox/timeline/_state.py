@@ -1,9 +1,10 @@
 """Vectorised state reconstruction: what holds at each assessment time, for many patients at once.
 
-An *order-aware* plan over the patient-sorted observations (the plan the performance spike found
-fastest, ``shared/perf-spike.md`` §4.2): every (patient, time) pair is packed into one sortable
-int64 key, ``patient << S | time offset``, so that one ``searchsorted`` answers "the rows of this
-code in (t - w, t] for this patient" for every assessment at once; windows never cross patients
+An *order-aware* plan over the patient-sorted observations (the fastest plan of the measurement
+made before the engine, ``docs/benchmarks.md`` "Before the code"): every (patient, time) pair is
+packed into one sortable int64 key, ``patient << S | time offset``, so that one ``searchsorted``
+answers "the rows of this code in (t - w, t] for this patient" for every assessment at once;
+windows never cross patients
 because each patient owns a key block wider than its time span plus the longest window. Interval
 events (oxygen, vasopressors) are few: each is expanded over the assessment rows it covers and
 reduced back by row index. No joins, no hash tables, no per-row Python.
@@ -14,7 +15,7 @@ patient at a time); the differential tests hold the two equal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,11 +237,20 @@ class Timeline:
 class Features:
     """The state at every point of a :class:`Grid`, one derivation method at a time (cached)."""
 
-    def __init__(self, tl: Timeline, grid: Grid, resolution_us: int) -> None:
+    def __init__(
+        self,
+        tl: Timeline,
+        grid: Grid,
+        resolution_us: int,
+        derived: Mapping[str, Callable[[Features], Any]] | None = None,
+    ) -> None:
         self.tl = tl
         self.grid = grid
         self.voc = tl.voc
         self.resolution_us = resolution_us
+        # derivation methods computed from a scale's rule above this layer (``masking``: the
+        # ASTCT CRS course, :func:`._astct.masking`), given by the engine that builds the features
+        self.derived: Mapping[str, Callable[[Features], Any]] = derived or {}
         self._cache: dict[str, Any] = {}
 
     def cached(self, name: str, fn: Callable[[], Any]) -> Any:
@@ -417,9 +427,10 @@ class Features:
         return out
 
     def masking(self) -> B:
-        from ._astct import masking
-
-        return self._cached("fever_masked", lambda: masking(self))  # type: ignore[no-any-return]
+        if "masking" not in self.derived:
+            raise AssertionError("the 'masking' derivation needs Features(derived={'masking': ...})")
+        fn = self.derived["masking"]
+        return self._cached("fever_masked", lambda: fn(self))  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------ helpers
     def _expand(self, start: I64, end: I64) -> tuple[I64, I64]:

@@ -21,7 +21,8 @@ Map of the package:
 ``templates/``         Jinja2 templates; ``static/`` CSS and JS; ``locale/`` catalogues
 =====================  =========================================================================
 
-Mount on an app with :func:`mount_web` (the service's app factory does it).
+Mount on an app with :func:`mount_web` (the application factory, :func:`immunotox.app.create_app`,
+does it).
 """
 
 from __future__ import annotations

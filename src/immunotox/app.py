@@ -1,0 +1,37 @@
+"""The application factory: the monitoring service's JSON API and the web UI on one FastAPI app.
+
+It sits above both :mod:`immunotox.service` (the API, its middleware and background tasks,
+:func:`immunotox.service.app.create_service_app`) and :mod:`immunotox.web` (the pages and
+``/static``, :func:`immunotox.web.mount_web`), which do not import each other; ``immunotox
+serve``, the demo ward, the tests and the benchmarks build their app here. See
+``docs/architecture.md`` for the layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from .service.app import create_service_app
+from .service.config import Settings
+from .service.db import Clock
+from .web import mount_web
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    on_startup: list[Callable[[FastAPI], Any]] | None = None,
+) -> FastAPI:
+    """The service with its web UI for ``settings`` (default: from the environment).
+
+    The database must exist and be migrated (``immunotox serve`` runs ``db.migrate`` first).
+    """
+    app = create_service_app(settings, clock=clock, on_startup=on_startup)
+    mount_web(app)  # the pages and /static; replaces the service's placeholder "/"
+    return app
