@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import string
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from html import escape as html_escape
 from importlib import resources
 from typing import Any, Literal
@@ -172,6 +172,15 @@ def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
 def render(msg: Msg | str, lang: Lang = "en") -> str:
     """``msg`` written in ``lang`` (a plain string is returned as is: it is not translated)."""
     return msg if isinstance(msg, str) else _render(msg, lang, False)
+
+
+def texts_of(prefix: str, lang: Lang) -> Callable[..., str]:
+    """A function writing the texts ``<prefix>.<key>`` in ``lang``: ``t("why")``, ``t("value", value=2)``."""
+
+    def t(_key: str, /, **params: Any) -> str:
+        return _render(Msg(id=f"{prefix}.{_key}", params=params), lang, False)
+
+    return t
 
 
 def html(msg: Msg | str, lang: Lang) -> str:

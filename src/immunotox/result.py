@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .messages import Lang, Msg, render, verbatim
+from .messages import Lang, Msg, render, texts_of, verbatim
 
 
 class RuleHit(BaseModel):
@@ -85,9 +85,7 @@ class GradeResult(BaseModel):
         """A readable, multi-line explanation for people, in ``lang`` (default: the result's)."""
         r = self.in_lang(lang or self.lang)
         lg = r.lang
-
-        def t(_id: str, **params: object) -> str:
-            return render(Msg(id=f"messages:explain.{_id}", params=params), lg)
+        t = texts_of("messages:explain", lg)
 
         lines = [t("title", title=r.title, scale=r.scale, version=r.version)]
         if r.grade is None:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..messages import Lang, Msg, render
+from ..messages import Lang, Msg, render, texts_of
 
 
 class UnitConversion(BaseModel):
@@ -145,9 +145,7 @@ class ScoreResult(BaseModel):
         """A readable, multi-line explanation for people, in ``lang`` (default: the result's)."""
         r = self.in_lang(lang or self.lang)
         lg = r.lang
-
-        def t(_id: str, **params: object) -> str:
-            return render(Msg(id=f"messages:risk.explain.{_id}", params=params), lg)
+        t = texts_of("messages:risk.explain", lg)
 
         lines = [t("title", title=r.title, score=r.score, version=r.version)]
         if r.value is None:
