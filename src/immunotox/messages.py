@@ -37,7 +37,6 @@ English in every language and is marked as a quotation; in HTML it carries ``lan
 from __future__ import annotations
 
 import functools
-import string
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from html import escape as html_escape
@@ -93,6 +92,7 @@ def _file(name: str) -> dict[str, Any]:
         raise RuleSpecError(f"message file data/{name}.toml is missing") from None
 
 
+@functools.cache
 def entry(msg_id: str) -> Mapping[str, Any]:
     """The texts of ``msg_id``: ``{"text": English, "text_fr": French}`` (``RuleSpecError`` if the
     id names nothing).
@@ -123,6 +123,7 @@ def entry(msg_id: str) -> Mapping[str, Any]:
     return node
 
 
+@functools.cache
 def template(msg_id: str, lang: Lang) -> str:
     """The text of ``msg_id`` in ``lang``; a missing translation is a packaging error."""
     text = entry(msg_id).get(_FIELD[lang])
@@ -131,30 +132,27 @@ def template(msg_id: str, lang: Lang) -> str:
     return text
 
 
-class _Formatter(string.Formatter):
-    def __init__(self, lang: Lang, as_html: bool) -> None:
-        self.lang = lang
-        self.as_html = as_html
-
-    def format_field(self, value: Any, format_spec: str) -> str:
-        return _param(value, self.lang, self.as_html, format_spec)
-
-
-def _param(value: Any, lang: Lang, as_html: bool, spec: str = "") -> str:
+def _param(value: Any, lang: Lang, as_html: bool) -> str:
     if isinstance(value, Msg):
         return _render(value, lang, as_html)
     if isinstance(value, list):
-        return ", ".join(_param(v, lang, as_html, spec) for v in value)
+        return ", ".join(_param(v, lang, as_html) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        out = format(value, spec or "g")
+        out = f"{value:g}"
         return out.replace(".", ",") if lang == "fr" else out
-    return _escape(format(str(value), spec), as_html)
+    return _escape(str(value), as_html)
 
 
 def _escape(text: str, as_html: bool) -> str:
     return html_escape(text, quote=False) if as_html else text
+
+
+@functools.cache
+def _plain(msg_id: str, lang: Lang, as_html: bool) -> str:
+    """A text without parameters (a note, a title), written once per language."""
+    return _escape(template(msg_id, lang), as_html).replace("{{", "{").replace("}}", "}")
 
 
 def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
@@ -163,8 +161,11 @@ def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
     if msg.id == "quote":
         text = _escape(str(msg.params["text"]), as_html)
         return f'<q lang="en">{text}</q>' if as_html else f"“{text}”"
+    if not msg.params:
+        return _plain(msg.id, lang, as_html)
+    text = _escape(template(msg.id, lang), as_html)
     try:
-        return _Formatter(lang, as_html).format(_escape(template(msg.id, lang), as_html), **msg.params)
+        return text.format_map({k: _param(v, lang, as_html) for k, v in msg.params.items()})
     except (KeyError, IndexError) as exc:
         raise RuleSpecError(f"message {msg.id!r} ({lang}): parameter {exc} not given") from None
 
@@ -205,9 +206,9 @@ class Catalogue:
 
     def __call__(self, _path: str, /, **params: Any) -> Msg:
         """The message at ``_path`` of this file (checked to exist), with ``params``."""
-        msg = Msg(id=f"{self.name}:{_path}", params=params)
-        entry(msg.id)
-        return msg
+        msg_id = f"{self.name}:{_path}"
+        entry(msg_id)
+        return Msg.model_construct(id=msg_id, params=params)  # built from checked data: no re-validation
 
     def m(self, _key: str, /, **params: Any) -> Msg:
         """A sentence of the file's ``[messages]`` table."""

@@ -190,7 +190,7 @@ class Scale(ABC):
                 if lo == hi
                 else _COMMON("lower_bound_up_to", summary=summary, missing=missing, hi=hi)
             )
-        texts = Texts(
+        texts = Texts.model_construct(
             title=self.title_msg(),
             reasons=[
                 *(
