@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.plausibility",
                 "immunotox.jurisdiction",
                 "immunotox.findings",
+                "immunotox.messages",
                 "immunotox.result",
                 "immunotox.vocabulary",
             ),
