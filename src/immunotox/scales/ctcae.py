@@ -30,9 +30,11 @@ import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from .. import units
 from ..errors import FindingError
 from ..findings import FieldSpec, parse_findings, pick
 from ..result import GradeResult, RuleHit
+from ..sources import source
 from ._base import Domain, Scale, assumed, known, unknown
 from .ctcae_lab import LabGrader, LabOutcome, candidates, num
 from .ctcae_spec import LAB_INPUTS, Condition, Criterion, Lab, Meta, Term, compare, load_table
@@ -172,6 +174,20 @@ class CtcaeScale(Scale):
     def _check_lab(self, f: Mapping[str, Any], lab: Lab) -> None:
         unit = lab.unit
         used = lab.operands()
+        for a in lab.adjust:
+            if (
+                "value" in f
+                and a.when.finding in f
+                and a.when.holds(f[a.when.finding])
+                and a.finding not in f
+            ):
+                raise FindingError(
+                    a.finding,
+                    None,
+                    f"required with {a.when.finding} = {_show(f[a.when.finding])}: the value is graded as "
+                    f"{a.name} ({a.formula})",
+                    f"give {a.finding}, or a value that needs no correction",
+                )
         for key in lab.requires:
             if "value" in f and key not in f:
                 spec = self.findings[key]
@@ -261,7 +277,26 @@ class CtcaeScale(Scale):
                     break
         return ff, origin
 
+    def _adjusted(self, f: Mapping[str, Any], shown: dict[str, str]) -> Mapping[str, Any]:
+        """``f`` with the value corrected by the term's published adjustment, when one applies."""
+        lab = self.term.lab
+        if lab is None or "value" not in f:
+            return f
+        for a in lab.adjust:
+            if a.when.finding in f and a.when.holds(f[a.when.finding]) and a.finding in f:
+                step = units.convert("value", a.factor, a.factor_unit, lab.unit, lab.molar_mass)
+                given = shown.get("value", f"{num(f['value'])} {lab.unit}")
+                unit = self.findings[a.finding].unit
+                shown["value"] = (
+                    f"{given} with {a.finding} {num(f[a.finding])} {unit}, {a.name}: {a.formula}; "
+                    f"{source(a.source).citation()}"
+                )
+                return {**f, "value": f["value"] + step * (a.x0 - f[a.finding])}
+        return f
+
     def _domains(self, f: Mapping[str, Any], shown: Mapping[str, str]) -> list[Domain]:
+        shown = dict(shown)
+        f = self._adjusted(f, shown)
         ff, origin = self._complete_findings(f)
         lab_out: LabOutcome | None = None
         if self._lab is not None:

@@ -14,7 +14,10 @@ author group's implementation (Liang, ``automatedicahtgrading``) step by step:
   episodes separated by at most 2 days above the threshold (non-stable recovery) are joined and
   the days between count. Grade = the worse of the two duration bands, and grade 4 when a
   <= 500 episode starting on day 0-3 lasts to the end of the window (never recovered).
-* **Late ICAHT (day +31 to the earliest of +100, censoring, last follow-up)**: the measured
+* **Late ICAHT (day +31 to the earliest of +100, censoring, last follow-up)**: *not applicable*
+  (no grade, not grade 0) when the window never opens: death or end of follow-up
+  (``last_follow_up_day``/``_date``), progression or next therapy (``censor_day``/``_date``) on or
+  before day +30; the combined grade then comes from the early window alone. Otherwise the measured
   values only; graded by the nadir when the two lowest values are both <= 1500/uL (non-transient
   neutropenia). A single late value cannot show non-transient neutropenia: the grade is then a
   lower bound.
@@ -41,7 +44,7 @@ from .. import ruledata
 from ..errors import FindingError, RuleSpecError
 from ..findings import pick
 from ..result import GradeResult, RuleHit
-from ._base import Domain, Scale, known, unknown
+from ._base import Domain, Scale, known, not_applicable, unknown
 
 _T = ruledata.load("icaht")
 _RECOVERED = float("inf")  # an unknown day assumed recovered (above every threshold)
@@ -55,6 +58,10 @@ _INPUTS = (
     "censor_day",
     "censor_date",
 )
+_CLOSED_BY = {  # the inputs that end follow-up, and what they stand for
+    "last_follow_up": "death or end of follow-up",
+    "censor": "progression/relapse or next therapy",
+}
 
 
 # ------------------------------------------------------------------------------ timeline
@@ -66,6 +73,8 @@ class Timeline:
     last_follow_up: int | None
     censor: int | None
     reasons: list[str] = field(default_factory=list)
+    given: dict[str, str] = field(default_factory=dict)  # "last_follow_up"/"censor" -> input field used
+    has_series: bool = True
 
     def end(self, nominal_last_day: int) -> int:
         """The last day of a window that nominally ends on ``nominal_last_day``."""
@@ -110,7 +119,10 @@ def _day_or_date(f: Mapping[str, Any], key: str) -> int | None:
 
 
 def timeline(f: Mapping[str, Any]) -> Timeline | None:
-    """The checked timeline of findings ``f`` (``None`` when no ANC series is given).
+    """The checked timeline of findings ``f``.
+
+    ``None`` when neither an ANC series nor an end of follow-up is given; with an end of follow-up
+    but no series, ``points`` is empty and ``has_series`` false.
 
     Raises
     ------
@@ -121,10 +133,10 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
     lfu = _day_or_date(f, "last_follow_up")
     censor = _day_or_date(f, "censor")
     series = f.get("anc_series")
-    if series is None:
+    if series is None and lfu is None and censor is None:
         return None
     points: list[tuple[int, float]] = []
-    for i, p in enumerate(series):
+    for i, p in enumerate(series or ()):
         day = p["day"] if "day" in p else _to_day(f, p["date"], f"anc_series[{i}].date")
         if lfu is not None and day > lfu:
             raise FindingError(
@@ -134,7 +146,8 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
                 "check last_follow_up_day or the date of the value",
             )
         points.append((day, p["value"]))
-    tl = Timeline(points, lfu, censor)
+    given = {k: f"{k}_date" if f.get(f"{k}_date") is not None else f"{k}_day" for k in _CLOSED_BY}
+    tl = Timeline(points, lfu, censor, given=given, has_series=series is not None)
     before = sum(1 for d, _ in points if d < _T["early"]["first_day"])
     if before:
         tl.reasons.append(f"{before} ANC value(s) before day 0 not used (ICAHT counts from infusion)")
@@ -285,7 +298,7 @@ def early_domain(tl: Timeline | None) -> Domain:
     """The early-ICAHT domain (values 0-4)."""
     t = _T["early"]
     name = "early"
-    if tl is None:
+    if tl is None or not tl.has_series:
         return unknown(name, range(5), "anc_series")
     first, last = t["first_day"], tl.end(t["last_day"])
     daily = tl.daily_minimum(first, last)
@@ -316,6 +329,20 @@ def early_domain(tl: Timeline | None) -> Domain:
 
 
 # ------------------------------------------------------------------------------ late ICAHT
+def _late_closed(tl: Timeline, first: int) -> str:
+    """Why the late window never opened: each input that ends follow-up before ``first``."""
+    causes = [
+        f"{tl.given[k]} on day {day} ({_CLOSED_BY[k]})"
+        for k, day in (("last_follow_up", tl.last_follow_up), ("censor", tl.censor))
+        if day is not None and day < first
+    ]
+    return (
+        f"Late: not applicable, the late window (from day {first}) never opened: "
+        + "; ".join(causes)
+        + f", on or before day {first - 1}"
+    )
+
+
 def late_domain(tl: Timeline | None) -> Domain:
     """The late-ICAHT domain (values 0-4)."""
     t = _T["late"]
@@ -324,8 +351,9 @@ def late_domain(tl: Timeline | None) -> Domain:
         return unknown(name, range(5), "anc_series")
     first, last = t["first_day"], tl.end(t["last_day"])
     if last < first:
-        cause = "last follow-up" if last == tl.last_follow_up else "censoring"
-        return known(name, 0, reason=f"Late: window not reached ({cause} on day {last})")
+        return not_applicable(name, _late_closed(tl, first))
+    if not tl.has_series:
+        return unknown(name, range(5), "anc_series")
     daily = tl.daily_minimum(first, last)
     window = f"days {first}–{last}"
     if not daily:
@@ -409,6 +437,9 @@ _NOTES_EARLY = (
 _NOTES_LATE = (
     "Late (day 31 to the earliest of day 100, censoring, last follow-up): measured values only, no "
     "interpolation; graded by the nadir when the two lowest values are both <= 1500/uL.",
+    "Late ICAHT is not applicable (no grade, not grade 0) when the late window never opens: "
+    "last_follow_up (death, end of follow-up) or censor (progression, next therapy) on or before "
+    "day 30 (consensus windows: early day 0 to +30, late after day +30; Rejeski 2023).",
     "A single late value <= 1500/uL cannot show non-transient neutropenia: no late grade is "
     "established (lower bound 0, up to the nadir grade or worse if a second value confirms it), "
     "departing from Liang's code, which grades on the single value.",
@@ -433,6 +464,8 @@ class _IcahtBase(Scale):
 
     def summary(self, v: Mapping[str, Any], grade: int) -> str:
         parts = [f"{k} ICAHT grade {v[k]}" for k in ("early", "late") if k in v]
+        if self.id == Icaht.id and "late" not in v:
+            parts.append("late ICAHT not applicable: grade from the early window alone")
         if grade == 0:
             return "Grade 0: ICAHT criteria not met (" + "; ".join(parts) + ")"
         return f"Grade {grade}: " + "; ".join(parts)
@@ -475,7 +508,8 @@ class Icaht(_IcahtBase):
     title = "ICAHT (early and late), neutropenia — EHA/EBMT consensus grading"
     notes = (
         *_NOTES_COMMON,
-        "Grade = the higher of the early and the late grade; the deciding window is named.",
+        "Grade = the higher of the early and the late grade; the deciding window is named. When "
+        "the late window never opened, the grade comes from the early window alone and says so.",
         *_NOTES_EARLY,
         *_NOTES_LATE,
     )
