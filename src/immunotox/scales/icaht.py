@@ -43,10 +43,13 @@ from typing import Any
 from .. import ruledata
 from ..errors import FindingError, RuleSpecError
 from ..findings import pick
+from ..messages import Catalogue, Msg
+from ..messages import name as as_given
 from ..result import GradeResult, RuleHit
 from ._base import Domain, Scale, known, not_applicable, unknown
 
 _T = ruledata.load("icaht")
+T = Catalogue("scales/icaht")
 _RECOVERED = float("inf")  # an unknown day assumed recovered (above every threshold)
 _WORST = 0.0  # an unknown day assumed at ANC 0
 
@@ -58,10 +61,7 @@ _INPUTS = (
     "censor_day",
     "censor_date",
 )
-_CLOSED_BY = {  # the inputs that end follow-up, and what they stand for
-    "last_follow_up": "death or end of follow-up",
-    "censor": "progression/relapse or next therapy",
-}
+_CLOSED_BY = tuple(_T["closed_by"])  # the inputs that end follow-up ([closed_by] says what they stand for)
 
 
 # ------------------------------------------------------------------------------ timeline
@@ -329,18 +329,22 @@ def early_domain(tl: Timeline | None) -> Domain:
 
 
 # ------------------------------------------------------------------------------ late ICAHT
-def _late_closed(tl: Timeline, first: int) -> str:
+def _joined(items: Sequence[Msg], key: str) -> Msg:
+    """``a; b`` (« a ; b ») from one or more messages (``key`` names the joining text)."""
+    out = items[0]
+    for item in items[1:]:
+        out = T.m(key, a=out, b=item)
+    return out
+
+
+def _late_closed(tl: Timeline, first: int) -> Msg:
     """Why the late window never opened: each input that ends follow-up before ``first``."""
     causes = [
-        f"{tl.given[k]} on day {day} ({_CLOSED_BY[k]})"
+        T.m("closed_cause", key=as_given(tl.given[k]), day=day, cause=T(f"closed_by.{k}"))
         for k, day in (("last_follow_up", tl.last_follow_up), ("censor", tl.censor))
         if day is not None and day < first
     ]
-    return (
-        f"Late: not applicable, the late window (from day {first}) never opened: "
-        + "; ".join(causes)
-        + f", on or before day {first - 1}"
-    )
+    return T.m("late_not_applicable", first=first, causes=_joined(causes, "causes"), last=first - 1)
 
 
 def late_domain(tl: Timeline | None) -> Domain:
@@ -462,13 +466,13 @@ class _IcahtBase(Scale):
     def check(self, f: Mapping[str, Any]) -> None:
         timeline(f)
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
-        parts = [f"{k} ICAHT grade {v[k]}" for k in ("early", "late") if k in v]
+    def summary(self, v: Mapping[str, Any], grade: int) -> Msg:
+        parts = [T.m("part", window=T.m(k), grade=v[k]) for k in ("early", "late") if k in v]
         if self.id == Icaht.id and "late" not in v:
-            parts.append("late ICAHT not applicable: grade from the early window alone")
+            parts.append(T.m("late_not_applicable_part"))
         if grade == 0:
-            return "Grade 0: ICAHT criteria not met (" + "; ".join(parts) + ")"
-        return f"Grade {grade}: " + "; ".join(parts)
+            return T.m("grade0", parts=_joined(parts, "parts"))
+        return T.m("grade", grade=grade, parts=_joined(parts, "parts"))
 
     def deciding(self, v: Mapping[str, Any], grade: int) -> list[str]:
         return [k for k in ("early", "late") if k in v and v[k] == grade and grade > 0]
