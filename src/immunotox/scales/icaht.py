@@ -43,7 +43,7 @@ from typing import Any
 from .. import ruledata
 from ..errors import FindingError, RuleSpecError
 from ..findings import pick
-from ..messages import Catalogue, Msg
+from ..messages import Catalogue, Msg, render
 from ..messages import name as as_given
 from ..result import GradeResult, RuleHit
 from ._base import Domain, Scale, known, not_applicable, unknown
@@ -359,37 +359,45 @@ def late_domain(tl: Timeline | None) -> Domain:
     if not tl.has_series:
         return unknown(name, range(5), "anc_series")
     daily = tl.daily_minimum(first, last)
-    window = f"days {first}–{last}"
+    window = T.m("window", first=first, last=last)
     if not daily:
-        return unknown(name, range(5), "anc_series", reason=f"Late: no ANC value on {window}")
+        return unknown(name, range(5), "anc_series", reason=T.m("late_no_value", window=window))
     lowest = sorted(daily.items(), key=lambda kv: (kv[1], kv[0]))
     (d1, v1) = lowest[0]
     cap = t["neutropenia_max_per_ul"]
     band = next((b for b in t["bands"] if v1 <= b["max_per_ul"]), None)  # most severe first
-    nadir = f"nadir ANC {v1:g}/uL on day {d1}"
+    nadir = T.m("nadir", value=v1, day=d1)
     if band is None:
-        return known(name, 0, reason=f"Late ({window}): {nadir} > {cap:g}/uL: no late neutropenia")
+        return known(name, 0, reason=T.m("late_none", window=window, nadir=nadir, cap=cap))
+    band_text = T(f"late.bands.{t['bands'].index(band)}")
     if len(lowest) < t["min_values"]:
         return unknown(
             name,
             (0, *range(band["grade"], 5)),
             "anc_series",
-            reason=f"Late ({window}): a single value, {nadir} ({band['text']}, grade {band['grade']} if "
-            f"confirmed): non-transient neutropenia needs >= {t['min_values']} values",
+            reason=T.m(
+                "late_single",
+                window=window,
+                nadir=nadir,
+                band=band_text,
+                grade=band["grade"],
+                min_values=t["min_values"],
+            ),
         )
     d2, v2 = lowest[1]
     if v2 > cap:
         return known(
             name,
             0,
-            reason=f"Late ({window}): {nadir} but the next lowest value ({v2:g}/uL on day {d2}) is "
-            f"> {cap:g}/uL: transient, not graded",
+            reason=T.m("late_transient", window=window, nadir=nadir, value=v2, day=d2, cap=cap),
         )
+    msg = T.m("late_hit", band=band_text, nadir=nadir, value=v2, day=d2, window=window)
     hit = RuleHit(
         rule=f"ehaebmt2023:icaht/late/anc_le_{band['max_per_ul']:g}",
         domain="late",
         grade=band["grade"],
-        text=f"{band['text']} ({nadir}; second lowest {v2:g}/uL on day {d2}, {window})",
+        text=render(msg),
+        msg=msg,
     )
     return known(name, band["grade"], hit)
 
