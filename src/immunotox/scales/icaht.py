@@ -474,6 +474,13 @@ class _IcahtBase(Scale):
     def check(self, f: Mapping[str, Any]) -> None:
         timeline(f)
 
+    def title_msg(self) -> Msg:
+        """The title, in French and English ([titles] of data/scales/icaht.toml)."""
+        return T(f"titles.{self.id.split(':')[-1]}")
+
+    def domain_msg(self, name: str) -> Msg:
+        return T(f"domains.{name}")
+
     def summary(self, v: Mapping[str, Any], grade: int) -> Msg:
         parts = [T.m("part", window=T.m(k), grade=v[k]) for k in ("early", "late") if k in v]
         if self.id == Icaht.id and "late" not in v:
@@ -491,7 +498,7 @@ class _IcahtBase(Scale):
 
 class IcahtEarly(_IcahtBase):
     id = "ehaebmt2023:icaht-early"
-    title = "Early ICAHT (day 0 to +30), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht-early"]["text"]
     notes = _NOTES_COMMON + _NOTES_EARLY
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -504,7 +511,7 @@ class IcahtEarly(_IcahtBase):
 
 class IcahtLate(_IcahtBase):
     id = "ehaebmt2023:icaht-late"
-    title = "Late ICAHT (after day +30), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht-late"]["text"]
     notes = _NOTES_COMMON + _NOTES_LATE
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -517,7 +524,7 @@ class IcahtLate(_IcahtBase):
 
 class Icaht(_IcahtBase):
     id = "ehaebmt2023:icaht"
-    title = "ICAHT (early and late), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht"]["text"]
     notes = (
         *_NOTES_COMMON,
         "Grade = the higher of the early and the late grade; the deciding window is named. When "
