@@ -72,7 +72,7 @@ class Timeline:
     points: list[tuple[int, float]]
     last_follow_up: int | None
     censor: int | None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str | Msg] = field(default_factory=list)
     given: dict[str, str] = field(default_factory=dict)  # "last_follow_up"/"censor" -> input field used
     has_series: bool = True
 
@@ -150,14 +150,11 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
     tl = Timeline(points, lfu, censor, given=given, has_series=series is not None)
     before = sum(1 for d, _ in points if d < _T["early"]["first_day"])
     if before:
-        tl.reasons.append(f"{before} ANC value(s) before day 0 not used (ICAHT counts from infusion)")
+        tl.reasons.append(T.m("before_day_0", count=before))
     if censor is not None:
         after = sum(1 for d, _ in points if d > censor)
         if after:
-            tl.reasons.append(
-                f"{after} ANC value(s) after censoring on day {censor} (progression/relapse or "
-                "subsequent therapy) not used"
-            )
+            tl.reasons.append(T.m("after_censoring", count=after, day=censor))
     return tl
 
 
