@@ -22,7 +22,12 @@ def one_line_error(r: subprocess.CompletedProcess[str]) -> str:
 
 # ------------------------------------------------------------------------------------------ score
 def test_score_easix_json(cli: Cli) -> None:
-    r = cli("score", "easix", "--findings", '{"ldh": 500, "creatinine": 1.5, "platelets": 100}')
+    r = cli(
+        "score",
+        "easix",
+        "--findings",
+        '{"ldh": 500, "creatinine": {"value": 1.5, "unit": "mg/dL"}, "platelets": 100}',
+    )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert list(out)[:3] == ["score", "value", "risk"]
@@ -45,7 +50,13 @@ def test_score_m_easix_has_no_risk_key_and_converts_crp(cli: Cli) -> None:
 
 
 def test_score_car_hematotox_points_from_stdin(cli: Cli) -> None:
-    findings = {"platelets": 74.9, "anc": 1.2, "hemoglobin": 9.0, "crp": 3.0, "ferritin": 2001}
+    findings = {
+        "platelets": 74.9,
+        "anc": 1.2,
+        "hemoglobin": 9.0,
+        "crp": {"value": 3.0, "unit": "mg/dL"},
+        "ferritin": 2001,
+    }
     r = cli("score", "car-hematotox", "--findings", "-", stdin=json.dumps(findings))
     out = json.loads(r.stdout)
     assert out["points"] == {"platelets": 2, "anc": 1, "hemoglobin": 1, "crp": 1, "ferritin": 2, "total": 7}
@@ -53,7 +64,12 @@ def test_score_car_hematotox_points_from_stdin(cli: Cli) -> None:
 
 
 def test_score_car_hematotox_missing_input(cli: Cli) -> None:
-    r = cli("score", "car-hematotox", "-f", '{"platelets": 200, "anc": 2, "hemoglobin": 12, "crp": 1}')
+    r = cli(
+        "score",
+        "car-hematotox",
+        "-f",
+        '{"platelets": 200, "anc": 2, "hemoglobin": 12, "crp": {"value": 1, "unit": "mg/dL"}}',
+    )
     out = json.loads(r.stdout)
     assert r.returncode == 0
     assert out["value"] is None and out["risk"] is None and out["missing"] == ["ferritin"]
@@ -61,7 +77,13 @@ def test_score_car_hematotox_missing_input(cli: Cli) -> None:
 
 
 def test_score_explain(cli: Cli) -> None:
-    r = cli("score", "easix", "--explain", "-f", '{"ldh": 250, "creatinine": 1.2, "platelets": 150}')
+    r = cli(
+        "score",
+        "easix",
+        "--explain",
+        "-f",
+        '{"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150}',
+    )
     assert r.returncode == 0
     assert "Value: 2" in r.stdout and "Korell" in r.stdout and "UNVERIFIED" in r.stdout
 
@@ -80,9 +102,33 @@ def test_scores_list(cli: Cli) -> None:
     [
         (("score", "easy", "-f", "{}"), "error: unknown score 'easy'"),
         (("score", "easix", "-f", '{"ldh": 250, "creatinin": 1, "platelets": 100}'), "error: creatinin = 1"),
-        (("score", "easix", "-f", '{"ldh": 250, "creatinine": 1, "platelets": 0}'), "error: platelets = 0"),
-        (("score", "easix", "-f", '{"ldh": 250, "creatinine": 1, "platelets": -1}'), "error: platelets = -1"),
-        (("score", "easix", "-f", '{"ldh": 1e9, "creatinine": 1, "platelets": 100}'), "error: ldh = "),
+        (
+            (
+                "score",
+                "easix",
+                "-f",
+                '{"ldh": 250, "creatinine": {"value": 1, "unit": "mg/dL"}, "platelets": 0}',
+            ),
+            "error: platelets = 0",
+        ),
+        (
+            (
+                "score",
+                "easix",
+                "-f",
+                '{"ldh": 250, "creatinine": {"value": 1, "unit": "mg/dL"}, "platelets": -1}',
+            ),
+            "error: platelets = -1",
+        ),
+        (
+            (
+                "score",
+                "easix",
+                "-f",
+                '{"ldh": 1e9, "creatinine": {"value": 1, "unit": "mg/dL"}, "platelets": 100}',
+            ),
+            "error: ldh = ",
+        ),
         (
             (
                 "score",
@@ -91,6 +137,24 @@ def test_scores_list(cli: Cli) -> None:
                 '{"ldh": 250, "creatinine": {"value": 1, "unit": "furlong"}, "platelets": 1}',
             ),
             "error: creatinine.unit = 'furlong'",
+        ),
+        # issue 11: a French CRP (mg/L) or creatinine (umol/L) is never read in the US unit
+        (
+            (
+                "score",
+                "car-hematotox",
+                "-f",
+                '{"platelets": 150, "anc": 2, "hemoglobin": 12, "crp": 5, "ferritin": 300}',
+            ),
+            "error: crp = 5: a bare number is refused",
+        ),
+        (
+            ("score", "m-easix", "-f", '{"ldh": 300, "crp": 5, "platelets": 150}'),
+            "error: crp = 5: a bare number",
+        ),
+        (
+            ("score", "easix", "-f", '{"ldh": 300, "creatinine": 80, "platelets": 150}'),
+            "error: creatinine = 80: a bare",
         ),
         (("score", "easix", "-f", "[1]"), "error: findings = [1]"),
         (("score", "easix", "-f", "{not json"), "error: --findings = '{not json'"),

@@ -285,7 +285,11 @@ def test_missing_uln_is_never_grade_0_silently() -> None:
 def test_converted_units_are_shown_in_reasons() -> None:
     r = immunotox.grade(
         "ctcae5:creatinine-increased",
-        {"value": {"value": 160, "unit": "umol/L"}, "uln": 1.2, "baseline": {"value": 100, "unit": "umol/L"}},
+        {
+            "value": {"value": 160, "unit": "umol/L"},
+            "uln": {"value": 1.2, "unit": "mg/dL"},
+            "baseline": {"value": 100, "unit": "umol/L"},
+        },
     )
     assert r.grade == 2
     assert any("given as 160 umol/L" in x and ">1.5 - 3.0 x baseline" in x for x in r.reasons)
@@ -489,18 +493,18 @@ def test_cli_grades_hypokalemia_with_its_reason_and_source(cli: Any) -> None:
     [
         (
             "ctcae5:hypocalcemia",
-            {"value": 2.0, "lln": 2.15},
+            {"value": {"value": 2.0, "unit": "mmol/L"}, "lln": {"value": 2.15, "unit": "mmol/L"}},
             "error: calcium_form = null: required with value: the Calcium criteria depend on it",
         ),
         (
             "ctcae4:hypercalcemia",
-            {"value": 2.0, "calcium_form": "total"},
+            {"value": {"value": 2.0, "unit": "mmol/L"}, "calcium_form": "total"},
             "error: albumin = null: required with calcium_form = 'total': the value is graded as total "
             "calcium corrected for albumin by Payne et al. 1973",
         ),
         (
             "ctcae5:hypercalcemia",
-            {"value": 2.0, "calcium_form": "free"},
+            {"value": {"value": 2.0, "unit": "mmol/L"}, "calcium_form": "free"},
             "error: calcium_form = 'free': not one of ['corrected', 'ionized', 'total']",
         ),
         (
@@ -531,18 +535,37 @@ def test_cli_refuses_bad_laboratory_input_in_one_line(
 
 def test_v403_glucose_without_fasting_status_is_a_range_naming_it() -> None:
     no_qualifier = {"hospitalization_indicated": False, "life_threatening": False}
-    glucose = {"value": {"value": 11.0, "unit": "mmol/L"}, "uln": 100}  # 198.2 mg/dL
+    glucose = {
+        "value": {"value": 11.0, "unit": "mmol/L"},
+        "uln": {"value": 100, "unit": "mg/dL"},
+    }  # 198.2 mg/dL
     r = immunotox.grade("ctcae4:hyperglycemia", glucose | no_qualifier)
     assert (r.grade, r.grade_range, r.complete, r.missing) == (0, (0, 2), False, ["fasting"])
     assert immunotox.grade("ctcae4:hyperglycemia", glucose | no_qualifier | {"fasting": False}).grade == 0
-    assert immunotox.grade("ctcae4:hyperglycemia", {"value": 198.2, "uln": 100, "fasting": True}).grade == 2
+    assert (
+        immunotox.grade(
+            "ctcae4:hyperglycemia",
+            {
+                "value": {"value": 198.2, "unit": "mg/dL"},
+                "uln": {"value": 100, "unit": "mg/dL"},
+                "fasting": True,
+            },
+        ).grade
+        == 2
+    )
 
 
 def test_consequence_graded_terms_give_a_lower_bound_from_the_value() -> None:
-    r = immunotox.grade("ctcae5:hyperuricemia", {"value": {"value": 600, "unit": "umol/L"}, "uln": 7.0})
+    r = immunotox.grade(
+        "ctcae5:hyperuricemia",
+        {"value": {"value": 600, "unit": "umol/L"}, "uln": {"value": 7.0, "unit": "mg/dL"}},
+    )
     assert (r.grade, r.grade_range) == (1, (1, 4))
     assert r.missing == ["physiologic_consequences", "life_threatening"]
-    v4 = immunotox.grade("ctcae4:hyperuricemia", {"value": {"value": 600, "unit": "umol/L"}, "uln": 7.0})
+    v4 = immunotox.grade(
+        "ctcae4:hyperuricemia",
+        {"value": {"value": 600, "unit": "umol/L"}, "uln": {"value": 7.0, "unit": "mg/dL"}},
+    )
     assert (v4.grade, v4.complete) == (4, True)  # 10.09 mg/dL: '>10 mg/dL' is grade 4 in v4.03
 
 
@@ -572,7 +595,12 @@ def test_docs_list_every_term_with_its_notes() -> None:
 def test_total_calcium_is_corrected_by_payne_1973_named_in_the_reasons() -> None:
     """Payne et al. 1973: adjusted calcium = calcium - albumin + 4.0 (mg/dL, g/dL)."""
     base = {"symptom_severity": "none", "hospitalization_indicated": False, "life_threatening": False}
-    total = {"value": {"value": 7.2, "unit": "mg/dL"}, "calcium_form": "total", "albumin": 2.8, "lln": 2.15}
+    total = {
+        "value": {"value": 7.2, "unit": "mg/dL"},
+        "calcium_form": "total",
+        "albumin": {"value": 2.8, "unit": "g/dL"},
+        "lln": {"value": 2.15, "unit": "mmol/L"},
+    }
     r = immunotox.grade("ctcae5:hypocalcemia", total | base)
     adjusted_mmol_l = (7.2 - 2.8 + 4.0) * 10 / 40.078  # 8.4 mg/dL = 2.0959 mmol/L
     assert (r.grade, r.complete) == (1, True)  # <LLN - 2.0 mmol/L

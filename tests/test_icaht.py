@@ -279,6 +279,13 @@ def test_late_icaht_after_death_by_day_30_has_no_grade_and_names_the_input() -> 
         "day 16 (death or end of follow-up), on or before day 30"
     )
     assert r.explain().splitlines()[1] == "Grade: not applicable"
+    # the frame of the explanation and the core's sentence come from the messages data (issue 11)
+    assert r.explain("fr").splitlines()[1] == "Grade : non applicable"
+    assert "Non applicable : pas de grade (ni grade 0, ni borne inférieure)." in r.in_lang("fr").reasons
+    assert r.in_lang("fr").reasons[0] == (
+        "Tardive : non applicable, la fenêtre tardive (à partir du jour 31) ne s'est jamais ouverte : "
+        "last_follow_up_day au jour 16 (décès ou fin du suivi), au plus tard au jour 30"
+    )
     # both inputs closing the window are named; a date is named as the date input
     both = dict(DEATH_DAY_16, infusion_date="2024-03-01", censor_date="2024-03-11")
     reasons = immunotox.grade("ehaebmt2023:icaht-late", both).reasons
@@ -308,13 +315,18 @@ def test_combined_icaht_without_late_window_is_the_early_grade_and_says_so() -> 
         "Grade 4: early ICAHT grade 4; late ICAHT not applicable: grade from the early window alone"
     )
     assert any(x.startswith("Late: not applicable") for x in r.reasons)
+    assert (
+        r.in_lang("fr")
+        .reasons[-1]
+        .startswith("Grade 4 : ICAHT précoce grade 4 ; ICAHT tardive non applicable")
+    )
 
 
 # ------------------------------------------------------------------------------ IEC-HS
 def test_iechs_states_it_is_unverified_first_and_lists_features() -> None:
     f = {
         "iec_hs_grade": 2,
-        "fibrinogen": 1.2,
+        "fibrinogen": {"value": 1.2, "unit": "g/L"},
         "ferritin": 40000,
         "alt_x_uln": 3.0,
         "new_or_worsening_cytopenias": True,

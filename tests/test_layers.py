@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.jurisdiction",
                 "immunotox.handouts",
                 "immunotox.findings",
+                "immunotox.messages",
                 "immunotox.result",
                 "immunotox.vocabulary",
                 "immunotox.messages",

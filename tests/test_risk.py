@@ -30,6 +30,11 @@ CREAT_G_MOL = 113.12
 HB_G_MOL = 16114.5
 
 
+def mg_dl(x: float) -> dict[str, Any]:
+    """A quantity given with its unit (CRP and creatinine are refused as bare numbers)."""
+    return {"value": x, "unit": "mg/dL"}
+
+
 def umol_per_l(mg_dl: float) -> float:
     """Creatinine mg/dL -> umol/L with M = 113.12 g/mol (1 mg/dL = 10 mg/L = 10/113.12 mmol/L)."""
     return mg_dl * 10_000 / CREAT_G_MOL
@@ -38,7 +43,7 @@ def umol_per_l(mg_dl: float) -> float:
 # ------------------------------------------------------------------------------------------ EASIX
 def test_easix_golden_low() -> None:
     # 250 U/L × 1.2 mg/dL / 150 ×10^9/L = 2.0  (<= 4.67 → low)
-    r = risk.score("easix", {"ldh": 250, "creatinine": 1.2, "platelets": 150})
+    r = risk.score("easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150})
     assert r.value == 2.0
     assert r.complete and r.missing == []
     assert r.risk is not None and r.risk.category == "low"
@@ -48,7 +53,7 @@ def test_easix_golden_low() -> None:
 
 def test_easix_golden_high() -> None:
     # 500 × 1.5 / 100 = 7.5 > 4.67 → high
-    r = risk.score("easix", {"ldh": 500, "creatinine": 1.5, "platelets": 100})
+    r = risk.score("easix", {"ldh": 500, "creatinine": {"value": 1.5, "unit": "mg/dL"}, "platelets": 100})
     assert r.value == 7.5
     assert r.risk is not None and r.risk.category == "high"
 
@@ -61,19 +66,19 @@ def test_easix_golden_high() -> None:
     ],
 )
 def test_easix_cutoff_boundary(ldh: float, expected_value: float, category: str) -> None:
-    r = risk.score("easix", {"ldh": ldh, "creatinine": 1.0, "platelets": 100})
+    r = risk.score("easix", {"ldh": ldh, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": 100})
     assert r.value == pytest.approx(expected_value)
     assert r.risk is not None and r.risk.category == category
 
 
 def test_easix_cutoff_scale_is_flagged_unverified() -> None:
-    r = risk.score("easix", {"ldh": 250, "creatinine": 1.2, "platelets": 150})
+    r = risk.score("easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150})
     assert any("[M]" in f and "log2" in f for f in r.flags)
     assert r.risk is not None and r.risk.flags == r.flags
 
 
 def test_easix_creatinine_in_umol_per_l_equals_mg_per_dl() -> None:
-    mg = risk.score("easix", {"ldh": 250, "creatinine": 1.2, "platelets": 150})
+    mg = risk.score("easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150})
     um = risk.score(
         "easix",
         {"ldh": 250, "creatinine": {"value": umol_per_l(1.2), "unit": "umol/L"}, "platelets": 150},
@@ -86,21 +91,35 @@ def test_easix_creatinine_in_umol_per_l_equals_mg_per_dl() -> None:
 
 def test_easix_platelets_in_per_microlitre() -> None:
     # 150,000 /uL = 150 ×10^9/L = 150 ×10^3/uL
-    a = risk.score("easix", {"ldh": 250, "creatinine": 1.2, "platelets": {"value": 150000, "unit": "/uL"}})
-    b = risk.score("easix", {"ldh": 250, "creatinine": 1.2, "platelets": {"value": 150, "unit": "10*3/uL"}})
+    a = risk.score(
+        "easix",
+        {
+            "ldh": 250,
+            "creatinine": {"value": 1.2, "unit": "mg/dL"},
+            "platelets": {"value": 150000, "unit": "/uL"},
+        },
+    )
+    b = risk.score(
+        "easix",
+        {
+            "ldh": 250,
+            "creatinine": {"value": 1.2, "unit": "mg/dL"},
+            "platelets": {"value": 150, "unit": "10*3/uL"},
+        },
+    )
     assert a.value == b.value == 2.0
 
 
 def test_m_easix_with_crp_in_mg_per_l() -> None:
     # m-EASIX = 300 U/L × 5 mg/dL / 150 = 10.0; CRP 50 mg/L = 5 mg/dL (divide by 10)
     mg_l = risk.score("m-easix", {"ldh": 300, "crp": {"value": 50, "unit": "mg/L"}, "platelets": 150})
-    mg_dl = risk.score("m-easix", {"ldh": 300, "crp": 5, "platelets": 150})
+    mg_dl = risk.score("m-easix", {"ldh": 300, "crp": {"value": 5, "unit": "mg/dL"}, "platelets": 150})
     assert mg_l.value == mg_dl.value == 10.0
     assert mg_l.unit_conversions[0].value == 5.0
 
 
 def test_m_and_s_easix_have_no_risk_key() -> None:
-    m = risk.score("m-easix", {"ldh": 300, "crp": 5, "platelets": 150}).as_json()
+    m = risk.score("m-easix", {"ldh": 300, "crp": {"value": 5, "unit": "mg/dL"}, "platelets": 150}).as_json()
     s = risk.score("s-easix", {"ldh": 300, "platelets": 150}).as_json()
     assert "risk" not in m and "risk" not in s
     assert "points" not in m and "points" not in s
@@ -108,9 +127,33 @@ def test_m_and_s_easix_have_no_risk_key() -> None:
     assert any("no published numeric cut-off" in r for r in m["reasons"])
 
 
-def test_bare_crp_number_is_read_in_mg_per_dl_and_says_so() -> None:
-    r = risk.score("m-easix", {"ldh": 300, "crp": 5, "platelets": 150})
-    assert any("read in mg/dL" in x for x in r.reasons)
+@pytest.mark.parametrize(
+    ("score", "findings", "field", "units"),
+    [
+        ("m-easix", {"ldh": 300, "crp": 5, "platelets": 150}, "crp", "'mg/L' or 'mg/dL'"),
+        ("car-hematotox", {"crp": 5}, "crp", "'mg/L' or 'mg/dL'"),
+        ("easix", {"ldh": 300, "creatinine": 80, "platelets": 150}, "creatinine", "'umol/L' or 'mg/dL'"),
+        ("hscore", {"triglycerides": 2}, "triglycerides", "'mmol/L' or 'g/L' or 'mg/dL'"),
+        ("hscore", {"fibrinogen": 2}, "fibrinogen", "'g/L' or 'mg/dL'"),
+    ],
+)
+def test_bare_number_for_an_analyte_whose_unit_differs_between_labs_is_refused(
+    score: str, findings: dict[str, Any], field: str, units: str
+) -> None:
+    # issue 11: a French CRP of 5 mg/L was read as 5 mg/dL (a CAR-HEMATOTOX point, m-EASIX x10)
+    with pytest.raises(FindingError) as err:
+        risk.score(score, findings)
+    value = findings[field]
+    assert str(err.value) == (
+        f"{field} = {value}: a bare number is refused: laboratories report this analyte in different "
+        "units (French and US labs differ), so the unit is never guessed. Hint: give it as "
+        f'{{"value": {value}, "unit": "<UCUM>"}} with the unit of your laboratory, e.g. {units}'
+    )
+
+
+def test_analytes_with_one_unit_everywhere_accept_a_bare_number() -> None:
+    r = risk.score("s-easix", {"ldh": 300, "platelets": 150})
+    assert r.value == 2.0 and r.unit_conversions == []
 
 
 def test_easix_missing_input_gives_no_value() -> None:
@@ -127,7 +170,9 @@ def test_null_is_missing() -> None:
 
 
 def test_json_key_order_and_contract() -> None:
-    j = risk.score("easix", {"ldh": 250, "creatinine": 1.2, "platelets": 150}).as_json()
+    j = risk.score(
+        "easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150}
+    ).as_json()
     assert list(j)[:4] == ["score", "value", "risk", "complete"]
     assert {"score", "value", "risk", "sources", "complete", "missing", "reasons", "unit_conversions"} <= set(
         j
@@ -135,7 +180,10 @@ def test_json_key_order_and_contract() -> None:
 
 
 def test_keys_of_other_scores_are_accepted_and_ignored() -> None:
-    r = risk.score("s-easix", {"ldh": 300, "platelets": 150, "creatinine": 1.0, "ferritin": 500})
+    r = risk.score(
+        "s-easix",
+        {"ldh": 300, "platelets": 150, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "ferritin": 500},
+    )
     assert r.value == 2.0 and r.ignored == ["creatinine", "ferritin"]
 
 
@@ -143,12 +191,32 @@ def test_keys_of_other_scores_are_accepted_and_ignored() -> None:
 @pytest.mark.parametrize(
     ("findings", "field", "fragment"),
     [
-        ({"ldh": 250, "creatinine": 1.0, "platelets": 0}, "platelets", "value of 0 cannot be scored"),
-        ({"ldh": 250, "creatinine": 1.0, "platelets": -5}, "platelets", "physiologically possible"),
+        (
+            {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": 0},
+            "platelets",
+            "value of 0 cannot be scored",
+        ),
+        (
+            {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": -5},
+            "platelets",
+            "physiologically possible",
+        ),
         ({"ldh": 250, "creatinin": 1.0, "platelets": 100}, "creatinin", "unknown finding for score easix"),
-        ({"ldh": "high", "creatinine": 1.0, "platelets": 100}, "ldh", "expected a number"),
-        ({"ldh": 250, "creatinine": 1.0, "platelets": True}, "platelets", "expected a number"),
-        ({"ldh": 250, "creatinine": 900, "platelets": 100}, "creatinine", "physiologically possible"),
+        (
+            {"ldh": "high", "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": 100},
+            "ldh",
+            "expected a number",
+        ),
+        (
+            {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": True},
+            "platelets",
+            "expected a number",
+        ),
+        (
+            {"ldh": 250, "creatinine": {"value": 900, "unit": "mg/dL"}, "platelets": 100},
+            "creatinine",
+            "physiologically possible",
+        ),
     ],
 )
 def test_bad_findings_name_the_field(findings: dict[str, Any], field: str, fragment: str) -> None:
@@ -168,7 +236,14 @@ def test_zero_platelets_given_with_a_unit_is_refused() -> None:
 @pytest.mark.parametrize("unit", ["ukat/L", "mmHg", "kg"])
 def test_unknown_or_wrong_units_are_refused(unit: str) -> None:
     with pytest.raises(UnitError) as err:
-        risk.score("easix", {"ldh": {"value": 4, "unit": unit}, "creatinine": 1, "platelets": 100})
+        risk.score(
+            "easix",
+            {
+                "ldh": {"value": 4, "unit": unit},
+                "creatinine": {"value": 1, "unit": "mg/dL"},
+                "platelets": 100,
+            },
+        )
     assert err.value.field == "ldh.unit"
 
 
@@ -190,7 +265,13 @@ def test_eipm_and_easix_f_are_not_shipped() -> None:
 
 
 # ---------------------------------------------------------------------------------- CAR-HEMATOTOX
-ZERO: dict[str, Any] = {"platelets": 200, "anc": 2.0, "hemoglobin": 12.0, "crp": 1.0, "ferritin": 300}
+ZERO: dict[str, Any] = {
+    "platelets": 200,
+    "anc": 2.0,
+    "hemoglobin": 12.0,
+    "crp": {"value": 1.0, "unit": "mg/dL"},
+    "ferritin": 300,
+}
 
 
 def hematotox(**change: Any) -> risk.ScoreResult:
@@ -214,8 +295,8 @@ def test_car_hematotox_all_normal_is_zero_and_low() -> None:
         ("anc", 1.21, 0),
         ("hemoglobin", 9.0, 1),  # "hb > 9.0 → 0 else 1"
         ("hemoglobin", 9.1, 0),
-        ("crp", 3.0, 1),  # "crp < 3.0 → 0 else 1" (mg/dL)
-        ("crp", 2.99, 0),
+        ("crp", mg_dl(3.0), 1),  # "crp < 3.0 → 0 else 1" (mg/dL)
+        ("crp", mg_dl(2.99), 0),
         ("crp", {"value": 30, "unit": "mg/L"}, 1),  # 30 mg/L = 3.0 mg/dL
         ("crp", {"value": 29.9, "unit": "mg/L"}, 0),
         ("ferritin", 650, 1),  # "ferritin < 650 → 0 else if (ferritin <= 2000) 1 else 2"
@@ -242,7 +323,14 @@ def test_car_hematotox_total_of_two_is_high() -> None:
 
 def test_car_hematotox_worst_case_is_seven() -> None:
     r = risk.score(
-        "car-hematotox", {"platelets": 20, "anc": 0.1, "hemoglobin": 7, "crp": 15, "ferritin": 5000}
+        "car-hematotox",
+        {
+            "platelets": 20,
+            "anc": 0.1,
+            "hemoglobin": 7,
+            "crp": {"value": 15, "unit": "mg/dL"},
+            "ferritin": 5000,
+        },
     )
     assert r.value == 7
 
@@ -279,7 +367,7 @@ def test_car_hematotox_missing_input_gives_no_score(drop: str) -> None:
 def test_car_hematotox_missing_input_reports_the_possible_range() -> None:
     # PLT 50 (2) + ANC 1.0 (1) known; ferritin missing (0-2): totals 3-5, all in the high range,
     # yet no score and no risk category are given (authors' code returns NA).
-    findings = {"platelets": 50, "anc": 1.0, "hemoglobin": 12, "crp": 1}
+    findings = {"platelets": 50, "anc": 1.0, "hemoglobin": 12, "crp": {"value": 1, "unit": "mg/dL"}}
     r = risk.score("car-hematotox", findings)
     assert r.value is None and r.risk is None
     assert r.points_range == (3, 5)
@@ -296,8 +384,8 @@ HS_MAX: dict[str, Any] = {
     "wbc": 2.0,
     "platelets": 50,  # three lineages → 34
     "ferritin": 8000,  # > 6000 → 50
-    "triglycerides": 4.5,  # > 4 mmol/L → 64
-    "fibrinogen": 2.0,  # <= 2.5 g/L → 30
+    "triglycerides": {"value": 4.5, "unit": "mmol/L"},  # > 4 mmol/L → 64
+    "fibrinogen": {"value": 2.0, "unit": "g/L"},  # <= 2.5 g/L → 30
     "ast": 100,  # >= 30 → 19
     "marrow_hemophagocytosis": True,  # 35
 }
@@ -310,8 +398,8 @@ HS_ZERO: dict[str, Any] = {
     "wbc": 7.0,
     "platelets": 250,
     "ferritin": 300,
-    "triglycerides": 1.0,
-    "fibrinogen": 3.5,
+    "triglycerides": {"value": 1.0, "unit": "mmol/L"},
+    "fibrinogen": {"value": 3.5, "unit": "g/L"},
     "ast": 20,
     "marrow_hemophagocytosis": False,
 }
@@ -337,7 +425,7 @@ def test_hscore_cutoff_169() -> None:
         "wbc": 5.0,  # <= 5.0 counts
         "platelets": 110,  # <= 110 counts
         "ferritin": 2000,
-        "triglycerides": 1.5,
+        "triglycerides": {"value": 1.5, "unit": "mmol/L"},
         "known_immunosuppression": True,
     }
     r = risk.score("hscore", at)
@@ -356,12 +444,12 @@ def test_hscore_cutoff_169() -> None:
         ({"ferritin": 1999}, "ferritin", 0),
         ({"ferritin": 6000}, "ferritin", 35),
         ({"ferritin": 6001}, "ferritin", 50),
-        ({"triglycerides": 1.49}, "triglycerides", 0),
-        ({"triglycerides": 4.0}, "triglycerides", 44),
-        ({"triglycerides": 4.01}, "triglycerides", 64),
+        ({"triglycerides": {"value": 1.49, "unit": "mmol/L"}}, "triglycerides", 0),
+        ({"triglycerides": {"value": 4.0, "unit": "mmol/L"}}, "triglycerides", 44),
+        ({"triglycerides": {"value": 4.01, "unit": "mmol/L"}}, "triglycerides", 64),
         ({"triglycerides": {"value": 400, "unit": "mg/dL"}}, "triglycerides", 64),  # 4.52 mmol/L
-        ({"fibrinogen": 2.5}, "fibrinogen", 30),
-        ({"fibrinogen": 2.51}, "fibrinogen", 0),
+        ({"fibrinogen": {"value": 2.5, "unit": "g/L"}}, "fibrinogen", 30),
+        ({"fibrinogen": {"value": 2.51, "unit": "g/L"}}, "fibrinogen", 0),
         ({"fibrinogen": {"value": 250, "unit": "mg/dL"}}, "fibrinogen", 30),
         ({"ast": 29}, "ast", 0),
         ({"ast": 30}, "ast", 19),
@@ -403,7 +491,7 @@ plt_st = st.integers(min_value=1, max_value=1500)
 
 @given(ldh=ldh_st, creat=creat_st, plt=plt_st)
 def test_easix_unit_invariance(ldh: int, creat: float, plt: int) -> None:
-    base = risk.score("easix", {"ldh": ldh, "creatinine": creat, "platelets": plt})
+    base = risk.score("easix", {"ldh": ldh, "creatinine": mg_dl(creat), "platelets": plt})
     conv = risk.score(
         "easix",
         {
@@ -419,7 +507,7 @@ def test_easix_unit_invariance(ldh: int, creat: float, plt: int) -> None:
 @given(ldh=ldh_st, creat=creat_st, plt=plt_st, d=st.integers(min_value=1, max_value=1000))
 def test_easix_monotone(ldh: int, creat: float, plt: int, d: int) -> None:
     def easix(lo: float, cr: float, pl: float) -> float:
-        v = risk.score("easix", {"ldh": lo, "creatinine": cr, "platelets": pl}).value
+        v = risk.score("easix", {"ldh": lo, "creatinine": mg_dl(cr), "platelets": pl}).value
         assert v is not None
         return v
 
@@ -434,14 +522,14 @@ hem_st = st.fixed_dictionaries(
         "platelets": st.integers(min_value=0, max_value=6000).map(lambda x: x / 10),
         "anc": st.integers(min_value=0, max_value=2000).map(lambda x: x / 100),
         "hemoglobin": st.integers(min_value=30, max_value=200).map(lambda x: x / 10),
-        "crp": st.integers(min_value=0, max_value=4000).map(lambda x: x / 100),
+        "crp": st.integers(min_value=0, max_value=4000).map(lambda x: mg_dl(x / 100)),
         "ferritin": st.integers(min_value=0, max_value=20000),
     }
 )
 
 
 @given(f=hem_st)
-def test_car_hematotox_total_between_0_and_7_and_high_iff_2(f: dict[str, float]) -> None:
+def test_car_hematotox_total_between_0_and_7_and_high_iff_2(f: dict[str, Any]) -> None:
     r = risk.score("car-hematotox", f)
     assert r.points is not None and r.value is not None
     assert 0 <= r.value <= 7
@@ -450,22 +538,25 @@ def test_car_hematotox_total_between_0_and_7_and_high_iff_2(f: dict[str, float])
 
 
 @given(f=hem_st)
-def test_car_hematotox_unit_invariance(f: dict[str, float]) -> None:
+def test_car_hematotox_unit_invariance(f: dict[str, Any]) -> None:
     converted = {
         "platelets": {"value": f["platelets"] * 1000, "unit": "/uL"},
         "anc": {"value": f["anc"], "unit": "10*3/uL"},
         "hemoglobin": {"value": f["hemoglobin"] * 10, "unit": "g/L"},
-        "crp": {"value": f["crp"] * 10, "unit": "mg/L"},
+        "crp": {"value": f["crp"]["value"] * 10, "unit": "mg/L"},
         "ferritin": {"value": f["ferritin"], "unit": "ug/L"},
     }
     assert risk.score("car-hematotox", converted).points == risk.score("car-hematotox", f).points
 
 
 @given(f=hem_st, k=st.sampled_from(["platelets", "anc", "hemoglobin", "crp", "ferritin"]))
-def test_car_hematotox_worse_lab_never_lowers_the_total(f: dict[str, float], k: str) -> None:
+def test_car_hematotox_worse_lab_never_lowers_the_total(f: dict[str, Any], k: str) -> None:
     # lower platelets/ANC/Hb and higher CRP/ferritin are worse
     worse = dict(f)
-    worse[k] = f[k] * 2 + 1 if k in ("crp", "ferritin") else f[k] / 2
+    if k == "crp":
+        worse[k] = mg_dl(f[k]["value"] * 2 + 1)
+    else:
+        worse[k] = f[k] * 2 + 1 if k == "ferritin" else f[k] / 2
     a = risk.score("car-hematotox", f).value
     b = risk.score("car-hematotox", worse).value
     assert a is not None and b is not None and b >= a

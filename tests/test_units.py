@@ -133,3 +133,71 @@ def test_conversion_errors_are_not_cached() -> None:
     for _ in range(2):
         with pytest.raises(UnitError, match="cannot convert 'mg/dL' to '10\\*9/L'"):
             units.convert("anc", 1.0, "mg/dL", "10*9/L")
+
+
+# ----------------------------------------------------------------- units never guessed (issue 11)
+def _unit_required() -> dict[str, tuple[str, ...]]:
+    from immunotox.catalogue import all_scales
+    from immunotox.findings import vocabulary
+
+    out = {k: v.unit_required for k, v in vocabulary().items() if v.unit_required}
+    for scale in all_scales().values():
+        for k, v in scale.findings.items():
+            if v.unit_required:
+                out[f"{scale.id}:{k}"] = v.unit_required
+    return out
+
+
+def test_analytes_whose_unit_differs_between_french_and_us_labs_declare_it() -> None:
+    required = _unit_required()
+    assert {"crp", "creatinine", "triglycerides", "fibrinogen"} <= set(required)
+    for term in (
+        "blood-bilirubin-increased",
+        "creatinine-increased",
+        "hyperglycemia",
+        "fibrinogen-decreased",
+    ):
+        assert f"ctcae5:{term}:value" in required, term
+    # analytes reported in the same unit in France and the US keep a bare number
+    assert not {"ldh", "ast", "ferritin", "platelets", "hemoglobin", "temperature_c"} & set(required)
+
+
+def test_every_unit_required_finding_refuses_a_bare_number_and_accepts_each_declared_unit() -> None:
+    from immunotox.catalogue import all_scales
+    from immunotox.errors import FindingError
+    from immunotox.findings import vocabulary
+
+    specs = [*vocabulary().values(), *(f for s in all_scales().values() for f in s.findings.values())]
+    checked = 0
+    for spec in specs:
+        if not spec.unit_required or spec.kind != "quantity":
+            continue
+        with pytest.raises(FindingError, match=r"^" + spec.name + r" = 1: a bare number is refused"):
+            spec.parse(1)
+        assert spec.range is not None
+        mid = sum(spec.range) / 2
+        for unit in spec.unit_required:
+            given = units.convert(spec.name, mid, str(spec.unit), unit, spec.molar_mass)
+            assert spec.parse({"value": given, "unit": unit}) == pytest.approx(mid)
+        checked += 1
+    assert checked >= 10
+
+
+def test_unit_required_must_name_convertible_units() -> None:
+    from immunotox.errors import RuleSpecError
+    from immunotox.findings import spec_from_table
+
+    with pytest.raises(RuleSpecError, match="unit_required 'mmol/L'"):
+        spec_from_table("crp", {"kind": "quantity", "unit": "mg/dL", "unit_required": ["mmol/L"]})
+    with pytest.raises(RuleSpecError, match="list of UCUM codes"):
+        spec_from_table("crp", {"kind": "quantity", "unit": "mg/dL", "unit_required": True})
+
+
+def test_the_timeline_never_hands_a_bare_number_for_a_unit_required_finding() -> None:
+    # the timeline derives findings as bare numbers in the finding's unit; a derived finding that
+    # needs its unit would be refused at every assessment (derive it as {"value", "unit"} first)
+    from immunotox.findings import vocabulary
+    from immunotox.timeline.vocabulary import vocabulary as observations
+
+    derived = set(observations().derivations)
+    assert derived and not [k for k in derived if vocabulary()[k].unit_required]

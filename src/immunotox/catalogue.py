@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import RuleSpecError, UnknownScaleError
+from .messages import Lang, parse_lang
 from .result import GradeResult
 from .scales._base import Scale
 
@@ -45,7 +46,9 @@ def get_scale(scale_id: str) -> Scale:
         raise UnknownScaleError(scale_id, list(scales)) from None
 
 
-def grade(scale_id: str, findings: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:
+def grade(
+    scale_id: str, findings: Mapping[str, Any], *, ignore_unused: bool = False, lang: Lang = "en"
+) -> GradeResult:
     """Grade ``findings`` with scale ``scale_id``.
 
     Parameters
@@ -58,6 +61,9 @@ def grade(scale_id: str, findings: Mapping[str, Any], *, ignore_unused: bool = F
         Regrading mode: findings of the shared vocabulary that this scale does not read are
         checked and reported in ``ignored`` instead of being refused, so that one record can be
         graded under every scale.
+    lang
+        Language of the title, reasons, fired-rule texts and notes: ``"en"`` or ``"fr"``
+        (:meth:`GradeResult.in_lang` and :meth:`GradeResult.explain` switch it afterwards).
 
     Returns
     -------
@@ -77,5 +83,7 @@ def grade(scale_id: str, findings: Mapping[str, Any], *, ignore_unused: bool = F
     ...                              "oxygen": "low_flow_nasal_cannula", "o2_flow_l_min": 2})
     >>> r.grade, r.complete, r.deciding_domains
     (3, True, ['hypotension'])
+    >>> grade("astct2019:crs", {"temperature_c": 37.2}, lang="fr").reasons[0]
+    'Pas de fièvre : température 37,2 °C < 38 °C'
     """
-    return get_scale(scale_id).grade(findings, ignore_unused=ignore_unused)
+    return get_scale(scale_id).grade(findings, ignore_unused=ignore_unused).in_lang(parse_lang(lang))

@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from . import units
-from .errors import FindingError, RuleSpecError
+from .errors import FindingError, ImmunotoxError, RuleSpecError
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -36,12 +36,20 @@ class FieldSpec:
     kind: Kind
     unit: str | None = None
     molar_mass: float | None = None
+    unit_required: tuple[str, ...] = ()
     range: tuple[float, float] | None = None
     values: tuple[str, ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
     fields: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     text: str = ""
     text_fr: str = ""
+
+    def __post_init__(self) -> None:
+        for u in self.unit_required:  # each unit a laboratory may report must convert
+            try:
+                units.convert(self.name, 1.0, u, str(self.unit), self.molar_mass)
+            except ImmunotoxError as exc:
+                raise RuleSpecError(f"finding {self.name!r}: unit_required {u!r}: {exc}") from None
 
     def parse(self, raw: Any, prefix: str = "") -> Any:
         """Check ``raw`` and return it in canonical form (float, int, bool, str, list, dict)."""
@@ -105,11 +113,19 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any) -> float:
         if unit is not None and not isinstance(unit, str):
             raise FindingError(f"{name}.unit", unit, "expected a UCUM code as a string")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FindingError(
-            name, value, f'expected a number in {spec.unit!r} or {{"value": x, "unit": "<UCUM>"}}'
-        )
+        expected = "" if spec.unit_required else f"a number in {spec.unit!r} or "
+        raise FindingError(name, value, f'expected {expected}{{"value": x, "unit": "<UCUM>"}}')
     if not math.isfinite(value):
         raise FindingError(name, value, "not a finite number")
+    if unit is None and spec.unit_required:
+        raise FindingError(
+            name,
+            value,
+            "a bare number is refused: laboratories report this analyte in different units "
+            "(French and US labs differ), so the unit is never guessed",
+            f'give it as {{"value": {value!r}, "unit": "<UCUM>"}} with the unit of your laboratory, '
+            "e.g. " + " or ".join(repr(u) for u in spec.unit_required),
+        )
     canon = float(value)
     if unit is not None:
         canon = units.convert(name, float(value), unit, spec.unit, spec.molar_mass)
@@ -213,6 +229,7 @@ def spec_from_table(name: str, t: Mapping[str, Any]) -> FieldSpec:
         kind=kind,
         unit=t.get("unit"),
         molar_mass=t.get("molar_mass"),
+        unit_required=_unit_required(name, kind, t),
         range=(float(rng[0]), float(rng[1])) if rng else None,
         values=tuple(t.get("values", ())),
         aliases={k.lower(): v for k, v in t.get("aliases", {}).items()},
@@ -220,6 +237,18 @@ def spec_from_table(name: str, t: Mapping[str, Any]) -> FieldSpec:
         text=t.get("text", ""),
         text_fr=t.get("text_fr", ""),
     )
+
+
+def _unit_required(name: str, kind: str, t: Mapping[str, Any]) -> tuple[str, ...]:
+    """``unit_required``: the units laboratories report the analyte in, when they differ (French
+    SI units vs US conventional units); a bare number is then refused. Each must convert to
+    ``unit``."""
+    given = t.get("unit_required", [])
+    if not isinstance(given, list) or not all(isinstance(u, str) for u in given):
+        raise RuleSpecError(f"finding {name!r}: unit_required is a list of UCUM codes")
+    if given and kind not in ("quantity", "series"):
+        raise RuleSpecError(f"finding {name!r}: unit_required is for quantities and series only")
+    return tuple(given)
 
 
 def pick(*names: str) -> dict[str, FieldSpec]:

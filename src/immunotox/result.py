@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .messages import Lang, Msg, render, texts_of, verbatim
+
 
 class RuleHit(BaseModel):
     """One rule that fired: which domain, which criterion, the grade it supports."""
@@ -15,7 +17,24 @@ class RuleHit(BaseModel):
     rule: str = Field(description="Stable rule id, e.g. 'astct2019:crs/hypoxia/high_flow'")
     domain: str
     grade: int | None = Field(description="Grade this criterion supports (None for gating rules)")
-    text: str = Field(description="The criterion and the finding that met it")
+    text: str = Field(description="The criterion and the finding that met it, in the result's language")
+    msg: Msg | None = Field(default=None, description="The same text as data (id and parameters)")
+
+    def message(self) -> Msg:
+        """The text as a message (a text built without one is shown as is in every language)."""
+        return self.msg if self.msg is not None else verbatim(self.text)
+
+
+class Texts(BaseModel):
+    """The texts of a result as data, so that it can be shown again in another language."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: Msg
+    reasons: list[Msg]
+    notes: list[Msg]
+    deciding: list[Msg] = Field(default_factory=list, description="Names of the deciding domains")
+    fired: list[Msg] = Field(default_factory=list, description="Texts of the rules that fired")
 
 
 Status = Literal["assessed", "incomplete", "not_assessable", "not_applicable"]
@@ -52,29 +71,66 @@ class GradeResult(BaseModel):
     fired: list[RuleHit]
     notes: list[str] = Field(description="Interpretation decisions applied to this grading")
     sources: list[str]
+    lang: Lang = Field(default="en", description="Language of title, reasons, notes and fired texts")
+    texts: Texts | None = Field(default=None, description="The same texts as data, for other languages")
 
-    def explain(self) -> str:
-        """A readable, multi-line explanation for people."""
-        lines = [f"{self.title} ({self.scale}, version {self.version})"]
-        if self.grade_range is None:
-            lines.append("Grade: not applicable")
-        elif self.grade is None:
-            lines.append("Grade: not assessable")
-        elif self.complete:
-            lines.append(f"Grade: {self.grade}")
+    def in_lang(self, lang: Lang) -> GradeResult:
+        """This result with its title, reasons, notes and fired-rule texts written in ``lang``."""
+        if self.texts is None or lang == self.lang:
+            return self
+        t = self.texts
+        return self.model_copy(
+            update={
+                "lang": lang,
+                "title": render(t.title, lang),
+                "reasons": [render(m, lang) for m in t.reasons],
+                "notes": [render(m, lang) for m in t.notes],
+                "fired": [h.model_copy(update={"text": render(h.message(), lang)}) for h in self.fired],
+            }
+        )
+
+    def explain(self, lang: Lang | None = None) -> str:
+        """A readable, multi-line explanation for people, in ``lang`` (default: the result's)."""
+        r = self.in_lang(lang or self.lang)
+        lg = r.lang
+        t = texts_of("messages:explain", lg)
+
+        lines = [t("title", title=r.title, scale=r.scale, version=r.version)]
+        if r.grade_range is None:
+            lines.append(t("not_applicable"))
+        elif r.grade is None:
+            lines.append(t("not_assessable"))
+        elif r.complete:
+            lines.append(t("grade", grade=r.grade))
         else:
-            lo, hi = self.grade_range
-            rng = "cannot change" if lo == hi else f"could be up to {hi}"
-            lines.append(f"Grade: {self.grade} (lower bound: inputs missing; grade {rng})")
-        if self.deciding_domains:
-            lines.append("Decided by: " + ", ".join(self.deciding_domains))
-        lines.append("Why:")
-        lines += [f"  - {r}" for r in self.reasons]
-        if self.missing:
-            lines.append("Missing inputs: " + ", ".join(self.missing))
-        if self.notes:
-            lines.append("Interpretation choices:")
-            lines += [f"  - {n}" for n in self.notes]
-        lines.append("Sources:")
-        lines += [f"  - {s}" for s in self.sources]
+            lo, hi = r.grade_range
+            lines.append(
+                t("lower_bound_fixed", grade=r.grade)
+                if lo == hi
+                else t("lower_bound_up_to", grade=r.grade, hi=hi)
+            )
+        if r.deciding_domains:
+            names = r.texts.deciding if r.texts and r.texts.deciding else r.deciding_domains
+            lines.append(t("decided_by", domains=names))
+        lines.append(t("why"))
+        lines += [f"  - {x}" for x in r.reasons]
+        if r.missing:
+            lines.append(t("missing", keys=r.missing))
+            lines += [f"  - {t('missing_item', key=k, name=finding_name(k, lg))}" for k in r.missing]
+        if r.notes:
+            lines.append(t("notes"))
+            lines += [f"  - {n}" for n in r.notes]
+        lines.append(t("sources"))
+        lines += [f"  - {s}" for s in r.sources]
         return "\n".join(lines)
+
+
+def finding_name(key: str, lang: Lang) -> str:
+    """What the input ``key`` is, in ``lang`` (the findings vocabulary's text; sub-keys such as
+    ``ice_items.orientation`` are named by their parent)."""
+    from .findings import vocabulary
+
+    spec = vocabulary().get(key.split(".")[0].split("[")[0])
+    if spec is None:
+        return key
+    return spec.text_fr if lang == "fr" and spec.text_fr else spec.text

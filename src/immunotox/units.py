@@ -262,6 +262,7 @@ class Analyte:
     formula: str
     source: str
     note: str = ""
+    unit_required: tuple[str, ...] = ()
 
 
 @functools.cache
@@ -270,7 +271,7 @@ def analytes() -> dict[str, Analyte]:
     text = resources.files("immunotox").joinpath("data/analytes.toml").read_text("utf-8")
     out: dict[str, Analyte] = {}
     for key, row in tomllib.loads(text).items():
-        extra = sorted(set(row) - {"unit", "molar_mass", "formula", "source", "note"})
+        extra = sorted(set(row) - {"unit", "molar_mass", "formula", "source", "note", "unit_required"})
         if extra or not {"unit", "formula", "source"} <= set(row):
             raise RuleSpecError(f"data/analytes.toml: [{key}] needs unit, formula, source; unknown {extra}")
         if not is_known(row["unit"]):
@@ -283,6 +284,7 @@ def analytes() -> dict[str, Analyte]:
             row["formula"],
             row["source"],
             row.get("note", ""),
+            tuple(row.get("unit_required", ())),
         )
     return out
 

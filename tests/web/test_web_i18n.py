@@ -14,6 +14,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
+from immunotox.web import security
 from tests.web.conftest import Web
 
 WEB = Path(str(resources.files("immunotox.web")))
@@ -116,3 +117,16 @@ def test_assets_are_shipped_and_nothing_comes_from_another_site(web: Web) -> Non
         assert hits == [], path
     page = web.client.get("/login").text
     assert re.findall(r'(?:src|href)="(https?:)?//', page) == []
+
+
+def test_french_patient_page_shows_the_grading_reasons_in_french(web: Web) -> None:
+    # issue 11: reasons, fired-rule texts and notes come from the rule data in the page language
+    web.login("nurse_a")
+    fr = html.unescape(web.client.get("/patients/P-A1").text)
+    assert "Fièvre : température 38,5 °C >= 38 °C" in fr
+    assert "Syndrome de relargage cytokinique (CRS) — gradation consensuelle ASTCT" in fr
+    assert "Le grade 5 exige <code>" not in fr and "Le grade 5 exige `death_due_to_crs`" in fr
+    assert "Fever: temperature" not in fr and "most severe domain" not in fr
+    web.client.cookies.set(security.LANG_COOKIE, "en")
+    en = html.unescape(web.client.get("/patients/P-A1").text)
+    assert "Fever: temperature 38.5 °C >= 38 °C" in en

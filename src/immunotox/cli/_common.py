@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import typer
 
 from ..errors import ImmunotoxError
+from ..messages import Lang, parse_lang
 
 EXIT_BAD_INPUT = 2
 
@@ -29,6 +30,15 @@ def clean_errors() -> Iterator[None]:
         yield
     except ImmunotoxError as exc:
         fail(str(exc))
+
+
+LANG_HELP = "Language of the reasons, notes and explanation: en or fr"
+
+
+def lang_option(value: str) -> Lang:
+    """The ``--lang`` value as a language code (exit 2 naming the option otherwise)."""
+    with clean_errors():
+        return parse_lang(value, "--lang")
 
 
 def read_json_option(raw: str, option: str) -> Any:

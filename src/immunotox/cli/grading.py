@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..catalogue import all_scales, get_scale
-from ._common import clean_errors, fail, print_json, read_json_option
+from ._common import LANG_HELP, clean_errors, fail, lang_option, print_json, read_json_option
 
 OUTPUT_KEYS = ("scale", "version", "grade", "complete", "missing", "reasons", "sources")
 
@@ -63,15 +63,18 @@ def grade(
             help="Regrading mode: findings this scale does not read are checked and reported, not refused",
         ),
     ] = False,
+    lang: Annotated[str, typer.Option("--lang", help=LANG_HELP)] = "en",
 ) -> None:
     """Grade FINDINGS with SCALE; prints one JSON object (or an explanation with --explain)."""
+    language = lang_option(lang)
     raw = read_json_option(findings, "--findings")
     with clean_errors():
         result = get_scale(scale).grade(raw, ignore_unused=ignore_unused) if isinstance(raw, dict) else None
     if result is None:
         fail(f"--findings = {json.dumps(raw)[:60]}: expected a JSON object of findings")
+    result = result.in_lang(language)
     if explain:
         typer.echo(result.explain())
         return
-    data = result.model_dump(mode="json")
+    data = result.model_dump(mode="json", exclude={"texts"})
     print_json({k: data[k] for k in OUTPUT_KEYS} | {k: v for k, v in data.items() if k not in OUTPUT_KEYS})

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import risk
 from ..sources import source
-from ._common import clean_errors, print_json, read_json_option
+from ._common import LANG_HELP, clean_errors, lang_option, print_json, read_json_option
 
 
 def register(app: typer.Typer) -> None:
@@ -28,22 +28,25 @@ def score(
         typer.Option(
             "--findings",
             "-f",
-            help='Findings as JSON (numbers in canonical units or {"value": x, "unit": "<UCUM>"}), '
-            "@file.json, or - for stdin",
+            help='Findings as JSON ({"value": x, "unit": "<UCUM>"}, or a bare number in the canonical unit '
+            "where every laboratory uses it), @file.json, or - for stdin",
         ),
     ],
     explain: Annotated[bool, typer.Option("--explain", help="Print a readable explanation")] = False,
+    lang: Annotated[str, typer.Option("--lang", help=LANG_HELP)] = "en",
 ) -> None:
     """Compute risk score ID from FINDINGS; prints one JSON object (or an explanation with --explain).
 
-    Keys: ldh (U/L), creatinine (mg/dL), platelets (10*9/L), crp (mg/dL — give
-    {"value": x, "unit": "mg/L"} for mg/L), ferritin (ng/mL), anc (10*9/L), hemoglobin (g/dL),
-    and for the HScore temperature_c, wbc, triglycerides, fibrinogen, ast, hepatomegaly,
-    splenomegaly, marrow_hemophagocytosis, known_immunosuppression.
+    Keys: ldh (U/L), creatinine, platelets (10*9/L), crp, ferritin (ng/mL), anc (10*9/L),
+    hemoglobin (g/dL), and for the HScore temperature_c, wbc, triglycerides, fibrinogen, ast,
+    hepatomegaly, splenomegaly, marrow_hemophagocytosis, known_immunosuppression. CRP, creatinine,
+    triglycerides and fibrinogen need their unit ({"value": 5, "unit": "mg/L"}): their
+    laboratory unit differs between countries, so a bare number is refused.
     """
+    language = lang_option(lang)
     raw = read_json_option(findings, "--findings")
     with clean_errors():
-        result = risk.score(score_id, raw)
+        result = risk.score(score_id, raw).in_lang(language)
     if explain:
         typer.echo(result.explain())
         return

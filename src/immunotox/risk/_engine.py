@@ -9,7 +9,8 @@ from typing import Any
 from .. import units
 from ..errors import FindingError, ImmunotoxError, RuleSpecError
 from ..findings import vocabulary
-from ._result import RiskCall, ScoreResult, UnitConversion
+from ..messages import Catalogue, Msg, name
+from ._result import RiskCall, RiskTexts, ScoreResult, ScoreTexts, UnitConversion
 from ._spec import Component, ScoreSpec, all_specs
 
 
@@ -56,9 +57,9 @@ def _sig(x: float, digits: int = 6) -> float:
 
 def _parse(
     spec: ScoreSpec, raw: Any
-) -> tuple[dict[str, Any], dict[str, Any], list[UnitConversion], list[str], list[str]]:
-    """Check ``raw``: (canonical values read by the score, the raw inputs, conversions, ignored keys,
-    remarks)."""
+) -> tuple[dict[str, Any], dict[str, Any], list[UnitConversion], list[str]]:
+    """Check ``raw``: (canonical values read by the score, the raw inputs, conversions, ignored
+    keys)."""
     if not isinstance(raw, Mapping):
         raise FindingError("findings", raw, "expected a JSON object of findings")
     vocab = vocabulary()
@@ -67,7 +68,6 @@ def _parse(
     given_raw: dict[str, Any] = {}
     conversions: list[UnitConversion] = []
     ignored: list[str] = []
-    remarks: list[str] = []
     for key, item in raw.items():
         if key not in accepted:
             raise FindingError(
@@ -86,23 +86,29 @@ def _parse(
         values[key] = canon
         given_raw[key] = item
         given, unit = units.as_quantity_input(item)
-        if fs.kind == "quantity" and isinstance(unit, str) and fs.unit is not None:
-            if units.parse_ucum(unit) != units.parse_ucum(fs.unit):
-                conversions.append(
-                    UnitConversion(finding=key, given_value=given, given_unit=unit, value=canon, unit=fs.unit)
-                )
-        elif key == "crp" and unit is None:
-            remarks.append(
-                f"CRP given as a bare number is read in mg/dL ({canon:g} mg/dL = {canon * 10:g} mg/L); "
-                'give {"value": x, "unit": "mg/L"} if your laboratory reports mg/L'
+        if (
+            fs.kind == "quantity"
+            and isinstance(unit, str)
+            and fs.unit is not None
+            and units.parse_ucum(unit) != units.parse_ucum(fs.unit)
+        ):
+            conversions.append(
+                UnitConversion(finding=key, given_value=given, given_unit=unit, value=canon, unit=fs.unit)
             )
-    return values, given_raw, conversions, ignored, remarks
+    return values, given_raw, conversions, ignored
 
 
 def _in_unit(key: str, canon: float, unit: str) -> float:
     fs = vocabulary()[key]
     assert fs.unit is not None
     return units.convert(key, canon, fs.unit, unit, fs.molar_mass)
+
+
+_M = Catalogue("messages")
+
+
+def _m(key: str, **params: Any) -> Msg:
+    return _M(f"risk.{key}", **params)
 
 
 def _unit_text(unit: str) -> str:
@@ -112,17 +118,10 @@ def _unit_text(unit: str) -> str:
 # ------------------------------------------------------------------------------------------ ratio
 def _ratio(
     spec: ScoreSpec, values: Mapping[str, Any], given: Mapping[str, Any]
-) -> tuple[float | None, list[str], list[str]]:
+) -> tuple[float | None, list[str], list[Msg]]:
     missing = [f for f in spec.inputs if f not in values]
     if missing:
-        return (
-            None,
-            missing,
-            [
-                f"No {spec.id} value: {', '.join(missing)} not given "
-                "(a missing laboratory value is never assumed normal)"
-            ],
-        )
+        return None, missing, [_m("ratio_missing", score=spec.id, missing=missing)]
     x = {f: _in_unit(f, values[f], spec.units[f]) for f in spec.inputs}
     for f in spec.denominator:
         if x[f] <= 0:
@@ -135,68 +134,81 @@ def _ratio(
     num = math.prod(x[f] for f in spec.numerator)
     den = math.prod(x[f] for f in spec.denominator)
     value = _sig(num / den)
-    shown = " × ".join(f"{x[f]:g} {_unit_text(spec.units[f])}" for f in spec.numerator)
-    shown += "".join(f" / {x[f]:g} {_unit_text(spec.units[f])}" for f in spec.denominator)
-    reasons = [f"{spec.id} = {spec.formula} = {shown} = {value:g}"]
+    terms = {f: _m("term", value=x[f], unit=_unit_text(spec.units[f])) for f in spec.inputs}
+    shown = terms[spec.numerator[0]]
+    for f in spec.numerator[1:]:
+        shown = _m("times", a=shown, b=terms[f])
+    for f in spec.denominator:
+        shown = _m("over", a=shown, b=terms[f])
+    reasons = [_m("ratio_value", score=spec.id, formula=spec.text("formula"), shown=shown, value=value)]
     if value > 0:
-        reasons.append(f"log2({spec.id}) = {_sig(math.log2(value), 4):g}")
+        reasons.append(_m("log2", score=spec.id, value=_sig(math.log2(value), 4)))
     return value, [], reasons
 
 
 # ----------------------------------------------------------------------------------------- points
-def _component(c: Component, values: Mapping[str, Any]) -> tuple[int | None, tuple[int, int], list[str], str]:
+def _component(c: Component, values: Mapping[str, Any]) -> tuple[int | None, tuple[int, int], list[str], Msg]:
     """(points or None, (min, max) possible points, missing inputs, reason)."""
     if c.kind == "bands":
         assert c.finding is not None and c.unit is not None
         if c.finding not in values:
             lo, hi = min(c.possible_points), max(c.possible_points)
-            return None, (lo, hi), [c.finding], f"{c.name}: {c.finding} not given → {lo}–{hi} points possible"
+            return (
+                None,
+                (lo, hi),
+                [c.finding],
+                _m("band_missing", name=c.name, finding=c.finding, lo=lo, hi=hi),
+            )
         v = _in_unit(c.finding, values[c.finding], c.unit)
         held = [b for b in c.bands if b.holds(v)]
         if len(held) != 1:
             raise RuleSpecError(f"data/risk: component {c.name!r}: {len(held)} bands hold {v:g}")
         band = held[0]
-        reason = f"{c.name}: {v:g} {_unit_text(c.unit)} ({band.text()}) → {band.points} point(s)"
+        reason = _m(
+            "band", name=c.name, value=v, unit=_unit_text(c.unit), band=band.msg(), points=band.points
+        )
         return band.points, (band.points, band.points), [], reason
     states: list[bool | None] = []
-    texts: list[str] = []
+    texts: list[Msg] = []
     for cond in c.conditions:
         if cond.finding not in values:
             states.append(None)
-            texts.append(f"{cond.finding} unknown")
+            texts.append(_m("cond_unknown", finding=cond.finding))
             continue
         raw = values[cond.finding]
         if cond.bound is not None:
             assert cond.unit is not None
             v = _in_unit(cond.finding, raw, cond.unit)
             ok = cond.bound.holds(v)
+            key = "cond_met" if ok else "cond_not_met"
             texts.append(
-                f"{cond.finding} {v:g} {_unit_text(cond.unit)} {'meets' if ok else 'does not meet'} "
-                f"{cond.bound.text()}"
+                _m(key, finding=cond.finding, value=v, unit=_unit_text(cond.unit), bound=cond.bound.msg())
             )
         else:
             ok = raw is cond.is_
-            texts.append(f"{cond.finding} {'yes' if raw else 'no'}")
+            texts.append(_m("cond_yes" if raw else "cond_no", finding=cond.finding))
         states.append(ok)
     n_true = sum(1 for s in states if s is True)
     n_unknown = sum(1 for s in states if s is None)
     possible = [c.points_by_count[n] for n in range(n_true, n_true + n_unknown + 1)]
     missing = [cond.finding for cond, s in zip(c.conditions, states, strict=True) if s is None]
-    detail = "; ".join(texts)
+    detail = texts[0]
+    for t in texts[1:]:
+        detail = _m("semi_pair", a=detail, b=t)
     if n_unknown:
         lo, hi = min(possible), max(possible)
-        return None, (lo, hi), missing, f"{c.name}: {detail} → {lo}–{hi} points possible"
+        return None, (lo, hi), missing, _m("count_range", name=c.name, detail=detail, lo=lo, hi=hi)
     pts = c.points_by_count[n_true]
-    return pts, (pts, pts), [], f"{c.name}: {detail} → {pts} point(s)"
+    return pts, (pts, pts), [], _m("count", name=c.name, detail=detail, points=pts)
 
 
 def _points(
     spec: ScoreSpec, values: Mapping[str, Any]
-) -> tuple[int | None, dict[str, int | None], tuple[int, int], list[str], list[str]]:
+) -> tuple[int | None, dict[str, int | None], tuple[int, int], list[str], list[Msg]]:
     points: dict[str, int | None] = {}
     lo = hi = 0
     missing: list[str] = []
-    reasons: list[str] = []
+    reasons: list[Msg] = []
     for c in spec.components:
         pts, (clo, chi), miss, reason = _component(c, values)
         points[c.name] = pts
@@ -206,21 +218,35 @@ def _points(
     total = sum(p for p in points.values() if p is not None) if not missing else None
     points["total"] = total
     if total is not None:
-        reasons.append(f"Total: {total} point(s)")
+        reasons.append(_m("total", total=total))
     else:
-        msg = (
-            f"No total: {', '.join(missing)} not given (a missing input is never scored 0); "
-            f"totals still possible: {lo}–{hi}"
-        )
+        msg = _m("no_total", missing=missing, lo=lo, hi=hi)
         if spec.risk is not None:
             rr = spec.risk
             if rr.is_high(lo):
-                msg += f" — every possible total is in the {rr.label_high} range ({rr.rule_text()})"
+                msg = _m("all_high", text=msg, label=_label(spec, True), rule=_cut(rr))
             elif not spec.risk.is_high(hi):
-                msg += f" — every possible total is in the {spec.risk.label_low} range"
-            msg += ", but no risk category is given while inputs are missing"
+                msg = _m("all_low", text=msg, label=_label(spec, False))
+            msg = _m("no_total_risk", text=msg)
         reasons.append(msg)
     return total, points, (lo, hi), missing, reasons
+
+
+def _label(spec: ScoreSpec, high: bool) -> Msg | str:
+    """The category's label: the score's own (HT-high, HScore >= 169) or high/low in words."""
+    assert spec.risk is not None
+    label = spec.risk.label_high if high else spec.risk.label_low
+    if label in ("high", "low"):
+        return _m(f"label_{label}")
+    return label
+
+
+def _msg(text: Msg | str) -> Msg:
+    return text if isinstance(text, Msg) else name(text)
+
+
+def _cut(rr: Any) -> Msg:
+    return _m("bound", op=rr.rule_text().split()[0], x=rr.cutoff)
 
 
 # ------------------------------------------------------------------------------------------ entry
@@ -285,9 +311,10 @@ def score(score_id: str, findings: Mapping[str, Any]) -> ScoreResult:
     (2, 'HT-high')
     """
     spec = get_spec(score_id)
-    values, given, conversions, ignored, remarks = _parse(spec, findings)
-    flags: list[str] = []
+    values, given, conversions, ignored = _parse(spec, findings)
+    flags: list[Msg] = []
     risk: RiskCall | None = None
+    risk_texts: RiskTexts | None = None
     if spec.kind == "ratio":
         value: float | None
         value, missing, reasons = _ratio(spec, values, given)
@@ -299,27 +326,40 @@ def score(score_id: str, findings: Mapping[str, Any]) -> ScoreResult:
         if total is not None:
             prange = None
     if spec.risk is not None:
-        flags += list(spec.risk.flags)
+        rr = spec.risk
+        flags += [spec.text(f"risk.flags.{i}") for i in range(len(rr.flags))]
         if value is not None:
-            rr = spec.risk
             high = rr.is_high(value)
+            risk_texts = RiskTexts(
+                label=_msg(_label(spec, high)),
+                rule=_m("rule", score=spec.id, cut=_cut(rr), high=_label(spec, True)),
+                outcome=spec.text("risk.outcome"),
+                population=spec.text("risk.population"),
+                timing=spec.text("risk.timing"),
+                flags=list(flags),
+            )
             risk = RiskCall(
                 category="high" if high else "low",
-                label=rr.label_high if high else rr.label_low,
-                rule=f"{spec.id} {rr.rule_text()} → high",
-                outcome=rr.outcome,
-                population=rr.population,
-                timing=rr.timing,
+                label="",
+                rule="",
+                outcome="",
+                population="",
+                timing="",
                 source=rr.source,
                 verification=rr.verification,
-                flags=list(rr.flags),
+                flags=[],
             )
-            reasons.append(
-                f"{value:g} {'meets' if high else 'does not meet'} the cut-off {rr.rule_text()} "
-                f"({rr.source}): {risk.label}"
-            )
+            key = "cutoff_met" if high else "cutoff_not_met"
+            reasons.append(_m(key, value=value, rule=_cut(rr), source=rr.source, label=risk_texts.label))
     elif value is not None:
-        reasons.append("No risk category: no published numeric cut-off for this score")
+        reasons.append(_m("no_cutoff"))
+    texts = ScoreTexts(
+        title=spec.text("title"),
+        reasons=reasons,
+        notes=[spec.text(f"notes.{i}") for i in range(len(spec.notes))],
+        flags=flags,
+        risk=risk_texts,
+    )
     return ScoreResult(
         score=spec.id,
         title=spec.title,
@@ -332,10 +372,11 @@ def score(score_id: str, findings: Mapping[str, Any]) -> ScoreResult:
         risk=risk,
         complete=not missing,
         missing=missing,
-        reasons=[*reasons, *remarks],
+        reasons=[],
         unit_conversions=conversions,
         ignored=ignored,
-        notes=list(spec.notes),
-        flags=flags,
+        notes=[],
+        flags=[],
         sources=spec.citations(),
-    )
+        texts=texts,
+    ).rendered("en")

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..messages import Lang, Msg, render, texts_of
+
 
 class UnitConversion(BaseModel):
     """A finding given in another unit, and the value the score used."""
@@ -33,6 +35,31 @@ class RiskCall(BaseModel):
     source: str
     verification: str
     flags: list[str] = Field(description="Unverified elements of the cut-off, printed with the result")
+
+
+class RiskTexts(BaseModel):
+    """The texts of a risk category as data (see :mod:`immunotox.messages`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: Msg
+    rule: Msg
+    outcome: Msg
+    population: Msg
+    timing: Msg
+    flags: list[Msg]
+
+
+class ScoreTexts(BaseModel):
+    """The texts of a score result as data, so that it can be shown in French or English."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: Msg
+    reasons: list[Msg]
+    notes: list[Msg]
+    flags: list[Msg]
+    risk: RiskTexts | None = None
 
 
 class ScoreResult(BaseModel):
@@ -63,6 +90,41 @@ class ScoreResult(BaseModel):
     notes: list[str] = Field(description="Interpretation decisions applied to this score")
     flags: list[str] = Field(description="Unverified elements ([M]) that apply to this result")
     sources: list[str]
+    lang: Lang = Field(default="en", description="Language of the texts")
+    texts: ScoreTexts | None = Field(default=None, exclude=True, description="The texts as data")
+
+    def rendered(self, lang: Lang) -> ScoreResult:
+        """This result with its title, reasons, notes, flags and risk texts written in ``lang``."""
+        t = self.texts
+        if t is None:
+            return self
+        risk = self.risk
+        if risk is not None and t.risk is not None:
+            rt = t.risk
+            risk = risk.model_copy(
+                update={
+                    "label": render(rt.label, lang),
+                    "rule": render(rt.rule, lang),
+                    "outcome": render(rt.outcome, lang),
+                    "population": render(rt.population, lang),
+                    "timing": render(rt.timing, lang),
+                    "flags": [render(m, lang) for m in rt.flags],
+                }
+            )
+        return self.model_copy(
+            update={
+                "lang": lang,
+                "title": render(t.title, lang),
+                "reasons": [render(m, lang) for m in t.reasons],
+                "notes": [render(m, lang) for m in t.notes],
+                "flags": [render(m, lang) for m in t.flags],
+                "risk": risk,
+            }
+        )
+
+    def in_lang(self, lang: Lang) -> ScoreResult:
+        """This result written in ``lang`` (``en`` or ``fr``)."""
+        return self if lang == self.lang else self.rendered(lang)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object printed by ``immunotox score``: ``risk`` only where a cut-off exists,
@@ -79,35 +141,41 @@ class ScoreResult(BaseModel):
             del out["risk"]
         return out
 
-    def explain(self) -> str:
-        """A readable, multi-line explanation for people."""
-        lines = [f"{self.title} ({self.score}, {self.version})"]
-        if self.value is None:
-            lines.append("Value: not computed (inputs missing: " + ", ".join(self.missing) + ")")
+    def explain(self, lang: Lang | None = None) -> str:
+        """A readable, multi-line explanation for people, in ``lang`` (default: the result's)."""
+        r = self.in_lang(lang or self.lang)
+        lg = r.lang
+        t = texts_of("messages:risk.explain", lg)
+
+        lines = [t("title", title=r.title, score=r.score, version=r.version)]
+        if r.value is None:
+            lines.append(t("no_value", missing=r.missing))
         else:
-            lines.append(f"Value: {self.value:g}")
-        if self.points is not None:
-            parts = [f"{k} {'?' if v is None else v}" for k, v in self.points.items() if k != "total"]
-            lines.append("Points: " + ", ".join(parts))
-        if self.has_cutoff:
-            if self.risk is None:
-                lines.append("Risk: not assessable")
+            lines.append(t("value", value=r.value))
+        if r.points is not None:
+            parts = [f"{k} {'?' if v is None else v}" for k, v in r.points.items() if k != "total"]
+            lines.append(t("points", points=parts))
+        if r.has_cutoff:
+            if r.risk is None:
+                lines.append(t("no_risk"))
             else:
-                lines.append(f"Risk: {self.risk.label} ({self.risk.rule}) — {self.risk.outcome}")
-        lines.append("Why:")
-        lines += [f"  - {r}" for r in self.reasons]
-        if self.unit_conversions:
-            lines.append("Unit conversions:")
-            lines += [
-                f"  - {c.finding}: {c.given_value:g} {c.given_unit} = {c.value:g} {c.unit}"
-                for c in self.unit_conversions
-            ]
-        if self.flags:
-            lines.append("UNVERIFIED:")
-            lines += [f"  - {f}" for f in self.flags]
-        if self.notes:
-            lines.append("Interpretation choices:")
-            lines += [f"  - {n}" for n in self.notes]
-        lines.append("Sources:")
-        lines += [f"  - {s}" for s in self.sources]
+                lines.append(t("risk", label=r.risk.label, rule=r.risk.rule, outcome=r.risk.outcome))
+        lines.append(t("why"))
+        lines += [f"  - {x}" for x in r.reasons]
+        if r.unit_conversions:
+            lines.append(t("conversions"))
+            num = "{:g}".format
+            for c in r.unit_conversions:
+                given, value = num(c.given_value), num(c.value)
+                if lg == "fr":
+                    given, value = given.replace(".", ","), value.replace(".", ",")
+                lines.append(f"  - {c.finding}: {given} {c.given_unit} = {value} {c.unit}")
+        if r.flags:
+            lines.append(t("unverified"))
+            lines += [f"  - {f}" for f in r.flags]
+        if r.notes:
+            lines.append(t("notes"))
+            lines += [f"  - {n}" for n in r.notes]
+        lines.append(t("sources"))
+        lines += [f"  - {s}" for s in r.sources]
         return "\n".join(lines)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from .. import units
 from ..errors import RuleSpecError
 from ..findings import FieldSpec, vocabulary
+from ..messages import Catalogue, Msg
 from ..sources import source
 
 Comparator = Literal["gt", "ge", "lt", "le"]
@@ -51,6 +52,9 @@ class Bound:
     def text(self) -> str:
         return f"{_SYMBOL[self.op]} {self.threshold:g}"
 
+    def msg(self) -> Msg:
+        return Catalogue("messages")("risk.bound", op=_SYMBOL[self.op], x=self.threshold)
+
 
 @dataclass(frozen=True)
 class Band:
@@ -64,6 +68,11 @@ class Band:
 
     def text(self) -> str:
         return " and ".join(b.text() for b in self.bounds)
+
+    def msg(self) -> Msg:
+        from ..scales._base import and_list
+
+        return and_list([b.msg() for b in self.bounds])
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,11 @@ class ScoreSpec:
     units: Mapping[str, str] = field(default_factory=dict)
     components: tuple[Component, ...] = ()
     risk: RiskRule | None = None
+    file: str = ""  # the data file, for the ids of its texts ("risk/easix")
+
+    def text(self, path: str, **params: Any) -> Msg:
+        """The text at ``path`` of this score's table (``title``, ``notes.0``, ``risk.outcome``)."""
+        return Catalogue(self.file)(f"{self.id}.{path}", **params)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -237,7 +251,7 @@ def _risk(sid: str, t: Mapping[str, Any]) -> RiskRule:
     return rule
 
 
-def _spec(sid: str, t: Mapping[str, Any], vocab: Mapping[str, FieldSpec]) -> ScoreSpec:
+def _spec(sid: str, t: Mapping[str, Any], vocab: Mapping[str, FieldSpec], file: str = "") -> ScoreSpec:
     where = f"data/risk: {sid}"
     kind = t.get("kind")
     if kind not in ("ratio", "points"):
@@ -255,6 +269,7 @@ def _spec(sid: str, t: Mapping[str, Any], vocab: Mapping[str, FieldSpec]) -> Sco
         "verification": t["verification"],
         "notes": tuple(t.get("notes", ())),
         "risk": _risk(sid, t["risk"]) if "risk" in t else None,
+        "file": file,
     }
     if kind == "ratio":
         spec_units = dict(t["units"])
@@ -287,5 +302,5 @@ def all_specs() -> dict[str, ScoreSpec]:
         for sid, t in doc.items():
             if sid in out:
                 raise RuleSpecError(f"score {sid!r} is defined twice (again in data/risk/{path.name})")
-            out[sid] = _spec(sid, t, vocab)
+            out[sid] = _spec(sid, t, vocab, f"data/risk/{path.name}"[5:-5])
     return dict(sorted(out.items(), key=lambda kv: (kv[1].rank, kv[0])))

@@ -29,10 +29,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..findings import FieldSpec, parse_findings
-from ..result import GradeResult, RuleHit
+from ..messages import Catalogue, Msg, render, verbatim
+from ..result import GradeResult, RuleHit, Texts
 from ..sources import Source, source
 
 _ENUMERATED_MAX = 4096  # memoised enumerations kept per scale (see Scale._enumerate)
+_COMMON = Catalogue("messages")
+
+
+def and_list(items: Sequence[Msg]) -> Msg:
+    """``a and b and c`` (« a et b et c ») from one or more messages."""
+    out = items[0]
+    for item in items[1:]:
+        out = _COMMON("and_pair", a=out, b=item)
+    return out
+
+
+def _msg(text: str | Msg) -> Msg:
+    return text if isinstance(text, Msg) else verbatim(text)
 
 
 @dataclass
@@ -43,7 +57,7 @@ class Domain:
     possible: tuple[Hashable, ...]
     hits: list[RuleHit] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Any] = field(default_factory=list)  # str or Msg
     assumed: bool = False  # value set by a documented default, not by an input
     applicable: bool = True  # False: the domain does not apply (no value; left out of combine)
 
@@ -52,7 +66,7 @@ class Domain:
         return len(self.possible) == 1
 
 
-def known(name: str, value: Hashable, *hits: RuleHit, reason: str | None = None) -> Domain:
+def known(name: str, value: Hashable, *hits: RuleHit, reason: str | Msg | None = None) -> Domain:
     """A domain whose value is established."""
     return Domain(name, (value,), list(hits), [], [reason] if reason else [])
 
@@ -62,12 +76,14 @@ def assumed(name: str, value: Hashable) -> Domain:
     return Domain(name, (value,), assumed=True)
 
 
-def not_applicable(name: str, reason: str) -> Domain:
+def not_applicable(name: str, reason: str | Msg) -> Domain:
     """A domain that does not apply to this patient (``reason`` names the input that says so)."""
     return Domain(name, (), reasons=[reason], applicable=False)
 
 
-def unknown(name: str, possible: Sequence[Hashable], *missing: str, reason: str | None = None) -> Domain:
+def unknown(
+    name: str, possible: Sequence[Hashable], *missing: str, reason: str | Msg | None = None
+) -> Domain:
     """A domain whose value is one of ``possible`` because ``missing`` inputs are absent."""
     return Domain(name, tuple(dict.fromkeys(possible)), [], list(missing), [reason] if reason else [])
 
@@ -84,8 +100,27 @@ class Scale(ABC):
     source_keys: tuple[str, ...]
     findings: Mapping[str, FieldSpec]
     grades: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
-    notes: tuple[str, ...] = ()
+    notes: tuple[str | Msg, ...] = ()
     family: str = "other"
+    #: the scale's texts (data/scales/<file>.toml): ``title``, ``domains.<name>`` and ``messages``;
+    #: None for a scale whose texts are not yet data (they are then shown in English everywhere)
+    texts: Catalogue | None = None
+    #: the table of the texts file that holds this scale's title and domains (None: the part of
+    #: the id after ':', as in ``[crs.title]``; "" for a file of one scale: ``[title]``)
+    texts_table: str | None = None
+
+    def _text(self, key: str) -> Msg:
+        assert self.texts is not None
+        table = self.id.split(":")[-1] if self.texts_table is None else self.texts_table
+        return self.texts(f"{table}.{key}" if table else key)
+
+    def title_msg(self) -> Msg:
+        """The scale's title as a message (``title`` of its texts, else the English title)."""
+        return self._text("title") if self.texts else verbatim(self.title)
+
+    def domain_msg(self, name: str) -> Msg:
+        """A domain's name for people (``domains.<name>`` of its texts, else the name)."""
+        return self._text(f"domains.{name}") if self.texts else verbatim(name)
 
     @property
     def sources(self) -> list[Source]:
@@ -106,12 +141,16 @@ class Scale(ABC):
         """Domains that decide ``grade`` under assignment ``v`` (default: int values equal to it)."""
         return [k for k, x in v.items() if type(x) is int and x == grade and grade > 0]
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
+    def summary(self, v: Mapping[str, Any], grade: int) -> str | Msg:
         """One sentence on how the grade follows from the domain values."""
         dec = self.deciding(v, grade)
         if grade == 0:
-            return "Grade 0: criteria not met"
-        return f"Grade {grade}: most severe domain {' and '.join(dec)}" if dec else f"Grade {grade}"
+            return _COMMON("grade_zero")
+        if dec:
+            return _COMMON(
+                "grade_most_severe", grade=grade, domains=and_list([self.domain_msg(d) for d in dec])
+            )
+        return _COMMON("grade_only", grade=grade)
 
     @staticmethod
     def _death(f: Mapping[str, Any], key: str) -> Domain:
@@ -120,7 +159,8 @@ class Scale(ABC):
 
     # ------------------------------------------------------------------ resolution
     def grade(self, raw: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:
-        """Parse and check ``raw`` findings, then grade them.
+        """Parse and check ``raw`` findings, then grade them (texts in English: see
+        :meth:`GradeResult.in_lang` for another language).
 
         With ``ignore_unused`` (regrading mode), findings of the shared vocabulary that this
         scale does not read are checked and listed in ``ignored`` instead of being refused.
@@ -153,14 +193,33 @@ class Scale(ABC):
             status, grade = "not_assessable", None
         else:
             status, grade = ("assessed" if complete else "incomplete"), lo
-        summary = self.summary(low_values, lo)
+        summary = _msg(self.summary(low_values, lo))
         if not complete:
-            summary += f" — LOWER BOUND: missing {', '.join(missing)}; " + (
-                "the grade cannot change." if lo == hi else f"the grade could be up to {hi}."
+            summary = (
+                _COMMON("lower_bound_fixed", summary=summary, missing=missing)
+                if lo == hi
+                else _COMMON("lower_bound_up_to", summary=summary, missing=missing, hi=hi)
             )
+        texts = Texts.model_construct(
+            title=self.title_msg(),
+            reasons=[
+                *(
+                    _COMMON("hit_grade", text=h.message(), grade=h.grade)
+                    if h.grade is not None
+                    else h.message()
+                    for h in hits
+                ),
+                *(_msg(r) for r in reasons),
+                summary,
+                *([_COMMON("not_used", keys=list(ignored))] if ignored else []),
+            ],
+            notes=[_msg(n) for n in self.notes],
+            deciding=[self.domain_msg(d) for d in self.deciding(low_values, lo)] if grade is not None else [],
+            fired=[h.message() for h in hits],
+        )
         return GradeResult(
             scale=self.id,
-            title=self.title,
+            title=render(texts.title),
             version=self.version,
             grade=grade,
             grade_range=(lo, hi),
@@ -169,15 +228,11 @@ class Scale(ABC):
             deciding_domains=self.deciding(low_values, lo) if grade is not None else [],
             missing=missing,
             ignored=list(ignored),
-            reasons=[
-                *(f"{h.text} → grade {h.grade}" if h.grade is not None else h.text for h in hits),
-                *reasons,
-                summary,
-                *([f"Not used by this scale: {', '.join(ignored)}"] if ignored else []),
-            ],
+            reasons=[render(m) for m in texts.reasons],
             fired=hits,
-            notes=list(self.notes),
+            notes=[render(m) for m in texts.notes],
             sources=[s.citation() for s in self.sources],
+            texts=texts,
         )
 
     def _enumerate(
@@ -211,9 +266,20 @@ class Scale(ABC):
 
     def _not_applicable(self, doms: Sequence[Domain], ignored: Sequence[str]) -> GradeResult:
         """The result when no domain applies: no grade, no range, nothing missing."""
+        texts = Texts.model_construct(
+            title=self.title_msg(),
+            reasons=[
+                *(_msg(r) for d in doms for r in d.reasons),
+                _COMMON("not_applicable"),
+                *([_COMMON("not_used", keys=list(ignored))] if ignored else []),
+            ],
+            notes=[_msg(n) for n in self.notes],
+            deciding=[],
+            fired=[],
+        )
         return GradeResult(
             scale=self.id,
-            title=self.title,
+            title=render(texts.title),
             version=self.version,
             grade=None,
             grade_range=None,
@@ -222,12 +288,9 @@ class Scale(ABC):
             deciding_domains=[],
             missing=[],
             ignored=list(ignored),
-            reasons=[
-                *(r for d in doms for r in d.reasons),
-                "Not applicable: no grade (not grade 0, not a lower bound).",
-                *([f"Not used by this scale: {', '.join(ignored)}"] if ignored else []),
-            ],
+            reasons=[render(m) for m in texts.reasons],
             fired=[],
-            notes=list(self.notes),
+            notes=[render(m) for m in texts.notes],
             sources=[s.citation() for s in self.sources],
+            texts=texts,
         )

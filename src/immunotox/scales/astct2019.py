@@ -25,15 +25,26 @@ from typing import Any
 from .. import ruledata
 from ..errors import FindingError
 from ..findings import pick
+from ..messages import Catalogue, Msg, render
 from ..result import RuleHit
 from ._base import Domain, Scale, assumed, known, unknown
 
 _T = ruledata.load("astct2019")
+T = Catalogue("scales/astct2019")
 
 
-def _hit(scale: str, domain: str, key: str, entry: Mapping[str, Any], detail: str = "") -> RuleHit:
-    text = entry["text"] + (f" ({detail})" if detail else "")
-    return RuleHit(rule=f"{scale}/{domain}/{key}", domain=domain, grade=entry["grade"], text=text)
+def _hit(
+    scale: str, domain: str, key: str, path: str, entry: Mapping[str, Any], detail: Any = None
+) -> RuleHit:
+    """The rule ``path`` of the table (its grade and text), with an optional detail in brackets."""
+    msg = T(path) if detail is None else T.m("with_detail", text=T(path), detail=detail)
+    return RuleHit(
+        rule=f"{scale}/{domain}/{key}", domain=domain, grade=entry["grade"], text=render(msg), msg=msg
+    )
+
+
+def _notes(scale: str) -> tuple[Msg, ...]:
+    return tuple(T(f"{scale}.notes.{i}") for i in range(len(_T[scale]["notes"])))
 
 
 class AstctCrs(Scale):
@@ -55,20 +66,8 @@ class AstctCrs(Scale):
         "attribution_other_cause",
         "death_due_to_crs",
     )
-    notes = (
-        "Vasopressin alone counts as one vasopressor (grade 3); it is never counted toward "
-        "'multiple vasopressors' (grade 4).",
-        "Oxygen: the device decides; a nasal cannula delivering > 6 L/min is high-flow (grade 3). "
-        "A nasal cannula with unknown flow is at least grade 2.",
-        "Hypotension is taken from the `hypotension` finding; when absent, SBP < 90 mmHg counts as "
-        "hypotension in adults (>= 18 y) only. Running vasopressors decide grades 3-4 whatever the "
-        "blood pressure, so `vasopressors` is needed even when `hypotension` is false.",
-        "Features listed in `attribution_other_cause` are excluded; otherwise they are taken as "
-        "attributable to CRS.",
-        "Fever masking applies only when `fever_masked` is true (therapy given after CRS onset).",
-        "Organ toxicities do not influence the CRS grade (grade them with CTCAE v5.0).",
-        "Grade 5 requires `death_due_to_crs`; its absence is read as 'patient alive'.",
-    )
+    texts = T
+    notes = _notes("crs")
 
     def check(self, f: Mapping[str, Any]) -> None:
         flow = f.get("o2_flow_l_min")
@@ -90,9 +89,7 @@ class AstctCrs(Scale):
                 known(
                     "fever_masked",
                     f["fever_masked"],
-                    reason="Fever masked by antipyretic/anticytokine therapy: fever no longer required"
-                    if f["fever_masked"]
-                    else None,
+                    reason=T.m("fever_masked") if f["fever_masked"] else None,
                 )
             )
         elif organ_possible and not fever_known_true:
@@ -105,33 +102,35 @@ class AstctCrs(Scale):
     @staticmethod
     def _fever(f: Mapping[str, Any], t: Mapping[str, Any], other: set[str]) -> Domain:
         if "fever" in other:
-            return known("fever", False, reason="Fever attributed to another cause: not counted")
+            return known("fever", False, reason=T.m("fever_other_cause"))
         temp = f.get("temperature_c")
         if temp is None:
             return unknown("fever", (False, True), "temperature_c")
         thr = t["fever_min_c"]
         if temp >= thr:
+            msg = T.m("fever_present", temp=temp, thr=thr)
             hit = RuleHit(
-                rule="astct2019:crs/fever/present",
-                domain="fever",
-                grade=1,
-                text=f"Fever: temperature {temp:g} °C >= {thr:g} °C",
+                rule="astct2019:crs/fever/present", domain="fever", grade=1, text=render(msg), msg=msg
             )
             return known("fever", True, hit)
-        return known("fever", False, reason=f"No fever: temperature {temp:g} °C < {thr:g} °C")
+        return known("fever", False, reason=T.m("no_fever", temp=temp, thr=thr))
 
     @staticmethod
     def _hypotension(f: Mapping[str, Any], t: Mapping[str, Any], other: set[str]) -> Domain:
         rows = t["hypotension"]
         name = "hypotension"
         if "hypotension" in other:
-            return known(name, 0, reason="Hypotension attributed to another cause: not counted")
+            return known(name, 0, reason=T.m("hypotension_other_cause"))
         pressors = f.get("vasopressors")
         if pressors:
             counted = [p for p in pressors if p not in t["not_counted_in_multiple"]]
             key = "multiple_vasopressors" if len(counted) >= 2 else "one_vasopressor"
             e = ruledata.entry(rows, key, "astct2019.crs.hypotension")
-            return known(name, e["grade"], _hit("astct2019:crs", name, key, e, ", ".join(pressors)))
+            return known(
+                name,
+                e["grade"],
+                _hit("astct2019:crs", name, key, f"crs.hypotension.{key}", e, list(pressors)),
+            )
         flag = f.get("hypotension")
         if flag is None and "sbp_mmhg" in f:
             age = f.get("age_years")
@@ -141,25 +140,29 @@ class AstctCrs(Scale):
             # whether vasopressors are running decides between grades 2 and 3-4, whatever the flag
             possible = {None: (0, 2, 3, 4), True: (2, 3, 4), False: (0, 3, 4)}[flag]
             need = ["vasopressors"] if flag is not None else ["hypotension", "vasopressors"]
-            return unknown(name, possible, *need, reason="Hypotension present" if flag else None)
+            return unknown(name, possible, *need, reason=T.m("hypotension_present") if flag else None)
         if flag is None:
             return unknown(name, (0, 2), "hypotension")
         if not flag:
-            return known(name, 0, reason="No hypotension, no vasopressor")
+            return known(name, 0, reason=T.m("no_hypotension"))
         e = ruledata.entry(rows, "no_vasopressor", "astct2019.crs.hypotension")
-        return known(name, e["grade"], _hit("astct2019:crs", name, "no_vasopressor", e))
+        return known(
+            name,
+            e["grade"],
+            _hit("astct2019:crs", name, "no_vasopressor", "crs.hypotension.no_vasopressor", e),
+        )
 
     @staticmethod
     def _hypoxia(f: Mapping[str, Any], t: Mapping[str, Any], other: set[str]) -> Domain:
         rows = t["oxygen"]
         name = "hypoxia"
         if "hypoxia" in other:
-            return known(name, 0, reason="Hypoxia attributed to another cause: not counted")
+            return known(name, 0, reason=T.m("hypoxia_other_cause"))
         device = f.get("oxygen")
         flow = f.get("o2_flow_l_min")
         if device is None:
             if flow is not None and flow > 0:
-                return unknown(name, (2, 3, 4), "oxygen", reason=f"Oxygen at {flow:g} L/min")
+                return unknown(name, (2, 3, 4), "oxygen", reason=T.m("oxygen_flow_no_device", flow=flow))
             return unknown(name, (0, 2, 3, 4), "oxygen")
         e = ruledata.entry(rows, device, "astct2019.crs.oxygen")
         if device == t["flow_dependent_device"]:
@@ -169,7 +172,7 @@ class AstctCrs(Scale):
                     name,
                     (e["grade"], t["flow_dependent_high_grade"]),
                     "o2_flow_l_min",
-                    reason="Nasal cannula with unknown flow: low-flow if <= 6 L/min, high-flow above",
+                    reason=T.m("cannula_unknown_flow", limit=limit),
                 )
             if flow > limit:
                 hi = ruledata.entry(rows, "high_flow_nasal_cannula", "astct2019.crs.oxygen")
@@ -180,15 +183,20 @@ class AstctCrs(Scale):
                         "astct2019:crs",
                         name,
                         "high_flow_nasal_cannula",
+                        "crs.oxygen.high_flow_nasal_cannula",
                         hi,
-                        f"nasal cannula at {flow:g} L/min > {limit:g} L/min is high-flow",
+                        T.m("cannula_high_flow", flow=flow, limit=limit),
                     ),
                 )
-            return known(name, e["grade"], _hit("astct2019:crs", name, device, e, f"{flow:g} L/min"))
-        detail = f"{flow:g} L/min" if flow is not None else ""
+            return known(
+                name,
+                e["grade"],
+                _hit("astct2019:crs", name, device, f"crs.oxygen.{device}", e, T.m("flow", flow=flow)),
+            )
+        detail = T.m("flow", flow=flow) if flow is not None else None
         if e["grade"] == 0:
-            return known(name, 0, reason=e["text"])
-        return known(name, e["grade"], _hit("astct2019:crs", name, device, e, detail))
+            return known(name, 0, reason=T(f"crs.oxygen.{device}"))
+        return known(name, e["grade"], _hit("astct2019:crs", name, device, f"crs.oxygen.{device}", e, detail))
 
     def combine(self, v: Mapping[str, Any]) -> int:
         if v["death"]:
@@ -205,16 +213,15 @@ class AstctCrs(Scale):
         organ = [k for k in ("hypotension", "hypoxia") if v[k] == grade]
         return organ or (["fever"] if v["fever"] else [])
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
+    def summary(self, v: Mapping[str, Any], grade: int) -> Msg:
         if grade == 5:
-            return "Grade 5: death due to CRS"
+            return T.m("crs_grade5")
         if grade == 0:
             if not (v["fever"] or v["fever_masked"]):
-                return "Grade 0: no fever (and fever not masked by therapy), so CRS criteria are not met"
-            return "Grade 0: no fever, hypotension or hypoxia attributable to CRS"
-        parts = f"hypotension {v['hypotension']}, hypoxia {v['hypoxia']}"
-        gate = "fever present" if v["fever"] else "fever masked by therapy"
-        return f"Grade {grade}: the more severe of {parts}; {gate}"
+                return T.m("crs_grade0_no_fever")
+            return T.m("crs_grade0")
+        gate = T.m("gate_fever") if v["fever"] else T.m("gate_masked")
+        return T.m("crs_grade", grade=grade, hypotension=v["hypotension"], hypoxia=v["hypoxia"], gate=gate)
 
 
 class AstctIcans(Scale):
@@ -237,15 +244,8 @@ class AstctIcans(Scale):
         "global_aphasia",
         "death_due_to_icans",
     )
-    notes = (
-        "Children younger than 12 years (or up to 21 years with developmental delay) are graded "
-        "with CAPD instead of ICE (ASCO 2021 footnote: '< 12 years').",
-        "Awakening spontaneously with ICE 10 is grade 1, as in the ASTCT table.",
-        "Depressed consciousness, seizures and edema are taken as attributable to ICANS; do not "
-        "enter consciousness due to sedation.",
-        "Tremor, myoclonus and intracranial hemorrhage are not ICANS features (grade them with CTCAE v5.0).",
-        "Grade 5 requires `death_due_to_icans`; its absence is read as 'patient alive'.",
-    )
+    texts = T
+    notes = _notes("icans")
 
     def check(self, f: Mapping[str, Any]) -> None:
         items = f.get("ice_items")
@@ -285,11 +285,11 @@ class AstctIcans(Scale):
             doms.append(unknown("consciousness", (0, 1, 2, 3, 4), "consciousness"))
         else:
             e = ruledata.entry(t["consciousness"], loc, "astct2019.icans.consciousness")
-            hit = _hit(s, "consciousness", loc, e)
+            hit = _hit(s, "consciousness", loc, f"icans.consciousness.{loc}", e)
             doms.append(
                 known("consciousness", e["grade"], hit)
                 if e["grade"]
-                else known("consciousness", 0, reason=e["text"])
+                else known("consciousness", 0, reason=T(f"icans.consciousness.{loc}"))
             )
         # encephalopathy tool: ICE or CAPD
         doms.append(self._encephalopathy(f, t, loc == "unarousable"))
@@ -301,9 +301,9 @@ class AstctIcans(Scale):
             else:
                 e = ruledata.entry(t[dom], val, f"astct2019.icans.{dom}")
                 doms.append(
-                    known(dom, e["grade"], _hit(s, dom, val, e))
+                    known(dom, e["grade"], _hit(s, dom, val, f"icans.{dom}.{val}", e))
                     if e["grade"]
-                    else known(dom, 0, reason=e["text"])
+                    else known(dom, 0, reason=T(f"icans.{dom}.{val}"))
                 )
         doms.append(self._edema(f, t))
         doms.append(self._death(f, "death_due_to_icans"))
@@ -315,7 +315,7 @@ class AstctIcans(Scale):
             return known(
                 "encephalopathy",
                 0,
-                reason="ICE/CAPD not performable: patient unarousable (graded by consciousness)",
+                reason=T.m("unarousable_no_tool"),
             )
         use_capd = self._use_capd(f)
         if use_capd is None:
@@ -327,19 +327,21 @@ class AstctIcans(Scale):
                     "encephalopathy",
                     (0, 1, 3),
                     "capd_score",
-                    reason="CAPD is the tool for this age; ICE, if given, is not used",
+                    reason=T.m("capd_tool_missing"),
                 )
             b = ruledata.band(t["capd_bands"], score, "astct2019.icans.capd_bands")
+            msg = T.m("capd_hit", text=T(f"icans.capd_bands.{t['capd_bands'].index(b)}"), score=score)
             hit = RuleHit(
                 rule=f"{s}/capd/{b['min']}-{b['max']}",
                 domain="capd",
                 grade=b["grade"],
-                text=f"{b['text']} (CAPD {score})",
+                text=render(msg),
+                msg=msg,
             )
             return (
                 known("encephalopathy", b["grade"], hit)
                 if b["grade"]
-                else known("encephalopathy", 0, reason=f"CAPD {score}")
+                else known("encephalopathy", 0, reason=T.m("capd_score", score=score))
             )
         scores = self._ice_scores(f)
         if scores is None:
@@ -350,25 +352,27 @@ class AstctIcans(Scale):
                 "encephalopathy",
                 sorted(grades),
                 *[f"ice_items.{k}" for k in self._missing_items(f)],
-                reason=f"Partial ICE items: score between {min(scores)} and {max(scores)}",
+                reason=T.m("ice_partial", lo=min(scores), hi=max(scores)),
             )
         score = scores[0]
         b = ruledata.band(t["ice_bands"], score, "astct2019.icans.ice_bands")
-        note = ""
-        if score == 0 and f.get("global_aphasia"):
-            note = "awake with global aphasia"
-        if "age_years" not in f:
-            note = (note + "; " if note else "") + "age not given: ICE used (tool for >= 12 y)"
+        notes = [
+            *([T.m("note_aphasia")] if score == 0 and f.get("global_aphasia") else []),
+            *([T.m("note_no_age")] if "age_years" not in f else []),
+        ]
+        text = T(f"icans.ice_bands.{t['ice_bands'].index(b)}")
+        if not notes:
+            msg = T.m("ice_hit", text=text, score=score)
+        else:
+            note = notes[0] if len(notes) == 1 else T.m("note_pair", a=notes[0], b=notes[1])
+            msg = T.m("ice_hit_note", text=text, score=score, note=note)
         hit = RuleHit(
-            rule=f"{s}/ice/{b['min']}-{b['max']}",
-            domain="ice",
-            grade=b["grade"],
-            text=f"{b['text']} (ICE {score}{'; ' + note if note else ''})",
+            rule=f"{s}/ice/{b['min']}-{b['max']}", domain="ice", grade=b["grade"], text=render(msg), msg=msg
         )
         return (
             known("encephalopathy", b["grade"], hit)
             if b["grade"]
-            else known("encephalopathy", 0, reason=f"ICE {score}: no impairment")
+            else known("encephalopathy", 0, reason=T.m("ice_no_impairment", score=score))
         )
 
     @staticmethod
@@ -393,7 +397,7 @@ class AstctIcans(Scale):
         name = "cerebral_edema"
         if f.get("raised_icp_signs"):
             e = t["raised_icp_signs"]
-            return known(name, e["grade"], _hit(s, name, "raised_icp_signs", e))
+            return known(name, e["grade"], _hit(s, name, "raised_icp_signs", "icans.raised_icp_signs", e))
         edema = f.get("cerebral_edema")
         if edema is None:
             return unknown(
@@ -404,15 +408,19 @@ class AstctIcans(Scale):
             )
         e = ruledata.entry(t["cerebral_edema"], edema, "astct2019.icans.cerebral_edema")
         if "raised_icp_signs" not in f and e["grade"] < 4:
-            base = known(name, e["grade"], _hit(s, name, edema, e)) if e["grade"] else None
+            base = (
+                known(name, e["grade"], _hit(s, name, edema, f"icans.cerebral_edema.{edema}", e))
+                if e["grade"]
+                else None
+            )
             d = unknown(name, (e["grade"], 4), "raised_icp_signs")
             if base:
                 d.hits = base.hits
             return d
         return (
-            known(name, e["grade"], _hit(s, name, edema, e))
+            known(name, e["grade"], _hit(s, name, edema, f"icans.cerebral_edema.{edema}", e))
             if e["grade"]
-            else known(name, 0, reason=e["text"])
+            else known(name, 0, reason=T(f"icans.cerebral_edema.{edema}"))
         )
 
     def combine(self, v: Mapping[str, Any]) -> int:
@@ -430,13 +438,12 @@ class AstctIcans(Scale):
             if v[k] == grade and grade > 0
         ]
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
+    def summary(self, v: Mapping[str, Any], grade: int) -> str | Msg:
         if grade == 5:
-            return "Grade 5: death due to ICANS"
+            return T.m("icans_grade5")
         if grade == 0:
-            return "Grade 0: no ICANS criteria met"
-        dec = self.deciding(v, grade)
-        return f"Grade {grade}: most severe domain {' and '.join(dec)}"
+            return T.m("icans_grade0")
+        return super().summary(v, grade)
 
 
 def scales() -> list[Scale]:

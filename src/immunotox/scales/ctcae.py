@@ -72,6 +72,7 @@ def _lab_specs(lab: Lab) -> dict[str, FieldSpec]:
             name=key,
             kind="quantity",
             unit=lab.unit,
+            unit_required=lab.unit_required,
             molar_mass=lab.molar_mass,
             range=lab.range,
             text=text,

@@ -206,6 +206,7 @@ class Lab(_Model):
     analyte: str
     substance: str | None = None
     unit: str
+    unit_required_: tuple[str, ...] = Field(default=(), alias="unit_required")
     range: tuple[float, float]
     direction: Literal["increased", "decreased"]
     refs: tuple[Ref, ...]
@@ -213,6 +214,14 @@ class Lab(_Model):
     adjust: tuple[Adjustment, ...] = ()
     conditions: dict[str, NamedCondition] = Field(default_factory=dict)
     bands: tuple[Band, ...] = Field(min_length=1)
+
+    @property
+    def unit_required(self) -> tuple[str, ...]:
+        """Units labs report the analyte in where French and US labs differ (a bare number is then
+        refused): the substance's row of ``data/analytes.toml``, else the term's ``unit_required``."""
+        if self.substance:
+            return units.analyte(self.substance).unit_required
+        return self.unit_required_
 
     @property
     def molar_mass(self) -> float | None:

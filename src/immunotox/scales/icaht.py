@@ -43,10 +43,13 @@ from typing import Any
 from .. import ruledata
 from ..errors import FindingError, RuleSpecError
 from ..findings import pick
+from ..messages import Catalogue, Msg, render
+from ..messages import name as as_given
 from ..result import GradeResult, RuleHit
 from ._base import Domain, Scale, known, not_applicable, unknown
 
 _T = ruledata.load("icaht")
+T = Catalogue("scales/icaht")
 _RECOVERED = float("inf")  # an unknown day assumed recovered (above every threshold)
 _WORST = 0.0  # an unknown day assumed at ANC 0
 
@@ -58,10 +61,7 @@ _INPUTS = (
     "censor_day",
     "censor_date",
 )
-_CLOSED_BY = {  # the inputs that end follow-up, and what they stand for
-    "last_follow_up": "death or end of follow-up",
-    "censor": "progression/relapse or next therapy",
-}
+_CLOSED_BY = tuple(_T["closed_by"])  # the inputs that end follow-up ([closed_by] says what they stand for)
 
 
 # ------------------------------------------------------------------------------ timeline
@@ -72,7 +72,7 @@ class Timeline:
     points: list[tuple[int, float]]
     last_follow_up: int | None
     censor: int | None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str | Msg] = field(default_factory=list)
     given: dict[str, str] = field(default_factory=dict)  # "last_follow_up"/"censor" -> input field used
     has_series: bool = True
 
@@ -150,14 +150,11 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
     tl = Timeline(points, lfu, censor, given=given, has_series=series is not None)
     before = sum(1 for d, _ in points if d < _T["early"]["first_day"])
     if before:
-        tl.reasons.append(f"{before} ANC value(s) before day 0 not used (ICAHT counts from infusion)")
+        tl.reasons.append(T.m("before_day_0", count=before))
     if censor is not None:
         after = sum(1 for d, _ in points if d > censor)
         if after:
-            tl.reasons.append(
-                f"{after} ANC value(s) after censoring on day {censor} (progression/relapse or "
-                "subsequent therapy) not used"
-            )
+            tl.reasons.append(T.m("after_censoring", count=after, day=censor))
     return tl
 
 
@@ -329,18 +326,22 @@ def early_domain(tl: Timeline | None) -> Domain:
 
 
 # ------------------------------------------------------------------------------ late ICAHT
-def _late_closed(tl: Timeline, first: int) -> str:
+def _joined(items: Sequence[Msg], key: str) -> Msg:
+    """``a; b`` (« a ; b ») from one or more messages (``key`` names the joining text)."""
+    out = items[0]
+    for item in items[1:]:
+        out = T.m(key, a=out, b=item)
+    return out
+
+
+def _late_closed(tl: Timeline, first: int) -> Msg:
     """Why the late window never opened: each input that ends follow-up before ``first``."""
     causes = [
-        f"{tl.given[k]} on day {day} ({_CLOSED_BY[k]})"
+        T.m("closed_cause", key=as_given(tl.given[k]), day=day, cause=T(f"closed_by.{k}"))
         for k, day in (("last_follow_up", tl.last_follow_up), ("censor", tl.censor))
         if day is not None and day < first
     ]
-    return (
-        f"Late: not applicable, the late window (from day {first}) never opened: "
-        + "; ".join(causes)
-        + f", on or before day {first - 1}"
-    )
+    return T.m("late_not_applicable", first=first, causes=_joined(causes, "causes"), last=first - 1)
 
 
 def late_domain(tl: Timeline | None) -> Domain:
@@ -355,37 +356,45 @@ def late_domain(tl: Timeline | None) -> Domain:
     if not tl.has_series:
         return unknown(name, range(5), "anc_series")
     daily = tl.daily_minimum(first, last)
-    window = f"days {first}–{last}"
+    window = T.m("window", first=first, last=last)
     if not daily:
-        return unknown(name, range(5), "anc_series", reason=f"Late: no ANC value on {window}")
+        return unknown(name, range(5), "anc_series", reason=T.m("late_no_value", window=window))
     lowest = sorted(daily.items(), key=lambda kv: (kv[1], kv[0]))
     (d1, v1) = lowest[0]
     cap = t["neutropenia_max_per_ul"]
     band = next((b for b in t["bands"] if v1 <= b["max_per_ul"]), None)  # most severe first
-    nadir = f"nadir ANC {v1:g}/uL on day {d1}"
+    nadir = T.m("nadir", value=v1, day=d1)
     if band is None:
-        return known(name, 0, reason=f"Late ({window}): {nadir} > {cap:g}/uL: no late neutropenia")
+        return known(name, 0, reason=T.m("late_none", window=window, nadir=nadir, cap=cap))
+    band_text = T(f"late.bands.{t['bands'].index(band)}")
     if len(lowest) < t["min_values"]:
         return unknown(
             name,
             (0, *range(band["grade"], 5)),
             "anc_series",
-            reason=f"Late ({window}): a single value, {nadir} ({band['text']}, grade {band['grade']} if "
-            f"confirmed): non-transient neutropenia needs >= {t['min_values']} values",
+            reason=T.m(
+                "late_single",
+                window=window,
+                nadir=nadir,
+                band=band_text,
+                grade=band["grade"],
+                min_values=t["min_values"],
+            ),
         )
     d2, v2 = lowest[1]
     if v2 > cap:
         return known(
             name,
             0,
-            reason=f"Late ({window}): {nadir} but the next lowest value ({v2:g}/uL on day {d2}) is "
-            f"> {cap:g}/uL: transient, not graded",
+            reason=T.m("late_transient", window=window, nadir=nadir, value=v2, day=d2, cap=cap),
         )
+    msg = T.m("late_hit", band=band_text, nadir=nadir, value=v2, day=d2, window=window)
     hit = RuleHit(
         rule=f"ehaebmt2023:icaht/late/anc_le_{band['max_per_ul']:g}",
         domain="late",
         grade=band["grade"],
-        text=f"{band['text']} ({nadir}; second lowest {v2:g}/uL on day {d2}, {window})",
+        text=render(msg),
+        msg=msg,
     )
     return known(name, band["grade"], hit)
 
@@ -462,13 +471,20 @@ class _IcahtBase(Scale):
     def check(self, f: Mapping[str, Any]) -> None:
         timeline(f)
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
-        parts = [f"{k} ICAHT grade {v[k]}" for k in ("early", "late") if k in v]
+    def title_msg(self) -> Msg:
+        """The title, in French and English ([titles] of data/scales/icaht.toml)."""
+        return T(f"titles.{self.id.split(':')[-1]}")
+
+    def domain_msg(self, name: str) -> Msg:
+        return T(f"domains.{name}")
+
+    def summary(self, v: Mapping[str, Any], grade: int) -> Msg:
+        parts = [T.m("part", window=T.m(k), grade=v[k]) for k in ("early", "late") if k in v]
         if self.id == Icaht.id and "late" not in v:
-            parts.append("late ICAHT not applicable: grade from the early window alone")
+            parts.append(T.m("late_not_applicable_part"))
         if grade == 0:
-            return "Grade 0: ICAHT criteria not met (" + "; ".join(parts) + ")"
-        return f"Grade {grade}: " + "; ".join(parts)
+            return T.m("grade0", parts=_joined(parts, "parts"))
+        return T.m("grade", grade=grade, parts=_joined(parts, "parts"))
 
     def deciding(self, v: Mapping[str, Any], grade: int) -> list[str]:
         return [k for k in ("early", "late") if k in v and v[k] == grade and grade > 0]
@@ -479,7 +495,7 @@ class _IcahtBase(Scale):
 
 class IcahtEarly(_IcahtBase):
     id = "ehaebmt2023:icaht-early"
-    title = "Early ICAHT (day 0 to +30), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht-early"]["text"]
     notes = _NOTES_COMMON + _NOTES_EARLY
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -492,7 +508,7 @@ class IcahtEarly(_IcahtBase):
 
 class IcahtLate(_IcahtBase):
     id = "ehaebmt2023:icaht-late"
-    title = "Late ICAHT (after day +30), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht-late"]["text"]
     notes = _NOTES_COMMON + _NOTES_LATE
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -505,7 +521,7 @@ class IcahtLate(_IcahtBase):
 
 class Icaht(_IcahtBase):
     id = "ehaebmt2023:icaht"
-    title = "ICAHT (early and late), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht"]["text"]
     notes = (
         *_NOTES_COMMON,
         "Grade = the higher of the early and the late grade; the deciding window is named. When "

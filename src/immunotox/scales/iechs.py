@@ -23,37 +23,37 @@ from typing import Any
 from .. import ruledata
 from ..errors import FindingError
 from ..findings import pick
+from ..messages import Catalogue, Msg, render
 from ..result import GradeResult, RuleHit
 from ._base import Domain, Scale, known, unknown
 
 _T = ruledata.load("iechs")
+T = Catalogue("scales/iechs")
 
 
-def supportive_features(f: Mapping[str, Any]) -> list[str]:
+def supportive_features(f: Mapping[str, Any]) -> list[Msg]:
     """One line per supportive feature given in ``f`` (annotation only, never a grade)."""
-    lines: list[str] = []
-    for feat in _T["features"]:
+    lines: list[Msg] = []
+    for i, feat in enumerate(_T["features"]):
         key = feat["finding"]
         value = f.get(key)
         if value is None:
             continue
+        name = T(f"features.{i}")
         if feat.get("present"):
-            state = "present" if value else "absent"
-            lines.append(f"Supportive feature {state}: {feat['text']}")
+            lines.append(T.m("feature_present" if value else "feature_absent", feature=name))
             continue
-        shown = f"{key} = {value:g} {feat['unit']}"
-        unverified = (
-            f"threshold from memory, unverified [{feat['threshold_status']}]: {feat['threshold_text']}"
-        )
+        unit: Msg | str = T(f"features.{i}.unit_label") if "unit_label" in feat else str(feat["unit"])
+        shown = {"feature": name, "key": key, "value": value, "unit": unit}
+        shown |= {"status": feat["threshold_status"], "threshold": T(f"features.{i}.threshold")}
         if "below" in feat:
             met = value < feat["below"]
         elif "above" in feat:
             met = value > feat["above"]
         else:
-            lines.append(f"{feat['text']}: {shown} — not judged ({unverified})")
+            lines.append(T.m("feature_not_judged", **shown))
             continue
-        state = "present" if met else "not met"
-        lines.append(f"Supportive feature {state}: {feat['text']}, {shown} ({unverified})")
+        lines.append(T.m("feature_value_met" if met else "feature_value_not_met", **shown))
     return lines
 
 
@@ -76,15 +76,9 @@ class IecHs(Scale):
         "alt_x_uln",
         "ast_x_uln",
     )
-    notes = (
-        _T["unverified_statement"],
-        "The grade is iec_hs_grade (1-5) as entered by the clinician; iec_hs_present = false gives "
-        "grade 0. With no grade entered the result is not assessable, never grade 0.",
-        "Supportive features are listed to document the diagnosis; they never set or change the "
-        "grade. Their thresholds are from memory [M] and are shown as such.",
-        "IEC-HS is distinct from CRS and from the SFGM-TC post-CRS MAS trigger (ferritin > 10,000 "
-        "ng/mL with steroid/tocilizumab-refractory CRS); do not merge the definitions.",
-    )
+    texts = T
+    texts_table = ""
+    notes = (T("unverified_statement"), *(T(f"notes.{i}") for i in range(len(_T["notes"]))))
 
     def check(self, f: Mapping[str, Any]) -> None:
         if f.get("iec_hs_present") is False and "iec_hs_grade" in f:
@@ -100,21 +94,17 @@ class IecHs(Scale):
         present, grade = f.get("iec_hs_present"), f.get("iec_hs_grade")
         features = supportive_features(f)
         if present is False:
-            dom = known(name, 0, reason="IEC-HS not present (clinician)")
+            dom = known(name, 0, reason=T.m("not_present"))
         elif grade is not None:
-            hit = RuleHit(
-                rule=f"{self.id}/manual-grade",
-                domain=name,
-                grade=grade,
-                text=f"IEC-HS grade {grade} entered by the clinician (grading table unverified)",
-            )
+            msg = T.m("manual_grade", grade=grade)
+            hit = RuleHit(rule=f"{self.id}/manual-grade", domain=name, grade=grade, text=render(msg), msg=msg)
             dom = known(name, grade, hit)
         elif present:
             dom = unknown(
                 name,
                 range(1, 6),
                 "iec_hs_grade",
-                reason="IEC-HS diagnosed by the clinician; grade not entered: not assessable",
+                reason=T.m("no_grade"),
             )
         else:
             dom = unknown(name, range(6), "iec_hs_present", "iec_hs_grade")
@@ -124,19 +114,19 @@ class IecHs(Scale):
     def combine(self, v: Mapping[str, Any]) -> int:
         return int(v["iec_hs"])
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
-        return (
-            "Grade 0: IEC-HS not present" if grade == 0 else f"Grade {grade}: clinician-entered IEC-HS grade"
-        )
+    def summary(self, v: Mapping[str, Any], grade: int) -> Msg:
+        return T.m("grade_zero") if grade == 0 else T.m("grade", grade=grade)
 
     def resolve(self, doms: list[Domain], f: Mapping[str, Any], ignored: Sequence[str] = ()) -> GradeResult:
         result = super().resolve(doms, f, ignored)
+        assert result.texts is not None
+        reasons = list(result.texts.reasons)
         if result.status == "not_assessable" and result.grade_range is not None:  # not a grade
             lo, hi = result.grade_range
-            text = f"Not assessable: no IEC-HS grade entered (possible grades {lo}–{hi})"
-            result.reasons[-1 - bool(ignored)] = text
-        result.reasons.insert(0, _T["unverified_statement"])
-        return result
+            reasons[-1 - bool(ignored)] = T.m("not_assessable", lo=lo, hi=hi)
+        reasons.insert(0, T("unverified_statement"))
+        texts = result.texts.model_copy(update={"reasons": reasons})
+        return result.model_copy(update={"texts": texts, "reasons": [render(m) for m in reasons]})
 
 
 def scales() -> list[Scale]:

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..result import Status
+from ..result import Status, Texts
 from .db import as_utc
 
 Role = Literal["admin", "physician", "nurse", "patient"]
@@ -294,6 +294,11 @@ class GradePublic(BaseModel):
     inputs: dict[str, Any] = Field(description="How each finding was reconstructed (rule, event ids)")
     engine: str
     episode_id: int | None
+    texts: Texts | None = Field(
+        default=None,
+        description="Title, reasons and notes as data (ids of texts in the rule files, with their "
+        "parameters), to show them in French or English (immunotox.messages)",
+    )
 
 
 class GradeHistoryItem(BaseModel):

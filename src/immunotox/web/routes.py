@@ -318,7 +318,7 @@ def patient_page(request: Request, patient_id: str, hours: str = "72") -> Respon
             return p
         now = page.now
         t0 = now - dt.timedelta(hours=window)
-        grades = views.grade_views(s, p, now)
+        grades = views.grade_views(s, p, now, page.lang)
         data = views.chart_data(s, p, t0, now)
         status, pathway_note = views.pathway_view(
             p, now, page.lang, grades, "clinician", security.app_settings(request).jurisdiction
@@ -383,7 +383,7 @@ def bedside(
         "patient": p,
         "unit": queries.unit_of(s, p),
         "day": queries.day_label(queries.day_of(p, now)),
-        "grades": views.grade_views(s, p, now),
+        "grades": views.grade_views(s, p, now, page.lang),
         "vitals": views.vital_fields(s, p, now),
         "ice_items": views.ice_item_max(),
         "consciousness": views.token_values("consciousness"),

@@ -12,12 +12,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import handouts, pathway
+from .. import handouts, messages, pathway
 from ..findings import vocabulary as finding_vocabulary
 from ..jurisdiction import Jurisdiction
+from ..messages import Msg
 from ..pathway import PathwayError, PathwayStatus
 from ..ruledata import load as load_rules
 from ..service import auth, codes, recommend, selfreport
@@ -123,6 +125,46 @@ def chart_data(s: Session, p: Patient, t0: dt.datetime, t1: dt.datetime) -> char
 class GradeView:
     grade: GradePublic
     badge: queries.Badge
+    lang: Lang = "en"
+
+    def _texts(self, msgs: list[Msg], plain: list[str]) -> list[tuple[Markup, str]]:
+        """(HTML, language of the text) in the page language, from the grade's texts as data; a
+        text the rules do not yet give in French (or a grade without texts) stays English."""
+        if self.grade.texts is None:
+            return [(Markup(escape(t)), "en") for t in plain]
+        return [(Markup(messages.html(m, self.lang)), _lang_of(m, self.lang)) for m in msgs]
+
+    @property
+    def title(self) -> str:
+        t = self.grade.texts
+        return messages.render(t.title, self.lang) if t is not None else self.grade.title
+
+    @property
+    def title_lang(self) -> str:
+        t = self.grade.texts
+        return _lang_of(t.title, self.lang) if t is not None else "en"
+
+    @property
+    def reasons(self) -> list[tuple[Markup, str]]:
+        return self._texts(self.grade.texts.reasons if self.grade.texts else [], self.grade.reasons)
+
+    @property
+    def notes(self) -> list[tuple[Markup, str]]:
+        return self._texts(self.grade.texts.notes if self.grade.texts else [], self.grade.notes)
+
+    @property
+    def fired(self) -> list[tuple[str, Markup, str, int | None]]:
+        """(rule id, HTML, language, grade) of each rule that fired."""
+        out = []
+        for h, hit in zip(self.grade.fired, self._hits(), strict=True):
+            out.append((h.rule, *hit, h.grade))
+        return out
+
+    def _hits(self) -> list[tuple[Markup, str]]:
+        t = self.grade.texts
+        if t is None or len(t.fired) != len(self.grade.fired):
+            return [(Markup(escape(h.text)), "en") for h in self.grade.fired]
+        return self._texts(t.fired, [])
 
     @property
     def missing(self) -> list[tuple[str, str]]:
@@ -157,12 +199,17 @@ def _input_value(v: Any) -> str:
     return labels.token(str(v)) if v is not None else "—"
 
 
-def grade_views(s: Session, p: Patient, now: dt.datetime) -> list[GradeView]:
+def _lang_of(m: Msg, lang: Lang) -> str:
+    """The language ``m`` is shown in: English while any part of it is not yet translated."""
+    return "en" if any(x.id == "verbatim" for x in messages.walk(m)) else lang
+
+
+def grade_views(s: Session, p: Patient, now: dt.datetime, lang: Lang = "en") -> list[GradeView]:
     trends = queries.grade_trends(s, [p.id], now)
     out = []
     for g in current_grades(s, p, now):
         badge = queries.badge_of(g.scale, g.grade, g.grade_range, g.status, trends.get((p.id, g.scale)))
-        out.append(GradeView(g, badge))
+        out.append(GradeView(g, badge, lang))
     return out
 
 

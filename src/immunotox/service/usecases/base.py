@@ -255,6 +255,7 @@ def grade_public(g: Grade, computed_at: dt.datetime, episode_id: int | None = No
         inputs=g.inputs,
         engine=g.engine,
         episode_id=episode_id,
+        texts=r.texts,
     )
 
 

@@ -1,0 +1,215 @@
+"""Texts for people, in French and English, as data beside the rules.
+
+Every sentence a result shows — a reason, a fired rule, an interpretation note, a summary — is a
+:class:`Msg`: the id of a text in a data file and its named parameters. The text itself is data,
+next to the rule it explains, written twice: ``text`` (English) and ``text_fr`` (French), with
+``{named}`` parameters::
+
+    [crs.oxygen.cpap]                                   # a rule entry of data/scales/astct2019.toml
+    grade = 4
+    text = "Hypoxia requiring positive pressure (CPAP)"
+    text_fr = "Hypoxie nécessitant une pression positive (CPAP)"
+
+    [messages.no_fever]                                 # a sentence the scale's logic builds
+    text = "No fever: temperature {temp} °C < {thr} °C"
+    text_fr = "Pas de fièvre : température {temp} °C < {thr} °C"
+
+A message id is ``<file>:<dotted.path>``: the data file relative to ``immunotox/data`` without
+``.toml`` (``scales/astct2019``, ``risk/easix``, ``messages`` for the texts shared by every
+result) and the path of the table inside it (an integer step indexes an array of tables:
+``scales/astct2019:icans.ice_bands.2``). A result keeps its messages, so it can be shown again in
+the other language (:meth:`immunotox.result.GradeResult.in_lang`).
+
+Parameters are numbers (written with a decimal comma in French), strings (identifiers and values
+shown as given), lists (joined with ", ") or other messages (rendered in the same language).
+Three ids are special: ``verbatim`` (a text not yet translated: the same in every language, and
+the translation test fails on it), ``name`` (a proper name, the same in every language) and
+``quote`` (a verbatim quotation of an English source such as the NCI CTCAE wording: it stays in
+English in every language and is marked as a quotation; in HTML it carries ``lang="en"``).
+
+>>> m = Msg(id="scales/astct2019:messages.no_fever", params={"temp": 37.5, "thr": 38.0})
+>>> render(m, "en")
+'No fever: temperature 37.5 °C < 38 °C'
+>>> render(m, "fr")
+'Pas de fièvre : température 37,5 °C < 38 °C'
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from html import escape as html_escape
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import FindingError, RuleSpecError
+
+Lang = Literal["en", "fr"]
+LANGS: tuple[Lang, ...] = ("en", "fr")
+_FIELD = {"en": "text", "fr": "text_fr"}
+
+
+class Msg(BaseModel):
+    """A text for people: the id of a text in the data files and its named parameters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    params: dict[str, Msg | bool | int | float | str | list[Msg | bool | int | float | str]] = {}
+
+
+def verbatim(text: str) -> Msg:
+    """A text not translated yet: shown as is in every language (the translation test fails on it)."""
+    return Msg(id="verbatim", params={"text": text})
+
+
+def quote(text: str) -> Msg:
+    """A verbatim quotation of an English source (e.g. the NCI CTCAE wording), kept in English."""
+    return Msg(id="quote", params={"text": text})
+
+
+def name(text: str) -> Msg:
+    """A proper name (a category label such as ``HT-high``, a score id): the same in every language."""
+    return Msg(id="name", params={"text": text})
+
+
+def parse_lang(value: Any, field: str = "lang") -> Lang:
+    """``value`` as a language code (``en`` or ``fr``); anything else is refused, never defaulted."""
+    if value in LANGS:
+        return value  # type: ignore[no-any-return]
+    raise FindingError(field, value, f"unknown language; expected one of {list(LANGS)}")
+
+
+@functools.cache
+def _file(name: str) -> dict[str, Any]:
+    path = resources.files("immunotox").joinpath(f"data/{name}.toml")
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise RuleSpecError(f"message file data/{name}.toml is missing") from None
+
+
+@functools.cache
+def entry(msg_id: str) -> Mapping[str, Any]:
+    """The texts of ``msg_id``: ``{"text": English, "text_fr": French}`` (``RuleSpecError`` if the
+    id names nothing).
+
+    The path ends at a table with ``text`` (and ``text_fr``), or at a string field ``k`` of a table
+    — an item ``k.N`` of a list of strings — whose French is the sibling ``k_fr`` (item N):
+    ``title``/``title_fr``, ``notes``/``notes_fr`` in the risk-score files.
+    """
+    name, _, path = msg_id.partition(":")
+    node: Any = _file(name)
+    parent: Any = None  # the table holding the field the path went through last
+    key: str | None = None  # that field
+    index: int | None = None  # the item of that field, when it is a list
+    for step in path.split("."):
+        if isinstance(node, list) and step.isdigit() and int(step) < len(node):
+            node, index = node[int(step)], int(step)
+        elif isinstance(node, dict) and step in node:
+            parent, key, index, node = node, step, None, node[step]
+        else:
+            raise RuleSpecError(f"message {msg_id!r}: no table {step!r} in data/{name}.toml")
+    if isinstance(node, str) and isinstance(parent, dict):
+        fr: Any = parent.get(f"{key}_fr")
+        if index is not None:
+            fr = fr[index] if isinstance(fr, list) and index < len(fr) else None
+        return {"text": node, "text_fr": fr}
+    if not isinstance(node, dict) or not isinstance(node.get("text"), str):
+        raise RuleSpecError(f"message {msg_id!r}: expected a table with text and text_fr")
+    return node
+
+
+@functools.cache
+def template(msg_id: str, lang: Lang) -> str:
+    """The text of ``msg_id`` in ``lang``; a missing translation is a packaging error."""
+    text = entry(msg_id).get(_FIELD[lang])
+    if not isinstance(text, str) or not text.strip():
+        raise RuleSpecError(f"message {msg_id!r}: no {_FIELD[lang]} (translation missing)")
+    return text
+
+
+def _param(value: Any, lang: Lang, as_html: bool) -> str:
+    if isinstance(value, Msg):
+        return _render(value, lang, as_html)
+    if isinstance(value, list):
+        return ", ".join(_param(v, lang, as_html) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        out = f"{value:g}"
+        return out.replace(".", ",") if lang == "fr" else out
+    return _escape(str(value), as_html)
+
+
+def _escape(text: str, as_html: bool) -> str:
+    return html_escape(text, quote=False) if as_html else text
+
+
+@functools.cache
+def _plain(msg_id: str, lang: Lang, as_html: bool) -> str:
+    """A text without parameters (a note, a title), written once per language."""
+    return _escape(template(msg_id, lang), as_html).replace("{{", "{").replace("}}", "}")
+
+
+def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
+    if msg.id in ("verbatim", "name"):
+        return _escape(str(msg.params["text"]), as_html)
+    if msg.id == "quote":
+        text = _escape(str(msg.params["text"]), as_html)
+        return f'<q lang="en">{text}</q>' if as_html else f"“{text}”"
+    if not msg.params:
+        return _plain(msg.id, lang, as_html)
+    text = _escape(template(msg.id, lang), as_html)
+    try:
+        return text.format_map({k: _param(v, lang, as_html) for k, v in msg.params.items()})
+    except (KeyError, IndexError) as exc:
+        raise RuleSpecError(f"message {msg.id!r} ({lang}): parameter {exc} not given") from None
+
+
+def render(msg: Msg | str, lang: Lang = "en") -> str:
+    """``msg`` written in ``lang`` (a plain string is returned as is: it is not translated)."""
+    return msg if isinstance(msg, str) else _render(msg, lang, False)
+
+
+def texts_of(prefix: str, lang: Lang) -> Callable[..., str]:
+    """A function writing the texts ``<prefix>.<key>`` in ``lang``: ``t("why")``, ``t("value", value=2)``."""
+
+    def t(_key: str, /, **params: Any) -> str:
+        return _render(Msg(id=f"{prefix}.{_key}", params=params), lang, False)
+
+    return t
+
+
+def html(msg: Msg | str, lang: Lang) -> str:
+    """``msg`` in ``lang`` as escaped HTML; quotations of English sources are ``<q lang="en">``."""
+    return html_escape(msg, quote=False) if isinstance(msg, str) else _render(msg, lang, True)
+
+
+def walk(msg: Msg) -> Iterator[Msg]:
+    """``msg`` and every message among its parameters (depth first)."""
+    yield msg
+    for v in msg.params.values():
+        for item in v if isinstance(v, list) else [v]:
+            if isinstance(item, Msg):
+                yield from walk(item)
+
+
+class Catalogue:
+    """The texts of one data file, for the module that builds messages from it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, _path: str, /, **params: Any) -> Msg:
+        """The message at ``_path`` of this file (checked to exist), with ``params``."""
+        msg_id = f"{self.name}:{_path}"
+        entry(msg_id)
+        return Msg.model_construct(id=msg_id, params=params)  # built from checked data: no re-validation
+
+    def m(self, _key: str, /, **params: Any) -> Msg:
+        """A sentence of the file's ``[messages]`` table."""
+        return self(f"messages.{_key}", **params)
