@@ -14,7 +14,7 @@ from immunotox.errors import FindingError
 from immunotox.findings import vocabulary
 from immunotox.scales.asco2021 import scales
 
-ORGANS = ("hepatitis", "colitis", "pneumonitis", "rash", "nephritis", "myocarditis")
+ORGANS = ("hepatitis", "colitis", "pneumonitis", "rash", "nephritis", "myocarditis", "diabetes")
 T = ruledata.load("asco2021")
 HEP_NORMAL: dict[str, Any] = {
     "alt": 20,
@@ -147,3 +147,20 @@ def test_nothing_given_is_not_assessable_and_names_every_input(organ: str) -> No
     r = immunotox.grade(scale.id, {})
     assert r.status == "not_assessable" and r.grade is None
     assert set(r.missing) == set(scale.findings)
+
+
+def test_a_glucose_without_its_uln_keeps_the_bands_on_the_value() -> None:
+    base = {
+        "ciadm_evidence": False,
+        "ketoacidosis": False,
+        "symptom_severity": "none",
+        "adl_limitation": "none",
+        "life_threatening": False,
+    }
+    high = immunotox.grade(
+        "asco2021:diabetes", base | {"fasting_glucose": {"value": 15, "unit": "mmol/L"}}, lang="fr"
+    )
+    assert (high.grade, high.complete) == (3, True)
+    assert "fasting_glucose_uln non donné ; inutile ici : grade 3 quelle que soit sa valeur" in high.reasons
+    low = immunotox.grade("asco2021:diabetes", base | {"fasting_glucose": {"value": 1.2, "unit": "g/L"}})
+    assert (low.grade, low.grade_range, low.missing) == (0, (0, 1), ["fasting_glucose_uln"])

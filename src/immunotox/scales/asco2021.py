@@ -12,13 +12,17 @@ mapping from a CTCAE grade:
 * **pneumonitis** — presence, extent on imaging, symptoms, intervention, ADL, oxygen;
 * **rash** — body surface area with symptoms, ADL, hospitalization;
 * **nephritis** — creatinine × baseline (the CTCAE v4.03 acute kidney injury criteria);
-* **myocarditis** — cardiac biomarkers, symptoms, ECG, decompensation (wording not yet verified).
+* **myocarditis** — cardiac biomarkers, symptoms, ECG, decompensation (wording not yet verified);
+* **diabetes** (checkpoint-inhibitor-associated diabetes) — fasting glucose (× ULN for grade 1,
+  mg/dL above), other evidence of CIADM, ketoacidosis, symptoms, ADL.
 
 Thresholds and texts live in ``data/scales/asco2021.toml`` (grammar at its top); this module is
 the logic. Each domain is one criterion of the table; a domain whose finding is absent is unknown
 (every grade its bands can give), so a missing input gives a lower bound naming it
-(:mod:`immunotox.scales._base`). The grade is the most severe domain, except for the rash, where
-a rash over 30% BSA is grade 3 only with moderate or severe symptoms.
+(:mod:`immunotox.scales._base`); a value given without its reference keeps the bands that
+compare the value alone (a glucose above 250 mg/dL is grade 3 whatever the ULN). The grade is
+the most severe domain, except for the rash, where a rash over 30% BSA is grade 3 only with
+moderate or severe symptoms.
 
 References
 ----------
@@ -91,6 +95,8 @@ class AscoScale(Scale):
         if kind in ("multiple", "number"):
             grades = (0, *(b["grade"] for b in c["bands"]))
             absent = [k for k in (key, c.get("ref")) if k and k not in f]
+            if absent == [c.get("ref")]:  # value known: the bands on the value alone still hold
+                return self._without_ref(name, path, c, f, grades)
             if absent:
                 return unknown(name, sorted(set(grades)), *absent)
             return self._banded(name, path, c, f)
@@ -142,6 +148,28 @@ class AscoScale(Scale):
             msg=msg,
         )
         return known(name, grade, hit)
+
+    def _without_ref(
+        self, name: str, path: str, c: Mapping[str, Any], f: Mapping[str, Any], grades: tuple[int, ...]
+    ) -> Domain:
+        """A value without its reference: the bands on the value alone give a lower bound."""
+        value = float(f[c["finding"]])
+        held = [i for i, b in enumerate(c["bands"]) if "value_gt" in b and _holds(b, value, None)]
+        floor = max((c["bands"][i]["grade"] for i in held), default=0)
+        # grades still possible: the floor, and every band on the reference above it (it may hold)
+        open_ = {b["grade"] for b in c["bands"] if "value_gt" not in b and b["grade"] > floor}
+        d = unknown(name, sorted({floor, *open_}), c["ref"])
+        if d.known:  # no band on the reference can raise the grade: the reference is not needed
+            d.reasons.append(T.m("ref_not_needed", ref=c["ref"], grade=floor))
+        if held:
+            top = max(held, key=lambda i: c["bands"][i]["grade"])
+            unit = self.findings[c["finding"]].unit or ""
+            detail = T.m("value_unit", what=self.domain_msg(name), value=round(value, 3), unit=unit)
+            msg = T.m("band_hit", text=T(f"{path}.bands.{top}"), detail=detail)
+            d.hits.append(
+                RuleHit(rule=f"{self.id}/{name}/{top}", domain=name, grade=floor, text=render(msg), msg=msg)
+            )
+        return d
 
     def _hit(self, domain: str, path: str, grade: int | None) -> RuleHit:
         msg = T(path)
