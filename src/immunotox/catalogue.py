@@ -22,6 +22,7 @@ _MODULES: tuple[str, ...] = (
     "immunotox.scales.icaht",
     "immunotox.scales.iechs",
     "immunotox.scales.ctcae",
+    "immunotox.scales.asco2021",
 )
 
 

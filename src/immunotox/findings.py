@@ -221,6 +221,9 @@ def spec_from_table(name: str, t: Mapping[str, Any]) -> FieldSpec:
     kind = t.get("kind")
     if kind not in ("quantity", "integer", "bool", "enum", "enum_list", "record", "series", "date"):
         raise RuleSpecError(f"finding {name!r}: unknown kind {kind!r}")
+    if "analyte" in t:  # unit, molar mass and lab units of an analyte row (data/analytes.toml)
+        row = units.analyte(str(t["analyte"]))
+        t = {"unit": row.unit, "molar_mass": row.molar_mass, "unit_required": list(row.unit_required), **t}
     if kind in ("quantity", "series") and not units.is_known(str(t.get("unit"))):
         raise RuleSpecError(f"finding {name!r}: unit {t.get('unit')!r} is not a supported UCUM code")
     rng = t.get("range")

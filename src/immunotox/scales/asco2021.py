@@ -1,0 +1,213 @@
+"""ASCO 2021 organ grades of immune-related adverse events of immune checkpoint inhibitors.
+
+The ASCO guideline (Schneider et al., J Clin Oncol 2021) prints, beside each organ's management
+table, the grading that table keys on. These are those gradings as explicit scales
+(``asco2021:<organ>``), computed from the same findings as the CTCAE terms — not an implicit
+mapping from a CTCAE grade:
+
+* **hepatitis** — worst of ALT, AST (× ULN) and total bilirubin (× ULN), and liver dysfunction;
+* **colitis** — stools per day over baseline, ostomy output, incontinence, self-care ADL,
+  hospitalization, life-threatening consequences (the guideline's rows) and the CTCAE v5.0
+  colitis symptoms (abdominal pain, mucus or blood, peritoneal signs; design decision, see notes);
+* **pneumonitis** — presence, extent on imaging, symptoms, intervention, ADL, oxygen;
+* **rash** — body surface area with symptoms, ADL, hospitalization;
+* **nephritis** — creatinine × baseline (the CTCAE v4.03 acute kidney injury criteria);
+* **myocarditis** — cardiac biomarkers, symptoms, ECG, decompensation (wording not yet verified);
+* **diabetes** (checkpoint-inhibitor-associated diabetes) — fasting glucose (× ULN for grade 1,
+  mg/dL above), other evidence of CIADM, ketoacidosis, symptoms, ADL.
+
+Thresholds and texts live in ``data/scales/asco2021.toml`` (grammar at its top); this module is
+the logic. Each domain is one criterion of the table; a domain whose finding is absent is unknown
+(every grade its bands can give), so a missing input gives a lower bound naming it
+(:mod:`immunotox.scales._base`); a value given without its reference keeps the bands that
+compare the value alone (a glucose above 250 mg/dL is grade 3 whatever the ULN). The grade is
+the most severe domain, except for the rash, where a rash over 30% BSA is grade 3 only with
+moderate or severe symptoms.
+
+References
+----------
+Schneider BJ, Naidoo J, Santomasso BD, et al. Management of immune-related adverse events in
+patients treated with immune checkpoint inhibitor therapy: ASCO guideline update. J Clin Oncol
+2021;39(36):4073-4126. doi:10.1200/JCO.21.01440
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import ruledata
+from ..findings import pick
+from ..messages import Catalogue, Msg, render
+from ..result import RuleHit
+from ._base import Domain, Scale, known, unknown
+
+_T = ruledata.load("asco2021")
+T = Catalogue("scales/asco2021")
+
+
+def _holds(band: Mapping[str, Any], value: float, ref: float | None) -> bool:
+    """Does ``band`` hold for ``value`` (and its reference ``ref``, for a multiple)?
+
+    Differences and multiples are rounded to 9 decimals first, so that binary floating point
+    does not move a value printed on a threshold (1.3 − 1.0 is not > 0.3).
+    """
+    if "value_gt" in band:
+        return bool(round(value, 9) > band["value_gt"])
+    if "rise_gt" in band:
+        return ref is not None and bool(round(value - ref, 9) > band["rise_gt"])
+    x = round(value if ref is None else value / ref, 9)
+    return bool(x > band["gt"]) if "gt" in band else bool(x >= band["ge"])
+
+
+class AscoScale(Scale):
+    """One organ grade of ASCO 2021, built from its table in ``data/scales/asco2021.toml``."""
+
+    version = "2021"
+    family = "irae"
+    source_keys = ("schneider2021",)
+    grades = (0, 1, 2, 3, 4)
+    texts = T
+
+    def __init__(self, organ: str) -> None:
+        t = _T[organ]
+        self.organ = organ
+        self.id = f"asco2021:{organ}"
+        self.title = t["title"]
+        self.criteria: dict[str, dict[str, Any]] = t["criteria"]
+        reads: list[str] = []
+        for c in self.criteria.values():
+            reads += [k for k in (c["finding"], c.get("ref")) if k and k not in reads]
+        self.findings = pick(*reads)
+        self.notes = tuple(T(f"{organ}.notes.{i}") for i in range(len(t["notes"])))
+
+    def domain_msg(self, name: str) -> Msg:
+        return T(f"{self.organ}.criteria.{name}")
+
+    # ------------------------------------------------------------------ domains
+    def domains(self, f: Mapping[str, Any]) -> list[Domain]:
+        return [self._domain(name, c, f) for name, c in self.criteria.items()]
+
+    def _domain(self, name: str, c: Mapping[str, Any], f: Mapping[str, Any]) -> Domain:
+        path = f"{self.organ}.criteria.{name}"
+        key = c["finding"]
+        kind = c["kind"]
+        if kind in ("multiple", "number"):
+            grades = (0, *(b["grade"] for b in c["bands"]))
+            absent = [k for k in (key, c.get("ref")) if k and k not in f]
+            if absent == [c.get("ref")]:  # value known: the bands on the value alone still hold
+                return self._without_ref(name, path, c, f, grades)
+            if absent:
+                return unknown(name, sorted(set(grades)), *absent)
+            return self._banded(name, path, c, f)
+        if kind == "enum":
+            values: Mapping[str, Any] = c["values"]
+            if key not in f:
+                return unknown(name, sorted({0, *(v["grade"] for v in values.values())}), key)
+            e = values.get(f[key])
+            if e is None or e["grade"] == 0:
+                return known(name, 0)
+            shown = None if e.get("only_with") else e["grade"]  # graded with another domain
+            return known(name, e["grade"], self._hit(name, f"{path}.values.{f[key]}", shown))
+        if kind == "bool":
+            g = c["true"]["grade"]
+            if key not in f:
+                return unknown(name, (0, g), key)
+            return known(name, g, self._hit(name, f"{path}.true", g)) if f[key] else known(name, 0)
+        raise AssertionError(f"{path}: unknown kind {kind!r}")  # checked by the tests on the data
+
+    def _banded(self, name: str, path: str, c: Mapping[str, Any], f: Mapping[str, Any]) -> Domain:
+        value = float(f[c["finding"]])
+        ref = float(f[c["ref"]]) if c["kind"] == "multiple" else None
+        unit = self.findings[c["finding"]].unit or ""
+        if ref is not None:
+            detail = T.m(
+                "multiple",
+                what=self.domain_msg(name),
+                value=round(value, 3),
+                unit=unit,
+                ratio=round(value / ref, 2),
+                ref_name=T(f"names.{c.get('ref_name', 'uln')}"),
+                ref=round(ref, 3),
+            )
+        else:
+            shape = "percent" if unit == "%" else "number"
+            detail = T.m(shape, what=self.domain_msg(name), value=round(value, 3))
+        held = [i for i, b in enumerate(c["bands"]) if _holds(b, value, ref)]
+        if not held:
+            return known(name, 0, reason=T.m("below_bands", detail=detail))
+        top = max(held, key=lambda i: c["bands"][i]["grade"])
+        grade = c["bands"][top]["grade"]
+        msg = T.m("band_hit", text=T(f"{path}.bands.{top}"), detail=detail)
+        shown = c["bands"][top].get("counts_as", grade)
+        hit = RuleHit(
+            rule=f"{self.id}/{name}/{top}",
+            domain=name,
+            grade=shown if shown == grade else None,
+            text=render(msg),
+            msg=msg,
+        )
+        return known(name, grade, hit)
+
+    def _without_ref(
+        self, name: str, path: str, c: Mapping[str, Any], f: Mapping[str, Any], grades: tuple[int, ...]
+    ) -> Domain:
+        """A value without its reference: the bands on the value alone give a lower bound."""
+        value = float(f[c["finding"]])
+        held = [i for i, b in enumerate(c["bands"]) if "value_gt" in b and _holds(b, value, None)]
+        floor = max((c["bands"][i]["grade"] for i in held), default=0)
+        # grades still possible: the floor, and every band on the reference above it (it may hold)
+        open_ = {b["grade"] for b in c["bands"] if "value_gt" not in b and b["grade"] > floor}
+        d = unknown(name, sorted({floor, *open_}), c["ref"])
+        if d.known:  # no band on the reference can raise the grade: the reference is not needed
+            d.reasons.append(T.m("ref_not_needed", ref=c["ref"], grade=floor))
+        if held:
+            top = max(held, key=lambda i: c["bands"][i]["grade"])
+            unit = self.findings[c["finding"]].unit or ""
+            detail = T.m("value_unit", what=self.domain_msg(name), value=round(value, 3), unit=unit)
+            msg = T.m("band_hit", text=T(f"{path}.bands.{top}"), detail=detail)
+            d.hits.append(
+                RuleHit(rule=f"{self.id}/{name}/{top}", domain=name, grade=floor, text=render(msg), msg=msg)
+            )
+        return d
+
+    def _hit(self, domain: str, path: str, grade: int | None) -> RuleHit:
+        msg = T(path)
+        rule = f"{self.id}/{domain}/{path.rsplit('.', 1)[-1]}"
+        return RuleHit(rule=rule, domain=domain, grade=grade, text=render(msg), msg=msg)
+
+    # ------------------------------------------------------------------ grade
+    def combine(self, v: Mapping[str, Any]) -> int:
+        return max((x for x in v.values() if isinstance(x, int)), default=0)
+
+
+class AscoRash(AscoScale):
+    """Rash: over 30% BSA is grade 3 with moderate or severe symptoms, else grade 2."""
+
+    def _contributions(self, v: Mapping[str, Any]) -> dict[str, int]:
+        out = {k: x for k, x in v.items() if k not in ("bsa", "symptoms")}
+        bsa, symptoms = v["bsa"], v["symptoms"]
+        out["bsa"] = 3 if bsa == 3 and symptoms == 3 else min(bsa, 2)
+        return out
+
+    def combine(self, v: Mapping[str, Any]) -> int:
+        return max(self._contributions(v).values())
+
+    def deciding(self, v: Mapping[str, Any], grade: int) -> list[str]:
+        dec = [k for k, x in self._contributions(v).items() if x == grade and grade > 0]
+        return [*dec, "symptoms"] if "bsa" in dec and grade == 3 else dec
+
+    def domains(self, f: Mapping[str, Any]) -> list[Domain]:
+        doms = super().domains(f)
+        by = {d.name: d for d in doms}
+        bsa, sym = by["bsa"], by["symptoms"]
+        if bsa.known and bsa.possible[0] == 3 and sym.known:
+            key = "rash_over30_symptoms" if sym.possible[0] == 3 else "rash_over30_mild"
+            sym.reasons.append(T.m(key))
+        return doms
+
+
+def scales() -> list[Scale]:
+    """The scales this module provides (read by the catalogue)."""
+    organs = [k for k in _T if k not in ("messages", "names")]
+    return [AscoRash(o) if o == "rash" else AscoScale(o) for o in organs]
