@@ -274,7 +274,12 @@ def test_reasons_quote_the_criterion_that_fired() -> None:
     )
     assert (r.grade, r.complete, r.deciding_domains) == (3, True, ["value"])
     assert r.reasons[0] == (
-        "ALT 250 U/L = 6.25 × ULN (40 U/L); baseline 30 U/L, normal (<= ULN): >5.0 - 20.0 x ULN → grade 3"
+        "ALT 250 U/L = 6.25 × ULN (40 U/L); baseline 30 U/L, normal (<= ULN): “>5.0 - 20.0 x ULN” → grade 3"
+    )
+    # in French the NCI wording stays a quotation in English, the rest is French (issue 11)
+    assert r.in_lang("fr").reasons[0] == (
+        "ALAT 250 U/L = 6,25 × LSN (40 U/L) ; valeur de base 30 U/L, normale (<= LSN) : "
+        "“>5.0 - 20.0 x ULN” → grade 3"
     )
     assert r.fired[0].grade == 3
     assert "ctcae5" in r.sources[0] or "CTCAE" in r.sources[0]
@@ -287,6 +292,10 @@ def test_missing_baseline_says_which_reading_gives_which_grade() -> None:
         "baseline not given — if baseline normal (<= ULN): grade 3; "
         "if baseline abnormal (> ULN): grade 0–3 depending on its value"
     ) in r.reasons
+    assert (
+        "valeur de base non fourni — si valeur de base normale (<= LSN) : grade 3 ; "
+        "si valeur de base anormale (> LSN) : grade 0–3 selon sa valeur"
+    ) in r.in_lang("fr").reasons
 
 
 def test_missing_uln_is_never_grade_0_silently() -> None:
