@@ -293,7 +293,7 @@ def test_missing_baseline_says_which_reading_gives_which_grade() -> None:
         "if baseline abnormal (> ULN): grade 0–3 depending on its value"
     ) in r.reasons
     assert (
-        "valeur de base non fourni — si valeur de base normale (<= LSN) : grade 3 ; "
+        "Sans valeur de base — si valeur de base normale (<= LSN) : grade 3 ; "
         "si valeur de base anormale (> LSN) : grade 0–3 selon sa valeur"
     ) in r.in_lang("fr").reasons
 

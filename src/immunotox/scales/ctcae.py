@@ -25,12 +25,9 @@ and Human Services (public domain; text via the CSV conversion in KohSoonho/CTCA
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
-import tomllib
 from collections.abc import Hashable, Mapping
-from importlib import resources
 from typing import Any
 
 from ..errors import FindingError
@@ -101,17 +98,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and not isinstance(a, bool) and isinstance(b, (int, float)):
         return compare(float(a), "<=", float(b)) and compare(float(a), ">=", float(b))
     return bool(_hashable(a) == _hashable(b))
-
-
-@functools.cache
-def _finding_files() -> dict[str, str]:
-    """The data file (``findings_ctcae``…) declaring each finding: its text names the domain."""
-    out: dict[str, str] = {}
-    data = resources.files("immunotox").joinpath("data")
-    for path in data.iterdir():
-        if path.name.startswith("findings") and path.name.endswith(".toml"):
-            out.update(dict.fromkeys(tomllib.loads(path.read_text("utf-8")), path.name[:-5]))
-    return out
 
 
 def _notes(texts: Catalogue, path: str, notes: tuple[str, ...], notes_fr: tuple[str, ...]) -> list[Msg]:
@@ -196,11 +182,10 @@ class CtcaeScale(Scale):
         return T.m("title", term=self.term_msg(), version=self.version)
 
     def domain_msg(self, name: str) -> Msg:
-        """The value of a lab term (« ALAT (valeur mesurée) »), else the finding's vocabulary text."""
+        """The value of a lab term (« ALAT (valeur mesurée) »), else the finding's ``[domains]`` name."""
         if name == "value" and self._lab is not None:
             return T.m("domain_value", analyte=self._lab.analyte)
-        file = _finding_files().get(name)
-        return T(f"messages.input.{name}") if file is None else Catalogue(file)(name)
+        return T(f"domains.{name}")
 
     # ------------------------------------------------------------------ input checks
     def check(self, f: Mapping[str, Any]) -> None:
