@@ -268,10 +268,11 @@ class CtcaeScale(Scale):
         ignored: list[str] = []
         f = parse_findings(self.id, self.findings, raw, ignored=ignored if ignore_unused else None)
         self.check(f)
-        shown: dict[str, Msg] = {}
+        shown: dict[str, Msg] = {}  # values given in another unit than the term's, as given
+        unit = self.term.lab.unit if self.term.lab else None
         for key in LAB_INPUTS:
             r = raw.get(key) if isinstance(raw, Mapping) else None
-            if isinstance(r, dict) and r.get("unit") is not None:
+            if isinstance(r, dict) and r.get("unit") is not None and r["unit"] != unit:
                 value = r.get("value")
                 shown[key] = T.m(
                     "quantity",
