@@ -17,8 +17,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The demo is a French centre: EU product information (IMMUNOTOX_JURISDICTION=EU; see
+# docs/pathway.md). Override with `make demo JURISDICTION=US`.
+JURISDICTION ?= EU
+
 demo: $(STAMP)
-	$(BIN)/immunotox serve --demo
+	IMMUNOTOX_JURISDICTION=$(JURISDICTION) $(BIN)/immunotox serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

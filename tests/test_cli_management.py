@@ -38,7 +38,7 @@ def bad(p: subprocess.CompletedProcess[str], *fragments: str) -> None:
 
 # ------------------------------------------------------------------------------ dose tocilizumab
 def test_dose_120_kg_is_capped_at_800_mg(cli: Cli) -> None:
-    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "120"))
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "120", "--age-years", "50"))
     assert (out["dose_mg"], out["allowed"], out["capped"], out["uncapped_mg"]) == (800, True, True, 960)
     assert out["rule_set"] == "tocilizumab-crs"
     assert {s["key"] for s in out["sources"]} >= {"actemra-us-label", "santomasso2021"}
@@ -46,7 +46,7 @@ def test_dose_120_kg_is_capped_at_800_mg(cli: Cli) -> None:
 
 
 def test_dose_under_30_kg_is_12_mg_per_kg(cli: Cli) -> None:
-    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "25"))
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "25", "--age-years", "8", "--jurisdiction", "US"))
     assert (out["dose_mg"], out["mg_per_kg"]) == (300, 12)
 
 
@@ -152,7 +152,37 @@ def test_dose_steroid_bad_input(cli: Cli) -> None:
     bad(cli("dose", "steroid", "--drug", "prednisone", "--mg", "-5"), "mg = -5")
 
 
+def test_dose_outside_the_label_population_gives_no_amount(cli: Cli) -> None:
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "9", "--age-years", "1", "--lang", "fr"))
+    assert out["dose_mg"] is None and out["withheld"] is True and out["population"]["covered"] is False
+    assert (
+        "Patient pédiatrique : dose selon le protocole pédiatrique de l'unité." in out["population"]["reason"]
+    )
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "15", "--product", "tisa-cel"))
+    assert out["dose_mg"] is None and out["population"]["missing"] == ["age_years"]
+    out = ok_json(cli("dose", "tocilizumab", "--weight-kg", "70", "--product", "axi-cel"))
+    assert out["dose_mg"] == 560
+
+
 # ------------------------------------------------------------------------------ recommend
+def test_recommend_child_crs_grade_4_issue_11_item_1(cli: Cli) -> None:
+    """Issue 11 item 1: a 4-year-old, 15 kg, after tisa-cel; ASCO 2021 doses are adult doses."""
+    ctx = '{"product":"tisa-cel","weight_kg":15,"age_years":4}'
+    out = ok_json(
+        cli("recommend", "--toxicity", "crs", "--grade", "4", "--context", ctx, "--jurisdiction", "FR")
+    )
+    methyl = [a for a in out["actions"] if a["dose"] and a["dose"]["drug"] == "methylprednisolone"]
+    assert methyl and all(a["dose"]["amount"] is None and a["withheld"] for a in methyl)
+    assert not any(
+        "500 mg" in a["text"] or "1,000 mg" in (a["escalation"] or a["text"]) for a in out["actions"]
+    )
+    assert any("Paediatric patient: dose per the unit's paediatric protocol." in w for w in out["warnings"])
+    toci = next(a for a in out["actions"] if a["dose"] and a["dose"]["drug"] == "tocilizumab")
+    assert toci["dose"]["dose_mg"] == 180  # 12 mg/kg (EU SmPC posology, shipped unverified)
+    assert toci["dose"]["check"]["label"]["source"] == "roactemra-eu-smpc"
+    assert any(w.startswith("UNVERIFIED: the label items") for w in out["warnings"])
+
+
 def test_recommend_crs_grade_2(cli: Cli) -> None:
     ctx = {
         "product": "axi-cel",
@@ -195,7 +225,7 @@ def test_recommend_from_grade(cli: Cli) -> None:
             "--findings",
             json.dumps(findings),
             "--context",
-            '{"weight_kg": 80}',
+            '{"therapy_class": "car_t", "weight_kg": 80, "age_years": 61}',
         )
     )
     assert out["grade"] == 3 and out["grade_input"]["scale"] == "astct2019:crs"
@@ -205,7 +235,9 @@ def test_recommend_from_grade(cli: Cli) -> None:
 
 def test_recommend_refuses_the_fifth_tocilizumab_dose(cli: Cli) -> None:
     ctx = {
+        "therapy_class": "car_t",
         "weight_kg": 70,
+        "age_years": 50,
         "doses_given": [{"drug": "tocilizumab", "time": ago(h)} for h in (40, 30, 20, 10)],
     }
     out = ok_json(cli("recommend", "-t", "crs", "-g", "3", "-c", json.dumps(ctx)))
@@ -223,7 +255,7 @@ def test_recommend_in_french_with_a_local_set(cli: Cli) -> None:
             "-g",
             "1",
             "-c",
-            '{"concurrent_crs_grade": 0}',
+            '{"therapy_class": "car_t", "concurrent_crs_grade": 0}',
             "--guideline",
             "example-local-fr",
             "--lang",
@@ -239,7 +271,13 @@ def test_recommend_in_french_with_a_local_set(cli: Cli) -> None:
 def test_recommend_irae(cli: Cli) -> None:
     out = ok_json(
         cli(
-            "recommend", "-t", "ctcae5:colitis", "-g", "3", "-c", '{"weight_kg": 60, "product": "ipilimumab"}'
+            "recommend",
+            "-t",
+            "ctcae5:colitis",
+            "-g",
+            "3",
+            "-c",
+            '{"weight_kg": 60, "age_years": 50, "product": "ipilimumab"}',
         )
     )
     assert out["guideline"]["id"] == "asco2021-ici"
@@ -252,9 +290,20 @@ def test_recommend_irae(cli: Cli) -> None:
 
 
 def test_recommend_verified_only_and_explain(cli: Cli) -> None:
-    out = ok_json(cli("recommend", "-t", "iec-hs", "-g", "2", "--verified-only"))
+    out = ok_json(
+        cli("recommend", "-t", "iec-hs", "-g", "2", "-c", '{"therapy_class": "car_t"}', "--verified-only")
+    )
     assert out["actions"] == [] and any("left out on request" in w for w in out["warnings"])
-    p = cli("recommend", "-t", "crs", "-g", "3", "-c", '{"weight_kg": 70}', "--explain")
+    p = cli(
+        "recommend",
+        "-t",
+        "crs",
+        "-g",
+        "3",
+        "-c",
+        '{"therapy_class": "car_t", "weight_kg": 70, "age_years": 50}',
+        "--explain",
+    )
     assert p.returncode == 0 and "dose: 10 mg, q6h" in p.stdout and "santomasso2021" in p.stdout
 
 
@@ -262,17 +311,57 @@ def test_recommend_verified_only_and_explain(cli: Cli) -> None:
     ("args", "fragments"),
     [
         (
-            ["-t", "crs", "-g", "2", "-c", '{"weight_kg": 70, "product": "super-cel"}'],
+            [
+                "-t",
+                "crs",
+                "-g",
+                "2",
+                "-c",
+                '{"therapy_class": "car_t", "weight_kg": 70, "product": "super-cel"}',
+            ],
             ["context.product = 'super-cel'", "unknown product"],
         ),
         (
-            ["-t", "crs", "-g", "2", "-c", '{"weight_kg": 70}', "--guideline", "nccn"],
+            [
+                "-t",
+                "crs",
+                "-g",
+                "2",
+                "-c",
+                '{"therapy_class": "car_t", "weight_kg": 70}',
+                "--guideline",
+                "nccn",
+            ],
             ["guideline = 'nccn'", "unknown guideline set"],
         ),
-        (["-t", "crs", "-g", "9", "-c", '{"weight_kg": 70}'], ["grade = 9", "out of range"]),
-        (["-t", "crs", "-g", "2"], ["context.weight_kg = null", "weight-based doses (tocilizumab)"]),
         (
-            ["-t", "crs", "-g", "2", "-c", '{"weight_kg": 700}'],
+            ["-t", "crs", "-g", "9", "-c", '{"therapy_class": "car_t", "weight_kg": 70}'],
+            ["grade = 9", "out of range"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"therapy_class": "car_t"}'],
+            ["context.weight_kg = null", "weight-based doses (tocilizumab)"],
+        ),
+        (["-t", "crs", "-g", "2"], ["context.therapy_class = null", "never a CAR-T default"]),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"product": "kymriahh"}'],
+            ["context.product = 'kymriahh'", "unknown product"],
+        ),
+        (["-t", "crs", "-g", "2", "-c", '{"therapy_class": "cart"}'], ["context.therapy_class = 'cart'"]),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"product": "pembrolizumab", "therapy_class": "car_t"}'],
+            ["context.product = 'pembrolizumab'", "not 'car_t'"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"product": "axi-cel", "age_years": 121}'],
+            ["context.age_years = 121"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"product": "axi-cel", "age_years": -1}'],
+            ["context.age_years = -1"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"therapy_class": "car_t", "weight_kg": 700}'],
             ["context.weight_kg = 700", "plausible body weight"],
         ),
         (
@@ -282,12 +371,13 @@ def test_recommend_verified_only_and_explain(cli: Cli) -> None:
                 "-g",
                 "2",
                 "-c",
-                '{"weight_kg": 70, "doses_given": [{"drug": "tocilizumab", "time": "2099-01-01T00:00:00Z"}]}',
+                '{"therapy_class": "car_t", "weight_kg": 70, '
+                '"doses_given": [{"drug": "tocilizumab", "time": "2099-01-01T00:00:00Z"}]}',
             ],
             ["context.doses_given[0].time", "future"],
         ),
         (
-            ["-t", "icans", "-g", "2", "-c", '{"weight_kg": 70}'],
+            ["-t", "icans", "-g", "2", "-c", '{"therapy_class": "car_t", "weight_kg": 70}'],
             ["context.concurrent_crs_grade = null", "missing"],
         ),
         (["-t", "crs", "-g", "2", "-c", "{not json"], ["--context", "not valid JSON"]),
@@ -296,10 +386,25 @@ def test_recommend_verified_only_and_explain(cli: Cli) -> None:
         (["-t", "crs", "-g", "2", "--findings", "{}"], ["--findings needs --from-grade"]),
         (["--from-grade", "astct2019:crs"], ["--from-grade needs --findings"]),
         (["--from-grade", "astct2019:crs", "--findings", '{"temperature_c": 55}'], ["temperature_c = 55"]),
-        (["-t", "lee2014:crs", "-g", "2", "-c", '{"weight_kg": 70}'], ["regrade with astct2019:crs"]),
-        (["-t", "crs", "-g", "2", "-c", '{"weight_kg": 70}', "--lang", "de"], ["lang = 'de'"]),
         (
-            ["-t", "crs", "-g", "2", "-c", '{"weight_kg": 70}', "--guideline-dir", "/nonexistent/dir"],
+            ["-t", "lee2014:crs", "-g", "2", "-c", '{"therapy_class": "car_t", "weight_kg": 70}'],
+            ["regrade with astct2019:crs"],
+        ),
+        (
+            ["-t", "crs", "-g", "2", "-c", '{"therapy_class": "car_t", "weight_kg": 70}', "--lang", "de"],
+            ["lang = 'de'"],
+        ),
+        (
+            [
+                "-t",
+                "crs",
+                "-g",
+                "2",
+                "-c",
+                '{"therapy_class": "car_t", "weight_kg": 70}',
+                "--guideline-dir",
+                "/nonexistent/dir",
+            ],
             ["not a directory"],
         ),
     ],

@@ -165,8 +165,11 @@ def test_score_bad_input(cli: Cli, args: tuple[str, ...], start: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------- pathway
+US = ("--jurisdiction", "US", "--product", "axi-cel")
+
+
 def test_pathway_table_shows_steps_visits_and_periods(cli: Cli) -> None:
-    r = cli("pathway", "--infusion-date", "2026-12-01", "--today", "2026-12-10")
+    r = cli("pathway", "--infusion-date", "2026-12-01", "--today", "2026-12-10", *US)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "CAR-T pathway" in out and "day 9" in out
@@ -177,7 +180,9 @@ def test_pathway_table_shows_steps_visits_and_periods(cli: Cli) -> None:
 
 
 def test_pathway_json(cli: Cli) -> None:
-    r = cli("pathway", "--infusion-date", "2026-12-01", "--today", "2026-12-03", "--crs-grade", "3", "--json")
+    r = cli(
+        "pathway", "--infusion-date", "2026-12-01", "--today", "2026-12-03", "--crs-grade", "3", "--json", *US
+    )
     out = json.loads(r.stdout)
     assert out["current_phase"] == "inpatient_observation" and out["day"] == 2
     assert out["monitoring"]["setting"] == "icu" and out["monitoring"]["level"] == 3
@@ -189,7 +194,15 @@ def test_pathway_json(cli: Cli) -> None:
 
 def test_pathway_label_version_changes_periods(cli: Cli) -> None:
     r = cli(
-        "pathway", "--infusion-date", "2026-12-01", "--today", "2026-12-10", "--label", "fda-rems", "--json"
+        "pathway",
+        "--infusion-date",
+        "2026-12-01",
+        "--today",
+        "2026-12-10",
+        "--label",
+        "fda-rems",
+        "--json",
+        *US,
     )
     out = json.loads(r.stdout)
     until = {x["id"]: x["until"] for x in out["restrictions"]}
@@ -207,11 +220,32 @@ def test_pathway_patient_info_in_french(cli: Cli) -> None:
         "patient",
         "--lang",
         "fr",
+        *US,
     )
     assert r.returncode == 0, r.stderr
     assert "Parcours CAR-T" in r.stdout and "Étapes" in r.stdout
     assert "Restez à proximité du centre pendant au moins 14 jours" in r.stdout
     assert "fièvre à 38 °C" in r.stdout and "écriture" in r.stdout
+
+
+def test_issue_11_french_patient_is_not_told_us_periods(cli: Cli) -> None:
+    """Issue 11 item 2: `pathway --infusion-date 2026-12-01 --lang fr` printed the US fda-2025
+    periods (« Pas de conduite … jusqu'au 15 décembre »). French is a language, not a
+    jurisdiction: with none configured, no period; with FR/EU, the EU SmPC (unverified here)."""
+    base = ("pathway", "--infusion-date", "2026-12-01", "--today", "2026-12-10", "--lang", "fr", "--json")
+    bare = json.loads(cli(*base, "--info", "patient").stdout)
+    assert bare["label"]["status"] == "no_jurisdiction"
+    assert all(x["until"] is None and x["days"] is None for x in bare["restrictions"])
+    assert "Aucune juridiction n'est configurée" in bare["info"]["text"]
+    assert "2026-12-15" not in json.dumps(bare["restrictions"]) and "14 jours" not in bare["info"]["text"]
+    eu = json.loads(cli(*base, "--info", "patient", "--jurisdiction", "FR", "--product", "Kymriah").stdout)
+    assert eu["label"]["jurisdiction"] == "EU" and eu["label"]["id"] == "ema-smpc"
+    assert all(x["until"] is None and x["verification"] == "M" for x in eu["restrictions"])
+    assert "la durée fixée par votre équipe selon le RCP" in eu["info"]["text"]
+    assert (
+        eu["label"]["product_name"] == "Kymriah (tisagenlecleucel)"
+        and "Union européenne" in eu["info"]["text"]
+    )
 
 
 def test_pathway_clinician_info_and_transition(cli: Cli) -> None:
@@ -292,6 +326,10 @@ def test_pathway_clinician_info_and_transition(cli: Cli) -> None:
             ),
             "error: --label = 'fda-2030': unknown label version",
         ),
+        (("--jurisdiction", "Mars"), "error: --jurisdiction = 'Mars': unknown jurisdiction"),
+        (("--product", "axicel2"), "error: --product = 'axicel2': unknown product"),
+        (("--product", "teclistamab"), "error: --product = 'teclistamab': a bispecific product"),
+        (("--label", "fda-2025"), "error: --label = 'fda-2025': a US label version, but no jurisdiction"),
         (
             (
                 "--lymphodepletion-date",

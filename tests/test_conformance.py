@@ -71,6 +71,11 @@ def test_conformance(case: dict[str, Any]) -> None:
     if "expect_deciding" in case:
         assert r.deciding_domains == case["expect_deciding"], r.explain()
     # invariants that hold for every result
+    if r.status == "not_applicable":  # no grade, no range, nothing missing
+        assert r.grade is None and r.grade_range is None and r.complete and not r.missing
+        assert r.sources and r.reasons
+        return
+    assert r.grade_range is not None
     lo, hi = r.grade_range
     assert lo <= hi
     if r.grade is not None:
@@ -78,3 +83,20 @@ def test_conformance(case: dict[str, Any]) -> None:
     assert r.complete == (not r.missing)
     assert r.sources, "every grade names its source"
     assert r.reasons, "every grade explains itself"
+
+
+def test_memoised_enumeration_gives_the_results_of_a_fresh_one() -> None:
+    """Scale._enumerate memoises lowest/highest grade per domain pattern: results must not move."""
+    scales = immunotox.all_scales()
+
+    def grade(c: dict[str, Any], *, fresh: bool) -> dict[str, Any]:
+        if fresh:  # no memo at all: the enumeration runs for this call
+            scales[c["scale"]].__dict__.pop("_enumerated", None)
+        r = immunotox.grade(c["scale"], c["findings"], ignore_unused=c.get("ignore_unused", False))
+        return r.model_dump()
+
+    graded = [c for c in CASES if "expect_error" not in c]
+    fresh = [grade(c, fresh=True) for c in graded]
+    memoised = [grade(c, fresh=False) for c in graded]  # every pattern now comes from the memo
+    assert memoised == fresh
+    assert all(scales[c["scale"]].__dict__.get("_enumerated") for c in graded)

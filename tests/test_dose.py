@@ -8,6 +8,7 @@ ASCO ICI 2021 (hydrocortisone 20 mg ≈ prednisone 5 mg [V]) for steroid equival
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,6 +29,10 @@ def iso(hours: float) -> str:
 
 
 def dose(weight: object, given: list[str] | None = None, at: str | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    """An adult patient under the US label unless the test says otherwise (the population gate
+    and the jurisdiction are tested on their own)."""
+    kw.setdefault("age_years", 40)
+    kw.setdefault("jurisdiction", "US")
     return tocilizumab_dose(weight, given or [], at or iso(30), now=NOW, **kw)  # type: ignore[arg-type]
 
 
@@ -145,15 +150,37 @@ def test_window_refuses_on_its_own_when_the_history_was_closer_than_8_hours() ->
 
 def test_timezone_offsets_are_honoured() -> None:
     # 09:00+01:00 is 08:00Z: exactly 8 h before 16:00Z
-    d = tocilizumab_dose(70, ["2025-03-01T09:00:00+01:00"], "2025-03-01T16:00:00Z", now=NOW)
+    d = dose(70, ["2025-03-01T09:00:00+01:00"], "2025-03-01T16:00:00Z")
     assert d.allowed and d.hours_since_last == 8
     assert d.last_dose_at == "2025-03-01T08:00:00Z"
 
 
-def test_age_under_two_is_flagged_not_refused() -> None:
+def test_under_two_years_no_amount_is_given_but_the_limits_still_apply() -> None:
+    """The CRS indication of tocilizumab is for patients 2 years and older (label [V]): below,
+    no amount of the rule is printed; the timing limits are still checked."""
     d = dose(12, age_years=1.5)
-    assert d.allowed
-    assert any("2 years and older" in w for w in d.warnings)
+    assert d.withheld and d.dose_mg is None and d.mg_per_kg is None and d.uncapped_mg is None
+    assert d.allowed and not d.population.covered and d.population.missing == []
+    assert "2 years and older" in (d.population.reason or "")
+    assert "dose per the unit's paediatric protocol" in (d.population.reason or "")
+    assert not any(re.search(r"\d\s*mg\b", r) for r in d.reasons)
+    fr = dose(12, age_years=1.5, lang="fr")
+    assert "Patient pédiatrique : dose selon le protocole pédiatrique de l'unité." in (
+        fr.population.reason or ""
+    )
+
+
+def test_a_missing_age_is_a_missing_input_unless_the_product_is_adult_only() -> None:
+    from immunotox.management import resolve_product
+
+    d = tocilizumab_dose(15, [], iso(30), now=NOW)
+    assert d.withheld and d.dose_mg is None and d.population.missing == ["age_years"]
+    kids = resolve_product("product", "tisa-cel").licences(None)
+    assert tocilizumab_dose(15, [], iso(30), now=NOW, licences=kids, jurisdiction="US").withheld
+    adults = resolve_product("product", "axi-cel").licences(None)
+    d = tocilizumab_dose(70, [], iso(30), now=NOW, licences=adults)
+    assert not d.withheld and d.dose_mg == 560.0
+    assert dose(15, age_years=2).dose_mg == 180.0  # the band edge of the population: 2 years is in
 
 
 def test_french_reasons() -> None:
@@ -227,22 +254,34 @@ histories = st.lists(st.integers(min_value=0, max_value=72 * 60), max_size=6, un
 
 @settings(max_examples=300, deadline=None)
 @given(
-    weight=st.floats(min_value=1, max_value=300, allow_nan=False),
+    weight=st.one_of(
+        st.floats(min_value=1, max_value=350, allow_nan=False),
+        st.sampled_from([1.0, 29.9, 29.999, 30.0, 30.001, 100.0, 100.1, 350.0]),
+    ),
+    age=st.one_of(
+        st.floats(min_value=0, max_value=100), st.sampled_from([0.0, 1.99, 2.0, 17.99, 18.0, 100.0])
+    ),
+    juris=st.sampled_from([None, "EU", "US"]),
     minutes=histories,
     at_min=st.integers(min_value=0, max_value=80 * 60),
 )
 def test_no_tocilizumab_dose_exceeds_a_documented_maximum(
-    weight: float, minutes: list[int], at_min: int
+    weight: float, age: float, juris: str | None, minutes: list[int], at_min: int
 ) -> None:
     at = T0 + timedelta(minutes=at_min)
     times = [T0 + timedelta(minutes=m) for m in minutes if T0 + timedelta(minutes=m) <= at]
     now = T0 + timedelta(hours=100)
-    d = tocilizumab_dose(weight, [format_time(t) for t in times], format_time(at), now=now)
-    # documented maxima (data/drugs.toml): 800 mg per dose, 12 mg/kg per dose
-    assert d.dose_mg <= 800
-    assert d.dose_mg <= 12 * weight + 1e-9
-    assert d.dose_mg <= d.mg_per_kg * weight + 1e-9
-    assert d.dose_mg > 0
+    d = tocilizumab_dose(
+        weight, [format_time(t) for t in times], format_time(at), now=now, age_years=age, jurisdiction=juris
+    )
+    if age < 2 or (weight < 30 and juris is None):  # outside the label population, or no label
+        assert d.withheld and d.dose_mg is None and d.uncapped_mg is None
+    else:
+        # label: 12 mg/kg under 30 kg, 8 mg/kg from 30 kg, never more than 800 mg per dose
+        assert d.dose_mg is not None and not d.withheld
+        assert d.dose_mg <= 800
+        assert d.dose_mg <= (12 if weight < 30 else 8) * weight + 1e-9
+        assert d.dose_mg > 0
     recent_8h = [t for t in times if at - t < timedelta(hours=8)]
     in_24h = [t for t in times if at - timedelta(hours=24) < t]
     expected_ok = len(times) < 4 and not recent_8h and len(in_24h) < 3

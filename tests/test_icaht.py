@@ -54,7 +54,7 @@ def icaht_findings(draw: st.DrawFn) -> dict[str, Any]:
     return f
 
 
-def lo_hi(scale: str, f: dict[str, Any]) -> tuple[int, int]:
+def lo_hi(scale: str, f: dict[str, Any]) -> tuple[int, int] | None:
     return immunotox.grade(scale, f).grade_range
 
 
@@ -105,7 +105,11 @@ def test_lowering_an_anc_value_never_lowers_the_grade(
     g = dict(
         f, anc_series=[*f["anc_series"][:i], {"day": point["day"], "value": lower}, *f["anc_series"][i + 1 :]]
     )
-    (lo, hi), (lo2, hi2) = lo_hi(scale, f), lo_hi(scale, g)
+    before, after = lo_hi(scale, f), lo_hi(scale, g)
+    if before is None or after is None:  # not applicable: the window, not the values, decides
+        assert before is None and after is None, (f, g)
+        return
+    (lo, hi), (lo2, hi2) = before, after
     assert lo2 >= lo and hi2 >= hi, (f, g)
 
 
@@ -114,6 +118,14 @@ def test_lowering_an_anc_value_never_lowers_the_grade(
 @given(f=icaht_findings())
 def test_grades_stay_within_the_scale(scale: str, f: dict[str, Any]) -> None:
     r = immunotox.grade(scale, f)
+    closed = min(f.get("last_follow_up_day", 999), f.get("censor_day", 999)) <= 30
+    if scale == "ehaebmt2023:icaht-late" and closed:  # the late window never opened
+        assert r.status == "not_applicable" and r.grade is None and r.grade_range is None
+        assert r.complete and not r.missing and not r.fired
+        assert any("never opened" in x for x in r.reasons)
+        return
+    assert r.status != "not_applicable"
+    assert r.grade_range is not None
     lo, hi = r.grade_range
     assert 0 <= lo <= hi <= 4
     assert r.grade is None or r.grade == lo
@@ -245,6 +257,71 @@ def test_bad_input_names_field_and_value(findings: dict[str, Any], field: str, f
     assert str(err.value).startswith(f"{field} = ") and fragment in str(err.value)
 
 
+# ------------------------------------------------------------------------------ no late window
+DEATH_DAY_16 = {
+    "anc_series": [{"day": d, "value": 300} for d in (0, 7, 14, 16)],
+    "last_follow_up_day": 16,
+}
+
+
+def test_late_icaht_after_death_by_day_30_has_no_grade_and_names_the_input() -> None:
+    r = immunotox.grade("ehaebmt2023:icaht-late", DEATH_DAY_16)
+    assert (r.status, r.grade, r.grade_range, r.complete, r.missing, r.fired) == (
+        "not_applicable",
+        None,
+        None,
+        True,
+        [],
+        [],
+    )
+    assert r.reasons[0] == (
+        "Late: not applicable, the late window (from day 31) never opened: last_follow_up_day on "
+        "day 16 (death or end of follow-up), on or before day 30"
+    )
+    assert r.explain().splitlines()[1] == "Grade: not applicable"
+    # the frame of the explanation and the core's sentence come from the messages data (issue 11)
+    assert r.explain("fr").splitlines()[1] == "Grade : non applicable"
+    assert "Non applicable : pas de grade (ni grade 0, ni borne inférieure)." in r.in_lang("fr").reasons
+    assert r.in_lang("fr").reasons[0] == (
+        "Tardive : non applicable, la fenêtre tardive (à partir du jour 31) ne s'est jamais ouverte : "
+        "last_follow_up_day au jour 16 (décès ou fin du suivi), au plus tard au jour 30"
+    )
+    # both inputs closing the window are named; a date is named as the date input
+    both = dict(DEATH_DAY_16, infusion_date="2024-03-01", censor_date="2024-03-11")
+    reasons = immunotox.grade("ehaebmt2023:icaht-late", both).reasons
+    assert (
+        reasons[0]
+        == "2 ANC value(s) after censoring on day 10 (progression/relapse or subsequent therapy) not used"
+    )
+    assert reasons[1].endswith(
+        "never opened: last_follow_up_day on day 16 (death or end of follow-up); censor_date on day 10 "
+        "(progression/relapse or next therapy), on or before day 30"
+    )
+
+
+def test_late_window_closed_without_any_anc_value_is_still_not_applicable() -> None:
+    r = immunotox.grade("ehaebmt2023:icaht-late", {"censor_day": 20})
+    assert (r.status, r.grade, r.missing) == ("not_applicable", None, [])
+    combined = immunotox.grade("ehaebmt2023:icaht", {"censor_day": 20})
+    assert (combined.status, combined.missing) == ("not_assessable", ["anc_series"])  # early unknown
+
+
+def test_combined_icaht_without_late_window_is_the_early_grade_and_says_so() -> None:
+    r = immunotox.grade("ehaebmt2023:icaht", DEATH_DAY_16)
+    early = immunotox.grade("ehaebmt2023:icaht-early", DEATH_DAY_16)
+    assert (r.grade, r.grade_range, r.status, r.deciding_domains) == (4, (4, 4), "assessed", ["early"])
+    assert (r.grade, r.grade_range, r.status) == (early.grade, early.grade_range, early.status)
+    assert r.reasons[-1] == (
+        "Grade 4: early ICAHT grade 4; late ICAHT not applicable: grade from the early window alone"
+    )
+    assert any(x.startswith("Late: not applicable") for x in r.reasons)
+    assert (
+        r.in_lang("fr")
+        .reasons[-1]
+        .startswith("Grade 4 : ICAHT précoce grade 4 ; ICAHT tardive non applicable")
+    )
+
+
 # ------------------------------------------------------------------------------ IEC-HS
 def test_iechs_states_it_is_unverified_first_and_lists_features() -> None:
     f = {
@@ -292,6 +369,26 @@ def test_cli_grades_icaht_from_a_dated_series(cli: CLI) -> None:
     doc = json.loads(out.stdout)
     assert (doc["grade"], doc["complete"], doc["missing"]) == (4, True, [])
     assert any("never recovered" in x for x in doc["reasons"])
+
+
+def test_cli_late_icaht_without_late_window_is_not_applicable(cli: CLI) -> None:
+    findings = {"anc_series": [{"day": 5, "value": 300}, {"day": 12, "value": 300}], "censor_day": 14}
+    out = cli("grade", "ehaebmt2023:icaht-late", "--findings", json.dumps(findings))
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert (doc["grade"], doc["grade_range"], doc["status"], doc["complete"], doc["missing"]) == (
+        None,
+        None,
+        "not_applicable",
+        True,
+        [],
+    )
+    assert doc["reasons"][0] == (
+        "Late: not applicable, the late window (from day 31) never opened: censor_day on day 14 "
+        "(progression/relapse or next therapy), on or before day 30"
+    )
+    text = cli("grade", "ehaebmt2023:icaht-late", "--findings", json.dumps(findings), "--explain").stdout
+    assert "Grade: not applicable" in text and "Grade: 0" not in text
 
 
 def test_cli_refuses_bad_series_with_one_line(cli: CLI) -> None:

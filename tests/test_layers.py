@@ -21,7 +21,10 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = "immunotox"
 
 # Lowest first. A module belongs to the layer of the longest prefix that names it; a layer of
-# several columns holds parts that sit side by side and do not import each other.
+# several columns holds parts that sit side by side and do not import each other. Names of
+# modules other branches are adding (messages, handouts, analysis) are placed already. The
+# FastAPI dependencies (service/deps.py) and problem details (service/problems.py) stay in the
+# service layer: the API and the web UI share them.
 LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     (
         "foundations",
@@ -33,10 +36,12 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.ruledata",
                 "immunotox.plausibility",
                 "immunotox.jurisdiction",
+                "immunotox.handouts",
                 "immunotox.findings",
                 "immunotox.messages",
                 "immunotox.result",
                 "immunotox.vocabulary",
+                "immunotox.messages",
             ),
         ),
     ),
@@ -51,6 +56,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.timeline",
                 "immunotox.simulate",
                 "immunotox.analysis",
+                "immunotox.handouts",
             ),
         ),
     ),
@@ -58,7 +64,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
     (
         "service API and web UI",
         (
-            ("immunotox.service.app", "immunotox.service.routes", "immunotox.service.deps"),
+            ("immunotox.service.app", "immunotox.service.routes"),
             ("immunotox.web",),
         ),
     ),
@@ -290,9 +296,11 @@ def test_tests_import_the_project_directly() -> None:
 
 
 # A citation names a primary source (authors, year, DOI, section), never a file outside the
-# repository: the project's working notes and the machine's folders are not shipped.
+# repository: the project's working notes and the machine's folders are not shipped. A bare section
+# tag such as "[§8.14]" names no source (it pointed into those notes): cite the source or write [D].
 OUTSIDE = re.compile(
-    r"clinical[- ]reference|référence clinique|perf[- ]spike|performance spike|shared/|/work/|/home/|/root/",
+    r"clinical[- ]reference|référence clinique|perf[- ]spike|performance spike|shared/|/work/|/home/|/root/"
+    r"|\[§\d",
     re.IGNORECASE,
 )
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".txt", ".cfg", ".html", ".js", ".css", ".po", ".sql", ".ini"}

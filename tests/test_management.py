@@ -30,10 +30,27 @@ NOW = datetime(2025, 3, 2, 12, 0, tzinfo=UTC)
 CTX70 = {"weight_kg": 70, "at": "2025-03-02T12:00:00Z"}
 
 
+ADULT = {"age_years": 50}
+
+
 def rec(
     toxicity: Any, grade: int | None = None, context: dict[str, Any] | None = None, **kw: Any
 ) -> Recommendation:
-    return recommend(toxicity, grade, context, now=NOW, **kw)
+    """An adult patient under US labels unless the test says otherwise (the population gate and
+    the jurisdiction have their own tests)."""
+    kw.setdefault("jurisdiction", "US")
+    ctx = ADULT | context if isinstance(context, dict) else ADULT if context is None else context
+    if isinstance(ctx, dict) and "product" not in ctx and "therapy_class" not in ctx:
+        ctx = ctx | {"therapy_class": therapy_class_for(toxicity, kw.get("guideline"))}
+    return recommend(toxicity, grade, ctx, now=NOW, **kw)
+
+
+def therapy_class_for(toxicity: Any, guideline: str | None) -> str:
+    """The therapy class a test means when it names neither product nor class (the set decides)."""
+    if guideline is not None and guideline in {g.id for g in list_guidelines()}:
+        return drug_data().therapy_class_of(load_guideline(guideline).product_classes[0]) or "car_t"
+    name = toxicity.scale if isinstance(toxicity, GradeResult) else str(toxicity)
+    return "car_t" if any(k in name for k in ("crs", "icans", "iec-hs")) else "checkpoint_inhibitor"
 
 
 def ago(hours: float) -> str:
@@ -49,6 +66,14 @@ def action_with(r: Recommendation, drug_id: str) -> Any:
 
 
 # ------------------------------------------------------------------------------ every action is cited
+def product_for(set_id: str) -> str:
+    """A product of a class the set is written for (axi-cel for the CAR-T sets)."""
+    classes = load_guideline(set_id).product_classes
+    if "cart-cd19" in classes:
+        return "axi-cel"
+    return next(p.id for p in drug_data().products.values() if p.product_class in classes)
+
+
 def all_cases() -> list[tuple[str, str, str, int, dict[str, Any]]]:
     """(set, rule id, toxicity, grade, context) for every rule and grade; the context meets its conditions."""
     classes = {p.product_class: p.id for p in reversed(drug_data().products.values())}
@@ -56,7 +81,7 @@ def all_cases() -> list[tuple[str, str, str, int, dict[str, Any]]]:
     for gs in list_guidelines():
         for rr in gs.rules:
             w = rr.rule.when
-            ctx: dict[str, Any] = {"weight_kg": 70, "ideal_body_weight_kg": 62, "product": "axi-cel"}
+            ctx: dict[str, Any] = {"weight_kg": 70, "ideal_body_weight_kg": 62, "product": product_for(gs.id)}
             if w.product_in:
                 ctx["product"] = w.product_in[0]
             if w.product_class_in:
@@ -225,7 +250,7 @@ def test_iechs_first_line_is_flagged_unverified_without_doses() -> None:
     assert all(a.dose is None for a in r.actions)
     assert "anakinra" in r.actions[0].text
     res = immunotox.grade("astct2023:iec-hs", {"iec_hs_present": True, "iec_hs_grade": 3})
-    r2 = recommend(res, now=NOW)
+    r2 = rec(res)
     assert (
         r2.toxicity == "iec-hs"
         and r2.grade == 3
@@ -439,7 +464,7 @@ def test_recommend_from_a_ctcae_grade_of_the_grading_core() -> None:
     res = immunotox.grade(
         "ctcae5:alanine-aminotransferase-increased", {"value": 250, "uln": 40, "baseline": 30}
     )
-    r = recommend(res, context=CTX70, now=NOW)
+    r = rec(res, None, CTX70)
     assert (r.toxicity, r.grade, ici(r)) == ("hepatitis", 3, ["consider_discontinue"])
     assert steroid(r) == ("methylprednisolone", (70.0, 140.0), "day")
 
@@ -477,7 +502,7 @@ def test_recommend_from_a_grade_result() -> None:
             "o2_flow_l_min": 2,
         },
     )
-    r = recommend(res, context=CTX70, now=NOW)
+    r = rec(res, None, CTX70)
     assert r.grade == 3 and r.toxicity == "crs"
     assert r.grade_input is not None and r.grade_input.scale == "astct2019:crs" and r.grade_input.complete
     assert not any("LOWER BOUND" in w for w in r.warnings)
@@ -486,7 +511,7 @@ def test_recommend_from_a_grade_result() -> None:
 def test_incomplete_grade_is_flagged_as_a_lower_bound() -> None:
     res = immunotox.grade("astct2019:crs", {"temperature_c": 39.5, "hypotension": True, "oxygen": "none"})
     assert not res.complete
-    r = recommend(res, context=CTX70, now=NOW)
+    r = rec(res, None, CTX70)
     assert r.grade == res.grade
     assert any("LOWER BOUND" in w and "vasopressors" in w for w in r.warnings)
 
@@ -508,7 +533,7 @@ def test_legacy_scale_grade_must_be_regraded() -> None:
         sources=[],
     )
     with pytest.raises(FindingError, match="regrade with astct2019:crs"):
-        recommend(res, context=CTX70, now=NOW)
+        rec(res, None, CTX70)
     with pytest.raises(FindingError, match="regrade with astct2019:crs"):
         rec("penn:crs", 2, CTX70)
 
@@ -762,6 +787,26 @@ def test_bad_input_names_the_field(
 
 
 # ------------------------------------------------------------------------------ documented maxima (property)
+def assert_within_documented_max(d: Any) -> None:
+    """A computed dose stays within its drug's documented maxima per dose, per day, per kg."""
+    mx = drug(d.drug).max
+    assert mx is not None
+    w = d.weight_kg or 0
+    high = d.amount if d.amount is not None else d.amount_range[1]
+    assert high is not None and high > 0
+    iv = d.interval_h
+    shortest = iv if isinstance(iv, (int, float)) else iv[0] if iv else 24.0
+    per_day = high if d.per == "day" else high * 24 / shortest
+    if d.per == "dose" and mx.per_dose is not None:
+        assert high <= mx.per_dose
+    if mx.per_day is not None:
+        assert per_day <= mx.per_day + 1e-6
+    if d.weight_kg is not None and mx.per_kg_per_dose is not None and d.per == "dose":
+        assert high <= mx.per_kg_per_dose * w + 1e-6
+    if d.weight_kg is not None and mx.per_kg_per_day is not None:
+        assert per_day <= mx.per_kg_per_day * w + 1e-6
+
+
 DOSED = [
     (gs.id, rr.rule.toxicity, g, rr.rule.id)
     for gs in list_guidelines()
@@ -788,7 +833,7 @@ def test_no_recommended_dose_exceeds_a_documented_maximum(
         "weight_kg": weight,
         "ideal_body_weight_kg": ideal,
         "doses_given": doses,
-        "product": "axi-cel",
+        "product": product_for(gid),
         "at": format_time(NOW),
     }
     if tox == "icans":
@@ -798,21 +843,6 @@ def test_no_recommended_dose_exceeds_a_documented_maximum(
         d = a.dose
         if d is None or not d.computed:
             continue
-        mx = drug(d.drug).max
-        assert mx is not None
-        w = d.weight_kg or 0
-        high = d.amount if d.amount is not None else d.amount_range[1]  # type: ignore[index]
-        assert high is not None and high > 0
-        iv = d.interval_h
-        shortest = iv if isinstance(iv, (int, float)) else iv[0] if iv else 24.0
-        per_day = high if d.per == "day" else high * 24 / shortest
-        if d.per == "dose" and mx.per_dose is not None:
-            assert high <= mx.per_dose
-        if mx.per_day is not None:
-            assert per_day <= mx.per_day + 1e-6
-        if d.weight_kg is not None and mx.per_kg_per_dose is not None and d.per == "dose":
-            assert high <= mx.per_kg_per_dose * w + 1e-6
-        if d.weight_kg is not None and mx.per_kg_per_day is not None:
-            assert per_day <= mx.per_kg_per_day * w + 1e-6
+        assert_within_documented_max(d)
         if d.check is not None and d.check.allowed:
             assert d.check.total_doses < 4 and d.check.doses_in_last_24h < 3

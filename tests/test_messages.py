@@ -34,7 +34,7 @@ FILES = sorted(
 
 # Scales (by id prefix) whose texts are still written in the code, in English (issue 11: converted
 # family by family). A scale converted to data leaves this list; none may be added to it.
-NOT_YET_TRANSLATED = {"lee2014", "penn", "mskcc", "cartox", "ehaebmt2023"}
+NOT_YET_TRANSLATED = {"ehaebmt2023"}
 
 
 # text fields of the risk-score files, each with its French sibling <field>_fr
@@ -217,7 +217,7 @@ CTCAE_TRANSLATED = ("ctcae5", "ctcae4")
 
 @pytest.mark.parametrize("name", CTCAE_TRANSLATED)
 def test_every_ctcae_term_text_exists_in_french(name: str) -> None:
-    """The term names, notes, analytes, named conditions and implications of a CTCAE table have
+    """The term names, notes, analytes, adjustments, named conditions and implications of a CTCAE table have
     their French sibling, without English (the NCI wording they cite is quoted “…”)."""
     table = load_table(name)
     assert translated(table), f"{name}: a term_fr, notes_fr, analyte_fr or text_fr is missing"
@@ -228,6 +228,9 @@ def test_every_ctcae_term_text_exists_in_french(name: str) -> None:
         if t.lab:
             pairs += [(t.lab.analyte, t.lab.analyte_fr)]
             pairs += [(c.text, c.text_fr) for c in t.lab.conditions.values()]
+            pairs += [(a.name, a.name_fr) for a in t.lab.adjust] + [
+                (a.formula, a.formula_fr) for a in t.lab.adjust
+            ]
         for en, fr in pairs:
             assert fr.strip() and not english_in(fr), f"{name}:{slug}: {english_in(fr)} in {fr!r} ({en!r})"
     scales = [s for sid, s in immunotox.all_scales().items() if sid.startswith(f"{name}:")]

@@ -1,9 +1,11 @@
 """The CAR-T pathway: state machine, dates from the infusion date, label periods, monitoring
 escalation and the bilingual patient/clinician information.
 
-Label periods (FDA Safety Communication, 26 June 2025): FDA 26 June 2025 — monitor >= 2 weeks incl. daily
->= 1 week [V], proximity 2 weeks [V], driving 2 weeks [M→V2]; previous labels 4 weeks proximity,
-8 weeks driving [V]. A period of N days runs to day N inclusive (day 0 = infusion).
+Label periods are per (jurisdiction, product, label version): FDA safety communication of
+26 June 2025 — monitor >= 2 weeks incl. daily >= 1 week [V], proximity 2 weeks [V], driving
+2 weeks [V2]; previous US labels 4 weeks proximity, 8 weeks driving [V]. EU SmPC periods are not
+verified here: shown without a number. No jurisdiction configured -> no period (never the US
+label by default). A period of N days runs to day N inclusive (day 0 = infusion).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from immunotox.pathway import IllegalTransitionError, PathwayError
 
 D0 = date(2026, 12, 1)
 PHASES = list(pw.phases())
+US: dict[str, str] = {"jurisdiction": "US", "product": "axi-cel"}
 
 
 # ---------------------------------------------------------------------------------- state machine
@@ -144,13 +147,14 @@ def test_visits_from_infusion_date() -> None:
 @pytest.mark.parametrize(
     ("label", "proximity_until", "driving_until"),
     [
-        ("fda-2025", date(2026, 12, 15), date(2026, 12, 15)),  # 14 and 14 days
+        (None, date(2026, 12, 15), date(2026, 12, 15)),  # current US version: 14 and 14 days
         ("fda-rems", date(2026, 12, 29), date(2027, 1, 26)),  # 28 days; 8 weeks = 56 days
-        ("eu-smpc", date(2026, 12, 29), date(2027, 1, 26)),  # [M] values, flagged
     ],
 )
-def test_label_periods_are_versioned_data(label: str, proximity_until: date, driving_until: date) -> None:
-    p = pw.plan(D0, label=label)
+def test_us_label_periods_are_versioned_data(
+    label: str | None, proximity_until: date, driving_until: date
+) -> None:
+    p = pw.plan(D0, label=label, **US)
     r = {x.id: x for x in p.restrictions()}
     assert r["proximity"].until == proximity_until
     assert r["no_driving"].until == driving_until
@@ -158,20 +162,102 @@ def test_label_periods_are_versioned_data(label: str, proximity_until: date, dri
     assert p.step("near_centre").end == proximity_until  # type: ignore[union-attr]
 
 
-def test_default_label_is_fda_2025_and_its_sources() -> None:
-    p = pw.plan(D0)
-    assert p.label.id == "fda-2025"
+@pytest.mark.parametrize("product", ["axi-cel", "brexu-cel", "tisa-cel", "liso-cel", "ide-cel", "cilta-cel"])
+def test_current_us_label_is_fda_2025_for_the_six_rems_products(product: str) -> None:
+    p = pw.plan(D0, jurisdiction="US", product=product)
+    assert p.label.status == "ok" and p.label.version is not None and p.label.version.id == "fda-2025"
     periods = p.label.periods()
     assert periods["proximity"].verification == "V" and periods["proximity"].days == 14
     assert periods["daily_monitoring"].days == 7 and periods["monitoring"].days == 14
+    assert periods["no_driving"].verification == "V2" and periods["no_driving"].days == 14
     assert all(x.source == "fda2025rems" for x in periods.values())
 
 
-def test_unverified_label_periods_are_flagged_in_the_status() -> None:
-    s = pw.status(D0, today=date(2026, 12, 10), label="eu-smpc")
-    assert sum("UNVERIFIED [M]" in n for n in s.notes) == 4
-    s2 = pw.status(D0, today=date(2026, 12, 10))
-    assert not any("UNVERIFIED" in n for n in s2.notes)
+def test_no_jurisdiction_gives_no_period_and_says_so() -> None:
+    """Issue 11 item 2: `pathway --infusion-date 2026-12-01 --lang fr` told a French patient the
+    US periods (« Pas de conduite … jusqu'au 15 décembre »)."""
+    for product in (None, "axi-cel"):
+        s = pw.status(D0, today=date(2026, 12, 10), lang="fr", product=product, info_audience="patient")
+        assert s.label["status"] == "no_jurisdiction" and s.label["id"] is None
+        assert all(r.days is None and r.until is None and r.active is None for r in s.restrictions)
+        assert all(r.text == "la durée fixée par votre équipe selon le RCP" for r in s.restrictions)
+        assert any("Aucune juridiction n'est configurée" in n for n in s.notes)
+        assert s.info is not None
+        assert "Aucune juridiction n'est configurée" in s.info.text
+        assert "15 décembre" not in s.info.text and "14 jours" not in s.info.text
+        assert "durée fixée par votre équipe selon le RCP" in s.info.text
+
+
+@pytest.mark.parametrize("jurisdiction", ["EU", "FR", "de"])
+@pytest.mark.parametrize("product", ["axi-cel", "Kymriah", "tecartus", "liso-cel", "ide-cel", "cilta-cel"])
+def test_eu_periods_are_unverified_shown_without_number_and_flagged(jurisdiction: str, product: str) -> None:
+    s = pw.status(D0, today=date(2026, 12, 10), lang="fr", jurisdiction=jurisdiction, product=product)
+    assert s.label["jurisdiction"] == "EU" and s.label["id"] == "ema-smpc" and s.label["status"] == "ok"
+    assert all(r.days is None and r.until is None for r in s.restrictions)
+    assert all(r.verification == "M" for r in s.restrictions)
+    assert sum("NON VÉRIFIÉ [M]" in n for n in s.notes) == 4
+    assert "Union européenne" in s.label["message"] and "ema-smpc" in s.label["message"]
+
+
+def test_eu_never_falls_back_to_the_us_label() -> None:
+    eu = pw.plan(D0, jurisdiction="EU", product="axi-cel")
+    assert eu.label.jurisdiction is not None and eu.label.jurisdiction.code == "EU"
+    assert all(r.until is None for r in eu.restrictions())
+    with pytest.raises(PathwayError) as err:
+        pw.plan(D0, jurisdiction="EU", product="axi-cel", label="fda-2025")
+    assert err.value.field == "label" and "a US label version, but the jurisdiction is EU" in str(err.value)
+
+
+def test_verified_periods_are_flagged_only_when_unverified() -> None:
+    s = pw.status(D0, today=date(2026, 12, 10), **US)
+    assert not any("UNVERIFIED" in n for n in s.notes)
+    assert any("fda-2025" in n and "United States" in n for n in s.notes)
+    obe = pw.status(D0, today=date(2026, 12, 10), jurisdiction="US", product="obe-cel")
+    assert sum("UNVERIFIED [M]" in n for n in obe.notes) == 4
+    assert all(r.until is None for r in obe.restrictions)
+
+
+def test_a_product_the_version_does_not_describe_has_no_period() -> None:
+    c = pw.resolve_label("US", "cart-cd19-other")
+    assert c.status == "not_covered" and all(p.days is None for p in c.periods().values())
+    assert "is not described by" in c.message("en")
+    c = pw.resolve_label("US", None)
+    assert c.status == "no_product" and all(p.days is None for p in c.periods().values())
+    c = pw.resolve_label("US", "tisa-cel", "fda-rems")
+    assert c.status == "ok" and c.periods()["proximity"].days == 28
+
+
+@pytest.mark.parametrize(
+    ("jurisdiction", "product", "label", "field", "message"),
+    [
+        ("mars", "axi-cel", None, "jurisdiction", "jurisdiction = 'mars': unknown jurisdiction"),
+        ("EU", "axi-cil", None, "product", "product = 'axi-cil': unknown product"),
+        ("EU", "pembrolizumab", None, "product", "a ici-pd1 product: the CAR-T pathway does not apply"),
+        (None, "axi-cel", "fda-2025", "label", "a US label version, but no jurisdiction is configured"),
+        ("US", "axi-cel", "eu-smpc", "label", "label = 'eu-smpc': unknown label version"),
+    ],
+)
+def test_bad_label_settings_name_the_field(
+    jurisdiction: str | None, product: str, label: str | None, field: str, message: str
+) -> None:
+    with pytest.raises(PathwayError) as err:
+        pw.plan(D0, jurisdiction=jurisdiction, product=product, label=label)
+    assert err.value.field == field and message in str(err.value)
+
+
+def test_every_label_product_is_a_known_car_t_product() -> None:
+    for (version, product), lab in pw.labels().items():
+        assert pw.check_product(product) is not None, (version, product)
+        assert lab.jurisdiction == pw.label_versions()[version].jurisdiction
+        for p in lab.periods().values():
+            assert (p.days is None) == (p.verification == "M")
+
+
+def test_without_a_verified_proximity_period_the_near_centre_end_is_an_estimate() -> None:
+    s = pw.status(D0, today=date(2026, 12, 10), lang="en")
+    near = next(x for x in s.steps if x.phase == "near_centre")
+    assert near.estimated and near.end == D0 + timedelta(days=28)
+    assert any("a planning estimate (day 28), not a label period" in n for n in s.notes)
 
 
 def test_steps_are_contiguous_and_ordered() -> None:
@@ -200,7 +286,7 @@ def test_actual_dates_replace_estimates() -> None:
 
 
 def test_late_discharge_skips_the_near_centre_phase() -> None:
-    p = pw.plan(D0, discharge_date=date(2026, 12, 20))
+    p = pw.plan(D0, discharge_date=date(2026, 12, 20), **US)
     assert p.step("near_centre") is None and p.skipped == ("near_centre",)
     assert p.step("follow_up").start == date(2026, 12, 21)  # type: ignore[union-attr]
 
@@ -220,7 +306,9 @@ def test_late_discharge_skips_the_near_centre_phase() -> None:
         ),
         ({"discharge_date": date(2026, 11, 30)}, "discharge_date"),
         ({"leukapheresis_date": date(2026, 11, 30)}, "leukapheresis_date"),  # no room for LD
-        ({"label": "ema-2019"}, "label"),
+        ({"label": "ema-2019", "jurisdiction": "EU"}, "label"),
+        ({"jurisdiction": "XX"}, "jurisdiction"),
+        ({"product": "unknown-cel"}, "product"),
         ({"indication": "lupus"}, "indication"),
     ],
 )
@@ -247,7 +335,7 @@ def test_impossible_plans_are_refused(kwargs: dict[str, object], field: str) -> 
     ],
 )
 def test_current_phase_from_planned_dates(today: date, phase: str) -> None:
-    assert pw.status(D0, today=today).current_phase == phase
+    assert pw.status(D0, today=today, **US).current_phase == phase
 
 
 @pytest.mark.parametrize(
@@ -291,7 +379,7 @@ def test_readmission_escalates_monitoring() -> None:
 
 def test_restrictions_active_only_during_their_period() -> None:
     def active(today: date) -> dict[str, bool]:
-        return {r.id: r.active for r in pw.status(D0, today=today).restrictions}
+        return {r.id: bool(r.active) for r in pw.status(D0, today=today, **US).restrictions}
 
     assert active(date(2026, 11, 28)) == dict.fromkeys(active(D0), False)  # before infusion
     assert active(date(2026, 12, 15))["proximity"] is True  # day 14, inclusive
@@ -404,11 +492,21 @@ def test_patient_info_after_infusion_says_when_to_call(phase: str) -> None:
     assert "15" in fr.emergency
 
 
-def test_near_centre_info_uses_the_label_periods() -> None:
-    assert "au moins 14 jours" in pw.info("near_centre", "patient", "fr")
-    assert "at least 28 days" in pw.info("near_centre", "patient", "en", label="fda-rems")
-    assert "at least 56 days" in pw.info("near_centre", "patient", "en", label="fda-rems")
-    assert "ne conduisez pas" in pw.info("near_centre", "patient", "fr").lower()
+def test_near_centre_info_uses_the_label_periods_and_names_the_label() -> None:
+    fr = pw.info("near_centre", "patient", "fr", **US)
+    assert "au moins 14 jours" in fr
+    assert (
+        "Durées selon : Notices américaines (FDA) après la suppression du REMS (26 juin 2025) [fda-2025]"
+        in fr
+    )
+    assert "États-Unis (FDA)" in fr
+    assert "at least 28 days" in pw.info("near_centre", "patient", "en", label="fda-rems", **US)
+    assert "at least 56 days" in pw.info("near_centre", "patient", "en", label="fda-rems", **US)
+    assert "ne conduisez pas" in fr.lower()
+    eu = pw.info("near_centre", "patient", "fr", jurisdiction="FR", product="Yescarta")
+    assert "jours" not in eu.split("Durées selon")[0]
+    assert "la durée fixée par votre équipe selon le RCP" in eu and "[ema-smpc]" in eu
+    assert "Union européenne" in eu
 
 
 def test_clinician_checklist_is_a_list() -> None:

@@ -2,9 +2,9 @@
 
 It sits above both :mod:`immunotox.service` (the API, its middleware and background tasks,
 :func:`immunotox.service.app.create_service_app`) and :mod:`immunotox.web` (the pages and
-``/static``, :func:`immunotox.web.mount_web`), which do not import each other; ``immunotox
-serve``, the demo ward, the tests and the benchmarks build their app here. See
-``docs/architecture.md`` for the layers.
+``/static``, :func:`immunotox.web.mount_web`): the service never imports the web UI, and the web
+UI builds on the service's modules, not on its app. ``immunotox serve``, the demo ward, the tests
+and the benchmarks build their app here. The layers: ``docs/architecture.md``.
 """
 
 from __future__ import annotations

@@ -37,22 +37,30 @@ class Texts(BaseModel):
     fired: list[Msg] = Field(default_factory=list, description="Texts of the rules that fired")
 
 
+Status = Literal["assessed", "incomplete", "not_assessable", "not_applicable"]
+"""Every status a grade can have (one vocabulary for the library, service, web and FHIR)."""
+
+
 class GradeResult(BaseModel):
     """A grade with its reasons, its sources and what it could not see.
 
     ``grade`` is the grade the known findings establish; 0 means the criteria are not met.
     When inputs that could change the grade are missing, ``complete`` is false, ``grade`` is a
     **lower bound** and ``grade_range`` gives the grades still possible. ``grade`` is ``None``
-    only when nothing at all can be established (``status = "not_assessable"``).
+    when nothing at all can be established (``status = "not_assessable"``, ``grade_range`` the
+    grades still possible) or when the scale does not apply (``status = "not_applicable"``: e.g.
+    a late ICAHT grade for a patient whose late window never opened). A not-applicable result
+    has no grade and no ``grade_range`` (``None``); nothing is missing, so it is complete, and
+    its reasons name the input that closed it.
     """
 
     scale: str
     title: str
     version: str
     grade: int | None
-    grade_range: tuple[int, int]
+    grade_range: tuple[int, int] | None
     complete: bool
-    status: Literal["assessed", "incomplete", "not_assessable"]
+    status: Status
     deciding_domains: list[str]
     missing: list[str]
     ignored: list[str] = Field(
@@ -88,7 +96,9 @@ class GradeResult(BaseModel):
         t = texts_of("messages:explain", lg)
 
         lines = [t("title", title=r.title, scale=r.scale, version=r.version)]
-        if r.grade is None:
+        if r.grade_range is None:
+            lines.append(t("not_applicable"))
+        elif r.grade is None:
             lines.append(t("not_assessable"))
         elif r.complete:
             lines.append(t("grade", grade=r.grade))

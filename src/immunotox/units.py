@@ -150,6 +150,10 @@ def convert(
 ) -> float:
     """Convert ``value`` in UCUM ``unit`` to UCUM ``to_unit`` for finding ``field``.
 
+    Every supported conversion is affine (``scale * value + offset``: °F -> °C has an offset,
+    the others none, molar <-> mass included), so pint derives ``(scale, offset)`` once per
+    (unit, canonical unit, molar mass) and each call is one multiplication and one addition.
+
     Raises
     ------
     UnitError
@@ -158,7 +162,7 @@ def convert(
     if _normalise_code(unit) == _normalise_code(to_unit):
         return float(value)
     try:
-        f_from, expr_from = parse_ucum(unit)
+        scale, offset = _affine(unit, to_unit, molar_mass_g_mol)
     except ValueError as exc:
         raise UnitError(
             f"{field}.unit",
@@ -166,17 +170,6 @@ def convert(
             f"{exc}; {field} is expected in {to_unit!r}",
             "use a UCUM code such as " + _examples(to_unit),
         ) from None
-    f_to, expr_to = parse_ucum(to_unit)
-    ureg = registry()
-    try:
-        q = ureg.Quantity(float(value) * f_from, ureg.parse_units(expr_from))
-        target = ureg.parse_units(expr_to)
-        if q.dimensionality != ureg.Quantity(1, target).dimensionality:
-            if molar_mass_g_mol is None:
-                raise pint.DimensionalityError(q.units, target)
-            out = q.to(target, "chemistry", mw=molar_mass_g_mol * ureg("g/mol"))
-        else:
-            out = q.to(target)
     except pint.DimensionalityError:
         raise UnitError(
             f"{field}.unit",
@@ -187,10 +180,37 @@ def convert(
     # Round away binary floating-point noise (75000/mm3 -> 75.00000000000001 x10*9/L) so that a
     # value exactly on a printed threshold stays on it; 10 significant digits is far below any
     # clinical precision.
-    result = float(f"{float(out.magnitude) / f_to:.10g}")
+    result = float(f"{float(value) * scale + offset:.10g}")
     if not math.isfinite(result):
         raise UnitError(f"{field}.unit", unit, "conversion gave a non-finite number")
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _affine(unit: str, to_unit: str, molar_mass_g_mol: float | None) -> tuple[float, float]:
+    """``(scale, offset)`` converting ``unit`` to ``to_unit``, derived with pint (cached).
+
+    Raises ``ValueError`` for an unsupported UCUM code and ``pint.DimensionalityError`` for units
+    of another dimension (an error is not cached: it is raised again on the next call).
+    """
+    f_from, expr_from = parse_ucum(unit)
+    f_to, expr_to = parse_ucum(to_unit)
+    ureg = registry()
+    target = ureg.parse_units(expr_to)
+    source = ureg.parse_units(expr_from)
+
+    def at(x: float) -> float:
+        q = ureg.Quantity(x * f_from, source)
+        if q.dimensionality != ureg.Quantity(1, target).dimensionality:
+            if molar_mass_g_mol is None:
+                raise pint.DimensionalityError(q.units, target)
+            out = q.to(target, "chemistry", mw=molar_mass_g_mol * ureg("g/mol"))
+        else:
+            out = q.to(target)
+        return float(out.magnitude) / f_to
+
+    offset = at(0.0)
+    return at(1.0) - offset, offset
 
 
 _EXAMPLES: dict[str, str] = {

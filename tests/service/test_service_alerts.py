@@ -149,6 +149,7 @@ def test_tocilizumab_dose_limits_raise_alerts(svc: Service) -> None:
         ("min_interval_h", "exceeded", "critical"),
     ]
     assert give(t + 40 * H, mg=900) == [
+        ("max_mg_per_kg", "exceeded", "critical"),  # 900 mg > 8 mg/kg x 70 kg = 560 mg
         ("max_per_dose_mg", "exceeded", "critical"),
         ("max_total", "exceeded", "critical"),
     ]
@@ -166,7 +167,11 @@ def test_tocilizumab_dose_in_mg_per_kg_is_checked_with_the_weight(svc: Service) 
             "dose_unit": "mg/kg",
         },
     )
-    assert [a["params"]["detail"] for a in r.json()["alerts"]] == ["dose 840 mg"]  # 12 mg/kg x 70 kg > 800 mg
+    # 12 mg/kg x 70 kg = 840 mg: above 800 mg per dose, and above 8 mg/kg (560 mg) from 30 kg
+    assert sorted(a["params"]["detail"] for a in r.json()["alerts"]) == [
+        "dose 840 mg",
+        "dose 840 mg = 12 mg/kg for 70 kg; at most 560 mg for this weight",
+    ]
 
 
 @pytest.fixture

@@ -107,6 +107,25 @@ def test_patient_validation_names_the_field(svc: Service) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "unit_id"
 
 
+def test_product_and_therapy_class_must_agree(svc: Service) -> None:
+    """Issue 11: a checkpoint inhibitor is never managed with the CAR-T set (422 naming product)."""
+    body = {"id": "X2", "unit_id": "unit-a", "therapy_class": "car_t", "product": "pembrolizumab"}
+    r = svc.post("doc_a", "/api/v1/patients", body)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "product"
+    assert "not 'car_t'" in r.json()["errors"][0]["message"]
+    r = svc.post("doc_a", "/api/v1/patients", body | {"product": "no-such-car-t"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "product"
+    r = svc.post("doc_a", "/api/v1/patients", body | {"therapy_class": "checkpoint_inhibitor"})
+    assert r.status_code == 201, r.text
+    r = svc.patch("doc_a", "/api/v1/patients/X2", {"therapy_class": "bispecific"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "product"
+    # the same plausibility as the recommendation engine: weight 1-350 kg, age 0-120 years
+    r = svc.patch("doc_a", "/api/v1/patients/X2", {"weight_kg": 0.5})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "weight_kg"
+    r = svc.patch("doc_a", "/api/v1/patients/X2", {"birth_date": "1901-01-01"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "birth_date"
+
+
 # ----------------------------------------------------------------------------- ingest & grading
 def test_observation_is_converted_to_the_canonical_unit_and_keeps_what_was_sent(svc: Service) -> None:
     r = svc.obs("nurse_a", "P-A1", "8310-5", "101.3", "[degF]")
@@ -296,6 +315,24 @@ def test_diarrhea_is_urgent_after_a_checkpoint_inhibitor_only(svc: Service) -> N
     ici = svc.post("pat_b1", "/api/v1/patients/P-B1/self-reports", {"symptoms": ["diarrhea"]}).json()
     cart = svc.post("pat_a1", "/api/v1/patients/P-A1/self-reports", {"symptoms": ["diarrhea"]}).json()
     assert ici["triage"]["decision"] == "call_now" and cart["triage"]["decision"] == "noted"
+
+
+def test_self_report_symptoms_come_from_the_patients_class(svc: Service) -> None:
+    """Issue 11 item 4: tremor after CAR-T was « noted »; checkpoint-inhibitor patients could not
+    report chest pain. The symptom list and urgency are the class's handout file."""
+    tremor = svc.post("pat_a1", "/api/v1/patients/P-A1/self-reports", {"symptoms": ["tremor"]}).json()
+    assert tremor["triage"]["decision"] == "call_now" and tremor["alert"]["kind"] == "patient_report"
+    svc.clock.advance(minutes=5)
+    chest = svc.post("pat_b1", "/api/v1/patients/P-B1/self-reports", {"symptoms": ["chest_pain"]}).json()
+    assert chest["triage"]["decision"] == "call_now" and chest["triage"]["priority"] == "critical"
+    svc.clock.advance(minutes=5)
+    # handwriting change is a CAR-T/bispecific symptom (ICANS), not offered after a checkpoint inhibitor
+    r = svc.post("pat_b1", "/api/v1/patients/P-B1/self-reports", {"symptoms": ["handwriting_change"]})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "symptoms.0"
+    assert "not a self-report symptom for therapy class checkpoint_inhibitor" in r.text
+    r = svc.post("pat_a1", "/api/v1/patients/P-A1/self-reports", {"symptoms": ["hiccups"]})
+    assert r.status_code == 422 and "unknown symptom 'hiccups'" in r.text
 
 
 # ----------------------------------------------------------------------------- batch & idempotency
@@ -494,7 +531,7 @@ def test_health_meta_and_docs(svc: Service) -> None:
     assert svc.client.get("/health").json() == {
         "status": "ok",
         "database": svc.backend,
-        "migration": "0001",
+        "migration": "0002",
         "regrade_queue": 0,
     }
     meta = svc.get("nurse_a", "/api/v1/meta").json()

@@ -30,7 +30,7 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     assert current_revision(empty_url) is None
     migrate(empty_url)
     migrate(empty_url)  # idempotent
-    assert current_revision(empty_url) == "0001"
+    assert current_revision(empty_url) == "0002"
     engine = make_engine(Settings(database_url=empty_url))
     try:
         with engine.connect() as conn:
@@ -43,7 +43,7 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     command.downgrade(alembic_config(empty_url), "base")
     assert current_revision(empty_url) is None
     migrate(empty_url)
-    assert current_revision(empty_url) == "0001"
+    assert current_revision(empty_url) == "0002"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
@@ -82,6 +82,18 @@ def test_settings_from_environment() -> None:
         Settings.from_env({"IMMUNOTOX_DATABASE_URL": "mysql://x"})
     with pytest.raises(SettingsError, match="SYNCHRONOUS"):
         Settings.from_env({"IMMUNOTOX_SQLITE_SYNCHRONOUS": "sometimes"})
+
+
+def test_jurisdiction_setting_is_explicit_and_checked() -> None:
+    """IMMUNOTOX_JURISDICTION: a code or an ISO country; unset means none (never a default);
+    an unknown value stops start-up naming the variable."""
+    assert Settings.from_env({}).jurisdiction is None
+    fr = Settings.from_env({"IMMUNOTOX_JURISDICTION": "FR"}).jurisdiction
+    assert fr is not None and fr.code == "EU"
+    us = Settings.from_env({}, jurisdiction="us").jurisdiction
+    assert us is not None and us.code == "US"
+    with pytest.raises(SettingsError, match=r"^IMMUNOTOX_JURISDICTION = 'Mars': unknown jurisdiction"):
+        Settings.from_env({"IMMUNOTOX_JURISDICTION": "Mars"})
 
 
 def test_naive_times_are_utc() -> None:

@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.observation import Observation
 
+import immunotox
+from immunotox.service import fhir, grading
+from immunotox.service.routes._common import grade_public
+from immunotox.service.schemas import GradeHistoryItem
 from tests.service.conftest import Service, Template, make_service
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -285,3 +290,38 @@ def test_export_grades_as_observations_and_toxicity_as_adverse_event(svc: Servic
     toci = next(r for r in res if r["resourceType"] == "MedicationAdministration")
     assert toci["medicationCodeableConcept"]["coding"][0]["code"] == "L04AC07"
     assert toci["dosage"]["dose"]["value"] == 560
+
+
+def test_a_not_applicable_grade_exports_stores_and_reads_back_without_a_grade() -> None:
+    """Late ICAHT after death on day 16: no grade anywhere (not 0, not 'unknown'), nothing missing."""
+
+    findings = {"anc_series": [{"day": 0, "value": 300}, {"day": 16, "value": 300}], "last_follow_up_day": 16}
+    result = immunotox.grade("ehaebmt2023:icaht-late", findings)
+    t = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
+    g = grading.Grade("P-1", "ehaebmt2023:icaht-late", t, result, {})
+    res = fhir._grade_resource(g, t, [])
+    Observation.model_validate(res)
+    assert res["status"] == "final" and "valueInteger" not in res and "component" not in res
+    assert res["dataAbsentReason"]["coding"][0]["code"] == "not-applicable"
+    assert any("never opened" in n["text"] for n in res["note"])
+    # stored in the not-null range columns as (-1, -1) and read back as no range
+    lo, hi = grading.stored_range(result)
+    assert (lo, hi) == grading.NO_RANGE == (-1, -1)
+    assert grading.range_from_columns(result.status, lo, hi) is None
+    assert grading.range_from_columns("assessed", 2, 2) == (2, 2)
+    public = grade_public(g, t)
+    assert (public.grade, public.grade_range, public.status) == (None, None, "not_applicable")
+    item = GradeHistoryItem(
+        id=1,
+        scale=g.scale,
+        time=t,
+        computed_at=t,
+        grade=None,
+        grade_range=grading.range_from_columns(result.status, lo, hi),
+        status=result.status,
+        complete=True,
+        missing=[],
+        engine=g.engine,
+        episode_id=None,
+    )
+    assert item.model_dump()["grade_range"] is None

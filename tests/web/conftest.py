@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from immunotox.app import create_app
+from immunotox.jurisdiction import optional_jurisdiction
 from immunotox.service import audit, bootstrap, ingest
 from immunotox.service.config import Settings
 from immunotox.service.db import Database, migrate
@@ -176,10 +177,13 @@ class Web:
 
 
 @pytest.fixture
-def web(web_template: Path, tmp_path: Path) -> Iterator[Web]:
+def web(web_template: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Web]:
+    """The app on a fresh copy of the seeded database; ``indirect`` parametrization with a
+    jurisdiction code sets IMMUNOTOX_JURISDICTION (none by default)."""
     target = tmp_path / "web.db"
     shutil.copy(web_template, target)
-    settings = Settings(database_url=f"sqlite:///{target}", sweep_seconds=0)
+    jurisdiction = optional_jurisdiction(getattr(request, "param", None))
+    settings = Settings(database_url=f"sqlite:///{target}", sweep_seconds=0, jurisdiction=jurisdiction)
     clock = ManualClock(T0)
     app = create_app(settings, clock=clock)
     mount_web(app)

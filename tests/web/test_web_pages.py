@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from immunotox.service.models import Patient
 from tests.web.conftest import PHONE_A, T0, Web
 
 NORMAL_NEURO = {
@@ -358,6 +359,8 @@ def test_escalation_state_is_shown(web: Web) -> None:
         ({"temperature": "101.3", "temperature_unit": "[degF]"}, "call_now"),  # 38.5 °C
         ({"symptoms": ["headache"]}, "noted"),
         ({"symptoms": ["word_finding_difficulty"]}, "call_now"),
+        ({"symptoms": ["tremor"]}, "call_now"),  # issue 11: was « Noté » after CAR-T
+        ({"symptoms": ["bleeding_bruising"]}, "call_now"),
     ],
 )
 def test_portal_triage(web: Web, data: dict[str, Any], decision: str) -> None:
@@ -399,6 +402,67 @@ def test_portal_shows_phase_information_and_refuses_an_empty_report(web: Web) ->
     assert resp.status_code == 422 and "saisissez votre température" in text(resp)
     bad = web.post("/portal/report", {"symptoms": ["not_a_symptom"]})
     assert bad.status_code == 422 and "symptôme inconnu" in text(bad)
+
+
+def test_portal_shows_the_handout_of_the_patients_class(web: Web) -> None:
+    web.login("pat_a1")  # CAR-T
+    page = text(web.client.get("/portal"))
+    assert "Ne prenez pas de paracétamol ni d'anti-inflammatoire" in page
+    assert "après des cellules CAR-T anti-BCMA" in page and 'value="tremor"' in page
+    assert 'value="chest_pain"' in page and 'value="palpitations"' in page
+    with web.db.writing() as s:
+        p = s.get(Patient, "P-A1")
+        assert p is not None
+        p.therapy_class = "checkpoint_inhibitor"
+    page = text(web.client.get("/portal"))
+    for token in ("chest_pain", "palpitations", "muscle_weakness", "double_vision", "jaundice", "cough"):
+        assert f'value="{token}"' in page
+    assert 'value="handwriting_change"' not in page
+    assert "myocardite" in page and "Ne prenez pas de paracétamol" in page
+    resp = web.post("/portal/report", {"symptoms": ["double_vision"]})
+    assert resp.status_code == 200 and 'data-decision="call_now"' in text(resp)
+    assert "Vision double ou paupière qui tombe" in text(resp)
+
+
+def test_ward_phase_uses_the_same_label_periods_as_the_patient_page() -> None:
+    import datetime as dt
+
+    from immunotox.jurisdiction import parse_jurisdiction
+    from immunotox.web import queries
+
+    d0, day20 = dt.date(2026, 12, 1), dt.date(2026, 12, 21)
+    us = parse_jurisdiction("US")
+    assert queries.planned_phase(d0, day20, us, "axi-cel") == "follow_up"  # 14-day proximity [V]
+    # no jurisdiction, or an unknown product: the planning estimate (near the centre to day 28)
+    assert queries.planned_phase(d0, day20) == "near_centre"
+    assert queries.planned_phase(d0, day20, us, "not-a-product") == "near_centre"
+
+
+def test_portal_without_jurisdiction_gives_no_label_period(web: Web) -> None:
+    """Issue 11 item 2: the portal told a French patient the US fda-2025 periods by default."""
+    web.login("pat_a1")  # axi-cel, day 2
+    page = text(web.client.get("/portal"))
+    assert "Pendant la durée fixée par votre équipe selon le RCP, vous êtes surveillé(e)" in page
+    assert "Aucune juridiction n'est configurée" in page
+    assert "au moins 7 jours" not in page and "fda-2025" not in page
+
+
+@pytest.mark.parametrize("web", ["EU"], indirect=True)
+def test_portal_in_the_eu_names_the_smpc_and_gives_no_unverified_number(web: Web) -> None:
+    web.login("pat_a1")
+    page = text(web.client.get("/portal"))
+    assert "Durées selon : RCP européens (EMA), versions en vigueur [ema-smpc]" in page
+    assert "Union européenne" in page and "votre équipe vous en précise la longueur" in page
+    assert "la durée fixée par votre équipe selon le RCP" in page and "au moins 7 jours" not in page
+    assert "fda-2025" not in page
+
+
+@pytest.mark.parametrize("web", ["US"], indirect=True)
+def test_portal_in_the_us_gives_the_verified_periods_and_names_the_label(web: Web) -> None:
+    web.login("pat_a1")
+    page = text(web.client.get("/portal"))
+    assert "Pendant au moins 7 jours, vous êtes surveillé(e)" in page
+    assert "[fda-2025]" in page and "États-Unis (FDA)" in page
 
 
 # ----------------------------------------------------------------------------- languages

@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
+import immunotox
 from immunotox import ruledata
 from immunotox.service.models import ClinicalEvent
-from immunotox.web import chart, i18n, queries
+from immunotox.web import chart, i18n, labels, queries
 
 UTC = dt.UTC
 T = dt.datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -60,6 +61,16 @@ def test_badges_say_the_grade_in_text(
             assert b.description == "CRS: not assessable"
         elif value.startswith("≥"):
             assert b.description == "CRS grade 1 at least (could be up to 4: inputs missing)"
+
+
+def test_not_applicable_badge_is_neither_a_grade_nor_unknown() -> None:
+    late = immunotox.grade("ehaebmt2023:icaht-late", {"censor_day": 20})
+    for lang, text in (("en", "not applicable (no grade, not grade 0)"), ("fr", "non applicable")):
+        with i18n.use(lang):
+            b = queries.badge_of(late.scale, late.grade, late.grade_range, late.status, None)
+            assert (b.value, b.css) == ("–", "g-na")
+            assert text in b.description
+            assert labels.label(labels.STATUS, late.status) == text.split(" (")[0]
 
 
 def test_times_typed_in_forms_are_read_in_the_ward_time_zone() -> None:

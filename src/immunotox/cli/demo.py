@@ -35,7 +35,9 @@ def demo() -> None:
         for case in load_examples():
             r = grade(case["scale"], case["findings"])
             shown = "n/a" if r.grade is None else str(r.grade)
-            if not r.complete:
+            if r.status == "not_applicable":
+                shown = "not applicable"
+            elif not r.complete and r.grade_range is not None:
                 shown += f" (≥, up to {r.grade_range[1]})"
             table.add_row(
                 case["title"],

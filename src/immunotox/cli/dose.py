@@ -7,10 +7,17 @@ from typing import Annotated
 import typer
 
 from ..errors import FindingError
-from ..management import steroid_equivalents, tocilizumab_dose
+from ..jurisdiction import optional_jurisdiction
+from ..management import resolve_product, steroid_equivalents, tocilizumab_dose
 from ._common import clean_errors, fail, print_json
 
-_OPTION_NAMES = {"weight_kg": "--weight-kg", "at": "--at", "age_years": "--age-years", "given": "--given"}
+_OPTION_NAMES = {
+    "weight_kg": "--weight-kg",
+    "at": "--at",
+    "age_years": "--age-years",
+    "given": "--given",
+    "product": "--product",
+}
 
 
 def _as_option(exc: FindingError) -> FindingError:
@@ -44,17 +51,46 @@ def tocilizumab(
         str | None,
         typer.Option("--at", help="Time of the intended dose, ISO 8601 with timezone (default now)"),
     ] = None,
-    age_years: Annotated[float | None, typer.Option("--age-years", help="Age in years (optional)")] = None,
+    age_years: Annotated[
+        float | None,
+        typer.Option(
+            "--age-years",
+            help="Age in years (0–120); without it no amount unless --product is licensed in adults only",
+        ),
+    ] = None,
+    product: Annotated[
+        str | None,
+        typer.Option("--product", help="CAR-T product given (tisa-cel, axi-cel…): its licensed ages"),
+    ] = None,
+    jurisdiction: Annotated[
+        str | None,
+        typer.Option(
+            "--jurisdiction", help="Whose tocilizumab label applies: EU, US or an ISO country (FR -> EU)"
+        ),
+    ] = None,
     lang: Annotated[str, typer.Option("--lang", help="Language of the reasons: en or fr")] = "en",
 ) -> None:
     """Tocilizumab dose for CAR-T CRS and whether the limits allow it at --at; prints JSON.
 
-    8 mg/kg (12 mg/kg under 30 kg), ≤800 mg per dose, ≥8 h apart, ≤3 in 24 h, ≤4 in total.
+    8 mg/kg (12 mg/kg under 30 kg), ≤800 mg per dose, ≥8 h apart, ≤3 in 24 h, ≤4 in total, for
+    patients aged 2 years and older (label). Outside that population, or without an age when the
+    product may be given to children, "dose_mg" is null and "population.reason" says why.
     A refused dose has "allowed": false, the reason and the earliest next time (exit code 0).
     """
     with clean_errors():
         try:
-            decision = tocilizumab_dose(weight_kg, given or [], at, age_years=age_years, lang=lang)
+            juris = optional_jurisdiction(jurisdiction, "--jurisdiction")
+            code = juris.code if juris is not None else None
+            licences = resolve_product("product", product).licences(code) if product is not None else None
+            decision = tocilizumab_dose(
+                weight_kg,
+                given or [],
+                at,
+                age_years=age_years,
+                licences=licences,
+                jurisdiction=code,
+                lang=lang,
+            )
         except FindingError as exc:
             raise _as_option(exc) from None
     print_json(decision.model_dump(mode="json"))

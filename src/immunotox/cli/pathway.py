@@ -18,7 +18,8 @@ _UI: dict[str, dict[str, str]] = {
     "en": {
         "title": "CAR-T pathway — infusion {d0} — today {today} (day {day})",
         "current": "Current phase: {phase}",
-        "label": "Label version: {label}",
+        "label": "Label: {label}",
+        "unknown": "—",
         "indication": "Indication: {ind}",
         "steps": "Steps",
         "phase": "Phase",
@@ -58,7 +59,8 @@ _UI: dict[str, dict[str, str]] = {
     "fr": {
         "title": "Parcours CAR-T — perfusion le {d0} — aujourd'hui {today} (J{day})",
         "current": "Phase actuelle : {phase}",
-        "label": "Version du RCP : {label}",
+        "label": "RCP : {label}",
+        "unknown": "—",
         "indication": "Indication : {ind}",
         "steps": "Étapes",
         "phase": "Phase",
@@ -131,8 +133,22 @@ def pathway(
     to: Annotated[str | None, typer.Option("--to", help="Move to this phase today (checked)")] = None,
     crs_grade: Annotated[str | None, typer.Option(help="Current ASTCT CRS grade, 0-4")] = None,
     icans_grade: Annotated[str | None, typer.Option(help="Current ASTCT ICANS grade, 0-4")] = None,
+    jurisdiction: Annotated[
+        str | None,
+        typer.Option(
+            help="Whose product information applies: EU, US or an ISO country (FR -> EU). "
+            "Never inferred from --lang; without it no label period is given"
+        ),
+    ] = None,
+    product: Annotated[
+        str | None,
+        typer.Option(help="CAR-T product (id, INN or brand: axi-cel, Kymriah…); the periods depend on it"),
+    ] = None,
     label: Annotated[
-        str | None, typer.Option(help="Label version: fda-2025 (default), fda-rems, eu-smpc")
+        str | None,
+        typer.Option(
+            help="Label version of the jurisdiction (default: its current one): fda-2025, fda-rems, ema-smpc"
+        ),
     ] = None,
     indication: Annotated[str, typer.Option(help="oncology or autoimmune")] = "oncology",
     lang: Annotated[str, typer.Option(help="fr or en")] = "en",
@@ -160,6 +176,8 @@ def pathway(
             to=to,
             crs_grade=_parse_grade("--crs-grade", crs_grade),
             icans_grade=_parse_grade("--icans-grade", icans_grade),
+            jurisdiction=jurisdiction,
+            product=product,
             label=label,
             indication=indication,
             lang=lang,
@@ -189,7 +207,7 @@ def _render(st: pw.PathwayStatus, all_visits: bool) -> None:
         con.print(
             ui["transition"].format(frm=st.transition["from"], to=st.transition["to"], on=st.transition["on"])
         )
-    con.print(ui["label"].format(label=f"{st.label['title']} [{st.label['id']}]"), markup=False)
+    con.print(ui["label"].format(label=st.label["message"]), markup=False)
     con.print(ui["indication"].format(ind=st.indication["title"]), markup=False)
     con.print(f"  {ui['bridging']}{ui['sep']}{st.indication['bridging']}", markup=False)
     con.print(f"  {ui['response']}{ui['sep']}{st.indication['response']}", markup=False)
@@ -219,12 +237,17 @@ def _render(st: pw.PathwayStatus, all_visits: bool) -> None:
         visits.add_row(f"{v.date}", str(v.day), escape(v.title), escape(v.checks))
     con.print(visits)
 
-    rest = Table(title=f"{ui['restrictions']} — {st.label['id']}")
+    rest = Table(title=f"{ui['restrictions']} — {st.label['id'] or ui['unknown']}")
     for col in ("what", "until", "days", "active", "checked"):
         rest.add_column(ui[col], overflow="fold")
     for r in st.restrictions:
+        active = ui["unknown"] if r.active is None else ui["yes"] if r.active else ui["no"]
         rest.add_row(
-            escape(r.title), f"{r.until}", str(r.days), ui["yes"] if r.active else ui["no"], r.verification
+            escape(r.title),
+            escape(r.text) if r.until is None else f"{r.until}",
+            ui["unknown"] if r.days is None else str(r.days),
+            active,
+            r.verification or ui["unknown"],
         )
     con.print(rest)
 
@@ -254,6 +277,7 @@ def _render(st: pw.PathwayStatus, all_visits: bool) -> None:
             con.print(st.info.call_title, style="bold", markup=False)
             for c in st.info.call:
                 con.print(f"  - {c}", markup=False)
+            con.print(st.info.before_calling, markup=False)
             con.print(st.info.emergency, markup=False)
     if st.notes:
         con.print(ui["notes"], style="bold")

@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..catalogue import grade as grade_findings
+from ..jurisdiction import optional_jurisdiction
 from ..management import list_guidelines
 from ..management import recommend as recommend_api
+from ..management._vocab import check_lang
 from ._common import clean_errors, fail, print_json, read_json_option
 
 
@@ -47,6 +49,14 @@ def recommend(
         typer.Option("--guideline-dir", help="Extra folder of guideline-set files (repeatable)"),
     ] = None,
     lang: Annotated[str, typer.Option("--lang", help="Language of the texts: en or fr")] = "en",
+    jurisdiction: Annotated[
+        str | None,
+        typer.Option(
+            "--jurisdiction",
+            help="Whose product labels apply: EU, US or an ISO country (FR -> EU); never inferred. "
+            "Without it, label-only items give no amount",
+        ),
+    ] = None,
     verified_only: Annotated[
         bool, typer.Option("--verified-only", help="Leave out unverified [M] and interpretation [D] actions")
     ] = False,
@@ -72,6 +82,8 @@ def recommend(
     if ctx is not None and not isinstance(ctx, dict):
         fail(f"--context = {json.dumps(ctx)[:60]}: expected a JSON object")
     with clean_errors():
+        check_lang(lang)
+        optional_jurisdiction(jurisdiction, "--jurisdiction")
         if from_grade is not None:
             assert findings is not None
             raw = read_json_option(findings, "--findings")
@@ -85,6 +97,7 @@ def recommend(
                 lang=lang,
                 verified_only=verified_only,
                 guideline_dirs=guideline_dir or (),
+                jurisdiction=jurisdiction,
             )
         else:
             assert toxicity is not None
@@ -96,6 +109,7 @@ def recommend(
                 lang=lang,
                 verified_only=verified_only,
                 guideline_dirs=guideline_dir or (),
+                jurisdiction=jurisdiction,
             )
     if explain:
         typer.echo(rec.explain())

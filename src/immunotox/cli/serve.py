@@ -99,7 +99,9 @@ def serve(
         # uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the finally runs
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
-            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
+            uvicorn.run(
+                app, host=host, port=port, log_level="warning", access_log=access_log, proxy_headers=False
+            )
         finally:  # the demo database is temporary: removed on Ctrl-C / SIGTERM
             shutil.rmtree(d.folder, ignore_errors=True)
         return
@@ -116,7 +118,8 @@ def serve(
     if not _has_users(settings):
         typer.echo("No user yet: create the first admin with `immunotox create-user admin --role admin`.")
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+    # proxy_headers off: IMMUNOTOX_TRUSTED_PROXIES alone decides whose X-Forwarded-For is believed
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
 
 
 def _has_users(settings: Settings) -> bool:
@@ -177,8 +180,9 @@ def create_user(
             fail(f"--password-env = {password_env!r}: the variable is empty or not set")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < auth.MIN_PASSWORD_LENGTH:
-        fail(f"password: at least {auth.MIN_PASSWORD_LENGTH} characters")
+    problem = auth.password_problem(password, role, username)
+    if problem is not None:
+        fail(f"password: {problem}")
     settings = _settings(db)
     migrate(settings.database_url)
     database = Database(settings)

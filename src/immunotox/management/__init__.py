@@ -8,12 +8,16 @@ and version, its source, locator and verification tag; unverified content is fla
   (``data/guidelines/*.toml``), with doses computed for the patient.
 * :func:`tocilizumab_dose` — the tocilizumab dose for CAR-T CRS and whether the limits allow it
   now (8 mg/kg, 12 mg/kg under 30 kg, ≤800 mg/dose, ≥8 h apart, ≤3 in 24 h, ≤4 in total).
+* :func:`review_recorded_doses` — doses already given against the same dose rule (the service's
+  dose-limit alerts).
+* :func:`dose_gate` — the population gate every printed amount passes (``_population``).
 * :func:`convert_steroid`, :func:`steroid_equivalents` — glucocorticoid equivalence.
 * :func:`list_guidelines`, :func:`load_guideline` — the guideline sets, packaged and local.
 
 >>> from immunotox.management import recommend
 >>> from datetime import datetime, UTC
->>> r = recommend("icans", 1, {"concurrent_crs_grade": 0}, now=datetime(2025, 3, 1, tzinfo=UTC))
+>>> ctx = {"therapy_class": "car_t", "concurrent_crs_grade": 0}
+>>> r = recommend("icans", 1, ctx, now=datetime(2025, 3, 1, tzinfo=UTC))
 >>> r.guideline.id, any(a.dose and a.dose.drug == "tocilizumab" for a in r.actions)
 ('asco2021-cart', False)
 """
@@ -34,7 +38,10 @@ from ._dose import (
     steroid_equivalents,
     tocilizumab_dose,
 )
+from ._drugs import check_agreement, parse_therapy_class, resolve_product
 from ._engine import GradeInput, GuidelineInfo, Label, Recommendation, RecommendedAction, recommend
+from ._population import Licence, Population, PopulationCheck, dose_gate
+from ._recorded import LimitFinding, RecordedDose, review_recorded_doses
 from ._spec import GuidelineSet, load_guideline, registry
 
 
@@ -50,16 +57,26 @@ __all__ = [
     "GuidelineInfo",
     "GuidelineSet",
     "Label",
+    "Licence",
     "LimitCheck",
+    "LimitFinding",
+    "Population",
+    "PopulationCheck",
     "Recommendation",
     "RecommendedAction",
+    "RecordedDose",
     "SourceRef",
     "SteroidConversion",
+    "check_agreement",
     "check_dose_rule",
     "convert_steroid",
+    "dose_gate",
     "list_guidelines",
     "load_guideline",
+    "parse_therapy_class",
     "recommend",
+    "resolve_product",
+    "review_recorded_doses",
     "steroid_equivalents",
     "tocilizumab_dose",
 ]

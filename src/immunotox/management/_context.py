@@ -6,6 +6,9 @@ refused, so a misspelt field is never silently ignored):
 =======================  ===================================================================
 ``product``              therapy product id, INN or brand (``"axi-cel"``, ``"Yescarta"``), or a
                          list of them (checkpoint-inhibitor combinations)
+``therapy_class``        ``car_t``, ``bispecific`` or ``checkpoint_inhibitor``; must agree with the
+                         product. Product or therapy class chooses the guideline sets: one of
+                         them is required (no CAR-T default)
 ``weight_kg``            body weight, kg or ``{"value": x, "unit": "[lb_av]"}``, 1–350 kg
 ``ideal_body_weight_kg`` for doses written per kg of ideal body weight (levothyroxine)
 ``age_years``            0–120
@@ -27,10 +30,11 @@ from typing import Any
 
 from ..errors import FindingError
 from ._dose import _number, format_time, parse_age, parse_time, parse_weight
-from ._drugs import Product, drug_data, resolve_product, steroid_table
+from ._drugs import Product, check_agreement, drug_data, parse_therapy_class, resolve_product, steroid_table
 
 CONTEXT_FIELDS: tuple[str, ...] = (
     "product",
+    "therapy_class",
     "weight_kg",
     "ideal_body_weight_kg",
     "age_years",
@@ -62,6 +66,7 @@ class Context:
     """A checked context; ``None`` means *not given* (never read as normal)."""
 
     products: tuple[Product, ...]
+    therapy_class: str | None
     weight_kg: float | None
     ideal_body_weight_kg: float | None
     age_years: float | None
@@ -88,6 +93,7 @@ class Context:
         out: dict[str, Any] = {
             "product": list(self.product_ids) or None,
             "product_class": list(self.product_classes) or None,
+            "therapy_class": self.therapy_class,
             "weight_kg": self.weight_kg,
             "ideal_body_weight_kg": self.ideal_body_weight_kg,
             "age_years": self.age_years,
@@ -218,6 +224,10 @@ def parse_context(raw: Any, now: datetime | None = None) -> Context:
             )
             for i, n in enumerate(names)
         )
+    tc = raw.get("therapy_class")
+    therapy_class = check_agreement(
+        products, parse_therapy_class("context.therapy_class", tc) if tc is not None else None
+    )
     weight = parse_weight("context.weight_kg", raw["weight_kg"]) if raw.get("weight_kg") is not None else None
     ibw = raw.get("ideal_body_weight_kg")
     ideal = parse_weight("context.ideal_body_weight_kg", ibw) if ibw is not None else None
@@ -226,6 +236,7 @@ def parse_context(raw: Any, now: datetime | None = None) -> Context:
     icans = raw.get("concurrent_icans_grade")
     ctx = Context(
         products=products,
+        therapy_class=therapy_class,
         weight_kg=weight,
         ideal_body_weight_kg=ideal,
         age_years=age,

@@ -41,8 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .. import units
 from ..errors import FindingError, RuleSpecError
+from ..jurisdiction import jurisdictions
 from ..sources import source
 from ._drugs import WEIGHT_PLAUSIBLE_KG, DoseRule, DoseUnit, documented_max, dose_rule, drug, steroid_table
+from ._population import Gate, Licence, PopulationCheck, dose_gate
 from ._vocab import check_lang, message
 
 Range = tuple[float, float]
@@ -151,25 +153,46 @@ class SourceRef(BaseModel):
     verification: str = Field(description="Verification of the content taken from this locator")
 
 
+class LabelApplied(BaseModel):
+    """The product information a dose rule's label-dependent items were taken from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    jurisdiction: str
+    document: str
+    source: str
+    locator: str
+    verification: str
+
+
 class DoseDecision(BaseModel):
     """The dose for an intended administration and whether the limits allow it now.
 
-    ``dose_mg`` is the dose that applies to this weight (after the cap). When ``allowed`` is
-    false it must not be given now; ``next_allowed_at`` is the earliest time the limits would
-    allow another dose (``None`` when no further dose is allowed at all).
+    ``dose_mg`` is the dose that applies to this weight (after the cap), ``None`` when the
+    patient is outside the rule's population or the age needed to know it is missing
+    (``withheld``; ``population.reason`` says why). When ``allowed`` is false it must not be
+    given now; ``next_allowed_at`` is the earliest time the limits would allow another dose
+    (``None`` when no further dose is allowed at all).
     """
 
     model_config = ConfigDict(frozen=True)
 
     drug: str
-    dose_mg: float
+    dose_mg: float | None
+    withheld: bool = Field(description="No amount is given: see withheld_reason")
+    withheld_reason: str | None = Field(default=None, description="Why no amount is given")
+    population: PopulationCheck = Field(description="Whom the rule's amounts are written for, and the gate")
+    jurisdiction: str | None = Field(
+        default=None, description="Whose product information applies (None: not set)"
+    )
+    label: LabelApplied | None = Field(default=None, description="The label used for label-dependent items")
     allowed: bool
     next_allowed_at: str | None
     reasons: list[str]
     at: str
     weight_kg: float
-    mg_per_kg: float
-    uncapped_mg: float
+    mg_per_kg: float | None
+    uncapped_mg: float | None
     cap_mg: float
     capped: bool
     route: str
@@ -261,6 +284,8 @@ def check_dose_rule(
     *,
     now: datetime | None = None,
     age_years: Any = None,
+    licences: Sequence[Licence] | None = None,
+    jurisdiction: str | None = None,
     overrides: Mapping[str, float] | None = None,
     override_source: str | None = None,
     lang: str = "en",
@@ -281,6 +306,15 @@ def check_dose_rule(
     now
         The current time (for tests); default the system clock. A dose "already given" after
         ``now`` is refused as an input error.
+    age_years
+        Age in years (0–120). The rule's amounts are printed only inside its population
+        (``[dose_rule.<id>.population]``); without an age they are printed only when every
+        product in ``licences`` is licensed solely inside it.
+    licences
+        Licensed populations of the products the patient may have received (``None``: unknown).
+    jurisdiction
+        ``EU`` or ``US``: whose product information applies. A band whose only source is the
+        label (tocilizumab under 30 kg) gives no amount without one; the label used is named.
     overrides
         Stricter local limits from a guideline set (``max_total``, ``max_in_window``,
         ``min_interval_h``, ``max_mg``); a looser value is a :class:`RuleSpecError`.
@@ -323,23 +357,57 @@ def check_dose_rule(
     times.sort()
     eff = _effective_limits(rule, overrides, f"dose rule {rule_id} (overrides from {override_source})")
 
-    # -- dose: band, rounding down, cap
+    # -- the population gate, then the dose: band, rounding down, cap
+    age = parse_age(f"{field_prefix}age_years", age_years) if age_years is not None else None
+    gate = rule_gate(rule, age, w, licences, lang, field_prefix)
     band = rule.band_for(w)
-    uncapped = _floor(band.mg_per_kg * w, _STEP["mg"])
+    label_ref = rule.label.get(jurisdiction) if jurisdiction is not None else None
+    label_block: str | None = None
+    if band.label_only and label_ref is None:
+        key = "label_needed" if jurisdiction is None else "label_missing"
+        label_block = message(
+            key, lang, weight=_g(w), drug=drug(rule.drug).label(lang), jurisdiction=jurisdiction or ""
+        )
+    covered = gate.covered and label_block is None
+    withheld_reason = gate.reason if not gate.covered else label_block
     cap = eff["max_per_dose_mg"][0]
-    capped = uncapped > cap
-    dose_mg = cap if capped else uncapped
-    reasons = [
-        message(
-            "dose_band",
-            lang,
-            mg_per_kg=_g(band.mg_per_kg),
-            weight=_g(w),
-            raw=_g(uncapped),
-            band=band.text.get(lang),
-        ),
-        message("dose_capped" if capped else "dose_below_cap", lang, cap=_g(cap), raw=_g(uncapped)),
-    ]
+    uncapped: float | None = None
+    dose_mg: float | None = None
+    capped = False
+    if covered:
+        uncapped = _floor(band.mg_per_kg * w, _STEP["mg"])
+        capped = uncapped > cap
+        dose_mg = cap if capped else uncapped
+        reasons = [
+            message(
+                "dose_band",
+                lang,
+                mg_per_kg=_g(band.mg_per_kg),
+                weight=_g(w),
+                raw=_g(uncapped),
+                band=band.text.get(lang),
+            ),
+            message("dose_capped" if capped else "dose_below_cap", lang, cap=_g(cap), raw=_g(uncapped)),
+        ]
+    else:
+        reasons = [withheld_reason or ""]
+    applied: LabelApplied | None = None
+    if label_ref is not None and jurisdiction is not None:
+        j = jurisdictions()[jurisdiction]
+        applied = LabelApplied(
+            jurisdiction=jurisdiction,
+            document=j.document(lang),
+            source=label_ref.source,
+            locator=label_ref.locator,
+            verification=label_ref.verification,
+        )
+        reasons.append(
+            message(
+                "label_applied", lang, document=applied.document, code=jurisdiction, source=label_ref.source
+            )
+        )
+    elif jurisdiction is None:
+        reasons.append(message("label_not_configured", lang))
 
     allowed, next_at, exhausted = _blocks(times, at_, eff)
     limits: list[LimitCheck] = []
@@ -439,8 +507,10 @@ def check_dose_rule(
                     limit=_g(eff["min_interval_h"][0]),
                 )
             )
-    if age_years is not None and parse_age(f"{field_prefix}age_years", age_years) < 2:
-        warnings.append(message("tocilizumab_age", lang, age=_g(float(age_years))))
+    if withheld_reason:
+        warnings.append(withheld_reason)
+    if applied is not None and applied.verification == "M":
+        warnings.append(message("label_unverified", lang, document=applied.document, source=applied.source))
 
     refs: list[SourceRef] = []
     for keys, loc, ver in [(band.sources, band.locator, band.verification)] + [
@@ -451,12 +521,17 @@ def check_dose_rule(
     return DoseDecision(
         drug=rule.drug,
         dose_mg=dose_mg,
+        withheld=not covered,
+        withheld_reason=withheld_reason,
+        population=gate.out(),
+        jurisdiction=jurisdiction,
+        label=applied,
         allowed=allowed,
         next_allowed_at=format_time(next_at) if next_at is not None and not exhausted else None,
         reasons=refusals + reasons if refusals else reasons,
         at=format_time(at_),
         weight_kg=w,
-        mg_per_kg=band.mg_per_kg,
+        mg_per_kg=band.mg_per_kg if covered else None,
         uncapped_mg=uncapped,
         cap_mg=cap,
         capped=capped,
@@ -478,6 +553,27 @@ def check_dose_rule(
     )
 
 
+def rule_gate(
+    rule: DoseRule,
+    age_years: float | None,
+    weight_kg: float | None,
+    licences: Sequence[Licence] | None,
+    lang: str,
+    field_prefix: str = "",
+) -> Gate:
+    """The population gate of dose rule ``rule`` for this patient (see ``_population``)."""
+    return dose_gate(
+        rule.population,
+        age_years=age_years,
+        weight_kg=weight_kg,
+        licences=licences,
+        what=rule.title.get(lang),
+        lang=lang,
+        age_field=f"{field_prefix}age_years",
+        weight_field=f"{field_prefix}weight_kg",
+    )
+
+
 def tocilizumab_dose(
     weight_kg: Any,
     given: Iterable[Any] = (),
@@ -485,6 +581,8 @@ def tocilizumab_dose(
     *,
     now: datetime | None = None,
     age_years: Any = None,
+    licences: Sequence[Licence] | None = None,
+    jurisdiction: str | None = None,
     lang: str = "en",
 ) -> DoseDecision:
     """Tocilizumab for CAR-T CRS: the dose for ``weight_kg`` and whether it may be given at ``at``.
@@ -531,11 +629,30 @@ def tocilizumab_dose(
     Examples
     --------
     >>> from datetime import datetime, UTC
-    >>> d = tocilizumab_dose(120, at="2025-03-01T08:00:00Z", now=datetime(2025, 3, 1, 9, tzinfo=UTC))
+    >>> now = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    >>> d = tocilizumab_dose(120, at="2025-03-01T08:00:00Z", now=now, age_years=45)
     >>> d.dose_mg, d.capped, d.allowed
     (800.0, True, True)
+    >>> d = tocilizumab_dose(9, at="2025-03-01T08:00:00Z", now=now, age_years=1)  # under 2 years
+    >>> d.dose_mg, d.withheld
+    (None, True)
+    >>> tocilizumab_dose(15, now=now, age_years=8).dose_mg is None  # < 30 kg: label only, no jurisdiction
+    True
+    >>> d = tocilizumab_dose(15, now=now, age_years=8, jurisdiction="US")
+    >>> d.dose_mg, d.label.document
+    (180.0, 'US prescribing information (USPI)')
     """
-    return check_dose_rule("tocilizumab-crs", weight_kg, given, at, now=now, age_years=age_years, lang=lang)
+    return check_dose_rule(
+        "tocilizumab-crs",
+        weight_kg,
+        given,
+        at,
+        now=now,
+        age_years=age_years,
+        licences=licences,
+        jurisdiction=jurisdiction,
+        lang=lang,
+    )
 
 
 # ------------------------------------------------------------------------------ dose expressions
@@ -700,6 +817,7 @@ class ComputedDose(BaseModel):
     doses: int | None
     computed: bool
     not_computed_reason: str | None = None
+    withheld: bool = Field(default=False, description="No amount: the patient is outside its population")
     documented_max: dict[str, Any] | None
     check: DoseDecision | None = Field(default=None, description="Dose-rule check (tocilizumab)")
 
@@ -713,14 +831,19 @@ def compute_dose(
     *,
     weight_kg: float | None,
     ideal_weight_kg: float | None = None,
+    gate: Gate | None = None,
     lang: str = "en",
 ) -> ComputedDose:
     """Compute ``expr`` for a patient (expressions with a dose ``rule`` go through check_dose_rule).
 
     A weight-based dose on actual weight needs ``weight_kg`` (the caller refuses its absence);
     a dose on ideal body weight without ``ideal_weight_kg`` is returned *not computed*, with why.
+    ``gate`` is the population gate of the set the expression comes from: when it does not cover
+    the patient, no amount is given (``withheld``).
     """
     d = drug(expr.drug)
+    if gate is not None and not gate.covered:
+        return withheld_dose(expr.drug, gate.reason or "", lang, route=expr.route, per=expr.per)
     mx = d.max
     unit = expr.unit
     per_txt = "/day" if expr.per == "day" else ""
@@ -803,12 +926,52 @@ def compute_dose(
     )
 
 
+def withheld_dose(
+    drug_id: str,
+    reason: str,
+    lang: str,
+    *,
+    route: str | None = None,
+    per: Literal["dose", "day"] = "dose",
+    check: DoseDecision | None = None,
+) -> ComputedDose:
+    """A dose whose amount is withheld by the population gate: no number, the reason instead."""
+    d = drug(drug_id)
+    return ComputedDose(
+        drug=drug_id,
+        drug_name=d.label(lang),
+        unit=d.dose_unit,
+        per=per,
+        route=route,
+        amount=None,
+        amount_range=None,
+        dose_mg=None,
+        dose_mg_range=None,
+        expression=message("dose_withheld", lang, drug=d.label(lang), reason=reason),
+        weight_kg=None,
+        weight_basis=None,
+        cap=None,
+        capped=False,
+        interval_h=None,
+        doses=None,
+        computed=False,
+        not_computed_reason=reason,
+        withheld=True,
+        documented_max=None,
+        check=check,
+    )
+
+
 def dose_from_rule(decision: DoseDecision, expr: DoseExpr, lang: str) -> ComputedDose:
     """Wrap a dose-rule decision (tocilizumab) as the ComputedDose of a guideline action."""
     d = drug(expr.drug)
+    if decision.withheld or decision.dose_mg is None or decision.mg_per_kg is None:
+        return withheld_dose(
+            expr.drug, decision.withheld_reason or "", lang, route=decision.route, check=decision
+        )
     interval = next((lim.limit for lim in decision.limits if lim.kind == "min_interval_h"), None)
     expression = (
-        f"{_g(decision.mg_per_kg)} mg/kg × {_g(decision.weight_kg)} kg = {_g(decision.uncapped_mg)} mg"
+        f"{_g(decision.mg_per_kg)} mg/kg × {_g(decision.weight_kg)} kg = {_g(decision.uncapped_mg or 0)} mg"
     )
     if decision.capped:
         expression += " " + message("expression_capped", lang, cap=_g(decision.cap_mg), unit="mg")

@@ -16,7 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import FindingError, RuleSpecError
+from ..jurisdiction import jurisdictions
 from ..sources import source
+from ._population import Licence, Population
 from ._vocab import Text
 
 Verification = Literal["V", "V2", "M", "D"]
@@ -67,6 +69,7 @@ class Band(BaseModel):
     below_kg: float | None = Field(default=None, gt=0)
     from_kg: float | None = Field(default=None, ge=0)
     mg_per_kg: float = Field(gt=0)
+    label_only: bool = False
     sources: tuple[str, ...]
     locator: str
     verification: Verification
@@ -99,6 +102,16 @@ class Limit(BaseModel):
         return self
 
 
+class LabelRef(BaseModel):
+    """The product information of a drug in one jurisdiction."""
+
+    model_config = _STRICT
+
+    source: str
+    locator: str
+    verification: Verification
+
+
 class DoseRule(BaseModel):
     """A weight-banded dose with administration limits (e.g. ``tocilizumab-crs``)."""
 
@@ -110,6 +123,10 @@ class DoseRule(BaseModel):
     infusion_min: int | None = None
     title: Text
     scope: Text
+    population: Population
+    label: dict[str, LabelRef] = Field(
+        default_factory=dict, description="Product information per jurisdiction"
+    )
     band: tuple[Band, ...] = Field(min_length=1)
     limit: tuple[Limit, ...]
 
@@ -148,6 +165,29 @@ class Product(BaseModel):
     brand: str
     product_class: ProductClass = Field(alias="class")
     aliases: tuple[str, ...] = ()
+    licensed: dict[str, Licence] = Field(
+        default_factory=dict, description="Licensed population per jurisdiction code (EU, US)"
+    )
+
+    def licences(self, jurisdiction: str | None) -> tuple[Licence, ...] | None:
+        """The licensed populations in ``jurisdiction`` (every jurisdiction when None).
+
+        None when none is on file (an investigational product): its population is unknown.
+        """
+        if jurisdiction is not None:
+            lic = self.licensed.get(jurisdiction)
+            return (lic,) if lic is not None else None
+        return tuple(self.licensed.values()) or None
+
+
+class TherapyClass(BaseModel):
+    """A therapy class (car_t, bispecific, checkpoint_inhibitor) and its product classes."""
+
+    model_config = _STRICT
+
+    id: str
+    name: Text
+    product_classes: tuple[ProductClass, ...] = Field(min_length=1)
 
 
 class DrugData(BaseModel):
@@ -159,6 +199,14 @@ class DrugData(BaseModel):
     dose_rules: dict[str, DoseRule]
     steroids: SteroidTable
     products: dict[str, Product]
+    therapy_classes: dict[str, TherapyClass]
+    label_sources: dict[str, str] = Field(
+        default_factory=dict, description="Label source key -> jurisdiction"
+    )
+
+    def therapy_class_of(self, product_class: str) -> str | None:
+        """The therapy class a product class belongs to (None for 'other')."""
+        return next((t.id for t in self.therapy_classes.values() if product_class in t.product_classes), None)
 
 
 WEIGHT_PLAUSIBLE_KG = (1.0, 350.0)
@@ -169,7 +217,31 @@ def _check(data: DrugData) -> None:
     for d in data.drugs.values():
         if d.max is not None:
             source(d.max.source)
+    owner: dict[str, str] = {}
+    for t in data.therapy_classes.values():
+        for pc in t.product_classes:
+            if pc in owner:
+                raise RuleSpecError(
+                    f"drugs.toml: product class {pc!r} is in therapy classes {owner[pc]} and {t.id}"
+                )
+            owner[pc] = t.id
+    known_j = jurisdictions()
+    for p in data.products.values():
+        for code, lic in p.licensed.items():
+            if code not in known_j:
+                raise RuleSpecError(f"drugs.toml: product {p.id!r} licensed in unknown jurisdiction {code!r}")
+            source(lic.source)
+    for key, code in data.label_sources.items():
+        source(key)
+        if code not in known_j:
+            raise RuleSpecError(f"drugs.toml: label source {key!r} in unknown jurisdiction {code!r}")
     for r in data.dose_rules.values():
+        source(r.population.source)
+        for code, ref in r.label.items():
+            if code not in known_j or data.label_sources.get(ref.source) != code:
+                raise RuleSpecError(
+                    f"drugs.toml: dose rule {r.id!r} label {code}: {ref.source!r} is not a {code} label"
+                )
         drug_ = data.drugs.get(r.drug)
         if drug_ is None:
             raise RuleSpecError(f"drugs.toml: dose rule {r.id!r} names unknown drug {r.drug!r}")
@@ -228,6 +300,8 @@ def drug_data() -> DrugData:
             dose_rules={k: DoseRule(id=k, **v) for k, v in raw.get("dose_rule", {}).items()},
             steroids=SteroidTable(**raw["steroid_equivalence"]),
             products={k: Product(id=k, **v) for k, v in raw.get("product", {}).items()},
+            therapy_classes={k: TherapyClass(id=k, **v) for k, v in raw.get("therapy_class", {}).items()},
+            label_sources=dict(raw.get("label_source", {})),
         )
     except (ValidationError, KeyError, TypeError) as exc:
         raise RuleSpecError(f"data/drugs.toml does not follow its grammar: {exc}") from None
@@ -278,6 +352,48 @@ def resolve_product(field: str, raw: Any) -> Product:
             f"known products: {', '.join(drug_data().products)} (INN and brand names are accepted too)",
         )
     return drug_data().products[pid]
+
+
+def parse_therapy_class(field: str, raw: Any) -> TherapyClass:
+    """The therapy class named ``raw`` (car_t, bispecific, checkpoint_inhibitor); else FindingError."""
+    known = drug_data().therapy_classes
+    if not isinstance(raw, str) or raw.strip().lower() not in known:
+        raise FindingError(field, raw, "unknown therapy class", f"one of {', '.join(known)}")
+    return known[raw.strip().lower()]
+
+
+def check_agreement(
+    products: Any, therapy_class: TherapyClass | None, field: str = "context.product"
+) -> str | None:
+    """The one therapy class of ``products`` (and ``therapy_class``), or None when neither is given.
+
+    Products of different therapy classes, or a product whose class is not ``therapy_class``,
+    raise FindingError naming ``field``.
+    """
+    data = drug_data()
+    found: dict[str, str] = {}
+    for p in products:
+        tc = data.therapy_class_of(p.product_class)
+        if tc is not None:
+            found.setdefault(tc, p.id)
+    if therapy_class is not None:
+        for tc, pid in found.items():
+            if tc != therapy_class.id:
+                raise FindingError(
+                    field,
+                    pid,
+                    f"belongs to therapy class {tc!r}, not {therapy_class.id!r} (context.therapy_class)",
+                    "product and therapy class must agree: correct one of them",
+                )
+        return therapy_class.id
+    if len(found) > 1:
+        raise FindingError(
+            field,
+            sorted(found.values()),
+            f"products of different therapy classes ({', '.join(sorted(found))})",
+            "recommendations are written for one therapy class: give the product of this toxicity",
+        )
+    return next(iter(found), None)
 
 
 def documented_max(drug_id: str) -> dict[str, Any] | None:

@@ -11,10 +11,13 @@ Steps of :func:`recommend`:
    condition reads a context field that was not given is *not evaluated* and a warning says so
    (e.g. product-specific variants when no product is given): missing context is never read as
    "condition false" silently;
-4. compute each dose (weight required for weight-based doses); tocilizumab goes through the dose
-   rule and its limits — a refused dose replaces the action by a refusal that says why and what
-   next;
-5. flag every action resting on unverified ([M]) content or on a project interpretation ([D]).
+4. pass the population gate (``_population``): outside the set's population (or without an age
+   when the product may be given to children) no amount of the set is printed — not in a dose,
+   not in a text — and a child gets "dose per the unit's paediatric protocol";
+5. compute each dose (weight required for weight-based doses); tocilizumab goes through the dose
+   rule, its own population and its limits — a refused dose replaces the action by a refusal
+   that says why and what next;
+6. flag every action resting on unverified ([M]) content or on a project interpretation ([D]).
 
 Every action records the set and version that produced it (``guideline``) and its source,
 locator and verification tag.
@@ -30,11 +33,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import FindingError
+from ..jurisdiction import Jurisdiction, jurisdictions, optional_jurisdiction
 from ..result import GradeResult
 from ..sources import source
 from ._context import Context, parse_context
-from ._dose import ComputedDose, SourceRef, SteroidConversion, check_dose_rule, compute_dose, dose_from_rule
+from ._dose import (
+    ComputedDose,
+    SourceRef,
+    SteroidConversion,
+    check_dose_rule,
+    compute_dose,
+    dose_from_rule,
+    withheld_dose,
+)
 from ._dose import steroid_equivalents as _equivalents
+from ._drugs import drug_data
+from ._population import Gate, Licence, PopulationCheck, dose_gate, redact_amounts
 from ._spec import Action, GuidelineSet, ResolvedRule, When, load_guideline, registry
 from ._vocab import check_lang, label, message
 
@@ -67,6 +81,14 @@ class RecommendedAction(BaseModel):
     unverified: bool
     derived: bool
     refused: bool = Field(default=False, description="A dose limit refused the drug of this action")
+    withheld: bool = Field(
+        default=False,
+        description="Amounts withheld: the patient is outside the population of the doses, or the "
+        "action rests on a label of another (or no) jurisdiction",
+    )
+    label: str | None = Field(
+        default=None, description="The product label the action rests on, with its jurisdiction"
+    )
     rule: str = Field(description="'<set>@<version>/<rule id>' that produced the action")
     guideline: str = Field(description="'<set>@<version>' that wrote the rule")
     condition: str | None = Field(default=None, description="Context condition that selected the rule")
@@ -122,24 +144,41 @@ class Recommendation(BaseModel):
     current_steroid: SteroidConversion | None = Field(
         default=None, description="The current corticosteroid per day and its daily equivalents"
     )
+    population: PopulationCheck | None = Field(
+        default=None, description="Whom the set's doses are written for, and whether they reach this patient"
+    )
+    missing: list[str] = Field(
+        default_factory=list, description="Context fields whose absence withheld amounts (e.g. age_years)"
+    )
+    covered: bool = Field(
+        default=True,
+        description="False: no guideline set written for this product class manages the toxicity",
+    )
+    jurisdiction: str | None = Field(
+        default=None, description="Whose product information applies (None: not set)"
+    )
     disclaimer: str
 
     def explain(self) -> str:
         """A readable, multi-line rendering for people."""
+        t = self.lang
         lines = [
-            f"{self.toxicity_title} — grade {self.grade}",
+            f"{self.toxicity_title} — {message('explain_grade', t, grade=self.grade)}",
             f"{self.guideline.title} ({self.guideline.id} {self.guideline.version}, "
             f"{self.guideline.lifecycle})",
         ]
         for a in self.actions:
             lines.append(f"{a.order}. [{a.kind_label}] {a.text}")
             if a.dose is not None:
-                lines.append(f"     dose{' (NOT allowed now)' if a.refused else ''}: {a.dose.expression}")
+                key = "explain_dose_refused" if a.refused else "explain_dose"
+                lines.append(f"     {message(key, t)}: {a.dose.expression}")
             if a.escalation:
-                lines.append(f"     escalation: {a.escalation}")
-            lines.append(f"     source: {', '.join(s.key for s in a.sources)} ({a.verification}); {a.rule}")
+                lines.append(f"     {message('explain_escalation', t)}: {a.escalation}")
+            label = f"; {a.label}" if a.label else ""
+            srcs = ", ".join(s.key for s in a.sources)
+            lines.append(f"     {message('explain_source', t)}: {srcs} ({a.verification}){label}; {a.rule}")
         if self.warnings:
-            lines.append("Warnings:")
+            lines.append(message("explain_warnings", t) + ":")
             lines += [f"  - {w}" for w in self.warnings]
         lines.append(self.disclaimer)
         return "\n".join(lines)
@@ -163,14 +202,33 @@ def _check_grade(raw: Any) -> int:
     return g
 
 
-def _default_set(name: str, reg: Mapping[str, GuidelineSet]) -> tuple[str, GuidelineSet]:
-    for gs in reg.values():
-        if not gs.default_for:
-            continue
+def _product_classes(ctx: Context) -> tuple[str, ...] | None:
+    """The product classes the patient's sets must be written for: the products', else the
+    therapy class's; None when neither is given."""
+    if ctx.products:
+        return ctx.product_classes
+    if ctx.therapy_class is not None:
+        return drug_data().therapy_classes[ctx.therapy_class].product_classes
+    return None
+
+
+def _class_sets(reg: Mapping[str, GuidelineSet], classes: Iterable[str]) -> list[GuidelineSet]:
+    wanted = set(classes)
+    return [gs for gs in reg.values() if gs.default_for and wanted & set(gs.product_classes)]
+
+
+def _default_set(
+    name: str, reg: Mapping[str, GuidelineSet], classes: tuple[str, ...]
+) -> tuple[str, GuidelineSet] | None:
+    """(toxicity id, set) of the default set for ``name`` and the product classes; None when the
+    toxicity is known but no set written for these classes covers it."""
+    for gs in _class_sets(reg, classes):
         tid = gs.find_toxicity(name)
         if tid is not None and tid in gs.default_for:
             return tid, gs
     _refuse_scale(name, [gs for gs in reg.values() if gs.default_for])
+    if any(gs.find_toxicity(name) is not None for gs in reg.values()):
+        return None
     known = sorted({t for gs in reg.values() for t in gs.default_for})
     raise FindingError("toxicity", name, "unknown toxicity", f"known toxicities: {', '.join(known)}")
 
@@ -215,6 +273,20 @@ def _matches(when: When, ctx: Context) -> tuple[bool | None, str | None]:
     return True, None
 
 
+def licences_of(ctx: Context, jurisdiction: str | None = None) -> tuple[Licence, ...] | None:
+    """The licensed populations of the context's products (None: unknown — no product, or one
+    without a licensed population on file)."""
+    if not ctx.products:
+        return None
+    out: list[Licence] = []
+    for p in ctx.products:
+        lic = p.licences(jurisdiction)
+        if lic is None:
+            return None
+        out += lic
+    return tuple(out)
+
+
 def _text(action: Action, lang: str) -> str:
     text = action.text.get(lang)
     if action.verification == "M":
@@ -239,6 +311,7 @@ def recommend(
     verified_only: bool = False,
     guideline_dirs: Iterable[str | Path] = (),
     now: datetime | None = None,
+    jurisdiction: str | Jurisdiction | None = None,
 ) -> Recommendation:
     """Ordered, cited management actions for a toxicity grade in a clinical context.
 
@@ -265,6 +338,10 @@ def recommend(
         Extra folders of guideline-set files (an institution's own sets).
     now
         The current time (tests); default the system clock.
+    jurisdiction
+        ``"EU"``, ``"US"`` or an ISO country code (``"FR"`` -> EU): whose product information
+        applies. Never inferred; without it, items resting only on a product label give no
+        amount and say so, and no label is named.
 
     Returns
     -------
@@ -294,11 +371,17 @@ def recommend(
     Examples
     --------
     >>> from datetime import datetime, UTC
-    >>> r = recommend("crs", 2, {"weight_kg": 70}, now=datetime(2025, 3, 1, tzinfo=UTC))
+    >>> ctx = {"product": "axi-cel", "weight_kg": 70, "age_years": 54}
+    >>> r = recommend("crs", 2, ctx, now=datetime(2025, 3, 1, tzinfo=UTC))
     >>> [(a.kind, a.dose.dose_mg) for a in r.actions if a.dose and a.dose.drug == "tocilizumab"]
     [('drug', 560.0)]
+    >>> child = recommend("crs", 3, {"product": "tisa-cel", "weight_kg": 15, "age_years": 4})
+    >>> [(a.dose.drug, a.dose.amount) for a in child.actions if a.dose and a.dose.drug == "dexamethasone"]
+    [('dexamethasone', None)]
     """
     lang = check_lang(lang)
+    juris = jurisdiction if isinstance(jurisdiction, Jurisdiction) else optional_jurisdiction(jurisdiction)
+    code = juris.code if juris is not None else None
     grade_input: GradeInput | None = None
     scale_id: str | None = None
     warnings: list[str] = []
@@ -312,7 +395,9 @@ def recommend(
             raise FindingError(
                 "grade",
                 None,
-                f"{res.scale}: not assessable from the findings given",
+                f"{res.scale}: not applicable to this patient, no grade"
+                if res.status == "not_applicable"
+                else f"{res.scale}: not assessable from the findings given",
                 f"missing: {', '.join(res.missing)}" if res.missing else None,
             )
         grade = res.grade
@@ -334,8 +419,19 @@ def recommend(
         raise FindingError("toxicity", toxicity, "expected a toxicity id, a scale id or a GradeResult")
     g = _check_grade(grade)
 
+    ctx = parse_context(context, now)
+    reg = registry(guideline_dirs)
+    classes = _product_classes(ctx)
     if guideline is not None:
         gs = load_guideline(guideline, guideline_dirs)
+        if classes is not None and not set(classes) & set(gs.product_classes):
+            raise FindingError(
+                "guideline",
+                guideline,
+                f"{gs.ref} is written for {', '.join(gs.product_classes)}, not for "
+                f"{', '.join(ctx.product_ids) or ctx.therapy_class} ({', '.join(classes)})",
+                "omit the guideline to use the set for this product, or correct the product",
+            )
         found = gs.find_toxicity(name)
         if found is None:
             _refuse_scale(name, [gs])
@@ -347,14 +443,43 @@ def recommend(
             )
         tox_id = found
     else:
-        tox_id, gs = _default_set(name, registry(guideline_dirs))
+        if classes is None:
+            raise FindingError(
+                "context.therapy_class",
+                None,
+                "missing: the guideline set depends on the product or therapy class (never a CAR-T default)",
+                f"give context.product or context.therapy_class ({', '.join(drug_data().therapy_classes)})",
+            )
+        chosen = _default_set(name, reg, classes)
+        if chosen is None:
+            return _not_covered(name, g, ctx, reg, classes, lang, grade_input)
+        tox_id, gs = chosen
     tox = gs.toxicities[tox_id]
+    deferral = next((d for d in tox.defer if g in d.grades), None)
+    if deferral is not None:
+        # the set's own source sends the reader to another set for these grades: say so, cite it
+        warnings.append(
+            message(
+                "deferred",
+                lang,
+                set=gs.ref,
+                toxicity=tox_id,
+                grade=g,
+                to=reg[deferral.to].ref,
+                text=deferral.text.get(lang),
+                source=source(deferral.source).citation(),
+                locator=deferral.locator,
+                verification=deferral.verification,
+            )
+        )
+        gs = reg[deferral.to]
+        tox_id = gs.find_toxicity(tox_id) or tox_id
+        tox = gs.toxicities[tox_id]
     if g != 0 and not tox.grades[0] <= g <= tox.grades[1]:
         raise FindingError(
             "grade", grade, f"outside the grades of {tox_id} in {gs.ref} ({tox.grades[0]}–{tox.grades[1]})"
         )
 
-    ctx = parse_context(context, now)
     for required in tox.requires if g > 0 else ():
         if required not in ctx.given_fields:
             raise FindingError(
@@ -387,6 +512,15 @@ def recommend(
             )
         )
 
+    licences = licences_of(ctx, code)
+    gate = dose_gate(
+        gs.population,
+        age_years=ctx.age_years,
+        weight_kg=ctx.weight_kg,
+        licences=licences,
+        what=gs.ref,
+        lang=lang,
+    )
     actions: list[RecommendedAction] = []
     unverified = 0
     if g == 0:
@@ -424,7 +558,10 @@ def recommend(
             {
                 a.dose.drug
                 for _, a in kept
-                if a.dose is not None and a.dose.per_kg and a.dose.weight_basis == "actual"
+                if a.dose is not None
+                and a.dose.per_kg
+                and a.dose.weight_basis == "actual"
+                and (gate.covered or a.dose.rule is not None)
             }
         )
         if need_weight and ctx.weight_kg is None:
@@ -435,8 +572,26 @@ def recommend(
                 f"({', '.join(need_weight)})",
                 'add "weight_kg": <kg> to the context (or {"value": x, "unit": "[lb_av]"})',
             )
+        if not gate.covered and gate.reason and any(_states_amount(a, lang) for _, a in kept):
+            warnings.append(gate.reason)
+        if ctx.age_years is None and any(a.dose is not None for _, a in kept):
+            # the licensed ages decided (or helped decide) the gate: say when they are unverified
+            for p in ctx.products:
+                for jcode, lic in p.licensed.items():
+                    if lic.verification == "M" and code in (None, jcode):
+                        warnings.append(
+                            message(
+                                "licence_unverified",
+                                lang,
+                                product=p.id,
+                                jurisdiction=jcode,
+                                text=lic.text.get(lang),
+                            )
+                        )
         for rr, a in kept:
-            actions.append(_build_action(len(actions) + 1, rr, a, ctx, gs, lang, now, warnings))
+            actions.append(
+                _build_action(len(actions) + 1, rr, a, ctx, gate, licences, code, lang, now, warnings)
+            )
         unverified = sum(1 for a in actions if a.unverified)
         if unverified:
             warnings.append(message("unverified_count", lang, n=unverified))
@@ -450,18 +605,7 @@ def recommend(
         toxicity=tox_id,
         toxicity_title=tox.title.get(lang),
         grade=g,
-        guideline=GuidelineInfo(
-            id=gs.id,
-            version=gs.version,
-            title=gs.title.get(lang),
-            lifecycle=gs.lifecycle,
-            derives_from=gs.derives_from,
-            chain=list(gs.chain),
-            institution=gs.institution,
-            path=gs.path,
-            sha256=gs.sha256,
-            sources=[source(k).citation() for k in gs.sources],
-        ),
+        guideline=_guideline_info(gs, lang),
         actions=actions,
         warnings=list(dict.fromkeys(warnings)),
         unverified_actions=unverified,
@@ -470,6 +614,105 @@ def recommend(
         grade_input=grade_input,
         grading_note=tox.grading_note.get(lang) if tox.grading_note else None,
         current_steroid=current,
+        population=gate.out(),
+        jurisdiction=code,
+        missing=sorted(
+            {m for m in gate.missing}
+            | {m for a in actions if a.dose and a.dose.check for m in a.dose.check.population.missing}
+        ),
+        disclaimer=message("disclaimer", lang),
+    )
+
+
+def _label_of(a: Action, code: str | None, lang: str) -> tuple[str | None, str | None]:
+    """(the label named, the reason its amounts are withheld) for an action citing a product label."""
+    label_code = drug_data().label_sources.get(a.source)
+    if label_code is None:
+        return None, None
+    known = jurisdictions()
+    theirs = known[label_code]
+    name = f"{theirs.document(lang)} ({label_code})"
+    if code == label_code:
+        return name, None
+    if code is None:
+        return name, message("action_label_none", lang, document=theirs.document(lang), source=a.source)
+    ours = known[code]
+    reason = message(
+        "action_label_other",
+        lang,
+        document=theirs.document(lang),
+        source=a.source,
+        jurisdiction=ours.name(lang),
+        local_document=ours.document(lang),
+    )
+    return name, reason
+
+
+def _states_amount(a: Action, lang: str) -> bool:
+    texts = [a.text.get(lang)] + ([a.escalation.get(lang)] if a.escalation else [])
+    return a.dose is not None or any(redact_amounts(t, lang) != t for t in texts)
+
+
+def _guideline_info(gs: GuidelineSet, lang: str) -> GuidelineInfo:
+    return GuidelineInfo(
+        id=gs.id,
+        version=gs.version,
+        title=gs.title.get(lang),
+        lifecycle=gs.lifecycle,
+        derives_from=gs.derives_from,
+        chain=list(gs.chain),
+        institution=gs.institution,
+        path=gs.path,
+        sha256=gs.sha256,
+        sources=[source(k).citation() for k in gs.sources],
+    )
+
+
+def _not_covered(
+    name: str,
+    g: int,
+    ctx: Context,
+    reg: Mapping[str, GuidelineSet],
+    classes: tuple[str, ...],
+    lang: str,
+    grade_input: GradeInput | None,
+) -> Recommendation:
+    """No set written for the patient's product class manages the toxicity: say so, act on nothing."""
+    sets = _class_sets(reg, classes)
+    if not sets:
+        raise FindingError(
+            "context.product" if ctx.products else "context.therapy_class",
+            list(ctx.product_ids) or ctx.therapy_class,
+            f"no guideline set is written for product class {', '.join(classes)}",
+        )
+    owner = next(gs for gs in reg.values() if gs.find_toxicity(name) is not None)
+    tox_id = owner.find_toxicity(name) or name
+    others = sorted({gs.ref for gs in reg.values() if gs.default_for and tox_id in gs.default_for})
+    data = drug_data()
+    therapy = ctx.therapy_class or data.therapy_class_of(classes[0]) or classes[0]
+    therapy_name = (
+        data.therapy_classes[therapy].name.get(lang) if therapy in data.therapy_classes else therapy
+    )
+    warning = message(
+        "class_not_covered",
+        lang,
+        toxicity=owner.toxicities[tox_id].title.get(lang),
+        therapy=therapy_name,
+        sets=", ".join(gs.ref for gs in sets),
+        others=", ".join(others) or "-",
+    )
+    return Recommendation(
+        toxicity=tox_id,
+        toxicity_title=owner.toxicities[tox_id].title.get(lang),
+        grade=g,
+        guideline=_guideline_info(sets[0], lang),
+        actions=[],
+        warnings=[warning],
+        unverified_actions=0,
+        lang=lang,
+        context=ctx.echo(),
+        grade_input=grade_input,
+        covered=False,
         disclaimer=message("disclaimer", lang),
     )
 
@@ -479,7 +722,9 @@ def _build_action(
     rr: ResolvedRule,
     a: Action,
     ctx: Context,
-    gs: GuidelineSet,
+    gate: Gate,
+    licences: tuple[Licence, ...] | None,
+    code: str | None,
     lang: str,
     now: datetime | None,
     warnings: list[str],
@@ -487,6 +732,17 @@ def _build_action(
     dose: ComputedDose | None = None
     kind: str = a.kind
     text = _text(a, lang)
+    escalation = a.escalation.get(lang) if a.escalation else None
+    label_name, label_reason = _label_of(a, code, lang)
+    if label_reason is not None and _states_amount(a, lang):
+        warnings.append(label_reason)
+    else:
+        label_reason = None
+    withheld = (not gate.covered and _states_amount(a, lang)) or label_reason is not None
+    if withheld:
+        # written for another population: no amount of this set reaches the patient
+        text = redact_amounts(text, lang)
+        escalation = redact_amounts(escalation, lang) if escalation else None
     refused = False
     if a.dose is not None and a.dose.rule is not None:
         decision = check_dose_rule(
@@ -496,6 +752,8 @@ def _build_action(
             ctx.at,
             now=now,
             age_years=ctx.age_years,
+            licences=licences,
+            jurisdiction=code,
             overrides=a.dose.overrides(),
             override_source=rr.origin,
             lang=lang,
@@ -516,9 +774,11 @@ def _build_action(
             )
             text = message("refused_text", lang, drug=dose.drug_name, reasons=why) + " " + after
             warnings.append(text)
+    elif a.dose is not None and label_reason is not None:
+        dose = withheld_dose(a.dose.drug, label_reason, lang, route=a.dose.route, per=a.dose.per)
     elif a.dose is not None:
         dose = compute_dose(
-            a.dose, weight_kg=ctx.weight_kg, ideal_weight_kg=ctx.ideal_body_weight_kg, lang=lang
+            a.dose, weight_kg=ctx.weight_kg, ideal_weight_kg=ctx.ideal_body_weight_kg, gate=gate, lang=lang
         )
     return RecommendedAction(
         order=order,
@@ -527,7 +787,7 @@ def _build_action(
         text=text,
         dose=dose,
         interval_h=dose.interval_h if dose is not None else None,
-        escalation=a.escalation.get(lang) if a.escalation else None,
+        escalation=escalation,
         referral=Label(id=a.referral, label=label("specialty", a.referral, lang)) if a.referral else None,
         ici_action=Label(id=a.ici_action, label=label("ici_action", a.ici_action, lang))
         if a.ici_action
@@ -537,6 +797,8 @@ def _build_action(
         unverified=a.verification == "M",
         derived=a.verification == "D",
         refused=refused,
+        withheld=withheld or (dose is not None and dose.withheld),
+        label=label_name,
         rule=f"{rr.origin}/{rr.rule.id}",
         guideline=rr.origin,
         condition=rr.rule.when.describe() or None,

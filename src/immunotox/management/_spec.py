@@ -36,6 +36,7 @@ from ..errors import FindingError, RuleSpecError
 from ..sources import all_sources
 from ._dose import DoseExpr, assert_within_max
 from ._drugs import drug_data
+from ._population import Population
 from ._vocab import Text, vocabulary
 
 Verification = Literal["V", "V2", "M", "D"]
@@ -126,6 +127,19 @@ class Rule(BaseModel):
     note: Text | None = None
 
 
+class Deferral(BaseModel):
+    """Grades a set does not cover and for which ITS SOURCE sends the reader to another set."""
+
+    model_config = _STRICT
+
+    grades: tuple[int, ...] = Field(min_length=1)
+    to: str
+    text: Text
+    source: str
+    locator: str = Field(min_length=1)
+    verification: Verification
+
+
 class Toxicity(BaseModel):
     """A toxicity a set manages: accepted grading scales, other names, required context."""
 
@@ -138,6 +152,7 @@ class Toxicity(BaseModel):
     terms: tuple[str, ...] = ()
     requires: tuple[ContextField, ...] = ()
     grading_note: Text | None = None
+    defer: tuple[Deferral, ...] = ()
 
     def accepts_scale(self, scale_id: str) -> bool:
         return any(fnmatch.fnmatchcase(scale_id, pat) for pat in self.scales)
@@ -167,6 +182,8 @@ class GuidelineFile(BaseModel):
     institution: str | None = None
     sources: tuple[str, ...] = ()
     default_for: tuple[str, ...] = ()
+    product_classes: tuple[str, ...] = ()
+    population: Population | None = None
     derives_from: BaseRef | None = None
     remove_rules: tuple[str, ...] = ()
     toxicity: dict[str, Toxicity] = {}
@@ -193,6 +210,8 @@ class GuidelineSet:
     institution: str | None
     sources: tuple[str, ...]
     default_for: tuple[str, ...]
+    product_classes: tuple[str, ...]
+    population: Population
     derives_from: str | None
     toxicities: dict[str, Toxicity]
     rules: tuple[ResolvedRule, ...]
@@ -273,6 +292,21 @@ def _validate(gs: GuidelineSet) -> None:
     for key in gs.sources:
         if key not in known_sources:
             raise RuleSpecError(f"{where}: source {key!r} is not in data/sources.toml")
+    if not gs.product_classes:
+        raise RuleSpecError(
+            f"{where}: product_classes is required: the product classes the set is written for"
+        )
+    for c in gs.product_classes:
+        if c not in classes:
+            raise RuleSpecError(f"{where}: unknown product class {c!r} in product_classes")
+    for tid, tox in gs.toxicities.items():
+        for d in tox.defer:
+            if d.source not in known_sources:
+                raise RuleSpecError(f"{where}: toxicity {tid!r} defers citing unknown source {d.source!r}")
+    if gs.population.source not in known_sources:
+        raise RuleSpecError(
+            f"{where}: population source {gs.population.source!r} is not in data/sources.toml"
+        )
     for tid, tox in gs.toxicities.items():
         lo, hi = tox.grades
         if not 0 <= lo <= hi <= 5:
@@ -331,6 +365,25 @@ def _resolve(
                 "derives_from.version"
             )
     own = [ResolvedRule(r, f"{spec.id}@{spec.version}") for r in spec.rule]
+    population = spec.population or (base_set.population if base_set is not None else None)
+    product_classes = spec.product_classes or (base_set.product_classes if base_set is not None else ())
+    if population is None:
+        raise RuleSpecError(
+            f"guideline set {spec.id} ({path}): [population] is required: declare whom its doses are "
+            "written for (age_from_years, age_below_years, text, source, locator, verification)"
+        )
+    if base_set is not None and spec.population is not None:
+        bp, sp = base_set.population, spec.population
+        wider = sp.age_from_years < bp.age_from_years or (
+            bp.age_below_years is not None
+            and (sp.age_below_years is None or sp.age_below_years > bp.age_below_years)
+        )
+        if wider:
+            raise RuleSpecError(
+                f"guideline set {spec.id} ({path}): its population ({sp.text.en}) is wider than that of "
+                f"its base {base_set.ref} ({bp.text.en}); the base's doses would reach patients they "
+                "are not written for"
+            )
     if base_set is None:
         if spec.remove_rules:
             raise RuleSpecError(f"guideline set {spec.id} ({path}): remove_rules needs derives_from")
@@ -358,6 +411,8 @@ def _resolve(
         institution=spec.institution,
         sources=sources,
         default_for=spec.default_for,
+        product_classes=product_classes,
+        population=population,
         derives_from=f"{spec.derives_from.id}@{spec.derives_from.version}" if spec.derives_from else None,
         toxicities=toxicities,
         rules=tuple(rules),
@@ -387,14 +442,26 @@ def _build(extra_dirs: tuple[str, ...]) -> dict[str, GuidelineSet]:
             )
         files[spec.id] = (spec, sha, path, packaged)
     out = {sid: _resolve(files, sid) for sid in files}
-    owner: dict[str, str] = {}
+    owner: dict[tuple[str, str], str] = {}
     for gs in out.values():
         for tox in gs.default_for:
             if tox not in gs.toxicities:
                 raise RuleSpecError(f"guideline set {gs.ref}: default_for names undeclared toxicity {tox!r}")
-            if tox in owner:
-                raise RuleSpecError(f"toxicity {tox!r} has two default sets: {owner[tox]} and {gs.id}")
-            owner[tox] = gs.id
+            for pc in gs.product_classes:
+                if (tox, pc) in owner:
+                    raise RuleSpecError(
+                        f"toxicity {tox!r} has two default sets for product class {pc}: "
+                        f"{owner[(tox, pc)]} and {gs.id}"
+                    )
+                owner[(tox, pc)] = gs.id
+        for tid, tox_ in gs.toxicities.items():
+            for d in tox_.defer:
+                target = out.get(d.to)
+                if target is None or target.find_toxicity(tid) is None:
+                    raise RuleSpecError(
+                        f"guideline set {gs.ref}: toxicity {tid!r} defers to {d.to!r}, "
+                        "which does not manage it"
+                    )
     return out
 
 

@@ -57,28 +57,57 @@ class Phase:
     latest_day: int | None = None
 
 
+PERIODS: tuple[str, ...] = ("daily_monitoring", "monitoring", "proximity", "no_driving")
+
+
 @dataclass(frozen=True)
 class Period:
-    """A label period in days after infusion, with how it was verified."""
+    """A label period in days after infusion, with how it was verified.
 
-    days: int
+    ``days`` is None for a period not verified from the product information ([M]): it is shown
+    without a number.
+    """
+
+    days: int | None
     verification: str
     source: str
     note: str
 
 
 @dataclass(frozen=True)
-class Label:
-    """A label version: the periods it sets after infusion."""
+class LabelVersion:
+    """One label version of one jurisdiction and the products it describes."""
 
     id: str
+    jurisdiction: str
     title: Text
     in_force: str
-    default: bool
+    current: bool
+    products: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Label:
+    """The periods one label version sets for one product in its jurisdiction."""
+
+    version: LabelVersion
+    product: str
     daily_monitoring: Period
     monitoring: Period
     proximity: Period
     no_driving: Period
+
+    @property
+    def id(self) -> str:
+        return self.version.id
+
+    @property
+    def jurisdiction(self) -> str:
+        return self.version.jurisdiction
+
+    @property
+    def title(self) -> Text:
+        return self.version.title
 
     def periods(self) -> dict[str, Period]:
         return {
@@ -146,14 +175,6 @@ class PhaseInfo:
 
 
 @dataclass(frozen=True)
-class CallList:
-    title: Text
-    fr: tuple[str, ...]
-    en: tuple[str, ...]
-    emergency: Text
-
-
-@dataclass(frozen=True)
 class PathwayData:
     """The whole pathway definition."""
 
@@ -162,8 +183,10 @@ class PathwayData:
     start: str
     order: tuple[str, ...]
     phases: Mapping[str, Phase]
-    labels: Mapping[str, Label]
+    label_versions: Mapping[str, LabelVersion]
+    labels: Mapping[tuple[str, str], Label]
     period_titles: Mapping[str, Text]
+    label_texts: Mapping[str, Text]
     settings: tuple[str, ...]
     setting_titles: Mapping[str, Text]
     baseline: Mapping[str, MonitoringRule]
@@ -171,11 +194,6 @@ class PathwayData:
     visits: tuple[Visit, ...]
     indications: Mapping[str, Indication]
     info: Mapping[str, PhaseInfo]
-    call: CallList
-
-    @property
-    def default_label(self) -> str:
-        return next(k for k, v in self.labels.items() if v.default)
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -246,29 +264,65 @@ def _phases(doc: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, Phase]
     return meta, phases
 
 
-def _labels(doc: Mapping[str, Any]) -> dict[str, Label]:
-    out: dict[str, Label] = {}
-    for lid, t in doc["label"].items():
-        where = f"data/pathway/labels.toml [label.{lid}]"
-        periods: dict[str, Period] = {}
-        for name in ("daily_monitoring", "monitoring", "proximity", "no_driving"):
-            p = t.get(name)
-            if not isinstance(p, dict) or not isinstance(p.get("days"), int) or p["days"] < 0:
-                raise RuleSpecError(f"{where}: period {name!r} needs a whole number of days")
-            if p.get("verification") not in ("V", "V2", "M"):
-                raise RuleSpecError(f"{where}.{name}: verification must be V, V2 or M")
-            source(p["source"])
-            periods[name] = Period(p["days"], p["verification"], p["source"], p.get("note", ""))
-        out[lid] = Label(
-            id=lid,
+def _labels(doc: Mapping[str, Any]) -> tuple[dict[str, LabelVersion], dict[tuple[str, str], Label]]:
+    """Label versions and, per (version, product), the four periods; refuses a gap or a number
+    on an unverified period."""
+    from ..jurisdiction import jurisdictions
+
+    f = "data/pathway/labels.toml"
+    versions: dict[str, LabelVersion] = {}
+    for vid, t in doc["version"].items():
+        where = f"{f} [version.{vid}]"
+        if t.get("jurisdiction") not in jurisdictions():
+            raise RuleSpecError(f"{where}: jurisdiction must be one of {sorted(jurisdictions())}")
+        products = tuple(t.get("products", ()))
+        if not products:
+            raise RuleSpecError(f"{where}: products must list the products the version describes")
+        versions[vid] = LabelVersion(
+            id=vid,
+            jurisdiction=t["jurisdiction"],
             title=_text(where, t, "title"),
-            in_force=t.get("in_force", ""),
-            default=bool(t.get("default", False)),
-            **periods,
+            in_force=str(t.get("in_force", "")),
+            current=bool(t.get("current", False)),
+            products=products,
         )
-    if sum(1 for v in out.values() if v.default) != 1:
-        raise RuleSpecError("data/pathway/labels.toml: exactly one label version must be the default")
-    return out
+    for code in {v.jurisdiction for v in versions.values()}:
+        if sum(1 for v in versions.values() if v.jurisdiction == code and v.current) != 1:
+            raise RuleSpecError(f"{f}: exactly one current version is needed for jurisdiction {code}")
+    periods: dict[tuple[str, str], dict[str, Period]] = {}
+    for i, p in enumerate(doc.get("period", ())):
+        where = f"{f} [[period]] #{i}"
+        v = versions.get(p.get("version"))
+        if v is None:
+            raise RuleSpecError(f"{where}: unknown version {p.get('version')!r}")
+        name = p.get("name")
+        if name not in PERIODS:
+            raise RuleSpecError(f"{where}: name must be one of {PERIODS}")
+        ver = p.get("verification")
+        if ver not in ("V", "V2", "M"):
+            raise RuleSpecError(f"{where}: verification must be V, V2 or M")
+        days = p.get("days")
+        if ver == "M" and days is not None:
+            raise RuleSpecError(f"{where}: an unverified [M] period has no number of days")
+        if ver != "M" and (not isinstance(days, int) or isinstance(days, bool) or days < 0):
+            raise RuleSpecError(f"{where}: a verified period needs a whole number of days")
+        source(p["source"])
+        for prod in p.get("products", ()):
+            if prod not in v.products:
+                raise RuleSpecError(f"{where}: product {prod!r} is not listed by version {v.id}")
+            slot = periods.setdefault((v.id, prod), {})
+            if name in slot:
+                raise RuleSpecError(f"{where}: {v.id}/{prod} has period {name!r} twice")
+            slot[name] = Period(days, ver, p["source"], str(p.get("note", "")))
+    labels: dict[tuple[str, str], Label] = {}
+    for v in versions.values():
+        for prod in v.products:
+            got = periods.get((v.id, prod), {})
+            missing = [n for n in PERIODS if n not in got]
+            if missing:
+                raise RuleSpecError(f"{f}: {v.id}/{prod} has no period {missing}")
+            labels[(v.id, prod)] = Label(version=v, product=prod, **got)
+    return versions, labels
 
 
 def _items(where: str, raw: Any) -> tuple[Item, ...]:
@@ -294,7 +348,7 @@ def _rule(where: str, t: Mapping[str, Any], settings: tuple[str, ...]) -> Monito
     )
 
 
-def _info(doc: Mapping[str, Any], phases: Mapping[str, Phase]) -> tuple[dict[str, PhaseInfo], CallList]:
+def _info(doc: Mapping[str, Any], phases: Mapping[str, Phase]) -> dict[str, PhaseInfo]:
     out: dict[str, PhaseInfo] = {}
     for pid in phases:
         where = f"data/pathway/info.toml [phase.{pid}]"
@@ -313,16 +367,7 @@ def _info(doc: Mapping[str, Any], phases: Mapping[str, Phase]) -> tuple[dict[str
             clinician_fr=cfr,
             clinician_en=cen,
         )
-    c = doc["call"]
-    if len(c["fr"]) != len(c["en"]) or not c["fr"]:
-        raise RuleSpecError("data/pathway/info.toml [call]: the same items are needed in fr and en")
-    call = CallList(
-        title=_text("data/pathway/info.toml [call]", c, "title"),
-        fr=tuple(c["fr"]),
-        en=tuple(c["en"]),
-        emergency=_text("data/pathway/info.toml [call]", c, "emergency"),
-    )
-    return out, call
+    return out
 
 
 @functools.cache
@@ -376,19 +421,21 @@ def data() -> PathwayData:
         )
         for k, t in _load("indications")["indication"].items()
     }
-    info, call = _info(_load("info"), phases)
+    info = _info(_load("info"), phases)
     labels_doc = _load("labels")
+    versions, labels = _labels(labels_doc)
     return PathwayData(
         id=meta["id"],
         version=meta["version"],
         start=meta["start"],
         order=tuple(meta["order"]),
         phases=phases,
-        labels=_labels(labels_doc),
+        label_versions=versions,
+        labels=labels,
         period_titles={
-            k: _text(f"data/pathway/labels.toml [period.{k}]", t, "title")
-            for k, t in labels_doc["period"].items()
+            n: _text(f"labels.toml [period_title.{n}]", labels_doc["period_title"][n]) for n in PERIODS
         },
+        label_texts={k: _text(f"labels.toml [text.{k}]", t) for k, t in labels_doc["text"].items()},
         settings=settings,
         setting_titles=setting_titles,
         baseline=baseline,
@@ -396,5 +443,4 @@ def data() -> PathwayData:
         visits=tuple(visits),
         indications=indications,
         info=info,
-        call=call,
     )

@@ -15,8 +15,9 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ._data import Label, Lang, data
+from ._data import Lang, data
 from ._errors import PathwayError
+from ._label import LabelChoice, resolve_label
 
 
 def add_months(d: date, months: int) -> date:
@@ -60,12 +61,18 @@ class ScheduledVisit:
 
 @dataclass(frozen=True)
 class Restriction:
-    """A label period: active from day 0 up to and including ``until``."""
+    """A label period: active from day 0 up to and including ``until``.
+
+    ``days`` and ``until`` are None when no verified period applies (no jurisdiction or product
+    configured, or a period not verified from the product information); ``text`` then says
+    that the team sets it.
+    """
 
     id: str
     title: str
-    days: int
-    until: date
+    text: str
+    days: int | None
+    until: date | None
     verification: str
     source: str
     note: str
@@ -76,7 +83,7 @@ class Plan:
     """A patient's planned pathway from a given infusion date."""
 
     infusion_date: date
-    label: Label
+    label: LabelChoice
     indication: str
     steps: tuple[Step, ...]
     skipped: tuple[str, ...]
@@ -122,23 +129,15 @@ class Plan:
             Restriction(
                 id=name,
                 title=titles[name].get(lang),
+                text=self.label.phrase(name, lang),
                 days=p.days,
-                until=self.infusion_date + timedelta(days=p.days),
+                until=None if p.days is None else self.infusion_date + timedelta(days=p.days),
                 verification=p.verification,
                 source=p.source,
                 note=p.note,
             )
             for name, p in self.label.periods().items()
         ]
-
-
-def check_label(label: object) -> Label:
-    d = data()
-    if label is None:
-        return d.labels[d.default_label]
-    if not isinstance(label, str) or label not in d.labels:
-        raise PathwayError("label", label, "unknown label version", f"one of {', '.join(d.labels)}")
-    return d.labels[label]
 
 
 def check_indication(indication: object) -> str:
@@ -157,6 +156,8 @@ def _date(field: str, value: object) -> date:
 def plan(
     infusion_date: date,
     *,
+    jurisdiction: object = None,
+    product: str | None = None,
     label: str | None = None,
     indication: str = "oncology",
     screening_date: date | None = None,
@@ -170,8 +171,14 @@ def plan(
     ----------
     infusion_date
         Day 0.
+    jurisdiction
+        Whose product information applies (``EU``, ``US``, an ISO country such as ``FR``, or a
+        :class:`~immunotox.jurisdiction.Jurisdiction`); None = not configured: no label period.
+    product
+        The CAR-T product (id, INN or brand); None: no label period (they differ by product).
     label
-        Label version id (``data/pathway/labels.toml``); default: the default version.
+        A label version id of that jurisdiction (``data/pathway/labels.toml``); default: the
+        jurisdiction's current version.
     indication
         ``oncology`` or ``autoimmune`` (``data/pathway/indications.toml``).
     screening_date, leukapheresis_date, lymphodepletion_date, discharge_date
@@ -180,18 +187,20 @@ def plan(
     Raises
     ------
     PathwayError
-        Unknown label or indication; dates out of order (screening after leukapheresis,
+        Unknown jurisdiction, product, label or indication; dates out of order (screening after leukapheresis,
         lymphodepletion on or after the infusion, discharge before it).
 
     Examples
     --------
-    >>> p = plan(date(2026, 12, 1))
+    >>> p = plan(date(2026, 12, 1), jurisdiction="US", product="axi-cel")
     >>> p.step("near_centre").end, [v.on for v in p.visits() if v.id in ("d14", "d28")]
     (datetime.date(2026, 12, 15), [datetime.date(2026, 12, 15), datetime.date(2026, 12, 29)])
+    >>> [(r.id, r.until) for r in plan(date(2026, 12, 1)).restrictions()][2]   # no jurisdiction
+    ('proximity', None)
     """
     d = data()
     d0 = _date("infusion_date", infusion_date)
-    lab = check_label(label)
+    lab = resolve_label(jurisdiction, product, label)
     check_indication(indication)
     given = {
         "screening_date": screening_date,
@@ -223,9 +232,15 @@ def plan(
         )
     inpatient_end = p["inpatient_observation"].plan_end
     assert inpatient_end is not None
-    planned_discharge = d0 + timedelta(days=max(inpatient_end, lab.daily_monitoring.days))
+    periods = lab.periods()
+    daily = periods["daily_monitoring"].days
+    planned_discharge = d0 + timedelta(days=max(inpatient_end, daily or 0))
     discharge = discharge_date or planned_discharge
-    proximity_end = d0 + timedelta(days=lab.proximity.days)
+    near_end = p["near_centre"].plan_end
+    assert near_end is not None
+    proximity_days = periods["proximity"].days
+    proximity_estimated = proximity_days is None
+    proximity_end = d0 + timedelta(days=near_end if proximity_days is None else proximity_days)
     fu_end_months = p["follow_up"].plan_end_months
     ltfu_start_months = p["long_term_follow_up"].plan_start_months
     ltfu_end_years = p["long_term_follow_up"].plan_end_years
@@ -245,11 +260,13 @@ def plan(
     ]
     skipped: list[str] = []
     if discharge < proximity_end:
-        steps.append(Step("near_centre", discharge + one, proximity_end, discharge_date is None))
+        steps.append(
+            Step("near_centre", discharge + one, proximity_end, discharge_date is None or proximity_estimated)
+        )
     else:
         skipped.append("near_centre")
     fu_start = max(discharge, proximity_end) + one
-    steps.append(Step("follow_up", fu_start, add_months(d0, fu_end_months) - one, False))
+    steps.append(Step("follow_up", fu_start, add_months(d0, fu_end_months) - one, proximity_estimated))
     steps.append(Step("long_term_follow_up", ltfu_start, ltfu_end, False))
     steps.append(Step("completed", ltfu_end + one, None, False))
     return Plan(d0, lab, indication, tuple(steps), tuple(skipped))

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from ..sources import source
 from ._data import data
 from ._errors import PathwayError
-from ._info import check_audience, check_lang, info_text
+from ._info import check_audience, check_lang, info_for_label
 from ._machine import check_phase, check_transition
 from ._monitoring import check_grade, monitoring
 from ._schedule import plan
@@ -40,11 +40,14 @@ class VisitView(BaseModel):
 
 
 class RestrictionView(BaseModel):
+    """A label period; ``days``/``until``/``active`` are None when no verified period applies."""
+
     id: str
     title: str
-    days: int
-    until: date
-    active: bool
+    text: str
+    days: int | None
+    until: date | None
+    active: bool | None
     verification: str
     source: str
     note: str
@@ -77,6 +80,7 @@ class InfoView(BaseModel):
     items: list[str]
     call_title: str
     call: list[str]
+    before_calling: str
     emergency: str
 
 
@@ -112,14 +116,16 @@ _NOTES: dict[str, dict[str, str]] = {
         "planned": "Current phase {phase!r} taken from the planned dates (no phase given)",
         "estimated": "Dates marked estimated come from the planning offsets of data/pathway/phases.toml",
         "skipped": "Phase {phase!r} skipped: discharge falls after the label's proximity period",
-        "unverified": "UNVERIFIED [M]: {text}",
+        "unverified": "UNVERIFIED [M]: {text} — no number shown: the team sets it from the label",
+        "near_estimated": "End of the near-centre phase: a planning estimate (day {day}), not a label period",
     },
     "fr": {
         "before_start": "{today} précède le début estimé du bilan ; affiché comme bilan d'éligibilité",
         "planned": "Phase actuelle {phase!r} déduite des dates prévues (aucune phase indiquée)",
         "estimated": "Les dates estimées viennent des délais de planification de data/pathway/phases.toml",
         "skipped": "Phase {phase!r} sautée : la sortie a lieu après la période de proximité du RCP",
-        "unverified": "NON VÉRIFIÉ [M] : {text}",
+        "unverified": "NON VÉRIFIÉ [M] : {text} — aucune durée affichée : l'équipe la fixe selon le RCP",
+        "near_estimated": "Fin du séjour près du centre : estimation (J{day}), pas une durée du RCP",
     },
 }
 
@@ -157,6 +163,8 @@ def status(
     to: str | None = None,
     crs_grade: int = 0,
     icans_grade: int = 0,
+    jurisdiction: object = None,
+    product: str | None = None,
     label: str | None = None,
     indication: str = "oncology",
     lang: str = "en",
@@ -180,26 +188,34 @@ def status(
         A phase to move to now: the transition is checked (illegal transitions are refused).
     crs_grade, icans_grade
         Current ASTCT grades (0-4), which escalate the monitoring.
+    jurisdiction, product
+        Whose product information applies (a setting: ``EU``, ``US`` or an ISO country; never
+        inferred from ``lang``) and the CAR-T product; without both, no label period is given
+        and the status says which is missing.
     label, indication, lang, info_audience
-        Label version, ``oncology`` | ``autoimmune``, ``fr`` | ``en``, and ``patient`` |
-        ``clinician`` to include the phase information text.
+        Label version of that jurisdiction (default: its current one), ``oncology`` |
+        ``autoimmune``, ``fr`` | ``en``, and ``patient`` | ``clinician`` to include the phase
+        information text.
     screening_date, leukapheresis_date, lymphodepletion_date, discharge_date
         Actual dates when known (others are estimated and flagged).
 
     Raises
     ------
     PathwayError
-        Unknown phase, label, indication, language or audience; impossible dates (today before
-        the screening date, a post-infusion phase before day 0, a pre-infusion phase after it,
-        dates out of order); a grade outside 0-4 or given before infusion.
+        Unknown phase, jurisdiction, product, label, indication, language or audience;
+        impossible dates (today before the screening date, a post-infusion phase before day 0,
+        a pre-infusion phase after it, dates out of order); a grade outside 0-4 or given before infusion.
     IllegalTransitionError
         ``to`` may not follow the current phase.
 
     Examples
     --------
-    >>> s = status(date(2026, 12, 1), today=date(2026, 12, 10))
-    >>> s.current_phase, s.day, [r.until.isoformat() for r in s.restrictions if r.id == "proximity"]
+    >>> s = status(date(2026, 12, 1), today=date(2026, 12, 10), jurisdiction="US", product="axi-cel")
+    >>> s.current_phase, s.day, [str(r.until) for r in s.restrictions if r.id == "proximity"]
     ('near_centre', 9, ['2026-12-15'])
+    >>> s = status(date(2026, 12, 1), today=date(2026, 12, 10), lang="fr")   # no jurisdiction
+    >>> [r.until for r in s.restrictions], s.label["status"]
+    ([None, None, None, None], 'no_jurisdiction')
     """
     lg = check_lang(lang)
     if info_audience is not None:
@@ -208,6 +224,8 @@ def status(
         raise PathwayError("today", today, "expected a date (YYYY-MM-DD)")
     p = plan(
         infusion_date,
+        jurisdiction=jurisdiction,
+        product=product,
         label=label,
         indication=indication,
         screening_date=screening_date,
@@ -297,24 +315,29 @@ def status(
         RestrictionView(
             id=r.id,
             title=r.title,
+            text=r.text,
             days=r.days,
             until=r.until,
-            active=d0 <= today <= r.until,
+            active=None if r.until is None else d0 <= today <= r.until,
             verification=r.verification,
             source=r.source,
             note=r.note,
         )
         for r in p.restrictions(lg)
     ]
+    notes.append(p.label.message(lg))
     for r in restrictions:
         if r.verification == "M":
-            notes.append(_NOTES[lg]["unverified"].format(text=f"{r.title} — {r.days} ({r.note})"))
+            notes.append(_NOTES[lg]["unverified"].format(text=f"{r.title} ({r.note})"))
+    near = p.step("near_centre")
+    if near is not None and near.end is not None and p.label.periods()["proximity"].days is None:
+        notes.append(_NOTES[lg]["near_estimated"].format(day=p.day(near.end)))
     for i in mon.items:
         if i.basis == "M":
             notes.append(_NOTES[lg]["unverified"].format(text=i.text.get(lg)))
     info = None
     if info_audience is not None:
-        it = info_text(current, info_audience, lg, label=p.label.id)
+        it = info_for_label(current, check_audience(info_audience), lg, p.label)
         info = InfoView(
             audience=it.audience,
             lang=it.lang,
@@ -323,10 +346,11 @@ def status(
             items=list(it.items),
             call_title=it.call_title,
             call=list(it.call),
+            before_calling=it.before_calling,
             emergency=it.emergency,
         )
     ind = d.indications[p.indication]
-    keys = [*mon.source_keys(), *(r.source for r in restrictions)]
+    keys = [*mon.source_keys(), *(r.source for r in restrictions if r.source)]
     return PathwayStatus(
         pathway=d.id,
         version=d.version,
@@ -335,9 +359,15 @@ def status(
         today=today,
         day=p.day(today),
         label={
-            "id": p.label.id,
-            "title": p.label.title.get(lg),
-            "in_force": p.label.in_force,
+            "status": p.label.status,
+            "jurisdiction": p.label.jurisdiction.code if p.label.jurisdiction else None,
+            "jurisdiction_name": p.label.jurisdiction.name(lg) if p.label.jurisdiction else None,
+            "product": p.label.product.id if p.label.product else None,
+            "product_name": p.label.product.display() if p.label.product else None,
+            "id": p.label.version.id if p.label.version else None,
+            "title": p.label.version.title.get(lg) if p.label.version else None,
+            "in_force": p.label.version.in_force if p.label.version else None,
+            "message": p.label.message(lg),
         },
         indication={
             "id": ind.id,

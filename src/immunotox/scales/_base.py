@@ -12,6 +12,10 @@ pressure"). The scale's ``combine`` turns one value per domain into a grade. Res
   is then flagged incomplete (a lower bound), whether or not the input could change it;
   ``grade_range`` says whether it could.
 
+A domain can also be **not applicable** (its window never opened, e.g. late ICAHT after death
+on day 20): it is left out of ``combine``, its reasons say why, and a scale whose domains are all
+not applicable has no grade (``status = "not_applicable"``, complete, nothing missing).
+
 Missing data is therefore never read as normal. The sets are tiny (a handful of values, a few
 domains), so exhaustive enumeration is cheap and exact.
 """
@@ -29,6 +33,7 @@ from ..messages import Catalogue, Msg, render, verbatim
 from ..result import GradeResult, RuleHit, Texts
 from ..sources import Source, source
 
+_ENUMERATED_MAX = 4096  # memoised enumerations kept per scale (see Scale._enumerate)
 _COMMON = Catalogue("messages")
 
 
@@ -54,6 +59,7 @@ class Domain:
     missing: list[str] = field(default_factory=list)
     reasons: list[Any] = field(default_factory=list)  # str or Msg
     assumed: bool = False  # value set by a documented default, not by an input
+    applicable: bool = True  # False: the domain does not apply (no value; left out of combine)
 
     @property
     def known(self) -> bool:
@@ -68,6 +74,11 @@ def known(name: str, value: Hashable, *hits: RuleHit, reason: str | Msg | None =
 def assumed(name: str, value: Hashable) -> Domain:
     """A domain set by a documented default (e.g. 'no death recorded' = alive), not by an input."""
     return Domain(name, (value,), assumed=True)
+
+
+def not_applicable(name: str, reason: str | Msg) -> Domain:
+    """A domain that does not apply to this patient (``reason`` names the input that says so)."""
+    return Domain(name, (), reasons=[reason], applicable=False)
 
 
 def unknown(
@@ -160,12 +171,12 @@ class Scale(ABC):
         return self.resolve(self.domains(f), f, ignored)
 
     def resolve(self, doms: list[Domain], f: Mapping[str, Any], ignored: Sequence[str] = ()) -> GradeResult:
+        if not any(d.applicable for d in doms):
+            return self._not_applicable(doms, ignored)
+        reasons = [r for d in doms if not d.applicable for r in d.reasons]
+        doms = [d for d in doms if d.applicable]
         names = [d.name for d in doms]
-        table: list[tuple[tuple[Hashable, ...], int]] = []
-        for combo in itertools.product(*(d.possible for d in doms)):
-            table.append((combo, self.combine(dict(zip(names, combo, strict=True)))))
-        lo = min(g for _, g in table)
-        hi = max(g for _, g in table)
+        lo, hi, low_combo = self._enumerate(tuple(names), tuple(d.possible for d in doms))
         # every input of a domain left unknown is reported, even when it cannot change the
         # grade (grade_range says whether it could); scales only leave a domain unknown when
         # the input is needed for a full assessment in this case.
@@ -173,10 +184,9 @@ class Scale(ABC):
         for d in doms:
             if not d.known:
                 missing += [m for m in d.missing if m not in missing]
-        low_combo = next(c for c, g in table if g == lo)
         low_values = dict(zip(names, low_combo, strict=True))
         hits = [h for d in doms for h in d.hits]
-        reasons = [r for d in doms for r in d.reasons]
+        reasons = [r for d in doms for r in d.reasons] + reasons
         nothing_known = all(not d.known or d.assumed for d in doms) and not hits
         complete = not missing
         if nothing_known and lo != hi:
@@ -220,6 +230,66 @@ class Scale(ABC):
             ignored=list(ignored),
             reasons=[render(m) for m in texts.reasons],
             fired=hits,
+            notes=[render(m) for m in texts.notes],
+            sources=[s.citation() for s in self.sources],
+            texts=texts,
+        )
+
+    def _enumerate(
+        self, names: tuple[str, ...], possible: tuple[tuple[Hashable, ...], ...]
+    ) -> tuple[int, int, tuple[Hashable, ...]]:
+        """(lowest, highest grade, first assignment giving the lowest) over every combination.
+
+        ``combine`` is a pure function of the assignment, so the outcome is memoised per scale
+        on the domain names and possible values (with their types: ``True`` and ``1`` are equal
+        keys but not the same finding); the memo is bounded.
+        """
+        key: Hashable | None = (names, possible, tuple(tuple(map(type, p)) for p in possible))
+        memo = self.__dict__.setdefault("_enumerated", {})
+        try:
+            hit: tuple[int, int, tuple[Hashable, ...]] | None = memo.get(key)
+        except TypeError:  # a value that cannot be a key: enumerate without the memo
+            hit, key = None, None
+        if hit is not None:
+            return hit
+        table: list[tuple[tuple[Hashable, ...], int]] = []
+        for combo in itertools.product(*possible):
+            table.append((combo, self.combine(dict(zip(names, combo, strict=True)))))
+        lo = min(g for _, g in table)
+        hi = max(g for _, g in table)
+        out = (lo, hi, next(c for c, g in table if g == lo))
+        if key is not None:
+            if len(memo) >= _ENUMERATED_MAX:
+                memo.clear()
+            memo[key] = out
+        return out
+
+    def _not_applicable(self, doms: Sequence[Domain], ignored: Sequence[str]) -> GradeResult:
+        """The result when no domain applies: no grade, no range, nothing missing."""
+        texts = Texts.model_construct(
+            title=self.title_msg(),
+            reasons=[
+                *(_msg(r) for d in doms for r in d.reasons),
+                _COMMON("not_applicable"),
+                *([_COMMON("not_used", keys=list(ignored))] if ignored else []),
+            ],
+            notes=[_msg(n) for n in self.notes],
+            deciding=[],
+            fired=[],
+        )
+        return GradeResult(
+            scale=self.id,
+            title=render(texts.title),
+            version=self.version,
+            grade=None,
+            grade_range=None,
+            complete=True,
+            status="not_applicable",
+            deciding_domains=[],
+            missing=[],
+            ignored=list(ignored),
+            reasons=[render(m) for m in texts.reasons],
+            fired=[],
             notes=[render(m) for m in texts.notes],
             sources=[s.citation() for s in self.sources],
             texts=texts,

@@ -30,12 +30,14 @@ import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from .. import units
 from ..errors import FindingError
 from ..findings import FieldSpec, parse_findings, pick
-from ..messages import Catalogue, Msg, quote, render, verbatim
+from ..messages import Catalogue, Msg, name, quote, render, verbatim
 from ..result import GradeResult, RuleHit
+from ..sources import source
 from ._base import Domain, Scale, assumed, known, unknown
-from .ctcae_lab import LabGrader, LabOutcome, T, candidates, missing_msg, num
+from .ctcae_lab import LabGrader, LabOutcome, T, _n, candidates, missing_msg, num
 from .ctcae_spec import LAB_INPUTS, Condition, Criterion, Lab, Meta, Table, Term, compare, load_table
 
 _LAB_TEXT = {
@@ -119,6 +121,8 @@ def translated(table: Table) -> bool:
         if not t.term_fr or not full(t.notes, t.notes_fr) or (lab and not lab.analyte_fr):
             return False
         if lab and not all(c.text_fr for c in lab.conditions.values()):
+            return False
+        if lab and not all(a.name_fr and a.formula_fr for a in lab.adjust):
             return False
         if not all(i.text_fr for i in t.implied):
             return False
@@ -223,6 +227,20 @@ class CtcaeScale(Scale):
     def _check_lab(self, f: Mapping[str, Any], lab: Lab) -> None:
         unit = lab.unit
         used = lab.operands()
+        for a in lab.adjust:
+            if (
+                "value" in f
+                and a.when.finding in f
+                and a.when.holds(f[a.when.finding])
+                and a.finding not in f
+            ):
+                raise FindingError(
+                    a.finding,
+                    None,
+                    f"required with {a.when.finding} = {_show(f[a.when.finding])}: the value is graded as "
+                    f"{a.name} ({a.formula})",
+                    f"give {a.finding}, or a value that needs no correction",
+                )
         for key in lab.requires:
             if "value" in f and key not in f:
                 spec = self.findings[key]
@@ -323,7 +341,31 @@ class CtcaeScale(Scale):
                     break
         return ff, origin
 
+    def _adjusted(self, f: Mapping[str, Any], shown: dict[str, Msg]) -> Mapping[str, Any]:
+        """``f`` with the value corrected by the term's published adjustment, when one applies."""
+        lab = self.term.lab
+        if lab is None or "value" not in f:
+            return f
+        for i, a in enumerate(lab.adjust):
+            if a.when.finding in f and a.when.holds(f[a.when.finding]) and a.finding in f:
+                step = units.convert("value", a.factor, a.factor_unit, lab.unit, lab.molar_mass)
+                at = f"{self.path}.lab.adjust.{i}"
+                shown["value"] = T.m(
+                    "adjusted",
+                    given=shown.get("value") or T.m("quantity", value=_n(f["value"]), unit=lab.unit),
+                    key=a.finding,
+                    value=_n(f[a.finding]),
+                    unit=str(self.findings[a.finding].unit),
+                    name=self.tt(f"{at}.name"),
+                    formula=self.tt(f"{at}.formula"),
+                    source=name(source(a.source).citation()),
+                )
+                return {**f, "value": f["value"] + step * (a.x0 - f[a.finding])}
+        return f
+
     def _domains(self, f: Mapping[str, Any], shown: Mapping[str, Msg]) -> list[Domain]:
+        shown = dict(shown)
+        f = self._adjusted(f, shown)
         ff, origin = self._complete_findings(f)
         lab_out: LabOutcome | None = None
         if self._lab is not None:
@@ -456,8 +498,8 @@ class CtcaeScale(Scale):
 def scales() -> list[Scale]:
     """The scales this module provides (read by the catalogue): every term of both tables."""
     out: list[Scale] = []
-    for name in ("ctcae5", "ctcae4"):
-        table = load_table(name)
+    for table_name in ("ctcae5", "ctcae4"):
+        table = load_table(table_name)
         complete = translated(table)
-        out += [CtcaeScale(slug, term, table.meta, name, complete) for slug, term in table.term.items()]
+        out += [CtcaeScale(slug, term, table.meta, table_name, complete) for slug, term in table.term.items()]
     return out

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .. import ruledata, units
 from ..errors import RuleSpecError
 from ..findings import FieldSpec, vocabulary
+from ..sources import source
 
 Op = Literal["<", "<=", ">", ">="]
 Ref = Literal["uln", "lln", "baseline", "mi_level"]
@@ -182,6 +183,28 @@ class Band(_Model):
     when: tuple[Condition, ...] = ()
 
 
+class Adjustment(_Model):
+    """A published linear correction of the value, applied when ``when`` holds.
+
+    ``value + factor × (x0 − finding)``, ``factor`` in ``factor_unit`` (converted to the term's
+    unit with its molar mass) per unit of ``finding``: Payne 1973's adjusted calcium is
+    calcium − albumin + 4.0 (mg/dL, g/dL), i.e. factor 1 mg/dL, x0 4.0 g/dL. ``name``, ``formula``
+    and the citation of ``source`` (a ``data/sources.toml`` key) are quoted in the reasons; the
+    finding is required when ``when`` holds.
+    """
+
+    when: Condition
+    finding: str
+    x0: float
+    factor: float
+    factor_unit: str
+    name: str
+    name_fr: str = ""
+    formula: str
+    formula_fr: str = ""
+    source: str
+
+
 class Lab(_Model):
     analyte: str
     analyte_fr: str = ""
@@ -192,6 +215,7 @@ class Lab(_Model):
     direction: Literal["increased", "decreased"]
     refs: tuple[Ref, ...]
     requires: tuple[str, ...] = ()
+    adjust: tuple[Adjustment, ...] = ()
     conditions: dict[str, NamedCondition] = Field(default_factory=dict)
     bands: tuple[Band, ...] = Field(min_length=1)
 
@@ -276,6 +300,7 @@ class Term(_Model):
         out = [c for cr in self.criteria for c in cr.when]
         if self.lab:
             out += [c for b in self.lab.bands for c in b.when]
+            out += [a.when for a in self.lab.adjust]
         out += [i.if_ for i in self.implied]
         return out
 
@@ -341,6 +366,11 @@ def _validate(where: str, slug: str, t: Term, meta: Meta) -> None:
         for key in t.lab.requires:
             if key not in t.reads:
                 fail(f"lab.requires {key!r} is not among the findings the term reads")
+        for a in t.lab.adjust:
+            if vocab.get(a.finding) is None or vocab[a.finding].kind != "quantity":
+                fail(f"lab.adjust reads {a.finding!r}, which is not a quantity finding")
+            units.convert("lab.adjust.factor", a.factor, a.factor_unit, t.lab.unit, t.lab.molar_mass)
+            source(a.source)
     for grade, text in texts:
         if grade not in t.grades:
             fail(f"criterion {text!r} gives grade {grade}, which CTCAE marks '-' for this term")
@@ -351,6 +381,7 @@ def _validate(where: str, slug: str, t: Term, meta: Meta) -> None:
     if uncovered:
         fail(f"grades {uncovered} have no criterion")
     used = {c.finding for c in t.conditions()} | {i.finding for i in t.implied}
+    used |= {a.finding for a in t.lab.adjust} if t.lab else set()
     if t.gate:
         used.add(t.gate)
     if used != set(t.reads):

@@ -14,7 +14,10 @@ author group's implementation (Liang, ``automatedicahtgrading``) step by step:
   episodes separated by at most 2 days above the threshold (non-stable recovery) are joined and
   the days between count. Grade = the worse of the two duration bands, and grade 4 when a
   <= 500 episode starting on day 0-3 lasts to the end of the window (never recovered).
-* **Late ICAHT (day +31 to the earliest of +100, censoring, last follow-up)**: the measured
+* **Late ICAHT (day +31 to the earliest of +100, censoring, last follow-up)**: *not applicable*
+  (no grade, not grade 0) when the window never opens: death or end of follow-up
+  (``last_follow_up_day``/``_date``), progression or next therapy (``censor_day``/``_date``) on or
+  before day +30; the combined grade then comes from the early window alone. Otherwise the measured
   values only; graded by the nadir when the two lowest values are both <= 1500/uL (non-transient
   neutropenia). A single late value cannot show non-transient neutropenia: the grade is then a
   lower bound.
@@ -40,10 +43,13 @@ from typing import Any
 from .. import ruledata
 from ..errors import FindingError, RuleSpecError
 from ..findings import pick
+from ..messages import Catalogue, Msg, render
+from ..messages import name as as_given
 from ..result import GradeResult, RuleHit
-from ._base import Domain, Scale, known, unknown
+from ._base import Domain, Scale, known, not_applicable, unknown
 
 _T = ruledata.load("icaht")
+T = Catalogue("scales/icaht")
 _RECOVERED = float("inf")  # an unknown day assumed recovered (above every threshold)
 _WORST = 0.0  # an unknown day assumed at ANC 0
 
@@ -55,6 +61,7 @@ _INPUTS = (
     "censor_day",
     "censor_date",
 )
+_CLOSED_BY = tuple(_T["closed_by"])  # the inputs that end follow-up ([closed_by] says what they stand for)
 
 
 # ------------------------------------------------------------------------------ timeline
@@ -65,7 +72,9 @@ class Timeline:
     points: list[tuple[int, float]]
     last_follow_up: int | None
     censor: int | None
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[str | Msg] = field(default_factory=list)
+    given: dict[str, str] = field(default_factory=dict)  # "last_follow_up"/"censor" -> input field used
+    has_series: bool = True
 
     def end(self, nominal_last_day: int) -> int:
         """The last day of a window that nominally ends on ``nominal_last_day``."""
@@ -110,7 +119,10 @@ def _day_or_date(f: Mapping[str, Any], key: str) -> int | None:
 
 
 def timeline(f: Mapping[str, Any]) -> Timeline | None:
-    """The checked timeline of findings ``f`` (``None`` when no ANC series is given).
+    """The checked timeline of findings ``f``.
+
+    ``None`` when neither an ANC series nor an end of follow-up is given; with an end of follow-up
+    but no series, ``points`` is empty and ``has_series`` false.
 
     Raises
     ------
@@ -121,10 +133,10 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
     lfu = _day_or_date(f, "last_follow_up")
     censor = _day_or_date(f, "censor")
     series = f.get("anc_series")
-    if series is None:
+    if series is None and lfu is None and censor is None:
         return None
     points: list[tuple[int, float]] = []
-    for i, p in enumerate(series):
+    for i, p in enumerate(series or ()):
         day = p["day"] if "day" in p else _to_day(f, p["date"], f"anc_series[{i}].date")
         if lfu is not None and day > lfu:
             raise FindingError(
@@ -134,17 +146,15 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
                 "check last_follow_up_day or the date of the value",
             )
         points.append((day, p["value"]))
-    tl = Timeline(points, lfu, censor)
+    given = {k: f"{k}_date" if f.get(f"{k}_date") is not None else f"{k}_day" for k in _CLOSED_BY}
+    tl = Timeline(points, lfu, censor, given=given, has_series=series is not None)
     before = sum(1 for d, _ in points if d < _T["early"]["first_day"])
     if before:
-        tl.reasons.append(f"{before} ANC value(s) before day 0 not used (ICAHT counts from infusion)")
+        tl.reasons.append(T.m("before_day_0", count=before))
     if censor is not None:
         after = sum(1 for d, _ in points if d > censor)
         if after:
-            tl.reasons.append(
-                f"{after} ANC value(s) after censoring on day {censor} (progression/relapse or "
-                "subsequent therapy) not used"
-            )
+            tl.reasons.append(T.m("after_censoring", count=after, day=censor))
     return tl
 
 
@@ -285,7 +295,7 @@ def early_domain(tl: Timeline | None) -> Domain:
     """The early-ICAHT domain (values 0-4)."""
     t = _T["early"]
     name = "early"
-    if tl is None:
+    if tl is None or not tl.has_series:
         return unknown(name, range(5), "anc_series")
     first, last = t["first_day"], tl.end(t["last_day"])
     daily = tl.daily_minimum(first, last)
@@ -316,6 +326,24 @@ def early_domain(tl: Timeline | None) -> Domain:
 
 
 # ------------------------------------------------------------------------------ late ICAHT
+def _joined(items: Sequence[Msg], key: str) -> Msg:
+    """``a; b`` (« a ; b ») from one or more messages (``key`` names the joining text)."""
+    out = items[0]
+    for item in items[1:]:
+        out = T.m(key, a=out, b=item)
+    return out
+
+
+def _late_closed(tl: Timeline, first: int) -> Msg:
+    """Why the late window never opened: each input that ends follow-up before ``first``."""
+    causes = [
+        T.m("closed_cause", key=as_given(tl.given[k]), day=day, cause=T(f"closed_by.{k}"))
+        for k, day in (("last_follow_up", tl.last_follow_up), ("censor", tl.censor))
+        if day is not None and day < first
+    ]
+    return T.m("late_not_applicable", first=first, causes=_joined(causes, "causes"), last=first - 1)
+
+
 def late_domain(tl: Timeline | None) -> Domain:
     """The late-ICAHT domain (values 0-4)."""
     t = _T["late"]
@@ -324,40 +352,49 @@ def late_domain(tl: Timeline | None) -> Domain:
         return unknown(name, range(5), "anc_series")
     first, last = t["first_day"], tl.end(t["last_day"])
     if last < first:
-        cause = "last follow-up" if last == tl.last_follow_up else "censoring"
-        return known(name, 0, reason=f"Late: window not reached ({cause} on day {last})")
+        return not_applicable(name, _late_closed(tl, first))
+    if not tl.has_series:
+        return unknown(name, range(5), "anc_series")
     daily = tl.daily_minimum(first, last)
-    window = f"days {first}–{last}"
+    window = T.m("window", first=first, last=last)
     if not daily:
-        return unknown(name, range(5), "anc_series", reason=f"Late: no ANC value on {window}")
+        return unknown(name, range(5), "anc_series", reason=T.m("late_no_value", window=window))
     lowest = sorted(daily.items(), key=lambda kv: (kv[1], kv[0]))
     (d1, v1) = lowest[0]
     cap = t["neutropenia_max_per_ul"]
     band = next((b for b in t["bands"] if v1 <= b["max_per_ul"]), None)  # most severe first
-    nadir = f"nadir ANC {v1:g}/uL on day {d1}"
+    nadir = T.m("nadir", value=v1, day=d1)
     if band is None:
-        return known(name, 0, reason=f"Late ({window}): {nadir} > {cap:g}/uL: no late neutropenia")
+        return known(name, 0, reason=T.m("late_none", window=window, nadir=nadir, cap=cap))
+    band_text = T(f"late.bands.{t['bands'].index(band)}")
     if len(lowest) < t["min_values"]:
         return unknown(
             name,
             (0, *range(band["grade"], 5)),
             "anc_series",
-            reason=f"Late ({window}): a single value, {nadir} ({band['text']}, grade {band['grade']} if "
-            f"confirmed): non-transient neutropenia needs >= {t['min_values']} values",
+            reason=T.m(
+                "late_single",
+                window=window,
+                nadir=nadir,
+                band=band_text,
+                grade=band["grade"],
+                min_values=t["min_values"],
+            ),
         )
     d2, v2 = lowest[1]
     if v2 > cap:
         return known(
             name,
             0,
-            reason=f"Late ({window}): {nadir} but the next lowest value ({v2:g}/uL on day {d2}) is "
-            f"> {cap:g}/uL: transient, not graded",
+            reason=T.m("late_transient", window=window, nadir=nadir, value=v2, day=d2, cap=cap),
         )
+    msg = T.m("late_hit", band=band_text, nadir=nadir, value=v2, day=d2, window=window)
     hit = RuleHit(
         rule=f"ehaebmt2023:icaht/late/anc_le_{band['max_per_ul']:g}",
         domain="late",
         grade=band["grade"],
-        text=f"{band['text']} ({nadir}; second lowest {v2:g}/uL on day {d2}, {window})",
+        text=render(msg),
+        msg=msg,
     )
     return known(name, band["grade"], hit)
 
@@ -409,6 +446,9 @@ _NOTES_EARLY = (
 _NOTES_LATE = (
     "Late (day 31 to the earliest of day 100, censoring, last follow-up): measured values only, no "
     "interpolation; graded by the nadir when the two lowest values are both <= 1500/uL.",
+    "Late ICAHT is not applicable (no grade, not grade 0) when the late window never opens: "
+    "last_follow_up (death, end of follow-up) or censor (progression, next therapy) on or before "
+    "day 30 (consensus windows: early day 0 to +30, late after day +30; Rejeski 2023).",
     "A single late value <= 1500/uL cannot show non-transient neutropenia: no late grade is "
     "established (lower bound 0, up to the nadir grade or worse if a second value confirms it), "
     "departing from Liang's code, which grades on the single value.",
@@ -431,11 +471,20 @@ class _IcahtBase(Scale):
     def check(self, f: Mapping[str, Any]) -> None:
         timeline(f)
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
-        parts = [f"{k} ICAHT grade {v[k]}" for k in ("early", "late") if k in v]
+    def title_msg(self) -> Msg:
+        """The title, in French and English ([titles] of data/scales/icaht.toml)."""
+        return T(f"titles.{self.id.split(':')[-1]}")
+
+    def domain_msg(self, name: str) -> Msg:
+        return T(f"domains.{name}")
+
+    def summary(self, v: Mapping[str, Any], grade: int) -> Msg:
+        parts = [T.m("part", window=T.m(k), grade=v[k]) for k in ("early", "late") if k in v]
+        if self.id == Icaht.id and "late" not in v:
+            parts.append(T.m("late_not_applicable_part"))
         if grade == 0:
-            return "Grade 0: ICAHT criteria not met (" + "; ".join(parts) + ")"
-        return f"Grade {grade}: " + "; ".join(parts)
+            return T.m("grade0", parts=_joined(parts, "parts"))
+        return T.m("grade", grade=grade, parts=_joined(parts, "parts"))
 
     def deciding(self, v: Mapping[str, Any], grade: int) -> list[str]:
         return [k for k in ("early", "late") if k in v and v[k] == grade and grade > 0]
@@ -446,7 +495,7 @@ class _IcahtBase(Scale):
 
 class IcahtEarly(_IcahtBase):
     id = "ehaebmt2023:icaht-early"
-    title = "Early ICAHT (day 0 to +30), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht-early"]["text"]
     notes = _NOTES_COMMON + _NOTES_EARLY
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -459,7 +508,7 @@ class IcahtEarly(_IcahtBase):
 
 class IcahtLate(_IcahtBase):
     id = "ehaebmt2023:icaht-late"
-    title = "Late ICAHT (after day +30), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht-late"]["text"]
     notes = _NOTES_COMMON + _NOTES_LATE
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -472,10 +521,11 @@ class IcahtLate(_IcahtBase):
 
 class Icaht(_IcahtBase):
     id = "ehaebmt2023:icaht"
-    title = "ICAHT (early and late), neutropenia — EHA/EBMT consensus grading"
+    title = _T["titles"]["icaht"]["text"]
     notes = (
         *_NOTES_COMMON,
-        "Grade = the higher of the early and the late grade; the deciding window is named.",
+        "Grade = the higher of the early and the late grade; the deciding window is named. When "
+        "the late window never opened, the grade comes from the early window alone and says so.",
         *_NOTES_EARLY,
         *_NOTES_LATE,
     )

@@ -121,7 +121,7 @@ class IecHs(Scale):
         result = super().resolve(doms, f, ignored)
         assert result.texts is not None
         reasons = list(result.texts.reasons)
-        if result.status == "not_assessable":  # the base summary would read as a grade
+        if result.status == "not_assessable" and result.grade_range is not None:  # not a grade
             lo, hi = result.grade_range
             reasons[-1 - bool(ignored)] = T.m("not_assessable", lo=lo, hi=hi)
         reasons.insert(0, T("unverified_statement"))

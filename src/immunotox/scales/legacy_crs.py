@@ -41,11 +41,14 @@ from typing import Any
 from .. import ruledata
 from ..errors import FindingError, RuleSpecError
 from ..findings import pick
+from ..messages import Catalogue, Msg, render
+from ..messages import name as as_given
 from ..result import RuleHit
-from ._base import Domain, Scale, known, unknown
+from ._base import Domain, Scale, and_list, known, unknown
 
 _T = ruledata.load("legacy_crs")
 _C = _T["common"]
+T = Catalogue("scales/legacy_crs")
 
 # Every legacy scale accepts the union of the legacy CRS findings (regrading one record).
 LEGACY_INPUTS = (
@@ -133,7 +136,7 @@ def _grades(dom: Domain) -> list[int]:
     return sorted(x for x in dom.possible if isinstance(x, int))
 
 
-def _with(dom: Domain, *, extra: tuple[int, ...], missing: str, reason: str | None = None) -> Domain:
+def _with(dom: Domain, *, extra: tuple[int, ...], missing: str, reason: Msg | None = None) -> Domain:
     """``dom`` with ``extra`` possible values because ``missing`` is absent."""
     out = Domain(
         dom.name, tuple(sorted({*_grades(dom), *extra})), list(dom.hits), list(dom.missing), list(dom.reasons)
@@ -158,11 +161,16 @@ def _prune(doms: list[Domain]) -> list[Domain]:
     out: list[Domain] = []
     for d in doms:
         if d.name in _GRADED and not d.known and _grades(d)[-1] <= floor and floor > 0:
-            reason = f"{', '.join(d.missing)} not needed: cannot raise the grade above {floor}"
+            reason = T.m("not_needed", keys=list(d.missing), floor=floor)
             out.append(Domain(d.name, (_grades(d)[0],), d.hits, [], [*d.reasons, reason], assumed=True))
         else:
             out.append(d)
     return out
+
+
+def name_of(items: list[str]) -> Msg:
+    """Identifiers (vasopressor agents) shown as given, joined with ", "."""
+    return as_given(", ".join(items))
 
 
 class LegacyCrs(Scale):
@@ -178,14 +186,28 @@ class LegacyCrs(Scale):
         self.title = self.t["title"]
         self.version = self.t["version"]
         self.source_keys = (self.t["source"],)
-        self.notes = tuple(self.t["notes"])
+        self.notes = tuple(T(f"{self.key}.notes.{i}") for i in range(len(self.t["notes"])))
         unknown_reads = sorted(set(self.t["reads"]) - set(LEGACY_INPUTS))
         if unknown_reads:
             raise RuleSpecError(f"legacy_crs.{self.key}.reads: unknown findings {unknown_reads}")
 
-    def _hit(self, domain: str, key: str, entry: Mapping[str, Any], detail: str = "") -> RuleHit:
-        text = entry["text"] + (f" ({detail})" if detail else "")
-        return RuleHit(rule=f"{self.id}/{domain}/{key}", domain=domain, grade=entry["grade"], text=text)
+    texts = T
+
+    def title_msg(self) -> Msg:
+        return T(f"{self.key}.title")
+
+    def domain_msg(self, name: str) -> Msg:
+        return T(f"common.domains.{name}")
+
+    def _hit(
+        self, domain: str, key: str, entry: Mapping[str, Any], detail: Msg | None = None, *, path: str = ""
+    ) -> RuleHit:
+        """The rule ``key`` of ``domain`` (its table entry, at ``path`` when not ``domain.key``)."""
+        text = T(f"{self.key}.{path or f'{domain}.{key}'}")
+        msg = text if detail is None else T.m("with_detail", text=text, detail=detail)
+        return RuleHit(
+            rule=f"{self.id}/{domain}/{key}", domain=domain, grade=entry["grade"], text=render(msg), msg=msg
+        )
 
     def _entry(self, domain: str, key: str) -> dict[str, Any]:
         return ruledata.entry(self.t[domain], key, f"legacy_crs.{self.key}.{domain}")
@@ -227,7 +249,7 @@ class LegacyCrs(Scale):
                 Domain(
                     "unused",
                     (None,),
-                    reasons=[f"Not a criterion of this scale, not used: {', '.join(unused)}"],
+                    reasons=[T.m("not_used", keys=unused)],
                     assumed=True,
                 )
             )
@@ -243,24 +265,24 @@ class LegacyCrs(Scale):
             fever = False
         elif temp is not None:
             fever = temp >= thr
-        fever_text = f"temperature {temp:g} °C >= {thr:g} °C" if fever else ""
         if self.t["symptoms_from"] == "fever":
             if fever is None:
                 return unknown(name, (0, e["grade"]), "temperature_c")
             if fever:
-                return known(name, e["grade"], self._hit(name, "fever", e, fever_text))
-            why = (
-                "attributed to another cause" if "fever" in other else f"temperature {temp:g} °C < {thr:g} °C"
-            )
-            return known(name, 0, reason=f"No fever ({why})")
+                hit = self._hit(name, "fever", e, T.m("fever_detail", temp=temp, thr=thr), path="symptoms")
+                return known(name, e["grade"], hit)
+            why = T.m("no_fever_other_cause") if "fever" in other else T.m("no_fever", temp=temp, thr=thr)
+            return known(name, 0, reason=why)
         if fever:
-            return known(name, e["grade"], self._hit(name, "fever", e, "fever: " + fever_text))
+            hit = self._hit(name, "fever", e, T.m("fever_named", temp=temp, thr=thr), path="symptoms")
+            return known(name, e["grade"], hit)
         symptoms = f.get("crs_symptoms")
         if symptoms is None:
             return unknown(name, (0, e["grade"]), "crs_symptoms")
         if symptoms:
-            return known(name, e["grade"], self._hit(name, "symptoms", e, "CRS symptoms present"))
-        return known(name, 0, reason="No CRS symptoms")
+            hit = self._hit(name, "symptoms", e, T.m("crs_symptoms_present"), path="symptoms")
+            return known(name, e["grade"], hit)
+        return known(name, 0, reason=T.m("no_crs_symptoms"))
 
     @staticmethod
     def _on_pressors(f: Mapping[str, Any]) -> bool | None:
@@ -278,7 +300,7 @@ class LegacyCrs(Scale):
     def _hypotension(self, f: Mapping[str, Any], other: set[str]) -> Domain:
         name = "hypotension"
         if "hypotension" in other:
-            return known(name, 0, reason="Hypotension attributed to another cause: not counted")
+            return known(name, 0, reason=T.m("hypotension_other_cause"))
         rows = self.t["hypotension"]
         if f.get("hypotension_refractory") and "refractory" in rows:
             return known(name, rows["refractory"]["grade"], self._hit(name, "refractory", rows["refractory"]))
@@ -312,7 +334,7 @@ class LegacyCrs(Scale):
         if on is True:
             if pressors and len(pressors) >= 2:
                 return known(
-                    name, multi["grade"], self._hit(name, "multiple_vasopressors", multi, ", ".join(pressors))
+                    name, multi["grade"], self._hit(name, "multiple_vasopressors", multi, name_of(pressors))
                 )
             high_dose = f.get("vasopressor_high_dose")
             hours = f.get("vasopressor_hours")
@@ -320,9 +342,9 @@ class LegacyCrs(Scale):
             min_h = self.t.get("high_dose_min_hours")
             if high_dose and min_h is not None and hours is not None and hours < min_h:
                 high_dose = False
-                note = f"High dose for {hours:g} h only: not counted as high-dose (needs >= {min_h:g} h)"
+                note = T.m("high_dose_too_short", hours=hours, min_h=min_h)
             if high_dose:
-                detail = ", ".join(pressors) if pressors else "vasopressor_high_dose"
+                detail = name_of(pressors) if pressors else as_given("vasopressor_high_dose")
                 return known(name, high["grade"], self._hit(name, "high_dose_vasopressor", high, detail))
             if pressors:  # exactly one agent
                 if high_dose is None:
@@ -330,16 +352,18 @@ class LegacyCrs(Scale):
                         name,
                         (low["grade"], high["grade"]),
                         "vasopressor_high_dose",
-                        reason=f"One vasopressor ({pressors[0]}): low or high dose not given",
+                        reason=T.m("one_pressor_dose_unknown", agent=as_given(pressors[0])),
                     )
-                d = known(name, low["grade"], self._hit(name, "one_vasopressor_low_dose", low, pressors[0]))
+                d = known(
+                    name,
+                    low["grade"],
+                    self._hit(name, "one_vasopressor_low_dose", low, as_given(pressors[0])),
+                )
                 if note:
                     d.reasons.append(note)
                 return d
             need = ["vasopressors"] + ([] if high_dose is not None else ["vasopressor_high_dose"])
-            d = unknown(
-                name, (low["grade"], multi["grade"]), *need, reason="Vasopressors used, agents not given"
-            )
+            d = unknown(name, (low["grade"], multi["grade"]), *need, reason=T.m("agents_unknown"))
             if note:
                 d.reasons.append(note)
             return d
@@ -350,14 +374,14 @@ class LegacyCrs(Scale):
                 return unknown(name, (0, fluids["grade"]), "hypotension")
             if hypo:
                 return known(
-                    name, fluids["grade"], self._hit(name, "no_vasopressor", fluids, "no vasopressor")
+                    name, fluids["grade"], self._hit(name, "no_vasopressor", fluids, T.m("no_vasopressor"))
                 )
-            return known(name, 0, reason="No hypotension")
+            return known(name, 0, reason=T.m("no_hypotension"))
         if hypo is False:
-            return known(name, 0, reason="No hypotension")
+            return known(name, 0, reason=T.m("no_hypotension"))
         if hypo:
             return unknown(
-                name, (fluids["grade"], multi["grade"]), "vasopressors", reason="Hypotension present"
+                name, (fluids["grade"], multi["grade"]), "vasopressors", reason=T.m("hypotension_present")
             )
         return unknown(name, (0, fluids["grade"], multi["grade"]), "hypotension", "vasopressors")
 
@@ -370,14 +394,16 @@ class LegacyCrs(Scale):
         high = self._entry(name, "high_dose_vasopressor")
         fluids = self._entry(name, "fluids")
         if on is True:
-            detail = ", ".join(pressors) if pressors else ""
+            detail = name_of(pressors) if pressors else None
             high_dose = f.get("vasopressor_high_dose")
             if high_dose is None:
                 return unknown(
                     name,
                     (low["grade"], high["grade"]),
                     "vasopressor_high_dose",
-                    reason=f"Vasopressors ({detail or 'agents not given'}): low or high dose not given",
+                    reason=T.m("pressors_dose_unknown", agents=detail)
+                    if detail
+                    else T.m("pressors_agents_dose_unknown"),
                 )
             key, e = ("high_dose_vasopressor", high) if high_dose else ("low_dose_vasopressor", low)
             return known(name, e["grade"], self._hit(name, key, e, detail))
@@ -387,14 +413,16 @@ class LegacyCrs(Scale):
                 return unknown(name, (0, fluids["grade"]), "hypotension")
             if hypo:
                 return known(
-                    name, fluids["grade"], self._hit(name, "fluids", fluids, "hypotension, no vasopressor")
+                    name,
+                    fluids["grade"],
+                    self._hit(name, "fluids", fluids, T.m("hypotension_no_vasopressor")),
                 )
-            return known(name, 0, reason="No hypotension")
+            return known(name, 0, reason=T.m("no_hypotension"))
         if hypo is False:
-            return known(name, 0, reason="No hypotension")
+            return known(name, 0, reason=T.m("no_hypotension"))
         if hypo:
             return unknown(
-                name, (fluids["grade"], high["grade"]), "vasopressors", reason="Hypotension present"
+                name, (fluids["grade"], high["grade"]), "vasopressors", reason=T.m("hypotension_present")
             )
         return unknown(name, (0, fluids["grade"], high["grade"]), "hypotension", "vasopressors")
 
@@ -408,37 +436,41 @@ class LegacyCrs(Scale):
             hours = f.get("vasopressor_hours")
             if hours is None:
                 return unknown(
-                    name, (short["grade"], long_["grade"]), "vasopressor_hours", reason="Vasopressors used"
+                    name, (short["grade"], long_["grade"]), "vasopressor_hours", reason=T.m("pressors_used")
                 )
             limit = self.t["long_vasopressor_min_hours"]
             key, e = (
                 ("vasopressor_24h_or_more", long_) if hours >= limit else ("vasopressor_under_24h", short)
             )
-            return known(name, e["grade"], self._hit(name, key, e, f"{hours:g} h"))
+            return known(name, e["grade"], self._hit(name, key, e, T.m("hours", hours=hours)))
         if on is False:
-            why = "hypotension without vasopressors is not an MSKCC criterion" if f.get("hypotension") else ""
-            return known(name, 0, reason="No vasopressors" + (f": {why}" if why else ""))
+            why = T.m("no_vasopressors_mskcc") if f.get("hypotension") else T.m("no_vasopressors")
+            return known(name, 0, reason=why)
         if f.get("hypotension") is False:
-            return known(name, 0, reason="No hypotension")
+            return known(name, 0, reason=T.m("no_hypotension"))
         return unknown(name, (0, short["grade"], long_["grade"]), "vasopressors")
 
     def _hypoxia(self, f: Mapping[str, Any], other: set[str]) -> Domain:
         name = "hypoxia"
         if "hypoxia" in other:
-            return known(name, 0, reason="Hypoxia attributed to another cause: not counted")
+            return known(name, 0, reason=T.m("hypoxia_other_cause"))
         device, fio2 = f.get("oxygen"), f.get("fio2_pct")
         room_air = _C["room_air_fio2_pct"]
         if device == "none":
-            return known(name, 0, reason="No oxygen support (room air)")
+            return known(name, 0, reason=T.m("room_air"))
         if self.t["hypoxia_rule"] == "device":
             o2 = self._entry(name, "supplemental_oxygen")
             vent = self._entry(name, "mechanical_ventilation")
             if device in _C["ventilator_devices"]:
                 return known(
-                    name, vent["grade"], self._hit(name, "mechanical_ventilation", vent, str(device))
+                    name,
+                    vent["grade"],
+                    self._hit(name, "mechanical_ventilation", vent, as_given(str(device))),
                 )
             if device is not None:
-                return known(name, o2["grade"], self._hit(name, "supplemental_oxygen", o2, str(device)))
+                return known(
+                    name, o2["grade"], self._hit(name, "supplemental_oxygen", o2, as_given(str(device)))
+                )
             if fio2 is None:
                 return unknown(name, (0, o2["grade"], vent["grade"]), "oxygen")
             if fio2 <= room_air:  # room air, or CPAP/BiPAP/ventilation on room air
@@ -446,36 +478,34 @@ class LegacyCrs(Scale):
                     name,
                     (0, o2["grade"], vent["grade"]),
                     "oxygen",
-                    reason=f"FiO2 {fio2:g} % without a device: CPAP, BiPAP or ventilation cannot be excluded",
+                    reason=T.m("fio2_room_air_no_device", fio2=fio2),
                 )
             d = unknown(
                 name,
                 (o2["grade"], vent["grade"]),
                 "oxygen",
-                reason="Device not given: mechanical ventilation unknown",
+                reason=T.m("device_unknown_ventilation"),
             )
-            d.hits.append(self._hit(name, "supplemental_oxygen", o2, f"FiO2 {fio2:g} %"))
+            d.hits.append(self._hit(name, "supplemental_oxygen", o2, T.m("fio2", fio2=fio2)))
             return d
         # FiO2 scales
         lo, hi = self._entry(name, "fio2_below_40"), self._entry(name, "fio2_40_or_more")
         vent = self._entry(name, "ventilator")
         if device in _C["ventilator_devices"]:
-            return known(name, vent["grade"], self._hit(name, "ventilator", vent, str(device)))
+            return known(name, vent["grade"], self._hit(name, "ventilator", vent, as_given(str(device))))
         fio2_dom: Domain
         if fio2 is None:
             room_air_possible = device is None or device in _C["positive_pressure_devices"]
             possible = ((0,) if room_air_possible else ()) + (lo["grade"], hi["grade"])
-            why = (
-                f"Oxygen by {device}: FiO2 not given (it cannot be derived from the device)"
-                if device is not None
-                else None
-            )
+            why = T.m("fio2_not_derived", device=as_given(device)) if device is not None else None
             fio2_dom = unknown(name, possible, "fio2_pct", reason=why)
         elif fio2 <= room_air:
-            fio2_dom = known(name, 0, reason=f"FiO2 {fio2:g} %: no oxygen requirement")
+            fio2_dom = known(name, 0, reason=T.m("fio2_no_requirement", fio2=fio2))
         else:
             key, e = ("fio2_40_or_more", hi) if fio2 >= _C["fio2_high_min_pct"] else ("fio2_below_40", lo)
-            detail = f"FiO2 {fio2:g} %" + (f", {device}" if device else "")
+            detail = (
+                T.m("fio2_device", fio2=fio2, device=as_given(device)) if device else T.m("fio2", fio2=fio2)
+            )
             fio2_dom = known(name, e["grade"], self._hit(name, key, e, detail))
         if device is None:
             # without the device, ventilator support cannot be excluded
@@ -483,7 +513,7 @@ class LegacyCrs(Scale):
                 fio2_dom,
                 extra=(vent["grade"],),
                 missing="oxygen",
-                reason="Oxygen device not given: ventilator support cannot be excluded",
+                reason=T.m("device_unknown_ventilator"),
             )
             if fio2 is None:
                 out.missing = ["oxygen", "fio2_pct"]
@@ -497,10 +527,10 @@ class LegacyCrs(Scale):
             g = f.get("transaminitis_grade")
             if g is None:
                 return unknown(organ, sorted(set(grades)), "transaminitis_grade")
-            return self._organ_known(organ, grades, g, spec["text"].format(ctcae=g))
+            return self._organ_known(organ, grades, g, T(f"{self.key}.{organ}", ctcae=g))
         g = f.get("organ_toxicity_grade")
         if g is not None:
-            return self._organ_known(organ, grades, g, spec["text"].format(ctcae=g))
+            return self._organ_known(organ, grades, g, T(f"{self.key}.{organ}", ctcae=g))
         creat = f.get("creatinine_grade")
         if creat is None:
             return unknown(organ, sorted(set(grades)), "organ_toxicity_grade")
@@ -508,23 +538,20 @@ class LegacyCrs(Scale):
             organ,
             sorted(set(grades[creat:])),
             "organ_toxicity_grade",
-            reason=f"Creatinine grade {creat} known; other organ toxicities not given",
+            reason=T.m("creatinine_known", creat=creat),
         )
         if grades[creat] > 0:
-            d.hits.append(
-                RuleHit(
-                    rule=f"{self.id}/organ/ctcae-{creat}",
-                    domain=organ,
-                    grade=grades[creat],
-                    text=spec["text"].format(ctcae=creat) + " (creatinine)",
-                )
-            )
+            msg = T.m("with_detail", text=T(f"{self.key}.{organ}", ctcae=creat), detail=T.m("creatinine"))
+            rule = f"{self.id}/organ/ctcae-{creat}"
+            d.hits.append(RuleHit(rule=rule, domain=organ, grade=grades[creat], text=render(msg), msg=msg))
         return d
 
-    def _organ_known(self, organ: str, grades: list[int], g: int, text: str) -> Domain:
+    def _organ_known(self, organ: str, grades: list[int], g: int, text: Msg) -> Domain:
         if grades[g] == 0:
-            return known(organ, 0, reason=f"{text}: not a criterion at this grade" if g else f"{text}: none")
-        hit = RuleHit(rule=f"{self.id}/{organ}/ctcae-{g}", domain=organ, grade=grades[g], text=text)
+            why = T.m("organ_not_criterion", text=text) if g else T.m("organ_none", text=text)
+            return known(organ, 0, reason=why)
+        rule = f"{self.id}/{organ}/ctcae-{g}"
+        hit = RuleHit(rule=rule, domain=organ, grade=grades[g], text=render(text), msg=text)
         return known(organ, grades[g], hit)
 
     def _flag(self, f: Mapping[str, Any], name: str, key: str) -> Domain:
@@ -533,7 +560,7 @@ class LegacyCrs(Scale):
         if v is None:
             return unknown(name, (0, e["grade"]), key)
         if v:
-            return known(name, e["grade"], self._hit(name, "present", e))
+            return known(name, e["grade"], self._hit(name, "present", e, path=name))
         return known(name, 0)
 
     # ------------------------------------------------------------------ combination
@@ -547,12 +574,13 @@ class LegacyCrs(Scale):
             return ["death"]
         return [k for k in _GRADED if k in v and v[k] == grade and grade > 0]
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
+    def summary(self, v: Mapping[str, Any], grade: int) -> Msg:
         if grade == 5:
-            return "Grade 5: death due to CRS"
+            return T.m("grade5")
         if grade == 0:
-            return "Grade 0: no criterion of this scale met"
-        return f"Grade {grade}: most severe criterion {' and '.join(self.deciding(v, grade))}"
+            return T.m("grade0")
+        domains = and_list([self.domain_msg(d) for d in self.deciding(v, grade)])
+        return T.m("grade", grade=grade, domains=domains)
 
 
 class Lee2014Crs(LegacyCrs):

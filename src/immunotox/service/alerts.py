@@ -15,7 +15,8 @@ kind                        fires when                                          
                             bispecific infusion (background sweep)
 ``dose_limit``              a recorded tocilizumab dose reaches or exceeds a      patient, limit, count or
                             limit of ``data/drugs.toml`` (dose_rule               dose event
-                            tocilizumab-crs)
+                            tocilizumab-crs, checked by the management engine),
+                            or is given outside the rule's population
 ``patient_report``          a self-report whose triage is "call now"              the report event
 ==========================  ====================================================  =========================
 
@@ -33,10 +34,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, select
@@ -44,10 +43,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from ..catalogue import get_scale
+from ..management import RecordedDose, review_recorded_doses
 from . import audit
 from .config import Settings
 from .grading import Grade, Transition
 from .models import Alert, ClinicalEvent, Patient
+from .recommend import age_at, product_licences
 
 PRIORITY_RANK = {"critical": 4, "high": 3, "normal": 2, "low": 1}
 MAX_ESCALATION = 2
@@ -213,15 +214,9 @@ def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
 
 
 # ----------------------------------------------------------------------------- dose limits
-@functools.cache
-def tocilizumab_limits() -> list[dict[str, Any]]:
-    """The tocilizumab limits declared once in ``data/drugs.toml`` (``dose_rule.tocilizumab-crs``)."""
-    path = resources.files("immunotox").joinpath("data/drugs.toml")
-    if not path.is_file():
-        return []
-    rules = tomllib.loads(path.read_text("utf-8")).get("dose_rule", {})
-    limits: list[dict[str, Any]] = rules.get("tocilizumab-crs", {}).get("limit", [])
-    return limits
+DOSE_RULE = "tocilizumab-crs"
+"""The dose rule of ``data/drugs.toml`` whose limits recorded tocilizumab doses are checked against
+(by :func:`immunotox.management.review_recorded_doses`, the engine the recommendation uses too)."""
 
 
 def _dose_mg(row: Any, weight_kg: float | None) -> float | None:
@@ -240,13 +235,12 @@ def _dose_mg(row: Any, weight_kg: float | None) -> float | None:
 def dose_limit_specs(
     session: Session, patient: Patient, new_doses: Sequence[Any], weight_kg: float | None
 ) -> list[AlertSpec]:
-    """Check each newly recorded tocilizumab dose against the declared limits.
+    """Check each newly recorded tocilizumab dose with the management dose-limit engine.
 
     Doses are counted over the patient's course (since day 0, or all recorded doses without a
     day 0), the conservative reading of the caps noted in ``data/drugs.toml``.
     """
-    limits = tocilizumab_limits()
-    if not new_doses or not limits:
+    if not new_doses:
         return []
     sup = aliased(ClinicalEvent)
     q = select(ClinicalEvent).where(
@@ -257,67 +251,51 @@ def dose_limit_specs(
     )
     if patient.infusion_at is not None:
         q = q.where(ClinicalEvent.time >= patient.infusion_at)
-    doses = sorted(session.scalars(q), key=lambda r: (r.time, r.id))
+    rows = {str(r.id): r for r in session.scalars(q)}
+    history = [RecordedDose(key, r.time, _dose_mg(r, weight_kg)) for key, r in rows.items()]
+    new_keys = [str(d.id) for d in new_doses]
+    at = max((d.time for d in new_doses), default=None)
+    findings = review_recorded_doses(
+        DOSE_RULE,
+        history,
+        new_keys,
+        weight_kg=weight_kg,
+        age_years=age_at(patient, at) if at is not None else None,
+        licences=product_licences(patient.product),
+    )
     out: list[AlertSpec] = []
-    for new in new_doses:
-        upto = [d for d in doses if (d.time, d.id) <= (new.time, new.id)]
-        prev = [d for d in upto if d.id != new.id]
-        for lim in limits:
-            kind, value = lim["kind"], lim["value"]
-            text_en, text_fr = lim["text"]["en"], lim["text"]["fr"]
-            state: str | None = None
-            detail = ""
-            if kind == "max_total":
-                n = len(upto)
-                state = "exceeded" if n > value else "reached" if n == value else None
-                detail = f"{n} doses recorded in this course"
-                key = f"{kind}:{n}" if state == "reached" else f"{kind}:{new.id}"
-            elif kind == "max_in_window":
-                window = dt.timedelta(hours=float(lim["window_h"]))
-                n = sum(1 for d in upto if new.time - window < d.time <= new.time)
-                state = "exceeded" if n > value else "reached" if n == value else None
-                detail = f"{n} doses in the 24 h up to this dose"
-                key = f"{kind}:{new.id}"
-            elif kind == "min_interval_h":
-                if prev:
-                    gap_h = (new.time - prev[-1].time).total_seconds() / 3600
-                    if gap_h < value:
-                        state = "exceeded"
-                        detail = f"given {gap_h:.1f} h after the previous dose"
-                key = f"{kind}:{new.id}"
-            elif kind == "max_per_dose_mg":
-                mg = _dose_mg(new, weight_kg)
-                if mg is not None and mg > value:
-                    state = "exceeded"
-                    detail = f"dose {mg:g} mg"
-                key = f"{kind}:{new.id}"
-            else:
-                continue
-            if state is None:
-                continue
-            exceeded = state == "exceeded"
-            out.append(
-                AlertSpec(
-                    patient_id=patient.id,
-                    kind="dose_limit",
-                    priority="critical" if exceeded else "high",
-                    dedup_key=f"dose_limit:{patient.id}:tocilizumab:{key}",
-                    title=f"Tocilizumab limit {'exceeded' if exceeded else 'reached'}: {text_en}",
-                    title_fr=f"Tocilizumab : limite {'dépassée' if exceeded else 'atteinte'} — {text_fr}",
-                    message=f"{detail}. {text_en} Source: {', '.join(lim.get('sources', []))}.",
-                    message_fr=f"{detail}. {text_fr} Source : {', '.join(lim.get('sources', []))}.",
-                    target_role="physician",
-                    triggered_at=new.time,
-                    params={
-                        "patient_id": patient.id,
-                        "limit": kind,
-                        "value": value,
-                        "state": state,
-                        "dose_event_id": new.id,
-                        "detail": detail,
-                    },
-                )
+    for f in findings:
+        new = rows[f.dose_key]
+        exceeded = f.state == "exceeded"
+        if f.state == "outside_population":
+            title, title_fr = "Tocilizumab outside its population", "Tocilizumab hors de sa population"
+        else:
+            title = f"Tocilizumab limit {f.state}"
+            title_fr = f"Tocilizumab : limite {'dépassée' if exceeded else 'atteinte'}"
+        srcs = ", ".join(f.sources)
+        out.append(
+            AlertSpec(
+                patient_id=patient.id,
+                kind="dose_limit",
+                priority="critical" if exceeded else "high",
+                dedup_key=f"dose_limit:{patient.id}:tocilizumab:{f.dedup}",
+                title=f"{title}: {f.limit_text.en}",
+                title_fr=f"{title_fr} — {f.limit_text.fr}",
+                message=f"{f.detail.en}. {f.limit_text.en} Source: {srcs}.",
+                message_fr=f"{f.detail.fr}. {f.limit_text.fr} Source : {srcs}.",
+                target_role="physician",
+                triggered_at=new.time,
+                params={
+                    "patient_id": patient.id,
+                    "limit": f.kind,
+                    "value": f.value,
+                    "state": f.state,
+                    "dose_event_id": new.id,
+                    "detail": f.detail.en,
+                    "detail_fr": f.detail.fr,
+                },
             )
+        )
     return out
 
 

@@ -34,6 +34,7 @@ from .deps import RequestIdMiddleware, check_url
 from .routes import alerts as alert_routes
 from .routes import auth as auth_routes
 from .routes import events, fhir, meta, patients, users
+from .security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("immunotox.service")
 
@@ -151,6 +152,7 @@ def create_service_app(
     app.state.db = Database(settings)
     app.state.clock = clock or Clock()
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     problems.install(app)
     api = "/api/v1"
     app.include_router(meta.router)

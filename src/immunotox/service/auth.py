@@ -18,10 +18,12 @@ This module has no FastAPI import (the web layer is in ``deps.py``).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from importlib import resources
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -37,7 +39,10 @@ STAFF: frozenset[str] = frozenset({"physician", "nurse"})
 CLINICAL_WRITERS: frozenset[str] = frozenset({"physician", "nurse"})
 SESSION_COOKIE = "immunotox_session"
 CSRF_HEADER = "X-CSRF-Token"
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 8  # any account (a patient's); staff and admins: MIN_STAFF_PASSWORD_LENGTH
+MIN_STAFF_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256  # longer is refused, never cut (argon2 hashes any length)
+COMMON_PASSWORDS = "data/common_passwords.txt"
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("immunotox-dummy-password-for-timing")
@@ -54,6 +59,42 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords (lowercase; source and licence in the file's header)."""
+    text = resources.files("immunotox.service").joinpath(COMMON_PASSWORDS).read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def password_problem(password: str, role: str, username: str | None = None) -> str | None:
+    """Why ``password`` may not be set for an account of ``role``, or None.
+
+    Length over composition, no rule on character classes, a check against common passwords and
+    no truncation (NIST SP 800-63B, 2017, §5.1.1.2; ANSSI with the CNIL, *Recommandations relatives
+    à l'authentification multifacteur et aux mots de passe*, v2.0, 2021): at least 8 characters
+    for a patient and 12 for staff and admins (a project decision: their accounts open many
+    patients' records), at most 256, never cut; refused when it is one of the most common
+    passwords (:func:`common_passwords`, compared in lowercase) or the user name itself.
+
+    >>> password_problem("correct horse battery", "nurse")
+    >>> password_problem("sunflower", "physician")
+    'at least 12 characters for a physician account (a few words make a good one)'
+    >>> password_problem("password1234", "nurse")
+    'one of the most common passwords: choose another'
+    """
+    least = MIN_PASSWORD_LENGTH if role == "patient" else MIN_STAFF_PASSWORD_LENGTH
+    if len(password) < least:
+        return f"at least {least} characters for a {role} account (a few words make a good one)"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"at most {MAX_PASSWORD_LENGTH} characters (a password is never cut)"
+    low = password.lower()
+    if low in common_passwords():
+        return "one of the most common passwords: choose another"
+    if username is not None and low == username.lower():
+        return "the same as the user name: choose another"
+    return None
 
 
 def sha256(text: str) -> str:

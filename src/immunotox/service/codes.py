@@ -73,7 +73,7 @@ def vocabulary() -> dict[str, CodeSpec]:
             unit=t.get("unit", ""),
             molar_mass=t.get("molar_mass"),
             range=(float(rng[0]), float(rng[1])) if rng else None,
-            values=tuple(t.get("values", ())),
+            values=_values(code, t),
             aliases={k.lower(): v for k, v in t.get("aliases", {}).items()},
             loinc=tuple(t.get("loinc", ())),
             interval=bool(t.get("interval", False)),
@@ -82,6 +82,19 @@ def vocabulary() -> dict[str, CodeSpec]:
             text_fr=t.get("text_fr", ""),
         )
     return out
+
+
+def _values(code: str, t: dict[str, Any]) -> tuple[str, ...]:
+    """The tokens of a token code: ``values``, or ``values_from = "handouts"`` for the portal's
+    symptoms, whose single list is :mod:`immunotox.handouts` (``data/handouts/symptoms.toml``)."""
+    source = t.get("values_from")
+    if source is None:
+        return tuple(t.get("values", ()))
+    if source != "handouts" or "values" in t:
+        raise RuleSpecError(f"code {code!r}: values_from must be 'handouts' and excludes values")
+    from ..handouts import symptom_tokens
+
+    return symptom_tokens()
 
 
 @functools.cache

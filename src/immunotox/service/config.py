@@ -3,6 +3,18 @@
 Every setting has a safe default so that ``immunotox serve`` works with no configuration:
 an SQLite file ``./immunotox.db`` next to where the command runs.
 
+Network and login throttling (``docs/security.md``):
+
+* ``IMMUNOTOX_TRUSTED_PROXIES`` (none): comma-separated addresses or networks (``10.0.0.0/8``) of
+  the reverse proxies whose ``X-Forwarded-For`` names the client; from any other peer the header
+  is ignored. ``IMMUNOTOX_SECURE_COOKIES=on`` also sends HSTS.
+* ``IMMUNOTOX_LOGIN_FREE_FAILURES`` (10): failed logins of one user name from one address before
+  the next attempts must wait (429 with ``Retry-After``);
+  ``IMMUNOTOX_LOGIN_ADDRESS_FREE_FAILURES`` (100): the same for one address, any user names.
+* ``IMMUNOTOX_LOGIN_DELAY_SECONDS`` (60): the first wait, doubled by each further failure up to
+  ``IMMUNOTOX_LOGIN_MAX_DELAY_SECONDS`` (900); failures are forgotten after
+  ``IMMUNOTOX_LOGIN_FORGET_HOURS`` (24) without one, or at a successful login.
+
 =================================  ===============================  ================================
 variable                           default                          meaning
 =================================  ===============================  ================================
@@ -32,15 +44,28 @@ variable                           default                          meaning
                                                                     during which ICE is expected
 ``IMMUNOTOX_SECURE_COOKIES``       ``off``                          mark session cookies ``Secure``
                                                                     (turn on behind HTTPS)
+``IMMUNOTOX_JURISDICTION``         (none)                           whose product information
+                                                                    applies: ``EU``, ``US`` or an
+                                                                    ISO country (``FR`` -> EU);
+                                                                    unset: label periods are not
+                                                                    given (``make demo`` sets EU)
 =================================  ===============================  ================================
+
+The jurisdiction is never inferred from the interface language; an unknown value stops the
+service at start-up naming the variable.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from ..errors import FindingError
+from ..jurisdiction import Jurisdiction, optional_jurisdiction
 
 DEFAULT_DATABASE_URL = "sqlite:///./immunotox.db"
 
@@ -60,6 +85,12 @@ class Settings:
     grading: bool = True
     sqlite_synchronous: str = "FULL"
     token_ttl_hours: float = 12.0
+    trusted_proxies: str = ""
+    login_free_failures: int = 10
+    login_address_free_failures: int = 100
+    login_delay_seconds: float = 60.0
+    login_max_delay_seconds: float = 900.0
+    login_forget_hours: float = 24.0
     escalation_minutes: float = 30.0
     sweep_seconds: float = 30.0
     regrade_seconds: float = 2.0
@@ -67,6 +98,7 @@ class Settings:
     ice_overdue_hours: float = 12.0
     ice_monitoring_days: float = 7.0
     secure_cookies: bool = False
+    jurisdiction: Jurisdiction | None = None
     demo: bool = False
 
     @classmethod
@@ -81,6 +113,8 @@ class Settings:
                 continue
             values[f.name] = _parse(var, raw, f.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("jurisdiction"), str):
+            values["jurisdiction"] = _jurisdiction("IMMUNOTOX_JURISDICTION", values["jurisdiction"])
         settings = cls(**values)
         settings.check()
         return settings
@@ -104,6 +138,16 @@ class Settings:
         for name in ("sweep_seconds", "max_future_minutes", "regrade_seconds"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"IMMUNOTOX_{name.upper()} = {getattr(self, name)}: must be >= 0")
+        for name in ("login_free_failures", "login_address_free_failures", "login_delay_seconds"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"IMMUNOTOX_{name.upper()} = {getattr(self, name)}: must be >= 1")
+        if self.login_max_delay_seconds < self.login_delay_seconds or self.login_forget_hours <= 0:
+            raise SettingsError(
+                f"IMMUNOTOX_LOGIN_MAX_DELAY_SECONDS = {self.login_max_delay_seconds}, IMMUNOTOX_LOGIN_"
+                f"FORGET_HOURS = {self.login_forget_hours}: the longest wait must be at least "
+                "IMMUNOTOX_LOGIN_DELAY_SECONDS and failures must be forgotten after a positive time"
+            )
+        self.trusted_networks  # noqa: B018 - refuses an unreadable IMMUNOTOX_TRUSTED_PROXIES now
         if not self.database_url.startswith(("sqlite", "postgresql")):
             raise SettingsError(
                 f"IMMUNOTOX_DATABASE_URL = {self.database_url!r}: only sqlite:/// and "
@@ -122,9 +166,42 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def trusted_networks(self) -> tuple[IPNetwork, ...]:
+        """The networks of ``IMMUNOTOX_TRUSTED_PROXIES`` (a bare address is a one-address network)."""
+        return _networks(self.trusted_proxies)
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.cache
+def _networks(spec: str) -> tuple[IPNetwork, ...]:
+    out: list[IPNetwork] = []
+    for item in spec.split(","):
+        if not item.strip():
+            continue
+        try:
+            out.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"IMMUNOTOX_TRUSTED_PROXIES = {spec!r}: {item.strip()!r} is not an address or a network "
+                "(expected e.g. 10.0.0.5, 10.0.0.0/8 or fd00::/8, separated by commas)"
+            ) from None
+    return tuple(out)
+
+
+def _jurisdiction(var: str, raw: str) -> Jurisdiction | None:
+    try:
+        return optional_jurisdiction(raw, var)
+    except FindingError as exc:
+        raise SettingsError(str(exc)) from None
+
 
 def _parse(var: str, raw: str, typ: Any) -> Any:
     name = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if name.startswith("Jurisdiction"):
+        return _jurisdiction(var, raw)
     if name == "bool":
         low = raw.strip().lower()
         if low in _TRUE:
@@ -132,6 +209,11 @@ def _parse(var: str, raw: str, typ: Any) -> Any:
         if low in _FALSE:
             return False
         raise SettingsError(f"{var} = {raw!r}: expected on/off")
+    if name == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{var} = {raw!r}: expected a whole number") from None
     if name == "float":
         try:
             return float(raw)

@@ -9,7 +9,9 @@ token with :func:`immunotox.service.auth.check_csrf`.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -17,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import auth
 from .audit import RequestContext
-from .config import Settings
+from .config import IPNetwork, Settings
 from .db import Clock, Database
 from .problems import field_error, forbidden, unauthorized
 
@@ -79,11 +81,48 @@ def get_clock(request: Request) -> Clock:
     return c
 
 
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str | None:
+    """The client's address: the peer, or when the peer is a trusted proxy the right-most
+    address of ``X-Forwarded-For`` that is not itself a trusted proxy (each proxy appends the
+    address it received from; what lies further left was written by the client and is not
+    believed). An unreadable entry stops the walk at the last trusted hop.
+
+    >>> nets = [ipaddress.ip_network("10.0.0.0/8")]
+    >>> client_address("10.0.0.2", "203.0.113.9, 10.0.0.7", nets)
+    '203.0.113.9'
+    >>> client_address("192.0.2.1", "203.0.113.9", nets)  # the peer is no proxy of ours
+    '192.0.2.1'
+    >>> client_address("10.0.0.2", "198.51.100.1, 203.0.113.9", nets)  # left-most is forgeable
+    '203.0.113.9'
+    """
+    if peer is None or not forwarded_for or not _trusted(peer, trusted):
+        return peer
+    current = peer
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return current
+        if not _trusted(hop, trusted):
+            return hop
+        current = hop
+    return current
+
+
+def _trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
 def get_ctx(request: Request) -> RequestContext:
-    client = request.client.host if request.client else None
+    settings: Settings = request.app.state.settings
+    peer = request.client.host if request.client else None
     return RequestContext(
         request_id=getattr(request.state, "request_id", None),
-        client_ip=client,
+        client_ip=client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_networks),
         user_agent=request.headers.get("user-agent"),
     )
 

@@ -586,6 +586,9 @@ def _administration_resource(e: ClinicalEvent) -> dict[str, Any]:
     return res
 
 
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+
+
 def _grade_resource(g: Grade, issued: dt.datetime, derived: list[str]) -> dict[str, Any]:
     r = g.result
     res: dict[str, Any] = {
@@ -601,7 +604,9 @@ def _grade_resource(g: Grade, issued: dt.datetime, derived: list[str]) -> dict[s
         "effectiveDateTime": _iso(g.time),
         "issued": _iso(issued),
         "method": {"text": f"{g.scale} version {r.version}, immunotox {__version__} ({g.engine})"},
-        "component": [
+        "component": []
+        if r.grade_range is None
+        else [
             {"code": {"text": "lowest possible grade"}, "valueInteger": r.grade_range[0]},
             {"code": {"text": "highest possible grade"}, "valueInteger": r.grade_range[1]},
         ],
@@ -609,11 +614,15 @@ def _grade_resource(g: Grade, issued: dt.datetime, derived: list[str]) -> dict[s
         + ([{"text": "Missing inputs: " + ", ".join(r.missing)}] if r.missing else [])
         + [{"text": "Source: " + s} for s in r.sources],
     }
-    if r.grade is None:
+    if r.status == "not_applicable":  # no grade exists (e.g. no late ICAHT window): not "unknown"
+        del res["component"]
         res["dataAbsentReason"] = {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}
-            ],
+            "coding": [{"system": DATA_ABSENT_REASON, "code": "not-applicable"}],
+            "text": "not applicable: the scale does not apply to this patient (the notes say why)",
+        }
+    elif r.grade is None:
+        res["dataAbsentReason"] = {
+            "coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}],
             "text": "not assessable: inputs missing",
         }
     else:

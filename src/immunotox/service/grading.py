@@ -82,6 +82,20 @@ from .models import ClinicalEvent, CurrentGrade, Episode, GradeRecord, Patient
 ENGINE = "service-window-v1"
 CRS, ICANS = "astct2019:crs", "astct2019:icans"
 SCALES: tuple[str, ...] = (CRS, ICANS)
+NO_RANGE = (-1, -1)
+"""``grade_lo``/``grade_hi`` stored for a not-applicable grade (no range; the columns are not null)."""
+
+
+def stored_range(r: GradeResult) -> tuple[int, int]:
+    """The (grade_lo, grade_hi) columns of a result: :data:`NO_RANGE` when it has no range."""
+    return NO_RANGE if r.grade_range is None else r.grade_range
+
+
+def range_from_columns(status: str, lo: int, hi: int) -> tuple[int, int] | None:
+    """The grade range read back from the columns (``None`` for a not-applicable grade)."""
+    return None if status == "not_applicable" else (lo, hi)
+
+
 # ASTCT 2019 grades toxicities of immune effector cell therapies (CAR-T) and T-cell engagers;
 # checkpoint-inhibitor irAEs are graded with CTCAE terms, which the live service does not
 # reconstruct yet: no ASTCT grade is computed for those patients.
@@ -231,7 +245,7 @@ def _graded(scale_id: str, key: tuple[tuple[str, Any], ...]) -> tuple[GradeResul
     result = get_scale(scale_id).grade(findings)
     r = result
     clinical = json.dumps(
-        [r.grade, list(r.grade_range), r.status, r.missing, r.deciding_domains, [h.rule for h in r.fired]]
+        [r.grade, list(stored_range(r)), r.status, r.missing, r.deciding_domains, [h.rule for h in r.fired]]
     )
     result_json = r.model_dump(mode="json")
     return result, result_json, hashlib.sha256(clinical.encode()).hexdigest()
@@ -1021,8 +1035,8 @@ def _store(session: Session, g: Grade, cur: _Current | None, episode_id: int | N
         "b_time": g.time,
         "b_computed_at": now,
         "b_grade": r.grade,
-        "b_grade_lo": r.grade_range[0],
-        "b_grade_hi": r.grade_range[1],
+        "b_grade_lo": stored_range(r)[0],
+        "b_grade_hi": stored_range(r)[1],
         "b_status": r.status,
         "b_complete": r.complete,
         "b_missing": list(r.missing),

@@ -351,6 +351,28 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
 
 
+class LoginThrottle(Base):
+    """Failed logins counted for throttling (:mod:`immunotox.service.throttle`): of one user name
+    from one address (``scope='name'``) or from one address whatever the name (``scope='address'``,
+    ``username=''``). Shared by every worker through the database; a successful login deletes the
+    name's row, an admin may delete any row."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (
+        UniqueConstraint("scope", "username", "address"),
+        Index("ix_login_throttle_last_failure_at", "last_failure_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    username: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    first_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
 APPEND_ONLY_TABLES: tuple[str, ...] = ("clinical_event", "assessment", "audit_event")
 
 

@@ -3,9 +3,14 @@
 Every refusal names the field at fault: ``errors`` lists ``{field, pointer, message}`` where
 ``field`` is dotted (``observations.3.value``) and ``pointer`` is a JSON pointer into the
 request body (``/observations/3/value``). Validation failures are 422, authentication 401,
-authorization 403 (or 404 when revealing the record would leak that it exists), conflicts 409.
+authorization 403 (or 404 when revealing the record would leak that it exists), conflicts 409,
+a login that must wait 429 with ``Retry-After``.
 An unexpected exception is a bug: it is logged and answered with a bare 500 problem that
 carries the request id, never a traceback.
+
+A message names the field and the rule; it quotes the refused value only for a field that holds
+no secret, and only a scalar, cut to ``QUOTE_LIMIT`` characters (:func:`quote_value`): secrets
+(passwords, tokens, CSRF and session ids) never reach a response, a log line or the audit trail.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ log = logging.getLogger("immunotox.service")
 
 PROBLEM_TYPE = "https://immunotox.readthedocs.io/service/problems#"
 MEDIA_TYPE = "application/problem+json"
+QUOTE_LIMIT = 60  # characters of a refused value quoted in a validation message
+# a field whose name contains one of these holds a secret (see docs/security.md)
+SECRET_WORDS = ("password", "passwd", "token", "secret", "csrf", "session", "authorization", "cookie", "key")
 
 
 class ProblemItem(BaseModel):
@@ -106,6 +114,13 @@ def unauthorized(detail: str = "authentication required") -> ApiError:
     return ApiError(401, "Unauthorized", detail, code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 
+def too_many_requests(detail: str, retry_after: int) -> ApiError:
+    """429 with ``Retry-After`` (seconds): the client must wait before trying again."""
+    return ApiError(
+        429, "Too many requests", detail, code="too-many-requests", headers={"Retry-After": str(retry_after)}
+    )
+
+
 def conflict(detail: str, field: str | None = None) -> ApiError:
     errors = [ProblemItem(field=field, pointer=pointer(field), message=detail)] if field else []
     return ApiError(409, "Conflict", detail, errors, code="conflict")
@@ -116,6 +131,31 @@ def pointer(field: str) -> str:
         return ""
     parts = field.replace("[", ".").replace("]", "").split(".")
     return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts if p != "")
+
+
+def is_secret(field: str) -> bool:
+    """True when the field holds a secret: a password, a token (bearer, session, CSRF), a key, a
+    credential header or cookie. Its value is never quoted, logged or stored.
+
+    >>> [is_secret(f) for f in ("password", "new_password", "header.x-csrf-token", "display_name")]
+    [True, True, True, False]
+    """
+    name = field.lower()
+    return any(word in name for word in SECRET_WORDS)
+
+
+def quote_value(field: str, value: Any) -> str | None:
+    """How an error message may quote the value of ``field``: ``repr`` of a scalar, cut to
+    ``QUOTE_LIMIT`` characters (``…`` marks the cut); None for a secret field and for a whole object
+    or list (it may hold another field's secret: the model-level errors of a login body did).
+
+    >>> quote_value("unit_id", "unit-z"), quote_value("password", "hunter2"), quote_value("body", {})
+    ("'unit-z'", None, None)
+    """
+    if is_secret(field) or (not isinstance(value, (str, int, float, bool)) and value is not None):
+        return None
+    shown = repr(value)
+    return shown if len(shown) <= QUOTE_LIMIT else shown[: QUOTE_LIMIT - 1] + "…"
 
 
 def _loc_to_field(loc: Sequence[Any]) -> str:
@@ -164,9 +204,11 @@ def install(app: FastAPI) -> None:
             if err.get("type") == "json_invalid":
                 name = "body"
                 msg = "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", msg))
-            if "input" in err and err.get("type") not in ("missing", "json_invalid"):
-                shown = repr(err["input"])
-                msg = f"{msg} (got {shown[:80]})"
+            # an unknown field is not quoted: nothing says its value is not a secret
+            if "input" in err and err.get("type") not in ("missing", "json_invalid", "extra_forbidden"):
+                shown = quote_value(name, err["input"])
+                if shown is not None:
+                    msg = f"{msg} (got {shown})"
             ptr = pointer(name) if not name.startswith(("query.", "path.", "header.", "cookie.")) else ""
             items.append(ProblemItem(field=name, pointer=ptr, message=msg))
         first = items[0] if items else None

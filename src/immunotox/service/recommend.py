@@ -20,7 +20,11 @@ from typing import Any
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
-from ..errors import ImmunotoxError
+from ..errors import FindingError, ImmunotoxError
+from ..jurisdiction import Jurisdiction
+from ..management import Licence, check_agreement, parse_therapy_class, resolve_product
+from ..management._dose import parse_weight
+from ..management._vocab import message
 from ..result import GradeResult
 from . import grading
 from .models import ClinicalEvent, CurrentGrade, Patient
@@ -88,7 +92,8 @@ def doses_given(
     return out
 
 
-def _age(patient: Patient, now: dt.datetime) -> float | None:
+def age_at(patient: Patient, now: dt.datetime) -> float | None:
+    """The patient's age in whole years at ``now`` (None without a birth date)."""
     if patient.birth_date is None:
         return None
     bd = patient.birth_date
@@ -96,16 +101,54 @@ def _age(patient: Patient, now: dt.datetime) -> float | None:
     return float(d.year - bd.year - ((d.month, d.day) < (bd.month, bd.day)))
 
 
+def check_patient(
+    product: str | None,
+    therapy_class: str | None,
+    weight_kg: float | None,
+    birth_date: dt.date | None,
+    today: dt.date,
+) -> None:
+    """Refuse what the management engine would refuse, when a patient is written (FindingError
+    naming the field): a product it does not know or of another therapy class, a weight outside
+    the plausible range, an age outside 0–120 years. A recommendation is never made for the wrong
+    class, and an accepted record never becomes unusable later."""
+    if weight_kg is not None:
+        parse_weight("weight_kg", weight_kg)
+    if birth_date is not None:
+        age = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
+        if not 0 <= age <= 120:
+            raise FindingError(
+                "birth_date", birth_date.isoformat(), f"gives an age of {age} years, outside 0–120"
+            )
+    if not product:
+        return
+    p = resolve_product("product", product)
+    tc = parse_therapy_class("therapy_class", therapy_class) if therapy_class is not None else None
+    check_agreement([p], tc, field="product")
+
+
+def product_licences(product: str | None, jurisdiction: str | None = None) -> tuple[Licence, ...] | None:
+    """The licensed populations of the patient's product (None: no product, or unknown to the
+    management module — its population is then unknown and a missing age withholds amounts)."""
+    if not product:
+        return None
+    try:
+        return resolve_product("product", product).licences(jurisdiction)
+    except ImmunotoxError:
+        return None
+
+
 def context_for(
     session: Session, patient: Patient, grades: dict[str, int | None], now: dt.datetime, mod: ModuleType
 ) -> dict[str, Any]:
     known = known_drugs()
     ctx: dict[str, Any] = {"at": _iso(now), "doses_given": doses_given(session, patient, now, known)}
+    ctx["therapy_class"] = patient.therapy_class
     if patient.product:
         ctx["product"] = patient.product
     if patient.weight_kg is not None:
         ctx["weight_kg"] = patient.weight_kg
-    age = _age(patient, now)
+    age = age_at(patient, now)
     if age is not None:
         ctx["age_years"] = age
     for scale, key in (
@@ -118,18 +161,26 @@ def context_for(
     return ctx
 
 
-def _recommend(mod: ModuleType, result: GradeResult, ctx: dict[str, Any], now: dt.datetime, lang: str) -> Any:
-    try:
-        return mod.recommend(result, context=ctx, lang=lang, now=now)
-    except ImmunotoxError as exc:
-        if "product" in ctx and "product" in str(getattr(exc, "field", "")):
-            trimmed = {k: v for k, v in ctx.items() if k != "product"}
-            return mod.recommend(result, context=trimmed, lang=lang, now=now)
-        raise
+def _recommend(
+    mod: ModuleType,
+    result: GradeResult,
+    ctx: dict[str, Any],
+    now: dt.datetime,
+    lang: str,
+    jurisdiction: Jurisdiction | None,
+) -> Any:
+    # a product the engine refuses is reported, never dropped to fall back on another set
+    return mod.recommend(result, context=ctx, lang=lang, now=now, jurisdiction=jurisdiction)
 
 
 def for_grade(
-    session: Session, patient: Patient, result: GradeResult, *, now: dt.datetime, lang: str = "en"
+    session: Session,
+    patient: Patient,
+    result: GradeResult,
+    *,
+    now: dt.datetime,
+    lang: str = "en",
+    jurisdiction: Jurisdiction | None = None,
 ) -> dict[str, Any] | None:
     """A compact recommendation for one fresh grade (stored with an alert), or None."""
     mod = _management()
@@ -142,9 +193,9 @@ def for_grade(
     grades[result.scale] = result.grade
     try:
         ctx = context_for(session, patient, grades, now, mod)
-        rec = _recommend(mod, result, ctx, now, lang)
+        rec = _recommend(mod, result, ctx, now, lang, jurisdiction)
     except ImmunotoxError as exc:
-        return {"available": False, "note": f"no recommendation: {exc}"}
+        return {"available": False, "note": message("svc_no_recommendation", lang, error=exc)}
     return {
         "available": True,
         "guideline": f"{rec.guideline.id}@{rec.guideline.version}",
@@ -163,7 +214,12 @@ def for_grade(
 
 
 def for_patient(
-    session: Session, patient: Patient, *, now: dt.datetime, lang: str = "en"
+    session: Session,
+    patient: Patient,
+    *,
+    now: dt.datetime,
+    lang: str = "en",
+    jurisdiction: Jurisdiction | None = None,
 ) -> RecommendationsOut:
     """Recommendations for every current grade >= 1 of ``patient``, and the tocilizumab dose."""
     mod = _management()
@@ -174,7 +230,7 @@ def for_patient(
             engine=None,
             items=[],
             tocilizumab=None,
-            notes=["the management module (immunotox.management) is not installed: no recommendation"],
+            notes=[message("svc_not_installed", lang)],
         )
     live = {g.scale: g.result for g in grading.compute(session, [patient]).get(patient.id, [])}
     notes: list[str] = []
@@ -188,37 +244,46 @@ def for_patient(
             engine="immunotox.management",
             items=[],
             tocilizumab=None,
-            notes=[f"context refused: {exc}"],
+            notes=[message("svc_context_refused", lang, error=exc)],
         )
     for scale in sorted(live):
         g = live[scale]
         if scale not in SCALE_TOXICITY:
             continue
         if g.grade is None:
-            notes.append(f"{scale}: not assessable, no recommendation (missing: {', '.join(g.missing)})")
+            if g.status == "not_applicable":  # no grade exists: nothing to recommend, nothing missing
+                continue
+            notes.append(message("svc_not_assessable", lang, scale=scale, missing=", ".join(g.missing)))
             continue
         if g.grade < 1:
             continue
         try:
-            rec = _recommend(mod, g, ctx, now, lang)
+            rec = _recommend(mod, g, ctx, now, lang, jurisdiction)
         except ImmunotoxError as exc:
-            notes.append(f"{scale}: no recommendation ({exc})")
+            notes.append(message("svc_scale_refused", lang, scale=scale, error=exc))
             continue
         items.append(rec.model_dump(mode="json"))
     toci: dict[str, Any] | None = None
     if patient.therapy_class in THERAPIES_WITH_TOCILIZUMAB:
         if patient.weight_kg is None:
-            notes.append("tocilizumab dose: the patient's weight is not recorded")
+            notes.append(message("svc_weight_missing", lang))
         else:
             given = [d["time"] for d in ctx["doses_given"] if d["drug"] == "tocilizumab"]
             try:
                 toci = mod.tocilizumab_dose(
-                    patient.weight_kg, given=given, at=_iso(now), now=now, lang=lang
+                    patient.weight_kg,
+                    given=given,
+                    at=_iso(now),
+                    now=now,
+                    age_years=age_at(patient, now),
+                    licences=product_licences(patient.product, jurisdiction.code if jurisdiction else None),
+                    jurisdiction=jurisdiction.code if jurisdiction else None,
+                    lang=lang,
                 ).model_dump(mode="json")
             except ImmunotoxError as exc:
-                notes.append(f"tocilizumab dose: {exc}")
+                notes.append(message("svc_tocilizumab_refused", lang, error=exc))
     if not items and not notes:
-        notes.append("no current grade >= 1: no toxicity management recommended")
+        notes.append(message("svc_no_grade", lang))
     return RecommendationsOut(
         patient_id=patient.id,
         available=True,

@@ -11,9 +11,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from ..result import Texts
+from ..result import Status, Texts
 from .db import as_utc
 
 Role = Literal["admin", "physician", "nurse", "patient"]
@@ -53,26 +61,43 @@ class Model(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="after")
-    def _no_nul(self) -> Model:
-        for name, value in self:
-            _check_nul(name, value)
-        return self
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # per field, so that the error names the field and quotes only its own value
+        if _has_nul(value):
+            raise ValueError("contains a NUL character")
+        return value
 
 
-def _check_nul(name: str, value: Any) -> None:
+def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{name}: contains a NUL character")
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _check_nul(name, item)
+        return "\x00" in value
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 # ----------------------------------------------------------------------------- auth & users
 class LoginIn(Model):
     username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class ThrottlePublic(BaseModel):
+    """Failed logins counted for throttling (see docs/security.md)."""
+
+    id: int
+    scope: Literal["name", "address"] = Field(
+        description="'name': one user name from one address; 'address': one address, any user name"
+    )
+    username: str | None = Field(description="The user name tried (None for scope 'address')")
+    address: str
+    failures: int
+    first_failure_at: dt.datetime
+    last_failure_at: dt.datetime
+    blocked_until: dt.datetime | None
+    retry_after: int = Field(description="Seconds the next attempt must still wait (0: it may go ahead)")
 
 
 class UserPublic(BaseModel):
@@ -257,9 +282,9 @@ class GradePublic(BaseModel):
     time: dt.datetime = Field(description="Evaluation time: the patient's latest relevant event")
     computed_at: dt.datetime
     grade: int | None
-    grade_range: tuple[int, int]
+    grade_range: tuple[int, int] | None = Field(description="None when the scale does not apply")
     complete: bool
-    status: Literal["assessed", "incomplete", "not_assessable"]
+    status: Status
     deciding_domains: list[str]
     missing: list[str]
     reasons: list[str]
@@ -282,8 +307,8 @@ class GradeHistoryItem(BaseModel):
     time: dt.datetime
     computed_at: dt.datetime
     grade: int | None
-    grade_range: tuple[int, int]
-    status: str
+    grade_range: tuple[int, int] | None
+    status: Status
     complete: bool
     missing: list[str]
     engine: str
@@ -432,23 +457,29 @@ class StopIn(Model):
 
 
 # ----------------------------------------------------------------------------- self-reports
-Symptom = Literal[
-    "fever",
-    "chills",
-    "confusion",
-    "word_finding_difficulty",
-    "handwriting_change",
-    "drowsiness",
-    "headache",
-    "seizure",
-    "shortness_of_breath",
-    "diarrhea",
-    "rash",
-    "tremor",
-    "dizziness",
-    "nausea",
-    "fatigue",
-    "other",
+def _known_symptom(value: str) -> str:
+    """A symptom token of the portal (``immunotox.handouts``, ``data/handouts/symptoms.toml``);
+    whether the patient's therapy class offers it is checked by the route."""
+    from ..handouts import symptom_tokens
+
+    if value not in symptom_tokens():
+        raise ValueError(f"unknown symptom {value!r}; expected one of {list(symptom_tokens())}")
+    return value
+
+
+def _symptom_enum() -> list[str]:
+    from ..handouts import symptom_tokens
+
+    return list(symptom_tokens())
+
+
+Symptom = Annotated[
+    str,
+    AfterValidator(_known_symptom),
+    Field(
+        description="A symptom token of the patient's therapy class (immunotox.handouts)",
+        json_schema_extra={"enum": _symptom_enum()},
+    ),
 ]
 
 

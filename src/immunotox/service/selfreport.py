@@ -1,9 +1,10 @@
 """Triage of a patient's self-report: "call the unit now" or "noted".
 
-The rule and its texts are data (``service/data/self_report.toml``, verification [D]: the
-service's own decision, built on the ASTCT 2019 definitions of CRS and ICANS and the ASCO 2021
-checkpoint-inhibitor guideline; see the file header). The temperature threshold is the ASTCT
-fever threshold read from the grading data, not repeated here.
+The symptoms a patient may report, and which of them mean "call now" for the patient's therapy
+class, come from the class's handout file (:mod:`immunotox.handouts`, ``data/handouts/<class>.toml``)
+— the same file as the handout that tells the patient when to call, so the two cannot disagree.
+The answers shown to the patient are ``service/data/self_report.toml``. The temperature threshold
+is the ASTCT fever threshold read from the grading data, not repeated here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
-from .. import ruledata
+from .. import handouts, ruledata
 from ..sources import source
 
 Decision = Literal["call_now", "noted"]
@@ -40,9 +41,10 @@ def rules() -> dict[str, Any]:
     return data
 
 
-def symptom_labels() -> dict[str, dict[str, str]]:
-    """Token -> {"en": ..., "fr": ...} for the portal's symptom list."""
-    return {k: dict(v["text"]) for k, v in rules()["symptom"].items()}
+def symptom_labels(therapy_class: str) -> dict[str, dict[str, str]]:
+    """Token -> {"en": ..., "fr": ...} of the symptoms the portal offers to ``therapy_class``,
+    in the class file's order."""
+    return {k: {"en": s.en, "fr": s.fr} for k, s in handouts.handout(therapy_class).symptoms.items()}
 
 
 def fever_threshold_c() -> float:
@@ -50,8 +52,10 @@ def fever_threshold_c() -> float:
 
 
 def triage(therapy_class: str, temperature_c: float | None, symptoms: list[str]) -> Triage:
-    """Decide "call_now" or "noted" for one report (symptom tokens already checked)."""
+    """Decide "call_now" or "noted" for one report (symptom tokens already checked against the
+    class's list; a token the class does not offer is ignored here)."""
     r = rules()
+    offered = handouts.handout(therapy_class).symptoms
     reasons: list[str] = []
     reasons_fr: list[str] = []
     priorities: list[str] = []
@@ -62,14 +66,14 @@ def triage(therapy_class: str, temperature_c: float | None, symptoms: list[str])
         reasons_fr.append(f"température {temperature_c:g} °C >= {thr:g} °C (fièvre)")
         priorities.append("high")
         keys.add("astct2019")
-    for s in symptoms:
-        spec = r["symptom"].get(s)
-        if spec is None or therapy_class not in spec["urgent_for"]:
+    for token in symptoms:
+        spec = offered.get(token)
+        if spec is None or spec.urgency != "call_now":
             continue
-        reasons.append(f"{spec['text']['en']}: {spec['basis']}")
-        reasons_fr.append(f"{spec['text']['fr']} : {spec['basis']}")
-        priorities.append(spec["priority"])
-        keys.update(k for k in ("astct2019", "schneider2021") if k in spec["basis"])
+        reasons.append(f"{spec.en}: {spec.basis}")
+        reasons_fr.append(f"{spec.fr} : {spec.basis}")
+        priorities.append(spec.priority)
+        keys.update(spec.sources)
     decision: Decision = "call_now" if reasons else "noted"
     a = r["answer"][decision]
     priority = None

@@ -182,5 +182,7 @@ def grade_findings(scale: Scale, findings: Mapping[str, Any]) -> GradeRow:
         r = scale.grade(findings)
     except FindingError as exc:
         return GradeRow(None, min(scale.grades), max(scale.grades), False, str(exc))
+    if r.grade_range is None:  # not applicable (late ICAHT without a late window): no grade, never 0
+        return GradeRow(None, min(scale.grades), max(scale.grades), True)
     lo, hi = r.grade_range
     return GradeRow(r.grade, int(lo), int(hi), bool(r.complete))

@@ -76,6 +76,7 @@ STATUS: dict[str, str] = {
     "assessed": N_("complete"),
     "incomplete": N_("incomplete: lower bound"),
     "not_assessable": N_("not assessable"),
+    "not_applicable": N_("not applicable"),
 }
 
 DOMAINS: dict[str, str] = {

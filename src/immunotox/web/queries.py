@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import pathway
+from ..jurisdiction import Jurisdiction
 from ..pathway import PathwayError
 from ..service import alerts as service_alerts
 from ..service import auth
@@ -57,14 +58,16 @@ class Badge:
     @property
     def css(self) -> str:
         """``g0``…``g4`` or ``g-na``; ``partial`` (dashed border) when only a lower bound is known."""
-        if self.grade is None:
+        if self.grade is None:  # not assessable or not applicable
             return "g-na"
         partial = " partial" if self.status == "incomplete" and self.hi > self.grade else ""
         return f"g{min(self.grade, MAX_GRADE)}{partial}"
 
     @property
     def value(self) -> str:
-        """``2``, ``≥1`` (lower bound, inputs missing) or ``?`` (not assessable)."""
+        """``2``, ``≥1`` (lower bound, inputs missing), ``?`` (not assessable) or ``–`` (not applicable)."""
+        if self.status == "not_applicable":
+            return "–"
         if self.grade is None:
             return "?"
         if self.status == "incomplete" and self.hi > self.grade:
@@ -78,6 +81,8 @@ class Badge:
     @property
     def description(self) -> str:
         """A full sentence for screen readers and tooltips."""
+        if self.status == "not_applicable":
+            return gettext("%(scale)s: not applicable (no grade, not grade 0)") % {"scale": self.short}
         if self.grade is None:
             return gettext("%(scale)s: not assessable") % {"scale": self.short}
         if self.status == "incomplete" and self.hi > self.grade:
@@ -109,14 +114,32 @@ def badge_from(scale: str, grade: int | None, lo: int, hi: int, status: str, tre
     return Badge(scale, scale_short(scale), grade, lo, hi, status, trend)
 
 
+def badge_of(
+    scale: str, grade: int | None, rng: tuple[int, int] | None, status: str, trend: str | None
+) -> Badge:
+    """A badge from a grade range that is ``None`` when the scale does not apply."""
+    lo, hi = rng if rng is not None else (0, 0)  # not shown: the status decides the badge
+    return badge_from(scale, grade, lo, hi, status, trend)
+
+
 # ----------------------------------------------------------------------------- pathway helpers
 @functools.lru_cache(maxsize=4096)
-def planned_phase(infusion_date: dt.date, today: dt.date) -> str | None:
-    """The CAR-T pathway phase planned for ``today`` from the infusion date (None if it cannot be)."""
+def planned_phase(
+    infusion_date: dt.date,
+    today: dt.date,
+    jurisdiction: Jurisdiction | None = None,
+    product: str | None = None,
+) -> str | None:
+    """The CAR-T pathway phase planned for ``today`` from the infusion date, with the label
+    periods of ``jurisdiction`` and ``product`` (as on the patient page); without them, or for an
+    unknown product, the planning estimates of ``phases.toml``. None if it cannot be dated."""
     try:
-        return pathway.plan(infusion_date).phase_on(today)
+        return pathway.plan(infusion_date, jurisdiction=jurisdiction, product=product).phase_on(today)
     except PathwayError:
-        return None
+        try:
+            return pathway.plan(infusion_date).phase_on(today)
+        except PathwayError:
+            return None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -128,13 +151,14 @@ def _monitoring(phase: str, crs: int, icans: int) -> tuple[float | None, float |
     return m.vitals_every_h, m.ice_every_h
 
 
-def patient_phase(p: Patient, now: dt.datetime) -> str | None:
-    """The recorded pathway phase, else the planned one (CAR-T with a day 0 only)."""
+def patient_phase(p: Patient, now: dt.datetime, jurisdiction: Jurisdiction | None = None) -> str | None:
+    """The recorded pathway phase, else the planned one (CAR-T with a day 0 only), dated with the
+    label periods of the service's jurisdiction and the patient's product."""
     if p.pathway_phase:
         return p.pathway_phase
     if p.therapy_class not in PATHWAY_THERAPIES or p.infusion_at is None:
         return None
-    return planned_phase(local(p.infusion_at).date(), local(now).date())
+    return planned_phase(local(p.infusion_at).date(), local(now).date(), jurisdiction, p.product)
 
 
 def phase_title(phase: str | None, lang: Lang) -> str:
@@ -340,7 +364,7 @@ def ward(
                 badges.append(badge_from(scale, None, 0, MAX_GRADE, "not_assessable", None))
         crs = next((b.grade or 0 for b in badges if b.scale == "astct2019:crs"), 0)
         icans = next((b.grade or 0 for b in badges if b.scale == "astct2019:icans"), 0)
-        phase = patient_phase(p, now)
+        phase = patient_phase(p, now, settings.jurisdiction)
         vit_h, ice_h = intervals(p, phase, crs, icans, now, settings)
         total, n_open, top = active.get(p.id, (0, 0, 0))
         lv, li = last_vitals.get(p.id), last_ice.get(p.id)

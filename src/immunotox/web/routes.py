@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from .. import grade as grade_findings
@@ -53,12 +55,14 @@ from ..service.schemas import (
     BatchObservationIn,
     GradePublic,
     IngestOut,
+    LoginIn,
     ObservationBatchIn,
     SelfReportOut,
     StopIn,
 )
 from . import chart, forms, i18n, labels, queries, security, views
 from .i18n import gettext as _
+from .i18n import ngettext
 from .pages import Page, error, open_alerts, render, render_text, see_other, to_login
 from .pages import json as json_response
 
@@ -180,6 +184,18 @@ def home(request: Request) -> Response:
     return see_other(page, page.home())
 
 
+def login_refusal(username: str, password: str) -> str | None:
+    """Why the login form cannot be checked at all (the API's ``LoginIn`` rules: nothing is cut
+    to fit), in the user's language; None when it can."""
+    try:
+        LoginIn(username=username, password=password)
+    except ValidationError as exc:
+        if exc.errors()[0]["loc"][:1] == ("password",):
+            return _("Password refused: 1 to 256 characters, without a NUL character.")
+        return _("User name refused: 1 to 64 characters, without a NUL character.")
+    return None
+
+
 @router.get("/login")
 def login_form(request: Request, next: str | None = None) -> Response:
     page = Page.start(request)
@@ -191,14 +207,31 @@ def login_form(request: Request, next: str | None = None) -> Response:
 @router.post("/login")
 def login_submit(request: Request, form: FormDep) -> Response:
     page = Page.start(request)
-    ctx = {"next": security.safe_next(form.get("next"), ""), "username": form.get("username")[:64]}
+    username, password = form.get("username"), form.values.get("password", "")
+    shown = username.replace("\x00", "")[:64]  # re-filled into the form; the password never is
+    ctx = {"next": security.safe_next(form.get("next"), ""), "username": shown}
     if not page.csrf_ok(form.get(security.CSRF_FIELD)):
         return render(
             page, "login.html", {**ctx, "error": _("The form had expired: please log in again.")}, 403
         )
-    session = security.login(request, form.get("username")[:64], form.values.get("password", "")[:256])
+    refused = login_refusal(username, password)
+    if refused is not None:
+        return render(page, "login.html", {**ctx, "error": refused}, 422)
+    session = security.login(request, username, password)
     if session is None:
         return render(page, "login.html", {**ctx, "error": _("Wrong user name or password.")}, 401)
+    if isinstance(session, security.Throttled):
+        minutes = math.ceil(session.retry_after / 60)
+        wait = ngettext(
+            "Too many failed login attempts: try again in %(num)d minute, or from another workstation. "
+            "Your account is not locked.",
+            "Too many failed login attempts: try again in %(num)d minutes, or from another workstation. "
+            "Your account is not locked.",
+            minutes,
+        ) % {"num": minutes}
+        resp = render(page, "login.html", {**ctx, "error": wait}, 429)
+        resp.headers["Retry-After"] = str(session.retry_after)
+        return resp
     target = security.safe_next(form.get("next"), "/portal" if session.role == "patient" else "/ward")
     resp = RedirectResponse(target, status_code=303)
     security.start_session(resp, security.app_settings(request), session, page.now)
@@ -301,12 +334,16 @@ def patient_page(request: Request, patient_id: str, hours: str = "72") -> Respon
         t0 = now - dt.timedelta(hours=window)
         grades = views.grade_views(s, p, now, page.lang)
         data = views.chart_data(s, p, t0, now)
-        status, pathway_note = views.pathway_view(p, now, page.lang, grades, "clinician")
+        status, pathway_note = views.pathway_view(
+            p, now, page.lang, grades, "clinician", security.app_settings(request).jurisdiction
+        )
         ctx = {
             "patient": p,
             "unit": queries.unit_of(s, p),
             "day": queries.day_label(queries.day_of(p, now)),
-            "phase_title": queries.phase_title(queries.patient_phase(p, now), page.lang),
+            "phase_title": queries.phase_title(
+                queries.patient_phase(p, now, security.app_settings(request).jurisdiction), page.lang
+            ),
             "grades": grades,
             "chart": chart.render(data),
             "chart_data": data,
@@ -314,7 +351,7 @@ def patient_page(request: Request, patient_id: str, hours: str = "72") -> Respon
             "hours": window,
             "windows": views.WINDOWS_H,
             "alerts": views.active_alerts(s, p.id),
-            "recs": views.recommendations(s, p, now, page.lang),
+            "recs": views.recommendations(s, p, now, page.lang, security.app_settings(request).jurisdiction),
             "pathway": status,
             "pathway_note": pathway_note,
             "recent": views.recent_events(s, p.id),
@@ -339,10 +376,7 @@ class Saved:
 
 
 def _badges(grades: list[GradePublic]) -> list[queries.Badge]:
-    return [
-        queries.badge_from(g.scale, g.grade, g.grade_range[0], g.grade_range[1], g.status, None)
-        for g in grades
-    ]
+    return [queries.badge_of(g.scale, g.grade, g.grade_range, g.status, None) for g in grades]
 
 
 def bedside(
@@ -357,7 +391,7 @@ def bedside(
 ) -> Response:
     assert page.principal is not None
     now = page.now
-    recs = views.recommendations(s, p, now, page.lang)
+    recs = views.recommendations(s, p, now, page.lang, security.app_settings(page.request).jurisdiction)
     age = queries.age_years(s, p, now)
     ctx = {
         "patient": p,
@@ -577,8 +611,7 @@ def icans_preview(request: Request, patient_id: str, form: FormDep) -> Response:
     if age is not None:
         findings["age_years"] = age
     result = grade_findings("astct2019:icans", findings)
-    lo, hi = result.grade_range
-    badge = queries.badge_from("astct2019:icans", result.grade, lo, hi, result.status, None)
+    badge = queries.badge_of("astct2019:icans", result.grade, result.grade_range, result.status, None)
     points = sum(items.values())
     ice_text = (
         _("ICE %(score)d/10") % {"score": points}
@@ -599,7 +632,7 @@ def icans_preview(request: Request, patient_id: str, form: FormDep) -> Response:
             "ice_score": points if len(items) == len(item_max) else None,
             "ice_text": ice_text,
             "grade": result.grade,
-            "range": [lo, hi],
+            "range": list(result.grade_range) if result.grade_range is not None else None,
             "status": result.status,
             "badge": badge.text,
             "css": badge.css,
@@ -775,12 +808,15 @@ def _portal(
         if p is None:
             return error(page, 404, _("Your record was not found: call the unit."))
         grades: list[views.GradeView] = []
-        status_view, note = views.pathway_view(p, page.now, page.lang, grades, "patient")
+        status_view, note = views.pathway_view(
+            p, page.now, page.lang, grades, "patient", security.app_settings(page.request).jurisdiction
+        )
         ctx = {
             "patient": p,
             "phone": views.unit_phone(s, p),
-            "symptoms": views.symptom_choices(page.lang),
-            "symptom_names": dict(views.symptom_choices(page.lang)),
+            "symptoms": views.symptom_choices(page.lang, p.therapy_class),
+            "symptom_names": dict(views.symptom_choices(page.lang, p.therapy_class)),
+            "handout": views.patient_handout(p.therapy_class),
             "pathway": status_view,
             "pathway_note": note,
             "reports": views.own_reports(s, p.id),
@@ -814,7 +850,11 @@ def portal_report(request: Request, form: FormDep) -> Response:
         return error(page, 403, _("The self-report is for patients."))
     if not page.csrf_ok(form.get(security.CSRF_FIELD)):
         return csrf_refused(page)
-    allowed = {k for k, _v in views.symptom_choices(page.lang)}
+    with security.app_db(request).session() as s:
+        me = s.get(Patient, page.principal.patient_id)
+        if me is None:
+            return error(page, 404, _("Your record was not found: call the unit."))
+        allowed = {k for k, _v in views.symptom_choices(page.lang, me.therapy_class)}
     try:
         body = forms.self_report(form, page.now, allowed)
     except forms.FormError as exc:

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.responses import Response
 
-from ..service import audit, auth
+from ..service import audit, auth, throttle
 from ..service.audit import RequestContext
 from ..service.config import Settings
 from ..service.db import Clock, Database
+from ..service.deps import get_ctx
 from .i18n import DEFAULT_LANG, Lang, check_lang
 
 SESSION_COOKIE = auth.SESSION_COOKIE
@@ -59,13 +60,8 @@ def app_clock(request: Request) -> Clock:
 
 
 def request_context(request: Request) -> RequestContext:
-    """Where the request came from, for the audit trail (as the API records it)."""
-    client = request.client.host if request.client else None
-    return RequestContext(
-        request_id=getattr(request.state, "request_id", None),
-        client_ip=client,
-        user_agent=request.headers.get("user-agent"),
-    )
+    """Where the request came from, for the audit trail (the API's own, trusted proxies included)."""
+    return get_ctx(request)
 
 
 def session_principal(request: Request) -> auth.Principal | None:
@@ -158,36 +154,26 @@ class LoggedIn:
     expires_at: dt.datetime
 
 
-def login(request: Request, username: str, password: str) -> LoggedIn | None:
-    """Check the credentials; on success open a browser session. Audited either way."""
+@dataclass(frozen=True)
+class Throttled:
+    """Too many failed logins: the next attempt must wait ``retry_after`` seconds."""
+
+    retry_after: int
+
+
+def login(request: Request, username: str, password: str) -> LoggedIn | Throttled | None:
+    """Check the credentials (throttled, :mod:`immunotox.service.throttle`); on success open a
+    browser session. Audited either way."""
     db, settings, now = app_db(request), app_settings(request), app_clock(request).now()
     ctx = request_context(request)
     with db.writing() as s:
-        user = auth.authenticate(s, username, password)
+        outcome = throttle.login(s, settings, username, password, now=now, ctx=ctx, details={"via": "web"})
+        if outcome.retry_after is not None:
+            return Throttled(outcome.retry_after)
+        user = outcome.user
         if user is None:
-            audit.record(
-                s,
-                actor=None,
-                actor_name=username[:64] or "?",
-                action="auth.login",
-                ctx=ctx,
-                now=now,
-                outcome="denied",
-                details={"via": "web"},
-            )
             return None
         issued = auth.issue_token(s, user, now=now, ttl_hours=settings.token_ttl_hours, kind="session")
-        audit.record(
-            s,
-            actor=None,
-            actor_name=user.username,
-            action="auth.login",
-            ctx=ctx,
-            now=now,
-            entity_type="user",
-            entity_id=user.id,
-            details={"via": "web"},
-        )
         assert issued.csrf_token is not None
         return LoggedIn(
             username=user.username,

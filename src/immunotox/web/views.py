@@ -16,8 +16,9 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import messages, pathway
+from .. import handouts, messages, pathway
 from ..findings import vocabulary as finding_vocabulary
+from ..jurisdiction import Jurisdiction
 from ..messages import Msg
 from ..pathway import PathwayError, PathwayStatus
 from ..ruledata import load as load_rules
@@ -206,16 +207,24 @@ def grade_views(s: Session, p: Patient, now: dt.datetime, lang: Lang = "en") -> 
     trends = queries.grade_trends(s, [p.id], now)
     out = []
     for g in current_grades(s, p, now):
-        lo, hi = g.grade_range
-        badge = queries.badge_from(g.scale, g.grade, lo, hi, g.status, trends.get((p.id, g.scale)))
+        badge = queries.badge_of(g.scale, g.grade, g.grade_range, g.status, trends.get((p.id, g.scale)))
         out.append(GradeView(g, badge, lang))
     return out
 
 
 def pathway_view(
-    p: Patient, now: dt.datetime, lang: Lang, grades: list[GradeView], audience: str
+    p: Patient,
+    now: dt.datetime,
+    lang: Lang,
+    grades: list[GradeView],
+    audience: str,
+    jurisdiction: Jurisdiction | None,
 ) -> tuple[PathwayStatus | None, str | None]:
-    """The pathway status of a CAR-T patient with a day 0 (None and a note otherwise)."""
+    """The pathway status of a CAR-T patient with a day 0 (None and a note otherwise).
+
+    The label periods are those of the service's jurisdiction (``IMMUNOTOX_JURISDICTION``) and the
+    patient's product; without either the status says so and gives no period.
+    """
     if p.therapy_class not in queries.PATHWAY_THERAPIES:
         return None, gettext("The CAR-T pathway does not apply to this therapy.")
     if p.infusion_at is None:
@@ -229,6 +238,8 @@ def pathway_view(
                 d0,
                 today=today,
                 phase=p.pathway_phase,
+                jurisdiction=jurisdiction,
+                product=p.product,
                 crs_grade=min(crs, 4),
                 icans_grade=min(icans, 4),
                 lang=lang,
@@ -250,8 +261,10 @@ def active_alerts(s: Session, patient_id: str) -> list[Alert]:
     )
 
 
-def recommendations(s: Session, p: Patient, now: dt.datetime, lang: Lang) -> RecommendationsOut:
-    return recommend.for_patient(s, p, now=now, lang=lang)
+def recommendations(
+    s: Session, p: Patient, now: dt.datetime, lang: Lang, jurisdiction: Jurisdiction | None = None
+) -> RecommendationsOut:
+    return recommend.for_patient(s, p, now=now, lang=lang, jurisdiction=jurisdiction)
 
 
 def recent_events(s: Session, patient_id: str, limit: int = 25) -> list[ClinicalEvent]:
@@ -440,9 +453,15 @@ def alert_message(a: Alert, lang: Lang) -> str:
 
 
 # ----------------------------------------------------------------------------- portal
-def symptom_choices(lang: Lang) -> list[tuple[str, str]]:
-    """(token, label) of the symptoms a patient may report, in the data's order and language."""
-    return [(k, v.get(lang) or v.get("en") or k) for k, v in selfreport.symptom_labels().items()]
+def symptom_choices(lang: Lang, therapy_class: str) -> list[tuple[str, str]]:
+    """(token, label) of the symptoms a patient of ``therapy_class`` may report, in the order and
+    language of the class's handout file (``immunotox.handouts``)."""
+    return [(k, v[lang]) for k, v in selfreport.symptom_labels(therapy_class).items()]
+
+
+def patient_handout(therapy_class: str) -> handouts.Handout:
+    """The when-to-call handout of the patient's therapy class (the file the triage reads)."""
+    return handouts.handout(therapy_class)
 
 
 def own_reports(s: Session, patient_id: str, limit: int = 20) -> list[ClinicalEvent]:

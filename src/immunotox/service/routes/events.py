@@ -558,6 +558,14 @@ def post_self_report(
 
     def work(s: Session, payload: bytes) -> tuple[int, SelfReportOut]:
         p = c.get_patient(s, principal, patient_id, "self_report", action="self_report.create")
+        offered = selfreport.symptom_labels(p.therapy_class)
+        for i, sym in enumerate(body.symptoms):
+            if sym not in offered:
+                raise field_error(
+                    f"symptoms.{i}",
+                    f"{sym!r} is not a self-report symptom for therapy class {p.therapy_class}; "
+                    f"expected one of {list(offered)}",
+                )
         time = body.time or now
         rows: list[ingest.Row] = []
         temp_c: float | None = None

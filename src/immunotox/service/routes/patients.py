@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...errors import FindingError
 from .. import audit, auth, recommend
-from ..deps import ClockDep, CtxDep, CurrentUser, DbDep
+from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, SettingsDep
+from ..grading import range_from_columns
 from ..models import AuditEvent, CareUnit, Episode, GradeRecord, Patient
-from ..problems import conflict, field_error, forbidden, responses
+from ..problems import conflict, field_error, forbidden, from_finding, responses
 from ..schemas import (
     AuditPublic,
     EpisodePublic,
@@ -79,6 +81,12 @@ def create_patient(
             raise conflict(f"patient {body.id!r} exists", "id")
         if body.infusion_at is not None and body.infusion_at > now + dt.timedelta(days=366):
             raise field_error("infusion_at", "more than a year in the future")
+        try:
+            recommend.check_patient(
+                body.product, body.therapy_class, body.weight_kg, body.birth_date, now.date()
+            )
+        except FindingError as exc:
+            raise from_finding(exc) from None
         p = Patient(**body.model_dump(), created_at=now, updated_at=now)
         s.add(p)
         s.flush()
@@ -130,6 +138,18 @@ def update_patient(
                 raise field_error("unit_id", f"no unit {changes['unit_id']!r}")
             if not auth.can_manage_patient(principal, changes["unit_id"]):
                 raise forbidden(f"may not move a patient to unit {changes['unit_id']!r}")
+        try:
+            recommend.check_patient(
+                changes.get("product", p.product)
+                if "product" in changes or "therapy_class" in changes
+                else None,
+                changes.get("therapy_class", p.therapy_class),
+                changes.get("weight_kg"),
+                changes.get("birth_date"),
+                now.date(),
+            )
+        except FindingError as exc:
+            raise from_finding(exc) from None
         before = {k: _plain(getattr(p, k)) for k in changes}
         for k, v in changes.items():
             setattr(p, k, v)
@@ -193,7 +213,7 @@ def grade_history(
                 time=r.time,
                 computed_at=r.computed_at,
                 grade=r.grade,
-                grade_range=(r.grade_lo, r.grade_hi),
+                grade_range=range_from_columns(r.status, r.grade_lo, r.grade_hi),
                 status=r.status,
                 complete=r.complete,
                 missing=r.missing,
@@ -233,13 +253,13 @@ def episodes(patient_id: str, principal: CurrentUser, db: DbDep) -> list[Episode
     summary="Recommended management for the current grades",
 )
 def recommendations(
-    patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep
+    patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep, settings: SettingsDep
 ) -> RecommendationsOut:
     with db.session() as s:
         p = get_patient(s, principal, patient_id)
         if principal.role == "patient":
             raise forbidden("recommendations are for the care team")
-        return recommend.for_patient(s, p, now=clock.now())
+        return recommend.for_patient(s, p, now=clock.now(), jurisdiction=settings.jurisdiction)
 
 
 @router.get("/{patient_id}/audit", response_model=list[AuditPublic], responses=ERRORS, summary="Audit trail")

@@ -73,6 +73,9 @@ def create_user(
         if s.scalars(select(User.id).where(User.username == body.username)).first() is not None:
             raise conflict(f"user name {body.username!r} is taken", "username")
         _check_role_links(s, body.role, body.unit_ids, body.patient_id)
+        problem = auth.password_problem(body.password, body.role, body.username)
+        if problem is not None:
+            raise field_error("password", problem)
         user = User(
             username=body.username,
             password_hash=auth.hash_password(body.password),
@@ -151,6 +154,9 @@ def update_user(
             if changes.get(name) is not None:
                 setattr(user, name, changes[name])
         if changes.get("password"):
+            problem = auth.password_problem(changes["password"], role, user.username)
+            if problem is not None:
+                raise field_error("password", problem)
             user.password_hash = auth.hash_password(changes["password"])
         if changes.get("unit_ids") is not None:
             s.execute(delete(UserUnit).where(UserUnit.user_id == user.id))
