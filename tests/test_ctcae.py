@@ -493,7 +493,7 @@ def test_cli_grades_hypokalemia_with_its_reason_and_source(cli: Any) -> None:
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert (out["grade"], out["complete"], out["missing"]) == (4, True, [])
-    assert out["reasons"][0] == "Potassium 2.4 mmol/L (given as 2.4 mmol/L): <2.5 mmol/L → grade 4"
+    assert out["reasons"][0] == "Potassium 2.4 mmol/L: “<2.5 mmol/L” → grade 4"
     assert out["sources"][0].startswith("National Cancer Institute") and "CTCAE) v5.0" in out["sources"][0]
 
 
@@ -613,7 +613,7 @@ def test_total_calcium_is_corrected_by_payne_1973_named_in_the_reasons() -> None
     r = immunotox.grade("ctcae5:hypocalcemia", total | base)
     adjusted_mmol_l = (7.2 - 2.8 + 4.0) * 10 / 40.078  # 8.4 mg/dL = 2.0959 mmol/L
     assert (r.grade, r.complete) == (1, True)  # <LLN - 2.0 mmol/L
-    assert f"Calcium {adjusted_mmol_l:.6g} mmol/L (given as 7.2 mg/dL with albumin 2.8 g/dL" in r.reasons[0]
+    assert f"Calcium {adjusted_mmol_l:.6g} mmol/L (given as 7.2 mg/dL with `albumin` 2.8 g/dL" in r.reasons[0]
     assert "Payne et al. 1973" in r.reasons[0] and "doi:10.1136/bmj.4.5893.643" in r.reasons[0]
     # the same number read as a corrected calcium (1.7965 mmol/L) is grade 2: the correction matters
     unadjusted = immunotox.grade("ctcae5:hypocalcemia", total | base | {"calcium_form": "corrected"})
