@@ -262,7 +262,12 @@ def test_reasons_quote_the_criterion_that_fired() -> None:
     )
     assert (r.grade, r.complete, r.deciding_domains) == (3, True, ["value"])
     assert r.reasons[0] == (
-        "ALT 250 U/L = 6.25 × ULN (40 U/L); baseline 30 U/L, normal (<= ULN): >5.0 - 20.0 x ULN → grade 3"
+        "ALT 250 U/L = 6.25 × ULN (40 U/L); baseline 30 U/L, normal (<= ULN): “>5.0 - 20.0 x ULN” → grade 3"
+    )
+    # in French the NCI wording stays a quotation in English, the rest is French (issue 11)
+    assert r.in_lang("fr").reasons[0] == (
+        "ALAT 250 U/L = 6,25 × LSN (40 U/L) ; valeur de base 30 U/L, normale (<= LSN) : "
+        "“>5.0 - 20.0 x ULN” → grade 3"
     )
     assert r.fired[0].grade == 3
     assert "ctcae5" in r.sources[0] or "CTCAE" in r.sources[0]
@@ -275,6 +280,10 @@ def test_missing_baseline_says_which_reading_gives_which_grade() -> None:
         "baseline not given — if baseline normal (<= ULN): grade 3; "
         "if baseline abnormal (> ULN): grade 0–3 depending on its value"
     ) in r.reasons
+    assert (
+        "Sans valeur de base — si valeur de base normale (<= LSN) : grade 3 ; "
+        "si valeur de base anormale (> LSN) : grade 0–3 selon sa valeur"
+    ) in r.in_lang("fr").reasons
 
 
 def test_missing_uln_is_never_grade_0_silently() -> None:
@@ -484,7 +493,7 @@ def test_cli_grades_hypokalemia_with_its_reason_and_source(cli: Any) -> None:
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert (out["grade"], out["complete"], out["missing"]) == (4, True, [])
-    assert out["reasons"][0] == "Potassium 2.4 mmol/L (given as 2.4 mmol/L): <2.5 mmol/L → grade 4"
+    assert out["reasons"][0] == "Potassium 2.4 mmol/L: “<2.5 mmol/L” → grade 4"
     assert out["sources"][0].startswith("National Cancer Institute") and "CTCAE) v5.0" in out["sources"][0]
 
 
@@ -604,7 +613,7 @@ def test_total_calcium_is_corrected_by_payne_1973_named_in_the_reasons() -> None
     r = immunotox.grade("ctcae5:hypocalcemia", total | base)
     adjusted_mmol_l = (7.2 - 2.8 + 4.0) * 10 / 40.078  # 8.4 mg/dL = 2.0959 mmol/L
     assert (r.grade, r.complete) == (1, True)  # <LLN - 2.0 mmol/L
-    assert f"Calcium {adjusted_mmol_l:.6g} mmol/L (given as 7.2 mg/dL with albumin 2.8 g/dL" in r.reasons[0]
+    assert f"Calcium {adjusted_mmol_l:.6g} mmol/L (given as 7.2 mg/dL with `albumin` 2.8 g/dL" in r.reasons[0]
     assert "Payne et al. 1973" in r.reasons[0] and "doi:10.1136/bmj.4.5893.643" in r.reasons[0]
     # the same number read as a corrected calcium (1.7965 mmol/L) is grade 2: the correction matters
     unadjusted = immunotox.grade("ctcae5:hypocalcemia", total | base | {"calcium_form": "corrected"})

@@ -22,6 +22,8 @@ from immunotox.errors import FindingError, RuleSpecError
 from immunotox.findings import vocabulary
 from immunotox.messages import LANGS, Msg, entry, html, parse_lang, quote, render, walk
 from immunotox.result import GradeResult
+from immunotox.scales.ctcae import translated
+from immunotox.scales.ctcae_spec import load_table
 from tests.test_conformance import CASES
 
 TRANSLATED = {sid: s for sid, s in immunotox.all_scales().items() if s.texts is not None}
@@ -32,7 +34,7 @@ FILES = sorted(
 
 # Scales (by id prefix) whose texts are still written in the code, in English (issue 11: converted
 # family by family). A scale converted to data leaves this list; none may be added to it.
-NOT_YET_TRANSLATED = {"ehaebmt2023", "ctcae5", "ctcae4"}
+NOT_YET_TRANSLATED = {"ehaebmt2023"}
 
 
 # text fields of the risk-score files, each with its French sibling <field>_fr
@@ -81,6 +83,7 @@ def english_in(text: str) -> list[str]:
     """English words found in a French text (code spans and quotations removed)."""
     text = re.sub(r"`[^`]*`|«[^»]*»|“[^”]*”|'[^']*'|\([a-z0-9_]+\)|\{[a-z_]+\}", " ", text)
     text = re.sub(r"\b[a-z0-9]+_[a-z0-9_]+\b", " ", text)  # identifiers such as o2_flow_l_min
+    text = re.sub(r"\b[a-z0-9]+:[a-z0-9-]+\b", " ", text)  # scale ids such as ctcae5:fever
     return [m.group(0) for m in _ENGLISH.finditer(text) if m.group(0) not in _FRENCH_SAFE]
 
 
@@ -205,3 +208,30 @@ def test_every_risk_score_text_renders_in_both_languages(score_id: str, complete
     explained = fr.explain().split("\nSources :")[0]
     assert not english_in(explained), english_in(explained)
     assert r.explain("en") == r.explain() and fr.explain("en") == r.explain()
+
+
+# CTCAE tables whose every text for people has its French beside it (a table leaves this list
+# never: a text added in English only fails here).
+CTCAE_TRANSLATED = ("ctcae5", "ctcae4")
+
+
+@pytest.mark.parametrize("name", CTCAE_TRANSLATED)
+def test_every_ctcae_term_text_exists_in_french(name: str) -> None:
+    """The term names, notes, analytes, adjustments, named conditions and implications of a CTCAE table have
+    their French sibling, without English (the NCI wording they cite is quoted “…”)."""
+    table = load_table(name)
+    assert translated(table), f"{name}: a term_fr, notes_fr, analyte_fr or text_fr is missing"
+    pairs = list(zip(table.meta.notes, table.meta.notes_fr, strict=True))
+    for slug, t in table.term.items():
+        pairs += [(t.term, t.term_fr), *zip(t.notes, t.notes_fr, strict=True)]
+        pairs += [(i.text, i.text_fr) for i in t.implied]
+        if t.lab:
+            pairs += [(t.lab.analyte, t.lab.analyte_fr)]
+            pairs += [(c.text, c.text_fr) for c in t.lab.conditions.values()]
+            pairs += [(a.name, a.name_fr) for a in t.lab.adjust] + [
+                (a.formula, a.formula_fr) for a in t.lab.adjust
+            ]
+        for en, fr in pairs:
+            assert fr.strip() and not english_in(fr), f"{name}:{slug}: {english_in(fr)} in {fr!r} ({en!r})"
+    scales = [s for sid, s in immunotox.all_scales().items() if sid.startswith(f"{name}:")]
+    assert scales and all(s.texts is not None and s.texts.name == "scales/ctcae" for s in scales)

@@ -33,11 +33,12 @@ from typing import Any
 from .. import units
 from ..errors import FindingError
 from ..findings import FieldSpec, parse_findings, pick
+from ..messages import Catalogue, Msg, name, quote, render, verbatim
 from ..result import GradeResult, RuleHit
 from ..sources import source
 from ._base import Domain, Scale, assumed, known, unknown
-from .ctcae_lab import LabGrader, LabOutcome, candidates, num
-from .ctcae_spec import LAB_INPUTS, Condition, Criterion, Lab, Meta, Term, compare, load_table
+from .ctcae_lab import LabGrader, LabOutcome, T, _n, candidates, missing_msg, num
+from .ctcae_spec import LAB_INPUTS, Condition, Criterion, Lab, Meta, Table, Term, compare, load_table
 
 _LAB_TEXT = {
     "value": ("{a}: the measured value", "{a} : valeur mesurée"),
@@ -101,12 +102,39 @@ def _same(a: Any, b: Any) -> bool:
     return bool(_hashable(a) == _hashable(b))
 
 
+def _notes(texts: Catalogue, path: str, notes: tuple[str, ...], notes_fr: tuple[str, ...]) -> list[Msg]:
+    """The notes at ``path`` as messages (``notes``/``notes_fr``; a note not yet translated is
+    shown as written, and keeps its table out of the translated scales)."""
+    return [texts(f"{path}.notes.{i}") if i < len(notes_fr) else verbatim(n) for i, n in enumerate(notes)]
+
+
+def translated(table: Table) -> bool:
+    """Whether every text of ``table`` for people has its French sibling."""
+
+    def full(en: tuple[str, ...], fr: tuple[str, ...]) -> bool:
+        return len(fr) == len(en) and all(x.strip() for x in fr)
+
+    if not full(table.meta.notes, table.meta.notes_fr):
+        return False
+    for t in table.term.values():
+        lab = t.lab
+        if not t.term_fr or not full(t.notes, t.notes_fr) or (lab and not lab.analyte_fr):
+            return False
+        if lab and not all(c.text_fr for c in lab.conditions.values()):
+            return False
+        if lab and not all(a.name_fr and a.formula_fr for a in lab.adjust):
+            return False
+        if not all(i.text_fr for i in t.implied):
+            return False
+    return True
+
+
 class CtcaeScale(Scale):
     """One CTCAE term, graded from its rule table (see the module docstring)."""
 
     family = "ctcae"
 
-    def __init__(self, slug: str, term: Term, meta: Meta) -> None:
+    def __init__(self, slug: str, term: Term, meta: Meta, table: str = "", complete: bool = False) -> None:
         self.slug = slug
         self.term = term
         self.meta = meta
@@ -115,7 +143,14 @@ class CtcaeScale(Scale):
         self.version = meta.version
         self.source_keys = (meta.source,)
         self.grades = term.grades
-        self.notes = (*meta.notes, *term.notes)
+        #: the table's own texts (term name, notes, analyte… with their ``_fr`` siblings)
+        self.tt = Catalogue(f"scales/{table or meta.prefix}")
+        self.path = f"term.{slug}"
+        self.texts = T if complete else None
+        self.notes = (
+            *_notes(self.tt, "meta", meta.notes, meta.notes_fr),
+            *_notes(self.tt, self.path, term.notes, term.notes_fr),
+        )
         specs: dict[str, FieldSpec] = _lab_specs(term.lab) if term.lab else {}
         specs.update(pick(*term.reads))
         self.findings = specs
@@ -132,11 +167,29 @@ class CtcaeScale(Scale):
                 self._conds.setdefault(c.finding, []).append(c)
         self._lab = (
             LabGrader(
-                self.id, term.lab, {c.finding: specs[c.finding] for b in term.lab.bands for c in b.when}
+                self.id,
+                term.lab,
+                {c.finding: specs[c.finding] for b in term.lab.bands for c in b.when},
+                self.tt,
+                f"{self.path}.lab",
             )
             if term.lab
             else None
         )
+
+    # ------------------------------------------------------------------ texts for people
+    def term_msg(self) -> Msg:
+        """The term's name (``term`` / ``term_fr``; shown as written until translated)."""
+        return self.tt(f"{self.path}.term") if self.term.term_fr else verbatim(self.term.term)
+
+    def title_msg(self) -> Msg:
+        return T.m("title", term=self.term_msg(), version=self.version)
+
+    def domain_msg(self, name: str) -> Msg:
+        """The value of a lab term (« ALAT (valeur mesurée) »), else the finding's ``[domains]`` name."""
+        if name == "value" and self._lab is not None:
+            return T.m("domain_value", analyte=self._lab.analyte)
+        return T(f"domains.{name}")
 
     # ------------------------------------------------------------------ input checks
     def check(self, f: Mapping[str, Any]) -> None:
@@ -233,11 +286,17 @@ class CtcaeScale(Scale):
         ignored: list[str] = []
         f = parse_findings(self.id, self.findings, raw, ignored=ignored if ignore_unused else None)
         self.check(f)
-        shown: dict[str, str] = {}
+        shown: dict[str, Msg] = {}  # values given in another unit than the term's, as given
+        unit = self.term.lab.unit if self.term.lab else None
         for key in LAB_INPUTS:
             r = raw.get(key) if isinstance(raw, Mapping) else None
-            if isinstance(r, dict) and r.get("unit") is not None:
-                shown[key] = f"{r.get('value')} {r.get('unit')}"
+            if isinstance(r, dict) and r.get("unit") is not None and r["unit"] != unit:
+                value = r.get("value")
+                shown[key] = T.m(
+                    "quantity",
+                    value=value if isinstance(value, (int, float)) else str(value),
+                    unit=str(r["unit"]),
+                )
         return self.resolve(self._domains(f, shown), f, ignored)
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -253,48 +312,58 @@ class CtcaeScale(Scale):
                 return False
         return result
 
-    def _complete_findings(self, f: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    def _complete_findings(self, f: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Msg | str]]:
         """The findings plus declared defaults and implied values, with why each was added."""
         ff = dict(f)
-        origin: dict[str, str] = {}
+        origin: dict[str, Msg | str] = {}
         for key in self.term.reads:
             if key not in ff and key in self.meta.defaults:
                 default = self.meta.defaults[key]
                 ff[key] = list(default) if isinstance(default, tuple) else default
                 origin[key] = "default"
-        for imp in self.term.implied:
+        for n, imp in enumerate(self.term.implied):
             src = imp.if_.finding
             if imp.finding not in ff and src in ff and imp.if_.holds(ff[src]):
                 ff[imp.finding] = imp.value
-                origin[imp.finding] = f"{imp.finding} = {_show(imp.value)}: {imp.text}"
+                origin[imp.finding] = T.m(
+                    "implied",
+                    key=imp.finding,
+                    value=_show(imp.value),
+                    text=self.tt(f"{self.path}.implied.{n}.text"),
+                )
         gate = self.term.gate
         if gate and gate not in ff:
             for crit, _ in self._criteria:
                 own = [c for c in crit.when if c.finding != gate]
                 if own and all(c.finding in ff and c.holds(ff[c.finding]) for c in own):
                     ff[gate] = True
-                    origin[gate] = f"{gate} = true: implied by {crit.text!r}"
+                    origin[gate] = T.m("gate_implied", key=gate, text=quote(crit.text))
                     break
         return ff, origin
 
-    def _adjusted(self, f: Mapping[str, Any], shown: dict[str, str]) -> Mapping[str, Any]:
+    def _adjusted(self, f: Mapping[str, Any], shown: dict[str, Msg]) -> Mapping[str, Any]:
         """``f`` with the value corrected by the term's published adjustment, when one applies."""
         lab = self.term.lab
         if lab is None or "value" not in f:
             return f
-        for a in lab.adjust:
+        for i, a in enumerate(lab.adjust):
             if a.when.finding in f and a.when.holds(f[a.when.finding]) and a.finding in f:
                 step = units.convert("value", a.factor, a.factor_unit, lab.unit, lab.molar_mass)
-                given = shown.get("value", f"{num(f['value'])} {lab.unit}")
-                unit = self.findings[a.finding].unit
-                shown["value"] = (
-                    f"{given} with {a.finding} {num(f[a.finding])} {unit}, {a.name}: {a.formula}; "
-                    f"{source(a.source).citation()}"
+                at = f"{self.path}.lab.adjust.{i}"
+                shown["value"] = T.m(
+                    "adjusted",
+                    given=shown.get("value") or T.m("quantity", value=_n(f["value"]), unit=lab.unit),
+                    key=a.finding,
+                    value=_n(f[a.finding]),
+                    unit=str(self.findings[a.finding].unit),
+                    name=self.tt(f"{at}.name"),
+                    formula=self.tt(f"{at}.formula"),
+                    source=name(source(a.source).citation()),
                 )
                 return {**f, "value": f["value"] + step * (a.x0 - f[a.finding])}
         return f
 
-    def _domains(self, f: Mapping[str, Any], shown: Mapping[str, str]) -> list[Domain]:
+    def _domains(self, f: Mapping[str, Any], shown: Mapping[str, Msg]) -> list[Domain]:
         shown = dict(shown)
         f = self._adjusted(f, shown)
         ff, origin = self._complete_findings(f)
@@ -330,7 +399,7 @@ class CtcaeScale(Scale):
                 continue  # read by the lab bands only (e.g. signs_or_symptoms)
             if key in ff:
                 how = origin.get(key)
-                if how == "default":
+                if isinstance(how, str):  # "default"
                     d = assumed(key, _hashable(ff[key]))
                 else:
                     d = known(key, _hashable(ff[key]), reason=how)
@@ -368,9 +437,14 @@ class CtcaeScale(Scale):
             d.reasons = list(out.reasons)
         elif max(out.grades) <= lo_known:
             d = known("value", out.grades[0], *out.hits)
+            assert self._lab is not None
             d.reasons = [
-                f"{' and '.join(out.missing)} not given; not needed: the {self.term.lab.analyte} criteria "
-                f"cannot raise the grade above {lo_known}"
+                T.m(
+                    "not_needed_above",
+                    missing=missing_msg(out.missing),
+                    analyte=self._lab.analyte,
+                    grade=lo_known,
+                )
             ]
         else:
             d = unknown("value", out.grades, *out.missing)
@@ -385,13 +459,17 @@ class CtcaeScale(Scale):
 
     def _hit(self, i: int, crit: Criterion, ff: Mapping[str, Any]) -> RuleHit:
         own = self._own(crit)
-        seen = dict.fromkeys(c.finding for c in own)
-        detail = "; ".join(f"{k} = {_show(ff[k])}" for k in seen)
+        items = [T.m("key_value", key=k, value=_show(ff[k])) for k in dict.fromkeys(c.finding for c in own)]
+        detail = items[0]
+        for item in items[1:]:
+            detail = T.m("semi_list", a=detail, b=item)
+        msg = T.m("criterion", text=quote(crit.text), detail=detail)
         return RuleHit(
             rule=f"{self.id}/{own[0].finding}/grade{crit.grade}-{i}",
             domain=own[0].finding,
             grade=crit.grade,
-            text=f"{crit.text} ({detail})",
+            text=render(msg),
+            msg=msg,
         )
 
     def combine(self, v: Mapping[str, Any]) -> int:
@@ -410,17 +488,18 @@ class CtcaeScale(Scale):
                 out += [c.finding for c in self._own(crit)]
         return list(dict.fromkeys(out))
 
-    def summary(self, v: Mapping[str, Any], grade: int) -> str:
-        name = f"{self.term.term} (CTCAE v{self.version})"
+    def summary(self, v: Mapping[str, Any], grade: int) -> Msg:
         if grade == 0:
-            return f"No criterion of {name} met by the findings given (grade 0)"
-        return f"Grade {grade}: {name}, decided by {', '.join(self.deciding(v, grade))}"
+            return T.m("summary_zero", term=self.term_msg(), version=self.version)
+        keys = [T.m("key", key=k) for k in self.deciding(v, grade)]
+        return T.m("summary", grade=grade, term=self.term_msg(), version=self.version, keys=keys)
 
 
 def scales() -> list[Scale]:
     """The scales this module provides (read by the catalogue): every term of both tables."""
     out: list[Scale] = []
-    for name in ("ctcae5", "ctcae4"):
-        table = load_table(name)
-        out += [CtcaeScale(slug, term, table.meta) for slug, term in table.term.items()]
+    for table_name in ("ctcae5", "ctcae4"):
+        table = load_table(table_name)
+        complete = translated(table)
+        out += [CtcaeScale(slug, term, table.meta, table_name, complete) for slug, term in table.term.items()]
     return out

@@ -19,10 +19,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..findings import FieldSpec
+from ..messages import Catalogue, Msg, quote, render
 from ..result import RuleHit
+from ._base import and_list
 from .ctcae_spec import Band, Condition, Lab
 
-_LABEL = {"uln": "ULN", "lln": "LLN", "baseline": "baseline", "mi_level": "MI level"}
+#: the sentences shared by every CTCAE term (data/scales/ctcae.toml, English and French)
+T = Catalogue("scales/ctcae")
+
+
+def input_name(key: str) -> Msg:
+    """A lab input as reasons name it: ``ULN`` (« LSN »), ``baseline`` (« valeur de base »)."""
+    return T(f"messages.input.{key}")
+
+
+def key_msg(key: str) -> Msg:
+    """A finding key as code (`` `adl_limitation` ``): an identifier, the same in every language."""
+    return T.m("key", key=key)
+
+
+def missing_msg(keys: Sequence[str]) -> Msg:
+    """The inputs left out: lab inputs by name (« LSN »), findings by key."""
+    return and_list([input_name(k) if k in _INPUTS else key_msg(k) for k in keys])
+
+
+_INPUTS = ("value", "uln", "lln", "baseline", "mi_level")
 
 
 @dataclass
@@ -32,7 +53,7 @@ class LabOutcome:
     grades: tuple[int, ...]
     hits: list[RuleHit] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Msg] = field(default_factory=list)
 
     @property
     def known(self) -> bool:
@@ -44,14 +65,18 @@ def num(x: float) -> str:
     return f"{x:.6g}"
 
 
-def grade_range(grades: Sequence[int]) -> str:
-    """'3', '0–3' for a run of grades, '0, 2 or 3' otherwise."""
+def grade_range(grades: Sequence[int]) -> Msg | int:
+    """'3', '0–3' for a run of grades, '0, 2 or 3' (« 0, 2 ou 3 ») otherwise.
+
+    >>> render(grade_range([0, 1, 2, 3])), render(grade_range([0, 2, 3]), "fr")
+    ('0–3', '0, 2 ou 3')
+    """
     gs = sorted(set(grades))
     if len(gs) == 1:
-        return str(gs[0])
+        return gs[0]
     if gs == list(range(gs[0], gs[-1] + 1)):
-        return f"{gs[0]}–{gs[-1]}"
-    return ", ".join(map(str, gs[:-1])) + f" or {gs[-1]}"
+        return T.m("grade_run", lo=gs[0], hi=gs[-1])
+    return T.m("grade_or", grades=", ".join(map(str, gs[:-1])), last=gs[-1])
 
 
 def candidates(spec: FieldSpec, conds: Sequence[Condition]) -> tuple[Hashable, ...]:
@@ -91,9 +116,15 @@ def candidates(spec: FieldSpec, conds: Sequence[Condition]) -> tuple[Hashable, .
 class LabGrader:
     """Grades one lab term; built once per scale."""
 
-    def __init__(self, scale_id: str, lab: Lab, when_specs: Mapping[str, FieldSpec]) -> None:
+    def __init__(
+        self, scale_id: str, lab: Lab, when_specs: Mapping[str, FieldSpec], texts: Catalogue, path: str
+    ) -> None:
         self.scale_id = scale_id
         self.lab = lab
+        #: the term's own texts: ``texts(f"{path}.analyte")`` (with its ``analyte_fr``)…
+        self.texts = texts
+        self.path = path
+        self.analyte = texts(f"{path}.analyte")
         self.operands = lab.operands()
         self.when_specs = dict(when_specs)
         self.when_conds: dict[str, list[Condition]] = {}
@@ -123,7 +154,11 @@ class LabGrader:
         fired = [i for i, b in enumerate(self.lab.bands) if self._holds(b, q, w)]
         return max((self.lab.bands[i].grade for i in fired), default=0), fired
 
-    def grade(self, q: Mapping[str, float], w: Mapping[str, Any], shown: Mapping[str, str]) -> LabOutcome:
+    def condition(self, name: str) -> Msg:
+        """The text of the named condition ``name`` (« normale (<= LSN) »)."""
+        return self.texts(f"{self.path}.conditions.{name}.text")
+
+    def grade(self, q: Mapping[str, float], w: Mapping[str, Any], shown: Mapping[str, Msg]) -> LabOutcome:
         """The possible grades given the known lab numbers ``q`` and findings ``w``."""
         unknown = [k for k in self.operands if k not in q]
         w_unknown = [k for k in self.when_conds if k not in w]
@@ -149,29 +184,32 @@ class LabGrader:
         pending += w_unknown
         if len(grades) == 1:
             if pending:
-                out.reasons.append(
-                    f"{' and '.join(pending)} not given; not needed: grade {grades[0]} whatever "
-                    f"{'its value' if len(pending) == 1 else 'their values'}"
-                )
+                key = "not_needed_one" if len(pending) == 1 else "not_needed_many"
+                out.reasons.append(T.m(key, missing=missing_msg(pending), grade=grades[0]))
             if grades[0] == 0:
                 text = self.describe(q, shown, self._refs_known(q))
-                for nc in self.lab.conditions.values():
+                for name, nc in self.lab.conditions.items():
                     lhs = q.get(nc.lhs)
                     if lhs is not None and nc.evaluate(q):
-                        text += f"; {nc.lhs} {num(lhs)} {self.lab.unit}, {nc.text}"
-                out.reasons.append(f"{text}: no grade criterion met")
+                        text = self._with_condition(text, name, lhs)
+                out.reasons.append(T.m("no_criterion_met", lab=text))
         else:
             out.missing = [k for k in pending if self._matters(k, runs, var)]
             out.reasons.append(self._scenarios(var, w_unknown, runs))
         if grades[0] > 0 and all(self.lab.bands[i].grade < grades[0] for i in sure):
-            whatever = " and ".join(out.missing or pending)
+            msg = T.m(
+                "at_least",
+                lab=self.describe(q, shown, self._refs_known(q)),
+                grade=grades[0],
+                missing=missing_msg(out.missing or pending),
+            )
             out.hits.append(
                 RuleHit(
                     rule=f"{self.scale_id}/value/lower-bound",
                     domain="value",
                     grade=grades[0],
-                    text=f"{self.describe(q, shown, self._refs_known(q))}: at least grade {grades[0]} "
-                    f"whatever {whatever}",
+                    text=render(msg),
+                    msg=msg,
                 )
             )
         return out
@@ -182,7 +220,7 @@ class LabGrader:
         w: Mapping[str, Any],
         unknown: list[str],
         w_unknown: list[str],
-        shown: Mapping[str, str],
+        shown: Mapping[str, Msg],
     ) -> LabOutcome:
         status = [self._holds(b, q, w) for b in self.lab.bands]
         lo = max((b.grade for b, s in zip(self.lab.bands, status, strict=True) if s), default=0)
@@ -211,8 +249,12 @@ class LabGrader:
                 )
             ]
             out.reasons.append(
-                f"{' and '.join(unknown)} not given: the {self.lab.analyte} criteria give grade "
-                f"{grade_range(out.grades)}"
+                T.m(
+                    "three_valued",
+                    missing=missing_msg(unknown),
+                    analyte=self.analyte,
+                    grades=grade_range(out.grades),
+                )
             )
         return out
 
@@ -266,72 +308,111 @@ class LabGrader:
         var: str | None,
         w_unknown: list[str],
         runs: list[tuple[int, list[int], dict[str, float], dict[str, Any]]],
-    ) -> str:
+    ) -> Msg:
         """'baseline not given — if baseline normal (<= ULN): grade 3; if … : grade 0–3'."""
         named = [(n, c) for n, c in self.lab.conditions.items() if var is not None and var in c.operands()]
         groups: dict[tuple[str, ...], list[int]] = {}
+        cases: dict[tuple[str, ...], list[Msg]] = {}
         for g, _, qa, wa in runs:
-            label = [f"{c.lhs} {c.text}" for _, c in named if c.evaluate(qa)]
-            label += [f"{k} = {_show(wa[k])}" for k in w_unknown]
+            label = [n for n, c in named if c.evaluate(qa)]
+            label += [f"{k}={_show(wa[k])}" for k in w_unknown]
             groups.setdefault(tuple(label), []).append(g)
+            cases[tuple(label)] = [
+                *(
+                    T.m("case", lhs=input_name(c.lhs), condition=self.condition(n))
+                    for n, c in named
+                    if c.evaluate(qa)
+                ),
+                *(T.m("key_value", key=k, value=_show(wa[k])) for k in w_unknown),
+            ]
         missing = [var] if var else []
         missing += w_unknown
-        head = f"{' and '.join(missing)} not given"
-        parts: list[str] = []
+        head = T.m("not_given", missing=missing_msg(missing))
+        parts: list[Msg] = []
         for key, gs in groups.items():
-            tail = " depending on its value" if var is not None and len(set(gs)) > 1 else ""
+            which = "scenario_varies" if var is not None and len(set(gs)) > 1 else "scenario"
             if key:
-                parts.append(f"if {', '.join(key)}: grade {grade_range(gs)}{tail}")
+                parts.append(T.m(which, cases=cases[key], grades=grade_range(gs)))
         if not parts:
             all_grades = [g for gs in groups.values() for g in gs]
-            return f"{head}: grade {grade_range(all_grades)} depending on its value"
-        return f"{head} — " + "; ".join(parts)
+            return T.m("all_scenarios", head=head, grades=grade_range(all_grades))
+        joined = parts[0]
+        for p in parts[1:]:
+            joined = T.m("semi_list", a=joined, b=p)
+        return T.m("scenarios", head=head, parts=joined)
 
     def _refs_known(self, q: Mapping[str, float]) -> list[str]:
         return [k for k in self.operands if k != "value" and k in q]
 
-    def describe(self, q: Mapping[str, float], shown: Mapping[str, str], refs: Sequence[str]) -> str:
+    def describe(self, q: Mapping[str, float], shown: Mapping[str, Msg], refs: Sequence[str]) -> Msg:
         """'ALT 250 U/L = 6.25 × ULN (40 U/L)' — the value and its relation to ``refs``."""
         lab = self.lab
         if "value" not in q:
-            return lab.analyte
+            return self.analyte
         v = q["value"]
-        text = f"{lab.analyte} {num(v)} {lab.unit}"
-        if "value" in shown:
-            text += f" (given as {shown['value']})"
+        text = (
+            T.m("lab_value_given", analyte=self.analyte, value=_n(v), unit=lab.unit, given=shown["value"])
+            if "value" in shown
+            else T.m("lab_value", analyte=self.analyte, value=_n(v), unit=lab.unit)
+        )
         for r in refs:
             if r not in q:
                 continue
             ref = q[r]
-            ref_txt = f"{num(ref)} {lab.unit}" + (f", given as {shown[r]}" if r in shown else "")
+            ref_txt = (
+                T.m("ref_value_given", value=_n(ref), unit=lab.unit, given=shown[r])
+                if r in shown
+                else T.m("ref_value", value=_n(ref), unit=lab.unit)
+            )
             if r == "baseline" and lab.direction == "decreased":
                 change = (1 - v / ref) * 100
-                word = "decrease" if change >= 0 else "increase"
-                text += f", {num(abs(change))}% {word} from baseline ({ref_txt})"
+                which = "with_decrease" if change >= 0 else "with_increase"
+                text = T.m(which, lab=text, change=_n(abs(change)), ref=ref_txt)
             elif lab.shows_ratio(r):
-                text += f" = {num(v / ref)} × {_LABEL[r]} ({ref_txt})"
+                text = T.m("with_ratio", lab=text, ratio=_n(v / ref), label=input_name(r), ref=ref_txt)
             else:
-                text += f" ({_LABEL[r]} {ref_txt})"
+                text = T.m("with_ref", lab=text, label=input_name(r), ref=ref_txt)
         return text
 
-    def _hit(self, i: int, q: Mapping[str, float], w: Mapping[str, Any], shown: Mapping[str, str]) -> RuleHit:
+    def _with_condition(self, text: Msg, name: str, lhs: float) -> Msg:
+        nc = self.lab.conditions[name]
+        return T.m(
+            "with_condition",
+            lab=text,
+            lhs=input_name(nc.lhs),
+            value=_n(lhs),
+            unit=self.lab.unit,
+            condition=self.condition(name),
+        )
+
+    def _hit(self, i: int, q: Mapping[str, float], w: Mapping[str, Any], shown: Mapping[str, Msg]) -> RuleHit:
         b = self.lab.bands[i]
         refs = list(dict.fromkeys(bd.ref for bd in b.bounds if bd.ref))
         text = self.describe(q, shown, refs)
         for name in b.if_:
-            nc = self.lab.conditions[name]
-            lhs = q.get(nc.lhs)
+            lhs = q.get(self.lab.conditions[name].lhs)
             if lhs is not None:
-                text += f"; {nc.lhs} {num(lhs)} {self.lab.unit}, {nc.text}"
+                text = self._with_condition(text, name, lhs)
         for c in b.when:
             if c.finding in w:
-                text += f"; {c.finding} = {_show(w[c.finding])}"
+                text = T.m(
+                    "with_finding",
+                    lab=text,
+                    finding=T.m("key_value", key=c.finding, value=_show(w[c.finding])),
+                )
+        msg = T.m("band", lab=text, text=quote(b.text))
         return RuleHit(
             rule=f"{self.scale_id}/value/grade{b.grade}-{i}",
             domain="value",
             grade=b.grade,
-            text=f"{text}: {b.text}",
+            text=render(msg),
+            msg=msg,
         )
+
+
+def _n(x: float) -> float:
+    """A number for reasons: up to 6 significant digits (written with a decimal comma in French)."""
+    return float(num(x))
 
 
 def _show(value: Any) -> str:

@@ -172,6 +172,7 @@ class NamedCondition(Bound):
     """A bound with a name and a text, used to pick a sub-scale (baseline normal / abnormal)."""
 
     text: str
+    text_fr: str = ""
 
 
 class Band(_Model):
@@ -198,12 +199,15 @@ class Adjustment(_Model):
     factor: float
     factor_unit: str
     name: str
+    name_fr: str = ""
     formula: str
+    formula_fr: str = ""
     source: str
 
 
 class Lab(_Model):
     analyte: str
+    analyte_fr: str = ""
     substance: str | None = None
     unit: str
     unit_required_: tuple[str, ...] = Field(default=(), alias="unit_required")
@@ -256,6 +260,7 @@ class Implication(_Model):
     finding: str
     value: bool | int | float | str
     text: str
+    text_fr: str = ""
 
 
 class Verbatim(_Model):
@@ -273,6 +278,7 @@ class Verbatim(_Model):
 
 class Term(_Model):
     term: str
+    term_fr: str = ""
     meddra: str = Field(pattern=r"^\d{8}$")
     soc: str
     verbatim: Verbatim
@@ -282,6 +288,7 @@ class Term(_Model):
     criteria: tuple[Criterion, ...] = ()
     implied: tuple[Implication, ...] = ()
     notes: tuple[str, ...] = ()
+    notes_fr: tuple[str, ...] = ()
 
     @property
     def grades(self) -> tuple[int, ...]:
@@ -304,6 +311,7 @@ class Meta(_Model):
     source: str
     edition: str
     notes: tuple[str, ...] = ()
+    notes_fr: tuple[str, ...] = ()
     defaults: dict[str, bool | tuple[str, ...]] = Field(default_factory=dict)
 
 
