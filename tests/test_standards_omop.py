@@ -15,7 +15,7 @@ import pytest
 from immunotox.simulate import simulate_cohort
 from immunotox.standards import concepts, grade_omop, read_omop, write_omop
 from immunotox.timeline import grade_observations
-from immunotox.timeline.vocabulary import vocabulary
+from immunotox.vocabulary import vocabulary
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 SCALES = "astct2019:crs,astct2019:icans"

@@ -197,7 +197,7 @@ def test_the_timeline_never_hands_a_bare_number_for_a_unit_required_finding() ->
     # the timeline derives findings as bare numbers in the finding's unit; a derived finding that
     # needs its unit would be refused at every assessment (derive it as {"value", "unit"} first)
     from immunotox.findings import vocabulary
-    from immunotox.timeline.vocabulary import vocabulary as observations
+    from immunotox.vocabulary import vocabulary as observations
 
     derived = set(observations().derivations)
     assert derived and not [k for k in derived if vocabulary()[k].unit_required]

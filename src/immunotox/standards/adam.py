@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..timeline import TimelineResult
-from ..timeline.vocabulary import vocabulary
+from ..vocabulary import vocabulary
 from ._folder import read_folder
 from ._source import StandardsError, iso_utc, parse_when, read_table, write_table
 

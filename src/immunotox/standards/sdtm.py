@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from ..errors import RuleSpecError
 from ..timeline import RunSummary, TimelineResult
-from ..timeline.vocabulary import vocabulary
+from ..vocabulary import vocabulary
 from ._source import (
     Collector,
     StandardRead,

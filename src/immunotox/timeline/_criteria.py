@@ -28,11 +28,11 @@ import numpy as np
 from ..catalogue import all_scales
 from ..scales.ctcae import CtcaeScale
 from ..scales.ctcae_spec import REL_TOL, Condition
+from ..vocabulary import Vocabulary
 from ._astct import Graded, _popcount
 from ._read import F64, I64, B
 from ._snapshot import ScalePlan, findings_from_raw, grade_findings
 from ._state import Features
-from .vocabulary import Vocabulary
 
 # derivation method -> how its raw column reads (number / token / set / event / bool)
 _NUMERIC = ("window_max", "window_min", "last", "device_last", "active_hours", "patient_last")
@@ -71,7 +71,7 @@ def handles(p: ScalePlan) -> bool:
     scale = all_scales().get(p.scale_id)
     if not isinstance(scale, CtcaeScale) or scale.term.lab is not None:
         return False
-    from .vocabulary import vocabulary
+    from ..vocabulary import vocabulary
 
     voc = vocabulary()
     for k in p.findings:
