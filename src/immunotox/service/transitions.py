@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import alerts, audit, grading, recommend
+from .grades import Grade
 from .models import Alert, Patient
 
 
@@ -41,7 +42,7 @@ def _with_recommendation(
     session: Session,
     patient: Patient,
     spec: alerts.AlertSpec,
-    grades: Sequence[grading.Grade],
+    grades: Sequence[Grade],
     now: dt.datetime,
 ) -> alerts.AlertSpec:
     """Attach the recommended management for the alerted grade (when the module is present)."""

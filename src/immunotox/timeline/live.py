@@ -19,8 +19,8 @@ one patient at one time, with the evidence behind each finding:
 Two inputs are the caller's, because they are not observations of the record: the patient's age
 when it comes from a birth date (otherwise the latest ``age`` row), and the onset of the CRS course
 in progress for fever masking (the timeline engine finds it from the whole history; a live caller
-keeps it, as its open CRS episode). Rows after ``t`` are ignored: the record is read as it stood
-at ``t``.
+keeps it, as its open CRS episode). Rows after ``t`` are ignored (the record is read as it stood
+at ``t``), except patient attributes (age: the patient's latest row, as in the cohort engine).
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def live_plan(scale_id: str) -> LivePlan:
         d = v.derivation(name)
         if d.method == "masking":
             masking.update(d.codes)
-        elif d.method in ("patient_last", "event_since"):
+        elif d.method in ("patient_last", "event_since", "series"):
             record.update(d.codes)
         elif d.method in ("device", "active_set", "active_hours"):
             intervals.update(d.codes)
@@ -152,6 +152,7 @@ def _hours(d: Derivation) -> str:
     return f"{d.window_h:g}h"
 
 
+@functools.cache
 def _rule(d: Derivation) -> str:
     """The rule of ``d`` in words (the derivation's method, code and window)."""
     code = " / ".join(d.codes)
@@ -179,6 +180,12 @@ def _rule(d: Derivation) -> str:
     return "antipyretic or anticytokine therapy given since the onset of the CRS course in progress"
 
 
+_WHOLE_RECORD = frozenset(
+    c for d in vocabulary().derivations.values() if d.method == "patient_last" for c in d.codes
+)
+"""Codes of patient attributes (age): the patient's latest row, whenever it was recorded."""
+
+
 class _Record:
     """One patient's rows up to ``t`` as the reference engine reads them, with their ids."""
 
@@ -190,7 +197,7 @@ class _Record:
             if spec is None or spec.index < 0:
                 continue
             at = to_us(r.time)
-            if at > t:
+            if at > t and spec.name not in _WHOLE_RECORD:
                 continue
             if spec.numeric:
                 if r.value_num is None:

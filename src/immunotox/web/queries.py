@@ -30,7 +30,8 @@ from ..pathway import PathwayError
 from ..service import alerts as service_alerts
 from ..service import auth
 from ..service.config import Settings
-from ..service.grading import SCALES, SCALES_BY_THERAPY, is_current_event
+from ..service.event_rows import is_current_event
+from ..service.grades import SCALES, SCALES_BY_THERAPY
 from ..service.models import Alert, CareUnit, ClinicalEvent, CurrentGrade, GradeRecord, Patient
 from . import labels
 from .i18n import Lang, gettext, local
