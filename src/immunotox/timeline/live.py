@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,11 +62,19 @@ _US = dt.timedelta(microseconds=1)
 _H = 3_600_000_000
 
 
+_US_OF: dict[dt.datetime, int] = {}
+
+
 def to_us(t: dt.datetime) -> int:
-    """Microseconds since the epoch (the timeline engine's time; a naive time is UTC)."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return (t - _EPOCH) // _US
+    """Microseconds since the epoch (the timeline engine's time; a naive time is UTC). Memoised:
+    the rows of a patient are read again at every write."""
+    got = _US_OF.get(t)
+    if got is None:
+        if len(_US_OF) > 200_000:
+            _US_OF.clear()
+        d = (t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)) - _EPOCH
+        got = _US_OF[t] = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+    return got
 
 
 def from_us(us: int) -> dt.datetime:
@@ -186,35 +195,52 @@ _WHOLE_RECORD = frozenset(
 """Codes of patient attributes (age): the patient's latest row, whenever it was recorded."""
 
 
+@functools.cache
+def _code_info() -> dict[str, tuple[int, bool, dict[str, int]]]:
+    """Contract code name -> (index, numeric, token -> token index)."""
+    return {
+        c.name: (c.index, c.numeric, {tok: i for i, tok in enumerate(c.tokens)}) for c in vocabulary().codes
+    }
+
+
+_ORDER = operator.itemgetter(0, 1, 4)
+
+
 class _Record:
     """One patient's rows up to ``t`` as the reference engine reads them, with their ids."""
 
     def __init__(self, rows: Iterable[Row], t: int) -> None:
         v = vocabulary()
+        info = _code_info()
         kept: list[tuple[int, int, float, int | None, int]] = []
         for r in rows:
-            spec = v.all_codes.get(r.code)
-            if spec is None or spec.index < 0:
+            got = info.get(r.code)
+            if got is None:
                 continue
+            index, numeric, tokens = got
             at = to_us(r.time)
-            if at > t and spec.name not in _WHOLE_RECORD:
+            if at > t and r.code not in _WHOLE_RECORD:
                 continue
-            if spec.numeric:
+            if numeric:
                 if r.value_num is None:
                     continue
                 x = float(r.value_num)
-            elif r.value in spec.tokens:
-                x = float(spec.tokens.index(r.value))
             else:
-                continue
-            end = None if r.end_time is None else to_us(r.end_time)
-            kept.append((at, spec.index, x, end, r.id))
-        kept.sort(key=lambda k: (k[0], k[1], k[4]))
+                tok = tokens.get(r.value)
+                if tok is None:
+                    continue
+                x = float(tok)
+            kept.append((at, index, x, None if r.end_time is None else to_us(r.end_time), r.id))
+        kept.sort(key=_ORDER)
         self.rec = PatientRecord([k[:4] for k in kept], v)
         # ids in the record's own per-code order (same stable sort: see PatientRecord)
         self.ids: dict[str, list[tuple[int, float, int]]] = {}
+        names = [c.name for c in v.codes]
         for at, c, x, _e, i in kept:
-            self.ids.setdefault(v.codes[c].name, []).append((at, x, i))
+            mine = self.ids.get(names[c])
+            if mine is None:
+                mine = self.ids[names[c]] = []
+            mine.append((at, x, i))
 
     def at(self, code: str, t: int, value: float | None = None) -> tuple[int, ...]:
         """Ids of the rows of ``code`` at ``t`` (with ``value``: the ones of that value)."""
