@@ -45,7 +45,7 @@ from ..errors import FindingError, RuleSpecError
 from ..findings import pick
 from ..messages import Catalogue, Msg, render
 from ..messages import name as as_given
-from ..result import GradeResult, RuleHit
+from ..result import RuleHit
 from ._base import Domain, Scale, known, not_applicable, unknown
 
 _T = ruledata.load("icaht")
@@ -400,26 +400,6 @@ def late_domain(tl: Timeline | None) -> Domain:
 
 
 # ------------------------------------------------------------------------------ scales
-def _refuse_fractional_bare_anc(raw: Any) -> None:
-    """Refuse a bare fractional ANC: bare numbers are cells/uL, and 0.45 is then a unit slip.
-
-    A laboratory never reports a fraction of a cell per uL; a bare 0.45 is almost surely 10*9/L
-    and would be read as 0.45 cells/uL (grade 4 depth). The value is refused, never rescaled.
-    """
-    series = raw.get("anc_series") if isinstance(raw, Mapping) else None
-    if not isinstance(series, list):
-        return
-    for i, point in enumerate(series):
-        value = point.get("value") if isinstance(point, dict) else None
-        if isinstance(value, float) and not isinstance(value, bool) and not value.is_integer():
-            raise FindingError(
-                f"anc_series[{i}].value",
-                value,
-                "a bare ANC is read in cells/uL and cannot be a fraction of a cell",
-                f'for 10*9/L write {{"value": {value}, "unit": "10*9/L"}}',
-            )
-
-
 _NOTES_COMMON = (
     "The EHA/EBMT consensus table itself was not read: the grading is reconstructed [V2] from the "
     "author group's implementation (Liang, automatedicahtgrading) and the T-ICAHT table.",
@@ -428,8 +408,8 @@ _NOTES_COMMON = (
     "censor_day (progression/relapse or subsequent therapy) ends both windows; last_follow_up_day "
     "(death or loss to follow-up) ends both windows and values after it are refused.",
     "G-CSF is not an input: the grade is the ANC course as measured.",
-    "A bare ANC number is read in cells/uL (the unit ICAHT is printed in); a bare fractional value "
-    "(e.g. 0.45, almost surely 10*9/L) is refused: give 10*9/L values with their unit.",
+    "Every ANC value carries its unit (10*9/L = G/L in French laboratories, /uL = cells/uL in US "
+    "ones), once for the series or with each value; a bare number is refused, never read in cells/uL.",
 )
 _NOTES_EARLY = (
     "Early (day 0-30): gaps of <= 7 missing days are interpolated linearly; <= 7 days before the "
@@ -463,10 +443,6 @@ class _IcahtBase(Scale):
     source_keys = ("rejeski2023", "liang2024icaht")
     grades = (0, 1, 2, 3, 4)
     findings = pick(*_INPUTS)
-
-    def grade(self, raw: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:
-        _refuse_fractional_bare_anc(raw)
-        return super().grade(raw, ignore_unused=ignore_unused)
 
     def check(self, f: Mapping[str, Any]) -> None:
         timeline(f)
