@@ -1,0 +1,88 @@
+"""The typed rule tables: every scale's TOML is validated at load, and an edit that breaks the
+grammar (a misspelt key, a wrong type, a missing key) fails naming the file and the key."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+
+import pytest
+from pydantic import BaseModel
+
+from immunotox import ruledata
+from immunotox.errors import RuleSpecError
+from immunotox.scales import icaht_spec
+
+TABLES: dict[str, type[BaseModel]] = {
+    "icaht": icaht_spec.IcahtTable,
+}
+
+
+def _text(name: str) -> str:
+    return resources.files("immunotox").joinpath(f"data/scales/{name}.toml").read_text("utf-8")
+
+
+def _edited(name: str, old: str, new: str) -> dict[str, object]:
+    text = _text(name)
+    assert text.count(old) >= 1, f"{old!r} not in {name}.toml"
+    return tomllib.loads(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_shipped_table_is_valid(name: str) -> None:
+    table = ruledata.typed(name, TABLES[name])
+    assert isinstance(table, TABLES[name])
+
+
+# (file, old text, new text, the key path the error must name, what it must say)
+BROKEN = [
+    ("icaht", "max_filled_gap_days = 7", "max_filed_gap_days = 7", "early.max_filed_gap_days", "unknown key"),
+    (
+        "icaht",
+        "max_filled_gap_days = 7",
+        "max_filed_gap_days = 7",
+        "early.max_filled_gap_days",
+        "missing key",
+    ),
+    ("icaht", "min_values = 2", 'min_values = "2"', "late.min_values", "valid integer"),
+    ("icaht", "max_per_ul = 500.0", 'max_per_ul = "500"', "early.thresholds[0].max_per_ul", "valid number"),
+    (
+        "icaht",
+        'grade = 4\ntext = "Nadir',
+        'grade = 5\ntext = "Nadir',
+        "late.bands[0].grade",
+        "less than or equal to 4",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "old", "new", "key", "says"), BROKEN)
+def test_broken_table_names_file_and_key(name: str, old: str, new: str, key: str, says: str) -> None:
+    with pytest.raises(RuleSpecError) as exc:
+        ruledata.validate(name, TABLES[name], _edited(name, old, new))
+    msg = str(exc.value)
+    assert msg.startswith(f"data/scales/{name}.toml: ")
+    errors = msg.removeprefix(f"data/scales/{name}.toml: ").split("; ")
+    assert any(e.startswith(f"{key}: ") and says in e for e in errors), msg
+
+
+def test_icaht_structure_checked() -> None:
+    # a gap between duration bands would leave some episode lengths without a grade
+    with pytest.raises(RuleSpecError, match=r"icaht\.toml: early\.thresholds\[1\].*without gap"):
+        ruledata.validate(
+            "icaht",
+            icaht_spec.IcahtTable,
+            _edited(
+                "icaht", "min_days = 7\nmax_days = 13\ngrade = 3", "min_days = 8\nmax_days = 13\ngrade = 3"
+            ),
+        )
+    with pytest.raises(RuleSpecError, match="never_recovered_threshold_key 'anc_le_50'"):
+        ruledata.validate(
+            "icaht",
+            icaht_spec.IcahtTable,
+            _edited(
+                "icaht",
+                'never_recovered_threshold_key = "anc_le_500"',
+                'never_recovered_threshold_key = "anc_le_50"',
+            ),
+        )
