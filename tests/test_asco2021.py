@@ -14,7 +14,19 @@ from immunotox.errors import FindingError
 from immunotox.findings import vocabulary
 from immunotox.scales.asco2021 import scales
 
-ORGANS = ("hepatitis", "colitis", "pneumonitis", "rash", "nephritis", "myocarditis", "diabetes")
+ORGANS = (
+    "hepatitis",
+    "colitis",
+    "pneumonitis",
+    "rash",
+    "nephritis",
+    "myocarditis",
+    "diabetes",
+    "hypothyroidism",
+    "hyperthyroidism",
+    "adrenal-insufficiency",
+    "hypophysitis",
+)
 T = ruledata.load("asco2021")
 HEP_NORMAL: dict[str, Any] = {
     "alt": 20,
