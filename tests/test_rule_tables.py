@@ -11,10 +11,11 @@ from pydantic import BaseModel
 
 from immunotox import ruledata
 from immunotox.errors import RuleSpecError
-from immunotox.scales import icaht_spec
+from immunotox.scales import astct2019_spec, icaht_spec
 
 TABLES: dict[str, type[BaseModel]] = {
     "icaht": icaht_spec.IcahtTable,
+    "astct2019": astct2019_spec.AstctTable,
 }
 
 
@@ -36,6 +37,22 @@ def test_shipped_table_is_valid(name: str) -> None:
 
 # (file, old text, new text, the key path the error must name, what it must say)
 BROKEN = [
+    ("astct2019", "fever_min_c = 38.0", "fever_min = 38.0", "crs.fever_min", "unknown key"),
+    ("astct2019", "sbp_below_mmhg = 90.0", 'sbp_below_mmhg = "90"', "crs.sbp_below_mmhg", "valid number"),
+    (
+        "astct2019",
+        "[crs.oxygen.cpap]\ngrade = 4",
+        '[crs.oxygen.cpap]\ngrade = "4"',
+        "crs.oxygen.cpap.grade",
+        "valid integer",
+    ),
+    (
+        "astct2019",
+        "[crs.hypotension.no_vasopressor]",
+        "[crs.hypotension.no_vasopresor]",
+        "crs.hypotension.no_vasopresor",
+        "unknown key",
+    ),
     ("icaht", "max_filled_gap_days = 7", "max_filed_gap_days = 7", "early.max_filed_gap_days", "unknown key"),
     (
         "icaht",
@@ -86,3 +103,34 @@ def test_icaht_structure_checked() -> None:
                 'never_recovered_threshold_key = "anc_le_50"',
             ),
         )
+
+
+def test_astct_structure_checked() -> None:
+    # a row for a token the findings vocabulary does not know would never be read
+    with pytest.raises(
+        RuleSpecError, match=r"astct2019\.toml: crs:.*crs\.oxygen.*missing \['cpap'\], unknown \['cpapp'\]"
+    ):
+        ruledata.validate(
+            "astct2019",
+            astct2019_spec.AstctTable,
+            _edited("astct2019", "[crs.oxygen.cpap]", "[crs.oxygen.cpapp]"),
+        )
+    with pytest.raises(RuleSpecError, match=r"icans\.ice_bands: bands must cover 0-10"):
+        ruledata.validate(
+            "astct2019",
+            astct2019_spec.AstctTable,
+            _edited("astct2019", "min = 7\nmax = 9", "min = 8\nmax = 9"),
+        )
+
+
+def test_astct_possible_grades_come_from_the_table() -> None:
+    t = astct2019_spec.table()
+    # the hypotension rows: none 0, no vasopressor 2, one vasopressor 3, multiple 4
+    assert t.crs.hypotension.grades(None, pressors_known=False) == (0, 2, 3, 4)
+    assert t.crs.hypotension.grades(True, pressors_known=False) == (2, 3, 4)
+    assert t.crs.hypotension.grades(False, pressors_known=False) == (0, 3, 4)
+    assert t.crs.hypotension.grades(None, pressors_known=True) == (0, 2)
+    assert t.crs.oxygen_grades(some_oxygen=True) == (2, 3, 4)
+    assert t.icans.encephalopathy_grades() == (0, 1, 2, 3)
+    assert t.icans.capd_grades() == (0, 1, 3)
+    assert t.icans.edema_grades() == (0, 3, 4)
