@@ -11,11 +11,13 @@ from pydantic import BaseModel
 
 from immunotox import ruledata
 from immunotox.errors import RuleSpecError
-from immunotox.scales import astct2019_spec, icaht_spec
+from immunotox.scales import astct2019_spec, icaht_spec, iechs_spec, legacy_crs_spec
 
 TABLES: dict[str, type[BaseModel]] = {
     "icaht": icaht_spec.IcahtTable,
     "astct2019": astct2019_spec.AstctTable,
+    "legacy_crs": legacy_crs_spec.LegacyTable,
+    "iechs": iechs_spec.IecHsTable,
 }
 
 
@@ -37,6 +39,36 @@ def test_shipped_table_is_valid(name: str) -> None:
 
 # (file, old text, new text, the key path the error must name, what it must say)
 BROKEN = [
+    (
+        "legacy_crs",
+        "fio2_high_min_pct = 40.0",
+        "fio2_high_min_pc = 40.0",
+        "common.fio2_high_min_pc",
+        "unknown key",
+    ),
+    (
+        "legacy_crs",
+        'hypoxia_rule = "device"',
+        'hypoxia_rule = "devices"',
+        "penn.hypoxia_rule",
+        "'device' or 'fio2'",
+    ),
+    (
+        "legacy_crs",
+        "by_ctcae_grade = [0, 0, 2, 3, 4]",
+        "by_ctcae_grade = [0, 0, 2, 3]",
+        "lee2014.organ.by_ctcae_grade",
+        "at least 5",
+    ),
+    (
+        "legacy_crs",
+        "long_vasopressor_min_hours = 24.0",
+        'long_vasopressor_min_hours = "24 h"',
+        "mskcc.long_vasopressor_min_hours",
+        "valid number",
+    ),
+    ("iechs", "below = 1.5", "bellow = 1.5", "features[3].bellow", "unknown key"),
+    ("iechs", "above = 5.0", 'above = "5"', "features[4].above", "valid number"),
     ("astct2019", "fever_min_c = 38.0", "fever_min = 38.0", "crs.fever_min", "unknown key"),
     ("astct2019", "sbp_below_mmhg = 90.0", 'sbp_below_mmhg = "90"', "crs.sbp_below_mmhg", "valid number"),
     (
@@ -134,3 +166,27 @@ def test_astct_possible_grades_come_from_the_table() -> None:
     assert t.icans.encephalopathy_grades() == (0, 1, 2, 3)
     assert t.icans.capd_grades() == (0, 1, 3)
     assert t.icans.edema_grades() == (0, 3, 4)
+
+
+def test_legacy_structure_checked() -> None:
+    # a hypotension rule without the rows it reads
+    edited = _edited(
+        "legacy_crs", "[mskcc.hypotension.vasopressor_under_24h]", "[mskcc.hypotension.vasopressor_below_24h]"
+    )
+    with pytest.raises(
+        RuleSpecError, match=r"legacy_crs\.toml: mskcc: .*hypotension rule 'duration' reads the rows"
+    ):
+        ruledata.validate("legacy_crs", legacy_crs_spec.LegacyTable, edited)
+    edited = _edited(
+        "legacy_crs", 'ventilator_devices = ["mechanical_ventilation"]', 'ventilator_devices = ["ventilator"]'
+    )
+    with pytest.raises(
+        RuleSpecError, match=r"common: .*ventilator_devices: not oxygen tokens \['ventilator'\]"
+    ):
+        ruledata.validate("legacy_crs", legacy_crs_spec.LegacyTable, edited)
+
+
+def test_iechs_structure_checked() -> None:
+    edited = _edited("iechs", 'finding = "fibrinogen"', 'finding = "fibrinogen_g_l"')
+    with pytest.raises(RuleSpecError, match=r"features\[3\]: .*'fibrinogen_g_l': not a finding"):
+        ruledata.validate("iechs", iechs_spec.IecHsTable, edited)
