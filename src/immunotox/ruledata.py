@@ -32,25 +32,6 @@ def load(name: str) -> dict[str, Any]:
         raise RuleSpecError(f"rule table data/scales/{name}.toml: {exc}") from None
 
 
-def entry(table: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    """``table[key]`` as a {grade, text} entry; a missing key is a packaging error."""
-    try:
-        e = table[key]
-    except KeyError:
-        raise RuleSpecError(f"{where}: no entry {key!r}") from None
-    if not isinstance(e, dict) or "grade" not in e or "text" not in e:
-        raise RuleSpecError(f"{where}.{key}: expected a table with grade and text")
-    return e
-
-
-def band(bands: list[dict[str, Any]], value: int, where: str) -> dict[str, Any]:
-    """The band (min <= value <= max, both inclusive) holding ``value``."""
-    for b in bands:
-        if b["min"] <= value <= b["max"]:
-            return b
-    raise RuleSpecError(f"{where}: no band holds {value}")
-
-
 class TableModel(BaseModel):
     """Base of every typed rule table: an unknown key or a wrong type is an error, never ignored.
 

@@ -71,7 +71,7 @@ class Early(TableModel):
     never_recovered_max_start_day: int
     never_recovered_threshold_key: str
     never_recovered_grade: int = Field(ge=0, le=4)
-    never_recovered_text: str
+    never_recovered_text: str | None = None  # or [messages.never_recovered]
     never_recovered_text_fr: str | None = None
     thresholds: tuple[Threshold, ...] = Field(min_length=1)
 
@@ -126,6 +126,15 @@ class ClosedBy(TableModel):
     censor: Text
 
 
+class Notes(TableModel):
+    """Interpretation notes: for the three scales, the combined one only, and each window."""
+
+    common: tuple[Text, ...] = ()
+    combined: tuple[Text, ...] = ()
+    early: tuple[Text, ...] = ()
+    late: tuple[Text, ...] = ()
+
+
 class IcahtTable(TableModel):
     """``data/scales/icaht.toml``."""
 
@@ -135,6 +144,7 @@ class IcahtTable(TableModel):
     messages: dict[str, Text]
     titles: dict[str, Text]
     domains: dict[str, Text]
+    notes: Notes = Notes()
 
 
 def table() -> IcahtTable:
