@@ -237,3 +237,16 @@ def test_every_ctcae_term_text_exists_in_french(name: str) -> None:
             assert fr.strip() and not english_in(fr), f"{name}:{slug}: {english_in(fr)} in {fr!r} ({en!r})"
     scales = [s for sid, s in immunotox.all_scales().items() if sid.startswith(f"{name}:")]
     assert scales and all(s.texts is not None and s.texts.name == "scales/ctcae" for s in scales)
+
+
+def test_explain_names_a_missing_lab_input_by_what_it_is_in_the_users_language() -> None:
+    """A missing ULN was named « uln : uln »: it is the ULN of the term's analyte, in its unit."""
+    r = immunotox.grade("ctcae5:alanine-aminotransferase-increased", {"value": 250})
+    assert r.missing == ["uln", "baseline"]
+    fr = r.explain("fr")
+    assert "  - uln : Limite supérieure de la normale du dosage (ALAT) (U/L)" in fr
+    assert "  - baseline : ALAT de référence : valeur avant le traitement évalué (U/L)" in fr
+    assert "uln : uln" not in fr
+    assert "  - uln: Upper limit of normal of the ALT assay (U/L)" in r.explain("en")
+    hapto = immunotox.grade("ctcae5:haptoglobin-decreased", {"value": {"value": 0.2, "unit": "g/L"}})
+    assert "  - lln : Limite inférieure de la normale du dosage (Haptoglobine) (g/L)" in hapto.explain("fr")
