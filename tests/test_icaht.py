@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import immunotox
 from immunotox.errors import FindingError
+from immunotox.messages import render
 from immunotox.scales.icaht import Episode, assess_early, episodes, fill_gaps
 
 SCALES = ["ehaebmt2023:icaht", "ehaebmt2023:icaht-early", "ehaebmt2023:icaht-late"]
@@ -71,7 +72,10 @@ def test_fill_gaps_interpolates_up_to_seven_days_and_carries_ends() -> None:
     assert values[6] == pytest.approx(100 + 800 * 4 / 8)  # linear between day 2 and day 10
     assert values[11:20] == [None] * 9  # 9 missing days: unknown
     assert values[21:31] == [None] * 10  # 10 days after the last value: unknown
-    assert any("gap of 9 days" in n for n in notes)
+    assert "days 11–19: no ANC value within a gap of 9 days (> 7): unknown" in [render(n) for n in notes]
+    assert "jours 11–19 : aucune valeur de PNN dans un intervalle de 9 jours (> 7) : inconnu" in [
+        render(n, "fr") for n in notes
+    ]
     values, _ = fill_gaps({0: 400.0, 23: 600.0}, 0, 30, 7)
     assert values[23:31] == [600.0] * 8  # 7 trailing days carried forward
 
@@ -218,7 +222,10 @@ def test_incomplete_series_says_which_days_are_unknown() -> None:
         "ehaebmt2023:icaht-early", {"anc_series": ul([{"day": 0, "value": 400}, {"day": 9, "value": 400}])}
     )
     assert (r.grade, r.grade_range, r.status) == (1, (1, 4), "incomplete")
-    assert "Early: Days 1–8: no ANC value within a gap of 8 days (> 7): unknown" in r.reasons
+    assert "Early: days 1–8: no ANC value within a gap of 8 days (> 7): unknown" in r.reasons
+    assert "Précoce : jours 1–8 : aucune valeur de PNN dans un intervalle de 8 jours (> 7) : inconnu" in (
+        r.in_lang("fr").reasons
+    )
     assert "LOWER BOUND: missing anc_series" in r.reasons[-1]
 
 
