@@ -54,6 +54,7 @@ class SdtmMap:
     units: dict[str, str]  # CDISC unit -> UCUM
     cmcat: dict[str, str]
     prcat: dict[str, str]
+    hodecod: dict[str, str]
 
     def testcd(self, domain: str, code: str) -> str | None:
         """The first test code of ``domain`` that maps to ``code`` (the writer's choice)."""
@@ -65,16 +66,17 @@ def sdtm_map() -> SdtmMap:
     """The SDTM mapping table (loaded once; every code checked against the timeline vocabulary)."""
     doc = tomllib.loads(resources.files("immunotox.standards").joinpath("sdtm_map.toml").read_text("utf-8"))
     voc = vocabulary()
-    for section in (*doc["test"].values(), doc["cmcat"], doc["prcat"]):
+    for section in (*doc["test"].values(), doc["cmcat"], doc["prcat"], doc["hodecod"]):
         for key, code in section.items():
             voc.code(code)  # a packaging error if the timeline vocabulary lost it
-            if len(key) > 8 and section is not doc["cmcat"] and section is not doc["prcat"]:
+            if len(key) > 8 and section in doc["test"].values():
                 raise RuleSpecError(f"sdtm_map.toml: test code {key!r} is longer than 8 characters")
     return SdtmMap(
         tests={d: dict(t) for d, t in doc["test"].items()},
         units=dict(doc["unit"]),
         cmcat=dict(doc["cmcat"]),
         prcat=dict(doc["prcat"]),
+        hodecod=dict(doc["hodecod"]),
     )
 
 
@@ -146,6 +148,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "value": "PRDECOD",
     },
     "DS": {"patient_id": "USUBJID", "time": "DSSTDTC", "value": "DSDECOD"},
+    "HO": {"patient_id": "USUBJID", "time": "HOSTDTC", "end_time": "HOENDTC", "code": "HODECOD"},
     "DM": {"patient_id": "USUBJID", "value": "AGE", "unit": "AGEU"},
 }
 
@@ -235,7 +238,7 @@ def read_sdtm(folder: str | Path) -> SdtmRead:
         for r in rows:
             if r.get("ddtestcd", "").strip() == "PRCDTH":
                 deaths[r.get("usubjid", "").strip()] = r.get("ddstresc", "").strip().lower()
-    for domain in ("VS", "LB", "FA", "EX", "CM", "PR", "DS", "AE", "CE"):
+    for domain in ("VS", "LB", "FA", "EX", "CM", "PR", "HO", "DS", "AE", "CE"):
         path = find_table(root, domain)
         if path is None:
             continue
@@ -312,6 +315,12 @@ def read_sdtm(folder: str | Path) -> SdtmRead:
                     value=r.get("prdecod", "").strip().lower(),
                     unit="",
                 )
+            elif domain == "HO":
+                code = sm.hodecod.get(r.get("hodecod", "").strip().upper())
+                if code is None:  # another encounter (a ward stay, a visit): not a contract row
+                    col.ignored["HO"] = col.ignored.get("HO", 0) + 1
+                    continue
+                event(name, i, r, "HOSTDTC", "HOENDTC", open_ok=True, code=code, value=code, unit="")
             elif domain == "DS":
                 if r.get("dsdecod", "").strip().upper() != "DEATH":
                     col.ignored["DS"] = col.ignored.get("DS", 0) + 1
@@ -367,10 +376,7 @@ def read_sdtm(folder: str | Path) -> SdtmRead:
 
 
 def _columns() -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for d, v in COLUMNS.items():
-        out[f"{d.lower()}.csv"] = out[f"{d.lower()}.parquet"] = v
-    return out
+    return {d.lower(): v for d, v in COLUMNS.items()}
 
 
 def grade_sdtm(folder: str | Path, scales: str | Sequence[str], **kwargs: Any) -> TimelineResult:
@@ -411,6 +417,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     ),
     "PR": ("STUDYID", "DOMAIN", "USUBJID", "PRSEQ", "PRTRT", "PRDECOD", "PRCAT", "PRSTDTC", "PRENDTC"),
     "DS": ("STUDYID", "DOMAIN", "USUBJID", "DSSEQ", "DSTERM", "DSDECOD", "DSSTDTC"),
+    "HO": ("STUDYID", "DOMAIN", "USUBJID", "HOSEQ", "HOTERM", "HODECOD", "HOSTDTC", "HOENDTC"),
     "DD": ("STUDYID", "DOMAIN", "USUBJID", "DDSEQ", "DDTESTCD", "DDTEST", "DDORRES", "DDSTRESC"),
 }
 
@@ -426,6 +433,7 @@ def write_sdtm(observations: pa.Table, folder: str | Path) -> dict[str, int]:
         to_cdisc.setdefault(v, k)
     cat_of = {v: k for k, v in reversed(sm.cmcat.items())}
     pr_of = {v: k for k, v in reversed(sm.prcat.items())}
+    ho_of = {v: k for k, v in reversed(sm.hodecod.items())}
     doms: dict[str, list[dict[str, Any]]] = {d: [] for d in _LAYOUT}
     ages: dict[str, str] = {}
     day0: dict[str, Any] = {}
@@ -462,6 +470,15 @@ def write_sdtm(observations: pa.Table, folder: str | Path) -> dict[str, int]:
                 DDTEST="Primary Cause of Death",
                 DDORRES=value,
                 DDSTRESC=value.upper(),
+            )
+        elif code in ho_of:
+            add(
+                "HO",
+                pid,
+                HOTERM=ho_of[code].title(),
+                HODECOD=ho_of[code],
+                HOSTDTC=_dtc_out(t),
+                HOENDTC=_dtc_out(end),
             )
         elif code in cat_of:
             add(
