@@ -14,7 +14,7 @@ import csv
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,28 +44,6 @@ class StandardsError(ImmunotoxError, ValueError):
 
 
 @dataclass
-class Rejects:
-    """Rows a reader could not map, in the timeline's rejects layout."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, file: str, row: int, column: str, value: Any, reason: str, detail: str) -> None:
-        self.rows.append(
-            {
-                "file": file,
-                "row": row,
-                "column": column,
-                "value": None if value is None else str(value),
-                "reason": reason,
-                "detail": detail,
-            }
-        )
-
-    def table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.rows, schema=REJECTS_SCHEMA)
-
-
-@dataclass
 class StandardRead:
     """Contract rows read from a standard folder, where each came from, and what was refused."""
 
@@ -78,42 +56,6 @@ class StandardRead:
     @property
     def rejected_rows(self) -> int:
         return int(self.rejects.num_rows)
-
-
-class Collector:
-    """Accumulates contract rows with their provenance, rejecting exact duplicates."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, list[Any]] = {c: [] for c in CONTRACT_COLUMNS}
-        self.provenance: list[tuple[str, int]] = []
-        self.rejects = Rejects()
-        self.source_rows = 0
-        self.ignored: dict[str, int] = {}
-        self._seen: dict[tuple[Any, ...], tuple[str, int]] = {}
-
-    def add(self, file: str, row: int, **values: Any) -> None:
-        key = tuple(values.get(c) for c in CONTRACT_COLUMNS)
-        first = self._seen.get(key)
-        if first is not None:
-            self.rejects.add(
-                file, row, "", None, "duplicate", f"same record as {first[0]} row {first[1]}; kept once"
-            )
-            return
-        self._seen[key] = (file, row)
-        for c in CONTRACT_COLUMNS:
-            v = values.get(c)
-            self.rows[c].append(None if v is None or v == "" else str(v))
-        self.provenance.append((file, row))
-
-    def result(self) -> StandardRead:
-        schema = pa.schema([(c, pa.string()) for c in CONTRACT_COLUMNS])
-        return StandardRead(
-            observations=pa.table(self.rows, schema=schema),
-            provenance=self.provenance,
-            rejects=self.rejects.table(),
-            source_rows=self.source_rows,
-            ignored=dict(self.ignored),
-        )
 
 
 _REJECT_TYPES_PL = (pl.Utf8, pl.Int64, pl.Utf8, pl.Utf8, pl.Utf8, pl.Utf8)
