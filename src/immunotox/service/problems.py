@@ -28,6 +28,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import FindingError
+from ..messages import Lang
 
 log = logging.getLogger("immunotox.service")
 
@@ -86,6 +87,7 @@ class ApiError(Exception):
         self.code = code or title.lower().replace(" ", "-")
         self.headers = headers
         self.denied: dict[str, Any] | None = None  # audit entry of a refused write (see routes)
+        self.finding: tuple[FindingError, str] | None = None  # (error, prefix): re-rendered per language
 
 
 def field_error(field: str, message: str, status: int = 422) -> ApiError:
@@ -94,12 +96,32 @@ def field_error(field: str, message: str, status: int = 422) -> ApiError:
     return ApiError(status, "Invalid input", f"{field}: {message}", [item], code="invalid-input")
 
 
-def from_finding(exc: FindingError, prefix: str = "") -> ApiError:
-    """A 422 from a grading-core :class:`FindingError` (its field, value and message)."""
+def from_finding(exc: FindingError, prefix: str = "", lang: Lang = "en") -> ApiError:
+    """A 422 from a grading-core :class:`FindingError` (its field, value and message, in ``lang``;
+    the handler writes it again in the language the request accepts)."""
     name = prefix + exc.field
-    item = ProblemItem(field=name, pointer=pointer(name), message=str(exc))
-    detail = str(exc) if not prefix else f"{prefix}{exc}"
-    return ApiError(422, "Invalid input", detail, [item], code="invalid-input")
+    text = exc.message(lang)
+    item = ProblemItem(field=name, pointer=pointer(name), message=text)
+    detail = text if not prefix else f"{prefix}{text}"
+    err = ApiError(422, "Invalid input", detail, [item], code="invalid-input")
+    err.finding = (exc, prefix)
+    return err
+
+
+def accept_lang(request: Request) -> Lang:
+    """The language the request prefers among en and fr (``Accept-Language``, RFC 9110 quality
+    values; English when it names neither)."""
+    best: tuple[float, Lang] = (0.0, "en")
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, q = part.strip().partition(";q=")
+        lang = tag.strip().lower().split("-")[0]
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            continue
+        if lang in ("en", "fr") and weight > best[0]:
+            best = (weight, "fr" if lang == "fr" else "en")
+    return best[1]
 
 
 def not_found(what: str) -> ApiError:
@@ -189,6 +211,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        lang = accept_lang(request)
+        if exc.finding is not None and lang != "en":
+            exc = from_finding(*exc.finding, lang=lang)
         resp = _render(request, exc.status, exc.title, exc.detail, exc.errors, exc.code)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
@@ -219,7 +244,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(FindingError)
     async def _finding(request: Request, exc: FindingError) -> JSONResponse:
-        e = from_finding(exc)
+        e = from_finding(exc, lang=accept_lang(request))
         return _render(request, e.status, e.title, e.detail, e.errors, e.code)
 
     @app.exception_handler(StarletteHTTPException)
