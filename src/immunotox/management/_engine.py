@@ -37,19 +37,13 @@ from ..jurisdiction import Jurisdiction, jurisdictions, optional_jurisdiction
 from ..result import GradeResult
 from ..sources import source
 from ._context import Context, parse_context
-from ._dose import (
-    ComputedDose,
-    SourceRef,
-    SteroidConversion,
-    check_dose_rule,
-    compute_dose,
-    dose_from_rule,
-    withheld_dose,
-)
-from ._dose import steroid_equivalents as _equivalents
+from ._dose_expr import ComputedDose, compute_dose, dose_from_rule, withheld_dose
+from ._dose_rule import SourceRef, check_dose_rule
 from ._drugs import drug_data
 from ._population import Gate, Licence, PopulationCheck, dose_gate, redact_amounts
 from ._spec import Action, GuidelineSet, ResolvedRule, When, load_guideline, registry
+from ._steroids import SteroidConversion
+from ._steroids import steroid_equivalents as _equivalents
 from ._vocab import check_lang, label, message
 
 
