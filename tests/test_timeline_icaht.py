@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import immunotox
+from immunotox.scales import icaht_spec
 from immunotox.timeline import _engine, _icaht, grade_observations
 from immunotox.timeline._run import select_scales
 
@@ -118,7 +119,9 @@ def test_interpreter_reads_the_scale_table(monkeypatch: pytest.MonkeyPatch) -> N
         return int(next(g for g in grades if g["day"] == 30)["grade_lo"])
 
     assert early_day30() == 0  # 600/uL: above 500
-    table_ = _icaht.ruledata.load("icaht")
-    thr = table_["early"]["thresholds"][0]
-    monkeypatch.setitem(thr, "max_per_ul", 700.0)
+    # the typed table is frozen: the interpreter is given an edited copy
+    t = icaht_spec.table()
+    thr = t.early.thresholds[0].model_copy(update={"max_per_ul": 700.0})
+    early = t.early.model_copy(update={"thresholds": (thr, *t.early.thresholds[1:])})
+    monkeypatch.setattr(_icaht, "table", lambda: t.model_copy(update={"early": early}))
     assert early_day30() == 4  # <= 700 from day 0 to 30: never recovered
