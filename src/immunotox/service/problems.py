@@ -2,7 +2,8 @@
 
 Every refusal names the field at fault: ``errors`` lists ``{field, pointer, message}`` where
 ``field`` is dotted (``observations.3.value``) and ``pointer`` is a JSON pointer into the
-request body (``/observations/3/value``). Validation failures are 422, authentication 401,
+request body (``/observations/3/value``). A body that cannot be read at all (not UTF-8, not
+JSON) is 400 naming ``body``; validation failures are 422, authentication 401,
 authorization 403 (or 404 when revealing the record would leak that it exists), conflicts 409,
 a login that must wait 429 with ``Retry-After``.
 An unexpected exception is a bug: it is logged and answered with a bare 500 problem that
@@ -28,11 +29,13 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import FindingError
+from .methods import allow_header
 
 log = logging.getLogger("immunotox.service")
 
 PROBLEM_TYPE = "https://immunotox.readthedocs.io/service/problems#"
 MEDIA_TYPE = "application/problem+json"
+FASTAPI_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 when the body is not UTF-8
 QUOTE_LIMIT = 60  # characters of a refused value quoted in a validation message
 # a field whose name contains one of these holds a secret (see docs/security.md)
 SECRET_WORDS = ("password", "passwd", "token", "secret", "csrf", "session", "authorization", "cookie", "key")
@@ -184,6 +187,13 @@ def _render(
     return JSONResponse(jsonable_encoder(problem), status_code=status, media_type=MEDIA_TYPE)
 
 
+def unreadable_body(request: Request, message: str) -> JSONResponse:
+    """400: the body could not be read at all (not UTF-8, not JSON), so no field can be named
+    but ``body`` itself (pointer ``""``, the whole document)."""
+    item = ProblemItem(field="body", pointer="", message=message)
+    return _render(request, 400, "Unreadable body", f"body: {message}", [item], "unreadable-body")
+
+
 def install(app: FastAPI) -> None:
     """Register the problem-details handlers on ``app``."""
 
@@ -198,12 +208,12 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         items: list[ProblemItem] = []
         for err in exc.errors():
+            if err.get("type") == "json_invalid":  # nothing was read: the body as a whole is refused
+                why = str(err.get("ctx", {}).get("error", "JSON decode error"))
+                return unreadable_body(request, f"the request body is not valid JSON: {why}")
             loc = err.get("loc", ())
             name = _loc_to_field(loc)
             msg = str(err.get("msg", "invalid"))
-            if err.get("type") == "json_invalid":
-                name = "body"
-                msg = "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", msg))
             # an unknown field is not quoted: nothing says its value is not a secret
             if "input" in err and err.get("type") not in ("missing", "json_invalid", "extra_forbidden"):
                 shown = quote_value(name, err["input"])
@@ -224,10 +234,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == FASTAPI_UNREADABLE:  # e.g. not UTF-8
+            return unreadable_body(request, "the request body is not readable as UTF-8 JSON")
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
         title = titles.get(exc.status_code, "Error")
-        resp = _render(request, exc.status_code, title, str(exc.detail), [], title.lower().replace(" ", "-"))
-        for k, v in (exc.headers or {}).items():
+        detail, headers = str(exc.detail), dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = allow_header(app.router.routes, request.url.path)
+            detail = f"{request.method} is not supported here; allowed: {headers['Allow']}"
+        resp = _render(request, exc.status_code, title, detail, [], title.lower().replace(" ", "-"))
+        for k, v in headers.items():
             resp.headers[k] = v
         return resp
 
