@@ -126,8 +126,8 @@ RULES: dict[str, Rule] = {
         "alert_id", "only an open alert is acknowledged and an unresolved one resolved (else 409)"
     ),
     "idempotency": Rule(
-        "header.idempotency-key",
-        "an `Idempotency-Key` already used with another body is refused (409)",
+        "header.Idempotency-Key",
+        "a key already used by this user for a different request (another path or body) is refused",
     ),
 }
 
