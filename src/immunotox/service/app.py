@@ -27,7 +27,7 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from . import alerts, audit, openapi, problems, queue
+from . import alerts, audit, openapi, queue
 from .config import Settings
 from .db import Clock, Database
 from .deps import RequestIdMiddleware, check_url
@@ -35,6 +35,7 @@ from .methods import OptionsMiddleware
 from .routes import alerts as alert_routes
 from .routes import auth as auth_routes
 from .routes import events, fhir, meta, patients, users
+from .routes._problems import install as install_problems
 from .security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("immunotox.service")
@@ -155,7 +156,7 @@ def create_service_app(
     app.add_middleware(OptionsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    problems.install(app)
+    install_problems(app)
     openapi.install(app)
     api = "/api/v1"
     app.include_router(meta.router)
