@@ -2,7 +2,8 @@
 
 Every refusal names the field at fault: ``errors`` lists ``{field, pointer, message}`` where
 ``field`` is dotted (``observations.3.value``) and ``pointer`` is a JSON pointer into the
-request body (``/observations/3/value``). Validation failures are 422, authentication 401,
+request body (``/observations/3/value``). A body that cannot be read at all (not UTF-8, not
+JSON) is 400 naming ``body``; validation failures are 422, authentication 401,
 authorization 403 (or 404 when revealing the record would leak that it exists), conflicts 409,
 a login that must wait 429 with ``Retry-After``.
 An unexpected exception is a bug: it is logged and answered with a bare 500 problem that
