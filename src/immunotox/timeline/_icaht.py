@@ -4,8 +4,9 @@ At every ANC result of a patient, the ICAHT scales (``ehaebmt2023:icaht``, ``-ea
 are graded on the ANC course known at that time (``[derive.anc_series]`` of
 ``data/observations.toml``: days from day 0, values with their unit). This module does, on whole
 arrays (numpy; no Python per row or per patient), what :mod:`immunotox.scales.icaht` does for one
-series, reading the SAME typed rule table (``icaht_spec.table()``: windows, gap filling, joined
-recoveries, duration bands, never-recovered rule, late nadir bands, minimum count, cap):
+series, reading the SAME typed rule table (:func:`immunotox.scales.icaht_spec.table`, the object the
+scalar core reads: windows, gap filling, joined recoveries, duration bands, never-recovered rule,
+late nadir bands, minimum count, cap):
 
 * the daily minimum of every (patient, day) of the two windows, as known at each result: the
   days before the result's day are complete, the result's own day is its running minimum;
@@ -40,7 +41,7 @@ from .. import units
 from ..catalogue import all_scales
 from ..findings import vocabulary as finding_specs
 from ..scales.icaht import Icaht, IcahtEarly, IcahtLate
-from ..scales.icaht_spec import Early, table
+from ..scales.icaht_spec import Early, Late, table
 from ._astct import Graded
 from ._read import F64, I64, B
 from ._reference import DAY_US
@@ -168,7 +169,7 @@ def _early(f: Features, d0: I64, top: int) -> tuple[I64, I64, B, B]:
 
 def _late(f: Features, d0: I64, top: int) -> tuple[I64, I64, B, B]:
     """Late domain at every point: (lowest, highest, known, a rule fired)."""
-    t = table().late
+    t: Late = table().late
     e = _daily(f, d0, t.first_day, t.last_day)
     count = (~np.isnan(e)).sum(axis=1)
     s = np.sort(e, axis=1)

@@ -23,7 +23,7 @@ from ..jurisdiction import Jurisdiction
 from ..messages import Msg
 from ..pathway import PathwayError, PathwayStatus
 from ..scales import astct2019_spec
-from ..service import auth, codes, selfreport
+from ..service import auth, codes, recommend, selfreport
 from ..service.grading import is_current_event
 from ..service.models import Alert, CareUnit, ClinicalEvent, Episode, GradeRecord, Patient, User
 from ..service.schemas import GradePublic, RecommendationsOut
@@ -448,6 +448,12 @@ def alert_message(a: Alert, lang: Lang) -> str:
     if missing:
         text += " " + gettext("Missing: %(what)s.") % {"what": ", ".join(missing)}
     return text
+
+
+def alert_recommendation(a: Alert, lang: Lang) -> dict[str, Any]:
+    """The recommendation stored with alert ``a`` (computed for the site's jurisdiction when it was
+    raised), with its texts in ``lang``; {} when none is stored."""
+    return recommend.in_lang(a.recommendation, lang) if a.recommendation else {}
 
 
 # ----------------------------------------------------------------------------- portal
