@@ -24,6 +24,7 @@ from typing import Any
 import pint
 
 from .errors import RuleSpecError, UnitError
+from .messages import Msg, error, or_list
 
 # UCUM atom -> pint unit name. Anything not listed here is refused: we do not guess.
 _ATOMS: dict[str, str] = {
@@ -41,6 +42,7 @@ _ATOMS: dict[str, str] = {
     "mmol": "millimole",
     "umol": "micromole",
     "nmol": "nanomole",
+    "pmol": "picomole",
     "L": "liter",
     "dL": "deciliter",
     "mL": "milliliter",
@@ -49,6 +51,11 @@ _ATOMS: dict[str, str] = {
     "U": "enzyme_unit",
     "[IU]": "enzyme_unit",
     "[iU]": "enzyme_unit",
+    # hormones in international units (TSH): UCUM prefixes a bracketed atom ("m[IU]/L")
+    "m[IU]": "millienzyme_unit",
+    "u[IU]": "microenzyme_unit",
+    "m[iU]": "millienzyme_unit",
+    "u[iU]": "microenzyme_unit",
     "mm[Hg]": "millimeter_Hg",
     "kPa": "kilopascal",
     "s": "second",
@@ -75,6 +82,9 @@ _SYNONYMS: dict[str, str] = {
     "degF": "[degF]",
     "mmHg": "mm[Hg]",
     "IU/L": "[IU]/L",
+    "mIU/L": "m[IU]/L",
+    "uIU/mL": "u[IU]/mL",
+    "mU/L": "m[IU]/L",
     "/mm³": "/mm3",
     "lb": "[lb_av]",
     "pH": "[pH]",
@@ -86,7 +96,9 @@ _SYNONYMS: dict[str, str] = {
 # '/' and '.' separate terms except inside a {annotation} ("mL/min/{1.73_m2}")
 _OUTSIDE_BRACES_SLASH = re.compile(r"/(?![^{]*\})")
 _OUTSIDE_BRACES_DOT = re.compile(r"\.(?![^{]*\})")
-_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|\{[^}]+\}|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
+_TOKEN = re.compile(
+    r"^(?P<atom>10\*[-+]?\d+|[mu]?\[[^\]]+\]|\{[^}]+\}|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$"
+)
 
 
 @functools.cache
@@ -167,22 +179,22 @@ def convert(
         raise UnitError(
             f"{field}.unit",
             unit,
-            f"{exc}; {field} is expected in {to_unit!r}",
-            "use a UCUM code such as " + _examples(to_unit),
+            error("unit_unsupported", error=str(exc), field=field, unit=repr(to_unit)),
+            error("unit_examples", examples=_examples(to_unit)),
         ) from None
     except pint.DimensionalityError:
         raise UnitError(
             f"{field}.unit",
             unit,
-            f"cannot convert {unit!r} to {to_unit!r} for {field}",
-            "use a unit of the same kind, such as " + _examples(to_unit),
+            error("unit_dimension", unit=repr(unit), to_unit=repr(to_unit), field=field),
+            error("unit_same_kind", examples=_examples(to_unit)),
         ) from None
     # Round away binary floating-point noise (75000/mm3 -> 75.00000000000001 x10*9/L) so that a
     # value exactly on a printed threshold stays on it; 10 significant digits is far below any
     # clinical precision.
     result = float(f"{float(value) * scale + offset:.10g}")
     if not math.isfinite(result):
-        raise UnitError(f"{field}.unit", unit, "conversion gave a non-finite number")
+        raise UnitError(f"{field}.unit", unit, error("unit_not_finite"))
     return result
 
 
@@ -216,19 +228,27 @@ def _affine(unit: str, to_unit: str, molar_mass_g_mol: float | None) -> tuple[fl
     return at(1.0) - offset, offset
 
 
-_EXAMPLES: dict[str, str] = {
-    "Cel": "'Cel' or '[degF]'",
-    "mg/dL": "'mg/dL', 'mg/L' or 'umol/L'",
-    "10*9/L": "'10*9/L', '10*3/uL' or '/uL'",
-    "g/dL": "'g/dL', 'g/L' or 'mmol/L'",
+_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "Cel": ("Cel", "[degF]"),
+    "mg/dL": ("mg/dL", "mg/L", "umol/L"),
+    "10*9/L": ("10*9/L", "10*3/uL", "/uL"),
+    "g/dL": ("g/dL", "g/L", "mmol/L"),
 }
 
 
-def _examples(to_unit: str) -> str:
-    return _EXAMPLES.get(to_unit, repr(to_unit))
+def _examples(to_unit: str) -> Msg | str:
+    """Units of the same kind as ``to_unit``, for people: « 'mg/dL', 'mg/L' or 'umol/L' »."""
+    return or_list([repr(u) for u in _EXAMPLES.get(to_unit, (to_unit,))], commas=True)
 
 
-_DISPLAY: dict[str, str] = {"Cel": "°C", "[degF]": "°F", "mm[Hg]": "mmHg", "10*9/L": "×10⁹/L", "a": "years"}
+_DISPLAY: dict[str, str] = {
+    "Cel": "°C",
+    "[degF]": "°F",
+    "mm[Hg]": "mmHg",
+    "10*9/L": "×10⁹/L",
+    "a": "years",
+    "m[IU]/L": "mIU/L",
+}
 
 
 def display(code: str) -> str:
