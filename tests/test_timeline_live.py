@@ -157,3 +157,22 @@ def test_episode_steps_give_the_cohort_engines_episodes(seed: int) -> None:
     if course is not None and course.quiet_since is not None and times[-1] - course.quiet_since >= resolution:
         got[-1] = (got[-1][0], course.quiet_since)  # the record reaches the resolution time
     assert got == expected and len(got) > 1
+
+
+def test_spans_are_the_intervals_the_grading_reads() -> None:
+    rows = [
+        row(1, "oxygen", 0, "low_flow_nasal_cannula"),
+        row(2, "oxygen", 2, "facemask", end=3),
+        row(3, "vasopressor", 1, "norepinephrine"),
+        row(4, "vasopressor", 1.5, "vasopressin"),
+        row(5, "vasopressor", 4, "norepinephrine", end=5),
+        row(6, "temperature", 1, 38.5),  # not an interval code
+    ]
+    got = [(r.id, s, e) for r, s, e in live.spans(rows)]
+    assert got == [
+        (1, T0, T0 + 2 * H),  # until the next oxygen row, whatever the device
+        (3, T0 + H, T0 + 4 * H),  # until the next norepinephrine row
+        (4, T0 + 1.5 * H, None),  # another drug: still running
+        (2, T0 + 2 * H, T0 + 3 * H),
+        (5, T0 + 4 * H, T0 + 5 * H),
+    ]

@@ -51,6 +51,7 @@ __all__ = [
     "from_us",
     "live_plan",
     "lookback",
+    "spans",
     "step_episode",
     "to_us",
 ]
@@ -352,6 +353,40 @@ def _rows_of(rec: _Record, st: PatientState, d: Derivation, t: int, raw: Any) ->
         tok = float(vocabulary().code(c).tokens.index(d.token))
         return tuple(i for _at, x, i in rec.ids.get(c, ()) if x == tok)
     return ()
+
+
+@functools.cache
+def _interval_codes() -> dict[str, bool]:
+    """Interval code -> whether a row runs until the next row of the same token (a set of
+    drugs, ``active_set``) rather than of the same code (a device, ``device``)."""
+    out: dict[str, bool] = {}
+    for d in vocabulary().derivations.values():
+        if d.method == "device":
+            out[d.codes[0]] = False
+        elif d.method == "active_set":
+            out[d.codes[0]] = True
+    return out
+
+
+def spans(rows: Iterable[Row]) -> list[tuple[Row, dt.datetime, dt.datetime | None]]:
+    """(row, start, end) of every row of an interval code (oxygen, vasopressor) by the
+    vocabulary's rule: ``[time, end_time)``, or without ``end_time`` until the next row of the
+    same code (of the same drug for vasopressors); end None = still running. For displays."""
+    kept = [r for r in rows if r.code in _interval_codes()]
+    by_id = {r.id: r for r in kept}
+    rec = _Record(kept, _FOREVER)
+    out: list[tuple[Row, dt.datetime, dt.datetime | None]] = []
+    for code, per_token in _interval_codes().items():
+        for (s, e, _tok), (_at, _x, i) in zip(
+            rec.rec.intervals(code, per_token), rec.ids.get(code, ()), strict=True
+        ):
+            out.append((by_id[i], from_us(s), None if e >= _FOREVER else from_us(e)))
+    out.sort(key=lambda x: (x[1], x[0].id))
+    return out
+
+
+_FOREVER = 1 << 62
+"""The reference engine's "until the end of the record" (``_reference.INF``)."""
 
 
 def lookback(lp: LivePlan) -> dt.timedelta:
