@@ -143,6 +143,13 @@ CODES: tuple[CodeSpec, ...] = (
     _n("bilirubin", 1, 0.1, 20),
     _n("fibrinogen", 0, 50, 900),
     _n("il6", 1, 0.5, 50000),
+    # checkpoint-inhibitor labs and bedside findings (immune-related adverse events)
+    _n("tsh", 2, 0.01, 100),
+    _n("free_t4", 1, 2.0, 100),
+    _n("cortisol", 0, 10, 2000),
+    _n("fasting_glucose", 0, 40, 800),
+    _n("troponin", 0, 1, 50000),
+    _n("stools_over_baseline", 0, 0, 20),
     # events and attributes
     _t("infusion", PRODUCTS),
     _t("death"),
