@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _irae as irae
 from . import _latent as L
 from . import _vocab as V
 from ._badrows import inject
@@ -304,6 +305,13 @@ def generate_chunk(params: Params, profiles: Profiles, numbers: Arr, ids: list[s
     alt_max = alt_vals.max(axis=1)
     alt_grade = np.select([alt_max > 800, alt_max > 200, alt_max > 120, alt_max > 40], [4, 3, 2, 1], 0)
 
+    # ------------------------------------------------------------------ bedside round (ICI colitis)
+    col = irae.draw(lat, profiles, params.keys)
+    t_bed, keep_bed = irae.rounds(lat, cut, days)
+    keep_bed &= col.charted[:, None]
+    stools = irae.stools(col, t_bed)
+    rows.grid(t_bed * 60.0, stools[:, :, None], ("stools_over_baseline",), keep_bed, None, 0.0)
+
     # ------------------------------------------------------------------ ICE rounds
     ice = _ice_rounds(lat, d["ui"], sched, cut, days)
     rows.grid(ice["t_min"], ice["num"], ("ice_score", *_ICE_ITEMS), ice["keep_ice"], None, 0.0)
@@ -369,6 +377,8 @@ def generate_chunk(params: Params, profiles: Profiles, numbers: Arr, ids: list[s
         icans_peak_h=ice["peak_h"],
         icans_res_h=np.where((icans_grade >= 1) & (lat.icans_D[:, 0] < cut), lat.icans_D[:, 0], np.nan),
         alt_grade=alt_grade,
+        colitis=col,
+        colitis_seen=irae.observed_grade(stools, keep_bed),
         cut=cut,
     )
     if params.bad_rows_fraction > 0:
@@ -827,6 +837,8 @@ def _truth(
     icans_peak_h: Arr,
     icans_res_h: Arr,
     alt_grade: Arr,
+    colitis: irae.Colitis,
+    colitis_seen: Arr,
     cut: Arr,
 ) -> Any:
     keys = params.keys
@@ -865,6 +877,9 @@ def _truth(
         pa.array(lat.hep_g.astype(np.int8)),
         _ts(lat, np.where(lat.hep_on < cut, lat.hep_on, np.nan)),
         pa.array(alt_grade.astype(np.int8)),
+        pa.array(colitis.grade.astype(np.int8)),
+        _ts(lat, np.where(colitis.onset_h < cut, colitis.onset_h, np.nan)),
+        pa.array(colitis_seen.astype(np.int8)),
         _ts(lat, np.where(dead, lat.death_h, np.nan)),
         pa.array(causes, type=pa.string()),
         _ts(lat, cut),
