@@ -10,6 +10,7 @@ it now). When that module is not installed, or refuses the context, the answer s
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import functools
 import importlib
 import tomllib
@@ -31,6 +32,10 @@ from .models import ClinicalEvent, CurrentGrade, Patient
 from .schemas import RecommendationsOut
 
 SCALE_TOXICITY = {"astct2019:crs": "crs", "astct2019:icans": "icans"}
+# the grades a recommendation is attached to: CRS and ICANS (CAR-T, bispecifics) and the ASCO 2021
+# organ grades of immune-related adverse events (checkpoint inhibitors), which the asco2021-ici
+# management tables key on natively; a single CTCAE term is not (its grade is not the organ's)
+RECOMMENDED_SCALES = ("astct2019:crs", "astct2019:icans", "asco2021:*")
 THERAPIES_WITH_TOCILIZUMAB = ("car_t", "bispecific")
 
 
@@ -48,6 +53,11 @@ def known_drugs() -> frozenset[str]:
     if not path.is_file():
         return frozenset({"tocilizumab"})
     return frozenset(tomllib.loads(path.read_text("utf-8")).get("drug", {}))
+
+
+def recommendable(scale_id: str) -> bool:
+    """True for a scale whose grade the service asks the management module about."""
+    return any(fnmatch.fnmatchcase(scale_id, pat) for pat in RECOMMENDED_SCALES)
 
 
 def _iso(t: dt.datetime) -> str:
@@ -184,7 +194,7 @@ def for_grade(
 ) -> dict[str, Any] | None:
     """A compact recommendation for one fresh grade (stored with an alert), or None."""
     mod = _management()
-    if mod is None or result.grade is None or result.grade < 1 or result.scale not in SCALE_TOXICITY:
+    if mod is None or result.grade is None or result.grade < 1 or not recommendable(result.scale):
         return None
     rows = session.execute(
         select(CurrentGrade.scale, CurrentGrade.grade).where(CurrentGrade.patient_id == patient.id)
@@ -248,7 +258,7 @@ def for_patient(
         )
     for scale in sorted(live):
         g = live[scale]
-        if scale not in SCALE_TOXICITY:
+        if not recommendable(scale):
             continue
         if g.grade is None:
             if g.status == "not_applicable":  # no grade exists: nothing to recommend, nothing missing
