@@ -33,3 +33,36 @@ def test_pembrolizumab_80kg_alt_250_alert_recommendation_in_french(sqlite_svc: S
     doses = [a["dose"] for a in rec["actions"] if a["dose"]]
     assert doses and "80" in doses[0] and "160" in doses[0]  # methylprednisolone 1-2 mg/kg x 80 kg
     assert any("hépatologie" in t for t in texts)
+
+
+def test_an_irae_episode_exports_as_an_adverse_event_with_its_grade_and_organ() -> None:
+    import datetime as dt
+
+    from fhir.resources.R4B.adverseevent import AdverseEvent
+
+    from immunotox.service import fhir
+    from immunotox.service.models import Episode
+
+    t = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
+    ep = Episode(
+        id=7,
+        patient_id="P-B1",
+        scale="asco2021:hepatitis",
+        onset_at=t,
+        peak_grade=3,
+        peak_at=t,
+        last_positive_at=t,
+        updated_at=t,
+    )
+    p = Patient(id="P-B1", unit_id="unit-b", therapy_class="checkpoint_inhibitor", product="pembrolizumab")
+    ae = fhir._adverse_event(ep, p)
+    AdverseEvent.model_validate(ae)  # valid FHIR R4B (wire-compatible with R4)
+    ext = {x["url"].rsplit("/", 1)[1]: x for x in ae["extension"]}
+    assert ext["toxicity-grade"]["valueInteger"] == 3
+    assert ext["grading-scale"]["valueString"] == "asco2021:hepatitis"
+    assert ext["organ-class"]["valueCodeableConcept"]["text"] == "Hepatobiliary disorders"
+    assert ae["severity"]["coding"][0]["code"] == "severe"
+    assert ae["contained"][0]["code"]["text"] == "pembrolizumab"
+    # a CTCAE term exports its own system organ class; CRS has none
+    assert fhir.organ_class(immunotox.get_scale("ctcae5:hypothyroidism")) == "Endocrine disorders"
+    assert fhir.organ_class(immunotox.get_scale("astct2019:crs")) is None
