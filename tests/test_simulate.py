@@ -847,3 +847,34 @@ def test_car_t_patients_have_no_bedside_colitis_round() -> None:
     c = simulate_cohort(40, days=10, seed=3, products=["axi-cel"])
     assert "stools_over_baseline" not in set(c.observations.column("code").to_pylist())
     assert set(c.truth.column("colitis_grade").to_pylist()) == {0}
+
+
+def test_the_timeline_grades_irae_organ_scales_from_bedside_rows() -> None:
+    """Issue 17: TSH, rash BSA and stools charted at the bedside reach the ASCO 2021 organ scales
+    through the one vocabulary's derivations (lower bounds: the other inputs are not charted)."""
+    from immunotox.timeline import grade_observations
+
+    rows = [
+        ("2025-01-01T10:00:00Z", "infusion", "pembrolizumab", ""),
+        ("2025-01-20T08:00:00Z", "tsh", "7.2", "mIU/L"),
+        ("2025-01-21T09:00:00Z", "rash_bsa", "35", "%"),
+        ("2025-01-22T09:00:00Z", "stools_over_baseline", "2", ""),
+        ("2025-01-22T09:00:00Z", "stool_mucus_or_blood", "true", ""),
+    ]
+    obs = pa.table(
+        {
+            "patient_id": ["P1"] * len(rows),
+            "time": [r[0] for r in rows],
+            "code": [r[1] for r in rows],
+            "value": [r[2] for r in rows],
+            "unit": [r[3] for r in rows],
+        }
+    )
+    res = grade_observations(obs, "asco2021:hypothyroidism,asco2021:rash,asco2021:colitis")
+    got = {r["scale"]: (r["max_grade"], r["max_grade_hi"]) for r in res.patients.to_pylist()}
+    assert got == {
+        "asco2021:hypothyroidism": (1, 4),  # TSH > 4.5 mIU/L
+        "asco2021:rash": (2, 4),  # > 30 % BSA: 3 only with moderate or severe symptoms
+        "asco2021:colitis": (2, 4),  # mucus or blood in the stool (CTCAE v5.0 colitis)
+    }
+    assert res.rejects.num_rows == 0
