@@ -66,3 +66,26 @@ def test_an_irae_episode_exports_as_an_adverse_event_with_its_grade_and_organ() 
     # a CTCAE term exports its own system organ class; CRS has none
     assert fhir.organ_class(immunotox.get_scale("ctcae5:hypothyroidism")) == "Endocrine disorders"
     assert fhir.organ_class(immunotox.get_scale("astct2019:crs")) is None
+
+
+def test_the_demo_ward_shows_a_checkpoint_inhibitor_colitis_starting_in_the_first_minute() -> None:
+    """At the demo's speed (one simulated hour in 30 s), the first stools of an immune colitis
+    arrive 30 simulated minutes after the start; the colitis reaches ASCO grade 2 later on."""
+    import datetime as dt
+
+    from immunotox.service import demo
+
+    start = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
+    ward = demo.simulated_ward(start, n_patients=6, seed=7)
+    ici = [p for p in ward.patients if p.therapy_class == "checkpoint_inhibitor"]
+    assert ici and ici[0].product in ("pembrolizumab", "nivolumab") and ici[0].weight_kg
+    stools = sorted(
+        (r["time"], int(r["value"]))
+        for r in ward.rows
+        if r["patient_id"] == ici[0].id and r["code"] == "stools_over_baseline"
+    )
+    before = [v for t, v in stools if t < start]
+    first = next((t, v) for t, v in stools if v > 0)
+    assert before and set(before) == {0}  # a normal baseline charted before the demo starts
+    assert first[0] == start + dt.timedelta(minutes=30) and first[1] >= 1
+    assert max(v for _, v in stools) >= 4  # grade 2 (4-6 stools per day over baseline)
