@@ -89,3 +89,16 @@ def test_the_demo_ward_shows_a_checkpoint_inhibitor_colitis_starting_in_the_firs
     assert before and set(before) == {0}  # a normal baseline charted before the demo starts
     assert first[0] == start + dt.timedelta(minutes=30) and first[1] >= 1
     assert max(v for _, v in stools) >= 4  # grade 2 (4-6 stools per day over baseline)
+
+
+def test_bedside_irae_findings_are_checked_against_their_possible_range(sqlite_svc: Service) -> None:
+    ok = sqlite_svc.obs("nurse_b", "P-B1", "stools_over_baseline", 5)
+    assert ok.status_code == 201, ok.text
+    ok = sqlite_svc.obs("nurse_b", "P-B1", "tsh", 12, "uIU/mL")
+    assert ok.status_code == 201, ok.text
+    bad = sqlite_svc.obs("nurse_b", "P-B1", "stools_over_baseline", 60)
+    assert bad.status_code == 422 and "stools_over_baseline" in bad.text and "60" in bad.text
+    bad = sqlite_svc.obs("nurse_b", "P-B1", "rash_bsa", 130, "%")
+    assert bad.status_code == 422 and "rash_bsa" in bad.text
+    bad = sqlite_svc.obs("nurse_b", "P-B1", "free_t4", 20)  # pmol/L or ng/dL: never guessed
+    assert bad.status_code == 422 and "free_t4" in bad.text
