@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from immunotox import units
 from immunotox.findings import vocabulary as findings_vocabulary
 from immunotox.timeline import REASONS, ObservationFileError, read_observations
-from immunotox.timeline._read import NO_END, normalize, parse_times
+from immunotox.timeline._read import NO_END, normalize
+from immunotox.timeline._values import parse_times
 from immunotox.vocabulary import vocabulary
 
 COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
@@ -405,7 +406,7 @@ def test_every_contract_code_is_in_the_vocabulary() -> None:
     antipyretic tocilizumab corticosteroid anakinra fluid_bolus ice_score ice_orientation ice_naming
     ice_commands ice_writing ice_attention capd_score consciousness seizure motor cerebral_edema
     raised_icp_signs anc wbc lymphocytes platelets hemoglobin crp ferritin ldh creatinine alt ast
-    bilirubin fibrinogen il6 infusion death age weight
+    bilirubin fibrinogen il6 infusion death age weight icu
     tsh free_t4 cortisol fasting_glucose troponin stools_over_baseline stool_mucus_or_blood
     abdominal_pain rash_bsa skin_blisters mucosal_involvement dyspnea cough endocrine_symptoms
     joint_symptoms ecg_new_abnormality"""

@@ -48,6 +48,7 @@ Method = Literal[
     "masking",
     "patient_last",
     "event_since",
+    "series",
 ]
 _KINDS: tuple[str, ...] = get_args(CodeKind)
 _METHODS: tuple[str, ...] = get_args(Method)
@@ -197,6 +198,13 @@ class Vocabulary:
             return self.derivations[finding]
         except KeyError:
             raise RuleSpecError(f"no reconstruction rule for finding {finding!r}") from None
+
+    def record_of(self, finding: str) -> Derivation | None:
+        """The ``record_last`` derivation whose ``unless`` is ``finding``: a later record of its
+        items supersedes ``finding`` (the latest assessment counts, whole or partial)."""
+        return next(
+            (d for d in self.derivations.values() if d.method == "record_last" and d.unless == finding), None
+        )
 
     @property
     def aliases(self) -> dict[str, str]:

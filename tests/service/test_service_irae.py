@@ -22,10 +22,12 @@ def test_pembrolizumab_80kg_alt_250_alert_recommendation_in_french(sqlite_svc: S
     with sqlite_svc.db.session() as s:
         p = s.get(Patient, "P-B1")  # pembrolizumab, 80 kg, adult
         assert p is not None
-        rec = recommend.for_grade(
-            s, p, res, now=sqlite_svc.clock.now(), lang="fr", jurisdiction=parse_jurisdiction("FR")
+        stored = recommend.for_grade(
+            s, p, res, now=sqlite_svc.clock.now(), jurisdiction=parse_jurisdiction("FR")
         )
-    assert rec is not None and rec["available"] is True
+    assert stored is not None and stored["available"] is True
+    assert "other causes are excluded" in stored["actions"][0]["text"]  # stored in English and French
+    rec = recommend.in_lang(stored, "fr")
     assert rec["guideline"] == "asco2021-ici@1.0.0"
     texts = [a["text"] for a in rec["actions"]]
     assert texts[0].startswith("Si l'événement est attribué à l'inhibiteur de point de contrôle")
