@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .messages import Lang, Msg
+    from .messages import Msg
 
 
 class ImmunotoxError(Exception):
@@ -73,11 +73,11 @@ class FindingError(ImmunotoxError, ValueError):
         #: written in English only, shown as is in every language)
         self.problem_msg = None if isinstance(problem, str) else problem
         self.hint_msg = None if hint is None or isinstance(hint, str) else hint
-        self.problem = problem if isinstance(problem, str) else _render(problem, "en")
-        self.hint = hint if hint is None or isinstance(hint, str) else _render(hint, "en")
+        self.problem = problem if isinstance(problem, str) else problem.text("en")
+        self.hint = hint if hint is None or isinstance(hint, str) else hint.text("en")
 
     def __str__(self) -> str:
-        shown = _show(self.value)
+        shown = show_value(self.value)
         msg = f"{self.field} = {shown}: {self.problem}"
         if self.hint:
             msg += f". Hint: {self.hint}"
@@ -88,29 +88,8 @@ class FindingError(ImmunotoxError, ValueError):
         raise the same refusal under another field name without losing its French."""
         return (self.problem_msg or self.problem, self.hint_msg or self.hint)
 
-    def message(self, lang: Lang = "en") -> str:
-        """The one-line message in ``lang``: the field and the value as given, the problem and
-        the hint in that language (English for a text not yet written as data)."""
-        if lang == "en":
-            return str(self)
-        from .messages import Msg
-
-        problem = self.problem_msg or self.problem
-        hint = self.hint_msg or self.hint
-        params: dict[str, Any] = {"field": self.field, "value": _show(self.value), "problem": problem}
-        if hint:
-            params["hint"] = hint
-        frame = "messages:errors.frame_hint" if hint else "messages:errors.frame"
-        return _render(Msg(id=frame, params=params), lang)
-
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.field, self.value, *self.texts()))
-
-
-def _render(msg: Msg, lang: Lang) -> str:
-    from .messages import render
-
-    return render(msg, lang)
 
 
 class UnitError(FindingError):
@@ -121,7 +100,7 @@ class RuleSpecError(ImmunotoxError, ValueError):
     """A rule data file that does not follow its grammar (a packaging or editing error)."""
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, bool) or value is None:
