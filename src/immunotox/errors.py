@@ -14,10 +14,14 @@ so a command-line front end can print ``str(error)`` and exit with code 2.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .messages import Msg
+
+class Text(Protocol):
+    """A text for people that can be written in a language (:class:`immunotox.messages.Msg`;
+    a protocol, so that this bottom module imports nothing above it)."""
+
+    def text(self, lang: Any = "en") -> str: ...
 
 
 class ImmunotoxError(Exception):
@@ -65,7 +69,7 @@ class FindingError(ImmunotoxError, ValueError):
     immunotox.errors.FindingError: temperature_c = 55: ...
     """
 
-    def __init__(self, field: str, value: Any, problem: str | Msg, hint: str | Msg | None = None) -> None:
+    def __init__(self, field: str, value: Any, problem: str | Text, hint: str | Text | None = None) -> None:
         super().__init__(field, value, problem, hint)
         self.field = field
         self.value = value
@@ -83,7 +87,7 @@ class FindingError(ImmunotoxError, ValueError):
             msg += f". Hint: {self.hint}"
         return msg
 
-    def texts(self) -> tuple[str | Msg, str | Msg | None]:
+    def texts(self) -> tuple[str | Text, str | Text | None]:
         """(problem, hint) as given: messages when written as data, else English strings — to
         raise the same refusal under another field name without losing its French."""
         return (self.problem_msg or self.problem, self.hint_msg or self.hint)
