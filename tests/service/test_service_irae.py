@@ -104,3 +104,36 @@ def test_bedside_irae_findings_are_checked_against_their_possible_range(sqlite_s
     assert bad.status_code == 422 and "rash_bsa" in bad.text
     bad = sqlite_svc.obs("nurse_b", "P-B1", "free_t4", 20)  # pmol/L or ng/dL: never guessed
     assert bad.status_code == 422 and "free_t4" in bad.text
+
+
+def test_stools_of_a_checkpoint_inhibitor_patient_are_graded_live_with_an_alert(sqlite_svc: Service) -> None:
+    """Issue 17: the live service grades the ASCO 2021 colitis of a pembrolizumab patient from
+    the bedside count, raises a new-irAE alert then a grade-increase alert, each carrying the ASCO
+    actions with the corticosteroid dose for the patient's 80 kg."""
+    r = sqlite_svc.obs("nurse_b", "P-B1", "stools_over_baseline", 0)
+    assert r.status_code == 201, r.text
+    grades = {g["scale"]: g["grade"] for g in r.json()["grades"]}
+    # every irAE scale the record can reconstruct is shown; one not charted is not assessable
+    assert grades == {
+        "asco2021:colitis": 0,
+        "asco2021:hypothyroidism": None,
+        "asco2021:myocarditis": None,
+        "asco2021:rash": None,
+    }
+    assert r.json()["alerts"] == []
+    r = sqlite_svc.obs("nurse_b", "P-B1", "stools_over_baseline", 2)
+    assert {g["scale"]: g["grade"] for g in r.json()["grades"]}["asco2021:colitis"] == 1
+    assert [(a["kind"], a["scale"], a["grade"]) for a in r.json()["alerts"]] == [
+        ("new_toxicity", "asco2021:colitis", 1)
+    ]
+    r = sqlite_svc.obs("nurse_b", "P-B1", "stools_over_baseline", 5)
+    (alert,) = r.json()["alerts"]
+    assert (alert["kind"], alert["grade"]) == ("grade_increase", 2)
+    rec = alert["recommendation"]
+    assert rec["available"] is True and rec["guideline"] == "asco2021-ici@1.0.0"
+    texts = [a["text"] for a in rec["actions"]]
+    assert "Hold the checkpoint inhibitor at least until recovery to grade 1." in texts
+    assert any(a["dose"] and "80" in a["dose"] for a in rec["actions"])  # prednisone 1 mg/kg x 80 kg
+    # a CAR-T patient's bedside stools are stored, not graded on an irAE scale
+    r = sqlite_svc.obs("nurse_a", "P-A1", "stools_over_baseline", 5)
+    assert r.status_code == 201 and all(not g["scale"].startswith("asco2021:") for g in r.json()["grades"])
