@@ -4,6 +4,8 @@ raises carries the ASCO actions and the corticosteroid dose for the patient's we
 
 from __future__ import annotations
 
+from typing import Any
+
 import immunotox
 from immunotox.jurisdiction import parse_jurisdiction
 from immunotox.service import recommend
@@ -137,3 +139,63 @@ def test_stools_of_a_checkpoint_inhibitor_patient_are_graded_live_with_an_alert(
     # a CAR-T patient's bedside stools are stored, not graded on an irAE scale
     r = sqlite_svc.obs("nurse_a", "P-A1", "stools_over_baseline", 5)
     assert r.status_code == 201 and all(not g["scale"].startswith("asco2021:") for g in r.json()["grades"])
+
+
+def test_the_demo_ici_patient_gets_its_irae_grade_and_alert_as_the_clock_runs(tmp_path: Any) -> None:
+    """Issue 17's done-when, in the demo: within a minute of the demo (two simulated hours) the
+    checkpoint-inhibitor patient's colitis grade rises and its alert carries the ASCO actions and
+    the corticosteroid dose for that patient's weight (later, at grade 2), in French."""
+    import datetime as dt
+    import json
+
+    from sqlalchemy import text
+
+    from immunotox.service import demo
+    from immunotox.service.config import Settings
+    from immunotox.service.db import Database, migrate
+    from tests.service.conftest import ManualClock
+
+    start = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.UTC)
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    migrate(url)
+    settings = Settings(database_url=url, sweep_seconds=0, demo=True)
+    ward = demo.simulated_ward(start, n_patients=4, seed=7)
+    pid = next(p.id for p in ward.patients if p.therapy_class == "checkpoint_inhibitor")
+    db = Database(settings)
+    try:
+        demo.seed(db, settings, ward, start)
+        clock = ManualClock(start)
+        replayer = demo.Replayer(db, settings, clock, ward.rows, start)
+
+        def colitis() -> tuple[int | None, list[tuple[str, int, str | None]]]:
+            with db.engine.connect() as conn:
+                g = conn.execute(
+                    text(
+                        "SELECT grade FROM current_grade WHERE patient_id = :p AND scale = 'asco2021:colitis'"
+                    ),
+                    {"p": pid},
+                ).scalar()
+                alerts = conn.execute(
+                    text("SELECT kind, grade, recommendation FROM alert WHERE patient_id = :p ORDER BY id"),
+                    {"p": pid},
+                ).all()
+            return g, [(k, gr, r) for k, gr, r in alerts]
+
+        assert colitis() == (0, [])  # the baseline rounds before the start
+        clock.advance(hours=2)  # one minute of demo at 120x
+        replayer.step()
+        grade, alerts = colitis()
+        assert grade == 1 and [(k, g) for k, g, _ in alerts] == [("new_toxicity", 1)]
+        clock.advance(hours=50)
+        replayer.step()
+        grade, alerts = colitis()
+        assert grade == 2 and [(k, g) for k, g, _ in alerts][-1] == ("grade_increase", 2)
+        rec = alerts[-1][2]
+        rec = json.loads(rec) if isinstance(rec, str) else rec
+        fr = rec["fr"]["actions"]
+        assert any("Suspendre l'inhibiteur au moins jusqu'au retour au grade 1." in a["text"] for a in fr)
+        weight = next(p.weight_kg for p in ward.patients if p.id == pid)
+        doses = [a["dose"] for a in fr if a["dose"]]
+        assert doses and f"× {weight} kg" in doses[0], doses  # prednisone 1 mg/kg/day
+    finally:
+        db.dispose()

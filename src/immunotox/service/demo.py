@@ -74,6 +74,9 @@ class PatientSeed:
     weight_kg: float | None
     infusion_at: dt.datetime
     indication: str | None = None
+    # the patient's birth date: the management module gives a dose only for the population its
+    # source is written for (adults), so an unknown age withholds every amount
+    birth_date: dt.date | None = None
 
 
 @dataclass
@@ -142,6 +145,7 @@ def simulated_ward(
                 weight_kg=t.get("weight_kg"),
                 infusion_at=target,
                 indication="solid_tumour" if ici else None,
+                birth_date=_birth_date(target, t.get("age_years")),
             )
         )
         for r in own:
@@ -152,6 +156,14 @@ def simulated_ward(
             rows.append({**r, "patient_id": pid, "time": time, "end_time": end})
     rows.sort(key=lambda r: (r["time"], r["patient_id"], r["code"]))
     return Ward(patients, rows, "immunotox.simulate", [f"{len(patients)} simulated patients (seed {seed})"])
+
+
+def _birth_date(infusion: dt.datetime, age_years: float | None) -> dt.date | None:
+    """A birth date giving the simulated age (whole years) on the day of infusion (1 July)."""
+    if age_years is None:
+        return None
+    before_july = (infusion.month, infusion.day) < (7, 1)
+    return dt.date(infusion.year - int(age_years) - (1 if before_july else 0), 7, 1)
 
 
 def _irae_patient(simulate_cohort: Any, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
@@ -210,6 +222,8 @@ def builtin_ward(start: dt.datetime) -> Ward:
         rows.append({"patient_id": pid, "time": t, "code": code, "value": str(value), "unit": unit, **kw})
 
     ages = {"DEMO-01": 61, "DEMO-02": 54, "DEMO-03": 35, "DEMO-04": 70}
+    for p in pats:
+        p.birth_date = _birth_date(p.infusion_at, ages[p.id])
     for p in pats:
         add(p.id, p.infusion_at, "infusion", p.product)
         add(p.id, p.infusion_at, "age", ages[p.id], "a")
@@ -375,6 +389,7 @@ def seed(
                     weight_kg=p.weight_kg,
                     infusion_at=p.infusion_at,
                     indication=p.indication,
+                    birth_date=p.birth_date,
                     created_at=start,
                     updated_at=start,
                 )
