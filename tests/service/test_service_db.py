@@ -30,7 +30,7 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     assert current_revision(empty_url) is None
     migrate(empty_url)
     migrate(empty_url)  # idempotent
-    assert current_revision(empty_url) == "0002"
+    assert current_revision(empty_url) == "0003"
     engine = make_engine(Settings(database_url=empty_url))
     try:
         with engine.connect() as conn:
@@ -43,7 +43,7 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     command.downgrade(alembic_config(empty_url), "base")
     assert current_revision(empty_url) is None
     migrate(empty_url)
-    assert current_revision(empty_url) == "0002"
+    assert current_revision(empty_url) == "0003"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
