@@ -19,7 +19,7 @@ from immunotox.timeline import REASONS, ObservationFileError, read_observations
 from immunotox.timeline._read import NO_END, normalize, parse_times
 from immunotox.vocabulary import vocabulary
 
-COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
+COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit", "ref_low", "ref_high")
 
 
 def table(rows: list[tuple[str | None, ...]]) -> pa.Table:
@@ -82,6 +82,12 @@ BAD_ROWS: list[tuple[tuple[str | None, ...], str, str, str | None]] = [
         "bad_dose",
         "dose",
         "560",
+    ),
+    (
+        ("P1", "2024-03-01T10:00Z", "alt", "250", "U/L", None, None, None, "50", "40"),
+        "bad_reference",
+        "ref_low",
+        "50",
     ),
 ]
 

@@ -183,3 +183,59 @@ def test_fhir_reference_range_round_trip(svc: Service) -> None:
     r = svc.post("doc_a", "/api/v1/fhir/Bundle", {**bundle, "entry": [{"resource": {**bad, "id": "alt-2"}}]})
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "entry.0.resource.referenceRange.0.low.value"
+
+
+# a reference interval in a file is rejected for the reason the API refuses it (issue 16)
+REFERENCE_ROWS: list[tuple[str, str, str, str, str]] = [
+    # code, value, unit, ref_low, ref_high ("" = not given)
+    ("alt", "250", "U/L", "7", "40"),
+    ("alt", "250", "U/L", "", "40"),
+    ("creatinine", "150", "umol/L", "45", "90"),
+    ("alt", "250", "U/L", "50", "40"),
+    ("alt", "250", "U/L", "40", "40"),
+    ("alt", "250", "U/L", "-1", "40"),
+    ("alt", "250", "U/L", "seven", "40"),
+    ("alt", "250", "U/L", "7", "inf"),
+    ("alt", "250", "", "7", "40"),
+    ("alt", "250", "mg/dL", "7", "40"),
+    ("temperature", "38.5", "Cel", "36", "38"),
+    ("anc", "0.3", "10*9/L", "2.5", ""),
+]
+
+
+def test_a_file_rejects_the_reference_intervals_the_api_refuses(sqlite_svc: Service) -> None:
+    import pyarrow as pa
+
+    from immunotox.timeline._read import normalize
+
+    t = (T0 - dt.timedelta(hours=1)).isoformat()
+    raw = pa.table(
+        {
+            "patient_id": ["P-A1"] * len(REFERENCE_ROWS),
+            "time": [t] * len(REFERENCE_ROWS),
+            "code": [r[0] for r in REFERENCE_ROWS],
+            "value": [r[1] for r in REFERENCE_ROWS],
+            "unit": [r[2] for r in REFERENCE_ROWS],
+            "ref_low": [r[3] for r in REFERENCE_ROWS],
+            "ref_high": [r[4] for r in REFERENCE_ROWS],
+        }
+    )
+    rejects = {r["row"] - 1: r for r in normalize(raw, file="obs.csv").rejects.to_pylist()}
+    for i, (code, value, unit, low, high) in enumerate(REFERENCE_ROWS):
+        body: dict[str, Any] = {"code": code, "value": value, "unit": unit or None, "time": t}
+        body |= {k: v for k, v in (("ref_low", low), ("ref_high", high)) if v}
+        r = sqlite_svc.post("nurse_a", "/api/v1/patients/P-A1/observations", body)
+        if i not in rejects:
+            assert r.status_code == 201, (REFERENCE_ROWS[i], r.text)
+            continue
+        assert r.status_code == 422, REFERENCE_ROWS[i]
+        (err,) = r.json()["errors"]
+        rej = rejects[i]
+        if rej["reason"] == "bad_reference":
+            field = rej["detail"].split(" = ")[0]
+            assert field == err["field"], REFERENCE_ROWS[i]
+            if err["message"].startswith(f"{field} = "):  # not refused by the API's types first
+                assert rej["detail"] == err["message"], REFERENCE_ROWS[i]
+        else:  # a value refused before its interval is read: the same column on both roads
+            assert (rej["reason"], rej["column"], err["field"]) == ("bad_unit", "unit", "unit")
+    assert sorted(rejects) == [3, 4, 5, 6, 7, 8, 9, 10]

@@ -202,15 +202,16 @@ def check_reference(
     >>> check_reference(vocabulary().code("alt"), 50, 40, "U/L")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    immunotox.errors.FindingError: ref_low = 50: is not below ref_high (40)...
+    immunotox.errors.FindingError: ref_low = 50.0: is not below ref_high (40)...
     """
     if ref_low is None and ref_high is None:
         return None
     given = "ref_low" if ref_low is not None else "ref_high"
     if spec.kind != "quantity" or spec.category != "laboratory":
+        raw = ref_low if ref_low is not None else ref_high
         raise FindingError(
             f"{prefix}{given}",
-            ref_low if ref_low is not None else ref_high,
+            _shown(raw),
             f"{spec.name} is not a laboratory result: it has no reference interval",
             "give ref_low/ref_high only with a laboratory quantity",
         )
@@ -222,13 +223,14 @@ def check_reference(
             f"give the UCUM code of the value and of its interval, e.g. {spec.unit!r}",
         )
     out: dict[str, float | None] = {}
+    given_x: dict[str, float] = {}
     for key, raw in (("ref_low", ref_low), ("ref_high", ref_high)):
         if raw is None:
             out[key] = None
             continue
-        x = _finite(raw, f"{prefix}{key}")
+        x = given_x[key] = _finite(raw, f"{prefix}{key}")
         if x < 0:
-            raise FindingError(f"{prefix}{key}", raw, "a reference limit cannot be negative")
+            raise FindingError(f"{prefix}{key}", x, "a reference limit cannot be negative")
         try:
             out[key] = units.convert(spec.name, x, str(unit), spec.unit, spec.molar_mass)
         except UnitError as exc:
@@ -237,11 +239,20 @@ def check_reference(
     if low is not None and high is not None and low >= high:
         raise FindingError(
             f"{prefix}ref_low",
-            ref_low,
-            f"is not below ref_high ({ref_high})",
+            given_x["ref_low"],
+            f"is not below ref_high ({given_x['ref_high']:g})",
             "the reference interval is [ref_low, ref_high] in the result's unit",
         )
     return Reference(low, high)
+
+
+def _shown(raw: Any) -> Any:
+    """A limit as an error shows it: the number when it reads as one (a file's "36" and an API's
+    36.0 are shown alike), else as given."""
+    try:
+        return _finite(raw, "")
+    except FindingError:
+        return raw
 
 
 def _finite(raw: Any, field: str) -> float:
@@ -252,7 +263,7 @@ def _finite(raw: Any, field: str) -> float:
     except ValueError:
         raise FindingError(field, raw, "expected a number written plainly, e.g. 40") from None
     if not math.isfinite(x):
-        raise FindingError(field, raw, "not a finite number")
+        raise FindingError(field, x, "not a finite number")
     return x
 
 
