@@ -68,7 +68,10 @@ FAMILIES: dict[str, tuple[str, dict[str, Any]]] = {
     "icaht": (
         "ehaebmt2023:icaht",
         {
-            "anc_series": [{"day": d, "value": v} for d, v in enumerate(ANC_30_DAYS)],
+            "anc_series": {
+                "unit": "/uL",
+                "points": [{"day": d, "value": v} for d, v in enumerate(ANC_30_DAYS)],
+            },
         },
     ),
 }

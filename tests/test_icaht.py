@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import immunotox
 from immunotox.errors import FindingError
+from immunotox.messages import render
 from immunotox.scales.icaht import Episode, assess_early, episodes, fill_gaps
 
 SCALES = ["ehaebmt2023:icaht", "ehaebmt2023:icaht-early", "ehaebmt2023:icaht-late"]
@@ -46,12 +47,17 @@ def anc_series(draw: st.DrawFn, max_day: int = 110) -> list[dict[str, Any]]:
 @st.composite
 def icaht_findings(draw: st.DrawFn) -> dict[str, Any]:
     series = draw(anc_series())
-    f: dict[str, Any] = {"anc_series": series}
+    f: dict[str, Any] = {"anc_series": ul(series)}
     if draw(st.booleans()):
         f["last_follow_up_day"] = draw(st.integers(max(p["day"] for p in series), 400))
     if draw(st.booleans()):
         f["censor_day"] = draw(st.integers(0, 200))
     return f
+
+
+def ul(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """An ANC series in cells/uL, the unit stated once for the series."""
+    return {"unit": "/uL", "points": points}
 
 
 def lo_hi(scale: str, f: dict[str, Any]) -> tuple[int, int] | None:
@@ -66,7 +72,10 @@ def test_fill_gaps_interpolates_up_to_seven_days_and_carries_ends() -> None:
     assert values[6] == pytest.approx(100 + 800 * 4 / 8)  # linear between day 2 and day 10
     assert values[11:20] == [None] * 9  # 9 missing days: unknown
     assert values[21:31] == [None] * 10  # 10 days after the last value: unknown
-    assert any("gap of 9 days" in n for n in notes)
+    assert "days 11–19: no ANC value within a gap of 9 days (> 7): unknown" in [render(n) for n in notes]
+    assert "jours 11–19 : aucune valeur de PNN dans un intervalle de 9 jours (> 7) : inconnu" in [
+        render(n, "fr") for n in notes
+    ]
     values, _ = fill_gaps({0: 400.0, 23: 600.0}, 0, 30, 7)
     assert values[23:31] == [600.0] * 8  # 7 trailing days carried forward
 
@@ -99,12 +108,11 @@ def test_assess_early_never_recovered_override_needs_start_by_day_3() -> None:
 def test_lowering_an_anc_value_never_lowers_the_grade(
     scale: str, f: dict[str, Any], data: st.DataObject
 ) -> None:
-    i = data.draw(st.integers(0, len(f["anc_series"]) - 1))
-    point = f["anc_series"][i]
+    points = f["anc_series"]["points"]
+    i = data.draw(st.integers(0, len(points) - 1))
+    point = points[i]
     lower = data.draw(st.integers(0, point["value"]))
-    g = dict(
-        f, anc_series=[*f["anc_series"][:i], {"day": point["day"], "value": lower}, *f["anc_series"][i + 1 :]]
-    )
+    g = dict(f, anc_series=ul([*points[:i], {"day": point["day"], "value": lower}, *points[i + 1 :]]))
     before, after = lo_hi(scale, f), lo_hi(scale, g)
     if before is None or after is None:  # not applicable: the window, not the values, decides
         assert before is None and after is None, (f, g)
@@ -143,20 +151,23 @@ def test_units_dates_and_order_do_not_change_the_grade(
     converted = dict(
         f,
         anc_series=[
-            {"day": p["day"], "value": {"value": p["value"] / factor, "unit": unit}} for p in f["anc_series"]
+            {"day": p["day"], "value": {"value": p["value"] / factor, "unit": unit}}
+            for p in f["anc_series"]["points"]
         ],
     )
     infusion = data.draw(st.dates(datetime.date(2015, 1, 1), datetime.date(2035, 1, 1)))
     dated = {k: v for k, v in f.items() if k not in ("last_follow_up_day", "censor_day")}
     dated["infusion_date"] = infusion.isoformat()
-    dated["anc_series"] = [
-        {"date": (infusion + datetime.timedelta(days=p["day"])).isoformat(), "value": p["value"]}
-        for p in f["anc_series"]
-    ]
+    dated["anc_series"] = ul(
+        [
+            {"date": (infusion + datetime.timedelta(days=p["day"])).isoformat(), "value": p["value"]}
+            for p in f["anc_series"]["points"]
+        ]
+    )
     for key in ("last_follow_up", "censor"):
         if f"{key}_day" in f:
             dated[f"{key}_date"] = (infusion + datetime.timedelta(days=f[f"{key}_day"])).isoformat()
-    shuffled = dict(f, anc_series=data.draw(st.permutations(f["anc_series"])))
+    shuffled = dict(f, anc_series=ul(data.draw(st.permutations(f["anc_series"]["points"]))))
     expected = immunotox.grade(scale, f)
     for other in (converted, dated, shuffled):
         r = immunotox.grade(scale, other)
@@ -170,7 +181,7 @@ def test_range_ends_are_the_recovered_and_neutropenic_fillings(
 ) -> None:
     """Filling every unknown day with a high (low) value reproduces the lower (upper) bound."""
     scale = "ehaebmt2023:icaht-early"
-    r = immunotox.grade(scale, {"anc_series": series})
+    r = immunotox.grade(scale, {"anc_series": ul(series)})
     values, _ = fill_gaps(
         {d: float(min(p["value"] for p in series if p["day"] == d)) for d in {p["day"] for p in series}},
         0,
@@ -184,8 +195,8 @@ def test_range_ends_are_the_recovered_and_neutropenic_fillings(
     recovered = series + [{"day": d, "value": 100000} for d in unknown_days]
     neutropenic = series + [{"day": d, "value": 0} for d in unknown_days]
     lo, hi = r.grade_range
-    assert immunotox.grade(scale, {"anc_series": recovered}).grade == lo
-    assert immunotox.grade(scale, {"anc_series": neutropenic}).grade == hi
+    assert immunotox.grade(scale, {"anc_series": ul(recovered)}).grade == lo
+    assert immunotox.grade(scale, {"anc_series": ul(neutropenic)}).grade == hi
 
 
 # ------------------------------------------------------------------------------ explanations
@@ -195,7 +206,7 @@ def test_combined_result_names_the_deciding_window_and_its_criteria() -> None:
         for d, v in [(0, 2000), (1, 300), (8, 300), (15, 300), (16, 2000), (23, 2000), (30, 2000)]
     ]
     series += [{"day": 45, "value": 900}, {"day": 60, "value": 1200}]
-    r = immunotox.grade("ehaebmt2023:icaht", {"anc_series": series})
+    r = immunotox.grade("ehaebmt2023:icaht", {"anc_series": ul(series)})
     assert (r.grade, r.complete, r.deciding_domains) == (3, True, ["early"])
     assert r.reasons[0] == "ANC <= 500/uL for 15 day(s), days 1–15 (longest episode) → grade 3"
     assert any(x.startswith("Nadir ANC <= 1000/uL (nadir ANC 900/uL on day 45") for x in r.reasons)
@@ -208,10 +219,13 @@ def test_combined_result_names_the_deciding_window_and_its_criteria() -> None:
 
 def test_incomplete_series_says_which_days_are_unknown() -> None:
     r = immunotox.grade(
-        "ehaebmt2023:icaht-early", {"anc_series": [{"day": 0, "value": 400}, {"day": 9, "value": 400}]}
+        "ehaebmt2023:icaht-early", {"anc_series": ul([{"day": 0, "value": 400}, {"day": 9, "value": 400}])}
     )
     assert (r.grade, r.grade_range, r.status) == (1, (1, 4), "incomplete")
-    assert "Early: Days 1–8: no ANC value within a gap of 8 days (> 7): unknown" in r.reasons
+    assert "Early: days 1–8: no ANC value within a gap of 8 days (> 7): unknown" in r.reasons
+    assert "Précoce : jours 1–8 : aucune valeur de PNN dans un intervalle de 8 jours (> 7) : inconnu" in (
+        r.in_lang("fr").reasons
+    )
     assert "LOWER BOUND: missing anc_series" in r.reasons[-1]
 
 
@@ -224,27 +238,48 @@ def test_values_outside_the_windows_are_reported_not_used() -> None:
     ]
     series += [{"day": 21, "value": 2000}, {"day": 28, "value": 2000}, {"day": 30, "value": 2000}]
     series += [{"day": 35, "value": 2000}, {"day": 38, "value": 1800}, {"day": 45, "value": 300}]
-    r = immunotox.grade("ehaebmt2023:icaht", {"anc_series": series, "censor_day": 40})
+    r = immunotox.grade("ehaebmt2023:icaht", {"anc_series": ul(series), "censor_day": 40})
     assert r.grade == 0 and r.complete
     assert "1 ANC value(s) before day 0 not used (ICAHT counts from infusion)" in r.reasons
     assert any("after censoring on day 40" in x for x in r.reasons)
 
 
+def test_a_french_anc_in_g_per_l_is_never_read_as_cells_per_ul() -> None:
+    """A French laboratory's ANC 2 (G/L = 2000/uL) was read as 2/uL: profound neutropenia, grade 4.
+
+    Every value now needs its unit: the bare series is refused naming the value, and the same
+    series with its unit is no neutropenia at all (issue 11).
+    """
+    days = [0, 7, 14, 21, 28, 30]
+    bare = {"anc_series": [{"day": d, "value": 2} for d in days]}
+    with pytest.raises(FindingError) as err:
+        immunotox.grade("ehaebmt2023:icaht-early", bare)
+    assert (err.value.field, err.value.value) == ("anc_series[0].value", 2)
+    assert "never guessed" in str(err.value) and '"unit": "<UCUM>", "points"' in str(err.value)
+    french = {"anc_series": {"unit": "10*9/L", "points": bare["anc_series"]}}
+    r = immunotox.grade("ehaebmt2023:icaht-early", french)
+    assert (r.grade, r.complete, r.fired) == (0, True, [])
+    us = {"anc_series": ul([{"day": d, "value": 2000} for d in days])}
+    assert immunotox.grade("ehaebmt2023:icaht-early", us).reasons == r.reasons
+
+
 @pytest.mark.parametrize(
     ("findings", "field", "fragment"),
     [
-        ({"anc_series": [{"day": 1, "value": 0.45}]}, "anc_series[0].value", "fraction of a cell"),
-        ({"anc_series": [{"date": "2024-03-01", "value": 400}]}, "anc_series[0].date", "needs infusion_date"),
+        ({"anc_series": [{"day": 1, "value": 0.45}]}, "anc_series[0].value", "a bare number is refused"),
+        ({"anc_series": [{"day": 1, "value": 2}]}, "anc_series[0].value", "'10*9/L' or '/uL'"),
+        ({"anc_series": ul([{"date": "2024-03-01", "value": 400}])}, "anc_series[0].date", "infusion_date"),
         (
-            {"anc_series": [{"day": 40, "value": 400}], "last_follow_up_day": 30},
+            {"anc_series": ul([{"day": 40, "value": 400}]), "last_follow_up_day": 30},
             "anc_series[0]",
             "after the last day",
         ),
-        ({"anc_series": [{"day": 1, "value": "low"}]}, "anc_series[0].value", "expected a number"),
-        ({"anc_series": [{"day": 1, "val": 5}]}, "anc_series[0].val", "unknown key"),
+        ({"anc_series": ul([{"day": 1, "value": "low"}])}, "anc_series[0].value", "expected"),
+        ({"anc_series": ul([{"day": 1, "val": 5}])}, "anc_series[0].val", "unknown key"),
+        ({"anc_series": {"unit": 5, "points": []}}, "anc_series.unit", "UCUM code"),
         ({"infusion_date": "01/03/2024", "anc_series": []}, "infusion_date", "YYYY-MM-DD"),
         (
-            {"infusion_date": "2024-03-01", "anc_series": [{"date": "2010-03-01", "value": 400}]},
+            {"infusion_date": "2024-03-01", "anc_series": ul([{"date": "2010-03-01", "value": 400}])},
             "anc_series[0].date",
             "outside -60–3650",
         ),
@@ -259,7 +294,7 @@ def test_bad_input_names_field_and_value(findings: dict[str, Any], field: str, f
 
 # ------------------------------------------------------------------------------ no late window
 DEATH_DAY_16 = {
-    "anc_series": [{"day": d, "value": 300} for d in (0, 7, 14, 16)],
+    "anc_series": ul([{"day": d, "value": 300} for d in (0, 7, 14, 16)]),
     "last_follow_up_day": 16,
 }
 
@@ -359,9 +394,9 @@ def test_cli_grades_icaht_from_a_dated_series(cli: CLI) -> None:
         "last_follow_up_date": "2024-03-14",
         "anc_series": [
             {"date": "2024-02-27", "value": {"value": 0.3, "unit": "10*9/L"}},
-            {"date": "2024-03-05", "value": 300},
-            {"date": "2024-03-12", "value": 300},
-            {"date": "2024-03-14", "value": 300},
+            {"date": "2024-03-05", "value": {"value": 300, "unit": "/uL"}},
+            {"date": "2024-03-12", "value": {"value": 300, "unit": "/uL"}},
+            {"date": "2024-03-14", "value": {"value": 300, "unit": "/uL"}},
         ],
     }
     out = cli("grade", "ehaebmt2023:icaht", "--findings", json.dumps(findings))
@@ -372,7 +407,7 @@ def test_cli_grades_icaht_from_a_dated_series(cli: CLI) -> None:
 
 
 def test_cli_late_icaht_without_late_window_is_not_applicable(cli: CLI) -> None:
-    findings = {"anc_series": [{"day": 5, "value": 300}, {"day": 12, "value": 300}], "censor_day": 14}
+    findings = {"anc_series": ul([{"day": 5, "value": 300}, {"day": 12, "value": 300}]), "censor_day": 14}
     out = cli("grade", "ehaebmt2023:icaht-late", "--findings", json.dumps(findings))
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)

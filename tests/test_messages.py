@@ -32,9 +32,9 @@ FILES = sorted(
     {"messages", *(s.texts.name for s in TRANSLATED.values() if s.texts), *(s.file for s in SCORES.values())}
 )
 
-# Scales (by id prefix) whose texts are still written in the code, in English (issue 11: converted
-# family by family). A scale converted to data leaves this list; none may be added to it.
-NOT_YET_TRANSLATED = {"ehaebmt2023"}
+# Scales (by id prefix) whose texts are still written in the code, in English. Empty since ICAHT
+# (ehaebmt2023) moved its texts to data (issue 11): every scale is translated, and none may be added.
+NOT_YET_TRANSLATED: set[str] = set()
 
 
 # text fields of the risk-score files, each with its French sibling <field>_fr
@@ -173,9 +173,11 @@ def test_languages() -> None:
     assert LANGS == ("en", "fr")
 
 
-def test_scales_not_yet_translated_are_listed() -> None:
+def test_every_scale_is_translated() -> None:
+    """Every scale of the catalogue has its texts as data, in French and English (issue 11)."""
     missing = {sid.split(":")[0] for sid, s in immunotox.all_scales().items() if s.texts is None}
-    assert missing <= NOT_YET_TRANSLATED
+    assert missing == NOT_YET_TRANSLATED == set()
+    assert {"ehaebmt2023:icaht", "ehaebmt2023:icaht-early", "ehaebmt2023:icaht-late"} <= set(TRANSLATED)
 
 
 def _full_findings(score: risk.ScoreSpec) -> dict[str, Any]:
@@ -235,3 +237,16 @@ def test_every_ctcae_term_text_exists_in_french(name: str) -> None:
             assert fr.strip() and not english_in(fr), f"{name}:{slug}: {english_in(fr)} in {fr!r} ({en!r})"
     scales = [s for sid, s in immunotox.all_scales().items() if sid.startswith(f"{name}:")]
     assert scales and all(s.texts is not None and s.texts.name == "scales/ctcae" for s in scales)
+
+
+def test_explain_names_a_missing_lab_input_by_what_it_is_in_the_users_language() -> None:
+    """A missing ULN was named « uln : uln »: it is the ULN of the term's analyte, in its unit."""
+    r = immunotox.grade("ctcae5:alanine-aminotransferase-increased", {"value": 250})
+    assert r.missing == ["uln", "baseline"]
+    fr = r.explain("fr")
+    assert "  - uln : Limite supérieure de la normale du dosage (ALAT) (U/L)" in fr
+    assert "  - baseline : ALAT de référence : valeur avant le traitement évalué (U/L)" in fr
+    assert "uln : uln" not in fr
+    assert "  - uln: Upper limit of normal of the ALT assay (U/L)" in r.explain("en")
+    hapto = immunotox.grade("ctcae5:haptoglobin-decreased", {"value": {"value": 0.2, "unit": "g/L"}})
+    assert "  - lln : Limite inférieure de la normale du dosage (Haptoglobine) (g/L)" in hapto.explain("fr")

@@ -103,9 +103,17 @@ class FieldSpec:
         return key
 
 
-def _parse_quantity(spec: FieldSpec, name: str, raw: Any) -> float:
+def _parse_quantity(spec: FieldSpec, name: str, raw: Any, default_unit: str | None = None) -> float:
+    """``raw`` (a bare number, or ``{"value", "unit"}``) in the spec's canonical unit.
+
+    ``default_unit`` is the unit of a bare number when the input states it once for several values
+    (the ``unit`` of a series); without it, a bare number is in the canonical unit, or refused when
+    the analyte declares ``unit_required``.
+    """
     assert spec.unit is not None
     value, unit = units.as_quantity_input(raw)
+    if unit is None and not isinstance(raw, dict):
+        unit = default_unit
     if isinstance(raw, dict):
         extra = sorted(set(raw) - {"value", "unit"})
         if extra:
@@ -118,13 +126,18 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any) -> float:
     if not math.isfinite(value):
         raise FindingError(name, value, "not a finite number")
     if unit is None and spec.unit_required:
+        series = (
+            ', or the unit once for the whole series: {"unit": "<UCUM>", "points": [...]}'
+            if spec.kind == "series"
+            else ""
+        )
         raise FindingError(
             name,
             value,
             "a bare number is refused: laboratories report this analyte in different units "
             "(French and US labs differ), so the unit is never guessed",
             f'give it as {{"value": {value!r}, "unit": "<UCUM>"}} with the unit of your laboratory, '
-            "e.g. " + " or ".join(repr(u) for u in spec.unit_required),
+            "e.g. " + " or ".join(repr(u) for u in spec.unit_required) + series,
         )
     canon = float(value)
     if unit is not None:
@@ -154,16 +167,30 @@ def _parse_date(name: str, raw: Any) -> datetime.date:
 
 
 def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
-    """A dated series: a list of points ``{"<index>": n, "value": x}`` or ``{"date": d, "value": x}``.
+    """A dated series: a list of points ``{"<index>": n, "value": x}`` or ``{"date": d, "value": x}``,
+    or ``{"unit": "<UCUM>", "points": [...]}`` (the unit of every bare value, stated once).
 
     ``<index>`` is the single integer key declared in the spec's ``fields`` (e.g. ``day``, with its
-    range); ``value`` is a quantity in the spec's unit (bare number or ``{"value", "unit"}``),
-    checked against the spec's range. Points keep their input order; an empty list is a series
-    with no values (known), not an unknown series.
+    range); ``value`` is a quantity (``{"value", "unit"}``, or a bare number in the series' unit, or
+    in the spec's unit unless the spec declares ``unit_required``), checked against the spec's
+    range. Points keep their input order; an empty list is a series with no values (known), not an
+    unknown series.
     """
     if len(spec.fields) != 1:
         raise RuleSpecError(f"finding {spec.name!r}: a series declares exactly one index in fields")
     (index, rng), *_ = spec.fields.items()
+    series_unit: str | None = None
+    if isinstance(raw, dict):
+        extra = sorted(set(raw) - {"unit", "points"})
+        if extra:
+            raise FindingError(f"{name}.{extra[0]}", raw[extra[0]], "unknown key; expected unit and points")
+        series_unit = raw.get("unit")
+        if not isinstance(series_unit, str):
+            raise FindingError(
+                f"{name}.unit", series_unit, "expected a UCUM code as a string", "e.g. '10*9/L'"
+            )
+        units.convert(name, 1.0, series_unit, str(spec.unit), spec.molar_mass)  # a bad unit is refused here
+        raw = raw.get("points")
     if not isinstance(raw, list):
         raise FindingError(name, raw, "expected a list of points", f'e.g. [{{"{index}": 0, "value": 1200}}]')
     out: list[dict[str, Any]] = []
@@ -180,7 +207,8 @@ def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
             raise FindingError(where, point, f"give exactly one of {index!r} and 'date'")
         if point.get("value") is None:
             raise FindingError(f"{where}.value", None, "missing value")
-        parsed: dict[str, Any] = {"value": _parse_quantity(spec, f"{where}.value", point["value"])}
+        value = _parse_quantity(spec, f"{where}.value", point["value"], series_unit)
+        parsed: dict[str, Any] = {"value": value}
         if point.get(index) is not None:
             parsed[index] = _parse_integer(f"{where}.{index}", point[index], rng)
         else:

@@ -116,7 +116,7 @@ class GradeResult(BaseModel):
         lines += [f"  - {x}" for x in r.reasons]
         if r.missing:
             lines.append(t("missing", keys=r.missing))
-            lines += [f"  - {t('missing_item', key=k, name=finding_name(k, lg))}" for k in r.missing]
+            lines += [f"  - {t('missing_item', key=k, name=finding_name(k, lg, r.scale))}" for k in r.missing]
         if r.notes:
             lines.append(t("notes"))
             lines += [f"  - {n}" for n in r.notes]
@@ -125,12 +125,16 @@ class GradeResult(BaseModel):
         return "\n".join(lines)
 
 
-def finding_name(key: str, lang: Lang) -> str:
-    """What the input ``key`` is, in ``lang`` (the findings vocabulary's text; sub-keys such as
-    ``ice_items.orientation`` are named by their parent)."""
+def finding_name(key: str, lang: Lang, scale_id: str | None = None) -> str:
+    """What the input ``key`` is, in ``lang``: the text of the scale's own declaration of it (a
+    CTCAE lab term's ``uln`` is the ULN of its analyte, in its unit), else the findings
+    vocabulary's; sub-keys such as ``ice_items.orientation`` are named by their parent."""
+    from .catalogue import all_scales
     from .findings import vocabulary
 
-    spec = vocabulary().get(key.split(".")[0].split("[")[0])
+    root = key.split(".")[0].split("[")[0]
+    scale = all_scales().get(scale_id) if scale_id else None
+    spec = (scale.findings.get(root) if scale is not None else None) or vocabulary().get(root)
     if spec is None:
         return key
     return spec.text_fr if lang == "fr" and spec.text_fr else spec.text

@@ -295,7 +295,10 @@ def test_export_grades_as_observations_and_toxicity_as_adverse_event(svc: Servic
 def test_a_not_applicable_grade_exports_stores_and_reads_back_without_a_grade() -> None:
     """Late ICAHT after death on day 16: no grade anywhere (not 0, not 'unknown'), nothing missing."""
 
-    findings = {"anc_series": [{"day": 0, "value": 300}, {"day": 16, "value": 300}], "last_follow_up_day": 16}
+    findings = {
+        "anc_series": {"unit": "/uL", "points": [{"day": 0, "value": 300}, {"day": 16, "value": 300}]},
+        "last_follow_up_day": 16,
+    }
     result = immunotox.grade("ehaebmt2023:icaht-late", findings)
     t = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
     g = grading.Grade("P-1", "ehaebmt2023:icaht-late", t, result, {})

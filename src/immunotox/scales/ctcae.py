@@ -40,21 +40,6 @@ from ._base import Domain, Scale, assumed, known, unknown
 from .ctcae_lab import LabGrader, LabOutcome, T, _n, candidates, missing_msg, num
 from .ctcae_spec import LAB_INPUTS, Condition, Criterion, Lab, Meta, Table, Term, compare, load_table
 
-_LAB_TEXT = {
-    "value": ("{a}: the measured value", "{a} : valeur mesurée"),
-    "uln": ("Upper limit of normal of the {a} assay", "Limite supérieure de la normale du dosage ({a})"),
-    "lln": ("Lower limit of normal of the {a} assay", "Limite inférieure de la normale du dosage ({a})"),
-    "baseline": (
-        "Baseline {a}: the value before the treatment being assessed",
-        "{a} de référence : valeur avant le traitement évalué",
-    ),
-    "mi_level": (
-        "{a} level consistent with myocardial infarction as defined by the assay manufacturer",
-        "Taux de {a} compatible avec un infarctus du myocarde selon le fabricant du dosage",
-    ),
-}
-
-
 # Above this many combinations the exact needed-input test is skipped (the criteria-level test
 # then stands: it may ask for an input that cannot change the grade, never the reverse).
 _MAX_REFINE = 50_000
@@ -65,10 +50,12 @@ def _lab_specs(lab: Lab) -> dict[str, FieldSpec]:
     used = lab.operands()
     out: dict[str, FieldSpec] = {}
     for key in ("value", *lab.refs):
-        en, fr = _LAB_TEXT[key]
-        text = en.format(a=lab.analyte) + f" ({lab.unit})"
+        texts = {
+            lang: T(f"messages.input_text.{key}", a=analyte, unit=units.display(lab.unit))
+            for lang, analyte in (("en", lab.analyte), ("fr", lab.analyte_fr or lab.analyte))
+        }
         if key not in used:
-            text += "; read only to check the reference interval (lln < uln)"
+            texts = {lang: T("messages.input_text.reference_only", text=m) for lang, m in texts.items()}
         out[key] = FieldSpec(
             name=key,
             kind="quantity",
@@ -76,8 +63,8 @@ def _lab_specs(lab: Lab) -> dict[str, FieldSpec]:
             unit_required=lab.unit_required,
             molar_mass=lab.molar_mass,
             range=lab.range,
-            text=text,
-            text_fr=fr.format(a=lab.analyte) + f" ({lab.unit})",
+            text=render(texts["en"], "en"),
+            text_fr=render(texts["fr"], "fr"),
         )
     return out
 

@@ -40,15 +40,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import ruledata
-from ..errors import FindingError, RuleSpecError
+from ..errors import FindingError
 from ..findings import pick
 from ..messages import Catalogue, Msg, render
 from ..messages import name as as_given
-from ..result import GradeResult, RuleHit
+from ..result import RuleHit
 from ._base import Domain, Scale, known, not_applicable, unknown
+from .icaht_spec import ClosedBy, IcahtTable, table
 
-_T = ruledata.load("icaht")
+_T: IcahtTable = table()
 T = Catalogue("scales/icaht")
 _RECOVERED = float("inf")  # an unknown day assumed recovered (above every threshold)
 _WORST = 0.0  # an unknown day assumed at ANC 0
@@ -61,7 +61,9 @@ _INPUTS = (
     "censor_day",
     "censor_date",
 )
-_CLOSED_BY = tuple(_T["closed_by"])  # the inputs that end follow-up ([closed_by] says what they stand for)
+_CLOSED_BY = tuple(
+    ClosedBy.model_fields
+)  # the inputs that end follow-up ([closed_by] says what they stand for)
 
 
 # ------------------------------------------------------------------------------ timeline
@@ -148,7 +150,7 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
         points.append((day, p["value"]))
     given = {k: f"{k}_date" if f.get(f"{k}_date") is not None else f"{k}_day" for k in _CLOSED_BY}
     tl = Timeline(points, lfu, censor, given=given, has_series=series is not None)
-    before = sum(1 for d, _ in points if d < _T["early"]["first_day"])
+    before = sum(1 for d, _ in points if d < _T.early.first_day)
     if before:
         tl.reasons.append(T.m("before_day_0", count=before))
     if censor is not None:
@@ -159,21 +161,23 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
 
 
 # ------------------------------------------------------------------------------ early ICAHT
-def _span(days: Sequence[int]) -> str:
-    return f"day {days[0]}" if days[0] == days[-1] else f"days {days[0]}–{days[-1]}"
+def _span(days: Sequence[int]) -> Msg:
+    """« day 3 » or « days 3–9 » (jour 3, jours 3–9)."""
+    return T.m("day", day=days[0]) if days[0] == days[-1] else T.m("window", first=days[0], last=days[-1])
 
 
 def fill_gaps(
     daily: Mapping[int, float], first: int, last: int, max_gap: int
-) -> tuple[list[float | None], list[str]]:
+) -> tuple[list[float | None], list[Msg]]:
     """One value per day of [first, last]: measured, filled, or ``None`` (unknown).
 
     A gap of at most ``max_gap`` missing days between two measured days is interpolated linearly;
     at most ``max_gap`` days before the first or after the last measured day take that value
-    (Liang: ``zoo::na.approx(maxgap = 7, rule = 2)``). Longer gaps stay unknown.
+    (Liang: ``zoo::na.approx(maxgap = 7, rule = 2)``). Longer gaps stay unknown. The notes say
+    what was done to each gap.
     """
     values: list[float | None] = [daily.get(d) for d in range(first, last + 1)]
-    notes: list[str] = []
+    notes: list[Msg] = []
     measured = [d for d in range(first, last + 1) if d in daily]
     if not measured:
         return values, notes
@@ -183,26 +187,21 @@ def fill_gaps(
         if not gap:
             continue
         if len(gap) > max_gap:
-            notes.append(
-                f"{_span(gap).capitalize()}: no ANC value within a gap of {len(gap)} days "
-                f"(> {max_gap}): unknown"
-            )
+            notes.append(T.m("gap_unknown", span=_span(gap), days=len(gap), max=max_gap))
             continue
         if a < first:  # before the first measured day
             for d in gap:
                 values[d - first] = daily[b]
-            notes.append(f"{_span(gap).capitalize()}: value of day {b} carried back (gap <= {max_gap} days)")
+            notes.append(T.m("carried_back", span=_span(gap), day=b, max=max_gap))
         elif b > last:  # after the last measured day
             for d in gap:
                 values[d - first] = daily[a]
-            notes.append(
-                f"{_span(gap).capitalize()}: value of day {a} carried forward (gap <= {max_gap} days)"
-            )
+            notes.append(T.m("carried_forward", span=_span(gap), day=a, max=max_gap))
         else:
             va, vb = daily[a], daily[b]
             for d in gap:
                 values[d - first] = va + (vb - va) * (d - a) / (b - a)
-            notes.append(f"{_span(gap).capitalize()}: interpolated between days {a} and {b}")
+            notes.append(T.m("interpolated", span=_span(gap), a=a, b=b))
     return values, notes
 
 
@@ -232,96 +231,84 @@ def episodes(values: Sequence[float], first_day: int, max_per_ul: float, max_joi
     return out
 
 
-def _band(bands: list[dict[str, Any]], days: int, where: str) -> dict[str, Any]:
-    for b in bands:
-        if b["min_days"] <= days <= b["max_days"]:
-            return b
-    raise RuleSpecError(f"{where}: no band holds {days} days")
-
-
 @dataclass
 class EarlyAssessment:
     """The early grade for one complete daily series, with the criteria that fired."""
 
     grade: int
     hits: list[RuleHit]
-    reasons: list[str]
+    reasons: list[Msg]
+
+
+def _hit(rule: str, grade: int, msg: Msg) -> RuleHit:
+    return RuleHit(rule=rule, domain="early", grade=grade, text=render(msg), msg=msg)
 
 
 def assess_early(values: Sequence[float], first_day: int) -> EarlyAssessment:
     """Grade early ICAHT from one value per day starting on ``first_day`` (no unknown days)."""
-    t = _T["early"]
+    t = _T.early
     grade = 0
     hits: list[RuleHit] = []
-    reasons: list[str] = []
-    for thr in t["thresholds"]:
-        eps = episodes(values, first_day, thr["max_per_ul"], t["max_joined_recovery_days"])
-        if thr["key"] == t["never_recovered_threshold_key"]:
+    reasons: list[Msg] = []
+    for i, thr in enumerate(t.thresholds):
+        label = T(f"early.thresholds.{i}")
+        eps = episodes(values, first_day, thr.max_per_ul, t.max_joined_recovery_days)
+        if thr.key == t.never_recovered_threshold_key:
             last_day = first_day + len(values) - 1
             last = eps[-1] if eps else None
-            if last is not None and last.end == last_day and last.start <= t["never_recovered_max_start_day"]:
-                g = t["never_recovered_grade"]
-                hits.append(
-                    RuleHit(
-                        rule="ehaebmt2023:icaht/early/never_recovered",
-                        domain="early",
-                        grade=g,
-                        text=f"{t['never_recovered_text']} ({_span([last.start, last.end])})",
-                    )
+            if last is not None and last.end == last_day and last.start <= t.never_recovered_max_start_day:
+                g = t.never_recovered_grade
+                msg = T.m(
+                    "never_recovered",
+                    threshold=label,
+                    start=t.never_recovered_max_start_day,
+                    span=_span([last.start, last.end]),
                 )
+                hits.append(_hit("ehaebmt2023:icaht/early/never_recovered", g, msg))
                 grade = max(grade, g)
         if not eps:
-            reasons.append(f"Early: {thr['text']} on no day")
+            reasons.append(T.m("early_none", threshold=label))
             continue
         top = max(eps, key=lambda e: (e.days, -e.start))
-        b = _band(thr["bands"], top.days, f"icaht.early.{thr['key']}")
-        detail = f"{thr['text']} for {top.days} day(s), {_span([top.start, top.end])} (longest episode)"
-        if b["grade"] > 0:
-            hits.append(
-                RuleHit(
-                    rule=f"ehaebmt2023:icaht/early/{thr['key']}/{b['min_days']}-{b['max_days']}d",
-                    domain="early",
-                    grade=b["grade"],
-                    text=detail,
-                )
-            )
-            grade = max(grade, b["grade"])
+        b = thr.band(top.days)
+        detail = T.m("episode", threshold=label, days=top.days, span=_span([top.start, top.end]))
+        if b.grade > 0:
+            rule = f"ehaebmt2023:icaht/early/{thr.key}/{b.min_days}-{b.max_days}d"
+            hits.append(_hit(rule, b.grade, detail))
+            grade = max(grade, b.grade)
         else:
-            reasons.append(f"Early: {detail}")
+            reasons.append(T.m("early_note", note=detail))
     return EarlyAssessment(grade, hits, reasons)
 
 
 def early_domain(tl: Timeline | None) -> Domain:
     """The early-ICAHT domain (values 0-4)."""
-    t = _T["early"]
+    t = _T.early
     name = "early"
     if tl is None or not tl.has_series:
         return unknown(name, range(5), "anc_series")
-    first, last = t["first_day"], tl.end(t["last_day"])
+    first, last = t.first_day, tl.end(t.last_day)
     daily = tl.daily_minimum(first, last)
-    window = f"days {first}–{last}"
-    if last < t["last_day"]:
-        cause = "last follow-up" if last == tl.last_follow_up else "censoring"
-        window += f" (window ends at {cause})"
+    window = T.m("window", first=first, last=last)
+    if last < t.last_day:
+        cause = "ends_last_follow_up" if last == tl.last_follow_up else "ends_censoring"
+        window = T.m("window_ends", window=window, cause=T.m(cause))
     if not daily:
-        return unknown(name, range(5), "anc_series", reason=f"Early: no ANC value on {window}")
-    values, notes = fill_gaps(daily, first, last, t["max_filled_gap_days"])
+        return unknown(name, range(5), "anc_series", reason=T.m("early_no_value", window=window))
+    values, notes = fill_gaps(daily, first, last, t.max_filled_gap_days)
     best = assess_early([_RECOVERED if v is None else v for v in values], first)
     worst = assess_early([_WORST if v is None else v for v in values], first)
-    reasons = [
-        f"Early window {window}: {len(daily)} day(s) with a measured ANC",
-        *[f"Early: {n}" for n in notes],
+    reasons: list[str | Msg] = [
+        T.m("early_window", window=window, count=len(daily)),
+        *[T.m("early_note", note=n) for n in notes],
+        *best.reasons,
     ]
-    reasons += best.reasons
     dom = Domain(name, tuple(range(best.grade, worst.grade + 1)), best.hits, [], reasons)
     if best.grade != worst.grade:
         dom.missing = ["anc_series"]
-        dom.reasons.append(
-            f"Early: unknown days decide between grade {best.grade} (recovered) and grade {worst.grade} "
-            "(neutropenic): more ANC values are needed"
-        )
+        dom.reasons.append(T.m("early_bounds", lo=best.grade, hi=worst.grade))
     elif any(v is None for v in values):
-        dom.reasons.append("Early: the unknown days cannot change the grade")
+        dom.reasons.append(T.m("early_unknown_moot"))
     return dom
 
 
@@ -346,11 +333,11 @@ def _late_closed(tl: Timeline, first: int) -> Msg:
 
 def late_domain(tl: Timeline | None) -> Domain:
     """The late-ICAHT domain (values 0-4)."""
-    t = _T["late"]
+    t = _T.late
     name = "late"
     if tl is None:
         return unknown(name, range(5), "anc_series")
-    first, last = t["first_day"], tl.end(t["last_day"])
+    first, last = t.first_day, tl.end(t.last_day)
     if last < first:
         return not_applicable(name, _late_closed(tl, first))
     if not tl.has_series:
@@ -361,24 +348,24 @@ def late_domain(tl: Timeline | None) -> Domain:
         return unknown(name, range(5), "anc_series", reason=T.m("late_no_value", window=window))
     lowest = sorted(daily.items(), key=lambda kv: (kv[1], kv[0]))
     (d1, v1) = lowest[0]
-    cap = t["neutropenia_max_per_ul"]
-    band = next((b for b in t["bands"] if v1 <= b["max_per_ul"]), None)  # most severe first
+    cap = t.neutropenia_max_per_ul
+    band = t.band(v1)
     nadir = T.m("nadir", value=v1, day=d1)
     if band is None:
         return known(name, 0, reason=T.m("late_none", window=window, nadir=nadir, cap=cap))
-    band_text = T(f"late.bands.{t['bands'].index(band)}")
-    if len(lowest) < t["min_values"]:
+    band_text = T(f"late.bands.{t.bands.index(band)}")
+    if len(lowest) < t.min_values:
         return unknown(
             name,
-            (0, *range(band["grade"], 5)),
+            (0, *range(band.grade, 5)),
             "anc_series",
             reason=T.m(
                 "late_single",
                 window=window,
                 nadir=nadir,
                 band=band_text,
-                grade=band["grade"],
-                min_values=t["min_values"],
+                grade=band.grade,
+                min_values=t.min_values,
             ),
         )
     d2, v2 = lowest[1]
@@ -390,71 +377,19 @@ def late_domain(tl: Timeline | None) -> Domain:
         )
     msg = T.m("late_hit", band=band_text, nadir=nadir, value=v2, day=d2, window=window)
     hit = RuleHit(
-        rule=f"ehaebmt2023:icaht/late/anc_le_{band['max_per_ul']:g}",
+        rule=f"ehaebmt2023:icaht/late/anc_le_{band.max_per_ul:g}",
         domain="late",
-        grade=band["grade"],
+        grade=band.grade,
         text=render(msg),
         msg=msg,
     )
-    return known(name, band["grade"], hit)
+    return known(name, band.grade, hit)
 
 
 # ------------------------------------------------------------------------------ scales
-def _refuse_fractional_bare_anc(raw: Any) -> None:
-    """Refuse a bare fractional ANC: bare numbers are cells/uL, and 0.45 is then a unit slip.
-
-    A laboratory never reports a fraction of a cell per uL; a bare 0.45 is almost surely 10*9/L
-    and would be read as 0.45 cells/uL (grade 4 depth). The value is refused, never rescaled.
-    """
-    series = raw.get("anc_series") if isinstance(raw, Mapping) else None
-    if not isinstance(series, list):
-        return
-    for i, point in enumerate(series):
-        value = point.get("value") if isinstance(point, dict) else None
-        if isinstance(value, float) and not isinstance(value, bool) and not value.is_integer():
-            raise FindingError(
-                f"anc_series[{i}].value",
-                value,
-                "a bare ANC is read in cells/uL and cannot be a fraction of a cell",
-                f'for 10*9/L write {{"value": {value}, "unit": "10*9/L"}}',
-            )
-
-
-_NOTES_COMMON = (
-    "The EHA/EBMT consensus table itself was not read: the grading is reconstructed [V2] from the "
-    "author group's implementation (Liang, automatedicahtgrading) and the T-ICAHT table.",
-    "Days count from infusion (day 0); dates are converted with infusion_date. Several values on "
-    "one day: the lowest counts. Thresholds are inclusive: ANC <= 500/uL, <= 100/uL (not CTCAE's < 500).",
-    "censor_day (progression/relapse or subsequent therapy) ends both windows; last_follow_up_day "
-    "(death or loss to follow-up) ends both windows and values after it are refused.",
-    "G-CSF is not an input: the grade is the ANC course as measured.",
-    "A bare ANC number is read in cells/uL (the unit ICAHT is printed in); a bare fractional value "
-    "(e.g. 0.45, almost surely 10*9/L) is refused: give 10*9/L values with their unit.",
-)
-_NOTES_EARLY = (
-    "Early (day 0-30): gaps of <= 7 missing days are interpolated linearly; <= 7 days before the "
-    "first or after the last value of the window take that value (Liang: na.approx maxgap 7, "
-    "rule 2). Longer gaps are unknown: the grade is then a lower bound (unknown days taken as "
-    "recovered) and grade_range ends at the grade with those days at ANC 0.",
-    "Filled values are not rounded to the nearest 10 (Liang rounds them): a filled 505/uL stays above 500.",
-    "Duration = the longest episode at or below the threshold; episodes separated by <= 2 days "
-    "above it (non-stable recovery; stable = >= 3 days, CIBMTR engraftment) are joined and the "
-    "days between count toward the duration.",
-    "Grade 4 also when a <= 500/uL episode starting on day 0-3 lasts to the end of the early "
-    "window (never recovered, incl. death or loss to follow-up before day 30), as in Liang's code.",
-)
-_NOTES_LATE = (
-    "Late (day 31 to the earliest of day 100, censoring, last follow-up): measured values only, no "
-    "interpolation; graded by the nadir when the two lowest values are both <= 1500/uL.",
-    "Late ICAHT is not applicable (no grade, not grade 0) when the late window never opens: "
-    "last_follow_up (death, end of follow-up) or censor (progression, next therapy) on or before "
-    "day 30 (consensus windows: early day 0 to +30, late after day +30; Rejeski 2023).",
-    "A single late value <= 1500/uL cannot show non-transient neutropenia: no late grade is "
-    "established (lower bound 0, up to the nadir grade or worse if a second value confirms it), "
-    "departing from Liang's code, which grades on the single value.",
-    "Late neutropenia must not be attributable to another cause (relapse, drugs): the engine "
-    "cannot judge this; give censor_day to end the window.",
-)
+def _notes(*groups: str) -> tuple[Msg, ...]:
+    """The interpretation notes of ``groups`` ([[notes.<group>]] of data/scales/icaht.toml)."""
+    return tuple(T(f"notes.{g}.{i}") for g in groups for i in range(len(getattr(_T.notes, g))))
 
 
 class _IcahtBase(Scale):
@@ -463,10 +398,7 @@ class _IcahtBase(Scale):
     source_keys = ("rejeski2023", "liang2024icaht")
     grades = (0, 1, 2, 3, 4)
     findings = pick(*_INPUTS)
-
-    def grade(self, raw: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:
-        _refuse_fractional_bare_anc(raw)
-        return super().grade(raw, ignore_unused=ignore_unused)
+    texts = T
 
     def check(self, f: Mapping[str, Any]) -> None:
         timeline(f)
@@ -495,8 +427,8 @@ class _IcahtBase(Scale):
 
 class IcahtEarly(_IcahtBase):
     id = "ehaebmt2023:icaht-early"
-    title = _T["titles"]["icaht-early"]["text"]
-    notes = _NOTES_COMMON + _NOTES_EARLY
+    title = _T.titles["icaht-early"].text
+    notes = _notes("common", "early")
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
         tl = timeline(f)
@@ -508,8 +440,8 @@ class IcahtEarly(_IcahtBase):
 
 class IcahtLate(_IcahtBase):
     id = "ehaebmt2023:icaht-late"
-    title = _T["titles"]["icaht-late"]["text"]
-    notes = _NOTES_COMMON + _NOTES_LATE
+    title = _T.titles["icaht-late"].text
+    notes = _notes("common", "late")
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
         tl = timeline(f)
@@ -521,14 +453,8 @@ class IcahtLate(_IcahtBase):
 
 class Icaht(_IcahtBase):
     id = "ehaebmt2023:icaht"
-    title = _T["titles"]["icaht"]["text"]
-    notes = (
-        *_NOTES_COMMON,
-        "Grade = the higher of the early and the late grade; the deciding window is named. When "
-        "the late window never opened, the grade comes from the early window alone and says so.",
-        *_NOTES_EARLY,
-        *_NOTES_LATE,
-    )
+    title = _T.titles["icaht"].text
+    notes = _notes("common", "combined", "early", "late")
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
         tl = timeline(f)
