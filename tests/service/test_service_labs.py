@@ -239,3 +239,17 @@ def test_a_file_rejects_the_reference_intervals_the_api_refuses(sqlite_svc: Serv
         else:  # a value refused before its interval is read: the same column on both roads
             assert (rej["reason"], rej["column"], err["field"]) == ("bad_unit", "unit", "unit")
     assert sorted(rejects) == [3, 4, 5, 6, 7, 8, 9, 10]
+
+
+def test_a_retracted_result_is_no_longer_graded_the_previous_one_is(svc: Service) -> None:
+    day0 = T0 - dt.timedelta(days=2)
+    svc.obs("nurse_a", "P-A1", "alt", 25, "U/L", at=day0 - dt.timedelta(days=1), ref_low=7, ref_high=40)
+    svc.obs("nurse_a", "P-A1", "alt", 80, "U/L", at=T0 - dt.timedelta(hours=6), ref_low=7, ref_high=40)
+    wrong = svc.obs("nurse_a", "P-A1", "alt", 2500, "U/L", ref_low=7, ref_high=40).json()["stored"][0]["id"]
+    assert grade(svc, "P-A1", ALT)["grade"] == 4
+    r = svc.obs("nurse_a", "P-A1", "alt", 2500, "U/L", supersedes=wrong, status="entered_in_error")
+    assert r.status_code == 201, r.text
+    g = grade(svc, "P-A1", ALT)
+    assert (g["grade"], g["inputs"]["value"]["value"]) == (1, 80)
+    stored = svc.sql(f"SELECT grade FROM current_grade WHERE patient_id = 'P-A1' AND scale = '{ALT}'")
+    assert stored == [(1,)]

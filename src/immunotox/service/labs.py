@@ -118,14 +118,12 @@ def lab_findings(
     ids = sorted({pid for pid, _ in times})
     codes = sorted({SCALE_CODE[s] for _, s in times})
     cur = current
-    lo, hi = min(times.values()), max(times.values())
     at_t: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for r in session.execute(
+    for r in session.execute(  # the results at the evaluation times (t is a result's time)
         select(*_COLS).where(
             ClinicalEvent.patient_id.in_(ids),
             ClinicalEvent.code.in_(codes),
-            ClinicalEvent.time >= lo,
-            ClinicalEvent.time <= hi,
+            ClinicalEvent.time.in_(sorted(set(times.values()))),
             cur,
         )
     ):
@@ -153,15 +151,15 @@ def lab_findings(
     out: dict[Key, tuple[dict[str, Any], dict[str, Any]]] = {}
     for (pid, scale), t in times.items():
         code = SCALE_CODE[scale]
-        rows = [r for r in at_t.get((pid, code), []) if r.time <= t]
-        if not rows:
+        rows = [r for r in at_t.get((pid, code), []) if r.time == t]
+        if not rows:  # no current result at t: the pair is left out
             continue
         p = patients[pid]
         out[(pid, scale)] = _findings(
             p,
             scale,
             t,
-            _latest(rows, vocabulary().code(code)),
+            _worst(rows, vocabulary().code(code)),
             before.get((pid, code), []),
             ages.get(pid, []),
         )
