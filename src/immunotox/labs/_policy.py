@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from ..catalogue import all_scales
 from ..errors import RuleSpecError
 from ..messages import Catalogue, Msg
 from ..sources import source
@@ -113,6 +114,9 @@ def policy() -> Policy:
             raise RuleSpecError(f"{where}: unknown therapy class in {list(rule.therapy)}")
         if not set(rule.phase) <= known_phases:
             raise RuleSpecError(f"{where}: unknown phase in {list(rule.phase)}")
+        unknown = [t for t in rule.terms if t != "*" and t not in all_scales()]
+        if unknown:
+            raise RuleSpecError(f"{where}: no scale {unknown} in the catalogue")
         if not 0 <= rule.min_grade <= 5:
             raise RuleSpecError(f"{where}: min_grade must be 0-5")
         if rule.source != "D":
