@@ -5,12 +5,17 @@ API, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
+from immunotox import labs
 from immunotox.messages import Msg, render
-from tests.service.conftest import T0, Service
+from immunotox.service.config import Settings, SettingsError
+from immunotox.timeline._read import normalize
+from tests.service.conftest import T0, Service, Template, make_service
 
 ALT = "ctcae5:alanine-aminotransferase-increased"
 ANC = "ctcae5:neutrophil-count-decreased"
@@ -204,10 +209,6 @@ REFERENCE_ROWS: list[tuple[str, str, str, str, str]] = [
 
 
 def test_a_file_rejects_the_reference_intervals_the_api_refuses(sqlite_svc: Service) -> None:
-    import pyarrow as pa
-
-    from immunotox.timeline._read import normalize
-
     t = (T0 - dt.timedelta(hours=1)).isoformat()
     raw = pa.table(
         {
@@ -253,3 +254,54 @@ def test_a_retracted_result_is_no_longer_graded_the_previous_one_is(svc: Service
     assert (g["grade"], g["inputs"]["value"]["value"]) == (1, 80)
     stored = svc.sql(f"SELECT grade FROM current_grade WHERE patient_id = 'P-A1' AND scale = '{ALT}'")
     assert stored == [(1,)]
+
+
+SITE_FILE = """
+[[interval]]
+code = "alt"
+sex = "any"
+age = [18, 150]
+low = 5
+high = 50
+unit = "U/L"
+citation = "Laboratoire de biochimie du site, catalogue des analyses 2025"
+verification = "V"
+"""
+
+
+def test_a_site_file_replaces_the_default_intervals(sqlite_template: Template, tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(SITE_FILE, "utf-8")
+    try:
+        for svc in make_service(sqlite_template, tmp_path, reference_intervals=str(path)):
+            svc.obs("nurse_b", "P-B1", "alt", 30, "U/L", at=T0 - dt.timedelta(days=25))
+            svc.obs("nurse_b", "P-B1", "alt", 250, "U/L")
+            g = grade(svc, "P-B1", ALT)
+            # the site's 5-50 U/L for either sex: 250 U/L = 5 x ULN -> grade 2, sex not needed
+            assert (g["grade"], g["inputs"]["uln"]["value"]) == (2, 50)
+            assert "catalogue des analyses 2025" in g["inputs"]["uln"]["rule"]
+            assert g["inputs"]["uln"]["default"]["source"] == "site"
+    finally:
+        labs.use_site_intervals(None)
+    assert labs.default_interval("alt", "any", 50) is None  # the shipped defaults are back
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "No such file"),
+        ("[[interval]]\ncode = 'alt'\n", "KeyError"),
+        (SITE_FILE.replace('citation = "Laboratoire', 'note = "Laboratoire'), "its source"),
+        (SITE_FILE.replace('unit = "U/L"', 'unit = "mg/dL"'), "convert"),
+        (SITE_FILE + SITE_FILE, "two default intervals of alt"),
+    ],
+)
+def test_a_bad_site_file_stops_the_service_naming_the_variable(
+    tmp_path: Any, text: str, fragment: str
+) -> None:
+    path = tmp_path / "site.toml"
+    if text:
+        path.write_text(text, "utf-8")
+    with pytest.raises(SettingsError, match="IMMUNOTOX_REFERENCE_INTERVALS") as info:
+        Settings.from_env({"IMMUNOTOX_REFERENCE_INTERVALS": str(path)})
+    assert fragment in str(info.value)

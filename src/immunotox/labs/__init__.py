@@ -12,9 +12,11 @@ from ._intervals import (
     default_interval,
     interval_msg,
     lab_terms,
+    load_site_intervals,
     population_msg,
     ref_name,
     table,
+    use_site_intervals,
 )
 from ._intervals import T as texts
 from ._policy import UNKNOWN_PHASE, AlertRule, Phase, alert_rule, phase_of, policy
@@ -30,10 +32,12 @@ __all__ = [
     "default_interval",
     "interval_msg",
     "lab_terms",
+    "load_site_intervals",
     "phase_of",
     "policy",
     "population_msg",
     "ref_name",
     "table",
     "texts",
+    "use_site_intervals",
 ]

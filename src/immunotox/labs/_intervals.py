@@ -40,6 +40,7 @@ class Interval:
     verification: str
     given: tuple[float, float, str]  # as written in the data file: low, high, unit
     note: str | None = None
+    cited: str | None = None  # a site file's own citation (its source is then "site")
 
     def population(self) -> Msg:
         """« femmes, âgées de 18 ans ou plus »."""
@@ -48,7 +49,7 @@ class Interval:
         return T.m("population", sex=T(f"messages.sex.{self.sex}"), age=age)
 
     def citation(self) -> str:
-        return source(self.source).citation()
+        return self.cited if self.cited else source(self.source).citation()
 
     def public(self) -> dict[str, Any]:
         """The interval as a grade's inputs show it (JSON)."""
@@ -93,47 +94,103 @@ def _lab_spec(code: str, where: str) -> CodeSpec:
     return spec
 
 
+_site: dict[str, tuple[Interval, ...]] = {}
+"""The site's own intervals when a site file is in use (:func:`use_site_intervals`)."""
+
+
 @functools.cache
-def table() -> Table:
-    """The reference-interval table, read and checked once."""
+def _packaged() -> Table:
     raw = tomllib.loads(resources.files("immunotox").joinpath(_FILE).read_text("utf-8"))
     terms: dict[str, tuple[str, ...]] = {}
     for code, scales in raw.get("terms", {}).items():
         _lab_spec(code, f"{_FILE} [terms]")
         terms[code] = tuple(scales)
+    return Table(terms=terms, intervals=_intervals(raw, _FILE))
+
+
+def table() -> Table:
+    """The reference-interval table, read and checked once: the shipped terms, and the site's
+    intervals when a site file is in use, else the shipped defaults."""
+    packaged = _packaged()
+    if "intervals" in _site:
+        return Table(terms=packaged.terms, intervals=_site["intervals"])
+    return packaged
+
+
+def use_site_intervals(path: str | None) -> None:
+    """Use the ``[[interval]]`` entries of the TOML file ``path`` (the grammar of
+    ``data/reference_intervals.toml``) instead of the shipped defaults; None: the shipped ones.
+
+    A site's interval names its source with ``source`` (a key of ``data/sources.toml``) or
+    ``citation`` (free text: the laboratory's own catalogue). One site per process: the monitoring
+    service calls this at start-up (``IMMUNOTOX_REFERENCE_INTERVALS``).
+
+    Raises
+    ------
+    RuleSpecError
+        The file is missing, unreadable or breaks the grammar (naming the entry).
+    """
+    if path is None:
+        _site.clear()
+        return
+    _site["intervals"] = load_site_intervals(path)
+
+
+def load_site_intervals(path: str) -> tuple[Interval, ...]:
+    """The checked ``[[interval]]`` entries of a site file (see :func:`use_site_intervals`)."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise RuleSpecError(f"{path}: {exc}") from None
+    return _intervals(raw, path)
+
+
+def _intervals(raw: dict[str, Any], where_file: str) -> tuple[Interval, ...]:
     out: list[Interval] = []
     for i, t in enumerate(raw.get("interval", [])):
-        where = f"{_FILE} interval {i}"
-        spec = _lab_spec(t["code"], where)
-        if t["sex"] not in ("female", "male", "any"):
-            raise RuleSpecError(f"{where}: sex must be female, male or any")
-        if t.get("verification") not in ("V", "V2", "M"):
-            raise RuleSpecError(f"{where}: verification must be V, V2 or M")
-        source(t["source"])  # a missing key is a packaging error
-        lo_age, hi_age = (float(a) for a in t["age"])
-        low = units.convert(spec.name, float(t["low"]), t["unit"], spec.unit, spec.molar_mass)
-        high = units.convert(spec.name, float(t["high"]), t["unit"], spec.unit, spec.molar_mass)
-        if not (0 <= lo_age < hi_age and 0 <= low < high):
-            raise RuleSpecError(f"{where}: expected 0 <= age min < age max and 0 <= low < high")
-        out.append(
-            Interval(
-                code=spec.name,
-                sex=t["sex"],
-                age=(lo_age, hi_age),
-                low=low,
-                high=high,
-                unit=spec.unit,
-                source=t["source"],
-                verification=t["verification"],
-                given=(float(t["low"]), float(t["high"]), t["unit"]),
-                note=t.get("note"),
-            )
-        )
+        where = f"{where_file} interval {i}"
+        try:
+            out.append(_interval(t, where))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, RuleSpecError):
+                raise
+            raise RuleSpecError(f"{where}: {exc!r} (see the grammar of {_FILE})") from None
     for a in out:
         for b in out:
             if a is not b and a.code == b.code and _overlap(a, b):
-                raise RuleSpecError(f"{_FILE}: two default intervals of {a.code} apply to one patient")
-    return Table(terms=terms, intervals=tuple(out))
+                raise RuleSpecError(f"{where_file}: two default intervals of {a.code} apply to one patient")
+    return tuple(out)
+
+
+def _interval(t: dict[str, Any], where: str) -> Interval:
+    spec = _lab_spec(t["code"], where)
+    if t["sex"] not in ("female", "male", "any"):
+        raise RuleSpecError(f"{where}: sex must be female, male or any")
+    if t.get("verification") not in ("V", "V2", "M"):
+        raise RuleSpecError(f"{where}: verification must be V, V2 or M")
+    if "source" in t:
+        source(t["source"])  # a key of data/sources.toml
+    elif not str(t.get("citation", "")).strip():
+        raise RuleSpecError(f"{where}: give its source (a key of data/sources.toml) or its citation")
+    lo_age, hi_age = (float(a) for a in t["age"])
+    low = units.convert(spec.name, float(t["low"]), t["unit"], spec.unit, spec.molar_mass)
+    high = units.convert(spec.name, float(t["high"]), t["unit"], spec.unit, spec.molar_mass)
+    if not (0 <= lo_age < hi_age and 0 <= low < high):
+        raise RuleSpecError(f"{where}: expected 0 <= age min < age max and 0 <= low < high")
+    return Interval(
+        code=spec.name,
+        sex=t["sex"],
+        age=(lo_age, hi_age),
+        low=low,
+        high=high,
+        unit=spec.unit,
+        source=t.get("source", "site"),
+        verification=t["verification"],
+        given=(float(t["low"]), float(t["high"]), t["unit"]),
+        note=t.get("note"),
+        cited=t.get("citation"),
+    )
 
 
 def _overlap(a: Interval, b: Interval) -> bool:
