@@ -14,7 +14,10 @@ so a command-line front end can print ``str(error)`` and exit with code 2.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .messages import Lang, Msg
 
 
 class ImmunotoxError(Exception):
@@ -62,12 +65,16 @@ class FindingError(ImmunotoxError, ValueError):
     immunotox.errors.FindingError: temperature_c = 55: ...
     """
 
-    def __init__(self, field: str, value: Any, problem: str, hint: str | None = None) -> None:
+    def __init__(self, field: str, value: Any, problem: str | Msg, hint: str | Msg | None = None) -> None:
         super().__init__(field, value, problem, hint)
         self.field = field
         self.value = value
-        self.problem = problem
-        self.hint = hint
+        #: the problem and the hint as texts for people in French and English (``None``: a text
+        #: written in English only, shown as is in every language)
+        self.problem_msg = None if isinstance(problem, str) else problem
+        self.hint_msg = None if hint is None or isinstance(hint, str) else hint
+        self.problem = problem if isinstance(problem, str) else _render(problem, "en")
+        self.hint = hint if hint is None or isinstance(hint, str) else _render(hint, "en")
 
     def __str__(self) -> str:
         shown = _show(self.value)
@@ -76,8 +83,34 @@ class FindingError(ImmunotoxError, ValueError):
             msg += f". Hint: {self.hint}"
         return msg
 
+    def texts(self) -> tuple[str | Msg, str | Msg | None]:
+        """(problem, hint) as given: messages when written as data, else English strings — to
+        raise the same refusal under another field name without losing its French."""
+        return (self.problem_msg or self.problem, self.hint_msg or self.hint)
+
+    def message(self, lang: Lang = "en") -> str:
+        """The one-line message in ``lang``: the field and the value as given, the problem and
+        the hint in that language (English for a text not yet written as data)."""
+        if lang == "en":
+            return str(self)
+        from .messages import Msg
+
+        problem = self.problem_msg or self.problem
+        hint = self.hint_msg or self.hint
+        params: dict[str, Any] = {"field": self.field, "value": _show(self.value), "problem": problem}
+        if hint:
+            params["hint"] = hint
+        frame = "messages:errors.frame_hint" if hint else "messages:errors.frame"
+        return _render(Msg(id=frame, params=params), lang)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.field, self.value, self.problem, self.hint))
+        return (type(self), (self.field, self.value, *self.texts()))
+
+
+def _render(msg: Msg, lang: Lang) -> str:
+    from .messages import render
+
+    return render(msg, lang)
 
 
 class UnitError(FindingError):

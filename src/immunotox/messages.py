@@ -80,7 +80,27 @@ def parse_lang(value: Any, field: str = "lang") -> Lang:
     """``value`` as a language code (``en`` or ``fr``); anything else is refused, never defaulted."""
     if value in LANGS:
         return value  # type: ignore[no-any-return]
-    raise FindingError(field, value, f"unknown language; expected one of {list(LANGS)}")
+    raise FindingError(field, value, error("language", langs=str(list(LANGS))))
+
+
+def error(_key: str, /, **params: Any) -> Msg:
+    """The text ``errors.<key>`` of ``data/messages.toml`` (a refused input's problem or hint)."""
+    return Msg.model_construct(id=f"messages:errors.{_key}", params=params)
+
+
+def or_list(items: list[str], *, commas: bool = False) -> Msg | str:
+    """``a or b or c`` (« a ou b ou c »), or with ``commas`` ``a, b or c`` (« a, b ou c »)."""
+    if len(items) == 1:
+        return items[0]
+    if commas:
+        head: Msg | str = items[0]
+        for item in items[1:-1]:
+            head = error("list_last", a=head, b=item)
+        return error("or_pair", a=head, b=items[-1])
+    out: Msg | str = items[0]
+    for item in items[1:]:
+        out = error("or_pair", a=out, b=item)
+    return out
 
 
 @functools.cache

@@ -290,7 +290,7 @@ def test_a_site_file_replaces_the_default_intervals(sqlite_template: Template, t
     ("text", "fragment"),
     [
         ("", "No such file"),
-        ("[[interval]]\ncode = 'alt'\n", "KeyError"),
+        ("[[interval]]\ncode = 'alt'\n", "missing 'sex'"),
         (SITE_FILE.replace('citation = "Laboratoire', 'note = "Laboratoire'), "its source"),
         (SITE_FILE.replace('unit = "U/L"', 'unit = "mg/dL"'), "convert"),
         (SITE_FILE + SITE_FILE, "two default intervals of alt"),

@@ -152,10 +152,12 @@ def _intervals(raw: dict[str, Any], where_file: str) -> tuple[Interval, ...]:
         where = f"{where_file} interval {i}"
         try:
             out.append(_interval(t, where))
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, RuleSpecError):
-                raise
-            raise RuleSpecError(f"{where}: {exc!r} (see the grammar of {_FILE})") from None
+        except RuleSpecError:
+            raise
+        except KeyError as exc:
+            raise RuleSpecError(f"{where}: missing {exc} (see the grammar of {_FILE})") from None
+        except (TypeError, ValueError) as exc:  # a FindingError (unit) included: its message
+            raise RuleSpecError(f"{where}: {exc} (see the grammar of {_FILE})") from None
     for a in out:
         for b in out:
             if a is not b and a.code == b.code and _overlap(a, b):

@@ -738,6 +738,7 @@ def _alerts(
         "problem": problem,
         "alert_title": views.alert_title,
         "alert_message": views.alert_message,
+        "alert_recommendation": views.alert_recommendation,
         "key": new_key,
     }
     return render(page, "alerts.html", ctx, http_status)

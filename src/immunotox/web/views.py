@@ -446,6 +446,12 @@ def alert_message(a: Alert, lang: Lang) -> str:
     return text
 
 
+def alert_recommendation(a: Alert, lang: Lang) -> dict[str, Any]:
+    """The recommendation stored with alert ``a`` (computed for the site's jurisdiction when it was
+    raised), with its texts in ``lang``; {} when none is stored."""
+    return recommend.in_lang(a.recommendation, lang) if a.recommendation else {}
+
+
 # ----------------------------------------------------------------------------- portal
 def symptom_choices(lang: Lang, therapy_class: str) -> list[tuple[str, str]]:
     """(token, label) of the symptoms a patient of ``therapy_class`` may report, in the order and
