@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import FindingError, RuleSpecError
+from .errors import FindingError, RuleSpecError, show_value
 
 Lang = Literal["en", "fr"]
 LANGS: tuple[Lang, ...] = ("en", "fr")
@@ -59,6 +59,10 @@ class Msg(BaseModel):
 
     id: str
     params: dict[str, Msg | bool | int | float | str | list[Msg | bool | int | float | str]] = {}
+
+    def text(self, lang: Lang = "en") -> str:
+        """This text written in ``lang`` (see :func:`render`)."""
+        return render(self, lang)
 
 
 def verbatim(text: str) -> Msg:
@@ -233,3 +237,16 @@ class Catalogue:
     def m(self, _key: str, /, **params: Any) -> Msg:
         """A sentence of the file's ``[messages]`` table."""
         return self(f"messages.{_key}", **params)
+
+
+def error_message(exc: FindingError, lang: Lang = "en") -> str:
+    """A refused finding's one-line message in ``lang``: the field and the value as given, the
+    problem and the hint in that language (English for a text not yet written as data)."""
+    if lang == "en":
+        return str(exc)
+    problem, hint = exc.texts()
+    params: dict[str, Any] = {"field": exc.field, "value": show_value(exc.value), "problem": problem}
+    if hint:
+        params["hint"] = hint
+    frame = "messages:errors.frame_hint" if hint else "messages:errors.frame"
+    return render(Msg(id=frame, params=params), lang)

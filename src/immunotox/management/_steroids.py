@@ -1,12 +1,5 @@
-"""Corticosteroid equivalence: a dose of one glucocorticoid in every other (``data/drugs.toml``).
-
-References
-----------
-Meikle AW, Tyler FH. Potency and duration of action of glucocorticoids. Am J Med
-1977;63(2):200-207 (table as reproduced by drug references).
-Schneider BJ, et al. ASCO guideline update. J Clin Oncol 2021;39(36):4073-4126.
-doi:10.1200/JCO.21.01440 (hydrocortisone 20 mg ≈ prednisone 5 mg).
-"""
+"""Corticosteroid equivalence: a dose of one glucocorticoid in every other (``data/drugs.toml``;
+the sources are cited by :func:`convert_steroid`)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import FindingError
-from ..messages import Lang
+from ..messages import Lang, error_message
 
 PROBLEM_TYPE = "https://immunotox.readthedocs.io/service/problems#"
 MEDIA_TYPE = "application/problem+json"
@@ -96,7 +96,7 @@ def from_finding(exc: FindingError, prefix: str = "", lang: Lang = "en") -> ApiE
     """A 422 from a grading-core :class:`FindingError` (its field, value and message, in ``lang``;
     the handler writes it again in the language the request accepts)."""
     name = prefix + exc.field
-    text = exc.message(lang)
+    text = error_message(exc, lang)
     item = ProblemItem(field=name, pointer=pointer(name), message=text)
     detail = text if not prefix else f"{prefix}{text}"
     err = ApiError(422, "Invalid input", detail, [item], code="invalid-input")
