@@ -1,10 +1,11 @@
-"""OMOP CDM v5.4: a folder of tables in, the observation contract out (and the way back).
+"""OMOP CDM v5.4: tables in (a folder or a database URL), the observation contract out (and the
+way back, as a folder).
 
 The reader maps PERSON, MEASUREMENT, OBSERVATION, DRUG_EXPOSURE, DEVICE_EXPOSURE,
-PROCEDURE_OCCURRENCE and DEATH rows to contract rows through the concept table of this package
-(``omop_concepts.toml``, shown in ``docs/standards.md``); VISIT_DETAIL and CONDITION_OCCURRENCE are
-read and counted (``ignored``: the observation contract has no code for an ICU stay or a
-diagnosis). Codes go through the timeline vocabulary (its LOINC aliases), units through UCUM
+PROCEDURE_OCCURRENCE, VISIT_DETAIL (ICU stays), CONDITION_OCCURRENCE (a diagnosis that states a
+graded finding) and DEATH rows to contract rows through the concept table of this package
+(``omop_concepts.toml``, shown in ``docs/standards.md``); the other visits and diagnoses are
+counted (``ignored``). Codes go through the timeline vocabulary (its LOINC aliases), units through UCUM
 (``immunotox.units`` via the timeline checks), drugs through RxNorm ingredients - directly, or
 through CONCEPT_ANCESTOR when the folder holds the vocabulary tables.
 

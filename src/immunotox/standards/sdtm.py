@@ -1,9 +1,10 @@
 """CDISC SDTM: a folder of domains in, the observation contract out (and the way back).
 
-DM (age), VS and LB (``--STRESN`` / ``--STRESU``), FA (ICE items, ICANS findings), EX (the first
-infusion is day 0), CM (drug start and end), PR (oxygen support), DS + DD (death and its cause)
-become contract rows through ``sdtm_map.toml`` (shown in ``docs/standards.md``); AE rows are kept
-beside the grades (the reported toxicity grade, ``AETOXGR``), CE rows counted. Dates are ISO 8601
+DM (age), VS and LB (``--STRESN`` / ``--STRESU``), FA (ICE items, ICANS findings, CRS findings),
+EX (the first infusion is day 0), CM (drug start and end), PR (oxygen support), HO (ICU stays),
+DS + DD (death and its cause) become contract rows through ``sdtm_map.toml`` (shown in
+``docs/standards.md``); AE and CE rows are kept beside the grades (the reported toxicity grade,
+``--TOXGR``). Dates are ISO 8601
 ``--DTC``: a date-time to the minute at least; a date alone or a partial date is rejected with its
 reason (no imputation).
 
