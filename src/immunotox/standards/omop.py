@@ -38,7 +38,6 @@ from ._source import (
     StandardsError,
     grade_read,
     iso_utc,
-    parse_times,
     parse_when,
     run_read,
 )
@@ -530,38 +529,14 @@ def _read_omop(tables: Tables) -> StandardRead:
             .otherwise(pl.lit("")),
         )
         df = df.filter(pl.col("time") != "")
-        df = df.with_columns(parse_times(df["time"]).alias("_when"))
-        early = (
-            pl.col("_when").is_not_null()
-            & pl.col("_birth").is_not_null()
-            & (pl.col("_when") < pl.col("_birth"))
-        )
-        bad = df.filter(early)
-        col.reject(
-            bad,
-            file,
-            tcol,
-            pl.col("time"),
-            "before_birth",
-            pl.format("before the birth of person {}", "_pid"),
-        )
-        df = df.filter(~early)
+        df = col.after_birth(df, file, tcol, "person ")
         inf = df.filter((pl.col("_code") == "infusion") & pl.col("_when").is_not_null())
         if inf.height:
             infusions.append(inf.select("_pid", "_when", "time"))
         col.add(df.with_columns(pl.col("_code").alias("code"), pl.lit(file).alias("file")))
 
     # the age at day 0 (the first infusion), one row per person
-    day0: dict[str, tuple[Any, str]] = {}
-    if infusions:
-        first = (
-            pl.concat(infusions)
-            .with_row_index("_o")
-            .sort(["_pid", "_when", "_o"])
-            .group_by("_pid", maintain_order=True)
-            .first()
-        )
-        day0 = {p: (w, t) for p, w, t in first.select("_pid", "_when", "time").iter_rows()}
+    day0 = col.day0(infusions)
     ages: list[dict[str, Any]] = []
     for pid, p in persons.items():
         row = person_rows[pid]
