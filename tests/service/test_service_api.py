@@ -455,7 +455,7 @@ def test_batch_with_idempotency_key_is_stored_once(svc: Service) -> None:
             "dose",
             "> 0",
         ),
-        ({"code": "temperature", "value": 38, "unit": "Cel", "time": "yesterday"}, "time", "datetime"),
+        ({"code": "temperature", "value": 38, "unit": "Cel", "time": "yesterday"}, "time", "ISO 8601"),
         ({"code": "temperature", "value": 38, "unit": "Cel"}, "time", "Field required"),
         (
             {
@@ -482,13 +482,23 @@ def test_bad_observation_gives_422_naming_the_field(
     assert svc.sql("SELECT count(*) FROM clinical_event") == [(0,)]
 
 
-def test_malformed_json_is_a_422_problem(svc: Service) -> None:
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(b"{not json", "not valid JSON"), (b'{"code": "\xff\xfe"}', "not readable as UTF-8 JSON")],
+)
+def test_an_unreadable_body_is_a_400_problem_naming_the_body(svc: Service, content: bytes, why: str) -> None:
     r = svc.client.post(
         "/api/v1/patients/P-A1/observations",
-        content=b"{not json",
+        content=content,
         headers={**svc.h("nurse_a"), "Content-Type": "application/json"},
     )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"] == [
+        {"field": "body", "pointer": "", "message": r.json()["errors"][0]["message"]}
+    ]
+    assert why in r.json()["errors"][0]["message"]
+    assert svc.sql("SELECT count(*) FROM clinical_event") == [(0,)]
 
 
 def test_naive_time_is_read_as_utc_and_offsets_are_converted(svc: Service) -> None:
@@ -555,3 +565,16 @@ def test_recommendations_come_from_the_management_module(svc: Service) -> None:
     # 8 mg/kg x 70 kg (US label; ASCO 2021), allowed: no dose given yet
     assert rec["tocilizumab"]["dose_mg"] == 560.0 and rec["tocilizumab"]["allowed"] is True
     assert svc.get("pat_a1", "/api/v1/patients/P-A1/recommendations").status_code == 403
+
+
+def test_a_refused_value_is_explained_in_the_language_the_request_accepts(svc: Service) -> None:
+    """Accept-Language: fr gives the French message (field, value, expectation); English otherwise."""
+    body = {"code": "temperature", "value": 38.6, "unit": "mg", "time": svc.clock.now().isoformat()}
+    path = "/api/v1/patients/P-A1/observations"
+    fr = svc.post("nurse_a", path, body, headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"})
+    assert fr.status_code == 422
+    assert fr.json()["detail"].startswith("unit = 'mg' : impossible de convertir 'mg' en 'Cel'")
+    assert fr.json()["errors"][0]["message"] == fr.json()["detail"]
+    en = svc.post("nurse_a", path, body, headers={"Accept-Language": "en-GB, fr;q=0.3"})
+    assert en.status_code == 422 and "cannot convert 'mg' to 'Cel'" in en.json()["detail"]
+    assert "cannot convert" in svc.post("nurse_a", path, body).json()["detail"]

@@ -27,10 +27,11 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from . import alerts, audit, queue
+from . import alerts, audit, openapi, queue
 from .config import Settings
 from .db import Clock, Database
 from .deps import RequestIdMiddleware, check_url
+from .methods import OptionsMiddleware
 from .routes import alerts as alert_routes
 from .routes import auth as auth_routes
 from .routes import events, fhir, meta, patients, users
@@ -152,9 +153,11 @@ def create_service_app(
     app.state.settings = settings
     app.state.db = Database(settings)
     app.state.clock = clock or Clock()
+    app.add_middleware(OptionsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     install_problems(app)
+    openapi.install(app)
     api = "/api/v1"
     app.include_router(meta.router)
     app.include_router(auth_routes.router, prefix=api)

@@ -18,6 +18,8 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import FindingError
+from ...messages import Lang
+from ..methods import allow_header
 from ..problems import (
     MEDIA_TYPE,
     PROBLEM_TYPE,
@@ -31,6 +33,23 @@ from ..problems import (
 )
 
 log = logging.getLogger("immunotox.service")
+FASTAPI_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 when the body is not UTF-8
+
+
+def accept_lang(request: Request) -> Lang:
+    """The language the request prefers among en and fr (``Accept-Language``, RFC 9110 quality
+    values; English when it names neither)."""
+    best: tuple[float, Lang] = (0.0, "en")
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, q = part.strip().partition(";q=")
+        lang = tag.strip().lower().split("-")[0]
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            continue
+        if lang in ("en", "fr") and weight > best[0]:
+            best = (weight, "fr" if lang == "fr" else "en")
+    return best[1]
 
 
 def _render(
@@ -48,11 +67,21 @@ def _render(
     return JSONResponse(jsonable_encoder(problem), status_code=status, media_type=MEDIA_TYPE)
 
 
+def unreadable_body(request: Request, message: str) -> JSONResponse:
+    """400: the body could not be read at all (not UTF-8, not JSON), so no field can be named
+    but ``body`` itself (pointer ``""``, the whole document)."""
+    item = ProblemItem(field="body", pointer="", message=message)
+    return _render(request, 400, "Unreadable body", f"body: {message}", [item], "unreadable-body")
+
+
 def install(app: FastAPI) -> None:
     """Register the problem-details handlers on ``app``."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        lang = accept_lang(request)
+        if exc.finding is not None and lang != "en":
+            exc = from_finding(*exc.finding, lang=lang)
         resp = _render(request, exc.status, exc.title, exc.detail, exc.errors, exc.code)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
@@ -62,12 +91,12 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         items: list[ProblemItem] = []
         for err in exc.errors():
+            if err.get("type") == "json_invalid":  # nothing was read: the body as a whole is refused
+                why = str(err.get("ctx", {}).get("error", "JSON decode error"))
+                return unreadable_body(request, f"the request body is not valid JSON: {why}")
             loc = err.get("loc", ())
             name = loc_to_field(loc)
             msg = str(err.get("msg", "invalid"))
-            if err.get("type") == "json_invalid":
-                name = "body"
-                msg = "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", msg))
             # an unknown field is not quoted: nothing says its value is not a secret
             if "input" in err and err.get("type") not in ("missing", "json_invalid", "extra_forbidden"):
                 shown = quote_value(name, err["input"])
@@ -83,15 +112,21 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(FindingError)
     async def _finding(request: Request, exc: FindingError) -> JSONResponse:
-        e = from_finding(exc)
+        e = from_finding(exc, lang=accept_lang(request))
         return _render(request, e.status, e.title, e.detail, e.errors, e.code)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == FASTAPI_UNREADABLE:  # e.g. not UTF-8
+            return unreadable_body(request, "the request body is not readable as UTF-8 JSON")
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
         title = titles.get(exc.status_code, "Error")
-        resp = _render(request, exc.status_code, title, str(exc.detail), [], title.lower().replace(" ", "-"))
-        for k, v in (exc.headers or {}).items():
+        detail, headers = str(exc.detail), dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = allow_header(app.router.routes, request.url.path)
+            detail = f"{request.method} is not supported here; allowed: {headers['Allow']}"
+        resp = _render(request, exc.status_code, title, detail, [], title.lower().replace(" ", "-"))
+        for k, v in headers.items():
             resp.headers[k] = v
         return resp
 
