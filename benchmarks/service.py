@@ -368,56 +368,45 @@ def batch_phase(base: str, token: str, stream: Stream, seconds: float, size: int
     )
 
 
-def single_phase(base: str, token: str, stream: Stream, seconds: float, rate: float) -> PhaseResult:
-    n = int(seconds * rate)
-    rows = stream.rows(n + 5)
-    bodies = []
-    for r in rows:
-        pid = r["patient_id"]
+def _single_bodies(stream: Stream, n: int) -> list[tuple[str, bytes]]:
+    """``n`` single-observation requests (path, body) from the stream."""
+    out = []
+    for r in stream.rows(n):
         body = {k: v for k, v in r.items() if k != "patient_id"}
-        bodies.append((f"/api/v1/patients/{pid}/observations", json.dumps(body).encode()))
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    lat: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    interval = 1.0 / rate
-    workers = 4  # enough concurrency that a slow response does not delay the next send
+        out.append((f"/api/v1/patients/{r['patient_id']}/observations", json.dumps(body).encode()))
+    return out
 
-    def worker(w: int, t0: float) -> None:
-        nonlocal errors
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-            for i in range(w, n, workers):
-                scheduled = t0 + i * interval
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                path, body = bodies[i]
-                r = client.post(path, content=body)
-                done = time.perf_counter()
-                with lock:
-                    lat.append(done - scheduled)
-                    if r.status_code != 201:
-                        errors += 1
 
-    with httpx.Client(base_url=base, headers=headers, timeout=60) as warm:
-        path, body = bodies[-1]
-        warm.post(path, content=body)
-    t0 = time.perf_counter() + 0.2
-    threads = [threading.Thread(target=worker, args=(w, t0)) for w in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = max(time.perf_counter() - t0, 1e-9)
+def _result(lat: list[float], errors: int, elapsed: float, size: int = 1) -> PhaseResult:
     return PhaseResult(
-        obs_per_s=(len(lat) - errors) / elapsed,
+        obs_per_s=(len(lat) - errors) * size / elapsed,
         req_per_s=len(lat) / elapsed,
         p50_ms=percentile(lat, 50) * 1000,
         p99_ms=percentile(lat, 99) * 1000,
         errors=errors,
         requests=len(lat),
+        observations=(len(lat) - errors) * size if size > 1 else 0,
         max_ms=max(lat, default=float("nan")) * 1000,
     )
+
+
+def single_phase(base: str, token: str, stream: Stream, seconds: float, rate: float) -> PhaseResult:
+    n = int(seconds * rate)
+    bodies = _single_bodies(stream, n + 1)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as warm:
+        path, body = bodies.pop()
+        warm.post(path, content=body)
+    lat: list[float] = []
+    errors = [0]
+    t0 = time.perf_counter() + 0.2
+    # 4 workers: enough concurrency that a slow response does not delay the next send
+    threads = _open_loop(base, headers, bodies, rate, t0, 4, lat, errors)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return _result(lat, errors[0], max(time.perf_counter() - t0, 1e-9))
 
 
 def _open_loop(
@@ -463,10 +452,7 @@ def mixed_phase(
         ("/api/v1/observations/batch", json.dumps({"observations": stream.rows(size)}).encode())
         for _ in range(n_batches)
     ]
-    singles = []
-    for r in stream.rows(int(seconds * rate)):
-        body = {k: v for k, v in r.items() if k != "patient_id"}
-        singles.append((f"/api/v1/patients/{r['patient_id']}/observations", json.dumps(body).encode()))
+    singles = _single_bodies(stream, int(seconds * rate))
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     s_lat: list[float] = []
     b_lat: list[float] = []
@@ -480,25 +466,8 @@ def mixed_phase(
     for t in threads:
         t.join()
     elapsed = max(time.perf_counter() - t0, 1e-9)
-    single = PhaseResult(
-        obs_per_s=(len(s_lat) - s_err[0]) / elapsed,
-        req_per_s=len(s_lat) / elapsed,
-        p50_ms=percentile(s_lat, 50) * 1000,
-        p99_ms=percentile(s_lat, 99) * 1000,
-        errors=s_err[0],
-        requests=len(s_lat),
-        max_ms=max(s_lat, default=float("nan")) * 1000,
-    )
-    batch = PhaseResult(
-        obs_per_s=(len(b_lat) - b_err[0]) * size / elapsed,
-        req_per_s=len(b_lat) / elapsed,
-        p50_ms=percentile(b_lat, 50) * 1000,
-        p99_ms=percentile(b_lat, 99) * 1000,
-        errors=b_err[0],
-        requests=len(b_lat),
-        observations=(len(b_lat) - b_err[0]) * size,
-        max_ms=max(b_lat, default=float("nan")) * 1000,
-    )
+    single = _result(s_lat, s_err[0], elapsed)
+    batch = _result(b_lat, b_err[0], elapsed, size)
     return single, batch
 
 
