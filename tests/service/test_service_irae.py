@@ -199,3 +199,34 @@ def test_the_demo_ici_patient_gets_its_irae_grade_and_alert_as_the_clock_runs(tm
         assert doses and f"× {weight} kg" in doses[0], doses  # prednisone 1 mg/kg/day
     finally:
         db.dispose()
+
+
+def test_issue_17_done_when_through_the_api(sqlite_svc: Service) -> None:
+    """Pembrolizumab, 80 kg: a pre-infusion ALT of 25 U/L, then an ALT of 250 U/L (reference
+    7-40): CTCAE v5.0 grade 3, an alert, and a recommendation that names holding or discontinuing
+    the checkpoint inhibitor and a corticosteroid dose for 80 kg."""
+    import datetime as dt
+
+    svc = sqlite_svc
+    t = svc.clock.now()
+    infusion = t - dt.timedelta(days=20)  # P-B1's first dose (conftest)
+    r = svc.obs(
+        "nurse_b", "P-B1", "alt", 25, "U/L", at=infusion - dt.timedelta(days=2), ref_low=7, ref_high=40
+    )
+    assert r.status_code == 201, r.text
+    r = svc.obs("nurse_b", "P-B1", "alt", 250, "U/L", at=t - dt.timedelta(hours=1), ref_low=7, ref_high=40)
+    assert r.status_code == 201, r.text
+    grades = {g["scale"]: g["grade"] for g in r.json()["grades"]}
+    assert grades["ctcae5:alanine-aminotransferase-increased"] == 3
+    alerts = [a for a in r.json()["alerts"] if a["scale"] == "ctcae5:alanine-aminotransferase-increased"]
+    assert alerts and alerts[0]["grade"] == 3
+    rec = alerts[0]["recommendation"]
+    assert rec["available"] is True and rec["guideline"] == "asco2021-ici@1.0.0"
+    texts = " ".join(a["text"] for a in rec["actions"])
+    assert "permanently discontinu" in texts  # hepatitis G3: consider / permanently discontinue
+    doses = [a["dose"] for a in rec["actions"] if a["dose"]]
+    assert doses and "80 kg" in doses[0] and "80–160 mg" in doses[0], doses  # methylprednisolone 1-2 mg/kg
+    # the guideline grades the organ, not one analyte: said with the recommendation
+    assert any("correspond" in w for w in rec["warnings"])
+    page = svc.get("doc_b", "/api/v1/patients/P-B1/recommendations")
+    assert page.status_code == 200 and "asco2021-ici" in page.text

@@ -55,9 +55,29 @@ def known_drugs() -> frozenset[str]:
     return frozenset(tomllib.loads(path.read_text("utf-8")).get("drug", {}))
 
 
-def recommendable(scale_id: str) -> bool:
-    """True for a scale whose grade the service asks the management module about."""
-    return any(fnmatch.fnmatchcase(scale_id, pat) for pat in RECOMMENDED_SCALES)
+def recommendable(scale_id: str, therapy_class: str | None = None) -> bool:
+    """True for a scale whose grade the service asks the management module about: CRS, ICANS and
+    the ASCO 2021 organ grades; for a patient on a checkpoint inhibitor, also a CTCAE term that a
+    checkpoint-inhibitor guideline set accepts (ALT, AST, bilirubin, creatinine: the laboratory
+    grade of an immune hepatitis or nephritis, recommended with the set's warning that the
+    guideline grades the organ, not one analyte)."""
+    if any(fnmatch.fnmatchcase(scale_id, pat) for pat in RECOMMENDED_SCALES):
+        return True
+    return therapy_class == "checkpoint_inhibitor" and scale_id in _ici_accepted()
+
+
+@functools.cache
+def _ici_accepted() -> frozenset[str]:
+    """The catalogue scales a guideline set written for checkpoint inhibitors accepts."""
+    mod = _management()
+    if mod is None:
+        return frozenset()
+    from ..catalogue import all_scales
+
+    sets = [gs for gs in mod.list_guidelines() if all(c.startswith("ici-") for c in gs.product_classes)]
+    return frozenset(
+        s for s in all_scales() for gs in sets for t in gs.toxicities.values() if t.accepts_scale(s)
+    )
 
 
 def _iso(t: dt.datetime) -> str:
@@ -200,7 +220,12 @@ def for_grade(
     (:func:`in_lang` picks one).
     """
     mod = _management()
-    if mod is None or result.grade is None or result.grade < 1 or not recommendable(result.scale):
+    if (
+        mod is None
+        or result.grade is None
+        or result.grade < 1
+        or not recommendable(result.scale, patient.therapy_class)
+    ):
         return None
     rows = session.execute(
         select(CurrentGrade.scale, CurrentGrade.grade).where(CurrentGrade.patient_id == patient.id)
@@ -280,7 +305,7 @@ def for_patient(
         )
     for scale in sorted(live):
         g = live[scale]
-        if not recommendable(scale):
+        if not recommendable(scale, patient.therapy_class):
             continue
         if g.grade is None:
             if g.status == "not_applicable":  # no grade exists: nothing to recommend, nothing missing
