@@ -9,27 +9,40 @@ The cohort comes from the synthetic generator (``immunotox.simulate.write_cohort
 cached as Parquet under ``--cache`` (default: ``$XDG_CACHE_HOME/immunotox-bench`` or
 ``~/.cache/immunotox-bench``). Every measurement runs in a FRESH subprocess (this script with
 ``--child``) that reports its own work time (timed inside the process, after interpreter start,
-imports and the loading of the rule catalogue) and its peak RSS (``VmHWM`` from ``/proc/self/status``):
+imports and the loading of the rule catalogue) and its peak RSS (``VmHWM`` from ``/proc/self/status``).
+The modes run round-robin (one of each per round, ``--repeat`` rounds), so that a change in the
+machine's load hits every mode alike:
 
-* ``floor``     a bare DuckDB scan + per-patient aggregate of the same Parquet file
-                (``SELECT patient_id, count(*), max(time) ... GROUP BY patient_id``, 2 threads);
+* ``floor``     the bare-scan floor, for context: a DuckDB scan + per-patient aggregate of the same
+                Parquet file (``SELECT patient_id, count(*), max(time) ... GROUP BY patient_id``);
+* ``io_floor``  the I/O floor: DuckDB reads the 8 contract columns of the same file and writes a
+                Parquet file with one row per assessment (per scale of the headline and distinct
+                time of a row of a code it reads: the headline's largest output, ``grades``, with
+                its columns filled by per-assessment aggregates of every contract column, so that
+                every column is read); no validation, no grading;
 * ``headline``  ``immunotox.timeline.run_timeline(file, "astct2019:crs,astct2019:icans", out)``:
                 validation of every row, grades, daily maxima, episodes, patients, crosstab and
                 rejects written as Parquet (the embedded engine, default settings);
-* ``all``       the same with every CRS scale of the catalogue plus ICANS (``all-crs,astct2019:icans``);
-* ``io``        the headline's reads and writes alone (the engine's reader and writers, the
-                headline's own outputs; no validation, no grading): the part of the headline a
-                faster engine could not remove;
+* ``sql``       the DuckDB SQL peer (``benchmarks/duckdb_peer.py``): ASTCT CRS + ICANS as one SQL
+                pipeline (window functions for the look-back windows, range joins for running
+                devices, the rule table as CASE expressions), writing the grades only;
+                ``tests/test_bench_duckdb_peer.py`` proves its grades equal to the engine's;
+* ``all``       the headline with every CRS scale of the catalogue plus ICANS (``all-crs,astct2019:icans``);
+* ``io``        (``--engine-io``) the headline's reads and writes alone through the engine's own
+                reader and writers;
 * ``naive``     a plain per-row Python loop (at every assessment, rescan all of the patient's rows,
                 then call the grading core; no index, no memoisation) over the first patients,
                 checked against the embedded engine, extrapolated to all rows.
 
-The last line printed is exactly::
+DuckDB runs with 2 threads, like the engine. The last line printed is exactly::
 
-    rows=N rows_per_s=X ratio_vs_floor=Y speedup_vs_naive=Z peak_mb=M
+    rows=N rows_per_s=X ratio_vs_io_floor=Y speedup_vs_duckdb_sql=Z all_scales_ratio=W \
+    ratio_vs_bare_floor=V speedup_vs_naive=U peak_mb=M
 
-(headline figures; medians over ``--repeat`` fresh runs). Targets (issue 3): ratio <= 5,
-rows_per_s >= 10 M, speedup >= 200, peak < 1.5 GB at 10 M rows, growing by < 50 % at 30 M.
+(one line; broken here at the backslash)
+headline figures; medians over ``--repeat`` fresh runs; ratios of medians). Targets (issue 19) at
+10 M rows on 2 cores: headline <= 2.5x the I/O floor, >= 1.5x faster than the SQL peer, all
+scales <= 3x the headline, >= 10 M rows/s, peak <= 1.5 GB and flat to 30 M rows.
 """
 
 from __future__ import annotations
@@ -78,6 +91,10 @@ def _measured(r0: Any, t0: float) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------ children
 def child(mode: str, path: str, out: str, sample_patients: int) -> dict[str, Any]:
+    if mode == "io_floor":
+        return io_floor(path, out)
+    if mode == "sql":
+        return sql_peer(path, out)
     if mode == "floor":
         import duckdb
 
@@ -112,6 +129,67 @@ def child(mode: str, path: str, out: str, sample_patients: int) -> dict[str, Any
     if mode == "io":
         return io_part(path, out)
     raise SystemExit(f"unknown mode {mode}")
+
+
+def _headline_codes() -> dict[str, list[str]]:
+    """Per scale of the headline: every spelling (code, LOINC) of the codes whose rows are its
+    assessment times."""
+    import immunotox
+    from immunotox.timeline._snapshot import plan
+    from immunotox.vocabulary import vocabulary
+
+    aliases = vocabulary().aliases
+    out = {}
+    for s in HEADLINE.split(","):
+        codes = plan(immunotox.get_scale(s)).grid_codes
+        out[s] = sorted(k for k, v in aliases.items() if v in codes)
+    return out
+
+
+def io_floor(path: str, out: str) -> dict[str, Any]:
+    """DuckDB: read the contract columns, write one row per assessment (the grades' shape)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads=2")
+    con.execute("SET preserve_insertion_order=false")
+    pairs = [(s, c) for s, codes in _headline_codes().items() for c in codes]
+    con.execute("CREATE TEMP TABLE scale_code(scale VARCHAR, code VARCHAR)")
+    con.executemany("INSERT INTO scale_code VALUES (?, ?)", pairs)
+    target = str(Path(out) / "grades.parquet")
+    t0 = time.perf_counter()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    con.execute(
+        f"""
+        COPY (
+          SELECT r.patient_id, s.scale, r.time,
+                 count(*)::INTEGER AS day,
+                 max(length(r.value))::TINYINT AS grade,
+                 max(length(r.unit))::TINYINT AS grade_lo,
+                 count(r.end_time)::TINYINT AS grade_hi,
+                 bool_or(r.dose IS NOT NULL OR r.dose_unit IS NOT NULL) AS complete
+          FROM read_parquet('{path}') r JOIN scale_code s ON s.code = lower(trim(r.code))
+          GROUP BY r.patient_id, s.scale, r.time
+        ) TO '{target}' (FORMAT parquet)
+        """
+    )
+    m = _measured(r0, t0)
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()
+    return {**m, "written": n[0] if n else 0}
+
+
+def sql_peer(path: str, out: str) -> dict[str, Any]:
+    """The DuckDB SQL peer (``benchmarks/duckdb_peer.py``): ASTCT CRS + ICANS, grades written."""
+    import duckdb
+    import duckdb_peer
+
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    duckdb_peer.run(path, str(Path(out) / "grades.parquet"), con)
+    m = _measured(r0, t0)
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{Path(out) / 'grades.parquet'}')").fetchone()
+    return {**m, "written": n[0] if n else 0}
 
 
 def io_part(path: str, out: str) -> dict[str, Any]:
@@ -308,12 +386,13 @@ def cohort(rows: int, cache: Path) -> tuple[Path, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=10_000_000, help="approximate number of observation rows")
-    ap.add_argument(
-        "--repeat", type=int, default=3, help="fresh runs of the floor, the headline, io and all scales"
-    )
+    ap.add_argument("--repeat", type=int, default=5, help="rounds (one fresh run of every mode per round)")
     ap.add_argument("--cache", type=Path, default=None, help="where the generated cohort is kept")
     ap.add_argument("--sample-patients", type=int, default=40, help="patients in the naive sample")
     ap.add_argument("--skip-all", action="store_true", help="skip the all-scales run")
+    ap.add_argument(
+        "--engine-io", action="store_true", help="also time the engine's own reads and writes (io)"
+    )
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--input", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -326,15 +405,24 @@ def main() -> None:
     print(f"cohort: {path} ({n_patients:,} patients, {path.stat().st_size / 1e6:.1f} MB)")
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores: measurements are noisy above ~0.5)")
 
-    floors = [run_child("floor", path, a.sample_patients) for _ in range(a.repeat)]
-    heads = [run_child("headline", path, a.sample_patients) for _ in range(a.repeat)]
-    ios = [run_child("io", path, a.sample_patients) for _ in range(a.repeat)]
+    modes = ["floor", "io_floor", "headline", "sql"] + ([] if a.skip_all else ["all"])
+    modes += ["io"] if a.engine_io else []
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    for r in range(a.repeat):
+        for m in modes:
+            res = run_child(m, path, a.sample_patients)
+            res["load"] = os.getloadavg()[0]
+            runs[m].append(res)
+            print(f"round {r + 1} {m:<9} work {res['work_s']:8.3f} s  load {res['load']:.2f}", flush=True)
     naive = run_child("naive", path, a.sample_patients)
-    alls = None if a.skip_all else [run_child("all", path, a.sample_patients) for _ in range(a.repeat)]
 
+    heads = runs["headline"]
     rows = heads[0]["rows"]
-    floor_s = statistics.median(f["work_s"] for f in floors)
-    head_s = statistics.median(h["work_s"] for h in heads)
+
+    def med(m: str) -> float:
+        return statistics.median(r["work_s"] for r in runs[m])
+
+    head_s = med("headline")
     head_peak = max(h["peak_mb"] for h in heads)
     naive_total = naive["work_s"] * rows / naive["rows"]
 
@@ -342,43 +430,40 @@ def main() -> None:
         w = [r["work_s"] for r in rs]
         return (
             f"{name:<10} work {statistics.median(w):8.3f} s [{min(w):.3f}-{max(w):.3f}]  "
+            f"= {statistics.median(w) / head_s:5.2f}x the headline  "
             f"outer {statistics.median(r['outer_s'] for r in rs):7.3f} s  "
             f"peak {max(r['peak_mb'] for r in rs):7.0f} MB"
         )
 
-    print(line("floor", floors))
-    print(line("headline", heads))
-    print(
-        f"           CPU during the work: user {statistics.median(h['user_s'] for h in heads):.3f} s, "
-        f"system {statistics.median(h['sys_s'] for h in heads):.3f} s (medians; 2 cores)"
-    )
+    for m in modes:
+        print(line(m, runs[m]))
+    user = statistics.median(h["user_s"] for h in heads)
+    system = statistics.median(h["sys_s"] for h in heads)
+    print(f"           headline CPU during the work: user {user:.3f} s, system {system:.3f} s (medians)")
     print(f"           {rows:,} rows, {heads[0]['partitions']} partitions")
     print(f"           assessments {heads[0]['assessments']}, episodes {heads[0]['episodes']}")
-    io_w = [r["work_s"] for r in ios]
-    io_s = statistics.median(io_w)
     print(
-        f"{'io part':<10} work {io_s:8.3f} s [{min(io_w):.3f}-{max(io_w):.3f}]  = {io_s / floor_s:.1f}x the "
-        "floor: the headline's reads and writes alone (no validation, no grading)"
+        f"           rows written: io_floor {runs['io_floor'][0]['written']:,}, "
+        f"sql {runs['sql'][0]['written']:,} (one per assessment)"
     )
-    if alls is not None:
-        all_s = statistics.median(r["work_s"] for r in alls)
-        print(line("all", alls) + f"  ({rows / all_s / 1e6:.2f} M rows/s; scales: {ALL})")
-        print(f"           all / headline = {all_s / head_s:.2f}x (medians)")
-    for name, rs in (("floor", floors), ("headline", heads), ("io", ios), ("all", alls or [])):
-        if rs:
-            print(f"every run  {name:<9} work s: {' '.join(format(r['work_s'], '.3f') for r in rs)}")
-            if "user_s" in rs[0]:  # CPU of all threads: less sensitive than wall time to a loaded machine
-                cpu = " ".join(format(r["user_s"] + r["sys_s"], ".3f") for r in rs)
-                print(f"every run  {name:<9} cpu s (user+system): {cpu}")
+    for m in modes:
+        rs = runs[m]
+        print(f"every run  {m:<9} work s: {' '.join(format(r['work_s'], '.3f') for r in rs)}")
+        if "user_s" in rs[0]:  # CPU of all threads: less sensitive than wall time to a loaded machine
+            cpu = " ".join(format(r["user_s"] + r["sys_s"], ".3f") for r in rs)
+            print(f"every run  {m:<9} cpu s (user+system): {cpu}")
+        print(f"every run  {m:<9} load average after: {' '.join(format(r['load'], '.2f') for r in rs)}")
     print(
         f"naive      work {naive['work_s']:8.3f} s on {naive['rows']:,} rows -> {naive_total:,.0f} s "
         f"extrapolated to {rows:,} rows (agrees with the engine on the sample: {naive['agrees']})"
     )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    ratio = head_s / floor_s
+    all_ratio = f"{med('all') / head_s:.2f}" if "all" in runs else "nan"
     print(
-        f"rows={rows} rows_per_s={rows / head_s:.0f} ratio_vs_floor={ratio:.2f} "
-        f"speedup_vs_naive={naive_total / head_s:.0f} peak_mb={math.ceil(head_peak)}"
+        f"rows={rows} rows_per_s={rows / head_s:.0f} ratio_vs_io_floor={head_s / med('io_floor'):.2f} "
+        f"speedup_vs_duckdb_sql={med('sql') / head_s:.2f} all_scales_ratio={all_ratio} "
+        f"ratio_vs_bare_floor={head_s / med('floor'):.2f} speedup_vs_naive={naive_total / head_s:.0f} "
+        f"peak_mb={math.ceil(head_peak)}"
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.compute as pc
 import pytest
 from scipy import stats as sps
 
@@ -383,3 +384,56 @@ def test_min_cell_masks_the_complementary_grade_category() -> None:
     )
     out = suppress(ard, 3)
     assert out.filter(pl.col("value").is_null())["category"].sort().to_list() == ["1-2", ">=3"]
+
+
+# ------------------------------------------------------------------------------- ICU days
+def test_icu_days_merge_overlaps_clip_to_follow_up_and_count_open_stays() -> None:
+    import datetime as dt
+
+    from immunotox.analysis._cohort import icu_days
+
+    day = dt.timedelta(days=1)
+    clin = _clinical(["A", "B", "C"]).with_columns(
+        pl.when(pl.col("patient_id") == "B")
+        .then(pl.lit(T0 + 5 * day))
+        .otherwise(None)
+        .cast(pl.Datetime("us", "UTC"))
+        .alias("death_date")
+    )
+    ts = pl.Datetime("us", "UTC")
+    obs = pl.DataFrame(
+        {
+            "patient_id": ["A", "A", "B", "C"],
+            "time": [T0 + day, T0 + 2 * day, T0 + day, T0 - day],
+            "code": ["icu"] * 4,
+            "end_time": [T0 + 3 * day, T0 + 4 * day, None, T0 + day / 2],
+        },
+        schema={"patient_id": pl.String, "time": ts, "code": pl.String, "end_time": ts},
+    )
+    days, n_open = icu_days(obs, clin)
+    # A: days 1-3 and 2-4 overlap -> 3 days; B: open from day 1 to death on day 5 -> 4 days;
+    # C: admitted the day before infusion, counted from infusion -> half a day
+    assert days == {"A": 3.0, "B": 4.0, "C": 0.5}
+    assert n_open == 1
+
+
+def test_icu_days_of_the_simulated_cohort(simulated: dict[str, Any], tmp_path: Path) -> None:
+    """Every simulated patient with CRS or ICANS grade >= 3 (and alive at the time) has an ICU
+    stay; the management table reports them with their days."""
+    obs = tmp_path / "obs.parquet"
+    write_table(simulated["cohort"].observations, obs)
+    res = analyze(simulated["out"] / "results", read_clinical(simulated["clinical"]), observations=obs)
+    truth = simulated["truth"]
+    rows = simulated["cohort"].observations
+    icu = rows.filter(pc.equal(rows["code"], "icu"))
+    admitted = set(icu.column("patient_id").to_pylist())
+    severe = set(
+        truth.filter((pl.col("crs_grade") >= 3) | (pl.col("icans_grade") >= 3))["patient_id"].to_list()
+    )
+    assert admitted and admitted <= severe
+    n = ard_value(res.ard, analysis="management", group="icu", stratum="all", category="patients",
+                  statistic="n_admitted")  # fmt: skip
+    assert n == len(admitted)
+    median = ard_value(res.ard, analysis="management", group="icu", stratum="all", category="icu days",
+                       statistic="median")  # fmt: skip
+    assert median is not None and median > 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,9 +13,22 @@ import immunotox
 from immunotox import ruledata, units
 from immunotox.errors import FindingError
 from immunotox.findings import vocabulary
+from immunotox.management import recommend
 from immunotox.scales.asco2021 import scales
 
-ORGANS = ("hepatitis", "colitis", "pneumonitis", "rash", "nephritis", "myocarditis", "diabetes")
+ORGANS = (
+    "hepatitis",
+    "colitis",
+    "pneumonitis",
+    "rash",
+    "nephritis",
+    "myocarditis",
+    "diabetes",
+    "hypothyroidism",
+    "hyperthyroidism",
+    "adrenal-insufficiency",
+    "hypophysitis",
+)
 T = ruledata.load("asco2021")
 HEP_NORMAL: dict[str, Any] = {
     "alt": 20,
@@ -164,3 +178,55 @@ def test_a_glucose_without_its_uln_keeps_the_bands_on_the_value() -> None:
     assert "fasting_glucose_uln non donné ; inutile ici : grade 3 quelle que soit sa valeur" in high.reasons
     low = immunotox.grade("asco2021:diabetes", base | {"fasting_glucose": {"value": 1.2, "unit": "g/L"}})
     assert (low.grade, low.grade_range, low.missing) == (0, (0, 1), ["fasting_glucose_uln"])
+
+
+# ------------------------------------------------------------------ management keyed on these scales
+def _recommend(scale: str, findings: dict[str, Any], context: dict[str, Any], lang: str = "en") -> Any:
+    res = immunotox.grade(scale, findings)
+    return recommend(res, None, context, jurisdiction="EU", lang=lang, now=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+PEMBRO_80KG = {"product": "pembrolizumab", "weight_kg": 80, "age_years": 60}
+
+
+def test_issue_17_pembrolizumab_80kg_alt_250_is_held_or_discontinued_with_a_weight_based_steroid() -> None:
+    r = _recommend("asco2021:hepatitis", {"alt": 250, "alt_uln": 40}, PEMBRO_80KG)
+    assert (r.toxicity, r.grade, r.guideline.id) == ("hepatitis", 3, "asco2021-ici")
+    ici = [a.ici_action.id for a in r.actions if a.ici_action is not None]
+    assert ici[0] == "consider_discontinue"
+    dose = next(a.dose for a in r.actions if a.dose is not None)
+    # methylprednisolone 1-2 mg/kg/day x 80 kg (ASCO 2021, hepatitis G3)
+    assert (dose.drug, dose.dose_mg_range, dose.per) == ("methylprednisolone", (80.0, 160.0), "day")
+    # the grading is the guideline's own: no "check that the grades correspond" warning
+    assert not any("correspond" in w for w in r.warnings)
+    # every ICI action is conditioned on attribution, said first
+    assert r.actions[0].kind == "note" and "other causes are excluded" in r.actions[0].text
+    assert "hepatology" in {a.referral.id for a in r.actions if a.referral is not None}
+
+
+def test_recommendation_in_french_from_an_asco_organ_grade() -> None:
+    r = _recommend("asco2021:colitis", {"stools_over_baseline": 5}, PEMBRO_80KG, lang="fr")
+    assert r.grade == 2
+    assert "exclusion des autres causes" in r.actions[0].text
+    dose = next(a.dose for a in r.actions if a.dose is not None)
+    assert (dose.drug, dose.dose_mg) == ("prednisone", 80.0)  # 1 mg/kg/day x 80 kg (colitis G2)
+    assert "gastroenterology" in {a.referral.id for a in r.actions if a.referral is not None}
+
+
+@pytest.mark.parametrize(
+    ("scale", "findings", "grade", "ici"),
+    [
+        ("asco2021:hypothyroidism", {"tsh": 7.0}, 1, "continue"),
+        ("asco2021:hypothyroidism", {"tsh": 14.0, "tsh_persistently_gt10": True}, 2, "continue_or_hold"),
+        ("asco2021:hyperthyroidism", {"symptom_severity": "moderate"}, 2, "consider_hold"),
+        ("asco2021:adrenal-insufficiency", {"event_present": True, "symptom_severity": "severe"}, 3, "hold"),
+        ("asco2021:hypophysitis", {"event_present": True}, 1, "consider_hold"),
+    ],
+)
+def test_endocrine_scales_select_their_management_rows(
+    scale: str, findings: dict[str, Any], grade: int, ici: str
+) -> None:
+    r = _recommend(scale, findings, PEMBRO_80KG)
+    assert r.grade == grade and r.toxicity == scale.split(":")[1]
+    assert ici in [a.ici_action.id for a in r.actions if a.ici_action is not None]
+    assert "endocrinology" in {a.referral.id for a in r.actions if a.referral is not None} or grade < 2

@@ -284,6 +284,8 @@ def test_recommend_irae(cli: Cli) -> None:
     assert [a["ici_action"]["id"] for a in out["actions"] if a["ici_action"]] == [
         "hold",
         "consider_discontinue",
+        "rechallenge",
+        "rechallenge",
     ]
     pred = next(a for a in out["actions"] if a["dose"] and a["dose"]["drug"] == "prednisone")
     assert pred["dose"]["dose_mg_range"] == [60, 120]

@@ -312,3 +312,51 @@ def test_no_citation_of_a_file_outside_the_repository() -> None:
         if OUTSIDE.search(line)
     ]
     assert not found, "cite the primary source instead of a file outside the repository:\n" + "\n".join(found)
+
+
+# The use cases (and the problem details they raise) import no web framework, directly or through
+# another module of the package: the HTTP mapping sits one layer up (service/routes/_problems.py).
+FRAMEWORK_FREE = ("immunotox.service.usecases", "immunotox.service.problems")
+WEB_FRAMEWORKS = ("fastapi", "starlette")
+
+
+def framework_imports(roots: tuple[str, ...]) -> list[str]:
+    """``file:line imports framework`` for every module reachable from ``roots`` (by imports inside
+    the package) that imports a web framework."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for e in import_graph():
+        graph.setdefault(e.importer, set()).add(e.imported)
+    todo = [m for m in modules if any(m == r or m.startswith(r + ".") for r in roots)]
+    seen: set[str] = set()
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(graph.get(m, ()))
+    out: list[str] = []
+    for m in sorted(seen):
+        path = modules[m][0]
+        for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            for n in names:
+                if n.split(".")[0] in WEB_FRAMEWORKS:
+                    out.append(f"{path.relative_to(SRC.parent)}:{node.lineno} ({m}) imports {n}")
+    return out
+
+
+def test_use_cases_import_no_web_framework() -> None:
+    found = framework_imports(FRAMEWORK_FREE)
+    assert not found, "the use-case layer reaches a web framework:\n" + "\n".join(found)
+
+
+def test_the_framework_check_sees_a_framework_import() -> None:
+    """The check is not vacuous: the API routes do import FastAPI, and it names the line."""
+    found = framework_imports(("immunotox.service.routes._problems",))
+    assert any(f.startswith("src/immunotox/service/routes/_problems.py:") and "fastapi" in f for f in found)

@@ -87,13 +87,15 @@ def all_cases() -> list[tuple[str, str, str, int, dict[str, Any]]]:
             if w.product_class_in:
                 ctx["product"] = classes[w.product_class_in[0]]
             crs = w.concurrent_crs_grade_min if w.concurrent_crs_grade_min is not None else 0
-            if (
-                "concurrent_crs_grade" in gs.toxicities[rr.rule.toxicity].requires
-                or w.concurrent_crs_grade_max is not None
-            ) or w.concurrent_crs_grade_min is not None:
-                ctx["concurrent_crs_grade"] = crs
-            for g in rr.rule.grades:
-                cases.append((gs.id, rr.rule.id, rr.rule.toxicity, g, ctx))
+            for tox in rr.rule.toxicities:
+                c = dict(ctx)
+                if (
+                    "concurrent_crs_grade" in gs.toxicities[tox].requires
+                    or w.concurrent_crs_grade_max is not None
+                ) or w.concurrent_crs_grade_min is not None:
+                    c["concurrent_crs_grade"] = crs
+                for g in rr.rule.grades:
+                    cases.append((gs.id, rr.rule.id, tox, g, c))
     return cases
 
 
@@ -314,13 +316,21 @@ IRAE_CASES: list[tuple[str, int, dict[str, Any], list[str], Any, set[str]]] = [
     # (toxicity or CTCAE scale id, grade, extra context, ICI actions,
     #  steroid (drug, mg at 70 kg, per), referrals)
     ("ctcae5:diarrhea", 1, {}, ["continue"], None, set()),
-    ("ctcae5:diarrhea", 2, {}, ["hold"], ("prednisone", 70, "day"), {"gastroenterology"}),
-    ("ctcae5:colitis", 3, {}, ["hold"], ("prednisone", (70, 140), "day"), {"gastroenterology"}),
+    ("ctcae5:diarrhea", 2, {}, ["hold", "rechallenge"], ("prednisone", 70, "day"), {"gastroenterology"}),
+    (
+        "ctcae5:colitis",
+        3,
+        {},
+        ["hold", "rechallenge"],
+        ("prednisone", (70, 140), "day"),
+        {"gastroenterology"},
+    ),
     (
         "ctcae5:colitis",
         3,
         {"product": "ipilimumab"},
-        ["hold", "consider_discontinue"],
+        # the CTLA-4 agent's own row, then the general rechallenge rule and its combination clause
+        ["hold", "consider_discontinue", "rechallenge", "rechallenge"],
         ("prednisone", (70, 140), "day"),
         {"gastroenterology"},
     ),
@@ -330,7 +340,7 @@ IRAE_CASES: list[tuple[str, int, dict[str, Any], list[str], Any, set[str]]] = [
         "ctcae5:aspartate-aminotransferase-increased",
         2,
         {},
-        ["hold"],
+        ["hold", "rechallenge"],
         ("prednisone", (35, 70), "day"),
         {"hepatology"},
     ),
@@ -344,11 +354,25 @@ IRAE_CASES: list[tuple[str, int, dict[str, Any], list[str], Any, set[str]]] = [
     ),
     ("hepatitis", 4, {}, ["discontinue"], ("methylprednisolone", 140, "day"), {"hepatology"}),
     ("ctcae5:pneumonitis", 1, {}, ["consider_hold"], None, set()),
-    ("ctcae5:pneumonitis", 2, {}, ["hold"], ("prednisone", (70, 140), "day"), {"pneumology"}),
+    ("ctcae5:pneumonitis", 2, {}, ["hold", "rechallenge"], ("prednisone", (70, 140), "day"), {"pneumology"}),
     ("ctcae4:pneumonitis", 3, {}, ["discontinue"], ("methylprednisolone", (70, 140), "day"), {"pneumology"}),
     ("ctcae5:rash-maculo-papular", 1, {}, ["continue"], None, set()),
-    ("ctcae5:rash-maculo-papular", 2, {}, ["consider_hold"], ("prednisone", (35, 70), "day"), set()),
-    ("ctcae5:rash-maculo-papular", 3, {}, ["hold"], ("prednisone", 70, "day"), {"dermatology"}),
+    (
+        "ctcae5:rash-maculo-papular",
+        2,
+        {},
+        ["consider_hold", "rechallenge"],
+        ("prednisone", (35, 70), "day"),
+        set(),
+    ),
+    (
+        "ctcae5:rash-maculo-papular",
+        3,
+        {},
+        ["hold", "rechallenge"],
+        ("prednisone", 70, "day"),
+        {"dermatology"},
+    ),
     ("rash", 4, {}, ["hold"], ("methylprednisolone", (70, 140), "day"), {"dermatology"}),
     ("ctcae5:hypothyroidism", 1, {}, ["continue"], None, set()),
     ("ctcae5:hypothyroidism", 2, {}, ["continue_or_hold"], None, set()),
@@ -362,7 +386,14 @@ IRAE_CASES: list[tuple[str, int, dict[str, Any], list[str], Any, set[str]]] = [
     ("ctcae5:hyperglycemia", 2, {}, ["consider_hold"], None, {"endocrinology"}),
     ("ciadm", 4, {}, ["hold"], None, {"endocrinology"}),
     ("ctcae4:acute-kidney-injury", 1, {}, ["consider_hold"], None, set()),
-    ("ctcae4:acute-kidney-injury", 2, {}, ["hold"], ("prednisone", (35, 70), "day"), {"nephrology"}),
+    (
+        "ctcae4:acute-kidney-injury",
+        2,
+        {},
+        ["hold", "rechallenge"],
+        ("prednisone", (35, 70), "day"),
+        {"nephrology"},
+    ),
     ("ctcae5:creatinine-increased", 3, {}, ["discontinue"], ("prednisone", (70, 140), "day"), {"nephrology"}),
     ("myocarditis", 1, {}, ["hold"], None, {"cardiology"}),
     ("ctcae5:myocarditis", 2, {}, ["discontinue"], ("prednisone", (70, 140), "day"), {"cardiology"}),
@@ -714,7 +745,7 @@ def test_copy_of_a_packaged_set_under_a_new_id_loads(tmp_path: Path) -> None:
     )
     (folder / "my-ici.toml").write_text(text, "utf-8")
     r = rec("colitis", 2, CTX70, guideline="my-ici", guideline_dirs=[folder])
-    assert r.guideline.id == "my-ici" and ici(r) == ["hold"]
+    assert r.guideline.id == "my-ici" and ici(r) == ["hold", "rechallenge"]
     shutil.rmtree(folder)
 
 
@@ -808,9 +839,10 @@ def assert_within_documented_max(d: Any) -> None:
 
 
 DOSED = [
-    (gs.id, rr.rule.toxicity, g, rr.rule.id)
+    (gs.id, tox, g, rr.rule.id)
     for gs in list_guidelines()
     for rr in gs.rules
+    for tox in rr.rule.toxicities
     for g in rr.rule.grades
     if any(a.dose is not None for a in rr.rule.action)
 ]

@@ -112,9 +112,10 @@ def test_gate_redaction_pattern_finds_every_amount_of_the_shipped_texts() -> Non
 
 DOSED = sorted(
     {
-        (gs.id, rr.rule.toxicity, g)
+        (gs.id, tox, g)
         for gs in list_guidelines()
         for rr in gs.rules
+        for tox in rr.rule.toxicities
         for g in rr.rule.grades
         if any(a.dose is not None for a in rr.rule.action)
     }

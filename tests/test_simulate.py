@@ -104,6 +104,7 @@ TOKENS = {
     "corticosteroid": {"dexamethasone", "methylprednisolone", "prednisone", "hydrocortisone"},
     "anakinra": {"anakinra"},
     "fluid_bolus": {"crystalloid"},
+    "icu": {"icu"},
     "consciousness": {
         "awake",
         "awakens_spontaneously",

@@ -167,9 +167,28 @@ def bad_folder(tmp_path: Path) -> Path:
         ],
     )
     _write(tmp_path, "CONCEPT_ANCESTOR", [{"ancestor_concept_id": 1321341, "descendant_concept_id": 555}])
+    icu = {
+        "visit_detail_id": 1,
+        "person_id": 1,
+        "visit_detail_concept_id": 32037,
+        "visit_detail_start_datetime": "2024-03-01T20:00:00Z",
+        "visit_detail_end_datetime": "2024-03-03T08:00:00Z",
+    }
     _write(
-        tmp_path, "VISIT_DETAIL", [{"visit_detail_id": 1, "person_id": 1, "visit_detail_concept_id": 32037}]
+        tmp_path,
+        "VISIT_DETAIL",
+        [
+            icu,  # 1 an ICU stay
+            icu | {"visit_detail_concept_id": 9201},  # 2 another visit: ignored
+            icu | {"visit_detail_start_datetime": ""},  # 3 an ICU stay without its start
+        ],
     )
+    cond = {
+        "person_id": 1,
+        "condition_concept_id": 2000000501,  # status epilepticus
+        "condition_start_datetime": "2024-03-02T03:00:00Z",
+    }
+    _write(tmp_path, "CONDITION_OCCURRENCE", [cond, cond | {"condition_concept_id": 4100}])
     return tmp_path
 
 
@@ -186,8 +205,10 @@ def test_bad_omop_rows_are_rejected_with_their_reason(bad_folder: Path) -> None:
         ("MEASUREMENT.csv", 9): ("before_birth", "measurement_datetime"),
         ("DRUG_EXPOSURE.csv", 2): ("missing_end", "drug_exposure_end_datetime"),
         ("PERSON.csv", 2): ("partial_birth_date", "birth_datetime"),
+        ("VISIT_DETAIL.csv", 3): ("missing_time", "visit_detail_start_datetime"),
     }
-    assert read.ignored == {"VISIT_DETAIL": 1}
+    # the other visit and the unmapped diagnosis are counted, not rejected
+    assert read.ignored == {"VISIT_DETAIL": 1, "CONDITION_OCCURRENCE": 1}
     rows = read.observations.to_pylist()
     vaso = [r for r in rows if r["code"] == "vasopressor"]
     assert vaso == [
@@ -202,6 +223,13 @@ def test_bad_omop_rows_are_rejected_with_their_reason(bad_folder: Path) -> None:
             "dose_unit": None,
         }
     ]
+    mapped = [
+        (r["code"], r["value"], r["time"], r["end_time"]) for r in rows if r["code"] in ("icu", "seizure")
+    ]
+    assert mapped == [
+        ("icu", "icu", "2024-03-01T20:00:00Z", "2024-03-03T08:00:00Z"),
+        ("seizure", "prolonged", "2024-03-02T03:00:00Z", None),
+    ]
     age = [r for r in rows if r["code"] == "age"]
     assert [(a["patient_id"], a["value"], a["time"]) for a in age] == [("A", "63", "2024-03-01T09:00:00Z")]
     # the timeline's own checks point back at the OMOP row: kg is no temperature unit
@@ -210,7 +238,7 @@ def test_bad_omop_rows_are_rejected_with_their_reason(bad_folder: Path) -> None:
     assert [(r["file"], r["row"], r["column"], r["value"]) for r in timeline_rejects] == [
         ("MEASUREMENT.csv", 5, "unit_concept_id", "kg")
     ]
-    assert res.input_rows == read.source_rows == 2 + 9 + 4 + 1
+    assert res.input_rows == read.source_rows == 2 + 9 + 4 + 3 + 2
     assert res.accepted_rows + res.rejected_rows + sum(read.ignored.values()) == res.input_rows
 
 

@@ -122,6 +122,26 @@ def bad_folder(tmp_path: Path) -> Path:
         [{"USUBJID": "S1", "AETERM": "CRS", "AEDECOD": "Cytokine release syndrome", "AETOXGR": "2",
           "AESTDTC": "2024-03-01", "AEENDTC": "2024-03-04"}],
     )  # fmt: skip
+    fa = {"USUBJID": "S1", "FATESTCD": "TEMP", "FAOBJ": "CYTOKINE RELEASE SYNDROME", "FASTRESN": "39.4",
+          "FASTRESC": "39.4", "FASTRESU": "C", "FADTC": "2024-03-01T22:00"}  # fmt: skip
+    _write(
+        tmp_path,
+        "FA",
+        [
+            fa,  # 1 a CRS finding: the temperature, in C
+            fa | {"FATESTCD": "ICEORIEN", "FAOBJ": "ICANS", "FASTRESN": "3", "FASTRESC": "3", "FASTRESU": ""},
+            fa | {"FATESTCD": "HYPOTEN", "FASTRESN": "", "FASTRESC": "Y", "FASTRESU": ""},  # 3 unmapped
+        ],
+    )
+    _write(
+        tmp_path,
+        "CE",
+        [{"USUBJID": "S1", "CETERM": "CRS", "CEDECOD": "Cytokine release syndrome", "CETOXGR": "3",
+          "CESTDTC": "2024-03-01T14:00", "CEENDTC": ""}],
+    )  # fmt: skip
+    ho = {"USUBJID": "S1", "HOTERM": "Intensive care unit", "HODECOD": "INTENSIVE CARE UNIT",
+          "HOSTDTC": "2024-03-01T16:00", "HOENDTC": "2024-03-03T10:00"}  # fmt: skip
+    _write(tmp_path, "HO", [ho, ho | {"HODECOD": "GENERAL WARD"}])
     return tmp_path
 
 
@@ -138,7 +158,9 @@ def test_bad_sdtm_rows_are_rejected_with_their_reason(bad_folder: Path) -> None:
         ("VS.csv", 9): ("before_birth", "VSDTC"),
         ("CM.csv", 1): ("missing_end", "CMENDTC"),
         ("CM.csv", 3): ("unmapped_category", "CMCAT"),
+        ("FA.csv", 3): ("unmapped_test", "FATESTCD"),
     }
+    assert read.ignored == {"AE": 1, "CE": 1, "HO": 1}
     rows = read.observations.to_pylist()
     assert [(r["code"], r["value"], r["end_time"]) for r in rows if r["code"] == "vasopressor"] == [
         ("vasopressor", "norepinephrine", "2024-03-01T18:30")
@@ -147,10 +169,21 @@ def test_bad_sdtm_rows_are_rejected_with_their_reason(bad_folder: Path) -> None:
         ("S1", "58", "a"),
         ("S2", "40", "a"),
     ]
+    got = {
+        (r["code"], r["value"], r["unit"], r["end_time"])
+        for r, (file, _) in zip(rows, read.provenance, strict=True)
+        if file in ("FA.csv", "HO.csv")
+    }
+    assert {
+        ("temperature", "39.4", "Cel", None),
+        ("ice_orientation", "3", None, None),
+        ("icu", "icu", None, "2024-03-03T10:00"),
+    } <= got
     # the reported grade is kept beside ours
     assert read.reported_ae is not None
-    assert read.reported_ae.select(["patient_id", "term", "reported_grade"]).to_pylist() == [
-        {"patient_id": "S1", "term": "Cytokine release syndrome", "reported_grade": "2"}
+    assert read.reported_ae.select(["patient_id", "term", "reported_grade", "file"]).to_pylist() == [
+        {"patient_id": "S1", "term": "Cytokine release syndrome", "reported_grade": "2", "file": "AE.csv"},
+        {"patient_id": "S1", "term": "Cytokine release syndrome", "reported_grade": "3", "file": "CE.csv"},
     ]
     res = grade_sdtm(bad_folder, SCALES)
     bad_unit = [
@@ -159,7 +192,7 @@ def test_bad_sdtm_rows_are_rejected_with_their_reason(bad_folder: Path) -> None:
         if r["reason"] == "bad_unit"
     ]
     assert bad_unit == [("VS.csv", 6, "VSSTRESU", "mm[Hg]")]
-    assert res.input_rows == read.source_rows == 2 + 9 + 2 + 3 + 1
+    assert res.input_rows == read.source_rows == 2 + 9 + 2 + 3 + 1 + 3 + 1 + 2
     assert res.accepted_rows + res.rejected_rows + sum(read.ignored.values()) == res.input_rows
 
 

@@ -177,12 +177,12 @@ def test_interpreter_reads_the_scale_table() -> None:
         return next(g for g in grades if g["time"] == T0 + dt.timedelta(hours=26))
 
     before = at_26h()
-    old = scale.t["long_vasopressor_min_hours"]
+    old = scale.t  # the typed table is frozen: the scale is given an edited copy
     try:
-        scale.t["long_vasopressor_min_hours"] = 48.0
+        scale.t = old.model_copy(update={"long_vasopressor_min_hours": 48.0})
         after = at_26h()
     finally:
-        scale.t["long_vasopressor_min_hours"] = old
+        scale.t = old
     # vasopressor for 26 h: >= 24 h -> grade 3; with the limit at 48 h -> grade 2
     assert (before["grade_lo"], after["grade_lo"]) == (3, 2)
 

@@ -36,6 +36,13 @@ HEMOGLOBIN_G_MOL = 16114.5
         (40, "IU/L", "U/L", None, 40.0),
         (12, "kPa", "mm[Hg]", None, 90.0),
         (154, "[lb_av]", "kg", None, 69.853),
+        # TSH: international units of a hormone, 1 uIU/mL = 1 mIU/L (issue 17)
+        (4.5, "u[IU]/mL", "m[IU]/L", None, 4.5),
+        (4.5, "uIU/mL", "m[IU]/L", None, 4.5),
+        (10, "mIU/L", "m[IU]/L", None, 10.0),
+        # free T4: 1 ng/dL = 12.87 pmol/L (thyroxine 776.87 g/mol); cortisol 3 ug/dL = 82.8 nmol/L
+        (1.0, "ng/dL", "pmol/L", 776.87, 12.872),
+        (3.0, "ug/dL", "nmol/L", 362.46, 82.768),
     ],
 )
 def test_known_conversions(value: float, unit: str, to: str, mw: float | None, expected: float) -> None:

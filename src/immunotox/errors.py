@@ -14,10 +14,13 @@ so a command-line front end can print ``str(error)`` and exit with code 2.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from .messages import Lang, Msg
+
+class Text(Protocol):
+    """A text for people in French and English (an :class:`immunotox.messages.Msg`)."""
+
+    def text(self, lang: Literal["en", "fr"] = "en") -> str: ...
 
 
 class ImmunotoxError(Exception):
@@ -65,7 +68,7 @@ class FindingError(ImmunotoxError, ValueError):
     immunotox.errors.FindingError: temperature_c = 55: ...
     """
 
-    def __init__(self, field: str, value: Any, problem: str | Msg, hint: str | Msg | None = None) -> None:
+    def __init__(self, field: str, value: Any, problem: str | Text, hint: str | Text | None = None) -> None:
         super().__init__(field, value, problem, hint)
         self.field = field
         self.value = value
@@ -73,8 +76,8 @@ class FindingError(ImmunotoxError, ValueError):
         #: written in English only, shown as is in every language)
         self.problem_msg = None if isinstance(problem, str) else problem
         self.hint_msg = None if hint is None or isinstance(hint, str) else hint
-        self.problem = problem if isinstance(problem, str) else _render(problem, "en")
-        self.hint = hint if hint is None or isinstance(hint, str) else _render(hint, "en")
+        self.problem = problem if isinstance(problem, str) else problem.text("en")
+        self.hint = hint if hint is None or isinstance(hint, str) else hint.text("en")
 
     def __str__(self) -> str:
         shown = _show(self.value)
@@ -83,34 +86,14 @@ class FindingError(ImmunotoxError, ValueError):
             msg += f". Hint: {self.hint}"
         return msg
 
-    def texts(self) -> tuple[str | Msg, str | Msg | None]:
+    def texts(self) -> tuple[str | Text, str | Text | None]:
         """(problem, hint) as given: messages when written as data, else English strings — to
-        raise the same refusal under another field name without losing its French."""
+        raise the same refusal under another field name without losing its French
+        (:func:`immunotox.messages.error_line` writes the whole line in a language)."""
         return (self.problem_msg or self.problem, self.hint_msg or self.hint)
-
-    def message(self, lang: Lang = "en") -> str:
-        """The one-line message in ``lang``: the field and the value as given, the problem and
-        the hint in that language (English for a text not yet written as data)."""
-        if lang == "en":
-            return str(self)
-        from .messages import Msg
-
-        problem = self.problem_msg or self.problem
-        hint = self.hint_msg or self.hint
-        params: dict[str, Any] = {"field": self.field, "value": _show(self.value), "problem": problem}
-        if hint:
-            params["hint"] = hint
-        frame = "messages:errors.frame_hint" if hint else "messages:errors.frame"
-        return _render(Msg(id=frame, params=params), lang)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.field, self.value, *self.texts()))
-
-
-def _render(msg: Msg, lang: Lang) -> str:
-    from .messages import render
-
-    return render(msg, lang)
 
 
 class UnitError(FindingError):

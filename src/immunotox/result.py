@@ -35,6 +35,9 @@ class Texts(BaseModel):
     notes: list[Msg]
     deciding: list[Msg] = Field(default_factory=list, description="Names of the deciding domains")
     fired: list[Msg] = Field(default_factory=list, description="Texts of the rules that fired")
+    missing: list[Msg] = Field(
+        default_factory=list, description="What each missing input is, as the scale declares it"
+    )
 
 
 Status = Literal["assessed", "incomplete", "not_assessable", "not_applicable"]
@@ -116,7 +119,13 @@ class GradeResult(BaseModel):
         lines += [f"  - {x}" for x in r.reasons]
         if r.missing:
             lines.append(t("missing", keys=r.missing))
-            lines += [f"  - {t('missing_item', key=k, name=finding_name(k, lg, r.scale))}" for k in r.missing]
+            declared = r.texts.missing if r.texts and len(r.texts.missing) == len(r.missing) else None
+            names = (
+                [render(m, lg) for m in declared] if declared else [finding_name(k, lg) for k in r.missing]
+            )
+            lines += [
+                f"  - {t('missing_item', key=k, name=n)}" for k, n in zip(r.missing, names, strict=True)
+            ]
         if r.notes:
             lines.append(t("notes"))
             lines += [f"  - {n}" for n in r.notes]
@@ -125,16 +134,13 @@ class GradeResult(BaseModel):
         return "\n".join(lines)
 
 
-def finding_name(key: str, lang: Lang, scale_id: str | None = None) -> str:
-    """What the input ``key`` is, in ``lang``: the text of the scale's own declaration of it (a
-    CTCAE lab term's ``uln`` is the ULN of its analyte, in its unit), else the findings
-    vocabulary's; sub-keys such as ``ice_items.orientation`` are named by their parent."""
-    from .catalogue import all_scales
+def finding_name(key: str, lang: Lang) -> str:
+    """What the input ``key`` is, in ``lang`` (the findings vocabulary's text; sub-keys such as
+    ``ice_items.orientation`` are named by their parent). A result names its missing inputs as its
+    scale declares them (``texts.missing``); this is for a result stored without them."""
     from .findings import vocabulary
 
-    root = key.split(".")[0].split("[")[0]
-    scale = all_scales().get(scale_id) if scale_id else None
-    spec = (scale.findings.get(root) if scale is not None else None) or vocabulary().get(root)
+    spec = vocabulary().get(key.split(".")[0].split("[")[0])
     if spec is None:
         return key
     return spec.text_fr if lang == "fr" and spec.text_fr else spec.text

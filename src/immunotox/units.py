@@ -42,6 +42,7 @@ _ATOMS: dict[str, str] = {
     "mmol": "millimole",
     "umol": "micromole",
     "nmol": "nanomole",
+    "pmol": "picomole",
     "L": "liter",
     "dL": "deciliter",
     "mL": "milliliter",
@@ -50,6 +51,11 @@ _ATOMS: dict[str, str] = {
     "U": "enzyme_unit",
     "[IU]": "enzyme_unit",
     "[iU]": "enzyme_unit",
+    # hormones in international units (TSH): UCUM prefixes a bracketed atom ("m[IU]/L")
+    "m[IU]": "millienzyme_unit",
+    "u[IU]": "microenzyme_unit",
+    "m[iU]": "millienzyme_unit",
+    "u[iU]": "microenzyme_unit",
     "mm[Hg]": "millimeter_Hg",
     "kPa": "kilopascal",
     "s": "second",
@@ -76,6 +82,9 @@ _SYNONYMS: dict[str, str] = {
     "degF": "[degF]",
     "mmHg": "mm[Hg]",
     "IU/L": "[IU]/L",
+    "mIU/L": "m[IU]/L",
+    "uIU/mL": "u[IU]/mL",
+    "mU/L": "m[IU]/L",
     "/mm³": "/mm3",
     "lb": "[lb_av]",
     "pH": "[pH]",
@@ -87,7 +96,9 @@ _SYNONYMS: dict[str, str] = {
 # '/' and '.' separate terms except inside a {annotation} ("mL/min/{1.73_m2}")
 _OUTSIDE_BRACES_SLASH = re.compile(r"/(?![^{]*\})")
 _OUTSIDE_BRACES_DOT = re.compile(r"\.(?![^{]*\})")
-_TOKEN = re.compile(r"^(?P<atom>10\*[-+]?\d+|\[[^\]]+\]|\{[^}]+\}|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$")
+_TOKEN = re.compile(
+    r"^(?P<atom>10\*[-+]?\d+|[mu]?\[[^\]]+\]|\{[^}]+\}|mm\[Hg\]|[A-Za-z%]+|1)(?P<exp>[-+]?\d+)?$"
+)
 
 
 @functools.cache
@@ -230,7 +241,14 @@ def _examples(to_unit: str) -> Msg | str:
     return or_list([repr(u) for u in _EXAMPLES.get(to_unit, (to_unit,))], commas=True)
 
 
-_DISPLAY: dict[str, str] = {"Cel": "°C", "[degF]": "°F", "mm[Hg]": "mmHg", "10*9/L": "×10⁹/L", "a": "years"}
+_DISPLAY: dict[str, str] = {
+    "Cel": "°C",
+    "[degF]": "°F",
+    "mm[Hg]": "mmHg",
+    "10*9/L": "×10⁹/L",
+    "a": "years",
+    "m[IU]/L": "mIU/L",
+}
 
 
 def display(code: str) -> str:

@@ -48,6 +48,7 @@ Method = Literal[
     "masking",
     "patient_last",
     "event_since",
+    "series",
 ]
 _KINDS: tuple[str, ...] = get_args(CodeKind)
 _METHODS: tuple[str, ...] = get_args(Method)

@@ -572,7 +572,7 @@ def _read_observations(path: str | Path, codes: Sequence[str]) -> pl.DataFrame:
     try:
         return (
             lazy.filter(pl.col("code").is_in(list(codes)))
-            .select("patient_id", "time", "code", "value", "dose", "dose_unit")
+            .select("patient_id", "time", "code", "value", "dose", "dose_unit", "end_time")
             .collect()
         )
     except pl.exceptions.PolarsError as exc:
@@ -594,7 +594,7 @@ def _management(
     from ..management._dose import check_dose_rule, convert_steroid
 
     crs = next((s for s in scales if family(s) == "crs"), None)
-    obs = _read_observations(observations, ("tocilizumab", "corticosteroid", "weight")).join(
+    obs = _read_observations(observations, ("tocilizumab", "corticosteroid", "weight", "icu")).join(
         clin.select("patient_id", "infusion_time"), on="patient_id"
     )
     group = crs or "all"
@@ -742,6 +742,12 @@ def _management(
         ster.height,
         "unknown drug or unit",
     )
+    # ICU days (the icu intervals of the observation file)
+    icu, n_open = icu_days(obs, clin)
+    ard.add("management", "icu", "all", "patients", "n_admitted", len(icu), n_all, "any icu row")
+    ard.add("management", "icu", "all", "patients", "n_open_stays", n_open, len(icu), "icu row without end")
+    for stat, v in _quantiles(list(icu.values())).items():
+        ard.add("management", "icu", "all", "icu days", stat, v, len(icu), "days per admitted patient")
     for stat, v in _quantiles(list(totals.values())).items():
         ard.add(
             "management",
@@ -753,6 +759,46 @@ def _management(
             len(totals),
             "cumulative, dexamethasone-equivalent",
         )
+
+
+def icu_days(obs: pl.DataFrame, clin: pl.DataFrame) -> tuple[dict[str, float], int]:
+    """Days in the ICU per patient with a stay, and the number of stays still open.
+
+    The ``icu`` rows are intervals [time, end_time) clipped to [infusion, end of follow-up] (the
+    earlier of death and last follow-up); overlapping stays of a patient are merged (a day is
+    counted once); a stay without an end runs to the end of follow-up and is counted as open."""
+    stays = obs.filter(pl.col("code") == "icu").join(
+        clin.select(
+            "patient_id",
+            "infusion_time",
+            pl.min_horizontal("last_followup", pl.col("death_date").fill_null(pl.col("last_followup"))).alias(
+                "_stop"
+            ),
+        ),
+        on="patient_id",
+        how="inner",
+        suffix="_c",
+    )
+    n_open = int(stays["end_time"].null_count())
+    stays = stays.select(
+        "patient_id",
+        pl.max_horizontal("time", "infusion_time").alias("a"),
+        pl.min_horizontal(pl.col("end_time").fill_null(pl.col("_stop")), "_stop").alias("b"),
+    ).sort("patient_id", "a")
+    days: dict[str, float] = {}
+    for (pid,), part in stays.group_by("patient_id", maintain_order=True):
+        total, cur_a, cur_b = 0.0, None, None
+        for a, b in part.select("a", "b").iter_rows():
+            if cur_b is None or a > cur_b:
+                if cur_b is not None and cur_a is not None and cur_b > cur_a:
+                    total += (cur_b - cur_a).total_seconds()
+                cur_a, cur_b = a, b
+            else:
+                cur_b = max(cur_b, b)
+        if cur_a is not None and cur_b is not None and cur_b > cur_a:
+            total += (cur_b - cur_a).total_seconds()
+        days[str(pid)] = total / 86400.0
+    return days, n_open
 
 
 def _swimmer(episodes: pl.DataFrame, clin: pl.DataFrame) -> pl.DataFrame:

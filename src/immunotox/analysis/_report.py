@@ -553,6 +553,15 @@ def render_html(analysis: CohortAnalysis, lang: str) -> str:
             p.cell([(i, p.num(v, 0)) for i, v in got], lambda s: f"{s[0]} [{s[1]}–{s[2]}] ({s[3]}–{s[4]})")
             + "</tr>"
         )
+        i, v = p.get("management", "icu", "all", "patients", "n_admitted")
+        label = p.t("icu_admitted")
+        out.append(f"<tr><td class='label'>{label}</td>" + p.cell([(i, p.num(v, 0))], "".join) + "</tr>")
+        got = [p.get("management", "icu", "all", "icu days", k) for k in ("median", "q1", "q3", "min", "max")]
+        out.append(f"<tr><td class='label'>{p.t('icu_days')}</td>")
+        out.append(
+            p.cell([(i, p.num(v, 1)) for i, v in got], lambda s: f"{s[0]} [{s[1]}–{s[2]}] ({s[3]}–{s[4]})")
+            + "</tr>"
+        )
         out.append(f"</table><p class='note'>{p.t('management_note')}</p>")
     # ---------------------------------------------------------------- association
     assoc = analysis.ard.filter(pl.col("analysis") == "association")

@@ -30,7 +30,8 @@ def timeline(
         str | None,
         typer.Argument(
             help="Observations: .parquet or .csv (the observation contract),"
-            " or a folder of OMOP CDM tables or SDTM domains"
+            " or a folder of OMOP CDM tables or SDTM domains, or the database URL of OMOP tables"
+            " (sqlite:///cdm.db, postgresql+psycopg://user@host/db?schema=cdm)"
         ),
     ] = None,
     scales: Annotated[
@@ -66,6 +67,7 @@ def timeline(
     """Grade OBS at every assessment time and write grades, daily maxima, episodes, per-patient
     summaries, the cross-tabulation between scales and the rejected rows to --out."""
     from ..standards import run_timeline_folder
+    from ..standards._tables import is_database_url
     from ..timeline import RunSummary, run_timeline, select_scales
     from ..timeline._run import _source, count_rows, memory_bytes
 
@@ -91,7 +93,7 @@ def timeline(
     try:
         ids = select_scales(scales)
         limit = memory_bytes(memory_limit)
-        omop = Path(obs).is_dir()
+        omop = Path(obs).is_dir() or is_database_url(obs)
         runner: Callable[..., RunSummary] = run_timeline_folder if omop else run_timeline
         total = None if omop else count_rows(_source(obs))
         show = console.is_terminal and (total is None or total >= PROGRESS_FROM_ROWS)

@@ -530,7 +530,7 @@ def recommend(
         pending: dict[str, list[str]] = {}
         for rr in gs.rules:
             r = rr.rule
-            if r.toxicity != tox_id or g not in r.grades:
+            if tox_id not in r.toxicities or g not in r.grades:
                 continue
             ok, missing_field = _matches(r.when, ctx)
             if ok is None and missing_field is not None:

@@ -55,7 +55,13 @@ ActionKind = Literal[
     "note",
 ]
 IciAction = Literal[
-    "continue", "continue_or_hold", "consider_hold", "hold", "consider_discontinue", "discontinue"
+    "continue",
+    "continue_or_hold",
+    "consider_hold",
+    "hold",
+    "consider_discontinue",
+    "discontinue",
+    "rechallenge",
 ]
 ContextField = Literal["concurrent_crs_grade", "concurrent_icans_grade", "product", "weight_kg"]
 
@@ -120,11 +126,16 @@ class Rule(BaseModel):
     model_config = _STRICT
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    toxicity: str
+    toxicity: str | tuple[str, ...]
     grades: tuple[int, ...] = Field(min_length=1)
     when: When = When()
     action: tuple[Action, ...] = Field(min_length=1)
     note: Text | None = None
+
+    @property
+    def toxicities(self) -> tuple[str, ...]:
+        """The toxicities the rule covers (one id, or a list for an action common to several)."""
+        return (self.toxicity,) if isinstance(self.toxicity, str) else self.toxicity
 
 
 class Deferral(BaseModel):
@@ -318,12 +329,13 @@ def _validate(gs: GuidelineSet) -> None:
         if r.id in seen:
             raise RuleSpecError(f"{rw}: rule id used twice")
         seen.add(r.id)
-        tox_ = gs.toxicities.get(r.toxicity)
-        if tox_ is None:
-            raise RuleSpecError(f"{rw}: toxicity {r.toxicity!r} is not declared in [toxicity]")
-        bad = [g for g in r.grades if not tox_.grades[0] <= g <= tox_.grades[1]]
-        if bad:
-            raise RuleSpecError(f"{rw}: grades {bad} outside {r.toxicity} grades {tox_.grades}")
+        for tid in r.toxicities:
+            tox_ = gs.toxicities.get(tid)
+            if tox_ is None:
+                raise RuleSpecError(f"{rw}: toxicity {tid!r} is not declared in [toxicity]")
+            bad = [g for g in r.grades if not tox_.grades[0] <= g <= tox_.grades[1]]
+            if bad:
+                raise RuleSpecError(f"{rw}: grades {bad} outside {tid} grades {tox_.grades}")
         for p in r.when.product_in or ():
             if p not in drugs.products:
                 raise RuleSpecError(f"{rw}: unknown product {p!r} in when.product_in")

@@ -28,8 +28,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..findings import FieldSpec, parse_findings
-from ..messages import Catalogue, Msg, render, verbatim
+from ..findings import FieldSpec, parse_findings, vocabulary
+from ..messages import Catalogue, Msg, bilingual, name, render, verbatim
 from ..result import GradeResult, RuleHit, Texts
 from ..sources import Source, source
 
@@ -113,6 +113,13 @@ class Scale(ABC):
         assert self.texts is not None
         table = self.id.split(":")[-1] if self.texts_table is None else self.texts_table
         return self.texts(f"{table}.{key}" if table else key)
+
+    def input_msg(self, key: str) -> Msg:
+        """What the input ``key`` is, in both languages: this scale's declaration of it (a CTCAE lab
+        term's ``uln`` is the ULN of its analyte, in its unit), else the findings vocabulary's."""
+        root = key.split(".")[0].split("[")[0]
+        spec = self.findings.get(root) or vocabulary().get(root)
+        return bilingual(spec.text, spec.text_fr) if spec is not None and spec.text else name(key)
 
     def title_msg(self) -> Msg:
         """The scale's title as a message (``title`` of its texts, else the English title)."""
@@ -216,6 +223,7 @@ class Scale(ABC):
             notes=[_msg(n) for n in self.notes],
             deciding=[self.domain_msg(d) for d in self.deciding(low_values, lo)] if grade is not None else [],
             fired=[h.message() for h in hits],
+            missing=[self.input_msg(k) for k in missing],
         )
         return GradeResult(
             scale=self.id,

@@ -14,7 +14,11 @@ mapping from a CTCAE grade:
 * **nephritis** — creatinine × baseline (the CTCAE v4.03 acute kidney injury criteria);
 * **myocarditis** — cardiac biomarkers, symptoms, ECG, decompensation (wording not yet verified);
 * **diabetes** (checkpoint-inhibitor-associated diabetes) — fasting glucose (× ULN for grade 1,
-  mg/dL above), other evidence of CIADM, ketoacidosis, symptoms, ADL.
+  mg/dL above), other evidence of CIADM, ketoacidosis, symptoms, ADL;
+* **hypothyroidism** — TSH (mIU/L), TSH persistently above 10 mIU/L, symptoms, ADL;
+* **hyperthyroidism** (thyrotoxicosis) — free T4 × ULN, symptoms, ADL;
+* **adrenal-insufficiency** and **hypophysitis** — the diagnosis, symptoms, ADL (grades 3 and 4,
+  one row in the guideline, split as in the CTCAE v5.0 term of the same name).
 
 Thresholds and texts live in ``data/scales/asco2021.toml`` (grammar at its top); this module is
 the logic. Each domain is one criterion of the table; a domain whose finding is absent is unknown
@@ -40,6 +44,7 @@ from .. import ruledata
 from ..findings import pick
 from ..messages import Catalogue, Msg, render
 from ..result import RuleHit
+from ..units import display
 from ._base import Domain, Scale, known, unknown
 
 _T = ruledata.load("asco2021")
@@ -119,7 +124,7 @@ class AscoScale(Scale):
     def _banded(self, name: str, path: str, c: Mapping[str, Any], f: Mapping[str, Any]) -> Domain:
         value = float(f[c["finding"]])
         ref = float(f[c["ref"]]) if c["kind"] == "multiple" else None
-        unit = self.findings[c["finding"]].unit or ""
+        unit = display(self.findings[c["finding"]].unit or "")
         if ref is not None:
             detail = T.m(
                 "multiple",
@@ -131,8 +136,8 @@ class AscoScale(Scale):
                 ref=round(ref, 3),
             )
         else:
-            shape = "percent" if unit == "%" else "number"
-            detail = T.m(shape, what=self.domain_msg(name), value=round(value, 3))
+            shape = "percent" if unit == "%" else "value_unit" if unit else "number"
+            detail = T.m(shape, what=self.domain_msg(name), value=round(value, 3), unit=unit)
         held = [i for i, b in enumerate(c["bands"]) if _holds(b, value, ref)]
         if not held:
             return known(name, 0, reason=T.m("below_bands", detail=detail))
@@ -163,7 +168,7 @@ class AscoScale(Scale):
             d.reasons.append(T.m("ref_not_needed", ref=c["ref"], grade=floor))
         if held:
             top = max(held, key=lambda i: c["bands"][i]["grade"])
-            unit = self.findings[c["finding"]].unit or ""
+            unit = display(self.findings[c["finding"]].unit or "")
             detail = T.m("value_unit", what=self.domain_msg(name), value=round(value, 3), unit=unit)
             msg = T.m("band_hit", text=T(f"{path}.bands.{top}"), detail=detail)
             d.hits.append(

@@ -22,29 +22,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import ruledata
 from ..errors import FindingError
 from ..findings import pick
 from ..messages import Catalogue, Msg, render
 from ..result import RuleHit
 from ._base import Domain, Scale, assumed, known, unknown
+from .astct2019_spec import AstctTable, Crs, Entry, Icans, band, table
 
-_T = ruledata.load("astct2019")
+_T: AstctTable = table()
 T = Catalogue("scales/astct2019")
 
 
-def _hit(
-    scale: str, domain: str, key: str, path: str, entry: Mapping[str, Any], detail: Any = None
-) -> RuleHit:
+def _hit(scale: str, domain: str, key: str, path: str, entry: Entry, detail: Any = None) -> RuleHit:
     """The rule ``path`` of the table (its grade and text), with an optional detail in brackets."""
     msg = T(path) if detail is None else T.m("with_detail", text=T(path), detail=detail)
     return RuleHit(
-        rule=f"{scale}/{domain}/{key}", domain=domain, grade=entry["grade"], text=render(msg), msg=msg
+        rule=f"{scale}/{domain}/{key}", domain=domain, grade=entry.grade, text=render(msg), msg=msg
     )
 
 
 def _notes(scale: str) -> tuple[Msg, ...]:
-    return tuple(T(f"{scale}.notes.{i}") for i in range(len(_T[scale]["notes"])))
+    return tuple(
+        T(f"{scale}.notes.{i}") for i in range(len(_T.crs.notes if scale == "crs" else _T.icans.notes))
+    )
 
 
 class AstctCrs(Scale):
@@ -77,7 +77,7 @@ class AstctCrs(Scale):
             )
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
-        t = _T["crs"]
+        t = _T.crs
         other = set(f.get("attribution_other_cause", []))
         hypo = self._hypotension(f, t, other)
         hypox = self._hypoxia(f, t, other)
@@ -100,13 +100,13 @@ class AstctCrs(Scale):
         return doms
 
     @staticmethod
-    def _fever(f: Mapping[str, Any], t: Mapping[str, Any], other: set[str]) -> Domain:
+    def _fever(f: Mapping[str, Any], t: Crs, other: set[str]) -> Domain:
         if "fever" in other:
             return known("fever", False, reason=T.m("fever_other_cause"))
         temp = f.get("temperature_c")
         if temp is None:
             return unknown("fever", (False, True), "temperature_c")
-        thr = t["fever_min_c"]
+        thr = t.fever_min_c
         if temp >= thr:
             msg = T.m("fever_present", temp=temp, thr=thr)
             hit = RuleHit(
@@ -116,45 +116,45 @@ class AstctCrs(Scale):
         return known("fever", False, reason=T.m("no_fever", temp=temp, thr=thr))
 
     @staticmethod
-    def _hypotension(f: Mapping[str, Any], t: Mapping[str, Any], other: set[str]) -> Domain:
-        rows = t["hypotension"]
+    def _hypotension(f: Mapping[str, Any], t: Crs, other: set[str]) -> Domain:
+        rows = t.hypotension
         name = "hypotension"
         if "hypotension" in other:
             return known(name, 0, reason=T.m("hypotension_other_cause"))
         pressors = f.get("vasopressors")
         if pressors:
-            counted = [p for p in pressors if p not in t["not_counted_in_multiple"]]
+            counted = [p for p in pressors if p not in t.not_counted_in_multiple]
             key = "multiple_vasopressors" if len(counted) >= 2 else "one_vasopressor"
-            e = ruledata.entry(rows, key, "astct2019.crs.hypotension")
+            e: Entry = getattr(rows, key)
             return known(
                 name,
-                e["grade"],
+                e.grade,
                 _hit("astct2019:crs", name, key, f"crs.hypotension.{key}", e, list(pressors)),
             )
         flag = f.get("hypotension")
         if flag is None and "sbp_mmhg" in f:
             age = f.get("age_years")
-            if age is not None and age >= t["adult_min_age_years"]:
-                flag = f["sbp_mmhg"] < t["sbp_below_mmhg"]
+            if age is not None and age >= t.adult_min_age_years:
+                flag = f["sbp_mmhg"] < t.sbp_below_mmhg
         if pressors is None:
             # whether vasopressors are running decides between grades 2 and 3-4, whatever the flag
-            possible = {None: (0, 2, 3, 4), True: (2, 3, 4), False: (0, 3, 4)}[flag]
+            possible = rows.grades(flag, pressors_known=False)
             need = ["vasopressors"] if flag is not None else ["hypotension", "vasopressors"]
             return unknown(name, possible, *need, reason=T.m("hypotension_present") if flag else None)
         if flag is None:
-            return unknown(name, (0, 2), "hypotension")
+            return unknown(name, rows.grades(None, pressors_known=True), "hypotension")
         if not flag:
             return known(name, 0, reason=T.m("no_hypotension"))
-        e = ruledata.entry(rows, "no_vasopressor", "astct2019.crs.hypotension")
+        e = rows.no_vasopressor
         return known(
             name,
-            e["grade"],
+            e.grade,
             _hit("astct2019:crs", name, "no_vasopressor", "crs.hypotension.no_vasopressor", e),
         )
 
     @staticmethod
-    def _hypoxia(f: Mapping[str, Any], t: Mapping[str, Any], other: set[str]) -> Domain:
-        rows = t["oxygen"]
+    def _hypoxia(f: Mapping[str, Any], t: Crs, other: set[str]) -> Domain:
+        rows = t.oxygen
         name = "hypoxia"
         if "hypoxia" in other:
             return known(name, 0, reason=T.m("hypoxia_other_cause"))
@@ -162,23 +162,28 @@ class AstctCrs(Scale):
         flow = f.get("o2_flow_l_min")
         if device is None:
             if flow is not None and flow > 0:
-                return unknown(name, (2, 3, 4), "oxygen", reason=T.m("oxygen_flow_no_device", flow=flow))
-            return unknown(name, (0, 2, 3, 4), "oxygen")
-        e = ruledata.entry(rows, device, "astct2019.crs.oxygen")
-        if device == t["flow_dependent_device"]:
-            limit = t["low_flow_max_l_min"]
+                return unknown(
+                    name,
+                    t.oxygen_grades(some_oxygen=True),
+                    "oxygen",
+                    reason=T.m("oxygen_flow_no_device", flow=flow),
+                )
+            return unknown(name, t.oxygen_grades(some_oxygen=False), "oxygen")
+        e = rows[device]
+        if device == t.flow_dependent_device:
+            limit = t.low_flow_max_l_min
             if flow is None:
                 return unknown(
                     name,
-                    (e["grade"], t["flow_dependent_high_grade"]),
+                    (e.grade, t.flow_dependent_high_grade),
                     "o2_flow_l_min",
                     reason=T.m("cannula_unknown_flow", limit=limit),
                 )
             if flow > limit:
-                hi = ruledata.entry(rows, "high_flow_nasal_cannula", "astct2019.crs.oxygen")
+                hi = rows["high_flow_nasal_cannula"]
                 return known(
                     name,
-                    hi["grade"],
+                    hi.grade,
                     _hit(
                         "astct2019:crs",
                         name,
@@ -190,13 +195,13 @@ class AstctCrs(Scale):
                 )
             return known(
                 name,
-                e["grade"],
+                e.grade,
                 _hit("astct2019:crs", name, device, f"crs.oxygen.{device}", e, T.m("flow", flow=flow)),
             )
         detail = T.m("flow", flow=flow) if flow is not None else None
-        if e["grade"] == 0:
+        if e.grade == 0:
             return known(name, 0, reason=T(f"crs.oxygen.{device}"))
-        return known(name, e["grade"], _hit("astct2019:crs", name, device, f"crs.oxygen.{device}", e, detail))
+        return known(name, e.grade, _hit("astct2019:crs", name, device, f"crs.oxygen.{device}", e, detail))
 
     def combine(self, v: Mapping[str, Any]) -> int:
         if v["death"]:
@@ -261,34 +266,32 @@ class AstctIcans(Scale):
             )
 
     def _use_capd(self, f: Mapping[str, Any]) -> bool | None:
-        t = _T["icans"]
+        t = _T.icans
         age = f.get("age_years")
         if age is None:
             if "capd_score" in f and "ice_score" not in f and "ice_items" not in f:
                 return True
             return False if ("ice_score" in f or "ice_items" in f) else None
-        if age < t["pediatric_below_age_years"]:
+        if age < t.pediatric_below_age_years:
             return True
         return bool(
-            f.get("developmental_delay")
-            and age <= t["developmental_delay_max_age_years"]
-            and "capd_score" in f
+            f.get("developmental_delay") and age <= t.developmental_delay_max_age_years and "capd_score" in f
         )
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
-        t = _T["icans"]
+        t = _T.icans
         s = "astct2019:icans"
         doms: list[Domain] = []
         # level of consciousness
         loc = f.get("consciousness")
         if loc is None:
-            doms.append(unknown("consciousness", (0, 1, 2, 3, 4), "consciousness"))
+            doms.append(unknown("consciousness", t.grades("consciousness"), "consciousness"))
         else:
-            e = ruledata.entry(t["consciousness"], loc, "astct2019.icans.consciousness")
+            e = t.consciousness[loc]
             hit = _hit(s, "consciousness", loc, f"icans.consciousness.{loc}", e)
             doms.append(
-                known("consciousness", e["grade"], hit)
-                if e["grade"]
+                known("consciousness", e.grade, hit)
+                if e.grade
                 else known("consciousness", 0, reason=T(f"icans.consciousness.{loc}"))
             )
         # encephalopathy tool: ICE or CAPD
@@ -296,20 +299,19 @@ class AstctIcans(Scale):
         for dom in ("seizure", "motor"):
             val = f.get(dom)
             if val is None:
-                grades = sorted({e["grade"] for e in t[dom].values()})
-                doms.append(unknown(dom, grades, dom))
+                doms.append(unknown(dom, t.grades(dom), dom))
             else:
-                e = ruledata.entry(t[dom], val, f"astct2019.icans.{dom}")
+                e = t.entries(dom)[val]
                 doms.append(
-                    known(dom, e["grade"], _hit(s, dom, val, f"icans.{dom}.{val}", e))
-                    if e["grade"]
+                    known(dom, e.grade, _hit(s, dom, val, f"icans.{dom}.{val}", e))
+                    if e.grade
                     else known(dom, 0, reason=T(f"icans.{dom}.{val}"))
                 )
         doms.append(self._edema(f, t))
         doms.append(self._death(f, "death_due_to_icans"))
         return doms
 
-    def _encephalopathy(self, f: Mapping[str, Any], t: Mapping[str, Any], unarousable: bool) -> Domain:
+    def _encephalopathy(self, f: Mapping[str, Any], t: Icans, unarousable: bool) -> Domain:
         s = "astct2019:icans"
         if unarousable:
             return known(
@@ -319,35 +321,35 @@ class AstctIcans(Scale):
             )
         use_capd = self._use_capd(f)
         if use_capd is None:
-            return unknown("encephalopathy", (0, 1, 2, 3), "ice_score", "age_years")
+            return unknown("encephalopathy", t.encephalopathy_grades(), "ice_score", "age_years")
         if use_capd:
             score = f.get("capd_score")
             if score is None:
                 return unknown(
                     "encephalopathy",
-                    (0, 1, 3),
+                    t.capd_grades(),
                     "capd_score",
                     reason=T.m("capd_tool_missing"),
                 )
-            b = ruledata.band(t["capd_bands"], score, "astct2019.icans.capd_bands")
-            msg = T.m("capd_hit", text=T(f"icans.capd_bands.{t['capd_bands'].index(b)}"), score=score)
+            b = band(t.capd_bands, score, "icans.capd_bands")
+            msg = T.m("capd_hit", text=T(f"icans.capd_bands.{t.capd_bands.index(b)}"), score=score)
             hit = RuleHit(
-                rule=f"{s}/capd/{b['min']}-{b['max']}",
+                rule=f"{s}/capd/{b.min}-{b.max}",
                 domain="capd",
-                grade=b["grade"],
+                grade=b.grade,
                 text=render(msg),
                 msg=msg,
             )
             return (
-                known("encephalopathy", b["grade"], hit)
-                if b["grade"]
+                known("encephalopathy", b.grade, hit)
+                if b.grade
                 else known("encephalopathy", 0, reason=T.m("capd_score", score=score))
             )
         scores = self._ice_scores(f)
         if scores is None:
-            return unknown("encephalopathy", (0, 1, 2, 3), "ice_score")
+            return unknown("encephalopathy", t.ice_grades(), "ice_score")
         if len(scores) > 1:
-            grades = {ruledata.band(t["ice_bands"], x, "ice")["grade"] for x in scores}
+            grades = {band(t.ice_bands, x, "icans.ice_bands").grade for x in scores}
             return unknown(
                 "encephalopathy",
                 sorted(grades),
@@ -355,23 +357,21 @@ class AstctIcans(Scale):
                 reason=T.m("ice_partial", lo=min(scores), hi=max(scores)),
             )
         score = scores[0]
-        b = ruledata.band(t["ice_bands"], score, "astct2019.icans.ice_bands")
+        b = band(t.ice_bands, score, "icans.ice_bands")
         notes = [
             *([T.m("note_aphasia")] if score == 0 and f.get("global_aphasia") else []),
             *([T.m("note_no_age")] if "age_years" not in f else []),
         ]
-        text = T(f"icans.ice_bands.{t['ice_bands'].index(b)}")
+        text = T(f"icans.ice_bands.{t.ice_bands.index(b)}")
         if not notes:
             msg = T.m("ice_hit", text=text, score=score)
         else:
             note = notes[0] if len(notes) == 1 else T.m("note_pair", a=notes[0], b=notes[1])
             msg = T.m("ice_hit_note", text=text, score=score, note=note)
-        hit = RuleHit(
-            rule=f"{s}/ice/{b['min']}-{b['max']}", domain="ice", grade=b["grade"], text=render(msg), msg=msg
-        )
+        hit = RuleHit(rule=f"{s}/ice/{b.min}-{b.max}", domain="ice", grade=b.grade, text=render(msg), msg=msg)
         return (
-            known("encephalopathy", b["grade"], hit)
-            if b["grade"]
+            known("encephalopathy", b.grade, hit)
+            if b.grade
             else known("encephalopathy", 0, reason=T.m("ice_no_impairment", score=score))
         )
 
@@ -392,34 +392,35 @@ class AstctIcans(Scale):
         return list(range(base, base + extra + 1))
 
     @staticmethod
-    def _edema(f: Mapping[str, Any], t: Mapping[str, Any]) -> Domain:
+    def _edema(f: Mapping[str, Any], t: Icans) -> Domain:
         s = "astct2019:icans"
         name = "cerebral_edema"
         if f.get("raised_icp_signs"):
-            e = t["raised_icp_signs"]
-            return known(name, e["grade"], _hit(s, name, "raised_icp_signs", "icans.raised_icp_signs", e))
+            e = t.raised_icp_signs
+            return known(name, e.grade, _hit(s, name, "raised_icp_signs", "icans.raised_icp_signs", e))
         edema = f.get("cerebral_edema")
         if edema is None:
             return unknown(
                 name,
-                (0, 3, 4),
+                t.edema_grades(),
                 "cerebral_edema",
                 *([] if "raised_icp_signs" in f else ["raised_icp_signs"]),
             )
-        e = ruledata.entry(t["cerebral_edema"], edema, "astct2019.icans.cerebral_edema")
-        if "raised_icp_signs" not in f and e["grade"] < 4:
+        e = t.cerebral_edema[edema]
+        icp = t.raised_icp_signs.grade
+        if "raised_icp_signs" not in f and e.grade < icp:
             base = (
-                known(name, e["grade"], _hit(s, name, edema, f"icans.cerebral_edema.{edema}", e))
-                if e["grade"]
+                known(name, e.grade, _hit(s, name, edema, f"icans.cerebral_edema.{edema}", e))
+                if e.grade
                 else None
             )
-            d = unknown(name, (e["grade"], 4), "raised_icp_signs")
+            d = unknown(name, (e.grade, icp), "raised_icp_signs")
             if base:
                 d.hits = base.hits
             return d
         return (
-            known(name, e["grade"], _hit(s, name, edema, f"icans.cerebral_edema.{edema}", e))
-            if e["grade"]
+            known(name, e.grade, _hit(s, name, edema, f"icans.cerebral_edema.{edema}", e))
+            if e.grade
             else known(name, 0, reason=T(f"icans.cerebral_edema.{edema}"))
         )
 

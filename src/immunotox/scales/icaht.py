@@ -40,15 +40,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import ruledata
-from ..errors import FindingError, RuleSpecError
+from ..errors import FindingError
 from ..findings import pick
 from ..messages import Catalogue, Msg, error, render
 from ..messages import name as as_given
 from ..result import RuleHit
 from ._base import Domain, Scale, known, not_applicable, unknown
+from .icaht_spec import ClosedBy, IcahtTable, table
 
-_T = ruledata.load("icaht")
+_T: IcahtTable = table()
 T = Catalogue("scales/icaht")
 _RECOVERED = float("inf")  # an unknown day assumed recovered (above every threshold)
 _WORST = 0.0  # an unknown day assumed at ANC 0
@@ -61,7 +61,9 @@ _INPUTS = (
     "censor_day",
     "censor_date",
 )
-_CLOSED_BY = tuple(_T["closed_by"])  # the inputs that end follow-up ([closed_by] says what they stand for)
+_CLOSED_BY = tuple(
+    ClosedBy.model_fields
+)  # the inputs that end follow-up ([closed_by] says what they stand for)
 
 
 # ------------------------------------------------------------------------------ timeline
@@ -144,7 +146,7 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
         points.append((day, p["value"]))
     given = {k: f"{k}_date" if f.get(f"{k}_date") is not None else f"{k}_day" for k in _CLOSED_BY}
     tl = Timeline(points, lfu, censor, given=given, has_series=series is not None)
-    before = sum(1 for d, _ in points if d < _T["early"]["first_day"])
+    before = sum(1 for d, _ in points if d < _T.early.first_day)
     if before:
         tl.reasons.append(T.m("before_day_0", count=before))
     if censor is not None:
@@ -225,13 +227,6 @@ def episodes(values: Sequence[float], first_day: int, max_per_ul: float, max_joi
     return out
 
 
-def _band(bands: list[dict[str, Any]], days: int, where: str) -> dict[str, Any]:
-    for b in bands:
-        if b["min_days"] <= days <= b["max_days"]:
-            return b
-    raise RuleSpecError(f"{where}: no band holds {days} days")
-
-
 @dataclass
 class EarlyAssessment:
     """The early grade for one complete daily series, with the criteria that fired."""
@@ -247,22 +242,22 @@ def _hit(rule: str, grade: int, msg: Msg) -> RuleHit:
 
 def assess_early(values: Sequence[float], first_day: int) -> EarlyAssessment:
     """Grade early ICAHT from one value per day starting on ``first_day`` (no unknown days)."""
-    t = _T["early"]
+    t = _T.early
     grade = 0
     hits: list[RuleHit] = []
     reasons: list[Msg] = []
-    for i, thr in enumerate(t["thresholds"]):
+    for i, thr in enumerate(t.thresholds):
         label = T(f"early.thresholds.{i}")
-        eps = episodes(values, first_day, thr["max_per_ul"], t["max_joined_recovery_days"])
-        if thr["key"] == t["never_recovered_threshold_key"]:
+        eps = episodes(values, first_day, thr.max_per_ul, t.max_joined_recovery_days)
+        if thr.key == t.never_recovered_threshold_key:
             last_day = first_day + len(values) - 1
             last = eps[-1] if eps else None
-            if last is not None and last.end == last_day and last.start <= t["never_recovered_max_start_day"]:
-                g = t["never_recovered_grade"]
+            if last is not None and last.end == last_day and last.start <= t.never_recovered_max_start_day:
+                g = t.never_recovered_grade
                 msg = T.m(
                     "never_recovered",
                     threshold=label,
-                    start=t["never_recovered_max_start_day"],
+                    start=t.never_recovered_max_start_day,
                     span=_span([last.start, last.end]),
                 )
                 hits.append(_hit("ehaebmt2023:icaht/early/never_recovered", g, msg))
@@ -271,12 +266,12 @@ def assess_early(values: Sequence[float], first_day: int) -> EarlyAssessment:
             reasons.append(T.m("early_none", threshold=label))
             continue
         top = max(eps, key=lambda e: (e.days, -e.start))
-        b = _band(thr["bands"], top.days, f"icaht.early.{thr['key']}")
+        b = thr.band(top.days)
         detail = T.m("episode", threshold=label, days=top.days, span=_span([top.start, top.end]))
-        if b["grade"] > 0:
-            rule = f"ehaebmt2023:icaht/early/{thr['key']}/{b['min_days']}-{b['max_days']}d"
-            hits.append(_hit(rule, b["grade"], detail))
-            grade = max(grade, b["grade"])
+        if b.grade > 0:
+            rule = f"ehaebmt2023:icaht/early/{thr.key}/{b.min_days}-{b.max_days}d"
+            hits.append(_hit(rule, b.grade, detail))
+            grade = max(grade, b.grade)
         else:
             reasons.append(T.m("early_note", note=detail))
     return EarlyAssessment(grade, hits, reasons)
@@ -284,19 +279,19 @@ def assess_early(values: Sequence[float], first_day: int) -> EarlyAssessment:
 
 def early_domain(tl: Timeline | None) -> Domain:
     """The early-ICAHT domain (values 0-4)."""
-    t = _T["early"]
+    t = _T.early
     name = "early"
     if tl is None or not tl.has_series:
         return unknown(name, range(5), "anc_series")
-    first, last = t["first_day"], tl.end(t["last_day"])
+    first, last = t.first_day, tl.end(t.last_day)
     daily = tl.daily_minimum(first, last)
     window = T.m("window", first=first, last=last)
-    if last < t["last_day"]:
+    if last < t.last_day:
         cause = "ends_last_follow_up" if last == tl.last_follow_up else "ends_censoring"
         window = T.m("window_ends", window=window, cause=T.m(cause))
     if not daily:
         return unknown(name, range(5), "anc_series", reason=T.m("early_no_value", window=window))
-    values, notes = fill_gaps(daily, first, last, t["max_filled_gap_days"])
+    values, notes = fill_gaps(daily, first, last, t.max_filled_gap_days)
     best = assess_early([_RECOVERED if v is None else v for v in values], first)
     worst = assess_early([_WORST if v is None else v for v in values], first)
     reasons: list[str | Msg] = [
@@ -334,11 +329,11 @@ def _late_closed(tl: Timeline, first: int) -> Msg:
 
 def late_domain(tl: Timeline | None) -> Domain:
     """The late-ICAHT domain (values 0-4)."""
-    t = _T["late"]
+    t = _T.late
     name = "late"
     if tl is None:
         return unknown(name, range(5), "anc_series")
-    first, last = t["first_day"], tl.end(t["last_day"])
+    first, last = t.first_day, tl.end(t.last_day)
     if last < first:
         return not_applicable(name, _late_closed(tl, first))
     if not tl.has_series:
@@ -349,24 +344,24 @@ def late_domain(tl: Timeline | None) -> Domain:
         return unknown(name, range(5), "anc_series", reason=T.m("late_no_value", window=window))
     lowest = sorted(daily.items(), key=lambda kv: (kv[1], kv[0]))
     (d1, v1) = lowest[0]
-    cap = t["neutropenia_max_per_ul"]
-    band = next((b for b in t["bands"] if v1 <= b["max_per_ul"]), None)  # most severe first
+    cap = t.neutropenia_max_per_ul
+    band = t.band(v1)
     nadir = T.m("nadir", value=v1, day=d1)
     if band is None:
         return known(name, 0, reason=T.m("late_none", window=window, nadir=nadir, cap=cap))
-    band_text = T(f"late.bands.{t['bands'].index(band)}")
-    if len(lowest) < t["min_values"]:
+    band_text = T(f"late.bands.{t.bands.index(band)}")
+    if len(lowest) < t.min_values:
         return unknown(
             name,
-            (0, *range(band["grade"], 5)),
+            (0, *range(band.grade, 5)),
             "anc_series",
             reason=T.m(
                 "late_single",
                 window=window,
                 nadir=nadir,
                 band=band_text,
-                grade=band["grade"],
-                min_values=t["min_values"],
+                grade=band.grade,
+                min_values=t.min_values,
             ),
         )
     d2, v2 = lowest[1]
@@ -378,19 +373,19 @@ def late_domain(tl: Timeline | None) -> Domain:
         )
     msg = T.m("late_hit", band=band_text, nadir=nadir, value=v2, day=d2, window=window)
     hit = RuleHit(
-        rule=f"ehaebmt2023:icaht/late/anc_le_{band['max_per_ul']:g}",
+        rule=f"ehaebmt2023:icaht/late/anc_le_{band.max_per_ul:g}",
         domain="late",
-        grade=band["grade"],
+        grade=band.grade,
         text=render(msg),
         msg=msg,
     )
-    return known(name, band["grade"], hit)
+    return known(name, band.grade, hit)
 
 
 # ------------------------------------------------------------------------------ scales
 def _notes(*groups: str) -> tuple[Msg, ...]:
     """The interpretation notes of ``groups`` ([[notes.<group>]] of data/scales/icaht.toml)."""
-    return tuple(T(f"notes.{g}.{i}") for g in groups for i in range(len(_T["notes"][g])))
+    return tuple(T(f"notes.{g}.{i}") for g in groups for i in range(len(getattr(_T.notes, g))))
 
 
 class _IcahtBase(Scale):
@@ -428,7 +423,7 @@ class _IcahtBase(Scale):
 
 class IcahtEarly(_IcahtBase):
     id = "ehaebmt2023:icaht-early"
-    title = _T["titles"]["icaht-early"]["text"]
+    title = _T.titles["icaht-early"].text
     notes = _notes("common", "early")
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -441,7 +436,7 @@ class IcahtEarly(_IcahtBase):
 
 class IcahtLate(_IcahtBase):
     id = "ehaebmt2023:icaht-late"
-    title = _T["titles"]["icaht-late"]["text"]
+    title = _T.titles["icaht-late"].text
     notes = _notes("common", "late")
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
@@ -454,7 +449,7 @@ class IcahtLate(_IcahtBase):
 
 class Icaht(_IcahtBase):
     id = "ehaebmt2023:icaht"
-    title = _T["titles"]["icaht"]["text"]
+    title = _T.titles["icaht"].text
     notes = _notes("common", "combined", "early", "late")
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:

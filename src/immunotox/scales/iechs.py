@@ -20,36 +20,36 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import ruledata
 from ..errors import FindingError
 from ..findings import pick
 from ..messages import Catalogue, Msg, render
 from ..result import GradeResult, RuleHit
 from ._base import Domain, Scale, known, unknown
+from .iechs_spec import IecHsTable, table
 
-_T = ruledata.load("iechs")
+_T: IecHsTable = table()
 T = Catalogue("scales/iechs")
 
 
 def supportive_features(f: Mapping[str, Any]) -> list[Msg]:
     """One line per supportive feature given in ``f`` (annotation only, never a grade)."""
     lines: list[Msg] = []
-    for i, feat in enumerate(_T["features"]):
-        key = feat["finding"]
+    for i, feat in enumerate(_T.features):
+        key = feat.finding
         value = f.get(key)
         if value is None:
             continue
         name = T(f"features.{i}")
-        if feat.get("present"):
+        if feat.present:
             lines.append(T.m("feature_present" if value else "feature_absent", feature=name))
             continue
-        unit: Msg | str = T(f"features.{i}.unit_label") if "unit_label" in feat else str(feat["unit"])
+        unit: Msg | str = T(f"features.{i}.unit_label") if feat.unit_label else str(feat.unit)
         shown = {"feature": name, "key": key, "value": value, "unit": unit}
-        shown |= {"status": feat["threshold_status"], "threshold": T(f"features.{i}.threshold")}
-        if "below" in feat:
-            met = value < feat["below"]
-        elif "above" in feat:
-            met = value > feat["above"]
+        shown |= {"status": feat.threshold_status, "threshold": T(f"features.{i}.threshold")}
+        if feat.below is not None:
+            met = value < feat.below
+        elif feat.above is not None:
+            met = value > feat.above
         else:
             lines.append(T.m("feature_not_judged", **shown))
             continue
@@ -78,7 +78,7 @@ class IecHs(Scale):
     )
     texts = T
     texts_table = ""
-    notes = (T("unverified_statement"), *(T(f"notes.{i}") for i in range(len(_T["notes"]))))
+    notes = (T("unverified_statement"), *(T(f"notes.{i}") for i in range(len(_T.notes))))
 
     def check(self, f: Mapping[str, Any]) -> None:
         if f.get("iec_hs_present") is False and "iec_hs_grade" in f:
@@ -102,12 +102,12 @@ class IecHs(Scale):
         elif present:
             dom = unknown(
                 name,
-                range(1, 6),
+                [g for g in self.grades if g > 0],
                 "iec_hs_grade",
                 reason=T.m("no_grade"),
             )
         else:
-            dom = unknown(name, range(6), "iec_hs_present", "iec_hs_grade")
+            dom = unknown(name, self.grades, "iec_hs_present", "iec_hs_grade")
         dom.reasons += features
         return [dom]
 

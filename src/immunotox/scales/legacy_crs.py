@@ -38,16 +38,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import ruledata
 from ..errors import FindingError, RuleSpecError
 from ..findings import pick
 from ..messages import Catalogue, Msg, render
 from ..messages import name as as_given
 from ..result import RuleHit
 from ._base import Domain, Scale, and_list, known, unknown
+from .legacy_crs_spec import FLAGS, Entry, LegacyScale, LegacyTable, table
 
-_T = ruledata.load("legacy_crs")
-_C = _T["common"]
+_T: LegacyTable = table()
+_C = _T.common
 T = Catalogue("scales/legacy_crs")
 
 # Every legacy scale accepts the union of the legacy CRS findings (regrading one record).
@@ -73,6 +73,9 @@ LEGACY_INPUTS = (
     "death_due_to_crs",
 )
 
+# the yes/no findings of the flag criteria (legacy_crs_spec.FLAGS), in the same order
+_FLAG_FINDINGS = ("coagulopathy_requiring_products", "hospitalized_for_crs", "life_threatening")
+
 _GRADED = (
     "symptoms",
     "hypotension",
@@ -88,14 +91,14 @@ _GRADED = (
 def _check(f: Mapping[str, Any]) -> None:
     """Refuse findings that contradict each other (shared by the four legacy scales)."""
     device, flow, fio2 = f.get("oxygen"), f.get("o2_flow_l_min"), f.get("fio2_pct")
-    room_air = _C["room_air_fio2_pct"]
+    room_air = _C.room_air_fio2_pct
     if device == "none" and flow is not None and flow > 0:
         raise FindingError(
             "o2_flow_l_min", flow, "oxygen flow given while oxygen = 'none'", "give the device"
         )
     if device == "none" and fio2 is not None and fio2 > room_air:
         raise FindingError("fio2_pct", fio2, "FiO2 above room air while oxygen = 'none'", "give the device")
-    if device in _C["oxygen_delivering_devices"] and fio2 is not None and fio2 <= room_air:
+    if device in _C.oxygen_delivering_devices and fio2 is not None and fio2 <= room_air:
         raise FindingError(
             "fio2_pct", fio2, f"room air FiO2 while oxygen = {device!r} delivers supplemental oxygen"
         )
@@ -182,12 +185,12 @@ class LegacyCrs(Scale):
     findings = pick(*LEGACY_INPUTS)
 
     def __init__(self) -> None:
-        self.t: dict[str, Any] = _T[self.key]
-        self.title = self.t["title"]
-        self.version = self.t["version"]
-        self.source_keys = (self.t["source"],)
-        self.notes = tuple(T(f"{self.key}.notes.{i}") for i in range(len(self.t["notes"])))
-        unknown_reads = sorted(set(self.t["reads"]) - set(LEGACY_INPUTS))
+        self.t: LegacyScale = _T.scale(self.key)
+        self.title = self.t.title
+        self.version = self.t.version
+        self.source_keys = (self.t.source,)
+        self.notes = tuple(T(f"{self.key}.notes.{i}") for i in range(len(self.t.notes)))
+        unknown_reads = sorted(set(self.t.reads) - set(LEGACY_INPUTS))
         if unknown_reads:
             raise RuleSpecError(f"legacy_crs.{self.key}.reads: unknown findings {unknown_reads}")
 
@@ -200,26 +203,26 @@ class LegacyCrs(Scale):
         return T(f"common.domains.{name}")
 
     def _hit(
-        self, domain: str, key: str, entry: Mapping[str, Any], detail: Msg | None = None, *, path: str = ""
+        self, domain: str, key: str, entry: Entry, detail: Msg | None = None, *, path: str = ""
     ) -> RuleHit:
         """The rule ``key`` of ``domain`` (its table entry, at ``path`` when not ``domain.key``)."""
         text = T(f"{self.key}.{path or f'{domain}.{key}'}")
         msg = text if detail is None else T.m("with_detail", text=text, detail=detail)
         return RuleHit(
-            rule=f"{self.id}/{domain}/{key}", domain=domain, grade=entry["grade"], text=render(msg), msg=msg
+            rule=f"{self.id}/{domain}/{key}", domain=domain, grade=entry.grade, text=render(msg), msg=msg
         )
 
-    def _entry(self, domain: str, key: str) -> dict[str, Any]:
-        return ruledata.entry(self.t[domain], key, f"legacy_crs.{self.key}.{domain}")
+    def _entry(self, domain: str, key: str) -> Entry:
+        return self.t.row(domain, key)
 
     def check(self, f: Mapping[str, Any]) -> None:
         _check(f)
         temp = f.get("temperature_c")
         if (
-            "crs_symptoms" in self.t["reads"]
+            "crs_symptoms" in self.t.reads
             and f.get("crs_symptoms") is False
             and temp is not None
-            and temp >= _C["fever_min_c"]
+            and temp >= _C.fever_min_c
             and "fever" not in f.get("attribution_other_cause", [])
         ):
             raise FindingError(
@@ -234,16 +237,13 @@ class LegacyCrs(Scale):
         other = set(f.get("attribution_other_cause", []))
         doms = [self._symptoms(f, other), self._hypotension(f, other), self._hypoxia(f, other)]
         for organ in ("organ", "transaminitis"):
-            if organ in self.t:
+            if self.t.organ_map(organ) is not None:
                 doms.append(self._organ(f, organ))
-        if "coagulopathy" in self.t:
-            doms.append(self._flag(f, "coagulopathy", "coagulopathy_requiring_products"))
-        if "hospitalization" in self.t:
-            doms.append(self._flag(f, "hospitalization", "hospitalized_for_crs"))
-        if "life_threatening" in self.t:
-            doms.append(self._flag(f, "life_threatening", "life_threatening"))
+        for flag, key in zip(FLAGS, _FLAG_FINDINGS, strict=True):
+            if self.t.flag(flag) is not None:
+                doms.append(self._flag(f, flag, key))
         doms.append(self._death(f, "death_due_to_crs"))
-        unused = [k for k in f if k not in self.t["reads"]]
+        unused = [k for k in f if k not in self.t.reads]
         if unused:
             doms.append(
                 Domain(
@@ -256,32 +256,32 @@ class LegacyCrs(Scale):
         return _prune(doms)
 
     def _symptoms(self, f: Mapping[str, Any], other: set[str]) -> Domain:
-        e = self.t["symptoms"]
+        e = self.t.symptoms
         name = "symptoms"
         temp = f.get("temperature_c")
-        thr = _C["fever_min_c"]
+        thr = _C.fever_min_c
         fever: bool | None = None
         if "fever" in other:
             fever = False
         elif temp is not None:
             fever = temp >= thr
-        if self.t["symptoms_from"] == "fever":
+        if self.t.symptoms_from == "fever":
             if fever is None:
-                return unknown(name, (0, e["grade"]), "temperature_c")
+                return unknown(name, (0, e.grade), "temperature_c")
             if fever:
                 hit = self._hit(name, "fever", e, T.m("fever_detail", temp=temp, thr=thr), path="symptoms")
-                return known(name, e["grade"], hit)
+                return known(name, e.grade, hit)
             why = T.m("no_fever_other_cause") if "fever" in other else T.m("no_fever", temp=temp, thr=thr)
             return known(name, 0, reason=why)
         if fever:
             hit = self._hit(name, "fever", e, T.m("fever_named", temp=temp, thr=thr), path="symptoms")
-            return known(name, e["grade"], hit)
+            return known(name, e.grade, hit)
         symptoms = f.get("crs_symptoms")
         if symptoms is None:
-            return unknown(name, (0, e["grade"]), "crs_symptoms")
+            return unknown(name, (0, e.grade), "crs_symptoms")
         if symptoms:
             hit = self._hit(name, "symptoms", e, T.m("crs_symptoms_present"), path="symptoms")
-            return known(name, e["grade"], hit)
+            return known(name, e.grade, hit)
         return known(name, 0, reason=T.m("no_crs_symptoms"))
 
     @staticmethod
@@ -301,10 +301,10 @@ class LegacyCrs(Scale):
         name = "hypotension"
         if "hypotension" in other:
             return known(name, 0, reason=T.m("hypotension_other_cause"))
-        rows = self.t["hypotension"]
+        rows = self.t.hypotension
         if f.get("hypotension_refractory") and "refractory" in rows:
-            return known(name, rows["refractory"]["grade"], self._hit(name, "refractory", rows["refractory"]))
-        rule = self.t["hypotension_rule"]
+            return known(name, rows["refractory"].grade, self._hit(name, "refractory", rows["refractory"]))
+        rule = self.t.hypotension_rule
         base = {
             "count_and_dose": self._by_count_and_dose,
             "dose": self._by_dose,
@@ -318,9 +318,9 @@ class LegacyCrs(Scale):
             and f.get("hypotension_refractory") is None
             and _grades(base)[-1] > 0
             and self._on_pressors(f) is not False
-            and _grades(base)[-1] < rows["refractory"]["grade"]
+            and _grades(base)[-1] < rows["refractory"].grade
         ):
-            base = _with(base, extra=(rows["refractory"]["grade"],), missing="hypotension_refractory")
+            base = _with(base, extra=(rows["refractory"].grade,), missing="hypotension_refractory")
         return base
 
     def _by_count_and_dose(self, f: Mapping[str, Any]) -> Domain:
@@ -334,36 +334,36 @@ class LegacyCrs(Scale):
         if on is True:
             if pressors and len(pressors) >= 2:
                 return known(
-                    name, multi["grade"], self._hit(name, "multiple_vasopressors", multi, name_of(pressors))
+                    name, multi.grade, self._hit(name, "multiple_vasopressors", multi, name_of(pressors))
                 )
             high_dose = f.get("vasopressor_high_dose")
             hours = f.get("vasopressor_hours")
             note = None
-            min_h = self.t.get("high_dose_min_hours")
+            min_h = self.t.high_dose_min_hours
             if high_dose and min_h is not None and hours is not None and hours < min_h:
                 high_dose = False
                 note = T.m("high_dose_too_short", hours=hours, min_h=min_h)
             if high_dose:
                 detail = name_of(pressors) if pressors else as_given("vasopressor_high_dose")
-                return known(name, high["grade"], self._hit(name, "high_dose_vasopressor", high, detail))
+                return known(name, high.grade, self._hit(name, "high_dose_vasopressor", high, detail))
             if pressors:  # exactly one agent
                 if high_dose is None:
                     return unknown(
                         name,
-                        (low["grade"], high["grade"]),
+                        (low.grade, high.grade),
                         "vasopressor_high_dose",
                         reason=T.m("one_pressor_dose_unknown", agent=as_given(pressors[0])),
                     )
                 d = known(
                     name,
-                    low["grade"],
+                    low.grade,
                     self._hit(name, "one_vasopressor_low_dose", low, as_given(pressors[0])),
                 )
                 if note:
                     d.reasons.append(note)
                 return d
             need = ["vasopressors"] + ([] if high_dose is not None else ["vasopressor_high_dose"])
-            d = unknown(name, (low["grade"], multi["grade"]), *need, reason=T.m("agents_unknown"))
+            d = unknown(name, (low.grade, multi.grade), *need, reason=T.m("agents_unknown"))
             if note:
                 d.reasons.append(note)
             return d
@@ -371,19 +371,19 @@ class LegacyCrs(Scale):
         fluids = self._entry(name, "no_vasopressor")
         if on is False:
             if hypo is None:
-                return unknown(name, (0, fluids["grade"]), "hypotension")
+                return unknown(name, (0, fluids.grade), "hypotension")
             if hypo:
                 return known(
-                    name, fluids["grade"], self._hit(name, "no_vasopressor", fluids, T.m("no_vasopressor"))
+                    name, fluids.grade, self._hit(name, "no_vasopressor", fluids, T.m("no_vasopressor"))
                 )
             return known(name, 0, reason=T.m("no_hypotension"))
         if hypo is False:
             return known(name, 0, reason=T.m("no_hypotension"))
         if hypo:
             return unknown(
-                name, (fluids["grade"], multi["grade"]), "vasopressors", reason=T.m("hypotension_present")
+                name, (fluids.grade, multi.grade), "vasopressors", reason=T.m("hypotension_present")
             )
-        return unknown(name, (0, fluids["grade"], multi["grade"]), "hypotension", "vasopressors")
+        return unknown(name, (0, fluids.grade, multi.grade), "hypotension", "vasopressors")
 
     def _by_dose(self, f: Mapping[str, Any]) -> Domain:
         """Penn: IV fluids or low-dose vasopressors = 3; high-dose vasopressors = 4."""
@@ -399,22 +399,22 @@ class LegacyCrs(Scale):
             if high_dose is None:
                 return unknown(
                     name,
-                    (low["grade"], high["grade"]),
+                    (low.grade, high.grade),
                     "vasopressor_high_dose",
                     reason=T.m("pressors_dose_unknown", agents=detail)
                     if detail
                     else T.m("pressors_agents_dose_unknown"),
                 )
             key, e = ("high_dose_vasopressor", high) if high_dose else ("low_dose_vasopressor", low)
-            return known(name, e["grade"], self._hit(name, key, e, detail))
+            return known(name, e.grade, self._hit(name, key, e, detail))
         hypo = f.get("hypotension")
         if on is False:
             if hypo is None:
-                return unknown(name, (0, fluids["grade"]), "hypotension")
+                return unknown(name, (0, fluids.grade), "hypotension")
             if hypo:
                 return known(
                     name,
-                    fluids["grade"],
+                    fluids.grade,
                     self._hit(name, "fluids", fluids, T.m("hypotension_no_vasopressor")),
                 )
             return known(name, 0, reason=T.m("no_hypotension"))
@@ -422,9 +422,9 @@ class LegacyCrs(Scale):
             return known(name, 0, reason=T.m("no_hypotension"))
         if hypo:
             return unknown(
-                name, (fluids["grade"], high["grade"]), "vasopressors", reason=T.m("hypotension_present")
+                name, (fluids.grade, high.grade), "vasopressors", reason=T.m("hypotension_present")
             )
-        return unknown(name, (0, fluids["grade"], high["grade"]), "hypotension", "vasopressors")
+        return unknown(name, (0, fluids.grade, high.grade), "hypotension", "vasopressors")
 
     def _by_duration(self, f: Mapping[str, Any]) -> Domain:
         """MSKCC: any vasopressors < 24 h = 2, >= 24 h = 3."""
@@ -436,53 +436,54 @@ class LegacyCrs(Scale):
             hours = f.get("vasopressor_hours")
             if hours is None:
                 return unknown(
-                    name, (short["grade"], long_["grade"]), "vasopressor_hours", reason=T.m("pressors_used")
+                    name, (short.grade, long_.grade), "vasopressor_hours", reason=T.m("pressors_used")
                 )
-            limit = self.t["long_vasopressor_min_hours"]
+            limit = self.t.long_vasopressor_min_hours
+            assert limit is not None  # required by the duration rule (legacy_crs_spec)
             key, e = (
                 ("vasopressor_24h_or_more", long_) if hours >= limit else ("vasopressor_under_24h", short)
             )
-            return known(name, e["grade"], self._hit(name, key, e, T.m("hours", hours=hours)))
+            return known(name, e.grade, self._hit(name, key, e, T.m("hours", hours=hours)))
         if on is False:
             why = T.m("no_vasopressors_mskcc") if f.get("hypotension") else T.m("no_vasopressors")
             return known(name, 0, reason=why)
         if f.get("hypotension") is False:
             return known(name, 0, reason=T.m("no_hypotension"))
-        return unknown(name, (0, short["grade"], long_["grade"]), "vasopressors")
+        return unknown(name, (0, short.grade, long_.grade), "vasopressors")
 
     def _hypoxia(self, f: Mapping[str, Any], other: set[str]) -> Domain:
         name = "hypoxia"
         if "hypoxia" in other:
             return known(name, 0, reason=T.m("hypoxia_other_cause"))
         device, fio2 = f.get("oxygen"), f.get("fio2_pct")
-        room_air = _C["room_air_fio2_pct"]
+        room_air = _C.room_air_fio2_pct
         if device == "none":
             return known(name, 0, reason=T.m("room_air"))
-        if self.t["hypoxia_rule"] == "device":
+        if self.t.hypoxia_rule == "device":
             o2 = self._entry(name, "supplemental_oxygen")
             vent = self._entry(name, "mechanical_ventilation")
-            if device in _C["ventilator_devices"]:
+            if device in _C.ventilator_devices:
                 return known(
                     name,
-                    vent["grade"],
+                    vent.grade,
                     self._hit(name, "mechanical_ventilation", vent, as_given(str(device))),
                 )
             if device is not None:
                 return known(
-                    name, o2["grade"], self._hit(name, "supplemental_oxygen", o2, as_given(str(device)))
+                    name, o2.grade, self._hit(name, "supplemental_oxygen", o2, as_given(str(device)))
                 )
             if fio2 is None:
-                return unknown(name, (0, o2["grade"], vent["grade"]), "oxygen")
+                return unknown(name, (0, o2.grade, vent.grade), "oxygen")
             if fio2 <= room_air:  # room air, or CPAP/BiPAP/ventilation on room air
                 return unknown(
                     name,
-                    (0, o2["grade"], vent["grade"]),
+                    (0, o2.grade, vent.grade),
                     "oxygen",
                     reason=T.m("fio2_room_air_no_device", fio2=fio2),
                 )
             d = unknown(
                 name,
-                (o2["grade"], vent["grade"]),
+                (o2.grade, vent.grade),
                 "oxygen",
                 reason=T.m("device_unknown_ventilation"),
             )
@@ -491,27 +492,27 @@ class LegacyCrs(Scale):
         # FiO2 scales
         lo, hi = self._entry(name, "fio2_below_40"), self._entry(name, "fio2_40_or_more")
         vent = self._entry(name, "ventilator")
-        if device in _C["ventilator_devices"]:
-            return known(name, vent["grade"], self._hit(name, "ventilator", vent, as_given(str(device))))
+        if device in _C.ventilator_devices:
+            return known(name, vent.grade, self._hit(name, "ventilator", vent, as_given(str(device))))
         fio2_dom: Domain
         if fio2 is None:
-            room_air_possible = device is None or device in _C["positive_pressure_devices"]
-            possible = ((0,) if room_air_possible else ()) + (lo["grade"], hi["grade"])
+            room_air_possible = device is None or device in _C.positive_pressure_devices
+            possible = ((0,) if room_air_possible else ()) + (lo.grade, hi.grade)
             why = T.m("fio2_not_derived", device=as_given(device)) if device is not None else None
             fio2_dom = unknown(name, possible, "fio2_pct", reason=why)
         elif fio2 <= room_air:
             fio2_dom = known(name, 0, reason=T.m("fio2_no_requirement", fio2=fio2))
         else:
-            key, e = ("fio2_40_or_more", hi) if fio2 >= _C["fio2_high_min_pct"] else ("fio2_below_40", lo)
+            key, e = ("fio2_40_or_more", hi) if fio2 >= _C.fio2_high_min_pct else ("fio2_below_40", lo)
             detail = (
                 T.m("fio2_device", fio2=fio2, device=as_given(device)) if device else T.m("fio2", fio2=fio2)
             )
-            fio2_dom = known(name, e["grade"], self._hit(name, key, e, detail))
+            fio2_dom = known(name, e.grade, self._hit(name, key, e, detail))
         if device is None:
             # without the device, ventilator support cannot be excluded
             out = _with(
                 fio2_dom,
-                extra=(vent["grade"],),
+                extra=(vent.grade,),
                 missing="oxygen",
                 reason=T.m("device_unknown_ventilator"),
             )
@@ -521,22 +522,23 @@ class LegacyCrs(Scale):
         return fio2_dom
 
     def _organ(self, f: Mapping[str, Any], organ: str) -> Domain:
-        spec = self.t[organ]
-        grades: list[int] = spec["by_ctcae_grade"]
+        spec = self.t.organ_map(organ)
+        assert spec is not None
+        grades = list(spec.by_ctcae_grade)
         if organ == "transaminitis":
             g = f.get("transaminitis_grade")
             if g is None:
-                return unknown(organ, sorted(set(grades)), "transaminitis_grade")
+                return unknown(organ, spec.grades(), "transaminitis_grade")
             return self._organ_known(organ, grades, g, T(f"{self.key}.{organ}", ctcae=g))
         g = f.get("organ_toxicity_grade")
         if g is not None:
             return self._organ_known(organ, grades, g, T(f"{self.key}.{organ}", ctcae=g))
         creat = f.get("creatinine_grade")
         if creat is None:
-            return unknown(organ, sorted(set(grades)), "organ_toxicity_grade")
+            return unknown(organ, spec.grades(), "organ_toxicity_grade")
         d = unknown(
             organ,
-            sorted(set(grades[creat:])),
+            spec.grades(creat),
             "organ_toxicity_grade",
             reason=T.m("creatinine_known", creat=creat),
         )
@@ -555,12 +557,13 @@ class LegacyCrs(Scale):
         return known(organ, grades[g], hit)
 
     def _flag(self, f: Mapping[str, Any], name: str, key: str) -> Domain:
-        e = self.t[name]
+        e = self.t.flag(name)
+        assert e is not None
         v = f.get(key)
         if v is None:
-            return unknown(name, (0, e["grade"]), key)
+            return unknown(name, (0, e.grade), key)
         if v:
-            return known(name, e["grade"], self._hit(name, "present", e, path=name))
+            return known(name, e.grade, self._hit(name, "present", e, path=name))
         return known(name, 0)
 
     # ------------------------------------------------------------------ combination

@@ -27,13 +27,14 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from . import alerts, audit, problems, queue
+from . import alerts, audit, queue
 from .config import Settings
 from .db import Clock, Database
 from .deps import RequestIdMiddleware, check_url
 from .routes import alerts as alert_routes
 from .routes import auth as auth_routes
 from .routes import events, fhir, meta, patients, users
+from .routes._problems import install as install_problems
 from .security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("immunotox.service")
@@ -153,7 +154,7 @@ def create_service_app(
     app.state.clock = clock or Clock()
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    problems.install(app)
+    install_problems(app)
     api = "/api/v1"
     app.include_router(meta.router)
     app.include_router(auth_routes.router, prefix=api)

@@ -8,6 +8,10 @@ a login that must wait 429 with ``Retry-After``.
 An unexpected exception is a bug: it is logged and answered with a bare 500 problem that
 carries the request id, never a traceback.
 
+This module imports no web framework: the use cases (``service/usecases/``) raise
+:class:`ApiError`; the HTTP mapping (the exception handlers that answer a problem as
+``application/problem+json``) is one layer up, in ``service/routes/_problems.py``.
+
 A message names the field and the rule; it quotes the refused value only for a field that holds
 no secret, and only a scalar, cut to ``QUOTE_LIMIT`` characters (:func:`quote_value`): secrets
 (passwords, tokens, CSRF and session ids) never reach a response, a log line or the audit trail.
@@ -15,22 +19,13 @@ no secret, and only a scalar, cut to ``QUOTE_LIMIT`` characters (:func:`quote_va
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import FindingError
-from ..messages import Lang
-
-log = logging.getLogger("immunotox.service")
+from ..messages import Lang, error_line
 
 PROBLEM_TYPE = "https://immunotox.readthedocs.io/service/problems#"
 MEDIA_TYPE = "application/problem+json"
@@ -100,28 +95,12 @@ def from_finding(exc: FindingError, prefix: str = "", lang: Lang = "en") -> ApiE
     """A 422 from a grading-core :class:`FindingError` (its field, value and message, in ``lang``;
     the handler writes it again in the language the request accepts)."""
     name = prefix + exc.field
-    text = exc.message(lang)
+    text = error_line(exc, lang)
     item = ProblemItem(field=name, pointer=pointer(name), message=text)
     detail = text if not prefix else f"{prefix}{text}"
     err = ApiError(422, "Invalid input", detail, [item], code="invalid-input")
     err.finding = (exc, prefix)
     return err
-
-
-def accept_lang(request: Request) -> Lang:
-    """The language the request prefers among en and fr (``Accept-Language``, RFC 9110 quality
-    values; English when it names neither)."""
-    best: tuple[float, Lang] = (0.0, "en")
-    for part in request.headers.get("accept-language", "").split(","):
-        tag, _, q = part.strip().partition(";q=")
-        lang = tag.strip().lower().split("-")[0]
-        try:
-            weight = float(q) if q else 1.0
-        except ValueError:
-            continue
-        if lang in ("en", "fr") and weight > best[0]:
-            best = (weight, "fr" if lang == "fr" else "en")
-    return best[1]
 
 
 def not_found(what: str) -> ApiError:
@@ -180,7 +159,7 @@ def quote_value(field: str, value: Any) -> str | None:
     return shown if len(shown) <= QUOTE_LIMIT else shown[: QUOTE_LIMIT - 1] + "…"
 
 
-def _loc_to_field(loc: Sequence[Any]) -> str:
+def loc_to_field(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         where = parts[0]
@@ -189,94 +168,3 @@ def _loc_to_field(loc: Sequence[Any]) -> str:
             return f"{where}.{'.'.join(rest)}" if rest else where
         return ".".join(rest) or "body"
     return ".".join(parts)
-
-
-def _render(
-    request: Request, status: int, title: str, detail: str, errors: list[ProblemItem], code: str
-) -> JSONResponse:
-    problem = Problem(
-        type=PROBLEM_TYPE + code,
-        title=title,
-        status=status,
-        detail=detail,
-        instance=request.url.path,
-        request_id=getattr(request.state, "request_id", None),
-        errors=errors,
-    )
-    return JSONResponse(jsonable_encoder(problem), status_code=status, media_type=MEDIA_TYPE)
-
-
-def install(app: FastAPI) -> None:
-    """Register the problem-details handlers on ``app``."""
-
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        lang = accept_lang(request)
-        if exc.finding is not None and lang != "en":
-            exc = from_finding(*exc.finding, lang=lang)
-        resp = _render(request, exc.status, exc.title, exc.detail, exc.errors, exc.code)
-        for k, v in (exc.headers or {}).items():
-            resp.headers[k] = v
-        return resp
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        items: list[ProblemItem] = []
-        for err in exc.errors():
-            loc = err.get("loc", ())
-            name = _loc_to_field(loc)
-            msg = str(err.get("msg", "invalid"))
-            if err.get("type") == "json_invalid":
-                name = "body"
-                msg = "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", msg))
-            # an unknown field is not quoted: nothing says its value is not a secret
-            if "input" in err and err.get("type") not in ("missing", "json_invalid", "extra_forbidden"):
-                shown = quote_value(name, err["input"])
-                if shown is not None:
-                    msg = f"{msg} (got {shown})"
-            ptr = pointer(name) if not name.startswith(("query.", "path.", "header.", "cookie.")) else ""
-            items.append(ProblemItem(field=name, pointer=ptr, message=msg))
-        first = items[0] if items else None
-        detail = f"{first.field}: {first.message}" if first else "invalid request"
-        if len(items) > 1:
-            detail += f" (and {len(items) - 1} more)"
-        return _render(request, 422, "Invalid input", detail, items, "invalid-input")
-
-    @app.exception_handler(FindingError)
-    async def _finding(request: Request, exc: FindingError) -> JSONResponse:
-        e = from_finding(exc, lang=accept_lang(request))
-        return _render(request, e.status, e.title, e.detail, e.errors, e.code)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
-        title = titles.get(exc.status_code, "Error")
-        resp = _render(request, exc.status_code, title, str(exc.detail), [], title.lower().replace(" ", "-"))
-        for k, v in (exc.headers or {}).items():
-            resp.headers[k] = v
-        return resp
-
-    @app.exception_handler(DataError)
-    async def _data(request: Request, exc: DataError) -> JSONResponse:
-        # last resort: a value the database cannot store that no check caught (logged: a gap)
-        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
-        return _render(
-            request,
-            422,
-            "Invalid input",
-            "a value cannot be stored by the database (invalid characters or out of range)",
-            [],
-            "invalid-input",
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _render(
-            request,
-            500,
-            "Internal error",
-            "an unexpected error occurred; it has been logged with the request id",
-            [],
-            "internal-error",
-        )

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal
 
-from .. import handouts, ruledata
+from .. import handouts
+from ..scales import astct2019_spec
 from ..sources import source
 
 Decision = Literal["call_now", "noted"]
@@ -48,7 +49,7 @@ def symptom_labels(therapy_class: str) -> dict[str, dict[str, str]]:
 
 
 def fever_threshold_c() -> float:
-    return float(ruledata.load("astct2019")["crs"]["fever_min_c"])
+    return astct2019_spec.table().crs.fever_min_c
 
 
 def triage(therapy_class: str, temperature_c: float | None, symptoms: list[str]) -> Triage:

@@ -576,6 +576,7 @@ def _events(
     c_vp, c_ap, c_toci = _cid("vasopressor"), _cid("antipyretic"), _cid("tocilizumab")
     c_cs, c_ana, c_fl = _cid("corticosteroid"), _cid("anakinra"), _cid("fluid_bolus")
     c_edema, c_icp = _cid("cerebral_edema"), _cid("raised_icp_signs")
+    c_icu, t_icu = _cid("icu"), _tid("icu")
     t_dex, t_mp, t_pred = _tid("dexamethasone"), _tid("methylprednisolone"), _tid("prednisone")
     ap_tok = (_tid("paracetamol"), _tid("metamizole"))
     a_tok = (_tid("norepinephrine"), _tid("phenylephrine"), _tid("vasopressin"))
@@ -712,6 +713,13 @@ def _events(
                 for _ in range(3):
                     add(t, c_cs, t_mp, dose=pol("methylprednisolone_icans_grade4_mg"), du=mg)
                     t += 24.0
+        # ICU stay [D]: admitted when CRS or ICANS reaches grade 3 (ASCO 2021, Santomasso et al.,
+        # J Clin Oncol 2021;39:3978-92: grade 3 CRS "admit to ICU", grade 3 ICANS "ICU care");
+        # discharged 24 h after the last of them falls below grade 3 (this project's choice)
+        if G >= 3 or IG >= 3:
+            spans = [(S_all[j][2], D_all[j][2])] if G >= 3 else []
+            spans += [(iS_all[j][2], iD_all[j][2])] if IG >= 3 else []
+            add(min(a for a, _ in spans), c_icu, t_icu, end=max(b for _, b in spans) + 24.0)
         if not math.isnan(img3[j]):
             e3 = "focal" if lat.sub3[j] == L.SUB3_EDEMA else "none"
             add(img3[j], c_edema, _tid(e3))

@@ -148,6 +148,7 @@ CODES: tuple[CodeSpec, ...] = (
     _t("death"),
     _n("age", 0, 18, 100),
     _n("weight", 1, 35, 200),
+    _t("icu"),
 )
 
 SPEC: dict[str, CodeSpec] = {c.code: c for c in CODES}

@@ -1,4 +1,5 @@
-"""A folder of either standard: OMOP tables (a PERSON table) or SDTM domains (a DM domain)."""
+"""A folder of either standard - OMOP tables (a PERSON table) or SDTM domains (a DM domain) - or
+the database URL of OMOP tables."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from typing import Any
 
 from ..timeline import RunSummary
 from ._source import StandardRead, StandardsError, find_table
+from ._tables import is_database_url
 from .omop import read_omop, run_timeline_omop
 from .sdtm import read_sdtm, run_timeline_sdtm
 
 
-def _kind(folder: str | Path) -> tuple[Path, str]:
+def _kind(folder: str | Path) -> tuple[str | Path, str]:
+    if is_database_url(folder):  # a database holds OMOP tables (SDTM is read from files)
+        return folder, "omop"
     root = Path(folder)
     if root.is_dir() and find_table(root, "PERSON") is not None:
         return root, "omop"
@@ -22,7 +26,8 @@ def _kind(folder: str | Path) -> tuple[Path, str]:
 
 
 def read_folder(folder: str | Path) -> StandardRead:
-    """Read a folder of OMOP tables (a PERSON table) or SDTM domains (a DM domain)."""
+    """Read a folder of OMOP tables (a PERSON table) or SDTM domains (a DM domain), or the
+    database URL of OMOP tables."""
     root, kind = _kind(folder)
     return read_omop(root) if kind == "omop" else read_sdtm(root)
 

@@ -14,10 +14,11 @@ import csv
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -43,28 +44,6 @@ class StandardsError(ImmunotoxError, ValueError):
 
 
 @dataclass
-class Rejects:
-    """Rows a reader could not map, in the timeline's rejects layout."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, file: str, row: int, column: str, value: Any, reason: str, detail: str) -> None:
-        self.rows.append(
-            {
-                "file": file,
-                "row": row,
-                "column": column,
-                "value": None if value is None else str(value),
-                "reason": reason,
-                "detail": detail,
-            }
-        )
-
-    def table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.rows, schema=REJECTS_SCHEMA)
-
-
-@dataclass
 class StandardRead:
     """Contract rows read from a standard folder, where each came from, and what was refused."""
 
@@ -79,40 +58,143 @@ class StandardRead:
         return int(self.rejects.num_rows)
 
 
-class Collector:
-    """Accumulates contract rows with their provenance, rejecting exact duplicates."""
+_REJECT_TYPES_PL = (pl.Utf8, pl.Int64, pl.Utf8, pl.Utf8, pl.Utf8, pl.Utf8)
+
+
+class Frames:
+    """The vectorised collector: contract rows and rejects gathered table by table as Polars
+    frames; exact duplicates (same contract row) are rejected when the read is finished, each
+    naming the first record it repeats. Rows keep the order of the tables and of their rows."""
+
+    CANDIDATE = (*CONTRACT_COLUMNS, "file", "row")
 
     def __init__(self) -> None:
-        self.rows: dict[str, list[Any]] = {c: [] for c in CONTRACT_COLUMNS}
-        self.provenance: list[tuple[str, int]] = []
-        self.rejects = Rejects()
+        self.parts: list[pl.DataFrame] = []
+        self.rejected: list[pl.DataFrame] = []
+        self.files: dict[str, int] = {}
         self.source_rows = 0
         self.ignored: dict[str, int] = {}
-        self._seen: dict[tuple[Any, ...], tuple[str, int]] = {}
 
-    def add(self, file: str, row: int, **values: Any) -> None:
-        key = tuple(values.get(c) for c in CONTRACT_COLUMNS)
-        first = self._seen.get(key)
-        if first is not None:
-            self.rejects.add(
-                file, row, "", None, "duplicate", f"same record as {first[0]} row {first[1]}; kept once"
+    def table(self, file: str, rows: int) -> None:
+        """Register table ``file`` (its order in the rejects) and count its ``rows``."""
+        self.files.setdefault(file, len(self.files))
+        self.source_rows += rows
+
+    def ignore(self, table: str, n: int) -> None:
+        if n:
+            self.ignored[table] = self.ignored.get(table, 0) + n
+
+    def add(self, df: pl.DataFrame) -> None:
+        """Contract rows: every column of :attr:`CANDIDATE` (strings; ``row`` an integer)."""
+        if df.height:
+            self.parts.append(
+                df.select(
+                    *(
+                        pl.col(c).cast(pl.Utf8) if c in df.columns else pl.lit(None, pl.Utf8).alias(c)
+                        for c in CONTRACT_COLUMNS
+                    ),
+                    pl.col("file").cast(pl.Utf8),
+                    pl.col("row").cast(pl.Int64),
+                )
             )
+
+    def reject(
+        self,
+        df: pl.DataFrame,
+        file: str,
+        column: str | pl.Expr,
+        value: pl.Expr | None,
+        reason: str | pl.Expr,
+        detail: str | pl.Expr,
+    ) -> None:
+        """Reject every row of ``df`` (which has a ``row`` column) with one reason."""
+        if not df.height:
             return
-        self._seen[key] = (file, row)
-        for c in CONTRACT_COLUMNS:
-            v = values.get(c)
-            self.rows[c].append(None if v is None or v == "" else str(v))
-        self.provenance.append((file, row))
+        self.rejected.append(
+            df.select(
+                pl.lit(file).alias("file"),
+                pl.col("row").cast(pl.Int64),
+                (pl.lit(column) if isinstance(column, str) else column).cast(pl.Utf8).alias("column"),
+                (pl.lit(None, pl.Utf8) if value is None else value.cast(pl.Utf8)).alias("value"),
+                (pl.lit(reason) if isinstance(reason, str) else reason).cast(pl.Utf8).alias("reason"),
+                (pl.lit(detail) if isinstance(detail, str) else detail).cast(pl.Utf8).alias("detail"),
+            )
+        )
+
+    def reject_one(self, file: str, row: int, column: str, value: Any, reason: str, detail: str) -> None:
+        """Reject one row."""
+        self.rejected.append(
+            pl.DataFrame(
+                {
+                    "file": [file],
+                    "row": [row],
+                    "column": [column],
+                    "value": [None if value is None else str(value)],
+                    "reason": [reason],
+                    "detail": [detail],
+                },
+                schema=dict(zip(REJECTS_SCHEMA.names, _REJECT_TYPES_PL, strict=True)),
+            )
+        )
 
     def result(self) -> StandardRead:
-        schema = pa.schema([(c, pa.string()) for c in CONTRACT_COLUMNS])
+        schema = {c: pl.Utf8 for c in CONTRACT_COLUMNS} | {"file": pl.Utf8, "row": pl.Int64}
+        rows = pl.concat(self.parts) if self.parts else pl.DataFrame(schema=schema)
+        blank = [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in CONTRACT_COLUMNS]
+        rows = rows.with_columns(blank).with_columns(
+            pl.int_range(pl.len()).over(list(CONTRACT_COLUMNS)).alias("_n"),
+            pl.col("file").first().over(list(CONTRACT_COLUMNS)).alias("_ffile"),
+            pl.col("row").first().over(list(CONTRACT_COLUMNS)).alias("_frow"),
+        )
+        dup = rows.filter(pl.col("_n") > 0)
+        kept = rows.filter(pl.col("_n") == 0)
+        rej_schema = dict(zip(REJECTS_SCHEMA.names, _REJECT_TYPES_PL, strict=True))
+        parts = list(self.rejected)
+        if dup.height:
+            parts.append(
+                dup.select(
+                    "file",
+                    "row",
+                    pl.lit("").alias("column"),
+                    pl.lit(None, pl.Utf8).alias("value"),
+                    pl.lit("duplicate").alias("reason"),
+                    pl.format("same record as {} row {}; kept once", "_ffile", "_frow").alias("detail"),
+                )
+            )
+        rejects = pl.concat(parts) if parts else pl.DataFrame(schema=rej_schema)
+        order = pl.DataFrame(
+            {"file": list(self.files), "_t": list(range(len(self.files)))},
+            schema={"file": pl.Utf8, "_t": pl.Int64},
+        )
+        rejects = (
+            rejects.join(order, on="file", how="left")
+            .sort(["_t", "row"], nulls_last=True, maintain_order=True)
+            .drop("_t")
+        )
+        obs = kept.select(CONTRACT_COLUMNS).to_arrow()
+        obs = pa.table(
+            {c: obs.column(c).cast(pa.string()) for c in CONTRACT_COLUMNS},
+            schema=pa.schema([(c, pa.string()) for c in CONTRACT_COLUMNS]),
+        )
         return StandardRead(
-            observations=pa.table(self.rows, schema=schema),
-            provenance=self.provenance,
-            rejects=self.rejects.table(),
+            observations=obs,
+            provenance=list(zip(kept["file"].to_list(), kept["row"].to_list(), strict=True)),
+            rejects=pa.Table.from_pylist(rejects.to_dicts(), schema=REJECTS_SCHEMA),
             source_rows=self.source_rows,
             ignored=dict(self.ignored),
         )
+
+
+def parse_times(values: pl.Series) -> pl.Series:
+    """ISO 8601 date-times (no offset = UTC) as UTC datetimes; null when not ISO 8601. Each
+    distinct text is parsed once."""
+    cache: dict[str, dt.datetime | None] = {}
+    out: list[dt.datetime | None] = []
+    for v in values.to_list():
+        if v not in cache:
+            cache[v] = parse_when(v) if v else None
+        out.append(cache[v])
+    return pl.Series(values.name, out, dtype=pl.Datetime("us", "UTC"))
 
 
 # ------------------------------------------------------------------------------------- times
@@ -182,7 +264,7 @@ def _point_rejects(read: StandardRead, rejects: pa.Table, columns: dict[str, dic
     for r in rows:
         file, row = read.provenance[int(r["row"]) - 1]
         r["file"], r["row"] = file, row
-        r["column"] = columns.get(file.lower(), {}).get(r["column"], r["column"])
+        r["column"] = columns.get(file.lower().split(".")[0], {}).get(r["column"], r["column"])
     return pa.concat_tables([read.rejects, pa.Table.from_pylist(rows, schema=REJECTS_SCHEMA)])
 
 

@@ -25,23 +25,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 
 from ..errors import RuleSpecError
 from ..timeline import RunSummary, TimelineResult
 from ..vocabulary import vocabulary
 from ._source import (
-    Collector,
+    Frames,
     StandardRead,
     StandardsError,
-    find_table,
     grade_read,
     iso_utc,
+    parse_times,
     parse_when,
-    read_table,
     run_read,
 )
 from ._source import write_table as _write_csv
+from ._tables import Tables, _safe_url, is_database_url, open_tables
 
 LOCAL_VOCABULARY = "immunotox"
 TABLES = (
@@ -55,7 +56,17 @@ TABLES = (
     "CONDITION_OCCURRENCE",
     "DEATH",
 )
-_DOMAINS = ("Measurement", "Observation", "Drug", "Device", "Procedure", "Death", "Unit")
+_DOMAINS = (
+    "Measurement",
+    "Observation",
+    "Drug",
+    "Device",
+    "Procedure",
+    "Death",
+    "Visit",
+    "Condition",
+    "Unit",
+)
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,11 @@ class _Vocab:
             if spec is not None:
                 c = cc.by_code.get((vocab, code))
                 return c or Concept(cid, vocab, code, code, "Measurement", spec.name, None, False), None
-        return cc.by_code.get((vocab, code)), None
+        c = cc.by_code.get((vocab, code))
+        if c is None:  # the id under the same vocabulary (a site's concept_code may differ)
+            c = cc.by_id.get(cid)
+            c = c if c is not None and c.vocabulary == vocab and c.domain != "Unit" else None
+        return c, None
 
     def drug(self, cid: int) -> tuple[Concept | None, str]:
         """A drug concept, or its ingredient through CONCEPT_ANCESTOR; with the reason if not."""
@@ -184,29 +199,29 @@ class _Vocab:
         return None, ""
 
 
-def _vocab(folder: Path) -> _Vocab:
+def _vocab(tables: Tables) -> _Vocab:
     concept: dict[int, tuple[str, str]] = {}
     ancestors: dict[int, list[int]] = {}
-    p = find_table(folder, "CONCEPT")
-    if p is not None:
-        for r in read_table(p):
-            try:
-                concept[int(r["concept_id"])] = (r["vocabulary_id"], r["concept_code"])
-            except (KeyError, ValueError):
-                raise StandardsError(
-                    p.name, "needs integer concept_id, vocabulary_id, concept_code"
-                ) from None
-    p = find_table(folder, "CONCEPT_ANCESTOR")
-    if p is not None:
-        for r in read_table(p):
-            try:
-                ancestors.setdefault(int(r["descendant_concept_id"]), []).append(
-                    int(r["ancestor_concept_id"])
-                )
-            except (KeyError, ValueError):
-                raise StandardsError(
-                    p.name, "needs integer ancestor_concept_id, descendant_concept_id"
-                ) from None
+    name = tables.find("CONCEPT")
+    if name is not None:
+        df = tables.read("CONCEPT")
+        try:
+            ids = df["concept_id"].str.strip_chars().cast(pl.Int64).to_list()
+            concept = dict(zip(ids, zip(df["vocabulary_id"], df["concept_code"], strict=True), strict=True))
+        except (pl.exceptions.PolarsError, KeyError):
+            raise StandardsError(name, "needs integer concept_id, vocabulary_id, concept_code") from None
+    name = tables.find("CONCEPT_ANCESTOR")
+    if name is not None:
+        df = tables.read("CONCEPT_ANCESTOR")
+        try:
+            pairs = df.select(
+                pl.col("descendant_concept_id").str.strip_chars().cast(pl.Int64),
+                pl.col("ancestor_concept_id").str.strip_chars().cast(pl.Int64),
+            )
+        except (pl.exceptions.PolarsError, KeyError):
+            raise StandardsError(name, "needs integer ancestor_concept_id, descendant_concept_id") from None
+        for d, a in pairs.iter_rows():
+            ancestors.setdefault(d, []).append(a)
     return _Vocab(concept, ancestors)
 
 
@@ -247,6 +262,17 @@ COLUMNS: dict[str, dict[str, str]] = {
         "code": "procedure_concept_id",
     },
     "DEATH": {"patient_id": "person_id", "time": "death_datetime", "code": "cause_concept_id"},
+    "VISIT_DETAIL": {
+        "patient_id": "person_id",
+        "time": "visit_detail_start_datetime",
+        "end_time": "visit_detail_end_datetime",
+        "code": "visit_detail_concept_id",
+    },
+    "CONDITION_OCCURRENCE": {
+        "patient_id": "person_id",
+        "time": "condition_start_datetime",
+        "code": "condition_concept_id",
+    },
     "PERSON": {"patient_id": "person_id", "time": "birth_datetime", "value": "birth_datetime"},
 }
 
@@ -287,209 +313,297 @@ def _age(birth: dt.datetime, at: dt.datetime) -> int:
     return years - 1 if (at.month, at.day) < (birth.month, birth.day) else years
 
 
-def read_omop(folder: str | Path) -> StandardRead:
-    """Read an OMOP CDM v5.4 folder (CSV or Parquet tables) into contract rows and rejects.
+def _person_frame(df: pl.DataFrame) -> tuple[dict[str, _Person], dict[str, int]]:
+    persons: dict[str, _Person] = {}
+    rows: dict[str, int] = {}
+    for i, r in enumerate(df.to_dicts(), start=1):
+        key = r.get("person_id", "").strip()
+        persons[key] = _person(r)
+        rows[key] = i
+    return persons, rows
+
+
+def _col(df: pl.DataFrame, name: str) -> pl.Expr:
+    """Column ``name`` of ``df`` ("" for every row when the table lacks it)."""
+    return pl.col(name) if name in df.columns else pl.lit("", pl.Utf8)
+
+
+# what each event table gives: (concept column, time column, end column or None)
+_EVENTS: dict[str, tuple[str, str, str | None]] = {
+    "MEASUREMENT": ("measurement_concept_id", "measurement_datetime", None),
+    "OBSERVATION": ("observation_concept_id", "observation_datetime", None),
+    "DRUG_EXPOSURE": ("drug_concept_id", "drug_exposure_start_datetime", "drug_exposure_end_datetime"),
+    "DEVICE_EXPOSURE": (
+        "device_concept_id",
+        "device_exposure_start_datetime",
+        "device_exposure_end_datetime",
+    ),
+    "PROCEDURE_OCCURRENCE": ("procedure_concept_id", "procedure_datetime", "procedure_end_datetime"),
+    "DEATH": ("cause_concept_id", "death_datetime", None),
+    "VISIT_DETAIL": ("visit_detail_concept_id", "visit_detail_start_datetime", "visit_detail_end_datetime"),
+    "CONDITION_OCCURRENCE": ("condition_concept_id", "condition_start_datetime", None),
+}
+# the concept domains each table maps (any other concept of VISIT_DETAIL or CONDITION_OCCURRENCE
+# is a visit or a diagnosis the contract does not hold: counted in ``ignored``, not rejected)
+_TABLE_DOMAINS: dict[str, tuple[str, ...]] = {
+    "MEASUREMENT": ("Measurement",),
+    "VISIT_DETAIL": ("Visit",),
+    "CONDITION_OCCURRENCE": ("Condition",),
+}
+_IGNORE_UNMAPPED = ("VISIT_DETAIL", "CONDITION_OCCURRENCE")
+
+
+def _concept_map(voc: _Vocab, table: str, raws: list[str]) -> pl.DataFrame:
+    """Per distinct concept-id text: the mapped code and token, or why not (Python, once each)."""
+    cid_col = _EVENTS[table][0]
+    domains = _TABLE_DOMAINS.get(table)
+    out: dict[str, list[Any]] = {"_raw": [], "_code": [], "_token": [], "_why": []}
+    for raw in raws:
+        code = token = why = None
+        try:
+            cid = int(raw.strip())
+        except ValueError:
+            why = f"{cid_col} {raw.strip()!r} is not a concept id"
+        else:
+            c, reason = voc.drug(cid) if table == "DRUG_EXPOSURE" else (voc.resolve(cid)[0], "")
+            ok = c is not None and (domains is None or c.domain in domains)
+            if domains is None and c is not None and c.domain in ("Visit", "Condition", "Unit"):
+                ok = False
+            if c is not None and ok:
+                code, token = c.code, c.token
+            else:
+                why = reason or f"concept {raw.strip()} is not in the concept table"
+        out["_raw"].append(raw)
+        out["_code"].append(code)
+        out["_token"].append(token)
+        out["_why"].append(why)
+    return pl.DataFrame(out, schema={k: pl.Utf8 for k in out})
+
+
+def _unit_map(voc: _Vocab, raws: list[str]) -> pl.DataFrame:
+    units: list[str | None] = []
+    for raw in raws:
+        u = raw.strip()
+        units.append(voc.resolve(int(u))[1] if u.isdigit() and u != "0" else None)
+    return pl.DataFrame({"_uraw": raws, "_unit": units}, schema={"_uraw": pl.Utf8, "_unit": pl.Utf8})
+
+
+def read_omop(source: str | Path) -> StandardRead:
+    """Read OMOP CDM v5.4 tables - a folder (CSV or Parquet) or a database URL (SQLAlchemy) -
+    into contract rows and rejects.
 
     Rules (docs/standards.md): a time is the ``*_datetime`` column; a row with only a date is
     rejected (``date_only``: the time of day is not imputed); a record of a person the PERSON table
     does not list, a concept or unit outside the concept table, a vasopressor without an end, a
-    record before birth and an exact duplicate go to the rejects with their reason. The age is the
-    whole years between the full date of birth and the first infusion (day 0).
+    record before birth and an exact duplicate go to the rejects with their reason. An ICU stay
+    (VISIT_DETAIL) and a mapped diagnosis (CONDITION_OCCURRENCE) become contract rows; the other
+    visits and diagnoses are counted in ``ignored``. The age is the whole years between the full
+    date of birth and the first infusion (day 0). Vectorised (Polars): each distinct concept,
+    unit and time text is resolved once.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise StandardsError(str(root), "not a folder of OMOP tables")
-    person_path = find_table(root, "PERSON")
-    if person_path is None:
-        raise StandardsError(str(root), "no PERSON table (person.csv or person.parquet)")
-    voc = _vocab(root)
-    col = Collector()
-    persons: dict[str, _Person] = {}
-    person_rows: dict[str, int] = {}
-    for i, r in enumerate(read_table(person_path), start=1):
-        col.source_rows += 1
-        persons[r.get("person_id", "").strip()] = _person(r)
-        person_rows[r.get("person_id", "").strip()] = i
-    interval = {c.name for c in vocabulary().codes if c.interval}
-    day0: dict[str, tuple[dt.datetime, str]] = {}
+    tables = open_tables(source, "OMOP tables")
+    try:
+        return _read_omop(tables)
+    finally:
+        dispose = getattr(tables, "dispose", None)
+        if dispose is not None:
+            dispose()
 
-    def event(file: str, i: int, r: dict[str, str], tcol: str, **values: Any) -> None:
-        pid = r.get("person_id", "").strip()
-        p = persons.get(pid)
-        if p is None:
-            col.rejects.add(file, i, "person_id", pid, "unknown_person", "person_id not in the PERSON table")
-            return
-        t = r.get(tcol, "").strip()
-        if not t:
-            dcol = tcol.removesuffix("time")
-            has_date = bool(r.get(dcol, "").strip())
-            col.rejects.add(
-                file,
-                i,
-                tcol,
-                r.get(dcol, "") or None,
-                "date_only" if has_date else "missing_time",
-                f"{tcol} is empty"
-                + (f"; {dcol} alone does not place the record in the day (not imputed)" if has_date else ""),
+
+def _read_omop(tables: Tables) -> StandardRead:
+    person_file = tables.find("PERSON")
+    if person_file is None:
+        raise StandardsError(tables.label, "no PERSON table (person.csv or person.parquet)")
+    voc = _vocab(tables)
+    col = Frames()
+    person_df = tables.read("PERSON")
+    col.table(person_file, person_df.height)
+    persons, person_rows = _person_frame(person_df)
+    pframe = pl.DataFrame(
+        {
+            "_pid": list(persons),
+            "patient_id": [p.patient_id for p in persons.values()],
+            "_birth": [p.birth or p.earliest_birth for p in persons.values()],
+        },
+        schema={"_pid": pl.Utf8, "patient_id": pl.Utf8, "_birth": pl.Datetime("us", "UTC")},
+    )
+    interval = sorted(c.name for c in vocabulary().codes if c.interval)
+    infusions: list[pl.DataFrame] = []
+
+    for table in _EVENTS:
+        file = tables.find(table)
+        if file is None:
+            continue
+        cid_col, tcol, ecol = _EVENTS[table]
+        df = tables.read(table).with_row_index("row", offset=1)
+        col.table(file, df.height)
+        if not df.height:
+            continue
+        raw = _col(df, cid_col)
+        df = df.with_columns(raw.alias("_raw"))
+        cmap = _concept_map(voc, table, df["_raw"].unique().to_list())
+        df = df.join(cmap, on="_raw", how="left")
+        bad = df.filter(pl.col("_code").is_null())
+        if table in _IGNORE_UNMAPPED:
+            col.ignore(table, bad.height)
+        else:
+            col.reject(
+                bad, file, cid_col, pl.col("_raw").str.strip_chars(), "unmapped_concept", pl.col("_why")
             )
-            return
-        when = _when(t)
-        if when is not None and p.earliest_birth is not None and when < (p.birth or p.earliest_birth):
-            col.rejects.add(file, i, tcol, t, "before_birth", f"before the birth of person {pid}")
-            return
-        if values["code"] == "infusion" and when is not None and (pid not in day0 or when < day0[pid][0]):
-            day0[pid] = (when, t)
-        col.add(file, i, patient_id=p.patient_id, time=t, **values)
-
-    def unmapped(file: str, i: int, column: str, value: str, what: str, extra: str = "") -> None:
-        col.rejects.add(
-            file, i, column, value, "unmapped_concept", extra or f"{what} {value} is not in the concept table"
+        df = df.filter(pl.col("_code").is_not_null())
+        value: pl.Expr = pl.col("_token")
+        unit: pl.Expr = pl.lit("")
+        end: pl.Expr = pl.lit(None, pl.Utf8)
+        if table == "MEASUREMENT":
+            df = df.with_columns(_col(df, "unit_concept_id").str.strip_chars().alias("_uraw"))
+            df = df.join(_unit_map(voc, df["_uraw"].unique().to_list()), on="_uraw", how="left")
+            usv = _col(df, "unit_source_value")
+            bad = df.filter(pl.col("_unit").is_null())
+            detail = pl.format(
+                "unit concept {} is not a UCUM unit of the concept table",
+                pl.when(pl.col("_uraw") == "").then(pl.lit("(empty)")).otherwise(pl.col("_uraw")),
+            ) + pl.when(usv != "").then(pl.format(" (unit_source_value '{}' is not read)", usv)).otherwise(
+                pl.lit("")
+            )
+            col.reject(
+                bad,
+                file,
+                "unit_concept_id",
+                pl.when(pl.col("_uraw") == "").then(None).otherwise(pl.col("_uraw")),
+                "unmapped_unit",
+                detail,
+            )
+            df = df.filter(pl.col("_unit").is_not_null())
+            value, unit = _col(df, "value_as_number"), pl.col("_unit")
+        elif table == "OBSERVATION":
+            n = _col(df, "value_as_number").str.strip_chars()
+            value = pl.when(n != "").then(n).otherwise(_col(df, "value_as_string").str.strip_chars())
+        elif table == "DRUG_EXPOSURE":
+            e = _col(df, ecol or "").str.strip_chars()
+            open_ = pl.col("_code").is_in(interval) & (e == "")
+            bad = df.filter(open_)
+            col.reject(
+                bad,
+                file,
+                "drug_exposure_end_datetime",
+                pl.when(_col(bad, "drug_exposure_end_date") == "")
+                .then(None)
+                .otherwise(_col(bad, "drug_exposure_end_date")),
+                "missing_end",
+                pl.format("{} without an end date-time: how long it ran is unknown (not imputed)", "_token"),
+            )
+            df = df.filter(~open_)
+            end = pl.when(pl.col("_code").is_in(interval)).then(_col(df, ecol or "").str.strip_chars())
+        elif ecol is not None:
+            end = _col(df, ecol)
+        df = df.with_columns(
+            value.cast(pl.Utf8).alias("value"),
+            unit.cast(pl.Utf8).alias("unit"),
+            end.cast(pl.Utf8).alias("end_time"),
+            (_col(df, "quantity") if table == "DRUG_EXPOSURE" else pl.lit(None, pl.Utf8)).alias("dose"),
+            (_col(df, "dose_unit_source_value") if table == "DRUG_EXPOSURE" else pl.lit(None, pl.Utf8)).alias(
+                "dose_unit"
+            ),
+            _col(df, "person_id").str.strip_chars().alias("_pid"),
+            _col(df, tcol).str.strip_chars().alias("time"),
         )
+        # the record's person, its time, and the time against the birth
+        df = df.join(pframe, on="_pid", how="left")
+        bad = df.filter(pl.col("patient_id").is_null())
+        col.reject(
+            bad, file, "person_id", pl.col("_pid"), "unknown_person", "person_id not in the PERSON table"
+        )
+        df = df.filter(pl.col("patient_id").is_not_null())
+        dcol = tcol.removesuffix("time")
+        bad = df.filter(pl.col("time") == "")
+        given = _col(bad, dcol).str.strip_chars() != ""
+        col.reject(
+            bad,
+            file,
+            tcol,
+            pl.when(_col(bad, dcol) == "").then(None).otherwise(_col(bad, dcol)),
+            pl.when(given).then(pl.lit("date_only")).otherwise(pl.lit("missing_time")),
+            pl.lit(f"{tcol} is empty")
+            + pl.when(given)
+            .then(pl.lit(f"; {dcol} alone does not place the record in the day (not imputed)"))
+            .otherwise(pl.lit("")),
+        )
+        df = df.filter(pl.col("time") != "")
+        df = df.with_columns(parse_times(df["time"]).alias("_when"))
+        early = (
+            pl.col("_when").is_not_null()
+            & pl.col("_birth").is_not_null()
+            & (pl.col("_when") < pl.col("_birth"))
+        )
+        bad = df.filter(early)
+        col.reject(
+            bad,
+            file,
+            tcol,
+            pl.col("time"),
+            "before_birth",
+            pl.format("before the birth of person {}", "_pid"),
+        )
+        df = df.filter(~early)
+        inf = df.filter((pl.col("_code") == "infusion") & pl.col("_when").is_not_null())
+        if inf.height:
+            infusions.append(inf.select("_pid", "_when", "time"))
+        col.add(df.with_columns(pl.col("_code").alias("code"), pl.lit(file).alias("file")))
 
-    for table, handle in (
-        ("MEASUREMENT", "measurement"),
-        ("OBSERVATION", "observation"),
-        ("DRUG_EXPOSURE", "drug"),
-        ("DEVICE_EXPOSURE", "device"),
-        ("PROCEDURE_OCCURRENCE", "procedure"),
-        ("DEATH", "death"),
-        ("VISIT_DETAIL", None),
-        ("CONDITION_OCCURRENCE", None),
-    ):
-        path = find_table(root, table)
-        if path is None:
-            continue
-        name = path.name
-        rows = read_table(path)
-        col.source_rows += len(rows)
-        if handle is None:
-            col.ignored[table] = col.ignored.get(table, 0) + len(rows)
-            continue
-        for i, r in enumerate(rows, start=1):
-            cid_col = COLUMNS[table]["code"]
-            raw = r.get(cid_col, "").strip()
-            try:
-                cid = int(raw)
-            except ValueError:
-                unmapped(name, i, cid_col, raw, "concept", f"{cid_col} {raw!r} is not a concept id")
-                continue
-            if handle == "drug":
-                c, why = voc.drug(cid)
-            else:
-                c, why = voc.resolve(cid)[0], ""
-            if c is None or (handle == "measurement" and c.domain != "Measurement"):
-                unmapped(name, i, cid_col, raw, "concept", why)
-                continue
-            if handle == "measurement":
-                ucid = r.get("unit_concept_id", "").strip()
-                unit = voc.resolve(int(ucid))[1] if ucid.isdigit() and ucid != "0" else None
-                if unit is None:
-                    col.rejects.add(
-                        name,
-                        i,
-                        "unit_concept_id",
-                        ucid or None,
-                        "unmapped_unit",
-                        f"unit concept {ucid or '(empty)'} is not a UCUM unit of the concept table"
-                        + (
-                            f" (unit_source_value {r['unit_source_value']!r} is not read)"
-                            if r.get("unit_source_value")
-                            else ""
-                        ),
-                    )
-                    continue
-                event(
-                    name, i, r, "measurement_datetime", code=c.code, value=r.get("value_as_number"), unit=unit
-                )
-            elif handle == "observation":
-                value = r.get("value_as_number", "").strip() or r.get("value_as_string", "").strip()
-                event(name, i, r, "observation_datetime", code=c.code, value=value, unit="")
-            elif handle == "drug":
-                end = r.get("drug_exposure_end_datetime", "").strip()
-                if c.code in interval and not end:
-                    col.rejects.add(
-                        name,
-                        i,
-                        "drug_exposure_end_datetime",
-                        r.get("drug_exposure_end_date") or None,
-                        "missing_end",
-                        f"{c.token} without an end date-time: how long it ran is unknown (not imputed)",
-                    )
-                    continue
-                event(
-                    name,
-                    i,
-                    r,
-                    "drug_exposure_start_datetime",
-                    code=c.code,
-                    value=c.token,
-                    unit="",
-                    end_time=end if c.code in interval else None,
-                    dose=r.get("quantity"),
-                    dose_unit=r.get("dose_unit_source_value"),
-                )
-            elif handle in ("device", "procedure"):
-                prefix = "device_exposure_" if handle == "device" else "procedure_"
-                tcol = f"{prefix}start_datetime" if handle == "device" else "procedure_datetime"
-                event(
-                    name,
-                    i,
-                    r,
-                    tcol,
-                    code=c.code,
-                    value=c.token,
-                    unit="",
-                    end_time=r.get(f"{prefix}end_datetime"),
-                )
-            else:  # death
-                event(name, i, r, "death_datetime", code=c.code, value=c.token, unit="")
+    # the age at day 0 (the first infusion), one row per person
+    day0: dict[str, tuple[Any, str]] = {}
+    if infusions:
+        first = (
+            pl.concat(infusions)
+            .with_row_index("_o")
+            .sort(["_pid", "_when", "_o"])
+            .group_by("_pid", maintain_order=True)
+            .first()
+        )
+        day0 = {p: (w, t) for p, w, t in first.select("_pid", "_when", "time").iter_rows()}
+    ages: list[dict[str, Any]] = []
     for pid, p in persons.items():
         row = person_rows[pid]
         if pid not in day0:
-            col.rejects.add(
-                person_path.name,
-                row,
-                "person_id",
-                pid,
-                "no_infusion",
-                "no infusion (day 0) to state the age at",
+            col.reject_one(
+                person_file, row, "person_id", pid, "no_infusion", "no infusion (day 0) to state the age at"
             )
         elif p.birth is None:
-            col.rejects.add(
-                person_path.name, row, "birth_datetime", None, "partial_birth_date", p.birth_problem
-            )
+            col.reject_one(person_file, row, "birth_datetime", None, "partial_birth_date", p.birth_problem)
         else:
-            col.add(
-                person_path.name,
-                row,
-                patient_id=p.patient_id,
-                time=day0[pid][1],
-                code="age",
-                value=_age(p.birth, day0[pid][0]),
-                unit="a",
+            ages.append(
+                {
+                    "patient_id": p.patient_id,
+                    "time": day0[pid][1],
+                    "code": "age",
+                    "value": str(_age(p.birth, day0[pid][0])),
+                    "unit": "a",
+                    "file": person_file,
+                    "row": row,
+                }
             )
+    if ages:
+        col.add(pl.DataFrame(ages))
     return col.result()
 
 
 def _columns() -> dict[str, dict[str, str]]:
-    return {
-        **{f"{t.lower()}.csv": v for t, v in COLUMNS.items()},
-        **{f"{t.lower()}.parquet": v for t, v in COLUMNS.items()},
-    }
+    return {t.lower(): v for t, v in COLUMNS.items()}
 
 
-def grade_omop(folder: str | Path, scales: str | Sequence[str], **kwargs: Any) -> TimelineResult:
-    """Grade an OMOP folder in memory (:func:`immunotox.timeline.grade_observations`); the
-    rejects name the OMOP table, row and column."""
-    return grade_read(read_omop(folder), scales, _columns(), **kwargs)
+def grade_omop(source: str | Path, scales: str | Sequence[str], **kwargs: Any) -> TimelineResult:
+    """Grade OMOP tables (a folder or a database URL) in memory
+    (:func:`immunotox.timeline.grade_observations`); the rejects name the OMOP table, row and column."""
+    return grade_read(read_omop(source), scales, _columns(), **kwargs)
 
 
 def run_timeline_omop(
-    folder: str | Path, scales: str | Sequence[str], out_dir: str | Path, **kwargs: Any
+    source: str | Path, scales: str | Sequence[str], out_dir: str | Path, **kwargs: Any
 ) -> RunSummary:
-    """:func:`immunotox.timeline.run_timeline` on an OMOP folder (what ``immunotox timeline DIR``
-    runs); the rejects and ``summary.json`` count the OMOP rows."""
-    return run_read(read_omop(folder), str(folder), scales, out_dir, _columns(), **kwargs)
+    """:func:`immunotox.timeline.run_timeline` on OMOP tables, a folder or a database URL (what
+    ``immunotox timeline DIR|URL`` runs); the rejects and ``summary.json`` count the OMOP rows."""
+    label = _safe_url(str(source)) if is_database_url(source) else str(source)
+    return run_read(read_omop(source), label, scales, out_dir, _columns(), **kwargs)
 
 
 # ------------------------------------------------------------------------------------- writer
@@ -570,6 +684,18 @@ _DEATH_COLUMNS = (
     "cause_concept_id",
     "cause_source_value",
 )
+_VISIT_DETAIL_COLUMNS = (
+    "visit_detail_id",
+    "person_id",
+    "visit_detail_concept_id",
+    "visit_detail_start_date",
+    "visit_detail_start_datetime",
+    "visit_detail_end_date",
+    "visit_detail_end_datetime",
+    "visit_detail_type_concept_id",
+    "visit_detail_source_value",
+    "visit_occurrence_id",
+)
 _CONCEPT_COLUMNS = (
     "concept_id",
     "concept_name",
@@ -613,9 +739,7 @@ def write_omop(observations: pa.Table, folder: str | Path) -> dict[str, int]:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     voc, cc = vocabulary(), concepts()
-    tables: dict[str, list[dict[str, Any]]] = {
-        t: [] for t in TABLES if t not in ("VISIT_DETAIL", "CONDITION_OCCURRENCE")
-    }
+    tables: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES if t != "CONDITION_OCCURRENCE"}
     used: dict[int, Concept] = {}
     person_ids: dict[str, int] = {}
     ages: dict[str, int] = {}
@@ -676,6 +800,21 @@ def write_omop(observations: pa.Table, folder: str | Path) -> dict[str, int]:
                     "death_type_concept_id": EHR_TYPE_CONCEPT,
                     "cause_concept_id": c.concept_id,
                     "cause_source_value": value,
+                }
+            )
+        elif spec.name == "icu":
+            c = concept("Visit", "icu", value.lower(), n)
+            tables["VISIT_DETAIL"].append(
+                {
+                    **base,
+                    "visit_detail_id": len(tables["VISIT_DETAIL"]) + 1,
+                    "visit_detail_concept_id": c.concept_id,
+                    "visit_detail_start_date": _date(t),
+                    "visit_detail_start_datetime": _iso(t),
+                    "visit_detail_end_date": _date(end),
+                    "visit_detail_end_datetime": _iso(end),
+                    "visit_detail_type_concept_id": EHR_TYPE_CONCEPT,
+                    "visit_detail_source_value": value,
                 }
             )
         elif spec.name == "oxygen" and value.lower() != "none":
@@ -773,6 +912,7 @@ def write_omop(observations: pa.Table, folder: str | Path) -> dict[str, int]:
         "DEVICE_EXPOSURE": _DEVICE_COLUMNS,
         "PROCEDURE_OCCURRENCE": _PROCEDURE_COLUMNS,
         "DEATH": _DEATH_COLUMNS,
+        "VISIT_DETAIL": _VISIT_DETAIL_COLUMNS,
     }
     for name, rows in tables.items():
         _write_csv(rows, layouts[name], out / f"{name.lower()}.csv")

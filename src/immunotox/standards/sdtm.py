@@ -24,23 +24,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 
 from ..errors import RuleSpecError
 from ..timeline import RunSummary, TimelineResult
 from ..vocabulary import vocabulary
 from ._source import (
-    Collector,
+    Frames,
     StandardRead,
     StandardsError,
-    find_table,
     grade_read,
     iso_utc,
+    parse_times,
     parse_when,
-    read_table,
     run_read,
 )
 from ._source import write_table as _write_csv
+from ._tables import FolderTables
 
 STUDY = "IMMUNOTOX-SIM"
 _DTC = re.compile(r"^(\d{4})(-\d{2}(-\d{2}(T\d{2}(:\d{2}(:\d{2}(\.\d+)?)?)?)?)?)?$")
@@ -54,6 +55,7 @@ class SdtmMap:
     units: dict[str, str]  # CDISC unit -> UCUM
     cmcat: dict[str, str]
     prcat: dict[str, str]
+    hodecod: dict[str, str]
 
     def testcd(self, domain: str, code: str) -> str | None:
         """The first test code of ``domain`` that maps to ``code`` (the writer's choice)."""
@@ -65,16 +67,17 @@ def sdtm_map() -> SdtmMap:
     """The SDTM mapping table (loaded once; every code checked against the timeline vocabulary)."""
     doc = tomllib.loads(resources.files("immunotox.standards").joinpath("sdtm_map.toml").read_text("utf-8"))
     voc = vocabulary()
-    for section in (*doc["test"].values(), doc["cmcat"], doc["prcat"]):
+    for section in (*doc["test"].values(), doc["cmcat"], doc["prcat"], doc["hodecod"]):
         for key, code in section.items():
             voc.code(code)  # a packaging error if the timeline vocabulary lost it
-            if len(key) > 8 and section is not doc["cmcat"] and section is not doc["prcat"]:
+            if len(key) > 8 and section in doc["test"].values():
                 raise RuleSpecError(f"sdtm_map.toml: test code {key!r} is longer than 8 characters")
     return SdtmMap(
         tests={d: dict(t) for d, t in doc["test"].items()},
         units=dict(doc["unit"]),
         cmcat=dict(doc["cmcat"]),
         prcat=dict(doc["prcat"]),
+        hodecod=dict(doc["hodecod"]),
     )
 
 
@@ -146,6 +149,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "value": "PRDECOD",
     },
     "DS": {"patient_id": "USUBJID", "time": "DSSTDTC", "value": "DSDECOD"},
+    "HO": {"patient_id": "USUBJID", "time": "HOSTDTC", "end_time": "HOENDTC", "code": "HODECOD"},
     "DM": {"patient_id": "USUBJID", "value": "AGE", "unit": "AGEU"},
 }
 
@@ -157,21 +161,53 @@ class SdtmRead(StandardRead):
     reported_ae: pa.Table | None = None
 
 
+def _c(df: pl.DataFrame, name: str) -> pl.Expr:
+    """Variable ``name`` (lower case) of ``df``, stripped ("" for every row when absent)."""
+    return (pl.col(name) if name in df.columns else pl.lit("", pl.Utf8)).str.strip_chars()
+
+
+def _dtc_reason(text: pl.Expr) -> pl.Expr:
+    """:func:`dtc` on a whole column: null when usable, else the reason."""
+    return (
+        pl.when(text == "")
+        .then(pl.lit("missing_time"))
+        .when(~text.str.contains(_DTC.pattern))
+        .then(None)
+        .when(text.str.contains(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}"))
+        .then(None)
+        .when(text.str.contains(r"^\d{4}-\d{2}-\d{2}$"))
+        .then(pl.lit("date_only"))
+        .otherwise(pl.lit("partial_date"))
+    )
+
+
+def _dtc_detail(var: str, reason: pl.Expr) -> pl.Expr:
+    return pl.lit(f"{var}: ") + reason.replace_strict(_DTC_DETAIL, default="")
+
+
+def _null_if_empty(e: pl.Expr) -> pl.Expr:
+    return pl.when(e == "").then(None).otherwise(e)
+
+
 def read_sdtm(folder: str | Path) -> SdtmRead:
-    """Read a folder of SDTM domains (CSV or Parquet, one file per domain: ``vs.csv``, ``LB.parquet``)."""
+    """Read a folder of SDTM domains (CSV or Parquet, one file per domain: ``vs.csv``,
+    ``LB.parquet``). Vectorised (Polars): the checks run on whole columns, each distinct time
+    text is parsed once."""
     root = Path(folder)
     if not root.is_dir():
         raise StandardsError(str(root), "not a folder of SDTM domains")
-    dm_path = find_table(root, "DM")
-    if dm_path is None:
+    tables = FolderTables(root)
+    dm_file = tables.find("DM")
+    if dm_file is None:
         raise StandardsError(str(root), "no DM domain (dm.csv or dm.parquet)")
     sm, voc = sdtm_map(), vocabulary()
-    interval = {c.name for c in voc.codes if c.interval}
-    col = Collector()
+    interval = sorted(c.name for c in voc.codes if c.interval)
+    col = Frames()
+    dm_df = tables.read("DM").with_row_index("row", offset=1)
+    col.table(dm_file, dm_df.height)
     dm: dict[str, tuple[int, dict[str, str]]] = {}
-    for i, r in enumerate(read_table(dm_path), start=1):
-        col.source_rows += 1
-        dm[r.get("usubjid", "").strip()] = (i, r)
+    for r in dm_df.to_dicts():
+        dm[r.get("usubjid", "").strip()] = (int(r["row"]), r)
     births: dict[str, dt.datetime] = {}
     for pid, (_, r) in dm.items():
         b, why = dtc(r.get("brthdtc", ""))
@@ -179,178 +215,254 @@ def read_sdtm(folder: str | Path) -> SdtmRead:
         w = _when(full) if full else None
         if w is not None:
             births[pid] = w
-    day0: dict[str, tuple[dt.datetime, str]] = {}
+    subjects = pl.DataFrame(
+        {"_pid": list(dm), "_birth": [births.get(p) for p in dm]},
+        schema={"_pid": pl.Utf8, "_birth": pl.Datetime("us", "UTC")},
+    )
+    infusions: list[pl.DataFrame] = []
 
-    def unit(raw: str | None) -> str:
-        u = (raw or "").strip()
-        return sm.units.get(u, u)
+    def unit(e: pl.Expr) -> pl.Expr:
+        return e.replace(sm.units)
 
     def event(
         file: str,
-        i: int,
-        r: dict[str, str],
+        df: pl.DataFrame,
         var: str,
         end_var: str | None = None,
         open_ok: bool = False,
-        **values: Any,
     ) -> None:
-        pid = r.get("usubjid", "").strip()
-        if pid not in dm:
-            col.rejects.add(file, i, "USUBJID", pid, "unknown_subject", "USUBJID not in DM")
-            return
-        t, why = dtc(r.get(var.lower(), ""))
-        if why:
-            col.rejects.add(file, i, var, r.get(var.lower()) or None, why, f"{var}: {_DTC_DETAIL[why]}")
-            return
-        end = ""
-        if end_var is not None and values["code"] in interval:
-            raw_end = r.get(end_var.lower(), "")
-            end, why = dtc(raw_end)
-            if why and not (why == "missing_time" and open_ok):
-                reason = "missing_end" if why == "missing_time" else why
-                detail = (
-                    f"{values['value']} without {end_var}: how long it ran is unknown (not imputed)"
-                    if why == "missing_time"
-                    else f"{end_var}: {_DTC_DETAIL[why]}"
-                )
-                col.rejects.add(file, i, end_var, raw_end or None, reason, detail)
-                return
-        when = _when(t)
-        if when is not None and pid in births and when < births[pid]:
-            col.rejects.add(file, i, var, t, "before_birth", f"before the birth of {pid}")
-            return
-        if values["code"] == "infusion" and when is not None and (pid not in day0 or when < day0[pid][0]):
-            day0[pid] = (when, t)
-        col.add(
-            file, i, patient_id=pid, time=t, end_time=end if values["code"] in interval else None, **values
+        """Check and add rows that already hold ``code``, ``value``, ``unit``, ``dose``,
+        ``dose_unit`` (the subject, the time, the end of an interval, the birth)."""
+        df = df.with_columns(pl.col("usubjid").str.strip_chars().alias("_pid")).join(
+            subjects, on="_pid", how="left"
         )
+        known = df["_pid"].is_in(list(dm))
+        col.reject(df.filter(~known), file, "USUBJID", pl.col("_pid"), "unknown_subject", "USUBJID not in DM")
+        df = df.filter(known)
+        raw = _c(df, var.lower())
+        df = df.with_columns(raw.alias("time"), _dtc_reason(raw).alias("_why"))
+        bad = df.filter(pl.col("_why").is_not_null())
+        col.reject(
+            bad, file, var, _null_if_empty(pl.col("time")), pl.col("_why"), _dtc_detail(var, pl.col("_why"))
+        )
+        df = df.filter(pl.col("_why").is_null())
+        is_interval = pl.col("code").is_in(interval)
+        if end_var is not None:
+            raw_end = _c(df, end_var.lower())
+            df = df.with_columns(
+                raw_end.alias("_end"),
+                pl.when(is_interval).then(_dtc_reason(raw_end)).otherwise(None).alias("_ewhy"),
+            )
+            if open_ok:
+                df = df.with_columns(
+                    pl.when(pl.col("_ewhy") == "missing_time")
+                    .then(None)
+                    .otherwise(pl.col("_ewhy"))
+                    .alias("_ewhy")
+                )
+            bad = df.filter(pl.col("_ewhy").is_not_null())
+            missing = pl.col("_ewhy") == "missing_time"
+            col.reject(
+                bad,
+                file,
+                end_var,
+                _null_if_empty(pl.col("_end")),
+                pl.when(missing).then(pl.lit("missing_end")).otherwise(pl.col("_ewhy")),
+                pl.when(missing)
+                .then(pl.format(f"{{}} without {end_var}: how long it ran is unknown (not imputed)", "value"))
+                .otherwise(_dtc_detail(end_var, pl.col("_ewhy"))),
+            )
+            df = df.filter(pl.col("_ewhy").is_null()).with_columns(
+                pl.when(is_interval).then(pl.col("_end")).otherwise(None).alias("end_time")
+            )
+        else:
+            df = df.with_columns(pl.lit(None, pl.Utf8).alias("end_time"))
+        df = df.with_columns(parse_times(df["time"]).alias("_when"))
+        early = (
+            pl.col("_when").is_not_null()
+            & pl.col("_birth").is_not_null()
+            & (pl.col("_when") < pl.col("_birth"))
+        )
+        col.reject(
+            df.filter(early),
+            file,
+            var,
+            pl.col("time"),
+            "before_birth",
+            pl.format("before the birth of {}", "_pid"),
+        )
+        df = df.filter(~early)
+        inf = df.filter((pl.col("code") == "infusion") & pl.col("_when").is_not_null())
+        if inf.height:
+            infusions.append(inf.select("_pid", "_when", "time"))
+        col.add(df.with_columns(pl.col("_pid").alias("patient_id"), pl.lit(file).alias("file")))
 
-    reported: list[dict[str, Any]] = []
+    reported: list[pl.DataFrame] = []
     deaths: dict[str, str] = {}
-    dd = find_table(root, "DD")
-    if dd is not None:  # auxiliary: the cause of the DS death row (counted as ignored rows)
-        rows = read_table(dd)
-        col.source_rows += len(rows)
-        col.ignored["DD"] = len(rows)
-        for r in rows:
-            if r.get("ddtestcd", "").strip() == "PRCDTH":
-                deaths[r.get("usubjid", "").strip()] = r.get("ddstresc", "").strip().lower()
-    for domain in ("VS", "LB", "FA", "EX", "CM", "PR", "DS", "AE", "CE"):
-        path = find_table(root, domain)
-        if path is None:
+    dd_file = tables.find("DD")
+    if dd_file is not None:  # auxiliary: the cause of the DS death row (counted as ignored rows)
+        dd = tables.read("DD")
+        col.table(dd_file, dd.height)
+        col.ignore("DD", dd.height)
+        for pid, test, cause in dd.select(
+            _c(dd, "usubjid"), _c(dd, "ddtestcd"), _c(dd, "ddstresc")
+        ).iter_rows():
+            if test == "PRCDTH":
+                deaths[pid] = cause.lower()
+    for domain in ("VS", "LB", "FA", "EX", "CM", "PR", "HO", "DS", "AE", "CE"):
+        file = tables.find(domain)
+        if file is None:
             continue
-        name = path.name
-        rows = read_table(path)
-        col.source_rows += len(rows)
-        for i, r in enumerate(rows, start=1):
-            if domain in ("VS", "LB", "FA"):
-                p = domain.lower()
-                testcd = r.get(f"{p}testcd", "").strip()
-                code = sm.tests[domain].get(testcd)
-                if code is None:
-                    col.rejects.add(
-                        name,
-                        i,
-                        f"{domain}TESTCD",
-                        testcd,
-                        "unmapped_test",
-                        f"{testcd!r} is not in the {domain} table",
-                    )
-                    continue
-                value = r.get(f"{p}stresn", "").strip() or r.get(f"{p}stresc", "").strip()
-                u = unit(r.get(f"{p}stresu")) if domain != "FA" else ""
-                event(name, i, r, f"{domain}DTC", code=code, value=value, unit=u)
-            elif domain == "EX":
-                event(
-                    name,
-                    i,
-                    r,
-                    "EXSTDTC",
-                    code="infusion",
-                    value=r.get("extrt", "").strip().lower(),
-                    unit="",
-                    dose=r.get("exdose"),
-                    dose_unit=unit(r.get("exdosu")) or None,
+        df = tables.read(domain).with_row_index("row", offset=1)
+        col.table(file, df.height)
+        if "usubjid" not in df.columns:
+            df = df.with_columns(pl.lit("").alias("usubjid"))
+        none = pl.lit(None, pl.Utf8)
+        if domain in ("VS", "LB", "FA"):
+            p = domain.lower()
+            df = df.with_columns(
+                _c(df, f"{p}testcd").alias("_test"),
+                _c(df, f"{p}testcd").replace_strict(sm.tests[domain], default=None).alias("code"),
+            )
+            bad = df.filter(pl.col("code").is_null())
+            col.reject(
+                bad,
+                file,
+                f"{domain}TESTCD",
+                pl.col("_test"),
+                "unmapped_test",
+                pl.format("'{}' is not in the " + domain + " table", "_test"),
+            )
+            df = df.filter(pl.col("code").is_not_null())
+            n = _c(df, f"{p}stresn")
+            df = df.with_columns(
+                pl.when(n != "").then(n).otherwise(_c(df, f"{p}stresc")).alias("value"),
+                unit(_c(df, f"{p}stresu")).alias("unit"),
+                none.alias("dose"),
+                none.alias("dose_unit"),
+            )
+            event(file, df, f"{domain}DTC")
+        elif domain == "EX":
+            df = df.with_columns(
+                pl.lit("infusion").alias("code"),
+                _c(df, "extrt").str.to_lowercase().alias("value"),
+                pl.lit("").alias("unit"),
+                (pl.col("exdose") if "exdose" in df.columns else none).alias("dose"),
+                _null_if_empty(unit(_c(df, "exdosu"))).alias("dose_unit"),
+            )
+            event(file, df, "EXSTDTC")
+        elif domain in ("CM", "PR"):
+            p = domain.lower()
+            table = sm.cmcat if domain == "CM" else sm.prcat
+            df = df.with_columns(
+                _c(df, f"{p}cat").alias("_cat"),
+                _c(df, f"{p}cat").replace_strict(table, default=None).alias("code"),
+            )
+            bad = df.filter(pl.col("code").is_null())
+            col.reject(
+                bad,
+                file,
+                f"{domain}CAT",
+                pl.col("_cat"),
+                "unmapped_category",
+                pl.format("'{}' is not in the " + domain + "CAT table", "_cat"),
+            )
+            df = df.filter(pl.col("code").is_not_null())
+            if domain == "CM":
+                d = _c(df, "cmdecod")
+                df = df.with_columns(
+                    pl.when(d != "").then(d).otherwise(_c(df, "cmtrt")).str.to_lowercase().alias("value"),
+                    pl.lit("").alias("unit"),
+                    (pl.col("cmdose") if "cmdose" in df.columns else none).alias("dose"),
+                    _null_if_empty(unit(_c(df, "cmdosu"))).alias("dose_unit"),
                 )
-            elif domain == "CM":
-                cat = r.get("cmcat", "").strip()
-                code = sm.cmcat.get(cat)
-                if code is None:
-                    col.rejects.add(
-                        name, i, "CMCAT", cat, "unmapped_category", f"{cat!r} is not in the CMCAT table"
-                    )
-                    continue
-                drug = (r.get("cmdecod", "").strip() or r.get("cmtrt", "").strip()).lower()
-                event(
-                    name,
-                    i,
-                    r,
-                    "CMSTDTC",
-                    "CMENDTC",
-                    code=code,
-                    value=drug,
-                    unit="",
-                    dose=r.get("cmdose"),
-                    dose_unit=unit(r.get("cmdosu")) or None,
-                )
-            elif domain == "PR":
-                cat = r.get("prcat", "").strip()
-                code = sm.prcat.get(cat)
-                if code is None:
-                    col.rejects.add(
-                        name, i, "PRCAT", cat, "unmapped_category", f"{cat!r} is not in the PRCAT table"
-                    )
-                    continue
-                event(
-                    name,
-                    i,
-                    r,
-                    "PRSTDTC",
-                    "PRENDTC",
-                    open_ok=True,
-                    code=code,
-                    value=r.get("prdecod", "").strip().lower(),
-                    unit="",
-                )
-            elif domain == "DS":
-                if r.get("dsdecod", "").strip().upper() != "DEATH":
-                    col.ignored["DS"] = col.ignored.get("DS", 0) + 1
-                    continue
-                pid = r.get("usubjid", "").strip()
-                cause = deaths.get(pid)
-                if not cause:
-                    col.rejects.add(
-                        name, i, "DSDECOD", "DEATH", "missing_cause", "no DD row PRCDTH gives the cause"
-                    )
-                    continue
-                event(name, i, r, "DSSTDTC", code="death", value=cause, unit="")
-            elif domain == "AE":
-                col.ignored["AE"] = col.ignored.get("AE", 0) + 1
-                reported.append(
-                    {
-                        "patient_id": r.get("usubjid", "").strip(),
-                        "term": r.get("aedecod", "").strip() or r.get("aeterm", "").strip(),
-                        "reported_grade": r.get("aetoxgr", "").strip() or None,
-                        "start": r.get("aestdtc", "").strip() or None,
-                        "end": r.get("aeendtc", "").strip() or None,
-                        "file": name,
-                        "row": i,
-                    }
-                )
+                event(file, df, "CMSTDTC", "CMENDTC")
             else:
-                col.ignored[domain] = col.ignored.get(domain, 0) + 1
+                df = df.with_columns(
+                    _c(df, "prdecod").str.to_lowercase().alias("value"),
+                    pl.lit("").alias("unit"),
+                    none.alias("dose"),
+                    none.alias("dose_unit"),
+                )
+                event(file, df, "PRSTDTC", "PRENDTC", open_ok=True)
+        elif domain == "HO":
+            df = df.with_columns(
+                _c(df, "hodecod").str.to_uppercase().replace_strict(sm.hodecod, default=None).alias("code")
+            )
+            col.ignore("HO", int(df["code"].null_count()))  # another encounter: not a contract row
+            df = df.filter(pl.col("code").is_not_null()).with_columns(
+                pl.col("code").alias("value"),
+                pl.lit("").alias("unit"),
+                none.alias("dose"),
+                none.alias("dose_unit"),
+            )
+            event(file, df, "HOSTDTC", "HOENDTC", open_ok=True)
+        elif domain == "DS":
+            death = _c(df, "dsdecod").str.to_uppercase() == "DEATH"
+            col.ignore("DS", int((~df.select(death).to_series()).sum()))
+            df = df.filter(death).with_columns(
+                pl.col("usubjid").str.strip_chars().replace_strict(deaths, default=None).alias("value")
+            )
+            bad = df.filter(pl.col("value").is_null() | (pl.col("value") == ""))
+            col.reject(
+                bad, file, "DSDECOD", pl.lit("DEATH"), "missing_cause", "no DD row PRCDTH gives the cause"
+            )
+            df = df.filter(pl.col("value").is_not_null() & (pl.col("value") != "")).with_columns(
+                pl.lit("death").alias("code"),
+                pl.lit("").alias("unit"),
+                none.alias("dose"),
+                none.alias("dose_unit"),
+            )
+            event(file, df, "DSSTDTC")
+        else:  # AE, CE: kept beside the grades (the reported toxicity grade), counted as ignored
+            p = domain.lower()
+            col.ignore(domain, df.height)
+            dec = _c(df, f"{p}decod")
+            reported.append(
+                df.select(
+                    _c(df, "usubjid").alias("patient_id"),
+                    pl.when(dec != "").then(dec).otherwise(_c(df, f"{p}term")).alias("term"),
+                    _null_if_empty(_c(df, f"{p}toxgr")).alias("reported_grade"),
+                    _null_if_empty(_c(df, f"{p}stdtc")).alias("start"),
+                    _null_if_empty(_c(df, f"{p}endtc")).alias("end"),
+                    pl.lit(file).alias("file"),
+                    pl.col("row").cast(pl.Int64),
+                )
+            )
+    day0: dict[str, str] = {}
+    if infusions:
+        first = (
+            pl.concat(infusions)
+            .with_row_index("_o")
+            .sort(["_pid", "_when", "_o"])
+            .group_by("_pid", maintain_order=True)
+            .first()
+        )
+        day0 = dict(first.select("_pid", "time").iter_rows())
+    ages: list[dict[str, Any]] = []
     for pid, (i, r) in dm.items():
         age, ageu = r.get("age", "").strip(), r.get("ageu", "").strip()
         if pid not in day0:
-            col.rejects.add(
-                dm_path.name, i, "USUBJID", pid, "no_infusion", "no EX infusion (day 0) to state the age at"
+            col.reject_one(
+                dm_file, i, "USUBJID", pid, "no_infusion", "no EX infusion (day 0) to state the age at"
             )
         elif not age:
-            col.rejects.add(dm_path.name, i, "AGE", None, "missing_age", "AGE is empty")
+            col.reject_one(dm_file, i, "AGE", None, "missing_age", "AGE is empty")
         else:
-            col.add(
-                dm_path.name, i, patient_id=pid, time=day0[pid][1], code="age", value=age, unit=unit(ageu)
+            u = ageu.strip()
+            ages.append(
+                {
+                    "patient_id": pid,
+                    "time": day0[pid],
+                    "code": "age",
+                    "value": age,
+                    "unit": sm.units.get(u, u),
+                    "file": dm_file,
+                    "row": i,
+                }
             )
+    if ages:
+        col.add(pl.DataFrame(ages))
     base = col.result()
     schema = pa.schema(
         [
@@ -363,14 +475,12 @@ def read_sdtm(folder: str | Path) -> SdtmRead:
             ("row", pa.int64()),
         ]
     )
-    return SdtmRead(**vars(base), reported_ae=pa.Table.from_pylist(reported, schema=schema))
+    rep = pl.concat(reported).to_arrow().cast(schema) if reported else schema.empty_table()
+    return SdtmRead(**vars(base), reported_ae=rep)
 
 
 def _columns() -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for d, v in COLUMNS.items():
-        out[f"{d.lower()}.csv"] = out[f"{d.lower()}.parquet"] = v
-    return out
+    return {d.lower(): v for d, v in COLUMNS.items()}
 
 
 def grade_sdtm(folder: str | Path, scales: str | Sequence[str], **kwargs: Any) -> TimelineResult:
@@ -411,6 +521,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     ),
     "PR": ("STUDYID", "DOMAIN", "USUBJID", "PRSEQ", "PRTRT", "PRDECOD", "PRCAT", "PRSTDTC", "PRENDTC"),
     "DS": ("STUDYID", "DOMAIN", "USUBJID", "DSSEQ", "DSTERM", "DSDECOD", "DSSTDTC"),
+    "HO": ("STUDYID", "DOMAIN", "USUBJID", "HOSEQ", "HOTERM", "HODECOD", "HOSTDTC", "HOENDTC"),
     "DD": ("STUDYID", "DOMAIN", "USUBJID", "DDSEQ", "DDTESTCD", "DDTEST", "DDORRES", "DDSTRESC"),
 }
 
@@ -426,6 +537,7 @@ def write_sdtm(observations: pa.Table, folder: str | Path) -> dict[str, int]:
         to_cdisc.setdefault(v, k)
     cat_of = {v: k for k, v in reversed(sm.cmcat.items())}
     pr_of = {v: k for k, v in reversed(sm.prcat.items())}
+    ho_of = {v: k for k, v in reversed(sm.hodecod.items())}
     doms: dict[str, list[dict[str, Any]]] = {d: [] for d in _LAYOUT}
     ages: dict[str, str] = {}
     day0: dict[str, Any] = {}
@@ -462,6 +574,15 @@ def write_sdtm(observations: pa.Table, folder: str | Path) -> dict[str, int]:
                 DDTEST="Primary Cause of Death",
                 DDORRES=value,
                 DDSTRESC=value.upper(),
+            )
+        elif code in ho_of:
+            add(
+                "HO",
+                pid,
+                HOTERM=ho_of[code].title(),
+                HODECOD=ho_of[code],
+                HOSTDTC=_dtc_out(t),
+                HOENDTC=_dtc_out(end),
             )
         elif code in cat_of:
             add(

@@ -1,6 +1,6 @@
 """Vectorised interpreter of the ASTCT 2019 CRS and ICANS rule tables (the cohort engine).
 
-Reads the SAME rule table as :mod:`immunotox.scales.astct2019` (``ruledata.load("astct2019")``:
+Reads the SAME typed rule table as :mod:`immunotox.scales.astct2019` (``astct2019_spec.table()``:
 fever threshold, oxygen -> grade map, nasal-cannula flow limit, vasopressor rules and the
 vasopressin exception, SBP and adult-age thresholds, ICE and CAPD bands, consciousness, seizure,
 motor and edema maps); no threshold is typed here. It mirrors the scale's three-valued logic:
@@ -24,14 +24,15 @@ neurologic toxicity associated with immune effector cells. Biol Blood Marrow Tra
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .. import ruledata
 from ..findings import vocabulary as findings_vocabulary
+from ..scales.astct2019_spec import Band, Entry
+from ..scales.astct2019_spec import table as _table
 from ._read import F64, I64, B
 from ._state import Features, episodes, range_reduce
 
@@ -49,16 +50,12 @@ class Graded:
     assessable: B  # False = not assessable (grade shown as null)
 
 
-def _table() -> dict[str, Any]:
-    return ruledata.load("astct2019")
-
-
 def _tokens(finding: str) -> tuple[str, ...]:
     return findings_vocabulary()[finding].values
 
 
-def _grades_by_token(entries: dict[str, Any], finding: str) -> I64:
-    return np.array([int(entries[t]["grade"]) for t in _tokens(finding)], np.int64)
+def _grades_by_token(entries: Mapping[str, Entry], finding: str) -> I64:
+    return np.array([entries[t].grade for t in _tokens(finding)], np.int64)
 
 
 @functools.cache
@@ -91,41 +88,41 @@ def crs_domains(f: Features) -> CrsDomains:
 
 
 def _crs_domains(f: Features) -> CrsDomains:
-    t = _table()["crs"]
+    t = _table().crs
     n = len(f.grid)
     # fever: "Temp >= 38.0 °C" on the highest temperature of the window
     temp: F64 = f.raw("temperature_c")
     fever_known = ~np.isnan(temp)
-    fever = fever_known & (temp >= t["fever_min_c"])
+    fever = fever_known & (temp >= t.fever_min_c)
     # hypotension: vasopressors first; "multiple vasopressors (excluding vasopressin)"
-    hyp = t["hypotension"]
+    hyp = t.hypotension
     mask: I64 = f.raw("vasopressors")
     drugs = _tokens("vasopressors")
-    counted_bits = sum(1 << i for i, d in enumerate(drugs) if d not in t["not_counted_in_multiple"])
+    counted_bits = sum(1 << i for i, d in enumerate(drugs) if d not in t.not_counted_in_multiple)
     any_p = mask != 0
     counted = _popcount(mask & counted_bits, len(drugs))
-    g_one = int(hyp["one_vasopressor"]["grade"])
-    g_multi = int(hyp["multiple_vasopressors"]["grade"])
-    g_novp = int(hyp["no_vasopressor"]["grade"])
+    g_one = hyp.one_vasopressor.grade
+    g_multi = hyp.multiple_vasopressors.grade
+    g_novp = hyp.no_vasopressor.grade
     # no vasopressor: hypotension = SBP < 90 mmHg, in adults only (age >= 18 y); else unknown
     sbp: F64 = f.raw("sbp_mmhg")
     age: F64 = f.raw("age_years")
-    flag_known = ~np.isnan(sbp) & ~np.isnan(age) & (age >= t["adult_min_age_years"])
-    flag = flag_known & (sbp < t["sbp_below_mmhg"])
+    flag_known = ~np.isnan(sbp) & ~np.isnan(age) & (age >= t.adult_min_age_years)
+    flag = flag_known & (sbp < t.sbp_below_mmhg)
     hypo_known = any_p | flag_known
     hypo_lo = np.where(any_p, np.where(counted >= 2, g_multi, g_one), np.where(flag, g_novp, 0))
     hypo_hi = np.where(hypo_known, hypo_lo, g_novp)
     # hypoxia: the device decides; a nasal cannula above 6 L/min is high-flow
-    oxy = t["oxygen"]
+    oxy = t.oxygen
     dev = np.asarray(f.raw("oxygen"), np.int64)
     g_dev = _grades_by_token(oxy, "oxygen")[dev]
     flow: F64 = f.raw("o2_flow_l_min")
-    nc = dev == _tokens("oxygen").index(t["flow_dependent_device"])
+    nc = dev == _tokens("oxygen").index(t.flow_dependent_device)
     flow_known = ~np.isnan(flow)
-    high = nc & flow_known & (flow > t["low_flow_max_l_min"])
+    high = nc & flow_known & (flow > t.low_flow_max_l_min)
     hypox_known = ~nc | flow_known
-    hypox_lo = np.where(high, int(oxy["high_flow_nasal_cannula"]["grade"]), g_dev)
-    hypox_hi = np.where(nc & ~flow_known, int(t["flow_dependent_high_grade"]), hypox_lo)
+    hypox_lo = np.where(high, oxy["high_flow_nasal_cannula"].grade, g_dev)
+    hypox_hi = np.where(nc & ~flow_known, t.flow_dependent_high_grade, hypox_lo)
     del n
     return CrsDomains(fever_known, fever, hypo_lo, hypo_hi, hypo_known, hypox_lo, hypox_hi, hypox_known)
 
@@ -182,22 +179,22 @@ DERIVED: dict[str, Callable[[Features], Any]] = {"masking": masking}
 
 
 # --------------------------------------------------------------------------------------- ICANS
-def _band_lookup(bands: list[dict[str, Any]], top: int) -> I64:
+def _band_lookup(bands: tuple[Band, ...], top: int) -> I64:
     out = np.full(top + 1, -1, np.int64)
     for b in bands:
-        out[int(b["min"]) : int(b["max"]) + 1] = int(b["grade"])
+        out[b.min : b.max + 1] = b.grade
     return out
 
 
 def icans_grade(f: Features) -> Graded:
     """``astct2019:icans`` at every grid point."""
-    t = _table()["icans"]
+    t = _table().icans
     n = len(f.grid)
     fv = findings_vocabulary()
     # level of consciousness
     loc: F64 = f.raw("consciousness")
     loc_known = ~np.isnan(loc)
-    g_loc = _grades_by_token(t["consciousness"], "consciousness")
+    g_loc = _grades_by_token(t.consciousness, "consciousness")
     loc_i = np.where(loc_known, loc, 0).astype(np.int64)
     c_lo = np.where(loc_known, g_loc[loc_i], g_loc.min())
     c_hi = np.where(loc_known, g_loc[loc_i], g_loc.max())
@@ -227,12 +224,12 @@ def icans_grade(f: Features) -> Graded:
     age_known = ~np.isnan(age)
     use_capd = np.where(
         age_known,
-        age < t["pediatric_below_age_years"],  # developmental delay is never given by a timeline
+        age < t.pediatric_below_age_years,  # developmental delay is never given by a timeline
         capd_known & ~has_ice,
     )
     tool_unknown = ~age_known & ~capd_known & ~has_ice
-    ice_g = _band_lookup(t["ice_bands"], 10)
-    capd_g = _band_lookup(t["capd_bands"], 32)
+    ice_g = _band_lookup(t.ice_bands, 10)
+    capd_g = _band_lookup(t.capd_bands, 32)
     # ICE: one score, or a range of scores from partial items (lower score = higher grade)
     s_lo = np.where(ice_known, np.nan_to_num(ice), base).astype(np.int64)
     s_hi = np.where(ice_known, np.nan_to_num(ice), np.minimum(base + extra, 10)).astype(np.int64)
@@ -255,7 +252,7 @@ def icans_grade(f: Features) -> Graded:
     for dom in ("seizure", "motor"):
         v: F64 = f.raw(dom)
         k = ~np.isnan(v)
-        g = _grades_by_token(t[dom], dom)
+        g = _grades_by_token(t.entries(dom), dom)
         vi = np.where(k, v, 0).astype(np.int64)
         doms_lo.append(np.where(k, g[vi], g.min()))
         doms_hi.append(np.where(k, g[vi], g.max()))
@@ -264,8 +261,8 @@ def icans_grade(f: Features) -> Graded:
     edema: F64 = f.raw("cerebral_edema")
     icp_known = ~np.isnan(icp)
     icp_true = icp_known & (icp == 1)
-    g_icp = int(t["raised_icp_signs"]["grade"])
-    g_ed = _grades_by_token(t["cerebral_edema"], "cerebral_edema")
+    g_icp = t.raised_icp_signs.grade
+    g_ed = _grades_by_token(t.cerebral_edema, "cerebral_edema")
     ed_known = ~np.isnan(edema)
     ed_i = np.where(ed_known, edema, 0).astype(np.int64)
     ge = g_ed[ed_i]

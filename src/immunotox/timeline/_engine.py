@@ -7,7 +7,9 @@ Both take the same :class:`~immunotox.timeline._read.Obs` and return the same fo
   once; ``astct2019:crs`` and ``astct2019:icans`` are graded by the vectorised interpreter of
   their rule table (:mod:`._astct`), the legacy CRS scales (Lee 2014, Penn, MSKCC, CARTOX) by
   the vectorised interpreter of theirs (:mod:`._legacy`), the CTCAE clinical terms (CRS…) by
-  classes of equal condition outcomes evaluated on whole columns (:mod:`._criteria`); any other
+  classes of equal condition outcomes evaluated on whole columns (:mod:`._criteria`), ICAHT from
+  the ANC course known at each result by the vectorised gap, episode and nadir rules of its table
+  (:mod:`._icaht`); any other
   scale is graded by the grading core once per *distinct* snapshot and joined back.
 * ``scalar`` — the reference: :mod:`._reference`, one patient and one assessment at a time.
 """
@@ -24,7 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..vocabulary import vocabulary
-from . import _astct, _criteria, _legacy
+from . import _astct, _criteria, _icaht, _legacy
 from ._arrow import from_np, strings
 from ._read import F64, I32, I64, B, Obs
 from ._reference import DAY_US, grade_patient, records
@@ -277,6 +279,9 @@ def _embedded(obs: Obs, plans: Sequence[ScalePlan], params: Params, grader: Grad
         if p.scale_id in _astct.SCALES:
             gr = _astct.grade(p.scale_id, f)
             lo, hi, complete, assessable = gr.lo, gr.hi, gr.complete, gr.assessable
+        elif _icaht.handles(p):
+            gr = _icaht.grade(p, f, d0)
+            lo, hi, complete, assessable = gr.lo, gr.hi, gr.complete, gr.assessable
         elif _legacy.handles(p) or _criteria.handles(p):
             gr, refused_at = (_legacy if _legacy.handles(p) else _criteria).grade(p, f)
             lo, hi, complete, assessable = gr.lo, gr.hi, gr.complete, gr.assessable
@@ -434,7 +439,7 @@ def _scalar(obs: Obs, plans: Sequence[ScalePlan], params: Params, grader: Grader
 
     for k, (pid, rec) in enumerate(records(obs)):
         d0, d0_src = day0_py(rec, int(obs.first_t[k]))
-        graded = grade_patient(rec, plans, params.resolution_us, grader)
+        graded = grade_patient(rec, plans, params.resolution_us, grader, d0)
         for p in plans:
             pg = graded[p.scale_id]
             out.n_assessments[p.scale_id] = out.n_assessments.get(p.scale_id, 0) + len(pg.times)

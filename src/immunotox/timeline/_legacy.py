@@ -1,7 +1,7 @@
 """Vectorised interpreter of the legacy CRS rule tables (Lee 2014, Penn, MSKCC, CARTOX).
 
 Reads the SAME rule data as :mod:`immunotox.scales.legacy_crs`: the scale object's own table
-(``scale.t``, from ``ruledata.load("legacy_crs")``: criterion grades, ``symptoms_from``,
+(``scale.t``, the typed table of ``legacy_crs_spec.table()``: criterion grades, ``symptoms_from``,
 ``hypotension_rule``, ``hypoxia_rule``, ``long_vasopressor_min_hours``, ``by_ctcae_grade``) and
 the ``[common]`` thresholds (fever, room-air FiO2, the 40 % FiO2 limit, the device lists); no
 threshold is typed here. It mirrors the scalar core's three-valued logic domain by domain: each
@@ -33,14 +33,15 @@ doi:10.1038/nrclinonc.2017.148
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .. import ruledata
 from ..catalogue import all_scales
+from ..scales import legacy_crs_spec
 from ..scales.legacy_crs import LegacyCrs
+from ..scales.legacy_crs_spec import FLAGS
 from ._astct import Graded, _popcount
 from ._read import F64, I64, B
 from ._snapshot import ScalePlan
@@ -96,8 +97,8 @@ def grade(p: ScalePlan, f: Features) -> tuple[Graded, B]:
 
 
 def _grade(scale: LegacyCrs, findings: set[str], f: Features) -> tuple[Graded, B]:
-    t: dict[str, Any] = scale.t
-    c: dict[str, Any] = ruledata.load("legacy_crs")["common"]
+    t = scale.t
+    c = legacy_crs_spec.table().common
     voc = f.voc
     n = len(f.grid)
     nan = np.full(n, np.nan)
@@ -106,7 +107,7 @@ def _grade(scale: LegacyCrs, findings: set[str], f: Features) -> tuple[Graded, B
         return np.asarray(f.raw(k), np.float64) if k in findings else nan
 
     def g(domain: str, key: str) -> int:
-        return int(scale._entry(domain, key)["grade"])
+        return t.row(domain, key).grade
 
     temp, fio2, flow, hours = (
         num("temperature_c"),
@@ -117,7 +118,7 @@ def _grade(scale: LegacyCrs, findings: set[str], f: Features) -> tuple[Graded, B
     dev_tokens = voc.code(voc.derivation("oxygen").codes[0]).tokens
     dev = np.asarray(f.raw("oxygen"), np.float64).astype(np.int64)
 
-    def device_in(names: list[str]) -> B:
+    def device_in(names: Sequence[str]) -> B:
         return np.isin(dev, [dev_tokens.index(x) for x in names if x in dev_tokens])
 
     mask = np.asarray(f.raw("vasopressors"), np.int64)
@@ -125,32 +126,32 @@ def _grade(scale: LegacyCrs, findings: set[str], f: Features) -> tuple[Graded, B
     death: B = (
         np.asarray(f.raw("death_due_to_crs"), bool) if "death_due_to_crs" in findings else np.zeros(n, bool)
     )
-    room_air = c["room_air_fio2_pct"]
+    room_air = c.room_air_fio2_pct
     no_device = dev == dev_tokens.index("none")
 
     # contradictions the core refuses (_check), among the findings a timeline gives
     refused = (
         (no_device & (flow > 0))
         | (no_device & (fio2 > room_air))
-        | (device_in(c["oxygen_delivering_devices"]) & (fio2 <= room_air))
+        | (device_in(c.oxygen_delivering_devices) & (fio2 <= room_air))
         | ((mask == 0) & (hours > 0))
     )
 
     doms: list[_Dom] = []
     # symptoms: fever (temperature >= fever_min_c); crs_symptoms is never given by a timeline
-    g1 = int(t["symptoms"]["grade"])
+    g1 = t.symptoms.grade
     temp_known = ~np.isnan(temp)
-    fever = temp_known & (temp >= c["fever_min_c"])
+    fever = temp_known & (temp >= c.fever_min_c)
     s_lo = np.where(fever, g1, 0).astype(np.int64)
-    if t["symptoms_from"] == "fever":
+    if t.symptoms_from == "fever":
         s_hi = np.where(temp_known, s_lo, max(g1, 0))
     else:
         s_hi = np.where(fever, g1, max(g1, 0))
     doms.append(_Dom(np.minimum(s_lo, s_hi), s_hi.astype(np.int64), fever))
 
     # hypotension: the vasopressors are a complete record; 'hypotension' is never given
-    rows = t["hypotension"]
-    rule = t["hypotension_rule"]
+    rows = t.hypotension
+    rule = t.hypotension_rule
     on = (mask != 0) | (hours > 0)
     zero = np.zeros(n, np.int64)
     if rule == "count_and_dose":
@@ -175,7 +176,9 @@ def _grade(scale: LegacyCrs, findings: set[str], f: Features) -> tuple[Graded, B
     elif rule == "duration":
         short, long_ = g("hypotension", "vasopressor_under_24h"), g("hypotension", "vasopressor_24h_or_more")
         h_known = ~np.isnan(hours)
-        g_h = np.where(hours >= t["long_vasopressor_min_hours"], long_, short)
+        limit = t.long_vasopressor_min_hours
+        assert limit is not None  # required by the duration rule (legacy_crs_spec)
+        g_h = np.where(hours >= limit, long_, short)
         h_lo = np.where(on, np.where(h_known, g_h, min(short, long_)), zero)
         h_hi = np.where(on, np.where(h_known, g_h, max(short, long_)), zero)
         h_hit = on & h_known
@@ -184,27 +187,27 @@ def _grade(scale: LegacyCrs, findings: set[str], f: Features) -> tuple[Graded, B
     h_lo, h_hi = h_lo.astype(np.int64), h_hi.astype(np.int64)
     if rule != "dose" and "refractory" in rows:
         # hypotension_refractory is never given: it could raise an on-vasopressor grade
-        refr = int(rows["refractory"]["grade"])
+        refr = rows["refractory"].grade
         ext = on & (h_hi > 0) & (h_hi < refr)
         h_lo = np.where(ext, np.minimum(h_lo, refr), h_lo)
         h_hi = np.where(ext, refr, h_hi)
     doms.append(_Dom(h_lo, h_hi, h_hit))
 
     # hypoxia: the device is a complete record ("none" when nothing runs)
-    vent_dev = device_in(c["ventilator_devices"])
-    if t["hypoxia_rule"] == "device":
+    vent_dev = device_in(c.ventilator_devices)
+    if t.hypoxia_rule == "device":
         o2, vent = g("hypoxia", "supplemental_oxygen"), g("hypoxia", "mechanical_ventilation")
         x_lo = np.where(no_device, 0, np.where(vent_dev, vent, o2)).astype(np.int64)
         doms.append(_Dom(x_lo, x_lo, ~no_device))
-    elif t["hypoxia_rule"] == "fio2":
+    elif t.hypoxia_rule == "fio2":
         lo_g, hi_g = g("hypoxia", "fio2_below_40"), g("hypoxia", "fio2_40_or_more")
         vent = g("hypoxia", "ventilator")
         fio2_known = ~np.isnan(fio2)
         room = fio2_known & (fio2 <= room_air)
-        g_fio2 = np.where(fio2 >= c["fio2_high_min_pct"], hi_g, lo_g)
+        g_fio2 = np.where(fio2 >= c.fio2_high_min_pct, hi_g, lo_g)
         other = ~no_device & ~vent_dev
         open_ = other & ~fio2_known
-        pp = device_in(c["positive_pressure_devices"])
+        pp = device_in(c.positive_pressure_devices)
         open_lo = np.where(pp, min(0, lo_g, hi_g), min(lo_g, hi_g))
         open_hi = np.where(pp, max(0, lo_g, hi_g), max(lo_g, hi_g))
         x_lo = np.where(
@@ -215,15 +218,17 @@ def _grade(scale: LegacyCrs, findings: set[str], f: Features) -> tuple[Graded, B
             _Dom(x_lo.astype(np.int64), x_hi.astype(np.int64), vent_dev | (other & fio2_known & ~room))
         )
     else:
-        raise KeyError(t["hypoxia_rule"])
+        raise KeyError(t.hypoxia_rule)
 
     # criteria whose inputs no timeline gives: any grade their table allows
     for organ in ("organ", "transaminitis"):
-        if organ in t:
-            doms.append(_const_dom(n, list(t[organ]["by_ctcae_grade"])))
-    for flag in ("coagulopathy", "hospitalization", "life_threatening"):
-        if flag in t:
-            doms.append(_const_dom(n, [0, int(t[flag]["grade"])]))
+        spec = t.organ_map(organ)
+        if spec is not None:
+            doms.append(_const_dom(n, list(spec.by_ctcae_grade)))
+    for flag in FLAGS:
+        entry = t.flag(flag)
+        if entry is not None:
+            doms.append(_const_dom(n, [0, entry.grade]))
 
     # _prune: an unknown domain that cannot raise the established grade is not needed
     known = [d.lo == d.hi for d in doms]

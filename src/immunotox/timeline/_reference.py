@@ -92,10 +92,11 @@ class PatientRecord:
 class PatientState:
     """Reconstructs findings at any time for one patient (the rules of ``data/observations.toml``)."""
 
-    def __init__(self, rec: PatientRecord, resolution_us: int) -> None:
+    def __init__(self, rec: PatientRecord, resolution_us: int, day0_t: int | None = None) -> None:
         self.rec = rec
         self.voc = rec.voc
         self.resolution_us = resolution_us
+        self.day0_t = day0_t
         self._masked: dict[int, bool] = {}
 
     # ------------------------------------------------------------------ methods
@@ -154,6 +155,14 @@ class PatientState:
         ts, vs = self.rec.series(code)
         return any(tt <= t and int(v) == tok for tt, v in zip(ts, vs, strict=True))
 
+    def series_until(self, code: str, t: int) -> tuple[tuple[int, float], ...]:
+        """(day, value) of every value of ``code`` at or before ``t`` (days from day 0)."""
+        if self.day0_t is None:
+            raise AssertionError("a 'series' derivation needs the patient's day 0")
+        ts, vs = self.rec.series(code)
+        n = bisect.bisect_right(ts, t)
+        return tuple(((tt - self.day0_t) // DAY_US, v) for tt, v in zip(ts[:n], vs[:n], strict=True))
+
     def raw(self, d: Derivation, t: int) -> Any:
         m = d.method
         c = d.codes[0] if d.codes else ""
@@ -184,6 +193,8 @@ class PatientState:
         if m == "event_since":
             assert d.token is not None
             return self.event_since(c, d.token, t)
+        if m == "series":
+            return self.series_until(c, t)
         if m == "record_last":
             return tuple(None if (g := self.last(code, d.window_us, t)) is None else g[0] for code in d.codes)
         raise AssertionError(m)
@@ -281,13 +292,18 @@ class PatientGrades:
 
 
 def grade_patient(
-    rec: PatientRecord, plans: Sequence[ScalePlan], resolution_us: int, grader: Grader | None = None
+    rec: PatientRecord,
+    plans: Sequence[ScalePlan],
+    resolution_us: int,
+    grader: Grader | None = None,
+    day0_t: int | None = None,
 ) -> dict[str, PatientGrades]:
-    """Grade one patient with every plan (the reference engine)."""
+    """Grade one patient with every plan (the reference engine); ``day0_t`` (see :func:`day0`)
+    is needed by the plans that read a ``series`` derivation (days from day 0)."""
     g = grader or Grader()
     out: dict[str, PatientGrades] = {}
     for p in plans:
-        st = PatientState(rec, resolution_us)
+        st = PatientState(rec, resolution_us, day0_t)
         times = grid_times(rec, p)
         if "fever_masked" in p.findings:
             st.compute_masking(times, g)

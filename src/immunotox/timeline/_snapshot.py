@@ -16,6 +16,7 @@ from typing import Any
 
 from ..catalogue import all_scales
 from ..errors import FindingError
+from ..findings import vocabulary as finding_specs
 from ..scales._base import Scale
 from ..vocabulary import Derivation, Vocabulary, vocabulary
 
@@ -104,6 +105,8 @@ def finding_value(d: Derivation, raw: Any, voc: Vocabulary) -> Any:
         return bool(raw)
     if m == "event_since":
         return True if raw else None
+    if m == "series":
+        return series_points(d, raw, voc)
     if m == "record_last":
         out: dict[str, int] = {}
         for code, x in zip(d.codes, raw, strict=True):
@@ -114,6 +117,18 @@ def finding_value(d: Derivation, raw: Any, voc: Vocabulary) -> Any:
                 out[item] = int(xv)
         return out or None
     raise AssertionError(m)
+
+
+def series_points(d: Derivation, raw: Any, voc: Vocabulary) -> list[dict[str, Any]]:
+    """The finding of a ``series`` derivation: its raw ``((day, value), ...)`` as points
+    ``{"day": d, "value": {"value": x, "unit": <the code's unit>}}`` (the unit always explicit),
+    leaving out the points outside the finding's day range (``fields`` of its declaration)."""
+    spec = finding_specs()[d.finding]
+    (index, (lo, hi)), *_ = spec.fields.items()
+    unit = voc.code(d.codes[0]).unit
+    return [
+        {index: int(day), "value": {"value": float(x), "unit": unit}} for day, x in raw if lo <= day <= hi
+    ]
 
 
 def findings_from_raw(p: ScalePlan, raw: Mapping[str, Any], voc: Vocabulary | None = None) -> dict[str, Any]:
@@ -143,9 +158,9 @@ class GradeRow:
 
 def _freeze(x: Any) -> Any:
     if isinstance(x, list):
-        return tuple(x)
+        return tuple(_freeze(v) for v in x)
     if isinstance(x, dict):
-        return tuple(sorted(x.items()))
+        return tuple(sorted((k, _freeze(v)) for k, v in x.items()))
     return x
 
 

@@ -13,7 +13,7 @@ SpO2             readings; oxygen support (device, flow) as bars
 grades           CRS and ICANS grades over time (steps) with their episodes shaded
 ===============  ===========================================================================
 
-Thresholds are drawn from the rule tables (:func:`immunotox.ruledata.load`), never typed here.
+Thresholds are drawn from the typed rule tables (:mod:`immunotox.scales.astct2019_spec`), never typed here.
 Every mark has a ``<title>`` (read by screen readers and shown on hover) and the page pairs the
 chart with the same data as a table. Colours are paired with line styles and letters.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
-from .. import ruledata
+from ..scales import astct2019_spec
 from .i18n import fmt_datetime, fmt_number, fmt_short_date, fmt_time, gettext, local
 
 WIDTH = 960
@@ -104,8 +104,8 @@ def table_rows(data: ChartData) -> list[tuple[dt.datetime, list[float | None]]]:
 
 def thresholds() -> tuple[float, float]:
     """(fever °C, hypotension SBP mmHg) from the ASTCT 2019 rule table."""
-    crs = ruledata.load("astct2019")["crs"]
-    return float(crs["fever_min_c"]), float(crs["sbp_below_mmhg"])
+    crs = astct2019_spec.table().crs
+    return crs.fever_min_c, crs.sbp_below_mmhg
 
 
 def _f(x: float) -> str:

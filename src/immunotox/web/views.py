@@ -21,7 +21,7 @@ from ..findings import vocabulary as finding_vocabulary
 from ..jurisdiction import Jurisdiction
 from ..messages import Msg
 from ..pathway import PathwayError, PathwayStatus
-from ..ruledata import load as load_rules
+from ..scales import astct2019_spec
 from ..service import auth, codes, recommend, selfreport
 from ..service.grading import is_current_event
 from ..service.models import Alert, CareUnit, ClinicalEvent, Episode, GradeRecord, Patient, User
@@ -331,7 +331,7 @@ def token_values(code: str) -> tuple[str, ...]:
 
 def pediatric_age_limit() -> float:
     """Below this age ICANS is graded with CAPD instead of ICE (ASTCT rule table)."""
-    return float(load_rules("astct2019")["icans"]["pediatric_below_age_years"])
+    return astct2019_spec.table().icans.pediatric_below_age_years
 
 
 NEURO_CODES = (

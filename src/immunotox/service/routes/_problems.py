@@ -1,0 +1,141 @@
+"""The HTTP mapping of problem details: the exception handlers of the service's app.
+
+:class:`~immunotox.service.problems.ApiError` (raised by the use cases, which import no web
+framework), request validation errors, grading-core :class:`~immunotox.errors.FindingError`,
+HTTP errors, database refusals and unexpected exceptions are answered as RFC 7807 problem details
+(``application/problem+json``, :class:`~immunotox.service.problems.Problem`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ...errors import FindingError
+from ...messages import Lang
+from ..problems import (
+    MEDIA_TYPE,
+    PROBLEM_TYPE,
+    ApiError,
+    Problem,
+    ProblemItem,
+    from_finding,
+    loc_to_field,
+    pointer,
+    quote_value,
+)
+
+log = logging.getLogger("immunotox.service")
+
+
+def accept_lang(request: Request) -> Lang:
+    """The language the request prefers among en and fr (``Accept-Language``, RFC 9110 quality
+    values; English when it names neither)."""
+    best: tuple[float, Lang] = (0.0, "en")
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, q = part.strip().partition(";q=")
+        lang = tag.strip().lower().split("-")[0]
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            continue
+        if lang in ("en", "fr") and weight > best[0]:
+            best = (weight, "fr" if lang == "fr" else "en")
+    return best[1]
+
+
+def _render(
+    request: Request, status: int, title: str, detail: str, errors: list[ProblemItem], code: str
+) -> JSONResponse:
+    problem = Problem(
+        type=PROBLEM_TYPE + code,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+        errors=errors,
+    )
+    return JSONResponse(jsonable_encoder(problem), status_code=status, media_type=MEDIA_TYPE)
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem-details handlers on ``app``."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        lang = accept_lang(request)
+        if exc.finding is not None and lang != "en":  # a refused finding, in the language accepted
+            exc = from_finding(*exc.finding, lang=lang)
+        resp = _render(request, exc.status, exc.title, exc.detail, exc.errors, exc.code)
+        for k, v in (exc.headers or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        items: list[ProblemItem] = []
+        for err in exc.errors():
+            loc = err.get("loc", ())
+            name = loc_to_field(loc)
+            msg = str(err.get("msg", "invalid"))
+            if err.get("type") == "json_invalid":
+                name = "body"
+                msg = "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", msg))
+            # an unknown field is not quoted: nothing says its value is not a secret
+            if "input" in err and err.get("type") not in ("missing", "json_invalid", "extra_forbidden"):
+                shown = quote_value(name, err["input"])
+                if shown is not None:
+                    msg = f"{msg} (got {shown})"
+            ptr = pointer(name) if not name.startswith(("query.", "path.", "header.", "cookie.")) else ""
+            items.append(ProblemItem(field=name, pointer=ptr, message=msg))
+        first = items[0] if items else None
+        detail = f"{first.field}: {first.message}" if first else "invalid request"
+        if len(items) > 1:
+            detail += f" (and {len(items) - 1} more)"
+        return _render(request, 422, "Invalid input", detail, items, "invalid-input")
+
+    @app.exception_handler(FindingError)
+    async def _finding(request: Request, exc: FindingError) -> JSONResponse:
+        e = from_finding(exc, lang=accept_lang(request))
+        return _render(request, e.status, e.title, e.detail, e.errors, e.code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
+        title = titles.get(exc.status_code, "Error")
+        resp = _render(request, exc.status_code, title, str(exc.detail), [], title.lower().replace(" ", "-"))
+        for k, v in (exc.headers or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # last resort: a value the database cannot store that no check caught (logged: a gap)
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        return _render(
+            request,
+            422,
+            "Invalid input",
+            "a value cannot be stored by the database (invalid characters or out of range)",
+            [],
+            "invalid-input",
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _render(
+            request,
+            500,
+            "Internal error",
+            "an unexpected error occurred; it has been logged with the request id",
+            [],
+            "internal-error",
+        )
