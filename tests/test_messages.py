@@ -20,7 +20,7 @@ import immunotox
 from immunotox import risk
 from immunotox.errors import FindingError, RuleSpecError
 from immunotox.findings import vocabulary
-from immunotox.messages import LANGS, Msg, entry, error_line, html, parse_lang, quote, render, walk
+from immunotox.messages import LANGS, Msg, entry, error_message, html, parse_lang, quote, render, walk
 from immunotox.result import GradeResult
 from immunotox.scales.ctcae import translated
 from immunotox.scales.ctcae_spec import load_table
@@ -300,13 +300,13 @@ def test_a_refused_finding_is_explained_in_french_and_english(
     """Field, value as given, problem and expectation; the value is never translated (issue 11)."""
     with pytest.raises(FindingError) as err:
         immunotox.grade(scale, findings)
-    assert str(err.value) == error_line(err.value, "en") == en
-    assert error_line(err.value, "fr") == fr
+    assert str(err.value) == error_message(err.value, "en") == en
+    assert error_message(err.value, "fr") == fr
     assert not english_in(fr.split(" : ", 1)[1].replace("'/uL'", ""))
     import pickle
 
     again = pickle.loads(pickle.dumps(err.value))
-    assert (str(again), error_line(again, "fr")) == (en, fr)
+    assert (str(again), error_message(again, "fr")) == (en, fr)
 
 
 def test_every_error_text_exists_in_both_languages() -> None:

@@ -14,13 +14,14 @@ so a command-line front end can print ``str(error)`` and exit with code 2.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 
 class Text(Protocol):
-    """A text for people in French and English (an :class:`immunotox.messages.Msg`)."""
+    """A text for people that can be written in a language (:class:`immunotox.messages.Msg`;
+    a protocol, so that this bottom module imports nothing above it)."""
 
-    def text(self, lang: Literal["en", "fr"] = "en") -> str: ...
+    def text(self, lang: Any = "en") -> str: ...
 
 
 class ImmunotoxError(Exception):
@@ -80,7 +81,7 @@ class FindingError(ImmunotoxError, ValueError):
         self.hint = hint if hint is None or isinstance(hint, str) else hint.text("en")
 
     def __str__(self) -> str:
-        shown = _show(self.value)
+        shown = show_value(self.value)
         msg = f"{self.field} = {shown}: {self.problem}"
         if self.hint:
             msg += f". Hint: {self.hint}"
@@ -88,8 +89,7 @@ class FindingError(ImmunotoxError, ValueError):
 
     def texts(self) -> tuple[str | Text, str | Text | None]:
         """(problem, hint) as given: messages when written as data, else English strings — to
-        raise the same refusal under another field name without losing its French
-        (:func:`immunotox.messages.error_line` writes the whole line in a language)."""
+        raise the same refusal under another field name without losing its French."""
         return (self.problem_msg or self.problem, self.hint_msg or self.hint)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -104,7 +104,7 @@ class RuleSpecError(ImmunotoxError, ValueError):
     """A rule data file that does not follow its grammar (a packaging or editing error)."""
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, bool) or value is None:

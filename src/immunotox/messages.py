@@ -22,12 +22,10 @@ the other language (:meth:`immunotox.result.GradeResult.in_lang`).
 
 Parameters are numbers (written with a decimal comma in French), strings (identifiers and values
 shown as given), lists (joined with ", ") or other messages (rendered in the same language).
-Four ids are special: ``texts`` (a text given in both languages, ``text`` and ``text_fr``, by a
-declaration that is not a message file: :func:`bilingual`), ``verbatim`` (a text not yet
-translated: the same in every language, and the translation test fails on it), ``name`` (a
-proper name, the same in every language) and ``quote`` (a verbatim quotation of an English
-source such as the NCI CTCAE wording: it stays in English in every language and is marked as a
-quotation; in HTML it carries ``lang="en"``).
+Three ids are special: ``verbatim`` (a text not yet translated: the same in every language, and
+the translation test fails on it), ``name`` (a proper name, the same in every language) and
+``quote`` (a verbatim quotation of an English source such as the NCI CTCAE wording: it stays in
+English in every language and is marked as a quotation; in HTML it carries ``lang="en"``).
 
 >>> m = Msg(id="scales/astct2019:messages.no_fever", params={"temp": 37.5, "thr": 38.0})
 >>> render(m, "en")
@@ -47,8 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import FindingError, RuleSpecError
-from .errors import _show as show_value
+from .errors import FindingError, RuleSpecError, show_value
 
 Lang = Literal["en", "fr"]
 LANGS: tuple[Lang, ...] = ("en", "fr")
@@ -64,22 +61,8 @@ class Msg(BaseModel):
     params: dict[str, Msg | bool | int | float | str | list[Msg | bool | int | float | str]] = {}
 
     def text(self, lang: Lang = "en") -> str:
-        """This message written in ``lang``."""
+        """This text written in ``lang`` (see :func:`render`)."""
         return render(self, lang)
-
-
-def error_line(exc: FindingError, lang: Lang = "en") -> str:
-    """A refused input's one-line message in ``lang``: the field and the value as given, the
-    problem and the hint in that language (English for a text not yet written as data)."""
-    if lang == "en":
-        return str(exc)
-    problem, hint = exc.texts()
-    params: dict[str, Any] = {"field": exc.field, "value": show_value(exc.value), "problem": problem}
-    if hint:
-        params["hint"] = hint
-    return render(
-        Msg(id="messages:errors.frame_hint" if hint else "messages:errors.frame", params=params), lang
-    )
 
 
 def verbatim(text: str) -> Msg:
@@ -90,12 +73,6 @@ def verbatim(text: str) -> Msg:
 def quote(text: str) -> Msg:
     """A verbatim quotation of an English source (e.g. the NCI CTCAE wording), kept in English."""
     return Msg(id="quote", params={"text": text})
-
-
-def bilingual(text: str, text_fr: str) -> Msg:
-    """A text given in both languages by a declaration that is data but not a message file (the
-    text/text_fr of an input a scale declares in code from its table, e.g. a CTCAE lab term's ULN)."""
-    return Msg(id="texts", params={"text": text, "text_fr": text_fr or text})
 
 
 def name(text: str) -> Msg:
@@ -205,8 +182,6 @@ def _plain(msg_id: str, lang: Lang, as_html: bool) -> str:
 def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
     if msg.id in ("verbatim", "name"):
         return _escape(str(msg.params["text"]), as_html)
-    if msg.id == "texts":
-        return _escape(str(msg.params["text_fr" if lang == "fr" else "text"]), as_html)
     if msg.id == "quote":
         text = _escape(str(msg.params["text"]), as_html)
         return f'<q lang="en">{text}</q>' if as_html else f"“{text}”"
@@ -262,3 +237,16 @@ class Catalogue:
     def m(self, _key: str, /, **params: Any) -> Msg:
         """A sentence of the file's ``[messages]`` table."""
         return self(f"messages.{_key}", **params)
+
+
+def error_message(exc: FindingError, lang: Lang = "en") -> str:
+    """A refused finding's one-line message in ``lang``: the field and the value as given, the
+    problem and the hint in that language (English for a text not yet written as data)."""
+    if lang == "en":
+        return str(exc)
+    problem, hint = exc.texts()
+    params: dict[str, Any] = {"field": exc.field, "value": show_value(exc.value), "problem": problem}
+    if hint:
+        params["hint"] = hint
+    frame = "messages:errors.frame_hint" if hint else "messages:errors.frame"
+    return render(Msg(id=frame, params=params), lang)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,8 +36,9 @@ class Texts(BaseModel):
     notes: list[Msg]
     deciding: list[Msg] = Field(default_factory=list, description="Names of the deciding domains")
     fired: list[Msg] = Field(default_factory=list, description="Texts of the rules that fired")
-    missing: list[Msg] = Field(
-        default_factory=list, description="What each missing input is, as the scale declares it"
+    inputs: dict[str, tuple[str, str | None]] = Field(
+        default_factory=dict,
+        description="What each missing input is, (English, French), from the scale's own declaration",
     )
 
 
@@ -119,13 +121,8 @@ class GradeResult(BaseModel):
         lines += [f"  - {x}" for x in r.reasons]
         if r.missing:
             lines.append(t("missing", keys=r.missing))
-            declared = r.texts.missing if r.texts and len(r.texts.missing) == len(r.missing) else None
-            names = (
-                [render(m, lg) for m in declared] if declared else [finding_name(k, lg) for k in r.missing]
-            )
-            lines += [
-                f"  - {t('missing_item', key=k, name=n)}" for k, n in zip(r.missing, names, strict=True)
-            ]
+            inputs = r.texts.inputs if r.texts else {}
+            lines += [f"  - {t('missing_item', key=k, name=finding_name(k, lg, inputs))}" for k in r.missing]
         if r.notes:
             lines.append(t("notes"))
             lines += [f"  - {n}" for n in r.notes]
@@ -134,13 +131,14 @@ class GradeResult(BaseModel):
         return "\n".join(lines)
 
 
-def finding_name(key: str, lang: Lang) -> str:
-    """What the input ``key`` is, in ``lang`` (the findings vocabulary's text; sub-keys such as
-    ``ice_items.orientation`` are named by their parent). A result names its missing inputs as its
-    scale declares them (``texts.missing``); this is for a result stored without them."""
-    from .findings import vocabulary
-
-    spec = vocabulary().get(key.split(".")[0].split("[")[0])
-    if spec is None:
+def finding_name(key: str, lang: Lang, inputs: Mapping[str, tuple[str, str | None]]) -> str:
+    """What the input ``key`` is, in ``lang``: the text of the scale's own declaration of it (a
+    CTCAE lab term's ``uln`` is the ULN of its analyte, in its unit), carried by the result's
+    :class:`Texts` (``inputs``); sub-keys such as ``ice_items.orientation`` are named by their
+    parent; the key itself when the scale does not declare it."""
+    root = key.split(".")[0].split("[")[0]
+    names = inputs.get(root)
+    if names is None:
         return key
-    return spec.text_fr if lang == "fr" and spec.text_fr else spec.text
+    en, fr = names
+    return fr if lang == "fr" and fr else en

@@ -455,7 +455,7 @@ def test_batch_with_idempotency_key_is_stored_once(svc: Service) -> None:
             "dose",
             "> 0",
         ),
-        ({"code": "temperature", "value": 38, "unit": "Cel", "time": "yesterday"}, "time", "datetime"),
+        ({"code": "temperature", "value": 38, "unit": "Cel", "time": "yesterday"}, "time", "ISO 8601"),
         ({"code": "temperature", "value": 38, "unit": "Cel"}, "time", "Field required"),
         (
             {
@@ -482,13 +482,23 @@ def test_bad_observation_gives_422_naming_the_field(
     assert svc.sql("SELECT count(*) FROM clinical_event") == [(0,)]
 
 
-def test_malformed_json_is_a_422_problem(svc: Service) -> None:
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(b"{not json", "not valid JSON"), (b'{"code": "\xff\xfe"}', "not readable as UTF-8 JSON")],
+)
+def test_an_unreadable_body_is_a_400_problem_naming_the_body(svc: Service, content: bytes, why: str) -> None:
     r = svc.client.post(
         "/api/v1/patients/P-A1/observations",
-        content=b"{not json",
+        content=content,
         headers={**svc.h("nurse_a"), "Content-Type": "application/json"},
     )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["errors"] == [
+        {"field": "body", "pointer": "", "message": r.json()["errors"][0]["message"]}
+    ]
+    assert why in r.json()["errors"][0]["message"]
+    assert svc.sql("SELECT count(*) FROM clinical_event") == [(0,)]
 
 
 def test_naive_time_is_read_as_utc_and_offsets_are_converted(svc: Service) -> None:
@@ -531,7 +541,7 @@ def test_health_meta_and_docs(svc: Service) -> None:
     assert svc.client.get("/health").json() == {
         "status": "ok",
         "database": svc.backend,
-        "migration": "0002",
+        "migration": "0003",
         "regrade_queue": 0,
     }
     meta = svc.get("nurse_a", "/api/v1/meta").json()

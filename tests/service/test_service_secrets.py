@@ -61,7 +61,7 @@ API_CASES = [
          {"username": "a" * 65, "password": SECRET}, field="username"),
     Case("login body is a list", None, "POST", "/api/v1/auth/token", ["admin", SECRET], field="body"),
     Case("login invalid JSON", None, "POST", "/api/v1/auth/token",
-         raw=b'{"username": "admin", "password": "' + SECRET.encode() + b'"', field="body"),
+         raw=b'{"username": "admin", "password": "' + SECRET.encode() + b'"', field="body", status=400),
     Case("login wrong password", None, "POST", "/api/v1/auth/token",
          {"username": "admin", "password": SECRET}, status=401),
     Case("login unknown user", None, "POST", "/api/v1/auth/token",

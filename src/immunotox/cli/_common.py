@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import typer
 
 from ..errors import FindingError, ImmunotoxError
-from ..messages import Lang, error_line, parse_lang
+from ..messages import Lang, error_message, parse_lang
 
 EXIT_BAD_INPUT = 2
 
@@ -30,7 +30,7 @@ def clean_errors(lang: Lang = "en") -> Iterator[None]:
     try:
         yield
     except FindingError as exc:
-        fail(error_line(exc, lang))
+        fail(error_message(exc, lang))
     except ImmunotoxError as exc:
         fail(str(exc))
 

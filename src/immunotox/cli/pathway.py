@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .. import pathway as pw
 from ..errors import FindingError, ImmunotoxError
-from ..messages import error_line
+from ..messages import error_message
 from ._common import fail, print_json
 
 _UI: dict[str, dict[str, str]] = {
@@ -192,7 +192,7 @@ def pathway(
         option = _OPTION.get(exc.field, "--" + exc.field.replace("_", "-"))
         fail(option + str(exc)[len(exc.field) :])
     except FindingError as exc:
-        fail(error_line(exc, "fr" if lang == "fr" else "en"))
+        fail(error_message(exc, "fr" if lang == "fr" else "en"))
     except ImmunotoxError as exc:
         fail(str(exc))
     if as_json:

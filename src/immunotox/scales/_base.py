@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..findings import FieldSpec, parse_findings, vocabulary
-from ..messages import Catalogue, Msg, bilingual, name, render, verbatim
+from ..messages import Catalogue, Msg, render, verbatim
 from ..result import GradeResult, RuleHit, Texts
 from ..sources import Source, source
 
@@ -113,13 +113,6 @@ class Scale(ABC):
         assert self.texts is not None
         table = self.id.split(":")[-1] if self.texts_table is None else self.texts_table
         return self.texts(f"{table}.{key}" if table else key)
-
-    def input_msg(self, key: str) -> Msg:
-        """What the input ``key`` is, in both languages: this scale's declaration of it (a CTCAE lab
-        term's ``uln`` is the ULN of its analyte, in its unit), else the findings vocabulary's."""
-        root = key.split(".")[0].split("[")[0]
-        spec = self.findings.get(root) or vocabulary().get(root)
-        return bilingual(spec.text, spec.text_fr) if spec is not None and spec.text else name(key)
 
     def title_msg(self) -> Msg:
         """The scale's title as a message (``title`` of its texts, else the English title)."""
@@ -223,7 +216,7 @@ class Scale(ABC):
             notes=[_msg(n) for n in self.notes],
             deciding=[self.domain_msg(d) for d in self.deciding(low_values, lo)] if grade is not None else [],
             fired=[h.message() for h in hits],
-            missing=[self.input_msg(k) for k in missing],
+            inputs=self.input_names(missing),
         )
         return GradeResult(
             scale=self.id,
@@ -242,6 +235,17 @@ class Scale(ABC):
             sources=[s.citation() for s in self.sources],
             texts=texts,
         )
+
+    def input_names(self, keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """What each input of ``keys`` is, (English, French): this scale's declaration of it,
+        else the shared findings vocabulary's (sub-keys are named by their parent)."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for key in keys:
+            root = key.split(".")[0].split("[")[0]
+            spec = self.findings.get(root) or vocabulary().get(root)
+            if spec is not None:
+                out[root] = (spec.text, spec.text_fr)
+        return out
 
     def _enumerate(
         self, names: tuple[str, ...], possible: tuple[tuple[Hashable, ...], ...]

@@ -26,11 +26,12 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
-from . import alerts, audit, queue
+from .. import __version__, labs
+from . import alerts, audit, openapi, queue
 from .config import Settings
 from .db import Clock, Database
 from .deps import RequestIdMiddleware, check_url
+from .methods import OptionsMiddleware
 from .routes import alerts as alert_routes
 from .routes import auth as auth_routes
 from .routes import events, fhir, meta, patients, users
@@ -150,11 +151,14 @@ def create_service_app(
         dependencies=[Depends(check_url)],
     )
     app.state.settings = settings
+    labs.use_site_intervals(settings.reference_intervals or None)  # one site per process
     app.state.db = Database(settings)
     app.state.clock = clock or Clock()
+    app.add_middleware(OptionsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
     install_problems(app)
+    openapi.install(app)
     api = "/api/v1"
     app.include_router(meta.router)
     app.include_router(auth_routes.router, prefix=api)

@@ -2,7 +2,8 @@
 
 Every refusal names the field at fault: ``errors`` lists ``{field, pointer, message}`` where
 ``field`` is dotted (``observations.3.value``) and ``pointer`` is a JSON pointer into the
-request body (``/observations/3/value``). Validation failures are 422, authentication 401,
+request body (``/observations/3/value``). A body that cannot be read at all (not UTF-8, not
+JSON) is 400 naming ``body``; validation failures are 422, authentication 401,
 authorization 403 (or 404 when revealing the record would leak that it exists), conflicts 409,
 a login that must wait 429 with ``Retry-After``.
 An unexpected exception is a bug: it is logged and answered with a bare 500 problem that
@@ -25,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import FindingError
-from ..messages import Lang, error_line
+from ..messages import Lang, error_message
 
 PROBLEM_TYPE = "https://immunotox.readthedocs.io/service/problems#"
 MEDIA_TYPE = "application/problem+json"
@@ -95,7 +96,7 @@ def from_finding(exc: FindingError, prefix: str = "", lang: Lang = "en") -> ApiE
     """A 422 from a grading-core :class:`FindingError` (its field, value and message, in ``lang``;
     the handler writes it again in the language the request accepts)."""
     name = prefix + exc.field
-    text = error_line(exc, lang)
+    text = error_message(exc, lang)
     item = ProblemItem(field=name, pointer=pointer(name), message=text)
     detail = text if not prefix else f"{prefix}{text}"
     err = ApiError(422, "Invalid input", detail, [item], code="invalid-input")

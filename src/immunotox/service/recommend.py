@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from ..errors import FindingError, ImmunotoxError
 from ..jurisdiction import Jurisdiction
 from ..management import Licence, check_agreement, parse_therapy_class, resolve_product
-from ..management._dose import parse_weight
+from ..management._inputs import parse_weight
 from ..management._vocab import message
 from ..result import GradeResult
 from . import grading

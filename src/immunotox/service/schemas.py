@@ -9,17 +9,20 @@ are short tokens (letters, digits, ``_ . -``).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from ..result import Status, Texts
 from .db import as_utc
@@ -35,7 +38,18 @@ Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{1,63}
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=2000)]
-UtcDatetime = Annotated[dt.datetime, AfterValidator(as_utc)]
+ISO_DATETIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    """Only an ISO 8601 date and time is a time (pydantic alone would read ``12345`` or ``0.5``
+    as seconds since 1970, and a bare date as its midnight)."""
+    if isinstance(value, dt.datetime) or (isinstance(value, str) and ISO_DATETIME.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date and time, e.g. 2025-03-10T12:00:00Z")
+
+
+UtcDatetime = Annotated[dt.datetime, BeforeValidator(_iso_text), AfterValidator(as_utc)]
 
 
 def _known_phase(value: str) -> str:
@@ -45,11 +59,20 @@ def _known_phase(value: str) -> str:
     return check_phase(value, "pathway_phase")
 
 
+def _phase_enum() -> list[str]:
+    from ..pathway import phases
+
+    return list(phases())
+
+
 PathwayPhase = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$"),
     AfterValidator(_known_phase),
-    Field(description="Current phase of the CAR-T pathway (immunotox.pathway.phases()), e.g. follow_up"),
+    Field(
+        description="Current phase of the CAR-T pathway (immunotox.pathway.phases()), e.g. follow_up",
+        json_schema_extra={"enum": _phase_enum()},
+    ),
 ]
 IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,200}$")]
 MAX_ID = 2**63 - 1  # database ids are 64-bit integers
@@ -177,18 +200,21 @@ class PatientCreate(Model):
 
 
 class PatientUpdate(Model):
-    unit_id: Ident | None = None
-    display_name: ShortText | None = None
+    """Only the fields given change; ``null`` clears a field that may be empty (the others are
+    declared without ``null``, and a ``null`` there is refused naming the field)."""
+
+    unit_id: Ident | SkipJsonSchema[None] = None
+    display_name: ShortText | SkipJsonSchema[None] = None
     birth_date: dt.date | None = None
     sex: Sex | None = None
-    therapy_class: TherapyClass | None = None
+    therapy_class: TherapyClass | SkipJsonSchema[None] = None
     product: Token | None = None
     indication: Token | None = None
     indication_text: ShortText | None = None
     weight_kg: Annotated[float, Field(ge=0.3, le=400)] | None = None
     infusion_at: UtcDatetime | None = None
     pathway_phase: PathwayPhase | None = None
-    active: bool | None = None
+    active: bool | SkipJsonSchema[None] = None
 
 
 class PatientPublic(BaseModel):
@@ -226,6 +252,16 @@ class ObservationIn(Model):
         default=None, description="UCUM code; required for quantities, empty for tokens"
     )
     end_time: UtcDatetime | None = None
+    ref_low: float | None = Field(
+        default=None,
+        description="Laboratory results: lower limit of the reference interval reported with the "
+        "result, in the result's unit (FHIR Observation.referenceRange.low)",
+    )
+    ref_high: float | None = Field(
+        default=None,
+        description="Laboratory results: upper limit of the reference interval reported with the "
+        "result, in the result's unit (FHIR Observation.referenceRange.high)",
+    )
     dose: float | None = None
     dose_unit: Annotated[str, StringConstraints(max_length=32)] | None = None
     supersedes: int | None = Field(
@@ -258,6 +294,8 @@ class EventPublic(BaseModel):
     dose_unit: str | None
     source_value: str | None
     source_unit: str | None
+    ref_low: float | None = Field(default=None, description="Reference interval, in `unit`")
+    ref_high: float | None = Field(default=None, description="Reference interval, in `unit`")
     source: str
     status: str
     supersedes_id: int | None

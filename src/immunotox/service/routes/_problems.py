@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import FindingError
 from ...messages import Lang
+from ..methods import allow_header
 from ..problems import (
     MEDIA_TYPE,
     PROBLEM_TYPE,
@@ -32,6 +33,7 @@ from ..problems import (
 )
 
 log = logging.getLogger("immunotox.service")
+FASTAPI_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 when the body is not UTF-8
 
 
 def accept_lang(request: Request) -> Lang:
@@ -65,13 +67,20 @@ def _render(
     return JSONResponse(jsonable_encoder(problem), status_code=status, media_type=MEDIA_TYPE)
 
 
+def unreadable_body(request: Request, message: str) -> JSONResponse:
+    """400: the body could not be read at all (not UTF-8, not JSON), so no field can be named
+    but ``body`` itself (pointer ``""``, the whole document)."""
+    item = ProblemItem(field="body", pointer="", message=message)
+    return _render(request, 400, "Unreadable body", f"body: {message}", [item], "unreadable-body")
+
+
 def install(app: FastAPI) -> None:
     """Register the problem-details handlers on ``app``."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         lang = accept_lang(request)
-        if exc.finding is not None and lang != "en":  # a refused finding, in the language accepted
+        if exc.finding is not None and lang != "en":
             exc = from_finding(*exc.finding, lang=lang)
         resp = _render(request, exc.status, exc.title, exc.detail, exc.errors, exc.code)
         for k, v in (exc.headers or {}).items():
@@ -82,12 +91,12 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         items: list[ProblemItem] = []
         for err in exc.errors():
+            if err.get("type") == "json_invalid":  # nothing was read: the body as a whole is refused
+                why = str(err.get("ctx", {}).get("error", "JSON decode error"))
+                return unreadable_body(request, f"the request body is not valid JSON: {why}")
             loc = err.get("loc", ())
             name = loc_to_field(loc)
             msg = str(err.get("msg", "invalid"))
-            if err.get("type") == "json_invalid":
-                name = "body"
-                msg = "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", msg))
             # an unknown field is not quoted: nothing says its value is not a secret
             if "input" in err and err.get("type") not in ("missing", "json_invalid", "extra_forbidden"):
                 shown = quote_value(name, err["input"])
@@ -108,10 +117,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == FASTAPI_UNREADABLE:  # e.g. not UTF-8
+            return unreadable_body(request, "the request body is not readable as UTF-8 JSON")
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
         title = titles.get(exc.status_code, "Error")
-        resp = _render(request, exc.status_code, title, str(exc.detail), [], title.lower().replace(" ", "-"))
-        for k, v in (exc.headers or {}).items():
+        detail, headers = str(exc.detail), dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = allow_header(app.router.routes, request.url.path)
+            detail = f"{request.method} is not supported here; allowed: {headers['Allow']}"
+        resp = _render(request, exc.status_code, title, detail, [], title.lower().replace(" ", "-"))
+        for k, v in headers.items():
             resp.headers[k] = v
         return resp
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -12,8 +11,9 @@ from sqlalchemy import select
 from .. import auth
 from ..deps import CurrentUser, DbDep, DbId
 from ..models import AuditEvent
+from ..openapi import rules
 from ..problems import forbidden, responses
-from ..schemas import AckIn, AlertPublic, AuditPublic, ResolveIn
+from ..schemas import AckIn, AlertPublic, AuditPublic, ResolveIn, UtcDatetime
 from ..usecases import alerts
 from ..usecases import base as c
 from . import _http
@@ -54,6 +54,7 @@ def read_alert(alert_id: DbId, principal: CurrentUser, db: DbDep) -> AlertPublic
     response_model=AlertPublic,
     responses=ERRORS,
     summary="Acknowledge an alert",
+    openapi_extra=rules("alert_state"),
 )
 def acknowledge(
     alert_id: DbId,
@@ -65,7 +66,11 @@ def acknowledge(
 
 
 @router.post(
-    "/alerts/{alert_id}/resolve", response_model=AlertPublic, responses=ERRORS, summary="Resolve an alert"
+    "/alerts/{alert_id}/resolve",
+    response_model=AlertPublic,
+    responses=ERRORS,
+    summary="Resolve an alert",
+    openapi_extra=rules("alert_state"),
 )
 def resolve(
     alert_id: DbId,
@@ -82,7 +87,7 @@ def audit_trail(
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     patient_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: dt.datetime | None = None,
+    since: UtcDatetime | None = None,
     before_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditPublic]:

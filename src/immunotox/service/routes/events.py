@@ -6,8 +6,7 @@ same transaction, audited, and idempotent with ``Idempotency-Key``.
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -17,6 +16,7 @@ from ...errors import FindingError
 from .. import codes
 from ..deps import CurrentUser, DbDep, DbId
 from ..models import Assessment, ClinicalEvent
+from ..openapi import rules
 from ..problems import field_error, responses
 from ..schemas import (
     AdministrationIn,
@@ -31,6 +31,7 @@ from ..schemas import (
     SelfReportIn,
     SelfReportOut,
     StopIn,
+    UtcDatetime,
 )
 from ..usecases import base as c
 from ..usecases import events as cases
@@ -51,13 +52,18 @@ IDEM = {
 }
 
 
+def checks(*names: str) -> dict[str, Any]:
+    """``openapi_extra`` of a write: the ``Idempotency-Key`` header and the rules it checks."""
+    return {**IDEM, **rules(*names, "idempotency")}
+
+
 # ----------------------------------------------------------------------------- observations
 @router.post(
     "/patients/{patient_id}/observations",
     status_code=201,
     response_model=IngestOut,
     responses=ERRORS,
-    openapi_extra=IDEM,
+    openapi_extra=checks("time", "end_time", "unit", "dose", "supersedes"),
     summary="Record one observation (or administration, or correction)",
 )
 def post_observation(
@@ -74,7 +80,7 @@ def post_observation(
     status_code=201,
     response_model=BatchOut,
     responses=ERRORS,
-    openapi_extra=IDEM,
+    openapi_extra=checks("time", "end_time", "unit", "dose", "supersedes"),
     summary="Record up to 1000 rows for one or more patients (all or nothing; regraded in the background)",
 )
 def post_batch(
@@ -104,8 +110,8 @@ def list_observations(
     principal: CurrentUser,
     db: DbDep,
     code: Annotated[list[str] | None, Query(max_length=50)] = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
+    since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
     include_superseded: bool = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[EventPublic]:
@@ -147,7 +153,7 @@ def list_observations(
     status_code=201,
     response_model=IngestOut,
     responses=ERRORS,
-    openapi_extra=IDEM,
+    openapi_extra=checks("time", "end_time", "dose"),
     summary="Record a drug given or an oxygen support started",
 )
 def post_administration(
@@ -168,7 +174,7 @@ def post_administration(
     status_code=201,
     response_model=IngestOut,
     responses=ERRORS,
-    openapi_extra=IDEM,
+    openapi_extra=checks("stop", "end_time"),
     summary="Stop a running infusion or oxygen support",
 )
 def stop_administration(
@@ -187,7 +193,7 @@ def stop_administration(
     status_code=201,
     response_model=AssessmentOut,
     responses=ERRORS,
-    openapi_extra=IDEM,
+    openapi_extra=checks("time", "assessment"),
     summary="Record a bedside neurological assessment (ICE item by item, CAPD, neuro signs)",
 )
 def post_assessment(
@@ -235,7 +241,7 @@ def list_assessments(
     status_code=201,
     response_model=SelfReportOut,
     responses=ERRORS,
-    openapi_extra=IDEM,
+    openapi_extra=checks("time", "unit", "self_report"),
     summary="A patient reports temperature and symptoms; returns the triage answer",
 )
 def post_self_report(

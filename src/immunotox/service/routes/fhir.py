@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from .. import audit, auth, fhir, ingest
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, SettingsDep
 from ..models import CareUnit, Patient
+from ..openapi import rules
 from ..problems import ApiError, ProblemItem, field_error, forbidden, pointer, responses
 from ..usecases import base as c
 from . import _http
@@ -20,6 +22,7 @@ from . import _http
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 ERRORS = responses(401, 403, 404, 409, 422)
 FHIR_JSON = "application/fhir+json"
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR R4 datatype id
 
 
 class ImportEntryOut(BaseModel):
@@ -47,6 +50,7 @@ class ImportOut(BaseModel):
     response_model=ImportOut,
     responses=ERRORS,
     summary="Import a FHIR R4 Bundle (Patient, Observation, MedicationAdministration)",
+    openapi_extra=rules("fhir_import", "time", "unit", "dose"),
 )
 def import_bundle(
     request: Request,
@@ -132,8 +136,11 @@ def import_bundle(
     "/Patient/{patient_id}/$everything",
     responses={**ERRORS, 200: {"content": {FHIR_JSON: {}}, "description": "A FHIR R4 collection Bundle"}},
     summary="Export a patient: record, events, grades (Observation) and toxicities (AdverseEvent)",
+    openapi_extra=rules("fhir_id"),
 )
 def export_patient(patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep) -> JSONResponse:
     with db.session() as s:
         p = c.get_patient(s, principal, patient_id)
+        if not FHIR_ID.match(p.id):
+            raise field_error("path.patient_id", f"{p.id!r} is not a FHIR id (letters, digits, '-', '.')")
         return JSONResponse(fhir.export_patient(s, p, now=clock.now()), media_type=FHIR_JSON)

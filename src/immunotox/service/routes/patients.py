@@ -15,6 +15,7 @@ from .. import audit, auth, recommend
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, SettingsDep
 from ..grading import range_from_columns
 from ..models import AuditEvent, CareUnit, Episode, GradeRecord, Patient
+from ..openapi import rules
 from ..problems import conflict, field_error, forbidden, from_finding, responses
 from ..schemas import (
     AuditPublic,
@@ -26,6 +27,7 @@ from ..schemas import (
     PatientUpdate,
     RecommendationsOut,
 )
+from ..usecases import recommend as recommend_case
 from ..usecases.base import current_grades, get_patient, patient_public
 from ._http import write
 
@@ -59,7 +61,14 @@ def list_patients(
         return [patient_public(p, now) for p in s.scalars(q)]
 
 
-@router.post("", status_code=201, response_model=PatientPublic, responses=ERRORS, summary="Admit a patient")
+@router.post(
+    "",
+    status_code=201,
+    response_model=PatientPublic,
+    responses=ERRORS,
+    summary="Admit a patient",
+    openapi_extra=rules("patient"),
+)
 def create_patient(
     body: PatientCreate, request: Request, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep
 ) -> JSONResponse:
@@ -114,7 +123,11 @@ def read_patient(patient_id: str, principal: CurrentUser, db: DbDep, clock: Cloc
 
 
 @router.patch(
-    "/{patient_id}", response_model=PatientPublic, responses=ERRORS, summary="Change a patient's record"
+    "/{patient_id}",
+    response_model=PatientPublic,
+    responses=ERRORS,
+    summary="Change a patient's record",
+    openapi_extra=rules("patient"),
 )
 def update_patient(
     patient_id: str,
@@ -131,7 +144,7 @@ def update_patient(
     def work(s: Session, payload: bytes) -> tuple[int, PatientPublic]:
         p = get_patient(s, principal, patient_id, "manage", action="patient.update")
         changes = body.model_dump(exclude_unset=True)
-        for name in ("unit_id", "therapy_class", "active"):
+        for name in ("unit_id", "display_name", "therapy_class", "active"):
             if name in changes and changes[name] is None:
                 raise field_error(name, "cannot be null")
         if "unit_id" in changes and changes["unit_id"] != p.unit_id:
@@ -257,10 +270,9 @@ def recommendations(
     patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep, settings: SettingsDep
 ) -> RecommendationsOut:
     with db.session() as s:
-        p = get_patient(s, principal, patient_id)
-        if principal.role == "patient":
-            raise forbidden("recommendations are for the care team")
-        return recommend.for_patient(s, p, now=clock.now(), jurisdiction=settings.jurisdiction)
+        return recommend_case.recommendations(
+            s, principal, patient_id, now=clock.now(), jurisdiction=settings.jurisdiction
+        )
 
 
 @router.get("/{patient_id}/audit", response_model=list[AuditPublic], responses=ERRORS, summary="Audit trail")

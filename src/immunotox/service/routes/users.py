@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from .. import audit, auth
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId
 from ..models import CareUnit, Patient, User, UserUnit
+from ..openapi import rules
 from ..problems import conflict, field_error, forbidden, not_found, responses
 from ..schemas import UnitCreate, UnitPublic, UserCreate, UserPublic, UserUpdate
 from ._http import write
@@ -61,7 +62,12 @@ def list_users(principal: CurrentUser, db: DbDep) -> list[UserPublic]:
 
 
 @router.post(
-    "/users", status_code=201, response_model=UserPublic, responses=ERRORS, summary="Create a user (admin)"
+    "/users",
+    status_code=201,
+    response_model=UserPublic,
+    responses=ERRORS,
+    summary="Create a user (admin)",
+    openapi_extra=rules("user"),
 )
 def create_user(
     body: UserCreate, request: Request, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep
@@ -122,7 +128,11 @@ def get_user(user_id: DbId, principal: CurrentUser, db: DbDep) -> UserPublic:
 
 
 @router.patch(
-    "/users/{user_id}", response_model=UserPublic, responses=ERRORS, summary="Change a user (admin)"
+    "/users/{user_id}",
+    response_model=UserPublic,
+    responses=ERRORS,
+    summary="Change a user (admin)",
+    openapi_extra=rules("user"),
 )
 def update_user(
     user_id: DbId,
