@@ -20,7 +20,7 @@ from immunotox.timeline._read import NO_END, normalize
 from immunotox.timeline._values import parse_times
 from immunotox.vocabulary import vocabulary
 
-COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
+COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit", "ref_low", "ref_high")
 
 
 def table(rows: list[tuple[str | None, ...]]) -> pa.Table:
@@ -83,6 +83,12 @@ BAD_ROWS: list[tuple[tuple[str | None, ...], str, str, str | None]] = [
         "bad_dose",
         "dose",
         "560",
+    ),
+    (
+        ("P1", "2024-03-01T10:00Z", "alt", "250", "U/L", None, None, None, "50", "40"),
+        "bad_reference",
+        "ref_low",
+        "50",
     ),
 ]
 
@@ -406,7 +412,10 @@ def test_every_contract_code_is_in_the_vocabulary() -> None:
     antipyretic tocilizumab corticosteroid anakinra fluid_bolus ice_score ice_orientation ice_naming
     ice_commands ice_writing ice_attention capd_score consciousness seizure motor cerebral_edema
     raised_icp_signs anc wbc lymphocytes platelets hemoglobin crp ferritin ldh creatinine alt ast
-    bilirubin fibrinogen il6 infusion death age weight icu"""
+    bilirubin fibrinogen il6 infusion death age weight icu
+    tsh free_t4 cortisol fasting_glucose troponin stools_over_baseline stool_mucus_or_blood
+    abdominal_pain rash_bsa skin_blisters mucosal_involvement dyspnea cough endocrine_symptoms
+    joint_symptoms ecg_new_abnormality"""
     voc = vocabulary()
     assert sorted(c.name for c in voc.codes) == sorted(contract.split())
     units_ = {c.name: c.unit for c in voc.codes if c.kind == "quantity"}

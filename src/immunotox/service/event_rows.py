@@ -21,17 +21,15 @@ from sqlalchemy import and_, bindparam, exists, func, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from ..timeline import live
-from .grades import SCALES
+from . import labs
+from .grades import IRAE_SCALES, SCALES
 from .models import ClinicalEvent
 
 # what each scale reads and over which windows: the timeline engine's live plan of the scale
 # (the derivations of data/observations.toml); a row of another code never regrades
-PLANS: dict[str, live.LivePlan] = {s: live.live_plan(s) for s in SCALES}
-
-
+PLANS: dict[str, live.LivePlan] = {s: live.live_plan(s) for s in (*SCALES, *IRAE_SCALES)}
 SCALE_CODES: dict[str, frozenset[str]] = {s: lp.reads for s, lp in PLANS.items()}
-
-
+SCALE_CODES.update(labs.SCALE_CODES)  # CTCAE laboratory terms (:mod:`.labs`)
 RELEVANT_CODES: frozenset[str] = frozenset().union(*SCALE_CODES.values())
 
 

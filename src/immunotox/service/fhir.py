@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 from .. import __version__
 from ..catalogue import get_scale
 from ..errors import FindingError
-from . import codes, grading, ingest
+from . import codes, grading, ingest, labs
 from .config import Settings
 from .db import as_utc
 from .grades import Grade
@@ -68,6 +68,9 @@ SCALE_SYSTEM = f"{BASE}/CodeSystem/grading-scale"
 TOKEN_SYSTEM = f"{BASE}/CodeSystem/value"
 GRADE_EXT = f"{BASE}/StructureDefinition/toxicity-grade"
 SCALE_EXT = f"{BASE}/StructureDefinition/grading-scale"
+# the organ of a toxicity: its MedDRA system organ class (the SOC of the CTCAE terms; the ASCO 2021
+# organ scales declare theirs), as text
+ORGAN_EXT = f"{BASE}/StructureDefinition/organ-class"
 PATIENT_ID_SYSTEM = f"{BASE}/sid/patient-id"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
@@ -428,6 +431,8 @@ def _observation_rows(
     out = []
     for k, (ccode, element, epfx) in enumerate(parts):
         value, unit, vname = _value(element, epfx)
+        spec = codes.vocabulary()[ccode]
+        refs, rpfx = labs.fhir_reference_range(element, spec, unit, epfx, UCUM)
         try:
             row = ingest.prepare(
                 pid,
@@ -436,7 +441,8 @@ def _observation_rows(
                     "time": time,
                     "value": value,
                     "unit": unit,
-                    "end_time": end if codes.vocabulary()[ccode].interval else None,
+                    "end_time": end if spec.interval else None,
+                    **refs,
                     "note": note,
                     "external_id": (f"{ext_base}#{k}" if len(parts) > 1 else ext_base) if ext_base else None,
                 },
@@ -449,8 +455,10 @@ def _observation_rows(
                 "unit": "valueQuantity.code",
                 "time": "effectiveDateTime" if res.effectiveDateTime is not None else "effectivePeriod.start",
                 "end_time": "effectivePeriod.end",
+                "ref_low": "low.value",
+                "ref_high": "high.value",
             }.get(exc.field, exc.field)
-            where = pfx if name.startswith("effective") else epfx
+            where = pfx if name.startswith("effective") else rpfx if exc.field.startswith("ref_") else epfx
             raise FindingError(f"{where}{name}", exc.value, exc.problem, exc.hint) from None
         out.append(row)
     report.entries.append(EntryResult(i, "Observation", res.id, "pending"))
@@ -543,6 +551,9 @@ def _observation_resource(e: ClinicalEvent, spec: codes.CodeSpec) -> dict[str, A
         res["valueBoolean"] = e.value == "true"
     else:
         res["valueCodeableConcept"] = {"coding": [{"system": TOKEN_SYSTEM, "code": e.value}], "text": e.value}
+    refs = (("low", e.ref_low), ("high", e.ref_high))
+    if any(v is not None for _, v in refs):
+        res["referenceRange"] = [{k: _quantity(v, spec.unit) for k, v in refs if v is not None}]
     if e.note:
         res["note"] = [{"text": e.note}]
     return res
@@ -615,16 +626,29 @@ def _grade_resource(g: Grade, issued: dt.datetime, derived: list[str]) -> dict[s
     return res
 
 
+def organ_class(scale: Any) -> str | None:
+    """The MedDRA system organ class of a scale's toxicity: a CTCAE term's SOC, or the one an
+    ASCO 2021 organ scale declares; None for a syndrome without one organ (CRS, ICANS)."""
+    soc = getattr(scale, "soc", None)
+    if soc is None and getattr(scale, "term", None) is not None:
+        soc = getattr(scale.term, "soc", None)
+    return soc if isinstance(soc, str) and soc else None
+
+
 def _adverse_event(ep: Episode, patient: Patient) -> dict[str, Any]:
     scale = get_scale(ep.scale)
     severity = "mild" if ep.peak_grade <= 1 else "moderate" if ep.peak_grade == 2 else "severe"
+    extension: list[dict[str, Any]] = [
+        {"url": GRADE_EXT, "valueInteger": ep.peak_grade},
+        {"url": SCALE_EXT, "valueString": ep.scale},
+    ]
+    soc = organ_class(scale)
+    if soc is not None:
+        extension.append({"url": ORGAN_EXT, "valueCodeableConcept": {"text": soc}})
     res: dict[str, Any] = {
         "resourceType": "AdverseEvent",
         "id": f"episode-{ep.id}",
-        "extension": [
-            {"url": GRADE_EXT, "valueInteger": ep.peak_grade},
-            {"url": SCALE_EXT, "valueString": ep.scale},
-        ],
+        "extension": extension,
         "actuality": "actual",
         "event": {
             "coding": [{"system": SCALE_SYSTEM, "code": ep.scale, "display": scale.title}],

@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..catalogue import get_scale
+from ..catalogue import all_scales, get_scale
 from ..errors import FindingError
 from ..result import GradeResult
 from ..timeline import live
+from . import labs
 from .models import Patient
 
 ENGINE = "service-window-v1"
@@ -48,18 +49,30 @@ def range_from_columns(status: str, lo: int, hi: int) -> tuple[int, int] | None:
 
 
 # ASTCT 2019 grades toxicities of immune effector cell therapies (CAR-T) and T-cell engagers;
-# checkpoint-inhibitor irAEs are graded with CTCAE terms, which the live service does not
-# reconstruct yet: no ASTCT grade is computed for those patients.
+# checkpoint-inhibitor immune-related adverse events are graded with the ASCO 2021 organ scales
+# (asco2021:<organ>, the grades the asco2021-ici management tables key on) that the vocabulary
+# can reconstruct from the record: those with at least one derivable finding (data decides: a
+# scale joins when its findings get a derivation in data/observations.toml). No ASTCT grade is
+# computed for a checkpoint-inhibitor patient, no irAE grade for a CAR-T patient.
+IRAE_SCALES: tuple[str, ...] = tuple(
+    s for s in all_scales() if s.startswith("asco2021:") and live.live_plan(s).reads
+)
 SCALES_BY_THERAPY: dict[str, tuple[str, ...]] = {
     "car_t": SCALES,
     "bispecific": SCALES,
-    "checkpoint_inhibitor": (),
+    "checkpoint_inhibitor": IRAE_SCALES,
 }
 
 
 def scales_of(patient: Patient) -> tuple[str, ...]:
     """The scales ``patient`` is graded on (by therapy class)."""
     return SCALES_BY_THERAPY.get(patient.therapy_class, SCALES)
+
+
+def all_scales_of(patient: Patient) -> tuple[str, ...]:
+    """:func:`scales_of` and the CTCAE laboratory terms (graded once a result of their analyte
+    is recorded, for every therapy class: :mod:`.labs`)."""
+    return (*scales_of(patient), *labs.LAB_SCALES)
 
 
 @dataclass(frozen=True)
@@ -99,7 +112,7 @@ def _freeze(value: Any) -> Any:
 
 
 def _thaw(name: str, value: Any) -> Any:
-    if name == "ice_items":
+    if name == "ice_items" or name in labs.QUANTITIES:  # a dict, frozen
         return dict(value)
     if isinstance(value, tuple):
         return list(value)
@@ -158,6 +171,14 @@ def grade_at(
     inputs: dict[str, Any] = {
         k: {"value": e.value, "rule": e.rule, "events": list(e.rows)} for k, e in snap.evidence.items()
     }
+    return grade_from(patient.id, scale_id, t, findings, inputs)
+
+
+def grade_from(
+    patient_id: str, scale_id: str, t: dt.datetime, findings: dict[str, Any], inputs: dict[str, Any]
+) -> Grade:
+    """Grade reconstructed ``findings`` (memoised) and fingerprint what is shown (the findings,
+    the events used, the time)."""
     try:
         result, result_json, clinical = grade_findings(scale_id, findings)
     except FindingError as exc:  # stored data contradicting itself: say so, grade without it
@@ -169,4 +190,4 @@ def grade_at(
         repr((scale_id, sorted(findings.items()), used, t.isoformat(), ENGINE, inputs.get("error"))).encode(),
         digest_size=16,
     ).hexdigest()
-    return Grade(patient.id, scale_id, t, result, inputs, ENGINE, clinical, result_json, key)
+    return Grade(patient_id, scale_id, t, result, inputs, ENGINE, clinical, result_json, key)

@@ -40,11 +40,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from . import episodes
+from . import episodes, labs
 from .episodes import Transition
-from .event_rows import COURSE_SCALE, RELEVANT_CODES, SCALE_CODES, evaluation_times, load
+from .event_rows import COURSE_SCALE, RELEVANT_CODES, SCALE_CODES, evaluation_times, is_current_event, load
 from .grade_store import StoredGrade, current_state, light_update_statement, lock_patients, store
-from .grades import Grade, grade_at, scales_of
+from .grades import Grade, all_scales_of, grade_at, grade_from, scales_of
 from .models import Patient
 
 
@@ -87,7 +87,7 @@ def touched_keys(patients: Sequence[Patient], events: Sequence[Any] | None) -> T
     by_id = {p.id: p for p in patients}
     if events is None:
         for p in patients:
-            for s in scales_of(p):
+            for s in (*scales_of(p), *labs.LAB_SCALES):  # a lab scale without results is dropped
                 out.latest[(p.id, s)] = None
                 out.full.add((p.id, s))
         return out
@@ -95,7 +95,7 @@ def touched_keys(patients: Sequence[Patient], events: Sequence[Any] | None) -> T
         owner = by_id.get(e.patient_id)
         if owner is None or e.code not in RELEVANT_CODES:
             continue
-        for s in scales_of(owner):
+        for s in (*scales_of(owner), *labs.LAB_SCALES):
             if e.code not in SCALE_CODES[s]:
                 continue
             key = (owner.id, s)
@@ -158,19 +158,21 @@ def plan(
             times[key] = max(cur.time, t_new)
     times.update(evaluation_times(session, full))
     for key in full:
-        if key not in times and key[0] in latest:
+        if key not in times and key[0] in latest and not labs.is_lab(key[1]):
             times[key] = latest[key[0]]
     onsets = {
         pid: c.episode.onset_at
         for (pid, s), c in current.items()
         if s == COURSE_SCALE and c.episode is not None
     }
-    states = load(session, times, onsets)
+    lab_times = {k: t for k, t in times.items() if labs.is_lab(k[1])}
+    states = load(session, {k: t for k, t in times.items() if k not in lab_times}, onsets)
     out = Plan(current=current)
     for key in sorted(states):
         if pause is not None:
             pause()
         out.grades[key] = grade_at(by_id[key[0]], key[1], states[key].t, states[key].rows, onsets.get(key[0]))
+    out.grades.update(_lab_grades(session, by_id, lab_times))
     mids = {
         key: start
         for key, start in touch.starts.items()
@@ -273,10 +275,10 @@ def compute(
 ) -> dict[str, list[Grade]]:
     """The grades of ``patients`` (on ``scales``, default all) recomputed from the stored events;
     nothing is stored. This is what a reader sees: the latest values in every explanation."""
-    keys = [(p.id, s) for p in patients for s in scales_of(p) if scales is None or s in scales]
-    times = evaluation_times(session, [(p.id, s) for p in patients for s in scales_of(p)])
+    keys = [(p.id, s) for p in patients for s in all_scales_of(p) if scales is None or s in scales]
+    times = evaluation_times(session, [(p.id, s) for p in patients for s in all_scales_of(p)])
     for pid, s in keys:
-        if (pid, s) not in times:  # no data for this scale: graded (not assessable) as of the latest
+        if (pid, s) not in times and not labs.is_lab(s):  # no data: not assessable as of the latest
             other = [t for (p2, _s2), t in times.items() if p2 == pid]
             if other:
                 times[(pid, s)] = max(other)
@@ -286,15 +288,25 @@ def compute(
         for (pid, s), c in current.items()
         if s == COURSE_SCALE and c.episode is not None
     }
-    states = load(session, {k: times[k] for k in keys if k in times}, onsets)
+    lab_times = {k: times[k] for k in keys if k in times and labs.is_lab(k[1])}
+    states = load(session, {k: times[k] for k in keys if k in times and k not in lab_times}, onsets)
+    by_lab = _lab_grades(session, {p.id: p for p in patients}, lab_times)
     out: dict[str, list[Grade]] = {}
     for p in patients:
         out[p.id] = [
             grade_at(p, s, states[(p.id, s)].t, states[(p.id, s)].rows, onsets.get(p.id))
             for s in scales_of(p)
             if (p.id, s) in states
-        ]
+        ] + [by_lab[(p.id, s)] for s in labs.LAB_SCALES if (p.id, s) in by_lab]
     return out
+
+
+def _lab_grades(
+    session: Session, by_id: dict[str, Patient], times: dict[tuple[str, str], dt.datetime]
+) -> dict[tuple[str, str], Grade]:
+    """The CTCAE laboratory grades of ``times``' pairs (:mod:`.labs`; a pair without a result is left out)."""
+    found = labs.lab_findings(session, by_id, times, is_current_event())
+    return {k: grade_from(k[0], k[1], times[k], f, i) for k, (f, i) in sorted(found.items())}
 
 
 def regrade_patient(session: Session, patient_id: str, *, now: dt.datetime | None = None) -> list[Grade]:

@@ -64,7 +64,7 @@ def chart_data(s: Session, p: Patient, t0: dt.datetime, t1: dt.datetime) -> char
         t0=t0,
         t1=t1,
         infusion_at=p.infusion_at,
-        scale_names={k: labels.label(labels.SCALE_SHORT, k) for k in labels.SCALE_SHORT},
+        scale_names={k: labels.scale_short(k) for k in labels.named_scales()},
     )
     flows: list[ClinicalEvent] = []
     for e in queries.current_events(s, p.id, CHART_CODES, since=t0, until=t1):
@@ -177,14 +177,18 @@ class GradeView:
         return [labels.label(labels.DOMAINS, d) for d in self.grade.deciding_domains]
 
     @property
-    def inputs(self) -> list[tuple[str, str, str]]:
-        """(finding, value, how it was obtained) for each input the grade used."""
+    def inputs(self) -> list[tuple[str, str, str, str]]:
+        """(finding, value, how it was obtained, language of that text) for each input the grade
+        used; in French when the input says it in French (``rule_fr``: the CTCAE laboratory
+        terms say which reference interval and baseline they used)."""
         out = []
         for name, spec in sorted(self.grade.inputs.items()):
             if not isinstance(spec, dict):
                 continue
+            fr = self.lang == "fr" and isinstance(spec.get("rule_fr"), str)
+            rule = str(spec["rule_fr"] if fr else spec.get("rule", ""))
             out.append(
-                (labels.finding_text(name), _input_value(spec.get("value")), str(spec.get("rule", "")))
+                (labels.finding_text(name), _input_value(spec.get("value")), rule, "fr" if fr else "en")
             )
         return out
 
