@@ -75,6 +75,9 @@ def test_enumerations_enforced_in_code_are_declared(doc: dict[str, Any]) -> None
     assert phase["enum"] == list(phases())
     symptom = schemas["SelfReportIn"]["properties"]["symptoms"]["items"]
     assert symptom["enum"] == list(symptom_tokens())
+    listing = doc["paths"]["/api/v1/patients/{patient_id}/observations"]["get"]["parameters"]
+    code = next(p for p in listing if p["name"] == "code")["schema"]["anyOf"][0]["items"]
+    assert code["enum"][:2] == ["temperature", "8310-5"] and "symptom" in code["enum"]
     # a field the server refuses as null is not declared nullable
     assert schemas["PatientUpdate"]["properties"]["unit_id"]["type"] == "string"
 
