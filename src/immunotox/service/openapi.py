@@ -88,7 +88,11 @@ RULES: dict[str, Rule] = {
         "a correction names an existing event of the same patient and the same code that is not "
         "already superseded; `status: entered_in_error` needs `supersedes`",
     ),
-    "ref_range": Rule("ref_low", "`ref_low ≤ ref_high` when both are given"),
+    "ref_range": Rule(
+        "ref_low",
+        "`ref_low < ref_high` when both are given; a reference interval needs the result's unit "
+        "(its limits are in that unit and converted with the value)",
+    ),
     "stop": Rule(
         "event_id",
         "names a running `vasopressor` or `oxygen` row of this patient (no `end_time` yet; "
@@ -260,6 +264,14 @@ def _code_schema(base: dict[str, Any], spec: CodeSpec) -> dict[str, Any]:
         props["unit"] = unit
     if "end_time" in props and not spec.interval:
         props["end_time"] = {"type": "null", "description": f"{spec.name} is not an interval event"}
+    for bound in ("ref_low", "ref_high"):  # a laboratory result's reference interval
+        if bound in props and not (spec.kind == "quantity" and spec.category == "laboratory"):
+            props[bound] = {"type": "null", "description": f"{spec.name} is not a laboratory result"}
+        elif bound in props:
+            props[bound] = {
+                "anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}],
+                "description": props[bound].get("description", ""),
+            }
     if "o2_flow_l_min" in props and spec.name != "oxygen":
         props["o2_flow_l_min"] = {"type": "null", "description": "oxygen only"}
     if "dose" in props and spec.resource != "administration":
