@@ -118,7 +118,8 @@ RULES: dict[str, Rule] = {
         "unit_ids",
         "a patient account names an existing patient record and no unit; a staff account works in "
         "at least one existing unit; the password has at least 8 characters (12 for staff), is not "
-        "a common password nor the user name; a taken user name is a 409",
+        "a common password nor the user name; an admin cannot demote or deactivate their own "
+        "account, a patient account never becomes a staff one; a taken user name is a 409",
     ),
     "fhir_import": Rule(
         "bundle",
