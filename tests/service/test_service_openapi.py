@@ -44,6 +44,7 @@ def test_every_code_of_the_vocabulary_has_its_schema_chosen_by_code_and_loinc(do
         assert own["properties"]["code"]["enum"] == [spec.name, *spec.loinc]
         assert own["additionalProperties"] is False
         if spec.kind == "quantity":
+            assert "unit" in own["required"]  # never guessed
             canonical = own["anyOf"][0]["properties"]
             assert canonical["unit"] == {"const": spec.unit}
             assert canonical["value"]["anyOf"][0] == {
@@ -78,6 +79,9 @@ def test_enumerations_enforced_in_code_are_declared(doc: dict[str, Any]) -> None
     listing = doc["paths"]["/api/v1/patients/{patient_id}/observations"]["get"]["parameters"]
     code = next(p for p in listing if p["name"] == "code")["schema"]["anyOf"][0]["items"]
     assert code["enum"][:2] == ["temperature", "8310-5"] and "symptom" in code["enum"]
+    # NUL is refused in every free string of a request (body and parameters)
+    assert schemas["LoginIn"]["properties"]["password"]["pattern"] == "^[^\x00]*$"
+    assert listing[0]["schema"]["pattern"] == "^[^\x00]*$"  # path.patient_id
     # a field the server refuses as null is not declared nullable
     assert schemas["PatientUpdate"]["properties"]["unit_id"]["type"] == "string"
 

@@ -3,6 +3,7 @@
 FastAPI writes the document from the routes and the pydantic models; :func:`document` then adds
 what those cannot say by themselves, each from the place that decides it:
 
+* **no NUL** in any free string of a request (a pattern), as the input models refuse;
 * **per-code schemas** from the observation vocabulary (``data/observations.toml`` through
   :mod:`immunotox.vocabulary`): an observation body is ``oneOf`` one schema per code, chosen by
   the ``code`` property (a ``discriminator`` whose mapping lists every canonical code and LOINC
@@ -43,6 +44,7 @@ NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 """A number written as a string, as the observation contract's ``value`` column carries it."""
 UNITLESS = r"^\s*(1|\{[^}]*\})?\s*$"
 OPEN = r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\s*$"
+NO_NUL = "^[^\u0000]*$"
 SECURITY = {"bearer": {"type": "http", "scheme": "bearer", "description": "POST /api/v1/auth/token"}}
 STATUS_TEXT = {
     400: "Unreadable body: not UTF-8 or not JSON (the problem names `body`)",
@@ -188,7 +190,34 @@ def document(app: FastAPI) -> dict[str, Any]:
             _per_code(schemas, name, vocab)
     if "AdministrationIn" in schemas:
         _per_code(schemas, "AdministrationIn", [s for s in vocab if s.resource == "administration"])
+    _no_nul(doc, schemas)
     return doc
+
+
+def _no_nul(doc: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Every free string a request carries refuses NUL (no database text column stores it; the
+    input models and the URL check refuse it per field): declared as a pattern on each string of
+    a request body or parameter that has neither a pattern nor an enumeration."""
+    seen: set[str] = set()
+    todo: list[Any] = []
+    for item in doc["paths"].values():
+        for op in item.values():
+            todo += [m["schema"] for m in op.get("requestBody", {}).get("content", {}).values()]
+            todo += [param["schema"] for param in op.get("parameters", [])]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(REF) and ref not in seen:
+            seen.add(ref)
+            todo.append(schemas.get(ref[len(REF) :]))
+        if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(node):
+            node["pattern"] = NO_NUL
+        todo.extend(v for k, v in node.items() if k not in ("enum", "const", "discriminator"))
 
 
 def _needs(dependant: Dependant, call: Any) -> bool:
@@ -279,11 +308,14 @@ def _code_schema(base: dict[str, Any], spec: CodeSpec) -> dict[str, Any]:
         props["dose"] = {"type": "null", "description": f"{spec.name} is not an administration"}
     elif "dose" in props:
         props["dose"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]}
+    required = list(base.get("required", []))
+    if spec.kind == "quantity" and "unit" in props:
+        required.append("unit")  # a quantity's unit is never guessed
     out: dict[str, Any] = {
         "type": "object",
         "title": f"{base.get('title', '')}: {spec.name}".strip(": "),
         "properties": props,
-        "required": base.get("required", []),
+        "required": required,
         "additionalProperties": False,
     }
     if spec.kind == "quantity" and spec.range is not None:
