@@ -43,6 +43,7 @@ def test_every_code_of_the_vocabulary_has_its_schema_chosen_by_code_and_loinc(do
         }
         assert own["properties"]["code"]["enum"] == [spec.name, *spec.loinc]
         assert own["additionalProperties"] is False
+        assert own["properties"]["supersedes"]["anyOf"][0]["maximum"] == 2**63 - 1  # exact, not a float
         if spec.kind == "quantity":
             assert "unit" in own["required"]  # never guessed
             canonical = own["anyOf"][0]["properties"]

@@ -3,7 +3,8 @@
 FastAPI writes the document from the routes and the pydantic models; :func:`document` then adds
 what those cannot say by themselves, each from the place that decides it:
 
-* **no NUL** in any free string of a request (a pattern), as the input models refuse;
+* **no NUL** in any free string of a request (a pattern), as the input models refuse, and the
+  integer bounds of a request exact (FastAPI writes them as floats: ``2**63 - 1`` became ``2**63``);
 * **per-code schemas** from the observation vocabulary (``data/observations.toml`` through
   :mod:`immunotox.vocabulary`): an observation body is ``oneOf`` one schema per code, chosen by
   the ``code`` property (a ``discriminator`` whose mapping lists every canonical code and LOINC
@@ -38,6 +39,7 @@ from ..vocabulary import vocabulary as observation_vocabulary
 from .deps import get_principal
 from .methods import flat_routes
 from .problems import MEDIA_TYPE, Problem, ProblemItem
+from .schemas import MAX_ID
 
 REF = "#/components/schemas/"
 NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
@@ -113,8 +115,8 @@ RULES: dict[str, Rule] = {
     "patient": Rule(
         "product",
         "`unit_id` names an existing unit; `product` is a known product of `therapy_class`; "
-        "`birth_date` gives an age of 0–120 years; `weight_kg` is plausible; `infusion_at` is at "
-        "most a year ahead; a taken `id` is a 409",
+        "`birth_date` lies in 1900–2200 and gives an age of 0–120 years; `weight_kg` is "
+        "plausible; `infusion_at` is at most a year ahead; a taken `id` is a 409",
     ),
     "user": Rule(
         "unit_ids",
@@ -217,6 +219,10 @@ def _no_nul(doc: dict[str, Any], schemas: dict[str, Any]) -> None:
             todo.append(schemas.get(ref[len(REF) :]))
         if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(node):
             node["pattern"] = NO_NUL
+        if node.get("type") == "integer":  # FastAPI writes bounds as floats: 2**63 - 1 became 2**63
+            for bound in ("minimum", "maximum"):
+                if isinstance(node.get(bound), float):
+                    node[bound] = max(-MAX_ID - 1, min(MAX_ID, int(node[bound])))
         todo.extend(v for k, v in node.items() if k not in ("enum", "const", "discriminator"))
 
 
