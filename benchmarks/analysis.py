@@ -12,6 +12,9 @@ under every CRS scale and ICANS (``all-crs,astct2019:icans``); the timeline outp
 (copies with the suffix ``-k`` on every patient id) up to ``--patients``. Simulating 50,000
 patients directly would write ~89 M observation rows; the analyses only read the timeline
 outputs and the clinical table, whose sizes and distributions the tiling reproduces.
+With ``--real`` every patient is simulated instead: chunks of ``--base`` patients, chunk k with
+seed k (independent patients, ids ``S<k>-<n>``), each graded by ``run_timeline`` and the outputs
+concatenated (memory: one chunk at a time; every chunk's time printed).
 Cached under ``--cache`` (default ``$XDG_CACHE_HOME/immunotox-bench`` or ``~/.cache/...``).
 
 Every round runs in a FRESH subprocess (this script with ``--child``) that times its own work
@@ -104,6 +107,47 @@ def build(cache: Path, base: int, patients: int) -> Path:
     return out
 
 
+def build_real(cache: Path, chunk: int, patients: int) -> Path:
+    """A REALLY simulated cohort of ``patients`` (cached): chunks of ``chunk`` patients, chunk k
+    simulated with seed k and ids ``S<k>-<n>`` (independent patients, no copies), each graded by
+    ``run_timeline``; the chunks' timeline outputs and clinical tables concatenated. Memory stays
+    that of one chunk; every chunk's time is printed."""
+    import polars as pl
+
+    from immunotox.simulate import clinical_table, simulate_cohort
+    from immunotox.timeline import run_timeline
+
+    out = cache / f"analysis-real-{patients}-by-{chunk}"
+    if (out / "clinical.parquet").is_file():
+        return out
+    parts = out / "chunks"
+    n_chunks = -(-patients // chunk)
+    for k in range(n_chunks):
+        folder = parts / f"{k:04d}"
+        if (folder / "clinical.parquet").is_file():
+            continue
+        t0 = time.perf_counter()
+        n = min(chunk, patients - k * chunk)
+        cohort = simulate_cohort(n, days=30, seed=k, id_format=f"S{k:04d}-{{:05d}}")
+        run_timeline(cohort.observations, SCALES, folder / "results")
+        clinical = pl.from_arrow(clinical_table(cohort.truth, cohort.observations, seed=k))
+        assert isinstance(clinical, pl.DataFrame)
+        clinical.write_parquet(folder / "clinical.parquet")
+        rows = cohort.observations.num_rows
+        took = time.perf_counter() - t0
+        print(f"chunk {k + 1}/{n_chunks}: {n} patients, {rows} rows, {took:.1f} s", flush=True)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    chunks = sorted(parts.iterdir())
+    clinical_all = pl.concat([pl.read_parquet(c / "clinical.parquet") for c in chunks])
+    clinical_all.write_parquet(out / "clinical.parquet")
+    for name in TABLES:
+        pl.concat([pl.read_parquet(c / "results" / f"{name}.parquet") for c in chunks]).write_parquet(
+            out / "results" / f"{name}.parquet"
+        )
+    (out / "results" / "summary.json").write_text((chunks[0] / "results" / "summary.json").read_text())
+    return out
+
+
 def _cpu_s() -> float:
     import resource
 
@@ -137,13 +181,21 @@ def main() -> None:
     ap.add_argument("--base", type=int, default=1_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cache")
+    ap.add_argument(
+        "--real",
+        action="store_true",
+        help="simulate every patient (chunks of --base patients, one seed each) instead of tiling one base",
+    )
     ap.add_argument("--child", choices=("analyses", "report"))
     ap.add_argument("--folder")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, Path(args.folder))))
         return
-    folder = build(_cache(args.cache), args.base, args.patients)
+    if args.real:
+        folder = build_real(_cache(args.cache), args.base, args.patients)
+    else:
+        folder = build(_cache(args.cache), args.base, args.patients)
     rounds: dict[str, list[dict[str, Any]]] = {"analyses": [], "report": []}
     for r in range(args.repeat):
         for kind in ("analyses", "report"):

@@ -100,3 +100,15 @@ def test_demo_prints_the_example_table(cli: Cli) -> None:
     assert p.returncode == 0, p.stderr
     assert "example cases graded" in p.stdout
     assert "astct2019:crs" in p.stdout and "astct2019:icans" in p.stdout
+
+
+def test_a_refused_finding_is_explained_in_the_language_asked(cli: Cli) -> None:
+    """exit 2, one line naming the field, the value and what is expected, in --lang (issue 11)."""
+    bare = json.dumps({"anc_series": [{"day": 0, "value": 2}]})
+    fr = cli("grade", "ehaebmt2023:icaht", "--findings", bare, "--lang", "fr")
+    assert fr.returncode == 2 and "Traceback" not in fr.stderr
+    assert fr.stderr.startswith("error: anc_series[0].value = 2 : un nombre sans unité est refusé")
+    assert "p. ex. '10*9/L' ou '/uL'" in fr.stderr
+    en = cli("grade", "ehaebmt2023:icaht", "--findings", bare)
+    assert en.returncode == 2
+    assert en.stderr.startswith("error: anc_series[0].value = 2: a bare number is refused")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from immunotox.errors import FindingError
 from immunotox.management import check_dose_rule, convert_steroid, steroid_equivalents, tocilizumab_dose
-from immunotox.management._dose import format_time
+from immunotox.management._inputs import format_time
 
 NOW = datetime(2025, 3, 2, 12, 0, tzinfo=UTC)
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)

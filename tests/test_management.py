@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 import immunotox
 from immunotox.errors import FindingError, RuleSpecError
 from immunotox.management import Recommendation, list_guidelines, load_guideline, recommend
-from immunotox.management._dose import format_time
 from immunotox.management._drugs import drug, drug_data
+from immunotox.management._inputs import format_time
 from immunotox.result import GradeResult
 from immunotox.sources import all_sources
 

@@ -20,7 +20,7 @@ import immunotox
 from immunotox import risk
 from immunotox.errors import FindingError, RuleSpecError
 from immunotox.findings import vocabulary
-from immunotox.messages import LANGS, Msg, entry, html, parse_lang, quote, render, walk
+from immunotox.messages import LANGS, Msg, entry, error_message, html, parse_lang, quote, render, walk
 from immunotox.result import GradeResult
 from immunotox.scales.ctcae import translated
 from immunotox.scales.ctcae_spec import load_table
@@ -250,3 +250,67 @@ def test_explain_names_a_missing_lab_input_by_what_it_is_in_the_users_language()
     assert "  - uln: Upper limit of normal of the ALT assay (U/L)" in r.explain("en")
     hapto = immunotox.grade("ctcae5:haptoglobin-decreased", {"value": {"value": 0.2, "unit": "g/L"}})
     assert "  - lln : Limite inférieure de la normale du dosage (Haptoglobine) (g/L)" in hapto.explain("fr")
+
+
+@pytest.mark.parametrize(
+    ("scale", "findings", "en", "fr"),
+    [
+        (
+            "astct2019:crs",
+            {"temperature_c": 55},
+            "temperature_c = 55: outside the physiologically possible range 25–45 °C. Hint: check the unit "
+            "and the decimal point",
+            "temperature_c = 55 : hors de l'intervalle physiologiquement possible 25–45 °C. Indication : "
+            "vérifiez l'unité et la virgule décimale",
+        ),
+        (
+            "astct2019:crs",
+            {"temperature_c": {"value": 38, "unit": "mg"}},
+            "temperature_c.unit = 'mg': cannot convert 'mg' to 'Cel' for temperature_c. Hint: use a unit of "
+            "the same kind, such as 'Cel' or '[degF]'",
+            "temperature_c.unit = 'mg' : impossible de convertir 'mg' en 'Cel' pour temperature_c. "
+            "Indication : utilisez une unité de même nature, telle que 'Cel' ou '[degF]'",
+        ),
+        (
+            "ehaebmt2023:icaht",
+            {"anc_series": [{"day": 0, "value": 2}]},
+            "anc_series[0].value = 2: a bare number is refused: laboratories report this analyte in "
+            "different units (French and US labs differ), so the unit is never guessed. Hint: give it as "
+            '{"value": 2, "unit": "<UCUM>"} with the unit of your laboratory, e.g. \'10*9/L\' or \'/uL\', '
+            'or the unit once for the whole series: {"unit": "<UCUM>", "points": [...]}',
+            "anc_series[0].value = 2 : un nombre sans unité est refusé : les laboratoires rendent cette "
+            "analyse dans des unités différentes (laboratoires français et américains), l'unité n'est donc "
+            'jamais devinée. Indication : donnez-la sous la forme {"value": 2, "unit": "<UCUM>"} avec '
+            "l'unité de votre laboratoire, p. ex. '10*9/L' ou '/uL', ou l'unité une fois pour toute la "
+            'série : {"unit": "<UCUM>", "points": [...]}',
+        ),
+        (
+            "ehaebmt2023:icaht",
+            {"anc_series": {"unit": "/uL", "points": [{"date": "2024-03-01", "value": 400}]}},
+            "anc_series[0].date = '2024-03-01': a date needs infusion_date to be converted to a day after "
+            "infusion. Hint: give infusion_date, or days instead of dates",
+            "anc_series[0].date = '2024-03-01' : une date exige infusion_date pour être convertie en jour "
+            "après la perfusion. Indication : donnez infusion_date, ou des jours au lieu de dates",
+        ),
+    ],
+)
+def test_a_refused_finding_is_explained_in_french_and_english(
+    scale: str, findings: dict[str, Any], en: str, fr: str
+) -> None:
+    """Field, value as given, problem and expectation; the value is never translated (issue 11)."""
+    with pytest.raises(FindingError) as err:
+        immunotox.grade(scale, findings)
+    assert str(err.value) == error_message(err.value, "en") == en
+    assert error_message(err.value, "fr") == fr
+    assert not english_in(fr.split(" : ", 1)[1].replace("'/uL'", ""))
+    import pickle
+
+    again = pickle.loads(pickle.dumps(err.value))
+    assert (str(again), error_message(again, "fr")) == (en, fr)
+
+
+def test_every_error_text_exists_in_both_languages() -> None:
+    errors = [(p, t) for p, t in _texts("messages") if p.startswith("errors.")]
+    assert len(errors) > 40
+    for path, t in errors:
+        assert t["text_fr"] and _params(t["text"]) == _params(t["text_fr"]), path

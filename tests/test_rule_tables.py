@@ -3,6 +3,10 @@ grammar (a misspelt key, a wrong type, a missing key) fails naming the file and 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 import tomllib
 from importlib import resources
 
@@ -190,3 +194,48 @@ def test_iechs_structure_checked() -> None:
     edited = _edited("iechs", 'finding = "fibrinogen"', 'finding = "fibrinogen_g_l"')
     with pytest.raises(RuleSpecError, match=r"features\[3\]: .*'fibrinogen_g_l': not a finding"):
         ruledata.validate("iechs", iechs_spec.IecHsTable, edited)
+
+
+def test_a_broken_table_fails_when_its_scale_is_imported() -> None:
+    """In a fresh process, each scale module imported with a misspelt key in its table fails at
+    import, naming the file and the key (not later, as a wrong grade)."""
+    cases = [
+        ("immunotox.scales.icaht", "icaht", "max_filled_gap_days = 7", "max_filed_gap_days = 7"),
+        ("immunotox.scales.astct2019", "astct2019", "fever_min_c = 38.0", "fever_minimum_c = 38.0"),
+        ("immunotox.scales.legacy_crs", "legacy_crs", "room_air_fio2_pct = 21.0", "room_air_fio2 = 21.0"),
+        ("immunotox.scales.iechs", "iechs", "below = 1.5", "bellow = 1.5"),
+    ]
+    script = textwrap.dedent(
+        """
+        import importlib, json, sys, tomllib
+        from immunotox import ruledata
+        from immunotox.errors import RuleSpecError
+        original = ruledata.load
+        out = []
+        for module, name, old, new in json.loads(sys.argv[1]):
+            text = open(sys.argv[2] + "/" + name + ".toml", encoding="utf-8").read()
+            broken = tomllib.loads(text.replace(old, new, 1))
+            ruledata.load = lambda n, name=name, broken=broken: broken if n == name else original(n)
+            try:
+                importlib.import_module(module)
+                out.append("imported")
+            except RuleSpecError as exc:
+                out.append(str(exc))
+            ruledata.load = original
+        print(json.dumps(out))
+        """
+    )
+    folder = str(resources.files("immunotox").joinpath("data/scales"))
+    run = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(cases), folder], capture_output=True, text=True, check=True
+    )
+    messages = json.loads(run.stdout)
+    assert (
+        messages[0].startswith("data/scales/icaht.toml: ")
+        and "early.max_filed_gap_days: unknown key" in messages[0]
+    )
+    assert "data/scales/astct2019.toml: " in messages[1] and "crs.fever_minimum_c: unknown key" in messages[1]
+    assert (
+        "data/scales/legacy_crs.toml: " in messages[2] and "common.room_air_fio2: unknown key" in messages[2]
+    )
+    assert "data/scales/iechs.toml: " in messages[3] and "features[3].bellow: unknown key" in messages[3]

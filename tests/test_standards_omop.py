@@ -17,6 +17,8 @@ from immunotox.standards import concepts, grade_omop, read_omop, write_omop
 from immunotox.timeline import grade_observations
 from immunotox.vocabulary import vocabulary
 
+from .standards_helpers import icu_stays
+
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 SCALES = "astct2019:crs,astct2019:icans"
 OUTPUTS = ("grades", "daily_max", "episodes", "patients")
@@ -41,6 +43,7 @@ def test_simulated_cohort_through_omop_grades_as_the_direct_path(
     read = read_omop(tmp_path)
     assert read.rejected_rows == 0
     assert read.observations.num_rows == cohort.observations.num_rows
+    assert icu_stays(read.observations) == icu_stays(cohort.observations) != []
     direct = grade_observations(cohort.observations, SCALES)
     via = grade_omop(tmp_path, SCALES)
     _same(direct, via)

@@ -16,6 +16,8 @@ from immunotox.simulate import simulate_cohort
 from immunotox.standards import grade_sdtm, read_sdtm, sdtm_map, write_sdtm
 from immunotox.timeline import grade_observations
 
+from .standards_helpers import icu_stays
+
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 SCALES = "astct2019:crs,astct2019:icans"
 OUTPUTS = ("grades", "daily_max", "episodes", "patients")
@@ -28,6 +30,7 @@ def test_simulated_cohort_through_sdtm_grades_as_the_direct_path(tmp_path: Path)
     read = read_sdtm(tmp_path)
     assert read.rejected_rows == 0
     assert read.observations.num_rows == cohort.observations.num_rows
+    assert icu_stays(read.observations) == icu_stays(cohort.observations) != []
     direct, via = grade_observations(cohort.observations, SCALES), grade_sdtm(tmp_path, SCALES)
     for name in OUTPUTS:
         assert getattr(direct, name).num_rows > 0

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import immunotox
+from immunotox.scales import icaht as icaht_scale
 from immunotox.timeline import _engine, _icaht, grade_observations
 from immunotox.timeline._run import select_scales
 
@@ -117,8 +118,11 @@ def test_interpreter_reads_the_scale_table(monkeypatch: pytest.MonkeyPatch) -> N
         grades = grade_observations(table(rows), ["ehaebmt2023:icaht-early"]).grades.to_pylist()
         return int(next(g for g in grades if g["day"] == 30)["grade_lo"])
 
+    assert _icaht.table() is icaht_scale._T  # one typed object for the core and the interpreter
     assert early_day30() == 0  # 600/uL: above 500
-    table_ = _icaht.ruledata.load("icaht")
-    thr = table_["early"]["thresholds"][0]
-    monkeypatch.setitem(thr, "max_per_ul", 700.0)
+    # the typed table is frozen: the interpreter is given an edited copy
+    t = _icaht.table()
+    thr = (t.early.thresholds[0].model_copy(update={"max_per_ul": 700.0}), *t.early.thresholds[1:])
+    edited = t.model_copy(update={"early": t.early.model_copy(update={"thresholds": thr})})
+    monkeypatch.setattr(_icaht, "table", lambda: edited)
     assert early_day30() == 4  # <= 700 from day 0 to 30: never recovered

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from immunotox import units
 from immunotox.findings import vocabulary as findings_vocabulary
 from immunotox.timeline import REASONS, ObservationFileError, read_observations
-from immunotox.timeline._read import NO_END, normalize, parse_times
+from immunotox.timeline._read import NO_END, normalize
+from immunotox.timeline._values import parse_times
 from immunotox.vocabulary import vocabulary
 
 COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")

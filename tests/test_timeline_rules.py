@@ -308,6 +308,24 @@ def test_icans_episode(engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_the_latest_ice_record_counts_whole_or_partial(engine: str) -> None:
+    """The ICE is one assessment: a partial ICE (items only) recorded after a total supersedes
+    it (a grade range from the items), and items of an older record never join a newer one."""
+    neuro = [("consciousness", "awake"), ("seizure", "none"), ("motor", "none")]
+    rows = base(age=45)
+    rows += [("P1", ts(2, 8), c, v, "") for c, v in [("ice_score", 10), *neuro]]
+    # 09:00 partial ICE: orientation 1, naming 1 -> ICE between 2 and 5 -> grade 2-3
+    rows += [("P1", ts(2, 9), "ice_orientation", 1, ""), ("P1", ts(2, 9), "ice_naming", 1, "")]
+    # 10:00 partial ICE of the other items only: writing 1, attention 1, commands 1 -> 3 to 10
+    rows += [("P1", ts(2, 10), c, 1, "") for c in ("ice_writing", "ice_attention", "ice_commands")]
+    # 11:00 a total again supersedes the items
+    rows += [("P1", ts(2, 11), "ice_score", 9, "")]
+    r = grade_observations(table(rows), ["astct2019:icans"], engine=engine)
+    g = {t: (grade, hi) for t, grade, hi, _c in grades_of(r, "astct2019:icans")}
+    assert (g[ts(2, 8)], g[ts(2, 9)], g[ts(2, 10)], g[ts(2, 11)]) == ((0, 4), (2, 4), (0, 4), (1, 4))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_day0_falls_back_to_the_first_observation(engine: str) -> None:
     rows = [("P2", ts(1, 6), "age", 50, "a")]
     rows += vitals("P2", ts(2, 10), 38.6)

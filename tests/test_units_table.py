@@ -16,6 +16,7 @@ import pytest
 
 from immunotox import units
 from immunotox.errors import RuleSpecError, UnitError
+from immunotox.findings import vocabulary as findings_vocabulary
 from immunotox.scales.ctcae_spec import load_table
 
 ROOT = resources.files("immunotox")
@@ -38,13 +39,22 @@ def _data_files() -> Iterator[tuple[str, Any]]:
                 yield f"{folder}/{entry.name}", tomllib.loads(entry.read_text("utf-8"))
 
 
-def test_every_molar_mass_in_the_data_is_the_tables() -> None:
-    table = units.analytes()
+def test_no_molar_mass_is_written_outside_the_table() -> None:
+    # findings_risk, findings_irae and data/observations.toml name their analyte instead
     seen = [hit for name, data in _data_files() for hit in _molar_masses(data, name)]
-    assert len(seen) >= 3  # findings_risk (3); data/observations.toml names its analyte instead
-    for where, name, mm in seen:
-        assert name in table, f"{where}: {name!r} is not in data/analytes.toml"
-        assert mm == table[name].molar_mass, where
+    assert seen == []
+
+
+def test_the_risk_findings_take_their_molar_mass_and_units_from_the_table() -> None:
+    table = units.analytes()
+    fv = findings_vocabulary()
+    for name in ("creatinine", "hemoglobin", "triglycerides"):
+        assert fv[name].molar_mass == table[name].molar_mass, name
+        assert fv[name].unit_required == table[name].unit_required, name
+    # creatinine 100 umol/L = 1.1312 mg/dL (113.12 g/mol), the EASIX unit
+    assert units.convert("creatinine", 100, "umol/L", fv["creatinine"].unit, fv["creatinine"].molar_mass) == (
+        pytest.approx(1.1312)
+    )
 
 
 def test_every_row_has_its_source_and_a_known_unit() -> None:

@@ -14,7 +14,14 @@ so a command-line front end can print ``str(error)`` and exit with code 2.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
+
+
+class Text(Protocol):
+    """A text for people that can be written in a language (:class:`immunotox.messages.Msg`;
+    a protocol, so that this bottom module imports nothing above it)."""
+
+    def text(self, lang: Any = "en") -> str: ...
 
 
 class ImmunotoxError(Exception):
@@ -62,22 +69,31 @@ class FindingError(ImmunotoxError, ValueError):
     immunotox.errors.FindingError: temperature_c = 55: ...
     """
 
-    def __init__(self, field: str, value: Any, problem: str, hint: str | None = None) -> None:
+    def __init__(self, field: str, value: Any, problem: str | Text, hint: str | Text | None = None) -> None:
         super().__init__(field, value, problem, hint)
         self.field = field
         self.value = value
-        self.problem = problem
-        self.hint = hint
+        #: the problem and the hint as texts for people in French and English (``None``: a text
+        #: written in English only, shown as is in every language)
+        self.problem_msg = None if isinstance(problem, str) else problem
+        self.hint_msg = None if hint is None or isinstance(hint, str) else hint
+        self.problem = problem if isinstance(problem, str) else problem.text("en")
+        self.hint = hint if hint is None or isinstance(hint, str) else hint.text("en")
 
     def __str__(self) -> str:
-        shown = _show(self.value)
+        shown = show_value(self.value)
         msg = f"{self.field} = {shown}: {self.problem}"
         if self.hint:
             msg += f". Hint: {self.hint}"
         return msg
 
+    def texts(self) -> tuple[str | Text, str | Text | None]:
+        """(problem, hint) as given: messages when written as data, else English strings — to
+        raise the same refusal under another field name without losing its French."""
+        return (self.problem_msg or self.problem, self.hint_msg or self.hint)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.field, self.value, self.problem, self.hint))
+        return (type(self), (self.field, self.value, *self.texts()))
 
 
 class UnitError(FindingError):
@@ -88,7 +104,7 @@ class RuleSpecError(ImmunotoxError, ValueError):
     """A rule data file that does not follow its grammar (a packaging or editing error)."""
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, bool) or value is None:

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from . import units
 from .errors import FindingError, ImmunotoxError, RuleSpecError
+from .messages import error as E
+from .messages import or_list
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -60,27 +62,25 @@ class FieldSpec:
             return _parse_integer(name, raw, self.range)
         if self.kind == "bool":
             if not isinstance(raw, bool):
-                raise FindingError(name, raw, "expected true or false")
+                raise FindingError(name, raw, E("bool_expected"))
             return raw
         if self.kind == "enum":
             return self._enum_value(name, raw)
         if self.kind == "enum_list":
             if not isinstance(raw, list):
-                raise FindingError(
-                    name, raw, "expected a list (use [] for none)", f"e.g. [{self.values[0]!r}]"
-                )
+                raise FindingError(name, raw, E("list_expected"), E("eg", example=f"[{self.values[0]!r}]"))
             out = [self._enum_value(name, item) for item in raw]
             return sorted(set(out), key=out.index)
         if self.kind == "record":
             if not isinstance(raw, dict):
-                raise FindingError(name, raw, f"expected an object with keys {list(self.fields)}")
+                raise FindingError(name, raw, E("record_expected", keys=str(list(self.fields))))
             unknown = sorted(set(raw) - set(self.fields))
             if unknown:
                 raise FindingError(
                     f"{name}.{unknown[0]}",
                     raw[unknown[0]],
-                    "unknown item",
-                    f"expected {list(self.fields)}",
+                    E("unknown_item"),
+                    E("expected", what=str(list(self.fields))),
                 )
             return {
                 k: _parse_integer(f"{name}.{k}", raw[k], self.fields[k])
@@ -95,11 +95,11 @@ class FieldSpec:
 
     def _enum_value(self, name: str, raw: Any) -> str:
         if not isinstance(raw, str):
-            raise FindingError(name, raw, f"expected one of {list(self.values)}")
+            raise FindingError(name, raw, E("enum_expected", values=str(list(self.values))))
         key = raw.strip()
         key = self.aliases.get(key.lower(), key.lower())
         if key not in self.values:
-            raise FindingError(name, raw, f"not one of {list(self.values)}")
+            raise FindingError(name, raw, E("enum_unknown", values=str(list(self.values))))
         return key
 
 
@@ -117,28 +117,28 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any, default_unit: str | No
     if isinstance(raw, dict):
         extra = sorted(set(raw) - {"value", "unit"})
         if extra:
-            raise FindingError(f"{name}.{extra[0]}", raw[extra[0]], "unknown key; expected value and unit")
+            raise FindingError(f"{name}.{extra[0]}", raw[extra[0]], E("unknown_key_quantity"))
         if unit is not None and not isinstance(unit, str):
-            raise FindingError(f"{name}.unit", unit, "expected a UCUM code as a string")
+            raise FindingError(f"{name}.unit", unit, E("ucum_string"))
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        expected = "" if spec.unit_required else f"a number in {spec.unit!r} or "
-        raise FindingError(name, value, f'expected {expected}{{"value": x, "unit": "<UCUM>"}}')
+        quantity = '{"value": x, "unit": "<UCUM>"}'
+        problem = (
+            E("expected", what=quantity)
+            if spec.unit_required
+            else E("number_or_quantity", unit=repr(spec.unit), quantity=quantity)
+        )
+        raise FindingError(name, value, problem)
     if not math.isfinite(value):
-        raise FindingError(name, value, "not a finite number")
+        raise FindingError(name, value, E("not_finite"))
     if unit is None and spec.unit_required:
-        series = (
-            ', or the unit once for the whole series: {"unit": "<UCUM>", "points": [...]}'
-            if spec.kind == "series"
-            else ""
-        )
-        raise FindingError(
-            name,
-            value,
-            "a bare number is refused: laboratories report this analyte in different units "
-            "(French and US labs differ), so the unit is never guessed",
-            f'give it as {{"value": {value!r}, "unit": "<UCUM>"}} with the unit of your laboratory, '
-            "e.g. " + " or ".join(repr(u) for u in spec.unit_required) + series,
-        )
+        hint = {
+            "quantity": f'{{"value": {value!r}, "unit": "<UCUM>"}}',
+            "units": or_list([repr(u) for u in spec.unit_required]),
+        }
+        if spec.kind == "series":
+            hint["series"] = '{"unit": "<UCUM>", "points": [...]}'
+        key = "bare_number_hint_series" if spec.kind == "series" else "bare_number_hint"
+        raise FindingError(name, value, E("bare_number"), E(key, **hint))
     canon = float(value)
     if unit is not None:
         canon = units.convert(name, float(value), unit, spec.unit, spec.molar_mass)
@@ -149,9 +149,10 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any, default_unit: str | No
             raise FindingError(
                 name,
                 value,
-                f"outside the physiologically possible range {lo:g}–{hi:g} {shown}"
-                + (f" (converted: {canon:g} {shown})" if unit is not None else ""),
-                "check the unit and the decimal point",
+                E("out_of_range_converted", lo=lo, hi=hi, unit=shown, canon=canon)
+                if unit is not None
+                else E("out_of_range", lo=lo, hi=hi, unit=shown),
+                E("check_unit"),
             )
     return canon
 
@@ -159,11 +160,11 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any, default_unit: str | No
 def _parse_date(name: str, raw: Any) -> datetime.date:
     """A calendar date written ``YYYY-MM-DD`` (ISO 8601, no time, no other spelling)."""
     if not isinstance(raw, str) or not _ISO_DATE.match(raw):
-        raise FindingError(name, raw, "expected a date written YYYY-MM-DD", 'e.g. "2024-03-01"')
+        raise FindingError(name, raw, E("date_expected"), E("eg", example='"2024-03-01"'))
     try:
         return datetime.date.fromisoformat(raw)
     except ValueError:
-        raise FindingError(name, raw, "not a calendar date") from None
+        raise FindingError(name, raw, E("not_calendar_date")) from None
 
 
 def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
@@ -183,30 +184,29 @@ def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
     if isinstance(raw, dict):
         extra = sorted(set(raw) - {"unit", "points"})
         if extra:
-            raise FindingError(f"{name}.{extra[0]}", raw[extra[0]], "unknown key; expected unit and points")
+            raise FindingError(f"{name}.{extra[0]}", raw[extra[0]], E("unknown_key_series"))
         series_unit = raw.get("unit")
         if not isinstance(series_unit, str):
-            raise FindingError(
-                f"{name}.unit", series_unit, "expected a UCUM code as a string", "e.g. '10*9/L'"
-            )
+            raise FindingError(f"{name}.unit", series_unit, E("ucum_string"), E("eg", example="'10*9/L'"))
         units.convert(name, 1.0, series_unit, str(spec.unit), spec.molar_mass)  # a bad unit is refused here
         raw = raw.get("points")
     if not isinstance(raw, list):
-        raise FindingError(name, raw, "expected a list of points", f'e.g. [{{"{index}": 0, "value": 1200}}]')
+        example = f'[{{"{index}": 0, "value": 1200}}]'
+        raise FindingError(name, raw, E("points_expected"), E("eg", example=example))
     out: list[dict[str, Any]] = []
     for i, point in enumerate(raw):
         where = f"{name}[{i}]"
         if not isinstance(point, dict):
-            raise FindingError(where, point, f'expected an object {{"{index}": n, "value": x}}')
+            raise FindingError(where, point, E("point_expected", example=f'{{"{index}": n, "value": x}}'))
         extra = sorted(set(point) - {index, "date", "value"})
         if extra:
             raise FindingError(
-                f"{where}.{extra[0]}", point[extra[0]], "unknown key", f"expected {index} or date, and value"
+                f"{where}.{extra[0]}", point[extra[0]], E("unknown_key"), E("point_keys", index=index)
             )
         if (point.get(index) is None) == (point.get("date") is None):
-            raise FindingError(where, point, f"give exactly one of {index!r} and 'date'")
+            raise FindingError(where, point, E("exactly_one", index=repr(index)))
         if point.get("value") is None:
-            raise FindingError(f"{where}.value", None, "missing value")
+            raise FindingError(f"{where}.value", None, E("value_absent"))
         value = _parse_quantity(spec, f"{where}.value", point["value"], series_unit)
         parsed: dict[str, Any] = {"value": value}
         if point.get(index) is not None:
@@ -219,13 +219,13 @@ def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
 
 def _parse_integer(name: str, raw: Any, rng: tuple[float, float] | None) -> int:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise FindingError(name, raw, "expected a whole number")
+        raise FindingError(name, raw, E("whole_number"))
     if isinstance(raw, float):
         if not raw.is_integer():
-            raise FindingError(name, raw, "expected a whole number")
+            raise FindingError(name, raw, E("whole_number"))
         raw = int(raw)
     if rng is not None and not rng[0] <= raw <= rng[1]:
-        raise FindingError(name, raw, f"outside the possible range {int(rng[0])}–{int(rng[1])}")
+        raise FindingError(name, raw, E("int_range", lo=int(rng[0]), hi=int(rng[1])))
     return int(raw)
 
 
@@ -307,7 +307,7 @@ def parse_findings(
     A key outside the vocabulary is always refused.
     """
     if not isinstance(raw, Mapping):
-        raise FindingError("findings", raw, "expected a JSON object of findings")
+        raise FindingError("findings", raw, E("findings_object"))
     out: dict[str, Any] = {}
     vocab = vocabulary()
     for key, value in raw.items():
@@ -318,8 +318,8 @@ def parse_findings(
                 raise FindingError(
                     str(key),
                     value,
-                    f"unknown finding for scale {scale_id}",
-                    f"this scale reads {sorted(specs)}",
+                    E("unknown_finding", scale=scale_id),
+                    E("scale_reads", keys=str(sorted(specs))),
                 )
             if value is not None:
                 shared.parse(value)

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import FindingError, RuleSpecError
+from .errors import FindingError, RuleSpecError, show_value
 
 Lang = Literal["en", "fr"]
 LANGS: tuple[Lang, ...] = ("en", "fr")
@@ -59,6 +59,10 @@ class Msg(BaseModel):
 
     id: str
     params: dict[str, Msg | bool | int | float | str | list[Msg | bool | int | float | str]] = {}
+
+    def text(self, lang: Lang = "en") -> str:
+        """This text written in ``lang`` (see :func:`render`)."""
+        return render(self, lang)
 
 
 def verbatim(text: str) -> Msg:
@@ -80,7 +84,27 @@ def parse_lang(value: Any, field: str = "lang") -> Lang:
     """``value`` as a language code (``en`` or ``fr``); anything else is refused, never defaulted."""
     if value in LANGS:
         return value  # type: ignore[no-any-return]
-    raise FindingError(field, value, f"unknown language; expected one of {list(LANGS)}")
+    raise FindingError(field, value, error("language", langs=str(list(LANGS))))
+
+
+def error(_key: str, /, **params: Any) -> Msg:
+    """The text ``errors.<key>`` of ``data/messages.toml`` (a refused input's problem or hint)."""
+    return Msg.model_construct(id=f"messages:errors.{_key}", params=params)
+
+
+def or_list(items: list[str], *, commas: bool = False) -> Msg | str:
+    """``a or b or c`` (« a ou b ou c »), or with ``commas`` ``a, b or c`` (« a, b ou c »)."""
+    if len(items) == 1:
+        return items[0]
+    if commas:
+        head: Msg | str = items[0]
+        for item in items[1:-1]:
+            head = error("list_last", a=head, b=item)
+        return error("or_pair", a=head, b=items[-1])
+    out: Msg | str = items[0]
+    for item in items[1:]:
+        out = error("or_pair", a=out, b=item)
+    return out
 
 
 @functools.cache
@@ -213,3 +237,16 @@ class Catalogue:
     def m(self, _key: str, /, **params: Any) -> Msg:
         """A sentence of the file's ``[messages]`` table."""
         return self(f"messages.{_key}", **params)
+
+
+def error_message(exc: FindingError, lang: Lang = "en") -> str:
+    """A refused finding's one-line message in ``lang``: the field and the value as given, the
+    problem and the hint in that language (English for a text not yet written as data)."""
+    if lang == "en":
+        return str(exc)
+    problem, hint = exc.texts()
+    params: dict[str, Any] = {"field": exc.field, "value": show_value(exc.value), "problem": problem}
+    if hint:
+        params["hint"] = hint
+    frame = "messages:errors.frame_hint" if hint else "messages:errors.frame"
+    return render(Msg(id=frame, params=params), lang)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,10 @@ class Texts(BaseModel):
     notes: list[Msg]
     deciding: list[Msg] = Field(default_factory=list, description="Names of the deciding domains")
     fired: list[Msg] = Field(default_factory=list, description="Texts of the rules that fired")
+    inputs: dict[str, tuple[str, str | None]] = Field(
+        default_factory=dict,
+        description="What each missing input is, (English, French), from the scale's own declaration",
+    )
 
 
 Status = Literal["assessed", "incomplete", "not_assessable", "not_applicable"]
@@ -116,7 +121,8 @@ class GradeResult(BaseModel):
         lines += [f"  - {x}" for x in r.reasons]
         if r.missing:
             lines.append(t("missing", keys=r.missing))
-            lines += [f"  - {t('missing_item', key=k, name=finding_name(k, lg, r.scale))}" for k in r.missing]
+            inputs = r.texts.inputs if r.texts else {}
+            lines += [f"  - {t('missing_item', key=k, name=finding_name(k, lg, inputs))}" for k in r.missing]
         if r.notes:
             lines.append(t("notes"))
             lines += [f"  - {n}" for n in r.notes]
@@ -125,16 +131,14 @@ class GradeResult(BaseModel):
         return "\n".join(lines)
 
 
-def finding_name(key: str, lang: Lang, scale_id: str | None = None) -> str:
+def finding_name(key: str, lang: Lang, inputs: Mapping[str, tuple[str, str | None]]) -> str:
     """What the input ``key`` is, in ``lang``: the text of the scale's own declaration of it (a
-    CTCAE lab term's ``uln`` is the ULN of its analyte, in its unit), else the findings
-    vocabulary's; sub-keys such as ``ice_items.orientation`` are named by their parent."""
-    from .catalogue import all_scales
-    from .findings import vocabulary
-
+    CTCAE lab term's ``uln`` is the ULN of its analyte, in its unit), carried by the result's
+    :class:`Texts` (``inputs``); sub-keys such as ``ice_items.orientation`` are named by their
+    parent; the key itself when the scale does not declare it."""
     root = key.split(".")[0].split("[")[0]
-    scale = all_scales().get(scale_id) if scale_id else None
-    spec = (scale.findings.get(root) if scale is not None else None) or vocabulary().get(root)
-    if spec is None:
+    names = inputs.get(root)
+    if names is None:
         return key
-    return spec.text_fr if lang == "fr" and spec.text_fr else spec.text
+    en, fr = names
+    return fr if lang == "fr" and fr else en

@@ -24,6 +24,7 @@ from typing import Any
 import pint
 
 from .errors import RuleSpecError, UnitError
+from .messages import Msg, error, or_list
 
 # UCUM atom -> pint unit name. Anything not listed here is refused: we do not guess.
 _ATOMS: dict[str, str] = {
@@ -178,22 +179,22 @@ def convert(
         raise UnitError(
             f"{field}.unit",
             unit,
-            f"{exc}; {field} is expected in {to_unit!r}",
-            "use a UCUM code such as " + _examples(to_unit),
+            error("unit_unsupported", error=str(exc), field=field, unit=repr(to_unit)),
+            error("unit_examples", examples=_examples(to_unit)),
         ) from None
     except pint.DimensionalityError:
         raise UnitError(
             f"{field}.unit",
             unit,
-            f"cannot convert {unit!r} to {to_unit!r} for {field}",
-            "use a unit of the same kind, such as " + _examples(to_unit),
+            error("unit_dimension", unit=repr(unit), to_unit=repr(to_unit), field=field),
+            error("unit_same_kind", examples=_examples(to_unit)),
         ) from None
     # Round away binary floating-point noise (75000/mm3 -> 75.00000000000001 x10*9/L) so that a
     # value exactly on a printed threshold stays on it; 10 significant digits is far below any
     # clinical precision.
     result = float(f"{float(value) * scale + offset:.10g}")
     if not math.isfinite(result):
-        raise UnitError(f"{field}.unit", unit, "conversion gave a non-finite number")
+        raise UnitError(f"{field}.unit", unit, error("unit_not_finite"))
     return result
 
 
@@ -227,16 +228,17 @@ def _affine(unit: str, to_unit: str, molar_mass_g_mol: float | None) -> tuple[fl
     return at(1.0) - offset, offset
 
 
-_EXAMPLES: dict[str, str] = {
-    "Cel": "'Cel' or '[degF]'",
-    "mg/dL": "'mg/dL', 'mg/L' or 'umol/L'",
-    "10*9/L": "'10*9/L', '10*3/uL' or '/uL'",
-    "g/dL": "'g/dL', 'g/L' or 'mmol/L'",
+_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "Cel": ("Cel", "[degF]"),
+    "mg/dL": ("mg/dL", "mg/L", "umol/L"),
+    "10*9/L": ("10*9/L", "10*3/uL", "/uL"),
+    "g/dL": ("g/dL", "g/L", "mmol/L"),
 }
 
 
-def _examples(to_unit: str) -> str:
-    return _EXAMPLES.get(to_unit, repr(to_unit))
+def _examples(to_unit: str) -> Msg | str:
+    """Units of the same kind as ``to_unit``, for people: « 'mg/dL', 'mg/L' or 'umol/L' »."""
+    return or_list([repr(u) for u in _EXAMPLES.get(to_unit, (to_unit,))], commas=True)
 
 
 _DISPLAY: dict[str, str] = {

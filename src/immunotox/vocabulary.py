@@ -199,6 +199,13 @@ class Vocabulary:
         except KeyError:
             raise RuleSpecError(f"no reconstruction rule for finding {finding!r}") from None
 
+    def record_of(self, finding: str) -> Derivation | None:
+        """The ``record_last`` derivation whose ``unless`` is ``finding``: a later record of its
+        items supersedes ``finding`` (the latest assessment counts, whole or partial)."""
+        return next(
+            (d for d in self.derivations.values() if d.method == "record_last" and d.unless == finding), None
+        )
+
     @property
     def aliases(self) -> dict[str, str]:
         """Every accepted spelling of a code (lower case) -> canonical code name."""

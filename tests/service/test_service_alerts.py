@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from immunotox.service import queue
+from immunotox.service import queue, recommend
 from immunotox.service.app import run_sweeps
 from tests.service.conftest import T0, Service, Template, make_service
 
@@ -253,3 +253,34 @@ def test_batch_with_regrade_now_is_graded_and_alerted_in_the_request(queued: Ser
     assert [(a["kind"], a["grade"]) for a in alerts(svc)] == [("new_toxicity", 2)]
     bad = svc.post("nurse_a", "/api/v1/observations/batch?regrade=later", {"observations": rows})
     assert bad.status_code == 422 and "regrade" in bad.text
+
+
+@pytest.fixture
+def eu_svc(sqlite_template: Template, tmp_path: Path) -> Iterator[Service]:
+    """The service of a French site (IMMUNOTOX_JURISDICTION=FR, i.e. EU product information)."""
+    from immunotox.jurisdiction import parse_jurisdiction
+
+    yield from make_service(sqlite_template, tmp_path, jurisdiction=parse_jurisdiction("FR"))
+
+
+def test_the_stored_recommendation_is_for_the_sites_jurisdiction_in_both_languages(eu_svc: Service) -> None:
+    """The alert's recommendation was computed without the jurisdiction and stored in English only."""
+    s = eu_svc
+    t = s.clock.now()
+    s.obs("nurse_a", "P-A1", "sbp", 120, "mm[Hg]", at=t - 3 * H)
+    s.obs("nurse_a", "P-A1", "temperature", 38.6, "Cel", at=t - 2.5 * H)
+    r = s.obs("nurse_a", "P-A1", "sbp", 82, "mm[Hg]", at=t - 2 * H)
+    rec = r.json()["alerts"][0]["recommendation"]
+    assert (rec["available"], rec["jurisdiction"], rec["guideline"]) == (True, "EU", "asco2021-cart@1.0.0")
+    # the tocilizumab label items are the EU SmPC's (the site's jurisdiction), not the US label's
+    assert any("roactemra-eu-smpc" in w for w in rec["warnings"]), rec["warnings"]
+    assert any("RCP" in w and "roactemra-eu-smpc" in w for w in rec["fr"]["warnings"])
+    toci = [a for a in rec["actions"] if a["text"].startswith("Tocilizumab 8 mg/kg")]
+    toci_fr = [a for a in rec["fr"]["actions"] if a["text"].startswith("Tocilizumab 8 mg/kg IV en 1 heure")]
+    assert (
+        len(toci) == len(toci_fr) == 1 and toci[0]["dose"] == toci_fr[0]["dose"] == "8 mg/kg × 70 kg = 560 mg"
+    )
+    assert [a["order"] for a in rec["actions"]] == [a["order"] for a in rec["fr"]["actions"]]
+    fr = recommend.in_lang(rec, "fr")
+    assert fr["actions"] == rec["fr"]["actions"] and fr["jurisdiction"] == "EU"
+    assert recommend.in_lang(rec, "en")["actions"] == rec["actions"]

@@ -565,3 +565,16 @@ def test_recommendations_come_from_the_management_module(svc: Service) -> None:
     # 8 mg/kg x 70 kg (US label; ASCO 2021), allowed: no dose given yet
     assert rec["tocilizumab"]["dose_mg"] == 560.0 and rec["tocilizumab"]["allowed"] is True
     assert svc.get("pat_a1", "/api/v1/patients/P-A1/recommendations").status_code == 403
+
+
+def test_a_refused_value_is_explained_in_the_language_the_request_accepts(svc: Service) -> None:
+    """Accept-Language: fr gives the French message (field, value, expectation); English otherwise."""
+    body = {"code": "temperature", "value": 38.6, "unit": "mg", "time": svc.clock.now().isoformat()}
+    path = "/api/v1/patients/P-A1/observations"
+    fr = svc.post("nurse_a", path, body, headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"})
+    assert fr.status_code == 422
+    assert fr.json()["detail"].startswith("unit = 'mg' : impossible de convertir 'mg' en 'Cel'")
+    assert fr.json()["errors"][0]["message"] == fr.json()["detail"]
+    en = svc.post("nurse_a", path, body, headers={"Accept-Language": "en-GB, fr;q=0.3"})
+    assert en.status_code == 422 and "cannot convert 'mg' to 'Cel'" in en.json()["detail"]
+    assert "cannot convert" in svc.post("nurse_a", path, body).json()["detail"]

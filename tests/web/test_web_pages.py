@@ -339,6 +339,23 @@ def test_grade_alert_reads_in_the_page_language(web: Web) -> None:
     assert "fever" in body_en and "selon" not in body_en
 
 
+@pytest.mark.parametrize("web", ["FR"], indirect=True)
+def test_the_recommendation_of_an_alert_reads_in_the_page_language_for_the_sites_jurisdiction(
+    web: Web,
+) -> None:
+    """It was computed without the site's jurisdiction and shown in English on French pages."""
+    web.login("nurse_a")
+    web.post("/patients/P-A1/vitals", {"sbp": "80"})  # hypotension without vasopressor: CRS grade 2
+    alert = next(a for a in web.alerts("P-A1") if a.grade == 2)
+    assert alert.recommendation is not None and alert.recommendation["jurisdiction"] == "EU"
+    body = text(web.client.get("/alerts")).split(f'id="alert-{alert.id}"')[1].split("</li>\n  </ol>")[0]
+    assert "Tocilizumab 8 mg/kg IV en 1 heure" in body and "asco2021-cart@1.0.0 · EU" in body
+    assert "Tocilizumab 8 mg/kg IV over 1 hour" not in body
+    web.client.cookies.set("immunotox_lang", "en")
+    body_en = text(web.client.get("/alerts")).split(f'id="alert-{alert.id}"')[1]
+    assert "Tocilizumab 8 mg/kg IV over 1 hour" in body_en
+
+
 def test_escalation_state_is_shown(web: Web) -> None:
     from immunotox.service.app import run_sweeps
 

@@ -587,11 +587,12 @@ def _management(
     """Tocilizumab timing and label limits, cumulative corticosteroids (dexamethasone-equivalent).
 
     Limits are those of ``data/drugs.toml`` dose rule ``tocilizumab-crs``, checked dose by dose
-    with :func:`immunotox.management._dose.check_dose_rule` (history = the patient's earlier doses);
-    the steroid equivalence is :func:`immunotox.management._dose.convert_steroid`.
+    with :func:`immunotox.management._dose_rule.check_dose_rule` (history = the patient's earlier doses);
+    the steroid equivalence is :func:`immunotox.management._steroids.convert_steroid`.
     """
     from ..errors import FindingError
-    from ..management._dose import check_dose_rule, convert_steroid
+    from ..management._dose_rule import check_dose_rule
+    from ..management._steroids import convert_steroid
 
     crs = next((s for s in scales if family(s) == "crs"), None)
     obs = _read_observations(observations, ("tocilizumab", "corticosteroid", "weight", "icu")).join(

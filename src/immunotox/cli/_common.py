@@ -11,8 +11,8 @@ from typing import Any, NoReturn
 
 import typer
 
-from ..errors import ImmunotoxError
-from ..messages import Lang, parse_lang
+from ..errors import FindingError, ImmunotoxError
+from ..messages import Lang, error_message, parse_lang
 
 EXIT_BAD_INPUT = 2
 
@@ -24,10 +24,13 @@ def fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def clean_errors() -> Iterator[None]:
-    """Turn immunotox errors into a one-line message and exit code 2 (never a traceback)."""
+def clean_errors(lang: Lang = "en") -> Iterator[None]:
+    """Turn immunotox errors into a one-line message in ``lang`` and exit code 2 (never a
+    traceback); a refused input names its field, its value and what was expected."""
     try:
         yield
+    except FindingError as exc:
+        fail(error_message(exc, lang))
     except ImmunotoxError as exc:
         fail(str(exc))
 

@@ -24,7 +24,7 @@ def _as_option(exc: FindingError) -> FindingError:
     """The same error with the field named as the command-line option (weight_kg -> --weight-kg)."""
     head, bracket, rest = exc.field.partition("[")
     name = _OPTION_NAMES.get(head, head) + bracket + rest
-    return FindingError(name, exc.value, exc.problem, exc.hint)
+    return FindingError(name, exc.value, *exc.texts())
 
 
 dose_app = typer.Typer(

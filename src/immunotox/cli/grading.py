@@ -68,7 +68,7 @@ def grade(
     """Grade FINDINGS with SCALE; prints one JSON object (or an explanation with --explain)."""
     language = lang_option(lang)
     raw = read_json_option(findings, "--findings")
-    with clean_errors():
+    with clean_errors(language):
         result = get_scale(scale).grade(raw, ignore_unused=ignore_unused) if isinstance(raw, dict) else None
     if result is None:
         fail(f"--findings = {json.dumps(raw)[:60]}: expected a JSON object of findings")

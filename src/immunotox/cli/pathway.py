@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import pathway as pw
-from ..errors import ImmunotoxError
+from ..errors import FindingError, ImmunotoxError
+from ..messages import error_message
 from ._common import fail, print_json
 
 _UI: dict[str, dict[str, str]] = {
@@ -190,6 +191,8 @@ def pathway(
     except pw.PathwayError as exc:
         option = _OPTION.get(exc.field, "--" + exc.field.replace("_", "-"))
         fail(option + str(exc)[len(exc.field) :])
+    except FindingError as exc:
+        fail(error_message(exc, "fr" if lang == "fr" else "en"))
     except ImmunotoxError as exc:
         fail(str(exc))
     if as_json:

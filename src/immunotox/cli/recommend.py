@@ -81,7 +81,7 @@ def recommend(
     ctx: Any = read_json_option(context, "--context") if context is not None else None
     if ctx is not None and not isinstance(ctx, dict):
         fail(f"--context = {json.dumps(ctx)[:60]}: expected a JSON object")
-    with clean_errors():
+    with clean_errors("fr" if lang == "fr" else "en"):
         check_lang(lang)
         optional_jurisdiction(jurisdiction, "--jurisdiction")
         if from_grade is not None:

@@ -45,7 +45,7 @@ def score(
     """
     language = lang_option(lang)
     raw = read_json_option(findings, "--findings")
-    with clean_errors():
+    with clean_errors(language):
         result = risk.score(score_id, raw).in_lang(language)
     if explain:
         typer.echo(result.explain())

@@ -27,22 +27,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ._dose import (
-    ComputedDose,
-    DoseDecision,
-    LimitCheck,
-    SourceRef,
-    SteroidConversion,
-    check_dose_rule,
-    convert_steroid,
-    steroid_equivalents,
-    tocilizumab_dose,
-)
+from ._dose_expr import ComputedDose
+from ._dose_rule import DoseDecision, LimitCheck, SourceRef, check_dose_rule, tocilizumab_dose
 from ._drugs import check_agreement, parse_therapy_class, resolve_product
 from ._engine import GradeInput, GuidelineInfo, Label, Recommendation, RecommendedAction, recommend
 from ._population import Licence, Population, PopulationCheck, dose_gate
 from ._recorded import LimitFinding, RecordedDose, review_recorded_doses
 from ._spec import GuidelineSet, load_guideline, registry
+from ._steroids import SteroidConversion, convert_steroid, steroid_equivalents
 
 
 def list_guidelines(guideline_dirs: Iterable[str | Path] = ()) -> list[GuidelineSet]:

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import FindingError
-from ._dose import _number, format_time, parse_age, parse_time, parse_weight
 from ._drugs import Product, check_agreement, drug_data, parse_therapy_class, resolve_product, steroid_table
+from ._inputs import _number, format_time, parse_age, parse_time, parse_weight
 
 CONTEXT_FIELDS: tuple[str, ...] = (
     "product",

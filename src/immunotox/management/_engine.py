@@ -25,7 +25,7 @@ locator and verification tag.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,19 +37,13 @@ from ..jurisdiction import Jurisdiction, jurisdictions, optional_jurisdiction
 from ..result import GradeResult
 from ..sources import source
 from ._context import Context, parse_context
-from ._dose import (
-    ComputedDose,
-    SourceRef,
-    SteroidConversion,
-    check_dose_rule,
-    compute_dose,
-    dose_from_rule,
-    withheld_dose,
-)
-from ._dose import steroid_equivalents as _equivalents
+from ._dose_expr import ComputedDose, compute_dose, dose_from_rule, withheld_dose
+from ._dose_rule import SourceRef, check_dose_rule
 from ._drugs import drug_data
 from ._population import Gate, Licence, PopulationCheck, dose_gate, redact_amounts
 from ._spec import Action, GuidelineSet, ResolvedRule, When, load_guideline, registry
+from ._steroids import SteroidConversion
+from ._steroids import steroid_equivalents as _equivalents
 from ._vocab import check_lang, label, message
 
 
@@ -382,135 +376,20 @@ def recommend(
     lang = check_lang(lang)
     juris = jurisdiction if isinstance(jurisdiction, Jurisdiction) else optional_jurisdiction(jurisdiction)
     code = juris.code if juris is not None else None
-    grade_input: GradeInput | None = None
-    scale_id: str | None = None
-    warnings: list[str] = []
-    if isinstance(toxicity, GradeResult):
-        res = toxicity
-        if grade is not None and grade != res.grade:
-            raise FindingError(
-                "grade", grade, f"differs from the grade of the {res.scale} result ({res.grade})"
-            )
-        if res.grade is None:
-            raise FindingError(
-                "grade",
-                None,
-                f"{res.scale}: not applicable to this patient, no grade"
-                if res.status == "not_applicable"
-                else f"{res.scale}: not assessable from the findings given",
-                f"missing: {', '.join(res.missing)}" if res.missing else None,
-            )
-        grade = res.grade
-        scale_id = res.scale
-        name = res.scale
-        grade_input = GradeInput(
-            scale=res.scale,
-            version=res.version,
-            grade=res.grade,
-            complete=res.complete,
-            grade_range=res.grade_range,
-            missing=list(res.missing),
-            status=res.status,
-        )
-    elif isinstance(toxicity, str) and toxicity.strip():
-        name = toxicity.strip().lower()
-        scale_id = name if ":" in name else None
-    else:
-        raise FindingError("toxicity", toxicity, "expected a toxicity id, a scale id or a GradeResult")
+    name, scale_id, grade, grade_input = _toxicity_input(toxicity, grade)
     g = _check_grade(grade)
-
     ctx = parse_context(context, now)
     reg = registry(guideline_dirs)
     classes = _product_classes(ctx)
-    if guideline is not None:
-        gs = load_guideline(guideline, guideline_dirs)
-        if classes is not None and not set(classes) & set(gs.product_classes):
-            raise FindingError(
-                "guideline",
-                guideline,
-                f"{gs.ref} is written for {', '.join(gs.product_classes)}, not for "
-                f"{', '.join(ctx.product_ids) or ctx.therapy_class} ({', '.join(classes)})",
-                "omit the guideline to use the set for this product, or correct the product",
-            )
-        found = gs.find_toxicity(name)
-        if found is None:
-            _refuse_scale(name, [gs])
-            raise FindingError(
-                "toxicity",
-                name,
-                f"not covered by guideline set {gs.ref}",
-                f"it covers {', '.join(gs.toxicities)}",
-            )
-        tox_id = found
-    else:
-        if classes is None:
-            raise FindingError(
-                "context.therapy_class",
-                None,
-                "missing: the guideline set depends on the product or therapy class (never a CAR-T default)",
-                f"give context.product or context.therapy_class ({', '.join(drug_data().therapy_classes)})",
-            )
-        chosen = _default_set(name, reg, classes)
-        if chosen is None:
-            return _not_covered(name, g, ctx, reg, classes, lang, grade_input)
-        tox_id, gs = chosen
+    chosen = _choose_set(name, ctx, classes, reg, guideline, guideline_dirs)
+    if chosen is None:
+        assert classes is not None
+        return _not_covered(name, g, ctx, reg, classes, lang, grade_input)
+    warnings: list[str] = []
+    gs, tox_id = _follow_deferral(*chosen, g, reg, lang, warnings)
     tox = gs.toxicities[tox_id]
-    deferral = next((d for d in tox.defer if g in d.grades), None)
-    if deferral is not None:
-        # the set's own source sends the reader to another set for these grades: say so, cite it
-        warnings.append(
-            message(
-                "deferred",
-                lang,
-                set=gs.ref,
-                toxicity=tox_id,
-                grade=g,
-                to=reg[deferral.to].ref,
-                text=deferral.text.get(lang),
-                source=source(deferral.source).citation(),
-                locator=deferral.locator,
-                verification=deferral.verification,
-            )
-        )
-        gs = reg[deferral.to]
-        tox_id = gs.find_toxicity(tox_id) or tox_id
-        tox = gs.toxicities[tox_id]
-    if g != 0 and not tox.grades[0] <= g <= tox.grades[1]:
-        raise FindingError(
-            "grade", grade, f"outside the grades of {tox_id} in {gs.ref} ({tox.grades[0]}–{tox.grades[1]})"
-        )
-
-    for required in tox.requires if g > 0 else ():
-        if required not in ctx.given_fields:
-            raise FindingError(
-                f"context.{required}",
-                None,
-                f"missing: required for {tox_id} recommendations",
-                tox.grading_note.get(lang) if tox.grading_note else None,
-            )
-
-    if gs.lifecycle != "released":
-        warnings.append(message("lifecycle", lang, id=gs.id, version=gs.version, state=gs.lifecycle))
-    if grade_input is not None and not grade_input.complete and grade_input.grade is not None:
-        warnings.append(
-            message(
-                "lower_bound",
-                lang,
-                grade=grade_input.grade,
-                missing=", ".join(grade_input.missing),
-                high=grade_input.grade_range[1],
-            )
-        )
-    if scale_id is not None and not tox.is_native(scale_id):
-        warnings.append(
-            message(
-                "scale_note",
-                lang,
-                scale=scale_id,
-                toxicity=tox_id,
-                expected=", ".join(tox.native_scales if tox.native_scales else ["its own grading"]),
-            )
-        )
+    _check_grade_and_context(gs, tox_id, g, grade, ctx, lang)
+    warnings += _input_warnings(gs, tox_id, grade_input, scale_id, lang)
 
     licences = licences_of(ctx, code)
     gate = dose_gate(
@@ -526,68 +405,8 @@ def recommend(
     if g == 0:
         warnings.append(message("grade_zero", lang))
     else:
-        selected: list[ResolvedRule] = []
-        pending: dict[str, list[str]] = {}
-        for rr in gs.rules:
-            r = rr.rule
-            if tox_id not in r.toxicities or g not in r.grades:
-                continue
-            ok, missing_field = _matches(r.when, ctx)
-            if ok is None and missing_field is not None:
-                pending.setdefault(missing_field, []).append(f"{r.id}: {r.when.describe()}")
-            elif ok:
-                selected.append(rr)
-        for fld, rules in pending.items():
-            if fld == "product":
-                warnings.append(message("product_unknown", lang, variants="; ".join(rules)))
-            else:
-                warnings.append(
-                    message("rule_not_evaluated", lang, field=f"context.{fld}", rules="; ".join(rules))
-                )
-        kept: list[tuple[ResolvedRule, Action]] = []
-        left_out = 0
-        for rr in selected:
-            for a in rr.rule.action:
-                if verified_only and a.verification in ("M", "D"):
-                    left_out += 1
-                    continue
-                kept.append((rr, a))
-        if left_out:
-            warnings.append(message("unverified_left_out", lang, n=left_out))
-        need_weight = sorted(
-            {
-                a.dose.drug
-                for _, a in kept
-                if a.dose is not None
-                and a.dose.per_kg
-                and a.dose.weight_basis == "actual"
-                and (gate.covered or a.dose.rule is not None)
-            }
-        )
-        if need_weight and ctx.weight_kg is None:
-            raise FindingError(
-                "context.weight_kg",
-                None,
-                f"required: {tox_id} grade {g} under {gs.ref} recommends weight-based doses "
-                f"({', '.join(need_weight)})",
-                'add "weight_kg": <kg> to the context (or {"value": x, "unit": "[lb_av]"})',
-            )
-        if not gate.covered and gate.reason and any(_states_amount(a, lang) for _, a in kept):
-            warnings.append(gate.reason)
-        if ctx.age_years is None and any(a.dose is not None for _, a in kept):
-            # the licensed ages decided (or helped decide) the gate: say when they are unverified
-            for p in ctx.products:
-                for jcode, lic in p.licensed.items():
-                    if lic.verification == "M" and code in (None, jcode):
-                        warnings.append(
-                            message(
-                                "licence_unverified",
-                                lang,
-                                product=p.id,
-                                jurisdiction=jcode,
-                                text=lic.text.get(lang),
-                            )
-                        )
+        kept = _select_actions(gs, tox_id, g, ctx, verified_only, lang, warnings)
+        warnings += _dose_warnings(kept, gs, tox_id, g, ctx, gate, code, lang)
         for rr, a in kept:
             actions.append(
                 _build_action(len(actions) + 1, rr, a, ctx, gate, licences, code, lang, now, warnings)
@@ -622,6 +441,251 @@ def recommend(
         ),
         disclaimer=message("disclaimer", lang),
     )
+
+
+def _toxicity_input(
+    toxicity: str | GradeResult, grade: int | None
+) -> tuple[str, str | None, int | None, GradeInput | None]:
+    """(the toxicity or scale name, the scale id if one was named, the grade, the grade result
+    as an input) from what :func:`recommend` was given."""
+    if isinstance(toxicity, GradeResult):
+        res = toxicity
+        if grade is not None and grade != res.grade:
+            raise FindingError(
+                "grade", grade, f"differs from the grade of the {res.scale} result ({res.grade})"
+            )
+        if res.grade is None:
+            raise FindingError(
+                "grade",
+                None,
+                f"{res.scale}: not applicable to this patient, no grade"
+                if res.status == "not_applicable"
+                else f"{res.scale}: not assessable from the findings given",
+                f"missing: {', '.join(res.missing)}" if res.missing else None,
+            )
+        grade_input = GradeInput(
+            scale=res.scale,
+            version=res.version,
+            grade=res.grade,
+            complete=res.complete,
+            grade_range=res.grade_range,
+            missing=list(res.missing),
+            status=res.status,
+        )
+        return res.scale, res.scale, res.grade, grade_input
+    if isinstance(toxicity, str) and toxicity.strip():
+        name = toxicity.strip().lower()
+        return name, name if ":" in name else None, grade, None
+    raise FindingError("toxicity", toxicity, "expected a toxicity id, a scale id or a GradeResult")
+
+
+def _choose_set(
+    name: str,
+    ctx: Context,
+    classes: tuple[str, ...] | None,
+    reg: Mapping[str, GuidelineSet],
+    guideline: str | None,
+    guideline_dirs: Iterable[str | Path],
+) -> tuple[GuidelineSet, str] | None:
+    """The guideline set and the toxicity id in it: the one asked for (checked against the
+    product), else the default set of the product's class; None when no set covers it."""
+    if guideline is not None:
+        gs = load_guideline(guideline, guideline_dirs)
+        if classes is not None and not set(classes) & set(gs.product_classes):
+            raise FindingError(
+                "guideline",
+                guideline,
+                f"{gs.ref} is written for {', '.join(gs.product_classes)}, not for "
+                f"{', '.join(ctx.product_ids) or ctx.therapy_class} ({', '.join(classes)})",
+                "omit the guideline to use the set for this product, or correct the product",
+            )
+        found = gs.find_toxicity(name)
+        if found is None:
+            _refuse_scale(name, [gs])
+            raise FindingError(
+                "toxicity",
+                name,
+                f"not covered by guideline set {gs.ref}",
+                f"it covers {', '.join(gs.toxicities)}",
+            )
+        return gs, found
+    if classes is None:
+        raise FindingError(
+            "context.therapy_class",
+            None,
+            "missing: the guideline set depends on the product or therapy class (never a CAR-T default)",
+            f"give context.product or context.therapy_class ({', '.join(drug_data().therapy_classes)})",
+        )
+    chosen = _default_set(name, reg, classes)
+    return None if chosen is None else (chosen[1], chosen[0])
+
+
+def _follow_deferral(
+    gs: GuidelineSet, tox_id: str, g: int, reg: Mapping[str, GuidelineSet], lang: str, warnings: list[str]
+) -> tuple[GuidelineSet, str]:
+    """The set that applies at grade ``g``: the set's own source may send the reader to another
+    set for these grades (said and cited in ``warnings``)."""
+    deferral = next((d for d in gs.toxicities[tox_id].defer if g in d.grades), None)
+    if deferral is None:
+        return gs, tox_id
+    warnings.append(
+        message(
+            "deferred",
+            lang,
+            set=gs.ref,
+            toxicity=tox_id,
+            grade=g,
+            to=reg[deferral.to].ref,
+            text=deferral.text.get(lang),
+            source=source(deferral.source).citation(),
+            locator=deferral.locator,
+            verification=deferral.verification,
+        )
+    )
+    to = reg[deferral.to]
+    return to, to.find_toxicity(tox_id) or tox_id
+
+
+def _check_grade_and_context(
+    gs: GuidelineSet, tox_id: str, g: int, grade: int | None, ctx: Context, lang: str
+) -> None:
+    """Refuse a grade outside the toxicity's grades in the set, or a missing required context field."""
+    tox = gs.toxicities[tox_id]
+    if g != 0 and not tox.grades[0] <= g <= tox.grades[1]:
+        raise FindingError(
+            "grade", grade, f"outside the grades of {tox_id} in {gs.ref} ({tox.grades[0]}–{tox.grades[1]})"
+        )
+    for required in tox.requires if g > 0 else ():
+        if required not in ctx.given_fields:
+            raise FindingError(
+                f"context.{required}",
+                None,
+                f"missing: required for {tox_id} recommendations",
+                tox.grading_note.get(lang) if tox.grading_note else None,
+            )
+
+
+def _input_warnings(
+    gs: GuidelineSet, tox_id: str, grade_input: GradeInput | None, scale_id: str | None, lang: str
+) -> list[str]:
+    """A set not released, a grade that is a lower bound, a grade on another scale than the set's."""
+    tox = gs.toxicities[tox_id]
+    warnings: list[str] = []
+    if gs.lifecycle != "released":
+        warnings.append(message("lifecycle", lang, id=gs.id, version=gs.version, state=gs.lifecycle))
+    if grade_input is not None and not grade_input.complete and grade_input.grade is not None:
+        warnings.append(
+            message(
+                "lower_bound",
+                lang,
+                grade=grade_input.grade,
+                missing=", ".join(grade_input.missing),
+                high=grade_input.grade_range[1],
+            )
+        )
+    if scale_id is not None and not tox.is_native(scale_id):
+        warnings.append(
+            message(
+                "scale_note",
+                lang,
+                scale=scale_id,
+                toxicity=tox_id,
+                expected=", ".join(tox.native_scales if tox.native_scales else ["its own grading"]),
+            )
+        )
+    return warnings
+
+
+def _select_actions(
+    gs: GuidelineSet,
+    tox_id: str,
+    g: int,
+    ctx: Context,
+    verified_only: bool,
+    lang: str,
+    warnings: list[str],
+) -> list[tuple[ResolvedRule, Action]]:
+    """The actions of the rules that hold for this grade and context, in the set's order; a rule
+    whose condition needs a missing context field, and actions left out as unverified, are said."""
+    selected: list[ResolvedRule] = []
+    pending: dict[str, list[str]] = {}
+    for rr in gs.rules:
+        r = rr.rule
+        if tox_id not in r.toxicities or g not in r.grades:
+            continue
+        ok, missing_field = _matches(r.when, ctx)
+        if ok is None and missing_field is not None:
+            pending.setdefault(missing_field, []).append(f"{r.id}: {r.when.describe()}")
+        elif ok:
+            selected.append(rr)
+    for fld, rules in pending.items():
+        if fld == "product":
+            warnings.append(message("product_unknown", lang, variants="; ".join(rules)))
+        else:
+            warnings.append(
+                message("rule_not_evaluated", lang, field=f"context.{fld}", rules="; ".join(rules))
+            )
+    kept: list[tuple[ResolvedRule, Action]] = []
+    left_out = 0
+    for rr in selected:
+        for a in rr.rule.action:
+            if verified_only and a.verification in ("M", "D"):
+                left_out += 1
+                continue
+            kept.append((rr, a))
+    if left_out:
+        warnings.append(message("unverified_left_out", lang, n=left_out))
+    return kept
+
+
+def _dose_warnings(
+    kept: Sequence[tuple[ResolvedRule, Action]],
+    gs: GuidelineSet,
+    tox_id: str,
+    g: int,
+    ctx: Context,
+    gate: Gate,
+    code: str | None,
+    lang: str,
+) -> list[str]:
+    """Refuse weight-based doses without a weight; say why amounts are withheld and which licensed
+    ages that decided it are unverified."""
+    need_weight = sorted(
+        {
+            a.dose.drug
+            for _, a in kept
+            if a.dose is not None
+            and a.dose.per_kg
+            and a.dose.weight_basis == "actual"
+            and (gate.covered or a.dose.rule is not None)
+        }
+    )
+    if need_weight and ctx.weight_kg is None:
+        raise FindingError(
+            "context.weight_kg",
+            None,
+            f"required: {tox_id} grade {g} under {gs.ref} recommends weight-based doses "
+            f"({', '.join(need_weight)})",
+            'add "weight_kg": <kg> to the context (or {"value": x, "unit": "[lb_av]"})',
+        )
+    warnings: list[str] = []
+    if not gate.covered and gate.reason and any(_states_amount(a, lang) for _, a in kept):
+        warnings.append(gate.reason)
+    if ctx.age_years is None and any(a.dose is not None for _, a in kept):
+        # the licensed ages decided (or helped decide) the gate: say when they are unverified
+        for p in ctx.products:
+            for jcode, lic in p.licensed.items():
+                if lic.verification == "M" and code in (None, jcode):
+                    warnings.append(
+                        message(
+                            "licence_unverified",
+                            lang,
+                            product=p.id,
+                            jurisdiction=jcode,
+                            text=lic.text.get(lang),
+                        )
+                    )
+    return warnings
 
 
 def _label_of(a: Action, code: str | None, lang: str) -> tuple[str | None, str | None]:

@@ -30,8 +30,9 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from ._dose import _effective_limits, _floor, _g, rule_gate
+from ._dose_rule import _effective_limits, rule_gate
 from ._drugs import dose_rule
+from ._inputs import _floor, _g
 from ._population import Licence
 from ._vocab import Text, message
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..errors import FindingError, RuleSpecError
 from ..sources import all_sources
-from ._dose import DoseExpr, assert_within_max
+from ._dose_expr import DoseExpr, assert_within_max
 from ._drugs import drug_data
 from ._population import Population
 from ._vocab import Text, vocabulary

@@ -113,7 +113,7 @@ def check_product(value: object) -> Product | None:
     try:
         p = resolve_product("product", value)
     except FindingError as exc:
-        raise PathwayError("product", value, exc.problem, exc.hint) from None
+        raise PathwayError("product", value, *exc.texts()) from None
     if not p.product_class.startswith("cart"):
         cart = [k for k, x in _products().items() if x.startswith("cart")]
         raise PathwayError(
@@ -138,7 +138,7 @@ def check_jurisdiction(value: object) -> Jurisdiction | None:
     try:
         return optional_jurisdiction(value, "jurisdiction")
     except FindingError as exc:
-        raise PathwayError("jurisdiction", value, exc.problem, exc.hint) from None
+        raise PathwayError("jurisdiction", value, *exc.texts()) from None
 
 
 def resolve_label(jurisdiction: object, product: object, label: object = None) -> LabelChoice:

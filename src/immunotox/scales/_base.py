@@ -28,7 +28,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..findings import FieldSpec, parse_findings
+from ..findings import FieldSpec, parse_findings, vocabulary
 from ..messages import Catalogue, Msg, render, verbatim
 from ..result import GradeResult, RuleHit, Texts
 from ..sources import Source, source
@@ -216,6 +216,7 @@ class Scale(ABC):
             notes=[_msg(n) for n in self.notes],
             deciding=[self.domain_msg(d) for d in self.deciding(low_values, lo)] if grade is not None else [],
             fired=[h.message() for h in hits],
+            inputs=self.input_names(missing),
         )
         return GradeResult(
             scale=self.id,
@@ -234,6 +235,17 @@ class Scale(ABC):
             sources=[s.citation() for s in self.sources],
             texts=texts,
         )
+
+    def input_names(self, keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """What each input of ``keys`` is, (English, French): this scale's declaration of it,
+        else the shared findings vocabulary's (sub-keys are named by their parent)."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for key in keys:
+            root = key.split(".")[0].split("[")[0]
+            spec = self.findings.get(root) or vocabulary().get(root)
+            if spec is not None:
+                out[root] = (spec.text, spec.text_fr)
+        return out
 
     def _enumerate(
         self, names: tuple[str, ...], possible: tuple[tuple[Hashable, ...], ...]

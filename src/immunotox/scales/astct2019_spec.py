@@ -94,7 +94,15 @@ class Hypotension(TableModel):
         return _grades(rows)
 
 
-class Crs(TableModel):
+class _ScaleTexts(TableModel):
+    """The texts for people of one scale of the table (title, domain names, notes)."""
+
+    title: Text
+    domains: dict[str, Text]
+    notes: tuple[Text, ...]
+
+
+class Crs(_ScaleTexts):
     fever_min_c: float
     low_flow_max_l_min: float = Field(gt=0)
     flow_dependent_device: str
@@ -104,9 +112,6 @@ class Crs(TableModel):
     adult_min_age_years: float = Field(ge=0)
     oxygen: dict[str, Entry]
     hypotension: Hypotension
-    title: Text
-    domains: dict[str, Text]
-    notes: tuple[Text, ...]
 
     @model_validator(mode="after")
     def _check(self) -> Crs:
@@ -124,7 +129,7 @@ class Crs(TableModel):
         return _grades(e for k, e in self.oxygen.items() if not (some_oxygen and k == "none"))
 
 
-class Icans(TableModel):
+class Icans(_ScaleTexts):
     pediatric_below_age_years: float = Field(gt=0)
     developmental_delay_max_age_years: float = Field(gt=0)
     capd_delirium_min: int = Field(ge=0)
@@ -136,9 +141,6 @@ class Icans(TableModel):
     cerebral_edema: dict[str, Entry]
     raised_icp_signs: Entry
     global_aphasia: Entry
-    title: Text
-    domains: dict[str, Text]
-    notes: tuple[Text, ...]
 
     @model_validator(mode="after")
     def _check(self) -> Icans:

@@ -42,7 +42,7 @@ from typing import Any
 
 from ..errors import FindingError
 from ..findings import pick
-from ..messages import Catalogue, Msg, render
+from ..messages import Catalogue, Msg, error, render
 from ..messages import name as as_given
 from ..result import RuleHit
 from ._base import Domain, Scale, known, not_applicable, unknown
@@ -95,15 +95,12 @@ def _to_day(f: Mapping[str, Any], when: datetime.date, field_name: str) -> int:
     infusion = f.get("infusion_date")
     if infusion is None:
         raise FindingError(
-            field_name,
-            when.isoformat(),
-            "a date needs infusion_date to be converted to a day after infusion",
-            "give infusion_date, or days instead of dates",
+            field_name, when.isoformat(), error("date_needs_infusion"), error("date_needs_infusion_hint")
         )
     day: int = (when - infusion).days
     lo, hi = pick("anc_series")["anc_series"].fields["day"]
     if not lo <= day <= hi:
-        raise FindingError(field_name, when.isoformat(), f"is day {day} after infusion, outside {lo}–{hi}")
+        raise FindingError(field_name, when.isoformat(), error("day_outside", day=day, lo=lo, hi=hi))
     return day
 
 
@@ -114,9 +111,8 @@ def _day_or_date(f: Mapping[str, Any], key: str) -> int | None:
         return int(day) if day is not None else None
     from_date = _to_day(f, date, f"{key}_date")
     if day is not None and day != from_date:
-        raise FindingError(
-            f"{key}_day", day, f"contradicts {key}_date {date.isoformat()} (day {from_date} after infusion)"
-        )
+        problem = error("day_contradicts", key=f"{key}_date", date=date.isoformat(), day=from_date)
+        raise FindingError(f"{key}_day", day, problem)
     return from_date
 
 
@@ -144,8 +140,8 @@ def timeline(f: Mapping[str, Any]) -> Timeline | None:
             raise FindingError(
                 f"anc_series[{i}]",
                 {"day": day, "value": p["value"]},
-                f"ANC value after the last day of follow-up (day {lfu})",
-                "check last_follow_up_day or the date of the value",
+                error("after_follow_up", day=lfu),
+                error("after_follow_up_hint"),
             )
         points.append((day, p["value"]))
     given = {k: f"{k}_date" if f.get(f"{k}_date") is not None else f"{k}_day" for k in _CLOSED_BY}

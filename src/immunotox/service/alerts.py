@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from ..catalogue import get_scale
+from ..jurisdiction import Jurisdiction
 from ..management import RecordedDose, review_recorded_doses
 from . import audit
 from .config import Settings
@@ -233,7 +234,11 @@ def _dose_mg(row: Any, weight_kg: float | None) -> float | None:
 
 
 def dose_limit_specs(
-    session: Session, patient: Patient, new_doses: Sequence[Any], weight_kg: float | None
+    session: Session,
+    patient: Patient,
+    new_doses: Sequence[Any],
+    weight_kg: float | None,
+    jurisdiction: Jurisdiction | None = None,
 ) -> list[AlertSpec]:
     """Check each newly recorded tocilizumab dose with the management dose-limit engine.
 
@@ -261,7 +266,7 @@ def dose_limit_specs(
         new_keys,
         weight_kg=weight_kg,
         age_years=age_at(patient, at) if at is not None else None,
-        licences=product_licences(patient.product),
+        licences=product_licences(patient.product, jurisdiction.code if jurisdiction else None),
     )
     out: list[AlertSpec] = []
     for f in findings:

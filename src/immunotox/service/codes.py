@@ -161,7 +161,7 @@ def _quantity(spec: CodeSpec, value: Any, unit: str | None, vf: str, uf: str) ->
     try:
         canon = units.convert(spec.name, x, unit, spec.unit, spec.molar_mass)
     except UnitError as exc:
-        raise UnitError(uf, unit, exc.problem, exc.hint) from None
+        raise UnitError(uf, unit, *exc.texts()) from None
     converted = units._normalise_code(unit) != units._normalise_code(spec.unit)
     if spec.range is not None:
         lo, hi = spec.range

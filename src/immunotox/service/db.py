@@ -14,6 +14,7 @@ the package (``service/migrations``) so ``immunotox serve`` can migrate on first
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import threading
@@ -94,6 +95,62 @@ class SimulatedClock(Clock):
             return self._start + elapsed * self._speed
 
 
+class FairLock:
+    """A re-entrant lock granted in arrival order (first come, first served).
+
+    ``threading.RLock`` is not fair: a thread that releases it and asks again at once (the
+    background regrader between passes, a client streaming batches) usually gets it back before
+    a thread that has been waiting, so under sustained writes one request can wait for many
+    others' transactions - the multi-second single-write stalls of the service benchmark. Here
+    each waiter queues behind those already waiting and the lock is handed over to the first of
+    them on release (no barging), so a write waits at most for the writes queued before it.
+    """
+
+    _HANDOFF = -1  # owner while the lock passes to the next waiter
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+        self._count = 0
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self) -> bool:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._owner == me:
+                self._count += 1
+                return True
+            if self._owner is None:
+                self._owner, self._count = me, 1
+                return True
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiters.append(gate)
+        gate.acquire()  # released by the thread that hands the lock over
+        with self._mutex:
+            self._owner, self._count = me, 1
+        return True
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._owner != threading.get_ident():
+                raise RuntimeError("cannot release a lock held by another thread")
+            self._count -= 1
+            if self._count:
+                return
+            if self._waiters:
+                self._owner = self._HANDOFF
+                self._waiters.popleft().release()
+            else:
+                self._owner = None
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 WAL_AUTOCHECKPOINT_PAGES = 20000  # about 80 MB of WAL before a request has to checkpoint itself
 
 
@@ -146,7 +203,7 @@ class Database:
         self.engine = make_engine(settings)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if self.dialect == "sqlite" else contextlib.nullcontext()
+            FairLock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
 
     @property
@@ -171,7 +228,8 @@ class Database:
         On SQLite, writers of this process first queue on an in-process lock: SQLite's own busy
         handler sleeps in growing steps (up to 100 ms) while it waits, which would add those
         sleeps to every write that meets another one (the background regrader, a concurrent
-        request); the lock hands over at once. Other processes still meet the busy timeout.
+        request); the lock hands over at once, in arrival order (:class:`FairLock`). Other
+        processes still meet the busy timeout.
         """
         with self._write_lock:
             s = self.write_session()

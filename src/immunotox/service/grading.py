@@ -74,9 +74,9 @@ from sqlalchemy import Table, and_, bindparam, exists, func, insert, select, uni
 from sqlalchemy.orm import Session, aliased
 
 from ..catalogue import get_scale
-from ..errors import FindingError, RuleSpecError
+from ..errors import FindingError
 from ..result import GradeResult
-from ..vocabulary import vocabulary
+from ..timeline import live
 from .models import ClinicalEvent, CurrentGrade, Episode, GradeRecord, Patient
 
 ENGINE = "service-window-v1"
@@ -105,57 +105,13 @@ SCALES_BY_THERAPY: dict[str, tuple[str, ...]] = {
     "checkpoint_inhibitor": (),
 }
 
-H = dt.timedelta(hours=1)
-
-
-def _vocabulary_window(finding: str) -> dt.timedelta:
-    """The validity window of ``finding`` in the observation vocabulary (``data/observations.toml``)."""
-    hours = vocabulary().derivation(finding).window_h
-    if hours is None:
-        raise RuleSpecError(f"derive.{finding} has no window")
-    return dt.timedelta(hours=hours)
-
-
-# the windows, masking drugs, ICE items and interval codes of the vocabulary, keyed as this
-# module reads them (its own reconstruction goes with issue 16's one derivation of findings)
-WINDOW: dict[str, dt.timedelta] = {
-    "temperature": _vocabulary_window("temperature_c"),
-    "sbp": _vocabulary_window("sbp_mmhg"),
-    "o2_flow": _vocabulary_window("o2_flow_l_min"),
-    "ice": _vocabulary_window("ice_score"),
-    **{
-        c: _vocabulary_window(c)
-        for c in ("capd_score", "consciousness", "seizure", "motor", "raised_icp_signs")
-    },
-    "cerebral_edema": _vocabulary_window("cerebral_edema"),
-}
-EPISODE_QUIET = dt.timedelta(hours=vocabulary().episode_resolution_h)
-
-ICE_ITEMS: dict[str, str] = {
-    c: str(vocabulary().code(c).item) for c in vocabulary().derivation("ice_items").codes
-}
-MASKING_CODES: tuple[str, ...] = vocabulary().derivation("fever_masked").codes
-INTERVAL_CODES: tuple[str, ...] = tuple(c.name for c in vocabulary().codes if c.interval)
-# point codes read in a window, per scale, and the longest window of each scale
-POINTS: dict[str, tuple[str, ...]] = {
-    CRS: ("temperature", "sbp", "o2_flow"),
-    ICANS: (
-        "ice_score",
-        *ICE_ITEMS,
-        "capd_score",
-        "consciousness",
-        "seizure",
-        "motor",
-        "cerebral_edema",
-        "raised_icp_signs",
-    ),
-}
-LOOKBACK: dict[str, dt.timedelta] = {CRS: 12 * H, ICANS: 72 * H}
-SCALE_CODES: dict[str, frozenset[str]] = {
-    CRS: frozenset({*POINTS[CRS], *INTERVAL_CODES, *MASKING_CODES, "death", "age"}),
-    ICANS: frozenset({*POINTS[ICANS], "death", "age"}),
-}
+# what each scale reads and over which windows: the timeline engine's live plan of the scale
+# (the derivations of data/observations.toml); a row of another code never regrades
+PLANS: dict[str, live.LivePlan] = {s: live.live_plan(s) for s in SCALES}
+SCALE_CODES: dict[str, frozenset[str]] = {s: lp.reads for s, lp in PLANS.items()}
 RELEVANT_CODES: frozenset[str] = frozenset().union(*SCALE_CODES.values())
+COURSE_SCALE = live.COURSE_SCALE
+"""The scale whose open episode is the CRS course that bounds fever masking."""
 
 
 @dataclass(frozen=True)
@@ -276,11 +232,7 @@ _Row = Any
 @dataclass
 class _State:
     t: dt.datetime
-    points: dict[str, list[_Row]] = field(default_factory=lambda: defaultdict(list))
-    running: list[_Row] = field(default_factory=list)
-    last_masking: dt.datetime | None = None
-    death: _Row = None
-    age_row: _Row = None
+    rows: list[_Row] = field(default_factory=list)
 
 
 @functools.cache
@@ -314,43 +266,44 @@ def _rows(session: Session, stmt: Any, params: dict[str, Any] | None = None) -> 
 @functools.cache
 def _window_groups(scale: str) -> tuple[tuple[dt.timedelta, tuple[str, ...]], ...]:
     groups: dict[dt.timedelta, list[str]] = defaultdict(list)
-    for code in POINTS[scale]:
-        groups[_window(code)].append(code)
+    for code, w in sorted(PLANS[scale].windows.items()):
+        groups[w].append(code)
     return tuple((w, tuple(cs)) for w, cs in sorted(groups.items()))
 
 
 @functools.cache
-def _load_statement(scales: tuple[str, ...], intervals: bool, masking: bool) -> Any:
-    """The (cached) UNION ALL that loads what :func:`_load` needs. Every branch is "patient IN ..
-    AND code IN .. AND time range", answered by the (patient_id, code, time) index — never by a
-    scan of a patient's whole history."""
+def _load_statement(scales: tuple[str, ...], masking: bool) -> Any:
+    """The (cached) UNION ALL that loads what :func:`_load` needs, by each scale's live plan
+    (:func:`immunotox.timeline.live.live_plan`). Every branch is "patient IN .. AND code IN ..
+    AND time range", answered by the (patient_id, code, time) index — never by a scan of a
+    patient's whole history."""
     cur = is_current_event()
     pid, code, time = ClinicalEvent.patient_id, ClinicalEvent.code, ClinicalEvent.time
     hi: Any = bindparam("hi")
     branches: list[Any] = []
     for i, scale in enumerate(scales):
+        lp = PLANS[scale]
+        ids: Any = bindparam(f"p{i}", expanding=True)
         for j, (_w, cs) in enumerate(_window_groups(scale)):  # each code over its own window
             branches.append(
                 select(*_COLS).where(
-                    pid.in_(bindparam(f"p{i}", expanding=True)),
-                    code.in_(cs),
-                    time > bindparam(f"lo{i}_{j}"),
-                    time <= hi,
-                    cur,
+                    pid.in_(ids), code.in_(cs), time > bindparam(f"lo{i}_{j}"), time <= hi, cur
                 )
             )
-    # death and age rows; intervals (no lower bound: an infusion may have started days ago;
-    # few rows); masking drugs since the onset of the CRS episode in progress
-    ids: Any = bindparam("ids", expanding=True)
-    branches.append(select(*_COLS).where(pid.in_(ids), code.in_(("death", "age")), time <= hi, cur))
-    if intervals:
-        crs: Any = bindparam("crs", expanding=True)
-        branches.append(select(*_COLS).where(pid.in_(crs), code.in_(INTERVAL_CODES), time <= hi, cur))
-    if masking:
+        # intervals (no lower bound: an infusion may have started days ago; few rows) and the
+        # codes read over the whole record (age, death)
+        whole = sorted(lp.intervals | lp.record)
+        if whole:
+            branches.append(select(*_COLS).where(pid.in_(ids), code.in_(whole), time <= hi, cur))
+    if masking:  # masking therapies since the onset of the CRS course in progress
         masked: Any = bindparam("masked", expanding=True)
         branches.append(
             select(*_COLS).where(
-                pid.in_(masked), code.in_(MASKING_CODES), time >= bindparam("since"), time <= hi, cur
+                pid.in_(masked),
+                code.in_(sorted(PLANS[COURSE_SCALE].masking)),
+                time >= bindparam("since"),
+                time <= hi,
+                cur,
             )
         )
     return union_all(*branches)
@@ -387,231 +340,58 @@ def _times_from_db(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tu
 def _load(
     session: Session,
     times: dict[tuple[str, str], dt.datetime],
-    crs_onsets: dict[str, dt.datetime] | None = None,
+    course_onsets: dict[str, dt.datetime] | None = None,
 ) -> dict[tuple[str, str], _State]:
     """The rows each (patient, scale) needs at its time, for all of them in a few queries
-    (``crs_onsets``: onset of each patient's CRS episode in progress, for fever masking)."""
-    crs_onsets = crs_onsets or {}
+    (``course_onsets``: onset of each patient's CRS course in progress, for fever masking)."""
+    course_onsets = course_onsets or {}
     if not times:
         return {}
     states = {k: _State(t=t) for k, t in times.items()}
-    ids = sorted({pid for pid, _ in times})
     hi = max(times.values())
     by_pid: dict[str, list[tuple[str, _State]]] = defaultdict(list)
     for (pid, s), st in states.items():
         by_pid[pid].append((s, st))
     scales = tuple(sorted({s for _, s in times}))
-    crs_ids = sorted({pid for pid, s in times if s == CRS})
-    masked_ids = [pid for pid in crs_ids if pid in crs_onsets]
-    params: dict[str, Any] = {"ids": ids, "hi": hi}
+    masked_ids = sorted({pid for pid, s in times if s == COURSE_SCALE and pid in course_onsets})
+    params: dict[str, Any] = {"hi": hi}
     for i, scale in enumerate(scales):
         params[f"p{i}"] = sorted({pid for pid, s in times if s == scale})
         lo = min(t for (_, s), t in times.items() if s == scale)
         for j, (w, _codes) in enumerate(_window_groups(scale)):
             params[f"lo{i}_{j}"] = lo - w
-    if crs_ids:
-        params["crs"] = crs_ids
     if masked_ids:
         params["masked"] = masked_ids
-        params["since"] = min(crs_onsets[pid] for pid in masked_ids)
-    stmt = _load_statement(scales, bool(crs_ids), bool(masked_ids))
-    for pid, row in _rows(session, stmt, params):
-        if row.code in INTERVAL_CODES:
-            st = states[(pid, CRS)]
-            if row.time <= st.t:
-                st.running.append(row)
-        elif row.code in MASKING_CODES:
-            st = states[(pid, CRS)]
-            if row.time <= st.t and (st.last_masking is None or row.time > st.last_masking):
-                st.last_masking = row.time
-        elif row.code in ("death", "age"):
-            for _s, st in by_pid[pid]:
-                if row.time > st.t:
-                    continue
-                attr = "death" if row.code == "death" else "age_row"
-                prev = getattr(st, attr)
-                if prev is None or (row.time, row.id) > (prev.time, prev.id):
-                    setattr(st, attr, row)
-        else:
-            for scale, st in by_pid[pid]:
-                if row.code in SCALE_CODES[scale] and st.t - _window(row.code) < row.time <= st.t:
-                    st.points[row.code].append(row)
+        params["since"] = min(course_onsets[pid] for pid in masked_ids)
+    for pid, row in _rows(session, _load_statement(scales, bool(masked_ids)), params):
+        for scale, st in by_pid[pid]:
+            if row.code in SCALE_CODES[scale] and row.time <= st.t:
+                st.rows.append(row)
     return states
 
 
-def _window(code: str) -> dt.timedelta:
-    return WINDOW["ice"] if code == "ice_score" or code in ICE_ITEMS else WINDOW[code]
+def _age(patient: Patient, t: dt.datetime) -> tuple[float, str] | None:
+    """The patient's age at ``t`` from the birth date (None: the timeline's rule, the latest
+    ``age`` row, applies)."""
+    if patient.birth_date is None:
+        return None
+    bd, d = patient.birth_date, t.date()
+    years = d.year - bd.year - ((d.month, d.day) < (bd.month, bd.day))
+    return float(max(years, 0)), "birth date"
 
 
-@functools.cache
-def _device_rank() -> dict[str, int]:
-    """Oxygen devices in the vocabulary's intensity order (``intensity`` of ``code.oxygen`` in
-    ``data/observations.toml``, the timeline engine's order; monotone in the ASTCT 2019 hypoxia
-    grade each device supports, which a test checks)."""
-    return {d: i for i, d in enumerate(vocabulary().code("oxygen").intensity)}
-
-
-# ----------------------------------------------------------------------------- findings
-def _latest(rows: list[_Row], since: dt.datetime) -> _Row:
-    best: _Row = None
-    for r in rows:
-        if r.time > since and (best is None or (r.time, r.id) > (best.time, best.id)):
-            best = r
-    return best
-
-
-def _age(patient: Patient, st: _State) -> tuple[float, str] | None:
-    if patient.birth_date is not None:
-        bd = patient.birth_date
-        t = st.t.date()
-        years = t.year - bd.year - ((t.month, t.day) < (bd.month, bd.day))
-        return float(max(years, 0)), "birth date"
-    if st.age_row is not None and st.age_row.value_num is not None:
-        return st.age_row.value_num, f"age row {st.age_row.id}"
-    return None
-
-
-def _use(inputs: dict[str, Any], name: str, value: Any, rule: str, rows: Sequence[_Row] = ()) -> None:
-    inputs[name] = {"value": value, "rule": rule, "events": [r.id for r in rows]}
-
-
-def crs_findings(
-    patient: Patient, st: _State, crs_onset: dt.datetime | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Findings for ``astct2019:crs`` at ``st.t`` and how each was obtained (``crs_onset``: onset
-    of the patient's CRS episode in progress, which bounds fever masking)."""
-    t = st.t
-    f: dict[str, Any] = {}
-    inputs: dict[str, Any] = {}
-    temps = [
-        r for r in st.points["temperature"] if r.time > t - WINDOW["temperature"] and r.value_num is not None
-    ]
-    if temps:
-        top = max(temps, key=lambda r: (r.value_num or 0.0, r.time))
-        f["temperature_c"] = top.value_num
-        _use(inputs, "temperature_c", top.value_num, "highest temperature in (t-6h, t]", [top])
-    sbps = [r for r in st.points["sbp"] if r.time > t - WINDOW["sbp"] and r.value_num is not None]
-    if sbps:
-        low = min(sbps, key=lambda r: (r.value_num or 0.0, r.time))
-        f["sbp_mmhg"] = low.value_num
-        _use(inputs, "sbp_mmhg", low.value_num, "lowest systolic pressure in (t-6h, t]", [low])
-    pressors = _running_at(st.running, "vasopressor", t, per_value=True)
-    f["vasopressors"] = sorted({r.value for r in pressors})
-    _use(inputs, "vasopressors", f["vasopressors"], "vasopressor infusions running at t", pressors)
-    devices = _running_at(st.running, "oxygen", t, per_value=False)
-    if devices:
-        rank = _device_rank()
-        device_row = max(devices, key=lambda r: (rank.get(r.value, 0), r.time, r.id))
-        f["oxygen"] = device_row.value
-        _use(inputs, "oxygen", device_row.value, "most intensive oxygen support running at t", [device_row])
-    else:
-        f["oxygen"] = "none"
-        _use(inputs, "oxygen", "none", "no oxygen support running at t (the ward record is complete)")
-    if f.get("oxygen") not in (None, "none"):
-        flow = _latest(st.points["o2_flow"], t - WINDOW["o2_flow"])
-        if flow is not None:
-            f["o2_flow_l_min"] = flow.value_num
-            _use(inputs, "o2_flow_l_min", flow.value_num, "latest oxygen flow in (t-12h, t]", [flow])
-    age = _age(patient, st)
-    if age is not None:
-        f["age_years"] = age[0]
-        _use(inputs, "age_years", age[0], f"from {age[1]}")
-    if crs_onset is not None:
-        masked = st.last_masking is not None and crs_onset <= st.last_masking <= t
-        f["fever_masked"] = masked
-        _use(
-            inputs,
-            "fever_masked",
-            masked,
-            "antipyretic/anticytokine therapy given since the onset of the CRS episode in progress "
-            f"({crs_onset.isoformat()})",
-        )
-    else:
-        f["fever_masked"] = False
-        _use(inputs, "fever_masked", False, "no CRS episode in progress: nothing to mask")
-    if st.death is not None:
-        f["death_due_to_crs"] = st.death.value == "crs"
-        _use(inputs, "death_due_to_crs", f["death_due_to_crs"], "death row", [st.death])
-    return f, inputs
-
-
-def _running_at(rows: list[_Row], code: str, t: dt.datetime, *, per_value: bool) -> list[_Row]:
-    """Rows of ``code`` running at t: [time, end_time), or, without end_time, until the next row
-    of the same code (``per_value``: of the same code and value, i.e. the same drug)."""
-    mine = sorted((r for r in rows if r.code == code and r.time <= t), key=lambda r: (r.time, r.id))
-    out = []
-    for i, r in enumerate(mine):
-        if r.end_time is not None:
-            if r.end_time > t:
-                out.append(r)
-            continue
-        later = (x for x in mine[i + 1 :] if x.time > r.time and (not per_value or x.value == r.value))
-        if next(later, None) is None:
-            out.append(r)
-    return out
-
-
-def icans_findings(
-    patient: Patient, st: _State, crs_onset: dt.datetime | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Findings for ``astct2019:icans`` at ``st.t`` and how each was obtained."""
-    t = st.t
-    f: dict[str, Any] = {}
-    inputs: dict[str, Any] = {}
-    ice_rows = [r for c in ("ice_score", *ICE_ITEMS) for r in st.points[c] if r.time > t - WINDOW["ice"]]
-    if ice_rows:
-        last = max(ice_rows, key=lambda r: (r.time, r.id))
-        # the latest ICE: rows of the same assessment (or, for raw rows, the same time)
-        same = [
-            r
-            for r in ice_rows
-            if (last.assessment_id is not None and r.assessment_id == last.assessment_id)
-            or (last.assessment_id is None and r.assessment_id is None and r.time == last.time)
-        ]
-        total = [r for r in same if r.code == "ice_score"]
-        if total:
-            f["ice_score"] = int(total[0].value_num or 0)
-            _use(inputs, "ice_score", f["ice_score"], "latest ICE in (t-12h, t]", total)
-        else:
-            items = {ICE_ITEMS[r.code]: int(r.value_num or 0) for r in same if r.code in ICE_ITEMS}
-            f["ice_items"] = items
-            _use(inputs, "ice_items", items, "items of the latest (partial) ICE in (t-12h, t]", same)
-    for code, finding in (
-        ("capd_score", "capd_score"),
-        ("consciousness", "consciousness"),
-        ("seizure", "seizure"),
-        ("motor", "motor"),
-        ("cerebral_edema", "cerebral_edema"),
-        ("raised_icp_signs", "raised_icp_signs"),
-    ):
-        w = WINDOW[code]
-        row = _latest(st.points[code], t - w)
-        if row is None:
-            continue
-        value: Any
-        if code == "capd_score":
-            value = int(row.value_num or 0)
-        elif code == "raised_icp_signs":
-            value = row.value == "true"
-        else:
-            value = row.value
-        f[finding] = value
-        _use(inputs, finding, value, f"latest in (t-{int(w / H)}h, t]", [row])
-    age = _age(patient, st)
-    if age is not None:
-        f["age_years"] = age[0]
-        _use(inputs, "age_years", age[0], f"from {age[1]}")
-    if st.death is not None:
-        f["death_due_to_icans"] = st.death.value == "icans"
-        _use(inputs, "death_due_to_icans", f["death_due_to_icans"], "death row", [st.death])
-    return f, inputs
-
-
-FINDERS = {CRS: crs_findings, ICANS: icans_findings}
-
-
-def _grade_one(patient: Patient, scale_id: str, st: _State, crs_onset: dt.datetime | None) -> Grade:
-    findings, inputs = FINDERS[scale_id](patient, st, crs_onset)
+def _grade_one(patient: Patient, scale_id: str, st: _State, course_onset: dt.datetime | None) -> Grade:
+    snap = live.derive(
+        PLANS[scale_id],
+        st.rows,
+        st.t,
+        age=_age(patient, st.t),
+        course_onset=course_onset if scale_id == COURSE_SCALE else None,
+    )
+    findings = dict(snap.findings)
+    inputs: dict[str, Any] = {
+        k: {"value": e.value, "rule": e.rule, "events": list(e.rows)} for k, e in snap.evidence.items()
+    }
     try:
         result, result_json, clinical = grade_findings(scale_id, findings)
     except FindingError as exc:  # stored data contradicting itself: say so, grade without it
@@ -646,7 +426,9 @@ def compute(
                 times[(pid, s)] = max(other)
     current = _current(session, [p.id for p in patients])
     onsets = {
-        pid: c.episode.onset_at for (pid, s), c in current.items() if s == CRS and c.episode is not None
+        pid: c.episode.onset_at
+        for (pid, s), c in current.items()
+        if s == COURSE_SCALE and c.episode is not None
     }
     states = _load(session, {k: times[k] for k in keys if k in times}, onsets)
     out: dict[str, list[Grade]] = {}
@@ -828,7 +610,9 @@ def plan(
         if key not in times and key[0] in latest:
             times[key] = latest[key[0]]
     onsets = {
-        pid: c.episode.onset_at for (pid, s), c in current.items() if s == CRS and c.episode is not None
+        pid: c.episode.onset_at
+        for (pid, s), c in current.items()
+        if s == COURSE_SCALE and c.episode is not None
     }
     states = _load(session, times, onsets)
     out = Plan(current=current)
@@ -884,9 +668,8 @@ def _step(
     if cur is not None and cur.fingerprint == g.key:
         return cur
     ep = cur.episode if cur is not None else None
-    tr = _episode_step(session, g, ep, cur, now)
-    if tr.episode is not None and not tr.opened and tr.episode is ep:
-        oe = tr.episode
+    tr, changed = _episode_step(session, g, ep, cur, now)
+    for oe in changed:
         episode_updates[oe.id] = {
             "i": oe.id,
             "peak": oe.peak_grade,
@@ -960,45 +743,49 @@ def regrade(
 
 def _episode_step(
     session: Session, g: Grade, ep: OpenEpisode | None, cur: _Current | None, now: dt.datetime
-) -> Transition:
+) -> tuple[Transition, list[OpenEpisode]]:
+    """Apply grade ``g`` to the open episode ``ep`` by the timeline's episode rule
+    (:func:`immunotox.timeline.live.step_episode`); returns the transition and the stored
+    episodes it changed (a new one is inserted here)."""
     previous = cur.grade if cur is not None else None
     tr = Transition(grade=g, previous=previous, episode=ep)
-    value = g.grade
-    if value is None:
-        return tr
-    if value >= 1:
-        if ep is None:
-            new_id = session.execute(
-                insert(Episode)
-                .values(
-                    patient_id=g.patient_id,
-                    scale=g.scale,
-                    onset_at=g.time,
-                    peak_grade=value,
-                    peak_at=g.time,
-                    last_positive_at=g.time,
-                    updated_at=now,
-                )
-                .returning(Episode.id)
-            ).scalar_one()
-            ep = OpenEpisode(new_id, g.time, value, g.time, g.time, None)
-            tr.opened = True
-        else:
-            if value > ep.peak_grade:
-                ep.peak_grade = value
-                ep.peak_at = g.time
-                tr.peak_raised = True
-            if g.time >= ep.last_positive_at:
-                ep.last_positive_at = g.time
-            ep.quiet_since = None
-        tr.episode = ep
-    elif ep is not None:
-        if ep.quiet_since is None and g.time >= ep.last_positive_at:
-            ep.quiet_since = g.time
-        if ep.quiet_since is not None and g.time - ep.quiet_since >= EPISODE_QUIET:
-            ep.resolved_at = ep.quiet_since
-            tr.resolved = True
-    return tr
+    course = (
+        None
+        if ep is None
+        else live.course_of(ep.onset_at, ep.peak_grade, ep.peak_at, ep.last_positive_at, ep.quiet_since)
+    )
+    step = live.step_episode(course, g.time, g.grade)
+    changed: list[OpenEpisode] = []
+    if ep is not None and step.closed is not None and step.closed.resolved_at is not None:
+        ep.resolved_at = live.from_us(step.closed.resolved_at)
+        tr.resolved = True
+        changed.append(ep)
+    c = step.course
+    if step.opened and c is not None:
+        value = c.peak
+        new_id = session.execute(
+            insert(Episode)
+            .values(
+                patient_id=g.patient_id,
+                scale=g.scale,
+                onset_at=g.time,
+                peak_grade=value,
+                peak_at=g.time,
+                last_positive_at=g.time,
+                updated_at=now,
+            )
+            .returning(Episode.id)
+        ).scalar_one()
+        tr.episode = OpenEpisode(new_id, g.time, value, g.time, g.time, None)
+        tr.opened = True
+    elif ep is not None and c is not None:
+        ep.peak_grade = c.peak
+        ep.peak_at = live.from_us(c.peak_at)
+        ep.last_positive_at = live.from_us(c.last_positive)
+        ep.quiet_since = None if c.quiet_since is None else live.from_us(c.quiet_since)
+        tr.peak_raised = step.peak_raised
+        changed.append(ep)
+    return tr, changed
 
 
 _RECORD_COLUMNS = (

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from .. import plausibility
 from ..errors import FindingError
+from ..jurisdiction import Jurisdiction
 from . import alerts, audit, codes, grading, queue
 from .config import Settings
 from .models import Alert, ClinicalEvent, Patient
@@ -236,10 +237,13 @@ def apply_regrade(
     *,
     now: dt.datetime,
     ctx: audit.RequestContext,
+    jurisdiction: Jurisdiction | None = None,
 ) -> tuple[dict[str, list[grading.Grade]], list[Alert]]:
-    """Regrade ``touch`` and raise the alerts its transitions call for (with recommendations)."""
+    """Regrade ``touch`` and raise the alerts its transitions call for (with recommendations for
+    the site's ``jurisdiction``)."""
     result = grading.regrade(session, patients, now=now, touch=touch)
-    return result.grades, raise_transition_alerts(session, patients, result, now=now, ctx=ctx)
+    alerted = raise_transition_alerts(session, patients, result, now=now, ctx=ctx, jurisdiction=jurisdiction)
+    return result.grades, alerted
 
 
 def after_write(
@@ -269,14 +273,16 @@ def after_write(
         out.queued = sorted({pid for pid, _ in touch.latest})
     elif touch:
         ids = sorted({pid for pid, _ in touch.latest})
-        out.grades, out.alerts = apply_regrade(session, [by_id[pid] for pid in ids], touch, now=now, ctx=ctx)
+        out.grades, out.alerts = apply_regrade(
+            session, [by_id[pid] for pid in ids], touch, now=now, ctx=ctx, jurisdiction=settings.jurisdiction
+        )
     toci: dict[str, list[EventPublic]] = {}
     for e in events:
         if e.code == "tocilizumab" and e.status == "final":
             toci.setdefault(e.patient_id, []).append(e)
     for pid, new in toci.items():
         p = by_id[pid]
-        for spec in alerts.dose_limit_specs(session, p, new, p.weight_kg):
+        for spec in alerts.dose_limit_specs(session, p, new, p.weight_kg, settings.jurisdiction):
             a = alerts.raise_alert(session, spec, now=now, ctx=ctx)
             if a is not None:
                 out.alerts.append(a)

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import FindingError
+from ..messages import Lang, error_message
 
 PROBLEM_TYPE = "https://immunotox.readthedocs.io/service/problems#"
 MEDIA_TYPE = "application/problem+json"
@@ -82,6 +83,7 @@ class ApiError(Exception):
         self.code = code or title.lower().replace(" ", "-")
         self.headers = headers
         self.denied: dict[str, Any] | None = None  # audit entry of a refused write (see routes)
+        self.finding: tuple[FindingError, str] | None = None  # (error, prefix): re-rendered per language
 
 
 def field_error(field: str, message: str, status: int = 422) -> ApiError:
@@ -90,12 +92,16 @@ def field_error(field: str, message: str, status: int = 422) -> ApiError:
     return ApiError(status, "Invalid input", f"{field}: {message}", [item], code="invalid-input")
 
 
-def from_finding(exc: FindingError, prefix: str = "") -> ApiError:
-    """A 422 from a grading-core :class:`FindingError` (its field, value and message)."""
+def from_finding(exc: FindingError, prefix: str = "", lang: Lang = "en") -> ApiError:
+    """A 422 from a grading-core :class:`FindingError` (its field, value and message, in ``lang``;
+    the handler writes it again in the language the request accepts)."""
     name = prefix + exc.field
-    item = ProblemItem(field=name, pointer=pointer(name), message=str(exc))
-    detail = str(exc) if not prefix else f"{prefix}{exc}"
-    return ApiError(422, "Invalid input", detail, [item], code="invalid-input")
+    text = error_message(exc, lang)
+    item = ProblemItem(field=name, pointer=pointer(name), message=text)
+    detail = text if not prefix else f"{prefix}{text}"
+    err = ApiError(422, "Invalid input", detail, [item], code="invalid-input")
+    err.finding = (exc, prefix)
+    return err
 
 
 def not_found(what: str) -> ApiError:

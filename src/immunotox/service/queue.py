@@ -118,7 +118,9 @@ def drain(
             enqueue(ws, grading.Touch(dict.fromkeys(stale), set(stale)), now=clock.now())
         planned.current = now_current
         result = grading.commit(ws, planned, now=clock.now(), keys=ok)
-        raise_transition_alerts(ws, patients, result, now=clock.now(), ctx=audit.SYSTEM)
+        raise_transition_alerts(
+            ws, patients, result, now=clock.now(), ctx=audit.SYSTEM, jurisdiction=db.settings.jurisdiction
+        )
     return len(snapshot)
 
 

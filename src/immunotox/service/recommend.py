@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from ..errors import FindingError, ImmunotoxError
 from ..jurisdiction import Jurisdiction
 from ..management import Licence, check_agreement, parse_therapy_class, resolve_product
-from ..management._dose import parse_weight
+from ..management._inputs import parse_weight
 from ..management._vocab import message
 from ..result import GradeResult
 from . import grading
@@ -179,10 +179,16 @@ def for_grade(
     result: GradeResult,
     *,
     now: dt.datetime,
-    lang: str = "en",
     jurisdiction: Jurisdiction | None = None,
 ) -> dict[str, Any] | None:
-    """A compact recommendation for one fresh grade (stored with an alert), or None."""
+    """A compact recommendation for one fresh grade (stored with an alert), or None.
+
+    Computed for the site's ``jurisdiction`` (``IMMUNOTOX_JURISDICTION``: the product information
+    that applies) and written in English and French, since the readers of a stored alert read it
+    later, each in their own language: ``actions``, ``warnings`` (and ``note`` when no
+    recommendation is available) in English, the same under ``fr`` in French
+    (:func:`in_lang` picks one).
+    """
     mod = _management()
     if mod is None or result.grade is None or result.grade < 1 or result.scale not in SCALE_TOXICITY:
         return None
@@ -191,26 +197,42 @@ def for_grade(
     )
     grades: dict[str, int | None] = {scale: grade for scale, grade in rows}
     grades[result.scale] = result.grade
+    code = jurisdiction.code if jurisdiction is not None else None
     try:
         ctx = context_for(session, patient, grades, now, mod)
-        rec = _recommend(mod, result, ctx, now, lang, jurisdiction)
+        recs = {lang: _recommend(mod, result, ctx, now, lang, jurisdiction) for lang in ("en", "fr")}
     except ImmunotoxError as exc:
-        return {"available": False, "note": message("svc_no_recommendation", lang, error=exc)}
+        notes = {lang: {"note": message("svc_no_recommendation", lang, error=exc)} for lang in ("en", "fr")}
+        return {"available": False, "jurisdiction": code, **notes["en"], "fr": notes["fr"]}
+    rec = recs["en"]
+    texts: dict[str, dict[str, Any]] = {
+        lang: {
+            "actions": [
+                {
+                    "order": a.order,
+                    "text": a.text,
+                    "dose": a.dose.expression if a.dose is not None else None,
+                    "refused": a.refused,
+                    "verification": a.verification,
+                }
+                for a in r.actions
+            ],
+            "warnings": list(r.warnings),
+        }
+        for lang, r in recs.items()
+    }
     return {
         "available": True,
         "guideline": f"{rec.guideline.id}@{rec.guideline.version}",
-        "actions": [
-            {
-                "order": a.order,
-                "text": a.text,
-                "dose": a.dose.expression if a.dose is not None else None,
-                "refused": a.refused,
-                "verification": a.verification,
-            }
-            for a in rec.actions
-        ],
-        "warnings": list(rec.warnings),
+        "jurisdiction": code,
+        **texts["en"],
+        "fr": texts["fr"],
     }
+
+
+def in_lang(stored: dict[str, Any], lang: str) -> dict[str, Any]:
+    """A recommendation stored by :func:`for_grade` with its texts in ``lang`` (en or fr)."""
+    return {**stored, **(stored.get("fr") or {})} if lang == "fr" else stored
 
 
 def for_patient(

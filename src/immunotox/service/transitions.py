@@ -13,6 +13,7 @@ from dataclasses import replace
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..jurisdiction import Jurisdiction
 from . import alerts, audit, grading, recommend
 from .models import Alert, Patient
 
@@ -24,12 +25,15 @@ def raise_transition_alerts(
     *,
     now: dt.datetime,
     ctx: audit.RequestContext,
+    jurisdiction: Jurisdiction | None = None,
 ) -> list[Alert]:
+    """Raise the alerts of ``result``'s transitions, each with the recommendation for the site's
+    ``jurisdiction`` (``IMMUNOTOX_JURISDICTION``), in English and French."""
     by_id = {p.id: p for p in patients}
     raised: list[Alert] = []
     for spec in alerts.specs_for_transitions(result.transitions):
         spec = _with_recommendation(
-            session, by_id[spec.patient_id], spec, result.grades.get(spec.patient_id, []), now
+            session, by_id[spec.patient_id], spec, result.grades.get(spec.patient_id, []), now, jurisdiction
         )
         a = alerts.raise_alert(session, spec, now=now, ctx=ctx)
         if a is not None:
@@ -43,6 +47,7 @@ def _with_recommendation(
     spec: alerts.AlertSpec,
     grades: Sequence[grading.Grade],
     now: dt.datetime,
+    jurisdiction: Jurisdiction | None,
 ) -> alerts.AlertSpec:
     """Attach the recommended management for the alerted grade (when the module is present)."""
     if spec.scale is None:
@@ -52,5 +57,5 @@ def _with_recommendation(
     fresh = next((g for g in grades if g.scale == spec.scale), None)
     if fresh is None:
         return spec
-    rec = recommend.for_grade(session, patient, fresh.result, now=now)
+    rec = recommend.for_grade(session, patient, fresh.result, now=now, jurisdiction=jurisdiction)
     return replace(spec, recommendation=rec) if rec is not None else spec

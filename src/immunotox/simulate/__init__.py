@@ -40,8 +40,9 @@ import pyarrow.compute as pc
 
 from ._clinical import clinical_table
 from ._errors import SimulationError
-from ._generate import Params, Schedule, generate_chunk
+from ._generate import generate_chunk
 from ._io import TableWriter, file_format, write_table
+from ._params import Params, Schedule
 from ._profiles import Profile, Profiles, load_profiles
 from ._vocab import (
     ALL_CODES,

@@ -357,3 +357,10 @@ def levels(S: Arr, D: Arr, t: Arr) -> Arr:
     for k in range(4):
         out += (t >= S[:, k, None]) & (t < D[:, k, None])
     return out
+
+
+def u_to_z(u: Arr) -> Arr:
+    """A rough standard normal from a uniform (logit scaled), for a few baselines."""
+    uu = np.clip(u, 1e-6, 1 - 1e-6)
+    out: Arr = np.log(uu / (1 - uu)) / 1.7
+    return out

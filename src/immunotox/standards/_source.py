@@ -141,13 +141,15 @@ class Frames:
         schema = {c: pl.Utf8 for c in CONTRACT_COLUMNS} | {"file": pl.Utf8, "row": pl.Int64}
         rows = pl.concat(self.parts) if self.parts else pl.DataFrame(schema=schema)
         blank = [pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c) for c in CONTRACT_COLUMNS]
-        rows = rows.with_columns(blank).with_columns(
-            pl.int_range(pl.len()).over(list(CONTRACT_COLUMNS)).alias("_n"),
-            pl.col("file").first().over(list(CONTRACT_COLUMNS)).alias("_ffile"),
-            pl.col("row").first().over(list(CONTRACT_COLUMNS)).alias("_frow"),
-        )
-        dup = rows.filter(pl.col("_n") > 0)
-        kept = rows.filter(pl.col("_n") == 0)
+        keys = list(CONTRACT_COLUMNS)
+        rows = rows.with_columns(blank).with_columns(pl.struct(keys).is_first_distinct().alias("_first"))
+        kept = rows.filter(pl.col("_first"))
+        dup = rows.filter(~pl.col("_first"))
+        if dup.height:  # the first record each duplicate repeats (nulls joined as a sentinel)
+            filled = [pl.col(c).fill_null("\x00").alias(f"_k{i}") for i, c in enumerate(keys)]
+            on = [f"_k{i}" for i in range(len(keys))]
+            firsts = kept.select(*filled, pl.col("file").alias("_ffile"), pl.col("row").alias("_frow"))
+            dup = dup.with_row_index("_o").with_columns(filled).join(firsts, on=on, how="left").sort("_o")
         rej_schema = dict(zip(REJECTS_SCHEMA.names, _REJECT_TYPES_PL, strict=True))
         parts = list(self.rejected)
         if dup.height:
@@ -185,16 +187,31 @@ class Frames:
         )
 
 
+_FORMATS = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M")
+
+
 def parse_times(values: pl.Series) -> pl.Series:
-    """ISO 8601 date-times (no offset = UTC) as UTC datetimes; null when not ISO 8601. Each
-    distinct text is parsed once."""
-    cache: dict[str, dt.datetime | None] = {}
-    out: list[dt.datetime | None] = []
-    for v in values.to_list():
-        if v not in cache:
-            cache[v] = parse_when(v) if v else None
-        out.append(cache[v])
-    return pl.Series(values.name, out, dtype=pl.Datetime("us", "UTC"))
+    """ISO 8601 date-times (no offset = UTC) as UTC datetimes; null when not ISO 8601. The usual
+    forms (``...Z``, no offset, to the minute) are parsed by Polars; any other text (an offset,
+    a space for the ``T``) once per distinct value by :func:`parse_when`."""
+    frame = pl.DataFrame({"t": values})
+    fast = frame.select(
+        pl.coalesce(
+            [
+                pl.col("t").str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC")
+                for f in _FORMATS
+            ]
+        )
+    ).to_series()
+    rest = values.filter(fast.is_null() & values.is_not_null() & (values != "")).unique()
+    if rest.len():
+        parsed = pl.DataFrame(
+            {"t": rest, "_p": [parse_when(v) for v in rest.to_list()]},
+            schema={"t": pl.Utf8, "_p": pl.Datetime("us", "UTC")},
+        )
+        slow = frame.with_row_index("_o").join(parsed, on="t", how="left").sort("_o")["_p"]
+        fast = fast.fill_null(slow)
+    return fast.alias(values.name)
 
 
 # ------------------------------------------------------------------------------------- times

@@ -211,10 +211,11 @@ def icans_grade(f: Features) -> Graded:
     any_item = np.zeros(n, bool)
     need = np.flatnonzero(~ice_known)  # the items are read only when the ICE score is unknown
     if need.shape[0]:
+        items: dict[str, F64] = f.raw("ice_items")  # the latest record's items (record_last)
         for code in d_items.codes:
             item = f.voc.code(code).item
             assert item is not None
-            iv = f.last_at(code, d_items.window_us, need)
+            iv = items[code][need]
             k = ~np.isnan(iv)
             any_item[need] |= k
             base[need] += np.where(k, iv, 0).astype(np.int64)

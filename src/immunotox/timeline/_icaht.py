@@ -4,8 +4,9 @@ At every ANC result of a patient, the ICAHT scales (``ehaebmt2023:icaht``, ``-ea
 are graded on the ANC course known at that time (``[derive.anc_series]`` of
 ``data/observations.toml``: days from day 0, values with their unit). This module does, on whole
 arrays (numpy; no Python per row or per patient), what :mod:`immunotox.scales.icaht` does for one
-series, reading the SAME rule table (``ruledata.load("icaht")``: windows, gap filling, joined
-recoveries, duration bands, never-recovered rule, late nadir bands, minimum count, cap):
+series, reading the SAME typed rule table (:func:`immunotox.scales.icaht_spec.table`, the object the
+scalar core reads: windows, gap filling, joined recoveries, duration bands, never-recovered rule,
+late nadir bands, minimum count, cap):
 
 * the daily minimum of every (patient, day) of the two windows, as known at each result: the
   days before the result's day are complete, the result's own day is its running minimum;
@@ -32,15 +33,15 @@ Liang EC. automatedicahtgrading (commit c3e0109, 2024).
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import numpy as np
 import polars as pl
 
-from .. import ruledata, units
+from .. import units
 from ..catalogue import all_scales
 from ..findings import vocabulary as finding_specs
 from ..scales.icaht import Icaht, IcahtEarly, IcahtLate
+from ..scales.icaht_spec import Early, Late, table
 from ._astct import Graded
 from ._read import F64, I64, B
 from ._reference import DAY_US
@@ -124,28 +125,28 @@ def _fill(e: F64, max_gap: int) -> tuple[F64, B]:
     return np.where(unknown, np.nan, out), unknown
 
 
-def _assess_early(values: F64, first: int, t: dict[str, Any]) -> tuple[I64, B]:
+def _assess_early(values: F64, first: int, t: Early) -> tuple[I64, B]:
     """:func:`immunotox.scales.icaht.assess_early` on every row: (grade, a rule fired)."""
     n, w = values.shape
     idx = np.arange(w)
     grade = np.zeros(n, np.int64)
     hit = np.zeros(n, bool)
-    join = int(t["max_joined_recovery_days"])
-    for thr in t["thresholds"]:
-        below = values <= thr["max_per_ul"]
+    join = t.max_joined_recovery_days
+    for thr in t.thresholds:
+        below = values <= thr.max_per_ul
         last_below = np.maximum.accumulate(np.where(below, idx, -(join + 2) * 10 - w), axis=1)
         prev = np.concatenate((np.full((n, 1), -(join + 2) * 10 - w), last_below[:, :-1]), axis=1)
         new = below & (idx[None, :] - prev - 1 > join)
         start = np.maximum.accumulate(np.where(new, idx, -1), axis=1)
         longest = np.where(below, idx[None, :] - start + 1, 0).max(axis=1)
-        if thr["key"] == t["never_recovered_threshold_key"]:
-            never = below[:, -1] & (start[:, -1] + first <= t["never_recovered_max_start_day"])
-            g_nr = int(t["never_recovered_grade"])
+        if thr.key == t.never_recovered_threshold_key:
+            never = below[:, -1] & (start[:, -1] + first <= t.never_recovered_max_start_day)
+            g_nr = t.never_recovered_grade
             grade = np.where(never, np.maximum(grade, g_nr), grade)
             hit |= never
         band = np.zeros(n, np.int64)
-        for b in thr["bands"]:
-            band = np.where((longest >= b["min_days"]) & (longest <= b["max_days"]), b["grade"], band)
+        for b in thr.bands:
+            band = np.where((longest >= b.min_days) & (longest <= b.max_days), b.grade, band)
         band = np.where(longest > 0, band, 0)
         hit |= band > 0
         grade = np.maximum(grade, band)
@@ -154,11 +155,11 @@ def _assess_early(values: F64, first: int, t: dict[str, Any]) -> tuple[I64, B]:
 
 def _early(f: Features, d0: I64, top: int) -> tuple[I64, I64, B, B]:
     """Early domain at every point: (lowest, highest, known, a rule fired)."""
-    t = ruledata.load("icaht")["early"]
-    first, last = int(t["first_day"]), int(t["last_day"])
+    t = table().early
+    first, last = t.first_day, t.last_day
     e = _daily(f, d0, first, last)
     any_value = (~np.isnan(e)).any(axis=1)
-    filled, unknown = _fill(e, int(t["max_filled_gap_days"]))
+    filled, unknown = _fill(e, t.max_filled_gap_days)
     best, best_hit = _assess_early(np.where(unknown, np.inf, filled), first, t)
     worst, _ = _assess_early(np.where(unknown, 0.0, filled), first, t)
     lo = np.where(any_value, best, 0)
@@ -168,21 +169,21 @@ def _early(f: Features, d0: I64, top: int) -> tuple[I64, I64, B, B]:
 
 def _late(f: Features, d0: I64, top: int) -> tuple[I64, I64, B, B]:
     """Late domain at every point: (lowest, highest, known, a rule fired)."""
-    t = ruledata.load("icaht")["late"]
-    e = _daily(f, d0, int(t["first_day"]), int(t["last_day"]))
+    t: Late = table().late
+    e = _daily(f, d0, t.first_day, t.last_day)
     count = (~np.isnan(e)).sum(axis=1)
     s = np.sort(e, axis=1)
     v1 = s[:, 0]
     v2 = s[:, 1] if s.shape[1] > 1 else np.full(s.shape[0], np.nan)
     band = np.zeros(e.shape[0], np.int64)
     has_band = np.zeros(e.shape[0], bool)
-    for b in reversed(t["bands"]):  # most severe first in the table: the first that holds wins
-        holds = v1 <= b["max_per_ul"]
-        band = np.where(holds, b["grade"], band)
+    for b in reversed(t.bands):  # most severe first in the table: the first that holds wins
+        holds = v1 <= b.max_per_ul
+        band = np.where(holds, b.grade, band)
         has_band |= holds
-    few = count < t["min_values"]
+    few = count < t.min_values
     with np.errstate(invalid="ignore"):
-        confirmed = v2 <= t["neutropenia_max_per_ul"]
+        confirmed = v2 <= t.neutropenia_max_per_ul
     unknown = (count == 0) | (has_band & few)
     fired = has_band & ~few & confirmed
     lo = np.where(fired, band, 0)

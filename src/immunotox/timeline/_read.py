@@ -28,10 +28,8 @@ bad_dose             ``dose`` not a non-negative number, or given without a know
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,108 +38,56 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import units
-from ..errors import ImmunotoxError, UnitError
 from ..plausibility import time_window_text, time_window_us
-from ..vocabulary import OPEN_TOKEN, CodeSpec, Vocabulary, unitless, vocabulary
+from ..vocabulary import Vocabulary, vocabulary
 from ._arrow import indices, to_np
-
-I64 = npt.NDArray[np.int64]
-I32 = npt.NDArray[np.int32]
-I16 = npt.NDArray[np.int16]
-F64 = npt.NDArray[np.float64]
-B = npt.NDArray[np.bool_]
-
-NO_END = np.iinfo(np.int64).min
-"""Sentinel in :attr:`Obs.end` for an empty ``end_time``."""
-
-
-class ObservationFileError(ImmunotoxError, ValueError):
-    """An observation file that cannot be read at all (missing columns, unreadable format).
-
-    Row-level problems never raise: they go to the rejects table.
-
-    Examples
-    --------
-    >>> import pyarrow as pa
-    >>> normalize(pa.table({"patient_id": ["P1"]}), file="obs.csv")
-    Traceback (most recent call last):
-    ...
-    immunotox.timeline._read.ObservationFileError: obs.csv: missing columns ['time', 'code', ...
-    """
-
-    def __init__(self, file: str, problem: str) -> None:
-        super().__init__(file, problem)
-        self.file = file
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.problem}"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.file, self.problem))
-
-
-def missing_columns(missing: Sequence[str], found: Sequence[str]) -> str:
-    """The message for a file without some required columns, with a hint for the usual causes.
-
-    >>> missing_columns(["patient_id", "time"], ["patient_id;time;code;value;unit"]).split("] (")[1]
-    "the header is separated by ';': write the file comma-separated, with a decimal point)"
-    >>> missing_columns(["time"], ["patient_id", "Time", "code"]).split("] (")[1]
-    "column names are lower case: rename 'Time' to 'time')"
-    """
-    text = f"missing columns {list(missing)}; found {list(found)}"
-    if len(found) == 1:
-        sep = next((c for c in (";", "\t", "|") if c in found[0]), None)
-        if sep is not None:
-            shown = "tab" if sep == "\t" else repr(sep)
-            hint = "write the file comma-separated, with a decimal point"
-            return f"{text} (the header is separated by {shown}: {hint})"
-    renames = [
-        (f, f.strip().lower()) for f in found if f.strip().lower() in missing and f != f.strip().lower()
-    ]
-    if renames:
-        listed = ", ".join(f"{a!r} to {b!r}" for a, b in renames)
-        return f"{text} (column names are lower case: rename {listed})"
-    return text
-
-
-REASONS: tuple[str, ...] = (
-    "missing_patient_id",
-    "bad_time",
-    "implausible_time",
-    "unknown_code",
-    "bad_value",
-    "bad_unit",
-    "impossible_value",
-    "bad_end_time",
-    "bad_dose",
+from ._contract import (
+    CONTRACT_COLUMNS,
+    F64,
+    I16,
+    I32,
+    I64,
+    NO_END,
+    REASONS,
+    REJECTS_SCHEMA,
+    REQUIRED_COLUMNS,
+    B,
+    ObservationFileError,
+    missing_columns,
 )
-_REASON_COLUMN = {
-    "missing_patient_id": "patient_id",
-    "bad_time": "time",
-    "implausible_time": "time",
-    "unknown_code": "code",
-    "bad_value": "value",
-    "bad_unit": "unit",
-    "impossible_value": "value",
-    "bad_end_time": "end_time",
-    "bad_dose": "dose",
-}
-CONTRACT_COLUMNS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
-REQUIRED_COLUMNS = ("patient_id", "time", "code", "value", "unit")
-REJECTS_SCHEMA = pa.schema(
-    [
-        ("file", pa.string()),
-        ("row", pa.int64()),
-        ("column", pa.string()),
-        ("value", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-    ]
+from ._rejects import _rejects_table
+from ._values import (
+    _KEPT,
+    _R,
+    _as_string,
+    _column,
+    _conversion,
+    _encode,
+    _numbers,
+    _value_tables,
+    parse_times,
 )
-# above this many distinct values of a (code, unit) pair, a linear conversion is applied as a
-# factor (rounded to 10 significant digits like units.convert) instead of value by value
-_DISTINCT_CONVERSION_LIMIT = 4000
+
+# the contract's names are given here too: the engine's modules import them from this module
+__all__ = [
+    "CONTRACT_COLUMNS",
+    "F64",
+    "I16",
+    "I32",
+    "I64",
+    "NO_END",
+    "REASONS",
+    "REJECTS_SCHEMA",
+    "REQUIRED_COLUMNS",
+    "B",
+    "Normalized",
+    "Obs",
+    "ObservationFileError",
+    "concat_obs",
+    "missing_columns",
+    "normalize",
+    "prepend",
+]
 
 
 @dataclass
@@ -212,221 +158,6 @@ class Normalized:
         return int(self.rejects.num_rows)
 
 
-# ----------------------------------------------------------------------------------- helpers
-def _column(raw: pa.Table, name: str) -> pa.Array | None:
-    if name not in raw.column_names:
-        return None
-    col = raw.column(name)
-    if isinstance(col, pa.ChunkedArray):
-        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-    return col
-
-
-def _as_string(arr: pa.Array) -> pa.Array:
-    t = arr.type
-    if pa.types.is_dictionary(t):
-        if not (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)):
-            return arr.cast(pa.string())
-        return arr
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return arr
-    if pa.types.is_null(t):
-        return pa.nulls(len(arr), pa.string())
-    return arr.cast(pa.string())
-
-
-def _encode(arr: pa.Array) -> tuple[I32, pa.Array]:
-    """Dictionary-encode a string column: (indices with -1 for null, dictionary of strings)."""
-    arr = _as_string(arr)
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    idx: I32 = to_np(arr.indices, np.int32, fill=-1)
-    dictionary = arr.dictionary
-    if not pa.types.is_string(dictionary.type):
-        dictionary = dictionary.cast(pa.string())
-    return idx, dictionary
-
-
-_TZ_SUFFIX = r"T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|z|[+-]\d{2}(:?\d{2})?)$"
-
-
-def parse_times(arr: pa.Array) -> I64:
-    """Times as int64 microseconds since the epoch, UTC; ``NO_END`` where empty or unparseable.
-
-    Accepted: Arrow timestamps (naive = UTC) and dates; strings in ISO 8601 —
-    ``YYYY-MM-DD[(T| )hh:mm[:ss[.ffffff]]][Z|±hh[:mm]]``. A time without offset is read as UTC;
-    an offset is converted to UTC; a date alone is midnight UTC.
-    """
-    t = arr.type
-    if pa.types.is_dictionary(t):
-        arr = arr.cast(t.value_type)
-        t = arr.type
-    if pa.types.is_timestamp(t) or pa.types.is_date(t):
-        target = pa.timestamp("us", tz="UTC") if getattr(t, "tz", None) else pa.timestamp("us")
-        us = arr.cast(target).cast(pa.int64())
-        got: I64 = to_np(us, np.int64, fill=NO_END)
-        return got
-    if pa.types.is_null(t):
-        return np.full(len(arr), NO_END, np.int64)
-    s = pl.col("s").str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[ t]", "${1}T")
-    z = s.str.replace(r"(Z|z)$", "+00:00").str.replace(r"([+-]\d{2})$", "${1}:00")
-    aware = pl.coalesce(
-        z.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_unit="us", time_zone="UTC"),
-        z.str.to_datetime("%Y-%m-%dT%H:%M%#z", strict=False, time_unit="us", time_zone="UTC"),
-    ).dt.replace_time_zone(None)
-    naive = pl.coalesce(
-        s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us"),
-        s.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us"),
-        s.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us"),
-    )
-    frame = pl.DataFrame({"s": pl.Series(_as_string(arr).cast(pa.string()))})
-    parsed = frame.select(
-        pl.when(s.str.contains(_TZ_SUFFIX)).then(aware).otherwise(naive).dt.epoch("us").alias("t")
-    )["t"]
-    out: I64 = parsed.fill_null(NO_END).to_numpy().astype(np.int64, copy=True)
-    return out
-
-
-def _numbers(dictionary: pa.Array) -> F64:
-    """Every dictionary string parsed as a decimal number (NaN when it is not one), plus a NaN
-    for the empty-value slot."""
-    s = pl.Series(dictionary).str.strip_chars()
-    out: F64 = np.append(s.cast(pl.Float64, strict=False).fill_null(np.nan).to_numpy(), np.nan)
-    out[~np.isfinite(out)] = np.nan
-    return out
-
-
-def _sig10(x: F64) -> F64:
-    """Round to 10 significant digits, as :func:`immunotox.units.convert` does."""
-    out = x.copy()
-    nz = np.isfinite(out) & (out != 0)
-    mag = np.floor(np.log10(np.abs(out[nz])))
-    scale = 10.0 ** (9 - mag)
-    out[nz] = np.round(out[nz] * scale) / scale
-    return out
-
-
-class _Conversion:
-    """Conversion of one (code, unit) pair to the code's canonical unit."""
-
-    def __init__(self, spec: CodeSpec, unit: str) -> None:
-        self.spec = spec
-        self.unit = unit
-        self.error: str | None = None
-        self.identity = False
-        self.affine = False
-        self.factor = 1.0
-        if spec.kind != "quantity":
-            if not unitless(unit):
-                self.error = f"{spec.name} is unitless; got unit {unit!r}"
-            self.identity = True
-            return
-        u = unit.strip()
-        if u == "":
-            self.error = f"{spec.name} needs a unit; expected {spec.unit!r} or a convertible UCUM code"
-            return
-        if units._normalise_code(u) == units._normalise_code(spec.unit):
-            self.identity = True
-            return
-        try:
-            zero = units.convert(spec.name, 0.0, u, spec.unit, spec.molar_mass)
-            one = units.convert(spec.name, 1.0, u, spec.unit, spec.molar_mass)
-        except UnitError as exc:
-            self.error = exc.problem
-            return
-        self.affine = zero != 0.0
-        self.factor = one
-
-    @property
-    def state(self) -> int:
-        """0 = already canonical, 1 = to convert, 2 = not convertible."""
-        return 2 if self.error is not None else 0 if self.identity else 1
-
-    def apply(self, raw_values: F64) -> F64:
-        """Convert raw numbers (NaN stays NaN): value by value through units.convert when the
-        conversion is affine (°F) or the values are few, else by the factor rounded like it."""
-        out = np.full(raw_values.shape[0], np.nan)
-        finite = np.isfinite(raw_values)
-        distinct = np.unique(raw_values[finite])
-        if self.affine or distinct.shape[0] <= _DISTINCT_CONVERSION_LIMIT:
-            conv = np.array(
-                [
-                    units.convert(self.spec.name, float(x), self.unit, self.spec.unit, self.spec.molar_mass)
-                    for x in distinct
-                ]
-            )
-            if distinct.shape[0]:
-                out[finite] = conv[np.searchsorted(distinct, raw_values[finite])]
-            return out
-        out[finite] = _sig10(raw_values[finite] * self.factor)
-        return out
-
-
-@functools.cache
-def _conversion(code: int, unit: str) -> _Conversion:
-    return _Conversion(vocabulary().codes[code], unit)
-
-
-_R = {name: i + 1 for i, name in enumerate(REASONS)}
-_KEPT = 64  # state of an accepted row of a kept code: _KEPT + code index (codes < 64)
-
-
-def _value_tables(
-    voc: Vocabulary, code_of: I32, v_dict: pa.Array, numbers: F64, keep: frozenset[int] | None = None
-) -> tuple[npt.NDArray[np.int8], F64]:
-    """Per (code dictionary entry, value dictionary entry): the state and the canonical value.
-
-    The state is a reject reason (1-8: bad_value, impossible_value as if in the canonical unit,
-    unknown_code), 0 for an accepted row of a code not kept, or ``_KEPT + code`` for an accepted
-    row of a kept code (so one gather gives validity, keeping and the code). ``code_of`` maps each
-    code dictionary entry to a code index (``len(voc.codes)`` = unknown); the last value column
-    stands for an empty value."""
-    ncodes = len(voc.codes)
-    nv = len(v_dict) + 1
-    reason = np.zeros((code_of.shape[0], nv), np.int8)
-    num = np.zeros((code_of.shape[0], nv), np.float64)
-    # token candidates: the strings that are not numbers, and "0"/"1" (boolean aliases)
-    cand = np.flatnonzero(np.isnan(numbers[:-1]) | (numbers[:-1] == 0) | (numbers[:-1] == 1))
-    words = [str(w).strip().lower() for w in v_dict.take(indices(cand)).to_pylist()] if cand.shape[0] else []
-    open_ok = np.zeros(nv, bool)
-    if any(voc.codes[c].kind == "open" for c in set(code_of.tolist()) if c < ncodes):
-        open_ok[:-1] = [bool(OPEN_TOKEN.match(str(w).strip().lower())) for w in v_dict.to_pylist()]
-    done: dict[int, int] = {}
-    for d, c in enumerate(code_of.tolist()):
-        if c in done:  # the same code under another spelling (LOINC alias)
-            reason[d] = reason[done[c]]
-            num[d] = num[done[c]]
-            continue
-        done[c] = d
-        if c >= ncodes:
-            reason[d] = _R["unknown_code"]
-            continue
-        spec = voc.codes[c]
-        if spec.numeric:
-            x = numbers
-            bad = np.isnan(x)
-            if spec.kind == "integer":
-                bad |= x != np.round(x)
-            r = np.where(bad, _R["bad_value"], 0)
-            if spec.range is not None:
-                out = ~bad & ((x < spec.range[0]) | (x > spec.range[1]))
-                r = np.where(out, _R["impossible_value"], r)
-            reason[d] = r
-            num[d] = np.where(bad, 0.0, x)
-        elif spec.kind in ("token", "bool"):
-            mapping = spec.token_map()
-            ranks = np.full(nv, -1, np.int64)
-            if words:
-                ranks[cand] = [mapping.get(w, -1) for w in words]
-            reason[d] = np.where(ranks < 0, _R["bad_value"], 0)
-            num[d] = np.maximum(ranks, 0)
-        else:  # open: a free token (vocabulary.OPEN_TOKEN after lower-casing), numbers included
-            reason[d] = np.where(open_ok, 0, _R["bad_value"])
-        if keep is None or c in keep:
-            reason[d] = np.where(reason[d] == 0, _KEPT + c, reason[d])
-    return reason, num
-
-
 # ----------------------------------------------------------------------------------- normalize
 def normalize(
     raw: pa.Table,
@@ -486,10 +217,73 @@ def normalize(
     r_tab, n_tab = _value_tables(voc, code_of, v_dict, numbers, keep_codes)
     cv = c_idx * np.int32(nv) + v_idx if nc * nv < 2**31 else c_idx.astype(np.int64) * nv + v_idx
     reason = np.take(r_tab.ravel(), cv)
+
+    conv_rows, conv_vals = _check_units(voc, ucol, c_idx, code_of, v_idx, numbers, keep_codes, reason, detail)
+
+    # time (higher priority than code and value)
+    tcol = _column(raw, "time")
+    assert tcol is not None
+    t = parse_times(tcol)
+    if tcol.null_count or not (pa.types.is_timestamp(tcol.type) or pa.types.is_date(tcol.type)):
+        reason[t == NO_END] = _R["bad_time"]
+    t_lo, t_hi = time_window_us()
+    if n and (int(t.min()) < t_lo or int(t.max()) >= t_hi):  # two reductions; the mask only if needed
+        reason[(t != NO_END) & ((t < t_lo) | (t >= t_hi))] = _R["implausible_time"]
+
+    # patient_id (highest priority)
+    pcol = _column(raw, "patient_id")
+    assert pcol is not None
+    p_idx, p_dict_arr = _encode(pcol)
+    p_dict = [str(x) for x in p_dict_arr.to_pylist()]
+    p_blank = np.array([x.strip() == "" for x in p_dict] + [True], bool)
+    if p_blank[:-1].any() or (pcol.null_count and (p_idx < 0).any()):
+        reason[p_blank[np.where(p_idx < 0, len(p_dict), p_idx)]] = _R["missing_patient_id"]
+
+    gi, e = _check_end_times(raw, t, reason, detail)
+
+    _check_doses(raw, reason, detail)
+
+    # ---- assemble: rejects; accepted rows of the kept codes with their canonical values
+    rejected = np.flatnonzero((reason > 0) & (reason < _KEPT))
+    rejects = _rejects_table(raw, file, rows, row0, reason, rejected, detail, c_idx, code_of, voc)
+    accepted = None
+    if rejected.shape[0]:
+        accepted = np.ones(n, bool)
+        accepted[rejected] = False
+    first_by_dict = _first_times(p_idx, t, accepted, len(p_dict))
+    sel = np.flatnonzero(reason >= _KEPT)
+    k_c = (np.take(reason, sel) - _KEPT).astype(np.int16)
+    num = np.take(n_tab.ravel(), np.take(cv, sel))
+    k_p, k_t = np.take(p_idx, sel), np.take(t, sel)
+    k_e = np.full(sel.shape[0], NO_END, np.int64)
+    for rows_x, vals_x in ((gi, e), (conv_rows, conv_vals)):
+        if rows_x.shape[0] and sel.shape[0]:
+            pos = np.searchsorted(sel, rows_x)
+            hit = (pos < sel.shape[0]) & (sel[np.minimum(pos, sel.shape[0] - 1)] == rows_x)
+            target = k_e if rows_x is gi else num
+            target[pos[hit]] = vals_x[hit]
+    obs = _sorted_obs(k_p, p_dict, k_t, k_c, num, k_e, first_by_dict)
+    return Normalized(obs=obs, rejects=rejects, n_input=n)
+
+
+def _check_units(
+    voc: Vocabulary,
+    ucol: pa.Array,
+    c_idx: I32,
+    code_of: I32,
+    v_idx: I32,
+    numbers: F64,
+    keep_codes: frozenset[int] | None,
+    reason: npt.NDArray[np.int8],
+    detail: dict[int, str],
+) -> tuple[I64, F64]:
+    """Units, through a (code, unit string) table: a unit that cannot be converted to the code's
+    canonical unit is ``bad_unit``; the rows to convert are returned with their canonical values
+    (a converted value outside the possible range is ``impossible_value``)."""
+    ncodes = len(voc.codes)
+    nc = code_of.shape[0]
     conv_rows = np.zeros(0, np.int64)
     conv_vals = np.zeros(0)
-
-    # units, through a (code, unit string) table
     u_idx, u_dict = _encode(ucol)
     nu = len(u_dict) + 1
     if ucol.null_count and (u_idx < 0).any():
@@ -535,26 +329,16 @@ def normalize(
                     bad = ~((vals >= spec.range[0]) & (vals <= spec.range[1]))
                     reason[sel_c[bad]] = _R["impossible_value"]
 
-    # time (higher priority than code and value)
-    tcol = _column(raw, "time")
-    assert tcol is not None
-    t = parse_times(tcol)
-    if tcol.null_count or not (pa.types.is_timestamp(tcol.type) or pa.types.is_date(tcol.type)):
-        reason[t == NO_END] = _R["bad_time"]
+    return conv_rows, conv_vals
+
+
+def _check_end_times(
+    raw: pa.Table, t: I64, reason: npt.NDArray[np.int8], detail: dict[int, str]
+) -> tuple[I64, I64]:
+    """``end_time``, only where given: unparseable, before ``time`` or outside the plausible window
+    is ``bad_end_time``. Returns the rows with an end time and their end times."""
+    n = raw.num_rows
     t_lo, t_hi = time_window_us()
-    if n and (int(t.min()) < t_lo or int(t.max()) >= t_hi):  # two reductions; the mask only if needed
-        reason[(t != NO_END) & ((t < t_lo) | (t >= t_hi))] = _R["implausible_time"]
-
-    # patient_id (highest priority)
-    pcol = _column(raw, "patient_id")
-    assert pcol is not None
-    p_idx, p_dict_arr = _encode(pcol)
-    p_dict = [str(x) for x in p_dict_arr.to_pylist()]
-    p_blank = np.array([x.strip() == "" for x in p_dict] + [True], bool)
-    if p_blank[:-1].any() or (pcol.null_count and (p_idx < 0).any()):
-        reason[p_blank[np.where(p_idx < 0, len(p_dict), p_idx)]] = _R["missing_patient_id"]
-
-    # end_time (only where given)
     gi = np.zeros(0, np.int64)  # rows with an end_time, and their end times
     e = np.zeros(0, np.int64)
     ecol = _column(raw, "end_time")
@@ -573,7 +357,13 @@ def normalize(
                 detail[i] = text
         reason[gi[(~parsed | before | outside) & ok_so_far]] = _R["bad_end_time"]
 
-    # dose, dose_unit (only where given)
+    return gi, e
+
+
+def _check_doses(raw: pa.Table, reason: npt.NDArray[np.int8], detail: dict[int, str]) -> None:
+    """``dose`` and ``dose_unit``, only where given: a dose must be a non-negative number with a
+    known UCUM unit, else ``bad_dose``."""
+    n = raw.num_rows
     dcol = _column(raw, "dose")
     if dcol is not None and dcol.null_count < n:
         di = _given(dcol)
@@ -601,28 +391,6 @@ def normalize(
                 else f"dose given without a known UCUM dose_unit (got {du[k]!r})"
             )
         reason[di[bad]] = _R["bad_dose"]
-
-    # ---- assemble: rejects; accepted rows of the kept codes with their canonical values
-    rejected = np.flatnonzero((reason > 0) & (reason < _KEPT))
-    rejects = _rejects_table(raw, file, rows, row0, reason, rejected, detail, c_idx, code_of, voc)
-    accepted = None
-    if rejected.shape[0]:
-        accepted = np.ones(n, bool)
-        accepted[rejected] = False
-    first_by_dict = _first_times(p_idx, t, accepted, len(p_dict))
-    sel = np.flatnonzero(reason >= _KEPT)
-    k_c = (np.take(reason, sel) - _KEPT).astype(np.int16)
-    num = np.take(n_tab.ravel(), np.take(cv, sel))
-    k_p, k_t = np.take(p_idx, sel), np.take(t, sel)
-    k_e = np.full(sel.shape[0], NO_END, np.int64)
-    for rows_x, vals_x in ((gi, e), (conv_rows, conv_vals)):
-        if rows_x.shape[0] and sel.shape[0]:
-            pos = np.searchsorted(sel, rows_x)
-            hit = (pos < sel.shape[0]) & (sel[np.minimum(pos, sel.shape[0] - 1)] == rows_x)
-            target = k_e if rows_x is gi else num
-            target[pos[hit]] = vals_x[hit]
-    obs = _sorted_obs(k_p, p_dict, k_t, k_c, num, k_e, first_by_dict)
-    return Normalized(obs=obs, rejects=rejects, n_input=n)
 
 
 def _first_times(p_idx: I32, t: I64, accepted: B | None, n_dict: int) -> I64:
@@ -662,108 +430,6 @@ def _outside_end() -> str:
 def _code_index(voc: Vocabulary, raw: str) -> int:
     spec = voc.lookup(raw)
     return -1 if spec is None else spec.index
-
-
-def _raw_strings(raw: pa.Table, column: str, idx: I64) -> list[str | None]:
-    col = _column(raw, column)
-    if col is None:
-        return [None] * int(idx.shape[0])
-    taken = col.take(indices(idx))
-    if pa.types.is_dictionary(taken.type):
-        taken = taken.cast(taken.type.value_type)
-    if pa.types.is_timestamp(taken.type):
-        return [None if x is None else x.isoformat() for x in taken.to_pylist()]
-    return [None if x is None else str(x) for x in taken.to_pylist()]
-
-
-def _rejects_table(
-    raw: pa.Table,
-    file: str,
-    rows: I64 | None,
-    row0: int,
-    reason: npt.NDArray[np.int8],
-    idx: I64,
-    detail: dict[int, str],
-    c_idx: I32,
-    code_of: I32,
-    voc: Vocabulary,
-) -> pa.Table:
-    if idx.shape[0] == 0:
-        return pa.Table.from_batches([], schema=REJECTS_SCHEMA)
-    reasons = [REASONS[int(r) - 1] for r in reason[idx].tolist()]
-    columns = [_REASON_COLUMN[r] for r in reasons]
-    values: list[str | None] = [None] * len(reasons)
-    for col in set(columns):
-        pos = [k for k, c in enumerate(columns) if c == col]
-        got = _raw_strings(raw, col, idx[pos])
-        for k, v in zip(pos, got, strict=True):
-            values[k] = v
-    # the unit of every out-of-range value, in one take (the detail quotes it)
-    imp = [k for k, r in enumerate(reasons) if r == "impossible_value"]
-    unit_of = dict(zip(imp, _raw_strings(raw, "unit", idx[imp]), strict=True)) if imp else {}
-    details: list[str] = []
-    ncodes = len(voc.codes)
-    codes = code_of[c_idx[idx]].tolist()
-    same: dict[tuple[str, int], str] = {}  # details that depend on the reason and code only
-    for k, (i, r, c) in enumerate(zip(idx.tolist(), reasons, codes, strict=True)):
-        d = detail.get(i)
-        if d is None:
-            code = c if c < ncodes else -1
-            if r == "impossible_value":
-                d = _default_detail(r, values[k], code, voc, unit_of.get(k))
-            else:
-                d = same.get((r, code))
-                if d is None:
-                    d = same[(r, code)] = _default_detail(r, None, code, voc, None)
-        details.append(d)
-    return pa.table(
-        {
-            "file": pa.array([file] * len(reasons), pa.string()),
-            "row": pa.array(idx + row0 + 1 if rows is None else np.asarray(rows)[idx], pa.int64()),
-            "column": pa.array(columns, pa.string()),
-            "value": pa.array(values, pa.string()),
-            "reason": pa.array(reasons, pa.string()),
-            "detail": pa.array(details, pa.string()),
-        },
-        schema=REJECTS_SCHEMA,
-    )
-
-
-def _default_detail(reason: str, value: Any, code: int, voc: Vocabulary, unit: str | None) -> str:
-    """The detail of a rejected row: from its reason and code; the value and unit are quoted for
-    a value outside the plausible range."""
-    name = voc.codes[code].name if code >= 0 else None
-    if reason == "missing_patient_id":
-        return "patient_id is empty"
-    if reason == "bad_time":
-        return "time is empty or not an ISO 8601 date-time (e.g. 2024-03-01T14:30:00Z)"
-    if reason == "implausible_time":
-        return (
-            f"time is outside the plausible window {time_window_text()}: a placeholder date "
-            "(0001-01-01, 1900-01-01, 1970-01-01, 9999-12-31) or a typing error?"
-        )
-    if reason == "unknown_code":
-        return "not a canonical code or LOINC alias; see docs/observations.md"
-    if reason == "bad_value" and name is not None:
-        spec = voc.codes[code]
-        if spec.kind == "integer":
-            return f"{name} expects a whole number"
-        if spec.kind == "quantity":
-            return f"{name} expects a number written plainly (e.g. 38.6)"
-        if spec.kind in ("token", "bool"):
-            return f"{name}: not one of {list(spec.tokens)}"
-        return f"{name} expects a non-empty value"
-    if reason == "impossible_value" and name is not None:
-        spec = voc.codes[code]
-        assert spec.range is not None
-        return (
-            f"{name} = {value} {unit or ''}".rstrip()
-            + f": outside the plausible range {spec.range[0]:g}–{spec.range[1]:g} {spec.unit}"
-            + "; check the unit and the decimal point"
-        )
-    if reason == "bad_end_time":
-        return "end_time is not an ISO 8601 date-time"
-    return reason
 
 
 def _sorted_obs(

@@ -18,6 +18,7 @@ from typing import Any
 from .. import ruledata
 from ..catalogue import all_scales
 from ..vocabulary import Derivation, Vocabulary, vocabulary
+from ._course import Course, episode_step, masked_at
 from ._read import NO_END, Obs
 from ._snapshot import Grader, GradeRow, ScalePlan, findings_from_raw
 
@@ -113,6 +114,20 @@ class PatientState:
             return vs[j], ts[j]
         return None
 
+    def record(self, d: Derivation, t: int) -> tuple[tuple[float | None, ...], bool]:
+        """(the item values of the latest record of ``d`` at ``t``, True when that record is later
+        than the latest row of ``d.unless``) — the ``record_last`` rule."""
+        lasts = [self.last(code, d.window_us, t) for code in d.codes]
+        k = max((g[1] for g in lasts if g is not None), default=None)
+        if k is None:
+            return tuple(None for _ in d.codes), False
+        if d.unless is not None:
+            u = self.voc.derivation(d.unless)
+            got = self.last(u.codes[0], u.window_us, t)
+            if got is not None and got[1] >= k:
+                return tuple(None for _ in d.codes), False
+        return tuple(g[0] if g is not None and g[1] == k else None for g in lasts), True
+
     def device(self, code: str, t: int) -> tuple[int, int | None]:
         spec = self.voc.code(code)
         best_rank, best_start = 0, None
@@ -172,6 +187,9 @@ class PatientState:
             return self.window(c, d.window_us, t, min)
         if m == "last":
             got = self.last(c, d.window_us, t)
+            record = self.voc.record_of(d.finding)
+            if got is not None and record is not None and self.record(record, t)[1]:
+                return None  # a later record of items supersedes it
             return None if got is None else got[0]
         if m == "device":
             return self.device(c, t)[0]
@@ -196,7 +214,7 @@ class PatientState:
         if m == "series":
             return self.series_until(c, t)
         if m == "record_last":
-            return tuple(None if (g := self.last(code, d.window_us, t)) is None else g[0] for code in d.codes)
+            return self.record(d, t)[0]
         raise AssertionError(m)
 
     def raw_state(self, findings: Sequence[str], t: int) -> dict[str, Any]:
@@ -220,19 +238,16 @@ class PatientState:
             activity.append(grader.grade(scale, f).lo >= 1)
             temp = raw.get("temperature_c")
             fever.append(temp is not None and temp >= fever_min)
-        therapy_times = {
-            t for code in self.voc.derivation("fever_masked").codes for t in self.rec.series(code)[0]
-        }
+        therapy = sorted(
+            {t for code in self.voc.derivation("fever_masked").codes for t in self.rec.series(code)[0]}
+        )
         self._masked = {t: False for t in times}
         for ep in episodes_py(times, activity, self.resolution_us):
             onset = next((i for i in range(ep.start, ep.stop) if fever[i]), None)
             if onset is None:
                 continue
-            first = next((i for i in range(onset, ep.stop) if times[i] in therapy_times), None)
-            if first is None:
-                continue
-            for i in range(first, ep.stop):
-                self._masked[times[i]] = True
+            for i in range(onset, ep.stop):
+                self._masked[times[i]] = masked_at(times[onset], therapy, times[i])
 
 
 @dataclass
@@ -245,27 +260,28 @@ class EpisodePy:
 
 
 def episodes_py(times: Sequence[int], pos: Sequence[bool], resolution_us: int) -> list[EpisodePy]:
-    """The episode rule, as a loop (see :func:`immunotox.timeline._state.episodes`)."""
+    """The episode rule (:func:`._course.episode_step`) over one patient's assessments, as row
+    indices (see :func:`immunotox.timeline._state.episodes`)."""
     out: list[EpisodePy] = []
-    cur: EpisodePy | None = None
-    zero_t: int | None = None
-    zero_i = 0
+    course: Course | None = None
+    start = last = quiet = 0
     for i, (t, p) in enumerate(zip(times, pos, strict=True)):
+        step = episode_step(course, t, 1 if p else 0, resolution_us)
+        if step.closed is not None:
+            out.append(EpisodePy(start, quiet, last, True, step.closed.resolved_at))
+        if step.opened:
+            start = i
         if p:
-            if cur is not None and zero_t is not None and t - zero_t >= resolution_us:
-                cur.resolved, cur.resolution, cur.stop = True, zero_t, zero_i
-                out.append(cur)
-                cur = None
-            if cur is None:
-                cur = EpisodePy(i, len(times), i, False, None)
-            cur.last_pos = i
-            zero_t = None
-        elif cur is not None and zero_t is None:
-            zero_t, zero_i = t, i
-    if cur is not None:
-        if zero_t is not None and times[-1] - zero_t >= resolution_us:
-            cur.resolved, cur.resolution, cur.stop = True, zero_t, zero_i
-        out.append(cur)
+            last = i
+        elif (
+            step.course is not None
+            and step.course.quiet_since == t
+            and (course is None or course.quiet_since is None)
+        ):
+            quiet = i
+        course = step.course
+    if course is not None:
+        out.append(EpisodePy(start, len(times), last, False, None))
     return out
 
 

@@ -261,18 +261,6 @@ class Features:
 
     _cached = cached
 
-    def last_at(self, code: str, window_us: int, points: I64) -> F64:
-        """Most recent value of ``code`` in (t - w, t] at the grid points ``points`` only."""
-        k, v, _r = self.tl.series(code)
-        if k.shape[0] == 0:
-            return np.full(points.shape[0], np.nan)
-        gk = self.grid.key[points]
-        j = np.searchsorted(k, gk, side="right") - 1
-        jc = np.maximum(j, 0)
-        has = (j >= 0) & (k[jc] > gk - window_us)
-        out: F64 = np.where(has, v[jc], np.nan)
-        return out
-
     def _search(self, keys: I64, window_us: int) -> I64:
         """``searchsorted(keys, grid.key - window_us, "right")``, computed once per key array."""
         tag = f"search:{id(keys)}:{window_us}"
@@ -310,6 +298,24 @@ class Features:
             return val, key
 
         return self._cached(f"last:{code}:{window_us}", run)  # type: ignore[no-any-return]
+
+    def record(self, d: Derivation) -> tuple[dict[str, F64], B]:
+        """(per item code, its value in the latest record of ``d``; True where that record is
+        later than the latest row of ``d.unless``) — the ``record_last`` rule."""
+
+        def run() -> tuple[dict[str, F64], B]:
+            lasts = {c: self.last(c, d.window_us) for c in d.codes}
+            kmax = np.full(len(self.grid), -1, np.int64)
+            for _v, k in lasts.values():
+                kmax = np.maximum(kmax, k)
+            newer = kmax >= 0
+            if d.unless is not None:
+                u = self.voc.derivation(d.unless)
+                newer &= kmax > self.last(u.codes[0], u.window_us)[1]
+            out = {c: np.where(newer & (k == kmax), v, np.nan) for c, (v, k) in lasts.items()}
+            return out, newer
+
+        return self._cached(f"record:{d.finding}", run)  # type: ignore[no-any-return]
 
     def device(self, code: str) -> tuple[F64, I64]:
         """(token index of the most intensive running device, start key of its latest-starting
@@ -456,7 +462,14 @@ class Features:
         if m == "window_min":
             return self.window(d, "min")
         if m == "last":
-            return self.last(d.codes[0], d.window_us)[0]
+            record = self.voc.record_of(finding)
+            if record is None:
+                return self.last(d.codes[0], d.window_us)[0]
+            # a later record of items supersedes it
+            return self._cached(
+                f"last-unless:{finding}",
+                lambda: np.where(self.record(record)[1], np.nan, self.last(d.codes[0], d.window_us)[0]),
+            )
         if m == "device":
             return self.device(d.codes[0])[0]
         if m == "device_last":
@@ -474,7 +487,7 @@ class Features:
             assert d.token is not None
             return self.event_since(d.codes[0], d.token)
         if m == "record_last":
-            return {c: self.last(c, d.window_us)[0] for c in d.codes}
+            return self.record(d)[0]
         raise AssertionError(m)
 
 

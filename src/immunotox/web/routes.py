@@ -337,7 +337,9 @@ def patient_page(request: Request, patient_id: str, hours: str = "72") -> Respon
             "hours": window,
             "windows": views.WINDOWS_H,
             "alerts": views.active_alerts(s, p.id),
-            "recs": views.recommendations(s, p, now, page.lang, security.app_settings(request).jurisdiction),
+            "recs": views.recommendations(
+                s, page.principal, p, now, page.lang, security.app_settings(request).jurisdiction
+            ),
             "pathway": status,
             "pathway_note": pathway_note,
             "recent": views.recent_events(s, p.id),
@@ -377,7 +379,9 @@ def bedside(
 ) -> Response:
     assert page.principal is not None
     now = page.now
-    recs = views.recommendations(s, p, now, page.lang, security.app_settings(page.request).jurisdiction)
+    recs = views.recommendations(
+        s, page.principal, p, now, page.lang, security.app_settings(page.request).jurisdiction
+    )
     age = queries.age_years(s, p, now)
     ctx = {
         "patient": p,
@@ -738,6 +742,7 @@ def _alerts(
         "problem": problem,
         "alert_title": views.alert_title,
         "alert_message": views.alert_message,
+        "alert_recommendation": views.alert_recommendation,
         "key": new_key,
     }
     return render(page, "alerts.html", ctx, http_status)

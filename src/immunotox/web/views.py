@@ -1,7 +1,8 @@
 """What the patient, bedside, inbox and portal pages show, assembled from the service's data.
 
-The recommendation panel is the service's :func:`immunotox.service.recommend.for_patient`
-(which asks :mod:`immunotox.management`), the pathway panel :func:`immunotox.pathway.status`, the
+The recommendation panel is the service's use case
+:func:`immunotox.service.usecases.recommend.recommendations` (the API's too; it asks
+:mod:`immunotox.management`), the pathway panel :func:`immunotox.pathway.status`, the
 grades the service's stored current grades with their explanation, and the triage vocabulary
 the service's self-report rules: this module only gathers them for one request.
 """
@@ -27,6 +28,7 @@ from ..service.grading import is_current_event
 from ..service.models import Alert, CareUnit, ClinicalEvent, Episode, GradeRecord, Patient, User
 from ..service.schemas import GradePublic, RecommendationsOut
 from ..service.usecases import alerts
+from ..service.usecases import recommend as recommend_case
 from ..service.usecases.base import current_grades
 from . import chart, labels, queries
 from .i18n import Lang, fmt_datetime, fmt_number, gettext, local
@@ -263,9 +265,15 @@ def active_alerts(s: Session, patient_id: str) -> list[Alert]:
 
 
 def recommendations(
-    s: Session, p: Patient, now: dt.datetime, lang: Lang, jurisdiction: Jurisdiction | None = None
+    s: Session,
+    principal: auth.Principal,
+    p: Patient,
+    now: dt.datetime,
+    lang: Lang,
+    jurisdiction: Jurisdiction | None = None,
 ) -> RecommendationsOut:
-    return recommend.for_patient(s, p, now=now, lang=lang, jurisdiction=jurisdiction)
+    """The recommendation panel: the same use case as the API's."""
+    return recommend_case.recommendations(s, principal, p.id, now=now, lang=lang, jurisdiction=jurisdiction)
 
 
 def recent_events(s: Session, patient_id: str, limit: int = 25) -> list[ClinicalEvent]:
@@ -440,6 +448,12 @@ def alert_message(a: Alert, lang: Lang) -> str:
     if missing:
         text += " " + gettext("Missing: %(what)s.") % {"what": ", ".join(missing)}
     return text
+
+
+def alert_recommendation(a: Alert, lang: Lang) -> dict[str, Any]:
+    """The recommendation stored with alert ``a`` (computed for the site's jurisdiction when it was
+    raised), with its texts in ``lang``; {} when none is stored."""
+    return recommend.in_lang(a.recommendation, lang) if a.recommendation else {}
 
 
 # ----------------------------------------------------------------------------- portal

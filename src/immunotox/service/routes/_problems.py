@@ -18,6 +18,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import FindingError
+from ...messages import Lang
 from ..methods import allow_header
 from ..problems import (
     MEDIA_TYPE,
@@ -33,6 +34,22 @@ from ..problems import (
 
 log = logging.getLogger("immunotox.service")
 FASTAPI_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 when the body is not UTF-8
+
+
+def accept_lang(request: Request) -> Lang:
+    """The language the request prefers among en and fr (``Accept-Language``, RFC 9110 quality
+    values; English when it names neither)."""
+    best: tuple[float, Lang] = (0.0, "en")
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, q = part.strip().partition(";q=")
+        lang = tag.strip().lower().split("-")[0]
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            continue
+        if lang in ("en", "fr") and weight > best[0]:
+            best = (weight, "fr" if lang == "fr" else "en")
+    return best[1]
 
 
 def _render(
@@ -62,6 +79,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        lang = accept_lang(request)
+        if exc.finding is not None and lang != "en":
+            exc = from_finding(*exc.finding, lang=lang)
         resp = _render(request, exc.status, exc.title, exc.detail, exc.errors, exc.code)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
@@ -92,7 +112,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(FindingError)
     async def _finding(request: Request, exc: FindingError) -> JSONResponse:
-        e = from_finding(exc)
+        e = from_finding(exc, lang=accept_lang(request))
         return _render(request, e.status, e.title, e.detail, e.errors, e.code)
 
     @app.exception_handler(StarletteHTTPException)

@@ -27,6 +27,7 @@ from ..schemas import (
     PatientUpdate,
     RecommendationsOut,
 )
+from ..usecases import recommend as recommend_case
 from ..usecases.base import current_grades, get_patient, patient_public
 from ._http import write
 
@@ -269,10 +270,9 @@ def recommendations(
     patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep, settings: SettingsDep
 ) -> RecommendationsOut:
     with db.session() as s:
-        p = get_patient(s, principal, patient_id)
-        if principal.role == "patient":
-            raise forbidden("recommendations are for the care team")
-        return recommend.for_patient(s, p, now=clock.now(), jurisdiction=settings.jurisdiction)
+        return recommend_case.recommendations(
+            s, principal, patient_id, now=clock.now(), jurisdiction=settings.jurisdiction
+        )
 
 
 @router.get("/{patient_id}/audit", response_model=list[AuditPublic], responses=ERRORS, summary="Audit trail")
