@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
                 "immunotox.analysis",
                 "immunotox.standards",
                 "immunotox.handouts",
+                "immunotox.labs",
             ),
         ),
     ),

@@ -20,7 +20,7 @@ from immunotox.timeline._read import NO_END, normalize
 from immunotox.timeline._values import parse_times
 from immunotox.vocabulary import vocabulary
 
-COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
+COLS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit", "ref_low", "ref_high")
 
 
 def table(rows: list[tuple[str | None, ...]]) -> pa.Table:
@@ -83,6 +83,12 @@ BAD_ROWS: list[tuple[tuple[str | None, ...], str, str, str | None]] = [
         "bad_dose",
         "dose",
         "560",
+    ),
+    (
+        ("P1", "2024-03-01T10:00Z", "alt", "250", "U/L", None, None, None, "50", "40"),
+        "bad_reference",
+        "ref_low",
+        "50",
     ),
 ]
 

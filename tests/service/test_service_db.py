@@ -9,6 +9,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from immunotox.errors import FindingError, UnitError
 from immunotox.service import codes
@@ -30,7 +31,7 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     assert current_revision(empty_url) is None
     migrate(empty_url)
     migrate(empty_url)  # idempotent
-    assert current_revision(empty_url) == "0002"
+    assert current_revision(empty_url) == "0003"
     engine = make_engine(Settings(database_url=empty_url))
     try:
         with engine.connect() as conn:
@@ -43,6 +44,40 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     command.downgrade(alembic_config(empty_url), "base")
     assert current_revision(empty_url) is None
     migrate(empty_url)
+    assert current_revision(empty_url) == "0003"
+
+
+def test_migration_0003_keeps_the_rows_and_the_append_only_triggers(empty_url: str) -> None:
+    """Reference intervals (0003) are added to a stream that already holds events: the rows are
+    kept with no interval, and UPDATE stays refused (a table copy would drop the triggers)."""
+    command.upgrade(alembic_config(empty_url), "0002")
+    engine = make_engine(Settings(database_url=empty_url))
+    t = "2025-03-10 12:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO care_unit (id, name, created_at) VALUES ('u', 'U', '{t}')"))
+            conn.execute(
+                text(
+                    "INSERT INTO patient (id, unit_id, display_name, therapy_class, active, created_at,"
+                    f" updated_at) VALUES ('p', 'u', '', 'car_t', true, '{t}', '{t}')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO clinical_event (patient_id, kind, code, time, value, value_num, unit,"
+                    f" source, status, recorded_at) VALUES ('p', 'observation', 'alt', '{t}', '25', 25,"
+                    f" 'U/L', 'api', 'final', '{t}')"
+                )
+            )
+        migrate(empty_url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT value_num, ref_low, ref_high FROM clinical_event")).all()
+            assert [tuple(r) for r in rows] == [(25.0, None, None)]
+        with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
+            conn.execute(text("UPDATE clinical_event SET ref_high = 40"))
+    finally:
+        engine.dispose()
+    command.downgrade(alembic_config(empty_url), "0002")
     assert current_revision(empty_url) == "0002"
 
 

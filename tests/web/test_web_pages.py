@@ -9,6 +9,7 @@ doi:10.1200/JCO.21.01992). Self-report triage: service/data/self_report.toml [D]
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from immunotox.service.models import Patient
-from tests.web.conftest import PHONE_A, T0, Web
+from tests.web.conftest import PHONE_A, T0, Web, _feed
 
 NORMAL_NEURO = {
     "consciousness": "awake",
@@ -509,3 +510,24 @@ def test_clinical_texts_follow_the_language(web: Web) -> None:
     assert "Difficulté à trouver ses mots" in fr and "Trouble finding words" in en
     assert "La surveillance rapprochée après la perfusion" in fr
     assert "La surveillance rapprochée" not in en
+
+
+def test_a_lab_grade_says_its_interval_and_baseline_in_french(web: Web) -> None:
+    """A CTCAE laboratory grade on the patient page: which reference interval and which baseline
+    were used, in the page's language (issue 16)."""
+    now = web.clock.now()
+    with web.db.session() as s:
+        p = s.get(Patient, "P-A1")
+        assert p is not None and p.infusion_at is not None
+        day0 = p.infusion_at
+    rows = [
+        {"code": "alt", "time": day0 - dt.timedelta(days=1), "value": 25, "unit": "U/L"},
+        {"code": "alt", "time": now, "value": 250, "unit": "U/L", "ref_low": 7, "ref_high": 40},
+    ]
+    _feed(web.db, web.settings, "P-A1", rows, now)
+    web.login("doc_a")
+    page = text(web.client.get("/patients/P-A1"))
+    card = page.split('id="grade-ctcae5-alanine-aminotransferase-increased"')[1].split("</article>")[0]
+    assert "l'intervalle de référence rendu avec le résultat (7–40 U/L)" in card
+    assert "le dernier résultat avant J0" in card
+    assert "6,25 × LSN" in card

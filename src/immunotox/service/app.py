@@ -26,7 +26,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
+from .. import __version__, labs
 from . import alerts, audit, openapi, queue
 from .config import Settings
 from .db import Clock, Database
@@ -151,6 +151,7 @@ def create_service_app(
         dependencies=[Depends(check_url)],
     )
     app.state.settings = settings
+    labs.use_site_intervals(settings.reference_intervals or None)  # one site per process
     app.state.db = Database(settings)
     app.state.clock = clock or Clock()
     app.add_middleware(OptionsMiddleware)

@@ -49,6 +49,13 @@ variable                           default                          meaning
                                                                     ISO country (``FR`` -> EU);
                                                                     unset: label periods are not
                                                                     given (``make demo`` sets EU)
+``IMMUNOTOX_REFERENCE_INTERVALS``  (none)                           a TOML file of the site's
+                                                                    laboratory reference intervals
+                                                                    (``[[interval]]`` entries, the
+                                                                    grammar of
+                                                                    ``data/reference_intervals.toml``)
+                                                                    replacing the shipped defaults;
+                                                                    checked at start-up
 =================================  ===============================  ================================
 
 The jurisdiction is never inferred from the interface language; an unknown value stops the
@@ -64,7 +71,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from ..errors import FindingError
+from .. import labs
+from ..errors import FindingError, RuleSpecError
 from ..jurisdiction import Jurisdiction, optional_jurisdiction
 
 DEFAULT_DATABASE_URL = "sqlite:///./immunotox.db"
@@ -100,6 +108,7 @@ class Settings:
     secure_cookies: bool = False
     jurisdiction: Jurisdiction | None = None
     demo: bool = False
+    reference_intervals: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -148,6 +157,11 @@ class Settings:
                 "IMMUNOTOX_LOGIN_DELAY_SECONDS and failures must be forgotten after a positive time"
             )
         self.trusted_networks  # noqa: B018 - refuses an unreadable IMMUNOTOX_TRUSTED_PROXIES now
+        if self.reference_intervals:
+            try:
+                labs.load_site_intervals(self.reference_intervals)
+            except RuleSpecError as exc:
+                raise SettingsError(f"IMMUNOTOX_REFERENCE_INTERVALS: {exc}") from None
         if not self.database_url.startswith(("sqlite", "postgresql")):
             raise SettingsError(
                 f"IMMUNOTOX_DATABASE_URL = {self.database_url!r}: only sqlite:/// and "

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 from .. import __version__
 from ..catalogue import get_scale
 from ..errors import FindingError
-from . import codes, grading, ingest
+from . import codes, grading, ingest, labs
 from .config import Settings
 from .db import as_utc
 from .grading import Grade
@@ -428,6 +428,8 @@ def _observation_rows(
     out = []
     for k, (ccode, element, epfx) in enumerate(parts):
         value, unit, vname = _value(element, epfx)
+        spec = codes.vocabulary()[ccode]
+        refs, rpfx = labs.fhir_reference_range(element, spec, unit, epfx, UCUM)
         try:
             row = ingest.prepare(
                 pid,
@@ -436,7 +438,8 @@ def _observation_rows(
                     "time": time,
                     "value": value,
                     "unit": unit,
-                    "end_time": end if codes.vocabulary()[ccode].interval else None,
+                    "end_time": end if spec.interval else None,
+                    **refs,
                     "note": note,
                     "external_id": (f"{ext_base}#{k}" if len(parts) > 1 else ext_base) if ext_base else None,
                 },
@@ -449,8 +452,10 @@ def _observation_rows(
                 "unit": "valueQuantity.code",
                 "time": "effectiveDateTime" if res.effectiveDateTime is not None else "effectivePeriod.start",
                 "end_time": "effectivePeriod.end",
+                "ref_low": "low.value",
+                "ref_high": "high.value",
             }.get(exc.field, exc.field)
-            where = pfx if name.startswith("effective") else epfx
+            where = pfx if name.startswith("effective") else rpfx if exc.field.startswith("ref_") else epfx
             raise FindingError(f"{where}{name}", exc.value, exc.problem, exc.hint) from None
         out.append(row)
     report.entries.append(EntryResult(i, "Observation", res.id, "pending"))
@@ -543,6 +548,9 @@ def _observation_resource(e: ClinicalEvent, spec: codes.CodeSpec) -> dict[str, A
         res["valueBoolean"] = e.value == "true"
     else:
         res["valueCodeableConcept"] = {"coding": [{"system": TOKEN_SYSTEM, "code": e.value}], "text": e.value}
+    refs = (("low", e.ref_low), ("high", e.ref_high))
+    if any(v is not None for _, v in refs):
+        res["referenceRange"] = [{k: _quantity(v, spec.unit) for k, v in refs if v is not None}]
     if e.note:
         res["note"] = [{"text": e.note}]
     return res

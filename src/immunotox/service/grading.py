@@ -77,6 +77,7 @@ from ..catalogue import get_scale
 from ..errors import FindingError
 from ..result import GradeResult
 from ..timeline import live
+from . import labs
 from .models import ClinicalEvent, CurrentGrade, Episode, GradeRecord, Patient
 
 ENGINE = "service-window-v1"
@@ -109,6 +110,7 @@ SCALES_BY_THERAPY: dict[str, tuple[str, ...]] = {
 # (the derivations of data/observations.toml); a row of another code never regrades
 PLANS: dict[str, live.LivePlan] = {s: live.live_plan(s) for s in SCALES}
 SCALE_CODES: dict[str, frozenset[str]] = {s: lp.reads for s, lp in PLANS.items()}
+SCALE_CODES.update(labs.SCALE_CODES)  # CTCAE laboratory terms (:mod:`.labs`)
 RELEVANT_CODES: frozenset[str] = frozenset().union(*SCALE_CODES.values())
 COURSE_SCALE = live.COURSE_SCALE
 """The scale whose open episode is the CRS course that bounds fever masking."""
@@ -195,7 +197,7 @@ def _freeze(value: Any) -> Any:
 
 
 def _thaw(name: str, value: Any) -> Any:
-    if name == "ice_items":
+    if name == "ice_items" or name in labs.QUANTITIES:  # a dict, frozen
         return dict(value)
     if isinstance(value, tuple):
         return list(value)
@@ -392,6 +394,21 @@ def _grade_one(patient: Patient, scale_id: str, st: _State, course_onset: dt.dat
     inputs: dict[str, Any] = {
         k: {"value": e.value, "rule": e.rule, "events": list(e.rows)} for k, e in snap.evidence.items()
     }
+    return _grade_from(patient.id, scale_id, st.t, findings, inputs)
+
+
+def _lab_grades(
+    session: Session, by_id: dict[str, Patient], times: dict[tuple[str, str], dt.datetime]
+) -> dict[tuple[str, str], Grade]:
+    """The CTCAE laboratory grades of ``times``' pairs (:mod:`.labs`; a pair without a result is left out)."""
+    found = labs.lab_findings(session, by_id, times, is_current_event())
+    return {k: _grade_from(k[0], k[1], times[k], f, i) for k, (f, i) in sorted(found.items())}
+
+
+def _grade_from(
+    patient_id: str, scale_id: str, t: dt.datetime, findings: dict[str, Any], inputs: dict[str, Any]
+) -> Grade:
+    """Grade reconstructed ``findings`` (memoised) and fingerprint what is shown."""
     try:
         result, result_json, clinical = grade_findings(scale_id, findings)
     except FindingError as exc:  # stored data contradicting itself: say so, grade without it
@@ -400,16 +417,20 @@ def _grade_one(patient: Patient, scale_id: str, st: _State, course_onset: dt.dat
         result, result_json, clinical = grade_findings(scale_id, findings)
     used = sorted({i for item in inputs.values() if isinstance(item, dict) for i in item.get("events", [])})
     key = hashlib.blake2b(
-        repr(
-            (scale_id, sorted(findings.items()), used, st.t.isoformat(), ENGINE, inputs.get("error"))
-        ).encode(),
+        repr((scale_id, sorted(findings.items()), used, t.isoformat(), ENGINE, inputs.get("error"))).encode(),
         digest_size=16,
     ).hexdigest()
-    return Grade(patient.id, scale_id, st.t, result, inputs, ENGINE, clinical, result_json, key)
+    return Grade(patient_id, scale_id, t, result, inputs, ENGINE, clinical, result_json, key)
 
 
 def scales_of(patient: Patient) -> tuple[str, ...]:
     return SCALES_BY_THERAPY.get(patient.therapy_class, SCALES)
+
+
+def all_scales_of(patient: Patient) -> tuple[str, ...]:
+    """:func:`scales_of` and the CTCAE laboratory terms (graded once a result of their analyte
+    is recorded, for every therapy class: :mod:`.labs`)."""
+    return (*scales_of(patient), *labs.LAB_SCALES)
 
 
 def compute(
@@ -417,10 +438,10 @@ def compute(
 ) -> dict[str, list[Grade]]:
     """The grades of ``patients`` (on ``scales``, default all) recomputed from the stored events;
     nothing is stored. This is what a reader sees: the latest values in every explanation."""
-    keys = [(p.id, s) for p in patients for s in scales_of(p) if scales is None or s in scales]
-    times = _times_from_db(session, [(p.id, s) for p in patients for s in scales_of(p)])
+    keys = [(p.id, s) for p in patients for s in all_scales_of(p) if scales is None or s in scales]
+    times = _times_from_db(session, [(p.id, s) for p in patients for s in all_scales_of(p)])
     for pid, s in keys:
-        if (pid, s) not in times:  # no data for this scale: graded (not assessable) as of the latest
+        if (pid, s) not in times and not labs.is_lab(s):  # no data: not assessable as of the latest
             other = [t for (p2, _s2), t in times.items() if p2 == pid]
             if other:
                 times[(pid, s)] = max(other)
@@ -430,12 +451,14 @@ def compute(
         for (pid, s), c in current.items()
         if s == COURSE_SCALE and c.episode is not None
     }
-    states = _load(session, {k: times[k] for k in keys if k in times}, onsets)
+    lab_times = {k: times[k] for k in keys if k in times and labs.is_lab(k[1])}
+    states = _load(session, {k: times[k] for k in keys if k in times and k not in lab_times}, onsets)
+    by_lab = _lab_grades(session, {p.id: p for p in patients}, lab_times)
     out: dict[str, list[Grade]] = {}
     for p in patients:
         out[p.id] = [
             _grade_one(p, s, states[(p.id, s)], onsets.get(p.id)) for s in scales_of(p) if (p.id, s) in states
-        ]
+        ] + [by_lab[(p.id, s)] for s in labs.LAB_SCALES if (p.id, s) in by_lab]
     return out
 
 
@@ -536,7 +559,7 @@ def touched_keys(patients: Sequence[Patient], events: Sequence[Any] | None) -> T
     by_id = {p.id: p for p in patients}
     if events is None:
         for p in patients:
-            for s in scales_of(p):
+            for s in (*scales_of(p), *labs.LAB_SCALES):  # a lab scale without results is dropped
                 out.latest[(p.id, s)] = None
                 out.full.add((p.id, s))
         return out
@@ -544,7 +567,7 @@ def touched_keys(patients: Sequence[Patient], events: Sequence[Any] | None) -> T
         owner = by_id.get(e.patient_id)
         if owner is None or e.code not in RELEVANT_CODES:
             continue
-        for s in scales_of(owner):
+        for s in (*scales_of(owner), *labs.LAB_SCALES):
             if e.code not in SCALE_CODES[s]:
                 continue
             key = (owner.id, s)
@@ -607,19 +630,21 @@ def plan(
             times[key] = max(cur.time, t_new)
     times.update(_times_from_db(session, full))
     for key in full:
-        if key not in times and key[0] in latest:
+        if key not in times and key[0] in latest and not labs.is_lab(key[1]):
             times[key] = latest[key[0]]
     onsets = {
         pid: c.episode.onset_at
         for (pid, s), c in current.items()
         if s == COURSE_SCALE and c.episode is not None
     }
-    states = _load(session, times, onsets)
+    lab_times = {k: t for k, t in times.items() if labs.is_lab(k[1])}
+    states = _load(session, {k: t for k, t in times.items() if k not in lab_times}, onsets)
     out = Plan(current=current)
     for key in sorted(states):
         if pause is not None:
             pause()
         out.grades[key] = _grade_one(by_id[key[0]], key[1], states[key], onsets.get(key[0]))
+    out.grades.update(_lab_grades(session, by_id, lab_times))
     mids = {
         key: start
         for key, start in touch.starts.items()

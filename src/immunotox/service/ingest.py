@@ -11,6 +11,9 @@ Checks (each failure names the field, e.g. ``observations.3.value``):
   kept in ``source_value``/``source_unit``);
 * ``time`` is not later than now + the tolerated skew; ``end_time`` (interval codes only) is
   not before ``time``; a dose comes with its UCUM unit;
+* a laboratory result may carry its reference interval (``ref_low``/``ref_high``, in the
+  result's unit, converted with it): both finite, not negative, ``ref_low < ref_high``, the
+  result's unit given (:func:`immunotox.labs.check_reference`);
 * a correction (``supersedes``) names an existing event of the same patient and code that is
   not already superseded; ``status = entered_in_error`` retracts it.
 """
@@ -25,7 +28,7 @@ from typing import Any, cast
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from .. import plausibility
+from .. import labs, plausibility
 from ..errors import FindingError
 from ..jurisdiction import Jurisdiction
 from . import alerts, audit, codes, grading, queue
@@ -53,6 +56,8 @@ class Row:
     dose_unit: str | None = None
     source_value: str | None = None
     source_unit: str | None = None
+    ref_low: float | None = None
+    ref_high: float | None = None
     status: str = "final"
     supersedes_id: int | None = None
     assessment_id: int | None = None
@@ -110,6 +115,7 @@ def prepare(
             f"{prefix}status", status, "a retraction must name the event it retracts in supersedes"
         )
     norm = codes.normalize(spec, raw["value"], raw.get("unit"), prefix)
+    ref = labs.check_reference(spec, raw.get("ref_low"), raw.get("ref_high"), raw.get("unit"), prefix)
     dose, dose_unit = codes.check_dose(raw.get("dose"), raw.get("dose_unit"), prefix)
     if dose is not None and spec.resource != "administration":
         raise FindingError(f"{prefix}dose", dose, f"{spec.name} is not an administration")
@@ -126,6 +132,8 @@ def prepare(
         dose_unit=dose_unit,
         source_value=norm.source_value,
         source_unit=norm.source_unit,
+        ref_low=ref.low if ref is not None else None,
+        ref_high=ref.high if ref is not None else None,
         status=status,
         supersedes_id=raw.get("supersedes"),
         external_id=raw.get("external_id"),
@@ -182,6 +190,8 @@ def store(
             "dose_unit": r.dose_unit,
             "source_value": r.source_value,
             "source_unit": r.source_unit,
+            "ref_low": r.ref_low,
+            "ref_high": r.ref_high,
             "source": source,
             "status": r.status,
             "supersedes_id": r.supersedes_id,

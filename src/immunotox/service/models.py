@@ -179,6 +179,8 @@ class ClinicalEvent(Base):
     dose_unit: Mapped[str | None] = mapped_column(String(32), default=None)
     source_value: Mapped[str | None] = mapped_column(String(200), default=None)
     source_unit: Mapped[str | None] = mapped_column(String(32), default=None)
+    ref_low: Mapped[float | None] = mapped_column(Float, default=None)
+    ref_high: Mapped[float | None] = mapped_column(Float, default=None)
     source: Mapped[str] = mapped_column(String(16), default="api")
     status: Mapped[str] = mapped_column(String(24), default="final")
     supersedes_id: Mapped[int | None] = mapped_column(

@@ -252,6 +252,16 @@ class ObservationIn(Model):
         default=None, description="UCUM code; required for quantities, empty for tokens"
     )
     end_time: UtcDatetime | None = None
+    ref_low: float | None = Field(
+        default=None,
+        description="Laboratory results: lower limit of the reference interval reported with the "
+        "result, in the result's unit (FHIR Observation.referenceRange.low)",
+    )
+    ref_high: float | None = Field(
+        default=None,
+        description="Laboratory results: upper limit of the reference interval reported with the "
+        "result, in the result's unit (FHIR Observation.referenceRange.high)",
+    )
     dose: float | None = None
     dose_unit: Annotated[str, StringConstraints(max_length=32)] | None = None
     supersedes: int | None = Field(
@@ -284,6 +294,8 @@ class EventPublic(BaseModel):
     dose_unit: str | None
     source_value: str | None
     source_unit: str | None
+    ref_low: float | None = Field(default=None, description="Reference interval, in `unit`")
+    ref_high: float | None = Field(default=None, description="Reference interval, in `unit`")
     source: str
     status: str
     supersedes_id: int | None

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..jurisdiction import Jurisdiction
-from . import alerts, audit, grading, recommend
+from . import alerts, audit, grading, labs, recommend
 from .models import Alert, Patient
 
 
@@ -31,7 +31,14 @@ def raise_transition_alerts(
     ``jurisdiction`` (``IMMUNOTOX_JURISDICTION``), in English and French."""
     by_id = {p.id: p for p in patients}
     raised: list[Alert] = []
-    for spec in alerts.specs_for_transitions(result.transitions):
+    # CTCAE laboratory terms alert as the lab alert policy says (therapy class, phase, grade)
+    transitions = [
+        tr
+        for tr in result.transitions
+        if labs.should_alert(by_id[tr.grade.patient_id], tr.grade.scale, tr.grade.grade, tr.grade.time)
+    ]
+    for spec in alerts.specs_for_transitions(transitions):
+        spec = labs.with_policy(by_id[spec.patient_id], spec)
         spec = _with_recommendation(
             session, by_id[spec.patient_id], spec, result.grades.get(spec.patient_id, []), now, jurisdiction
         )

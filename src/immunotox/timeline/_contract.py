@@ -82,6 +82,7 @@ REASONS: tuple[str, ...] = (
     "impossible_value",
     "bad_end_time",
     "bad_dose",
+    "bad_reference",
 )
 _REASON_COLUMN = {
     "missing_patient_id": "patient_id",
@@ -93,6 +94,7 @@ _REASON_COLUMN = {
     "impossible_value": "value",
     "bad_end_time": "end_time",
     "bad_dose": "dose",
+    "bad_reference": "ref_low",
 }
 CONTRACT_COLUMNS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
 REQUIRED_COLUMNS = ("patient_id", "time", "code", "value", "unit")

@@ -23,13 +23,19 @@ bad_unit             ``unit`` unknown, or not convertible to the code's canonica
 impossible_value     the number, in the canonical unit, is outside the plausible range
 bad_end_time         ``end_time`` not a date-time, before ``time``, or outside the plausible window
 bad_dose             ``dose`` not a non-negative number, or given without a known UCUM ``dose_unit``
+bad_reference        ``ref_low``/``ref_high`` (optional: a laboratory result's reference interval)
+                     refused as the API refuses it (:func:`immunotox.labs.check_reference`):
+                     ``ref_low >= ref_high``, not a number, negative, no unit, a unit not fitting
+                     the analyte, or given on a code that is not a laboratory quantity
 ==================== ============================================================================
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +43,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import units
+from .. import labs, units
+from ..errors import FindingError
 from ..plausibility import time_window_text, time_window_us
 from ..vocabulary import Vocabulary, vocabulary
 from ._arrow import indices, to_np
@@ -242,6 +249,7 @@ def normalize(
     gi, e = _check_end_times(raw, t, reason, detail)
 
     _check_doses(raw, reason, detail)
+    _check_references(raw, reason, detail, c_idx, code_of, voc)
 
     # ---- assemble: rejects; accepted rows of the kept codes with their canonical values
     rejected = np.flatnonzero((reason > 0) & (reason < _KEPT))
@@ -532,3 +540,56 @@ def prepend(carry: Obs, o: Obs) -> Obs:
             for arr in (t, code, num, end):
                 arr[lo:hi] = arr[perm]
     return Obs(ids, pid, t, code, num, end, first_t)
+
+
+def _check_references(
+    raw: pa.Table,
+    reason: npt.NDArray[np.int8],
+    detail: dict[int, str],
+    c_idx: I32,
+    code_of: Any,
+    voc: Vocabulary,
+) -> None:
+    """Reject (``bad_reference``) the rows whose reference interval (``ref_low``/``ref_high``,
+    optional columns) the API would refuse; the detail is the API's message, naming the field.
+    Checked row by row where given (a laboratory's interval is on few rows), once per distinct
+    (code, limits, unit). The accepted intervals are not kept: the timeline grades no lab term."""
+    cols = {k: _column(raw, k) for k in ("ref_low", "ref_high")}
+    present = [c for c in cols.values() if c is not None and c.null_count < len(c)]
+    if not present:
+        return
+    rows = np.unique(np.concatenate([_given(c) for c in present]))
+    rows = rows[(reason[rows] == 0) | (reason[rows] >= _KEPT)]
+    if not rows.shape[0]:
+        return
+    take = indices(rows)
+    ucol = _column(raw, "unit")
+    assert ucol is not None
+    got = {
+        k: (
+            [None] * rows.shape[0]
+            if c is None
+            else [_blank_none(x) for x in _as_string(c.take(take)).cast(pa.string()).to_pylist()]
+        )
+        for k, c in cols.items()
+    }
+    unit = [_blank_none(x) for x in _as_string(ucol.take(take)).cast(pa.string()).to_pylist()]
+    for k, i in enumerate(rows.tolist()):
+        name = voc.codes[int(code_of[c_idx[i]])].name
+        problem = _reference_problem(name, got["ref_low"][k], got["ref_high"][k], unit[k])
+        if problem is not None:
+            reason[i] = _R["bad_reference"]
+            detail[i] = problem
+
+
+def _blank_none(x: Any) -> Any:
+    return None if x is None or str(x).strip() == "" else str(x).strip()
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_problem(code: str, low: str | None, high: str | None, unit: str | None) -> str | None:
+    try:
+        labs.check_reference(vocabulary().code(code), low, high, unit)
+    except FindingError as exc:
+        return str(exc)
+    return None

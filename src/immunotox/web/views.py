@@ -177,14 +177,18 @@ class GradeView:
         return [labels.label(labels.DOMAINS, d) for d in self.grade.deciding_domains]
 
     @property
-    def inputs(self) -> list[tuple[str, str, str]]:
-        """(finding, value, how it was obtained) for each input the grade used."""
+    def inputs(self) -> list[tuple[str, str, str, str]]:
+        """(finding, value, how it was obtained, language of that text) for each input the grade
+        used; in French when the input says it in French (``rule_fr``: the CTCAE laboratory
+        terms say which reference interval and baseline they used)."""
         out = []
         for name, spec in sorted(self.grade.inputs.items()):
             if not isinstance(spec, dict):
                 continue
+            fr = self.lang == "fr" and isinstance(spec.get("rule_fr"), str)
+            rule = str(spec["rule_fr"] if fr else spec.get("rule", ""))
             out.append(
-                (labels.finding_text(name), _input_value(spec.get("value")), str(spec.get("rule", "")))
+                (labels.finding_text(name), _input_value(spec.get("value")), rule, "fr" if fr else "en")
             )
         return out
 

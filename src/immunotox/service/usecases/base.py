@@ -269,7 +269,7 @@ def current_grades(
         c.scale: c for c in session.scalars(select(CurrentGrade).where(CurrentGrade.patient_id == patient.id))
     }
     have = {g.scale: g for g in fresh}
-    missing = [s for s in grading.scales_of(patient) if s not in have]
+    missing = [s for s in grading.all_scales_of(patient) if s not in have]
     if missing:
         for g in grading.compute(session, [patient], missing).get(patient.id, []):
             have[g.scale] = g
