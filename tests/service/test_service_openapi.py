@@ -57,6 +57,10 @@ def test_every_code_of_the_vocabulary_has_its_schema_chosen_by_code_and_loinc(do
             assert set(spec.tokens) <= set(own["properties"]["value"]["enum"])
         if not spec.interval:
             assert own["properties"]["end_time"]["type"] == "null"
+    # a laboratory result may carry its reference interval; no other code does
+    alt = schemas["ObservationIn.alt"]["properties"]
+    assert alt["ref_low"]["anyOf"][0] == {"type": "number", "minimum": 0}
+    assert schemas["ObservationIn.temperature"]["properties"]["ref_high"]["type"] == "null"
     temperature = schemas["ObservationIn.temperature"]
     assert temperature["anyOf"][0]["properties"]["value"]["anyOf"][0] == {
         "type": "number",
@@ -107,7 +111,7 @@ def test_every_problem_response_is_a_problem_document_and_bodies_may_be_unreadab
 def test_rules_beyond_the_schema_are_listed_in_the_operation(doc: dict[str, Any]) -> None:
     op = doc["paths"]["/api/v1/patients/{patient_id}/observations"]["post"]
     names = [r["rule"] for r in op["x-rules"]]
-    assert {"time", "supersedes", "unit"} <= set(names)
+    assert {"time", "supersedes", "unit", "ref_range"} <= set(names)
     for name in names:
         assert f"`{RULES[name].field}`: {RULES[name].text}" in op["description"]
     lo, _hi = time_window()
@@ -144,6 +148,8 @@ def test_a_listed_rule_is_refused_with_a_422_naming_the_field(sqlite_svc: Servic
     r = svc.obs("nurse_a", "P-A1", "temperature", 38.5, "Cel", supersedes=other)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "supersedes"
     assert "no such event for this patient" in r.json()["errors"][0]["message"]
+    r = svc.obs("nurse_a", "P-A1", "alt", 30, "U/L", ref_low=40, ref_high=7)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "ref_low"
 
 
 @pytest.mark.parametrize("until", ["0.5", "12345", "2025-03-10"])

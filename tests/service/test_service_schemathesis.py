@@ -115,7 +115,7 @@ PER_CODE_WRITES = (
 )
 
 
-def _schemathesis(base: str, token: str, *args: str) -> None:
+def _schemathesis(base: str, token: str, cwd: Path, *args: str) -> None:
     import subprocess
     import sys
 
@@ -140,7 +140,7 @@ def _schemathesis(base: str, token: str, *args: str) -> None:
         "--no-color",
         *args,
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=cwd)  # its cache there
     summary = run.stdout[-6000:]
     last = [line for line in run.stdout.splitlines() if line.strip()][-1]
     assert run.returncode == 0, summary
@@ -158,5 +158,7 @@ def test_schemathesis_with_every_check_finds_nothing_against_a_served_process(tm
     token = seed_template(url)["doc_a"]
     with server(url) as (_proc, base):
         skip = [arg for op in PER_CODE_WRITES for arg in ("--exclude-operation-id", op)]
-        _schemathesis(base, token, "--phases", "coverage", *skip)
-        _schemathesis(base, token, "--phases", "fuzzing,stateful", "--max-examples", str(LIVE_EXAMPLES))
+        _schemathesis(base, token, tmp_path, "--phases", "coverage", *skip)
+        _schemathesis(
+            base, token, tmp_path, "--phases", "fuzzing,stateful", "--max-examples", str(LIVE_EXAMPLES)
+        )

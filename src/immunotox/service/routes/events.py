@@ -71,7 +71,7 @@ def checks(*names: str) -> dict[str, Any]:
     status_code=201,
     response_model=IngestOut,
     responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "unit", "dose", "supersedes"),
+    openapi_extra=checks("time", "end_time", "unit", "ref_range", "dose", "supersedes"),
     summary="Record one observation (or administration, or correction)",
 )
 def post_observation(
@@ -88,7 +88,7 @@ def post_observation(
     status_code=201,
     response_model=BatchOut,
     responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "unit", "dose", "supersedes"),
+    openapi_extra=checks("time", "end_time", "unit", "ref_range", "dose", "supersedes"),
     summary="Record up to 1000 rows for one or more patients (all or nothing; regraded in the background)",
 )
 def post_batch(
