@@ -161,3 +161,18 @@ def test_a_time_in_the_query_is_an_iso_date_and_time(sqlite_svc: Service, until:
 def test_a_null_for_a_field_that_cannot_be_empty_is_refused(sqlite_svc: Service) -> None:
     r = sqlite_svc.patch("doc_a", "/api/v1/patients/P-A1", {"display_name": None})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "display_name"
+
+
+def test_stopping_an_infusion_twice_names_the_event_not_a_field_of_the_body(sqlite_svc: Service) -> None:
+    svc = sqlite_svc
+    start = svc.clock.now() - dt.timedelta(hours=2)
+    body = {"code": "oxygen", "value": "low_flow_nasal_cannula", "time": start.isoformat()}
+    r = svc.post("nurse_a", "/api/v1/patients/P-A1/administrations", body)
+    assert r.status_code == 201, r.text
+    first = r.json()["stored"][0]["id"]
+    stop = {"end_time": (start + dt.timedelta(hours=1)).isoformat()}
+    path = f"/api/v1/patients/P-A1/administrations/{first}/stop"
+    assert svc.post("nurse_a", path, stop).status_code == 201
+    r = svc.post("nurse_a", path, stop)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "event_id", r.text
+    assert "superseded by event" in r.json()["errors"][0]["message"]

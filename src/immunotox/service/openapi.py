@@ -99,8 +99,8 @@ RULES: dict[str, Rule] = {
     ),
     "stop": Rule(
         "event_id",
-        "names a running `vasopressor` or `oxygen` row of this patient (no `end_time` yet; "
-        "another patient's event is a 404)",
+        "names a running `vasopressor` or `oxygen` row of this patient: no `end_time` yet, not "
+        "superseded by a later version (another patient's event is a 404)",
     ),
     "assessment": Rule(
         "ice_score",
