@@ -195,3 +195,35 @@ def test_swimmer_plot_keeps_the_200_most_severe_patients_and_says_so() -> None:
         catalogue()["swimmer_cap"]["fr"].format(shown=200, n=250)
         == "Les 200 patients les plus sévères sur 250 sont montrés."
     )
+
+
+def test_a_curve_of_many_steps_is_drawn_once_per_pixel_column() -> None:
+    """50,000 distinct times would write 50,000 path steps (WeasyPrint then spends most of the
+    report's time parsing them): steps falling in the same 0.1-px column of a monotone curve
+    are drawn as one, to the same end point."""
+    import re
+
+    import polars as pl
+
+    from immunotox.analysis._report import _step_plot
+
+    n = 20_000
+    curve = pl.DataFrame(
+        {
+            "time": [i / 100 for i in range(1, n + 1)],
+            "value": [1 - i / (n + 1) for i in range(1, n + 1)],
+            "n_at_risk": list(range(n, 0, -1)),
+            "curve": ["survival"] * n,
+        }
+    )
+    svg = _step_plot(
+        [("all", curve)], 200.0, [0, 100, 200], "days", "at risk", "%", None, lambda v, d: str(v)
+    )
+    d = re.search(r'<path d="([^"]+)"', svg)
+    assert d is not None
+    steps = re.findall(r"H([\d.]+)V([\d.]+)", d.group(1))
+    assert len(steps) <= 490 * 10 + 1  # at most one step per 0.1-px column of the 490-px plot
+    xs = [float(x) for x, _ in steps]
+    assert xs == sorted(set(xs))
+    # the drawn curve ends where the last value puts it: 1 - n/(n+1) of 220 px above the axis
+    assert float(steps[-1][1]) == round(15 + 220 - (1 - n / (n + 1)) * 220, 1)

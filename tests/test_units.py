@@ -55,6 +55,14 @@ def test_exact_threshold_survives_conversion() -> None:
     assert units.convert("anc", 500, "/uL", "10*9/L") == 0.5
 
 
+def test_a_molar_mass_converts_mass_and_substance_only() -> None:
+    """pmol/L of free T4 against kg or a bare ratio is refused naming the field; pint's chemistry
+    context would otherwise try molarity <-> amount through a volume of 0 (division by zero)."""
+    for unit, to, mw in (("kg", "pmol/L", 776.87), ("1", "nmol/L", 362.46), ("pmol/L", "kg", 776.87)):
+        with pytest.raises(UnitError, match=f"cannot convert {unit!r} to {to!r}"):
+            units.convert("free_t4", 1.0, unit, to, mw)
+
+
 @pytest.mark.parametrize(
     ("unit", "to", "message"),
     [
@@ -206,5 +214,9 @@ def test_the_timeline_never_hands_a_bare_number_for_a_unit_required_finding() ->
     from immunotox.findings import vocabulary
     from immunotox.vocabulary import vocabulary as observations
 
-    derived = set(observations().derivations)
-    assert derived and not [k for k in derived if vocabulary()[k].unit_required]
+    # (a series derivation hands its points with their unit: {"value": x, "unit": <the code's unit>},
+    # so anc_series, whose bare values are refused, is fed correctly; tests/test_timeline_icaht.py)
+    derivations = observations().derivations
+    assert derivations["anc_series"].method == "series" and vocabulary()["anc_series"].unit_required
+    bare = [k for k, d in derivations.items() if d.method != "series" and vocabulary()[k].unit_required]
+    assert derivations and not bare

@@ -578,3 +578,20 @@ def test_a_refused_value_is_explained_in_the_language_the_request_accepts(svc: S
     en = svc.post("nurse_a", path, body, headers={"Accept-Language": "en-GB, fr;q=0.3"})
     assert en.status_code == 422 and "cannot convert 'mg' to 'Cel'" in en.json()["detail"]
     assert "cannot convert" in svc.post("nurse_a", path, body).json()["detail"]
+
+
+def test_recommendations_are_written_in_the_language_the_request_accepts(svc: Service) -> None:
+    """The API answered in English only: « no current grade >= 1 » and the actions (issue 11)."""
+    path = "/api/v1/patients/P-A1/recommendations"
+    none_en = svc.get("doc_a", path).json()
+    none_fr = svc.get("doc_a", path, headers={"Accept-Language": "fr"}).json()
+    assert none_en["notes"] and none_fr["notes"] and none_en["notes"] != none_fr["notes"]
+    t = svc.clock.now()
+    svc.obs("nurse_a", "P-A1", "temperature", 39.0, "Cel", at=t - H)
+    svc.obs("nurse_a", "P-A1", "sbp", 84, "mm[Hg]", at=t - 0.5 * H)
+    en = svc.get("doc_a", path).json()
+    fr = svc.get("doc_a", path, headers={"Accept-Language": "fr-FR,fr;q=0.9"}).json()
+    assert (en["items"][0]["lang"], fr["items"][0]["lang"]) == ("en", "fr")
+    assert en["tocilizumab"]["dose_mg"] == fr["tocilizumab"]["dose_mg"] == 560.0
+    assert [a["order"] for a in en["items"][0]["actions"]] == [a["order"] for a in fr["items"][0]["actions"]]
+    assert en["items"][0]["actions"][0]["text"] != fr["items"][0]["actions"][0]["text"]

@@ -147,11 +147,20 @@ def _step_plot(
         at_risk = curve["n_at_risk"].to_list()
         x0, y0 = left, top + h - (0.0 if curve["curve"][0] != "survival" else 1.0) * h
         path = [f"M{x0:.1f},{y0:.1f}"]
+        steps: list[list[str]] = []  # [x, y] of each drawn step, at the 0.1 px the path is written in
+        last_y = f"{y0:.1f}"
         for t, v in zip(times, values, strict=True):
             if t > x_max:
                 break
-            xx, yy = left + t * sx, top + h - v * h
-            path.append(f"H{xx:.1f}V{yy:.1f}")
+            xs, ys = f"{left + t * sx:.1f}", f"{top + h - v * h:.1f}"
+            if ys == last_y:  # no visible step
+                continue
+            if steps and steps[-1][0] == xs:  # same pixel column: the curve is monotone, keep the end
+                steps[-1][1] = ys
+            else:
+                steps.append([xs, ys])
+            last_y = ys
+        path += [f"H{x}V{y}" for x, y in steps]
         path.append(f"H{left + x_max * sx:.1f}")
         parts.append(f'<path d="{"".join(path)}" fill="none" stroke="{colour}" stroke-width="1.8"/>')
         y_row = base + 18 * (i + 1)

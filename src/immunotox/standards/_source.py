@@ -137,6 +137,34 @@ class Frames:
             )
         )
 
+    def after_birth(self, df: pl.DataFrame, file: str, column: str, who: str) -> pl.DataFrame:
+        """``df`` (with ``time``, ``_pid``, ``_birth``) with its parsed ``_when``, the records
+        before the birth rejected (``before_birth``, "before the birth of <who><id>")."""
+        df = df.with_columns(parse_times(df["time"]).alias("_when"))
+        early = (
+            pl.col("_when").is_not_null()
+            & pl.col("_birth").is_not_null()
+            & (pl.col("_when") < pl.col("_birth"))
+        )
+        detail = pl.format(f"before the birth of {who}{{}}", "_pid")
+        self.reject(df.filter(early), file, column, pl.col("time"), "before_birth", detail)
+        return df.filter(~early)
+
+    @staticmethod
+    def day0(infusions: list[pl.DataFrame]) -> dict[str, tuple[Any, str]]:
+        """Per subject, the first infusion (``_pid``, ``_when``, ``time`` rows): (instant, text);
+        of equal instants the first read."""
+        if not infusions:
+            return {}
+        first = (
+            pl.concat(infusions)
+            .with_row_index("_o")
+            .sort(["_pid", "_when", "_o"])
+            .group_by("_pid", maintain_order=True)
+            .first()
+        )
+        return {p: (w, t) for p, w, t in first.select("_pid", "_when", "time").iter_rows()}
+
     def result(self) -> StandardRead:
         schema = {c: pl.Utf8 for c in CONTRACT_COLUMNS} | {"file": pl.Utf8, "row": pl.Int64}
         rows = pl.concat(self.parts) if self.parts else pl.DataFrame(schema=schema)
@@ -244,24 +272,27 @@ def find_table(folder: Path, name: str) -> Path | None:
     return None
 
 
-def read_table(path: Path) -> list[dict[str, str]]:
-    """Every row of a CSV or Parquet table as strings (empty string for a missing cell)."""
+def read_arrow(path: Path) -> pa.Table:
+    """A CSV or Parquet table with every column as strings (CSV: "" for an empty cell)."""
     try:
         if path.name.lower().endswith(".parquet"):
             t = pq.read_table(path)
-            t = pa.table({n: t.column(n).cast(pa.string()) for n in t.column_names})
-        else:
-            with path.open(encoding="utf-8", newline="") as fh:
-                names = next(csv.reader([fh.readline()]))
-            t = pacsv.read_csv(
-                path,
-                convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.string() for n in names}, strings_can_be_null=False
-                ),
-            )
+            return pa.table({n: t.column(n).cast(pa.string()) for n in t.column_names})
+        with path.open(encoding="utf-8", newline="") as fh:
+            names = next(csv.reader([fh.readline()]))
+        return pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False
+            ),
+        )
     except (OSError, pa.ArrowException, UnicodeDecodeError, StopIteration) as exc:
         raise StandardsError(path.name, f"not a readable CSV or Parquet table ({exc})") from None
-    rows: list[dict[str, str]] = t.to_pylist()
+
+
+def read_table(path: Path) -> list[dict[str, str]]:
+    """Every row of a CSV or Parquet table as strings (empty string for a missing cell)."""
+    rows: list[dict[str, str]] = read_arrow(path).to_pylist()
     return [{k.lower(): ("" if v is None else str(v)) for k, v in r.items()} for r in rows]
 
 

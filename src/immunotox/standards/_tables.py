@@ -13,7 +13,6 @@ a missing cell), so the readers see the same thing whatever the source:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import decimal
 import re
@@ -22,10 +21,8 @@ from typing import Any, Protocol
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from ._source import StandardsError
+from ._source import StandardsError, read_arrow
 
 _URL = re.compile(r"^[a-z][a-z0-9+]*://", re.IGNORECASE)
 
@@ -76,20 +73,7 @@ class FolderTables:
         path = self._path(name)
         if path is None:
             raise StandardsError(self.label, f"no {name} table")
-        try:
-            if path.name.lower().endswith(".parquet"):
-                t = pq.read_table(path)
-            else:
-                with path.open(encoding="utf-8", newline="") as fh:
-                    names = next(csv.reader([fh.readline()]))
-                t = pacsv.read_csv(
-                    path,
-                    convert_options=pacsv.ConvertOptions(
-                        column_types={n: pa.string() for n in names}, strings_can_be_null=False
-                    ),
-                )
-        except (OSError, pa.ArrowException, UnicodeDecodeError, StopIteration) as exc:
-            raise StandardsError(path.name, f"not a readable CSV or Parquet table ({exc})") from None
+        t = read_arrow(path)
         return _strings(t)
 
 

@@ -1,10 +1,11 @@
-"""OMOP CDM v5.4: a folder of tables in, the observation contract out (and the way back).
+"""OMOP CDM v5.4: tables in (a folder or a database URL), the observation contract out (and the
+way back, as a folder).
 
 The reader maps PERSON, MEASUREMENT, OBSERVATION, DRUG_EXPOSURE, DEVICE_EXPOSURE,
-PROCEDURE_OCCURRENCE and DEATH rows to contract rows through the concept table of this package
-(``omop_concepts.toml``, shown in ``docs/standards.md``); VISIT_DETAIL and CONDITION_OCCURRENCE are
-read and counted (``ignored``: the observation contract has no code for an ICU stay or a
-diagnosis). Codes go through the timeline vocabulary (its LOINC aliases), units through UCUM
+PROCEDURE_OCCURRENCE, VISIT_DETAIL (ICU stays), CONDITION_OCCURRENCE (a diagnosis that states a
+graded finding) and DEATH rows to contract rows through the concept table of this package
+(``omop_concepts.toml``, shown in ``docs/standards.md``); the other visits and diagnoses are
+counted (``ignored``). Codes go through the timeline vocabulary (its LOINC aliases), units through UCUM
 (``immunotox.units`` via the timeline checks), drugs through RxNorm ingredients - directly, or
 through CONCEPT_ANCESTOR when the folder holds the vocabulary tables.
 
@@ -37,7 +38,6 @@ from ._source import (
     StandardsError,
     grade_read,
     iso_utc,
-    parse_times,
     parse_when,
     run_read,
 )
@@ -529,38 +529,14 @@ def _read_omop(tables: Tables) -> StandardRead:
             .otherwise(pl.lit("")),
         )
         df = df.filter(pl.col("time") != "")
-        df = df.with_columns(parse_times(df["time"]).alias("_when"))
-        early = (
-            pl.col("_when").is_not_null()
-            & pl.col("_birth").is_not_null()
-            & (pl.col("_when") < pl.col("_birth"))
-        )
-        bad = df.filter(early)
-        col.reject(
-            bad,
-            file,
-            tcol,
-            pl.col("time"),
-            "before_birth",
-            pl.format("before the birth of person {}", "_pid"),
-        )
-        df = df.filter(~early)
+        df = col.after_birth(df, file, tcol, "person ")
         inf = df.filter((pl.col("_code") == "infusion") & pl.col("_when").is_not_null())
         if inf.height:
             infusions.append(inf.select("_pid", "_when", "time"))
         col.add(df.with_columns(pl.col("_code").alias("code"), pl.lit(file).alias("file")))
 
     # the age at day 0 (the first infusion), one row per person
-    day0: dict[str, tuple[Any, str]] = {}
-    if infusions:
-        first = (
-            pl.concat(infusions)
-            .with_row_index("_o")
-            .sort(["_pid", "_when", "_o"])
-            .group_by("_pid", maintain_order=True)
-            .first()
-        )
-        day0 = {p: (w, t) for p, w, t in first.select("_pid", "_when", "time").iter_rows()}
+    day0 = col.day0(infusions)
     ages: list[dict[str, Any]] = []
     for pid, p in persons.items():
         row = person_rows[pid]

@@ -1,9 +1,10 @@
 """CDISC SDTM: a folder of domains in, the observation contract out (and the way back).
 
-DM (age), VS and LB (``--STRESN`` / ``--STRESU``), FA (ICE items, ICANS findings), EX (the first
-infusion is day 0), CM (drug start and end), PR (oxygen support), DS + DD (death and its cause)
-become contract rows through ``sdtm_map.toml`` (shown in ``docs/standards.md``); AE rows are kept
-beside the grades (the reported toxicity grade, ``AETOXGR``), CE rows counted. Dates are ISO 8601
+DM (age), VS and LB (``--STRESN`` / ``--STRESU``), FA (ICE items, ICANS findings, CRS findings),
+EX (the first infusion is day 0), CM (drug start and end), PR (oxygen support), HO (ICU stays),
+DS + DD (death and its cause) become contract rows through ``sdtm_map.toml`` (shown in
+``docs/standards.md``); AE and CE rows are kept beside the grades (the reported toxicity grade,
+``--TOXGR``). Dates are ISO 8601
 ``--DTC``: a date-time to the minute at least; a date alone or a partial date is rejected with its
 reason (no imputation).
 
@@ -36,7 +37,6 @@ from ._source import (
     StandardsError,
     grade_read,
     iso_utc,
-    parse_times,
     parse_when,
     run_read,
 )
@@ -277,21 +277,7 @@ def read_sdtm(folder: str | Path) -> SdtmRead:
             )
         else:
             df = df.with_columns(pl.lit(None, pl.Utf8).alias("end_time"))
-        df = df.with_columns(parse_times(df["time"]).alias("_when"))
-        early = (
-            pl.col("_when").is_not_null()
-            & pl.col("_birth").is_not_null()
-            & (pl.col("_when") < pl.col("_birth"))
-        )
-        col.reject(
-            df.filter(early),
-            file,
-            var,
-            pl.col("time"),
-            "before_birth",
-            pl.format("before the birth of {}", "_pid"),
-        )
-        df = df.filter(~early)
+        df = col.after_birth(df, file, var, "")
         inf = df.filter((pl.col("code") == "infusion") & pl.col("_when").is_not_null())
         if inf.height:
             infusions.append(inf.select("_pid", "_when", "time"))
@@ -429,16 +415,7 @@ def read_sdtm(folder: str | Path) -> SdtmRead:
                     pl.col("row").cast(pl.Int64),
                 )
             )
-    day0: dict[str, str] = {}
-    if infusions:
-        first = (
-            pl.concat(infusions)
-            .with_row_index("_o")
-            .sort(["_pid", "_when", "_o"])
-            .group_by("_pid", maintain_order=True)
-            .first()
-        )
-        day0 = dict(first.select("_pid", "time").iter_rows())
+    day0 = {pid: text for pid, (_, text) in col.day0(infusions).items()}
     ages: list[dict[str, Any]] = []
     for pid, (i, r) in dm.items():
         age, ageu = r.get("age", "").strip(), r.get("ageu", "").strip()

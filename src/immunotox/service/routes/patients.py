@@ -30,6 +30,7 @@ from ..schemas import (
 from ..usecases import recommend as recommend_case
 from ..usecases.base import current_grades, get_patient, patient_public
 from ._http import write
+from ._problems import accept_lang
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 ERRORS = responses(401, 403, 404, 409, 422)
@@ -267,11 +268,23 @@ def episodes(patient_id: str, principal: CurrentUser, db: DbDep) -> list[Episode
     summary="Recommended management for the current grades",
 )
 def recommendations(
-    patient_id: str, principal: CurrentUser, db: DbDep, clock: ClockDep, settings: SettingsDep
+    request: Request,
+    patient_id: str,
+    principal: CurrentUser,
+    db: DbDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> RecommendationsOut:
+    """The texts (actions, warnings, notes) are in the language the request accepts
+    (``Accept-Language``: fr or en, English by default); the amounts and ids are the same."""
     with db.session() as s:
         return recommend_case.recommendations(
-            s, principal, patient_id, now=clock.now(), jurisdiction=settings.jurisdiction
+            s,
+            principal,
+            patient_id,
+            now=clock.now(),
+            lang=accept_lang(request),
+            jurisdiction=settings.jurisdiction,
         )
 
 

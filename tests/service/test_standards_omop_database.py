@@ -1,21 +1,21 @@
 """OMOP tables in a database (issue 21): ``read_omop`` and ``immunotox timeline`` given a
 SQLAlchemy URL read the same rows as from the folder - on SQLite and on a real PostgreSQL server
-(Debian's ``postgresql`` package, started by :class:`immunotox.service.pgtest.PgServer` as the
-service tests start it; skipped with the reason only when its binaries are absent)."""
+(the service tests' session server, ``pg_server`` of ``tests/service/conftest.py``: Debian's
+``postgresql`` package; skipped with the reason only when its binaries are absent)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from immunotox.service.pgtest import PgServer, PgUnavailable
+from immunotox.service.pgtest import PgServer
 from immunotox.simulate import simulate_cohort
 from immunotox.standards import StandardsError, grade_omop, read_omop, write_omop
 
@@ -98,19 +98,6 @@ def omop_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    try:
-        server = PgServer()
-    except PgUnavailable as exc:
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def _same_read(folder: Path, url: str) -> None:
     a, b = read_omop(folder), read_omop(url)
     assert a.rejected_rows == b.rejected_rows == 0
@@ -130,8 +117,8 @@ def test_sqlite_database_reads_as_the_folder(omop_folder: Path, tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_postgresql_database_reads_as_the_folder(omop_folder: Path, pg: PgServer) -> None:
-    url = pg.create_database("cdm")
+def test_postgresql_database_reads_as_the_folder(omop_folder: Path, pg_server: PgServer) -> None:
+    url = pg_server.create_database("cdm")
     load_folder(omop_folder, url, schema="cdm54")
     _same_read(omop_folder, url + "?schema=cdm54")
 
