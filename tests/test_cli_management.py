@@ -424,3 +424,19 @@ def test_guidelines_list(cli: Cli) -> None:
     assert "crs" in rows["asco2021-cart"]["default_for"]
     table = cli("guidelines")
     assert table.returncode == 0 and "asco2021-ici" in table.stdout
+
+
+def test_recommend_in_french_writes_the_doses_in_french(cli: Cli) -> None:
+    """Issue 11: ``--lang fr`` shows no English word in a dose line (ICI hepatitis G3, 80 kg)."""
+    from tests.test_messages import english_in_dose as english_in
+
+    ctx = '{"product": "pembrolizumab", "weight_kg": 80, "age_years": 60}'
+    args = ["recommend", "-t", "hepatitis", "-g", "3", "-c", ctx, "--jurisdiction", "EU"]
+    fr = ok_json(cli(*args, "--lang", "fr"))
+    doses = [a["dose"]["expression"] for a in fr["actions"] if a["dose"]]
+    assert doses == ["1–2 mg/kg/j × 80 kg = 80–160 mg/j"]
+    assert not [w for d in doses for w in english_in(d)]
+    en = ok_json(cli(*args))
+    assert [a["dose"]["expression"] for a in en["actions"] if a["dose"]] == [
+        "1–2 mg/kg/day × 80 kg = 80–160 mg/day"
+    ]

@@ -878,3 +878,48 @@ def test_no_recommended_dose_exceeds_a_documented_maximum(
         assert_within_documented_max(d)
         if d.check is not None and d.check.allowed:
             assert d.check.total_doses < 4 and d.check.doses_in_last_24h < 3
+
+
+# ------------------------------------------------------------------------------ dose texts in French
+# Issue 11 "explanations in the user's language": a computed dose is written in the caller's
+# language (« mg/kg/j », « toutes les 6 h », decimal comma); the English texts are unchanged.
+_CRS_EU = ("crs", 3, {"product": "tisa-cel", "weight_kg": 70, "age_years": 50}, "EU")
+_HEPATITIS = ("hepatitis", 3, {"product": "pembrolizumab", "weight_kg": 80, "age_years": 60}, "EU")
+
+
+def _dose_lines(rec: Recommendation) -> list[str]:
+    return [t for a in rec.actions if a.dose for t in (a.dose.expression, a.dose.not_computed_reason or "")]
+
+
+@pytest.mark.parametrize(
+    ("case", "en", "fr"),
+    [
+        (
+            _CRS_EU,
+            ["8 mg/kg × 70 kg = 560 mg", "10 mg, q6h"],
+            ["8 mg/kg × 70 kg = 560 mg", "10 mg, toutes les 6 h"],
+        ),
+        (_HEPATITIS, ["1–2 mg/kg/day × 80 kg = 80–160 mg/day"], ["1–2 mg/kg/j × 80 kg = 80–160 mg/j"]),
+    ],
+    ids=["crs-g3-tisa-cel-70kg", "hepatitis-g3-pembrolizumab-80kg"],
+)
+def test_a_french_recommendation_writes_its_doses_in_french(
+    case: tuple[str, int, dict[str, Any], str], en: list[str], fr: list[str]
+) -> None:
+    from tests.test_messages import english_in_dose as english_in
+
+    tox, grade, ctx, jur = case
+    english = recommend(tox, grade, ctx, lang="en", jurisdiction=jur)
+    french = recommend(tox, grade, ctx, lang="fr", jurisdiction=jur)
+    assert [a.dose.expression for a in english.actions if a.dose] == en
+    assert [a.dose.expression for a in french.actions if a.dose] == fr
+    for line in _dose_lines(french) + [x for x in french.explain().splitlines() if "dose" in x]:
+        assert not english_in(line), f"English in French dose line: {english_in(line)} in {line!r}"
+
+
+def test_a_french_dose_uses_a_decimal_comma() -> None:
+    ctx = {"product": "pembrolizumab", "weight_kg": 72.5, "age_years": 60}
+    fr = recommend("hepatitis", 3, ctx, lang="fr", jurisdiction="EU")
+    en = recommend("hepatitis", 3, ctx, lang="en", jurisdiction="EU")
+    assert [a.dose.expression for a in fr.actions if a.dose] == ["1–2 mg/kg/j × 72,5 kg = 72,5–145 mg/j"]
+    assert [a.dose.expression for a in en.actions if a.dose] == ["1–2 mg/kg/day × 72.5 kg = 72.5–145 mg/day"]

@@ -77,6 +77,10 @@ _ENGLISH = re.compile(
     re.IGNORECASE,
 )
 _FRENCH_SAFE = {"grade", "hypotension", "CAPD", "ICE"}
+# English words of the computed dose texts (management): « mg/kg/j », « poids réel », « toutes les 6 h »
+_DOSE_ENGLISH = re.compile(
+    r"\b(day|body|weight|actual|ideal|capped|documented|computed|withheld|every|q\d+h)\b"
+)
 
 
 def english_in(text: str) -> list[str]:
@@ -85,6 +89,11 @@ def english_in(text: str) -> list[str]:
     text = re.sub(r"\b[a-z0-9]+_[a-z0-9_]+\b", " ", text)  # identifiers such as o2_flow_l_min
     text = re.sub(r"\b[a-z0-9]+:[a-z0-9-]+\b", " ", text)  # scale ids such as ctcae5:fever
     return [m.group(0) for m in _ENGLISH.finditer(text) if m.group(0) not in _FRENCH_SAFE]
+
+
+def english_in_dose(text: str) -> list[str]:
+    """English words found in a French dose text (:func:`english_in` and the dose vocabulary)."""
+    return english_in(text) + [m.group(0) for m in _DOSE_ENGLISH.finditer(text)]
 
 
 @pytest.mark.parametrize("name", FILES)

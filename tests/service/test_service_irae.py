@@ -196,7 +196,8 @@ def test_the_demo_ici_patient_gets_its_irae_grade_and_alert_as_the_clock_runs(tm
         assert any("Suspendre l'inhibiteur au moins jusqu'au retour au grade 1." in a["text"] for a in fr)
         weight = next(p.weight_kg for p in ward.patients if p.id == pid)
         doses = [a["dose"] for a in fr if a["dose"]]
-        assert doses and f"× {weight} kg" in doses[0], doses  # prednisone 1 mg/kg/day
+        fr_weight = f"{weight:g}".replace(".", ",")  # French decimal comma
+        assert doses and f"1 mg/kg/j × {fr_weight} kg" in doses[0], doses  # prednisone 1 mg/kg/day
     finally:
         db.dispose()
 

@@ -48,4 +48,5 @@ def test_ward_and_patient_page_show_a_live_irae_grade_with_the_asco_actions_in_f
     assert "Augmentation de 4–6 selles par jour par rapport à l'état de base" in page
     assert "Suspendre l'inhibiteur au moins jusqu'au retour au grade 1." in page
     assert "exclusion des autres causes" in page
-    assert "1 mg/kg/day × 80 kg = 80 mg/day" in page  # prednisone (ASCO 2021 colitis G2)
+    assert "1 mg/kg/j × 80 kg = 80 mg/j" in page  # prednisone (ASCO 2021 colitis G2), in French
+    assert "mg/kg/day" not in page

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..errors import RuleSpecError
 from ._dose_rule import DoseDecision, _effective_limits
 from ._drugs import DoseUnit, documented_max, dose_rule, drug
-from ._inputs import _STEP, _floor, _g
+from ._inputs import _STEP, _floor, _n
 from ._population import Gate
 from ._vocab import message
 
@@ -189,6 +189,11 @@ class ComputedDose(BaseModel):
     check: DoseDecision | None = Field(default=None, description="Dose-rule check (tocilizumab)")
 
 
+def _span(lo: float, hi: float, lang: str) -> str:
+    """``lo`` or ``lo–hi``, numbers written for ``lang``."""
+    return _n(lang, lo) if lo == hi else f"{_n(lang, lo)}–{_n(lang, hi)}"
+
+
 def _range_out(r: Range) -> float | tuple[float, float]:
     return r[0] if r[0] == r[1] else r
 
@@ -213,9 +218,9 @@ def compute_dose(
         return withheld_dose(expr.drug, gate.reason or "", lang, route=expr.route, per=expr.per)
     mx = d.max
     unit = expr.unit
-    per_txt = "/day" if expr.per == "day" else ""
+    per_txt = message("per_day", lang) if expr.per == "day" else ""
     lo, hi = expr.amount
-    shown = _g(lo) if lo == hi else f"{_g(lo)}–{_g(hi)}"
+    shown = _span(lo, hi, lang)
     weight: float | None = None
     if expr.per_kg:
         weight = ideal_weight_kg if expr.weight_basis == "ideal" else weight_kg
@@ -231,7 +236,8 @@ def compute_dose(
                 amount_range=None,
                 dose_mg=None,
                 dose_mg_range=None,
-                expression=f"{shown} {_UNIT_TEXT[unit]}/kg{per_txt} ({expr.weight_basis} body weight)",
+                expression=f"{shown} {_UNIT_TEXT[unit]}/kg{per_txt} "
+                + message(f"weight_basis_{expr.weight_basis}", lang),
                 weight_kg=None,
                 weight_basis=expr.weight_basis,
                 cap=None,
@@ -258,16 +264,28 @@ def compute_dose(
     out_hi = min(raw_hi, cap) if cap is not None else raw_hi
     capped = (out_lo, out_hi) != (raw_lo, raw_hi)
     ut = _UNIT_TEXT[unit]
-    result = _g(out_lo) if out_lo == out_hi else f"{_g(out_lo)}–{_g(out_hi)}"
+    result = _span(out_lo, out_hi, lang)
     if expr.per_kg:
-        expression = f"{shown} {ut}/kg{per_txt} × {_g(weight or 0)} kg = {result} {ut}{per_txt}"
+        expression = message(
+            "dose_per_kg",
+            lang,
+            amount=shown,
+            unit=ut,
+            per=per_txt,
+            weight=_n(lang, weight or 0),
+            result=result,
+        )
     else:
         expression = f"{result} {ut}{per_txt}"
     if capped:
-        expression += " " + message("expression_capped", lang, cap=_g(cap or 0), unit=ut)
+        expression += " " + message("expression_capped", lang, cap=_n(lang, cap or 0), unit=ut)
     if expr.interval_h:
         iv = expr.interval_h
-        expression += f", q{_g(iv[0])}h" if iv[0] == iv[1] else f", q{_g(iv[0])}–{_g(iv[1])}h"
+        expression += (
+            message("dose_interval", lang, hours=_n(lang, iv[0]))
+            if iv[0] == iv[1]
+            else message("dose_interval_range", lang, low=_n(lang, iv[0]), high=_n(lang, iv[1]))
+        )
     if expr.doses:
         expression += f" × {expr.doses}"
     single = out_lo == out_hi
@@ -338,10 +356,11 @@ def dose_from_rule(decision: DoseDecision, expr: DoseExpr, lang: str) -> Compute
         )
     interval = next((lim.limit for lim in decision.limits if lim.kind == "min_interval_h"), None)
     expression = (
-        f"{_g(decision.mg_per_kg)} mg/kg × {_g(decision.weight_kg)} kg = {_g(decision.uncapped_mg or 0)} mg"
+        f"{_n(lang, decision.mg_per_kg)} mg/kg × {_n(lang, decision.weight_kg)} kg = "
+        f"{_n(lang, decision.uncapped_mg or 0)} mg"
     )
     if decision.capped:
-        expression += " " + message("expression_capped", lang, cap=_g(decision.cap_mg), unit="mg")
+        expression += " " + message("expression_capped", lang, cap=_n(lang, decision.cap_mg), unit="mg")
     return ComputedDose(
         drug=expr.drug,
         drug_name=d.label(lang),

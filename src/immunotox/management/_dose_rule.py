@@ -31,7 +31,7 @@ from ..errors import FindingError, RuleSpecError
 from ..jurisdiction import jurisdictions
 from ..sources import source
 from ._drugs import Band, DoseRule, dose_rule, drug
-from ._inputs import _STEP, _floor, _g, format_time, parse_age, parse_time, parse_weight
+from ._inputs import _STEP, _floor, _n, format_time, parse_age, parse_time, parse_weight
 from ._population import Gate, Licence, PopulationCheck, dose_gate
 from ._vocab import check_lang, message
 
@@ -255,7 +255,9 @@ def check_dose_rule(
         ok2, nxt, _ = _blocks([*times, at_], at_, eff)
         following = None if ok2 else nxt
         if "max_total" in eff and len(times) + 1 >= eff["max_total"][0]:
-            reasons.append(message("last_allowed", lang, n=len(times) + 1, limit=_g(eff["max_total"][0])))
+            reasons.append(
+                message("last_allowed", lang, n=len(times) + 1, limit=_n(lang, eff["max_total"][0]))
+            )
     last = times[-1] if times else None
     return DoseDecision(
         drug=rule.drug,
@@ -347,7 +349,7 @@ def _amount(
     if band.label_only and label_ref is None:
         key = "label_needed" if jurisdiction is None else "label_missing"
         label_block = message(
-            key, lang, weight=_g(w), drug=drug(rule.drug).label(lang), jurisdiction=jurisdiction or ""
+            key, lang, weight=_n(lang, w), drug=drug(rule.drug).label(lang), jurisdiction=jurisdiction or ""
         )
     covered = gate.covered and label_block is None
     withheld_reason = gate.reason if not gate.covered else label_block
@@ -363,12 +365,14 @@ def _amount(
             message(
                 "dose_band",
                 lang,
-                mg_per_kg=_g(band.mg_per_kg),
-                weight=_g(w),
-                raw=_g(uncapped),
+                mg_per_kg=_n(lang, band.mg_per_kg),
+                weight=_n(lang, w),
+                raw=_n(lang, uncapped),
                 band=band.text.get(lang),
             ),
-            message("dose_capped" if capped else "dose_below_cap", lang, cap=_g(cap), raw=_g(uncapped)),
+            message(
+                "dose_capped" if capped else "dose_below_cap", lang, cap=_n(lang, cap), raw=_n(lang, uncapped)
+            ),
         ]
     else:
         reasons = [withheld_reason or ""]
@@ -430,7 +434,9 @@ def _check_limits(
     if "max_total" in eff:
         value = eff["max_total"][0]
         ok = len(times) < value
-        text = message("limit_total_ok" if ok else "limit_total_hit", lang, n=len(times), limit=_g(value))
+        text = message(
+            "limit_total_ok" if ok else "limit_total_hit", lang, n=len(times), limit=_n(lang, value)
+        )
         record("max_total", len(times), ok, text)
     last = times[-1] if times else None
     out.hours_since = round((at - last).total_seconds() / 3600, 2) if last else None
@@ -438,11 +444,11 @@ def _check_limits(
         value = eff["min_interval_h"][0]
         ok = out.hours_since is None or out.hours_since >= value
         if last is None:
-            text = message("limit_interval_none", lang, limit=_g(value))
+            text = message("limit_interval_none", lang, limit=_n(lang, value))
         else:
             key = "limit_interval_ok" if ok else "limit_interval_hit"
-            hours = _g(out.hours_since or 0.0)
-            text = message(key, lang, hours=hours, limit=_g(value), last=format_time(last))
+            hours = _n(lang, out.hours_since or 0.0)
+            text = message(key, lang, hours=hours, limit=_n(lang, value), last=format_time(last))
         record("min_interval_h", out.hours_since, ok, text)
     if "max_in_window" in eff:
         value, window_h, _ = eff["max_in_window"]
@@ -451,7 +457,7 @@ def _check_limits(
         out.in_window = sum(1 for t in times if at - timedelta(hours=window_h) < t <= at)
         ok = out.in_window < value
         key = "limit_window_ok" if ok else "limit_window_hit"
-        text = message(key, lang, n=out.in_window, limit=_g(value), window=_g(window_h))
+        text = message(key, lang, n=out.in_window, limit=_n(lang, value), window=_n(lang, window_h))
         record("max_in_window", out.in_window, ok, text, window_h)
     return out
 
@@ -465,7 +471,7 @@ def _warnings(
     for kind, (value, _, local) in eff.items():
         if local:
             warnings.append(
-                message("local_override", lang, kind=kind, value=_g(value), origin=override_source)
+                message("local_override", lang, kind=kind, value=_n(lang, value), origin=override_source)
             )
     for a, b in itertools.pairwise(times):
         gap = (b - a).total_seconds() / 3600
@@ -476,8 +482,8 @@ def _warnings(
                     lang,
                     a=format_time(a),
                     b=format_time(b),
-                    hours=_g(round(gap, 2)),
-                    limit=_g(eff["min_interval_h"][0]),
+                    hours=_n(lang, round(gap, 2)),
+                    limit=_n(lang, eff["min_interval_h"][0]),
                 )
             )
     if amount.withheld_reason:

@@ -90,3 +90,9 @@ def _floor(x: float, step: float) -> float:
 
 def _g(x: float) -> str:
     return f"{round(x, 3):g}"
+
+
+def _n(lang: str, x: float) -> str:
+    """``x`` as :func:`_g` writes it, with a decimal comma in French (« 0,5 mg/kg »)."""
+    out = _g(x)
+    return out.replace(".", ",") if lang == "fr" else out

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._dose_rule import _effective_limits, rule_gate
 from ._drugs import dose_rule
-from ._inputs import _floor, _g
+from ._inputs import _floor, _n
 from ._population import Licence
 from ._vocab import Text, message
 
@@ -61,7 +61,12 @@ class LimitFinding(BaseModel):
 
 
 def _both(key: str, **params: object) -> Text:
-    return Text(en=message(key, "en", **params), fr=message(key, "fr", **params))
+    """The message ``key`` in English and French; numbers are written in each language's way."""
+
+    def written(lang: str) -> dict[str, object]:
+        return {k: _n(lang, v) if isinstance(v, float) else v for k, v in params.items()}
+
+    return Text(en=message(key, "en", **written("en")), fr=message(key, "fr", **written("fr")))
 
 
 def review_recorded_doses(
@@ -115,15 +120,15 @@ def review_recorded_doses(
                 window = eff[lim.kind][1] or 24.0
                 n = sum(1 for d in upto if new.time - timedelta(hours=window) < d.time <= new.time)
                 state = "exceeded" if n > value else "reached" if n == value else None
-                detail = _both("recorded_window", n=n, window=_g(window))
+                detail = _both("recorded_window", n=n, window=float(window))
             elif lim.kind == "min_interval_h" and prev:
                 gap_h = (new.time - prev[-1].time).total_seconds() / 3600
                 if gap_h < value:
                     state = "exceeded"
-                    detail = _both("recorded_interval", hours=f"{gap_h:.1f}")
+                    detail = _both("recorded_interval", hours=round(gap_h, 1))
             elif lim.kind == "max_per_dose_mg" and new.mg is not None and new.mg > value:
                 state = "exceeded"
-                detail = _both("recorded_mg", mg=_g(new.mg))
+                detail = _both("recorded_mg", mg=float(new.mg))
             if state is not None and detail is not None:
                 out.append(
                     LimitFinding(
@@ -150,10 +155,10 @@ def review_recorded_doses(
                         value=band.mg_per_kg,
                         detail=_both(
                             "recorded_mg_per_kg",
-                            mg=_g(new.mg),
-                            per_kg=_g(round(new.mg / weight_kg, 2)),
-                            weight=_g(weight_kg),
-                            most=_g(most),
+                            mg=float(new.mg),
+                            per_kg=float(round(new.mg / weight_kg, 2)),
+                            weight=float(weight_kg),
+                            most=float(most),
                         ),
                         limit_text=band.text,
                         sources=list(band.sources),
