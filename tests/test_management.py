@@ -923,3 +923,75 @@ def test_a_french_dose_uses_a_decimal_comma() -> None:
     en = recommend("hepatitis", 3, ctx, lang="en", jurisdiction="EU")
     assert [a.dose.expression for a in fr.actions if a.dose] == ["1–2 mg/kg/j × 72,5 kg = 72,5–145 mg/j"]
     assert [a.dose.expression for a in en.actions if a.dose] == ["1–2 mg/kg/day × 72.5 kg = 72.5–145 mg/day"]
+
+
+# ------------------------------------------------------------------------------ refusals in French
+@pytest.mark.parametrize(
+    ("toxicity", "grade", "ctx", "jurisdiction", "fr"),
+    [
+        ("crs", 5, {"product": "tisa-cel"}, None, "grade = 5 : le grade 5 (décès) n'a pas de recommandation"),
+        (
+            "crs",
+            3,
+            {"product": "tisa-cell"},
+            None,
+            "context.product = 'tisa-cell' : produit inconnu. Indication",
+        ),
+        (
+            "crs",
+            3,
+            {"product": "tisa-cel", "weight_kg": 900},
+            None,
+            "hors de l'intervalle plausible de poids",
+        ),
+        (
+            "crs",
+            3,
+            {"product": "tisa-cel", "weight_kg": 70},
+            "XX",
+            "jurisdiction = 'XX' : juridiction inconnue",
+        ),
+        (
+            "crs",
+            3,
+            {"product": "tisa-cel", "age_years": 50},
+            None,
+            "context.weight_kg = null : requis : crs grade 3",
+        ),
+        (
+            "crs",
+            3,
+            {"product": "tisa-cel", "doses_given": [{"drug": "tocilizumab"}]},
+            None,
+            "absent : chaque dose",
+        ),
+        (
+            "crs",
+            3,
+            {"therapy_class": "car_t", "at": "2025-03-01T08:00:00"},
+            None,
+            "heure sans fuseau horaire",
+        ),
+    ],
+    ids=[
+        "grade-5",
+        "unknown-product",
+        "weight",
+        "jurisdiction",
+        "weight-required",
+        "dose-time",
+        "naive-time",
+    ],
+)
+def test_a_management_refusal_is_explained_in_french(
+    toxicity: str, grade: int, ctx: dict[str, Any], jurisdiction: str | None, fr: str
+) -> None:
+    from immunotox.messages import error_message
+    from tests.test_messages import english_in
+
+    with pytest.raises(FindingError) as info:
+        recommend(toxicity, grade, ctx, lang="fr", jurisdiction=jurisdiction)
+    text = error_message(info.value, "fr")
+    assert fr in text, text
+    assert not english_in(text), f"English in French refusal: {english_in(text)} in {text!r}"
+    assert error_message(info.value, "en") == str(info.value) != text

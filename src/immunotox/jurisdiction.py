@@ -25,6 +25,7 @@ from importlib import resources
 from typing import Any
 
 from .errors import FindingError, RuleSpecError
+from .messages import error
 
 
 @dataclass(frozen=True)
@@ -71,16 +72,16 @@ def parse_jurisdiction(value: object, field: str = "jurisdiction") -> Jurisdicti
     Anything else is a :class:`~immunotox.errors.FindingError` naming ``field`` — never a default.
     """
     known = jurisdictions()
-    hint = f"one of {', '.join(known)}, or an ISO country code such as FR"
+    hint = error("mg_jurisdiction_hint", codes=", ".join(known))
     if not isinstance(value, str) or not value.strip():
-        raise FindingError(field, value, "expected a jurisdiction code", hint)
+        raise FindingError(field, value, error("mg_jurisdiction_code"), hint)
     code = value.strip().upper()
     if code in known:
         return known[code]
     for j in known.values():
         if code in j.countries:
             return j
-    raise FindingError(field, value, "unknown jurisdiction", hint)
+    raise FindingError(field, value, error("mg_unknown_jurisdiction"), hint)
 
 
 def optional_jurisdiction(value: object, field: str = "jurisdiction") -> Jurisdiction | None:

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import FindingError
+from ..messages import error
 from ._drugs import Product, check_agreement, drug_data, parse_therapy_class, resolve_product, steroid_table
 from ._inputs import _number, format_time, parse_age, parse_time, parse_weight
 
@@ -119,48 +120,54 @@ class Context:
 
 def _grade(field: str, raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise FindingError(field, raw, "expected a whole number 0–4")
+        raise FindingError(field, raw, error("mg_whole_grade"))
     if isinstance(raw, float) and not raw.is_integer():
-        raise FindingError(field, raw, "expected a whole number 0–4")
+        raise FindingError(field, raw, error("mg_whole_grade"))
     if not 0 <= raw <= 4:
-        raise FindingError(field, raw, "outside the grade range 0–4 (0 = absent)")
+        raise FindingError(field, raw, error("mg_grade_range"))
     return int(raw)
 
 
 def _doses(raw: Any, at: datetime, now: datetime) -> tuple[GivenDose, ...]:
     field = "context.doses_given"
     if not isinstance(raw, list):
-        raise FindingError(field, raw, 'expected a list of {"drug": ..., "time": ...}')
+        raise FindingError(field, raw, error("mg_doses_list"))
     out: list[GivenDose] = []
     for i, item in enumerate(raw):
         f = f"{field}[{i}]"
         if not isinstance(item, dict):
-            raise FindingError(f, item, 'expected {"drug": ..., "time": "<ISO 8601>"}')
+            raise FindingError(f, item, error("mg_dose_item"))
         extra = sorted(set(item) - {"drug", "time", "mg"})
         if extra:
-            raise FindingError(f"{f}.{extra[0]}", item[extra[0]], "unknown key", "expected drug, time, mg")
+            raise FindingError(
+                f"{f}.{extra[0]}",
+                item[extra[0]],
+                error("unknown_key"),
+                error("mg_expected_keys", keys="drug, time, mg"),
+            )
         name = item.get("drug")
         if not isinstance(name, str) or name.strip().lower() not in drug_data().drugs:
             raise FindingError(
-                f"{f}.drug", name, "unknown drug", f"known drugs: {', '.join(drug_data().drugs)}"
+                f"{f}.drug",
+                name,
+                error("mg_unknown_drug"),
+                error("mg_known_drugs", drugs=", ".join(drug_data().drugs)),
             )
         if "time" not in item:
-            raise FindingError(f"{f}.time", None, "missing: each dose given needs its time")
+            raise FindingError(f"{f}.time", None, error("mg_dose_time_missing"))
         t = parse_time(f"{f}.time", item["time"])
         if t > now:
             raise FindingError(
                 f"{f}.time",
                 item["time"],
-                f"a dose already given cannot be in the future (now is {format_time(now)})",
+                error("mg_dose_future", now=format_time(now)),
             )
         if t > at:
-            raise FindingError(
-                f"{f}.time", item["time"], f"after the assessment time context.at ({format_time(at)})"
-            )
+            raise FindingError(f"{f}.time", item["time"], error("mg_dose_after_at", at=format_time(at)))
         mg = _number(f"{f}.mg", item["mg"], lo=1e-6, hi=100_000) if item.get("mg") is not None else None
         key = name.strip().lower()
         if any(d.drug == key and d.time == t for d in out):
-            raise FindingError(f"{f}.time", item["time"], f"the same {key} dose time is listed twice")
+            raise FindingError(f"{f}.time", item["time"], error("mg_dose_twice", drug=key))
         out.append(GivenDose(drug=key, time=t, mg=mg))
     return tuple(sorted(out, key=lambda d: (d.time, d.drug)))
 
@@ -168,26 +175,27 @@ def _doses(raw: Any, at: datetime, now: datetime) -> tuple[GivenDose, ...]:
 def _steroid(raw: Any) -> CurrentSteroid:
     field = "context.current_steroid"
     if not isinstance(raw, dict):
-        raise FindingError(
-            field, raw, 'expected {"drug": ..., "mg": ..., "interval_h": ...} or {"drug", "mg_per_day"}'
-        )
+        raise FindingError(field, raw, error("mg_steroid_object"))
     extra = sorted(set(raw) - {"drug", "mg", "interval_h", "mg_per_day"})
     if extra:
         raise FindingError(
-            f"{field}.{extra[0]}", raw[extra[0]], "unknown key", "expected drug, mg, interval_h, mg_per_day"
+            f"{field}.{extra[0]}",
+            raw[extra[0]],
+            error("unknown_key"),
+            error("mg_expected_keys", keys="drug, mg, interval_h, mg_per_day"),
         )
     table = steroid_table().mg
     name = raw.get("drug")
     if not isinstance(name, str) or name.strip().lower() not in table:
         raise FindingError(
-            f"{field}.drug", name, "not in the corticosteroid equivalence table", f"use one of {list(table)}"
+            f"{field}.drug", name, error("mg_not_steroid"), error("mg_use_one_of", values=str(list(table)))
         )
     has_dose = raw.get("mg") is not None or raw.get("interval_h") is not None
     if has_dose == (raw.get("mg_per_day") is not None):
-        raise FindingError(field, raw, "give either mg with interval_h, or mg_per_day")
+        raise FindingError(field, raw, error("mg_steroid_either"))
     if has_dose:
         if raw.get("mg") is None or raw.get("interval_h") is None:
-            raise FindingError(field, raw, "mg needs interval_h (hours between doses), and the reverse")
+            raise FindingError(field, raw, error("mg_steroid_pair"))
         mg = _number(f"{field}.mg", raw["mg"], lo=1e-6, hi=10_000)
         interval = _number(f"{field}.interval_h", raw["interval_h"], lo=1, hi=168)
         per_day = mg * 24 / interval
@@ -202,14 +210,14 @@ def parse_context(raw: Any, now: datetime | None = None) -> Context:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise FindingError("context", raw, "expected a JSON object")
+        raise FindingError("context", raw, error("mg_json_object"))
     unknown = sorted(k for k in raw if k not in CONTEXT_FIELDS)
     if unknown:
         raise FindingError(
             f"context.{unknown[0]}",
             raw[unknown[0]],
-            "unknown context field",
-            f"expected one of {list(CONTEXT_FIELDS)}",
+            error("mg_unknown_context"),
+            error("mg_expected_one_of", values=str(list(CONTEXT_FIELDS))),
         )
     given = {k for k, v in raw.items() if v is not None}
     at = parse_time("context.at", raw["at"]) if raw.get("at") is not None else now_
@@ -217,7 +225,7 @@ def parse_context(raw: Any, now: datetime | None = None) -> Context:
     if raw.get("product") is not None:
         names = raw["product"] if isinstance(raw["product"], list) else [raw["product"]]
         if not names:
-            raise FindingError("context.product", raw["product"], "empty list; omit the field if unknown")
+            raise FindingError("context.product", raw["product"], error("mg_empty_products"))
         products = tuple(
             resolve_product(
                 f"context.product[{i}]" if isinstance(raw["product"], list) else "context.product", n

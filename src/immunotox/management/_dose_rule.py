@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import FindingError, RuleSpecError
 from ..jurisdiction import jurisdictions
+from ..messages import error
 from ..sources import source
 from ._drugs import Band, DoseRule, dose_rule, drug
 from ._inputs import _STEP, _floor, _n, format_time, parse_age, parse_time, parse_weight
@@ -304,21 +305,21 @@ def _history(given: Iterable[Any], now: datetime, at: datetime, field_prefix: st
             raise FindingError(
                 f"{field_prefix}given[{i}]",
                 raw if isinstance(raw, str) else format_time(t),
-                f"a dose already given cannot be in the future (now is {format_time(now)})",
+                error("mg_dose_future", now=format_time(now)),
             )
         if t > at:
             raise FindingError(
                 f"{field_prefix}given[{i}]",
                 raw if isinstance(raw, str) else format_time(t),
-                f"after the time of the intended dose ({format_time(at)})",
-                "the history lists doses given before the intended one",
+                error("mg_given_after", at=format_time(at)),
+                error("mg_given_after_hint"),
             )
         if t in times:
             raise FindingError(
                 f"{field_prefix}given[{i}]",
                 raw if isinstance(raw, str) else format_time(t),
-                "the same time is listed twice",
-                "list each dose once",
+                error("mg_same_time"),
+                error("mg_list_once"),
             )
         times.append(t)
     return sorted(times)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import FindingError, RuleSpecError
 from ..jurisdiction import jurisdictions
+from ..messages import error
 from ..sources import source
 from ._population import Licence, Population
 from ._vocab import Text
@@ -342,14 +343,14 @@ def _product_index() -> dict[str, str]:
 def resolve_product(field: str, raw: Any) -> Product:
     """The product named ``raw`` (id, INN or brand, any case); unknown names raise FindingError."""
     if not isinstance(raw, str) or not raw.strip():
-        raise FindingError(field, raw, "expected a product name such as 'axi-cel'")
+        raise FindingError(field, raw, error("mg_product_name"))
     pid = _product_index().get(raw.strip().lower())
     if pid is None:
         raise FindingError(
             field,
             raw,
-            "unknown product",
-            f"known products: {', '.join(drug_data().products)} (INN and brand names are accepted too)",
+            error("mg_unknown_product"),
+            error("mg_known_products", products=", ".join(drug_data().products)),
         )
     return drug_data().products[pid]
 
@@ -358,7 +359,7 @@ def parse_therapy_class(field: str, raw: Any) -> TherapyClass:
     """The therapy class named ``raw`` (car_t, bispecific, checkpoint_inhibitor); else FindingError."""
     known = drug_data().therapy_classes
     if not isinstance(raw, str) or raw.strip().lower() not in known:
-        raise FindingError(field, raw, "unknown therapy class", f"one of {', '.join(known)}")
+        raise FindingError(field, raw, error("mg_unknown_class"), error("mg_one_of", values=", ".join(known)))
     return known[raw.strip().lower()]
 
 
@@ -382,16 +383,16 @@ def check_agreement(
                 raise FindingError(
                     field,
                     pid,
-                    f"belongs to therapy class {tc!r}, not {therapy_class.id!r} (context.therapy_class)",
-                    "product and therapy class must agree: correct one of them",
+                    error("mg_class_disagrees", tc=repr(tc), given=repr(therapy_class.id)),
+                    error("mg_class_disagrees_hint"),
                 )
         return therapy_class.id
     if len(found) > 1:
         raise FindingError(
             field,
             sorted(found.values()),
-            f"products of different therapy classes ({', '.join(sorted(found))})",
-            "recommendations are written for one therapy class: give the product of this toxicity",
+            error("mg_mixed_classes", classes=", ".join(sorted(found))),
+            error("mg_mixed_classes_hint"),
         )
     return next(iter(found), None)
 

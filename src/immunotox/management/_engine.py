@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import FindingError
 from ..jurisdiction import Jurisdiction, jurisdictions, optional_jurisdiction
+from ..messages import error
 from ..result import GradeResult
 from ..sources import source
 from ._context import Context, parse_context
@@ -181,18 +182,18 @@ class Recommendation(BaseModel):
 # ------------------------------------------------------------------------------ resolution
 def _check_grade(raw: Any) -> int:
     if raw is None:
-        raise FindingError("grade", None, "missing: give the grade of the toxicity")
+        raise FindingError("grade", None, error("mg_grade_missing"))
     if (
         isinstance(raw, bool)
         or not isinstance(raw, (int, float))
         or (isinstance(raw, float) and not raw.is_integer())
     ):
-        raise FindingError("grade", raw, "expected a whole number 0–5")
+        raise FindingError("grade", raw, error("mg_whole_grade5"))
     g = int(raw)
     if not 0 <= g <= 5:
-        raise FindingError("grade", raw, "out of range: grades run from 0 to 5")
+        raise FindingError("grade", raw, error("mg_grade_range5"))
     if g == 5:
-        raise FindingError("grade", raw, "grade 5 (death) has no management recommendation")
+        raise FindingError("grade", raw, error("mg_grade5"))
     return g
 
 
@@ -224,7 +225,9 @@ def _default_set(
     if any(gs.find_toxicity(name) is not None for gs in reg.values()):
         return None
     known = sorted({t for gs in reg.values() for t in gs.default_for})
-    raise FindingError("toxicity", name, "unknown toxicity", f"known toxicities: {', '.join(known)}")
+    raise FindingError(
+        "toxicity", name, error("mg_unknown_toxicity"), error("mg_known_toxicities", values=", ".join(known))
+    )
 
 
 def _refuse_scale(name: str, sets: Iterable[GuidelineSet]) -> None:
@@ -239,8 +242,8 @@ def _refuse_scale(name: str, sets: Iterable[GuidelineSet]) -> None:
             raise FindingError(
                 "toxicity",
                 name,
-                f"{gs.ref} manages {tid} graded on {', '.join(tox.scales)}, not on {name}",
-                f"regrade with {tox.scales[0]}" if tox.scales else None,
+                error("mg_wrong_scale", set=gs.ref, toxicity=tid, scales=", ".join(tox.scales), scale=name),
+                error("mg_regrade", scale=tox.scales[0]) if tox.scales else None,
             )
 
 
@@ -452,16 +455,16 @@ def _toxicity_input(
         res = toxicity
         if grade is not None and grade != res.grade:
             raise FindingError(
-                "grade", grade, f"differs from the grade of the {res.scale} result ({res.grade})"
+                "grade", grade, error("mg_grade_differs", scale=res.scale, grade=str(res.grade))
             )
         if res.grade is None:
             raise FindingError(
                 "grade",
                 None,
-                f"{res.scale}: not applicable to this patient, no grade"
+                error("mg_result_not_applicable", scale=res.scale)
                 if res.status == "not_applicable"
-                else f"{res.scale}: not assessable from the findings given",
-                f"missing: {', '.join(res.missing)}" if res.missing else None,
+                else error("mg_result_not_assessable", scale=res.scale),
+                error("mg_missing_inputs", inputs=", ".join(res.missing)) if res.missing else None,
             )
         grade_input = GradeInput(
             scale=res.scale,
@@ -476,7 +479,7 @@ def _toxicity_input(
     if isinstance(toxicity, str) and toxicity.strip():
         name = toxicity.strip().lower()
         return name, name if ":" in name else None, grade, None
-    raise FindingError("toxicity", toxicity, "expected a toxicity id, a scale id or a GradeResult")
+    raise FindingError("toxicity", toxicity, error("mg_toxicity_type"))
 
 
 def _choose_set(
@@ -495,9 +498,14 @@ def _choose_set(
             raise FindingError(
                 "guideline",
                 guideline,
-                f"{gs.ref} is written for {', '.join(gs.product_classes)}, not for "
-                f"{', '.join(ctx.product_ids) or ctx.therapy_class} ({', '.join(classes)})",
-                "omit the guideline to use the set for this product, or correct the product",
+                error(
+                    "mg_set_other_class",
+                    set=gs.ref,
+                    classes=", ".join(gs.product_classes),
+                    patient=", ".join(ctx.product_ids) or str(ctx.therapy_class),
+                    patient_classes=", ".join(classes),
+                ),
+                error("mg_set_other_class_hint"),
             )
         found = gs.find_toxicity(name)
         if found is None:
@@ -505,16 +513,16 @@ def _choose_set(
             raise FindingError(
                 "toxicity",
                 name,
-                f"not covered by guideline set {gs.ref}",
-                f"it covers {', '.join(gs.toxicities)}",
+                error("mg_not_covered", set=gs.ref),
+                error("mg_it_covers", values=", ".join(gs.toxicities)),
             )
         return gs, found
     if classes is None:
         raise FindingError(
             "context.therapy_class",
             None,
-            "missing: the guideline set depends on the product or therapy class (never a CAR-T default)",
-            f"give context.product or context.therapy_class ({', '.join(drug_data().therapy_classes)})",
+            error("mg_class_missing"),
+            error("mg_class_missing_hint", values=", ".join(drug_data().therapy_classes)),
         )
     chosen = _default_set(name, reg, classes)
     return None if chosen is None else (chosen[1], chosen[0])
@@ -553,14 +561,16 @@ def _check_grade_and_context(
     tox = gs.toxicities[tox_id]
     if g != 0 and not tox.grades[0] <= g <= tox.grades[1]:
         raise FindingError(
-            "grade", grade, f"outside the grades of {tox_id} in {gs.ref} ({tox.grades[0]}–{tox.grades[1]})"
+            "grade",
+            grade,
+            error("mg_grade_outside_set", toxicity=tox_id, set=gs.ref, lo=tox.grades[0], hi=tox.grades[1]),
         )
     for required in tox.requires if g > 0 else ():
         if required not in ctx.given_fields:
             raise FindingError(
                 f"context.{required}",
                 None,
-                f"missing: required for {tox_id} recommendations",
+                error("mg_required_for", toxicity=tox_id),
                 tox.grading_note.get(lang) if tox.grading_note else None,
             )
 
@@ -664,9 +674,8 @@ def _dose_warnings(
         raise FindingError(
             "context.weight_kg",
             None,
-            f"required: {tox_id} grade {g} under {gs.ref} recommends weight-based doses "
-            f"({', '.join(need_weight)})",
-            'add "weight_kg": <kg> to the context (or {"value": x, "unit": "[lb_av]"})',
+            error("mg_weight_required", toxicity=tox_id, grade=g, set=gs.ref, drugs=", ".join(need_weight)),
+            error("mg_weight_required_hint"),
         )
     warnings: list[str] = []
     if not gate.covered and gate.reason and any(_states_amount(a, lang) for _, a in kept):
@@ -747,7 +756,7 @@ def _not_covered(
         raise FindingError(
             "context.product" if ctx.products else "context.therapy_class",
             list(ctx.product_ids) or ctx.therapy_class,
-            f"no guideline set is written for product class {', '.join(classes)}",
+            error("mg_no_set_for_class", classes=", ".join(classes)),
         )
     owner = next(gs for gs in reg.values() if gs.find_toxicity(name) is not None)
     tox_id = owner.find_toxicity(name) or name

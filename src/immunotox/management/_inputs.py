@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import units
 from ..errors import FindingError
+from ..messages import error
 from ._drugs import WEIGHT_PLAUSIBLE_KG
 
 # the rounding step of a weight-based amount, per dose unit (rounded down, see _floor)
@@ -29,17 +30,15 @@ def parse_time(field: str, raw: Any) -> datetime:
         try:
             value = datetime.fromisoformat(raw.strip())
         except ValueError:
-            raise FindingError(
-                field, raw, "not an ISO 8601 date-time", "write e.g. 2025-03-01T08:00:00+01:00"
-            ) from None
+            raise FindingError(field, raw, error("mg_iso_time"), error("mg_iso_time_hint")) from None
     else:
-        raise FindingError(field, raw, "expected an ISO 8601 date-time string")
+        raise FindingError(field, raw, error("mg_iso_time_string"))
     if value.tzinfo is None or value.utcoffset() is None:
         raise FindingError(
             field,
             raw if isinstance(raw, str) else value.isoformat(),
-            "time without a timezone",
-            "add the offset (e.g. +01:00) or Z for UTC; naive times are refused, never guessed",
+            error("mg_naive_time"),
+            error("mg_naive_time_hint"),
         )
     return value.astimezone(UTC)
 
@@ -55,26 +54,26 @@ def parse_weight(field: str, raw: Any) -> float:
     if isinstance(raw, dict):
         extra = sorted(set(raw) - {"value", "unit"})
         if extra:
-            raise FindingError(f"{field}.{extra[0]}", raw[extra[0]], "unknown key; expected value and unit")
+            raise FindingError(f"{field}.{extra[0]}", raw[extra[0]], error("unknown_key_quantity"))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FindingError(field, raw, 'expected a number of kg or {"value": x, "unit": "<UCUM>"}')
+        raise FindingError(field, raw, error("mg_weight_number"))
     kg = float(value) if unit is None else units.convert(field, float(value), str(unit), "kg")
     lo, hi = WEIGHT_PLAUSIBLE_KG
     if not lo <= kg <= hi:
         raise FindingError(
             field,
             raw,
-            f"outside the plausible body weight range {lo:g}–{hi:g} kg",
-            "check the value and the unit (kg, or give a unit such as [lb_av])",
+            error("mg_weight_range", lo=lo, hi=hi),
+            error("mg_weight_hint"),
         )
     return kg
 
 
 def _number(field: str, raw: Any, *, lo: float, hi: float) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-        raise FindingError(field, raw, "expected a number")
+        raise FindingError(field, raw, error("mg_number"))
     if not lo <= raw <= hi:
-        raise FindingError(field, raw, f"outside the possible range {lo:g}–{hi:g}")
+        raise FindingError(field, raw, error("int_range", lo=lo, hi=hi))
     return float(raw)
 
 

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import FindingError, RuleSpecError
+from ..messages import error
 from ..sources import all_sources
 from ._dose_expr import DoseExpr, assert_within_max
 from ._drugs import drug_data
@@ -289,7 +290,7 @@ def _extra(dirs: Iterable[str | Path]) -> list[tuple[GuidelineFile, str, str]]:
     for d in dirs:
         folder = Path(d)
         if not folder.is_dir():
-            raise FindingError("guideline_dir", str(d), "not a directory")
+            raise FindingError("guideline_dir", str(d), error("mg_not_directory"))
         out += [(*_read(p, str(p)), str(p)) for p in _files_in(folder)]
     return out
 
@@ -495,7 +496,7 @@ def load_guideline(guideline_id: str, guideline_dirs: Iterable[str | Path] = ())
         raise FindingError(
             "guideline",
             guideline_id,
-            "unknown guideline set",
-            f"known sets: {', '.join(sorted(reg))} (run `immunotox guidelines`)",
+            error("mg_unknown_set"),
+            error("mg_known_sets", sets=", ".join(sorted(reg))),
         )
     return reg[guideline_id]

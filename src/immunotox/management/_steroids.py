@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import FindingError
+from ..messages import error
 from ..sources import source
 from ._dose_rule import SourceRef
 from ._drugs import steroid_table
@@ -33,7 +34,7 @@ def _steroid_name(field: str, raw: Any) -> str:
     table = steroid_table().mg
     if not isinstance(raw, str) or raw.strip().lower() not in table:
         raise FindingError(
-            field, raw, "not in the corticosteroid equivalence table", f"use one of {list(table)}"
+            field, raw, error("mg_not_steroid"), error("mg_use_one_of", values=str(list(table)))
         )
     return raw.strip().lower()
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import FindingError, RuleSpecError
+from ..messages import error
 
 Lang = Literal["en", "fr"]
 LANGS: tuple[str, ...] = ("en", "fr")
@@ -33,7 +34,7 @@ def check_lang(lang: Any) -> Lang:
         return "en"
     if lang == "fr":
         return "fr"
-    raise FindingError("lang", lang, "unsupported language", "use 'en' or 'fr'")
+    raise FindingError("lang", lang, error("mg_unsupported_lang"), error("mg_use_en_fr"))
 
 
 @functools.cache
