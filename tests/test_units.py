@@ -165,8 +165,20 @@ def test_analytes_whose_unit_differs_between_french_and_us_labs_declare_it() -> 
         "fibrinogen-decreased",
     ):
         assert f"ctcae5:{term}:value" in required, term
+    # cell counts: G/L (10*9/L) in French labs, cells/uL or 10*3/uL in US labs (issue 11)
+    assert {"platelets", "anc", "wbc", "anc_series"} <= set(required)
+    for term in (
+        "neutrophil-count-decreased",
+        "platelet-count-decreased",
+        "lymphocyte-count-decreased",
+        "white-blood-cell-decreased",
+        "leukocytosis",
+        "lymphocyte-count-increased",
+        "eosinophilia",
+    ):
+        assert f"ctcae5:{term}:value" in required, term
     # analytes reported in the same unit in France and the US keep a bare number
-    assert not {"ldh", "ast", "ferritin", "platelets", "hemoglobin", "temperature_c"} & set(required)
+    assert not {"ldh", "ast", "ferritin", "hemoglobin", "temperature_c"} & set(required)
 
 
 def test_every_unit_required_finding_refuses_a_bare_number_and_accepts_each_declared_unit() -> None:
