@@ -77,6 +77,7 @@ UNITLESS_NUMBERS = {
     "ice_writing": (0, 1),
     "ice_attention": (0, 1),
     "capd_score": (0, 32),
+    "stools_over_baseline": (0, 12),
 }
 TOKENS = {
     "oxygen": {
@@ -817,3 +818,64 @@ def test_cli_bad_arguments_exit_2_with_one_line(
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), p.stderr
+
+
+def test_ici_colitis_stools_reach_the_latent_asco_grade_and_the_timeline_grades_them() -> None:
+    """Issue 17: a checkpoint-inhibitor colitis evolves by stools per day over baseline, charted
+    at a daily bedside round; the timeline engine grades asco2021:colitis from those rows alone
+    (a lower bound: the other colitis findings are not charted) to the latent grade."""
+    from immunotox.timeline import grade_observations
+
+    c = simulate_cohort(160, days=30, seed=12, products=["anti-pd1"])
+    truth = {r["patient_id"]: r for r in c.truth.to_pylist()}
+    assert {r["colitis_grade"] for r in truth.values()} >= {0, 1, 2}
+    for r in truth.values():
+        assert r["stools_max_asco_grade"] == r["colitis_grade"], r
+        assert (r["colitis_onset"] is None) == (r["colitis_grade"] == 0), r
+    stools = rows_by_patient(c.observations, {"stools_over_baseline"})
+    assert set(stools) == set(truth)  # every patient of the profile is charted, from 0
+    sick = next(p for p, r in truth.items() if r["colitis_grade"] == 2)
+    values = [int(r["value"]) for r in sorted(stools[sick], key=lambda r: r["time"])]
+    assert values[0] == 0 and max(values) in (4, 5, 6)
+    rise = values.index(max(values))
+    assert all(a <= b for a, b in itertools.pairwise(values[: rise + 1]))  # rises over days
+    res = grade_observations(c.observations, "asco2021:colitis")
+    got = {r["patient_id"]: r["max_grade"] for r in res.patients.to_pylist()}
+    assert got == {p: r["colitis_grade"] for p, r in truth.items()}
+
+
+def test_car_t_patients_have_no_bedside_colitis_round() -> None:
+    c = simulate_cohort(40, days=10, seed=3, products=["axi-cel"])
+    assert "stools_over_baseline" not in set(c.observations.column("code").to_pylist())
+    assert set(c.truth.column("colitis_grade").to_pylist()) == {0}
+
+
+def test_the_timeline_grades_irae_organ_scales_from_bedside_rows() -> None:
+    """Issue 17: TSH, rash BSA and stools charted at the bedside reach the ASCO 2021 organ scales
+    through the one vocabulary's derivations (lower bounds: the other inputs are not charted)."""
+    from immunotox.timeline import grade_observations
+
+    rows = [
+        ("2025-01-01T10:00:00Z", "infusion", "pembrolizumab", ""),
+        ("2025-01-20T08:00:00Z", "tsh", "7.2", "mIU/L"),
+        ("2025-01-21T09:00:00Z", "rash_bsa", "35", "%"),
+        ("2025-01-22T09:00:00Z", "stools_over_baseline", "2", ""),
+        ("2025-01-22T09:00:00Z", "stool_mucus_or_blood", "true", ""),
+    ]
+    obs = pa.table(
+        {
+            "patient_id": ["P1"] * len(rows),
+            "time": [r[0] for r in rows],
+            "code": [r[1] for r in rows],
+            "value": [r[2] for r in rows],
+            "unit": [r[3] for r in rows],
+        }
+    )
+    res = grade_observations(obs, "asco2021:hypothyroidism,asco2021:rash,asco2021:colitis")
+    got = {r["scale"]: (r["max_grade"], r["max_grade_hi"]) for r in res.patients.to_pylist()}
+    assert got == {
+        "asco2021:hypothyroidism": (1, 4),  # TSH > 4.5 mIU/L
+        "asco2021:rash": (2, 4),  # > 30 % BSA: 3 only with moderate or severe symptoms
+        "asco2021:colitis": (2, 4),  # mucus or blood in the stool (CTCAE v5.0 colitis)
+    }
+    assert res.rejects.num_rows == 0

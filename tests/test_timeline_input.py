@@ -412,7 +412,10 @@ def test_every_contract_code_is_in_the_vocabulary() -> None:
     antipyretic tocilizumab corticosteroid anakinra fluid_bolus ice_score ice_orientation ice_naming
     ice_commands ice_writing ice_attention capd_score consciousness seizure motor cerebral_edema
     raised_icp_signs anc wbc lymphocytes platelets hemoglobin crp ferritin ldh creatinine alt ast
-    bilirubin fibrinogen il6 infusion death age weight icu"""
+    bilirubin fibrinogen il6 infusion death age weight icu
+    tsh free_t4 cortisol fasting_glucose troponin stools_over_baseline stool_mucus_or_blood
+    abdominal_pain rash_bsa skin_blisters mucosal_involvement dyspnea cough endocrine_symptoms
+    joint_symptoms ecg_new_abnormality"""
     voc = vocabulary()
     assert sorted(c.name for c in voc.codes) == sorted(contract.split())
     units_ = {c.name: c.unit for c in voc.codes if c.kind == "quantity"}

@@ -55,6 +55,14 @@ def test_exact_threshold_survives_conversion() -> None:
     assert units.convert("anc", 500, "/uL", "10*9/L") == 0.5
 
 
+def test_a_molar_mass_converts_mass_and_substance_only() -> None:
+    """pmol/L of free T4 against kg or a bare ratio is refused naming the field; pint's chemistry
+    context would otherwise try molarity <-> amount through a volume of 0 (division by zero)."""
+    for unit, to, mw in (("kg", "pmol/L", 776.87), ("1", "nmol/L", 362.46), ("pmol/L", "kg", 776.87)):
+        with pytest.raises(UnitError, match=f"cannot convert {unit!r} to {to!r}"):
+            units.convert("free_t4", 1.0, unit, to, mw)
+
+
 @pytest.mark.parametrize(
     ("unit", "to", "message"),
     [

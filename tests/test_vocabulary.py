@@ -28,6 +28,9 @@ def test_molar_masses_come_from_the_analyte_table_only() -> None:
         "hemoglobin": units.analyte("hemoglobin").molar_mass,
         "creatinine": units.analyte("creatinine").molar_mass,
         "bilirubin": units.analyte("bilirubin").molar_mass,
+        "free_t4": units.analyte("free_t4").molar_mass,
+        "cortisol": units.analyte("cortisol").molar_mass,
+        "fasting_glucose": units.analyte("glucose").molar_mass,
     }
     assert with_mass["creatinine"] == 113.12
 

@@ -198,6 +198,17 @@ def convert(
     return result
 
 
+def _as_mass(dim: Any) -> dict[str, float]:
+    """A dimensionality with amount of substance counted as mass: the only change a molar mass
+    makes. ``pmol/L`` and ``ng/dL`` agree; ``pmol/L`` and ``kg`` do not (pint's chemistry context
+    would otherwise try molarity <-> amount through a volume of 0 and divide by zero)."""
+    out: dict[str, float] = {}
+    for k, e in dict(dim).items():
+        key = "[mass]" if k == "[substance]" else k
+        out[key] = out.get(key, 0) + e
+    return {k: e for k, e in out.items() if e}
+
+
 @functools.lru_cache(maxsize=1024)
 def _affine(unit: str, to_unit: str, molar_mass_g_mol: float | None) -> tuple[float, float]:
     """``(scale, offset)`` converting ``unit`` to ``to_unit``, derived with pint (cached).
@@ -217,7 +228,11 @@ def _affine(unit: str, to_unit: str, molar_mass_g_mol: float | None) -> tuple[fl
         if q.dimensionality != target_dim:
             # a molar mass converts amount of substance <-> mass, nothing else ("10 kg" of
             # haemoglobin must be refused, not sent through the chemistry context)
-            if molar_mass_g_mol is None or "[substance]" not in (*q.dimensionality, *target_dim):
+            if (
+                molar_mass_g_mol is None
+                or "[substance]" not in (*q.dimensionality, *target_dim)
+                or _as_mass(q.dimensionality) != _as_mass(target_dim)
+            ):
                 raise pint.DimensionalityError(q.units, target)
             out = q.to(target, "chemistry", mw=molar_mass_g_mol * ureg("g/mol"))
         else:

@@ -43,7 +43,9 @@ def test_every_code_of_the_vocabulary_has_its_schema_chosen_by_code_and_loinc(do
         }
         assert own["properties"]["code"]["enum"] == [spec.name, *spec.loinc]
         assert own["additionalProperties"] is False
+        assert own["properties"]["supersedes"]["anyOf"][0]["maximum"] == 2**63 - 1  # exact, not a float
         if spec.kind == "quantity":
+            assert "unit" in own["required"]  # never guessed
             canonical = own["anyOf"][0]["properties"]
             assert canonical["unit"] == {"const": spec.unit}
             assert canonical["value"]["anyOf"][0] == {
@@ -55,6 +57,10 @@ def test_every_code_of_the_vocabulary_has_its_schema_chosen_by_code_and_loinc(do
             assert set(spec.tokens) <= set(own["properties"]["value"]["enum"])
         if not spec.interval:
             assert own["properties"]["end_time"]["type"] == "null"
+    # a laboratory result may carry its reference interval; no other code does
+    alt = schemas["ObservationIn.alt"]["properties"]
+    assert alt["ref_low"]["anyOf"][0] == {"type": "number", "minimum": 0}
+    assert schemas["ObservationIn.temperature"]["properties"]["ref_high"]["type"] == "null"
     temperature = schemas["ObservationIn.temperature"]
     assert temperature["anyOf"][0]["properties"]["value"]["anyOf"][0] == {
         "type": "number",
@@ -75,6 +81,12 @@ def test_enumerations_enforced_in_code_are_declared(doc: dict[str, Any]) -> None
     assert phase["enum"] == list(phases())
     symptom = schemas["SelfReportIn"]["properties"]["symptoms"]["items"]
     assert symptom["enum"] == list(symptom_tokens())
+    listing = doc["paths"]["/api/v1/patients/{patient_id}/observations"]["get"]["parameters"]
+    code = next(p for p in listing if p["name"] == "code")["schema"]["anyOf"][0]["items"]
+    assert code["enum"][:2] == ["temperature", "8310-5"] and "symptom" in code["enum"]
+    # NUL is refused in every free string of a request (body and parameters)
+    assert schemas["LoginIn"]["properties"]["password"]["pattern"] == "^[^\x00]*$"
+    assert listing[0]["schema"]["pattern"] == "^[^\x00]*$"  # path.patient_id
     # a field the server refuses as null is not declared nullable
     assert schemas["PatientUpdate"]["properties"]["unit_id"]["type"] == "string"
 
@@ -99,7 +111,7 @@ def test_every_problem_response_is_a_problem_document_and_bodies_may_be_unreadab
 def test_rules_beyond_the_schema_are_listed_in_the_operation(doc: dict[str, Any]) -> None:
     op = doc["paths"]["/api/v1/patients/{patient_id}/observations"]["post"]
     names = [r["rule"] for r in op["x-rules"]]
-    assert {"time", "supersedes", "unit"} <= set(names)
+    assert {"time", "supersedes", "unit", "ref_range"} <= set(names)
     for name in names:
         assert f"`{RULES[name].field}`: {RULES[name].text}" in op["description"]
     lo, _hi = time_window()
@@ -136,6 +148,8 @@ def test_a_listed_rule_is_refused_with_a_422_naming_the_field(sqlite_svc: Servic
     r = svc.obs("nurse_a", "P-A1", "temperature", 38.5, "Cel", supersedes=other)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "supersedes"
     assert "no such event for this patient" in r.json()["errors"][0]["message"]
+    r = svc.obs("nurse_a", "P-A1", "alt", 30, "U/L", ref_low=40, ref_high=7)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "ref_low"
 
 
 @pytest.mark.parametrize("until", ["0.5", "12345", "2025-03-10"])
@@ -147,3 +161,18 @@ def test_a_time_in_the_query_is_an_iso_date_and_time(sqlite_svc: Service, until:
 def test_a_null_for_a_field_that_cannot_be_empty_is_refused(sqlite_svc: Service) -> None:
     r = sqlite_svc.patch("doc_a", "/api/v1/patients/P-A1", {"display_name": None})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "display_name"
+
+
+def test_stopping_an_infusion_twice_names_the_event_not_a_field_of_the_body(sqlite_svc: Service) -> None:
+    svc = sqlite_svc
+    start = svc.clock.now() - dt.timedelta(hours=2)
+    body = {"code": "oxygen", "value": "low_flow_nasal_cannula", "time": start.isoformat()}
+    r = svc.post("nurse_a", "/api/v1/patients/P-A1/administrations", body)
+    assert r.status_code == 201, r.text
+    first = r.json()["stored"][0]["id"]
+    stop = {"end_time": (start + dt.timedelta(hours=1)).isoformat()}
+    path = f"/api/v1/patients/P-A1/administrations/{first}/stop"
+    assert svc.post("nurse_a", path, stop).status_code == 201
+    r = svc.post("nurse_a", path, stop)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "event_id", r.text
+    assert "superseded by event" in r.json()["errors"][0]["message"]

@@ -49,6 +49,10 @@ OTHER_UNITS: dict[str, tuple[str, ...]] = {
     "pg/mL": ("ng/L",),
     "a": ("mo", "wk"),
     "kg": ("g", "[lb_av]"),
+    "m[IU]/L": ("u[IU]/mL", "mIU/L"),
+    "pmol/L": ("ng/dL",),
+    "nmol/L": ("ug/dL",),
+    "ng/L": ("pg/mL", "ug/L"),
 }
 WRONG_UNITS = ("kg", "mL", "zorkmid", "mg/dL", "", "  ", "1", "{score}")
 BAD_NUMBERS = ("38,5", "abc", "", "nan", "inf", "-inf", "1e400", "1.2.3", "true")

@@ -79,6 +79,11 @@ class AscoScale(Scale):
         self.organ = organ
         self.id = f"asco2021:{organ}"
         self.title = t["title"]
+        #: the organ affected (``T(f"{organ}.organ")`` in the reader's language) and its MedDRA
+        #: system organ class, as the CTCAE terms give theirs
+        self.soc: str = t["soc"]
+        #: the toxicity's short name (a ward badge), in English and French
+        self.short = T(f"{organ}.short")
         self.criteria: dict[str, dict[str, Any]] = t["criteria"]
         reads: list[str] = []
         for c in self.criteria.values():

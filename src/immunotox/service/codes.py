@@ -22,7 +22,16 @@ from ..errors import FindingError, UnitError
 from ..vocabulary import CodeSpec, unitless
 from ..vocabulary import vocabulary as observation_vocabulary
 
-__all__ = ["CodeSpec", "Normalized", "check_dose", "loinc_index", "normalize", "resolve", "vocabulary"]
+__all__ = [
+    "CodeSpec",
+    "Normalized",
+    "accepted_codes",
+    "check_dose",
+    "loinc_index",
+    "normalize",
+    "resolve",
+    "vocabulary",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,11 @@ def loinc_index() -> dict[str, str]:
         for loinc in spec.loinc:
             out[loinc] = spec.name
     return out
+
+
+def accepted_codes() -> list[str]:
+    """Every code a client may write: each canonical code, then its LOINC aliases."""
+    return [c for spec in observation_vocabulary().all_codes.values() for c in (spec.name, *spec.loinc)]
 
 
 def resolve(code: str, field_name: str = "code") -> CodeSpec:

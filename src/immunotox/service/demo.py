@@ -5,7 +5,9 @@
 * Patients and observations from the synthetic generator (:func:`immunotox.simulate.simulate_cohort`)
   — or, when it is not installed, a small built-in scenario — placed around the demo clock:
   each patient's record is shifted so that the ward holds patients at different days after
-  infusion, and one patient's CRS starts about 30 simulated minutes after the start.
+  infusion, and one patient's CRS starts about 30 simulated minutes after the start; a patient on a
+  checkpoint inhibitor (pembrolizumab or nivolumab) shows the first stools of an immune colitis
+  (ASCO 2021 grade 2 at its plateau) at the bedside round 30 simulated minutes after the start.
 * A :class:`~immunotox.service.db.SimulatedClock` runs ``speed`` times faster than real time
   (default 120: one hour in 30 s). A background task feeds the rows whose time has come through
   the normal ingest path (checks, grading, alerts, audit), so grades change and alerts fire
@@ -72,6 +74,9 @@ class PatientSeed:
     weight_kg: float | None
     infusion_at: dt.datetime
     indication: str | None = None
+    # the patient's birth date: the management module gives a dose only for the population its
+    # source is written for (adults), so an unknown age withholds every amount
+    birth_date: dt.date | None = None
 
 
 @dataclass
@@ -98,10 +103,16 @@ def simulated_ward(
     rows_by_patient: dict[str, list[dict[str, Any]]] = {}
     for r in cohort.observations.to_pylist():
         rows_by_patient.setdefault(r["patient_id"], []).append(r)
-    # order: severe CRS first (the one that starts during the demo), then the others
+    irae = _irae_patient(simulate_cohort, seed)
+    if irae is not None:
+        truth.append(irae[0])
+        rows_by_patient[irae[0]["patient_id"]] = irae[1]
+    # order: severe CRS first (the one that starts during the demo), then a checkpoint-inhibitor
+    # colitis that starts during the demo, then the others
     with_crs = [t for t in truth if (t.get("crs_grade") or 0) >= 2 and t.get("crs_onset") is not None]
-    others = [t for t in truth if t not in with_crs]
-    ordered = with_crs[:2] + others + with_crs[2:]
+    with_irae = [t for t in truth if t.get("irae_onset") is not None]
+    others = [t for t in truth if t not in with_crs and t not in with_irae]
+    ordered = with_crs[:2] + with_irae + others + with_crs[2:]
     offsets_days = [0.6, 1.5, 2.2, 3.0, 3.8, 4.5, 5.2, 6.0, 1.0, 2.6, 4.0, 5.6]
     patients: list[PatientSeed] = []
     rows: list[dict[str, Any]] = []
@@ -111,6 +122,9 @@ def simulated_ward(
             # CRS onset 30 min (then 3 h) of simulated time after the demo starts
             lead = dt.timedelta(minutes=30) if k == 0 else dt.timedelta(hours=3)
             target = start + lead - (t["crs_onset"] - infusion)
+        elif t.get("irae_onset") is not None:
+            # the first bedside round that shows the colitis: 30 min of simulated time after the start
+            target = start + dt.timedelta(minutes=30) - (t["irae_onset"] - infusion)
         else:
             target = start - dt.timedelta(days=offsets_days[k % len(offsets_days)])
         shift = target - infusion
@@ -131,6 +145,7 @@ def simulated_ward(
                 weight_kg=t.get("weight_kg"),
                 infusion_at=target,
                 indication="solid_tumour" if ici else None,
+                birth_date=_birth_date(target, t.get("age_years")),
             )
         )
         for r in own:
@@ -141,6 +156,33 @@ def simulated_ward(
             rows.append({**r, "patient_id": pid, "time": time, "end_time": end})
     rows.sort(key=lambda r: (r["time"], r["patient_id"], r["code"]))
     return Ward(patients, rows, "immunotox.simulate", [f"{len(patients)} simulated patients (seed {seed})"])
+
+
+def _birth_date(infusion: dt.datetime, age_years: float | None) -> dt.date | None:
+    """A birth date giving the simulated age (whole years) on the day of infusion (1 July)."""
+    if age_years is None:
+        return None
+    before_july = (infusion.month, infusion.day) < (7, 1)
+    return dt.date(infusion.year - int(age_years) - (1 if before_july else 0), 7, 1)
+
+
+def _irae_patient(simulate_cohort: Any, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """A checkpoint-inhibitor patient of the generator whose immune colitis reaches grade 2 (by
+    stools per day over baseline), with ``irae_onset`` = the first bedside round that shows it."""
+    # another seed: patient k of two cohorts of one seed shares its draws (weight, age, …)
+    cohort = simulate_cohort(60, days=30, seed=seed + 17, products=["anti-pd1"])
+    sick = sorted(
+        (t for t in cohort.truth.to_pylist() if t["colitis_grade"] == 2), key=lambda t: t["patient_id"]
+    )
+    for t in sick:
+        rows = [r for r in cohort.observations.to_pylist() if r["patient_id"] == t["patient_id"]]
+        first = min(
+            (r["time"] for r in rows if r["code"] == "stools_over_baseline" and float(r["value"]) > 0),
+            default=None,
+        )
+        if first is not None:
+            return {**t, "patient_id": f"irae-{t['patient_id']}", "irae_onset": first}, rows
+    return None
 
 
 def builtin_ward(start: dt.datetime) -> Ward:
@@ -180,6 +222,8 @@ def builtin_ward(start: dt.datetime) -> Ward:
         rows.append({"patient_id": pid, "time": t, "code": code, "value": str(value), "unit": unit, **kw})
 
     ages = {"DEMO-01": 61, "DEMO-02": 54, "DEMO-03": 35, "DEMO-04": 70}
+    for p in pats:
+        p.birth_date = _birth_date(p.infusion_at, ages[p.id])
     for p in pats:
         add(p.id, p.infusion_at, "infusion", p.product)
         add(p.id, p.infusion_at, "age", ages[p.id], "a")
@@ -345,6 +389,7 @@ def seed(
                     weight_kg=p.weight_kg,
                     infusion_at=p.infusion_at,
                     indication=p.indication,
+                    birth_date=p.birth_date,
                     created_at=start,
                     updated_at=start,
                 )

@@ -68,6 +68,9 @@ SCALE_SYSTEM = f"{BASE}/CodeSystem/grading-scale"
 TOKEN_SYSTEM = f"{BASE}/CodeSystem/value"
 GRADE_EXT = f"{BASE}/StructureDefinition/toxicity-grade"
 SCALE_EXT = f"{BASE}/StructureDefinition/grading-scale"
+# the organ of a toxicity: its MedDRA system organ class (the SOC of the CTCAE terms; the ASCO 2021
+# organ scales declare theirs), as text
+ORGAN_EXT = f"{BASE}/StructureDefinition/organ-class"
 PATIENT_ID_SYSTEM = f"{BASE}/sid/patient-id"
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
@@ -623,16 +626,29 @@ def _grade_resource(g: Grade, issued: dt.datetime, derived: list[str]) -> dict[s
     return res
 
 
+def organ_class(scale: Any) -> str | None:
+    """The MedDRA system organ class of a scale's toxicity: a CTCAE term's SOC, or the one an
+    ASCO 2021 organ scale declares; None for a syndrome without one organ (CRS, ICANS)."""
+    soc = getattr(scale, "soc", None)
+    if soc is None and getattr(scale, "term", None) is not None:
+        soc = getattr(scale.term, "soc", None)
+    return soc if isinstance(soc, str) and soc else None
+
+
 def _adverse_event(ep: Episode, patient: Patient) -> dict[str, Any]:
     scale = get_scale(ep.scale)
     severity = "mild" if ep.peak_grade <= 1 else "moderate" if ep.peak_grade == 2 else "severe"
+    extension: list[dict[str, Any]] = [
+        {"url": GRADE_EXT, "valueInteger": ep.peak_grade},
+        {"url": SCALE_EXT, "valueString": ep.scale},
+    ]
+    soc = organ_class(scale)
+    if soc is not None:
+        extension.append({"url": ORGAN_EXT, "valueCodeableConcept": {"text": soc}})
     res: dict[str, Any] = {
         "resourceType": "AdverseEvent",
         "id": f"episode-{ep.id}",
-        "extension": [
-            {"url": GRADE_EXT, "valueInteger": ep.peak_grade},
-            {"url": SCALE_EXT, "valueString": ep.scale},
-        ],
+        "extension": extension,
         "actuality": "actual",
         "event": {
             "coding": [{"system": SCALE_SYSTEM, "code": ep.scale, "display": scale.title}],

@@ -73,7 +73,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, exists, func, insert, select, union_all, update
 from sqlalchemy.orm import Session, aliased
 
-from ..catalogue import get_scale
+from ..catalogue import all_scales, get_scale
 from ..errors import FindingError
 from ..result import GradeResult
 from ..timeline import live
@@ -98,17 +98,23 @@ def range_from_columns(status: str, lo: int, hi: int) -> tuple[int, int] | None:
 
 
 # ASTCT 2019 grades toxicities of immune effector cell therapies (CAR-T) and T-cell engagers;
-# checkpoint-inhibitor irAEs are graded with CTCAE terms, which the live service does not
-# reconstruct yet: no ASTCT grade is computed for those patients.
+# checkpoint-inhibitor immune-related adverse events are graded with the ASCO 2021 organ scales
+# (asco2021:<organ>, the grades the asco2021-ici management tables key on) that the vocabulary
+# can reconstruct from the record: those with at least one derivable finding (data decides: a
+# scale joins when its findings get a derivation in data/observations.toml). No ASTCT grade is
+# computed for a checkpoint-inhibitor patient, no irAE grade for a CAR-T patient.
+IRAE_SCALES: tuple[str, ...] = tuple(
+    s for s in all_scales() if s.startswith("asco2021:") and live.live_plan(s).reads
+)
 SCALES_BY_THERAPY: dict[str, tuple[str, ...]] = {
     "car_t": SCALES,
     "bispecific": SCALES,
-    "checkpoint_inhibitor": (),
+    "checkpoint_inhibitor": IRAE_SCALES,
 }
 
 # what each scale reads and over which windows: the timeline engine's live plan of the scale
 # (the derivations of data/observations.toml); a row of another code never regrades
-PLANS: dict[str, live.LivePlan] = {s: live.live_plan(s) for s in SCALES}
+PLANS: dict[str, live.LivePlan] = {s: live.live_plan(s) for s in (*SCALES, *IRAE_SCALES)}
 SCALE_CODES: dict[str, frozenset[str]] = {s: lp.reads for s, lp in PLANS.items()}
 SCALE_CODES.update(labs.SCALE_CODES)  # CTCAE laboratory terms (:mod:`.labs`)
 RELEVANT_CODES: frozenset[str] = frozenset().union(*SCALE_CODES.values())

@@ -3,6 +3,8 @@
 FastAPI writes the document from the routes and the pydantic models; :func:`document` then adds
 what those cannot say by themselves, each from the place that decides it:
 
+* **no NUL** in any free string of a request (a pattern), as the input models refuse, and the
+  integer bounds of a request exact (FastAPI writes them as floats: ``2**63 - 1`` became ``2**63``);
 * **per-code schemas** from the observation vocabulary (``data/observations.toml`` through
   :mod:`immunotox.vocabulary`): an observation body is ``oneOf`` one schema per code, chosen by
   the ``code`` property (a ``discriminator`` whose mapping lists every canonical code and LOINC
@@ -37,12 +39,14 @@ from ..vocabulary import vocabulary as observation_vocabulary
 from .deps import get_principal
 from .methods import flat_routes
 from .problems import MEDIA_TYPE, Problem, ProblemItem
+from .schemas import MAX_ID
 
 REF = "#/components/schemas/"
 NUMBER = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
 """A number written as a string, as the observation contract's ``value`` column carries it."""
 UNITLESS = r"^\s*(1|\{[^}]*\})?\s*$"
 OPEN = r"^\s*[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\s*$"
+NO_NUL = "^[^\u0000]*$"
 SECURITY = {"bearer": {"type": "http", "scheme": "bearer", "description": "POST /api/v1/auth/token"}}
 STATUS_TEXT = {
     400: "Unreadable body: not UTF-8 or not JSON (the problem names `body`)",
@@ -88,11 +92,15 @@ RULES: dict[str, Rule] = {
         "a correction names an existing event of the same patient and the same code that is not "
         "already superseded; `status: entered_in_error` needs `supersedes`",
     ),
-    "ref_range": Rule("ref_low", "`ref_low ≤ ref_high` when both are given"),
+    "ref_range": Rule(
+        "ref_low",
+        "`ref_low < ref_high` when both are given; a reference interval needs the result's unit "
+        "(its limits are in that unit and converted with the value)",
+    ),
     "stop": Rule(
         "event_id",
-        "names a running `vasopressor` or `oxygen` row of this patient (no `end_time` yet; "
-        "another patient's event is a 404)",
+        "names a running `vasopressor` or `oxygen` row of this patient: no `end_time` yet, not "
+        "superseded by a later version (another patient's event is a 404)",
     ),
     "assessment": Rule(
         "ice_score",
@@ -107,14 +115,15 @@ RULES: dict[str, Rule] = {
     "patient": Rule(
         "product",
         "`unit_id` names an existing unit; `product` is a known product of `therapy_class`; "
-        "`birth_date` gives an age of 0–120 years; `weight_kg` is plausible; `infusion_at` is at "
-        "most a year ahead; a taken `id` is a 409",
+        "`birth_date` lies in 1900–2200 and gives an age of 0–120 years; `weight_kg` is "
+        "plausible; `infusion_at` is at most a year ahead; a taken `id` is a 409",
     ),
     "user": Rule(
         "unit_ids",
         "a patient account names an existing patient record and no unit; a staff account works in "
         "at least one existing unit; the password has at least 8 characters (12 for staff), is not "
-        "a common password nor the user name; a taken user name is a 409",
+        "a common password nor the user name; an admin cannot demote or deactivate their own "
+        "account, a patient account never becomes a staff one; a taken user name is a 409",
     ),
     "fhir_import": Rule(
         "bundle",
@@ -183,7 +192,38 @@ def document(app: FastAPI) -> dict[str, Any]:
             _per_code(schemas, name, vocab)
     if "AdministrationIn" in schemas:
         _per_code(schemas, "AdministrationIn", [s for s in vocab if s.resource == "administration"])
+    _no_nul(doc, schemas)
     return doc
+
+
+def _no_nul(doc: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Every free string a request carries refuses NUL (no database text column stores it; the
+    input models and the URL check refuse it per field): declared as a pattern on each string of
+    a request body or parameter that has neither a pattern nor an enumeration."""
+    seen: set[str] = set()
+    todo: list[Any] = []
+    for item in doc["paths"].values():
+        for op in item.values():
+            todo += [m["schema"] for m in op.get("requestBody", {}).get("content", {}).values()]
+            todo += [param["schema"] for param in op.get("parameters", [])]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(REF) and ref not in seen:
+            seen.add(ref)
+            todo.append(schemas.get(ref[len(REF) :]))
+        if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(node):
+            node["pattern"] = NO_NUL
+        if node.get("type") == "integer":  # FastAPI writes bounds as floats: 2**63 - 1 became 2**63
+            for bound in ("minimum", "maximum"):
+                if isinstance(node.get(bound), float):
+                    node[bound] = max(-MAX_ID - 1, min(MAX_ID, int(node[bound])))
+        todo.extend(v for k, v in node.items() if k not in ("enum", "const", "discriminator"))
 
 
 def _needs(dependant: Dependant, call: Any) -> bool:
@@ -260,17 +300,28 @@ def _code_schema(base: dict[str, Any], spec: CodeSpec) -> dict[str, Any]:
         props["unit"] = unit
     if "end_time" in props and not spec.interval:
         props["end_time"] = {"type": "null", "description": f"{spec.name} is not an interval event"}
+    for bound in ("ref_low", "ref_high"):  # a laboratory result's reference interval
+        if bound in props and not (spec.kind == "quantity" and spec.category == "laboratory"):
+            props[bound] = {"type": "null", "description": f"{spec.name} is not a laboratory result"}
+        elif bound in props:
+            props[bound] = {
+                "anyOf": [{"type": "number", "minimum": 0}, {"type": "null"}],
+                "description": props[bound].get("description", ""),
+            }
     if "o2_flow_l_min" in props and spec.name != "oxygen":
         props["o2_flow_l_min"] = {"type": "null", "description": "oxygen only"}
     if "dose" in props and spec.resource != "administration":
         props["dose"] = {"type": "null", "description": f"{spec.name} is not an administration"}
     elif "dose" in props:
         props["dose"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "null"}]}
+    required = list(base.get("required", []))
+    if spec.kind == "quantity" and "unit" in props:
+        required.append("unit")  # a quantity's unit is never guessed
     out: dict[str, Any] = {
         "type": "object",
         "title": f"{base.get('title', '')}: {spec.name}".strip(": "),
         "properties": props,
-        "required": base.get("required", []),
+        "required": required,
         "additionalProperties": False,
     }
     if spec.kind == "quantity" and spec.range is not None:

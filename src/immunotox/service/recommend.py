@@ -10,6 +10,7 @@ it now). When that module is not installed, or refuses the context, the answer s
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import functools
 import importlib
 import tomllib
@@ -31,6 +32,10 @@ from .models import ClinicalEvent, CurrentGrade, Patient
 from .schemas import RecommendationsOut
 
 SCALE_TOXICITY = {"astct2019:crs": "crs", "astct2019:icans": "icans"}
+# the grades a recommendation is attached to: CRS and ICANS (CAR-T, bispecifics) and the ASCO 2021
+# organ grades of immune-related adverse events (checkpoint inhibitors), which the asco2021-ici
+# management tables key on natively; a single CTCAE term is not (its grade is not the organ's)
+RECOMMENDED_SCALES = ("astct2019:crs", "astct2019:icans", "asco2021:*")
 THERAPIES_WITH_TOCILIZUMAB = ("car_t", "bispecific")
 
 
@@ -48,6 +53,31 @@ def known_drugs() -> frozenset[str]:
     if not path.is_file():
         return frozenset({"tocilizumab"})
     return frozenset(tomllib.loads(path.read_text("utf-8")).get("drug", {}))
+
+
+def recommendable(scale_id: str, therapy_class: str | None = None) -> bool:
+    """True for a scale whose grade the service asks the management module about: CRS, ICANS and
+    the ASCO 2021 organ grades; for a patient on a checkpoint inhibitor, also a CTCAE term that a
+    checkpoint-inhibitor guideline set accepts (ALT, AST, bilirubin, creatinine: the laboratory
+    grade of an immune hepatitis or nephritis, recommended with the set's warning that the
+    guideline grades the organ, not one analyte)."""
+    if any(fnmatch.fnmatchcase(scale_id, pat) for pat in RECOMMENDED_SCALES):
+        return True
+    return therapy_class == "checkpoint_inhibitor" and scale_id in _ici_accepted()
+
+
+@functools.cache
+def _ici_accepted() -> frozenset[str]:
+    """The catalogue scales a guideline set written for checkpoint inhibitors accepts."""
+    mod = _management()
+    if mod is None:
+        return frozenset()
+    from ..catalogue import all_scales
+
+    sets = [gs for gs in mod.list_guidelines() if all(c.startswith("ici-") for c in gs.product_classes)]
+    return frozenset(
+        s for s in all_scales() for gs in sets for t in gs.toxicities.values() if t.accepts_scale(s)
+    )
 
 
 def _iso(t: dt.datetime) -> str:
@@ -190,7 +220,12 @@ def for_grade(
     (:func:`in_lang` picks one).
     """
     mod = _management()
-    if mod is None or result.grade is None or result.grade < 1 or result.scale not in SCALE_TOXICITY:
+    if (
+        mod is None
+        or result.grade is None
+        or result.grade < 1
+        or not recommendable(result.scale, patient.therapy_class)
+    ):
         return None
     rows = session.execute(
         select(CurrentGrade.scale, CurrentGrade.grade).where(CurrentGrade.patient_id == patient.id)
@@ -270,7 +305,7 @@ def for_patient(
         )
     for scale in sorted(live):
         g = live[scale]
-        if scale not in SCALE_TOXICITY:
+        if not recommendable(scale, patient.therapy_class):
             continue
         if g.grade is None:
             if g.status == "not_applicable":  # no grade exists: nothing to recommend, nothing missing

@@ -7,7 +7,8 @@ timestamps (whole minutes).
 
 This module draws the random numbers and puts the parts together: ``_params`` (schedule,
 parameters), ``_vitals`` (vitals grid), ``_labs`` (laboratory grid), ``_ice`` (ICE rounds),
-``_events`` (administrations, devices, imaging), ``_rows`` (row blocks -> the contract table) and
+``_events`` (administrations, devices, imaging), ``_irae`` (checkpoint-inhibitor colitis: a
+daily bedside round of stools over baseline), ``_rows`` (row blocks -> the contract table) and
 ``_truth`` (what each patient had).
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _irae as irae
 from . import _latent as L
 from . import _vocab as V
 from ._badrows import inject
@@ -97,6 +99,13 @@ def generate_chunk(params: Params, profiles: Profiles, numbers: Arr, ids: list[s
     alt_max = alt_vals.max(axis=1)
     alt_grade = np.select([alt_max > 800, alt_max > 200, alt_max > 120, alt_max > 40], [4, 3, 2, 1], 0)
 
+    # ------------------------------------------------------------------ bedside round (ICI colitis)
+    col = irae.draw(lat, profiles, params.keys)
+    t_bed, keep_bed = irae.rounds(lat, cut, days)
+    keep_bed &= col.charted[:, None]
+    stools = irae.stools(col, t_bed)
+    rows.grid(t_bed * 60.0, stools[:, :, None], ("stools_over_baseline",), keep_bed, None, 0.0)
+
     # ------------------------------------------------------------------ ICE rounds
     ice = _ice_rounds(lat, d["ui"], sched, cut, days)
     rows.grid(ice["t_min"], ice["num"], ("ice_score", *_ICE_ITEMS), ice["keep_ice"], None, 0.0)
@@ -162,6 +171,8 @@ def generate_chunk(params: Params, profiles: Profiles, numbers: Arr, ids: list[s
         icans_peak_h=ice["peak_h"],
         icans_res_h=np.where((icans_grade >= 1) & (lat.icans_D[:, 0] < cut), lat.icans_D[:, 0], np.nan),
         alt_grade=alt_grade,
+        colitis=col,
+        colitis_seen=irae.observed_grade(stools, keep_bed),
         cut=cut,
     )
     if params.bad_rows_fraction > 0:

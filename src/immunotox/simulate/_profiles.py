@@ -84,6 +84,10 @@ class Hepatitis(BaseModel):
         return self
 
 
+class Colitis(Hepatitis):
+    """Immune-related colitis (checkpoint inhibitors), ASCO 2021 grades by stools over baseline."""
+
+
 class Outcome(BaseModel):
     """Response and survival numbers that drive the clinical table (``--clinical-out``)."""
 
@@ -126,6 +130,7 @@ class Profile(BaseModel):
     crs: Toxicity
     icans: Toxicity
     hepatitis: Hepatitis | None = None
+    colitis: Colitis | None = None
     outcome: Outcome
 
     @model_validator(mode="after")
@@ -145,7 +150,7 @@ class Profile(BaseModel):
             t = getattr(self, name)
             if t is not None:
                 out[name] = t
-        for group in ("crs", "icans", "hepatitis", "outcome"):
+        for group in ("crs", "icans", "hepatitis", "colitis", "outcome"):
             sub = getattr(self, group)
             if sub is None:
                 continue

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from . import _irae as irae
 from . import _latent as L
 from . import _vocab as V
 from ._latent import Arr, Latent
@@ -43,6 +44,8 @@ def _truth(
     icans_peak_h: Arr,
     icans_res_h: Arr,
     alt_grade: Arr,
+    colitis: irae.Colitis,
+    colitis_seen: Arr,
     cut: Arr,
 ) -> Any:
     keys = params.keys
@@ -81,6 +84,9 @@ def _truth(
         pa.array(lat.hep_g.astype(np.int8)),
         _ts(lat, np.where(lat.hep_on < cut, lat.hep_on, np.nan)),
         pa.array(alt_grade.astype(np.int8)),
+        pa.array(colitis.grade.astype(np.int8)),
+        _ts(lat, np.where(colitis.onset_h < cut, colitis.onset_h, np.nan)),
+        pa.array(colitis_seen.astype(np.int8)),
         _ts(lat, np.where(dead, lat.death_h, np.nan)),
         pa.array(causes, type=pa.string()),
         _ts(lat, cut),

@@ -143,6 +143,13 @@ CODES: tuple[CodeSpec, ...] = (
     _n("bilirubin", 1, 0.1, 20),
     _n("fibrinogen", 0, 50, 900),
     _n("il6", 1, 0.5, 50000),
+    # checkpoint-inhibitor labs and bedside findings (immune-related adverse events)
+    _n("tsh", 2, 0.01, 100),
+    _n("free_t4", 1, 2.0, 100),
+    _n("cortisol", 0, 10, 2000),
+    _n("fasting_glucose", 0, 40, 800),
+    _n("troponin", 0, 1, 50000),
+    _n("stools_over_baseline", 0, 0, 20),
     # events and attributes
     _t("infusion", PRODUCTS),
     _t("death"),
@@ -214,6 +221,9 @@ TRUTH_SCHEMA = pa.schema(
         pa.field("hepatitis_grade", pa.int8(), nullable=False),
         pa.field("hepatitis_onset", TIMESTAMP),
         pa.field("alt_max_ctcae_grade", pa.int8(), nullable=False),
+        pa.field("colitis_grade", pa.int8(), nullable=False),
+        pa.field("colitis_onset", TIMESTAMP),
+        pa.field("stools_max_asco_grade", pa.int8(), nullable=False),
         pa.field("death_time", TIMESTAMP),
         pa.field("death_cause", pa.string()),
         pa.field("followup_end", TIMESTAMP, nullable=False),

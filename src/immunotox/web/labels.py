@@ -8,7 +8,9 @@ themselves come from the code vocabulary, never from this module.
 
 from __future__ import annotations
 
+from ..catalogue import all_scales
 from ..findings import vocabulary as finding_vocabulary
+from ..messages import Msg, render
 from ..service import codes
 from .i18n import N_, current, gettext
 
@@ -160,6 +162,22 @@ def label(table: dict[str, str], key: str | None) -> str:
         return "—"
     found = table.get(key)
     return gettext(found) if found else key
+
+
+def scale_short(scale_id: str) -> str:
+    """A scale's short name in the current language: the gettext label of ``SCALE_SHORT`` (CRS,
+    ICANS), else the scale's own short name from its data (``short``/``short_fr`` of the ASCO 2021
+    organ scales), else its id."""
+    if scale_id in SCALE_SHORT:
+        return label(SCALE_SHORT, scale_id)
+    scale = all_scales().get(scale_id)
+    short = getattr(scale, "short", None)
+    return render(short, current()) if isinstance(short, Msg) else scale_id
+
+
+def named_scales() -> tuple[str, ...]:
+    """The scales with a short name (``SCALE_SHORT`` and the scales whose data give one)."""
+    return (*SCALE_SHORT, *(k for k, v in all_scales().items() if isinstance(getattr(v, "short", None), Msg)))
 
 
 def code_text(code: str) -> str:

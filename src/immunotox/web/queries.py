@@ -107,7 +107,7 @@ class Badge:
 
 
 def scale_short(scale: str) -> str:
-    return labels.label(labels.SCALE_SHORT, scale)
+    return labels.scale_short(scale)
 
 
 def badge_from(scale: str, grade: int | None, lo: int, hi: int, status: str, trend: str | None) -> Badge:

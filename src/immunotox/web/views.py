@@ -64,7 +64,7 @@ def chart_data(s: Session, p: Patient, t0: dt.datetime, t1: dt.datetime) -> char
         t0=t0,
         t1=t1,
         infusion_at=p.infusion_at,
-        scale_names={k: labels.label(labels.SCALE_SHORT, k) for k in labels.SCALE_SHORT},
+        scale_names={k: labels.scale_short(k) for k in labels.named_scales()},
     )
     flows: list[ClinicalEvent] = []
     for e in queries.current_events(s, p.id, CHART_CODES, since=t0, until=t1):

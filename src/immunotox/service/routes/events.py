@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from sqlalchemy import select
 
 from ...errors import FindingError
@@ -38,6 +39,13 @@ from ..usecases import events as cases
 from . import _http
 
 router = APIRouter(tags=["events"])
+CodeParam = Annotated[
+    str,
+    Field(
+        description="A canonical code or a LOINC alias (any case)",
+        json_schema_extra={"enum": codes.accepted_codes()},
+    ),
+]
 ERRORS = responses(401, 403, 404, 409, 422)
 IDEM = {
     "parameters": [
@@ -63,7 +71,7 @@ def checks(*names: str) -> dict[str, Any]:
     status_code=201,
     response_model=IngestOut,
     responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "unit", "dose", "supersedes"),
+    openapi_extra=checks("time", "end_time", "unit", "ref_range", "dose", "supersedes"),
     summary="Record one observation (or administration, or correction)",
 )
 def post_observation(
@@ -80,7 +88,7 @@ def post_observation(
     status_code=201,
     response_model=BatchOut,
     responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "unit", "dose", "supersedes"),
+    openapi_extra=checks("time", "end_time", "unit", "ref_range", "dose", "supersedes"),
     summary="Record up to 1000 rows for one or more patients (all or nothing; regraded in the background)",
 )
 def post_batch(
@@ -109,7 +117,7 @@ def list_observations(
     patient_id: str,
     principal: CurrentUser,
     db: DbDep,
-    code: Annotated[list[str] | None, Query(max_length=50)] = None,
+    code: Annotated[list[CodeParam] | None, Query(max_length=50)] = None,
     since: UtcDatetime | None = None,
     until: UtcDatetime | None = None,
     include_superseded: bool = False,

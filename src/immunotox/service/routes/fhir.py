@@ -50,7 +50,7 @@ class ImportOut(BaseModel):
     response_model=ImportOut,
     responses=ERRORS,
     summary="Import a FHIR R4 Bundle (Patient, Observation, MedicationAdministration)",
-    openapi_extra=rules("fhir_import", "time", "unit", "dose"),
+    openapi_extra=rules("fhir_import", "time", "unit", "ref_range", "dose"),
 )
 def import_bundle(
     request: Request,

@@ -250,6 +250,9 @@ def stop_administration(call: Call, patient_id: str, event_id: int, body: StopIn
             raise field_error("event_id", f"event {event_id} ({old.code}) is not an interval")
         if old.end_time is not None:
             raise field_error("event_id", f"event {event_id} already has an end_time")
+        newer = s.scalar(select(ClinicalEvent.id).where(ClinicalEvent.supersedes_id == old.id).limit(1))
+        if newer is not None:  # already stopped or corrected: the body has no supersedes to name
+            raise field_error("event_id", f"event {event_id} was superseded by event {newer}; use the latest")
         row = ingest.prepare(
             p.id,
             {
