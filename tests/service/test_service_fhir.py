@@ -17,7 +17,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 
 import immunotox
-from immunotox.service import fhir, grading
+from immunotox.service import fhir, grades
 from immunotox.service.schemas import GradeHistoryItem
 from immunotox.service.usecases.base import grade_public
 from tests.service.conftest import Service, Template, make_service
@@ -301,17 +301,17 @@ def test_a_not_applicable_grade_exports_stores_and_reads_back_without_a_grade() 
     }
     result = immunotox.grade("ehaebmt2023:icaht-late", findings)
     t = dt.datetime(2025, 3, 10, tzinfo=dt.UTC)
-    g = grading.Grade("P-1", "ehaebmt2023:icaht-late", t, result, {})
+    g = grades.Grade("P-1", "ehaebmt2023:icaht-late", t, result, {})
     res = fhir._grade_resource(g, t, [])
     Observation.model_validate(res)
     assert res["status"] == "final" and "valueInteger" not in res and "component" not in res
     assert res["dataAbsentReason"]["coding"][0]["code"] == "not-applicable"
     assert any("never opened" in n["text"] for n in res["note"])
     # stored in the not-null range columns as (-1, -1) and read back as no range
-    lo, hi = grading.stored_range(result)
-    assert (lo, hi) == grading.NO_RANGE == (-1, -1)
-    assert grading.range_from_columns(result.status, lo, hi) is None
-    assert grading.range_from_columns("assessed", 2, 2) == (2, 2)
+    lo, hi = grades.stored_range(result)
+    assert (lo, hi) == grades.NO_RANGE == (-1, -1)
+    assert grades.range_from_columns(result.status, lo, hi) is None
+    assert grades.range_from_columns("assessed", 2, 2) == (2, 2)
     public = grade_public(g, t)
     assert (public.grade, public.grade_range, public.status) == (None, None, "not_applicable")
     item = GradeHistoryItem(
@@ -320,7 +320,7 @@ def test_a_not_applicable_grade_exports_stores_and_reads_back_without_a_grade() 
         time=t,
         computed_at=t,
         grade=None,
-        grade_range=grading.range_from_columns(result.status, lo, hi),
+        grade_range=grades.range_from_columns(result.status, lo, hi),
         status=result.status,
         complete=True,
         missing=[],

@@ -47,7 +47,8 @@ from ..jurisdiction import Jurisdiction
 from ..management import RecordedDose, review_recorded_doses
 from . import audit
 from .config import Settings
-from .grading import Grade, Transition
+from .episodes import Transition
+from .grades import Grade
 from .models import Alert, ClinicalEvent, Patient
 from .recommend import age_at, product_licences
 

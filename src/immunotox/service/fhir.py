@@ -54,7 +54,7 @@ from ..errors import FindingError
 from . import codes, grading, ingest, labs
 from .config import Settings
 from .db import as_utc
-from .grading import Grade
+from .grades import Grade
 from .models import ClinicalEvent, Episode, Patient
 from .schemas import EventPublic
 

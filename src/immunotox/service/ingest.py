@@ -33,6 +33,7 @@ from ..errors import FindingError
 from ..jurisdiction import Jurisdiction
 from . import alerts, audit, codes, grading, queue
 from .config import Settings
+from .grades import Grade
 from .models import Alert, ClinicalEvent, Patient
 from .schemas import EventPublic
 from .transitions import raise_transition_alerts
@@ -235,7 +236,7 @@ def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
 
 @dataclass
 class AfterWrite:
-    grades: dict[str, list[grading.Grade]] = field(default_factory=dict)
+    grades: dict[str, list[Grade]] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
 
@@ -248,7 +249,7 @@ def apply_regrade(
     now: dt.datetime,
     ctx: audit.RequestContext,
     jurisdiction: Jurisdiction | None = None,
-) -> tuple[dict[str, list[grading.Grade]], list[Alert]]:
+) -> tuple[dict[str, list[Grade]], list[Alert]]:
     """Regrade ``touch`` and raise the alerts its transitions call for (with recommendations for
     the site's ``jurisdiction``)."""
     result = grading.regrade(session, patients, now=now, touch=touch)

@@ -25,7 +25,7 @@ from sqlalchemy import Table, case, delete, func, or_, select, true, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import audit, grading
+from . import audit, grade_store, grading
 from .db import Clock, Database
 from .models import Patient, RegradeQueue
 from .transitions import raise_transition_alerts
@@ -104,14 +104,14 @@ def drain(
         rs.expunge_all()
         planned = grading.plan(rs, patients, touch, pause=pause)
     with db.writing() as ws:
-        grading.lock_patients(ws, ids)
+        grade_store.lock_patients(ws, ids)
         claimed = _claim_unchanged(ws, snapshot)
-        now_current = grading.current_state(ws, ids)
+        now_current = grade_store.current_state(ws, ids)
         ok = [
             key
             for key in planned.grades
             if (key in claimed or key not in touch.latest)
-            and grading.same_state(planned.current.get(key), now_current.get(key))
+            and grade_store.same_state(planned.current.get(key), now_current.get(key))
         ]
         stale = {key for key in claimed if key not in ok}
         if stale:  # regraded by someone else meanwhile: do it again next pass, from the database

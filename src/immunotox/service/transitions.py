@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..jurisdiction import Jurisdiction
 from . import alerts, audit, grading, labs, recommend
+from .grades import Grade
 from .models import Alert, Patient
 
 
@@ -52,7 +53,7 @@ def _with_recommendation(
     session: Session,
     patient: Patient,
     spec: alerts.AlertSpec,
-    grades: Sequence[grading.Grade],
+    grades: Sequence[Grade],
     now: dt.datetime,
     jurisdiction: Jurisdiction | None,
 ) -> alerts.AlertSpec:

@@ -20,6 +20,9 @@ the simulator)
 ``_astct``              vectorised interpreter of the ASTCT 2019 rule table (CRS, ICANS)
 ``_snapshot``           reconstructed state -> findings -> grading core (shared by both engines)
 ``_reference``          the scalar reference engine (plain Python, one patient at a time)
+``_course``             the episode rule and the fever-masking predicate, one assessment at a time
+``live``                the incremental per-patient entry point the service calls (findings at t
+                        with their evidence, the episode rule step by step)
 ``_engine``             one partition through the embedded or scalar engine -> output tables
 ``_run``                streaming driver: partitions, threads, outputs, crosstab, summary
 ``output``              the writers of the output files (Parquet or CSV)

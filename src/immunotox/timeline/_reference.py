@@ -11,6 +11,7 @@ differential tests compare two implementations of every rule.
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,11 @@ class _Series:
     end: list[int | None] = field(default_factory=list)
 
 
+_NONE = _Series()
+"""The series of a code without rows (read only)."""
+_TIME_CODE = operator.itemgetter(0, 1)
+
+
 class PatientRecord:
     """One patient's accepted observations, by code, in time order."""
 
@@ -40,10 +46,13 @@ class PatientRecord:
         self, rows: Sequence[tuple[int, int, float, int | None]], voc: Vocabulary | None = None
     ) -> None:
         self.voc = voc or vocabulary()
-        self.rows = sorted(rows, key=lambda r: (r[0], r[1]))
+        self.rows = sorted(rows, key=_TIME_CODE)
         self.raw: dict[str, _Series] = {}
+        names = [x.name for x in self.voc.codes]
         for t, c, v, e in self.rows:
-            s = self.raw.setdefault(self.voc.codes[c].name, _Series())
+            s = self.raw.get(names[c])
+            if s is None:
+                s = self.raw[names[c]] = _Series()
             s.t.append(t)
             s.v.append(v)
             s.end.append(e)
@@ -54,7 +63,7 @@ class PatientRecord:
         """One value per time: the worst of simultaneous rows (the code's ``ties`` rule)."""
         if code not in self._dedup:
             spec = self.voc.code(code)
-            s = self.raw.get(code, _Series())
+            s = self.raw.get(code, _NONE)
             worst = max if (spec.ties == "max" or spec.kind in ("token", "bool")) else min
             ts: list[int] = []
             vs: list[float] = []
@@ -76,7 +85,7 @@ class PatientRecord:
         return self._intervals[key]
 
     def _make_intervals(self, code: str, per_token: bool) -> list[tuple[int, int, int]]:
-        s = self.raw.get(code, _Series())
+        s = self.raw.get(code, _NONE)
         out = []
         for i, (t, v, e) in enumerate(zip(s.t, s.v, s.end, strict=True)):
             if e is None:

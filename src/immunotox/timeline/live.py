@@ -19,14 +19,15 @@ one patient at one time, with the evidence behind each finding:
 Two inputs are the caller's, because they are not observations of the record: the patient's age
 when it comes from a birth date (otherwise the latest ``age`` row), and the onset of the CRS course
 in progress for fever masking (the timeline engine finds it from the whole history; a live caller
-keeps it, as its open CRS episode). Rows after ``t`` are ignored: the record is read as it stood
-at ``t``.
+keeps it, as its open CRS episode). Rows after ``t`` are ignored (the record is read as it stood
+at ``t``), except patient attributes (age: the patient's latest row, as in the cohort engine).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,6 +51,7 @@ __all__ = [
     "from_us",
     "live_plan",
     "lookback",
+    "spans",
     "step_episode",
     "to_us",
 ]
@@ -61,11 +63,19 @@ _US = dt.timedelta(microseconds=1)
 _H = 3_600_000_000
 
 
+_US_OF: dict[dt.datetime, int] = {}
+
+
 def to_us(t: dt.datetime) -> int:
-    """Microseconds since the epoch (the timeline engine's time; a naive time is UTC)."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return (t - _EPOCH) // _US
+    """Microseconds since the epoch (the timeline engine's time; a naive time is UTC). Memoised:
+    the rows of a patient are read again at every write."""
+    got = _US_OF.get(t)
+    if got is None:
+        if len(_US_OF) > 200_000:
+            _US_OF.clear()
+        d = (t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)) - _EPOCH
+        got = _US_OF[t] = (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
+    return got
 
 
 def from_us(us: int) -> dt.datetime:
@@ -135,7 +145,7 @@ def live_plan(scale_id: str) -> LivePlan:
         d = v.derivation(name)
         if d.method == "masking":
             masking.update(d.codes)
-        elif d.method in ("patient_last", "event_since"):
+        elif d.method in ("patient_last", "event_since", "series"):
             record.update(d.codes)
         elif d.method in ("device", "active_set", "active_hours"):
             intervals.update(d.codes)
@@ -152,6 +162,7 @@ def _hours(d: Derivation) -> str:
     return f"{d.window_h:g}h"
 
 
+@functools.cache
 def _rule(d: Derivation) -> str:
     """The rule of ``d`` in words (the derivation's method, code and window)."""
     code = " / ".join(d.codes)
@@ -179,35 +190,58 @@ def _rule(d: Derivation) -> str:
     return "antipyretic or anticytokine therapy given since the onset of the CRS course in progress"
 
 
+_WHOLE_RECORD = frozenset(
+    c for d in vocabulary().derivations.values() if d.method == "patient_last" for c in d.codes
+)
+"""Codes of patient attributes (age): the patient's latest row, whenever it was recorded."""
+
+
+@functools.cache
+def _code_info() -> dict[str, tuple[int, bool, dict[str, int]]]:
+    """Contract code name -> (index, numeric, token -> token index)."""
+    return {
+        c.name: (c.index, c.numeric, {tok: i for i, tok in enumerate(c.tokens)}) for c in vocabulary().codes
+    }
+
+
+_ORDER = operator.itemgetter(0, 1, 4)
+
+
 class _Record:
     """One patient's rows up to ``t`` as the reference engine reads them, with their ids."""
 
     def __init__(self, rows: Iterable[Row], t: int) -> None:
         v = vocabulary()
+        info = _code_info()
         kept: list[tuple[int, int, float, int | None, int]] = []
         for r in rows:
-            spec = v.all_codes.get(r.code)
-            if spec is None or spec.index < 0:
+            got = info.get(r.code)
+            if got is None:
                 continue
+            index, numeric, tokens = got
             at = to_us(r.time)
-            if at > t:
+            if at > t and r.code not in _WHOLE_RECORD:
                 continue
-            if spec.numeric:
+            if numeric:
                 if r.value_num is None:
                     continue
                 x = float(r.value_num)
-            elif r.value in spec.tokens:
-                x = float(spec.tokens.index(r.value))
             else:
-                continue
-            end = None if r.end_time is None else to_us(r.end_time)
-            kept.append((at, spec.index, x, end, r.id))
-        kept.sort(key=lambda k: (k[0], k[1], k[4]))
+                tok = tokens.get(r.value)
+                if tok is None:
+                    continue
+                x = float(tok)
+            kept.append((at, index, x, None if r.end_time is None else to_us(r.end_time), r.id))
+        kept.sort(key=_ORDER)
         self.rec = PatientRecord([k[:4] for k in kept], v)
         # ids in the record's own per-code order (same stable sort: see PatientRecord)
         self.ids: dict[str, list[tuple[int, float, int]]] = {}
+        names = [c.name for c in v.codes]
         for at, c, x, _e, i in kept:
-            self.ids.setdefault(v.codes[c].name, []).append((at, x, i))
+            mine = self.ids.get(names[c])
+            if mine is None:
+                mine = self.ids[names[c]] = []
+            mine.append((at, x, i))
 
     def at(self, code: str, t: int, value: float | None = None) -> tuple[int, ...]:
         """Ids of the rows of ``code`` at ``t`` (with ``value``: the ones of that value)."""
@@ -319,6 +353,40 @@ def _rows_of(rec: _Record, st: PatientState, d: Derivation, t: int, raw: Any) ->
         tok = float(vocabulary().code(c).tokens.index(d.token))
         return tuple(i for _at, x, i in rec.ids.get(c, ()) if x == tok)
     return ()
+
+
+@functools.cache
+def _interval_codes() -> dict[str, bool]:
+    """Interval code -> whether a row runs until the next row of the same token (a set of
+    drugs, ``active_set``) rather than of the same code (a device, ``device``)."""
+    out: dict[str, bool] = {}
+    for d in vocabulary().derivations.values():
+        if d.method == "device":
+            out[d.codes[0]] = False
+        elif d.method == "active_set":
+            out[d.codes[0]] = True
+    return out
+
+
+def spans(rows: Iterable[Row]) -> list[tuple[Row, dt.datetime, dt.datetime | None]]:
+    """(row, start, end) of every row of an interval code (oxygen, vasopressor) by the
+    vocabulary's rule: ``[time, end_time)``, or without ``end_time`` until the next row of the
+    same code (of the same drug for vasopressors); end None = still running. For displays."""
+    kept = [r for r in rows if r.code in _interval_codes()]
+    by_id = {r.id: r for r in kept}
+    rec = _Record(kept, _FOREVER)
+    out: list[tuple[Row, dt.datetime, dt.datetime | None]] = []
+    for code, per_token in _interval_codes().items():
+        for (s, e, _tok), (_at, _x, i) in zip(
+            rec.rec.intervals(code, per_token), rec.ids.get(code, ()), strict=True
+        ):
+            out.append((by_id[i], from_us(s), None if e >= _FOREVER else from_us(e)))
+    out.sort(key=lambda x: (x[1], x[0].id))
+    return out
+
+
+_FOREVER = 1 << 62
+"""The reference engine's "until the end of the record" (``_reference.INF``)."""
 
 
 def lookback(lp: LivePlan) -> dt.timedelta:

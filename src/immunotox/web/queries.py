@@ -20,6 +20,7 @@ import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,8 +31,10 @@ from ..pathway import PathwayError
 from ..service import alerts as service_alerts
 from ..service import auth
 from ..service.config import Settings
-from ..service.grading import SCALES, SCALES_BY_THERAPY, is_current_event
+from ..service.event_rows import is_current_event
+from ..service.grades import SCALES, SCALES_BY_THERAPY
 from ..service.models import Alert, CareUnit, ClinicalEvent, CurrentGrade, GradeRecord, Patient
+from ..timeline import live
 from . import labels
 from .i18n import Lang, gettext, local
 
@@ -455,27 +458,15 @@ class Running:
 
 
 def interval_rows(rows: Sequence[ClinicalEvent]) -> list[Running]:
-    """The interval each row covers, by the service's rule (:mod:`immunotox.service.grading`):
-    ``[time, end_time)``, or without ``end_time`` until the next row of the same code (oxygen) or
-    of the same drug (vasopressor); an oxygen row with device ``none`` covers nothing."""
-    out: list[Running] = []
-    ordered = sorted(rows, key=lambda r: (r.time, r.id))
-    for i, r in enumerate(ordered):
-        if r.code == "oxygen" and r.value == "none":
-            continue
-        end = r.end_time
-        if end is None:
-            nxt = next(
-                (
-                    x
-                    for x in ordered[i + 1 :]
-                    if x.code == r.code and x.time > r.time and (r.code == "oxygen" or x.value == r.value)
-                ),
-                None,
-            )
-            end = nxt.time if nxt is not None else None
-        out.append(Running(r, r.time, end))
-    return out
+    """The interval each row covers, by the vocabulary's rule as the grading reads it
+    (:func:`immunotox.timeline.live.spans`): ``[time, end_time)``, or without ``end_time`` until
+    the next row of the same code (oxygen) or of the same drug (vasopressor); an oxygen row with
+    device ``none`` covers nothing."""
+    return [
+        Running(cast(ClinicalEvent, r), start, end)
+        for r, start, end in live.spans(rows)
+        if not (r.code == "oxygen" and r.value == "none")
+    ]
 
 
 def current_events(

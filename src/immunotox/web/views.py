@@ -24,7 +24,7 @@ from ..messages import Msg
 from ..pathway import PathwayError, PathwayStatus
 from ..scales import astct2019_spec
 from ..service import auth, codes, recommend, selfreport
-from ..service.grading import is_current_event
+from ..service.event_rows import is_current_event
 from ..service.models import Alert, CareUnit, ClinicalEvent, Episode, GradeRecord, Patient, User
 from ..service.schemas import GradePublic, RecommendationsOut
 from ..service.usecases import alerts

@@ -9,7 +9,7 @@ from ... import __version__
 from .. import queue
 from ..db import Database
 from ..deps import ClockDep, CurrentUser, DbDep, SettingsDep
-from ..grading import ENGINE, SCALES
+from ..grades import ENGINE, SCALES
 from ..problems import ApiError, responses
 from ..schemas import HealthOut, MetaOut
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from ...errors import FindingError
 from .. import audit, auth, recommend
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, SettingsDep
-from ..grading import range_from_columns
+from ..grades import range_from_columns
 from ..models import AuditEvent, CareUnit, Episode, GradeRecord, Patient
 from ..openapi import rules
 from ..problems import conflict, field_error, forbidden, from_finding, responses

@@ -24,11 +24,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ...errors import FindingError
-from .. import audit, auth, grading
+from .. import audit, auth, grades, grading
 from ..audit import RequestContext
 from ..config import Settings
 from ..db import Database
-from ..grading import Grade
+from ..grades import Grade
 from ..models import Alert, ClinicalEvent, CurrentGrade, IdempotencyRecord, Patient
 from ..problems import ApiError, conflict, field_error, forbidden, from_finding, not_found
 from ..schemas import AlertPublic, EventPublic, GradePublic, PatientPublic, RuleHitPublic
@@ -269,7 +269,7 @@ def current_grades(
         c.scale: c for c in session.scalars(select(CurrentGrade).where(CurrentGrade.patient_id == patient.id))
     }
     have = {g.scale: g for g in fresh}
-    missing = [s for s in grading.all_scales_of(patient) if s not in have]
+    missing = [s for s in grades.all_scales_of(patient) if s not in have]
     if missing:
         for g in grading.compute(session, [patient], missing).get(patient.id, []):
             have[g.scale] = g
