@@ -26,7 +26,8 @@ def test_score_easix_json(cli: Cli) -> None:
         "score",
         "easix",
         "--findings",
-        '{"ldh": 500, "creatinine": {"value": 1.5, "unit": "mg/dL"}, "platelets": 100}',
+        '{"ldh": 500, "creatinine": {"value": 1.5, "unit": "mg/dL"}, '
+        '"platelets": {"value": 100, "unit": "10*9/L"}}',
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -51,8 +52,8 @@ def test_score_m_easix_has_no_risk_key_and_converts_crp(cli: Cli) -> None:
 
 def test_score_car_hematotox_points_from_stdin(cli: Cli) -> None:
     findings = {
-        "platelets": 74.9,
-        "anc": 1.2,
+        "platelets": {"value": 74.9, "unit": "10*9/L"},
+        "anc": {"value": 1.2, "unit": "10*9/L"},
         "hemoglobin": 9.0,
         "crp": {"value": 3.0, "unit": "mg/dL"},
         "ferritin": 2001,
@@ -68,7 +69,8 @@ def test_score_car_hematotox_missing_input(cli: Cli) -> None:
         "score",
         "car-hematotox",
         "-f",
-        '{"platelets": 200, "anc": 2, "hemoglobin": 12, "crp": {"value": 1, "unit": "mg/dL"}}',
+        '{"platelets": {"value": 200, "unit": "10*9/L"}, "anc": {"value": 2, "unit": "10*9/L"}, '
+        '"hemoglobin": 12, "crp": {"value": 1, "unit": "mg/dL"}}',
     )
     out = json.loads(r.stdout)
     assert r.returncode == 0
@@ -82,7 +84,8 @@ def test_score_explain(cli: Cli) -> None:
         "easix",
         "--explain",
         "-f",
-        '{"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150}',
+        '{"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, '
+        '"platelets": {"value": 150, "unit": "10*9/L"}}',
     )
     assert r.returncode == 0
     assert "Value: 2" in r.stdout and "Korell" in r.stdout and "UNVERIFIED" in r.stdout
@@ -101,31 +104,42 @@ def test_scores_list(cli: Cli) -> None:
     ("args", "start"),
     [
         (("score", "easy", "-f", "{}"), "error: unknown score 'easy'"),
-        (("score", "easix", "-f", '{"ldh": 250, "creatinin": 1, "platelets": 100}'), "error: creatinin = 1"),
         (
             (
                 "score",
                 "easix",
                 "-f",
-                '{"ldh": 250, "creatinine": {"value": 1, "unit": "mg/dL"}, "platelets": 0}',
+                '{"ldh": 250, "creatinin": 1, "platelets": {"value": 100, "unit": "10*9/L"}}',
             ),
-            "error: platelets = 0",
+            "error: creatinin = 1",
         ),
         (
             (
                 "score",
                 "easix",
                 "-f",
-                '{"ldh": 250, "creatinine": {"value": 1, "unit": "mg/dL"}, "platelets": -1}',
+                '{"ldh": 250, "creatinine": {"value": 1, "unit": "mg/dL"}, '
+                '"platelets": {"value": 0, "unit": "10*9/L"}}',
             ),
-            "error: platelets = -1",
+            'error: platelets = {"value": 0, "unit": "10*9/L"}: easix divides by platelets',
         ),
         (
             (
                 "score",
                 "easix",
                 "-f",
-                '{"ldh": 1e9, "creatinine": {"value": 1, "unit": "mg/dL"}, "platelets": 100}',
+                '{"ldh": 250, "creatinine": {"value": 1, "unit": "mg/dL"}, '
+                '"platelets": {"value": -1, "unit": "10*9/L"}}',
+            ),
+            "error: platelets = -1: outside the physiologically possible range",
+        ),
+        (
+            (
+                "score",
+                "easix",
+                "-f",
+                '{"ldh": 1e9, "creatinine": {"value": 1, "unit": "mg/dL"}, '
+                '"platelets": {"value": 100, "unit": "10*9/L"}}',
             ),
             "error: ldh = ",
         ),
@@ -134,7 +148,8 @@ def test_scores_list(cli: Cli) -> None:
                 "score",
                 "easix",
                 "-f",
-                '{"ldh": 250, "creatinine": {"value": 1, "unit": "furlong"}, "platelets": 1}',
+                '{"ldh": 250, "creatinine": {"value": 1, "unit": "furlong"}, '
+                '"platelets": {"value": 1, "unit": "10*9/L"}}',
             ),
             "error: creatinine.unit = 'furlong'",
         ),
@@ -144,17 +159,33 @@ def test_scores_list(cli: Cli) -> None:
                 "score",
                 "car-hematotox",
                 "-f",
-                '{"platelets": 150, "anc": 2, "hemoglobin": 12, "crp": 5, "ferritin": 300}',
+                '{"platelets": {"value": 150, "unit": "10*9/L"}, "anc": {"value": 2, "unit": "10*9/L"}, '
+                '"hemoglobin": 12, "crp": 5, "ferritin": 300}',
             ),
             "error: crp = 5: a bare number is refused",
         ),
         (
-            ("score", "m-easix", "-f", '{"ldh": 300, "crp": 5, "platelets": 150}'),
+            (
+                "score",
+                "m-easix",
+                "-f",
+                '{"ldh": 300, "crp": 5, "platelets": {"value": 150, "unit": "10*9/L"}}',
+            ),
             "error: crp = 5: a bare number",
         ),
         (
-            ("score", "easix", "-f", '{"ldh": 300, "creatinine": 80, "platelets": 150}'),
+            (
+                "score",
+                "easix",
+                "-f",
+                '{"ldh": 300, "creatinine": 80, "platelets": {"value": 150, "unit": "10*9/L"}}',
+            ),
             "error: creatinine = 80: a bare",
+        ),
+        # issue 11: a US count in cells/uL is never read in G/L
+        (
+            ("score", "s-easix", "-f", '{"ldh": 300, "platelets": 150}'),
+            "error: platelets = 150: a bare number is refused",
         ),
         (("score", "easix", "-f", "[1]"), "error: findings = [1]"),
         (("score", "easix", "-f", "{not json"), "error: --findings = '{not json'"),

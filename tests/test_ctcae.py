@@ -26,6 +26,7 @@ import immunotox
 from immunotox import units
 from immunotox.errors import FindingError, RuleSpecError
 from immunotox.findings import FieldSpec
+from immunotox.messages import error_message
 from immunotox.scales import ctcae_spec
 from immunotox.scales.ctcae import CtcaeScale
 from immunotox.scales.ctcae_spec import Table, compare, load_table, slugify
@@ -465,7 +466,7 @@ def test_one_more_finding_stays_within_the_range_given_before(sid: str, data: st
 
 # ------------------------------------------------------------------ command line
 def test_cli_grades_a_ctcae_term(cli: Any) -> None:
-    findings = {"value": {"value": 1500, "unit": "/uL"}, "lln": 2.0}
+    findings = {"value": {"value": 1500, "unit": "/uL"}, "lln": {"value": 2.0, "unit": "10*9/L"}}
     p = cli("grade", "ctcae5:neutrophil-count-decreased", "--findings", json.dumps(findings))
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
@@ -479,10 +480,69 @@ def test_cli_grades_a_ctcae_term(cli: Any) -> None:
 
 
 def test_cli_refuses_an_inconsistent_reference_interval(cli: Any) -> None:
-    p = cli("grade", "ctcae5:neutrophil-count-decreased", "--findings", '{"value": 1, "lln": 8, "uln": 7}')
+    p = cli(
+        "grade",
+        "ctcae5:neutrophil-count-decreased",
+        "--findings",
+        json.dumps({k: {"value": v, "unit": "10*9/L"} for k, v in (("value", 1), ("lln", 8), ("uln", 7))}),
+    )
     assert p.returncode == 2
     assert p.stderr.strip().startswith("error: lln = 8")
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ cell counts are never bare (issue 11)
+COUNT_TERMS = (
+    "neutrophil-count-decreased",
+    "platelet-count-decreased",
+    "lymphocyte-count-decreased",
+    "white-blood-cell-decreased",
+    "leukocytosis",
+    "lymphocyte-count-increased",
+    "eosinophilia",
+)
+
+
+@pytest.mark.parametrize(
+    "sid",
+    [f"ctcae5:{t}" for t in COUNT_TERMS] + [f"ctcae4:{t}" for t in COUNT_TERMS if t != "eosinophilia"],
+)
+def test_a_bare_cell_count_is_refused_in_every_count_term(sid: str) -> None:
+    """G/L (French labs) or cells/uL (US labs): a bare count is refused, never read as 10*9/L."""
+    with pytest.raises(FindingError) as err:
+        immunotox.grade(sid, {"value": 150})
+    assert (err.value.field, err.value.value) == ("value", 150)
+    assert "a bare number is refused" in str(err.value) and "'10*9/L' or '/uL'" in str(err.value)
+
+
+def test_a_bare_platelet_count_is_refused_in_english_and_french() -> None:
+    lln = {"value": 150, "unit": "10*9/L"}
+    with pytest.raises(FindingError) as err:
+        immunotox.grade("ctcae5:platelet-count-decreased", {"value": 150, "lln": lln})
+    assert str(err.value).startswith("value = 150: a bare number is refused")
+    assert "e.g. '10*9/L' or '/uL'" in str(err.value)
+    french = error_message(err.value, "fr")
+    assert (
+        french.startswith("value = 150 : un nombre sans unité est refusé") and "'10*9/L' ou '/uL'" in french
+    )
+    with pytest.raises(FindingError) as bare_lln:
+        immunotox.grade(
+            "ctcae5:platelet-count-decreased", {"value": {"value": 150, "unit": "/uL"}, "lln": 150}
+        )
+    assert (bare_lln.value.field, bare_lln.value.value) == ("lln", 150)
+
+
+@pytest.mark.parametrize("version", ["ctcae5", "ctcae4"])
+def test_150_platelets_per_ul_is_grade_4_and_150_g_per_l_is_normal(version: str) -> None:
+    """The defect: a US count of 150/uL given bare was read as 150 G/L (grade 0 instead of 4)."""
+    sid = f"{version}:platelet-count-decreased"
+    lln = {"value": 150, "unit": "10*9/L"}
+    us = immunotox.grade(sid, {"value": {"value": 150, "unit": "/uL"}, "lln": lln})
+    assert (us.grade, us.complete) == (4, True)  # 0.15 x 10*9/L < 25.0 x 10*9/L
+    french = immunotox.grade(sid, {"value": {"value": 150, "unit": "10*9/L"}, "lln": lln})
+    assert (french.grade, french.complete) == (0, True)  # at the LLN, not below it
+    thousands = immunotox.grade(sid, {"value": {"value": 150, "unit": "10*3/uL"}, "lln": lln})
+    assert thousands.grade == 0
 
 
 # ------------------------------------------------------------------ laboratory terms (issue 18)

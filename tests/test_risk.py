@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from immunotox import risk
 from immunotox.errors import FindingError, UnitError
+from immunotox.messages import error_message
 from immunotox.risk import UnknownScoreError
 
 CREAT_G_MOL = 113.12
@@ -35,6 +36,11 @@ def mg_dl(x: float) -> dict[str, Any]:
     return {"value": x, "unit": "mg/dL"}
 
 
+def g_l(x: float) -> dict[str, Any]:
+    """A cell count in 10*9/L (= G/L): counts are refused as bare numbers (G/L vs cells/uL)."""
+    return {"value": x, "unit": "10*9/L"}
+
+
 def umol_per_l(mg_dl: float) -> float:
     """Creatinine mg/dL -> umol/L with M = 113.12 g/mol (1 mg/dL = 10 mg/L = 10/113.12 mmol/L)."""
     return mg_dl * 10_000 / CREAT_G_MOL
@@ -43,7 +49,9 @@ def umol_per_l(mg_dl: float) -> float:
 # ------------------------------------------------------------------------------------------ EASIX
 def test_easix_golden_low() -> None:
     # 250 U/L × 1.2 mg/dL / 150 ×10^9/L = 2.0  (<= 4.67 → low)
-    r = risk.score("easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150})
+    r = risk.score(
+        "easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": g_l(150)}
+    )
     assert r.value == 2.0
     assert r.complete and r.missing == []
     assert r.risk is not None and r.risk.category == "low"
@@ -53,7 +61,9 @@ def test_easix_golden_low() -> None:
 
 def test_easix_golden_high() -> None:
     # 500 × 1.5 / 100 = 7.5 > 4.67 → high
-    r = risk.score("easix", {"ldh": 500, "creatinine": {"value": 1.5, "unit": "mg/dL"}, "platelets": 100})
+    r = risk.score(
+        "easix", {"ldh": 500, "creatinine": {"value": 1.5, "unit": "mg/dL"}, "platelets": g_l(100)}
+    )
     assert r.value == 7.5
     assert r.risk is not None and r.risk.category == "high"
 
@@ -66,22 +76,28 @@ def test_easix_golden_high() -> None:
     ],
 )
 def test_easix_cutoff_boundary(ldh: float, expected_value: float, category: str) -> None:
-    r = risk.score("easix", {"ldh": ldh, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": 100})
+    r = risk.score(
+        "easix", {"ldh": ldh, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": g_l(100)}
+    )
     assert r.value == pytest.approx(expected_value)
     assert r.risk is not None and r.risk.category == category
 
 
 def test_easix_cutoff_scale_is_flagged_unverified() -> None:
-    r = risk.score("easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150})
+    r = risk.score(
+        "easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": g_l(150)}
+    )
     assert any("[M]" in f and "log2" in f for f in r.flags)
     assert r.risk is not None and r.risk.flags == r.flags
 
 
 def test_easix_creatinine_in_umol_per_l_equals_mg_per_dl() -> None:
-    mg = risk.score("easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150})
+    mg = risk.score(
+        "easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": g_l(150)}
+    )
     um = risk.score(
         "easix",
-        {"ldh": 250, "creatinine": {"value": umol_per_l(1.2), "unit": "umol/L"}, "platelets": 150},
+        {"ldh": 250, "creatinine": {"value": umol_per_l(1.2), "unit": "umol/L"}, "platelets": g_l(150)},
     )
     assert um.value == pytest.approx(mg.value, rel=1e-9)
     (conv,) = um.unit_conversions
@@ -112,15 +128,17 @@ def test_easix_platelets_in_per_microlitre() -> None:
 
 def test_m_easix_with_crp_in_mg_per_l() -> None:
     # m-EASIX = 300 U/L × 5 mg/dL / 150 = 10.0; CRP 50 mg/L = 5 mg/dL (divide by 10)
-    mg_l = risk.score("m-easix", {"ldh": 300, "crp": {"value": 50, "unit": "mg/L"}, "platelets": 150})
-    mg_dl = risk.score("m-easix", {"ldh": 300, "crp": {"value": 5, "unit": "mg/dL"}, "platelets": 150})
+    mg_l = risk.score("m-easix", {"ldh": 300, "crp": {"value": 50, "unit": "mg/L"}, "platelets": g_l(150)})
+    mg_dl = risk.score("m-easix", {"ldh": 300, "crp": {"value": 5, "unit": "mg/dL"}, "platelets": g_l(150)})
     assert mg_l.value == mg_dl.value == 10.0
     assert mg_l.unit_conversions[0].value == 5.0
 
 
 def test_m_and_s_easix_have_no_risk_key() -> None:
-    m = risk.score("m-easix", {"ldh": 300, "crp": {"value": 5, "unit": "mg/dL"}, "platelets": 150}).as_json()
-    s = risk.score("s-easix", {"ldh": 300, "platelets": 150}).as_json()
+    m = risk.score(
+        "m-easix", {"ldh": 300, "crp": {"value": 5, "unit": "mg/dL"}, "platelets": g_l(150)}
+    ).as_json()
+    s = risk.score("s-easix", {"ldh": 300, "platelets": g_l(150)}).as_json()
     assert "risk" not in m and "risk" not in s
     assert "points" not in m and "points" not in s
     assert s["value"] == 2.0  # 300 / 150
@@ -130,9 +148,9 @@ def test_m_and_s_easix_have_no_risk_key() -> None:
 @pytest.mark.parametrize(
     ("score", "findings", "field", "units"),
     [
-        ("m-easix", {"ldh": 300, "crp": 5, "platelets": 150}, "crp", "'mg/L' or 'mg/dL'"),
+        ("m-easix", {"ldh": 300, "crp": 5, "platelets": g_l(150)}, "crp", "'mg/L' or 'mg/dL'"),
         ("car-hematotox", {"crp": 5}, "crp", "'mg/L' or 'mg/dL'"),
-        ("easix", {"ldh": 300, "creatinine": 80, "platelets": 150}, "creatinine", "'umol/L' or 'mg/dL'"),
+        ("easix", {"ldh": 300, "creatinine": 80, "platelets": g_l(150)}, "creatinine", "'umol/L' or 'mg/dL'"),
         ("hscore", {"triglycerides": 2}, "triglycerides", "'mmol/L' or 'g/L' or 'mg/dL'"),
         ("hscore", {"fibrinogen": 2}, "fibrinogen", "'g/L' or 'mg/dL'"),
     ],
@@ -152,12 +170,12 @@ def test_bare_number_for_an_analyte_whose_unit_differs_between_labs_is_refused(
 
 
 def test_analytes_with_one_unit_everywhere_accept_a_bare_number() -> None:
-    r = risk.score("s-easix", {"ldh": 300, "platelets": 150})
+    r = risk.score("s-easix", {"ldh": 300, "platelets": g_l(150)})
     assert r.value == 2.0 and r.unit_conversions == []
 
 
 def test_easix_missing_input_gives_no_value() -> None:
-    r = risk.score("easix", {"ldh": 250, "platelets": 150})
+    r = risk.score("easix", {"ldh": 250, "platelets": g_l(150)})
     assert r.value is None and r.risk is None
     assert not r.complete and r.missing == ["creatinine"]
     j = r.as_json()
@@ -165,13 +183,13 @@ def test_easix_missing_input_gives_no_value() -> None:
 
 
 def test_null_is_missing() -> None:
-    r = risk.score("easix", {"ldh": 250, "creatinine": None, "platelets": 150})
+    r = risk.score("easix", {"ldh": 250, "creatinine": None, "platelets": g_l(150)})
     assert r.value is None and r.missing == ["creatinine"]
 
 
 def test_json_key_order_and_contract() -> None:
     j = risk.score(
-        "easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": 150}
+        "easix", {"ldh": 250, "creatinine": {"value": 1.2, "unit": "mg/dL"}, "platelets": g_l(150)}
     ).as_json()
     assert list(j)[:4] == ["score", "value", "risk", "complete"]
     assert {"score", "value", "risk", "sources", "complete", "missing", "reasons", "unit_conversions"} <= set(
@@ -182,7 +200,7 @@ def test_json_key_order_and_contract() -> None:
 def test_keys_of_other_scores_are_accepted_and_ignored() -> None:
     r = risk.score(
         "s-easix",
-        {"ldh": 300, "platelets": 150, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "ferritin": 500},
+        {"ldh": 300, "platelets": g_l(150), "creatinine": {"value": 1.0, "unit": "mg/dL"}, "ferritin": 500},
     )
     assert r.value == 2.0 and r.ignored == ["creatinine", "ferritin"]
 
@@ -192,28 +210,32 @@ def test_keys_of_other_scores_are_accepted_and_ignored() -> None:
     ("findings", "field", "fragment"),
     [
         (
-            {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": 0},
+            {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": g_l(0)},
             "platelets",
             "value of 0 cannot be scored",
         ),
         (
-            {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": -5},
+            {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": g_l(-5)},
             "platelets",
             "physiologically possible",
         ),
-        ({"ldh": 250, "creatinin": 1.0, "platelets": 100}, "creatinin", "unknown finding for score easix"),
         (
-            {"ldh": "high", "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": 100},
+            {"ldh": 250, "creatinin": 1.0, "platelets": g_l(100)},
+            "creatinin",
+            "unknown finding for score easix",
+        ),
+        (
+            {"ldh": "high", "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": g_l(100)},
             "ldh",
             "expected a number",
         ),
         (
             {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": True},
             "platelets",
-            "expected a number",
+            'expected {"value": x, "unit": "<UCUM>"}',  # a count is never a bare number
         ),
         (
-            {"ldh": 250, "creatinine": {"value": 900, "unit": "mg/dL"}, "platelets": 100},
+            {"ldh": 250, "creatinine": {"value": 900, "unit": "mg/dL"}, "platelets": g_l(100)},
             "creatinine",
             "physiologically possible",
         ),
@@ -241,7 +263,7 @@ def test_unknown_or_wrong_units_are_refused(unit: str) -> None:
             {
                 "ldh": {"value": 4, "unit": unit},
                 "creatinine": {"value": 1, "unit": "mg/dL"},
-                "platelets": 100,
+                "platelets": g_l(100),
             },
         )
     assert err.value.field == "ldh.unit"
@@ -266,8 +288,8 @@ def test_eipm_and_easix_f_are_not_shipped() -> None:
 
 # ---------------------------------------------------------------------------------- CAR-HEMATOTOX
 ZERO: dict[str, Any] = {
-    "platelets": 200,
-    "anc": 2.0,
+    "platelets": g_l(200),
+    "anc": g_l(2.0),
     "hemoglobin": 12.0,
     "crp": {"value": 1.0, "unit": "mg/dL"},
     "ferritin": 300,
@@ -287,12 +309,12 @@ def test_car_hematotox_all_normal_is_zero_and_low() -> None:
 @pytest.mark.parametrize(
     ("component", "value", "points"),
     [
-        ("platelets", 175, 1),  # "if (plt > 175) 0 else if (plt >= 75) 1 else 2": 175 → 1
-        ("platelets", 175.1, 0),
-        ("platelets", 75, 1),
-        ("platelets", 74.9, 2),
-        ("anc", 1.2, 1),  # "anc > 1.2 → 0 else 1"
-        ("anc", 1.21, 0),
+        ("platelets", g_l(175), 1),  # "if (plt > 175) 0 else if (plt >= 75) 1 else 2": 175 → 1
+        ("platelets", g_l(175.1), 0),
+        ("platelets", g_l(75), 1),
+        ("platelets", g_l(74.9), 2),
+        ("anc", g_l(1.2), 1),  # "anc > 1.2 → 0 else 1"
+        ("anc", g_l(1.21), 0),
         ("hemoglobin", 9.0, 1),  # "hb > 9.0 → 0 else 1"
         ("hemoglobin", 9.1, 0),
         ("crp", mg_dl(3.0), 1),  # "crp < 3.0 → 0 else 1" (mg/dL)
@@ -313,11 +335,11 @@ def test_car_hematotox_boundaries(component: str, value: Any, points: int) -> No
 
 
 def test_car_hematotox_total_of_two_is_high() -> None:
-    one = hematotox(platelets=175)  # 1 point → HT-low
-    two = hematotox(platelets=74.9)  # 2 points → HT-high
+    one = hematotox(platelets=g_l(175))  # 1 point → HT-low
+    two = hematotox(platelets=g_l(74.9))  # 2 points → HT-high
     assert one.risk is not None and one.risk.category == "low"
     assert two.risk is not None and two.risk.category == "high" and two.risk.label == "HT-high"
-    mixed = hematotox(anc=1.0, hemoglobin=8.5)  # 1 + 1 = 2 → high
+    mixed = hematotox(anc=g_l(1.0), hemoglobin=8.5)  # 1 + 1 = 2 → high
     assert mixed.value == 2 and mixed.risk is not None and mixed.risk.category == "high"
 
 
@@ -325,8 +347,8 @@ def test_car_hematotox_worst_case_is_seven() -> None:
     r = risk.score(
         "car-hematotox",
         {
-            "platelets": 20,
-            "anc": 0.1,
+            "platelets": g_l(20),
+            "anc": g_l(0.1),
             "hemoglobin": 7,
             "crp": {"value": 15, "unit": "mg/dL"},
             "ferritin": 5000,
@@ -367,7 +389,7 @@ def test_car_hematotox_missing_input_gives_no_score(drop: str) -> None:
 def test_car_hematotox_missing_input_reports_the_possible_range() -> None:
     # PLT 50 (2) + ANC 1.0 (1) known; ferritin missing (0-2): totals 3-5, all in the high range,
     # yet no score and no risk category are given (authors' code returns NA).
-    findings = {"platelets": 50, "anc": 1.0, "hemoglobin": 12, "crp": {"value": 1, "unit": "mg/dL"}}
+    findings = {"platelets": g_l(50), "anc": g_l(1.0), "hemoglobin": 12, "crp": {"value": 1, "unit": "mg/dL"}}
     r = risk.score("car-hematotox", findings)
     assert r.value is None and r.risk is None
     assert r.points_range == (3, 5)
@@ -381,8 +403,8 @@ HS_MAX: dict[str, Any] = {
     "hepatomegaly": True,
     "splenomegaly": True,  # both → 38
     "hemoglobin": 8.0,
-    "wbc": 2.0,
-    "platelets": 50,  # three lineages → 34
+    "wbc": g_l(2.0),
+    "platelets": g_l(50),  # three lineages → 34
     "ferritin": 8000,  # > 6000 → 50
     "triglycerides": {"value": 4.5, "unit": "mmol/L"},  # > 4 mmol/L → 64
     "fibrinogen": {"value": 2.0, "unit": "g/L"},  # <= 2.5 g/L → 30
@@ -395,8 +417,8 @@ HS_ZERO: dict[str, Any] = {
     "hepatomegaly": False,
     "splenomegaly": False,
     "hemoglobin": 13.0,
-    "wbc": 7.0,
-    "platelets": 250,
+    "wbc": g_l(7.0),
+    "platelets": g_l(250),
     "ferritin": 300,
     "triglycerides": {"value": 1.0, "unit": "mmol/L"},
     "fibrinogen": {"value": 3.5, "unit": "g/L"},
@@ -422,8 +444,8 @@ def test_hscore_cutoff_169() -> None:
         "hepatomegaly": True,
         "splenomegaly": True,
         "hemoglobin": 9.2,  # <= 9.2 counts
-        "wbc": 5.0,  # <= 5.0 counts
-        "platelets": 110,  # <= 110 counts
+        "wbc": g_l(5.0),  # <= 5.0 counts
+        "platelets": g_l(110),  # <= 110 counts
         "ferritin": 2000,
         "triglycerides": {"value": 1.5, "unit": "mmol/L"},
         "known_immunosuppression": True,
@@ -454,7 +476,7 @@ def test_hscore_cutoff_169() -> None:
         ({"ast": 29}, "ast", 0),
         ({"ast": 30}, "ast", 19),
         ({"hemoglobin": 9.0}, "cytopenias", 0),  # one lineage → 0
-        ({"hemoglobin": 9.0, "platelets": 100}, "cytopenias", 24),
+        ({"hemoglobin": 9.0, "platelets": g_l(100)}, "cytopenias", 24),
         ({"hepatomegaly": True}, "organomegaly", 23),
     ],
 )
@@ -475,7 +497,7 @@ def test_hscore_marrow_not_done_is_unknown_not_zero() -> None:
 def test_hscore_cytopenia_with_missing_count_gives_a_range() -> None:
     findings = dict(HS_ZERO)
     del findings["wbc"]
-    r = risk.score("hscore", findings | {"hemoglobin": 8.0, "platelets": 50})  # 2 known lineages
+    r = risk.score("hscore", findings | {"hemoglobin": 8.0, "platelets": g_l(50)})  # 2 known lineages
     assert r.points is not None and r.points["cytopenias"] is None
     assert r.points_range == (24, 34)
 
@@ -491,7 +513,7 @@ plt_st = st.integers(min_value=1, max_value=1500)
 
 @given(ldh=ldh_st, creat=creat_st, plt=plt_st)
 def test_easix_unit_invariance(ldh: int, creat: float, plt: int) -> None:
-    base = risk.score("easix", {"ldh": ldh, "creatinine": mg_dl(creat), "platelets": plt})
+    base = risk.score("easix", {"ldh": ldh, "creatinine": mg_dl(creat), "platelets": g_l(plt)})
     conv = risk.score(
         "easix",
         {
@@ -507,7 +529,7 @@ def test_easix_unit_invariance(ldh: int, creat: float, plt: int) -> None:
 @given(ldh=ldh_st, creat=creat_st, plt=plt_st, d=st.integers(min_value=1, max_value=1000))
 def test_easix_monotone(ldh: int, creat: float, plt: int, d: int) -> None:
     def easix(lo: float, cr: float, pl: float) -> float:
-        v = risk.score("easix", {"ldh": lo, "creatinine": mg_dl(cr), "platelets": pl}).value
+        v = risk.score("easix", {"ldh": lo, "creatinine": mg_dl(cr), "platelets": g_l(pl)}).value
         assert v is not None
         return v
 
@@ -519,8 +541,8 @@ def test_easix_monotone(ldh: int, creat: float, plt: int, d: int) -> None:
 
 hem_st = st.fixed_dictionaries(
     {
-        "platelets": st.integers(min_value=0, max_value=6000).map(lambda x: x / 10),
-        "anc": st.integers(min_value=0, max_value=2000).map(lambda x: x / 100),
+        "platelets": st.integers(min_value=0, max_value=6000).map(lambda x: g_l(x / 10)),
+        "anc": st.integers(min_value=0, max_value=2000).map(lambda x: g_l(x / 100)),
         "hemoglobin": st.integers(min_value=30, max_value=200).map(lambda x: x / 10),
         "crp": st.integers(min_value=0, max_value=4000).map(lambda x: mg_dl(x / 100)),
         "ferritin": st.integers(min_value=0, max_value=20000),
@@ -540,8 +562,8 @@ def test_car_hematotox_total_between_0_and_7_and_high_iff_2(f: dict[str, Any]) -
 @given(f=hem_st)
 def test_car_hematotox_unit_invariance(f: dict[str, Any]) -> None:
     converted = {
-        "platelets": {"value": f["platelets"] * 1000, "unit": "/uL"},
-        "anc": {"value": f["anc"], "unit": "10*3/uL"},
+        "platelets": {"value": f["platelets"]["value"] * 1000, "unit": "/uL"},
+        "anc": {"value": f["anc"]["value"], "unit": "10*3/uL"},
         "hemoglobin": {"value": f["hemoglobin"] * 10, "unit": "g/L"},
         "crp": {"value": f["crp"]["value"] * 10, "unit": "mg/L"},
         "ferritin": {"value": f["ferritin"], "unit": "ug/L"},
@@ -555,8 +577,35 @@ def test_car_hematotox_worse_lab_never_lowers_the_total(f: dict[str, Any], k: st
     worse = dict(f)
     if k == "crp":
         worse[k] = mg_dl(f[k]["value"] * 2 + 1)
+    elif k in ("platelets", "anc"):
+        worse[k] = g_l(f[k]["value"] / 2)
     else:
         worse[k] = f[k] * 2 + 1 if k == "ferritin" else f[k] / 2
     a = risk.score("car-hematotox", f).value
     b = risk.score("car-hematotox", worse).value
     assert a is not None and b is not None and b >= a
+
+
+# ------------------------------------------------------------- cell counts are never bare (issue 11)
+@pytest.mark.parametrize("count", ["platelets", "anc", "wbc"])
+def test_a_bare_cell_count_is_refused_naming_the_field_the_value_and_the_units(count: str) -> None:
+    """A US count of 150 (cells/uL) was read as 150 G/L: a bare count is refused, never guessed."""
+    findings = dict(HS_ZERO) | {count: 150}
+    with pytest.raises(FindingError) as err:
+        risk.score("hscore", findings)
+    assert (err.value.field, err.value.value) == (count, 150)
+    assert str(err.value).startswith(f"{count} = 150: a bare number is refused")
+    assert "'10*9/L' or '/uL'" in str(err.value)
+    french = error_message(err.value, "fr")
+    assert (
+        french.startswith(f"{count} = 150 : un nombre sans unité est refusé")
+        and "'10*9/L' ou '/uL'" in french
+    )
+
+
+def test_a_us_platelet_count_in_cells_per_ul_scores_as_profound_thrombocytopenia() -> None:
+    """150 platelets/uL (0.15 G/L) is < 75 G/L: 2 CAR-HEMATOTOX points; 150 G/L is 1 point."""
+    us = hematotox(platelets={"value": 150, "unit": "/uL"})
+    french = hematotox(platelets={"value": 150, "unit": "10*9/L"})
+    assert us.points is not None and french.points is not None
+    assert (us.points["platelets"], french.points["platelets"]) == (2, 1)

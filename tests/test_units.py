@@ -173,8 +173,13 @@ def test_analytes_whose_unit_differs_between_french_and_us_labs_declare_it() -> 
         "fibrinogen-decreased",
     ):
         assert f"ctcae5:{term}:value" in required, term
+    # cell counts: G/L (10*9/L) in French labs, cells/uL or 10*3/uL in US labs (issue 11)
+    assert {"platelets", "anc", "wbc", "anc_series"} <= set(required)
+    # (every count term refusing a bare value: tests/test_ctcae.py)
+    assert required["ctcae5:platelet-count-decreased:value"] == ("10*9/L", "/uL")
+    assert required["ctcae4:neutrophil-count-decreased:lln"] == ("10*9/L", "/uL")
     # analytes reported in the same unit in France and the US keep a bare number
-    assert not {"ldh", "ast", "ferritin", "platelets", "hemoglobin", "temperature_c"} & set(required)
+    assert not {"ldh", "ast", "ferritin", "hemoglobin", "temperature_c"} & set(required)
 
 
 def test_every_unit_required_finding_refuses_a_bare_number_and_accepts_each_declared_unit() -> None:

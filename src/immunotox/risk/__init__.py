@@ -17,7 +17,8 @@ read), EASIX-F/-FC (group thresholds not retrieved), the Hay 2017 CRS tree (thre
 unverified).
 
 >>> from immunotox import risk
->>> r = risk.score("m-easix", {"ldh": 300, "crp": {"value": 50, "unit": "mg/L"}, "platelets": 150})
+>>> r = risk.score("m-easix", {"ldh": 300, "crp": {"value": 50, "unit": "mg/L"},
+...                            "platelets": {"value": 150, "unit": "10*9/L"}})
 >>> r.value, r.as_json().get("risk", "no cut-off")
 (10.0, 'no cut-off')
 """

@@ -302,10 +302,11 @@ def score(score_id: str, findings: Mapping[str, Any]) -> ScoreResult:
     Examples
     --------
     >>> r = score("easix", {"ldh": 250, "creatinine": {"value": 88.4, "unit": "umol/L"},
-    ...                     "platelets": 100})
+    ...                     "platelets": {"value": 100, "unit": "10*9/L"}})
     >>> r.value, r.risk.category if r.risk else None
     (2.49995, 'low')
-    >>> r = score("car-hematotox", {"platelets": 175, "anc": 1.5, "hemoglobin": 11,
+    >>> r = score("car-hematotox", {"platelets": {"value": 175, "unit": "10*9/L"},
+    ...                             "anc": {"value": 1500, "unit": "/uL"}, "hemoglobin": 11,
     ...                             "crp": {"value": 30, "unit": "mg/L"}, "ferritin": 400})
     >>> r.points["total"], r.risk.label if r.risk else None
     (2, 'HT-high')

@@ -481,7 +481,7 @@ _LAYOUT: dict[str, tuple[str, ...]] = {
     "DM": ("STUDYID", "DOMAIN", "USUBJID", "AGE", "AGEU", "RFXSTDTC"),
     "VS": ("STUDYID", "DOMAIN", "USUBJID", "VSSEQ", "VSTESTCD", "VSSTRESN", "VSSTRESU", "VSDTC"),
     "LB": ("STUDYID", "DOMAIN", "USUBJID", "LBSEQ", "LBTESTCD", "LBSTRESN", "LBSTRESU", "LBDTC"),
-    "FA": ("STUDYID", "DOMAIN", "USUBJID", "FASEQ", "FATESTCD", "FASTRESC", "FASTRESN", "FADTC"),
+    "FA": ("STUDYID", "DOMAIN", "USUBJID", "FASEQ", "FATESTCD", "FASTRESC", "FASTRESN", "FASTRESU", "FADTC"),
     "EX": ("STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOSU", "EXSTDTC"),
     "CM": (
         "STUDYID",
@@ -591,13 +591,13 @@ def write_sdtm(observations: pa.Table, folder: str | Path) -> dict[str, int]:
                 if end is not None:
                     raise StandardsError(f"row {n}", f"{code} with an end: {domain} has no end")
                 if domain == "FA":
-                    number = spec.kind == "integer"
                     add(
                         "FA",
                         pid,
                         FATESTCD=testcd,
                         FASTRESC=value,
-                        FASTRESN=value if number else None,
+                        FASTRESN=value if spec.numeric else None,
+                        FASTRESU=cu if spec.kind == "quantity" else None,
                         FADTC=_dtc_out(t),
                     )
                 else:

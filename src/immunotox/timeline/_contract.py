@@ -30,10 +30,11 @@ class ObservationFileError(ImmunotoxError, ValueError):
     Examples
     --------
     >>> import pyarrow as pa
+    >>> from immunotox.timeline._read import normalize
     >>> normalize(pa.table({"patient_id": ["P1"]}), file="obs.csv")
     Traceback (most recent call last):
     ...
-    immunotox.timeline._read.ObservationFileError: obs.csv: missing columns ['time', 'code', ...
+    immunotox.timeline._contract.ObservationFileError: obs.csv: missing columns ['time', 'code', ...
     """
 
     def __init__(self, file: str, problem: str) -> None:
