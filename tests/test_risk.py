@@ -250,6 +250,25 @@ def test_bad_findings_name_the_field(findings: dict[str, Any], field: str, fragm
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("findings", "fr"),
+    [
+        (
+            {"ldh": 250, "creatinine": {"value": 1.0, "unit": "mg/dL"}, "platelets": g_l(0)},
+            "easix divise par platelets ; une valeur de 0 ne peut pas être calculée. Indication : vérifiez",
+        ),
+        ({"ldh": 250, "creatinin": 1.0, "platelets": g_l(100)}, "donnée inconnue pour le score easix"),
+    ],
+)
+def test_a_risk_refusal_is_explained_in_french(findings: dict[str, Any], fr: str) -> None:
+    from tests.test_messages import english_in
+
+    with pytest.raises(FindingError) as err:
+        risk.score("easix", findings)
+    text = error_message(err.value, "fr")
+    assert fr in text and not english_in(text), text
+
+
 def test_zero_platelets_given_with_a_unit_is_refused() -> None:
     with pytest.raises(FindingError, match="platelets"):
         risk.score("s-easix", {"ldh": 250, "platelets": {"value": 0, "unit": "/uL"}})

@@ -9,7 +9,7 @@ from typing import Any
 from .. import units
 from ..errors import FindingError, ImmunotoxError, RuleSpecError
 from ..findings import vocabulary
-from ..messages import Catalogue, Msg, name
+from ..messages import Catalogue, Msg, error, name
 from ._result import RiskCall, RiskTexts, ScoreResult, ScoreTexts, UnitConversion
 from ._spec import Component, ScoreSpec, all_specs
 
@@ -61,7 +61,7 @@ def _parse(
     """Check ``raw``: (canonical values read by the score, the raw inputs, conversions, ignored
     keys)."""
     if not isinstance(raw, Mapping):
-        raise FindingError("findings", raw, "expected a JSON object of findings")
+        raise FindingError("findings", raw, error("findings_object"))
     vocab = vocabulary()
     accepted = risk_findings()
     values: dict[str, Any] = {}
@@ -73,8 +73,8 @@ def _parse(
             raise FindingError(
                 str(key),
                 item,
-                f"unknown finding for score {spec.id}",
-                f"this score reads {list(spec.inputs)}",
+                error("risk_unknown_finding", score=spec.id),
+                error("risk_reads", keys=str(list(spec.inputs))),
             )
         fs = vocab[key]
         if item is None:  # null = not known, like an absent key
@@ -128,8 +128,8 @@ def _ratio(
             raise FindingError(
                 f,
                 given[f],
-                f"{spec.id} divides by {f}; a value of 0 cannot be scored",
-                "check the count and its unit",
+                error("risk_divides_by_zero", score=spec.id, field=f),
+                error("risk_check_count"),
             )
     num = math.prod(x[f] for f in spec.numerator)
     den = math.prod(x[f] for f in spec.denominator)
