@@ -340,6 +340,15 @@ def test_steroid_equivalence_golden_values() -> None:
     assert "mineralocorticoid" in conv.basis
 
 
+def test_a_french_steroid_conversion_has_its_basis_and_note_in_french() -> None:
+    from tests.test_messages import english_in
+
+    fr = steroid_equivalents(10, "dexamethasone", lang="fr")
+    assert "minéralocorticoïde" in fr.basis and "53,3 mg" in fr.note
+    assert not english_in(fr.basis) and not english_in(fr.note), (english_in(fr.basis), english_in(fr.note))
+    assert steroid_equivalents(10, "dexamethasone").note.startswith("Meikle & Tyler 1977 was not read")
+
+
 STEROIDS = ["hydrocortisone", "prednisone", "prednisolone", "methylprednisolone", "dexamethasone"]
 
 

@@ -152,7 +152,7 @@ class SteroidTable(BaseModel):
     sources: tuple[str, ...]
     locator: str
     verification: Verification
-    note: str
+    note: Text
     mg: dict[str, float]
 
 

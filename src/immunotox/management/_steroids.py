@@ -79,5 +79,5 @@ def steroid_equivalents(mg: Any, from_drug: Any, *, lang: str = "en") -> Steroid
             SourceRef(key=k, citation=source(k).citation(), locator=t.locator, verification=t.verification)
             for k in t.sources
         ],
-        note=t.note,
+        note=t.note.get(lang),
     )
