@@ -236,7 +236,7 @@ def test_vitals_carry_forward_partial_save_and_local_decimal(web: Web) -> None:
     [
         ({}, "Rien de saisi."),
         ({"temperature": "abc"}, "saisissez un nombre"),
-        ({"temperature": "55"}, "outside the physically possible range"),
+        ({"temperature": "55"}, "intervalle physiquement possible"),
         ({"temperature": "38", "time": "pas une date"}, "saisissez une date et une heure"),
     ],
 )

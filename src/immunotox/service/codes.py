@@ -19,6 +19,8 @@ from typing import Any
 
 from .. import units
 from ..errors import FindingError, UnitError
+from ..messages import Msg
+from ..messages import error as E
 from ..vocabulary import CodeSpec, unitless
 from ..vocabulary import vocabulary as observation_vocabulary
 
@@ -76,9 +78,7 @@ def resolve(code: str, field_name: str = "code") -> CodeSpec:
         canon = loinc_index().get(key)
         if canon is not None:
             return vocab[canon]
-        raise FindingError(
-            field_name, code, "unknown code", "use a canonical code (e.g. 'temperature') or a LOINC alias"
-        )
+        raise FindingError(field_name, code, E("svc_unknown_code"), E("svc_unknown_code_hint"))
     return spec
 
 
@@ -103,50 +103,53 @@ def normalize(spec: CodeSpec, value: Any, unit: str | None, prefix: str = "") ->
     if spec.kind == "integer":
         n = _number(value, vf)
         if not float(n).is_integer():
-            raise FindingError(vf, value, "expected a whole number")
+            raise FindingError(vf, value, E("whole_number"))
         _unitless(spec, unit, uf)
         assert spec.range is not None
         lo, hi = spec.range
         if not lo <= n <= hi:
-            raise FindingError(vf, value, f"outside the possible range {int(lo)}–{int(hi)} for {spec.name}")
+            raise FindingError(vf, value, E("svc_int_range", lo=int(lo), hi=int(hi), name=spec.name))
         return Normalized(spec.name, str(int(n)), float(n), "", None, None)
     if isinstance(value, bool) and spec.kind == "bool":
         value = "true" if value else "false"
     if not isinstance(value, str):
-        raise FindingError(vf, value, f"{spec.name} expects a token" + _choices(spec))
+        raise FindingError(vf, value, _choices("svc_token_expected", spec))
     raw = value.strip()
     token = spec.accepts_token(raw)
     if token is None:
         if spec.kind == "open":
-            raise FindingError(vf, value, "expected a token of letters, digits, '_', '.', '-'")
-        raise FindingError(vf, value, f"not a known {spec.name} value" + _choices(spec))
+            raise FindingError(vf, value, E("svc_open_token"))
+        raise FindingError(vf, value, _choices("svc_unknown_value", spec))
     _unitless(spec, unit, uf)
     return Normalized(spec.name, token, None, "", raw if raw != token else None, None)
 
 
 def _unitless(spec: CodeSpec, unit: Any, uf: str) -> None:
     if not (unit is None or isinstance(unit, str)) or not unitless(unit):
-        raise FindingError(uf, unit, f"{spec.name} is unitless", "leave unit empty")
+        raise FindingError(uf, unit, E("svc_unitless", name=spec.name), E("svc_leave_unit_empty"))
 
 
-def _choices(spec: CodeSpec) -> str:
-    return f"; expected one of {list(spec.tokens)}" if spec.tokens else ""
+def _choices(key: str, spec: CodeSpec) -> Msg:
+    """The problem ``key`` (``errors.<key>``), with the accepted tokens when the code lists them."""
+    if spec.tokens:
+        return E(f"{key}_choices", name=spec.name, values=str(list(spec.tokens)))
+    return E(key, name=spec.name)
 
 
 def _number(value: Any, vf: str) -> float:
     if isinstance(value, bool):
-        raise FindingError(vf, value, "expected a number")
+        raise FindingError(vf, value, E("svc_number"))
     if isinstance(value, (int, float)):
         x = float(value)
     elif isinstance(value, str):
         try:
             x = float(value.strip())
         except ValueError:
-            raise FindingError(vf, value, "expected a number written plainly, e.g. 38.6") from None
+            raise FindingError(vf, value, E("svc_number_plain")) from None
     else:
-        raise FindingError(vf, value, "expected a number")
+        raise FindingError(vf, value, E("svc_number"))
     if not math.isfinite(x):
-        raise FindingError(vf, value, "not a finite number")
+        raise FindingError(vf, value, E("not_finite"))
     return x
 
 
@@ -154,10 +157,13 @@ def _quantity(spec: CodeSpec, value: Any, unit: str | None, vf: str, uf: str) ->
     x = _number(value, vf)
     if unit is None or (isinstance(unit, str) and unit.strip() == ""):
         raise FindingError(
-            uf, unit, f"a unit is required for {spec.name}", f"give the UCUM code, e.g. {spec.unit!r}"
+            uf,
+            unit,
+            E("svc_unit_required", name=spec.name),
+            E("svc_unit_required_hint", unit=repr(spec.unit)),
         )
     if not isinstance(unit, str):
-        raise FindingError(uf, unit, "expected a UCUM code as a string", f"e.g. {spec.unit!r}")
+        raise FindingError(uf, unit, E("ucum_string"), E("eg", example=repr(spec.unit)))
     try:
         canon = units.convert(spec.name, x, unit, spec.unit, spec.molar_mass)
     except UnitError as exc:
@@ -166,13 +172,13 @@ def _quantity(spec: CodeSpec, value: Any, unit: str | None, vf: str, uf: str) ->
     if spec.range is not None:
         lo, hi = spec.range
         if not lo <= canon <= hi:
-            shown = f" (= {canon:g} {spec.unit})" if converted else ""
-            raise FindingError(
-                vf,
-                value,
-                f"outside the physically possible range {lo:g}–{hi:g} {spec.unit} for {spec.name}{shown}",
-                "check the unit and the decimal point",
+            bounds = {"lo": f"{lo:g}", "hi": f"{hi:g}", "unit": spec.unit, "name": spec.name}
+            problem = (
+                E("svc_out_of_range_converted", canon=f"{canon:g}", **bounds)
+                if converted
+                else E("svc_out_of_range", **bounds)
             )
+            raise FindingError(vf, value, problem, E("check_unit"))
     return Normalized(
         spec.name,
         format_number(canon),
@@ -188,15 +194,20 @@ def check_dose(dose: Any, dose_unit: str | None, prefix: str = "") -> tuple[floa
     if dose is None and dose_unit in (None, ""):
         return None, None
     if dose is None:
-        raise FindingError(f"{prefix}dose", None, "dose_unit given without a dose")
+        raise FindingError(f"{prefix}dose", None, E("svc_dose_unit_alone"))
     x = _number(dose, f"{prefix}dose")
     if x <= 0:
-        raise FindingError(f"{prefix}dose", dose, "a dose must be > 0")
+        raise FindingError(f"{prefix}dose", dose, E("svc_dose_positive"))
     if dose_unit in (None, ""):
-        raise FindingError(f"{prefix}dose_unit", dose_unit, "a dose needs its UCUM unit", "e.g. 'mg'")
+        raise FindingError(
+            f"{prefix}dose_unit", dose_unit, E("svc_dose_unit_needed"), E("eg", example="'mg'")
+        )
     assert dose_unit is not None
     if not units.is_known(dose_unit):
         raise FindingError(
-            f"{prefix}dose_unit", dose_unit, "unknown UCUM unit", "e.g. 'mg', 'mg/kg', 'ug/kg/min'"
+            f"{prefix}dose_unit",
+            dose_unit,
+            E("svc_unknown_ucum"),
+            E("eg", example="'mg', 'mg/kg', 'ug/kg/min'"),
         )
     return x, dose_unit

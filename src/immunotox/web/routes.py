@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from .. import grade as grade_findings
 from ..service import auth
 from ..service.models import ClinicalEvent, Patient
-from ..service.problems import ApiError
+from ..service.problems import ApiError, from_finding
 from ..service.schemas import (
     AckIn,
     AlertPublic,
@@ -128,9 +128,12 @@ def explain_error(exc: ApiError) -> str:
         return _("Not found, or not in your units.")
     if any(e.field.startswith("header.") for e in exc.errors):
         return _("This form was already submitted with other values: reload the page to enter new ones.")
+    detail = exc.detail
+    if exc.finding is not None:  # a refused value: the service's words in the page's language
+        detail = from_finding(*exc.finding, lang="fr" if i18n.current() == "fr" else "en").detail
     if exc.status == 409:
-        return _("Already done, or changed meanwhile: %(detail)s") % {"detail": exc.detail}
-    return _("Refused: %(detail)s") % {"detail": exc.detail}
+        return _("Already done, or changed meanwhile: %(detail)s") % {"detail": detail}
+    return _("Refused: %(detail)s") % {"detail": detail}
 
 
 # ----------------------------------------------------------------------------- guards

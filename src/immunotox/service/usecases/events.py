@@ -71,11 +71,15 @@ def _append(
     return IngestOut(stored=[c.event_public(e) for e in events], grades=grades, alerts=alerts)
 
 
-def _raise_all(problems: list[tuple[str, str]]) -> None:
-    from ..problems import ApiError, ProblemItem, pointer
+def _raise_all(problems: list[FindingError]) -> None:
+    """One 422 naming every refused row; a single refusal keeps its texts, so that it is written
+    again in the reader's language (the API's ``Accept-Language``, the web page's language)."""
+    from ..problems import ApiError, ProblemItem, from_finding, pointer
 
-    items = [ProblemItem(field=f, pointer=pointer(f), message=m) for f, m in problems]
-    detail = f"{problems[0][1]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+    if len(problems) == 1:
+        raise from_finding(problems[0])
+    items = [ProblemItem(field=e.field, pointer=pointer(e.field), message=str(e)) for e in problems]
+    detail = f"{problems[0]} (and {len(problems) - 1} more)"
     raise ApiError(422, "Invalid input", detail, items, code="invalid-input")
 
 
@@ -154,7 +158,7 @@ def record_batch(
                 }
                 raise exc
         rows: list[ingest.Row] = []
-        problems: list[tuple[str, str]] = []
+        problems: list[FindingError] = []
         for i, o in enumerate(body.observations):
             try:
                 rows.append(
@@ -167,7 +171,7 @@ def record_batch(
                     )
                 )
             except FindingError as exc:
-                problems.append((exc.field, str(exc)))
+                problems.append(exc)
         if problems:
             _raise_all(problems)
         events = ingest.store(s, rows, user_id=principal.user_id, source="api", now=now)
