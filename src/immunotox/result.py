@@ -131,13 +131,18 @@ class GradeResult(BaseModel):
         return "\n".join(lines)
 
 
+def input_root(key: str) -> str:
+    """The input a missing key belongs to (``ice_items.orientation`` → ``ice_items``,
+    ``anc_series[2].value`` → ``anc_series``): the key :attr:`Texts.inputs` is indexed by."""
+    return key.split(".")[0].split("[")[0]
+
+
 def finding_name(key: str, lang: Lang, inputs: Mapping[str, tuple[str, str | None]]) -> str:
     """What the input ``key`` is, in ``lang``: the text of the scale's own declaration of it (a
     CTCAE lab term's ``uln`` is the ULN of its analyte, in its unit), carried by the result's
     :class:`Texts` (``inputs``); sub-keys such as ``ice_items.orientation`` are named by their
     parent; the key itself when the scale does not declare it."""
-    root = key.split(".")[0].split("[")[0]
-    names = inputs.get(root)
+    names = inputs.get(input_root(key))
     if names is None:
         return key
     en, fr = names

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..findings import FieldSpec, parse_findings, vocabulary
 from ..messages import Catalogue, Msg, render, verbatim
-from ..result import GradeResult, RuleHit, Texts
+from ..result import GradeResult, RuleHit, Texts, input_root
 from ..sources import Source, source
 
 _ENUMERATED_MAX = 4096  # memoised enumerations kept per scale (see Scale._enumerate)
@@ -241,7 +241,7 @@ class Scale(ABC):
         else the shared findings vocabulary's (sub-keys are named by their parent)."""
         out: dict[str, tuple[str, str | None]] = {}
         for key in keys:
-            root = key.split(".")[0].split("[")[0]
+            root = input_root(key)
             spec = self.findings.get(root) or vocabulary().get(root)
             if spec is not None:
                 out[root] = (spec.text, spec.text_fr)
