@@ -379,3 +379,16 @@ def test_every_service_and_fhir_refusal_text_is_french_in_french() -> None:
             seen += 1
             assert t["text_fr"]
     assert seen >= 45
+
+
+def test_an_implausible_birth_date_is_refused_in_french(sqlite_svc: Service) -> None:
+    body = {"birth_date": "1901-01-01"}
+    en = sqlite_svc.patch("doc_a", P, body).json()
+    fr = sqlite_svc.patch("doc_a", P, body, headers=FR).json()
+    _check(
+        en,
+        fr,
+        "birth_date",
+        "gives an age of 124 years, outside 0–120",
+        "birth_date = '1901-01-01' : donne un âge de 124 ans, hors de l'intervalle 0–120",
+    )
