@@ -7,17 +7,20 @@ written in one language only fails here).
 from __future__ import annotations
 
 import ast
+import re
 import string
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 import immunotox
 from immunotox.errors import FindingError
 from immunotox.messages import Msg, entry, error_message, render
+from immunotox.timeline.live import rule_msg
+from immunotox.vocabulary import Method, vocabulary
 from tests.test_messages import FILES, english_in
 
 
@@ -257,3 +260,25 @@ def test_every_message_of_a_rule_file_renders_in_both_languages(name: str) -> No
         assert en.strip() and fr.strip(), msg_id
         if params:
             assert "1,5" in fr and "1.5" in en, f"{msg_id}: a parameter is not shown in both languages"
+
+
+def test_every_derivation_method_is_said_in_both_languages() -> None:
+    """The rule of reconstruction shown beside each input of a live grade (timeline.live) is data
+    with its French twin, for every method of the vocabulary grammar and every derivation."""
+    methods = set(get_args(Method))
+    said = {k for k, v in _load("observations")["derive_text"].items() if isinstance(v.get("text"), str)}
+    assert methods <= said, f"derivation methods without their texts: {sorted(methods - said)}"
+    derivations = vocabulary().derivations.values()
+    assert {d.method for d in derivations} >= {"window_max", "device", "masking", "series", "event_since"}
+    for d in derivations:
+        en, fr = render(rule_msg(d), "en"), render(rule_msg(d), "fr")
+        if d.method != "masking":  # masking names the therapies, not their codes
+            assert all(c in en and c in fr for c in d.codes), (d.finding, en, fr)
+        if d.window_h is not None:
+            assert f"{d.window_h:g}h" in en and f"{d.window_h:g}".replace(".", ",") + " h" in fr, (en, fr)
+        words = re.sub(r"\b(" + "|".join(d.codes) + r")\b", " ", fr)  # codes are identifiers
+        assert not english_in(words), f"{d.finding}: English in {fr!r}: {english_in(words)}"
+        assert en != fr
+    temp = vocabulary().derivation("temperature_c")
+    assert render(rule_msg(temp), "en") == "highest temperature in (t-6h, t]"
+    assert render(rule_msg(temp), "fr") == "valeur la plus élevée de temperature sur (t-6 h, t]"
