@@ -43,7 +43,8 @@ def select_scales(spec: str | Sequence[str]) -> list[str]:
     """Scale ids from ``astct2019:crs,astct2019:icans``, ``all-crs`` or ``all``.
 
     ``all-crs`` is every CRS scale of the catalogue (whichever exist at run time); ``all`` every
-    scale that reads at least one finding a timeline can reconstruct.
+    scale that reads at least one finding a timeline can reconstruct (the CTCAE laboratory terms
+    graded from their results included).
     """
     items = [x.strip() for x in (spec.split(",") if isinstance(spec, str) else spec) if x.strip()]
     if not items:
@@ -62,9 +63,9 @@ def select_scales(spec: str | Sequence[str]) -> list[str]:
 
 
 def _readable(scale_id: str) -> bool:
-    """Whether a timeline reconstructs an input of the scale (a finding)."""
+    """Whether a timeline reconstructs an input of the scale (a finding, or a lab term's results)."""
     p = plan(all_scales()[scale_id])
-    return bool(p.findings)
+    return bool(p.findings) or p.lab is not None
 
 
 def memory_bytes(text: str | None) -> int | None:
