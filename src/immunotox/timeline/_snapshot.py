@@ -31,6 +31,8 @@ class ScalePlan:
     findings: tuple[str, ...]
     grid_codes: frozenset[str]
     interval_codes: frozenset[str]
+    #: a CTCAE laboratory term: the observation code its results come from (:mod:`._labs`)
+    lab: str | None = None
 
     @property
     def scale(self) -> Scale:
@@ -41,10 +43,16 @@ def plan(scale: Scale, voc: Vocabulary | None = None) -> ScalePlan:
     """The plan of ``scale``: the findings it reads that a timeline can reconstruct.
 
     The assessment grid is every distinct time of a row of a code those findings read (patient
-    attributes such as age excepted), plus the end times of interval rows. A scale that reads
+    attributes such as age excepted), plus the end times of interval rows. A CTCAE laboratory
+    term is assessed at every result of its observation code (:mod:`._labs`). A scale that reads
     ``fever_masked`` also gets the rows its masking rule reads (fever, hypotension, hypoxia).
     """
     v = voc or vocabulary()
+    from ._labs import lab_code
+
+    code = lab_code(scale.id)
+    if code is not None:  # graded at every result of its code (inputs: module _labs)
+        return ScalePlan(scale.id, (), frozenset({code}), frozenset(), code)
     findings = tuple(k for k in scale.findings if k in v.derivations)
     codes: set[str] = set()
     for k in findings:
@@ -66,6 +74,8 @@ def codes_read(plans: Sequence[ScalePlan]) -> frozenset[str]:
     keep: set[str] = {"infusion"}
     for p in plans:
         keep |= p.grid_codes
+        if p.lab is not None:  # the patient's age selects the default reference interval
+            keep.add("age")
         for k in p.findings:
             keep.update(voc.derivations[k].codes)
     return frozenset(keep)
