@@ -315,6 +315,7 @@ def test_crs_signs_of_a_checkpoint_inhibitor_patient_are_kept_not_graded_and_the
     of a pembrolizumab patient is stored, no CRS grade is computed, and the reason is given."""
     from immunotox.service.usecases.ungraded import ungraded
 
+    assert sqlite_svc.obs("nurse_b", "P-B1", "age", 64, "a").status_code == 201  # an attribute
     r = sqlite_svc.obs("nurse_b", "P-B1", "temperature", 39.2, "Cel")
     assert r.status_code == 201, r.text
     assert not [g for g in r.json()["grades"] if g["scale"].startswith("astct2019:")]
@@ -322,7 +323,7 @@ def test_crs_signs_of_a_checkpoint_inhibitor_patient_are_kept_not_graded_and_the
         p = s.get(Patient, "P-B1")
         assert p is not None
         (crs,) = [u for u in ungraded(s, p) if u.scale == "astct2019:crs"]
-    assert [(x.code, x.count) for x in crs.stored] == [("temperature", 1)]
+    assert [(x.code, x.count) for x in crs.stored] == [("temperature", 1)]  # never age or weight
     assert crs.therapies == ("bispecific", "car_t") and crs.therapy == "checkpoint_inhibitor"
     fr = crs.text("fr")
     assert fr.startswith("Syndrome de relargage cytokinique (CRS)")

@@ -180,8 +180,16 @@ def scale_short(scale_id: str) -> str:
 
 
 def named_scales() -> tuple[str, ...]:
-    """The scales with a short name (``SCALE_SHORT`` and the scales whose data give one)."""
-    return (*SCALE_SHORT, *(k for k, v in all_scales().items() if isinstance(getattr(v, "short", None), Msg)))
+    """The scales with a name (``SCALE_SHORT`` and the scales whose data give one: a short name,
+    or a CTCAE term's name)."""
+    return (
+        *SCALE_SHORT,
+        *(
+            k
+            for k, v in all_scales().items()
+            if isinstance(getattr(v, "short", None), Msg) or callable(getattr(v, "term_msg", None))
+        ),
+    )
 
 
 def code_text(code: str) -> str:

@@ -89,6 +89,13 @@ def _code_text(code: str, lang: Lang) -> str:
 
 
 @functools.cache
+def _not_findings() -> frozenset[str]:
+    from ..codes import vocabulary
+
+    return frozenset(c for c, spec in vocabulary().items() if spec.resource in ("attribute", "event"))
+
+
+@functools.cache
 def _therapies_of(scale: str) -> tuple[str, ...]:
     return tuple(sorted(tc for tc, scales in SCALES_BY_THERAPY.items() if scale in scales))
 
@@ -97,7 +104,8 @@ def ungraded(session: Session, patient: Patient) -> list[UngradedScale]:
     """The scales of other therapy classes that would read findings stored for ``patient`` (its
     own scales and the CTCAE laboratory terms read them otherwise), with those findings; one
     query. Empty when every stored finding is graded or read by no scale."""
-    graded = frozenset().union(*(SCALE_CODES[s] for s in all_scales_of(patient)))
+    # a patient attribute (age, weight) or an event (day 0, death) is not a finding for a scale
+    graded = frozenset().union(*(SCALE_CODES[s] for s in all_scales_of(patient)), _not_findings())
     other: dict[str, frozenset[str]] = {}
     for tc, scales in SCALES_BY_THERAPY.items():
         if tc == patient.therapy_class:
