@@ -392,3 +392,34 @@ def test_an_implausible_birth_date_is_refused_in_french(sqlite_svc: Service) -> 
         "gives an age of 124 years, outside 0–120",
         "birth_date = '1901-01-01' : donne un âge de 124 ans, hors de l'intervalle 0–120",
     )
+
+
+def test_the_import_report_says_why_in_french_and_english(sqlite_svc: Service) -> None:
+    """Each entry's reason (skipped, created, duplicate) is given in both languages."""
+    svc = sqlite_svc
+    first = svc.post("doc_a", IMPORT, official_bundle(), params={"unit_id": "unit-a"}).json()
+    by = {e["outcome"]: e for e in first["entries"]}
+    assert (
+        by["skipped"]["reason"].startswith("medication not monitored (")
+        and "Vancomycin" in by["skipped"]["reason"]
+    )
+    assert by["skipped"]["reason_fr"].startswith("médicament non surveillé (")
+    assert "Vancomycin" in by["skipped"]["reason_fr"]
+    assert (
+        by["created"]["reason_fr"]
+        == "classe thérapeutique fixée à car_t : corrigez le dossier si elle diffère"
+    )
+    assert by["stored"]["reason"] is None and by["stored"]["reason_fr"] is None
+    again = svc.post("doc_a", IMPORT, official_bundle(), params={"unit_id": "unit-a"}).json()
+    dup = next(e for e in again["entries"] if e["outcome"] == "duplicate")
+    assert (dup["reason"], dup["reason_fr"]) == ("already imported", "déjà importé")
+    cancelled = copy.deepcopy(fixture("observation-heart-rate"))
+    cancelled.update(status="cancelled")
+    cancelled["subject"]["reference"] = "Patient/P-A1"
+    out = svc.post(
+        "doc_a", IMPORT, _bundle(cancelled, {"resourceType": "Basic", "code": {"text": "x"}})
+    ).json()
+    assert [(e["reason"], e["reason_fr"]) for e in out["entries"]] == [
+        ("status 'cancelled'", "statut 'cancelled'"),
+        ("Basic is not imported", "Basic n'est pas importé"),
+    ]
