@@ -423,3 +423,14 @@ def test_the_import_report_says_why_in_french_and_english(sqlite_svc: Service) -
         ("status 'cancelled'", "statut 'cancelled'"),
         ("Basic is not imported", "Basic n'est pas importé"),
     ]
+
+
+def test_a_conflict_written_as_data_stays_a_409_in_french() -> None:
+    from immunotox.service.problems import conflict
+
+    err = conflict(E("service.write_conflict", constraint="UNIQUE constraint failed: patient.id"))
+    fr = err.in_lang("fr")
+    assert (err.status, fr.status, fr.errors) == (409, 409, [])
+    assert err.detail == "the write conflicts with stored data (UNIQUE constraint failed: patient.id)"
+    assert fr.detail.startswith("l'écriture contredit des données déjà enregistrées (UNIQUE")
+    assert conflict("patient id taken", "id").in_lang("fr").detail == "patient id taken"  # English only
