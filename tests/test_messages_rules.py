@@ -189,10 +189,6 @@ _ENGLISH_REFUSALS_LEFT = {
     "analysis/_cohort.py",
     "handouts.py",
     "labs/_intervals.py",
-    "service/fhir.py",
-    "service/ingest.py",
-    "service/labs.py",
-    "service/recommend.py",
 }
 
 
