@@ -434,3 +434,20 @@ def test_a_conflict_written_as_data_stays_a_409_in_french() -> None:
     assert err.detail == "the write conflicts with stored data (UNIQUE constraint failed: patient.id)"
     assert fr.detail.startswith("l'écriture contredit des données déjà enregistrées (UNIQUE")
     assert conflict("patient id taken", "id").in_lang("fr").detail == "patient id taken"  # English only
+
+
+def test_patient_record_refusals_are_written_in_french(sqlite_svc: Service) -> None:
+    svc = sqlite_svc
+    body = {"id": "P-A1", "unit_id": "unit-a", "therapy_class": "car_t"}
+    en, fr = _both(svc, "doc_a", "/api/v1/patients", body)
+    assert en["status"] == 409 and fr["detail"] == "le patient 'P-A1' existe déjà"
+    assert en["detail"] == "patient 'P-A1' exists"
+    later = (svc.clock.now() + dt.timedelta(days=400)).isoformat()
+    en, fr = _both(svc, "doc_a", "/api/v1/patients", {**body, "id": "P-NEW", "infusion_at": later})
+    _check(en, fr, "infusion_at", "more than a year in the future", "plus d'un an dans le futur")
+    en = svc.patch("doc_a", P, {"therapy_class": None}).json()
+    fr = svc.patch("doc_a", P, {"therapy_class": None}, headers=FR).json()
+    _check(en, fr, "therapy_class", "cannot be null", "ne peut pas être vide (null)")
+    en = svc.patch("doc_a", P, {"unit_id": "unit-zz"}).json()
+    fr = svc.patch("doc_a", P, {"unit_id": "unit-zz"}, headers=FR).json()
+    _check(en, fr, "unit_id", "no unit 'unit-zz'", "aucune unité 'unit-zz'")
