@@ -451,3 +451,29 @@ def test_patient_record_refusals_are_written_in_french(sqlite_svc: Service) -> N
     en = svc.patch("doc_a", P, {"unit_id": "unit-zz"}).json()
     fr = svc.patch("doc_a", P, {"unit_id": "unit-zz"}, headers=FR).json()
     _check(en, fr, "unit_id", "no unit 'unit-zz'", "aucune unité 'unit-zz'")
+
+
+def test_account_refusals_are_written_in_french(sqlite_svc: Service) -> None:
+    svc = sqlite_svc
+    user = {"username": "new-pat", "password": "a long enough pass phrase", "role": "patient"}
+    en, fr = _both(svc, "admin", "/api/v1/users", user)
+    _check(
+        en,
+        fr,
+        "patient_id",
+        "a patient account must name its patient record",
+        "un compte patient doit désigner son dossier patient",
+    )
+    nurse = {**user, "username": "new-nurse", "role": "nurse", "unit_ids": []}
+    en, fr = _both(svc, "admin", "/api/v1/users", nurse)
+    _check(
+        en,
+        fr,
+        "unit_ids",
+        "a nurse must work in at least one unit",
+        "un compte nurse doit être rattaché à au moins une unité",
+    )
+    en, fr = _both(svc, "admin", "/api/v1/users", {**nurse, "unit_ids": ["unit-zz"]})
+    _check(en, fr, "unit_ids.0", "no unit 'unit-zz'", "aucune unité 'unit-zz'")
+    en, fr = _both(svc, "admin", "/api/v1/units", {"id": "unit-a", "name": "A"})
+    assert en["status"] == 409 and fr["detail"] == "l'unité 'unit-a' existe déjà"
