@@ -477,3 +477,10 @@ def test_account_refusals_are_written_in_french(sqlite_svc: Service) -> None:
     _check(en, fr, "unit_ids.0", "no unit 'unit-zz'", "aucune unité 'unit-zz'")
     en, fr = _both(svc, "admin", "/api/v1/units", {"id": "unit-a", "name": "A"})
     assert en["status"] == 409 and fr["detail"] == "l'unité 'unit-a' existe déjà"
+
+
+def test_a_nul_character_in_the_query_is_refused_in_french(sqlite_svc: Service) -> None:
+    path = "/api/v1/patients/P-A1/observations?code=temperature%00"
+    en = sqlite_svc.get("nurse_a", path).json()
+    fr = sqlite_svc.get("nurse_a", path, headers=FR).json()
+    _check(en, fr, "query.code", "contains a NUL character", "contient un caractère NUL")
