@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 import re
 import string
+import subprocess
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
@@ -22,6 +24,8 @@ from immunotox.messages import Msg, entry, error_message, render
 from immunotox.timeline.live import rule_msg
 from immunotox.vocabulary import Method, vocabulary
 from tests.test_messages import FILES, english_in
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _ngl(x: float) -> dict[str, Any]:
@@ -282,3 +286,22 @@ def test_every_derivation_method_is_said_in_both_languages() -> None:
     temp = vocabulary().derivation("temperature_c")
     assert render(rule_msg(temp), "en") == "highest temperature in (t-6h, t]"
     assert render(rule_msg(temp), "fr") == "valeur la plus élevée de temperature sur (t-6 h, t]"
+
+
+@pytest.mark.parametrize(
+    ("scale", "findings", "fr"),
+    [
+        ("penn:crs", '{"crs_symptoms": false, "temperature_c": 39.5}', "crs_symptoms = false : contredit"),
+        (
+            "ctcae5:colitis",
+            '{"event_present": false, "peritoneal_signs": true}',
+            "event_present = false : contredit",
+        ),
+        ("astct2019:crs", "[1, 2]", "--findings = [1, 2] : attendu : un objet JSON de données cliniques"),
+    ],
+)
+def test_the_cli_refuses_in_the_language_asked(cli: Cli, scale: str, findings: str, fr: str) -> None:
+    p = cli("grade", scale, "--findings", findings, "--lang", "fr")
+    assert p.returncode == 2 and p.stderr.startswith(f"error: {fr}"), p.stderr
+    problem = p.stderr.split(" : ", 1)[1]
+    assert not english_in(problem), english_in(problem)
