@@ -20,6 +20,7 @@ import pytest
 
 import immunotox
 from immunotox.errors import FindingError
+from immunotox.labs import check_reference
 from immunotox.messages import Msg, entry, error_message, render
 from immunotox.timeline.live import rule_msg
 from immunotox.vocabulary import Method, vocabulary
@@ -192,16 +193,15 @@ def test_a_scale_refuses_contradictory_findings_in_french_and_english(
 _ENGLISH_REFUSALS_LEFT = {
     "analysis/_cohort.py",
     "handouts.py",
-    "labs/_intervals.py",
     "service/fhir.py",
     "service/ingest.py",
-    "service/labs.py",
     "service/recommend.py",
 }
 
 
 def _literal_refusals(path: Path) -> list[int]:
-    """Lines of ``path`` raising a FindingError whose problem or hint is a string literal."""
+    """Lines of ``path`` raising a FindingError whose problem or hint is an English string (a
+    literal, or the English rendering of another refusal)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
         if not isinstance(node, ast.Call):
@@ -210,7 +210,15 @@ def _literal_refusals(path: Path) -> list[int]:
         if name not in ("FindingError", "UnitError"):
             continue
         texts = [*node.args[2:4], *(k.value for k in node.keywords if k.arg in ("problem", "hint"))]
-        if any(isinstance(a, ast.JoinedStr) or (isinstance(a, ast.Constant) and a.value) for a in texts):
+        english = [
+            a
+            for a in texts
+            if isinstance(a, ast.JoinedStr)
+            or (isinstance(a, ast.Constant) and a.value)
+            # exc.problem / exc.hint: the English rendering of another refusal (use *exc.texts())
+            or (isinstance(a, ast.Attribute) and a.attr in ("problem", "hint"))
+        ]
+        if english:
             out.append(node.lineno)
     return out
 
@@ -305,3 +313,23 @@ def test_the_cli_refuses_in_the_language_asked(cli: Cli, scale: str, findings: s
     assert p.returncode == 2 and p.stderr.startswith(f"error: {fr}"), p.stderr
     problem = p.stderr.split(" : ", 1)[1]
     assert not english_in(problem), english_in(problem)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "unit", "fr"),
+    [
+        (50, 40, "U/L", "ref_low = 50.0 : n'est pas inférieure à ref_high (40). Indication : l'intervalle"),
+        (7, 40, None, "unit = null : un intervalle de référence exige l'unité du résultat"),
+        (-1, 40, "U/L", "ref_low = -1.0 : une limite de référence ne peut pas être négative"),
+        ("x", 40, "U/L", "ref_low = 'x' : attendu : un nombre écrit simplement"),
+        (7.5, 40.5, "kg", "unit = 'kg' : impossible de convertir 'kg' en 'U/L'"),
+    ],
+)
+def test_a_refused_reference_interval_is_explained_in_french(low: Any, high: Any, unit: Any, fr: str) -> None:
+    """A result's reference interval (API, FHIR, bedside forms, cohort files) is refused in the
+    reader's language; a unit refusal keeps its French when raised again under the unit field."""
+    with pytest.raises(FindingError) as err:
+        check_reference(vocabulary().code("alt"), low, high, unit)
+    french = error_message(err.value, "fr")
+    assert french.startswith(fr), french
+    assert not english_in(french.split(" : ", 1)[1])
