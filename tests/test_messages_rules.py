@@ -188,15 +188,9 @@ def test_a_scale_refuses_contradictory_findings_in_french_and_english(
     assert "Hint:" not in french and problem not in english
 
 
-# Modules whose refusals are still written in English in the code (issue 11; other lanes' files).
+# Modules whose refusals are still written in English in the code (issue 11).
 # This list only shrinks: a FindingError raised with an English string literal anywhere else fails.
-_ENGLISH_REFUSALS_LEFT = {
-    "analysis/_cohort.py",
-    "handouts.py",
-    "service/fhir.py",
-    "service/ingest.py",
-    "service/recommend.py",
-}
+_ENGLISH_REFUSALS_LEFT = {"analysis/_cohort.py", "handouts.py"}
 
 
 def _literal_refusals(path: Path) -> list[int]:

@@ -40,13 +40,11 @@ from sqlalchemy.orm import Session
 from .. import labs, units
 from ..catalogue import get_scale
 from ..errors import FindingError, UnitError
-from ..messages import Catalogue, Msg, error, name, render
+from ..messages import Msg, name, render
+from ..messages import error as E
 from ..scales.ctcae_spec import LAB_INPUTS
 from ..vocabulary import CodeSpec, vocabulary
 from .models import ClinicalEvent, Patient
-
-#: the refusals of a reference interval (``[errors]`` of data/reference_intervals.toml)
-_T = Catalogue("reference_intervals")
 
 Key = tuple[str, str]
 
@@ -256,16 +254,16 @@ def fhir_reference_range(
             if q is None:
                 continue
             if q.value is None:
-                raise FindingError(f"{where}{side}.value", None, _T.e("limit_needs_value"))
+                raise FindingError(f"{where}{side}.value", None, E("fhir.reference_value"))
             if q.system not in (None, ucum):
-                raise FindingError(f"{where}{side}.system", q.system, _T.e("limit_ucum_system", ucum=ucum))
+                raise FindingError(f"{where}{side}.system", q.system, E("fhir.ucum_system", system=ucum))
             code = q.code or q.unit
             if not code:
                 raise FindingError(
                     f"{where}{side}.code",
                     None,
-                    _T.e("limit_needs_unit"),
-                    error("eg", example=repr(spec.unit)),
+                    E("fhir.reference_unit"),
+                    E("eg", example=repr(spec.unit)),
                 )
             x = float(q.value)
             if unit and code != unit:

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import ruledata
 from ..catalogue import all_scales
+from ..scales import astct2019_spec
 from ..vocabulary import Derivation, Vocabulary, vocabulary
 from ._course import Course, episode_step, masked_at
+from ._labs import lab_findings, lab_inputs
 from ._read import NO_END, Obs
 from ._snapshot import Grader, GradeRow, ScalePlan, findings_from_raw
 
@@ -232,8 +233,11 @@ class PatientState:
     # ------------------------------------------------------------------ masking
     def compute_masking(self, times: Sequence[int], grader: Grader) -> None:
         """fever_masked at each of ``times`` (the rule in ``data/observations.toml`` [masking])."""
+        # the masking rule is ASTCT 2019's: its fever threshold from the typed table, as the
+        # cohort engine (``_astct.masking``) and the scale itself read it
+        assert self.voc.masking_scale == "astct2019", "[masking] scale must be astct2019"
         scale = all_scales()[f"{self.voc.masking_scale}:crs"]
-        fever_min = ruledata.load(self.voc.masking_scale)["crs"]["fever_min_c"]
+        fever_min = astct2019_spec.table().crs.fever_min_c
         keys = [
             k for k in ("temperature_c", "sbp_mmhg", "vasopressors", "oxygen", "o2_flow_l_min", "age_years")
         ]
@@ -334,7 +338,11 @@ def grade_patient(
             st.compute_masking(times, g)
         rows = []
         for t in times:
-            f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc)
+            if p.lab is not None:  # a CTCAE laboratory term: its inputs at the result (_labs)
+                q = lab_inputs(rec, p.scale_id, p.lab, t)
+                f = lab_findings(q, rec.voc.code(p.lab).unit)
+            else:
+                f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc)
             rows.append(g.grade(p.scale, f))
         pos = [r.grade is not None and r.grade >= 1 for r in rows]
         out[p.scale_id] = PatientGrades(times, rows, episodes_py(times, pos, resolution_us))
