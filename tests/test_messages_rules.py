@@ -19,9 +19,9 @@ from typing import Any, get_args
 import pytest
 
 import immunotox
-from immunotox.errors import FindingError
+from immunotox.errors import FindingError, UnknownScaleError
 from immunotox.labs import check_reference
-from immunotox.messages import Msg, entry, error_message, render
+from immunotox.messages import Msg, entry, error_message, exc_message, render
 from immunotox.timeline.live import rule_msg
 from immunotox.vocabulary import Method, vocabulary
 from tests.test_messages import FILES, english_in
@@ -301,13 +301,29 @@ def test_every_derivation_method_is_said_in_both_languages() -> None:
             "event_present = false : contredit",
         ),
         ("astct2019:crs", "[1, 2]", "--findings = [1, 2] : attendu : un objet JSON de données cliniques"),
+        ("astct2019:crs", "{bad", "--findings = '{bad' : JSON invalide (« Expecting property name"),
+        ("astct2018:crs", "{}", "échelle inconnue 'astct2018:crs' ; lancez `immunotox scales` pour la liste"),
     ],
 )
 def test_the_cli_refuses_in_the_language_asked(cli: Cli, scale: str, findings: str, fr: str) -> None:
     p = cli("grade", scale, "--findings", findings, "--lang", "fr")
     assert p.returncode == 2 and p.stderr.startswith(f"error: {fr}"), p.stderr
-    problem = p.stderr.split(" : ", 1)[1]
+    problem = p.stderr.split(" : ", 1)[-1]
     assert not english_in(problem), english_in(problem)
+
+
+def test_an_unknown_scale_is_named_in_both_languages() -> None:
+    with pytest.raises(UnknownScaleError) as err:
+        immunotox.grade("x:crs", {})
+    assert exc_message(err.value, "en") == str(err.value)
+    assert str(err.value).endswith(
+        "Did you mean 'astct2019:crs', 'lee2014:crs', 'penn:crs', 'mskcc:crs', 'cartox:crs'?"
+    )
+    fr = exc_message(err.value, "fr")
+    assert fr.startswith("échelle inconnue 'x:crs' ; lancez `immunotox scales` pour la liste (")
+    assert fr.endswith(
+        "Vouliez-vous dire 'astct2019:crs', 'lee2014:crs', 'penn:crs', 'mskcc:crs', 'cartox:crs' ?"
+    )
 
 
 @pytest.mark.parametrize(

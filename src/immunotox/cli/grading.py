@@ -69,7 +69,7 @@ def grade(
 ) -> None:
     """Grade FINDINGS with SCALE; prints one JSON object (or an explanation with --explain)."""
     language = lang_option(lang)
-    raw = read_json_option(findings, "--findings")
+    raw = read_json_option(findings, "--findings", language)
     with clean_errors(language):
         if not isinstance(raw, dict):
             raise FindingError("--findings", raw, error("findings_object"))
