@@ -24,7 +24,11 @@ the simulator)
 ``live``                the incremental per-patient entry point the service calls (findings at t
                         with their evidence, the episode rule step by step)
 ``_engine``             one partition through the embedded or scalar engine -> output tables
-``_run``                streaming driver: partitions, threads, outputs, crosstab, summary
+``_options``            the run's options checked: scales asked for, memory limit, partition size
+``_source``             the input (Parquet, CSV, Arrow table) read in batches of about a partition
+``_spill``              an input not sorted by patient spilled to hash buckets of whole patients
+``_summary``            the run summary (``summary.json``) and the crosstab between scales
+``_run``                streaming driver: partitions, threads, carried patients, outputs
 ``output``              the writers of the output files (Parquet or CSV)
 ``_spark``              the same partition function on Apache Spark (``groupBy().applyInArrow``)
 

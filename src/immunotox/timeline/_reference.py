@@ -20,6 +20,7 @@ from ..catalogue import all_scales
 from ..scales import astct2019_spec
 from ..vocabulary import Derivation, Vocabulary, vocabulary
 from ._course import Course, episode_step, masked_at
+from ._labs import lab_findings, lab_inputs
 from ._read import NO_END, Obs
 from ._snapshot import Grader, GradeRow, ScalePlan, findings_from_raw
 
@@ -337,7 +338,11 @@ def grade_patient(
             st.compute_masking(times, g)
         rows = []
         for t in times:
-            f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc)
+            if p.lab is not None:  # a CTCAE laboratory term: its inputs at the result (_labs)
+                q = lab_inputs(rec, p.scale_id, p.lab, t)
+                f = lab_findings(q, rec.voc.code(p.lab).unit)
+            else:
+                f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc)
             rows.append(g.grade(p.scale, f))
         pos = [r.grade is not None and r.grade >= 1 for r in rows]
         out[p.scale_id] = PatientGrades(times, rows, episodes_py(times, pos, resolution_us))

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ...errors import FindingError
+from ...messages import error as E
 from .. import audit, auth, grades, grading
 from ..audit import RequestContext
 from ..config import Settings
@@ -126,9 +127,7 @@ def check_key(key: str | None) -> str | None:
     if key is None:
         return None
     if not (1 <= len(key) <= 200) or not all(0x21 <= ord(c) <= 0x7E for c in key):
-        raise field_error(
-            f"header.{IDEMPOTENCY_HEADER}", "must be 1-200 printable ASCII characters without spaces"
-        )
+        raise field_error(f"header.{IDEMPOTENCY_HEADER}", E("service.key_format"))
     return key
 
 
@@ -171,10 +170,7 @@ def _write(
                     ).first()
                     if rec is not None:
                         if rec.fingerprint != fp:
-                            raise field_error(
-                                f"header.{IDEMPOTENCY_HEADER}",
-                                "this key was already used for a different request; use a new key",
-                            )
+                            raise field_error(f"header.{IDEMPOTENCY_HEADER}", E("service.key_reused"))
                         return Written(rec.status_code, json.loads(rec.response_body), replayed=True)
                 try:
                     status, model = work(s, payload)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from ...service.problems import ApiError, from_finding
+from ...service.problems import ApiError
 from ...service.usecases.base import Call, Written
 from .. import forms, i18n, security
 from ..i18n import gettext as _
@@ -65,8 +65,8 @@ def call_service(page: Page, use_case: Callable[..., Written], key: str | None, 
     )
     try:
         written = use_case(call, *args)
-    except ApiError as exc:
-        return Outcome(error=exc)
+    except ApiError as exc:  # its texts (detail, each field's message) in the page's language
+        return Outcome(error=exc.in_lang(i18n.current()))
     return Outcome(body=written.content, replayed=written.replayed)
 
 
@@ -78,9 +78,7 @@ def explain_error(exc: ApiError) -> str:
         return _("Not found, or not in your units.")
     if any(e.field.startswith("header.") for e in exc.errors):
         return _("This form was already submitted with other values: reload the page to enter new ones.")
-    detail = exc.detail
-    if exc.finding is not None:  # a refused value: the service's words in the page's language
-        detail = from_finding(*exc.finding, lang="fr" if i18n.current() == "fr" else "en").detail
+    detail = exc.in_lang(i18n.current()).detail  # the service's words in the page's language
     if exc.status == 409:
         return _("Already done, or changed meanwhile: %(detail)s") % {"detail": detail}
     return _("Refused: %(detail)s") % {"detail": detail}
