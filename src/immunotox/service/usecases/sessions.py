@@ -13,6 +13,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy.orm import Session
+
 from .. import audit, auth, throttle
 from ..audit import RequestContext
 from ..config import Settings
@@ -41,6 +43,12 @@ class Throttled:
 
 def _via(via: str | None) -> dict[str, Any] | None:
     return {"via": via} if via else None
+
+
+def _audit(
+    s: Session, who: auth.Principal, ctx: RequestContext, now: dt.datetime, action: str, **where: Any
+) -> None:
+    audit.record(s, actor=who, action=action, ctx=ctx, now=now, **where)
 
 
 def log_in(
@@ -74,16 +82,8 @@ def log_out(
     """Revoke the principal's token or session (audited)."""
     with db.writing() as s:
         auth.revoke_token(s, principal.token_id, now=now)
-        audit.record(
-            s,
-            actor=principal,
-            action="auth.logout",
-            ctx=ctx,
-            now=now,
-            entity_type="user",
-            entity_id=principal.user_id,
-            details=_via(via),
-        )
+        where = {"entity_type": "user", "entity_id": principal.user_id, "details": _via(via)}
+        _audit(s, principal, ctx, now, "auth.logout", **where)
 
 
 def change_password(
@@ -102,15 +102,7 @@ def change_password(
                 raise field_error("new_password", problem)
             user.password_hash = auth.hash_password(new)
             user.updated_at = now
-            audit.record(
-                s,
-                actor=principal,
-                action="user.password",
-                ctx=ctx,
-                now=now,
-                entity_type="user",
-                entity_id=user.id,
-            )
+            _audit(s, principal, ctx, now, "user.password", entity_type="user", entity_id=user.id)
     if wrong:
         raise field_error("current_password", "does not match")
 
@@ -157,19 +149,16 @@ def clear_throttle(
         row = s.get(LoginThrottle, throttle_id)
         if row is None:
             raise not_found(f"login throttle {throttle_id}")
-        audit.record(
+        forgotten = {"scope": row.scope, "username": row.username or None, "address": row.address}
+        details = {**forgotten, "failures": row.failures}
+        _audit(
             s,
-            actor=principal,
-            action="auth.throttle.clear",
-            ctx=ctx,
-            now=now,
+            principal,
+            ctx,
+            now,
+            "auth.throttle.clear",
             entity_type="login_throttle",
             entity_id=row.id,
-            details={
-                "scope": row.scope,
-                "username": row.username or None,
-                "address": row.address,
-                "failures": row.failures,
-            },
+            details=details,
         )
         s.delete(row)
