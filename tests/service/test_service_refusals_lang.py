@@ -484,3 +484,23 @@ def test_a_nul_character_in_the_query_is_refused_in_french(sqlite_svc: Service) 
     en = sqlite_svc.get("nurse_a", path).json()
     fr = sqlite_svc.get("nurse_a", path, headers=FR).json()
     _check(en, fr, "query.code", "contains a NUL character", "contient un caractère NUL")
+
+
+def test_the_service_refuses_with_message_ids_not_english_strings() -> None:
+    """No ``field_error`` or ``conflict`` of the service is given an English string literal: a new
+    refusal written in the code, in English only, fails here (the password rules, a variable,
+    are the one text left in English)."""
+    import ast
+    from importlib import resources
+    from pathlib import Path
+
+    root = Path(str(resources.files("immunotox"))) / "service"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            name = getattr(getattr(node, "func", None), "id", None)
+            if isinstance(node, ast.Call) and name in ("field_error", "conflict") and len(node.args) > 0:
+                text = node.args[1] if name == "field_error" and len(node.args) > 1 else node.args[0]
+                if isinstance(text, ast.JoinedStr) or (isinstance(text, ast.Constant) and text.value):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == [], found
