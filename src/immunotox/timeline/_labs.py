@@ -95,6 +95,8 @@ def _lab(scale_id: str) -> tuple[CtcaeScale, Lab]:
 
 # ------------------------------------------------------------------------- the reconstruction
 class _Record(Protocol):
+    ref_at: dict[tuple[str, int], tuple[float | None, float | None]]
+
     def series(self, code: str) -> tuple[list[int], list[float]]: ...
 
 
@@ -113,10 +115,15 @@ def lab_inputs(rec: _Record, scale_id: str, code: str, t: int) -> dict[str, floa
     q: dict[str, float] = {"value": vs[i]}
     ages = rec.series("age")[1]
     iv = interval(code, ages[-1] if ages else None)
-    if iv is not None:
-        for ref in _REFS:
-            if ref in lab.refs:
-                q[ref] = iv[1] if ref == "uln" else iv[0]
+    own_low, own_high = rec.ref_at.get((code, t), (None, None))
+    for ref in _REFS:
+        if ref not in lab.refs:
+            continue
+        own = own_high if ref == "uln" else own_low
+        if own is not None:
+            q[ref] = own
+        elif iv is not None:
+            q[ref] = iv[1] if ref == "uln" else iv[0]
     if "baseline" in lab.refs:
         inf = rec.series("infusion")[0]
         if inf and t >= inf[0]:
@@ -332,6 +339,11 @@ def columns(p: ScalePlan, f: Features, d0: I64, d0_inf: B) -> dict[str, F64]:
             at = np.flatnonzero(inv.reshape(-1) == a)
             for r in refs:
                 q[r][at] = iv[1] if r == "uln" else iv[0]
+        if f.tl.obs.ref_low is not None and k.shape[0]:
+            own_low, own_high = _own_interval(f, p.lab)
+            for r in refs:
+                own = (own_high if r == "uln" else own_low)[j]
+                q[r] = np.where(np.isnan(own), q[r], own)
     if "baseline" in lab.refs:
         base = np.full(n, np.nan)
         if n and k.shape[0]:
@@ -344,6 +356,23 @@ def columns(p: ScalePlan, f: Features, d0: I64, d0_inf: B) -> dict[str, F64]:
             base = np.where(ok, v[jc], np.nan)
         q["baseline"] = base
     return q
+
+
+def _own_interval(f: Features, code: str) -> tuple[F64, F64]:
+    """Per entry of the code's series (one per patient and time): the reference interval of the
+    result the code's ``ties`` rule picks (the worst value; of equal values the last row)."""
+    obs = f.tl.obs
+    rows = f.tl.rows(code)
+    keys = np.take(f.tl.key_all, rows)
+    vals = np.take(obs.num, rows)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    ties_max = vocabulary().code(code).ties == "max"  # the rule of Timeline.series
+    worst = (np.maximum if ties_max else np.minimum).reduceat(vals, starts)
+    group = np.cumsum(np.concatenate(([True], keys[1:] != keys[:-1]))) - 1
+    pos = np.where(vals == worst[group], np.arange(rows.shape[0]), -1)
+    picked = rows[np.maximum.reduceat(pos, starts)]
+    low, high = obs.refs()
+    return low[picked], high[picked]
 
 
 def grade(p: ScalePlan, f: Features, d0: I64, d0_inf: B, grader: Grader) -> Graded:
