@@ -38,7 +38,6 @@ engine equal to the scalar reference on random laboratory courses (hypothesis).
 from __future__ import annotations
 
 import bisect
-import functools
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -50,36 +49,12 @@ from ..scales.ctcae import CtcaeScale
 from ..scales.ctcae_spec import LAB_INPUTS, REL_TOL, Bound, Lab
 from ..vocabulary import vocabulary
 from ._astct import Graded
+from ._lab_terms import lab_code
 from ._read import F64, I64, B
 from ._snapshot import Grader, ScalePlan, grade_findings
 from ._state import Features
 
 _REFS = ("uln", "lln")
-
-
-# ------------------------------------------------------------------------------- which terms
-@functools.cache
-def lab_code(scale_id: str) -> str | None:
-    """The observation code the CTCAE laboratory term ``scale_id`` is graded from, or None.
-
-    ``[terms]`` of ``data/reference_intervals.toml`` names the v5.0 terms; the v4.03 term of the
-    same name reads the same code. Only terms the vectorised reading covers are listed: a lab
-    part without conditions on findings, adjustments or required findings, in the code's
-    canonical unit (every term of ``[terms]`` today).
-    """
-    scale = all_scales().get(scale_id)
-    if not isinstance(scale, CtcaeScale) or scale.term.lab is None:
-        return None
-    prefix, slug = scale_id.split(":", 1)
-    code = labs.table().code_of(scale_id)
-    if code is None and prefix == "ctcae4":
-        code = labs.table().code_of(f"ctcae5:{slug}")
-    lab = scale.term.lab
-    if code is None or vocabulary().code(code).unit != lab.unit:
-        return None
-    if lab.adjust or lab.requires or any(b.when for b in lab.bands):
-        return None
-    return code
 
 
 def handles(p: ScalePlan) -> bool:

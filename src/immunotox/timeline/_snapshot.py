@@ -19,6 +19,7 @@ from ..errors import FindingError
 from ..findings import vocabulary as finding_specs
 from ..scales._base import Scale
 from ..vocabulary import Derivation, Vocabulary, vocabulary
+from ._lab_terms import lab_code
 
 _NO_GRID = frozenset({"patient_last"})
 
@@ -48,8 +49,6 @@ def plan(scale: Scale, voc: Vocabulary | None = None) -> ScalePlan:
     ``fever_masked`` also gets the rows its masking rule reads (fever, hypotension, hypoxia).
     """
     v = voc or vocabulary()
-    from ._labs import lab_code
-
     code = lab_code(scale.id)
     if code is not None:  # graded at every result of its code (inputs: module _labs)
         return ScalePlan(scale.id, (), frozenset({code}), frozenset(), code)
