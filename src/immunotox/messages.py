@@ -238,6 +238,11 @@ class Catalogue:
         """A sentence of the file's ``[messages]`` table."""
         return self(f"messages.{_key}", **params)
 
+    def e(self, _key: str, /, **params: Any) -> Msg:
+        """A refusal's problem or hint: the file's ``[errors]`` table (field, value and expectation
+        stay in the :class:`~immunotox.errors.FindingError`; see :func:`error_message`)."""
+        return self(f"errors.{_key}", **params)
+
 
 def error_message(exc: FindingError, lang: Lang = "en") -> str:
     """A refused finding's one-line message in ``lang``: the field and the value as given, the

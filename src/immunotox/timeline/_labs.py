@@ -38,6 +38,7 @@ engine equal to the scalar reference on random laboratory courses (hypothesis).
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -49,7 +50,7 @@ from ..scales.ctcae import CtcaeScale
 from ..scales.ctcae_spec import LAB_INPUTS, REL_TOL, Bound, Lab
 from ..vocabulary import vocabulary
 from ._astct import Graded
-from ._lab_terms import lab_code
+from ._labcode import lab_code
 from ._read import F64, I64, B
 from ._snapshot import Grader, ScalePlan, grade_findings
 from ._state import Features
@@ -57,6 +58,8 @@ from ._state import Features
 _REFS = ("uln", "lln")
 
 
+# ------------------------------------------------------------------------------- which terms
+@functools.cache
 def handles(p: ScalePlan) -> bool:
     """True when ``p`` is a CTCAE laboratory term graded from its observation code."""
     return p.lab is not None and lab_code(p.scale_id) == p.lab

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import ruledata
 from ..catalogue import all_scales
+from ..scales import astct2019_spec
 from ..vocabulary import Derivation, Vocabulary, vocabulary
 from ._course import Course, episode_step, masked_at
 from ._labs import lab_findings, lab_inputs
@@ -237,8 +237,11 @@ class PatientState:
     # ------------------------------------------------------------------ masking
     def compute_masking(self, times: Sequence[int], grader: Grader) -> None:
         """fever_masked at each of ``times`` (the rule in ``data/observations.toml`` [masking])."""
+        # the masking rule is ASTCT 2019's: its fever threshold from the typed table, as the
+        # cohort engine (``_astct.masking``) and the scale itself read it
+        assert self.voc.masking_scale == "astct2019", "[masking] scale must be astct2019"
         scale = all_scales()[f"{self.voc.masking_scale}:crs"]
-        fever_min = ruledata.load(self.voc.masking_scale)["crs"]["fever_min_c"]
+        fever_min = astct2019_spec.table().crs.fever_min_c
         keys = [
             k for k in ("temperature_c", "sbp_mmhg", "vasopressors", "oxygen", "o2_flow_l_min", "age_years")
         ]

@@ -19,7 +19,7 @@ from ..errors import FindingError
 from ..findings import vocabulary as finding_specs
 from ..scales._base import Scale
 from ..vocabulary import Derivation, Vocabulary, vocabulary
-from ._lab_terms import lab_code
+from ._labcode import lab_code
 
 _NO_GRID = frozenset({"patient_last"})
 

@@ -11,23 +11,11 @@ from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId, SettingsDep
 from ..models import LoginThrottle, User, UserUnit
 from ..problems import field_error, forbidden, not_found, responses, too_many_requests, unauthorized
 from ..schemas import LoginIn, PasswordChangeIn, ThrottlePublic, TokenOut, UserPublic
+from ..usecases.base import user_public
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 ERRORS = responses(401, 422)
-
-
-def user_public(user: User, unit_ids: list[str]) -> UserPublic:
-    return UserPublic(
-        id=user.id,
-        username=user.username,
-        role=user.role,
-        display_name=user.display_name,
-        unit_ids=sorted(unit_ids),
-        patient_id=user.patient_id,
-        locale=user.locale,
-        active=user.active,
-    )
 
 
 @router.post(

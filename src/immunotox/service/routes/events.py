@@ -18,7 +18,7 @@ from .. import codes
 from ..deps import CurrentUser, DbDep, DbId
 from ..models import Assessment, ClinicalEvent
 from ..openapi import rules
-from ..problems import field_error, responses
+from ..problems import from_finding, responses
 from ..schemas import (
     AdministrationIn,
     AssessmentIn,
@@ -135,7 +135,7 @@ def list_observations(
                 try:
                     canon.append(codes.resolve(k, f"query.code.{i}").name)
                 except FindingError as exc:
-                    raise field_error(exc.field, str(exc)) from None
+                    raise from_finding(exc) from None
             q = q.where(ClinicalEvent.code.in_(canon))
         if since is not None:
             q = q.where(ClinicalEvent.time >= as_utc(since))

@@ -1,12 +1,10 @@
-"""Which CTCAE laboratory terms a timeline grades, and from which observation code.
+"""Which CTCAE laboratory terms the cohort engine grades at every result of an observation code.
 
-Kept apart from :mod:`._labs` (the reconstruction and the vectorised reading) so that the plans
-of :mod:`._snapshot` can name a term's code without importing the engine.
+Kept apart from :mod:`._labs` (the vectorised reading) so that :mod:`._snapshot`, which plans
+every scale, can ask without importing the reading it plans for (no import cycle).
 """
 
 from __future__ import annotations
-
-import functools
 
 from .. import labs
 from ..catalogue import all_scales
@@ -14,7 +12,6 @@ from ..scales.ctcae import CtcaeScale
 from ..vocabulary import vocabulary
 
 
-@functools.cache
 def lab_code(scale_id: str) -> str | None:
     """The observation code the CTCAE laboratory term ``scale_id`` is graded from, or None.
 
