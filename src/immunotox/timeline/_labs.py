@@ -229,6 +229,22 @@ def _fired_grade(lab: Lab, q: Mapping[str, F64]) -> tuple[I64, I64]:
     return g, mask
 
 
+def _fired_at(lab: Lab, q: Mapping[str, F64], fixed: Mapping[int, B]) -> tuple[I64, I64]:
+    """:func:`_fired_grade` where every operand is known, reusing the outcomes ``fixed`` of the
+    bounds that do not read the varied input."""
+    n = q["value"].shape[0]
+    g = np.zeros(n, np.int64)
+    mask = np.zeros(n, np.int64)
+    for i, band in enumerate(lab.bands):
+        holds = np.ones(n, bool)
+        for bd in (*band.bounds, *(lab.conditions[c] for c in band.if_)):
+            got = fixed.get(id(bd))
+            holds &= _evaluate(bd, q)[0] if got is None else got
+        g = np.where(holds, np.maximum(g, band.grade), g)
+        mask |= holds.astype(np.int64) << i
+    return g, mask
+
+
 def outcome(lab: Lab, q: Mapping[str, F64]) -> I64:
     """The lab outcome of every point as key columns (one row per point): which operand is
     unknown (or ``-1``, ``-2`` for none, several), the bitmask of possible grades, the bitmask of
@@ -255,8 +271,15 @@ def outcome(lab: Lab, q: Mapping[str, F64]) -> I64:
         pts, ok = _points(lab, sub, var)
         got = np.zeros(rows.shape[0], np.int64)
         sure = np.full(rows.shape[0], -1, np.int64)
+        # the bounds that do not read ``var`` hold or not whatever its value: evaluated once
+        fixed = {
+            id(bd): _evaluate(bd, sub)[0]
+            for band in lab.bands
+            for bd in (*band.bounds, *(lab.conditions[c] for c in band.if_))
+            if var not in bd.operands()
+        }
         for c in range(pts.shape[1]):
-            g, mask = _fired_grade(lab, {**sub, var: pts[:, c]})
+            g, mask = _fired_at(lab, {**sub, var: pts[:, c]}, fixed)
             got |= np.where(ok[:, c], np.int64(1) << g, 0)
             sure &= np.where(ok[:, c], mask, -1)
         none_ok = ~ok.any(axis=1)
@@ -353,6 +376,19 @@ def _own_interval(f: Features, code: str) -> tuple[F64, F64]:
     return low[picked], high[picked]
 
 
+def _classes(key: I64) -> tuple[I64, I64]:
+    """(first row of each distinct key row, class of every row): the key columns ranked one at a
+    time into one dense int64 (a sort per column, cheaper than sorting rows of several columns)."""
+    ids = np.zeros(key.shape[0], np.int64)
+    for j in range(key.shape[1]):
+        _, rank = np.unique(key[:, j], return_inverse=True)
+        ids = ids * (int(rank.max()) + 1) + rank.reshape(-1)
+        _, ids = np.unique(ids, return_inverse=True)
+        ids = ids.reshape(-1)
+    _, first, cls = np.unique(ids, return_index=True, return_inverse=True)
+    return first, cls.reshape(-1)
+
+
 def grade(p: ScalePlan, f: Features, d0: I64, d0_inf: B, grader: Grader) -> Graded:
     """Grade the lab term of ``p`` at every point of ``f``'s grid (one core call per outcome;
     a refused outcome is counted once per point, as the scalar engine counts it)."""
@@ -362,9 +398,14 @@ def grade(p: ScalePlan, f: Features, d0: I64, d0_inf: B, grader: Grader) -> Grad
         e = np.zeros(0, np.int64)
         return Graded(e, e, np.zeros(0, bool), np.zeros(0, bool))
     q = columns(p, f, d0, d0_inf)
-    key = outcome(lab, q)
-    _, first, cls = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    cls = cls.reshape(-1)
+    # a laboratory reports few distinct numbers: the outcome is computed once per distinct input
+    # tuple (bitwise equal), then the points are classed by outcome
+    names = sorted(q)
+    u_first, u_cls = _classes(np.stack([q[k] for k in names], axis=1).view(np.int64))
+    u_key = outcome(lab, {k: q[k][u_first] for k in names})
+    first_u, cls_u = _classes(u_key)
+    cls = cls_u[u_cls]
+    first = u_first[first_u]
     sizes = np.bincount(cls)
     m = first.shape[0]
     u_lo, u_hi = np.zeros(m, np.int64), np.zeros(m, np.int64)
