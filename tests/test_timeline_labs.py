@@ -180,12 +180,14 @@ def _same_as_the_reference(rows: list[tuple[Any, ...]], scales: list[str]) -> No
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cohort(lab_row, 30))
 def test_random_lab_courses_equal_the_core(rows: list[tuple[Any, ...]]) -> None:
     _same_as_the_reference(rows, LAB_SCALES)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cohort(lambda pid: lab_row(pid, ("alt", "creatinine", "fibrinogen")), 30))
 def test_random_courses_of_the_baseline_terms_equal_the_core(rows: list[tuple[Any, ...]]) -> None:
