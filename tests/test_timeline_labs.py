@@ -274,3 +274,19 @@ def test_files_sorted_or_not_carry_the_result_s_interval(
         assert s.unsorted_input == (name == "obs.parquet")  # the CSV is read in one block
     alt = [(g["grade_lo"], g["grade_hi"]) for g in want.to_pylist() if "alanine" in g["scale"]]
     assert set(alt) == {(0, 1)}  # 2.5-2.6 x its ULN 40 U/L, baseline unknown (without the ULN: 0-4)
+
+
+def test_the_crosstab_sets_a_term_against_its_other_version_only() -> None:
+    """ALT v5.0 against ALT v4.03, never ALT against the neutrophil count."""
+    rows = [("A", T0, "age", 50, "a"), ("A", T0, "alt", 100, "U/L", 10, 40), ("A", T0, "anc", 0.4, "10*9/L")]
+    scales = [
+        "ctcae5:alanine-aminotransferase-increased",
+        "ctcae5:neutrophil-count-decreased",
+        "ctcae4:alanine-aminotransferase-increased",
+        "ctcae4:neutrophil-count-decreased",
+    ]
+    ct = grade_observations(table(rows), scales).crosstab.to_pylist()
+    pairs = {(r["scale_a"], r["scale_b"]) for r in ct}
+    assert pairs == {(scales[0], scales[2]), (scales[1], scales[3])}
+    alt = next(r for r in ct if r["scale_a"] == scales[0])
+    assert (alt["grade_a"], alt["grade_b"], alt["n_patients"]) == ("not determinable", "1", 1)  # v5.0 0-1
