@@ -114,6 +114,12 @@ def _denied(principal: auth.Principal, action: str, patient_id: str) -> dict[str
     }
 
 
+def audited(s: Session, call: Call, action: str, **where: Any) -> None:
+    """Append the audit entry of the call's ``action`` (who, when and from where: the call's);
+    ``where`` names the entity, patient, payload and details (:func:`..audit.record`)."""
+    audit.record(s, actor=call.principal, action=action, ctx=call.ctx, now=call.now, **where)
+
+
 def fingerprint(target: str, body: BaseModel | None) -> tuple[str, bytes]:
     """SHA-256 of the method, path and canonical JSON of the parsed body (and that JSON)."""
     payload = body.model_dump_json().encode() if body is not None else b""

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from .. import audit, auth, recommend
+from .. import auth, recommend
 from ..models import CareUnit, Patient
 from ..problems import conflict, field_error, forbidden
 from ..schemas import PatientCreate, PatientPublic, PatientUpdate
@@ -51,7 +51,9 @@ def create_patient(call: Call, body: PatientCreate) -> Written:
         p = Patient(**body.model_dump(), created_at=now, updated_at=now)
         s.add(p)
         s.flush()
-        _audit(s, call, "patient.create", p, payload)
+        base.audited(
+            s, call, "patient.create", entity_type="patient", entity_id=p.id, patient_id=p.id, payload=payload
+        )
         return 201, base.patient_public(p, now)
 
     return base.write(call, body, work)
@@ -84,7 +86,17 @@ def update_patient(call: Call, patient_id: str, body: PatientUpdate) -> Written:
             setattr(p, k, v)
         p.updated_at = now
         after = {k: _plain(v) for k, v in changes.items()}
-        _audit(s, call, "patient.update", p, payload, {"before": before, "after": after})
+        details = {"before": before, "after": after}
+        base.audited(
+            s,
+            call,
+            "patient.update",
+            entity_type="patient",
+            entity_id=p.id,
+            patient_id=p.id,
+            payload=payload,
+            details=details,
+        )
         return 200, base.patient_public(p, now)
 
     return base.write(call, body, work)
@@ -93,23 +105,6 @@ def update_patient(call: Call, patient_id: str, body: PatientUpdate) -> Written:
 def _check_unit(s: Session, unit_id: str) -> None:
     if s.get(CareUnit, unit_id) is None:
         raise field_error("unit_id", f"no unit {unit_id!r}")
-
-
-def _audit(
-    s: Session, call: Call, action: str, p: Patient, payload: bytes, details: dict[str, Any] | None = None
-) -> None:
-    audit.record(
-        s,
-        actor=call.principal,
-        action=action,
-        ctx=call.ctx,
-        now=call.now,
-        entity_type="patient",
-        entity_id=p.id,
-        patient_id=p.id,
-        payload=payload,
-        details=details,
-    )
 
 
 def _plain(v: Any) -> Any:

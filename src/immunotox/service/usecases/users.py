@@ -9,12 +9,10 @@ the idempotency fingerprint.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from .. import audit, auth
+from .. import auth
 from ..models import CareUnit, Patient, User, UserUnit
 from ..problems import conflict, field_error, forbidden, not_found
 from ..schemas import UnitCreate, UnitPublic, UserCreate, UserPublic, UserUpdate
@@ -90,7 +88,7 @@ def create_user(call: Call, body: UserCreate) -> Written:
         units = sorted(set(body.unit_ids))
         s.add_all(UserUnit(user_id=user.id, unit_id=u) for u in units)
         details = {"role": body.role, "unit_ids": units, "patient_id": body.patient_id}
-        _audit(s, call, "user.create", user, details)
+        base.audited(s, call, "user.create", entity_type="user", entity_id=user.id, details=details)
         return 201, user_public(user, body.unit_ids)
 
     return base.write(call, body.model_copy(update={"password": "***"}), work)
@@ -128,7 +126,7 @@ def update_user(call: Call, user_id: int, body: UserUpdate) -> Written:
         shown = {k: v for k, v in changes.items() if k != "password"}
         if "password" in changes:
             shown["password"] = "changed"
-        _audit(s, call, "user.update", user, shown)
+        base.audited(s, call, "user.update", entity_type="user", entity_id=user.id, details=shown)
         return 200, user_public(user, units)
 
     return base.write(call, body.model_copy(update={"password": None}), work)
@@ -143,29 +141,7 @@ def create_unit(call: Call, body: UnitCreate) -> Written:
         if s.get(CareUnit, body.id) is not None:
             raise conflict(f"unit {body.id!r} exists", "id")
         s.add(CareUnit(id=body.id, name=body.name, phone=body.phone, created_at=now))
-        audit.record(
-            s,
-            actor=principal,
-            action="unit.create",
-            ctx=call.ctx,
-            now=now,
-            entity_type="unit",
-            entity_id=body.id,
-            payload=payload,
-        )
+        base.audited(s, call, "unit.create", entity_type="unit", entity_id=body.id, payload=payload)
         return 201, UnitPublic(id=body.id, name=body.name, phone=body.phone)
 
     return base.write(call, body, work)
-
-
-def _audit(s: Session, call: Call, action: str, user: User, details: dict[str, Any]) -> None:
-    audit.record(
-        s,
-        actor=call.principal,
-        action=action,
-        ctx=call.ctx,
-        now=call.now,
-        entity_type="user",
-        entity_id=user.id,
-        details=details,
-    )
