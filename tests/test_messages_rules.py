@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 import re
 import string
+import subprocess
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
@@ -17,11 +19,14 @@ from typing import Any, get_args
 import pytest
 
 import immunotox
-from immunotox.errors import FindingError
-from immunotox.messages import Msg, entry, error_message, render
+from immunotox.errors import FindingError, UnknownScaleError
+from immunotox.labs import check_reference
+from immunotox.messages import Msg, entry, error_message, exc_message, render
 from immunotox.timeline.live import rule_msg
 from immunotox.vocabulary import Method, vocabulary
 from tests.test_messages import FILES, english_in
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _ngl(x: float) -> dict[str, Any]:
@@ -183,21 +188,15 @@ def test_a_scale_refuses_contradictory_findings_in_french_and_english(
     assert "Hint:" not in french and problem not in english
 
 
-# Modules whose refusals are still written in English in the code (issue 11; other lanes' files).
-# This list only shrinks: a FindingError raised with an English string literal anywhere else fails.
-_ENGLISH_REFUSALS_LEFT = {
-    "analysis/_cohort.py",
-    "handouts.py",
-    "labs/_intervals.py",
-    "service/fhir.py",
-    "service/ingest.py",
-    "service/labs.py",
-    "service/recommend.py",
-}
+# Modules that raise a FindingError with an English string (issue 11). This list only shrinks: an
+# English refusal anywhere else fails. analysis/_cohort.py catches its own (a dose it cannot check
+# is counted, never shown).
+_ENGLISH_REFUSALS_LEFT = {"analysis/_cohort.py"}
 
 
 def _literal_refusals(path: Path) -> list[int]:
-    """Lines of ``path`` raising a FindingError whose problem or hint is a string literal."""
+    """Lines of ``path`` raising a FindingError whose problem or hint is an English string (a
+    literal, or the English rendering of another refusal)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
         if not isinstance(node, ast.Call):
@@ -206,7 +205,15 @@ def _literal_refusals(path: Path) -> list[int]:
         if name not in ("FindingError", "UnitError"):
             continue
         texts = [*node.args[2:4], *(k.value for k in node.keywords if k.arg in ("problem", "hint"))]
-        if any(isinstance(a, ast.JoinedStr) or (isinstance(a, ast.Constant) and a.value) for a in texts):
+        english = [
+            a
+            for a in texts
+            if isinstance(a, ast.JoinedStr)
+            or (isinstance(a, ast.Constant) and a.value)
+            # exc.problem / exc.hint: the English rendering of another refusal (use *exc.texts())
+            or (isinstance(a, ast.Attribute) and a.attr in ("problem", "hint"))
+        ]
+        if english:
             out.append(node.lineno)
     return out
 
@@ -282,3 +289,58 @@ def test_every_derivation_method_is_said_in_both_languages() -> None:
     temp = vocabulary().derivation("temperature_c")
     assert render(rule_msg(temp), "en") == "highest temperature in (t-6h, t]"
     assert render(rule_msg(temp), "fr") == "valeur la plus élevée de temperature sur (t-6 h, t]"
+
+
+@pytest.mark.parametrize(
+    ("scale", "findings", "fr"),
+    [
+        ("penn:crs", '{"crs_symptoms": false, "temperature_c": 39.5}', "crs_symptoms = false : contredit"),
+        (
+            "ctcae5:colitis",
+            '{"event_present": false, "peritoneal_signs": true}',
+            "event_present = false : contredit",
+        ),
+        ("astct2019:crs", "[1, 2]", "--findings = [1, 2] : attendu : un objet JSON de données cliniques"),
+        ("astct2019:crs", "{bad", "--findings = '{bad' : JSON invalide (« Expecting property name"),
+        ("astct2018:crs", "{}", "échelle inconnue 'astct2018:crs' ; lancez `immunotox scales` pour la liste"),
+    ],
+)
+def test_the_cli_refuses_in_the_language_asked(cli: Cli, scale: str, findings: str, fr: str) -> None:
+    p = cli("grade", scale, "--findings", findings, "--lang", "fr")
+    assert p.returncode == 2 and p.stderr.startswith(f"error: {fr}"), p.stderr
+    problem = p.stderr.split(" : ", 1)[-1]
+    assert not english_in(problem), english_in(problem)
+
+
+def test_an_unknown_scale_is_named_in_both_languages() -> None:
+    with pytest.raises(UnknownScaleError) as err:
+        immunotox.grade("x:crs", {})
+    assert exc_message(err.value, "en") == str(err.value)
+    assert str(err.value).endswith(
+        "Did you mean 'astct2019:crs', 'lee2014:crs', 'penn:crs', 'mskcc:crs', 'cartox:crs'?"
+    )
+    fr = exc_message(err.value, "fr")
+    assert fr.startswith("échelle inconnue 'x:crs' ; lancez `immunotox scales` pour la liste (")
+    assert fr.endswith(
+        "Vouliez-vous dire 'astct2019:crs', 'lee2014:crs', 'penn:crs', 'mskcc:crs', 'cartox:crs' ?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "unit", "fr"),
+    [
+        (50, 40, "U/L", "ref_low = 50.0 : n'est pas inférieure à ref_high (40). Indication : l'intervalle"),
+        (7, 40, None, "unit = null : un intervalle de référence exige l'unité du résultat"),
+        (-1, 40, "U/L", "ref_low = -1.0 : une limite de référence ne peut pas être négative"),
+        ("x", 40, "U/L", "ref_low = 'x' : attendu : un nombre écrit simplement"),
+        (7.5, 40.5, "kg", "unit = 'kg' : impossible de convertir 'kg' en 'U/L'"),
+    ],
+)
+def test_a_refused_reference_interval_is_explained_in_french(low: Any, high: Any, unit: Any, fr: str) -> None:
+    """A result's reference interval (API, FHIR, bedside forms, cohort files) is refused in the
+    reader's language; a unit refusal keeps its French when raised again under the unit field."""
+    with pytest.raises(FindingError) as err:
+        check_reference(vocabulary().code("alt"), low, high, unit)
+    french = error_message(err.value, "fr")
+    assert french.startswith(fr), french
+    assert not english_in(french.split(" : ", 1)[1])

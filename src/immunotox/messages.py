@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import FindingError, RuleSpecError, show_value
+from .errors import FindingError, ImmunotoxError, RuleSpecError, UnknownScaleError, show_value
 
 Lang = Literal["en", "fr"]
 LANGS: tuple[Lang, ...] = ("en", "fr")
@@ -255,3 +255,19 @@ def error_message(exc: FindingError, lang: Lang = "en") -> str:
         params["hint"] = hint
     frame = "messages:errors.frame_hint" if hint else "messages:errors.frame"
     return render(Msg(id=frame, params=params), lang)
+
+
+def exc_message(exc: ImmunotoxError, lang: Lang = "en") -> str:
+    """An error raised on purpose, as one line in ``lang``: a refused finding
+    (:func:`error_message`), an unknown scale id; another error (a packaging error) as written."""
+    if isinstance(exc, FindingError):
+        return error_message(exc, lang)
+    if isinstance(exc, UnknownScaleError):
+        if lang == "en":
+            return str(exc)
+        close = exc.close
+        key, params = "unknown_scale", {"scale": repr(exc.scale_id), "n": len(exc.known)}
+        if close:
+            key, params["close"] = "unknown_scale_close", ", ".join(repr(c) for c in close)
+        return render(error(f"cli.{key}", **params), lang)
+    return str(exc)
