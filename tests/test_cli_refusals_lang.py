@@ -5,10 +5,15 @@ and keep their ``error:`` prefix (scripts read it)."""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 from typer.testing import CliRunner
 
 from immunotox.cli.main import app
+from immunotox.service.grades import grade_from
 from tests.test_messages import english_in
 
 runner = CliRunner()
@@ -142,3 +147,79 @@ def test_pathway_library_refusal_is_shown_under_the_option_name_in_both_language
     assert english.startswith("error: --product = 'axicel2': unknown product"), english
     assert french.startswith("error: --product = 'axicel2' : "), french
     assert not english_in(french.split(" : ", 1)[1]), french
+
+
+# the CAR-T pathway library's own refusals, shown under the option name (the English lines are
+# checked by tests/test_cli_risk_pathway.py::test_pathway_bad_input)
+PATHWAY_FR: list[tuple[tuple[str, ...], str]] = [
+    (
+        ("--phase", "recovery"),
+        "--phase = 'recovery' : phase inconnue. Indication : une valeur parmi screening,",
+    ),
+    (
+        ("--phase", "screening", "--to", "infusion"),
+        "--to = 'infusion' : transition interdite screening → infusion. Indication : permis après "
+        "screening : leukapheresis, off_pathway",
+    ),
+    (
+        ("--phase", "follow_up", "--today", "2026-11-20"),
+        "--phase = 'follow_up' : ne peut pas être la phase en cours le 2026-11-20 (J-11) : elle commence "
+        "au plus tôt à J1 (perfusion le 2026-12-01). Indication : vérifiez --today et --infusion-date",
+    ),
+    (
+        ("--today", "2026-10-01", "--screening-date", "2026-10-15"),
+        "--today = '2026-10-01' : antérieure à la date de sélection (screening) 2026-10-15",
+    ),
+    (("--crs-grade", "5"), "--crs-grade = 5 : attendu : un nombre entier de 0 à 4 (grade ASTCT ; 0 = aucun)"),
+    (("--info", "nurse"), "--info = 'nurse' : public inconnu"),
+    (
+        ("--label", "fda-2030"),
+        "--label = 'fda-2030' : version de RCP inconnue. Indication : une valeur parmi",
+    ),
+    (
+        ("--label", "fda-2025"),
+        "--label = 'fda-2025' : version de RCP de la juridiction US, "
+        "mais aucune juridiction n'est configurée",
+    ),
+    (
+        ("--label", "fda-2025", "--jurisdiction", "FR"),
+        "--label = 'fda-2025' : version de RCP de la juridiction US, alors que la juridiction configurée "
+        "est EU. Indication : versions pour EU : ema-smpc",
+    ),
+    (("--product", "teclistamab"), "--product = 'teclistamab' : produit de classe bispecific : le parcours"),
+    (
+        ("--lymphodepletion-date", "2026-12-02"),
+        "--lymphodepletion-date = '2026-12-02' : n'est pas antérieure à la date de perfusion 2026-12-01",
+    ),
+    (
+        ("--indication", "x"),
+        "--indication = 'x' : indication inconnue. Indication : une valeur parmi oncology",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "fr"), PATHWAY_FR, ids=[" ".join(c[0]) for c in PATHWAY_FR])
+def test_a_pathway_refusal_is_written_in_french(extra: tuple[str, ...], fr: str) -> None:
+    args = (
+        "pathway",
+        "--infusion-date",
+        "2026-12-01",
+        *(() if "--today" in extra else ("--today", "2026-12-10")),
+    )
+    french = _error_line((*args, *extra), "fr")
+    assert french.startswith(f"error: {fr}"), french
+    words = re.sub(r"\b(screening|leukapheresis|clinician|bispecific|oncology|autoimmune)\b", " ", french)
+    assert not english_in(words.split(" : ", 1)[1]), english_in(words)
+    assert _error_line((*args, *extra), "en").startswith("error: --"), "the English line keeps its prefix"
+
+
+def test_the_service_keeps_a_refused_findings_french_beside_its_english() -> None:
+    """Stored findings that contradict each other are graded without the offending one; the
+    refusal is kept in English (``error``, in the fingerprint) and in French (``error_fr``)."""
+    inputs: dict[str, Any] = {}
+    findings = {"temperature_c": 38.5, "oxygen": "none", "o2_flow_l_min": 2}
+    g = grade_from("p1", "astct2019:crs", datetime(2026, 12, 1, tzinfo=UTC), findings, inputs)
+    assert inputs["error"].startswith("o2_flow_l_min = 2.0: oxygen flow given while oxygen = 'none'")
+    fr = "o2_flow_l_min = 2.0 : débit d'oxygène renseigné alors que oxygen = 'none'"
+    assert inputs["error_fr"].startswith(fr), inputs["error_fr"]
+    assert g.result.grade == 1 and "o2_flow_l_min" not in findings
