@@ -18,6 +18,8 @@ the simulator)
 ``_read``               input checking and canonicalisation (vectorised over Arrow dictionaries)
 ``_state``              vectorised state reconstruction (order-aware, packed int64 keys), episodes
 ``_astct``              vectorised interpreter of the ASTCT 2019 rule table (CRS, ICANS)
+``_labcode``           which CTCAE laboratory terms a timeline grades, from which code
+``_labs``               CTCAE laboratory terms: inputs at each result, bands on whole columns
 ``_snapshot``           reconstructed state -> findings -> grading core (shared by both engines)
 ``_reference``          the scalar reference engine (plain Python, one patient at a time)
 ``_course``             the episode rule and the fever-masking predicate, one assessment at a time

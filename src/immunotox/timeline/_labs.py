@@ -48,6 +48,7 @@ from .. import labs
 from ..catalogue import all_scales
 from ..scales.ctcae import CtcaeScale
 from ..scales.ctcae_spec import LAB_INPUTS, REL_TOL, Bound, Lab
+from ..vocabulary import vocabulary
 from ._astct import Graded
 from ._labcode import lab_code
 from ._read import F64, I64, B
@@ -72,6 +73,8 @@ def _lab(scale_id: str) -> tuple[CtcaeScale, Lab]:
 
 # ------------------------------------------------------------------------- the reconstruction
 class _Record(Protocol):
+    ref_at: dict[tuple[str, int], tuple[float | None, float | None]]
+
     def series(self, code: str) -> tuple[list[int], list[float]]: ...
 
 
@@ -90,10 +93,15 @@ def lab_inputs(rec: _Record, scale_id: str, code: str, t: int) -> dict[str, floa
     q: dict[str, float] = {"value": vs[i]}
     ages = rec.series("age")[1]
     iv = interval(code, ages[-1] if ages else None)
-    if iv is not None:
-        for ref in _REFS:
-            if ref in lab.refs:
-                q[ref] = iv[1] if ref == "uln" else iv[0]
+    own_low, own_high = rec.ref_at.get((code, t), (None, None))
+    for ref in _REFS:
+        if ref not in lab.refs:
+            continue
+        own = own_high if ref == "uln" else own_low
+        if own is not None:
+            q[ref] = own
+        elif iv is not None:
+            q[ref] = iv[1] if ref == "uln" else iv[0]
     if "baseline" in lab.refs:
         inf = rec.series("infusion")[0]
         if inf and t >= inf[0]:
@@ -221,6 +229,22 @@ def _fired_grade(lab: Lab, q: Mapping[str, F64]) -> tuple[I64, I64]:
     return g, mask
 
 
+def _fired_at(lab: Lab, q: Mapping[str, F64], fixed: Mapping[int, B]) -> tuple[I64, I64]:
+    """:func:`_fired_grade` where every operand is known, reusing the outcomes ``fixed`` of the
+    bounds that do not read the varied input."""
+    n = q["value"].shape[0]
+    g = np.zeros(n, np.int64)
+    mask = np.zeros(n, np.int64)
+    for i, band in enumerate(lab.bands):
+        holds = np.ones(n, bool)
+        for bd in (*band.bounds, *(lab.conditions[c] for c in band.if_)):
+            got = fixed.get(id(bd))
+            holds &= _evaluate(bd, q)[0] if got is None else got
+        g = np.where(holds, np.maximum(g, band.grade), g)
+        mask |= holds.astype(np.int64) << i
+    return g, mask
+
+
 def outcome(lab: Lab, q: Mapping[str, F64]) -> I64:
     """The lab outcome of every point as key columns (one row per point): which operand is
     unknown (or ``-1``, ``-2`` for none, several), the bitmask of possible grades, the bitmask of
@@ -247,8 +271,15 @@ def outcome(lab: Lab, q: Mapping[str, F64]) -> I64:
         pts, ok = _points(lab, sub, var)
         got = np.zeros(rows.shape[0], np.int64)
         sure = np.full(rows.shape[0], -1, np.int64)
+        # the bounds that do not read ``var`` hold or not whatever its value: evaluated once
+        fixed = {
+            id(bd): _evaluate(bd, sub)[0]
+            for band in lab.bands
+            for bd in (*band.bounds, *(lab.conditions[c] for c in band.if_))
+            if var not in bd.operands()
+        }
         for c in range(pts.shape[1]):
-            g, mask = _fired_grade(lab, {**sub, var: pts[:, c]})
+            g, mask = _fired_at(lab, {**sub, var: pts[:, c]}, fixed)
             got |= np.where(ok[:, c], np.int64(1) << g, 0)
             sure &= np.where(ok[:, c], mask, -1)
         none_ok = ~ok.any(axis=1)
@@ -309,6 +340,11 @@ def columns(p: ScalePlan, f: Features, d0: I64, d0_inf: B) -> dict[str, F64]:
             at = np.flatnonzero(inv.reshape(-1) == a)
             for r in refs:
                 q[r][at] = iv[1] if r == "uln" else iv[0]
+        if f.tl.obs.ref_low is not None and k.shape[0]:
+            own_low, own_high = _own_interval(f, p.lab)
+            for r in refs:
+                own = (own_high if r == "uln" else own_low)[j]
+                q[r] = np.where(np.isnan(own), q[r], own)
     if "baseline" in lab.refs:
         base = np.full(n, np.nan)
         if n and k.shape[0]:
@@ -323,6 +359,36 @@ def columns(p: ScalePlan, f: Features, d0: I64, d0_inf: B) -> dict[str, F64]:
     return q
 
 
+def _own_interval(f: Features, code: str) -> tuple[F64, F64]:
+    """Per entry of the code's series (one per patient and time): the reference interval of the
+    result the code's ``ties`` rule picks (the worst value; of equal values the last row)."""
+    obs = f.tl.obs
+    rows = f.tl.rows(code)
+    keys = np.take(f.tl.key_all, rows)
+    vals = np.take(obs.num, rows)
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    ties_max = vocabulary().code(code).ties == "max"  # the rule of Timeline.series
+    worst = (np.maximum if ties_max else np.minimum).reduceat(vals, starts)
+    group = np.cumsum(np.concatenate(([True], keys[1:] != keys[:-1]))) - 1
+    pos = np.where(vals == worst[group], np.arange(rows.shape[0]), -1)
+    picked = rows[np.maximum.reduceat(pos, starts)]
+    low, high = obs.refs()
+    return low[picked], high[picked]
+
+
+def _classes(key: I64) -> tuple[I64, I64]:
+    """(first row of each distinct key row, class of every row): the key columns ranked one at a
+    time into one dense int64 (a sort per column, cheaper than sorting rows of several columns)."""
+    ids = np.zeros(key.shape[0], np.int64)
+    for j in range(key.shape[1]):
+        _, rank = np.unique(key[:, j], return_inverse=True)
+        ids = ids * (int(rank.max()) + 1) + rank.reshape(-1)
+        _, ids = np.unique(ids, return_inverse=True)
+        ids = ids.reshape(-1)
+    _, first, cls = np.unique(ids, return_index=True, return_inverse=True)
+    return first, cls.reshape(-1)
+
+
 def grade(p: ScalePlan, f: Features, d0: I64, d0_inf: B, grader: Grader) -> Graded:
     """Grade the lab term of ``p`` at every point of ``f``'s grid (one core call per outcome;
     a refused outcome is counted once per point, as the scalar engine counts it)."""
@@ -332,9 +398,14 @@ def grade(p: ScalePlan, f: Features, d0: I64, d0_inf: B, grader: Grader) -> Grad
         e = np.zeros(0, np.int64)
         return Graded(e, e, np.zeros(0, bool), np.zeros(0, bool))
     q = columns(p, f, d0, d0_inf)
-    key = outcome(lab, q)
-    _, first, cls = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    cls = cls.reshape(-1)
+    # a laboratory reports few distinct numbers: the outcome is computed once per distinct input
+    # tuple (bitwise equal), then the points are classed by outcome
+    names = sorted(q)
+    u_first, u_cls = _classes(np.stack([q[k] for k in names], axis=1).view(np.int64))
+    u_key = outcome(lab, {k: q[k][u_first] for k in names})
+    first_u, cls_u = _classes(u_key)
+    cls = cls_u[u_cls]
+    first = u_first[first_u]
     sizes = np.bincount(cls)
     m = first.shape[0]
     u_lo, u_hi = np.zeros(m, np.int64), np.zeros(m, np.int64)

@@ -11,6 +11,7 @@ differential tests compare two implementations of every rule.
 from __future__ import annotations
 
 import bisect
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class PatientRecord:
             s.v.append(v)
             s.end.append(e)
         self._dedup: dict[str, tuple[list[int], list[float]]] = {}
+        #: (code, time) -> the reference interval (low, high) of the result the code's ``ties``
+        #: rule picks at that time (see :func:`records`); absent: none reported
+        self.ref_at: dict[tuple[str, int], tuple[float | None, float | None]] = {}
         self._intervals: dict[tuple[str, bool], list[tuple[int, int, int]]] = {}
 
     def series(self, code: str) -> tuple[list[int], list[float]]:
@@ -365,7 +369,41 @@ def records(obs: Obs) -> list[tuple[str, PatientRecord]]:
             )
             for j in range(lo, hi)
         ]
-        out.append((pid, PatientRecord(rows, voc)))
+        rec = PatientRecord(rows, voc)
+        if obs.ref_low is not None and obs.ref_high is not None:
+            rec.ref_at = _ref_at(
+                rows, [float(x) for x in obs.ref_low[lo:hi]], [float(x) for x in obs.ref_high[lo:hi]], voc
+            )
+        out.append((pid, rec))
+    return out
+
+
+def _ref_at(
+    rows: Sequence[tuple[int, int, float, int | None]],
+    low: Sequence[float],
+    high: Sequence[float],
+    voc: Vocabulary,
+) -> dict[tuple[str, int], tuple[float | None, float | None]]:
+    """Per (code, time): the interval of the result the code's ``ties`` rule picks (the worst
+    value; of equal values the last row, as the service picks the latest stored) — one patient's
+    rows in input order within a time."""
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    for i, (t, c, v, _e) in enumerate(rows):
+        spec = voc.codes[c]
+        if spec.kind != "quantity":
+            continue
+        sign = 1.0 if spec.ties == "max" else -1.0  # the rule of PatientRecord.series
+        cur = best.get((c, t))
+        if cur is None or sign * v >= sign * cur[0]:
+            best[(c, t)] = (v, i)
+    out: dict[tuple[str, int], tuple[float | None, float | None]] = {}
+    for (c, t), (_v, i) in best.items():
+        lo_i, hi_i = low[i], high[i]
+        if not (math.isnan(lo_i) and math.isnan(hi_i)):
+            out[(voc.codes[c].name, t)] = (
+                None if math.isnan(lo_i) else lo_i,
+                None if math.isnan(hi_i) else hi_i,
+            )
     return out
 
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ._read import CONTRACT_COLUMNS, REQUIRED_COLUMNS, ObservationFileError, missing_columns
+from ._read import READ_COLUMNS, REQUIRED_COLUMNS, ObservationFileError, missing_columns
 
 _STRING_COLUMNS = ("patient_id", "code", "value", "unit", "dose_unit")
 
@@ -101,7 +101,7 @@ def batch_loaders(src: _Source, target_rows: int) -> Iterator[tuple[Loader, int,
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
             raise ObservationFileError(src.label, missing_columns(missing, names))
-        cols = [c for c in CONTRACT_COLUMNS if c in names]
+        cols = [c for c in READ_COLUMNS if c in names]
 
         def read_groups(groups: list[int]) -> pa.Table:
             pf = pq.ParquetFile(path, read_dictionary=as_dict, memory_map=True)
@@ -159,7 +159,7 @@ def _csv_batches(src: _Source, target_rows: int) -> Iterator[tuple[pa.Table, int
             read_options=pacsv.ReadOptions(block_size=max(1 << 20, min(target_rows * 60, 1 << 28))),
             parse_options=pacsv.ParseOptions(delimiter="\t" if src.path.suffix.lower() == ".tsv" else ","),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in CONTRACT_COLUMNS}, strings_can_be_null=False
+                column_types={c: pa.string() for c in READ_COLUMNS}, strings_can_be_null=False
             ),
         )
     except (OSError, pa.ArrowException) as exc:
@@ -171,7 +171,7 @@ def _csv_batches(src: _Source, target_rows: int) -> Iterator[tuple[pa.Table, int
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise ObservationFileError(src.label, missing_columns(missing, names))
-    cols = [c for c in CONTRACT_COLUMNS if c in names]
+    cols = [c for c in READ_COLUMNS if c in names]
     done = 0
     while True:
         try:

@@ -23,6 +23,8 @@ class _Buckets:
             ("code", pa.int16()),
             ("num", pa.float64()),
             ("end", pa.int64()),
+            ("ref_low", pa.float64()),
+            ("ref_high", pa.float64()),
         ]
     )
     FIRST = pa.schema([("patient_id", pa.string()), ("first_t", pa.int64())])
@@ -39,12 +41,21 @@ class _Buckets:
         bucket = np.array([zlib.crc32(p.encode()) % self.n for p in o.patient_ids], np.int64)
         ids = pa.array(o.patient_ids, pa.string())
         row_bucket = bucket[o.pid]
+        ref_low, ref_high = o.refs()
         for b in np.unique(bucket).tolist():
             rows = np.flatnonzero(row_bucket == b)
             pats = np.flatnonzero(bucket == b)
             self._rows[b].write_table(
                 pa.table(
-                    [ids.take(pa.array(o.pid[rows])), o.t[rows], o.code[rows], o.num[rows], o.end[rows]],
+                    [
+                        ids.take(pa.array(o.pid[rows])),
+                        o.t[rows],
+                        o.code[rows],
+                        o.num[rows],
+                        o.end[rows],
+                        ref_low[rows],
+                        ref_high[rows],
+                    ],
                     schema=self.SCHEMA,
                 )
             )
@@ -80,4 +91,6 @@ class _Buckets:
             rows.column("num").to_numpy()[perm],
             rows.column("end").to_numpy()[perm],
             ft,
+            rows.column("ref_low").to_numpy()[perm],
+            rows.column("ref_high").to_numpy()[perm],
         )

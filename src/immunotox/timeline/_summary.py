@@ -79,8 +79,18 @@ def grade_label(max_grade: int | None, complete: bool | None = True) -> str:
     return str(max_grade) if complete else f"≥{max_grade}"
 
 
+def _family(scale_id: str) -> str:
+    """The crosstab family of a scale that is not a CRS scale: a CTCAE term's own name (its v5.0
+    and v4.03 versions), else the scale's family."""
+    family = all_scales()[scale_id].family
+    return f"{family}:{scale_id.split(':', 1)[1]}" if family == "ctcae" else family
+
+
 def crosstab(patients: pa.Table, ids: Sequence[str]) -> pa.Table:
     """Per-patient max grade of the first scale of each family against every other scale of it.
+
+    The CRS scales are one family; every other CTCAE term is a family of its own versions
+    (``ctcae5:anemia`` against ``ctcae4:anemia``, never against another term).
 
     A patient whose grade under a scale could never be established (no assessment, or inputs
     absent) is counted under ``not determinable``; a maximum that is only a lower bound is
@@ -98,7 +108,7 @@ def crosstab(patients: pa.Table, ids: Sequence[str]) -> pa.Table:
     rows: dict[tuple[str, str, str, str], int] = {}
     families: dict[str, list[str]] = {}
     for s in ids:
-        fam = "crs" if is_crs(s) else all_scales()[s].family
+        fam = "crs" if is_crs(s) else _family(s)
         families.setdefault(fam, []).append(s)
     for group in families.values():
         if len(group) < 2:

@@ -6,11 +6,13 @@ same transaction, audited, and idempotent with ``Idempotency-Key``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ...errors import FindingError
@@ -65,31 +67,42 @@ def checks(*names: str) -> dict[str, Any]:
     return {**IDEM, **rules(*names, "idempotency")}
 
 
+#: The rules a row of the observation contract is checked against.
+ROW_RULES = ("time", "end_time", "unit", "ref_range", "dose", "supersedes")
+
+
+def appends(
+    path: str, model: type[BaseModel], rule_names: tuple[str, ...], summary: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The route of a write that appends events: ``POST path``, 201 with ``model``, idempotent,
+    documenting the rules ``rule_names`` it checks."""
+    return router.post(
+        path,
+        status_code=201,
+        response_model=model,
+        responses=ERRORS,
+        openapi_extra=checks(*rule_names),
+        summary=summary,
+    )
+
+
 # ----------------------------------------------------------------------------- observations
-@router.post(
+@appends(
     "/patients/{patient_id}/observations",
-    status_code=201,
-    response_model=IngestOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "unit", "ref_range", "dose", "supersedes"),
-    summary="Record one observation (or administration, or correction)",
+    IngestOut,
+    ROW_RULES,
+    "Record one observation (or administration, or correction)",
 )
-def post_observation(
-    patient_id: str,
-    body: ObservationIn,
-    call: _http.CallDep,
-) -> JSONResponse:
+def post_observation(patient_id: str, body: ObservationIn, call: _http.CallDep) -> JSONResponse:
     """One row of the observation contract. A correction names the event it supersedes."""
     return _http.respond(cases.record_observation(call, patient_id, body))
 
 
-@router.post(
+@appends(
     "/observations/batch",
-    status_code=201,
-    response_model=BatchOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "unit", "ref_range", "dose", "supersedes"),
-    summary="Record up to 1000 rows for one or more patients (all or nothing; regraded in the background)",
+    BatchOut,
+    ROW_RULES,
+    "Record up to 1000 rows for one or more patients (all or nothing; regraded in the background)",
 )
 def post_batch(
     body: ObservationBatchIn,
@@ -156,19 +169,13 @@ def list_observations(
 
 
 # ----------------------------------------------------------------------------- administrations
-@router.post(
+@appends(
     "/patients/{patient_id}/administrations",
-    status_code=201,
-    response_model=IngestOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "dose"),
-    summary="Record a drug given or an oxygen support started",
+    IngestOut,
+    ("time", "end_time", "dose"),
+    "Record a drug given or an oxygen support started",
 )
-def post_administration(
-    patient_id: str,
-    body: AdministrationIn,
-    call: _http.CallDep,
-) -> JSONResponse:
+def post_administration(patient_id: str, body: AdministrationIn, call: _http.CallDep) -> JSONResponse:
     """Tocilizumab, corticosteroids, antipyretics, vasopressors (interval), oxygen (interval)…
 
     A recorded dose is never refused for clinical reasons (it was given): reaching or exceeding
@@ -177,38 +184,25 @@ def post_administration(
     return _http.respond(cases.record_administration(call, patient_id, body))
 
 
-@router.post(
+@appends(
     "/patients/{patient_id}/administrations/{event_id}/stop",
-    status_code=201,
-    response_model=IngestOut,
-    responses=ERRORS,
-    openapi_extra=checks("stop", "end_time"),
-    summary="Stop a running infusion or oxygen support",
+    IngestOut,
+    ("stop", "end_time"),
+    "Stop a running infusion or oxygen support",
 )
-def stop_administration(
-    patient_id: str,
-    event_id: DbId,
-    body: StopIn,
-    call: _http.CallDep,
-) -> JSONResponse:
+def stop_administration(patient_id: str, event_id: DbId, body: StopIn, call: _http.CallDep) -> JSONResponse:
     """Appends a copy of the running row with its ``end_time``, superseding it."""
     return _http.respond(cases.stop_administration(call, patient_id, event_id, body))
 
 
 # ----------------------------------------------------------------------------- assessments
-@router.post(
+@appends(
     "/patients/{patient_id}/assessments",
-    status_code=201,
-    response_model=AssessmentOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "assessment"),
-    summary="Record a bedside neurological assessment (ICE item by item, CAPD, neuro signs)",
+    AssessmentOut,
+    ("time", "assessment"),
+    "Record a bedside neurological assessment (ICE item by item, CAPD, neuro signs)",
 )
-def post_assessment(
-    patient_id: str,
-    body: AssessmentIn,
-    call: _http.CallDep,
-) -> JSONResponse:
+def post_assessment(patient_id: str, body: AssessmentIn, call: _http.CallDep) -> JSONResponse:
     """The ICE score is computed from its five items when all are given (a given total must
     match their sum); a partial ICE is stored as its items and grades as a range."""
     return _http.respond(cases.record_assessment(call, patient_id, body))
@@ -244,19 +238,13 @@ def list_assessments(
 
 
 # ----------------------------------------------------------------------------- self-reports
-@router.post(
+@appends(
     "/patients/{patient_id}/self-reports",
-    status_code=201,
-    response_model=SelfReportOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "unit", "self_report"),
-    summary="A patient reports temperature and symptoms; returns the triage answer",
+    SelfReportOut,
+    ("time", "unit", "self_report"),
+    "A patient reports temperature and symptoms; returns the triage answer",
 )
-def post_self_report(
-    patient_id: str,
-    body: SelfReportIn,
-    call: _http.CallDep,
-) -> JSONResponse:
+def post_self_report(patient_id: str, body: SelfReportIn, call: _http.CallDep) -> JSONResponse:
     """Stored as ``temperature`` and ``symptom`` rows (source ``patient``). A report whose
     triage is "call now" raises a ``patient_report`` alert for the unit."""
     return _http.respond(cases.self_report(call, patient_id, body))

@@ -114,6 +114,12 @@ def _denied(principal: auth.Principal, action: str, patient_id: str) -> dict[str
     }
 
 
+def audited(s: Session, call: Call, action: str, **where: Any) -> None:
+    """Append the audit entry of the call's ``action`` (who, when and from where: the call's);
+    ``where`` names the entity, patient, payload and details (:func:`..audit.record`)."""
+    audit.record(s, actor=call.principal, action=action, ctx=call.ctx, now=call.now, **where)
+
+
 def fingerprint(target: str, body: BaseModel | None) -> tuple[str, bytes]:
     """SHA-256 of the method, path and canonical JSON of the parsed body (and that JSON)."""
     payload = body.model_dump_json().encode() if body is not None else b""
@@ -197,7 +203,7 @@ def _write(
         except IntegrityError as exc:
             if key is not None and attempt == 1:
                 continue  # a concurrent twin committed first: the retry replays its response
-            raise conflict(f"the write conflicts with stored data ({_constraint(exc)})") from None
+            raise conflict(E("service.write_conflict", constraint=_constraint(exc))) from None
     raise ApiError(500, "Internal error", "idempotent write could not complete")
 
 
