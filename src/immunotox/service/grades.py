@@ -20,6 +20,7 @@ from typing import Any
 
 from ..catalogue import all_scales, get_scale
 from ..errors import FindingError
+from ..messages import error_message
 from ..result import GradeResult
 from ..timeline import live
 from . import labs, organ_labs
@@ -190,6 +191,7 @@ def grade_from(
         result, result_json, clinical = grade_findings(scale_id, findings)
     except FindingError as exc:  # stored data contradicting itself: say so, grade without it
         inputs["error"] = str(exc)
+        inputs["error_fr"] = error_message(exc, "fr")  # its French twin, for French pages
         findings.pop(exc.field.split(".")[0], None)
         result, result_json, clinical = grade_findings(scale_id, findings)
     used = sorted({i for item in inputs.values() if isinstance(item, dict) for i in item.get("events", [])})
