@@ -391,14 +391,28 @@ class AlertPublic(BaseModel):
     resolved_reason: str | None
 
 
+SingleGrading = Literal["done", "queued", "off"]
+SINGLE_GRADING = (
+    "done: the write was regraded, its grades stored and its alerts raised before the answer "
+    "(in a second transaction right after the write's own, so grades and alerts are those of the "
+    "data as committed); queued: the regrade was queued with the write but could not finish before "
+    "the answer (the data changed again meanwhile, or grading failed): the background regrader (or "
+    "the concurrent write) stores the grades and raises the alerts within regrade_seconds, and grades "
+    "is then empty or partial (readers always see grades recomputed from the stored events); off: "
+    "grading disabled"
+)
+
+
 class IngestOut(BaseModel):
     """What a write stored and what it changed."""
 
     stored: list[EventPublic]
     grades: list[GradePublic] = Field(
-        description="Grades of the patient after the write (empty when grading is off)"
+        description="Grades of the patient after the write, every scale (empty when the write "
+        "touched no graded code, when grading is off, or when the regrade is queued: see grading)"
     )
     alerts: list[AlertPublic] = Field(description="Alerts raised by the write")
+    grading: SingleGrading = Field(description=SINGLE_GRADING)
 
 
 class BatchOut(BaseModel):
@@ -467,6 +481,7 @@ class AssessmentOut(BaseModel):
     assessment: AssessmentPublic
     grades: list[GradePublic]
     alerts: list[AlertPublic]
+    grading: SingleGrading = Field(description=SINGLE_GRADING)
 
 
 # ----------------------------------------------------------------------------- administrations

@@ -1,9 +1,11 @@
 """Recording events: observations (one, or a batch), administrations and their stop, bedside
 assessments, patients' self-reports.
 
-Every write is appended (never edited), checked field by field, regraded and alerted in the
-same transaction (a batch may be regraded in the background), audited, and idempotent under the
-call's key.
+Every write is appended (never edited), checked field by field, regraded and alerted, audited, and
+idempotent under the call's key. An observation, an administration or an assessment queues its
+regrade in its transaction and does it right after the commit, in a second short transaction,
+before the answer (:func:`.base.write`); a batch may leave it to the background regrader; a
+self-report is regraded in its own transaction.
 """
 
 from __future__ import annotations
@@ -50,11 +52,12 @@ def _grades_and_alerts(
 
 def _append(
     s: Session, call: Call, p: Patient, rows: list[ingest.Row], payload: bytes, action: str, details: Any
-) -> IngestOut:
+) -> IngestOut | c.Queued:
     """Append ``rows`` of patient ``p`` (source ``api``), regrade and alert, audit ``action``:
-    the answer of a one-patient write."""
+    the answer of a one-patient write (its regrade queued, done after the commit: :class:`c.Queued`)."""
     events = ingest.store(s, rows, user_id=call.principal.user_id, source="api", now=call.now)
-    aw = ingest.after_write(s, [p], events, now=call.now, settings=call.settings, ctx=call.ctx)
+    defer = c.regrades_after_commit(call.settings)
+    aw = ingest.after_write(s, [p], events, now=call.now, settings=call.settings, ctx=call.ctx, defer=defer)
     audit.record(
         s,
         actor=call.principal,
@@ -68,7 +71,9 @@ def _append(
         details=details,
     )
     grades, alerts = _grades_and_alerts(s, p, aw, call.now)
-    return IngestOut(stored=[c.event_public(e) for e in events], grades=grades, alerts=alerts)
+    grading = c.grading_state(call.settings, aw.queued)
+    out = IngestOut(stored=[c.event_public(e) for e in events], grades=grades, alerts=alerts, grading=grading)
+    return c.answer(out, p.id, aw.queued)
 
 
 def _raise_all(problems: list[FindingError]) -> None:
@@ -123,7 +128,7 @@ def record_observation(call: Call, patient_id: str, body: ObservationIn) -> Writ
     """One row of the observation contract; a correction names the event it supersedes."""
     principal, now, settings = call.principal, call.now, call.settings
 
-    def work(s: Session, payload: bytes) -> tuple[int, IngestOut]:
+    def work(s: Session, payload: bytes) -> tuple[int, IngestOut | c.Queued]:
         p = c.get_patient(s, principal, patient_id, "clinical", action="observation.create")
         row = ingest.prepare(p.id, body.model_dump(), now=now, settings=settings)
         action = "observation.correct" if row.supersedes_id else "observation.create"
@@ -207,7 +212,7 @@ def record_administration(call: Call, patient_id: str, body: AdministrationIn) -
     limit reached raises an alert instead)."""
     principal, now, settings = call.principal, call.now, call.settings
 
-    def work(s: Session, payload: bytes) -> tuple[int, IngestOut]:
+    def work(s: Session, payload: bytes) -> tuple[int, IngestOut | c.Queued]:
         p = c.get_patient(s, principal, patient_id, "clinical", action="administration.create")
         raw = body.model_dump(exclude={"o2_flow_l_min"})
         rows = [ingest.prepare(p.id, raw, now=now, settings=settings)]
@@ -245,7 +250,7 @@ def stop_administration(call: Call, patient_id: str, event_id: int, body: StopIn
     """Appends a copy of the running row with its ``end_time``, superseding it."""
     principal, now, settings = call.principal, call.now, call.settings
 
-    def work(s: Session, payload: bytes) -> tuple[int, IngestOut]:
+    def work(s: Session, payload: bytes) -> tuple[int, IngestOut | c.Queued]:
         p = c.get_patient(s, principal, patient_id, "clinical", action="administration.stop")
         old = s.get(ClinicalEvent, event_id)
         if old is None or old.patient_id != p.id:
@@ -283,7 +288,7 @@ def record_assessment(call: Call, patient_id: str, body: AssessmentIn) -> Writte
     match their sum), a partial ICE stored as its items; CAPD; neuro signs."""
     principal, now, settings, ctx = call.principal, call.now, call.settings, call.ctx
 
-    def work(s: Session, payload: bytes) -> tuple[int, AssessmentOut]:
+    def work(s: Session, payload: bytes) -> tuple[int, AssessmentOut | c.Queued]:
         p = c.get_patient(s, principal, patient_id, "clinical", action="assessment.create")
         items = body.items.model_dump(exclude_none=True) if body.items else {}
         ice = body.ice_score
@@ -324,7 +329,8 @@ def record_assessment(call: Call, patient_id: str, body: AssessmentIn) -> Writte
             row.assessment_id = a.id
             rows.append(row)
         events = ingest.store(s, rows, user_id=principal.user_id, source="api", now=now)
-        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx)
+        defer = c.regrades_after_commit(settings)
+        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx, defer=defer)
         audit.record(
             s,
             actor=principal,
@@ -338,7 +344,13 @@ def record_assessment(call: Call, patient_id: str, body: AssessmentIn) -> Writte
             details={"kind": body.kind, "ice_score": ice},
         )
         grades, alerts = _grades_and_alerts(s, p, aw, now)
-        return 201, AssessmentOut(assessment=assessment_public(a, events), grades=grades, alerts=alerts)
+        out = AssessmentOut(
+            assessment=assessment_public(a, events),
+            grades=grades,
+            alerts=alerts,
+            grading=c.grading_state(settings, aw.queued),
+        )
+        return 201, c.answer(out, p.id, aw.queued)
 
     return c.write(call, body, work)
 
