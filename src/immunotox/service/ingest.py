@@ -270,10 +270,9 @@ def after_write(
     """Regrade the patients whose relevant data changed, raise alerts, close resolved ones.
 
     Only patients with at least one new event of a code a scale reads are regraded, and only
-    over the windows the findings need (see :mod:`.grading`). With ``defer`` the regrade is
-    queued in the same transaction (:mod:`.queue`): a batch leaves it to the background
-    regrader, a single write regrades its queued pairs right after the commit, in a second short
-    transaction (:func:`immunotox.service.usecases.base.write`); dose limits and
+    over the windows the findings need (see :mod:`.grading`). With ``defer`` (batch ingest, and
+    single writes of the API unless ``?regrade=now``) the regrade is queued in the same
+    transaction and done by the background regrader (:mod:`.queue`); dose limits and
     overdue-assessment closures are always checked at once.
     """
     out = AfterWrite()
@@ -281,7 +280,7 @@ def after_write(
         return out
     by_id = {p.id: p for p in patients}
     touch = grading.touched_keys(patients, events)
-    if touch and defer:  # a single write regrades them right after its commit (usecases.base.write)
+    if touch and defer:
         queue.enqueue(session, touch, now=now)
         out.queued = sorted({pid for pid, _ in touch.latest})
     elif touch:

@@ -393,13 +393,12 @@ class AlertPublic(BaseModel):
 
 SingleGrading = Literal["done", "queued", "off"]
 SINGLE_GRADING = (
-    "done: the write was regraded, its grades stored and its alerts raised before the answer "
-    "(in a second transaction right after the write's own, so grades and alerts are those of the "
-    "data as committed); queued: the regrade was queued with the write but could not finish before "
-    "the answer (the data changed again meanwhile, or grading failed): the background regrader (or "
-    "the concurrent write) stores the grades and raises the alerts within regrade_seconds, and grades "
-    "is then empty or partial (readers always see grades recomputed from the stored events); off: "
-    "grading disabled"
+    "done: regraded in the write's transaction, grades stored and alerts raised before the answer "
+    "(?regrade=now, or no background regrader); queued: the regrade was queued in the write's "
+    "transaction for the background regrader, which stores the grades and raises their alerts within "
+    "IMMUNOTOX_REGRADE_SECONDS (grades is then empty and alerts lists only the dose-limit alerts, "
+    "checked at once; GET /patients/{id}/grades recomputes the grades from the stored events at "
+    "once); off: grading disabled"
 )
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,10 +33,8 @@ from ..models import Alert, ClinicalEvent, CurrentGrade, IdempotencyRecord, Pati
 from ..problems import ApiError, conflict, field_error, forbidden, from_finding, not_found
 from ..schemas import AlertPublic, EventPublic, GradePublic, PatientPublic, RuleHitPublic
 
-M = TypeVar("M", bound=BaseModel)
 Need = Literal["read", "clinical", "manage", "self_report", "alerts"]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-log = logging.getLogger("immunotox.service")
 
 _CHECKS: dict[str, Callable[[auth.Principal, Patient], bool]] = {
     "clinical": auth.can_write_clinical,
@@ -126,33 +123,6 @@ def check_key(key: str | None) -> str | None:
     return key
 
 
-@dataclass(frozen=True)
-class Queued:
-    """The answer of a single write whose regrade it queued in its own transaction
-    (:func:`immunotox.service.ingest.after_write` with ``defer``): ``model`` has no grades yet
-    and ``grading = "queued"``; :func:`write` regrades ``patient_id`` right after the commit and
-    answers with the grades and alerts (``grading = "done"``)."""
-
-    model: Any  # IngestOut or AssessmentOut
-    patient_id: str
-
-
-def regrades_after_commit(settings: Settings) -> bool:
-    """Whether a single write queues its regrade and does it after its commit (:class:`Queued`):
-    when a background regrader runs (``regrade_seconds > 0``) to finish what a crash between the
-    two transactions leaves in the queue; otherwise it regrades inside its own transaction."""
-    return settings.grading and settings.regrade_seconds > 0
-
-
-def answer(model: M, patient_id: str, queued: Sequence[str]) -> M | Queued:
-    """``model`` as a write's answer: :class:`Queued` when the write queued a regrade."""
-    return Queued(model, patient_id) if queued else model
-
-
-def grading_state(settings: Settings, queued: Sequence[str]) -> Literal["done", "queued", "off"]:
-    return "off" if not settings.grading else "queued" if queued else "done"
-
-
 def write(call: Call, body: BaseModel | None, work: Callable[[Session, bytes], tuple[int, Any]]) -> Written:
     """Run ``work`` in one write transaction, honouring the call's idempotency key.
 
@@ -160,69 +130,15 @@ def write(call: Call, body: BaseModel | None, work: Callable[[Session, bytes], t
     stored in the same transaction; a repeat of the same request returns it again (``replayed``)
     and stores nothing; the same key on a different request is refused (422). Without a key,
     each request is a new write.
-
-    A single write that queued its regrade (``work`` returns a :class:`Queued` answer) is
-    regraded right after its commit, in a second short transaction (:func:`_regrade`): the
-    grading work is done outside the write lock, the grades are stored and the alerts raised,
-    and the stored response is completed in that transaction, so that a replay answers the same.
     """
     key = check_key(call.key)
     fp, payload = fingerprint(call.target, body)
     pending: list[dict[str, Any]] = []
     try:
-        written, queued = _write(call.db, call.principal, key, fp, payload, call.now, work, pending)
+        return _write(call.db, call.principal, key, fp, payload, call.now, work, pending)
     finally:
         for denied in pending:  # after the refused transaction has released the write lock
             audit.record_separately(call.db, ctx=call.ctx, now=call.now, payload=payload, **denied)
-    return written if queued is None else _regrade(call, key, written, queued)
-
-
-def _regrade(call: Call, key: str | None, written: Written, queued: Queued) -> Written:
-    """Regrade what the committed write queued (:func:`.queue.regrade_queued` for its patient:
-    grades planned in a read transaction, then stored with their alerts in a short write
-    transaction) and answer with the grades and alerts; the idempotency record is completed in
-    that transaction. Should this fail or not finish (the pairs changed again meanwhile, or were
-    claimed by the regrader), the write is still acknowledged with its answer as stored
-    (``grading = "queued"``): the pairs stay queued for the background regrader, which also
-    finishes them at start-up after a crash between the two transactions."""
-    from .. import queue
-
-    pid = queued.patient_id
-    have: dict[str, Grade] = {}
-    final: list[Any] = []
-
-    def on_read(rs: Session, done: queue.Pass) -> None:
-        patient = next(p for p in done.patients if p.id == pid)
-        fresh = [g for (p, _s), g in done.planned.grades.items() if p == pid]
-        have.update(response_grades(rs, patient, fresh))
-
-    def on_write(ws: Session, done: queue.Pass) -> None:
-        finished = done.queued <= done.stored
-        raised = [alert_public(a) for a in done.alerts if a.patient_id == pid]
-        model = queued.model.model_copy(
-            update={
-                "grades": publish(ws, pid, have, call.now),
-                "alerts": [*queued.model.alerts, *raised],
-                "grading": "done" if finished else "queued",
-            }
-        )
-        content = to_jsonable_python(model)
-        if key is not None:
-            ws.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.user_id == call.principal.user_id, IdempotencyRecord.key == key)
-                .values(response_body=json.dumps(content))
-            )
-        final.append(content)
-
-    try:
-        queue.regrade_queued(
-            call.db, now=lambda: call.now, ctx=call.ctx, patient_ids=[pid], on_read=on_read, on_write=on_write
-        )
-    except Exception:  # the write is committed: acknowledge it; the queue keeps the regrade
-        log.exception("regrade after the write failed; left to the background regrader")
-        return written
-    return Written(written.status, final[0], written.replayed) if final else written
 
 
 def _write(
@@ -234,7 +150,7 @@ def _write(
     now: dt.datetime,
     work: Callable[[Session, bytes], tuple[int, Any]],
     pending: list[dict[str, Any]],
-) -> tuple[Written, Queued | None]:
+) -> Written:
     for attempt in (1, 2):
         try:
             with db.writing() as s:
@@ -250,8 +166,7 @@ def _write(
                                 f"header.{IDEMPOTENCY_HEADER}",
                                 "this key was already used for a different request; use a new key",
                             )
-                        replay = Written(rec.status_code, json.loads(rec.response_body), replayed=True)
-                        return replay, None
+                        return Written(rec.status_code, json.loads(rec.response_body), replayed=True)
                 try:
                     status, model = work(s, payload)
                 except FindingError as exc:
@@ -261,8 +176,7 @@ def _write(
                     if denied is not None:
                         pending.append(denied)
                     raise
-                queued = model if isinstance(model, Queued) else None
-                content = to_jsonable_python(queued.model if queued is not None else model)
+                content = to_jsonable_python(model)
                 if key is not None:
                     s.add(
                         IdempotencyRecord(
@@ -274,7 +188,7 @@ def _write(
                             created_at=now,
                         )
                     )
-            return Written(status, content), queued
+            return Written(status, content)
         except IntegrityError as exc:
             if key is not None and attempt == 1:
                 continue  # a concurrent twin committed first: the retry replays its response
@@ -351,24 +265,14 @@ def current_grades(
     """The patient's grades with explanations built from the latest values: ``fresh`` grades
     (just computed by a write) as they are, the other scales recomputed from the stored events;
     episode ids from the stored current grades."""
-    return publish(session, patient.id, response_grades(session, patient, fresh), now)
-
-
-def response_grades(session: Session, patient: Patient, fresh: Sequence[Grade] = ()) -> dict[str, Grade]:
-    """Per scale, the ``fresh`` grade or the grade recomputed from the stored events (reads only)."""
+    stored = {
+        c.scale: c for c in session.scalars(select(CurrentGrade).where(CurrentGrade.patient_id == patient.id))
+    }
     have = {g.scale: g for g in fresh}
     missing = [s for s in grades.all_scales_of(patient) if s not in have]
     if missing:
         for g in grading.compute(session, [patient], missing).get(patient.id, []):
             have[g.scale] = g
-    return have
-
-
-def publish(session: Session, patient_id: str, have: dict[str, Grade], now: dt.datetime) -> list[GradePublic]:
-    """``have`` as the API shows it, with the stored current grades' times and episode ids."""
-    stored = {
-        c.scale: c for c in session.scalars(select(CurrentGrade).where(CurrentGrade.patient_id == patient_id))
-    }
     out = []
     for scale in sorted(have):
         cur = stored.get(scale)
