@@ -9,9 +9,11 @@ deleting them) and stores the results in one short transaction, raising the aler
 transitions call for. Coalescing is the point: the queries of one
 pass serve every patient queued since the last one, so grading costs little more than storing.
 
-Single writes (one observation, an assessment, an administration, a self-report, a FHIR
-import) are still regraded synchronously and answer with the new grades. Readers never wait for
-the queue: a patient's grades are recomputed from the stored events when read.
+Single writes of the API (one observation, an assessment, an administration or its stop) queue
+their pairs the same way unless sent with ``?regrade=now`` (docs/service.md, "The write path");
+self-reports, FHIR imports and the web forms are regraded synchronously and answer with the new
+grades. Readers never wait for the queue: a patient's grades are recomputed from the stored
+events when read.
 """
 
 from __future__ import annotations
