@@ -30,6 +30,9 @@ machine's load hits every mode alike:
 * ``all``       the headline with every CRS scale of the catalogue plus ICANS (``all-crs,astct2019:icans``);
 * ``io``        (``--engine-io``) the headline's reads and writes alone through the engine's own
                 reader and writers;
+* ``labs``      (``--labs``) the ten CTCAE v5.0 laboratory terms of the laboratory codes
+                (``LABS``: ALT, AST, bilirubin, creatinine, neutrophils, platelets, anaemia,
+                lymphocytes, white cells, fibrinogen) graded at every result;
 * ``naive``     a plain per-row Python loop (at every assessment, rescan all of the patient's rows,
                 then call the grading core; no index, no memoisation) over the first patients,
                 checked against the embedded engine, extrapolated to all rows.
@@ -63,6 +66,21 @@ from typing import Any
 
 HEADLINE = "astct2019:crs,astct2019:icans"
 ALL = "all-crs,astct2019:icans"
+#: the CTCAE v5.0 laboratory terms graded from the laboratory codes (data/reference_intervals.toml)
+LABS = ",".join(
+    [
+        "ctcae5:alanine-aminotransferase-increased",
+        "ctcae5:aspartate-aminotransferase-increased",
+        "ctcae5:blood-bilirubin-increased",
+        "ctcae5:creatinine-increased",
+        "ctcae5:neutrophil-count-decreased",
+        "ctcae5:platelet-count-decreased",
+        "ctcae5:anemia",
+        "ctcae5:lymphocyte-count-decreased",
+        "ctcae5:white-blood-cell-decreased",
+        "ctcae5:fibrinogen-decreased",
+    ]
+)
 
 
 def _peak_mb() -> float:
@@ -113,9 +131,9 @@ def child(mode: str, path: str, out: str, sample_patients: int) -> dict[str, Any
 
     immunotox.all_scales()  # the rule catalogue: loaded like an import, before the clock starts
     vocabulary()
-    if mode in ("headline", "all"):
+    if mode in ("headline", "all", "labs"):
         r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        s = run_timeline(path, HEADLINE if mode == "headline" else ALL, out)
+        s = run_timeline(path, {"headline": HEADLINE, "all": ALL, "labs": LABS}[mode], out)
         return {
             **_measured(r0, t0),
             "rows": s.input_rows,
@@ -393,6 +411,7 @@ def main() -> None:
     ap.add_argument(
         "--engine-io", action="store_true", help="also time the engine's own reads and writes (io)"
     )
+    ap.add_argument("--labs", action="store_true", help="also time the CTCAE laboratory terms (labs)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--input", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -407,6 +426,7 @@ def main() -> None:
 
     modes = ["floor", "io_floor", "headline", "sql"] + ([] if a.skip_all else ["all"])
     modes += ["io"] if a.engine_io else []
+    modes += ["labs"] if a.labs else []
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for r in range(a.repeat):
         for m in modes:
@@ -442,6 +462,12 @@ def main() -> None:
     print(f"           headline CPU during the work: user {user:.3f} s, system {system:.3f} s (medians)")
     print(f"           {rows:,} rows, {heads[0]['partitions']} partitions")
     print(f"           assessments {heads[0]['assessments']}, episodes {heads[0]['episodes']}")
+    if "labs" in runs:
+        lab0 = runs["labs"][0]
+        print(
+            f"           labs: {sum(lab0['assessments'].values()):,} assessments, "
+            f"{rows / med('labs'):,.0f} rows/s, {med('labs') / head_s:.2f}x the headline"
+        )
     print(
         f"           rows written: io_floor {runs['io_floor'][0]['written']:,}, "
         f"sql {runs['sql'][0]['written']:,} (one per assessment)"

@@ -638,16 +638,21 @@ def test_consequence_graded_terms_give_a_lower_bound_from_the_value() -> None:
     assert (v4.grade, v4.complete) == (4, True)  # 10.09 mg/dL: '>10 mg/dL' is grade 4 in v4.03
 
 
-def test_timeline_does_not_grade_ctcae_laboratory_terms() -> None:
-    """The cohort engine reconstructs findings by name (temperature_c, vasopressors…); the lab
-    inputs of a CTCAE term are `value`/`uln`/`lln`/`baseline`, which no observation code derives,
-    so no CTCAE laboratory term is picked up from lab series (issue 18's wiring is still to do)."""
+def test_timeline_grades_the_laboratory_terms_of_a_laboratory_code() -> None:
+    """The cohort engine grades a CTCAE laboratory term at every result of the observation code
+    ``[terms]`` of data/reference_intervals.toml names for it (the v4.03 term of the same name
+    too: timeline/_labs.py); a term of an analyte no observation code carries (potassium…) is
+    not picked up."""
+    from immunotox import labs
     from immunotox.timeline._run import select_scales
 
-    picked = {s.split(":", 1)[1] for s in select_scales("all") if s.startswith("ctcae")}
-    lab_terms = {slug for slug, s in SCALES.items() if s.term.lab is not None}
-    assert picked & {sid.split(":", 1)[1] for sid in lab_terms} == set()
-    assert "fever" in picked  # the path exists for terms whose findings it derives
+    picked = {s for s in select_scales("all") if s.startswith("ctcae")}
+    lab_terms = {sid for sid, s in SCALES.items() if s.term.lab is not None}
+    v5 = {s for scales in labs.lab_terms().values() for s in scales}
+    expected = v5 | {s.replace("ctcae5:", "ctcae4:") for s in v5}
+    assert picked & lab_terms == expected
+    assert "ctcae5:hyperkalemia" not in picked  # no potassium code in data/observations.toml
+    assert "ctcae5:fever" in picked  # terms whose findings the timeline derives
 
 
 def test_docs_list_every_term_with_its_notes() -> None:

@@ -15,13 +15,14 @@ from pydantic import BaseModel
 
 from immunotox import ruledata
 from immunotox.errors import RuleSpecError
-from immunotox.scales import astct2019_spec, icaht_spec, iechs_spec, legacy_crs_spec
+from immunotox.scales import asco2021_spec, astct2019_spec, icaht_spec, iechs_spec, legacy_crs_spec
 
 TABLES: dict[str, type[BaseModel]] = {
     "icaht": icaht_spec.IcahtTable,
     "astct2019": astct2019_spec.AstctTable,
     "legacy_crs": legacy_crs_spec.LegacyTable,
     "iechs": iechs_spec.IecHsTable,
+    "asco2021": asco2021_spec.AscoTable,
 }
 
 
@@ -105,6 +106,22 @@ BROKEN = [
         'grade = 5\ntext = "Nadir',
         "late.bands[0].grade",
         "less than or equal to 4",
+    ),
+    ("asco2021", 'ref = "alt_uln"', 'reff = "alt_uln"', "hepatitis.criteria.alt.reff", "unknown key"),
+    (
+        "asco2021",
+        '{ grade = 2, gt = 3.0, text = "ALT',
+        '{ grade = 2, gt = "3.0", text = "ALT',
+        "hepatitis.criteria.alt.bands[1].gt",
+        "valid number",
+    ),
+    ("asco2021", 'soc = "Renal and urinary disorders"', "", "nephritis.soc", "missing key"),
+    (
+        "asco2021",
+        'kind = "bool"\nfinding = "dialysis_indicated"',
+        'kind = "boolean"\nfinding = "dialysis_indicated"',
+        "nephritis.criteria.dialysis.kind",
+        "'multiple', 'number', 'enum' or 'bool'",
     ),
 ]
 
@@ -204,6 +221,7 @@ def test_a_broken_table_fails_when_its_scale_is_imported() -> None:
         ("immunotox.scales.astct2019", "astct2019", "fever_min_c = 38.0", "fever_minimum_c = 38.0"),
         ("immunotox.scales.legacy_crs", "legacy_crs", "room_air_fio2_pct = 21.0", "room_air_fio2 = 21.0"),
         ("immunotox.scales.iechs", "iechs", "below = 1.5", "bellow = 1.5"),
+        ("immunotox.scales.asco2021", "asco2021", 'ref = "alt_uln"', 'ref_key = "alt_uln"'),
     ]
     script = textwrap.dedent(
         """
@@ -239,3 +257,26 @@ def test_a_broken_table_fails_when_its_scale_is_imported() -> None:
         "data/scales/legacy_crs.toml: " in messages[2] and "common.room_air_fio2: unknown key" in messages[2]
     )
     assert "data/scales/iechs.toml: " in messages[3] and "features[3].bellow: unknown key" in messages[3]
+    assert (
+        "data/scales/asco2021.toml: " in messages[4]
+        and "hepatitis.criteria.alt.ref_key: unknown key" in messages[4]
+    )
+
+
+def test_asco2021_structure_checked() -> None:
+    """Schneider et al., J Clin Oncol 2021 (ASCO irAE guideline): a band with two comparisons, a
+    band list out of order, an enum value its finding does not allow, or a reference in another
+    unit would grade wrongly; each fails at load naming the criterion."""
+    alt, ast = '{ grade = 1, gt = 1.0, text = "ALT', '{ grade = 1, gt = 1.0, text = "AST'
+    cases = [
+        (alt, alt.replace("gt = 1.0", "gt = 1.0, ge = 1.0"), "exactly one of"),
+        (ast, ast.replace("grade = 1", "grade = 3"), "least to the most severe"),
+        ("values.symptomatic = {", "values.symptomatic_x = {", "['symptomatic_x'] are not values"),
+        ('ref = "alt_uln"', 'ref = "bilirubin_uln"', "is not in the unit of 'alt'"),
+        ('finding = "liver_dysfunction"', 'finding = "liver_dysfunctions"', "not a finding"),
+    ]
+    for old, new, says in cases:
+        with pytest.raises(RuleSpecError) as exc:
+            ruledata.validate("asco2021", asco2021_spec.AscoTable, _edited("asco2021", old, new))
+        assert str(exc.value).startswith("data/scales/asco2021.toml: hepatitis.criteria."), str(exc.value)
+        assert says in str(exc.value), (says, str(exc.value))

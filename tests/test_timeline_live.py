@@ -122,7 +122,7 @@ def test_fever_is_masked_by_therapy_given_since_the_course_onset() -> None:
 def test_death_of_another_cause_is_shown_false_and_a_birth_date_age_wins() -> None:
     lp = live.live_plan("astct2019:icans")
     rows = [row(1, "age", 0, 61), row(2, "death", 2, "crs")]
-    snap = live.derive(lp, rows, T0 + 3 * H, age=(60.0, "birth date"))
+    snap = live.derive(lp, rows, T0 + 3 * H, age=(60.0, "birth_date"))
     assert "death_due_to_icans" not in snap.findings  # the timeline's rule: no such death
     assert (snap.evidence["death_due_to_icans"].value, snap.evidence["death_due_to_icans"].rows) == (
         False,

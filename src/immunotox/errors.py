@@ -45,8 +45,13 @@ class UnknownScaleError(ImmunotoxError, KeyError):
         self.scale_id = scale_id
         self.known = known
 
+    @property
+    def close(self) -> list[str]:
+        """The known scales of the same name under another prefix (``lee2014:crs`` for ``x:crs``)."""
+        return [k for k in self.known if k.split(":")[-1] == self.scale_id.split(":")[-1]]
+
     def __str__(self) -> str:
-        close = [k for k in self.known if k.split(":")[-1] == self.scale_id.split(":")[-1]]
+        close = self.close
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return (
             f"unknown scale {self.scale_id!r}; run `immunotox scales` for the list "

@@ -37,6 +37,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from .errors import FindingError, RuleSpecError
+from .messages import error
 from .sources import source
 
 THERAPY_CLASSES: tuple[str, ...] = ("car_t", "bispecific", "checkpoint_inhibitor")
@@ -240,7 +241,9 @@ def _handouts() -> dict[str, Handout]:
 def check_therapy_class(value: object, field: str = "therapy_class") -> str:
     """``value`` if it is a therapy class with a handout, else FindingError naming ``field``."""
     if not isinstance(value, str) or value not in THERAPY_CLASSES:
-        raise FindingError(field, value, "unknown therapy class", f"one of {', '.join(THERAPY_CLASSES)}")
+        raise FindingError(
+            field, value, error("mg_unknown_class"), error("mg_one_of", values=list(THERAPY_CLASSES))
+        )
     return value
 
 

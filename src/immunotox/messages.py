@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import FindingError, RuleSpecError, show_value
+from .errors import FindingError, ImmunotoxError, RuleSpecError, UnknownScaleError, show_value
 
 Lang = Literal["en", "fr"]
 LANGS: tuple[Lang, ...] = ("en", "fr")
@@ -238,6 +238,11 @@ class Catalogue:
         """A sentence of the file's ``[messages]`` table."""
         return self(f"messages.{_key}", **params)
 
+    def e(self, _key: str, /, **params: Any) -> Msg:
+        """A refusal's problem or hint: the file's ``[errors]`` table (field, value and expectation
+        stay in the :class:`~immunotox.errors.FindingError`; see :func:`error_message`)."""
+        return self(f"errors.{_key}", **params)
+
 
 def error_message(exc: FindingError, lang: Lang = "en") -> str:
     """A refused finding's one-line message in ``lang``: the field and the value as given, the
@@ -250,3 +255,19 @@ def error_message(exc: FindingError, lang: Lang = "en") -> str:
         params["hint"] = hint
     frame = "messages:errors.frame_hint" if hint else "messages:errors.frame"
     return render(Msg(id=frame, params=params), lang)
+
+
+def exc_message(exc: ImmunotoxError, lang: Lang = "en") -> str:
+    """An error raised on purpose, as one line in ``lang``: a refused finding
+    (:func:`error_message`), an unknown scale id; another error (a packaging error) as written."""
+    if isinstance(exc, FindingError):
+        return error_message(exc, lang)
+    if isinstance(exc, UnknownScaleError):
+        if lang == "en":
+            return str(exc)
+        close = exc.close
+        key, params = "unknown_scale", {"scale": repr(exc.scale_id), "n": len(exc.known)}
+        if close:
+            key, params["close"] = "unknown_scale_close", ", ".join(repr(c) for c in close)
+        return render(error(f"cli.{key}", **params), lang)
+    return str(exc)

@@ -251,7 +251,8 @@ def test_vitals_errors_name_the_field_and_store_nothing(web: Web, data: dict[str
 def test_a_time_in_the_future_is_refused_by_the_service(web: Web) -> None:
     web.login("nurse_a")
     resp = web.post("/patients/P-A1/vitals", {"temperature": "38", "time": "2025-03-10T18:00"})
-    assert resp.status_code == 422 and "is in the future" in text(resp)
+    assert resp.status_code == 422 and "est dans le futur (heure du service" in text(resp)
+    assert "is in the future" not in text(resp)  # nor in the message beside the field (issue 11)
 
 
 # ----------------------------------------------------------------------------- administrations

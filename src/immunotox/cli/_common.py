@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import typer
 
 from ..errors import FindingError, ImmunotoxError
-from ..messages import Lang, error_message, parse_lang
+from ..messages import Lang, error, error_message, exc_message, parse_lang
 
 EXIT_BAD_INPUT = 2
 
@@ -32,7 +32,7 @@ def clean_errors(lang: Lang = "en") -> Iterator[None]:
     except FindingError as exc:
         fail(error_message(exc, lang))
     except ImmunotoxError as exc:
-        fail(str(exc))
+        fail(exc_message(exc, lang))
 
 
 LANG_HELP = "Language of the reasons, notes and explanation: en or fr"
@@ -44,23 +44,24 @@ def lang_option(value: str) -> Lang:
         return parse_lang(value, "--lang")
 
 
-def read_json_option(raw: str, option: str) -> Any:
-    """Parse a JSON option given inline, as ``@path`` to a file, or ``-`` for stdin."""
+def read_json_option(raw: str, option: str, lang: Lang = "en") -> Any:
+    """Parse a JSON option given inline, as ``@path`` to a file, or ``-`` for stdin (a refusal
+    in ``lang``; the system's and the JSON parser's own words are quoted as given)."""
     text = raw
-    if raw == "-":
-        text = sys.stdin.read()
-    elif raw.startswith("@"):
-        path = Path(raw[1:])
+    with clean_errors(lang):
+        if raw == "-":
+            text = sys.stdin.read()
+        elif raw.startswith("@"):
+            path = Path(raw[1:])
+            try:
+                text = path.read_text("utf-8")
+            except OSError as exc:
+                raise FindingError(option, raw, error("cli.cannot_read", error=str(exc.strerror))) from None
         try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            fail(f"{option} = {raw!r}: cannot read file ({exc.strerror})")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(
-            f"{option} = {_clip(text)!r}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        )
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            problem = error("cli.not_json", msg=exc.msg, line=exc.lineno, col=exc.colno)
+            raise FindingError(option, _clip(text), problem) from None
 
 
 def print_json(obj: Any) -> None:

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ..catalogue import all_scales, get_scale
-from ._common import LANG_HELP, clean_errors, fail, lang_option, print_json, read_json_option
+from ..errors import FindingError
+from ..messages import error
+from ._common import LANG_HELP, clean_errors, lang_option, print_json, read_json_option
 
 OUTPUT_KEYS = ("scale", "version", "grade", "complete", "missing", "reasons", "sources")
 
@@ -67,12 +69,11 @@ def grade(
 ) -> None:
     """Grade FINDINGS with SCALE; prints one JSON object (or an explanation with --explain)."""
     language = lang_option(lang)
-    raw = read_json_option(findings, "--findings")
+    raw = read_json_option(findings, "--findings", language)
     with clean_errors(language):
-        result = get_scale(scale).grade(raw, ignore_unused=ignore_unused) if isinstance(raw, dict) else None
-    if result is None:
-        fail(f"--findings = {json.dumps(raw)[:60]}: expected a JSON object of findings")
-    result = result.in_lang(language)
+        if not isinstance(raw, dict):
+            raise FindingError("--findings", raw, error("findings_object"))
+        result = get_scale(scale).grade(raw, ignore_unused=ignore_unused).in_lang(language)
     if explain:
         typer.echo(result.explain())
         return

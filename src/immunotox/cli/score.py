@@ -44,7 +44,7 @@ def score(
     laboratory unit differs between countries, so a bare number is refused.
     """
     language = lang_option(lang)
-    raw = read_json_option(findings, "--findings")
+    raw = read_json_option(findings, "--findings", language)
     with clean_errors(language):
         result = risk.score(score_id, raw).in_lang(language)
     if explain:

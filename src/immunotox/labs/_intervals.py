@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from .. import units
 from ..errors import FindingError, RuleSpecError, UnitError
-from ..messages import Catalogue, Msg, name
+from ..messages import Catalogue, Msg, error, name
 from ..sources import source
 from ..vocabulary import CodeSpec, vocabulary
 
@@ -271,15 +271,15 @@ def check_reference(
         raise FindingError(
             f"{prefix}{given}",
             _shown(raw),
-            f"{spec.name} is not a laboratory result: it has no reference interval",
-            "give ref_low/ref_high only with a laboratory quantity",
+            T.e("not_laboratory", name=spec.name),
+            T.e("not_laboratory_hint"),
         )
     if unit is None or (isinstance(unit, str) and unit.strip() == ""):
         raise FindingError(
             f"{prefix}unit",
             unit,
-            "a reference interval needs the result's unit",
-            f"give the UCUM code of the value and of its interval, e.g. {spec.unit!r}",
+            T.e("needs_unit"),
+            T.e("needs_unit_hint", unit=repr(spec.unit)),
         )
     out: dict[str, float | None] = {}
     given_x: dict[str, float] = {}
@@ -289,18 +289,18 @@ def check_reference(
             continue
         x = given_x[key] = _finite(raw, f"{prefix}{key}")
         if x < 0:
-            raise FindingError(f"{prefix}{key}", x, "a reference limit cannot be negative")
+            raise FindingError(f"{prefix}{key}", x, T.e("negative"))
         try:
             out[key] = units.convert(spec.name, x, str(unit), spec.unit, spec.molar_mass)
         except UnitError as exc:
-            raise UnitError(f"{prefix}unit", unit, exc.problem, exc.hint) from None
+            raise UnitError(f"{prefix}unit", unit, *exc.texts()) from None
     low, high = out["ref_low"], out["ref_high"]
     if low is not None and high is not None and low >= high:
         raise FindingError(
             f"{prefix}ref_low",
             given_x["ref_low"],
-            f"is not below ref_high ({given_x['ref_high']:g})",
-            "the reference interval is [ref_low, ref_high] in the result's unit",
+            T.e("low_not_below_high", high=given_x["ref_high"]),
+            T.e("low_high_hint"),
         )
     return Reference(low, high)
 
@@ -316,13 +316,13 @@ def _shown(raw: Any) -> Any:
 
 def _finite(raw: Any, field: str) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-        raise FindingError(field, raw, "expected a number")
+        raise FindingError(field, raw, T.e("number"))
     try:
         x = float(raw.strip() if isinstance(raw, str) else raw)
     except ValueError:
-        raise FindingError(field, raw, "expected a number written plainly, e.g. 40") from None
+        raise FindingError(field, raw, T.e("number_plain")) from None
     if not math.isfinite(x):
-        raise FindingError(field, x, "not a finite number")
+        raise FindingError(field, x, error("not_finite"))
     return x
 
 

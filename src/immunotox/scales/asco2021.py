@@ -20,8 +20,10 @@ mapping from a CTCAE grade:
 * **adrenal-insufficiency** and **hypophysitis** — the diagnosis, symptoms, ADL (grades 3 and 4,
   one row in the guideline, split as in the CTCAE v5.0 term of the same name).
 
-Thresholds and texts live in ``data/scales/asco2021.toml`` (grammar at its top); this module is
-the logic. Each domain is one criterion of the table; a domain whose finding is absent is unknown
+Thresholds and texts live in ``data/scales/asco2021.toml`` (grammar at its top), read through
+its typed rule table (:mod:`.asco2021_spec`, validated at import: a misspelt key or a wrong type
+fails naming the file and the key); this module is the logic. Each domain is one criterion of
+the table; a domain whose finding is absent is unknown
 (every grade its bands can give), so a missing input gives a lower bound naming it
 (:mod:`immunotox.scales._base`); a value given without its reference keeps the bands that
 compare the value alone (a glucose above 250 mg/dL is grade 3 whatever the ULN). The grade is
@@ -40,29 +42,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import ruledata
 from ..findings import pick
 from ..messages import Catalogue, Msg, render
 from ..result import RuleHit
 from ..units import display
 from ._base import Domain, Scale, known, unknown
+from .asco2021_spec import AscoTable, Criterion, table
 
-_T = ruledata.load("asco2021")
+_T: AscoTable = table()  # validated at import: a wrong key or type fails here, naming it
 T = Catalogue("scales/asco2021")
-
-
-def _holds(band: Mapping[str, Any], value: float, ref: float | None) -> bool:
-    """Does ``band`` hold for ``value`` (and its reference ``ref``, for a multiple)?
-
-    Differences and multiples are rounded to 9 decimals first, so that binary floating point
-    does not move a value printed on a threshold (1.3 − 1.0 is not > 0.3).
-    """
-    if "value_gt" in band:
-        return bool(round(value, 9) > band["value_gt"])
-    if "rise_gt" in band:
-        return ref is not None and bool(round(value - ref, 9) > band["rise_gt"])
-    x = round(value if ref is None else value / ref, 9)
-    return bool(x > band["gt"]) if "gt" in band else bool(x >= band["ge"])
 
 
 class AscoScale(Scale):
@@ -75,21 +63,21 @@ class AscoScale(Scale):
     texts = T
 
     def __init__(self, organ: str) -> None:
-        t = _T[organ]
+        t = _T.organs[organ]
         self.organ = organ
         self.id = f"asco2021:{organ}"
-        self.title = t["title"]
+        self.title = t.title
         #: the organ affected (``T(f"{organ}.organ")`` in the reader's language) and its MedDRA
         #: system organ class, as the CTCAE terms give theirs
-        self.soc: str = t["soc"]
+        self.soc: str = t.soc
         #: the toxicity's short name (a ward badge), in English and French
         self.short = T(f"{organ}.short")
-        self.criteria: dict[str, dict[str, Any]] = t["criteria"]
+        self.criteria: dict[str, Criterion] = t.criteria
         reads: list[str] = []
         for c in self.criteria.values():
-            reads += [k for k in (c["finding"], c.get("ref")) if k and k not in reads]
+            reads += [k for k in c.reads if k not in reads]
         self.findings = pick(*reads)
-        self.notes = tuple(T(f"{organ}.notes.{i}") for i in range(len(t["notes"])))
+        self.notes = tuple(T(f"{organ}.notes.{i}") for i in range(len(t.notes)))
 
     def domain_msg(self, name: str) -> Msg:
         return T(f"{self.organ}.criteria.{name}")
@@ -98,38 +86,34 @@ class AscoScale(Scale):
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
         return [self._domain(name, c, f) for name, c in self.criteria.items()]
 
-    def _domain(self, name: str, c: Mapping[str, Any], f: Mapping[str, Any]) -> Domain:
+    def _domain(self, name: str, c: Criterion, f: Mapping[str, Any]) -> Domain:
         path = f"{self.organ}.criteria.{name}"
-        key = c["finding"]
-        kind = c["kind"]
-        if kind in ("multiple", "number"):
-            grades = (0, *(b["grade"] for b in c["bands"]))
-            absent = [k for k in (key, c.get("ref")) if k and k not in f]
-            if absent == [c.get("ref")]:  # value known: the bands on the value alone still hold
-                return self._without_ref(name, path, c, f, grades)
+        key = c.finding
+        if c.kind in ("multiple", "number"):
+            absent = [k for k in c.reads if k not in f]
+            if absent == [c.ref]:  # value known: the bands on the value alone still hold
+                return self._without_ref(name, path, c, f)
             if absent:
-                return unknown(name, sorted(set(grades)), *absent)
+                return unknown(name, c.grades(), *absent)
             return self._banded(name, path, c, f)
-        if kind == "enum":
-            values: Mapping[str, Any] = c["values"]
+        if c.kind == "enum":
             if key not in f:
-                return unknown(name, sorted({0, *(v["grade"] for v in values.values())}), key)
-            e = values.get(f[key])
-            if e is None or e["grade"] == 0:
+                return unknown(name, c.grades(), key)
+            e = c.values.get(f[key])
+            if e is None or e.grade == 0:
                 return known(name, 0)
-            shown = None if e.get("only_with") else e["grade"]  # graded with another domain
-            return known(name, e["grade"], self._hit(name, f"{path}.values.{f[key]}", shown))
-        if kind == "bool":
-            g = c["true"]["grade"]
-            if key not in f:
-                return unknown(name, (0, g), key)
-            return known(name, g, self._hit(name, f"{path}.true", g)) if f[key] else known(name, 0)
-        raise AssertionError(f"{path}: unknown kind {kind!r}")  # checked by the tests on the data
+            shown = None if e.only_with else e.grade  # graded with another domain
+            return known(name, e.grade, self._hit(name, f"{path}.values.{f[key]}", shown))
+        assert c.true is not None  # a bool criterion (checked at load)
+        g = c.true.grade
+        if key not in f:
+            return unknown(name, (0, g), key)
+        return known(name, g, self._hit(name, f"{path}.true", g)) if f[key] else known(name, 0)
 
-    def _banded(self, name: str, path: str, c: Mapping[str, Any], f: Mapping[str, Any]) -> Domain:
-        value = float(f[c["finding"]])
-        ref = float(f[c["ref"]]) if c["kind"] == "multiple" else None
-        unit = display(self.findings[c["finding"]].unit or "")
+    def _banded(self, name: str, path: str, c: Criterion, f: Mapping[str, Any]) -> Domain:
+        value = float(f[c.finding])
+        ref = float(f[c.ref]) if c.ref is not None else None
+        unit = display(self.findings[c.finding].unit or "")
         if ref is not None:
             detail = T.m(
                 "multiple",
@@ -137,19 +121,20 @@ class AscoScale(Scale):
                 value=round(value, 3),
                 unit=unit,
                 ratio=round(value / ref, 2),
-                ref_name=T(f"names.{c.get('ref_name', 'uln')}"),
+                ref_name=T(f"names.{c.ref_name}"),
                 ref=round(ref, 3),
             )
         else:
             shape = "percent" if unit == "%" else "value_unit" if unit else "number"
             detail = T.m(shape, what=self.domain_msg(name), value=round(value, 3), unit=unit)
-        held = [i for i, b in enumerate(c["bands"]) if _holds(b, value, ref)]
+        held = [i for i, b in enumerate(c.bands) if b.holds(value, ref)]
         if not held:
             return known(name, 0, reason=T.m("below_bands", detail=detail))
-        top = max(held, key=lambda i: c["bands"][i]["grade"])
-        grade = c["bands"][top]["grade"]
+        top = max(held, key=lambda i: c.bands[i].grade)
+        grade = c.bands[top].grade
         msg = T.m("band_hit", text=T(f"{path}.bands.{top}"), detail=detail)
-        shown = c["bands"][top].get("counts_as", grade)
+        counts_as = c.bands[top].counts_as
+        shown = grade if counts_as is None else counts_as
         hit = RuleHit(
             rule=f"{self.id}/{name}/{top}",
             domain=name,
@@ -159,21 +144,21 @@ class AscoScale(Scale):
         )
         return known(name, grade, hit)
 
-    def _without_ref(
-        self, name: str, path: str, c: Mapping[str, Any], f: Mapping[str, Any], grades: tuple[int, ...]
-    ) -> Domain:
+    def _without_ref(self, name: str, path: str, c: Criterion, f: Mapping[str, Any]) -> Domain:
         """A value without its reference: the bands on the value alone give a lower bound."""
-        value = float(f[c["finding"]])
-        held = [i for i, b in enumerate(c["bands"]) if "value_gt" in b and _holds(b, value, None)]
-        floor = max((c["bands"][i]["grade"] for i in held), default=0)
+        assert c.ref is not None
+        value = float(f[c.finding])
+        alone = [i for i, b in enumerate(c.bands) if b.comparison[0] == "value_gt"]
+        held = [i for i in alone if c.bands[i].holds(value, None)]
+        floor = max((c.bands[i].grade for i in held), default=0)
         # grades still possible: the floor, and every band on the reference above it (it may hold)
-        open_ = {b["grade"] for b in c["bands"] if "value_gt" not in b and b["grade"] > floor}
-        d = unknown(name, sorted({floor, *open_}), c["ref"])
+        open_ = {b.grade for i, b in enumerate(c.bands) if i not in alone and b.grade > floor}
+        d = unknown(name, sorted({floor, *open_}), c.ref)
         if d.known:  # no band on the reference can raise the grade: the reference is not needed
-            d.reasons.append(T.m("ref_not_needed", ref=c["ref"], grade=floor))
+            d.reasons.append(T.m("ref_not_needed", ref=c.ref, grade=floor))
         if held:
-            top = max(held, key=lambda i: c["bands"][i]["grade"])
-            unit = display(self.findings[c["finding"]].unit or "")
+            top = max(held, key=lambda i: c.bands[i].grade)
+            unit = display(self.findings[c.finding].unit or "")
             detail = T.m("value_unit", what=self.domain_msg(name), value=round(value, 3), unit=unit)
             msg = T.m("band_hit", text=T(f"{path}.bands.{top}"), detail=detail)
             d.hits.append(
@@ -219,5 +204,5 @@ class AscoRash(AscoScale):
 
 def scales() -> list[Scale]:
     """The scales this module provides (read by the catalogue)."""
-    organs = [k for k in _T if k not in ("messages", "names")]
+    organs = list(_T.organs)
     return [AscoRash(o) if o == "rash" else AscoScale(o) for o in organs]

@@ -72,9 +72,7 @@ class AstctCrs(Scale):
     def check(self, f: Mapping[str, Any]) -> None:
         flow = f.get("o2_flow_l_min")
         if f.get("oxygen") == "none" and flow is not None and flow > 0:
-            raise FindingError(
-                "o2_flow_l_min", flow, "oxygen flow given while oxygen = 'none'", "give the device"
-            )
+            raise FindingError("o2_flow_l_min", flow, T.e("flow_without_device"), T.e("give_device"))
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:
         t = _T.crs
@@ -257,13 +255,9 @@ class AstctIcans(Scale):
         if items is not None and len(items) == 5 and "ice_score" in f:
             total = sum(items.values())
             if total != f["ice_score"]:
-                raise FindingError(
-                    "ice_score", f["ice_score"], f"does not match the sum of ice_items ({total})"
-                )
+                raise FindingError("ice_score", f["ice_score"], T.e("ice_sum_mismatch", total=total))
         if f.get("global_aphasia") and f.get("ice_score", 0) != 0:
-            raise FindingError(
-                "global_aphasia", True, f"given with ice_score {f['ice_score']}; it explains ICE 0"
-            )
+            raise FindingError("global_aphasia", True, T.e("aphasia_with_ice", score=f["ice_score"]))
 
     def _use_capd(self, f: Mapping[str, Any]) -> bool | None:
         t = _T.icans

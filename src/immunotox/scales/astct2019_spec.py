@@ -180,6 +180,8 @@ class AstctTable(TableModel):
     crs: Crs
     icans: Icans
     messages: dict[str, Text]
+    #: the refusals of contradictory findings (``[errors]``: problem and hint, English and French)
+    errors: dict[str, Text]
 
 
 def table() -> AstctTable:

@@ -184,7 +184,7 @@ class CtcaeScale(Scale):
         lab = self.term.lab
         if lab is not None:
             self._check_lab(f, lab)
-        for imp in self.term.implied:
+        for n, imp in enumerate(self.term.implied):
             src = imp.if_.finding
             if (
                 src in f
@@ -195,8 +195,13 @@ class CtcaeScale(Scale):
                 raise FindingError(
                     imp.finding,
                     f[imp.finding],
-                    f"contradicts {src} = {_show(f[src])}: {imp.text}",
-                    f"give {imp.finding} = {_show(imp.value)} or correct {src}",
+                    T.e(
+                        "implied_contradiction",
+                        src=src,
+                        value=_show(f[src]),
+                        text=self.tt(f"{self.path}.implied.{n}.text"),
+                    ),
+                    T.e("implied_hint", key=imp.finding, value=_show(imp.value), src=src),
                 )
         gate = self.term.gate
         if gate and f.get(gate) is False:
@@ -207,65 +212,65 @@ class CtcaeScale(Scale):
                     raise FindingError(
                         gate,
                         False,
-                        f"contradicts {shown} ({crit.text!r}, grade {crit.grade})",
-                        f"if these findings are due to this event, {gate} is true",
+                        T.e("gate_contradiction", shown=shown, text=quote(crit.text), grade=crit.grade),
+                        T.e("gate_hint", gate=gate),
                     )
 
     def _check_lab(self, f: Mapping[str, Any], lab: Lab) -> None:
         unit = lab.unit
         used = lab.operands()
-        for a in lab.adjust:
+        analyte = self.tt(f"{self.path}.lab.analyte")
+        for i, a in enumerate(lab.adjust):
             if (
                 "value" in f
                 and a.when.finding in f
                 and a.when.holds(f[a.when.finding])
                 and a.finding not in f
             ):
+                at = f"{self.path}.lab.adjust.{i}"
                 raise FindingError(
                     a.finding,
                     None,
-                    f"required with {a.when.finding} = {_show(f[a.when.finding])}: the value is graded as "
-                    f"{a.name} ({a.formula})",
-                    f"give {a.finding}, or a value that needs no correction",
+                    T.e(
+                        "adjust_required",
+                        key=a.when.finding,
+                        value=_show(f[a.when.finding]),
+                        name=self.tt(f"{at}.name"),
+                        formula=self.tt(f"{at}.formula"),
+                    ),
+                    T.e("adjust_hint", key=a.finding),
                 )
         for key in lab.requires:
             if "value" in f and key not in f:
                 spec = self.findings[key]
-                allowed = f"one of {list(spec.values)}" if spec.values else spec.kind
+                allowed = T.e("one_of", values=str(list(spec.values))) if spec.values else spec.kind
                 raise FindingError(
                     key,
                     None,
-                    f"required with value: the {lab.analyte} criteria depend on it ({spec.text})",
-                    f"give {key} ({allowed})",
+                    T.e("required_with_value", analyte=analyte, text=self.domain_msg(key)),
+                    T.e("required_hint", key=key, allowed=allowed),
                 )
         if "uln" in f and f["uln"] <= 0:
-            raise FindingError("uln", f["uln"], "must be above 0 (it is the upper limit of normal)")
+            raise FindingError("uln", f["uln"], T.e("uln_positive"))
         if "lln" in f and f["lln"] <= 0 and "lln" in used:
-            raise FindingError("lln", f["lln"], "must be above 0 (it is the lower limit of normal)")
+            raise FindingError("lln", f["lln"], T.e("lln_positive"))
         if "lln" in f and "uln" not in f and f["lln"] >= lab.range[1]:
             raise FindingError(
                 "lln",
                 f["lln"],
-                f"leaves no possible uln (the {lab.analyte} range ends at {num(lab.range[1])} {unit})",
-                "check the reference interval and its units",
+                T.e("lln_leaves_no_uln", analyte=analyte, hi=lab.range[1], unit=unit),
+                T.e("check_interval"),
             )
         if "lln" in f and "uln" in f and f["lln"] >= f["uln"]:
             raise FindingError(
-                "lln",
-                f["lln"],
-                f"is not below uln ({num(f['uln'])} {unit})",
-                "check the reference interval and its units",
+                "lln", f["lln"], T.e("lln_not_below_uln", uln=f["uln"], unit=unit), T.e("check_interval")
             )
         # a multiple of a zero baseline means nothing; "> baseline" (eosinophilia) does
         scaled = any(bd.ref == "baseline" and bd.x != 1.0 for b in lab.bands for bd in b.bounds)
         if "baseline" in f and f["baseline"] <= 0 and scaled:
-            raise FindingError("baseline", f["baseline"], "must be above 0 for the x baseline criteria")
+            raise FindingError("baseline", f["baseline"], T.e("baseline_positive"))
         if "mi_level" in f and "uln" in f and f["mi_level"] < f["uln"]:
-            raise FindingError(
-                "mi_level",
-                f["mi_level"],
-                f"is below uln ({num(f['uln'])} {unit}): an infarction level cannot be below normal",
-            )
+            raise FindingError("mi_level", f["mi_level"], T.e("mi_below_uln", uln=f["uln"], unit=unit))
 
     # ------------------------------------------------------------------ grading
     def grade(self, raw: Mapping[str, Any], *, ignore_unused: bool = False) -> GradeResult:

@@ -85,8 +85,8 @@ class IecHs(Scale):
             raise FindingError(
                 "iec_hs_grade",
                 f["iec_hs_grade"],
-                "given with iec_hs_present = false",
-                "leave the grade out, or set iec_hs_present to true",
+                T.e("grade_without_present"),
+                T.e("grade_without_present_hint"),
             )
 
     def domains(self, f: Mapping[str, Any]) -> list[Domain]:

@@ -67,6 +67,8 @@ class IecHsTable(TableModel):
     domains: dict[str, Text]
     notes: tuple[Text, ...]
     messages: dict[str, Text]
+    #: the refusals of contradictory findings (``[errors]``: problem and hint, English and French)
+    errors: dict[str, Text]
 
 
 def table() -> IecHsTable:

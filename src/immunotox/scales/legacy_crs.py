@@ -93,44 +93,35 @@ def _check(f: Mapping[str, Any]) -> None:
     device, flow, fio2 = f.get("oxygen"), f.get("o2_flow_l_min"), f.get("fio2_pct")
     room_air = _C.room_air_fio2_pct
     if device == "none" and flow is not None and flow > 0:
-        raise FindingError(
-            "o2_flow_l_min", flow, "oxygen flow given while oxygen = 'none'", "give the device"
-        )
+        raise FindingError("o2_flow_l_min", flow, T.e("flow_without_device"), T.e("give_device"))
     if device == "none" and fio2 is not None and fio2 > room_air:
-        raise FindingError("fio2_pct", fio2, "FiO2 above room air while oxygen = 'none'", "give the device")
+        raise FindingError("fio2_pct", fio2, T.e("fio2_without_device"), T.e("give_device"))
     if device in _C.oxygen_delivering_devices and fio2 is not None and fio2 <= room_air:
-        raise FindingError(
-            "fio2_pct", fio2, f"room air FiO2 while oxygen = {device!r} delivers supplemental oxygen"
-        )
+        raise FindingError("fio2_pct", fio2, T.e("fio2_room_air_device", device=repr(device)))
     pressors = f.get("vasopressors")
     if pressors == []:
         for key in ("vasopressor_high_dose", "hypotension_refractory"):
             if f.get(key) is True:
-                raise FindingError(key, True, "given with vasopressors = [] (no vasopressor)")
+                raise FindingError(key, True, T.e("given_without_pressor"))
         if (f.get("vasopressor_hours") or 0) > 0:
-            raise FindingError(
-                "vasopressor_hours", f["vasopressor_hours"], "given with vasopressors = [] (no vasopressor)"
-            )
+            raise FindingError("vasopressor_hours", f["vasopressor_hours"], T.e("given_without_pressor"))
     if f.get("hypotension_refractory") is True and f.get("vasopressor_high_dose") is False:
         raise FindingError(
             "hypotension_refractory",
             True,
-            "given with vasopressor_high_dose = false",
-            "refractory to high-dose vasopressors implies a high dose",
+            T.e("refractory_not_high_dose"),
+            T.e("refractory_implies_high_dose"),
         )
     if f.get("hypotension") is False:
         if pressors:
-            raise FindingError("vasopressors", pressors, "given with hypotension = false")
+            raise FindingError("vasopressors", pressors, T.e("given_without_hypotension"))
         for key in ("hypotension_refractory", "hypotension_fluid_responsive", "vasopressor_high_dose"):
             if f.get(key) is True:
-                raise FindingError(key, True, "given with hypotension = false")
+                raise FindingError(key, True, T.e("given_without_hypotension"))
     organ, creat = f.get("organ_toxicity_grade"), f.get("creatinine_grade")
     if organ is not None and creat is not None and organ < creat:
         raise FindingError(
-            "organ_toxicity_grade",
-            organ,
-            f"lower than creatinine_grade {creat}",
-            "organ_toxicity_grade is the worst organ toxicity (excluding transaminitis), creatinine included",
+            "organ_toxicity_grade", organ, T.e("organ_below_creatinine", creat=creat), T.e("organ_is_worst")
         )
 
 
@@ -228,8 +219,8 @@ class LegacyCrs(Scale):
             raise FindingError(
                 "crs_symptoms",
                 False,
-                f"contradicts temperature_c = {temp:g} °C (fever is a CRS symptom)",
-                "set crs_symptoms to true, or list 'fever' in attribution_other_cause",
+                T.e("symptoms_contradict_fever", temp=temp),
+                T.e("symptoms_contradict_fever_hint"),
             )
 
     # ------------------------------------------------------------------ domains

@@ -164,6 +164,8 @@ class LegacyTable(TableModel):
     mskcc: LegacyScale
     cartox: LegacyScale
     messages: dict[str, Text]
+    #: the refusals of contradictory findings (``[errors]``: problem and hint, English and French)
+    errors: dict[str, Text]
 
     def scale(self, key: str) -> LegacyScale:
         """The table of scale ``key`` (lee2014, penn, mskcc, cartox)."""

@@ -51,11 +51,13 @@ from sqlalchemy.orm import Session
 from .. import __version__
 from ..catalogue import get_scale
 from ..errors import FindingError
+from ..messages import error as E
 from . import codes, grading, ingest, labs
 from .config import Settings
 from .db import as_utc
 from .grades import Grade
 from .models import ClinicalEvent, Episode, Patient
+from .problems import Refusal
 from .schemas import EventPublic
 
 FHIR_RELEASE = "R4 (4.0.1), read and written with fhir.resources R4B (4.3.0) models"
@@ -88,10 +90,12 @@ ADMINISTRATION_CODES = (
 
 
 class FhirImportError(Exception):
-    """Problems found in a bundle: ``[(field, message), ...]`` (nothing was stored)."""
+    """Problems found in a bundle (nothing was stored): refused values, or elements and their
+    problem, written in French and English (:func:`immunotox.service.problems.refused`)."""
 
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__(problems[0][1] if problems else "invalid bundle")
+    def __init__(self, problems: list[Refusal]) -> None:
+        first = problems[0] if problems else None
+        super().__init__(first if isinstance(first, FindingError) or first is None else first[1].text())
         self.problems = problems
 
 
@@ -140,14 +144,15 @@ class ImportReport:
 def parse_bundle(raw: Any) -> Bundle:
     """Validate ``raw`` against the R4B Bundle model; problems name their path."""
     if not isinstance(raw, dict) or raw.get("resourceType") != "Bundle":
-        raise FhirImportError([("resourceType", "expected a FHIR Bundle (resourceType 'Bundle')")])
+        raise FhirImportError([("resourceType", E("fhir.bundle_expected"))])
     try:
         return Bundle.model_validate(raw)
     except pydantic.ValidationError as exc:
-        problems = []
-        for err in exc.errors()[:50]:
-            loc = ".".join(str(x) for x in err["loc"])
-            problems.append((loc, f"{loc}: {err['msg']}"))
+        # the validator's own words, in English (quoted as such in French)
+        problems: list[Refusal] = [
+            (".".join(str(x) for x in err["loc"]), E("fhir.model", msg=err["msg"]))
+            for err in exc.errors()[:50]
+        ]
         raise FhirImportError(problems) from None
 
 
@@ -160,11 +165,7 @@ def _when(res: Any, prefix: str) -> tuple[dt.datetime, dt.datetime | None, str |
         value = res.effectivePeriod.start
         end = res.effectivePeriod.end
     if value is None:
-        raise FindingError(
-            f"{prefix}effectiveDateTime",
-            None,
-            "a time is required (effectiveDateTime or effectivePeriod.start)",
-        )
+        raise FindingError(f"{prefix}effectiveDateTime", None, E("fhir.time_required"))
     start, n1 = _as_datetime(value)
     stop, n2 = _as_datetime(end) if end is not None else (None, None)
     note = n1 or n2
@@ -204,9 +205,9 @@ def _value(res: Any, prefix: str) -> tuple[Any, str | None, str]:
     q = getattr(res, "valueQuantity", None)
     if q is not None:
         if q.value is None:
-            raise FindingError(f"{prefix}valueQuantity.value", None, "a quantity needs a value")
+            raise FindingError(f"{prefix}valueQuantity.value", None, E("fhir.quantity_value"))
         if q.system not in (None, UCUM):
-            raise FindingError(f"{prefix}valueQuantity.system", q.system, f"units must be UCUM ({UCUM})")
+            raise FindingError(f"{prefix}valueQuantity.system", q.system, E("fhir.ucum_system", system=UCUM))
         return float(q.value), q.code or q.unit, "valueQuantity.value"
     for name in ("valueInteger", "valueBoolean", "valueString"):
         v = getattr(res, name, None)
@@ -219,20 +220,16 @@ def _value(res: Any, prefix: str) -> tuple[Any, str | None, str]:
                 return coding.code, None, "valueCodeableConcept"
         if cc.text:
             return cc.text, None, "valueCodeableConcept.text"
-    raise FindingError(
-        f"{prefix}value", None, "no usable value[x] (Quantity, integer, boolean, string or code)"
-    )
+    raise FindingError(f"{prefix}value", None, E("fhir.no_value"))
 
 
 def _subject(res: Any, prefix: str, known: set[str]) -> str:
     ref = getattr(getattr(res, "subject", None), "reference", None)
     if not ref or not ref.startswith("Patient/"):
-        raise FindingError(f"{prefix}subject.reference", ref, "expected 'Patient/<id>'")
+        raise FindingError(f"{prefix}subject.reference", ref, E("fhir.subject_reference"))
     pid = str(ref.split("/", 1)[1])
     if pid not in known:
-        raise FindingError(
-            f"{prefix}subject.reference", ref, "no such patient (in the bundle or the service)"
-        )
+        raise FindingError(f"{prefix}subject.reference", ref, E("fhir.no_such_patient"))
     return pid
 
 
@@ -279,7 +276,7 @@ def import_bundle(
     """
     bundle = parse_bundle(raw)
     report = ImportReport()
-    problems: list[tuple[str, str]] = []
+    problems: list[Refusal] = []
     entries = bundle.entry or []
     # patients first (an Observation may reference a Patient later in the bundle)
     new_patients: dict[str, Patient] = {}
@@ -289,21 +286,19 @@ def import_bundle(
             continue
         pfx = f"entry.{i}.resource."
         if not res.id:
-            problems.append((f"{pfx}id", f"{pfx}id: a Patient needs an id"))
+            problems.append(FindingError(f"{pfx}id", None, E("fhir.patient_id_needed")))
             continue
         existing = session.get(Patient, res.id)
         if existing is not None:
             if not writable(existing):
-                problems.append((f"{pfx}id", f"{pfx}id = {res.id!r}: not writable by this user"))
+                problems.append(FindingError(f"{pfx}id", res.id, E("fhir.not_writable")))
             report.entries.append(EntryResult(i, "Patient", res.id, "exists"))
             continue
         if unit_id is None:
-            problems.append(("query.unit_id", f"patient {res.id!r} is new: give unit_id to admit it"))
+            problems.append(("query.unit_id", E("fhir.unit_needed", patient=repr(res.id))))
             continue
         if not PATIENT_ID.match(res.id):
-            problems.append(
-                (f"{pfx}id", f"{pfx}id = {res.id!r}: expected letters, digits, '_', '.', '-' (max 64)")
-            )
+            problems.append(FindingError(f"{pfx}id", res.id, E("fhir.patient_id_format")))
             continue
         name = ""
         if res.name:
@@ -358,7 +353,7 @@ def import_bundle(
             else:
                 report.entries.append(EntryResult(i, rtype, res.id, "skipped", f"{rtype} is not imported"))
         except FindingError as exc:
-            problems.append((exc.field, str(exc)))
+            problems.append(exc)
     if problems:
         raise FhirImportError(problems)
     for p in new_patients.values():
@@ -459,7 +454,7 @@ def _observation_rows(
                 "ref_high": "high.value",
             }.get(exc.field, exc.field)
             where = pfx if name.startswith("effective") else rpfx if exc.field.startswith("ref_") else epfx
-            raise FindingError(f"{where}{name}", exc.value, exc.problem, exc.hint) from None
+            raise FindingError(f"{where}{name}", exc.value, *exc.texts()) from None
         out.append(row)
     report.entries.append(EntryResult(i, "Observation", res.id, "pending"))
     return out
@@ -510,7 +505,7 @@ def _administration_rows(
             "time": "effectiveDateTime" if res.effectiveDateTime is not None else "effectivePeriod.start",
             "end_time": "effectivePeriod.end",
         }.get(exc.field, exc.field)
-        raise FindingError(f"{pfx}{name}", exc.value, exc.problem, exc.hint) from None
+        raise FindingError(f"{pfx}{name}", exc.value, *exc.texts()) from None
     report.entries.append(EntryResult(i, "MedicationAdministration", res.id, "pending"))
     return [row]
 

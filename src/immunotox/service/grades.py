@@ -147,7 +147,7 @@ def _age(patient: Patient, t: dt.datetime) -> tuple[float, str] | None:
         return None
     bd, d = patient.birth_date, t.date()
     years = d.year - bd.year - ((d.month, d.day) < (bd.month, bd.day))
-    return float(max(years, 0)), "birth date"
+    return float(max(years, 0)), "birth_date"
 
 
 def grade_at(
@@ -169,7 +169,8 @@ def grade_at(
     )
     findings = dict(snap.findings)
     inputs: dict[str, Any] = {
-        k: {"value": e.value, "rule": e.rule, "events": list(e.rows)} for k, e in snap.evidence.items()
+        k: {"value": e.value, "rule": e.rule, "rule_fr": e.rule_fr, "events": list(e.rows)}
+        for k, e in snap.evidence.items()
     }
     return grade_from(patient.id, scale_id, t, findings, inputs)
 

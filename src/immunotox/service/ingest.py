@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from .. import labs, plausibility
 from ..errors import FindingError
 from ..jurisdiction import Jurisdiction
+from ..messages import error as E
 from . import alerts, audit, codes, grading, queue
 from .config import Settings
 from .grades import Grade
@@ -81,7 +82,10 @@ def prepare(
     spec = codes.resolve(code_in, f"{prefix}code")
     if allowed_codes is not None and spec.name not in allowed_codes:
         raise FindingError(
-            f"{prefix}code", code_in, "this code cannot be written here", f"allowed: {sorted(allowed_codes)}"
+            f"{prefix}code",
+            code_in,
+            E("service.code_not_here"),
+            E("service.codes_allowed", values=str(sorted(allowed_codes))),
         )
     time: dt.datetime = raw["time"]
     skew = dt.timedelta(minutes=settings.max_future_minutes)
@@ -89,37 +93,35 @@ def prepare(
         raise FindingError(
             f"{prefix}time",
             time.isoformat(),
-            f"is in the future (service time {now.isoformat(timespec='seconds')})",
-            "check the clock and the time zone; naive times are read as UTC",
+            E("service.time_future", now=now.isoformat(timespec="seconds")),
+            E("service.time_future_hint"),
         )
     earliest, _until = plausibility.time_window()  # the future is refused above
     if time < earliest:
         raise FindingError(
             f"{prefix}time",
             time.isoformat(),
-            f"is outside the plausible window {plausibility.time_window_text()}",
-            "a placeholder date (1900-01-01, 1970-01-01)? give the real time of the observation",
+            E("service.time_window", window=plausibility.time_window_text()),
+            E("service.time_window_hint"),
         )
     end_time: dt.datetime | None = raw.get("end_time")
     if end_time is not None:
         if not spec.interval:
             raise FindingError(
-                f"{prefix}end_time", end_time.isoformat(), f"{spec.name} is not an interval event"
+                f"{prefix}end_time", end_time.isoformat(), E("service.end_not_interval", name=spec.name)
             )
         if end_time < time:
-            raise FindingError(f"{prefix}end_time", end_time.isoformat(), "is before time")
+            raise FindingError(f"{prefix}end_time", end_time.isoformat(), E("service.end_before_start"))
         if end_time > now + skew:
-            raise FindingError(f"{prefix}end_time", end_time.isoformat(), "is in the future")
+            raise FindingError(f"{prefix}end_time", end_time.isoformat(), E("service.end_future"))
     status = raw.get("status") or "final"
     if status == "entered_in_error" and raw.get("supersedes") is None:
-        raise FindingError(
-            f"{prefix}status", status, "a retraction must name the event it retracts in supersedes"
-        )
+        raise FindingError(f"{prefix}status", status, E("service.retraction_target"))
     norm = codes.normalize(spec, raw["value"], raw.get("unit"), prefix)
     ref = labs.check_reference(spec, raw.get("ref_low"), raw.get("ref_high"), raw.get("unit"), prefix)
     dose, dose_unit = codes.check_dose(raw.get("dose"), raw.get("dose_unit"), prefix)
     if dose is not None and spec.resource != "administration":
-        raise FindingError(f"{prefix}dose", dose, f"{spec.name} is not an administration")
+        raise FindingError(f"{prefix}dose", dose, E("service.not_an_administration", name=spec.name))
     return Row(
         patient_id=patient_id,
         kind=spec.resource,
@@ -167,14 +169,14 @@ def store(
             f = f"{r.field_prefix}supersedes"
             old = found.get(r.supersedes_id)
             if old is None or old.patient_id != r.patient_id:
-                raise FindingError(f, r.supersedes_id, "no such event for this patient")
+                raise FindingError(f, r.supersedes_id, E("service.no_such_event"))
             if old.code != r.code:
-                raise FindingError(
-                    f, r.supersedes_id, f"event {old.id} has code {old.code!r}, not {r.code!r}"
-                )
+                shown = {"old": repr(old.code), "new": repr(r.code)}
+                differs = E("service.event_code_differs", event=str(old.id), **shown)
+                raise FindingError(f, r.supersedes_id, differs)
             if r.supersedes_id in already or r.supersedes_id in seen:
                 raise FindingError(
-                    f, r.supersedes_id, "already superseded", "correct the latest version instead"
+                    f, r.supersedes_id, E("service.already_superseded"), E("service.correct_latest")
                 )
             seen.add(r.supersedes_id)
     values: list[dict[str, Any]] = [

@@ -41,6 +41,7 @@ from .. import labs, units
 from ..catalogue import get_scale
 from ..errors import FindingError, UnitError
 from ..messages import Msg, name, render
+from ..messages import error as E
 from ..scales.ctcae_spec import LAB_INPUTS
 from ..vocabulary import CodeSpec, vocabulary
 from .models import ClinicalEvent, Patient
@@ -253,23 +254,23 @@ def fhir_reference_range(
             if q is None:
                 continue
             if q.value is None:
-                raise FindingError(f"{where}{side}.value", None, "a reference limit needs a value")
+                raise FindingError(f"{where}{side}.value", None, E("fhir.reference_value"))
             if q.system not in (None, ucum):
-                raise FindingError(f"{where}{side}.system", q.system, f"units must be UCUM ({ucum})")
+                raise FindingError(f"{where}{side}.system", q.system, E("fhir.ucum_system", system=ucum))
             code = q.code or q.unit
             if not code:
                 raise FindingError(
                     f"{where}{side}.code",
                     None,
-                    "a reference limit needs its UCUM unit",
-                    f"e.g. {spec.unit!r}",
+                    E("fhir.reference_unit"),
+                    E("eg", example=repr(spec.unit)),
                 )
             x = float(q.value)
             if unit and code != unit:
                 try:
                     x = units.convert(spec.name, x, code, unit, spec.molar_mass)
                 except UnitError as exc:
-                    raise UnitError(f"{where}{side}.code", code, exc.problem, exc.hint) from None
+                    raise UnitError(f"{where}{side}.code", code, *exc.texts()) from None
             out[f"ref_{side}"] = x
         return out, where
     return {}, f"{prefix}referenceRange.0."

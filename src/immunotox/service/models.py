@@ -227,15 +227,11 @@ class Episode(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class GradeRecord(Base):
-    """A grade as computed at one evaluation time (a row is added only when it changes)."""
+class GradeState:
+    """The clinical state of a grade, the columns :class:`GradeRecord` and :class:`CurrentGrade`
+    share (declared once): when it was evaluated and computed, the grade or its range, its status,
+    whether every input was there and which were missing, the engine and the episode."""
 
-    __tablename__ = "grade_record"
-    __table_args__ = (Index("ix_grade_record_patient_scale_time", "patient_id", "scale", "time"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"))
-    scale: Mapped[str] = mapped_column(String(64))
     time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     grade: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -244,13 +240,25 @@ class GradeRecord(Base):
     status: Mapped[str] = mapped_column(String(20))
     complete: Mapped[bool] = mapped_column(Boolean)
     missing: Mapped[list[str]] = mapped_column(Json, default=list)
-    result: Mapped[dict[str, Any]] = mapped_column(Json)
-    inputs: Mapped[dict[str, Any]] = mapped_column(Json)
     engine: Mapped[str] = mapped_column(String(40))
     episode_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("episode.id"), default=None)
 
 
-class CurrentGrade(Base):
+class GradeRecord(GradeState, Base):
+    """A grade as computed at one evaluation time (a row is added only when it changes), with its
+    full explanation (``result``) and the findings it read (``inputs``)."""
+
+    __tablename__ = "grade_record"
+    __table_args__ = (Index("ix_grade_record_patient_scale_time", "patient_id", "scale", "time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"))
+    scale: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(Json)
+    inputs: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class CurrentGrade(GradeState, Base):
     """The latest grade of a patient on a scale (one row each): what a ward overview reads.
 
     Small on purpose (it is rewritten at every regrade): the clinical state (grade, range,
@@ -263,16 +271,6 @@ class CurrentGrade(Base):
 
     patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"), primary_key=True)
     scale: Mapped[str] = mapped_column(String(64), primary_key=True)
-    time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    grade: Mapped[int | None] = mapped_column(Integer, default=None)
-    grade_lo: Mapped[int] = mapped_column(Integer)
-    grade_hi: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20))
-    complete: Mapped[bool] = mapped_column(Boolean)
-    missing: Mapped[list[str]] = mapped_column(Json, default=list)
-    engine: Mapped[str] = mapped_column(String(40))
-    episode_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("episode.id"), default=None)
     grade_record_id: Mapped[int] = mapped_column(BigId, ForeignKey("grade_record.id"))
     fingerprint: Mapped[str] = mapped_column(String(64))
     clinical: Mapped[str] = mapped_column(String(64))

@@ -20,13 +20,14 @@ no secret, and only a scalar, cut to ``QUOTE_LIMIT`` characters (:func:`quote_va
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from ..errors import FindingError
-from ..messages import Lang, error_message
+from ..messages import Lang, Msg, error_message, render
+from ..messages import error as E
 
 PROBLEM_TYPE = "https://immunotox.readthedocs.io/service/problems#"
 MEDIA_TYPE = "application/problem+json"
@@ -83,25 +84,75 @@ class ApiError(Exception):
         self.code = code or title.lower().replace(" ", "-")
         self.headers = headers
         self.denied: dict[str, Any] | None = None  # audit entry of a refused write (see routes)
-        self.finding: tuple[FindingError, str] | None = None  # (error, prefix): re-rendered per language
+        # the same error written in another language, when its texts are messages (see in_lang)
+        self.relang: Callable[[Lang], ApiError] | None = None
+
+    def in_lang(self, lang: Lang) -> ApiError:
+        """This error with its detail and messages written in ``lang`` (the API's
+        ``Accept-Language``, the web page's language); itself when its texts are English only."""
+        if self.relang is None:
+            return self
+        out = self.relang(lang)
+        out.headers, out.denied = self.headers, self.denied
+        return out
 
 
-def field_error(field: str, message: str, status: int = 422) -> ApiError:
-    """A one-field validation error."""
-    item = ProblemItem(field=field, pointer=pointer(field), message=message)
-    return ApiError(status, "Invalid input", f"{field}: {message}", [item], code="invalid-input")
+#: a refusal written as data: a refused value (field, value, problem and hint), or a field and
+#: the problem (a message id of data/messages.toml, with its French twin)
+Refusal = FindingError | tuple[str, Msg]
+
+
+def field_error(field: str, message: str | Msg, status: int = 422, lang: Lang = "en") -> ApiError:
+    """A one-field validation error; a :class:`Msg` (``errors.<key>`` of data/messages.toml) is
+    written in ``lang`` and again in the reader's language (:meth:`ApiError.in_lang`)."""
+    if isinstance(message, str):  # English only (the account and authentication routes)
+        item = ProblemItem(field=field, pointer=pointer(field), message=message)
+        return ApiError(status, "Invalid input", f"{field}: {message}", [item], code="invalid-input")
+    return refused([(field, message)], status=status, lang=lang)
 
 
 def from_finding(exc: FindingError, prefix: str = "", lang: Lang = "en") -> ApiError:
     """A 422 from a grading-core :class:`FindingError` (its field, value and message, in ``lang``;
     the handler writes it again in the language the request accepts)."""
-    name = prefix + exc.field
-    text = error_message(exc, lang)
-    item = ProblemItem(field=name, pointer=pointer(name), message=text)
-    detail = text if not prefix else f"{prefix}{text}"
-    err = ApiError(422, "Invalid input", detail, [item], code="invalid-input")
-    err.finding = (exc, prefix)
+    if prefix:
+        exc = FindingError(prefix + exc.field, exc.value, *exc.texts())
+    return refused([exc], lang=lang)
+
+
+def refused(
+    refusals: Sequence[Refusal],
+    *,
+    status: int = 422,
+    title: str = "Invalid input",
+    code: str = "invalid-input",
+    lang: Lang = "en",
+) -> ApiError:
+    """One error naming every refusal (the first in ``detail``, with how many more), written in
+    ``lang`` and again in the reader's language (:meth:`ApiError.in_lang`)."""
+    items = [_item(r, lang) for r in refusals]
+    first = refusals[0]
+    detail = items[0].message if isinstance(first, FindingError) else _field_text(first, lang)
+    if len(items) > 1:
+        more = len(items) - 1
+        key = "service.and_more" if more > 1 else "service.and_one_more"
+        detail = render(E(key, first=detail, n=more), lang)
+    err = ApiError(status, title, detail, items, code=code)
+    err.relang = lambda other: refused(refusals, status=status, title=title, code=code, lang=other)
     return err
+
+
+def _item(r: Refusal, lang: Lang) -> ProblemItem:
+    if isinstance(r, FindingError):
+        field, text = r.field, error_message(r, lang)
+    else:
+        field, text = r[0], r[1].text(lang)
+    # a query, path or header parameter is not in the body: no pointer into it
+    at = pointer(field) if not field.startswith(("query.", "path.", "header.")) else ""
+    return ProblemItem(field=field, pointer=at, message=text)
+
+
+def _field_text(r: tuple[str, Msg], lang: Lang) -> str:
+    return render(E("service.field", field=r[0], problem=r[1]), lang)
 
 
 def not_found(what: str) -> ApiError:

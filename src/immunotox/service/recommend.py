@@ -26,6 +26,7 @@ from ..jurisdiction import Jurisdiction
 from ..management import Licence, check_agreement, parse_therapy_class, resolve_product
 from ..management._inputs import parse_weight
 from ..management._vocab import message
+from ..messages import error as E
 from ..result import GradeResult
 from . import grading
 from .models import ClinicalEvent, CurrentGrade, Patient
@@ -147,9 +148,7 @@ def check_patient(
     if birth_date is not None:
         age = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
         if not 0 <= age <= 120:
-            raise FindingError(
-                "birth_date", birth_date.isoformat(), f"gives an age of {age} years, outside 0–120"
-            )
+            raise FindingError("birth_date", birth_date.isoformat(), E("service.age_range", age=age))
     if not product:
         return
     p = resolve_product("product", product)

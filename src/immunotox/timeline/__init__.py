@@ -18,13 +18,19 @@ the simulator)
 ``_read``               input checking and canonicalisation (vectorised over Arrow dictionaries)
 ``_state``              vectorised state reconstruction (order-aware, packed int64 keys), episodes
 ``_astct``              vectorised interpreter of the ASTCT 2019 rule table (CRS, ICANS)
+``_labcode``           which CTCAE laboratory terms a timeline grades, from which code
+``_labs``               CTCAE laboratory terms: inputs at each result, bands on whole columns
 ``_snapshot``           reconstructed state -> findings -> grading core (shared by both engines)
 ``_reference``          the scalar reference engine (plain Python, one patient at a time)
 ``_course``             the episode rule and the fever-masking predicate, one assessment at a time
 ``live``                the incremental per-patient entry point the service calls (findings at t
                         with their evidence, the episode rule step by step)
 ``_engine``             one partition through the embedded or scalar engine -> output tables
-``_run``                streaming driver: partitions, threads, outputs, crosstab, summary
+``_options``            the run's options checked: scales asked for, memory limit, partition size
+``_source``             the input (Parquet, CSV, Arrow table) read in batches of about a partition
+``_spill``              an input not sorted by patient spilled to hash buckets of whole patients
+``_summary``            the run summary (``summary.json``) and the crosstab between scales
+``_run``                streaming driver: partitions, threads, carried patients, outputs
 ``output``              the writers of the output files (Parquet or CSV)
 ``_spark``              the same partition function on Apache Spark (``groupBy().applyInArrow``)
 

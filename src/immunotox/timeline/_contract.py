@@ -98,6 +98,10 @@ _REASON_COLUMN = {
     "bad_reference": "ref_low",
 }
 CONTRACT_COLUMNS = ("patient_id", "time", "code", "value", "unit", "end_time", "dose", "dose_unit")
+REFERENCE_COLUMNS = ("ref_low", "ref_high")
+"""Optional: the reference interval a laboratory result was reported with, in its ``unit``."""
+READ_COLUMNS = (*CONTRACT_COLUMNS, *REFERENCE_COLUMNS)
+"""The columns the reader takes from a file (any other column is ignored)."""
 REQUIRED_COLUMNS = ("patient_id", "time", "code", "value", "unit")
 REJECTS_SCHEMA = pa.schema(
     [

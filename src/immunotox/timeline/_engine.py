@@ -9,7 +9,8 @@ Both take the same :class:`~immunotox.timeline._read.Obs` and return the same fo
   the vectorised interpreter of theirs (:mod:`._legacy`), the CTCAE clinical terms (CRS…) by
   classes of equal condition outcomes evaluated on whole columns (:mod:`._criteria`), ICAHT from
   the ANC course known at each result by the vectorised gap, episode and nadir rules of its table
-  (:mod:`._icaht`); any other
+  (:mod:`._icaht`), the CTCAE laboratory terms from their dated results on whole columns
+  (:mod:`._labs`); any other
   scale is graded by the grading core once per *distinct* snapshot and joined back.
 * ``scalar`` — the reference: :mod:`._reference`, one patient and one assessment at a time.
 """
@@ -26,7 +27,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..vocabulary import vocabulary
-from . import _astct, _criteria, _icaht, _legacy
+from . import _astct, _criteria, _icaht, _labs, _legacy
 from ._arrow import from_np, strings
 from ._read import F64, I32, I64, B, Obs
 from ._reference import DAY_US, grade_patient, records
@@ -281,6 +282,9 @@ def _embedded(obs: Obs, plans: Sequence[ScalePlan], params: Params, grader: Grad
             lo, hi, complete, assessable = gr.lo, gr.hi, gr.complete, gr.assessable
         elif _icaht.handles(p):
             gr = _icaht.grade(p, f, d0)
+            lo, hi, complete, assessable = gr.lo, gr.hi, gr.complete, gr.assessable
+        elif _labs.handles(p):
+            gr = _labs.grade(p, f, d0, d0_inf, grader)
             lo, hi, complete, assessable = gr.lo, gr.hi, gr.complete, gr.assessable
         elif _legacy.handles(p) or _criteria.handles(p):
             gr, refused_at = (_legacy if _legacy.handles(p) else _criteria).grade(p, f)

@@ -55,7 +55,9 @@ from ._contract import (
     I32,
     I64,
     NO_END,
+    READ_COLUMNS,
     REASONS,
+    REFERENCE_COLUMNS,
     REJECTS_SCHEMA,
     REQUIRED_COLUMNS,
     B,
@@ -83,7 +85,9 @@ __all__ = [
     "I32",
     "I64",
     "NO_END",
+    "READ_COLUMNS",
     "REASONS",
+    "REFERENCE_COLUMNS",
     "REJECTS_SCHEMA",
     "REQUIRED_COLUMNS",
     "B",
@@ -104,6 +108,8 @@ class Obs:
     ``num`` holds the canonical number (quantity, integer), the token's index in the code's
     ``tokens`` (token, bool: false=0, true=1), or 0 (open text). ``end`` is :data:`NO_END` when
     ``end_time`` was empty. ``pid`` is a dense patient index into ``patient_ids``.
+    ``ref_low``/``ref_high``: the reference interval a laboratory result was reported with, in the
+    code's canonical unit (NaN where not given; None when no row of the batch has one).
     """
 
     patient_ids: list[str]
@@ -113,6 +119,15 @@ class Obs:
     num: F64
     end: I64
     first_t: I64  # per patient: time of the first accepted row, whatever its code
+    ref_low: F64 | None = None
+    ref_high: F64 | None = None
+
+    def refs(self) -> tuple[F64, F64]:
+        """(ref_low, ref_high) of every row, NaN where not given."""
+        if self.ref_low is None or self.ref_high is None:
+            none = np.full(len(self), np.nan)
+            return none, none.copy()
+        return self.ref_low, self.ref_high
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -137,6 +152,8 @@ class Obs:
             num=self.num[lo:hi],
             end=self.end[lo:hi],
             first_t=self.first_t[first:stop],
+            ref_low=None if self.ref_low is None else self.ref_low[lo:hi],
+            ref_high=None if self.ref_high is None else self.ref_high[lo:hi],
         )
 
     @staticmethod
@@ -249,7 +266,7 @@ def normalize(
     gi, e = _check_end_times(raw, t, reason, detail)
 
     _check_doses(raw, reason, detail)
-    _check_references(raw, reason, detail, c_idx, code_of, voc)
+    ref_rows, ref_vals = _check_references(raw, reason, detail, c_idx, code_of, voc)
 
     # ---- assemble: rejects; accepted rows of the kept codes with their canonical values
     rejected = np.flatnonzero((reason > 0) & (reason < _KEPT))
@@ -270,7 +287,14 @@ def normalize(
             hit = (pos < sel.shape[0]) & (sel[np.minimum(pos, sel.shape[0] - 1)] == rows_x)
             target = k_e if rows_x is gi else num
             target[pos[hit]] = vals_x[hit]
-    obs = _sorted_obs(k_p, p_dict, k_t, k_c, num, k_e, first_by_dict)
+    k_ref: tuple[F64, F64] | None = None
+    if ref_rows.shape[0] and sel.shape[0]:
+        k_ref = (np.full(sel.shape[0], np.nan), np.full(sel.shape[0], np.nan))
+        pos = np.searchsorted(sel, ref_rows)
+        hit = (pos < sel.shape[0]) & (sel[np.minimum(pos, sel.shape[0] - 1)] == ref_rows)
+        k_ref[0][pos[hit]] = ref_vals[hit, 0]
+        k_ref[1][pos[hit]] = ref_vals[hit, 1]
+    obs = _sorted_obs(k_p, p_dict, k_t, k_c, num, k_e, first_by_dict, k_ref)
     return Normalized(obs=obs, rejects=rejects, n_input=n)
 
 
@@ -448,6 +472,7 @@ def _sorted_obs(
     num: F64,
     end: I64,
     first_by_dict: I64,
+    ref: tuple[F64, F64] | None = None,
 ) -> Obs:
     """Sort rows by (patient_id, time) with dense patient indices in id order.
 
@@ -471,6 +496,7 @@ def _sorted_obs(
         if (d < 0).any() or bool(((d == 0) & (t[1:] < t[:-1])).any()):
             perm = np.lexsort((t, pid))
             pid, t, code, num, end = pid[perm], t[perm], code[perm], num[perm], end[perm]
+            ref = None if ref is None else (ref[0][perm], ref[1][perm])
     return Obs(
         patient_ids=ids,
         pid=np.ascontiguousarray(pid, np.int32),
@@ -479,6 +505,8 @@ def _sorted_obs(
         num=np.ascontiguousarray(num, np.float64),
         end=np.ascontiguousarray(end, np.int64),
         first_t=first_t,
+        ref_low=None if ref is None else ref[0],
+        ref_high=None if ref is None else ref[1],
     )
 
 
@@ -502,13 +530,24 @@ def concat_obs(parts: Sequence[Obs]) -> Obs:
     code = np.concatenate([p.code for p in parts])
     num = np.concatenate([p.num for p in parts])
     end = np.concatenate([p.end for p in parts])
+    ref = _concat_refs(parts)
     dp = np.diff(pid)
     if not bool(np.all((dp > 0) | ((dp == 0) & (np.diff(t) >= 0)))):
         perm = np.lexsort((t, pid))
         pid, t, code, num, end = pid[perm], t[perm], code[perm], num[perm], end[perm]
+        ref = None if ref is None else (ref[0][perm], ref[1][perm])
     ft = np.full(len(ids), np.iinfo(np.int64).max, np.int64)
     np.minimum.at(ft, np.concatenate(owners).astype(np.int64), np.concatenate(firsts))
-    return Obs(ids, pid.astype(np.int32), t, code, num, end, ft)
+    lo, hi = (None, None) if ref is None else ref
+    return Obs(ids, pid.astype(np.int32), t, code, num, end, ft, lo, hi)
+
+
+def _concat_refs(parts: Sequence[Obs]) -> tuple[F64, F64] | None:
+    """The reference intervals of ``parts`` end to end (None when no part has one)."""
+    if all(p.ref_low is None for p in parts):
+        return None
+    pairs = [p.refs() for p in parts]
+    return np.concatenate([a for a, _ in pairs]), np.concatenate([b for _, b in pairs])
 
 
 def prepend(carry: Obs, o: Obs) -> Obs:
@@ -529,6 +568,7 @@ def prepend(carry: Obs, o: Obs) -> Obs:
     code = np.concatenate((carry.code, o.code))
     num = np.concatenate((carry.num, o.num))
     end = np.concatenate((carry.end, o.end))
+    ref = _concat_refs([carry, o])
     first_t = np.concatenate((carry.first_t, o.first_t[1:] if same else o.first_t))
     if same:
         first_t[carry.n_patients - 1] = min(int(carry.first_t[-1]), int(o.first_t[0]))
@@ -537,9 +577,10 @@ def prepend(carry: Obs, o: Obs) -> Obs:
         seg = t[lo:hi]
         if seg.shape[0] > 1 and bool((seg[1:] < seg[:-1]).any()):
             perm = lo + np.argsort(seg, kind="stable")
-            for arr in (t, code, num, end):
+            for arr in (t, code, num, end, *(ref or ())):
                 arr[lo:hi] = arr[perm]
-    return Obs(ids, pid, t, code, num, end, first_t)
+    r_lo, r_hi = (None, None) if ref is None else ref
+    return Obs(ids, pid, t, code, num, end, first_t, r_lo, r_hi)
 
 
 def _check_references(
@@ -549,19 +590,22 @@ def _check_references(
     c_idx: I32,
     code_of: Any,
     voc: Vocabulary,
-) -> None:
+) -> tuple[I64, F64]:
     """Reject (``bad_reference``) the rows whose reference interval (``ref_low``/``ref_high``,
     optional columns) the API would refuse; the detail is the API's message, naming the field.
     Checked row by row where given (a laboratory's interval is on few rows), once per distinct
-    (code, limits, unit). The accepted intervals are not kept: the timeline grades no lab term."""
-    cols = {k: _column(raw, k) for k in ("ref_low", "ref_high")}
+    (code, limits, unit). Returns the rows with an accepted interval and the interval in the
+    code's canonical unit (``(low, high)`` per row, NaN for a limit not given): the CTCAE
+    laboratory terms read it (timeline/_labs.py)."""
+    none = (np.zeros(0, np.int64), np.zeros((0, 2)))
+    cols = {k: _column(raw, k) for k in REFERENCE_COLUMNS}
     present = [c for c in cols.values() if c is not None and c.null_count < len(c)]
     if not present:
-        return
+        return none
     rows = np.unique(np.concatenate([_given(c) for c in present]))
     rows = rows[(reason[rows] == 0) | (reason[rows] >= _KEPT)]
     if not rows.shape[0]:
-        return
+        return none
     take = indices(rows)
     ucol = _column(raw, "unit")
     assert ucol is not None
@@ -574,12 +618,18 @@ def _check_references(
         for k, c in cols.items()
     }
     unit = [_blank_none(x) for x in _as_string(ucol.take(take)).cast(pa.string()).to_pylist()]
+    vals = np.full((rows.shape[0], 2), np.nan)
+    ok = np.zeros(rows.shape[0], bool)
     for k, i in enumerate(rows.tolist()):
         name = voc.codes[int(code_of[c_idx[i]])].name
-        problem = _reference_problem(name, got["ref_low"][k], got["ref_high"][k], unit[k])
-        if problem is not None:
+        got_k = _reference(name, got["ref_low"][k], got["ref_high"][k], unit[k])
+        if isinstance(got_k, str):
             reason[i] = _R["bad_reference"]
-            detail[i] = problem
+            detail[i] = got_k
+        elif got_k is not None:
+            ok[k] = True
+            vals[k] = [np.nan if x is None else x for x in (got_k.low, got_k.high)]
+    return rows[ok], vals[ok]
 
 
 def _blank_none(x: Any) -> Any:
@@ -587,9 +637,9 @@ def _blank_none(x: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
-def _reference_problem(code: str, low: str | None, high: str | None, unit: str | None) -> str | None:
+def _reference(code: str, low: str | None, high: str | None, unit: str | None) -> labs.Reference | str | None:
+    """The checked interval in the canonical unit, or the API's refusal (a message)."""
     try:
-        labs.check_reference(vocabulary().code(code), low, high, unit)
+        return labs.check_reference(vocabulary().code(code), low, high, unit)
     except FindingError as exc:
         return str(exc)
-    return None

@@ -11,15 +11,17 @@ differential tests compare two implementations of every rule.
 from __future__ import annotations
 
 import bisect
+import math
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import ruledata
 from ..catalogue import all_scales
+from ..scales import astct2019_spec
 from ..vocabulary import Derivation, Vocabulary, vocabulary
 from ._course import Course, episode_step, masked_at
+from ._labs import lab_findings, lab_inputs
 from ._read import NO_END, Obs
 from ._snapshot import Grader, GradeRow, ScalePlan, findings_from_raw
 
@@ -57,6 +59,9 @@ class PatientRecord:
             s.v.append(v)
             s.end.append(e)
         self._dedup: dict[str, tuple[list[int], list[float]]] = {}
+        #: (code, time) -> the reference interval (low, high) of the result the code's ``ties``
+        #: rule picks at that time (see :func:`records`); absent: none reported
+        self.ref_at: dict[tuple[str, int], tuple[float | None, float | None]] = {}
         self._intervals: dict[tuple[str, bool], list[tuple[int, int, int]]] = {}
 
     def series(self, code: str) -> tuple[list[int], list[float]]:
@@ -232,8 +237,11 @@ class PatientState:
     # ------------------------------------------------------------------ masking
     def compute_masking(self, times: Sequence[int], grader: Grader) -> None:
         """fever_masked at each of ``times`` (the rule in ``data/observations.toml`` [masking])."""
+        # the masking rule is ASTCT 2019's: its fever threshold from the typed table, as the
+        # cohort engine (``_astct.masking``) and the scale itself read it
+        assert self.voc.masking_scale == "astct2019", "[masking] scale must be astct2019"
         scale = all_scales()[f"{self.voc.masking_scale}:crs"]
-        fever_min = ruledata.load(self.voc.masking_scale)["crs"]["fever_min_c"]
+        fever_min = astct2019_spec.table().crs.fever_min_c
         keys = [
             k for k in ("temperature_c", "sbp_mmhg", "vasopressors", "oxygen", "o2_flow_l_min", "age_years")
         ]
@@ -334,7 +342,11 @@ def grade_patient(
             st.compute_masking(times, g)
         rows = []
         for t in times:
-            f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc)
+            if p.lab is not None:  # a CTCAE laboratory term: its inputs at the result (_labs)
+                q = lab_inputs(rec, p.scale_id, p.lab, t)
+                f = lab_findings(q, rec.voc.code(p.lab).unit)
+            else:
+                f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc)
             rows.append(g.grade(p.scale, f))
         pos = [r.grade is not None and r.grade >= 1 for r in rows]
         out[p.scale_id] = PatientGrades(times, rows, episodes_py(times, pos, resolution_us))
@@ -357,7 +369,41 @@ def records(obs: Obs) -> list[tuple[str, PatientRecord]]:
             )
             for j in range(lo, hi)
         ]
-        out.append((pid, PatientRecord(rows, voc)))
+        rec = PatientRecord(rows, voc)
+        if obs.ref_low is not None and obs.ref_high is not None:
+            rec.ref_at = _ref_at(
+                rows, [float(x) for x in obs.ref_low[lo:hi]], [float(x) for x in obs.ref_high[lo:hi]], voc
+            )
+        out.append((pid, rec))
+    return out
+
+
+def _ref_at(
+    rows: Sequence[tuple[int, int, float, int | None]],
+    low: Sequence[float],
+    high: Sequence[float],
+    voc: Vocabulary,
+) -> dict[tuple[str, int], tuple[float | None, float | None]]:
+    """Per (code, time): the interval of the result the code's ``ties`` rule picks (the worst
+    value; of equal values the last row, as the service picks the latest stored) — one patient's
+    rows in input order within a time."""
+    best: dict[tuple[int, int], tuple[float, int]] = {}
+    for i, (t, c, v, _e) in enumerate(rows):
+        spec = voc.codes[c]
+        if spec.kind != "quantity":
+            continue
+        sign = 1.0 if spec.ties == "max" else -1.0  # the rule of PatientRecord.series
+        cur = best.get((c, t))
+        if cur is None or sign * v >= sign * cur[0]:
+            best[(c, t)] = (v, i)
+    out: dict[tuple[str, int], tuple[float | None, float | None]] = {}
+    for (c, t), (_v, i) in best.items():
+        lo_i, hi_i = low[i], high[i]
+        if not (math.isnan(lo_i) and math.isnan(hi_i)):
+            out[(voc.codes[c].name, t)] = (
+                None if math.isnan(lo_i) else lo_i,
+                None if math.isnan(hi_i) else hi_i,
+            )
     return out
 
 

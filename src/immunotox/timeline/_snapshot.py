@@ -19,6 +19,7 @@ from ..errors import FindingError
 from ..findings import vocabulary as finding_specs
 from ..scales._base import Scale
 from ..vocabulary import Derivation, Vocabulary, vocabulary
+from ._labcode import lab_code
 
 _NO_GRID = frozenset({"patient_last"})
 
@@ -31,6 +32,8 @@ class ScalePlan:
     findings: tuple[str, ...]
     grid_codes: frozenset[str]
     interval_codes: frozenset[str]
+    #: a CTCAE laboratory term: the observation code its results come from (:mod:`._labs`)
+    lab: str | None = None
 
     @property
     def scale(self) -> Scale:
@@ -41,10 +44,14 @@ def plan(scale: Scale, voc: Vocabulary | None = None) -> ScalePlan:
     """The plan of ``scale``: the findings it reads that a timeline can reconstruct.
 
     The assessment grid is every distinct time of a row of a code those findings read (patient
-    attributes such as age excepted), plus the end times of interval rows. A scale that reads
+    attributes such as age excepted), plus the end times of interval rows. A CTCAE laboratory
+    term is assessed at every result of its observation code (:mod:`._labs`). A scale that reads
     ``fever_masked`` also gets the rows its masking rule reads (fever, hypotension, hypoxia).
     """
     v = voc or vocabulary()
+    code = lab_code(scale.id)
+    if code is not None:  # graded at every result of its code (inputs: module _labs)
+        return ScalePlan(scale.id, (), frozenset({code}), frozenset(), code)
     findings = tuple(k for k in scale.findings if k in v.derivations)
     codes: set[str] = set()
     for k in findings:
@@ -66,6 +73,8 @@ def codes_read(plans: Sequence[ScalePlan]) -> frozenset[str]:
     keep: set[str] = {"infusion"}
     for p in plans:
         keep |= p.grid_codes
+        if p.lab is not None:  # the patient's age selects the default reference interval
+            keep.add("age")
         for k in p.findings:
             keep.update(voc.derivations[k].codes)
     return frozenset(keep)

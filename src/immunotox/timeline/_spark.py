@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ._engine import SCHEMAS, Params, grade_partition
-from ._read import CONTRACT_COLUMNS, REJECTS_SCHEMA, ObservationFileError, missing_columns, normalize
+from ._read import READ_COLUMNS, REJECTS_SCHEMA, ObservationFileError, missing_columns, normalize
 from ._snapshot import Grader, codes_read, plan
 from .output import open_writers
 
@@ -79,7 +79,7 @@ def partition_function(
 
         plans = [plan(all_scales()[s]) for s in scale_ids]
         rows = table.column("row").to_numpy()
-        raw = table.select([c for c in CONTRACT_COLUMNS if c in table.column_names])
+        raw = table.select([c for c in READ_COLUMNS if c in table.column_names])
         n = normalize(raw, file=label, rows=rows, keep=codes_read(plans))
         po = grade_partition(n.obs, plans, Params(resolution_hours=resolution_hours), "embedded", Grader())
         parts = [_to_union(k, po.table(k)) for k in SCHEMAS]
@@ -177,7 +177,7 @@ def run_spark(
         missing = [c for c in ("patient_id", "time", "code", "value", "unit") if c not in df.columns]
         if missing:
             raise ObservationFileError(src.label, missing_columns(missing, df.columns))
-        cols = [c for c in CONTRACT_COLUMNS if c in df.columns]
+        cols = [c for c in READ_COLUMNS if c in df.columns]
         df = df.select(*cols)
         # exact 1-based row numbers in file order: offsets of Spark's input partitions
         df = df.withColumn("_part", F.spark_partition_id()).withColumn(

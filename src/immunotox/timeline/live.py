@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..catalogue import get_scale
+from ..messages import Catalogue, Msg, render
 from ..vocabulary import Derivation, vocabulary
 from ._course import Course, Step, episode_step, masked_at
 from ._reference import PatientRecord, PatientState
@@ -51,6 +52,7 @@ __all__ = [
     "from_us",
     "live_plan",
     "lookback",
+    "rule_msg",
     "spans",
     "step_episode",
     "to_us",
@@ -102,12 +104,20 @@ class Row(Protocol):
 
 @dataclass(frozen=True)
 class Evidence:
-    """How one finding was obtained: its value, the rule (English, from the derivation) and the
-    ids of the rows it came from."""
+    """How one finding was obtained: its value, the rule in English and in French (the texts of
+    the derivation's method, ``[derive_text]`` of ``data/observations.toml``) and the ids of the
+    rows it came from."""
 
     value: Any
     rule: str
+    rule_fr: str
     rows: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, value: Any, rule: Msg | Derivation, rows: tuple[int, ...] = ()) -> Evidence:
+        """The evidence of ``value`` obtained by ``rule`` (a message, or a derivation's rule)."""
+        en, fr = _rule_texts(rule) if isinstance(rule, Derivation) else (render(rule), render(rule, "fr"))
+        return cls(value, en, fr, rows)
 
 
 @dataclass(frozen=True)
@@ -158,36 +168,26 @@ def live_plan(scale_id: str) -> LivePlan:
 
 
 # ------------------------------------------------------------------------------------ evidence
-def _hours(d: Derivation) -> str:
-    return f"{d.window_h:g}h"
+#: how each derivation method is said, in English and French (``[derive_text]``)
+_SAY = Catalogue("observations")
 
 
 @functools.cache
-def _rule(d: Derivation) -> str:
-    """The rule of ``d`` in words (the derivation's method, code and window)."""
-    code = " / ".join(d.codes)
-    m = d.method
-    if m == "window_max":
-        return f"highest {code} in (t-{_hours(d)}, t]"
-    if m == "window_min":
-        return f"lowest {code} in (t-{_hours(d)}, t]"
-    if m == "last":
-        return f"latest {code} in (t-{_hours(d)}, t]"
-    if m == "record_last":
-        return f"latest of each item ({code}) in (t-{_hours(d)}, t], when no total is known"
-    if m == "device":
-        return f"most intensive {code} running at t ('none' when none runs: the ward record is complete)"
-    if m == "device_last":
-        return f"latest {code} in (t-{_hours(d)}, t] since the running device started"
-    if m == "active_set":
-        return f"{code} running at t (none when none runs: the ward record is complete)"
-    if m == "active_hours":
-        return f"hours of {code} up to t, while it runs"
-    if m == "patient_last":
-        return f"latest {code} row"
-    if m == "event_since":
-        return f"{code} row at or before t, cause {d.token}"
-    return "antipyretic or anticytokine therapy given since the onset of the CRS course in progress"
+def _rule_texts(d: Derivation) -> tuple[str, str]:
+    """The rule of ``d`` in English and in French (rendered once per derivation)."""
+    msg = rule_msg(d)
+    return render(msg, "en"), render(msg, "fr")
+
+
+@functools.cache
+def rule_msg(d: Derivation) -> Msg:
+    """The rule of ``d`` in words (its method, codes, window and token), as a message."""
+    params: dict[str, Any] = {"code": " / ".join(d.codes)}
+    if d.window_h is not None:
+        params["window"] = d.window_h
+    if d.token is not None:
+        params["token"] = d.token
+    return _SAY(f"derive_text.{d.method}", **params)
 
 
 _WHOLE_RECORD = frozenset(
@@ -280,8 +280,8 @@ def derive(
     :func:`live_plan` names, any superset will do), with their evidence.
 
     ``age``: (years, where from) when the caller knows the age otherwise than from ``age`` rows
-    (a birth date); ``course_onset``: the onset of the CRS course in progress (no course: fever
-    is not masked)."""
+    (``"birth_date"``: a key of ``[derive_text.age_from]``, how the evidence says it);
+    ``course_onset``: the onset of the CRS course in progress (no course: fever is not masked)."""
     v = vocabulary()
     tu = to_us(t)
     rec = _Record(rows, tu)
@@ -299,12 +299,12 @@ def derive(
                 i for c in d.codes for at, _x, i in rec.ids.get(c, ()) if onset is not None and onset <= at
             ]
             raws[name] = masked
-            rule = _rule(d) if onset is not None else "no CRS course in progress: nothing to mask"
-            evidence[name] = Evidence(masked, rule, tuple(used) if masked else ())
+            rule = d if onset is not None else _SAY("derive_text.no_course")
+            evidence[name] = Evidence.of(masked, rule, tuple(used) if masked else ())
             continue
         if name == "age_years" and age is not None:
             raws[name] = age[0]
-            evidence[name] = Evidence(age[0], f"from {age[1]}")
+            evidence[name] = Evidence.of(age[0], _SAY(f"derive_text.age_from.{age[1]}"))
             continue
         raws[name] = st.raw(d, tu)
     # sets of tokens (running drugs) in alphabetical order, as a person reads them
@@ -317,11 +317,11 @@ def derive(
         d = v.derivation(name)
         c = d.codes[0] if d.codes else ""
         if name in findings:
-            evidence[name] = Evidence(findings[name], _rule(d), _rows_of(rec, st, d, tu, raws[name]))
+            evidence[name] = Evidence.of(findings[name], d, _rows_of(rec, st, d, tu, raws[name]))
         elif d.method == "event_since" and rec.ids.get(c):
             # a row of the code with another token: the finding is false (the row says so)
             last = [i for _at, _x, i in rec.ids[c]]
-            evidence[name] = Evidence(False, _rule(d), tuple(last[-1:]))
+            evidence[name] = Evidence.of(False, d, tuple(last[-1:]))
     return Snapshot(t, findings, evidence)
 
 

@@ -4,12 +4,12 @@ Server-rendered pages (Jinja2) served by the service's own FastAPI app, French f
 English switch (gettext catalogues, Babel formats), working with no network: every script,
 style and font ships in this package (``static/``), charts are inline SVG drawn on the server.
 It adds no business logic: reads go to the service's tables, writes through the service's
-route functions (same checks, grading, alerts, audit and idempotency as the JSON API).
+use cases (same checks, grading, alerts, audit and idempotency as the JSON API).
 
 Map of the package:
 
 =====================  =========================================================================
-``routes``             pages, forms, the two JSON endpoints (ward refresh, ICANS preview)
+``routes``             one module a concern: pages, forms, ward refresh, ICANS preview
 ``pages``              Jinja2 environment, page context, responses and security headers
 ``security``           session and CSRF cookies, login and logout (on ``service.auth``)
 ``queries``            the ward's rows and shared reads (one query per kind, whatever the size)

@@ -1,6 +1,7 @@
 """Browser sessions of the web UI: log in and out, the session and CSRF cookies, the language.
 
-Built on :mod:`immunotox.service.auth`: passwords are verified by ``auth.authenticate``
+Built on the service's session use cases (:mod:`immunotox.service.usecases.sessions`, the API's
+too) and :mod:`immunotox.service.auth`: passwords are verified by ``auth.authenticate``
 (argon2id), a login issues a ``kind="session"`` token with its CSRF token
 (``auth.issue_token``), a request is resolved with ``auth.resolve_token(..., via="cookie")``
 and a form is accepted only if ``auth.check_csrf`` accepts its token. Every login, failed login
@@ -29,8 +30,9 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.responses import Response
 
-from ..service import audit, auth, deps, throttle
+from ..service import auth, deps
 from ..service.config import Settings
+from ..service.usecases import sessions
 from .i18n import DEFAULT_LANG, Lang, check_lang
 
 SESSION_COOKIE = auth.SESSION_COOKIE
@@ -131,35 +133,33 @@ class LoggedIn:
     expires_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class Throttled:
-    """Too many failed logins: the next attempt must wait ``retry_after`` seconds."""
-
-    retry_after: int
+Throttled = sessions.Throttled
 
 
 def login(request: Request, username: str, password: str) -> LoggedIn | Throttled | None:
     """Check the credentials (throttled, :mod:`immunotox.service.throttle`); on success open a
-    browser session. Audited either way."""
-    db, settings, now = app_db(request), app_settings(request), app_clock(request).now()
-    ctx = request_context(request)
-    with db.writing() as s:
-        outcome = throttle.login(s, settings, username, password, now=now, ctx=ctx, details={"via": "web"})
-        if outcome.retry_after is not None:
-            return Throttled(outcome.retry_after)
-        user = outcome.user
-        if user is None:
-            return None
-        issued = auth.issue_token(s, user, now=now, ttl_hours=settings.token_ttl_hours, kind="session")
-        assert issued.csrf_token is not None
-        return LoggedIn(
-            username=user.username,
-            role=user.role,
-            locale=user.locale,
-            token=issued.token,
-            csrf_token=issued.csrf_token,
-            expires_at=issued.expires_at,
-        )
+    browser session. Audited either way (:func:`immunotox.service.usecases.sessions.log_in`)."""
+    out = sessions.log_in(
+        app_db(request),
+        app_settings(request),
+        request_context(request),
+        app_clock(request).now(),
+        username,
+        password,
+        kind="session",
+        via="web",
+    )
+    if not isinstance(out, sessions.LoggedIn):
+        return out
+    assert out.issued.csrf_token is not None
+    return LoggedIn(
+        username=out.user.username,
+        role=out.user.role,
+        locale=out.user.locale,
+        token=out.issued.token,
+        csrf_token=out.issued.csrf_token,
+        expires_at=out.issued.expires_at,
+    )
 
 
 def start_session(response: Response, settings: Settings, session: LoggedIn, now: dt.datetime) -> None:
@@ -171,19 +171,9 @@ def start_session(response: Response, settings: Settings, session: LoggedIn, now
 
 def logout(request: Request, principal: auth.Principal) -> None:
     """Revoke the session token (audited)."""
-    db, now = app_db(request), app_clock(request).now()
-    with db.writing() as s:
-        auth.revoke_token(s, principal.token_id, now=now)
-        audit.record(
-            s,
-            actor=principal,
-            action="auth.logout",
-            ctx=request_context(request),
-            now=now,
-            entity_type="user",
-            entity_id=principal.user_id,
-            details={"via": "web"},
-        )
+    sessions.log_out(
+        app_db(request), principal, request_context(request), app_clock(request).now(), via="web"
+    )
 
 
 def safe_next(target: str | None, default: str) -> str:

@@ -79,9 +79,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        lang = accept_lang(request)
-        if exc.finding is not None and lang != "en":
-            exc = from_finding(*exc.finding, lang=lang)
+        exc = exc.in_lang(accept_lang(request))  # refusals written as data follow Accept-Language
         resp = _render(request, exc.status, exc.title, exc.detail, exc.errors, exc.code)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v

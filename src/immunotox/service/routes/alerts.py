@@ -16,8 +16,8 @@ from ..problems import forbidden, responses
 from ..schemas import AckIn, AlertPublic, AuditPublic, ResolveIn, UtcDatetime
 from ..usecases import alerts
 from ..usecases import base as c
+from ..usecases.base import audit_public
 from . import _http
-from .patients import audit_public
 
 router = APIRouter(tags=["alerts"])
 ERRORS = responses(401, 403, 404, 409, 422)

@@ -1,33 +1,20 @@
-"""Login (token, throttled), logout, who am I, password change; throttled logins (admin)."""
+"""Login (token, throttled), logout, who am I, password change; throttled logins (admin). The
+steps themselves are :mod:`..usecases.sessions`, which the web UI's login and logout call too."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from sqlalchemy import select
 
-from .. import audit, auth, throttle
+from .. import auth
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId, SettingsDep
-from ..models import LoginThrottle, User, UserUnit
-from ..problems import field_error, forbidden, not_found, responses, too_many_requests, unauthorized
+from ..problems import responses, too_many_requests, unauthorized
 from ..schemas import LoginIn, PasswordChangeIn, ThrottlePublic, TokenOut, UserPublic
+from ..usecases import sessions
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 ERRORS = responses(401, 422)
-
-
-def user_public(user: User, unit_ids: list[str]) -> UserPublic:
-    return UserPublic(
-        id=user.id,
-        username=user.username,
-        role=user.role,
-        display_name=user.display_name,
-        unit_ids=sorted(unit_ids),
-        patient_id=user.patient_id,
-        locale=user.locale,
-        active=user.active,
-    )
 
 
 @router.post(
@@ -42,40 +29,20 @@ def login(body: LoginIn, db: DbDep, clock: ClockDep, settings: SettingsDep, ctx:
     After too many failures for this user name from this address (or from this address), the
     next attempts are refused with 429 and ``Retry-After`` until the wait is over (docs/security.md).
     """
-    now = clock.now()
-    with db.writing() as s:
-        outcome = throttle.login(s, settings, body.username, body.password, now=now, ctx=ctx)
-        user = outcome.user
-        if user is not None:
-            issued = auth.issue_token(s, user, now=now, ttl_hours=settings.token_ttl_hours)
-            units = list(s.scalars(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)))
-            out = TokenOut(
-                access_token=issued.token, expires_at=issued.expires_at, user=user_public(user, units)
-            )
-    if outcome.retry_after is not None:
+    out = sessions.log_in(db, settings, ctx, clock.now(), body.username, body.password)
+    if isinstance(out, sessions.Throttled):
         raise too_many_requests(
-            f"too many failed logins: try again in {outcome.retry_after} s (the account is not locked)",
-            outcome.retry_after,
+            f"too many failed logins: try again in {out.retry_after} s (the account is not locked)",
+            out.retry_after,
         )
-    if user is None:
+    if out is None:
         raise unauthorized("wrong user name or password")
-    return out
+    return TokenOut(access_token=out.issued.token, expires_at=out.issued.expires_at, user=out.user)
 
 
 @router.post("/logout", status_code=204, responses=ERRORS, summary="Revoke the current token")
 def logout(principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep) -> Response:
-    now = clock.now()
-    with db.writing() as s:
-        auth.revoke_token(s, principal.token_id, now=now)
-        audit.record(
-            s,
-            actor=principal,
-            action="auth.logout",
-            ctx=ctx,
-            now=now,
-            entity_type="user",
-            entity_id=principal.user_id,
-        )
+    sessions.log_out(db, principal, ctx, clock.now())
     resp = Response(status_code=204)
     resp.delete_cookie(auth.SESSION_COOKIE)
     return resp
@@ -99,41 +66,11 @@ def me(principal: CurrentUser) -> UserPublic:
 def change_password(
     body: PasswordChangeIn, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep
 ) -> Response:
-    now = clock.now()
-    with db.writing() as s:
-        user = s.get(User, principal.user_id)
-        if user is None or not auth.verify_password(user.password_hash, body.current_password):
-            wrong = True
-        else:
-            wrong = False
-            problem = auth.password_problem(body.new_password, user.role, user.username)
-            if problem is not None:
-                raise field_error("new_password", problem)
-            user.password_hash = auth.hash_password(body.new_password)
-            user.updated_at = now
-            audit.record(
-                s,
-                actor=principal,
-                action="user.password",
-                ctx=ctx,
-                now=now,
-                entity_type="user",
-                entity_id=user.id,
-            )
-    if wrong:
-        raise field_error("current_password", "does not match")
+    sessions.change_password(db, principal, ctx, clock.now(), body.current_password, body.new_password)
     return Response(status_code=204)
 
 
 # ----------------------------------------------------------------------------- throttling (admin)
-def _throttle_admin(principal: auth.Principal, db: DbDep, ctx: CtxDep, clock: ClockDep, action: str) -> None:
-    if principal.role != "admin":
-        audit.record_separately(
-            db, actor=principal, action=action, ctx=ctx, now=clock.now(), outcome="denied"
-        )
-        raise forbidden("only an admin may see or clear login throttling")
-
-
 @router.get(
     "/throttles",
     response_model=list[ThrottlePublic],
@@ -144,23 +81,7 @@ def list_throttles(
     principal: CurrentUser, db: DbDep, clock: ClockDep, settings: SettingsDep, ctx: CtxDep
 ) -> list[ThrottlePublic]:
     """User names and addresses with failed logins not yet forgotten; those that must wait first."""
-    _throttle_admin(principal, db, ctx, clock, "auth.throttle.list")
-    now = clock.now()
-    with db.session() as s:
-        return [
-            ThrottlePublic(
-                id=r.id,
-                scope="name" if r.scope == "name" else "address",
-                username=r.username if r.scope == "name" else None,
-                address=r.address,
-                failures=r.failures,
-                first_failure_at=r.first_failure_at,
-                last_failure_at=r.last_failure_at,
-                blocked_until=r.blocked_until,
-                retry_after=throttle.wait_seconds(r.blocked_until, now),
-            )
-            for r in throttle.live_rows(s, settings, now)
-        ]
+    return sessions.throttles(db, settings, principal, ctx, clock.now())
 
 
 @router.delete(
@@ -173,26 +94,5 @@ def clear_throttle(
     throttle_id: DbId, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep
 ) -> Response:
     """Forget the counted failures: the next attempt goes ahead at once (audited)."""
-    _throttle_admin(principal, db, ctx, clock, "auth.throttle.clear")
-    now = clock.now()
-    with db.writing() as s:
-        row = s.get(LoginThrottle, throttle_id)
-        if row is None:
-            raise not_found(f"login throttle {throttle_id}")
-        audit.record(
-            s,
-            actor=principal,
-            action="auth.throttle.clear",
-            ctx=ctx,
-            now=now,
-            entity_type="login_throttle",
-            entity_id=row.id,
-            details={
-                "scope": row.scope,
-                "username": row.username or None,
-                "address": row.address,
-                "failures": row.failures,
-            },
-        )
-        s.delete(row)
+    sessions.clear_throttle(db, principal, ctx, clock.now(), throttle_id)
     return Response(status_code=204)

@@ -7,11 +7,13 @@ Every write is appended (never edited), checked field by field, audited, and ide
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ...errors import FindingError
@@ -19,7 +21,7 @@ from .. import codes
 from ..deps import CurrentUser, DbDep, DbId
 from ..models import Assessment, ClinicalEvent
 from ..openapi import rules
-from ..problems import field_error, responses
+from ..problems import from_finding, responses
 from ..schemas import (
     AdministrationIn,
     AssessmentIn,
@@ -78,14 +80,31 @@ def checks(*names: str) -> dict[str, Any]:
     return {**IDEM, **rules(*names, "idempotency")}
 
 
+#: The rules a row of the observation contract is checked against.
+ROW_RULES = ("time", "end_time", "unit", "ref_range", "dose", "supersedes")
+
+
+def appends(
+    path: str, model: type[BaseModel], rule_names: tuple[str, ...], summary: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The route of a write that appends events: ``POST path``, 201 with ``model``, idempotent,
+    documenting the rules ``rule_names`` it checks."""
+    return router.post(
+        path,
+        status_code=201,
+        response_model=model,
+        responses=ERRORS,
+        openapi_extra=checks(*rule_names),
+        summary=summary,
+    )
+
+
 # ----------------------------------------------------------------------------- observations
-@router.post(
+@appends(
     "/patients/{patient_id}/observations",
-    status_code=201,
-    response_model=IngestOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "unit", "ref_range", "dose", "supersedes"),
-    summary="Record one observation (or administration, or correction)",
+    IngestOut,
+    ROW_RULES,
+    "Record one observation (or administration, or correction)",
 )
 def post_observation(
     patient_id: str,
@@ -97,13 +116,11 @@ def post_observation(
     return _http.respond(cases.record_observation(call, patient_id, body, regrade))
 
 
-@router.post(
+@appends(
     "/observations/batch",
-    status_code=201,
-    response_model=BatchOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "unit", "ref_range", "dose", "supersedes"),
-    summary="Record up to 1000 rows for one or more patients (all or nothing; regraded in the background)",
+    BatchOut,
+    ROW_RULES,
+    "Record up to 1000 rows for one or more patients (all or nothing; regraded in the background)",
 )
 def post_batch(
     body: ObservationBatchIn,
@@ -142,7 +159,7 @@ def list_observations(
                 try:
                     canon.append(codes.resolve(k, f"query.code.{i}").name)
                 except FindingError as exc:
-                    raise field_error(exc.field, str(exc)) from None
+                    raise from_finding(exc) from None
             q = q.where(ClinicalEvent.code.in_(canon))
         if since is not None:
             q = q.where(ClinicalEvent.time >= as_utc(since))
@@ -163,13 +180,11 @@ def list_observations(
 
 
 # ----------------------------------------------------------------------------- administrations
-@router.post(
+@appends(
     "/patients/{patient_id}/administrations",
-    status_code=201,
-    response_model=IngestOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "end_time", "dose"),
-    summary="Record a drug given or an oxygen support started",
+    IngestOut,
+    ("time", "end_time", "dose"),
+    "Record a drug given or an oxygen support started",
 )
 def post_administration(
     patient_id: str,
@@ -185,13 +200,11 @@ def post_administration(
     return _http.respond(cases.record_administration(call, patient_id, body, regrade))
 
 
-@router.post(
+@appends(
     "/patients/{patient_id}/administrations/{event_id}/stop",
-    status_code=201,
-    response_model=IngestOut,
-    responses=ERRORS,
-    openapi_extra=checks("stop", "end_time"),
-    summary="Stop a running infusion or oxygen support",
+    IngestOut,
+    ("stop", "end_time"),
+    "Stop a running infusion or oxygen support",
 )
 def stop_administration(
     patient_id: str,
@@ -205,13 +218,11 @@ def stop_administration(
 
 
 # ----------------------------------------------------------------------------- assessments
-@router.post(
+@appends(
     "/patients/{patient_id}/assessments",
-    status_code=201,
-    response_model=AssessmentOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "assessment"),
-    summary="Record a bedside neurological assessment (ICE item by item, CAPD, neuro signs)",
+    AssessmentOut,
+    ("time", "assessment"),
+    "Record a bedside neurological assessment (ICE item by item, CAPD, neuro signs)",
 )
 def post_assessment(
     patient_id: str,
@@ -254,19 +265,13 @@ def list_assessments(
 
 
 # ----------------------------------------------------------------------------- self-reports
-@router.post(
+@appends(
     "/patients/{patient_id}/self-reports",
-    status_code=201,
-    response_model=SelfReportOut,
-    responses=ERRORS,
-    openapi_extra=checks("time", "unit", "self_report"),
-    summary="A patient reports temperature and symptoms; returns the triage answer",
+    SelfReportOut,
+    ("time", "unit", "self_report"),
+    "A patient reports temperature and symptoms; returns the triage answer",
 )
-def post_self_report(
-    patient_id: str,
-    body: SelfReportIn,
-    call: _http.CallDep,
-) -> JSONResponse:
+def post_self_report(patient_id: str, body: SelfReportIn, call: _http.CallDep) -> JSONResponse:
     """Stored as ``temperature`` and ``symptom`` rows (source ``patient``). A report whose
     triage is "call now" raises a ``patient_report`` alert for the unit."""
     return _http.respond(cases.self_report(call, patient_id, body))

@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...messages import error as E
 from .. import audit, auth, fhir, ingest
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, SettingsDep
 from ..models import CareUnit, Patient
 from ..openapi import rules
-from ..problems import ApiError, ProblemItem, field_error, forbidden, pointer, responses
+from ..problems import field_error, forbidden, refused, responses
 from ..usecases import base as c
 from . import _http
 
@@ -79,7 +80,7 @@ def import_bundle(
             raise exc
         if unit_id is not None:
             if s.get(CareUnit, unit_id) is None:
-                raise field_error("query.unit_id", f"no unit {unit_id!r}")
+                raise field_error("query.unit_id", E("service.no_unit", unit=repr(unit_id)))
             if not auth.can_manage_patient(principal, unit_id):
                 raise forbidden(f"role {principal.role!r} may not admit patients to unit {unit_id!r}")
         try:
@@ -92,15 +93,8 @@ def import_bundle(
                 now=now,
                 settings=settings,
             )
-        except fhir.FhirImportError as exc:
-            items = [
-                ProblemItem(field=f, pointer=pointer(f) if not f.startswith("query.") else "", message=m)
-                for f, m in exc.problems
-            ]
-            detail = exc.problems[0][1] + (
-                f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
-            )
-            raise ApiError(422, "Invalid FHIR bundle", detail, items, code="invalid-fhir") from None
+        except fhir.FhirImportError as exc:  # every problem, in the language the request accepts
+            raise refused(exc.problems, title="Invalid FHIR bundle", code="invalid-fhir") from None
         pids = sorted({e.patient_id for e in report.events} | set(report.patients_created))
         patients = list(s.scalars(select(Patient).where(Patient.id.in_(pids))))
         aw = ingest.after_write(s, patients, report.events, now=now, settings=settings, ctx=ctx)
@@ -142,5 +136,5 @@ def export_patient(patient_id: str, principal: CurrentUser, db: DbDep, clock: Cl
     with db.session() as s:
         p = c.get_patient(s, principal, patient_id)
         if not FHIR_ID.match(p.id):
-            raise field_error("path.patient_id", f"{p.id!r} is not a FHIR id (letters, digits, '-', '.')")
+            raise field_error("path.patient_id", E("service.not_a_fhir_id", id=repr(p.id)))
         return JSONResponse(fhir.export_patient(s, p, now=clock.now()), media_type=FHIR_JSON)

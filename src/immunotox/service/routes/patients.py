@@ -1,22 +1,20 @@
-"""Patients, their current grades, grade history, episodes, recommendations and audit trail."""
+"""Patients (admitted and changed by :mod:`..usecases.patients`), their current grades, grade
+history, episodes, recommendations and audit trail."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from ...errors import FindingError
-from .. import audit, auth, recommend
-from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, SettingsDep
+from .. import auth
+from ..deps import ClockDep, CurrentUser, DbDep, SettingsDep
 from ..grades import range_from_columns
-from ..models import AuditEvent, CareUnit, Episode, GradeRecord, Patient
+from ..models import AuditEvent, Episode, GradeRecord, Patient
 from ..openapi import rules
-from ..problems import conflict, field_error, forbidden, from_finding, responses
+from ..problems import forbidden, responses
 from ..schemas import (
     AuditPublic,
     EpisodePublic,
@@ -27,9 +25,10 @@ from ..schemas import (
     PatientUpdate,
     RecommendationsOut,
 )
+from ..usecases import patients
 from ..usecases import recommend as recommend_case
-from ..usecases.base import current_grades, get_patient, patient_public
-from ._http import write
+from ..usecases.base import audit_public, current_grades, get_patient, patient_public
+from . import _http
 from ._problems import accept_lang
 
 router = APIRouter(prefix="/patients", tags=["patients"])
@@ -70,51 +69,9 @@ def list_patients(
     summary="Admit a patient",
     openapi_extra=rules("patient"),
 )
-def create_patient(
-    body: PatientCreate, request: Request, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep
-) -> JSONResponse:
+def create_patient(body: PatientCreate, call: _http.CallDep) -> JSONResponse:
     """Admin, or a physician of the patient's unit."""
-    now = clock.now()
-
-    def work(s: Session, payload: bytes) -> tuple[int, PatientPublic]:
-        if not auth.can_manage_patient(principal, body.unit_id):
-            exc = forbidden(f"role {principal.role!r} may not admit patients to unit {body.unit_id!r}")
-            exc.denied = {
-                "actor": principal,
-                "action": "patient.create",
-                "outcome": "denied",
-                "patient_id": body.id,
-            }
-            raise exc
-        if s.get(CareUnit, body.unit_id) is None:
-            raise field_error("unit_id", f"no unit {body.unit_id!r}")
-        if s.get(Patient, body.id) is not None:
-            raise conflict(f"patient {body.id!r} exists", "id")
-        if body.infusion_at is not None and body.infusion_at > now + dt.timedelta(days=366):
-            raise field_error("infusion_at", "more than a year in the future")
-        try:
-            recommend.check_patient(
-                body.product, body.therapy_class, body.weight_kg, body.birth_date, now.date()
-            )
-        except FindingError as exc:
-            raise from_finding(exc) from None
-        p = Patient(**body.model_dump(), created_at=now, updated_at=now)
-        s.add(p)
-        s.flush()
-        audit.record(
-            s,
-            actor=principal,
-            action="patient.create",
-            ctx=ctx,
-            now=now,
-            entity_type="patient",
-            entity_id=p.id,
-            patient_id=p.id,
-            payload=payload,
-        )
-        return 201, patient_public(p, now)
-
-    return write(request, db, principal, ctx, now, body, work)
+    return _http.respond(patients.create_patient(call, body))
 
 
 @router.get("/{patient_id}", response_model=PatientPublic, responses=ERRORS, summary="One patient")
@@ -130,64 +87,9 @@ def read_patient(patient_id: str, principal: CurrentUser, db: DbDep, clock: Cloc
     summary="Change a patient's record",
     openapi_extra=rules("patient"),
 )
-def update_patient(
-    patient_id: str,
-    body: PatientUpdate,
-    request: Request,
-    principal: CurrentUser,
-    db: DbDep,
-    clock: ClockDep,
-    ctx: CtxDep,
-) -> JSONResponse:
+def update_patient(patient_id: str, body: PatientUpdate, call: _http.CallDep) -> JSONResponse:
     """Administrative data only (unit, therapy, weight, day 0, phase); clinical data are events."""
-    now = clock.now()
-
-    def work(s: Session, payload: bytes) -> tuple[int, PatientPublic]:
-        p = get_patient(s, principal, patient_id, "manage", action="patient.update")
-        changes = body.model_dump(exclude_unset=True)
-        for name in ("unit_id", "display_name", "therapy_class", "active"):
-            if name in changes and changes[name] is None:
-                raise field_error(name, "cannot be null")
-        if "unit_id" in changes and changes["unit_id"] != p.unit_id:
-            if s.get(CareUnit, changes["unit_id"]) is None:
-                raise field_error("unit_id", f"no unit {changes['unit_id']!r}")
-            if not auth.can_manage_patient(principal, changes["unit_id"]):
-                raise forbidden(f"may not move a patient to unit {changes['unit_id']!r}")
-        try:
-            recommend.check_patient(
-                changes.get("product", p.product)
-                if "product" in changes or "therapy_class" in changes
-                else None,
-                changes.get("therapy_class", p.therapy_class),
-                changes.get("weight_kg"),
-                changes.get("birth_date"),
-                now.date(),
-            )
-        except FindingError as exc:
-            raise from_finding(exc) from None
-        before = {k: _plain(getattr(p, k)) for k in changes}
-        for k, v in changes.items():
-            setattr(p, k, v)
-        p.updated_at = now
-        audit.record(
-            s,
-            actor=principal,
-            action="patient.update",
-            ctx=ctx,
-            now=now,
-            entity_type="patient",
-            entity_id=p.id,
-            patient_id=p.id,
-            payload=payload,
-            details={"before": before, "after": {k: _plain(v) for k, v in changes.items()}},
-        )
-        return 200, patient_public(p, now)
-
-    return write(request, db, principal, ctx, now, body, work)
-
-
-def _plain(v: Any) -> Any:
-    return v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v
+    return _http.respond(patients.update_patient(call, patient_id, body))
 
 
 @router.get(
@@ -304,22 +206,3 @@ def patient_audit(
             .limit(limit)
         )
         return [audit_public(a) for a in rows]
-
-
-def audit_public(a: AuditEvent) -> AuditPublic:
-    return AuditPublic(
-        id=a.id,
-        at=a.at,
-        actor_username=a.actor_username,
-        actor_role=a.actor_role,
-        action=a.action,
-        outcome=a.outcome,
-        entity_type=a.entity_type,
-        entity_id=a.entity_id,
-        patient_id=a.patient_id,
-        request_id=a.request_id,
-        client_ip=a.client_ip,
-        user_agent=a.user_agent,
-        payload_sha256=a.payload_sha256,
-        details=a.details,
-    )

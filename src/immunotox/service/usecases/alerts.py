@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...messages import error as E
 from .. import audit, auth
 from ..models import Alert, Patient
 from ..problems import field_error, forbidden, not_found
@@ -63,7 +64,9 @@ def acknowledge(call: Call, alert_id: int, body: AckIn) -> Written:
         if not auth.can_act_on_alerts(principal, p):
             raise forbidden(f"role {principal.role!r} may not acknowledge alerts")
         if alert.status != "open":
-            raise field_error("alert_id", f"alert {alert_id} is {alert.status}, not open", 409)
+            status = E(f"service.alert_{alert.status}")  # acknowledged or resolved
+            problem = E("service.alert_not_open", alert=str(alert_id), status=status)
+            raise field_error("alert_id", problem, 409)
         alert.status = "acknowledged"
         alert.acknowledged_at = now
         alert.acknowledged_by = principal.user_id
@@ -94,7 +97,7 @@ def resolve(call: Call, alert_id: int, body: ResolveIn) -> Written:
         if not auth.can_act_on_alerts(principal, p):
             raise forbidden(f"role {principal.role!r} may not resolve alerts")
         if alert.status == "resolved":
-            raise field_error("alert_id", f"alert {alert_id} is already resolved", 409)
+            raise field_error("alert_id", E("service.alert_already_resolved", alert=str(alert_id)), 409)
         alert.status = "resolved"
         alert.resolved_at = now
         alert.resolved_reason = body.reason

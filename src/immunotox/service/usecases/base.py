@@ -1,10 +1,11 @@
 """What every use case shares: the caller (:class:`Call`), access checks, the idempotent write
 transaction, and rows as the public schemas.
 
-The use cases (:mod:`.alerts`, :mod:`.events`) hold the service's business logic; the JSON API
-routes (:mod:`immunotox.service.routes`) and the web UI's forms (the ``web`` package) call them
-alike, so both get the same checks, ingest, grading, alerts, audit entries and idempotency. Nothing
-here knows HTTP: a caller says who writes, when, and which request the write answers
+The use cases (:mod:`.alerts`, :mod:`.events`, :mod:`.patients`, :mod:`.users`,
+:mod:`.recommend`) hold the service's business logic; the JSON API routes
+(:mod:`immunotox.service.routes`) and the web UI's forms (the ``web`` package) call them alike,
+so both get the same checks, ingest, grading, alerts, audit entries and idempotency. Nothing here
+knows HTTP: a caller says who writes, when, and which request the write answers
 (``target``, with its idempotency ``key``).
 """
 
@@ -24,14 +25,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ...errors import FindingError
+from ...messages import error as E
 from .. import audit, auth, grades, grading
 from ..audit import RequestContext
 from ..config import Settings
 from ..db import Database
 from ..grades import Grade
-from ..models import Alert, ClinicalEvent, CurrentGrade, IdempotencyRecord, Patient
+from ..models import Alert, AuditEvent, ClinicalEvent, CurrentGrade, IdempotencyRecord, Patient, User
 from ..problems import ApiError, conflict, field_error, forbidden, from_finding, not_found
-from ..schemas import AlertPublic, EventPublic, GradePublic, PatientPublic, RuleHitPublic
+from ..schemas import (
+    AlertPublic,
+    AuditPublic,
+    EventPublic,
+    GradePublic,
+    PatientPublic,
+    RuleHitPublic,
+    UserPublic,
+)
 
 Need = Literal["read", "clinical", "manage", "self_report", "alerts"]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -104,6 +114,12 @@ def _denied(principal: auth.Principal, action: str, patient_id: str) -> dict[str
     }
 
 
+def audited(s: Session, call: Call, action: str, **where: Any) -> None:
+    """Append the audit entry of the call's ``action`` (who, when and from where: the call's);
+    ``where`` names the entity, patient, payload and details (:func:`..audit.record`)."""
+    audit.record(s, actor=call.principal, action=action, ctx=call.ctx, now=call.now, **where)
+
+
 def fingerprint(target: str, body: BaseModel | None) -> tuple[str, bytes]:
     """SHA-256 of the method, path and canonical JSON of the parsed body (and that JSON)."""
     payload = body.model_dump_json().encode() if body is not None else b""
@@ -117,9 +133,7 @@ def check_key(key: str | None) -> str | None:
     if key is None:
         return None
     if not (1 <= len(key) <= 200) or not all(0x21 <= ord(c) <= 0x7E for c in key):
-        raise field_error(
-            f"header.{IDEMPOTENCY_HEADER}", "must be 1-200 printable ASCII characters without spaces"
-        )
+        raise field_error(f"header.{IDEMPOTENCY_HEADER}", E("service.key_format"))
     return key
 
 
@@ -162,10 +176,7 @@ def _write(
                     ).first()
                     if rec is not None:
                         if rec.fingerprint != fp:
-                            raise field_error(
-                                f"header.{IDEMPOTENCY_HEADER}",
-                                "this key was already used for a different request; use a new key",
-                            )
+                            raise field_error(f"header.{IDEMPOTENCY_HEADER}", E("service.key_reused"))
                         return Written(rec.status_code, json.loads(rec.response_body), replayed=True)
                 try:
                     status, model = work(s, payload)
@@ -308,4 +319,36 @@ def alert_public(a: Alert) -> AlertPublic:
         escalated_at=a.escalated_at,
         resolved_at=a.resolved_at,
         resolved_reason=a.resolved_reason,
+    )
+
+
+def user_public(user: User, unit_ids: list[str]) -> UserPublic:
+    return UserPublic(
+        id=user.id,
+        username=user.username,
+        role=user.role,
+        display_name=user.display_name,
+        unit_ids=sorted(unit_ids),
+        patient_id=user.patient_id,
+        locale=user.locale,
+        active=user.active,
+    )
+
+
+def audit_public(a: AuditEvent) -> AuditPublic:
+    return AuditPublic(
+        id=a.id,
+        at=a.at,
+        actor_username=a.actor_username,
+        actor_role=a.actor_role,
+        action=a.action,
+        outcome=a.outcome,
+        entity_type=a.entity_type,
+        entity_id=a.entity_id,
+        patient_id=a.patient_id,
+        request_id=a.request_id,
+        client_ip=a.client_ip,
+        user_agent=a.user_agent,
+        payload_sha256=a.payload_sha256,
+        details=a.details,
     )

@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...errors import FindingError
+from ...messages import error as E
 from .. import audit, auth, ingest, selfreport
 from ..config import Settings
 from ..models import Assessment, CareUnit, ClinicalEvent, Patient
-from ..problems import field_error, forbidden, not_found
+from ..problems import field_error, forbidden, not_found, refused
 from ..schemas import (
     AdministrationIn,
     AlertPublic,
@@ -94,18 +95,6 @@ def _grading(settings: Settings, aw: ingest.AfterWrite) -> Literal["done", "queu
     return "off" if not settings.grading else "queued" if aw.queued else "done"
 
 
-def _raise_all(problems: list[FindingError]) -> None:
-    """One 422 naming every refused row; a single refusal keeps its texts, so that it is written
-    again in the reader's language (the API's ``Accept-Language``, the web page's language)."""
-    from ..problems import ApiError, ProblemItem, from_finding, pointer
-
-    if len(problems) == 1:
-        raise from_finding(problems[0])
-    items = [ProblemItem(field=e.field, pointer=pointer(e.field), message=str(e)) for e in problems]
-    detail = f"{problems[0]} (and {len(problems) - 1} more)"
-    raise ApiError(422, "Invalid input", detail, items, code="invalid-input")
-
-
 ITEM_CODES = {
     "orientation": "ice_orientation",
     "naming": "ice_naming",
@@ -171,7 +160,9 @@ def record_batch(
         for i, o in enumerate(body.observations):
             p = patients.get(o.patient_id)
             if p is None or not auth.can_read_patient(principal, p):
-                raise field_error(f"observations.{i}.patient_id", f"no patient {o.patient_id!r}", 404)
+                raise field_error(
+                    f"observations.{i}.patient_id", E("service.no_patient", patient=repr(o.patient_id)), 404
+                )
             if not auth.can_write_clinical(principal, p):
                 exc = forbidden(f"role {principal.role!r} may not record data for patient {p.id!r}")
                 exc.denied = {
@@ -196,8 +187,8 @@ def record_batch(
                 )
             except FindingError as exc:
                 problems.append(exc)
-        if problems:
-            _raise_all(problems)
+        if problems:  # one 422 naming every refused row, in the reader's language
+            raise refused(problems)
         events = ingest.store(s, rows, user_id=principal.user_id, source="api", now=now)
         defer = regrade == "background" and settings.regrade_seconds > 0
         aw = ingest.after_write(
@@ -239,7 +230,7 @@ def record_administration(
         rows = [ingest.prepare(p.id, raw, now=now, settings=settings)]
         if body.o2_flow_l_min is not None:
             if body.code != "oxygen":
-                raise field_error("o2_flow_l_min", "only for code 'oxygen'")
+                raise field_error("o2_flow_l_min", E("service.o2_flow_oxygen_only", code=repr(body.code)))
             rows.append(
                 ingest.prepare(
                     p.id,
@@ -280,12 +271,12 @@ def stop_administration(
         if old is None or old.patient_id != p.id:
             raise not_found(f"event {event_id} of patient {patient_id!r}")
         if old.code not in ("vasopressor", "oxygen"):
-            raise field_error("event_id", f"event {event_id} ({old.code}) is not an interval")
+            raise field_error("event_id", E("service.not_an_interval", event=str(event_id), code=old.code))
         if old.end_time is not None:
-            raise field_error("event_id", f"event {event_id} already has an end_time")
+            raise field_error("event_id", E("service.already_ended", event=str(event_id)))
         newer = s.scalar(select(ClinicalEvent.id).where(ClinicalEvent.supersedes_id == old.id).limit(1))
         if newer is not None:  # already stopped or corrected: the body has no supersedes to name
-            raise field_error("event_id", f"event {event_id} was superseded by event {newer}; use the latest")
+            raise field_error("event_id", E("service.superseded_by", event=str(event_id), newer=str(newer)))
         row = ingest.prepare(
             p.id,
             {
@@ -319,15 +310,15 @@ def record_assessment(call: Call, patient_id: str, body: AssessmentIn, regrade: 
         if len(items) == len(ITEM_CODES):
             total = sum(items.values())
             if ice is not None and ice != total:
-                raise field_error("ice_score", f"{ice} does not match the sum of the items ({total})")
+                raise field_error("ice_score", E("service.ice_sum", ice=ice, total=total))
             ice = total
         if body.kind == "ice" and ice is None and not items:
-            raise field_error("items", "an ICE assessment needs its items or its total (ice_score)")
+            raise field_error("items", E("service.ice_needs_items"))
         if body.kind == "capd" and body.capd_score is None:
-            raise field_error("capd_score", "a CAPD assessment needs capd_score")
+            raise field_error("capd_score", E("service.capd_needs_score"))
         neuro = {k: getattr(body, k) for k in NEURO_FIELDS if getattr(body, k) is not None}
         if body.kind == "neuro" and not neuro:
-            raise field_error("consciousness", "a neuro assessment needs at least one sign")
+            raise field_error("consciousness", E("service.neuro_needs_sign", fields=list(NEURO_FIELDS)))
         a = Assessment(
             patient_id=p.id,
             kind=body.kind,
@@ -385,11 +376,13 @@ def self_report(call: Call, patient_id: str, body: SelfReportIn) -> Written:
         offered = selfreport.symptom_labels(p.therapy_class)
         for i, sym in enumerate(body.symptoms):
             if sym not in offered:
-                raise field_error(
-                    f"symptoms.{i}",
-                    f"{sym!r} is not a self-report symptom for therapy class {p.therapy_class}; "
-                    f"expected one of {list(offered)}",
+                problem = E(
+                    "service.symptom_not_offered",
+                    symptom=repr(sym),
+                    therapy_class=p.therapy_class,
+                    values=str(list(offered)),
                 )
+                raise field_error(f"symptoms.{i}", problem)
         time = body.time or now
         rows: list[ingest.Row] = []
         temp_c: float | None = None
