@@ -21,17 +21,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, true
+from sqlalchemy import Table, bindparam, case, delete, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import audit, grade_store, grading
 from .db import Clock, Database
-from .models import Alert, Patient, RegradeQueue
+from .models import Patient, RegradeQueue
 from .transitions import raise_transition_alerts
 
 CLAIM_LIMIT = 2000  # pairs per pass (a pass stays short; the next one follows at once)
@@ -75,20 +73,6 @@ def _upsert_statement(dialect: str) -> Any:
     )
 
 
-@dataclass
-class Pass:
-    """What one regrade pass did: the grades it computed (``planned``, every pair it read), what
-    it stored (``outcome``, the pairs in ``stored``) and the alerts it raised; the pairs it left
-    in the queue (changed meanwhile) are not in ``stored``."""
-
-    patients: list[Patient] = field(default_factory=list)
-    planned: grading.Plan = field(default_factory=grading.Plan)
-    outcome: grading.Outcome = field(default_factory=grading.Outcome)
-    alerts: list[Alert] = field(default_factory=list)
-    stored: set[tuple[str, str]] = field(default_factory=set)
-    queued: set[tuple[str, str]] = field(default_factory=set)  # the pairs this pass read from the queue
-
-
 def drain(
     db: Database,
     clock: Clock,
@@ -105,43 +89,11 @@ def drain(
     left (or put back) in the queue for the next pass. ``yield_gil``: give the interpreter to
     request threads between pairs.
     """
-    done = regrade_queued(
-        db,
-        now=clock.now,
-        ctx=audit.SYSTEM,
-        limit=limit,
-        queued_before=queued_before,
-        pause=(lambda: time.sleep(0)) if yield_gil else None,
-    )
-    return len(done.queued)
-
-
-def regrade_queued(
-    db: Database,
-    *,
-    now: Callable[[], dt.datetime],
-    ctx: audit.RequestContext,
-    patient_ids: Sequence[str] | None = None,
-    limit: int = CLAIM_LIMIT,
-    queued_before: dt.datetime | None = None,
-    pause: Callable[[], None] | None = None,
-    on_read: Callable[[Session, Pass], None] | None = None,
-    on_write: Callable[[Session, Pass], None] | None = None,
-) -> Pass:
-    """Regrade queued pairs (those of ``patient_ids`` when given, else the oldest ``limit``):
-    plan in a read transaction, then claim, store and alert in one short write transaction.
-
-    The background regrader (:func:`drain`) and a single write (which queues its pairs in its
-    own transaction, then regrades them at once: :func:`immunotox.service.usecases.base.write`)
-    both run this. ``on_read`` runs in the read transaction after planning (no lock held),
-    ``on_write`` at the end of the write transaction.
-    """
-    out = Pass()
+    pause = (lambda: time.sleep(0)) if yield_gil else None
     with db.session() as rs:
-        snapshot = _peek(rs, limit, queued_before, patient_ids)
+        snapshot = _peek(rs, limit, queued_before)
         if not snapshot:
-            return out
-        out.queued = {(pid, scale) for pid, scale, _latest, _start, _full in snapshot}
+            return 0
         touch = grading.Touch(
             latest={(pid, scale): latest for pid, scale, latest, _start, _full in snapshot},
             full={(pid, scale) for pid, scale, _latest, _start, is_full in snapshot if is_full},
@@ -150,12 +102,9 @@ def regrade_queued(
             },
         )
         ids = sorted({pid for pid, _ in touch.latest})
-        out.patients = list(rs.scalars(select(Patient).where(Patient.id.in_(ids))))
-        out.planned = grading.plan(rs, out.patients, touch, pause=pause)
-        if on_read is not None:
-            on_read(rs, out)
+        patients = list(rs.scalars(select(Patient).where(Patient.id.in_(ids))))
         rs.expunge_all()
-    planned = out.planned
+        planned = grading.plan(rs, patients, touch, pause=pause)
     with db.writing() as ws:
         grade_store.lock_patients(ws, ids)
         claimed = _claim_unchanged(ws, snapshot)
@@ -168,28 +117,21 @@ def regrade_queued(
         ]
         stale = {key for key in claimed if key not in ok}
         if stale:  # regraded by someone else meanwhile: do it again next pass, from the database
-            enqueue(ws, grading.Touch(dict.fromkeys(stale), set(stale)), now=now())
+            enqueue(ws, grading.Touch(dict.fromkeys(stale), set(stale)), now=clock.now())
         planned.current = now_current
-        out.outcome = grading.commit(ws, planned, now=now(), keys=ok)
-        out.stored = set(ok)
-        out.alerts = raise_transition_alerts(
-            ws, out.patients, out.outcome, now=now(), ctx=ctx, jurisdiction=db.settings.jurisdiction
+        result = grading.commit(ws, planned, now=clock.now(), keys=ok)
+        raise_transition_alerts(
+            ws, patients, result, now=clock.now(), ctx=audit.SYSTEM, jurisdiction=db.settings.jurisdiction
         )
-        if on_write is not None:
-            on_write(ws, out)
-    return out
+    return len(snapshot)
 
 
 Row = tuple[str, str, dt.datetime | None, dt.datetime | None, bool]
 
 
-def _peek(
-    session: Session, limit: int, queued_before: dt.datetime | None, patient_ids: Sequence[str] | None = None
-) -> list[Row]:
+def _peek(session: Session, limit: int, queued_before: dt.datetime | None) -> list[Row]:
     table = cast(Table, RegradeQueue.__table__)
     cond = table.c.queued_at <= queued_before if queued_before is not None else true()
-    if patient_ids is not None:
-        cond = and_(cond, table.c.patient_id.in_(sorted(patient_ids)))
     stmt = (
         select(table.c.patient_id, table.c.scale, table.c.latest, table.c.interval_start, table.c.full)
         .where(cond)
