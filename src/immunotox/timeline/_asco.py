@@ -42,7 +42,7 @@ patients treated with immune checkpoint inhibitor therapy: ASCO guideline update
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,25 +106,26 @@ def handles(p: ScalePlan) -> bool:
 
 
 @dataclass
-class _Col:
-    """One finding at every grid point: given, and its value (number, token index, 0/1)."""
+class Column:
+    """One finding at every point: given, and its value (a number, 0/1, or an index of ``tokens``)."""
 
     given: B
     value: F64
+    tokens: tuple[str, ...] = ()
 
 
-def _columns(p: ScalePlan, f: Features) -> dict[str, _Col]:
+def _columns(p: ScalePlan, f: Features) -> dict[str, Column]:
     """The findings of ``p`` as the core receives them (:func:`._snapshot.findings_from_raw`)."""
     voc = f.voc
-    out: dict[str, _Col] = {}
+    out: dict[str, Column] = {}
     for k in p.findings:
         raw = np.asarray(f.raw(k), np.float64)
         given: B = ~np.isnan(raw)
         d = voc.derivations[k]
         if d.unless is not None and d.unless in p.findings:  # left out when the other is known
             given &= np.isnan(np.asarray(f.raw(d.unless), np.float64))
-        value = np.trunc(raw) if voc.code(d.codes[0]).kind == "integer" else raw
-        out[k] = _Col(given, value)
+        code = voc.code(d.codes[0])
+        out[k] = Column(given, np.trunc(raw) if code.kind == "integer" else raw, tuple(code.tokens))
     return out
 
 
@@ -156,16 +157,16 @@ def _holds(b: Band, value: F64, ref: F64 | None) -> B:
         return _compare(value if ref is None else value / ref, bound, kind == "gt")
 
 
-def _criterion(c: Criterion, cols: dict[str, _Col], voc: Vocabulary, n: int) -> tuple[I64, B]:
+def _criterion(c: Criterion, cols: Mapping[str, Column], n: int) -> tuple[I64, B]:
     """The grades criterion ``c`` leaves possible at every point (a bitmask), and whether a band on
     the value alone held while the reference is missing (a rule fired in an unknown domain)."""
-    absent = _Col(np.zeros(n, bool), np.full(n, np.nan))
+    absent = Column(np.zeros(n, bool), np.full(n, np.nan))
     col = cols.get(c.finding, absent)
     open_ = np.full(n, _bits(c.grades()), np.int64)
     no_hit = np.zeros(n, bool)
     if c.kind == "enum":
-        tokens = voc.code(voc.derivations[c.finding].codes[0]).tokens if c.finding in cols else ()
-        lut = np.array([1 << (c.values[t].grade if t in c.values else 0) for t in tokens] or [1], np.int64)
+        graded = [c.values[t].grade if t in c.values else 0 for t in col.tokens]
+        lut = np.array([1 << g for g in graded] or [1], np.int64)
         idx = np.where(col.given, col.value, 0).astype(np.int64)
         return np.where(col.given, lut[idx], open_), no_hit
     if c.kind == "bool":
@@ -203,13 +204,17 @@ def grade(p: ScalePlan, f: Features) -> Graded:
     scale = _scale(p)
     if scale is None or not handles(p):
         raise KeyError(p.scale_id)
-    n = len(f.grid)
-    cols = _columns(p, f)
+    return grade_columns(scale, _columns(p, f), len(f.grid))
+
+
+def grade_columns(scale: AscoScale, cols: Mapping[str, Column], n: int) -> Graded:
+    """Grade ``scale`` at ``n`` points from the columns of the findings it is given (the others
+    are absent at every point)."""
     names = tuple(scale.criteria)
     masks: list[I64] = []
     hits: list[B] = []
     for c in scale.criteria.values():
-        m, h = _criterion(c, cols, f.voc, n)
+        m, h = _criterion(c, cols, n)
         masks.append(m)
         hits.append(h)
     width = max(scale.grades) + 1
