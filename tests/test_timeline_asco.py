@@ -31,8 +31,8 @@ from immunotox.catalogue import all_scales
 from immunotox.findings import vocabulary as finding_specs
 from immunotox.scales.asco2021 import AscoScale
 from immunotox.timeline import _asco, _engine, grade_observations
-from immunotox.timeline._snapshot import codes_read, grade_findings, plan
-from immunotox.vocabulary import vocabulary
+from immunotox.timeline._snapshot import codes_read, finding_value, grade_findings, plan
+from immunotox.vocabulary import Derivation, vocabulary
 
 from .test_timeline_differential import T0, assert_same, cohort, table
 
@@ -251,3 +251,17 @@ def test_every_criterion_of_every_organ_equals_the_core(data: st.DataObject) -> 
             g.complete,
             g.grade is not None,
         ), (scale.id, r)
+
+
+def test_a_quantity_whose_unit_is_required_is_handed_with_its_unit() -> None:
+    """Creatinine is reported in umol/L or mg/dL: the cohort engines hand the core the value with
+    the code's unit (the core refuses a bare number), the live path a bare number."""
+    voc = vocabulary()
+    d = Derivation(finding="creatinine", method="last", codes=("creatinine",), window_h=168.0)
+    given = finding_value(d, 1.2, voc, with_units=True)
+    assert given == {"value": 1.2, "unit": voc.code("creatinine").unit}
+    assert finding_value(d, 1.2, voc) == 1.2
+    r = immunotox.grade("asco2021:nephritis", {"creatinine": given, "creatinine_baseline": given})
+    assert (r.grade, r.grade_range) == (0, (0, 4))
+    with pytest.raises(immunotox.FindingError):
+        immunotox.grade("asco2021:nephritis", {"creatinine": 1.2})

@@ -76,9 +76,9 @@ def _accepted(voc: Vocabulary, k: str) -> bool:
     if spec is None or kind is None or _COLUMN.get(spec.kind) != kind:
         return False
     code = voc.code(voc.derivations[k].codes[0])
-    if spec.kind in ("quantity", "integer") and (code.kind != spec.kind or spec.unit_required):
+    if spec.kind in ("quantity", "integer") and code.kind != spec.kind:
         return False
-    if (code.unit or None) != (spec.unit or None):
+    if (code.unit or None) != (spec.unit or None):  # with its unit when required: no conversion
         return False
     if spec.range is not None and (
         code.range is None or not spec.range[0] <= code.range[0] <= code.range[1] <= spec.range[1]

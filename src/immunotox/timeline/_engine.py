@@ -260,7 +260,7 @@ def _snapshot_grades(
                 raw_state[k] = row[k]
             else:
                 raw_state[k] = tuple(row[nm] for nm in names)
-        r = grader.grade(p.scale, findings_from_raw(p, raw_state, voc))
+        r = grader.grade(p.scale, findings_from_raw(p, raw_state, voc, with_units=True))
         u_lo[j], u_hi[j], u_c[j], u_a[j] = r.lo, r.hi, r.complete, r.grade is not None
     return u_lo[ids], u_hi[ids], u_c[ids], u_a[ids]
 
