@@ -30,11 +30,11 @@ import immunotox
 from immunotox.catalogue import all_scales
 from immunotox.findings import vocabulary as finding_specs
 from immunotox.scales.asco2021 import AscoScale
-from immunotox.timeline import _asco, _engine, grade_observations
+from immunotox.timeline import _asco, grade_observations
 from immunotox.timeline._snapshot import codes_read, finding_value, grade_findings, plan
 from immunotox.vocabulary import Derivation, vocabulary
 
-from .test_timeline_differential import T0, assert_same, cohort, table
+from .test_timeline_differential import T0, assert_same, cohort, snapshot_calls, table
 
 ASCO = [s for s, x in all_scales().items() if isinstance(x, AscoScale)]
 PLANS = [plan(all_scales()[s]) for s in ASCO]
@@ -50,14 +50,7 @@ def test_every_asco_scale_is_vectorised() -> None:
 
 
 def test_no_asco_scale_goes_through_the_core_in_the_cohort_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    called: list[str] = []
-    real = _engine._snapshot_grades
-
-    def spy(f: Any, p: Any, grader: Any, only: Any = None) -> Any:
-        called.append(p.scale_id)
-        return real(f, p, grader, only)
-
-    monkeypatch.setattr(_engine, "_snapshot_grades", spy)
+    called = snapshot_calls(monkeypatch)
     rows = [("A", T0, code, _values(code)[0], vocabulary().code(code).unit) for code in CODES]
     r = grade_observations(table(rows), ASCO, engine="embedded")
     assert set(r.grades.column("scale").to_pylist()) == {p.scale_id for p in PLANS if p.findings}
