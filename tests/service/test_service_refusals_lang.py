@@ -392,3 +392,115 @@ def test_an_implausible_birth_date_is_refused_in_french(sqlite_svc: Service) -> 
         "gives an age of 124 years, outside 0–120",
         "birth_date = '1901-01-01' : donne un âge de 124 ans, hors de l'intervalle 0–120",
     )
+
+
+def test_the_import_report_says_why_in_french_and_english(sqlite_svc: Service) -> None:
+    """Each entry's reason (skipped, created, duplicate) is given in both languages."""
+    svc = sqlite_svc
+    first = svc.post("doc_a", IMPORT, official_bundle(), params={"unit_id": "unit-a"}).json()
+    by = {e["outcome"]: e for e in first["entries"]}
+    assert (
+        by["skipped"]["reason"].startswith("medication not monitored (")
+        and "Vancomycin" in by["skipped"]["reason"]
+    )
+    assert by["skipped"]["reason_fr"].startswith("médicament non surveillé (")
+    assert "Vancomycin" in by["skipped"]["reason_fr"]
+    assert (
+        by["created"]["reason_fr"]
+        == "classe thérapeutique fixée à car_t : corrigez le dossier si elle diffère"
+    )
+    assert by["stored"]["reason"] is None and by["stored"]["reason_fr"] is None
+    again = svc.post("doc_a", IMPORT, official_bundle(), params={"unit_id": "unit-a"}).json()
+    dup = next(e for e in again["entries"] if e["outcome"] == "duplicate")
+    assert (dup["reason"], dup["reason_fr"]) == ("already imported", "déjà importé")
+    cancelled = copy.deepcopy(fixture("observation-heart-rate"))
+    cancelled.update(status="cancelled")
+    cancelled["subject"]["reference"] = "Patient/P-A1"
+    out = svc.post(
+        "doc_a", IMPORT, _bundle(cancelled, {"resourceType": "Basic", "code": {"text": "x"}})
+    ).json()
+    assert [(e["reason"], e["reason_fr"]) for e in out["entries"]] == [
+        ("status 'cancelled'", "statut 'cancelled'"),
+        ("Basic is not imported", "Basic n'est pas importé"),
+    ]
+
+
+def test_a_conflict_written_as_data_stays_a_409_in_french() -> None:
+    from immunotox.service.problems import conflict
+
+    err = conflict(E("service.write_conflict", constraint="UNIQUE constraint failed: patient.id"))
+    fr = err.in_lang("fr")
+    assert (err.status, fr.status, fr.errors) == (409, 409, [])
+    assert err.detail == "the write conflicts with stored data (UNIQUE constraint failed: patient.id)"
+    assert fr.detail.startswith("l'écriture contredit des données déjà enregistrées (UNIQUE")
+    assert conflict("patient id taken", "id").in_lang("fr").detail == "patient id taken"  # English only
+
+
+def test_patient_record_refusals_are_written_in_french(sqlite_svc: Service) -> None:
+    svc = sqlite_svc
+    body = {"id": "P-A1", "unit_id": "unit-a", "therapy_class": "car_t"}
+    en, fr = _both(svc, "doc_a", "/api/v1/patients", body)
+    assert en["status"] == 409 and fr["detail"] == "le patient 'P-A1' existe déjà"
+    assert en["detail"] == "patient 'P-A1' exists"
+    later = (svc.clock.now() + dt.timedelta(days=400)).isoformat()
+    en, fr = _both(svc, "doc_a", "/api/v1/patients", {**body, "id": "P-NEW", "infusion_at": later})
+    _check(en, fr, "infusion_at", "more than a year in the future", "plus d'un an dans le futur")
+    en = svc.patch("doc_a", P, {"therapy_class": None}).json()
+    fr = svc.patch("doc_a", P, {"therapy_class": None}, headers=FR).json()
+    _check(en, fr, "therapy_class", "cannot be null", "ne peut pas être vide (null)")
+    en = svc.patch("doc_a", P, {"unit_id": "unit-zz"}).json()
+    fr = svc.patch("doc_a", P, {"unit_id": "unit-zz"}, headers=FR).json()
+    _check(en, fr, "unit_id", "no unit 'unit-zz'", "aucune unité 'unit-zz'")
+
+
+def test_account_refusals_are_written_in_french(sqlite_svc: Service) -> None:
+    svc = sqlite_svc
+    user = {"username": "new-pat", "password": "a long enough pass phrase", "role": "patient"}
+    en, fr = _both(svc, "admin", "/api/v1/users", user)
+    _check(
+        en,
+        fr,
+        "patient_id",
+        "a patient account must name its patient record",
+        "un compte patient doit désigner son dossier patient",
+    )
+    nurse = {**user, "username": "new-nurse", "role": "nurse", "unit_ids": []}
+    en, fr = _both(svc, "admin", "/api/v1/users", nurse)
+    _check(
+        en,
+        fr,
+        "unit_ids",
+        "a nurse must work in at least one unit",
+        "un compte nurse doit être rattaché à au moins une unité",
+    )
+    en, fr = _both(svc, "admin", "/api/v1/users", {**nurse, "unit_ids": ["unit-zz"]})
+    _check(en, fr, "unit_ids.0", "no unit 'unit-zz'", "aucune unité 'unit-zz'")
+    en, fr = _both(svc, "admin", "/api/v1/units", {"id": "unit-a", "name": "A"})
+    assert en["status"] == 409 and fr["detail"] == "l'unité 'unit-a' existe déjà"
+
+
+def test_a_nul_character_in_the_query_is_refused_in_french(sqlite_svc: Service) -> None:
+    path = "/api/v1/patients/P-A1/observations?code=temperature%00"
+    en = sqlite_svc.get("nurse_a", path).json()
+    fr = sqlite_svc.get("nurse_a", path, headers=FR).json()
+    _check(en, fr, "query.code", "contains a NUL character", "contient un caractère NUL")
+
+
+def test_the_service_refuses_with_message_ids_not_english_strings() -> None:
+    """No ``field_error`` or ``conflict`` of the service is given an English string literal: a new
+    refusal written in the code, in English only, fails here (the password rules, a variable,
+    are the one text left in English)."""
+    import ast
+    from importlib import resources
+    from pathlib import Path
+
+    root = Path(str(resources.files("immunotox"))) / "service"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            name = getattr(getattr(node, "func", None), "id", None)
+            if isinstance(node, ast.Call) and name in ("field_error", "conflict") and len(node.args) > 0:
+                text = node.args[1] if name == "field_error" and len(node.args) > 1 else node.args[0]
+                if isinstance(text, ast.JoinedStr) or (isinstance(text, ast.Constant) and text.value):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == [], found

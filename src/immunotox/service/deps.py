@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..messages import error as E
 from . import auth
 from .audit import RequestContext
 from .config import IPNetwork, Settings
@@ -60,10 +61,10 @@ def check_url(request: Request) -> None:
     """Refuse NUL characters in the path or the query (no database can store them)."""
     for name, value in request.path_params.items():
         if isinstance(value, str) and "\x00" in value:
-            raise field_error(f"path.{name}", "contains a NUL character")
+            raise field_error(f"path.{name}", E("service.nul"))
     for name, value in request.query_params.multi_items():
         if "\x00" in value or "\x00" in name:
-            raise field_error(f"query.{name}", "contains a NUL character")
+            raise field_error(f"query.{name}", E("service.nul"))
 
 
 def get_db(request: Request) -> Database:

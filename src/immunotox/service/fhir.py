@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from .. import __version__
 from ..catalogue import get_scale
 from ..errors import FindingError
+from ..messages import Lang, Msg, render
 from ..messages import error as E
 from . import codes, grading, ingest, labs
 from .config import Settings
@@ -118,13 +119,22 @@ def _med_index() -> tuple[dict[str, str], dict[str, str]]:
 
 
 # ----------------------------------------------------------------------------- import
+def _said(_key: str, /, **params: Any) -> Msg:
+    """A text of an import report entry, in French and English (``messages:fhir_import.<key>``)."""
+    return Msg.model_construct(id=f"messages:fhir_import.{_key}", params=params)
+
+
 @dataclass
 class EntryResult:
     index: int
     resource_type: str
     resource_id: str | None
     outcome: str
-    reason: str | None = None
+    reason: Msg | None = None  # why it was skipped or what to check (``messages:fhir_import.*``)
+
+    def reason_text(self, lang: Lang = "en") -> str | None:
+        return None if self.reason is None else render(self.reason, lang)
+
     event_ids: list[int] = field(default_factory=list)
 
 
@@ -188,7 +198,7 @@ def _as_datetime(value: Any) -> tuple[dt.datetime, str | None]:
     return as_utc(dt.datetime.fromisoformat(text)), None
 
 
-def _obs_code(cc: Any) -> tuple[str | None, str]:
+def _obs_code(cc: Any) -> tuple[str | None, str | Msg]:
     """(canonical code or None, what was found) of an Observation.code."""
     found = []
     for coding in (cc.coding or []) if cc is not None else []:
@@ -197,7 +207,7 @@ def _obs_code(cc: Any) -> tuple[str | None, str]:
             return codes.loinc_index()[coding.code], found[-1]
         if coding.system == OBS_SYSTEM and coding.code in codes.vocabulary():
             return coding.code, found[-1]
-    return None, ", ".join(found) or "no coding"
+    return None, ", ".join(found) or _said("no_coding")
 
 
 def _value(res: Any, prefix: str) -> tuple[Any, str | None, str]:
@@ -233,7 +243,7 @@ def _subject(res: Any, prefix: str, known: set[str]) -> str:
     return pid
 
 
-def _medication(res: Any) -> tuple[str | None, str]:
+def _medication(res: Any) -> tuple[str | None, str | Msg]:
     concepts = []
     if getattr(res, "medicationCodeableConcept", None) is not None:
         concepts.append(res.medicationCodeableConcept)
@@ -257,7 +267,7 @@ def _medication(res: Any) -> tuple[str | None, str]:
                 if name in low:
                     return token, text
             seen.append(text)
-    return None, ", ".join(s for s in seen if s) or "no medication code"
+    return None, ", ".join(s for s in seen if s) or _said("no_medication_code")
 
 
 def import_bundle(
@@ -317,11 +327,7 @@ def import_bundle(
             updated_at=now,
         )
         new_patients[res.id] = p
-        report.entries.append(
-            EntryResult(
-                i, "Patient", res.id, "created", "therapy_class set to car_t: update the record if different"
-            )
-        )
+        report.entries.append(EntryResult(i, "Patient", res.id, "created", _said("created_car_t")))
     known_ids = set(new_patients)
     refs = set()
     for entry in entries:
@@ -351,7 +357,8 @@ def import_bundle(
             elif rtype == "MedicationAdministration":
                 rows += [(i, r) for r in _administration_rows(res, pfx, known_ids, now, settings, report, i)]
             else:
-                report.entries.append(EntryResult(i, rtype, res.id, "skipped", f"{rtype} is not imported"))
+                skipped = EntryResult(i, rtype, res.id, "skipped", _said("not_imported", rtype=rtype))
+                report.entries.append(skipped)
         except FindingError as exc:
             problems.append(exc)
     if problems:
@@ -385,7 +392,7 @@ def import_bundle(
                 er.event_ids = by_entry[er.index]
             elif er.index in dup_entries:
                 er.outcome = "duplicate"
-                er.reason = "already imported"
+                er.reason = _said("duplicate")
     report.entries.sort(key=lambda e: e.index)
     return report
 
@@ -393,7 +400,7 @@ def import_bundle(
 def _status_skip(res: Any, rtype: str, report: ImportReport, i: int) -> bool:
     status = getattr(res, "status", None)
     if status in ("entered-in-error", "cancelled", "not-done", "registered", "unknown"):
-        report.entries.append(EntryResult(i, rtype, res.id, "skipped", f"status {status!r}"))
+        report.entries.append(EntryResult(i, rtype, res.id, "skipped", _said("status", status=repr(status))))
         return True
     return False
 
@@ -404,7 +411,7 @@ def _observation_rows(
     if _status_skip(res, "Observation", report, i):
         return []
     if getattr(res, "dataAbsentReason", None) is not None and not res.component:
-        report.entries.append(EntryResult(i, "Observation", res.id, "skipped", "dataAbsentReason: no value"))
+        report.entries.append(EntryResult(i, "Observation", res.id, "skipped", _said("data_absent")))
         return []
     pid = _subject(res, pfx, known)
     time, end, note = _when(res, pfx)
@@ -420,7 +427,7 @@ def _observation_rows(
                 parts.append((ccode, comp, f"{pfx}component.{k}."))
     if not parts:
         report.entries.append(
-            EntryResult(i, "Observation", res.id, "skipped", f"code not monitored ({found})")
+            EntryResult(i, "Observation", res.id, "skipped", _said("code_not_monitored", found=found))
         )
         return []
     out = []
@@ -469,7 +476,11 @@ def _administration_rows(
     if token is None:
         report.entries.append(
             EntryResult(
-                i, "MedicationAdministration", res.id, "skipped", f"medication not monitored ({found})"
+                i,
+                "MedicationAdministration",
+                res.id,
+                "skipped",
+                _said("medication_not_monitored", found=found),
             )
         )
         return []

@@ -174,9 +174,14 @@ def too_many_requests(detail: str, retry_after: int) -> ApiError:
     )
 
 
-def conflict(detail: str, field: str | None = None) -> ApiError:
-    errors = [ProblemItem(field=field, pointer=pointer(field), message=detail)] if field else []
-    return ApiError(409, "Conflict", detail, errors, code="conflict")
+def conflict(detail: str | Msg, field: str | None = None, lang: Lang = "en") -> ApiError:
+    """409; a :class:`Msg` is written in ``lang`` and again in the reader's language."""
+    text = detail if isinstance(detail, str) else detail.text(lang)
+    errors = [ProblemItem(field=field, pointer=pointer(field), message=text)] if field else []
+    err = ApiError(409, "Conflict", text, errors, code="conflict")
+    if isinstance(detail, Msg):
+        err.relang = lambda other: conflict(detail, field, other)
+    return err
 
 
 def pointer(field: str) -> str:

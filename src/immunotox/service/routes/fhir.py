@@ -32,6 +32,7 @@ class ImportEntryOut(BaseModel):
     resource_id: str | None
     outcome: str = Field(description="created, exists, stored, duplicate or skipped")
     reason: str | None
+    reason_fr: str | None = Field(default=None, description="The reason in French")
     event_ids: list[int]
 
 
@@ -118,7 +119,18 @@ def import_bundle(
             patients_created=report.patients_created,
             events_stored=len(report.events),
             counts=report.counts(),
-            entries=[ImportEntryOut(**e.__dict__) for e in report.entries],
+            entries=[
+                ImportEntryOut(
+                    index=e.index,
+                    resource_type=e.resource_type,
+                    resource_id=e.resource_id,
+                    outcome=e.outcome,
+                    reason=e.reason_text("en"),
+                    reason_fr=e.reason_text("fr"),
+                    event_ids=e.event_ids,
+                )
+                for e in report.entries
+            ],
             patients_regraded=sorted(aw.grades),
             alerts_raised=len(aw.alerts),
         )

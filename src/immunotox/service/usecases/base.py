@@ -203,7 +203,7 @@ def _write(
         except IntegrityError as exc:
             if key is not None and attempt == 1:
                 continue  # a concurrent twin committed first: the retry replays its response
-            raise conflict(f"the write conflicts with stored data ({_constraint(exc)})") from None
+            raise conflict(E("service.write_conflict", constraint=_constraint(exc))) from None
     raise ApiError(500, "Internal error", "idempotent write could not complete")
 
 

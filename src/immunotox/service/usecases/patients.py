@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ...messages import error as E
 from .. import auth, recommend
 from ..models import CareUnit, Patient
 from ..problems import conflict, field_error, forbidden
@@ -44,9 +45,9 @@ def create_patient(call: Call, body: PatientCreate) -> Written:
             raise exc
         _check_unit(s, body.unit_id)
         if s.get(Patient, body.id) is not None:
-            raise conflict(f"patient {body.id!r} exists", "id")
+            raise conflict(E("service.patient_exists", patient=repr(body.id)), "id")
         if body.infusion_at is not None and body.infusion_at > now + INFUSION_HORIZON:
-            raise field_error("infusion_at", "more than a year in the future")
+            raise field_error("infusion_at", E("service.infusion_horizon"))
         recommend.check_patient(body.product, body.therapy_class, body.weight_kg, body.birth_date, now.date())
         p = Patient(**body.model_dump(), created_at=now, updated_at=now)
         s.add(p)
@@ -69,7 +70,7 @@ def update_patient(call: Call, patient_id: str, body: PatientUpdate) -> Written:
         changes = body.model_dump(exclude_unset=True)
         for name in NOT_NULL:
             if name in changes and changes[name] is None:
-                raise field_error(name, "cannot be null")
+                raise field_error(name, E("service.not_null"))
         if "unit_id" in changes and changes["unit_id"] != p.unit_id:
             _check_unit(s, changes["unit_id"])
             if not auth.can_manage_patient(principal, changes["unit_id"]):
@@ -104,7 +105,7 @@ def update_patient(call: Call, patient_id: str, body: PatientUpdate) -> Written:
 
 def _check_unit(s: Session, unit_id: str) -> None:
     if s.get(CareUnit, unit_id) is None:
-        raise field_error("unit_id", f"no unit {unit_id!r}")
+        raise field_error("unit_id", E("service.no_unit", unit=repr(unit_id)))
 
 
 def _plain(v: Any) -> Any:

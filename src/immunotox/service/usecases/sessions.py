@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
+from ...messages import error as E
 from .. import audit, auth, throttle
 from ..audit import RequestContext
 from ..config import Settings
@@ -104,7 +105,7 @@ def change_password(
             user.updated_at = now
             _audit(s, principal, ctx, now, "user.password", entity_type="user", entity_id=user.id)
     if wrong:
-        raise field_error("current_password", "does not match")
+        raise field_error("current_password", E("service.password_mismatch"))
 
 
 # ----------------------------------------------------------------------------- throttling (admin)

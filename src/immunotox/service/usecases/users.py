@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ...messages import error as E
 from .. import auth
 from ..models import CareUnit, Patient, User, UserUnit
 from ..problems import conflict, field_error, forbidden, not_found
@@ -38,21 +39,19 @@ def check_role_links(s: Session, role: str, unit_ids: list[str], patient_id: str
     no patient record and, for clinical roles, at least one unit; every unit exists."""
     if role == "patient":
         if patient_id is None:
-            raise field_error("patient_id", "a patient account must name its patient record")
+            raise field_error("patient_id", E("service.patient_account_record"))
         if s.get(Patient, patient_id) is None:
-            raise field_error("patient_id", f"no patient {patient_id!r}")
+            raise field_error("patient_id", E("service.no_patient_record", patient=repr(patient_id)))
         if unit_ids:
-            raise field_error("unit_ids", "a patient account has no units")
+            raise field_error("unit_ids", E("service.patient_account_units"))
     else:
         if patient_id is not None:
-            raise field_error(
-                "patient_id", f"only a patient account links to a patient record (role {role!r})"
-            )
+            raise field_error("patient_id", E("service.staff_account_record", role=repr(role)))
         if role in auth.STAFF and not unit_ids:
-            raise field_error("unit_ids", f"a {role} must work in at least one unit")
+            raise field_error("unit_ids", E("service.staff_account_units", role=role))
     for i, u in enumerate(unit_ids):
         if s.get(CareUnit, u) is None:
-            raise field_error(f"unit_ids.{i}", f"no unit {u!r}")
+            raise field_error(f"unit_ids.{i}", E("service.no_unit", unit=repr(u)))
 
 
 def _check_password(password: str, role: str, username: str) -> str:
@@ -70,7 +69,7 @@ def create_user(call: Call, body: UserCreate) -> Written:
     def work(s: Session, payload: bytes) -> tuple[int, UserPublic]:
         require_admin(principal, "create users", "user.create")
         if s.scalars(select(User.id).where(User.username == body.username)).first() is not None:
-            raise conflict(f"user name {body.username!r} is taken", "username")
+            raise conflict(E("service.username_taken", username=repr(body.username)), "username")
         check_role_links(s, body.role, body.unit_ids, body.patient_id)
         password_hash = _check_password(body.password, body.role, body.username)
         user = User(
@@ -108,12 +107,12 @@ def update_user(call: Call, user_id: int, body: UserUpdate) -> Written:
         if user.id == principal.user_id and (
             changes.get("role", "admin") != "admin" or changes.get("active") is False
         ):
-            raise field_error("role", "an admin cannot demote or deactivate their own account")
+            raise field_error("role", E("service.admin_self"))
         role = changes.get("role") or user.role
         units = changes["unit_ids"] if changes.get("unit_ids") is not None else units_of(s, user.id)
         check_role_links(s, role, units, user.patient_id if role == "patient" else None)
         if role != "patient" and user.patient_id is not None:
-            raise field_error("role", "a patient account cannot become a staff account; create a new user")
+            raise field_error("role", E("service.patient_to_staff"))
         for name in ("display_name", "role", "active", "locale"):
             if changes.get(name) is not None:
                 setattr(user, name, changes[name])
@@ -139,7 +138,7 @@ def create_unit(call: Call, body: UnitCreate) -> Written:
     def work(s: Session, payload: bytes) -> tuple[int, UnitPublic]:
         require_admin(principal, "create units", "unit.create")
         if s.get(CareUnit, body.id) is not None:
-            raise conflict(f"unit {body.id!r} exists", "id")
+            raise conflict(E("service.unit_exists", unit=repr(body.id)), "id")
         s.add(CareUnit(id=body.id, name=body.name, phone=body.phone, created_at=now))
         base.audited(s, call, "unit.create", entity_type="unit", entity_id=body.id, payload=payload)
         return 201, UnitPublic(id=body.id, name=body.name, phone=body.phone)
