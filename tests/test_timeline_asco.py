@@ -42,9 +42,10 @@ CODES = sorted(codes_read(PLANS) - {"infusion"})
 
 
 def test_every_asco_scale_is_vectorised() -> None:
-    assert {"asco2021:colitis", "asco2021:rash", "asco2021:myocarditis", "asco2021:hypothyroidism"} <= {
-        p.scale_id for p in PLANS if p.findings
-    }
+    derived = {p.scale_id for p in PLANS if p.findings}
+    assert {f"asco2021:{o}" for o in ("colitis", "rash", "myocarditis", "hypothyroidism")} <= derived
+    # the laboratory organ grades (their values derived from results, their references not)
+    assert {f"asco2021:{o}" for o in ("hepatitis", "nephritis", "diabetes", "hyperthyroidism")} <= derived
     for p in PLANS:
         assert _asco.handles(p), p.scale_id
 
@@ -117,6 +118,20 @@ SNAPSHOTS: list[tuple[str, list[tuple[str, Any, str]], dict[str, Any], tuple[int
         [("stools_over_baseline", 7, ""), ("abdominal_pain", "present", "")],
         {"stools_over_baseline": 7, "abdominal_pain": "present"},
         (3, 4),
+    ),
+    # a laboratory value without its reference: the bands on the value alone (fasting glucose
+    # > 250 mg/dL is grade 3 whatever the ULN); creatinine without its baseline: not assessable
+    (
+        "asco2021:diabetes",
+        [("fasting_glucose", 300.0, "mg/dL")],
+        {"fasting_glucose": {"value": 300.0, "unit": "mg/dL"}},
+        (3, 3),
+    ),
+    (
+        "asco2021:nephritis",
+        [("creatinine", 2.0, "mg/dL")],
+        {"creatinine": {"value": 2.0, "unit": "mg/dL"}},
+        (0, 4),
     ),
     (
         "asco2021:myocarditis",
