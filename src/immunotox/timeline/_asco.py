@@ -52,7 +52,7 @@ from ..findings import vocabulary as finding_specs
 from ..scales._base import Scale
 from ..scales.asco2021 import AscoScale
 from ..scales.asco2021_spec import Band, Criterion
-from ..vocabulary import Vocabulary
+from ..vocabulary import Vocabulary, vocabulary
 from ._astct import Graded, _popcount
 from ._criteria import _kind
 from ._read import F64, I64, B
@@ -92,8 +92,6 @@ def handles(p: ScalePlan) -> bool:
     scale = _scale(p)
     if scale is None or type(scale).check is not Scale.check:  # a contradiction check: not here
         return False
-    from ..vocabulary import vocabulary
-
     voc = vocabulary()
     reads = {k for c in scale.criteria.values() for k in c.reads}
     for k in p.findings:
