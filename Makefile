@@ -20,9 +20,11 @@ install: $(STAMP)
 # The demo is a French centre: EU product information (IMMUNOTOX_JURISDICTION=EU; see
 # docs/pathway.md). Override with `make demo JURISDICTION=US`.
 JURISDICTION ?= EU
+# The port to listen on (`make demo PORT=8017` when 8000 is taken).
+PORT ?= 8000
 
 demo: $(STAMP)
-	IMMUNOTOX_JURISDICTION=$(JURISDICTION) $(BIN)/immunotox serve --demo
+	IMMUNOTOX_JURISDICTION=$(JURISDICTION) $(BIN)/immunotox serve --demo --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

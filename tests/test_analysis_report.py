@@ -151,7 +151,8 @@ def test_english_min_cell_and_bad_arguments(run: Path) -> None:
     assert ard["suppressed"].sum() > 0
     for args, message in (
         (["--lang", "de"], "error: --lang = 'de': expected fr or en"),
-        (["--min-cell", "x"], "error: --min-cell = 'x': expected an integer >= 1"),
+        (["--min-cell", "x", "--lang", "en"], "error: --min-cell = 'x': expected an integer >= 1"),
+        (["--min-cell", "x"], "error: --min-cell = 'x' : attendu : un nombre entier ≥ 1"),  # fr by default
     ):
         r = runner.invoke(
             app,

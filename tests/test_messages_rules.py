@@ -202,7 +202,7 @@ def _literal_refusals(path: Path) -> list[int]:
         if not isinstance(node, ast.Call):
             continue
         name = getattr(node.func, "id", getattr(node.func, "attr", None))
-        if name not in ("FindingError", "UnitError"):
+        if name not in ("FindingError", "UnitError", "PathwayError"):
             continue
         texts = [*node.args[2:4], *(k.value for k in node.keywords if k.arg in ("problem", "hint"))]
         english = [
@@ -226,6 +226,41 @@ def test_library_refusals_are_messages_not_english_strings() -> None:
     assert not {k: v for k, v in found.items() if k not in _ENGLISH_REFUSALS_LEFT}, found
     for scales_file in ("scales/legacy_crs.py", "scales/ctcae.py", "scales/astct2019.py", "scales/iechs.py"):
         assert (root / scales_file).is_file() and scales_file not in found
+
+
+def _literal_cli_exits(path: Path) -> list[int]:
+    """Lines of a command module calling ``fail`` with a text written in the code (a literal, an
+    f-string or ``str(exc)``) rather than a message rendered in the language asked."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "fail" and node.args):
+            continue
+        arg = node.args[0]
+        literal = isinstance(arg, (ast.JoinedStr, ast.Constant, ast.BinOp))
+        as_str = isinstance(arg, ast.Call) and getattr(arg.func, "id", None) == "str"
+        if literal or as_str:
+            out.append(node.lineno)
+    return out
+
+
+def test_cli_commands_with_lang_refuse_in_that_language() -> None:
+    """A command that takes --lang (grade, score, recommend, guidelines, pathway, dose, report)
+    writes no refusal in the code: each is a message of data/messages.toml in both languages."""
+    cli_dir = Path(str(resources.files("immunotox"))) / "cli"
+    with_lang = [
+        p for p in sorted(cli_dir.glob("*.py")) if re.search(r"\blang: Annotated", p.read_text("utf-8"))
+    ]
+    assert {p.name for p in with_lang} >= {
+        "grading.py",
+        "score.py",
+        "recommend.py",
+        "pathway.py",
+        "dose.py",
+        "report.py",
+    }
+    found = {p.name: lines for p in with_lang if (lines := _literal_cli_exits(p))}
+    assert not found, f"refusals written in English in the code: {found}"
+    assert _literal_cli_exits(cli_dir / "simulate.py"), "the scan finds nothing: it is broken"
 
 
 def _fields(template: str) -> list[str]:

@@ -72,9 +72,10 @@ def test_an_irae_episode_exports_as_an_adverse_event_with_its_grade_and_organ() 
     assert fhir.organ_class(immunotox.get_scale("astct2019:crs")) is None
 
 
-def test_the_demo_ward_shows_a_checkpoint_inhibitor_colitis_starting_in_the_first_minute() -> None:
-    """At the demo's speed (one simulated hour in 30 s), the first stools of an immune colitis
-    arrive 30 simulated minutes after the start; the colitis reaches ASCO grade 2 later on."""
+def test_the_demo_ward_shows_a_checkpoint_inhibitor_colitis_rising_in_the_first_minute() -> None:
+    """At the demo's speed (one simulated hour in 30 s), an immune colitis charted at grade 1
+    before the start reaches ASCO grade 2 (4-6 stools per day over baseline) at the bedside round
+    30 simulated minutes after the start."""
     import datetime as dt
 
     from immunotox.service import demo
@@ -89,10 +90,9 @@ def test_the_demo_ward_shows_a_checkpoint_inhibitor_colitis_starting_in_the_firs
         if r["patient_id"] == ici[0].id and r["code"] == "stools_over_baseline"
     )
     before = [v for t, v in stools if t < start]
-    first = next((t, v) for t, v in stools if v > 0)
-    assert before and set(before) == {0}  # a normal baseline charted before the demo starts
-    assert first[0] == start + dt.timedelta(minutes=30) and first[1] >= 1
-    assert max(v for _, v in stools) >= 4  # grade 2 (4-6 stools per day over baseline)
+    first2 = next((t, v) for t, v in stools if v >= 4)  # grade 2 (4-6 stools per day over baseline)
+    assert before and before[0] == 0 and 1 <= before[-1] < 4  # a baseline, then grade 1 before the start
+    assert first2[0] == start + dt.timedelta(minutes=30)
 
 
 def test_bedside_irae_findings_are_checked_against_their_possible_range(sqlite_svc: Service) -> None:
@@ -118,8 +118,12 @@ def test_stools_of_a_checkpoint_inhibitor_patient_are_graded_live_with_an_alert(
     # every irAE scale the record can reconstruct is shown; one not charted is not assessable
     assert grades == {
         "asco2021:colitis": 0,
+        "asco2021:diabetes": None,
+        "asco2021:hepatitis": None,
+        "asco2021:hyperthyroidism": None,
         "asco2021:hypothyroidism": None,
         "asco2021:myocarditis": None,
+        "asco2021:nephritis": None,
         "asco2021:rash": None,
     }
     assert r.json()["alerts"] == []
@@ -143,8 +147,8 @@ def test_stools_of_a_checkpoint_inhibitor_patient_are_graded_live_with_an_alert(
 
 def test_the_demo_ici_patient_gets_its_irae_grade_and_alert_as_the_clock_runs(tmp_path: Any) -> None:
     """Issue 17's done-when, in the demo: within a minute of the demo (two simulated hours) the
-    checkpoint-inhibitor patient's colitis grade rises and its alert carries the ASCO actions and
-    the corticosteroid dose for that patient's weight (later, at grade 2), in French."""
+    checkpoint-inhibitor patient's colitis grade rises from 1 to 2 and its alert carries the ASCO
+    actions and the corticosteroid dose for that patient's weight, in French."""
     import datetime as dt
     import json
 
@@ -181,12 +185,9 @@ def test_the_demo_ici_patient_gets_its_irae_grade_and_alert_as_the_clock_runs(tm
                 ).all()
             return g, [(k, gr, r) for k, gr, r in alerts]
 
-        assert colitis() == (0, [])  # the baseline rounds before the start
-        clock.advance(hours=2)  # one minute of demo at 120x
-        replayer.step()
-        grade, alerts = colitis()
+        grade, alerts = colitis()  # the rounds before the start: grade 1
         assert grade == 1 and [(k, g) for k, g, _ in alerts] == [("new_toxicity", 1)]
-        clock.advance(hours=50)
+        clock.advance(hours=2)  # one minute of demo at 120x
         replayer.step()
         grade, alerts = colitis()
         assert grade == 2 and [(k, g) for k, g, _ in alerts][-1] == ("grade_increase", 2)
@@ -231,3 +232,100 @@ def test_issue_17_done_when_through_the_api(sqlite_svc: Service) -> None:
     assert any("correspond" in w for w in rec["warnings"])
     page = svc.get("doc_b", "/api/v1/patients/P-B1/recommendations")
     assert page.status_code == 200 and "asco2021-ici" in page.text
+
+
+# ----------------------------------------------------------------------------- organ grades from labs
+# Golden cases: Schneider BJ et al. Management of immune-related adverse events in patients treated
+# with immune checkpoint inhibitor therapy: ASCO guideline update. J Clin Oncol 2021;39(36):4073-4126,
+# doi:10.1200/JCO.21.01440 — Table 2.2 (hepatitis: AST or ALT 5-20 x ULN is grade 3), Table 6.2
+# (nephritis: creatinine 2-3 x baseline is grade 2; > 4.0 mg/dL is grade 3), Table 4.4 (diabetes:
+# fasting glucose > 250-500 mg/dL is grade 3), Table 4 section 4.1.2 (thyrotoxicosis).
+
+
+def _organ(resp: Any, scale: str) -> dict[str, Any]:
+    return next(g for g in resp.json()["grades"] if g["scale"] == scale)
+
+
+def test_alt_250_grades_the_asco_hepatitis_live_with_its_own_reference_and_alert(sqlite_svc: Service) -> None:
+    """The done-when patient (pembrolizumab, 80 kg): ALT 250 U/L with its reference 7-40 is
+    6.25 x ULN: ASCO hepatitis grade 3 at least (AST, bilirubin and liver function not charted),
+    its alert carrying the hepatology management with methylprednisolone 1-2 mg/kg for 80 kg."""
+    import datetime as dt
+
+    svc = sqlite_svc
+    t = svc.clock.now()
+    r = svc.obs("nurse_b", "P-B1", "alt", 250, "U/L", at=t - dt.timedelta(hours=1), ref_low=7, ref_high=40)
+    assert r.status_code == 201, r.text
+    g = _organ(r, "asco2021:hepatitis")
+    assert (g["grade"], g["grade_range"], g["deciding_domains"]) == (3, [3, 4], ["alt"])
+    assert {"ast", "bilirubin", "liver_dysfunction"} <= set(g["missing"])  # named, never assumed normal
+    uln = g["inputs"]["alt_uln"]
+    assert uln["value"] == 40 and "40" in uln["rule_fr"] and uln["interval"] == "observation"
+    (alert,) = [a for a in r.json()["alerts"] if a["scale"] == "asco2021:hepatitis"]
+    assert (alert["kind"], alert["grade"]) == ("new_toxicity", 3)
+    assert alert["title_fr"].startswith("Nouvel effet indésirable — Hépatite : grade 3")
+    rec = recommend.in_lang(alert["recommendation"], "fr")
+    assert rec["guideline"] == "asco2021-ici@1.0.0"
+    doses = [a["dose"] for a in rec["actions"] if a["dose"]]
+    assert doses and "80 kg" in doses[0] and "80–160 mg" in doses[0], doses
+    assert any("hépatologie" in a["text"] for a in rec["actions"])
+    # the same result without a reference interval: the site's default interval, said so
+    r = svc.obs("nurse_b", "P-B1", "alt", 30, "U/L")
+    assert _organ(r, "asco2021:hepatitis")["inputs"]["alt_uln"]["interval"] in ("site_default", "none")
+
+
+def test_creatinine_grades_the_asco_nephritis_on_the_pre_treatment_baseline(sqlite_svc: Service) -> None:
+    import datetime as dt
+
+    svc = sqlite_svc
+    t = svc.clock.now()
+    # no baseline yet: 4.5 mg/dL is > 4.0 mg/dL, grade 3 at least whatever the baseline
+    r = svc.obs("nurse_b", "P-B1", "creatinine", 4.5, "mg/dL", at=t - dt.timedelta(hours=2))
+    g = _organ(r, "asco2021:nephritis")
+    assert g["grade_range"] == [3, 4] and "creatinine_baseline" in g["missing"]
+    assert "J0" in g["inputs"]["creatinine_baseline"]["rule_fr"]  # why there is none, in French
+    # a baseline before the first dose (day 0 = 20 days ago), then 177 umol/L = 2.0 mg/dL: 2.5x
+    infusion = t - dt.timedelta(days=20)
+    svc.obs("nurse_b", "P-B1", "creatinine", 0.8, "mg/dL", at=infusion - dt.timedelta(days=2))
+    r = svc.obs("nurse_b", "P-B1", "creatinine", 177, "umol/L", at=t - dt.timedelta(hours=1))
+    g = _organ(r, "asco2021:nephritis")
+    assert (g["grade"], g["deciding_domains"]) == (2, ["creatinine"])
+    assert g["inputs"]["creatinine_baseline"]["value"] == 0.8
+    assert "creatinine_baseline" not in g["missing"]
+
+
+def test_fasting_glucose_and_free_t4_grade_diabetes_and_thyrotoxicosis_live(sqlite_svc: Service) -> None:
+    svc = sqlite_svc
+    r = svc.obs("nurse_b", "P-B1", "fasting_glucose", 16.7, "mmol/L")  # 301 mg/dL
+    g = _organ(r, "asco2021:diabetes")
+    assert (g["grade"], g["grade_range"]) == (3, [3, 3])  # > 250-500 mg/dL: no ULN needed
+    r = svc.obs("nurse_b", "P-B1", "free_t4", 30, "pmol/L", ref_low=12, ref_high=22)
+    g = _organ(r, "asco2021:hyperthyroidism")
+    assert g["grade"] == 1 and g["grade_range"] == [1, 4] and "symptom_severity" in g["missing"]
+    # a CAR-T patient's ALT is graded on the CTCAE term only, never on an irAE organ scale
+    r = svc.obs("nurse_a", "P-A1", "alt", 250, "U/L", ref_low=7, ref_high=40)
+    assert r.status_code == 201 and not [g for g in r.json()["grades"] if g["scale"].startswith("asco2021:")]
+
+
+def test_crs_signs_of_a_checkpoint_inhibitor_patient_are_kept_not_graded_and_the_reason_is_given(
+    sqlite_svc: Service,
+) -> None:
+    """ASTCT 2019 CRS (Lee DW et al., Biol Blood Marrow Transplant 2019, doi:10.1016/j.bbmt.2018.12.758)
+    grades immune effector cell therapies and T-cell engagers, not checkpoint inhibitors: a fever
+    of a pembrolizumab patient is stored, no CRS grade is computed, and the reason is given."""
+    from immunotox.service.usecases.ungraded import ungraded
+
+    assert sqlite_svc.obs("nurse_b", "P-B1", "age", 64, "a").status_code == 201  # an attribute
+    r = sqlite_svc.obs("nurse_b", "P-B1", "temperature", 39.2, "Cel")
+    assert r.status_code == 201, r.text
+    assert not [g for g in r.json()["grades"] if g["scale"].startswith("astct2019:")]
+    with sqlite_svc.db.session() as s:
+        p = s.get(Patient, "P-B1")
+        assert p is not None
+        (crs,) = [u for u in ungraded(s, p) if u.scale == "astct2019:crs"]
+    assert [(x.code, x.count) for x in crs.stored] == [("temperature", 1)]  # never age or weight
+    assert crs.therapies == ("bispecific", "car_t") and crs.therapy == "checkpoint_inhibitor"
+    fr = crs.text("fr")
+    assert fr.startswith("Syndrome de relargage cytokinique (CRS)")
+    assert "ce patient est sous inhibiteur de point de contrôle" in fr and "Température corporelle (1" in fr
+    assert "this patient is on a checkpoint inhibitor" in crs.text("en")

@@ -112,8 +112,11 @@ def test_a_lab_grade_below_the_policy_does_not_alert_and_a_rise_does(sqlite_svc:
     assert grade(svc, "P-B1", ALT)["grade"] == 1 and not alerts(svc, "P-B1")
     svc.clock.advance(days=1)
     svc.obs("nurse_b", "P-B1", "alt", 130, "U/L", ref_low=7, ref_high=40)  # 3.25 × ULN: grade 2
-    (a,) = alerts(svc, "P-B1")
+    (a,) = [a for a in alerts(svc, "P-B1") if a["scale"] == ALT]
     assert (a["kind"], a["grade"]) == ("grade_increase", 2)
+    # the ASCO 2021 hepatitis organ grade follows the same policy (grade 2: hold the inhibitor)
+    (organ,) = [a for a in alerts(svc, "P-B1") if a["scale"] == "asco2021:hepatitis"]
+    assert (organ["kind"], organ["grade"]) == ("grade_increase", 2)
 
 
 @pytest.mark.parametrize(

@@ -532,3 +532,52 @@ def test_a_lab_grade_says_its_interval_and_baseline_in_french(web: Web) -> None:
     assert "l'intervalle de référence rendu avec le résultat (7–40 U/L)" in card
     assert "le dernier résultat avant J0" in card
     assert "6,25 × LSN" in card
+
+
+def test_a_colitis_count_on_a_car_t_patient_is_kept_and_the_page_says_why_it_is_not_graded(web: Web) -> None:
+    """Issue 17, bad input: the ASCO 2021 colitis grade (Schneider et al., J Clin Oncol 2021,
+    doi:10.1200/JCO.21.01440) is for checkpoint-inhibitor patients; stools per day charted for a
+    CAR-T patient are stored as an observation, never graded, and the patient page says why, in
+    French and in English."""
+    _feed(
+        web.db,
+        web.settings,
+        "P-A1",
+        [{"code": "stools_over_baseline", "time": T0 - dt.timedelta(minutes=30), "value": 5}],
+        T0,
+    )
+    assert [e.value for e in web.events("P-A1", "stools_over_baseline")] == ["5"]  # kept
+    web.login("nurse_a")
+    page = text(web.client.get("/patients/P-A1"))
+    assert badge(page, "asco2021:colitis") is None  # not graded
+    assert "Enregistré mais non gradé" in page
+    why = re.search(r'<li data-scale="asco2021:colitis">([^<]*)</li>', page)
+    assert why is not None, page
+    assert "s'applique aux patients sous inhibiteur de point de contrôle" in why.group(1)
+    assert "ce patient est sous cellules CAR-T" in why.group(1)
+    assert "Selles par jour au-dessus de l'état de base (1, dernier le" in why.group(1)
+    web.client.cookies.set("immunotox_lang", "en")
+    page = text(web.client.get("/patients/P-A1"))
+    assert "Recorded but not graded" in page
+    assert "it applies to patients on a checkpoint inhibitor, and this patient is on CAR-T cells" in page
+    # a patient with nothing of the kind: no such section
+    page = text(web.client.get("/patients/P-A2"))
+    assert "Recorded but not graded" not in page
+
+
+def test_the_ward_lists_each_scale_once_and_names_lab_terms_in_french(web: Web) -> None:
+    _feed(
+        web.db,
+        web.settings,
+        "P-A1",
+        [{"code": "alt", "time": T0 - dt.timedelta(minutes=20), "value": 30, "unit": "U/L"}],
+        T0,
+    )
+    web.login("nurse_a")
+    page = text(web.client.get("/ward"))
+    row = page[page.index('<tr data-patient="P-A1"') :]
+    row = row[: row.index("</tr>")]
+    scales = re.findall(r'class="badge[^"]*" data-scale="([^"]+)"', row)
+    assert len(scales) == len(set(scales)) and "ctcae5:alanine-aminotransferase-increased" in scales
+    assert "Augmentation des alanine aminotransférases (ALAT)" in row
+    assert ">ctcae5:" not in row  # never a scale id for a name

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import typer
 
 from ..errors import FindingError, ImmunotoxError
-from ..messages import Lang, error, error_message, exc_message, parse_lang
+from ..messages import Lang, Msg, error, error_message, exc_message, parse_lang, render
 
 EXIT_BAD_INPUT = 2
 
@@ -21,6 +21,16 @@ def fail(message: str) -> NoReturn:
     """Print ``message`` as one line on stderr and exit with code 2."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def refuse(lang: Lang, message: Msg) -> NoReturn:
+    """Exit 2 with ``message`` (an option missing, or given with one it excludes) in ``lang``."""
+    fail(render(message, lang))
+
+
+def refuse_value(lang: Lang, option: str, value: Any, problem: Msg) -> NoReturn:
+    """Exit 2 naming ``option``, its ``value`` as given and ``problem`` (what was expected) in ``lang``."""
+    fail(error_message(FindingError(option, value, problem), lang))
 
 
 @contextmanager

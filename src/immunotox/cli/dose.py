@@ -9,7 +9,8 @@ import typer
 from ..errors import FindingError
 from ..jurisdiction import optional_jurisdiction
 from ..management import resolve_product, steroid_equivalents, tocilizumab_dose
-from ._common import clean_errors, fail, print_json
+from ..messages import error
+from ._common import clean_errors, lang_option, print_json, refuse_value
 
 _OPTION_NAMES = {
     "weight_kg": "--weight-kg",
@@ -77,7 +78,8 @@ def tocilizumab(
     product may be given to children, "dose_mg" is null and "population.reason" says why.
     A refused dose has "allowed": false, the reason and the earliest next time (exit code 0).
     """
-    with clean_errors():
+    language = lang_option(lang)
+    with clean_errors(language):
         try:
             juris = optional_jurisdiction(jurisdiction, "--jurisdiction")
             code = juris.code if juris is not None else None
@@ -89,7 +91,7 @@ def tocilizumab(
                 age_years=age_years,
                 licences=licences,
                 jurisdiction=code,
-                lang=lang,
+                lang=language,
             )
         except FindingError as exc:
             raise _as_option(exc) from None
@@ -104,13 +106,14 @@ def steroid(
     lang: Annotated[str, typer.Option("--lang", help="Language of the texts: en or fr")] = "en",
 ) -> None:
     """Convert a corticosteroid dose with the equivalence table; prints JSON."""
-    with clean_errors():
-        conv = steroid_equivalents(mg, drug, lang=lang)
+    language = lang_option(lang)
+    with clean_errors(language):
+        conv = steroid_equivalents(mg, drug, lang=language)
     data = conv.model_dump(mode="json")
     if to is not None:
         key = to.strip().lower()
         if key not in data["equivalents_mg"]:
             known = list(data["table_mg"])
-            fail(f"--to = {to!r}: not in the corticosteroid equivalence table; use one of {known}")
+            refuse_value(language, "--to", to, error("cli_care.steroid_to", known=str(known)))
         data["equivalents_mg"] = {key: data["equivalents_mg"][key]}
     print_json(data)

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from .. import pathway as pw
 from ..errors import FindingError, ImmunotoxError
-from ..messages import error_message
-from ._common import fail, print_json
+from ..messages import Lang, error, error_message, exc_message
+from ._common import fail, lang_option, print_json, refuse_value
 
 _UI: dict[str, dict[str, str]] = {
     "en": {
@@ -107,22 +107,22 @@ def register(app: typer.Typer) -> None:
     app.command("pathway")(pathway)
 
 
-def _parse_date(option: str, raw: str | None) -> date | None:
+def _parse_date(option: str, raw: str | None, lang: Lang) -> date | None:
     if raw is None:
         return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        fail(f"{option} = {raw!r}: not a date; expected YYYY-MM-DD")
+        refuse_value(lang, option, raw, error("cli_care.not_a_date"))
 
 
-def _parse_grade(option: str, raw: str | None) -> int:
+def _parse_grade(option: str, raw: str | None, lang: Lang) -> int:
     if raw is None:
         return 0
     try:
         return int(raw)
     except ValueError:
-        fail(f"{option} = {raw!r}: expected a whole number 0-4 (ASTCT grade; 0 = none)")
+        refuse_value(lang, option, raw, error("pathway.grade_range"))
 
 
 def pathway(
@@ -166,35 +166,34 @@ def pathway(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
 ) -> None:
     """Show a patient's CAR-T steps with dates, upcoming visits, label periods and monitoring."""
-    d0 = _parse_date("--infusion-date", infusion_date)
+    lg = lang_option(lang)
+    d0 = _parse_date("--infusion-date", infusion_date, lg)
     assert d0 is not None
-    now = _parse_date("--today", today) or date.today()
+    now = _parse_date("--today", today, lg) or date.today()
     try:
         st = pw.status(
             d0,
             today=now,
             phase=phase,
             to=to,
-            crs_grade=_parse_grade("--crs-grade", crs_grade),
-            icans_grade=_parse_grade("--icans-grade", icans_grade),
+            crs_grade=_parse_grade("--crs-grade", crs_grade, lg),
+            icans_grade=_parse_grade("--icans-grade", icans_grade, lg),
             jurisdiction=jurisdiction,
             product=product,
             label=label,
             indication=indication,
-            lang=lang,
+            lang=lg,
             info_audience=info,
-            screening_date=_parse_date("--screening-date", screening_date),
-            leukapheresis_date=_parse_date("--leukapheresis-date", leukapheresis_date),
-            lymphodepletion_date=_parse_date("--lymphodepletion-date", lymphodepletion_date),
-            discharge_date=_parse_date("--discharge-date", discharge_date),
+            screening_date=_parse_date("--screening-date", screening_date, lg),
+            leukapheresis_date=_parse_date("--leukapheresis-date", leukapheresis_date, lg),
+            lymphodepletion_date=_parse_date("--lymphodepletion-date", lymphodepletion_date, lg),
+            discharge_date=_parse_date("--discharge-date", discharge_date, lg),
         )
-    except pw.PathwayError as exc:
+    except pw.PathwayError as exc:  # the same refusal under the name of the option
         option = _OPTION.get(exc.field, "--" + exc.field.replace("_", "-"))
-        fail(option + str(exc)[len(exc.field) :])
-    except FindingError as exc:
-        fail(error_message(exc, "fr" if lang == "fr" else "en"))
+        fail(error_message(FindingError(option, exc.value, *exc.texts()), lg))
     except ImmunotoxError as exc:
-        fail(str(exc))
+        fail(exc_message(exc, lg))
     if as_json:
         print_json(st.as_json())
         return

@@ -13,8 +13,8 @@ from ..catalogue import grade as grade_findings
 from ..jurisdiction import optional_jurisdiction
 from ..management import list_guidelines
 from ..management import recommend as recommend_api
-from ..management._vocab import check_lang
-from ._common import clean_errors, fail, print_json, read_json_option
+from ..messages import error
+from ._common import clean_errors, lang_option, print_json, read_json_option, refuse, refuse_value
 
 
 def register(app: typer.Typer) -> None:
@@ -66,35 +66,35 @@ def recommend(
 
     Either --toxicity with --grade, or --from-grade SCALE with --findings (grade, then recommend).
     """
+    language = lang_option(lang)
     if from_grade is not None:
         if findings is None:
-            fail("--from-grade needs --findings (the findings to grade)")
+            refuse(language, error("cli_care.from_grade_needs_findings"))
         if toxicity is not None or grade is not None:
-            fail("give either --toxicity/--grade or --from-grade/--findings, not both")
+            refuse(language, error("cli_care.either_or"))
     else:
         if findings is not None:
-            fail("--findings needs --from-grade SCALE")
+            refuse(language, error("cli_care.findings_needs_from_grade"))
         if toxicity is None:
-            fail("--toxicity is required (or use --from-grade SCALE --findings JSON)")
+            refuse(language, error("cli_care.toxicity_required"))
         if grade is None:
-            fail("--grade is required with --toxicity")
-    ctx: Any = read_json_option(context, "--context") if context is not None else None
+            refuse(language, error("cli_care.grade_required"))
+    ctx: Any = read_json_option(context, "--context", language) if context is not None else None
     if ctx is not None and not isinstance(ctx, dict):
-        fail(f"--context = {json.dumps(ctx)[:60]}: expected a JSON object")
-    with clean_errors("fr" if lang == "fr" else "en"):
-        check_lang(lang)
+        refuse_value(language, "--context", ctx, error("cli_care.context_object"))
+    with clean_errors(language):
         optional_jurisdiction(jurisdiction, "--jurisdiction")
         if from_grade is not None:
             assert findings is not None
-            raw = read_json_option(findings, "--findings")
+            raw = read_json_option(findings, "--findings", language)
             if not isinstance(raw, dict):
-                fail(f"--findings = {json.dumps(raw)[:60]}: expected a JSON object of findings")
+                refuse_value(language, "--findings", raw, error("findings_object"))
             result = grade_findings(from_grade, raw)
             rec = recommend_api(
                 result,
                 context=ctx,
                 guideline=guideline,
-                lang=lang,
+                lang=language,
                 verified_only=verified_only,
                 guideline_dirs=guideline_dir or (),
                 jurisdiction=jurisdiction,
@@ -106,7 +106,7 @@ def recommend(
                 grade,
                 ctx,
                 guideline=guideline,
-                lang=lang,
+                lang=language,
                 verified_only=verified_only,
                 guideline_dirs=guideline_dir or (),
                 jurisdiction=jurisdiction,
@@ -126,16 +126,15 @@ def guidelines(
     lang: Annotated[str, typer.Option("--lang", help="Language of the titles: en or fr")] = "en",
 ) -> None:
     """List the guideline sets: id, version, lifecycle, derivation, toxicities covered."""
-    if lang not in ("en", "fr"):
-        fail(f"--lang = {lang!r}: use 'en' or 'fr'")
-    with clean_errors():
+    language = lang_option(lang)
+    with clean_errors(language):
         sets = list_guidelines(guideline_dir or ())
     rows: list[dict[str, Any]] = [
         {
             "id": g.id,
             "version": g.version,
             "lifecycle": g.lifecycle,
-            "title": g.title.get(lang),
+            "title": g.title.get(language),
             "derives_from": g.derives_from,
             "default_for": list(g.default_for),
             "toxicities": list(g.toxicities),

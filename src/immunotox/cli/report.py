@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import ImmunotoxError
-from ._common import fail
+from ..messages import Lang, error, exc_message
+from ._common import fail, refuse, refuse_value
 
 
 def register(app: typer.Typer) -> None:
@@ -44,24 +45,25 @@ def report(
     from ..analysis import analyze, write_report
     from ..analysis._report import LANGS
 
-    if results is None:
-        fail("RESULTS_DIR is missing: give the folder written by `immunotox timeline`")
-    if clinical is None:
-        fail("--clinical is missing: give the clinical table (.parquet or .csv)")
-    if out is None:
-        fail("--out is missing: give an output folder")
     if lang not in LANGS:
-        fail(f"--lang = {lang!r}: expected fr or en")
+        refuse_value("en", "--lang", lang, error("cli_care.lang_fr_en"))
+    lg: Lang = "fr" if lang == "fr" else "en"
+    if results is None:
+        refuse(lg, error("cli_care.results_missing"))
+    if clinical is None:
+        refuse(lg, error("cli_care.clinical_missing"))
+    if out is None:
+        refuse(lg, error("cli_care.out_missing"))
     if engine not in ("embedded", "spark"):
-        fail(f"--engine = {engine!r}: expected embedded or spark")
+        refuse_value(lg, "--engine", engine, error("cli_care.engine"))
     cells: int | None = None
     if min_cell is not None:
         try:
             cells = int(min_cell)
         except ValueError:
-            fail(f"--min-cell = {min_cell!r}: expected an integer >= 1")
+            refuse_value(lg, "--min-cell", min_cell, error("cli_care.min_cell"))
         if cells < 1:
-            fail(f"--min-cell = {min_cell!r}: expected an integer >= 1")
+            refuse_value(lg, "--min-cell", min_cell, error("cli_care.min_cell"))
     console = Console(stderr=True)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console, transient=True
@@ -74,9 +76,9 @@ def report(
             files = write_report(analysis, out, lang, pdf=pdf)
             progress.update(task, advance=2)
     except ImmunotoxError as exc:
-        fail(str(exc))
+        fail(exc_message(exc, lg))
     except OSError as exc:
-        fail(f"--out = {out!r}: cannot write ({exc.strerror or exc})")
+        refuse_value(lg, "--out", out, error("cli_care.cannot_write", error=str(exc.strerror or exc)))
     meta = analysis.meta
     typer.echo(
         f"{meta['patients']} patients, {len(meta['scales'])} scales, {analysis.ard.height} ARD rows; "

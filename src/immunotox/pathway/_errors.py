@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import FindingError
+from ..messages import error
 
 
 class PathwayError(FindingError):
@@ -33,12 +34,13 @@ class IllegalTransitionError(PathwayError):
     """
 
     def __init__(self, from_phase: str, to_phase: str, allowed: tuple[str, ...]) -> None:
-        after = ", ".join(allowed) if allowed else f"nothing ({from_phase} is a final phase)"
+        after = (
+            error("pathway.allowed_after", frm=from_phase, values=", ".join(allowed))
+            if allowed
+            else error("pathway.allowed_after_none", frm=from_phase)
+        )
         super().__init__(
-            "to",
-            to_phase,
-            f"illegal transition {from_phase} → {to_phase}",
-            f"allowed after {from_phase}: {after}",
+            "to", to_phase, error("pathway.illegal_transition", frm=from_phase, to=to_phase), after
         )
         self.from_phase = from_phase
         self.to_phase = to_phase

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..handouts import handout
+from ..messages import error
 from ._data import AUDIENCES, LANGS, PERIODS, Audience, Lang, data
 from ._errors import PathwayError
 from ._label import LabelChoice, resolve_label
@@ -46,13 +47,15 @@ class InfoText:
 
 def check_audience(audience: object) -> Audience:
     if audience not in AUDIENCES:
-        raise PathwayError("audience", audience, "unknown audience", "patient or clinician")
+        raise PathwayError(
+            "audience", audience, error("pathway.unknown_audience"), error("pathway.audience_values")
+        )
     return audience
 
 
 def check_lang(lang: object) -> Lang:
     if lang not in LANGS:
-        raise PathwayError("lang", lang, "unknown language", "fr or en")
+        raise PathwayError("lang", lang, error("pathway.unknown_language"), error("pathway.lang_values"))
     return lang
 
 

@@ -30,6 +30,7 @@ from typing import Literal
 
 from ..errors import FindingError
 from ..jurisdiction import Jurisdiction, optional_jurisdiction
+from ..messages import error
 from ._data import PERIODS, Label, LabelVersion, Lang, Period, data
 from ._errors import PathwayError
 
@@ -119,8 +120,8 @@ def check_product(value: object) -> Product | None:
         raise PathwayError(
             "product",
             value,
-            f"a {p.product_class} product: the CAR-T pathway does not apply",
-            f"one of {', '.join(cart)}",
+            error("pathway.not_cart", product_class=p.product_class),
+            error("pathway.one_of", values=", ".join(cart)),
         )
     return Product(id=p.id, brand=p.brand, name=p.name)
 
@@ -158,23 +159,30 @@ def resolve_label(jurisdiction: object, product: object, label: object = None) -
     if label is not None:
         if not isinstance(label, str) or label not in d.label_versions:
             raise PathwayError(
-                "label", label, "unknown label version", f"one of {', '.join(d.label_versions)}"
+                "label",
+                label,
+                error("pathway.unknown_label"),
+                error("pathway.one_of", values=", ".join(d.label_versions)),
             )
         version = d.label_versions[label]
         if jur is None:
             raise PathwayError(
                 "label",
                 label,
-                f"a {version.jurisdiction} label version, but no jurisdiction is configured",
-                "set the jurisdiction too (--jurisdiction, IMMUNOTOX_JURISDICTION)",
+                error("pathway.label_no_jurisdiction", jurisdiction=version.jurisdiction),
+                error("pathway.label_no_jurisdiction_hint"),
             )
         if version.jurisdiction != jur.code:
             own = [v.id for v in d.label_versions.values() if v.jurisdiction == jur.code]
             raise PathwayError(
                 "label",
                 label,
-                f"a {version.jurisdiction} label version, but the jurisdiction is {jur.code}",
-                f"{jur.code} versions: {', '.join(own) or 'none'}",
+                error(
+                    "pathway.label_other_jurisdiction", jurisdiction=version.jurisdiction, configured=jur.code
+                ),
+                error("pathway.label_versions", jurisdiction=jur.code, values=", ".join(own))
+                if own
+                else error("pathway.label_versions_none", jurisdiction=jur.code),
             )
     if jur is None:
         return LabelChoice("no_jurisdiction", None, prod, None, None)

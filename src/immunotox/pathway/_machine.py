@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from ..messages import error
 from ._data import Phase, data
 from ._errors import IllegalTransitionError, PathwayError
 
@@ -32,7 +33,9 @@ def check_phase(phase: object, field: str = "phase") -> str:
     """``phase`` if it is a known phase id; else :class:`PathwayError` naming ``field``."""
     known = data().order
     if not isinstance(phase, str) or phase not in known:
-        raise PathwayError(field, phase, "unknown phase", f"one of {', '.join(known)}")
+        raise PathwayError(
+            field, phase, error("pathway.unknown_phase"), error("pathway.one_of", values=", ".join(known))
+        )
     return phase
 
 
@@ -98,7 +101,7 @@ class Journey:
         """A journey entering ``phase`` (default: the pathway's first phase) on ``on``."""
         first = data().start if phase is None else check_phase(phase)
         if not isinstance(on, date):
-            raise PathwayError("on", on, "expected a date")
+            raise PathwayError("on", on, error("pathway.expected_a_date"))
         return cls((Entry(first, on),))
 
     @property
@@ -119,11 +122,11 @@ class Journey:
         earlier than the current phase's entry."""
         check_transition(self.current, to)
         if not isinstance(on, date):
-            raise PathwayError("on", on, "expected a date")
+            raise PathwayError("on", on, error("pathway.expected_a_date"))
         if on < self.entered_on:
             raise PathwayError(
                 "on",
                 on.isoformat(),
-                f"{to} cannot start before {self.current} started ({self.entered_on.isoformat()})",
+                error("pathway.start_before", to=to, current=self.current, since=self.entered_on.isoformat()),
             )
         return Journey((*self.entries, Entry(to, on)))

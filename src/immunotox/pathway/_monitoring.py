@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..messages import error
 from ..sources import source
 from ._data import Item, Lang, MonitoringRule, data
 from ._errors import PathwayError
@@ -44,8 +45,8 @@ def check_grade(field: str, grade: object) -> int:
         raise PathwayError(
             field,
             grade,
-            "expected a whole number 0-4 (ASTCT grade; 0 = none)",
-            "grade the toxicity first with `immunotox grade astct2019:crs` or `astct2019:icans`",
+            error("pathway.grade_range"),
+            error("pathway.grade_first"),
         )
     return grade
 
@@ -97,9 +98,7 @@ def monitoring(phase: str, *, crs_grade: int = 0, icans_grade: int = 0) -> Monit
     if d.phases[phase].side == "pre":
         for field, g in (("crs_grade", crs), ("icans_grade", icans)):
             if g > 0:
-                raise PathwayError(
-                    field, g, f"a toxicity grade is given for phase {phase}, before the CAR-T infusion"
-                )
+                raise PathwayError(field, g, error("pathway.grade_before_infusion", phase=phase))
     rules: list[tuple[str, MonitoringRule]] = [(f"phase {phase}", d.baseline[phase])]
     for tox, g in (("crs", crs), ("icans", icans)):
         if g > 0:

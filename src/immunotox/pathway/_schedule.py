@@ -15,6 +15,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from ..messages import error
 from ._data import Lang, data
 from ._errors import PathwayError
 from ._label import LabelChoice, resolve_label
@@ -143,13 +144,18 @@ class Plan:
 def check_indication(indication: object) -> str:
     known = data().indications
     if not isinstance(indication, str) or indication not in known:
-        raise PathwayError("indication", indication, "unknown indication", f"one of {', '.join(known)}")
+        raise PathwayError(
+            "indication",
+            indication,
+            error("pathway.unknown_indication"),
+            error("pathway.one_of", values=", ".join(known)),
+        )
     return indication
 
 
 def _date(field: str, value: object) -> date:
     if not isinstance(value, date):
-        raise PathwayError(field, value, "expected a date (YYYY-MM-DD)")
+        raise PathwayError(field, value, error("pathway.expected_date"))
     return value
 
 
@@ -227,8 +233,8 @@ def plan(
         raise PathwayError(
             field,
             str(given[field]),
-            f"too close to the infusion date {d0.isoformat()} to fit manufacturing and lymphodepletion",
-            "give the actual lymphodepletion date, or check the dates",
+            error("pathway.too_close", d0=d0.isoformat()),
+            error("pathway.too_close_hint"),
         )
     inpatient_end = p["inpatient_observation"].plan_end
     assert inpatient_end is not None
@@ -277,25 +283,31 @@ def _check_order(d0: date, given: dict[str, date | None]) -> None:
     ld, dis = given["lymphodepletion_date"], given["discharge_date"]
     if scr is not None and scr >= d0:
         raise PathwayError(
-            "screening_date", scr.isoformat(), f"not before the infusion date {d0.isoformat()}"
+            "screening_date", scr.isoformat(), error("pathway.not_before_infusion", d0=d0.isoformat())
         )
     if leuk is not None and leuk >= d0:
         raise PathwayError(
-            "leukapheresis_date", leuk.isoformat(), f"not before the infusion date {d0.isoformat()}"
+            "leukapheresis_date", leuk.isoformat(), error("pathway.not_before_infusion", d0=d0.isoformat())
         )
     if scr is not None and leuk is not None and leuk < scr:
         raise PathwayError(
-            "leukapheresis_date", leuk.isoformat(), f"before the screening date {scr.isoformat()}"
+            "leukapheresis_date", leuk.isoformat(), error("pathway.before_screening", date=scr.isoformat())
         )
     if ld is not None:
         if ld >= d0:
             raise PathwayError(
-                "lymphodepletion_date", ld.isoformat(), f"not before the infusion date {d0.isoformat()}"
+                "lymphodepletion_date",
+                ld.isoformat(),
+                error("pathway.not_before_infusion", d0=d0.isoformat()),
             )
         for name, prev in (("leukapheresis", leuk), ("screening", scr)):
             if prev is not None and ld <= prev:
                 raise PathwayError(
-                    "lymphodepletion_date", ld.isoformat(), f"not after the {name} date {prev.isoformat()}"
+                    "lymphodepletion_date",
+                    ld.isoformat(),
+                    error("pathway.not_after", name=name, date=prev.isoformat()),
                 )
     if dis is not None and dis < d0:
-        raise PathwayError("discharge_date", dis.isoformat(), f"before the infusion date {d0.isoformat()}")
+        raise PathwayError(
+            "discharge_date", dis.isoformat(), error("pathway.before_infusion", d0=d0.isoformat())
+        )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from ..messages import error
 from ..sources import source
 from ._data import data
 from ._errors import PathwayError
@@ -141,17 +142,27 @@ def _check_today(phase: str, today: date, d0: date, field: str, *, leaving: bool
         raise PathwayError(
             field,
             phase,
-            f"cannot be the current phase on {today.isoformat()} (day {day}): it starts on day "
-            f"{p.earliest_day} at the earliest (infusion {d0.isoformat()})",
-            "check --today and --infusion-date",
+            error(
+                "pathway.not_current_early",
+                today=today.isoformat(),
+                day=day,
+                earliest=p.earliest_day,
+                d0=d0.isoformat(),
+            ),
+            error("pathway.not_current_early_hint"),
         )
     if not leaving and p.latest_day is not None and day > p.latest_day:
         raise PathwayError(
             field,
             phase,
-            f"cannot be the current phase on {today.isoformat()} (day {day}): it ends by day "
-            f"{p.latest_day} (infusion {d0.isoformat()})",
-            "if the infusion was postponed, give the new --infusion-date",
+            error(
+                "pathway.not_current_late",
+                today=today.isoformat(),
+                day=day,
+                latest=p.latest_day,
+                d0=d0.isoformat(),
+            ),
+            error("pathway.not_current_late_hint"),
         )
 
 
@@ -221,7 +232,7 @@ def status(
     if info_audience is not None:
         check_audience(info_audience)
     if not isinstance(today, date):
-        raise PathwayError("today", today, "expected a date (YYYY-MM-DD)")
+        raise PathwayError("today", today, error("pathway.expected_date"))
     p = plan(
         infusion_date,
         jurisdiction=jurisdiction,
@@ -238,7 +249,7 @@ def status(
     notes: list[str] = []
     if screening_date is not None and today < screening_date:
         raise PathwayError(
-            "today", today.isoformat(), f"before the screening date {screening_date.isoformat()}"
+            "today", today.isoformat(), error("pathway.before_screening", date=screening_date.isoformat())
         )
     if phase is not None:
         current = check_phase(phase)

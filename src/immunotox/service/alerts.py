@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session, aliased
 from ..catalogue import get_scale
 from ..jurisdiction import Jurisdiction
 from ..management import RecordedDose, review_recorded_doses
+from ..messages import Msg, render
 from . import audit
 from .config import Settings
 from .episodes import Transition
@@ -87,9 +88,15 @@ class AlertSpec:
     recommendation: dict[str, Any] | None = None
 
 
-def _short(scale_id: str) -> str:
-    fam = get_scale(scale_id).family
-    return fam.upper() if fam in ("crs", "icans") else get_scale(scale_id).title
+def _short(scale_id: str) -> tuple[str, str]:
+    """The scale's name in an alert title, in English and French: CRS/ICANS, else the scale's
+    short name from its data (an ASCO 2021 organ: « Colite »), else its title."""
+    scale = get_scale(scale_id)
+    if scale.family in ("crs", "icans"):
+        return scale.family.upper(), scale.family.upper()
+    short = getattr(scale, "short", None)
+    msg = short if isinstance(short, Msg) else scale.title_msg()
+    return render(msg, "en"), render(msg, "fr")
 
 
 def _grade_priority(grade: int) -> str:
@@ -144,7 +151,7 @@ def raise_alert(
 
 
 # ----------------------------------------------------------------------------- grade alerts
-def _message_fr(name: str, value: int, g: Grade) -> str:
+def _message_fr(name: str, value: int, g: Grade) -> str:  # name: in French
     """The French message of a grade alert: no English reason text (the web UI adds the deciding
     domains and the missing inputs in the reader's language from ``params``)."""
     tail = "" if g.result.complete else " Borne basse : des données manquent, le grade peut être plus élevé."
@@ -160,7 +167,11 @@ def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
         value = g.grade
         if ep is None or value is None or value < 1:
             continue
-        name = _short(g.scale)
+        name, name_fr = _short(g.scale)
+        # « Nouveau CRS », but « Nouvel effet indésirable — Colite » (a feminine organ name)
+        new_fr = (
+            f"Nouveau {name_fr}" if name_fr in ("CRS", "ICANS") else f"Nouvel effet indésirable — {name_fr}"
+        )
         reasons = "; ".join(g.result.reasons[-1:])
         params = {
             "patient_id": g.patient_id,
@@ -181,9 +192,9 @@ def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
                     priority=_grade_priority(value),
                     dedup_key=f"new_toxicity:{g.patient_id}:{g.scale}:{ep.id}",
                     title=f"New {name}: grade {value}{lower}",
-                    title_fr=f"Nouveau {name} : grade {value}{lower_fr}",
+                    title_fr=f"{new_fr} : grade {value}{lower_fr}",
                     message=f"{g.result.title}, version {g.result.version}. {reasons}",
-                    message_fr=_message_fr(name, value, g),
+                    message_fr=_message_fr(name_fr, value, g),
                     target_role="physician",
                     triggered_at=g.time,
                     scale=g.scale,
@@ -201,9 +212,9 @@ def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
                     priority=_grade_priority(value),
                     dedup_key=f"grade_increase:{g.patient_id}:{g.scale}:{ep.id}:{value}",
                     title=f"{name} grade increased to {value} (was {was}){lower}",
-                    title_fr=f"{name} : grade passé à {value} (était {was}){lower_fr}",
+                    title_fr=f"{name_fr} : grade passé à {value} (était {was}){lower_fr}",
                     message=f"{g.result.title}, version {g.result.version}. {reasons}",
-                    message_fr=_message_fr(name, value, g),
+                    message_fr=_message_fr(name_fr, value, g),
                     target_role="physician",
                     triggered_at=g.time,
                     scale=g.scale,

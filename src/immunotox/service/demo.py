@@ -6,8 +6,9 @@
   — or, when it is not installed, a small built-in scenario — placed around the demo clock:
   each patient's record is shifted so that the ward holds patients at different days after
   infusion, and one patient's CRS starts about 30 simulated minutes after the start; a patient on a
-  checkpoint inhibitor (pembrolizumab or nivolumab) shows the first stools of an immune colitis
-  (ASCO 2021 grade 2 at its plateau) at the bedside round 30 simulated minutes after the start.
+  checkpoint inhibitor (pembrolizumab or nivolumab) has an immune colitis at ASCO 2021 grade 1
+  when the demo starts, which rises to grade 2 (its alert carrying the corticosteroid dose for
+  the patient's weight) at the bedside round 30 simulated minutes after the start.
 * A :class:`~immunotox.service.db.SimulatedClock` runs ``speed`` times faster than real time
   (default 120: one hour in 30 s). A background task feeds the rows whose time has come through
   the normal ingest path (checks, grading, alerts, audit), so grades change and alerts fire
@@ -123,7 +124,9 @@ def simulated_ward(
             lead = dt.timedelta(minutes=30) if k == 0 else dt.timedelta(hours=3)
             target = start + lead - (t["crs_onset"] - infusion)
         elif t.get("irae_onset") is not None:
-            # the first bedside round that shows the colitis: 30 min of simulated time after the start
+            # the first bedside round that shows the colitis at grade 2 (the one whose alert carries
+            # the corticosteroid dose): 30 min of simulated time after the start; its grade 1 is
+            # charted before the start
             target = start + dt.timedelta(minutes=30) - (t["irae_onset"] - infusion)
         else:
             target = start - dt.timedelta(days=offsets_days[k % len(offsets_days)])
@@ -168,7 +171,12 @@ def _birth_date(infusion: dt.datetime, age_years: float | None) -> dt.date | Non
 
 def _irae_patient(simulate_cohort: Any, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """A checkpoint-inhibitor patient of the generator whose immune colitis reaches grade 2 (by
-    stools per day over baseline), with ``irae_onset`` = the first bedside round that shows it."""
+    stools per day over baseline), with ``irae_onset`` = the first bedside round at grade 2 (the
+    ASCO 2021 colitis band of the typed rule table, :mod:`immunotox.scales.asco2021_spec`)."""
+    from ..scales.asco2021_spec import table
+
+    stools = table().organs["colitis"].criteria["stools"]
+    grade2 = min(b.comparison[1] for b in stools.bands if b.grade == 2)
     # another seed: patient k of two cohorts of one seed shares its draws (weight, age, …)
     cohort = simulate_cohort(60, days=30, seed=seed + 17, products=["anti-pd1"])
     sick = sorted(
@@ -177,7 +185,7 @@ def _irae_patient(simulate_cohort: Any, seed: int) -> tuple[dict[str, Any], list
     for t in sick:
         rows = [r for r in cohort.observations.to_pylist() if r["patient_id"] == t["patient_id"]]
         first = min(
-            (r["time"] for r in rows if r["code"] == "stools_over_baseline" and float(r["value"]) > 0),
+            (r["time"] for r in rows if r["code"] == "stools_over_baseline" and float(r["value"]) >= grade2),
             default=None,
         )
         if first is not None:

@@ -37,7 +37,7 @@ COURSE_SCALE = live.COURSE_SCALE
 """The scale whose open episode is the CRS course that bounds fever masking."""
 
 # A loaded event row: the SQLAlchemy Row of _COLS (attributes patient_id, id, code, time,
-# end_time, value, value_num, assessment_id), used as is (no copy per row).
+# end_time, value, value_num, assessment_id, ref_low, ref_high), used as is (no copy per row).
 _Row = Any
 
 
@@ -69,6 +69,8 @@ _COLS = (
     ClinicalEvent.value,
     ClinicalEvent.value_num,
     ClinicalEvent.assessment_id,
+    ClinicalEvent.ref_low,  # a laboratory result's own reference interval (organ grades: .organ_labs)
+    ClinicalEvent.ref_high,
 )
 
 

@@ -20,9 +20,10 @@ from typing import Any
 
 from ..catalogue import all_scales, get_scale
 from ..errors import FindingError
+from ..messages import error_message
 from ..result import GradeResult
 from ..timeline import live
-from . import labs
+from . import labs, organ_labs
 from .models import Patient
 
 ENGINE = "service-window-v1"
@@ -112,7 +113,7 @@ def _freeze(value: Any) -> Any:
 
 
 def _thaw(name: str, value: Any) -> Any:
-    if name == "ice_items" or name in labs.QUANTITIES:  # a dict, frozen
+    if name == "ice_items" or name in labs.QUANTITIES or name in organ_labs.quantities():  # a dict, frozen
         return dict(value)
     if isinstance(value, tuple):
         return list(value)
@@ -156,10 +157,15 @@ def grade_at(
     t: dt.datetime,
     rows: Iterable[live.Row],
     course_onset: dt.datetime | None,
+    lab_context: organ_labs.Context | None = None,
 ) -> Grade:
     """The grade of ``patient`` on ``scale_id`` at ``t`` from the stored ``rows`` (those the
     scale's live plan names; ``course_onset``: the onset of the patient's CRS course in progress,
-    the stored open episode of :data:`immunotox.timeline.live.COURSE_SCALE`)."""
+    the stored open episode of :data:`immunotox.timeline.live.COURSE_SCALE`). An ASCO 2021 organ
+    grade that reads laboratory results gets their references (:mod:`.organ_labs`;
+    ``lab_context``: the patient's results before day 0 and age rows)."""
+    if scale_id in organ_labs.criteria() and not isinstance(rows, list):
+        rows = list(rows)  # read twice: derivation, then the references of its results
     snap = live.derive(
         live.live_plan(scale_id),
         rows,
@@ -172,6 +178,7 @@ def grade_at(
         k: {"value": e.value, "rule": e.rule, "rule_fr": e.rule_fr, "events": list(e.rows)}
         for k, e in snap.evidence.items()
     }
+    organ_labs.complete(patient, scale_id, t, findings, inputs, rows, lab_context)
     return grade_from(patient.id, scale_id, t, findings, inputs)
 
 
@@ -184,6 +191,7 @@ def grade_from(
         result, result_json, clinical = grade_findings(scale_id, findings)
     except FindingError as exc:  # stored data contradicting itself: say so, grade without it
         inputs["error"] = str(exc)
+        inputs["error_fr"] = error_message(exc, "fr")  # its French twin, for French pages
         findings.pop(exc.field.split(".")[0], None)
         result, result_json, clinical = grade_findings(scale_id, findings)
     used = sorted({i for item in inputs.values() if isinstance(item, dict) for i in item.get("events", [])})

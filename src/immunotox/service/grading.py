@@ -40,7 +40,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from . import episodes, labs
+from . import episodes, labs, organ_labs
 from .episodes import Transition
 from .event_rows import COURSE_SCALE, RELEVANT_CODES, SCALE_CODES, evaluation_times, is_current_event, load
 from .grade_store import StoredGrade, current_state, light_update_statement, lock_patients, store
@@ -168,10 +168,13 @@ def plan(
     lab_times = {k: t for k, t in times.items() if labs.is_lab(k[1])}
     states = load(session, {k: t for k, t in times.items() if k not in lab_times}, onsets)
     out = Plan(current=current)
+    ctxs = organ_labs.contexts(session, by_id, states, is_current_event())
     for key in sorted(states):
         if pause is not None:
             pause()
-        out.grades[key] = grade_at(by_id[key[0]], key[1], states[key].t, states[key].rows, onsets.get(key[0]))
+        out.grades[key] = grade_at(
+            by_id[key[0]], key[1], states[key].t, states[key].rows, onsets.get(key[0]), ctxs.get(key[0])
+        )
     out.grades.update(_lab_grades(session, by_id, lab_times))
     mids = {
         key: start
@@ -180,7 +183,9 @@ def plan(
     }
     if mids:
         for key, st in load(session, mids, onsets).items():
-            out.mid[key] = grade_at(by_id[key[0]], key[1], st.t, st.rows, onsets.get(key[0]))
+            out.mid[key] = grade_at(
+                by_id[key[0]], key[1], st.t, st.rows, onsets.get(key[0]), ctxs.get(key[0])
+            )
     return out
 
 
@@ -291,10 +296,11 @@ def compute(
     lab_times = {k: times[k] for k in keys if k in times and labs.is_lab(k[1])}
     states = load(session, {k: times[k] for k in keys if k in times and k not in lab_times}, onsets)
     by_lab = _lab_grades(session, {p.id: p for p in patients}, lab_times)
+    ctxs = organ_labs.contexts(session, {p.id: p for p in patients}, states, is_current_event())
     out: dict[str, list[Grade]] = {}
     for p in patients:
         out[p.id] = [
-            grade_at(p, s, states[(p.id, s)].t, states[(p.id, s)].rows, onsets.get(p.id))
+            grade_at(p, s, states[(p.id, s)].t, states[(p.id, s)].rows, onsets.get(p.id), ctxs.get(p.id))
             for s in scales_of(p)
             if (p.id, s) in states
         ] + [by_lab[(p.id, s)] for s in labs.LAB_SCALES if (p.id, s) in by_lab]

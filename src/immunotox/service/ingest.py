@@ -272,9 +272,10 @@ def after_write(
     """Regrade the patients whose relevant data changed, raise alerts, close resolved ones.
 
     Only patients with at least one new event of a code a scale reads are regraded, and only
-    over the windows the findings need (see :mod:`.grading`). With ``defer`` (batch ingest) the
-    regrade is queued in the same transaction and done by the background regrader
-    (:mod:`.queue`); dose limits and overdue-assessment closures are always checked at once.
+    over the windows the findings need (see :mod:`.grading`). With ``defer`` (batch ingest, and
+    single writes of the API unless ``?regrade=now``) the regrade is queued in the same
+    transaction and done by the background regrader (:mod:`.queue`); dose limits and
+    overdue-assessment closures are always checked at once.
     """
     out = AfterWrite()
     if not settings.grading or not events:

@@ -89,7 +89,7 @@ def _when(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _age_at(patient: Patient, t: dt.datetime, age_rows: Sequence[Any]) -> float | None:
+def age_at(patient: Patient, t: dt.datetime, age_rows: Sequence[Any]) -> float | None:
     if patient.birth_date is not None:
         bd, d = patient.birth_date, t.date()
         return float(max(d.year - bd.year - ((d.month, d.day) < (bd.month, bd.day)), 0))
@@ -129,26 +129,7 @@ def lab_findings(
         )
     ):
         at_t[(r.patient_id, r.code)].append(r)
-    before: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for r in session.execute(
-        select(*_COLS)
-        .join(Patient, Patient.id == ClinicalEvent.patient_id)
-        .where(
-            ClinicalEvent.patient_id.in_(ids),
-            ClinicalEvent.code.in_(codes),
-            Patient.infusion_at.is_not(None),
-            ClinicalEvent.time < Patient.infusion_at,
-            cur,
-        )
-    ):
-        before[(r.patient_id, r.code)].append(r)
-    no_birth = [pid for pid in ids if patients[pid].birth_date is None]
-    ages: dict[str, list[Any]] = defaultdict(list)
-    if no_birth:
-        for r in session.execute(
-            select(*_COLS).where(ClinicalEvent.patient_id.in_(no_birth), ClinicalEvent.code == "age", cur)
-        ):
-            ages[r.patient_id].append(r)
+    before, ages = before_day0_and_ages(session, patients, ids, codes, cur)
     out: dict[Key, tuple[dict[str, Any], dict[str, Any]]] = {}
     for (pid, scale), t in times.items():
         code = SCALE_CODE[scale]
@@ -165,6 +146,36 @@ def lab_findings(
             ages.get(pid, []),
         )
     return out
+
+
+def before_day0_and_ages(
+    session: Session, patients: Mapping[str, Patient], ids: Sequence[str], codes: Sequence[str], current: Any
+) -> tuple[dict[tuple[str, str], list[Any]], dict[str, list[Any]]]:
+    """The results of ``codes`` before each patient's day 0 (the baselines), by (patient, code),
+    and the ``age`` rows of the patients without a birth date (their default intervals): two
+    queries at most."""
+    before: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    if codes:
+        for r in session.execute(
+            select(*_COLS)
+            .join(Patient, Patient.id == ClinicalEvent.patient_id)
+            .where(
+                ClinicalEvent.patient_id.in_(ids),
+                ClinicalEvent.code.in_(codes),
+                Patient.infusion_at.is_not(None),
+                ClinicalEvent.time < Patient.infusion_at,
+                current,
+            )
+        ):
+            before[(r.patient_id, r.code)].append(r)
+    no_birth = [pid for pid in ids if patients[pid].birth_date is None]
+    ages: dict[str, list[Any]] = defaultdict(list)
+    if no_birth:
+        for r in session.execute(
+            select(*_COLS).where(ClinicalEvent.patient_id.in_(no_birth), ClinicalEvent.code == "age", current)
+        ):
+            ages[r.patient_id].append(r)
+    return before, ages
 
 
 @functools.cache
@@ -188,47 +199,73 @@ def _findings(
         labs.texts.m("value", value=row.value_num, unit=unit, time=_when(row.time)),
         [row],
     )
-    refs = _term_refs(scale)
-    age = _age_at(p, t, age_rows)
-    default = labs.default_interval(code, p.sex, age)
-    for ref, own in (("uln", row.ref_high), ("lln", row.ref_low)):
-        if ref not in refs:
-            continue
-        if own is not None:
-            f[ref] = own
-            msg = labs.texts.m(
-                "own_interval",
-                ref=labs.ref_name(ref),
-                value=own,
-                unit=unit,
-                low=row.ref_low if row.ref_low is not None else "?",
-                high=row.ref_high if row.ref_high is not None else "?",
-            )
-            _use(inputs, ref, own, msg, [row], interval="observation")
-        elif default is not None:
-            value = default.high if ref == "uln" else default.low
-            f[ref] = value
-            msg = labs.interval_msg(ref, default)
-            _use(inputs, ref, value, msg, interval="site_default", default=default.public())
-        else:
-            msg = labs.texts.m(
-                "no_interval", ref=labs.ref_name(ref), population=labs.population_msg(p.sex, age)
-            )
-            _use(inputs, ref, None, msg, interval="none")
-    if "baseline" in refs:
+    age = age_at(p, t, age_rows)
+    for ref in _term_refs(scale):
+        x = reference(inputs, ref, ref, p, code, row, t, before, age)
+        if x is not None:
+            f[ref] = x
+    return {k: {"value": v, "unit": spec.unit} for k, v in f.items()}, inputs
+
+
+def reference(
+    inputs: dict[str, Any],
+    key: str,
+    ref: str,
+    p: Patient,
+    code: str,
+    row: Any,
+    t: dt.datetime,
+    before: Sequence[Any],
+    age: float | None,
+) -> float | None:
+    """The reference ``ref`` (``uln``, ``lln`` or ``baseline``) of result ``row`` of ``code`` at
+    ``t``, recorded in ``inputs[key]`` with the rule it came from in English and French (None:
+    unknown, and the input says why). ``uln``/``lln``: the result's own interval, else the site's
+    default interval for the patient (``age`` in years at ``t``), else unknown; ``baseline``: the
+    latest result before day 0 (``before``: the patient's results of ``code`` before day 0)."""
+    spec = vocabulary().code(code)
+    unit = name(spec.unit)
+    if ref == "baseline":
         day0 = p.infusion_at
         if day0 is None:
-            _use(inputs, "baseline", None, labs.texts.m("no_day0"))
+            _use(inputs, key, None, labs.texts.m("no_day0"))
         elif t < day0:
-            _use(inputs, "baseline", None, labs.texts.m("before_day0", day0=_when(day0)))
+            _use(inputs, key, None, labs.texts.m("before_day0", day0=_when(day0)))
         elif before:
             b = _latest(before, spec)
-            f["baseline"] = b.value_num
             msg = labs.texts.m("baseline", value=b.value_num, unit=unit, day0=_when(day0), time=_when(b.time))
-            _use(inputs, "baseline", b.value_num, msg, [b])
+            _use(inputs, key, b.value_num, msg, [b])
+            return float(b.value_num)
         else:
-            _use(inputs, "baseline", None, labs.texts.m("no_baseline", day0=_when(day0)))
-    return {k: {"value": v, "unit": spec.unit} for k, v in f.items()}, inputs
+            _use(inputs, key, None, labs.texts.m("no_baseline", day0=_when(day0)))
+        return None
+    own = row.ref_high if ref == "uln" else row.ref_low
+    if own is not None:
+        msg = labs.texts.m(
+            "own_interval",
+            ref=labs.ref_name(ref),
+            value=own,
+            unit=unit,
+            low=row.ref_low if row.ref_low is not None else "?",
+            high=row.ref_high if row.ref_high is not None else "?",
+        )
+        _use(inputs, key, own, msg, [row], interval="observation")
+        return float(own)
+    default = labs.default_interval(code, p.sex, age)
+    if default is not None:
+        value = default.high if ref == "uln" else default.low
+        _use(
+            inputs,
+            key,
+            value,
+            labs.interval_msg(ref, default),
+            interval="site_default",
+            default=default.public(),
+        )
+        return value
+    msg = labs.texts.m("no_interval", ref=labs.ref_name(ref), population=labs.population_msg(p.sex, age))
+    _use(inputs, key, None, msg, interval="none")
+    return None
 
 
 # ----------------------------------------------------------------------------- FHIR
@@ -277,17 +314,26 @@ def fhir_reference_range(
 
 
 # ----------------------------------------------------------------------------- alert policy
+@functools.cache
+def _named_in_policy() -> frozenset[str]:
+    """The scales a rule of the alert policy names explicitly."""
+    return frozenset(t for r in labs.policy().rules for t in r.terms if t != "*")
+
+
 def alert_rule(patient: Patient, scale: str, time: dt.datetime) -> labs.AlertRule | None:
-    """The policy rule deciding the alerts of a lab grade transition (None: not a lab scale)."""
-    if not is_lab(scale):
+    """The policy rule deciding the alerts of a lab grade transition (None: not a lab scale). A
+    scale a rule of the policy names (the ASCO 2021 organ grades read from laboratory results,
+    :mod:`.organ_labs`) follows the same policy: its grade 1 is a laboratory finding followed by
+    monitoring, as the CTCAE term's."""
+    if not is_lab(scale) and scale not in _named_in_policy():
         return None
     return labs.alert_rule(patient.therapy_class, labs.phase_of(time, patient.infusion_at), scale)
 
 
 def should_alert(patient: Patient, scale: str, grade: int | None, time: dt.datetime) -> bool:
     """Whether a grade transition may raise an alert: always for ASTCT scales; for a CTCAE
-    laboratory term, when the policy's rule for the patient's therapy class and phase lets its
-    grade through (``data/lab_alert_policy.toml``)."""
+    laboratory term (or an organ grade read from laboratory results) when the policy's rule for
+    the patient's therapy class and phase lets its grade through (``data/lab_alert_policy.toml``)."""
     rule = alert_rule(patient, scale, time)
     return rule is None or rule.alerts(grade)
 

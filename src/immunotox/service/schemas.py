@@ -393,14 +393,27 @@ class AlertPublic(BaseModel):
     resolved_reason: str | None
 
 
+SingleGrading = Literal["done", "queued", "off"]
+SINGLE_GRADING = (
+    "done: regraded in the write's transaction, grades stored and alerts raised before the answer "
+    "(?regrade=now, or no background regrader); queued: the regrade was queued in the write's "
+    "transaction for the background regrader, which stores the grades and raises their alerts within "
+    "IMMUNOTOX_REGRADE_SECONDS (grades is then empty and alerts lists only the dose-limit alerts, "
+    "checked at once; GET /patients/{id}/grades recomputes the grades from the stored events at "
+    "once); off: grading disabled"
+)
+
+
 class IngestOut(BaseModel):
     """What a write stored and what it changed."""
 
     stored: list[EventPublic]
     grades: list[GradePublic] = Field(
-        description="Grades of the patient after the write (empty when grading is off)"
+        description="Grades of the patient after the write, every scale (empty when the write "
+        "touched no graded code, when grading is off, or when the regrade is queued: see grading)"
     )
     alerts: list[AlertPublic] = Field(description="Alerts raised by the write")
+    grading: SingleGrading = Field(description=SINGLE_GRADING)
 
 
 class BatchOut(BaseModel):
@@ -469,6 +482,7 @@ class AssessmentOut(BaseModel):
     assessment: AssessmentPublic
     grades: list[GradePublic]
     alerts: list[AlertPublic]
+    grading: SingleGrading = Field(description=SINGLE_GRADING)
 
 
 # ----------------------------------------------------------------------------- administrations

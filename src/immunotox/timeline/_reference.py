@@ -346,7 +346,7 @@ def grade_patient(
                 q = lab_inputs(rec, p.scale_id, p.lab, t)
                 f = lab_findings(q, rec.voc.code(p.lab).unit)
             else:
-                f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc)
+                f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc, with_units=True)
             rows.append(g.grade(p.scale, f))
         pos = [r.grade is not None and r.grade >= 1 for r in rows]
         out[p.scale_id] = PatientGrades(times, rows, episodes_py(times, pos, resolution_us))

@@ -164,20 +164,43 @@ def label(table: dict[str, str], key: str | None) -> str:
     return gettext(found) if found else key
 
 
+def domain(scale_id: str | None, name: str) -> str:
+    """A deciding domain's name in the current language: the UI's label of an ASTCT domain, else
+    the scale's own text for it (``domains.<name>`` of its rule file, the criteria of the ASCO 2021
+    organ scales, the findings of a CTCAE term: « selles par jour au-dessus de l'état de base »
+    on a French page, never the key ``stools``), else the name."""
+    if name in DOMAINS or scale_id is None:
+        return label(DOMAINS, name)
+    scale = all_scales().get(scale_id)
+    return scale.domain_msg(name).text(current()) if scale is not None else name
+
+
 def scale_short(scale_id: str) -> str:
     """A scale's short name in the current language: the gettext label of ``SCALE_SHORT`` (CRS,
     ICANS), else the scale's own short name from its data (``short``/``short_fr`` of the ASCO 2021
-    organ scales), else its id."""
+    organ scales), else its term's name (``term``/``term_fr`` of a CTCAE term: « Augmentation des
+    alanine aminotransférases (ALAT) » on a French page, never its id), else its id."""
     if scale_id in SCALE_SHORT:
         return label(SCALE_SHORT, scale_id)
     scale = all_scales().get(scale_id)
     short = getattr(scale, "short", None)
-    return render(short, current()) if isinstance(short, Msg) else scale_id
+    if isinstance(short, Msg):
+        return render(short, current())
+    term = getattr(scale, "term_msg", None)
+    return render(term(), current()) if callable(term) else scale_id
 
 
 def named_scales() -> tuple[str, ...]:
-    """The scales with a short name (``SCALE_SHORT`` and the scales whose data give one)."""
-    return (*SCALE_SHORT, *(k for k, v in all_scales().items() if isinstance(getattr(v, "short", None), Msg)))
+    """The scales with a name (``SCALE_SHORT`` and the scales whose data give one: a short name,
+    or a CTCAE term's name)."""
+    return (
+        *SCALE_SHORT,
+        *(
+            k
+            for k, v in all_scales().items()
+            if isinstance(getattr(v, "short", None), Msg) or callable(getattr(v, "term_msg", None))
+        ),
+    )
 
 
 def code_text(code: str) -> str:

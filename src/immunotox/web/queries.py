@@ -355,9 +355,8 @@ def ward(
     rows: list[WardRow] = []
     for p in patients:
         pg = grades.get(p.id, {})
-        scales = list(SCALES_BY_THERAPY.get(p.therapy_class, SCALES)) + sorted(
-            k for k in pg if k not in SCALES
-        )
+        own = SCALES_BY_THERAPY.get(p.therapy_class, SCALES)  # then the lab terms, once each
+        scales = [*own, *sorted(k for k in pg if k not in own)]
         badges = []
         for scale in scales:
             if scale in pg:

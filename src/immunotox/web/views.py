@@ -29,6 +29,7 @@ from ..service.models import Alert, CareUnit, ClinicalEvent, Episode, GradeRecor
 from ..service.schemas import GradePublic, RecommendationsOut
 from ..service.usecases import alerts
 from ..service.usecases import recommend as recommend_case
+from ..service.usecases import ungraded as ungraded_case
 from ..service.usecases.base import current_grades
 from . import chart, labels, queries
 from .i18n import Lang, fmt_datetime, fmt_number, gettext, local
@@ -174,7 +175,7 @@ class GradeView:
 
     @property
     def deciding(self) -> list[str]:
-        return [labels.label(labels.DOMAINS, d) for d in self.grade.deciding_domains]
+        return [labels.domain(self.grade.scale, d) for d in self.grade.deciding_domains]
 
     @property
     def inputs(self) -> list[tuple[str, str, str, str]]:
@@ -254,8 +255,8 @@ def pathway_view(
             ),
             None,
         )
-    except PathwayError as exc:
-        return None, str(exc)
+    except PathwayError as exc:  # the pathway's refusal in the page's language
+        return None, messages.error_message(exc, lang)
 
 
 def active_alerts(s: Session, patient_id: str) -> list[Alert]:
@@ -445,7 +446,7 @@ def alert_message(a: Alert, lang: Lang) -> str:
         return a.message
     text = a.message_fr
     params = a.params or {}
-    deciding = [labels.label(labels.DOMAINS, d) for d in params.get("deciding") or []]
+    deciding = [labels.domain(a.scale, d) for d in params.get("deciding") or []]
     if deciding:
         text += " " + gettext("Decided by: %(what)s.") % {"what": ", ".join(deciding)}
     missing = [labels.finding_text(m) for m in params.get("missing") or []]
@@ -494,3 +495,20 @@ def unit_phone(s: Session, p: Patient) -> str | None:
 def fever_threshold_c() -> float:
     """The fever threshold the triage uses (the ASTCT rule table, via the service)."""
     return selfreport.fever_threshold_c()
+
+
+def ungraded_view(s: Session, p: Patient, lang: Lang) -> dict[str, Any] | None:
+    """The patient page's « recorded but not graded » section: for each scale of another therapy
+    class that would read findings stored for ``p``, why they are not graded (texts from
+    ``data/messages.toml`` ``[ungraded]``, in the page's language); None when there is none."""
+    found = ungraded_case.ungraded(s, p)
+    if not found:
+        return None
+    items = [
+        {"scale": u.scale, "text": u.text(lang, {st.code: fmt_datetime(st.latest) for st in u.stored})}
+        for u in found
+    ]
+    return {
+        "title": messages.render(messages.Msg(id="messages:ungraded.title", params={}), lang),
+        "entries": items,
+    }

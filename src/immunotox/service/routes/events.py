@@ -1,7 +1,8 @@
 """The event stream: observations (single and batch), administrations, assessments, self-reports.
 
-Every write is appended (never edited), checked field by field, regraded and alerted in the
-same transaction, audited, and idempotent with ``Idempotency-Key``.
+Every write is appended (never edited), checked field by field, audited, and idempotent with
+``Idempotency-Key``; its regrade is queued in the same transaction for the background regrader
+(``?regrade=now``: regraded and alerted in that transaction, before the answer).
 """
 
 from __future__ import annotations
@@ -62,6 +63,18 @@ IDEM = {
 }
 
 
+RegradeParam = Annotated[
+    Literal["background", "now"],
+    Query(
+        description="background (default): the regrade is queued with the write, in its transaction, "
+        "for the background regrader, which stores the grades and raises the alerts within "
+        "IMMUNOTOX_REGRADE_SECONDS (the answer says grading = queued; GET /patients/{id}/grades "
+        "recomputes them at once); now: regraded in the request, the answer carries the grades and "
+        "the alerts raised (bedside entry)"
+    ),
+]
+
+
 def checks(*names: str) -> dict[str, Any]:
     """``openapi_extra`` of a write: the ``Idempotency-Key`` header and the rules it checks."""
     return {**IDEM, **rules(*names, "idempotency")}
@@ -93,9 +106,14 @@ def appends(
     ROW_RULES,
     "Record one observation (or administration, or correction)",
 )
-def post_observation(patient_id: str, body: ObservationIn, call: _http.CallDep) -> JSONResponse:
+def post_observation(
+    patient_id: str,
+    body: ObservationIn,
+    call: _http.CallDep,
+    regrade: RegradeParam = "background",
+) -> JSONResponse:
     """One row of the observation contract. A correction names the event it supersedes."""
-    return _http.respond(cases.record_observation(call, patient_id, body))
+    return _http.respond(cases.record_observation(call, patient_id, body, regrade))
 
 
 @appends(
@@ -107,14 +125,7 @@ def post_observation(patient_id: str, body: ObservationIn, call: _http.CallDep) 
 def post_batch(
     body: ObservationBatchIn,
     call: _http.CallDep,
-    regrade: Annotated[
-        Literal["background", "now"],
-        Query(
-            description="background (default): queued for the background regrader, which keeps "
-            "bulk ingest fast; now: regraded in the request, alerts raised before the answer "
-            "(bedside entry of one patient's readings)"
-        ),
-    ] = "background",
+    regrade: RegradeParam = "background",
 ) -> JSONResponse:
     """A batch is stored entirely or not at all; every bad row is listed (``observations.<i>.<field>``)."""
     return _http.respond(cases.record_batch(call, body, regrade))
@@ -175,13 +186,18 @@ def list_observations(
     ("time", "end_time", "dose"),
     "Record a drug given or an oxygen support started",
 )
-def post_administration(patient_id: str, body: AdministrationIn, call: _http.CallDep) -> JSONResponse:
+def post_administration(
+    patient_id: str,
+    body: AdministrationIn,
+    call: _http.CallDep,
+    regrade: RegradeParam = "background",
+) -> JSONResponse:
     """Tocilizumab, corticosteroids, antipyretics, vasopressors (interval), oxygen (interval)…
 
     A recorded dose is never refused for clinical reasons (it was given): reaching or exceeding
     a dose limit raises an alert instead.
     """
-    return _http.respond(cases.record_administration(call, patient_id, body))
+    return _http.respond(cases.record_administration(call, patient_id, body, regrade))
 
 
 @appends(
@@ -190,9 +206,15 @@ def post_administration(patient_id: str, body: AdministrationIn, call: _http.Cal
     ("stop", "end_time"),
     "Stop a running infusion or oxygen support",
 )
-def stop_administration(patient_id: str, event_id: DbId, body: StopIn, call: _http.CallDep) -> JSONResponse:
+def stop_administration(
+    patient_id: str,
+    event_id: DbId,
+    body: StopIn,
+    call: _http.CallDep,
+    regrade: RegradeParam = "background",
+) -> JSONResponse:
     """Appends a copy of the running row with its ``end_time``, superseding it."""
-    return _http.respond(cases.stop_administration(call, patient_id, event_id, body))
+    return _http.respond(cases.stop_administration(call, patient_id, event_id, body, regrade))
 
 
 # ----------------------------------------------------------------------------- assessments
@@ -202,10 +224,15 @@ def stop_administration(patient_id: str, event_id: DbId, body: StopIn, call: _ht
     ("time", "assessment"),
     "Record a bedside neurological assessment (ICE item by item, CAPD, neuro signs)",
 )
-def post_assessment(patient_id: str, body: AssessmentIn, call: _http.CallDep) -> JSONResponse:
+def post_assessment(
+    patient_id: str,
+    body: AssessmentIn,
+    call: _http.CallDep,
+    regrade: RegradeParam = "background",
+) -> JSONResponse:
     """The ICE score is computed from its five items when all are given (a given total must
     match their sum); a partial ICE is stored as its items and grades as a range."""
-    return _http.respond(cases.record_assessment(call, patient_id, body))
+    return _http.respond(cases.record_assessment(call, patient_id, body, regrade))
 
 
 @router.get(

@@ -2,8 +2,9 @@
 assessments, patients' self-reports.
 
 Every write is appended (never edited), checked field by field, regraded and alerted in the
-same transaction (a batch may be regraded in the background), audited, and idempotent under the
-call's key.
+same transaction, audited, and idempotent under the call's key. A batch, and an observation, an
+administration or an assessment sent with ``regrade="background"`` (the API's default), queue
+their regrade in that transaction instead, for the background regrader.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from ...errors import FindingError
 from ...messages import error as E
 from .. import audit, auth, ingest, selfreport
+from ..config import Settings
 from ..models import Assessment, CareUnit, ClinicalEvent, Patient
 from ..problems import field_error, forbidden, not_found, refused
 from ..schemas import (
@@ -49,13 +51,29 @@ def _grades_and_alerts(
     return grades, [c.alert_public(a) for a in aw.alerts]
 
 
+Regrade = Literal["background", "now"]
+
+
+def _defer(settings: Settings, regrade: Regrade) -> bool:
+    """Whether a write queues its regrade for the background regrader (one runs)."""
+    return regrade == "background" and settings.regrade_seconds > 0
+
+
 def _append(
-    s: Session, call: Call, p: Patient, rows: list[ingest.Row], payload: bytes, action: str, details: Any
+    s: Session,
+    call: Call,
+    p: Patient,
+    rows: list[ingest.Row],
+    payload: bytes,
+    action: str,
+    details: Any,
+    regrade: Regrade,
 ) -> IngestOut:
-    """Append ``rows`` of patient ``p`` (source ``api``), regrade and alert, audit ``action``:
-    the answer of a one-patient write."""
+    """Append ``rows`` of patient ``p`` (source ``api``), regrade and alert (or queue the
+    regrade), audit ``action``: the answer of a one-patient write."""
     events = ingest.store(s, rows, user_id=call.principal.user_id, source="api", now=call.now)
-    aw = ingest.after_write(s, [p], events, now=call.now, settings=call.settings, ctx=call.ctx)
+    defer = _defer(call.settings, regrade)
+    aw = ingest.after_write(s, [p], events, now=call.now, settings=call.settings, ctx=call.ctx, defer=defer)
     audit.record(
         s,
         actor=call.principal,
@@ -69,7 +87,12 @@ def _append(
         details=details,
     )
     grades, alerts = _grades_and_alerts(s, p, aw, call.now)
-    return IngestOut(stored=[c.event_public(e) for e in events], grades=grades, alerts=alerts)
+    stored = [c.event_public(e) for e in events]
+    return IngestOut(stored=stored, grades=grades, alerts=alerts, grading=_grading(call.settings, aw))
+
+
+def _grading(settings: Settings, aw: ingest.AfterWrite) -> Literal["done", "queued", "off"]:
+    return "off" if not settings.grading else "queued" if aw.queued else "done"
 
 
 ITEM_CODES = {
@@ -108,17 +131,18 @@ def assessment_public(a: Assessment, events: Sequence[ClinicalEvent | EventPubli
     )
 
 
-def record_observation(call: Call, patient_id: str, body: ObservationIn) -> Written:
-    """One row of the observation contract; a correction names the event it supersedes."""
+def record_observation(call: Call, patient_id: str, body: ObservationIn, regrade: Regrade = "now") -> Written:
+    """One row of the observation contract; a correction names the event it supersedes.
+    Regraded in the write's transaction, or queued for the background regrader
+    (``regrade="background"``)."""
     principal, now, settings = call.principal, call.now, call.settings
 
     def work(s: Session, payload: bytes) -> tuple[int, IngestOut]:
         p = c.get_patient(s, principal, patient_id, "clinical", action="observation.create")
         row = ingest.prepare(p.id, body.model_dump(), now=now, settings=settings)
         action = "observation.correct" if row.supersedes_id else "observation.create"
-        return 201, _append(
-            s, call, p, [row], payload, action, {"code": row.code, "supersedes": row.supersedes_id}
-        )
+        details = {"code": row.code, "supersedes": row.supersedes_id}
+        return 201, _append(s, call, p, [row], payload, action, details, regrade)
 
     return c.write(call, body, work)
 
@@ -193,7 +217,9 @@ def record_batch(
     return c.write(call, body, work)
 
 
-def record_administration(call: Call, patient_id: str, body: AdministrationIn) -> Written:
+def record_administration(
+    call: Call, patient_id: str, body: AdministrationIn, regrade: Regrade = "now"
+) -> Written:
     """A drug given or an oxygen support started (never refused for clinical reasons: a dose
     limit reached raises an alert instead)."""
     principal, now, settings = call.principal, call.now, call.settings
@@ -227,12 +253,15 @@ def record_administration(call: Call, patient_id: str, body: AdministrationIn) -
                 "dose": body.dose,
                 "dose_unit": body.dose_unit,
             },
+            regrade,
         )
 
     return c.write(call, body, work)
 
 
-def stop_administration(call: Call, patient_id: str, event_id: int, body: StopIn) -> Written:
+def stop_administration(
+    call: Call, patient_id: str, event_id: int, body: StopIn, regrade: Regrade = "now"
+) -> Written:
     """Appends a copy of the running row with its ``end_time``, superseding it."""
     principal, now, settings = call.principal, call.now, call.settings
 
@@ -264,12 +293,12 @@ def stop_administration(call: Call, patient_id: str, event_id: int, body: StopIn
             settings=settings,
         )
         action = "administration.stop"
-        return 201, _append(s, call, p, [row], payload, action, {"supersedes": old.id})
+        return 201, _append(s, call, p, [row], payload, action, {"supersedes": old.id}, regrade)
 
     return c.write(call, body, work)
 
 
-def record_assessment(call: Call, patient_id: str, body: AssessmentIn) -> Written:
+def record_assessment(call: Call, patient_id: str, body: AssessmentIn, regrade: Regrade = "now") -> Written:
     """A bedside neurological assessment: ICE total from its five items (a given total must
     match their sum), a partial ICE stored as its items; CAPD; neuro signs."""
     principal, now, settings, ctx = call.principal, call.now, call.settings, call.ctx
@@ -315,7 +344,8 @@ def record_assessment(call: Call, patient_id: str, body: AssessmentIn) -> Writte
             row.assessment_id = a.id
             rows.append(row)
         events = ingest.store(s, rows, user_id=principal.user_id, source="api", now=now)
-        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx)
+        defer = _defer(settings, regrade)
+        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx, defer=defer)
         audit.record(
             s,
             actor=principal,
@@ -329,7 +359,9 @@ def record_assessment(call: Call, patient_id: str, body: AssessmentIn) -> Writte
             details={"kind": body.kind, "ice_score": ice},
         )
         grades, alerts = _grades_and_alerts(s, p, aw, now)
-        return 201, AssessmentOut(assessment=assessment_public(a, events), grades=grades, alerts=alerts)
+        grading = _grading(settings, aw)
+        out = assessment_public(a, events)
+        return 201, AssessmentOut(assessment=out, grades=grades, alerts=alerts, grading=grading)
 
     return c.write(call, body, work)
 

@@ -47,6 +47,7 @@ def patient_page(request: Request, patient_id: str, hours: str = "72") -> Respon
                 queries.patient_phase(p, now, security.app_settings(request).jurisdiction), page.lang
             ),
             "grades": grades,
+            "ungraded": views.ungraded_view(s, p, page.lang),
             "chart": chart.render(data),
             "chart_data": data,
             "chart_rows": chart.table_rows(data),

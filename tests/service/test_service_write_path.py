@@ -1,0 +1,105 @@
+"""Single writes with a background regrader (the deployed setting): by default the write, its
+audit entry and its idempotency record commit with the regrade queued, and the regrader stores
+the grades and raises the alerts; ``?regrade=now`` regrades in the write's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from immunotox.service import queue
+from tests.service.conftest import Service, Template, make_service
+
+H = dt.timedelta(hours=1)
+CRS = "SELECT grade FROM current_grade WHERE patient_id = 'P-A1' AND scale = 'astct2019:crs'"
+
+
+@pytest.fixture
+def deployed(template: Template, tmp_path: Path) -> Iterator[Service]:
+    """A background regrader runs (one pass at start-up, then every hour: the test drives it)."""
+    yield from make_service(template, tmp_path, regrade_seconds=3600)
+
+
+def alerts(svc: Service) -> list[tuple[str, int]]:
+    out = svc.get("doc_a", "/api/v1/alerts", params={"status": "all"}).json()
+    return [(a["kind"], a["grade"]) for a in out]
+
+
+def single(
+    svc: Service, code: str, value: float, unit: str, at: dt.datetime, key: str, query: str = ""
+) -> Any:
+    body = {"code": code, "value": value, "unit": unit, "time": at.isoformat()}
+    path = f"/api/v1/patients/P-A1/observations{query}"
+    return svc.post("nurse_a", path, body, headers={"Idempotency-Key": key})
+
+
+def test_single_write_queues_its_regrade_and_the_regrader_alerts(deployed: Service) -> None:
+    svc = deployed
+    t = svc.clock.now()
+    r = single(svc, "temperature", 38.9, "Cel", t - H, "k-1")
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert (out["grading"], out["grades"], out["alerts"]) == ("queued", [], [])
+    assert [e["code"] for e in out["stored"]] == ["temperature"]
+    # queued with the write, in its transaction: a crash now would not lose the regrade
+    assert [tuple(x) for x in svc.sql("SELECT patient_id, scale FROM regrade_queue")] == [
+        ("P-A1", "astct2019:crs")
+    ]
+    # readers see the grade at once (recomputed from the stored events)
+    grades = {g["scale"]: g["grade"] for g in svc.get("doc_a", "/api/v1/patients/P-A1/grades").json()}
+    assert grades["astct2019:crs"] == 1  # fever alone (ASTCT 2019)
+    # a replay answers the same and stores nothing
+    again = single(svc, "temperature", 38.9, "Cel", t - H, "k-1")
+    assert (again.headers.get("Idempotent-Replayed"), again.json()) == ("true", out)
+    assert svc.sql("SELECT count(*) FROM clinical_event WHERE code = 'temperature'") == [(1,)]
+    assert alerts(svc) == []
+    assert queue.drain_all(svc.db, svc.clock) == 1
+    assert alerts(svc) == [("new_toxicity", 1)]
+    assert svc.sql(CRS) == [(1,)]
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(0,)]
+
+
+def test_regrade_now_answers_with_grades_and_alerts(deployed: Service) -> None:
+    svc = deployed
+    t = svc.clock.now()
+    assert (
+        single(svc, "temperature", 38.9, "Cel", t - 2 * H, "k-3", "?regrade=now").json()["grading"] == "done"
+    )
+    r = single(svc, "sbp", 84, "mm[Hg]", t - H, "k-4", "?regrade=now")
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert out["grading"] == "done"
+    assert {g["scale"]: g["grade"] for g in out["grades"]}["astct2019:crs"] == 2  # fever with hypotension
+    assert [(a["kind"], a["grade"]) for a in out["alerts"]] == [("grade_increase", 2)]
+    assert svc.sql(CRS) == [(2,)]
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(0,)]
+
+
+def test_assessment_queues_its_regrade(deployed: Service) -> None:
+    svc = deployed
+    at = (svc.clock.now() - H).isoformat()
+    r = svc.post("nurse_a", "/api/v1/patients/P-A1/assessments", {"kind": "ice", "time": at, "ice_score": 5})
+    assert r.status_code == 201, r.text
+    assert (r.json()["grading"], r.json()["grades"]) == ("queued", [])
+    assert queue.drain_all(svc.db, svc.clock) >= 1
+    assert alerts(svc) == [("new_toxicity", 2)]  # ICE 3-6: ICANS grade 2 (ASTCT 2019)
+
+
+def test_dose_limit_alert_is_raised_with_the_queued_write(deployed: Service) -> None:
+    """Dose limits are checked in the write's transaction whatever the regrade: the answer has them."""
+    svc = deployed
+    body = {
+        "code": "tocilizumab",
+        "time": (svc.clock.now() - H).isoformat(),
+        "value": "tocilizumab",
+        "dose": 840,
+        "dose_unit": "mg",
+    }
+    r = svc.post("nurse_a", "/api/v1/patients/P-A1/administrations", body)
+    assert r.status_code == 201, r.text
+    assert r.json()["grading"] == "queued"
+    assert {a["kind"] for a in r.json()["alerts"]} == {"dose_limit"}
