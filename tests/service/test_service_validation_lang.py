@@ -256,6 +256,20 @@ def test_the_api_refuses_a_weak_password_and_a_wrong_login_in_french(sqlite_svc:
     assert fr.json()["detail"] == "nom d'utilisateur ou mot de passe incorrect"
 
 
+def test_missing_or_malformed_credentials_are_refused_in_french(sqlite_svc: Service) -> None:
+    svc = sqlite_svc
+    for headers, english, french in [
+        ({}, "missing, invalid or expired credentials", "identifiants absents, invalides ou expirés"),
+        ({"Authorization": "Basic abc"}, "must be 'Bearer <token>'", "doit être « Bearer <jeton> »"),
+        ({"Authorization": "Bearer nope"}, "missing, invalid or expired", "identifiants absents"),
+    ]:
+        en = svc.client.get("/api/v1/auth/me", headers=headers)
+        fr = svc.client.get("/api/v1/auth/me", headers={**headers, **FR})
+        assert en.status_code == fr.status_code == 401
+        assert english in en.json()["detail"] and french in fr.json()["detail"]
+        assert fr.headers["WWW-Authenticate"] == "Bearer"
+
+
 def test_a_throttled_login_is_refused_in_french(sqlite_svc: Service) -> None:
     svc = sqlite_svc
     login = {"username": "nurse_b", "password": "wrong horse battery"}
