@@ -423,9 +423,9 @@ def test_assessable_is_the_cores_and_each_of_its_reasons_is_exercised() -> None:
     """A grade is assessable (the core gives a grade) when a domain is known, when a band on the
     value alone held while the reference is missing, or when the range is one grade. The first two
     each decide alone in some snapshot here (so dropping either from the interpreter fails; no
-    ASCO table gives a one-grade range without a known domain, the third is the core's
-    :meth:`Scale.resolve` kept for a table that would), and every snapshot's assessability
-    equals the core's."""
+    snapshot of the current tables reaches a one-grade range without a known domain or a band
+    held, so the third, the core's :meth:`Scale.resolve`, is kept for a table that would), and
+    every snapshot's assessability and range equal the core's."""
     reasons: set[str] = set()
     unassessable = 0
     for s in ASCO:
