@@ -44,14 +44,13 @@ from __future__ import annotations
 import bisect
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from .. import labs
 from ..catalogue import all_scales
-from ..scales.asco2021 import AscoScale
+from ..scales.asco2021 import LabCriterion, lab_criteria
 from ..scales.ctcae import CtcaeScale
 from ..scales.ctcae_spec import LAB_INPUTS, REL_TOL, Bound, Lab
 from ..vocabulary import vocabulary
@@ -77,35 +76,15 @@ def _lab(scale_id: str) -> tuple[CtcaeScale, Lab]:
     return scale, scale.term.lab
 
 
-@dataclass(frozen=True)
-class OrganRef:
-    """A criterion of an ASCO 2021 organ grade comparing a laboratory result with its reference
-    (``multiple`` of the typed table, :mod:`immunotox.scales.asco2021_spec`)."""
-
-    finding: str  # the value's finding (alt)
-    ref: str  # the reference's finding (alt_uln)
-    ref_name: str  # uln | baseline: the reference of :func:`references`
-    code: str  # the laboratory code the value is derived from (``[derive.<finding>]``)
+#: a criterion of an ASCO 2021 organ grade comparing a laboratory result with its reference
+OrganRef = LabCriterion
 
 
-@functools.cache
 def organ_refs(scale_id: str) -> tuple[OrganRef, ...]:
-    """The laboratory criteria of the ASCO 2021 organ grade ``scale_id`` (none for another scale):
-    a ``multiple`` whose finding the vocabulary derives as the latest result of one laboratory
-    quantity, its reference reconstructed by :func:`references` (as the service does)."""
-    scale = all_scales().get(scale_id)
-    if not isinstance(scale, AscoScale):
-        return ()
-    voc = vocabulary()
-    out = []
-    for c in scale.criteria.values():
-        d = voc.derivations.get(c.finding)
-        if c.kind != "multiple" or c.ref is None or d is None or d.method != "last" or len(d.codes) != 1:
-            continue
-        spec = voc.code(d.codes[0])
-        if spec.kind == "quantity" and spec.category == "laboratory":
-            out.append(OrganRef(c.finding, c.ref, c.ref_name, spec.name))
-    return tuple(out)
+    """The laboratory criteria of the ASCO 2021 organ grade ``scale_id`` (none for another scale),
+    as the scale defines them (:func:`immunotox.scales.asco2021.lab_criteria`, read by the live
+    service too); their references are reconstructed by :func:`references`."""
+    return lab_criteria().get(scale_id, ())
 
 
 # ------------------------------------------------------------------------- the reconstruction
