@@ -15,6 +15,11 @@ possible):
 * a value absent: every grade the criterion can give (missing, never normal); a finding no
   timeline reconstructs (hospitalization, ADL…) is always absent.
 
+The reference of a laboratory value (ALT × ULN, creatinine × baseline…: :func:`._labs.organ_refs`)
+is reconstructed as for the CTCAE laboratory terms and as the service does
+(:func:`._labs.reference_columns`, at the result the value was derived from); a reference outside
+its finding's range is refused by the core, so those few points are handed to the core.
+
 Bands compare the value rounded to 9 decimals as :meth:`Band.holds` does; numpy's rounding can
 differ from Python's by one unit in the ninth decimal, so the few points within 1e-8 of a bound
 are compared with Python's own ``round`` (never a whole column).
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +61,9 @@ from ..scales.asco2021_spec import Band, Criterion
 from ..vocabulary import Vocabulary, vocabulary
 from ._astct import Graded, _popcount
 from ._criteria import _kind
+from ._labs import add_reference, organ_refs, reference_columns
 from ._read import F64, I64, B
-from ._snapshot import ScalePlan
+from ._snapshot import Grader, ScalePlan, findings_from_raw
 from ._state import Features
 
 # the column a criterion's finding must come from: finding kind -> column kind (_criteria._kind)
@@ -197,12 +204,52 @@ def _criterion(c: Criterion, cols: Mapping[str, Column], n: int) -> tuple[I64, B
     return np.where(without, partial, mask), without & held
 
 
-def grade(p: ScalePlan, f: Features) -> Graded:
-    """Grade the ASCO 2021 organ scale of ``p`` at every point of ``f``'s grid."""
+def grade(p: ScalePlan, f: Features, d0: I64, d0_inf: B, grader: Grader) -> Graded:
+    """Grade the ASCO 2021 organ scale of ``p`` at every point of ``f``'s grid (``d0``,
+    ``d0_inf``: each patient's day 0 and whether it is an infusion, for the baselines)."""
     scale = _scale(p)
     if scale is None or not handles(p):
         raise KeyError(p.scale_id)
-    return grade_columns(scale, _columns(p, f), len(f.grid))
+    cols = _columns(p, f)
+    refused = _references(p, f, cols, d0, d0_inf)
+    g = grade_columns(scale, cols, len(f.grid))
+    for i in np.flatnonzero(refused).tolist():  # a reference the core refuses: the core's refusal
+        r = grader.grade(scale, _snapshot(p, f, cols, i))
+        g.lo[i], g.hi[i], g.complete[i], g.assessable[i] = r.lo, r.hi, r.complete, r.grade is not None
+    return g
+
+
+def _references(p: ScalePlan, f: Features, cols: dict[str, Column], d0: I64, d0_inf: B) -> B:
+    """Add to ``cols`` the reference of each laboratory value of ``p`` (ULN, baseline), the
+    reconstruction of the CTCAE laboratory terms (:func:`._labs.reference_columns`) at the result
+    the value came from; returns the points where a reference lies outside its finding's range
+    (the core refuses the snapshot there)."""
+    refused = np.zeros(len(f.grid), bool)
+    for c in organ_refs(p.scale_id):
+        if c.finding not in cols:
+            continue
+        key = f.last(c.code, f.voc.derivations[c.finding].window_us)[1]
+        k = f.tl.series(c.code)[0]
+        j = np.where(key >= 0, np.searchsorted(k, key), -1)
+        t = f.tl.time_of(np.maximum(key, 0))[1]
+        x = reference_columns(f, c.code, (c.ref_name,), j, t, d0, d0_inf)[c.ref_name]
+        given = cols[c.finding].given & ~np.isnan(x)
+        cols[c.ref] = Column(given, np.where(given, x, np.nan))
+        rng = finding_specs()[c.ref].range
+        if rng is not None:
+            with np.errstate(invalid="ignore"):
+                refused |= given & ((x < rng[0]) | (x > rng[1]))
+    return refused
+
+
+def _snapshot(p: ScalePlan, f: Features, cols: Mapping[str, Column], i: int) -> dict[str, Any]:
+    """The findings the scalar reference hands the core at point ``i`` (:mod:`._reference`)."""
+    raw = {k: np.asarray(f.raw(k))[i].item() for k in p.findings}
+    out = findings_from_raw(p, {k: None if v != v else v for k, v in raw.items()}, f.voc, with_units=True)
+    for c in organ_refs(p.scale_id):
+        ref = cols.get(c.ref)
+        add_reference(out, c, float(ref.value[i]) if ref is not None and ref.given[i] else None)
+    return out
 
 
 def grade_columns(scale: AscoScale, cols: Mapping[str, Column], n: int) -> Graded:

@@ -297,7 +297,7 @@ def _embedded(obs: Obs, plans: Sequence[ScalePlan], params: Params, grader: Grad
                 r_lo, r_hi, r_c, r_a = _snapshot_grades(f, p, grader, refused)
                 lo[refused], hi[refused], complete[refused], assessable[refused] = r_lo, r_hi, r_c, r_a
         elif _asco.handles(p):
-            gr = _asco.grade(p, f)
+            gr = _asco.grade(p, f, d0, d0_inf, grader)
             lo, hi, complete, assessable = gr.lo, gr.hi, gr.complete, gr.assessable
         else:
             lo, hi, complete, assessable = _snapshot_grades(f, p, grader)
