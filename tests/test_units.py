@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from immunotox import units
-from immunotox.errors import UnitError
+from immunotox.errors import FindingError, UnitError
 
 CREATININE_G_MOL = 113.12
 BILIRUBIN_G_MOL = 584.66
@@ -184,7 +184,6 @@ def test_analytes_whose_unit_differs_between_french_and_us_labs_declare_it() -> 
 
 def test_every_unit_required_finding_refuses_a_bare_number_and_accepts_each_declared_unit() -> None:
     from immunotox.catalogue import all_scales
-    from immunotox.errors import FindingError
     from immunotox.findings import vocabulary
 
     specs = [*vocabulary().values(), *(f for s in all_scales().values() for f in s.findings.values())]
@@ -214,14 +213,26 @@ def test_unit_required_must_name_convertible_units() -> None:
 
 
 def test_the_timeline_never_hands_a_bare_number_for_a_unit_required_finding() -> None:
-    # the timeline derives findings as bare numbers in the finding's unit; a derived finding that
-    # needs its unit would be refused at every assessment (derive it as {"value", "unit"} first)
+    # a derived finding that needs its unit (creatinine, glucose, bilirubin, free T4: laboratories
+    # report them in different units) would be refused at every assessment as a bare number: the
+    # cohort engines hand it as {"value", "unit"} in its code's canonical unit, which the finding
+    # accepts as the same value (a series hands its points with their unit: anc_series,
+    # tests/test_timeline_icaht.py)
     from immunotox.findings import vocabulary
+    from immunotox.timeline._snapshot import finding_value
     from immunotox.vocabulary import vocabulary as observations
 
-    # (a series derivation hands its points with their unit: {"value": x, "unit": <the code's unit>},
-    # so anc_series, whose bare values are refused, is fed correctly; tests/test_timeline_icaht.py)
-    derivations = observations().derivations
+    voc = observations()
+    derivations = voc.derivations
     assert derivations["anc_series"].method == "series" and vocabulary()["anc_series"].unit_required
-    bare = [k for k, d in derivations.items() if d.method != "series" and vocabulary()[k].unit_required]
-    assert derivations and not bare
+    needing = [d for k, d in derivations.items() if d.method != "series" and vocabulary()[k].unit_required]
+    assert {d.finding for d in needing} >= {"creatinine", "bilirubin"}
+    for d in needing:
+        spec = vocabulary()[d.finding]
+        lo, hi = spec.range if spec.range is not None else (0.0, 2.0)
+        x = (lo + hi) / 2  # a plausible value in the code's unit
+        given = finding_value(d, x, voc, with_units=True)
+        assert given == {"value": x, "unit": voc.code(d.codes[0]).unit}, d.finding
+        assert spec.parse(given) == pytest.approx(x), d.finding
+        with pytest.raises(FindingError, match="a bare number is refused"):
+            spec.parse(x)  # the bare number is what the core refuses
