@@ -4,10 +4,12 @@ A batch of observations (a device gateway, a lab interface) is checked and appen
 (patient, scale) pairs it touches are upserted into ``regrade_queue`` **in the same
 transaction** — so a crash after the acknowledgement never loses a regrade. The regrader (a
 background task of the app, every ``regrade_seconds``, and once at start-up for leftovers)
-computes the grades of the queued pairs without holding the write lock, then claims them (by
-deleting them) and stores the results in one short transaction, raising the alerts their
-transitions call for. Coalescing is the point: the queries of one
-pass serve every patient queued since the last one, so grading costs little more than storing.
+computes the grades of the queued pairs and the recommendations of their alerts without holding
+the write lock, then claims them (by deleting them) and stores the results in short
+transactions of at most ``WRITE_CHUNK`` pairs, raising the alerts their transitions call for.
+A single write wakes it for its patient once committed (:class:`Wakeup`). Coalescing is the
+point: the queries of one pass serve every patient queued since the last one, so grading costs
+little more than storing.
 
 Single writes of the API (one observation, an assessment, an administration or its stop) queue
 their pairs the same way unless sent with ``?regrade=now`` (docs/service.md, "The write path");
