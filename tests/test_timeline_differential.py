@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import immunotox
-from immunotox.timeline import TimelineResult, grade_observations
+from immunotox.timeline import TimelineResult, _engine, grade_observations
 
 T0 = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
 COLS = ("patient_id", "time", "code", "value", "unit", "end_time")
@@ -30,6 +30,20 @@ KEYS = {
     "patients": ["patient_id", "scale"],
     "crosstab": ["scale_a", "scale_b", "grade_a", "grade_b"],
 }
+
+
+def snapshot_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The scales the embedded engine hands to the grading core snapshot by snapshot
+    (``_engine._snapshot_grades``), recorded for the rest of the test."""
+    called: list[str] = []
+    real = _engine._snapshot_grades
+
+    def spy(f: Any, p: Any, grader: Any, only: Any = None) -> Any:
+        called.append(p.scale_id)
+        return real(f, p, grader, only)
+
+    monkeypatch.setattr(_engine, "_snapshot_grades", spy)
+    return called
 
 
 def table(rows: list[tuple[Any, ...]]) -> pa.Table:

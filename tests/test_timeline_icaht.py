@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 import immunotox
 from immunotox.scales import icaht as icaht_scale
-from immunotox.timeline import _engine, _icaht, grade_observations
+from immunotox.timeline import _icaht, grade_observations
 from immunotox.timeline._run import select_scales
 
-from .test_timeline_differential import T0, assert_same, cohort, table
+from .test_timeline_differential import T0, assert_same, cohort, snapshot_calls, table
 
 ICAHT = ["ehaebmt2023:icaht", "ehaebmt2023:icaht-early", "ehaebmt2023:icaht-late"]
 
@@ -31,14 +31,7 @@ def _anc(pid: str, day: float, value: float) -> tuple[Any, ...]:
 
 
 def test_icaht_is_graded_in_the_cohort_path_without_the_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    called: list[str] = []
-    real = _engine._snapshot_grades
-
-    def spy(f: Any, p: Any, grader: Any, only: Any = None) -> Any:
-        called.append(p.scale_id)
-        return real(f, p, grader, only)
-
-    monkeypatch.setattr(_engine, "_snapshot_grades", spy)
+    called = snapshot_calls(monkeypatch)
     assert set(ICAHT) <= set(select_scales("all"))
     rows = [("A", T0, "infusion", "axi-cel", ""), _anc("A", 1, 0.3), _anc("A", 2, 0.05)]
     r = grade_observations(table(rows), ICAHT, engine="embedded")

@@ -446,3 +446,41 @@ def test_rejects_read_each_column_once_whatever_their_number(monkeypatch: pytest
         "temperature = 55 Cel: outside the plausible range 25–45 Cel; check the unit and the decimal point"
     }
     assert len(calls) < 20, calls
+
+
+def test_the_reader_takes_a_vocabulary_of_more_than_64_codes() -> None:
+    """The row state holds any code index (issue 17): with 16 codes appended to the vocabulary
+    (80 in all), rows of the codes beyond the 64th are accepted with their code and value, a bad
+    value of one is rejected naming it, and the codes of the packaged vocabulary read as before."""
+    import dataclasses
+
+    base = vocabulary()
+    like = base.code("ice_score")  # an integer 0-10, no unit
+    extra = [
+        dataclasses.replace(like, name=f"extra_{k:02d}", index=len(base.codes) + k, loinc=())
+        for k in range(16)
+    ]
+    codes = (*base.codes, *extra)
+    voc = dataclasses.replace(
+        base,
+        codes=codes,
+        _lookup={**base._lookup, **{c.name: c.index for c in extra}},
+        all_codes={**base.all_codes, **{c.name: c for c in extra}},
+    )
+    assert len(voc.codes) == len(base.codes) + 16 and len(voc.codes) > 64
+    rows = [
+        GOOD,
+        ("P1", "2024-03-01T11:00:00Z", "extra_15", "7", ""),
+        ("P1", "2024-03-01T12:00:00Z", "extra_00", "3", ""),
+        ("P2", "2024-03-01T12:00:00Z", "extra_15", "eleven", ""),
+        ("P2", "2024-03-01T13:00:00Z", "extra_15", "99", ""),
+    ]
+    n = normalize(table(rows), file="f", vocab=voc)
+    got = [(voc.codes[int(c)].name, float(v)) for c, v in zip(n.obs.code, n.obs.num, strict=True)]
+    assert got == [("temperature", 38.2), ("extra_15", 7.0), ("extra_00", 3.0)]
+    assert [(r["row"], r["reason"], r["value"]) for r in n.rejects.to_pylist()] == [
+        (4, "bad_value", "eleven"),
+        (5, "impossible_value", "99"),
+    ]
+    kept = normalize(table(rows), file="f", vocab=voc, keep=frozenset({"extra_15"}))
+    assert [voc.codes[int(c)].name for c in kept.obs.code] == ["extra_15"]

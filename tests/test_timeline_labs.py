@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 import immunotox
 from immunotox import labs
 from immunotox.catalogue import all_scales
-from immunotox.timeline import _engine, _labs, _run, grade_observations, run_timeline
+from immunotox.timeline import _labs, _run, grade_observations, run_timeline
 from immunotox.timeline._options import select_scales
 from immunotox.timeline._snapshot import plan
 
-from .test_timeline_differential import T0, assert_same, cohort
+from .test_timeline_differential import T0, assert_same, cohort, snapshot_calls
 from .test_timeline_differential import table as contract_table
 
 LAB_SCALES = [s for s in select_scales("all") if plan(all_scales()[s]).lab is not None]
@@ -47,14 +47,7 @@ def test_every_lab_term_of_the_interval_table_is_graded_in_both_versions() -> No
 def test_lab_terms_are_graded_in_the_cohort_path_without_the_snapshot_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    called: list[str] = []
-    real = _engine._snapshot_grades
-
-    def spy(f: Any, p: Any, grader: Any, only: Any = None) -> Any:
-        called.append(p.scale_id)
-        return real(f, p, grader, only)
-
-    monkeypatch.setattr(_engine, "_snapshot_grades", spy)
+    called = snapshot_calls(monkeypatch)
     rows = [("A", T0, "age", 60, "a")] + [
         ("A", T0 + dt.timedelta(hours=i), code, 1.0, labs_unit(code)) for i, code in enumerate(CODES)
     ]

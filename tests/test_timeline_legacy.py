@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 import immunotox
 from immunotox.catalogue import all_scales
 from immunotox.scales.legacy_crs import LegacyCrs
-from immunotox.timeline import _astct, _criteria, _engine, _legacy, grade_observations, read_observations
+from immunotox.timeline import _astct, _criteria, _legacy, grade_observations, read_observations
 from immunotox.timeline._engine import Params, grade_partition
 from immunotox.timeline._run import select_scales
 from immunotox.timeline._snapshot import Grader, plan
 
-from .test_timeline_differential import T0, assert_same, cohort, table
+from .test_timeline_differential import T0, assert_same, cohort, snapshot_calls, table
 
 ALL_CRS = select_scales("all-crs")
 LEGACY = [s for s in ALL_CRS if isinstance(all_scales()[s], LegacyCrs)]
@@ -42,14 +42,7 @@ def test_every_crs_scale_is_vectorised() -> None:
 
 
 def test_no_crs_scale_goes_through_the_core_in_the_cohort_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    called: list[str] = []
-    real = _engine._snapshot_grades
-
-    def spy(f: Any, p: Any, grader: Any) -> Any:
-        called.append(p.scale_id)
-        return real(f, p, grader)
-
-    monkeypatch.setattr(_engine, "_snapshot_grades", spy)
+    called = snapshot_calls(monkeypatch)
     rows = [("A", T0, "temperature", 39.0, "Cel"), ("A", T0, "oxygen", "facemask", "")]
     r = grade_observations(table(rows), "all-crs", engine="embedded")
     assert set(r.grades.column("scale").to_pylist()) == set(ALL_CRS)

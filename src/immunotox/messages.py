@@ -92,6 +92,15 @@ def error(_key: str, /, **params: Any) -> Msg:
     return Msg.model_construct(id=f"messages:errors.{_key}", params=params)
 
 
+class Refused(ValueError):
+    """A validator's refusal written as data: ``str()`` is its English text (what pydantic shows
+    after "Value error, "), :attr:`msg` the message to write in any language."""
+
+    def __init__(self, msg: Msg) -> None:
+        super().__init__(render(msg, "en"))
+        self.msg = msg
+
+
 def or_list(items: list[str], *, commas: bool = False) -> Msg | str:
     """``a or b or c`` (« a ou b ou c »), or with ``commas`` ``a, b or c`` (« a, b ou c »)."""
     if len(items) == 1:

@@ -151,3 +151,69 @@ def test_create_unit_and_user_commands(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(database_url=url, sweep_seconds=0))) as c:
         r = c.post("/api/v1/auth/token", json={"username": "chef", "password": "a long password"})
         assert r.status_code == 200 and r.json()["user"]["unit_ids"] == ["hemato-a"]
+
+
+def test_simulated_ward_grades_the_checkpoint_inhibitor_hepatitis_completely(tmp_path: Path) -> None:
+    """Issue 17: the demo's patients have a sex and their laboratory results carry the site's
+    reference interval for that sex and age, so the ASCO 2021 hepatitis needs no upper limit of
+    normal (only the bedside finding of liver dysfunction stays missing) and the CTCAE ALT term is
+    a complete grade; a checkpoint-inhibitor patient's liver tests, at grade 1 before the start,
+    reach grade 2 (AST or ALT > 3 x ULN) 45 simulated minutes after it, with its alert, while the
+    other one's colitis reaches grade 2 at 30 minutes."""
+    from immunotox import labs
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    migrate(url)
+    settings = Settings(database_url=url, sweep_seconds=0, demo=True)
+    ward = demo.simulated_ward(START, n_patients=4, seed=7)
+    ici = [p for p in ward.patients if p.therapy_class == "checkpoint_inhibitor"]
+    assert len(ici) == 2 and all(p.sex in ("female", "male") for p in ward.patients)
+    colitis_pid, liver = ici[0].id, ici[1]
+    assert liver.birth_date is not None
+    age = (START.date() - liver.birth_date).days // 365.25
+    ratios = []
+    for code in ("alt", "ast"):
+        iv = labs.default_interval(code, liver.sex, age)
+        assert iv is not None
+        rows = [r for r in ward.rows if r["patient_id"] == liver.id and r["code"] == code]
+        assert rows and all((r["ref_low"], r["ref_high"]) == (iv.low, iv.high) for r in rows)
+        ratios += [(r["time"], float(r["value"]) / iv.high) for r in rows]
+    assert min(t for t, x in ratios if x > 3) == START + dt.timedelta(minutes=45)
+    assert 1 < max(x for t, x in ratios if t <= START) <= 3  # grade 1 before the start
+
+    def state(pid: str, scale: str) -> tuple[tuple[object, ...] | None, list[tuple[str, int]]]:
+        with db.engine.connect() as conn:
+            g = conn.execute(
+                text(
+                    "SELECT r.grade, r.grade_lo, r.complete, r.missing FROM current_grade c"
+                    " JOIN grade_record r ON r.id = c.grade_record_id"
+                    " WHERE c.patient_id = :p AND c.scale = :s"
+                ),
+                {"p": pid, "s": scale},
+            ).first()
+            alerts = conn.execute(
+                text("SELECT kind, grade FROM alert WHERE patient_id = :p AND scale = :s ORDER BY id"),
+                {"p": pid, "s": scale},
+            ).all()
+        return (tuple(g) if g is not None else None), [(k, gr) for k, gr in alerts]
+
+    db = Database(settings)
+    try:
+        demo.seed(db, settings, ward, START)
+        with db.engine.connect() as conn:
+            sexes = dict(conn.execute(text("SELECT id, sex FROM patient")).all())
+        assert sexes == {p.id: p.sex for p in ward.patients}
+        hepatitis = "asco2021:hepatitis"
+        assert state(liver.id, hepatitis)[0] == (1, 1, False, '["liver_dysfunction"]')
+        alt_term = state(liver.id, "ctcae5:alanine-aminotransferase-increased")[0]
+        assert alt_term is not None and alt_term[2] and alt_term[0] == alt_term[1]
+        clock = ManualClock(START)
+        replayer = demo.Replayer(db, settings, clock, ward.rows, START)
+        clock.advance(hours=1)  # 30 s of demo at 120x
+        replayer.step()
+        grade, alerts = state(liver.id, hepatitis)
+        assert grade == (2, 2, False, '["liver_dysfunction"]') and alerts[-1] == ("grade_increase", 2)
+        grade, alerts = state(colitis_pid, "asco2021:colitis")
+        assert grade is not None and grade[0] == 2 and alerts[-1] == ("grade_increase", 2)
+    finally:
+        db.dispose()

@@ -50,3 +50,6 @@ def test_ward_and_patient_page_show_a_live_irae_grade_with_the_asco_actions_in_f
     assert "exclusion des autres causes" in page
     assert "1 mg/kg/j × 80 kg = 80 mg/j" in page  # prednisone (ASCO 2021 colitis G2), in French
     assert "mg/kg/day" not in page
+    # the deciding criterion by its French name, never its key (« Décidé par : stools » before)
+    assert "Décidé par :</strong> selles par jour au-dessus de l'état de base" in page
+    assert "Décidé par :</strong> stools" not in page

@@ -581,3 +581,14 @@ def test_the_ward_lists_each_scale_once_and_names_lab_terms_in_french(web: Web) 
     assert len(scales) == len(set(scales)) and "ctcae5:alanine-aminotransferase-increased" in scales
     assert "Augmentation des alanine aminotransférases (ALAT)" in row
     assert ">ctcae5:" not in row  # never a scale id for a name
+
+
+def test_portal_shows_every_refusal_beside_its_field(web: Web) -> None:
+    """A refused note (too long) or temperature unit was answered 422 with nothing shown: the
+    patient saw the form again without knowing why."""
+    web.login("pat_a1")
+    long = web.post("/portal/report", {"note": "x" * 2001})
+    assert long.status_code == 422
+    assert 'id="err-note" role="alert"' in long.text and "2000" in text(long)
+    unit = web.post("/portal/report", {"temperature": "37.0", "temperature_unit": "K"})
+    assert unit.status_code == 422 and 'id="err-temperature" role="alert"' in unit.text

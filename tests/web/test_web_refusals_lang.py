@@ -52,3 +52,27 @@ def test_vitals_refused_row_by_row_read_in_french_beside_each_field(web: Web) ->
     assert "(et 1 autre)" in page and "(and 1 more)" not in page
     assert page.count("hors de l'intervalle physiquement possible") >= 2
     assert "outside the physically possible range" not in page
+
+
+def test_a_pathway_refusal_on_the_patient_page_is_in_the_page_language() -> None:
+    """A CAR-T patient recorded in a phase that cannot be current on this day (screening on day 1)
+    gets the pathway's refusal instead of a status, in the page's language (English before)."""
+    import datetime as dt
+
+    from immunotox.service.models import Patient
+    from immunotox.web import views
+
+    p = Patient(
+        id="P-PW",
+        therapy_class="car_t",
+        product="tisa-cel",
+        infusion_at=dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC),
+        pathway_phase="screening",
+    )
+    now = dt.datetime(2026, 12, 2, 12, tzinfo=dt.UTC)
+    status, fr = views.pathway_view(p, now, "fr", [], "clinician", None)
+    assert status is None and fr is not None
+    assert "phase = 'screening' : ne peut pas être la phase en cours" in fr
+    assert "cannot be" not in fr
+    status, en = views.pathway_view(p, now, "en", [], "clinician", None)
+    assert status is None and en is not None and "cannot be the current phase" in en

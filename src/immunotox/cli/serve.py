@@ -182,7 +182,7 @@ def create_user(
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     problem = auth.password_problem(password, role, username)
     if problem is not None:
-        fail(f"password: {problem}")
+        fail(f"password: {problem.text('en')}")  # the command has no --lang: English
     settings = _settings(db)
     migrate(settings.database_url)
     database = Database(settings)

@@ -39,13 +39,16 @@ patients treated with immune checkpoint inhibitor therapy: ASCO guideline update
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..findings import pick
 from ..messages import Catalogue, Msg, render
 from ..result import RuleHit
 from ..units import display
+from ..vocabulary import vocabulary
 from ._base import Domain, Scale, known, unknown
 from .asco2021_spec import AscoTable, Criterion, table
 
@@ -206,3 +209,36 @@ def scales() -> list[Scale]:
     """The scales this module provides (read by the catalogue)."""
     organs = list(_T.organs)
     return [AscoRash(o) if o == "rash" else AscoScale(o) for o in organs]
+
+
+@dataclass(frozen=True)
+class LabCriterion:
+    """A criterion of an organ grade comparing a laboratory result with its reference: a
+    ``multiple`` of the typed table whose finding the vocabulary derives as the latest result of
+    one laboratory quantity (``[derive.<finding>]`` of ``data/observations.toml``)."""
+
+    finding: str  # the value's finding (alt)
+    ref: str  # the reference's finding (alt_uln)
+    ref_name: str  # uln | baseline: which reference the value is a multiple of
+    code: str  # the laboratory code the value is derived from (alt)
+
+
+@functools.cache
+def lab_criteria() -> dict[str, tuple[LabCriterion, ...]]:
+    """Scale id -> its laboratory criteria, for the organ grades that read a laboratory result
+    (hepatitis, nephritis, diabetes, thyrotoxicosis). One definition, read by the live service
+    (:mod:`immunotox.service.organ_labs`) and by both cohort engines (:mod:`immunotox.timeline._labs`)."""
+    voc = vocabulary()
+    out: dict[str, tuple[LabCriterion, ...]] = {}
+    for organ, t in _T.organs.items():
+        found = []
+        for c in t.criteria.values():
+            d = voc.derivations.get(c.finding)
+            if c.kind != "multiple" or c.ref is None or d is None or d.method != "last" or len(d.codes) != 1:
+                continue
+            spec = voc.code(d.codes[0])
+            if spec.kind == "quantity" and spec.category == "laboratory":
+                found.append(LabCriterion(c.finding, c.ref, c.ref_name, spec.name))
+        if found:
+            out[f"asco2021:{organ}"] = tuple(found)
+    return out

@@ -31,6 +31,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..messages import Msg
+from ..messages import error as E
 from .models import AuthToken, Patient, User, UserUnit
 
 Role = Literal["admin", "physician", "nurse", "patient"]
@@ -68,8 +70,9 @@ def common_passwords() -> frozenset[str]:
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
-def password_problem(password: str, role: str, username: str | None = None) -> str | None:
-    """Why ``password`` may not be set for an account of ``role``, or None.
+def password_problem(password: str, role: str, username: str | None = None) -> Msg | None:
+    """Why ``password`` may not be set for an account of ``role`` (a message written in French and
+    English, ``errors.auth.*`` of data/messages.toml), or None.
 
     Length over composition, no rule on character classes, a check against common passwords and
     no truncation (NIST SP 800-63B, 2017, §5.1.1.2; ANSSI with the CNIL, *Recommandations relatives
@@ -79,21 +82,21 @@ def password_problem(password: str, role: str, username: str | None = None) -> s
     passwords (:func:`common_passwords`, compared in lowercase) or the user name itself.
 
     >>> password_problem("correct horse battery", "nurse")
-    >>> password_problem("sunflower", "physician")
+    >>> password_problem("sunflower", "physician").text("en")
     'at least 12 characters for a physician account (a few words make a good one)'
-    >>> password_problem("password1234", "nurse")
-    'one of the most common passwords: choose another'
+    >>> password_problem("password1234", "nurse").text("fr")
+    "l'un des mots de passe les plus courants : choisissez-en un autre"
     """
     least = MIN_PASSWORD_LENGTH if role == "patient" else MIN_STAFF_PASSWORD_LENGTH
     if len(password) < least:
-        return f"at least {least} characters for a {role} account (a few words make a good one)"
+        return E("auth.password_short", least=least, role=role)
     if len(password) > MAX_PASSWORD_LENGTH:
-        return f"at most {MAX_PASSWORD_LENGTH} characters (a password is never cut)"
+        return E("auth.password_long", most=MAX_PASSWORD_LENGTH)
     low = password.lower()
     if low in common_passwords():
-        return "one of the most common passwords: choose another"
+        return E("auth.password_common")
     if username is not None and low == username.lower():
-        return "the same as the user name: choose another"
+        return E("auth.password_username")
     return None
 
 

@@ -8,7 +8,14 @@
   infusion, and one patient's CRS starts about 30 simulated minutes after the start; a patient on a
   checkpoint inhibitor (pembrolizumab or nivolumab) has an immune colitis at ASCO 2021 grade 1
   when the demo starts, which rises to grade 2 (its alert carrying the corticosteroid dose for
-  the patient's weight) at the bedside round 30 simulated minutes after the start.
+  the patient's weight) at the bedside round 30 simulated minutes after the start; another
+  one's liver tests 45 simulated minutes after the start show an immune hepatitis at ASCO 2021
+  grade 2 (AST or ALT more than 3 times the upper limit of normal), charted at grade 1 before.
+* Every simulated patient has the sex and age the generator drew, and every laboratory result
+  carries the reference interval the laboratory reports with it: the site's default interval
+  for that patient's sex and age (:func:`immunotox.labs.default_interval`, the one table of
+  ``data/reference_intervals.toml``), so the grades relative to the upper limit of normal are
+  complete grades, not ranges.
 * A :class:`~immunotox.service.db.SimulatedClock` runs ``speed`` times faster than real time
   (default 120: one hour in 30 s). A background task feeds the rows whose time has come through
   the normal ingest path (checks, grading, alerts, audit), so grades change and alerts fire
@@ -28,10 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 from fastapi import FastAPI
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from .. import labs
 from ..errors import ImmunotoxError
 from . import audit, bootstrap, codes, ingest
 from .config import Settings
@@ -78,6 +87,7 @@ class PatientSeed:
     # the patient's birth date: the management module gives a dose only for the population its
     # source is written for (adults), so an unknown age withholds every amount
     birth_date: dt.date | None = None
+    sex: str | None = None  # "female" / "male" (reference intervals of ALT, AST, creatinine ...)
 
 
 @dataclass
@@ -93,23 +103,25 @@ def simulated_ward(
     start: dt.datetime, *, n_patients: int = 12, seed: int = 7, horizon_days: float = 7
 ) -> Ward:
     """A ward from the synthetic generator, placed around ``start`` (the built-in one if it refuses)."""
-    from ..simulate import simulate_cohort
+    from ..simulate import simulate_cohort, simulated_sex
 
     try:
         cohort = simulate_cohort(max(n_patients, 2), days=12, seed=seed)
     except ImmunotoxError as exc:  # pragma: no cover - generator refused its own defaults
         log.warning("simulator refused: %s; using the built-in scenario", exc)
         return builtin_ward(start)
-    truth = sorted(cohort.truth.to_pylist(), key=lambda r: r["patient_id"])
+    truth = sorted(
+        ({**t, "sex": simulated_sex(t["patient_id"], seed)} for t in cohort.truth.to_pylist()),
+        key=lambda r: r["patient_id"],
+    )
     rows_by_patient: dict[str, list[dict[str, Any]]] = {}
     for r in cohort.observations.to_pylist():
         rows_by_patient.setdefault(r["patient_id"], []).append(r)
-    irae = _irae_patient(simulate_cohort, seed)
-    if irae is not None:
+    for irae in _irae_patients(simulate_cohort, seed):
         truth.append(irae[0])
         rows_by_patient[irae[0]["patient_id"]] = irae[1]
-    # order: severe CRS first (the one that starts during the demo), then a checkpoint-inhibitor
-    # colitis that starts during the demo, then the others
+    # order: severe CRS first (the one that starts during the demo), then the checkpoint-inhibitor
+    # colitis and hepatitis that rise during the demo, then the others
     with_crs = [t for t in truth if (t.get("crs_grade") or 0) >= 2 and t.get("crs_onset") is not None]
     with_irae = [t for t in truth if t.get("irae_onset") is not None]
     others = [t for t in truth if t not in with_crs and t not in with_irae]
@@ -125,9 +137,10 @@ def simulated_ward(
             target = start + lead - (t["crs_onset"] - infusion)
         elif t.get("irae_onset") is not None:
             # the first bedside round that shows the colitis at grade 2 (the one whose alert carries
-            # the corticosteroid dose): 30 min of simulated time after the start; its grade 1 is
-            # charted before the start
-            target = start + dt.timedelta(minutes=30) - (t["irae_onset"] - infusion)
+            # the corticosteroid dose): 30 min of simulated time after the start, its grade 1
+            # charted before the start; the hepatitis's first liver tests at grade 2: 45 min after it
+            lead = dt.timedelta(minutes=t["irae_lead_min"])
+            target = start + lead - (t["irae_onset"] - infusion)
         else:
             target = start - dt.timedelta(days=offsets_days[k % len(offsets_days)])
         shift = target - infusion
@@ -149,14 +162,16 @@ def simulated_ward(
                 infusion_at=target,
                 indication="solid_tumour" if ici else None,
                 birth_date=_birth_date(target, t.get("age_years")),
+                sex=_SEX.get(t.get("sex") or ""),
             )
         )
+        refs = _References(patients[-1].sex, t.get("age_years"))
         for r in own:
             time = r["time"] + shift
             if time > start + dt.timedelta(days=horizon_days):
                 continue
             end = r["end_time"] + shift if r.get("end_time") is not None else None
-            rows.append({**r, "patient_id": pid, "time": time, "end_time": end})
+            rows.append({**r, "patient_id": pid, "time": time, "end_time": end, **refs.of(r)})
     rows.sort(key=lambda r: (r["time"], r["patient_id"], r["code"]))
     return Ward(patients, rows, "immunotox.simulate", [f"{len(patients)} simulated patients (seed {seed})"])
 
@@ -169,28 +184,84 @@ def _birth_date(infusion: dt.datetime, age_years: float | None) -> dt.date | Non
     return dt.date(infusion.year - int(age_years) - (1 if before_july else 0), 7, 1)
 
 
-def _irae_patient(simulate_cohort: Any, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """A checkpoint-inhibitor patient of the generator whose immune colitis reaches grade 2 (by
-    stools per day over baseline), with ``irae_onset`` = the first bedside round at grade 2 (the
-    ASCO 2021 colitis band of the typed rule table, :mod:`immunotox.scales.asco2021_spec`)."""
-    from ..scales.asco2021_spec import table
+_SEX = {"F": "female", "M": "male"}
 
-    stools = table().organs["colitis"].criteria["stools"]
-    grade2 = min(b.comparison[1] for b in stools.bands if b.grade == 2)
-    # another seed: patient k of two cohorts of one seed shares its draws (weight, age, …)
-    cohort = simulate_cohort(60, days=30, seed=seed + 17, products=["anti-pd1"])
-    sick = sorted(
-        (t for t in cohort.truth.to_pylist() if t["colitis_grade"] == 2), key=lambda t: t["patient_id"]
-    )
-    for t in sick:
-        rows = [r for r in cohort.observations.to_pylist() if r["patient_id"] == t["patient_id"]]
-        first = min(
-            (r["time"] for r in rows if r["code"] == "stools_over_baseline" and float(r["value"]) >= grade2),
-            default=None,
-        )
-        if first is not None:
-            return {**t, "patient_id": f"irae-{t['patient_id']}", "irae_onset": first}, rows
-    return None
+
+@dataclass(frozen=True)
+class _References:
+    """The reference interval a laboratory reports with each result of one patient: the site's
+    default for the patient's sex and age (:func:`immunotox.labs.default_interval`), given when
+    the result is in the interval's unit (the code's canonical unit, the generator's)."""
+
+    sex: str | None
+    age_years: float | None
+
+    def of(self, row: dict[str, Any]) -> dict[str, float]:
+        iv = labs.default_interval(str(row["code"]), self.sex, self.age_years)
+        if iv is None or (row.get("unit") or "") != iv.unit:
+            return {}
+        return {"ref_low": iv.low, "ref_high": iv.high}
+
+
+def _irae_patients(simulate_cohort: Any, seed: int) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Checkpoint-inhibitor patients of the generator: one whose immune colitis reaches grade 2
+    (by stools per day over baseline), one whose liver tests reach the hepatitis grade 2 (AST or ALT
+    more than 3 times the upper limit of normal of the site's interval for the patient's sex and
+    age), each
+    with ``irae_onset`` = its first result at grade 2 (the ASCO 2021 bands of the typed rule table,
+    :mod:`immunotox.scales.asco2021_spec`) and ``irae_lead_min`` = when the demo shows it."""
+    from ..scales.asco2021_spec import table
+    from ..simulate import simulated_sex
+
+    organs = table().organs
+    stools2 = min(b.comparison[1] for b in organs["colitis"].criteria["stools"].bands if b.grade == 2)
+    # another seed: patient k of two cohorts of one seed shares its draws (weight, age, …); 150
+    # patients hold a hepatitis above 3 x ULN of the site's interval (the generator's latent
+    # ULN is lower than the site's for men)
+    cohort = simulate_cohort(150, days=30, seed=seed + 17, products=["anti-pd1"])
+    obs = cohort.observations
+    truth = sorted(cohort.truth.to_pylist(), key=lambda t: t["patient_id"])
+    out: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+
+    def rows_of(pid: str, code: str | None = None) -> list[dict[str, Any]]:
+        mask = pc.equal(obs.column("patient_id"), pid)
+        if code is not None:
+            mask = pc.and_(mask, pc.equal(obs.column("code"), code))
+        rows: list[dict[str, Any]] = obs.filter(mask).to_pylist()
+        return rows
+
+    def pick(kind: str, lead_min: int, onset: Any) -> None:
+        for t in truth:
+            if t[f"{kind}_grade"] != 2 or any(o[0]["patient_id"] == f"irae-{t['patient_id']}" for o in out):
+                continue
+            sex = simulated_sex(t["patient_id"], seed + 17)
+            first = onset(t, _SEX[sex])
+            if first is not None:
+                pid = f"irae-{t['patient_id']}"
+                seen = {**t, "patient_id": pid, "sex": sex, "irae_onset": first, "irae_lead_min": lead_min}
+                out.append((seen, rows_of(t["patient_id"])))
+                return
+        log.info("no simulated %s at grade 2 for the demo", kind)
+
+    def colitis(t: dict[str, Any], sex: str) -> Any:
+        rows = rows_of(t["patient_id"], "stools_over_baseline")
+        return min((r["time"] for r in rows if float(r["value"]) >= stools2), default=None)
+
+    def hepatitis(t: dict[str, Any], sex: str) -> Any:
+        # the first result of a laboratory criterion (ALT, AST, bilirubin) above its grade-2 band
+        first = []
+        for crit in organs["hepatitis"].criteria.values():
+            iv = labs.default_interval(crit.finding, sex, t["age_years"]) if crit.ref else None
+            if iv is None:
+                continue
+            grade2 = min(b.comparison[1] for b in crit.bands if b.grade == 2)
+            rows = rows_of(t["patient_id"], crit.finding)
+            first += [r["time"] for r in rows if float(r["value"]) > grade2 * iv.high]
+        return min(first, default=None)
+
+    pick("colitis", 30, colitis)
+    pick("hepatitis", 45, hepatitis)
+    return out
 
 
 def builtin_ward(start: dt.datetime) -> Ward:
@@ -230,8 +301,10 @@ def builtin_ward(start: dt.datetime) -> Ward:
         rows.append({"patient_id": pid, "time": t, "code": code, "value": str(value), "unit": unit, **kw})
 
     ages = {"DEMO-01": 61, "DEMO-02": 54, "DEMO-03": 35, "DEMO-04": 70}
+    sexes = {"DEMO-01": "male", "DEMO-02": "female", "DEMO-03": "female", "DEMO-04": "male"}
     for p in pats:
         p.birth_date = _birth_date(p.infusion_at, ages[p.id])
+        p.sex = sexes[p.id]
     for p in pats:
         add(p.id, p.infusion_at, "infusion", p.product)
         add(p.id, p.infusion_at, "age", ages[p.id], "a")
@@ -326,6 +399,8 @@ def _prepare(
             "end_time": end if end is None or end <= now else None,
             "dose": r.get("dose"),
             "dose_unit": r.get("dose_unit") or None,
+            "ref_low": r.get("ref_low"),
+            "ref_high": r.get("ref_high"),
         }
         try:
             out.append(ingest.prepare(str(r["patient_id"]), raw, now=now, settings=settings))
@@ -398,6 +473,7 @@ def seed(
                     infusion_at=p.infusion_at,
                     indication=p.indication,
                     birth_date=p.birth_date,
+                    sex=p.sex,
                     created_at=start,
                     updated_at=start,
                 )

@@ -152,13 +152,13 @@ def get_principal(
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise unauthorized("Authorization header must be 'Bearer <token>'")
+            raise unauthorized(E("auth.bearer_format"))
         with db.session() as s:
             principal = auth.resolve_token(s, token.strip(), now=clock.now(), via="bearer")
     else:
         principal = session_principal(request)
     if principal is None:
-        raise unauthorized("missing, invalid or expired credentials")
+        raise unauthorized(E("auth.credentials"))
     if request.method in UNSAFE and not auth.check_csrf(principal, request.headers.get(auth.CSRF_HEADER)):
         raise forbidden(f"cookie-authenticated request without a valid {auth.CSRF_HEADER} header")
     return principal

@@ -186,15 +186,14 @@ def _as_datetime(value: Any) -> tuple[dt.datetime, str | None]:
     if isinstance(value, dt.datetime):
         return as_utc(value), None
     if isinstance(value, dt.date):
-        return dt.datetime(
-            value.year, value.month, value.day, tzinfo=dt.UTC
-        ), "date without time: read as 00:00 UTC"
+        # the note is stored on the event as written (English); its French twin is data too
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC), _said("notes.date_only").text(
+            "en"
+        )
     text = str(value)
     if len(text) in (4, 7):  # year or year-month
         parts = [int(x) for x in text.split("-")] + [1, 1]
-        return dt.datetime(
-            parts[0], parts[1], 1, tzinfo=dt.UTC
-        ), "partial date: read as the first day, 00:00 UTC"
+        return dt.datetime(parts[0], parts[1], 1, tzinfo=dt.UTC), _said("notes.partial_date").text("en")
     return as_utc(dt.datetime.fromisoformat(text)), None
 
 

@@ -24,45 +24,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..scales.asco2021_spec import table
+from ..scales.asco2021 import lab_criteria
 from ..vocabulary import vocabulary
 from . import labs
 from .models import Patient
 
-
-@dataclass(frozen=True)
-class LabCriterion:
-    """A criterion of an organ grade comparing a laboratory result with its reference."""
-
-    finding: str  # the value's finding (alt)
-    ref: str  # the reference's finding (alt_uln)
-    kind: str  # uln | baseline
-    code: str  # the observation code of the result (alt)
-
-
-def _lab_code(finding: str) -> str | None:
-    """The laboratory code ``finding`` is derived from (None: not a laboratory result)."""
-    v = vocabulary()
-    d = v.derivations.get(finding)
-    if d is None or d.method != "last" or len(d.codes) != 1:
-        return None
-    spec = v.code(d.codes[0])
-    return spec.name if spec.kind == "quantity" and spec.category == "laboratory" else None
-
-
-@functools.cache
-def criteria() -> dict[str, tuple[LabCriterion, ...]]:
-    """Scale id -> its laboratory criteria (the organ grades that read a laboratory result)."""
-    out: dict[str, tuple[LabCriterion, ...]] = {}
-    for organ, t in table().organs.items():
-        found = []
-        for c in t.criteria.values():
-            code = _lab_code(c.finding) if c.kind == "multiple" and c.ref is not None else None
-            if code is not None and c.ref is not None:
-                found.append(LabCriterion(c.finding, c.ref, c.ref_name, code))
-        if found:
-            out[f"asco2021:{organ}"] = tuple(found)
-    return out
+#: scale id -> its laboratory criteria: one definition with the cohort engines (the scale's own)
+criteria = lab_criteria
 
 
 @functools.cache
@@ -73,7 +41,7 @@ def quantities() -> frozenset[str]:
 
 def _baseline_codes(scales: Iterable[str]) -> frozenset[str]:
     table_ = criteria()
-    return frozenset(c.code for s in scales for c in table_.get(s, ()) if c.kind == "baseline")
+    return frozenset(c.code for s in scales for c in table_.get(s, ()) if c.ref_name == "baseline")
 
 
 @dataclass
@@ -130,6 +98,6 @@ def complete(
             continue
         row = used[-1]
         before = ctx.before.get(c.code, [])
-        x = labs.reference(inputs, c.ref, c.kind, patient, c.code, row, row.time, before, age)
+        x = labs.reference(inputs, c.ref, c.ref_name, patient, c.code, row, row.time, before, age)
         if x is not None:
             findings[c.ref] = {"value": x, "unit": unit}

@@ -163,15 +163,25 @@ def forbidden(detail: str) -> ApiError:
     return ApiError(403, "Forbidden", detail, code="forbidden")
 
 
-def unauthorized(detail: str = "authentication required") -> ApiError:
-    return ApiError(401, "Unauthorized", detail, code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(detail: str | Msg = "authentication required", lang: Lang = "en") -> ApiError:
+    """401; a :class:`Msg` is written in ``lang`` and again in the reader's language."""
+    text = detail if isinstance(detail, str) else detail.text(lang)
+    err = ApiError(401, "Unauthorized", text, code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(detail, Msg):
+        err.relang = lambda other: unauthorized(detail, other)
+    return err
 
 
-def too_many_requests(detail: str, retry_after: int) -> ApiError:
-    """429 with ``Retry-After`` (seconds): the client must wait before trying again."""
-    return ApiError(
-        429, "Too many requests", detail, code="too-many-requests", headers={"Retry-After": str(retry_after)}
+def too_many_requests(detail: str | Msg, retry_after: int, lang: Lang = "en") -> ApiError:
+    """429 with ``Retry-After`` (seconds): the client must wait before trying again; a
+    :class:`Msg` is written in ``lang`` and again in the reader's language."""
+    text = detail if isinstance(detail, str) else detail.text(lang)
+    err = ApiError(
+        429, "Too many requests", text, code="too-many-requests", headers={"Retry-After": str(retry_after)}
     )
+    if isinstance(detail, Msg):
+        err.relang = lambda other: too_many_requests(detail, retry_after, other)
+    return err
 
 
 def conflict(detail: str | Msg, field: str | None = None, lang: Lang = "en") -> ApiError:

@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from ..messages import Refused
+from ..messages import error as E
 from ..result import Status, Texts
 from .db import as_utc
 
@@ -46,7 +48,7 @@ def _iso_text(value: Any) -> Any:
     as seconds since 1970, and a bare date as its midnight)."""
     if isinstance(value, dt.datetime) or (isinstance(value, str) and ISO_DATETIME.match(value)):
         return value
-    raise ValueError("expected an ISO 8601 date and time, e.g. 2025-03-10T12:00:00Z")
+    raise Refused(E("validation.iso_datetime"))
 
 
 UtcDatetime = Annotated[dt.datetime, BeforeValidator(_iso_text), AfterValidator(as_utc)]
@@ -89,7 +91,7 @@ class Model(BaseModel):
     def _no_nul(cls, value: Any) -> Any:
         # per field, so that the error names the field and quotes only its own value
         if _has_nul(value):
-            raise ValueError("contains a NUL character")
+            raise Refused(E("service.nul"))
         return value
 
 
@@ -195,7 +197,7 @@ class PatientCreate(Model):
     @model_validator(mode="after")
     def _birth(self) -> PatientCreate:
         if self.birth_date is not None and not dt.date(1900, 1, 1) <= self.birth_date <= dt.date(2200, 1, 1):
-            raise ValueError("birth_date must be between 1900-01-01 and 2200-01-01")
+            raise Refused(E("validation.birth_date"))
         return self
 
 
@@ -515,7 +517,9 @@ def _known_symptom(value: str) -> str:
     from ..handouts import symptom_tokens
 
     if value not in symptom_tokens():
-        raise ValueError(f"unknown symptom {value!r}; expected one of {list(symptom_tokens())}")
+        raise Refused(
+            E("validation.unknown_symptom", symptom=repr(value), values=str(list(symptom_tokens())))
+        )
     return value
 
 
@@ -545,9 +549,9 @@ class SelfReportIn(Model):
     @model_validator(mode="after")
     def _something(self) -> SelfReportIn:
         if self.temperature is None and not self.symptoms and not self.note:
-            raise ValueError("a report needs a temperature, a symptom or a note")
+            raise Refused(E("validation.report_empty"))
         if len(set(self.symptoms)) != len(self.symptoms):
-            raise ValueError("symptoms: each symptom at most once")
+            raise Refused(E("validation.symptom_twice"))
         return self
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._clinical import clinical_table
+from ._clinical import clinical_table, simulated_sex
 from ._errors import SimulationError
 from ._generate import generate_chunk
 from ._io import TableWriter, file_format, write_table
@@ -74,6 +74,7 @@ __all__ = [
     "iter_cohort_batches",
     "load_profiles",
     "simulate_cohort",
+    "simulated_sex",
     "summarize_truth",
     "write_cohort",
     "write_observations",

@@ -82,6 +82,24 @@ def baseline_labs(observations: str | Path | pa.Table, truth: pa.Table) -> dict[
     return out
 
 
+def _uniforms(patient_id: str, seed: int) -> Any:
+    """The patient's own 8 uniforms of the clinical table, seeded by (seed, CRC-32 of its id)."""
+    return np.random.default_rng([seed, zlib.crc32(patient_id.encode("utf-8")), 0xC11]).random(8)
+
+
+def _sex(u: Any) -> str:
+    return "F" if u[7] < 0.4 else "M"
+
+
+def simulated_sex(patient_id: str, seed: int) -> str:
+    """The sex (``"F"`` or ``"M"``) the clinical table of a cohort of ``seed`` gives ``patient_id``.
+
+    >>> simulated_sex("P000001", 0) in ("F", "M")
+    True
+    """
+    return _sex(_uniforms(patient_id, seed))
+
+
 def _scores(labs: dict[str, float]) -> dict[str, float | None]:
     from ..risk import score
 
@@ -107,8 +125,7 @@ def clinical_table(truth: pa.Table, observations: str | Path | pa.Table, seed: i
         pid = rec["patient_id"]
         prof = profiles.profiles[rec["profile"]]
         oc = prof.outcome
-        rng = np.random.default_rng([seed, zlib.crc32(pid.encode("utf-8")), 0xC11])
-        u = rng.random(8)
+        u = _uniforms(pid, seed)
         t0: dt.datetime = rec["infusion_time"]
         horizon: dt.datetime = rec["followup_end"]
         last = t0 + dt.timedelta(minutes=round(MONTH_H * (12 + 12 * u[0]) * 60))
@@ -156,7 +173,7 @@ def clinical_table(truth: pa.Table, observations: str | Path | pa.Table, seed: i
                 "product": PRODUCT_IDS.get(token, token),
                 "indication": oc.indication,
                 "age_years": round(float(rec["age_years"]), 1),
-                "sex": "F" if u[7] < 0.4 else "M",
+                "sex": _sex(u),
                 "infusion_time": t0,
                 "lymphodepletion": "fludarabine-cyclophosphamide" if prof.lymphodepletion else "none",
                 **_scores(labs.get(pid, {})),

@@ -162,7 +162,7 @@ def grade(p: ScalePlan, f: Features) -> tuple[Graded, B]:
     u_c, u_a, u_refused = np.zeros(m, bool), np.zeros(m, bool), np.zeros(m, bool)
     for j, row in enumerate(first.tolist()):
         raw_state = {k: np.asarray(cols[k])[row].item() for k in p.findings}
-        r = grade_findings(scale, findings_from_raw(p, raw_state, voc))
+        r = grade_findings(scale, findings_from_raw(p, raw_state, voc, with_units=True))
         u_lo[j], u_hi[j], u_c[j], u_a[j] = r.lo, r.hi, r.complete, r.grade is not None
         u_refused[j] = r.error is not None
     lo: I64 = u_lo[cls]

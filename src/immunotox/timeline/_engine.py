@@ -10,8 +10,9 @@ Both take the same :class:`~immunotox.timeline._read.Obs` and return the same fo
   classes of equal condition outcomes evaluated on whole columns (:mod:`._criteria`), ICAHT from
   the ANC course known at each result by the vectorised gap, episode and nadir rules of its table
   (:mod:`._icaht`), the CTCAE laboratory terms from their dated results on whole columns
-  (:mod:`._labs`); any other
-  scale is graded by the grading core once per *distinct* snapshot and joined back.
+  (:mod:`._labs`), the ASCO 2021 organ grades by the vectorised interpreter of their table
+  (:mod:`._asco`); any other scale is graded by the grading core once per *distinct* snapshot
+  and joined back.
 * ``scalar`` — the reference: :mod:`._reference`, one patient and one assessment at a time.
 """
 
@@ -27,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..vocabulary import vocabulary
-from . import _astct, _criteria, _icaht, _labs, _legacy
+from . import _asco, _astct, _criteria, _icaht, _labs, _legacy
 from ._arrow import from_np, strings
 from ._read import F64, I32, I64, B, Obs
 from ._reference import DAY_US, grade_patient, records
@@ -259,7 +260,7 @@ def _snapshot_grades(
                 raw_state[k] = row[k]
             else:
                 raw_state[k] = tuple(row[nm] for nm in names)
-        r = grader.grade(p.scale, findings_from_raw(p, raw_state, voc))
+        r = grader.grade(p.scale, findings_from_raw(p, raw_state, voc, with_units=True))
         u_lo[j], u_hi[j], u_c[j], u_a[j] = r.lo, r.hi, r.complete, r.grade is not None
     return u_lo[ids], u_hi[ids], u_c[ids], u_a[ids]
 
@@ -295,6 +296,9 @@ def _embedded(obs: Obs, plans: Sequence[ScalePlan], params: Params, grader: Grad
             if refused.shape[0]:
                 r_lo, r_hi, r_c, r_a = _snapshot_grades(f, p, grader, refused)
                 lo[refused], hi[refused], complete[refused], assessable[refused] = r_lo, r_hi, r_c, r_a
+        elif _asco.handles(p):
+            gr = _asco.grade(p, f, d0, d0_inf, grader)
+            lo, hi, complete, assessable = gr.lo, gr.hi, gr.complete, gr.assessable
         else:
             lo, hi, complete, assessable = _snapshot_grades(f, p, grader)
         _emit(out, p.scale_id, ids, f.grid.pid, f.grid.t, lo, hi, complete, assessable, d0, d0_inf, params)

@@ -19,8 +19,12 @@ input           reconstruction
                 result that is itself before day 0
 ==============  ================================================================================
 
-:func:`lab_findings` is the one reconstruction, used as it is by the scalar reference engine
-(one patient, one result at a time). :func:`grade` does the same on whole arrays and grades them
+:func:`lab_inputs` (its references by :func:`references`) is the one reconstruction, used as it
+is by the scalar reference engine (one patient, one result at a time); :func:`reference_columns`
+is :func:`references` on whole arrays. The ASCO 2021 laboratory organ grades (:func:`organ_refs`:
+ALT, AST, bilirubin, glucose, free T4 × ULN, creatinine × baseline) read the same two functions,
+at the result their value was derived from, as the service reads :func:`immunotox.service.labs.reference`.
+:func:`grade` does the same on whole arrays and grades them
 from the SAME typed rule object (:class:`immunotox.scales.ctcae_spec.Lab`, read by
 :class:`immunotox.scales.ctcae_lab.LabGrader`): every bound of every band is evaluated on columns
 with the table's tolerance (:func:`immunotox.scales.ctcae_spec.compare`), three-valued where an
@@ -39,13 +43,14 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
 from .. import labs
 from ..catalogue import all_scales
+from ..scales.asco2021 import LabCriterion, lab_criteria
 from ..scales.ctcae import CtcaeScale
 from ..scales.ctcae_spec import LAB_INPUTS, REL_TOL, Bound, Lab
 from ..vocabulary import vocabulary
@@ -71,6 +76,17 @@ def _lab(scale_id: str) -> tuple[CtcaeScale, Lab]:
     return scale, scale.term.lab
 
 
+#: a criterion of an ASCO 2021 organ grade comparing a laboratory result with its reference
+OrganRef = LabCriterion
+
+
+def organ_refs(scale_id: str) -> tuple[OrganRef, ...]:
+    """The laboratory criteria of the ASCO 2021 organ grade ``scale_id`` (none for another scale),
+    as the scale defines them (:func:`immunotox.scales.asco2021.lab_criteria`, read by the live
+    service too); their references are reconstructed by :func:`references`."""
+    return lab_criteria().get(scale_id, ())
+
+
 # ------------------------------------------------------------------------- the reconstruction
 class _Record(Protocol):
     ref_at: dict[tuple[str, int], tuple[float | None, float | None]]
@@ -89,20 +105,30 @@ def lab_inputs(rec: _Record, scale_id: str, code: str, t: int) -> dict[str, floa
     table in the module docstring), as numbers in the code's canonical unit."""
     _scale, lab = _lab(scale_id)
     ts, vs = rec.series(code)
-    i = bisect.bisect_left(ts, t)
-    q: dict[str, float] = {"value": vs[i]}
+    return {"value": vs[bisect.bisect_left(ts, t)], **references(rec, code, lab.refs, t)}
+
+
+def references(rec: _Record, code: str, refs: Iterable[str], t: int) -> dict[str, float]:
+    """The known references among ``refs`` (``uln``, ``lln``, ``baseline``) of the result of
+    ``code`` taken at ``t`` in one patient's record (the table in the module docstring): the
+    result's own interval, else the site default for the patient's age and an unknown sex; the
+    latest result before day 0 for a result at or after day 0. Read by the CTCAE laboratory terms
+    and by the ASCO 2021 laboratory organ grades (:func:`organ_refs`)."""
+    refs = tuple(refs)
+    ts, vs = rec.series(code)
+    q: dict[str, float] = {}
     ages = rec.series("age")[1]
     iv = interval(code, ages[-1] if ages else None)
     own_low, own_high = rec.ref_at.get((code, t), (None, None))
     for ref in _REFS:
-        if ref not in lab.refs:
+        if ref not in refs:
             continue
         own = own_high if ref == "uln" else own_low
         if own is not None:
             q[ref] = own
         elif iv is not None:
             q[ref] = iv[1] if ref == "uln" else iv[0]
-    if "baseline" in lab.refs:
+    if "baseline" in refs:
         inf = rec.series("infusion")[0]
         if inf and t >= inf[0]:
             j = bisect.bisect_left(ts, inf[0]) - 1
@@ -115,6 +141,18 @@ def lab_findings(q: Mapping[str, float], unit: str) -> dict[str, Any]:
     """The findings of the grading core: each known input with its unit (always given: some
     analytes refuse a bare number)."""
     return {k: {"value": float(x), "unit": unit} for k, x in q.items()}
+
+
+def add_reference(findings: dict[str, Any], c: OrganRef, x: float | None) -> None:
+    """Give the organ grade's ``findings`` the reference ``x`` of ``c`` (None: unknown, left
+    out) and its value, both with the code's unit, as the service gives them."""
+    if x is None or c.finding not in findings:
+        return
+    unit = vocabulary().code(c.code).unit
+    value = findings[c.finding]
+    if not isinstance(value, dict):
+        findings[c.finding] = {"value": value, "unit": unit}
+    findings[c.ref] = {"value": x, "unit": unit}
 
 
 # ------------------------------------------------------------------------------ on columns
@@ -325,36 +363,53 @@ def columns(p: ScalePlan, f: Features, d0: I64, d0_inf: B) -> dict[str, F64]:
     grid = f.grid
     n = len(grid)
     k, v, _r = f.tl.series(p.lab)
-    j = np.searchsorted(k, grid.key)
-    q: dict[str, F64] = {"value": v[np.minimum(j, max(k.shape[0] - 1, 0))] if k.shape[0] else np.zeros(n)}
+    j = np.minimum(np.searchsorted(k, grid.key), max(k.shape[0] - 1, 0))
+    q: dict[str, F64] = {"value": v[j] if k.shape[0] else np.zeros(n)}
+    at = j if k.shape[0] else np.full(n, -1, np.int64)
+    return {**q, **reference_columns(f, p.lab, lab.refs, at, grid.t, d0, d0_inf)}
+
+
+def reference_columns(
+    f: Features, code: str, refs: Iterable[str], j: I64, t: I64, d0: I64, d0_inf: B
+) -> dict[str, F64]:
+    """:func:`references` on whole arrays: at every point of ``f``'s grid, the references among
+    ``refs`` of the entry ``j`` of ``code``'s series (``-1``: no result, every reference NaN),
+    a result taken at time ``t``; NaN where unknown."""
+    refs = tuple(refs)
+    grid = f.grid
+    n = len(grid)
+    k, v, _r = f.tl.series(code)
+    has = j >= 0
+    jc = np.maximum(j, 0)
     age = np.asarray(f.raw("age_years"), np.float64)
-    refs = [r for r in _REFS if r in lab.refs]
-    for r in refs:
-        q[r] = np.full(n, np.nan)
-    if refs and n:
+    bounds = [r for r in _REFS if r in refs]
+    q: dict[str, F64] = {r: np.full(n, np.nan) for r in bounds}
+    if bounds and n:
         ages, inv = np.unique(age, return_inverse=True)
         for a, age_value in enumerate(ages.tolist()):
-            iv = interval(p.lab, None if np.isnan(age_value) else float(age_value))
+            iv = interval(code, None if np.isnan(age_value) else float(age_value))
             if iv is None:
                 continue
             at = np.flatnonzero(inv.reshape(-1) == a)
-            for r in refs:
+            for r in bounds:
                 q[r][at] = iv[1] if r == "uln" else iv[0]
         if f.tl.obs.ref_low is not None and k.shape[0]:
-            own_low, own_high = _own_interval(f, p.lab)
-            for r in refs:
-                own = (own_high if r == "uln" else own_low)[j]
+            own_low, own_high = _own_interval(f, code)
+            for r in bounds:
+                own = (own_high if r == "uln" else own_low)[jc]
                 q[r] = np.where(np.isnan(own), q[r], own)
-    if "baseline" in lab.refs:
+        for r in bounds:
+            q[r] = np.where(has, q[r], np.nan)
+    if "baseline" in refs:
         base = np.full(n, np.nan)
         if n and k.shape[0]:
             pid = grid.pid.astype(np.int64)
             d0_key = f.tl.key(pid, d0[pid])
             jb = np.searchsorted(k, d0_key) - 1  # the last result strictly before day 0
-            jc = np.maximum(jb, 0)
-            same = (jb >= 0) & (f.tl.time_of(k[jc])[0] == pid)
-            ok = d0_inf[pid] & (grid.t >= d0[pid]) & same
-            base = np.where(ok, v[jc], np.nan)
+            jbc = np.maximum(jb, 0)
+            same = (jb >= 0) & (f.tl.time_of(k[jbc])[0] == pid)
+            ok = has & d0_inf[pid] & (t >= d0[pid]) & same
+            base = np.where(ok, v[jbc], np.nan)
         q["baseline"] = base
     return q
 

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -68,6 +67,8 @@ from ._rejects import _rejects_table
 from ._values import (
     _KEPT,
     _R,
+    MAX_CODES,
+    State,
     _as_string,
     _column,
     _conversion,
@@ -236,8 +237,8 @@ def normalize(
         v_idx = np.where(v_idx < 0, nv - 1, v_idx).astype(np.int32)
     numbers = _numbers(v_dict)
     keep_codes = None if keep is None else frozenset(voc.code(name).index for name in keep)
-    if ncodes >= _KEPT:
-        raise AssertionError("the row state packs code indices below 64")
+    if ncodes > MAX_CODES:
+        raise AssertionError(f"the row state holds at most {MAX_CODES} codes, not {ncodes}")
     r_tab, n_tab = _value_tables(voc, code_of, v_dict, numbers, keep_codes)
     cv = c_idx * np.int32(nv) + v_idx if nc * nv < 2**31 else c_idx.astype(np.int64) * nv + v_idx
     reason = np.take(r_tab.ravel(), cv)
@@ -306,7 +307,7 @@ def _check_units(
     v_idx: I32,
     numbers: F64,
     keep_codes: frozenset[int] | None,
-    reason: npt.NDArray[np.int8],
+    reason: State,
     detail: dict[int, str],
 ) -> tuple[I64, F64]:
     """Units, through a (code, unit string) table: a unit that cannot be converted to the code's
@@ -327,7 +328,7 @@ def _check_units(
     for pr in pairs.tolist():
         d, u = divmod(pr, nu)
         if code_of[d] < ncodes:
-            state_tab[pr] = _conversion(int(code_of[d]), units_ext[u]).state
+            state_tab[pr] = _conversion(voc, int(code_of[d]), units_ext[u]).state
     if state_tab[pairs].any():
         special = np.flatnonzero(np.take(state_tab, cu))
         sp_state = state_tab[cu[special]]
@@ -336,7 +337,7 @@ def _check_units(
         to_bad_unit = (sp_state == 2) & ~keep_bad
         for i in special[to_bad_unit][:1000].tolist():
             d = int(c_idx[i])
-            detail[i] = _conversion(int(code_of[d]), units_ext[int(u_idx[i])]).error or ""
+            detail[i] = _conversion(voc, int(code_of[d]), units_ext[int(u_idx[i])]).error or ""
         reason[special[to_bad_unit]] = _R["bad_unit"]
         conv_rows = special[(sp_state == 1) & ~keep_bad]
         if conv_rows.shape[0]:
@@ -354,7 +355,7 @@ def _check_units(
                 sel_c = conv_rows[which]
                 d, u = divmod(pr, nu)
                 c = int(code_of[d])
-                vals = _conversion(c, units_ext[u]).apply(numbers[v_idx[sel_c]])
+                vals = _conversion(voc, c, units_ext[u]).apply(numbers[v_idx[sel_c]])
                 conv_vals[which] = vals
                 spec = voc.codes[c]
                 if spec.range is not None:
@@ -364,9 +365,7 @@ def _check_units(
     return conv_rows, conv_vals
 
 
-def _check_end_times(
-    raw: pa.Table, t: I64, reason: npt.NDArray[np.int8], detail: dict[int, str]
-) -> tuple[I64, I64]:
+def _check_end_times(raw: pa.Table, t: I64, reason: State, detail: dict[int, str]) -> tuple[I64, I64]:
     """``end_time``, only where given: unparseable, before ``time`` or outside the plausible window
     is ``bad_end_time``. Returns the rows with an end time and their end times."""
     n = raw.num_rows
@@ -392,7 +391,7 @@ def _check_end_times(
     return gi, e
 
 
-def _check_doses(raw: pa.Table, reason: npt.NDArray[np.int8], detail: dict[int, str]) -> None:
+def _check_doses(raw: pa.Table, reason: State, detail: dict[int, str]) -> None:
     """``dose`` and ``dose_unit``, only where given: a dose must be a non-negative number with a
     known UCUM unit, else ``bad_dose``."""
     n = raw.num_rows
@@ -585,7 +584,7 @@ def prepend(carry: Obs, o: Obs) -> Obs:
 
 def _check_references(
     raw: pa.Table,
-    reason: npt.NDArray[np.int8],
+    reason: State,
     detail: dict[int, str],
     c_idx: I32,
     code_of: Any,

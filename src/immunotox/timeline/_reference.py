@@ -21,7 +21,7 @@ from ..catalogue import all_scales
 from ..scales import astct2019_spec
 from ..vocabulary import Derivation, Vocabulary, vocabulary
 from ._course import Course, episode_step, masked_at
-from ._labs import lab_findings, lab_inputs
+from ._labs import add_reference, lab_findings, lab_inputs, organ_refs, references
 from ._read import NO_END, Obs
 from ._snapshot import Grader, GradeRow, ScalePlan, findings_from_raw
 
@@ -346,7 +346,12 @@ def grade_patient(
                 q = lab_inputs(rec, p.scale_id, p.lab, t)
                 f = lab_findings(q, rec.voc.code(p.lab).unit)
             else:
-                f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc)
+                f = findings_from_raw(p, st.raw_state(p.findings, t), rec.voc, with_units=True)
+                for c in organ_refs(p.scale_id):  # an ASCO laboratory value: its reference (_labs)
+                    got = st.last(c.code, rec.voc.derivations[c.finding].window_us, t)
+                    if c.finding in f and got is not None:
+                        x = references(rec, c.code, (c.ref_name,), got[1]).get(c.ref_name)
+                        add_reference(f, c, None if x is None else float(x))
             rows.append(g.grade(p.scale, f))
         pos = [r.grade is not None and r.grade >= 1 for r in rows]
         out[p.scale_id] = PatientGrades(times, rows, episodes_py(times, pos, resolution_us))

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 
 from ..plausibility import time_window_text
 from ..vocabulary import Vocabulary
 from ._arrow import indices
 from ._contract import _REASON_COLUMN, I32, I64, REASONS, REJECTS_SCHEMA
-from ._values import _column
+from ._values import State, _column
 
 
 def _raw_strings(raw: pa.Table, column: str, idx: I64) -> list[str | None]:
@@ -33,7 +32,7 @@ def _rejects_table(
     file: str,
     rows: I64 | None,
     row0: int,
-    reason: npt.NDArray[np.int8],
+    reason: State,
     idx: I64,
     detail: dict[int, str],
     c_idx: I32,

@@ -87,8 +87,14 @@ def _num(x: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def finding_value(d: Derivation, raw: Any, voc: Vocabulary) -> Any:
-    """The finding value of derivation ``d`` for its raw state ``raw``; None = unknown (omit)."""
+def finding_value(d: Derivation, raw: Any, voc: Vocabulary, with_units: bool = False) -> Any:
+    """The finding value of derivation ``d`` for its raw state ``raw``; None = unknown (omit).
+
+    ``with_units``: a quantity whose finding requires its unit (laboratories report it in
+    different units: creatinine, glucose…) is given as ``{"value": x, "unit": <the code's unit>}``,
+    as the grading core takes it; otherwise a bare number in the code's unit (the live grades'
+    callers add the unit themselves).
+    """
     m = d.method
     if m in ("window_max", "window_min", "last", "device_last", "patient_last"):
         x = _num(raw)
@@ -96,7 +102,9 @@ def finding_value(d: Derivation, raw: Any, voc: Vocabulary) -> Any:
             return None
         spec = voc.code(d.codes[0])
         if spec.kind == "quantity":
-            return x
+            declared = finding_specs().get(d.finding)
+            needs_unit = with_units and declared is not None and bool(declared.unit_required)
+            return {"value": x, "unit": spec.unit} if needs_unit else x
         if spec.kind == "integer":
             return int(x)
         if spec.kind == "bool":
@@ -140,15 +148,18 @@ def series_points(d: Derivation, raw: Any, voc: Vocabulary) -> list[dict[str, An
     ]
 
 
-def findings_from_raw(p: ScalePlan, raw: Mapping[str, Any], voc: Vocabulary | None = None) -> dict[str, Any]:
-    """The findings dict of one assessment from the raw state of each of ``p.findings``."""
+def findings_from_raw(
+    p: ScalePlan, raw: Mapping[str, Any], voc: Vocabulary | None = None, *, with_units: bool = False
+) -> dict[str, Any]:
+    """The findings dict of one assessment from the raw state of each of ``p.findings``
+    (``with_units``: see :func:`finding_value`; the cohort engines pass it)."""
     v = voc or vocabulary()
     out: dict[str, Any] = {}
     for k in p.findings:
         d = v.derivations[k]
         if d.unless is not None and raw.get(d.unless) is not None and _num(raw[d.unless]) is not None:
             continue
-        val = finding_value(d, raw[k], v)
+        val = finding_value(d, raw[k], v, with_units)
         if val is not None:
             out[k] = val
     return out

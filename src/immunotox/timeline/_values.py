@@ -173,18 +173,30 @@ class _Conversion:
         return out
 
 
+def _conversion(voc: Vocabulary, code: int, unit: str) -> _Conversion:
+    """The conversion of ``unit`` to the canonical unit of code ``code`` of ``voc`` (cached for the
+    packaged vocabulary)."""
+    if voc is vocabulary():
+        return _packaged_conversion(code, unit)
+    return _Conversion(voc.codes[code], unit)
+
+
 @functools.cache
-def _conversion(code: int, unit: str) -> _Conversion:
+def _packaged_conversion(code: int, unit: str) -> _Conversion:
     return _Conversion(vocabulary().codes[code], unit)
 
 
 _R = {name: i + 1 for i, name in enumerate(REASONS)}
-_KEPT = 64  # state of an accepted row of a kept code: _KEPT + code index (codes < 64)
+_KEPT = 64  # state of an accepted row of a kept code: _KEPT + code index
+# The row state is one int16 per row (a reject reason below _KEPT, or _KEPT + code index): any
+# vocabulary of up to MAX_CODES codes, the cost of one byte more per row than an int8.
+State = npt.NDArray[np.int16]
+MAX_CODES = int(np.iinfo(np.int16).max) - _KEPT + 1
 
 
 def _value_tables(
     voc: Vocabulary, code_of: I32, v_dict: pa.Array, numbers: F64, keep: frozenset[int] | None = None
-) -> tuple[npt.NDArray[np.int8], F64]:
+) -> tuple[State, F64]:
     """Per (code dictionary entry, value dictionary entry): the state and the canonical value.
 
     The state is a reject reason (1-8: bad_value, impossible_value as if in the canonical unit,
@@ -194,7 +206,7 @@ def _value_tables(
     stands for an empty value."""
     ncodes = len(voc.codes)
     nv = len(v_dict) + 1
-    reason = np.zeros((code_of.shape[0], nv), np.int8)
+    reason = np.zeros((code_of.shape[0], nv), np.int16)
     num = np.zeros((code_of.shape[0], nv), np.float64)
     # token candidates: the strings that are not numbers, and "0"/"1" (boolean aliases)
     cand = np.flatnonzero(np.isnan(numbers[:-1]) | (numbers[:-1] == 0) | (numbers[:-1] == 1))

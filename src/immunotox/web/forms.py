@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..service import validation
 from ..service.schemas import AdministrationIn, AssessmentIn, IceItemsIn, SelfReportIn
-from .i18n import gettext, parse_input_datetime
+from .i18n import current, gettext, parse_input_datetime
 
 NEURO_FIELDS = ("consciousness", "seizure", "motor", "cerebral_edema")
 
@@ -84,9 +85,10 @@ def when(form: Submitted, name: str, now: dt.datetime) -> dt.datetime:
 
 
 def _pydantic(exc: ValidationError, prefix: str = "") -> FormError:
+    """The first refusal of the service's model, in the page's language (service/validation.py)."""
     err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err.get("loc", ()))
-    return FormError(prefix + (loc or "form"), str(err.get("msg", "invalid")))
+    field = prefix + (".".join(str(x) for x in err.get("loc", ())) or "form")
+    return FormError(field, validation.error_text(err, field, current()))
 
 
 def assessment(form: Submitted, now: dt.datetime, item_max: Mapping[str, int]) -> AssessmentIn:

@@ -164,6 +164,17 @@ def label(table: dict[str, str], key: str | None) -> str:
     return gettext(found) if found else key
 
 
+def domain(scale_id: str | None, name: str) -> str:
+    """A deciding domain's name in the current language: the UI's label of an ASTCT domain, else
+    the scale's own text for it (``domains.<name>`` of its rule file, the criteria of the ASCO 2021
+    organ scales, the findings of a CTCAE term: « selles par jour au-dessus de l'état de base »
+    on a French page, never the key ``stools``), else the name."""
+    if name in DOMAINS or scale_id is None:
+        return label(DOMAINS, name)
+    scale = all_scales().get(scale_id)
+    return scale.domain_msg(name).text(current()) if scale is not None else name
+
+
 def scale_short(scale_id: str) -> str:
     """A scale's short name in the current language: the gettext label of ``SCALE_SHORT`` (CRS,
     ICANS), else the scale's own short name from its data (``short``/``short_fr`` of the ASCO 2021

@@ -175,7 +175,7 @@ class GradeView:
 
     @property
     def deciding(self) -> list[str]:
-        return [labels.label(labels.DOMAINS, d) for d in self.grade.deciding_domains]
+        return [labels.domain(self.grade.scale, d) for d in self.grade.deciding_domains]
 
     @property
     def inputs(self) -> list[tuple[str, str, str, str]]:
@@ -255,8 +255,8 @@ def pathway_view(
             ),
             None,
         )
-    except PathwayError as exc:
-        return None, str(exc)
+    except PathwayError as exc:  # the pathway's refusal in the page's language
+        return None, messages.error_message(exc, lang)
 
 
 def active_alerts(s: Session, patient_id: str) -> list[Alert]:
@@ -446,7 +446,7 @@ def alert_message(a: Alert, lang: Lang) -> str:
         return a.message
     text = a.message_fr
     params = a.params or {}
-    deciding = [labels.label(labels.DOMAINS, d) for d in params.get("deciding") or []]
+    deciding = [labels.domain(a.scale, d) for d in params.get("deciding") or []]
     if deciding:
         text += " " + gettext("Decided by: %(what)s.") % {"what": ", ".join(deciding)}
     missing = [labels.finding_text(m) for m in params.get("missing") or []]

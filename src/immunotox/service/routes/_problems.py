@@ -18,7 +18,9 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import FindingError
-from ...messages import Lang
+from ...messages import Lang, render
+from ...messages import error as E
+from .. import validation
 from ..methods import allow_header
 from ..problems import (
     MEDIA_TYPE,
@@ -67,11 +69,12 @@ def _render(
     return JSONResponse(jsonable_encoder(problem), status_code=status, media_type=MEDIA_TYPE)
 
 
-def unreadable_body(request: Request, message: str) -> JSONResponse:
+def unreadable_body(request: Request, message: str, lang: Lang = "en") -> JSONResponse:
     """400: the body could not be read at all (not UTF-8, not JSON), so no field can be named
     but ``body`` itself (pointer ``""``, the whole document)."""
     item = ProblemItem(field="body", pointer="", message=message)
-    return _render(request, 400, "Unreadable body", f"body: {message}", [item], "unreadable-body")
+    detail = render(E("service.field", field="body", problem=message), lang)
+    return _render(request, 400, "Unreadable body", detail, [item], "unreadable-body")
 
 
 def install(app: FastAPI) -> None:
@@ -87,25 +90,32 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # pydantic's own words in English, the data's in French (service/validation.py)
+        lang = accept_lang(request)
         items: list[ProblemItem] = []
         for err in exc.errors():
             if err.get("type") == "json_invalid":  # nothing was read: the body as a whole is refused
                 why = str(err.get("ctx", {}).get("error", "JSON decode error"))
-                return unreadable_body(request, f"the request body is not valid JSON: {why}")
+                return unreadable_body(request, render(E("validation.body_not_json", error=why), lang), lang)
             loc = err.get("loc", ())
             name = loc_to_field(loc)
-            msg = str(err.get("msg", "invalid"))
+            msg = validation.error_text(err, name, lang)
             # an unknown field is not quoted: nothing says its value is not a secret
             if "input" in err and err.get("type") not in ("missing", "json_invalid", "extra_forbidden"):
-                shown = quote_value(name, err["input"])
-                if shown is not None:
-                    msg = f"{msg} (got {shown})"
+                msg = validation.with_value(msg, quote_value(name, err["input"]), lang)
             ptr = pointer(name) if not name.startswith(("query.", "path.", "header.", "cookie.")) else ""
             items.append(ProblemItem(field=name, pointer=ptr, message=msg))
         first = items[0] if items else None
-        detail = f"{first.field}: {first.message}" if first else "invalid request"
+        detail = (
+            render(E("service.field", field=first.field, problem=first.message), lang)
+            if first
+            else render(E("validation.invalid_request"), lang)
+        )
         if len(items) > 1:
-            detail += f" (and {len(items) - 1} more)"
+            more = len(items) - 1
+            detail = render(
+                E("service.and_more" if more > 1 else "service.and_one_more", first=detail, n=more), lang
+            )
         return _render(request, 422, "Invalid input", detail, items, "invalid-input")
 
     @app.exception_handler(FindingError)
@@ -116,7 +126,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == FASTAPI_UNREADABLE:  # e.g. not UTF-8
-            return unreadable_body(request, "the request body is not readable as UTF-8 JSON")
+            lang = accept_lang(request)
+            return unreadable_body(request, render(E("validation.body_not_utf8"), lang), lang)
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
         title = titles.get(exc.status_code, "Error")
         detail, headers = str(exc.detail), dict(exc.headers or {})

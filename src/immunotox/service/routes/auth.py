@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from ...messages import error as E
 from .. import auth
 from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, DbId, SettingsDep
 from ..problems import responses, too_many_requests, unauthorized
@@ -31,12 +32,9 @@ def login(body: LoginIn, db: DbDep, clock: ClockDep, settings: SettingsDep, ctx:
     """
     out = sessions.log_in(db, settings, ctx, clock.now(), body.username, body.password)
     if isinstance(out, sessions.Throttled):
-        raise too_many_requests(
-            f"too many failed logins: try again in {out.retry_after} s (the account is not locked)",
-            out.retry_after,
-        )
+        raise too_many_requests(E("auth.throttled", seconds=out.retry_after), out.retry_after)
     if out is None:
-        raise unauthorized("wrong user name or password")
+        raise unauthorized(E("auth.wrong_login"))
     return TokenOut(access_token=out.issued.token, expires_at=out.issued.expires_at, user=out.user)
 
 

@@ -90,7 +90,7 @@ def icans_preview(request: Request, patient_id: str, form: FormDep) -> Response:
                 if result.missing
                 else _("All inputs entered.")
             ),
-            "deciding": [labels.label(labels.DOMAINS, d) for d in result.deciding_domains],
+            "deciding": [labels.domain(result.scale, d) for d in result.deciding_domains],
             "rules": [h.text for h in result.fired],
         },
     )

@@ -65,6 +65,23 @@ def portal_page(request: Request) -> Response:
     return _portal(page)
 
 
+#: where the form shows a refusal of each field of the report (any other field, such as the
+#: report's time, above the send button: a refusal is never left unsaid)
+_SHOWN_AT = {
+    "temperature": "temperature",
+    "temperature_unit": "temperature",
+    "value": "temperature",
+    "unit": "temperature",
+    "symptoms": "symptoms",
+    "note": "note",
+}
+
+
+def _shown_at(field_name: str) -> str:
+    """The place on the form where a refusal of ``field_name`` (``body.note``, ``note``) is shown."""
+    return _SHOWN_AT.get(field_name.rsplit(".", 1)[-1], "form")
+
+
 @router.post("/portal/report")
 def portal_report(request: Request, form: FormDep) -> Response:
     page = Page.start(request)
@@ -82,7 +99,7 @@ def portal_report(request: Request, form: FormDep) -> Response:
     try:
         body = forms.self_report(form, page.now, allowed)
     except forms.FormError as exc:
-        return _portal(page, errors={exc.field: exc.message}, form=form, status=422)
+        return _portal(page, errors={_shown_at(exc.field): exc.message}, form=form, status=422)
     out = call_service(
         page,
         events.self_report,
@@ -92,7 +109,8 @@ def portal_report(request: Request, form: FormDep) -> Response:
     )
     if not out.ok:
         assert out.error is not None
-        field_name = out.error.errors[0].field if out.error.errors else "temperature"
-        key = "temperature" if field_name in ("value", "unit", "temperature") else field_name
-        return _portal(page, errors={key: explain_error(out.error)}, form=form, status=out.error.status)
+        field_name = out.error.errors[0].field if out.error.errors else "form"
+        return _portal(
+            page, errors={_shown_at(field_name): explain_error(out.error)}, form=form, status=out.error.status
+        )
     return _portal(page, triage=SelfReportOut.model_validate(out.body))
