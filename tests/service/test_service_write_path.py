@@ -20,8 +20,38 @@ CRS = "SELECT grade FROM current_grade WHERE patient_id = 'P-A1' AND scale = 'as
 
 @pytest.fixture
 def deployed(template: Template, tmp_path: Path) -> Iterator[Service]:
-    """A background regrader runs (one pass at start-up, then every hour: the test drives it)."""
+    """A background regrader runs (one pass at start-up, then every hour: the test drives it;
+    single writes do not wake it here, see ``woken``)."""
+    for svc in make_service(template, tmp_path, regrade_seconds=3600):
+        svc.db.on_regrade_queued = None
+        yield svc
+
+
+@pytest.fixture
+def woken(template: Template, tmp_path: Path) -> Iterator[Service]:
+    """A background regrader whose cycle is an hour: only a single write's wake-up makes it run."""
     yield from make_service(template, tmp_path, regrade_seconds=3600)
+
+
+def test_a_single_write_wakes_the_regrader_and_its_alert_follows(woken: Service) -> None:
+    svc = woken
+    wakeup: queue.Wakeup = svc.client.app.state.regrade_wakeup  # type: ignore[attr-defined]
+    assert svc.db.on_regrade_queued is wakeup
+    t = svc.clock.now()
+    r = single(svc, "temperature", 38.9, "Cel", t - H, "k-w1")
+    assert r.status_code == 201, r.text
+    assert (r.json()["grading"], r.json()["alerts"]) == ("queued", [])
+    # the next cycle is an hour away: only the wake-up can have regraded it (the timeout is a
+    # safety net for a broken wake-up, not a measure)
+    assert wakeup.wait_passes(1, timeout=60)
+    assert alerts(svc) == [("new_toxicity", 1)]
+    assert svc.sql(CRS) == [(1,)]
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(0,)]
+    # a batch does not wake it: its pairs wait for the cycle, to coalesce with others
+    row = {"patient_id": "P-A1", "code": "sbp", "value": 84, "unit": "mm[Hg]", "time": (t - H).isoformat()}
+    assert svc.post("nurse_a", "/api/v1/observations/batch", {"observations": [row]}).status_code == 201
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(1,)]
+    assert wakeup.passes == 1
 
 
 def alerts(svc: Service) -> list[tuple[str, int]]:
@@ -103,3 +133,59 @@ def test_dose_limit_alert_is_raised_with_the_queued_write(deployed: Service) -> 
     assert r.status_code == 201, r.text
     assert r.json()["grading"] == "queued"
     assert {a["kind"] for a in r.json()["alerts"]} == {"dose_limit"}
+
+
+def _ward_alerts(svc: Service, monkeypatch: pytest.MonkeyPatch, ahead: bool) -> list[Any]:
+    """Queue a course (CRS grade 1, then 2 with hypotension, ICANS) and drain it; the alerts
+    and audit entries it left. ``ahead=False``: every recommendation computed under the lock."""
+    if not ahead:
+        monkeypatch.setattr(queue, "recommend_ahead", lambda *a, **k: {})
+    t = svc.clock.now()
+    rows = [
+        ("P-A1", "temperature", 38.9, "Cel", 3),
+        ("P-A2", "temperature", 39.2, "Cel", 3),
+        ("P-A1", "sbp", 84, "mm[Hg]", 2),
+        ("P-A1", "ice_score", 7, None, 2),
+    ]
+    for pid, code, value, unit, hours in rows:
+        body: dict[str, Any] = {
+            "patient_id": pid,
+            "code": code,
+            "value": value,
+            "time": (t - hours * H).isoformat(),
+        }
+        if unit is not None:
+            body["unit"] = unit
+        r = svc.post("nurse_a", "/api/v1/observations/batch", {"observations": [body]})
+        assert r.status_code == 201, r.text
+        queue.drain_all(svc.db, svc.clock)
+    monkeypatch.undo()
+    alerts = svc.get("doc_a", "/api/v1/alerts", params={"status": "all"}).json()
+    keep = (
+        "kind",
+        "patient_id",
+        "scale",
+        "grade",
+        "title",
+        "title_fr",
+        "message",
+        "params",
+        "recommendation",
+    )
+    audit = svc.sql("SELECT action, entity_type, patient_id FROM audit_event ORDER BY id")
+    return [sorted(({k: a.get(k) for k in keep} for a in alerts), key=str), [tuple(x) for x in audit]]
+
+
+def test_recommendations_computed_before_the_lock_are_those_computed_under_it(
+    template: Template, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = []
+    for ahead in (True, False):
+        for svc in make_service(template, tmp_path, regrade_seconds=3600):
+            svc.db.on_regrade_queued = None
+            results.append(_ward_alerts(svc, monkeypatch, ahead))
+    with_ahead, under_lock = results
+    assert with_ahead == under_lock
+    kinds = [(a["kind"], a["grade"]) for a in with_ahead[0]]
+    assert ("new_toxicity", 1) in kinds and ("grade_increase", 2) in kinds
+    assert all(a["recommendation"] for a in with_ahead[0] if a["scale"] == "astct2019:crs")

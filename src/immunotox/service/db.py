@@ -18,7 +18,7 @@ import collections
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from typing import Any
@@ -151,6 +151,8 @@ class FairLock:
         self.release()
 
 
+REGRADE_WAKE = "regrade_wake"  # Session.info key: patients whose queued regrade is wanted soon
+
 WAL_AUTOCHECKPOINT_PAGES = 20000  # about 80 MB of WAL before a request has to checkpoint itself
 
 
@@ -205,6 +207,9 @@ class Database:
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             FairLock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+        # called with the patients whose regrade a committed single write queued (the app's
+        # background regrader sets it to wake up at once: service/queue.py, Wakeup)
+        self.on_regrade_queued: Callable[[set[str]], None] | None = None
 
     @property
     def dialect(self) -> str:
@@ -241,6 +246,9 @@ class Database:
                 raise
             finally:
                 s.close()
+        woken = s.info.pop(REGRADE_WAKE, None)
+        if woken and self.on_regrade_queued is not None:
+            self.on_regrade_queued(woken)
 
     def checkpoint(self) -> None:
         """Copy committed WAL pages into the database file (SQLite; no-op elsewhere).

@@ -34,6 +34,7 @@ from ..jurisdiction import Jurisdiction
 from ..messages import error as E
 from . import alerts, audit, codes, grading, queue
 from .config import Settings
+from .db import REGRADE_WAKE
 from .grades import Grade
 from .models import Alert, ClinicalEvent, Patient
 from .schemas import EventPublic
@@ -268,6 +269,7 @@ def after_write(
     settings: Settings,
     ctx: audit.RequestContext,
     defer: bool = False,
+    wake: bool = False,
 ) -> AfterWrite:
     """Regrade the patients whose relevant data changed, raise alerts, close resolved ones.
 
@@ -275,7 +277,9 @@ def after_write(
     over the windows the findings need (see :mod:`.grading`). With ``defer`` (batch ingest, and
     single writes of the API unless ``?regrade=now``) the regrade is queued in the same
     transaction and done by the background regrader (:mod:`.queue`); dose limits and
-    overdue-assessment closures are always checked at once.
+    overdue-assessment closures are always checked at once. ``wake`` (a single write): once the
+    write commits, the background regrader is woken for these patients at once instead of at its
+    next cycle (:class:`.queue.Wakeup`); batches leave their pairs to the cycle, to coalesce.
     """
     out = AfterWrite()
     if not settings.grading or not events:
@@ -285,6 +289,8 @@ def after_write(
     if touch and defer:
         queue.enqueue(session, touch, now=now)
         out.queued = sorted({pid for pid, _ in touch.latest})
+        if wake:
+            session.info.setdefault(REGRADE_WAKE, set()).update(out.queued)
     elif touch:
         ids = sorted({pid for pid, _ in touch.latest})
         out.grades, out.alerts = apply_regrade(

@@ -4,10 +4,12 @@ A batch of observations (a device gateway, a lab interface) is checked and appen
 (patient, scale) pairs it touches are upserted into ``regrade_queue`` **in the same
 transaction** — so a crash after the acknowledgement never loses a regrade. The regrader (a
 background task of the app, every ``regrade_seconds``, and once at start-up for leftovers)
-computes the grades of the queued pairs without holding the write lock, then claims them (by
-deleting them) and stores the results in one short transaction, raising the alerts their
-transitions call for. Coalescing is the point: the queries of one
-pass serve every patient queued since the last one, so grading costs little more than storing.
+computes the grades of the queued pairs and the recommendations of their alerts without holding
+the write lock, then claims them (by deleting them) and stores the results in short
+transactions of at most ``WRITE_CHUNK`` pairs, raising the alerts their transitions call for.
+A single write wakes it for its patient once committed (:class:`Wakeup`). Coalescing is the
+point: the queries of one pass serve every patient queued since the last one, so grading costs
+little more than storing.
 
 Single writes of the API (one observation, an assessment, an administration or its stop) queue
 their pairs the same way unless sent with ``?regrade=now`` (docs/service.md, "The write path");
@@ -18,21 +20,27 @@ events when read.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import functools
+import threading
 import time
+from collections.abc import Collection, Iterator
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, or_, select, true
+from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from ..jurisdiction import Jurisdiction
 from . import audit, grade_store, grading
 from .db import Clock, Database
 from .models import Patient, RegradeQueue
-from .transitions import raise_transition_alerts
+from .transitions import Ahead, raise_transition_alerts, recommend_ahead, still_valid
 
 CLAIM_LIMIT = 2000  # pairs per pass (a pass stays short; the next one follows at once)
+WRITE_CHUNK = 50  # pairs per write transaction of a pass (the lock is released between them)
 
 
 def enqueue(session: Session, touch: grading.Touch, *, now: dt.datetime) -> None:
@@ -79,19 +87,25 @@ def drain(
     *,
     limit: int = CLAIM_LIMIT,
     queued_before: dt.datetime | None = None,
+    patients: Collection[str] | None = None,
     yield_gil: bool = False,
+    chunk: int = WRITE_CHUNK,
 ) -> int:
     """One pass of the regrader. Returns the pairs processed.
 
-    The grades are computed in a *read* transaction (no write lock: requests keep writing), then
-    a short write transaction claims the queued pairs that did not change meanwhile, checks that
-    no other regrade touched them, and stores the results and alerts. A pair that changed is
-    left (or put back) in the queue for the next pass. ``yield_gil``: give the interpreter to
-    request threads between pairs.
+    Everything CPU-bound is done in a *read* transaction, without the write lock (requests keep
+    writing): the grades, and the recommendations of the grades that may raise an alert
+    (:func:`.transitions.recommend_ahead`). Then short write transactions, one per ``chunk``
+    pairs (whole patients; the lock is released between them), each claim the queued pairs that
+    did not change meanwhile, check that no other regrade touched them, and store the grades
+    and the alerts. A pair that changed is left (or put back) in the queue for the next pass; a
+    recommendation computed from a state that changed is computed again under the lock.
+    ``patients``: only their queued pairs (a pass woken by single writes, :class:`Wakeup`).
+    ``yield_gil``: give the interpreter to request threads between pairs.
     """
     pause = (lambda: time.sleep(0)) if yield_gil else None
     with db.session() as rs:
-        snapshot = _peek(rs, limit, queued_before)
+        snapshot = _peek(rs, limit, queued_before, patients)
         if not snapshot:
             return 0
         touch = grading.Touch(
@@ -102,36 +116,84 @@ def drain(
             },
         )
         ids = sorted({pid for pid, _ in touch.latest})
-        patients = list(rs.scalars(select(Patient).where(Patient.id.in_(ids))))
+        found = list(rs.scalars(select(Patient).where(Patient.id.in_(ids))))
         rs.expunge_all()
-        planned = grading.plan(rs, patients, touch, pause=pause)
-    with db.writing() as ws:
-        grade_store.lock_patients(ws, ids)
-        claimed = _claim_unchanged(ws, snapshot)
-        now_current = grade_store.current_state(ws, ids)
-        ok = [
-            key
-            for key in planned.grades
-            if (key in claimed or key not in touch.latest)
-            and grade_store.same_state(planned.current.get(key), now_current.get(key))
-        ]
-        stale = {key for key in claimed if key not in ok}
-        if stale:  # regraded by someone else meanwhile: do it again next pass, from the database
-            enqueue(ws, grading.Touch(dict.fromkeys(stale), set(stale)), now=clock.now())
-        planned.current = now_current
-        result = grading.commit(ws, planned, now=clock.now(), keys=ok)
-        raise_transition_alerts(
-            ws, patients, result, now=clock.now(), ctx=audit.SYSTEM, jurisdiction=db.settings.jurisdiction
-        )
+        planned = grading.plan(rs, found, touch, pause=pause)
+        now = clock.now()
+        ahead = recommend_ahead(rs, found, planned, now=now, jurisdiction=db.settings.jurisdiction)
+    for part in _chunks(snapshot, chunk):
+        part_ids = sorted({row[0] for row in part})
+        mine = [p for p in found if p.id in set(part_ids)]
+        with db.writing() as ws:
+            _store(ws, clock, part, part_ids, mine, touch, planned, ahead, db.settings.jurisdiction)
     return len(snapshot)
+
+
+def _chunks(snapshot: list[Row], size: int) -> Iterator[list[Row]]:
+    """``snapshot`` in parts of about ``size`` pairs, never splitting a patient."""
+    by_patient: dict[str, list[Row]] = {}
+    for row in snapshot:
+        by_patient.setdefault(row[0], []).append(row)
+    part: list[Row] = []
+    for rows in by_patient.values():
+        if part and len(part) + len(rows) > size:
+            yield part
+            part = []
+        part += rows
+    if part:
+        yield part
+
+
+def _store(
+    ws: Session,
+    clock: Clock,
+    part: list[Row],
+    ids: list[str],
+    patients: list[Patient],
+    touch: grading.Touch,
+    planned: grading.Plan,
+    ahead: Ahead,
+    jurisdiction: Jurisdiction | None,
+) -> None:
+    """The write of one chunk: claim, check, store, alert (nothing CPU-bound but the checks)."""
+    grade_store.lock_patients(ws, ids)
+    claimed = _claim_unchanged(ws, part)
+    now_current = grade_store.current_state(ws, ids)
+    mine = set(ids)
+    ok = [
+        key
+        for key in planned.grades
+        if key[0] in mine
+        and (key in claimed or key not in touch.latest)
+        and grade_store.same_state(planned.current.get(key), now_current.get(key))
+    ]
+    stale = {key for key in claimed if key not in ok}
+    if stale:  # regraded by someone else meanwhile: do it again next pass, from the database
+        enqueue(ws, grading.Touch(dict.fromkeys(stale), set(stale)), now=clock.now())
+    valid = still_valid(ahead, planned, now_current, ids, ok)
+    planned_now = grading.Plan(grades=planned.grades, current=now_current, mid=planned.mid)
+    result = grading.commit(ws, planned_now, now=clock.now(), keys=ok)
+    raise_transition_alerts(
+        ws,
+        patients,
+        result,
+        now=clock.now(),
+        ctx=audit.SYSTEM,
+        jurisdiction=jurisdiction,
+        ahead=valid,
+    )
 
 
 Row = tuple[str, str, dt.datetime | None, dt.datetime | None, bool]
 
 
-def _peek(session: Session, limit: int, queued_before: dt.datetime | None) -> list[Row]:
+def _peek(
+    session: Session, limit: int, queued_before: dt.datetime | None, patients: Collection[str] | None
+) -> list[Row]:
     table = cast(Table, RegradeQueue.__table__)
     cond = table.c.queued_at <= queued_before if queued_before is not None else true()
+    if patients is not None:
+        cond = and_(cond, table.c.patient_id.in_(sorted(patients)))
     stmt = (
         select(table.c.patient_id, table.c.scale, table.c.latest, table.c.interval_start, table.c.full)
         .where(cond)
@@ -166,6 +228,49 @@ def _claim_unchanged(session: Session, snapshot: list[Row]) -> set[tuple[str, st
     if same:
         session.connection().execute(remove, [{"p": p, "s": s} for p, s in same])
     return set(same)
+
+
+class Wakeup:
+    """Wakes the background regrader when a single write has queued its regrade.
+
+    ``Database.on_regrade_queued`` is set to an instance: a write calls it (from its thread)
+    after its commit with the patients it queued; :meth:`wait` (in the app's event loop) returns
+    them at once, or an empty set after ``timeout``. Several writes before the regrader looks
+    are served by one pass; batches do not wake it (their pairs wait for the cycle, to coalesce).
+    ``passes`` counts the woken passes done (:meth:`passed`), for tests to wait on.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+        self._mutex = threading.Lock()
+        self._ids: set[str] = set()
+        self._done = threading.Condition()
+        self.passes = 0
+
+    def __call__(self, patient_ids: set[str]) -> None:
+        with self._mutex:
+            self._ids |= patient_ids
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the app is stopping
+            self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, timeout: float) -> set[str]:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+        self._event.clear()
+        with self._mutex:
+            ids, self._ids = self._ids, set()
+        return ids
+
+    def passed(self) -> None:
+        with self._done:
+            self.passes += 1
+            self._done.notify_all()
+
+    def wait_passes(self, n: int, timeout: float) -> bool:
+        """Block until ``n`` woken passes are done (False after ``timeout`` seconds)."""
+        with self._done:
+            return self._done.wait_for(lambda: self.passes >= n, timeout)
 
 
 def drain_all(db: Database, clock: Clock) -> int:

@@ -209,8 +209,12 @@ def for_grade(
     *,
     now: dt.datetime,
     jurisdiction: Jurisdiction | None = None,
+    current: dict[str, int | None] | None = None,
 ) -> dict[str, Any] | None:
     """A compact recommendation for one fresh grade (stored with an alert), or None.
+
+    ``current``: the patient's current grades per scale as they will be stored with this one
+    (default: read from the database) — the regrader computes recommendations before its write.
 
     Computed for the site's ``jurisdiction`` (``IMMUNOTOX_JURISDICTION``: the product information
     that applies) and written in English and French, since the readers of a stored alert read it
@@ -226,10 +230,12 @@ def for_grade(
         or not recommendable(result.scale, patient.therapy_class)
     ):
         return None
-    rows = session.execute(
-        select(CurrentGrade.scale, CurrentGrade.grade).where(CurrentGrade.patient_id == patient.id)
-    )
-    grades: dict[str, int | None] = {scale: grade for scale, grade in rows}
+    if current is None:
+        rows = session.execute(
+            select(CurrentGrade.scale, CurrentGrade.grade).where(CurrentGrade.patient_id == patient.id)
+        )
+        current = {scale: grade for scale, grade in rows}
+    grades: dict[str, int | None] = dict(current)
     grades[result.scale] = result.grade
     code = jurisdiction.code if jurisdiction is not None else None
     try:

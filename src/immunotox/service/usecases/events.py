@@ -73,7 +73,9 @@ def _append(
     regrade), audit ``action``: the answer of a one-patient write."""
     events = ingest.store(s, rows, user_id=call.principal.user_id, source="api", now=call.now)
     defer = _defer(call.settings, regrade)
-    aw = ingest.after_write(s, [p], events, now=call.now, settings=call.settings, ctx=call.ctx, defer=defer)
+    aw = ingest.after_write(
+        s, [p], events, now=call.now, settings=call.settings, ctx=call.ctx, defer=defer, wake=True
+    )
     audit.record(
         s,
         actor=call.principal,
@@ -345,7 +347,7 @@ def record_assessment(call: Call, patient_id: str, body: AssessmentIn, regrade: 
             rows.append(row)
         events = ingest.store(s, rows, user_id=principal.user_id, source="api", now=now)
         defer = _defer(settings, regrade)
-        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx, defer=defer)
+        aw = ingest.after_write(s, [p], events, now=now, settings=settings, ctx=ctx, defer=defer, wake=True)
         audit.record(
             s,
             actor=principal,
