@@ -49,7 +49,6 @@ from ..messages import Msg, render
 from . import audit
 from .config import Settings
 from .episodes import Transition
-from .grades import Grade
 from .models import Alert, ClinicalEvent, Patient
 from .recommend import age_at, product_licences
 
@@ -151,29 +150,51 @@ def raise_alert(
 
 
 # ----------------------------------------------------------------------------- grade alerts
-def _message_fr(name: str, value: int, g: Grade) -> str:  # name: in French
-    """The French message of a grade alert: no English reason text (the web UI adds the deciding
-    domains and the missing inputs in the reader's language from ``params``)."""
-    tail = "" if g.result.complete else " Borne basse : des données manquent, le grade peut être plus élevé."
-    return f"{name} grade {value} selon {g.scale} (version {g.result.version}).{tail}"
+def _texts(key: str, en: dict[str, Any] | None = None, fr: dict[str, Any] | None = None) -> tuple[str, str]:
+    """The alert text ``[alert] <key>`` of ``data/messages.toml`` in English and in French, with
+    the parameters of each language (``fr``: the same as ``en`` when not given)."""
+    en = en or {}
+    return render(Msg(id=f"messages:alert.{key}", params=en), "en"), render(
+        Msg(id=f"messages:alert.{key}", params=fr or en), "fr"
+    )
 
 
-def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
-    """Alert specifications for the grade transitions of one regrade."""
-    out: list[AlertSpec] = []
-    for tr in transitions:
-        g = tr.grade
-        ep = tr.episode
-        value = g.grade
-        if ep is None or value is None or value < 1:
-            continue
-        name, name_fr = _short(g.scale)
-        # « Nouveau CRS », but « Nouvel effet indésirable — Colite » (a feminine organ name)
-        new_fr = (
-            f"Nouveau {name_fr}" if name_fr in ("CRS", "ICANS") else f"Nouvel effet indésirable — {name_fr}"
-        )
-        reasons = "; ".join(g.result.reasons[-1:])
-        params = {
+def _grade_alert(tr: Transition, kind: str, dedup_key: str, title_key: str, **extra: Any) -> AlertSpec:
+    """The alert of a grade transition ``tr`` (a new toxicity or a grade increase): its title
+    (``alert.<title_key>``), the scale, version and grade as its message, in both languages; the
+    English message adds the grading core's last reason (its texts are English), the French one
+    leaves the deciding domains and missing inputs to the reader's page (``params``)."""
+    g = tr.grade
+    assert g.grade is not None and tr.episode is not None
+    value = g.grade
+    lower, lower_fr = _texts("lower") if not g.result.complete else ("", "")
+    tail, tail_fr = _texts("grade_tail") if not g.result.complete else ("", "")
+    name, name_fr = _short(g.scale)
+    title, title_fr = _texts(
+        title_key,
+        {"name": name, "grade": value, "lower": lower, **extra},
+        {"name": name_fr, "grade": value, "lower": lower_fr, **extra},
+    )
+    said = {"scale": g.scale, "version": g.result.version, "grade": value}
+    message, message_fr = _texts(
+        "grade_message", {"name": name, "tail": tail, **said}, {"name": name_fr, "tail": tail_fr, **said}
+    )
+    reasons = "; ".join(g.result.reasons[-1:])
+    return AlertSpec(
+        patient_id=g.patient_id,
+        kind=kind,
+        priority=_grade_priority(value),
+        dedup_key=dedup_key,
+        title=title,
+        title_fr=title_fr,
+        message=f"{message} {reasons}".rstrip(),
+        message_fr=message_fr,
+        target_role="physician",
+        triggered_at=g.time,
+        scale=g.scale,
+        grade=value,
+        episode_id=tr.episode.id,
+        params={
             "patient_id": g.patient_id,
             "scale": g.scale,
             "grade": value,
@@ -181,48 +202,25 @@ def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
             "complete": g.result.complete,
             "missing": g.result.missing,
             "deciding": g.result.deciding_domains,
-        }
-        lower = "" if g.result.complete else " (lower bound: inputs missing)"
-        lower_fr = "" if g.result.complete else " (borne basse : données manquantes)"
+        },
+    )
+
+
+def specs_for_transitions(transitions: list[Transition]) -> list[AlertSpec]:
+    """Alert specifications for the grade transitions of one regrade."""
+    out: list[AlertSpec] = []
+    for tr in transitions:
+        g, ep, value = tr.grade, tr.episode, tr.grade.grade
+        if ep is None or value is None or value < 1:
+            continue
         if tr.opened:
-            out.append(
-                AlertSpec(
-                    patient_id=g.patient_id,
-                    kind="new_toxicity",
-                    priority=_grade_priority(value),
-                    dedup_key=f"new_toxicity:{g.patient_id}:{g.scale}:{ep.id}",
-                    title=f"New {name}: grade {value}{lower}",
-                    title_fr=f"{new_fr} : grade {value}{lower_fr}",
-                    message=f"{g.result.title}, version {g.result.version}. {reasons}",
-                    message_fr=_message_fr(name_fr, value, g),
-                    target_role="physician",
-                    triggered_at=g.time,
-                    scale=g.scale,
-                    grade=value,
-                    episode_id=ep.id,
-                    params=params,
-                )
-            )
+            family = get_scale(g.scale).family in ("crs", "icans")
+            key = f"new_toxicity:{g.patient_id}:{g.scale}:{ep.id}"
+            out.append(_grade_alert(tr, "new_toxicity", key, "new_family" if family else "new_organ"))
         elif tr.peak_raised:
             was = tr.previous if tr.previous is not None else "?"
-            out.append(
-                AlertSpec(
-                    patient_id=g.patient_id,
-                    kind="grade_increase",
-                    priority=_grade_priority(value),
-                    dedup_key=f"grade_increase:{g.patient_id}:{g.scale}:{ep.id}:{value}",
-                    title=f"{name} grade increased to {value} (was {was}){lower}",
-                    title_fr=f"{name_fr} : grade passé à {value} (était {was}){lower_fr}",
-                    message=f"{g.result.title}, version {g.result.version}. {reasons}",
-                    message_fr=_message_fr(name_fr, value, g),
-                    target_role="physician",
-                    triggered_at=g.time,
-                    scale=g.scale,
-                    grade=value,
-                    episode_id=ep.id,
-                    params=params,
-                )
-            )
+            key = f"grade_increase:{g.patient_id}:{g.scale}:{ep.id}:{value}"
+            out.append(_grade_alert(tr, "grade_increase", key, "increase", was=was))
     return out
 
 
@@ -284,22 +282,23 @@ def dose_limit_specs(
     for f in findings:
         new = rows[f.dose_key]
         exceeded = f.state == "exceeded"
-        if f.state == "outside_population":
-            title, title_fr = "Tocilizumab outside its population", "Tocilizumab hors de sa population"
-        else:
-            title = f"Tocilizumab limit {f.state}"
-            title_fr = f"Tocilizumab : limite {'dépassée' if exceeded else 'atteinte'}"
         srcs = ", ".join(f.sources)
+        title, title_fr = _texts(f"dose_{f.state}", {"limit": f.limit_text.en}, {"limit": f.limit_text.fr})
+        message, message_fr = _texts(
+            "dose_message",
+            {"detail": f.detail.en, "limit": f.limit_text.en, "sources": srcs},
+            {"detail": f.detail.fr, "limit": f.limit_text.fr, "sources": srcs},
+        )
         out.append(
             AlertSpec(
                 patient_id=patient.id,
                 kind="dose_limit",
                 priority="critical" if exceeded else "high",
                 dedup_key=f"dose_limit:{patient.id}:tocilizumab:{f.dedup}",
-                title=f"{title}: {f.limit_text.en}",
-                title_fr=f"{title_fr} — {f.limit_text.fr}",
-                message=f"{f.detail.en}. {f.limit_text.en} Source: {srcs}.",
-                message_fr=f"{f.detail.fr}. {f.limit_text.fr} Source : {srcs}.",
+                title=title,
+                title_fr=title_fr,
+                message=message,
+                message_fr=message_fr,
                 target_role="physician",
                 triggered_at=new.time,
                 params={
@@ -356,24 +355,19 @@ def sweep_missing_assessments(
             continue
         day = (now - p.infusion_at).days
         hours = (now - since).total_seconds() / 3600
-        what = f"for {hours:.0f} h" if last_ice else f"since day 0 ({hours:.0f} h)"
-        what_fr = f"depuis {hours:.0f} h" if last_ice else f"depuis J0 ({hours:.0f} h)"
+        what, what_fr = _texts("ice_since_last" if last_ice else "ice_since_day0", {"hours": f"{hours:.0f}"})
+        period = {"days": f"{settings.ice_monitoring_days:g}", "every": f"{settings.ice_overdue_hours:g}"}
+        title, title_fr = _texts("ice_title", {"what": what, "day": day}, {"what": what_fr, "day": day})
+        message, message_fr = _texts("ice_message", {"what": what, **period}, {"what": what_fr, **period})
         spec = AlertSpec(
             patient_id=p.id,
             kind="missing_assessment",
             priority="normal",
             dedup_key=f"missing_assessment:ice:{p.id}:{last_ice.isoformat() if last_ice else 'none'}",
-            title=f"ICE assessment overdue: none {what} (day {day})",
-            title_fr=f"Évaluation ICE en retard : aucune {what_fr} (J{day})",
-            message=(
-                f"No ICE recorded {what}; during the first {settings.ice_monitoring_days:g} days after "
-                f"infusion an ICE is expected at least every {settings.ice_overdue_hours:g} h."
-            ),
-            message_fr=(
-                f"Aucun ICE enregistré {what_fr} ; pendant les {settings.ice_monitoring_days:g} premiers "
-                f"jours après l'infusion, un ICE est attendu au moins toutes les "
-                f"{settings.ice_overdue_hours:g} h."
-            ),
+            title=title,
+            title_fr=title_fr,
+            message=message,
+            message_fr=message_fr,
             target_role="nurse",
             triggered_at=now,
             params={"patient_id": p.id, "last_ice": last_ice.isoformat() if last_ice else None, "day": day},
