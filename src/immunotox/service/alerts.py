@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session, aliased
 from ..catalogue import get_scale
 from ..jurisdiction import Jurisdiction
 from ..management import RecordedDose, review_recorded_doses
-from ..messages import Msg, render
+from ..messages import Catalogue, Msg, render
 from . import audit
 from .config import Settings
 from .episodes import Transition
@@ -150,13 +150,14 @@ def raise_alert(
 
 
 # ----------------------------------------------------------------------------- grade alerts
+_M = Catalogue("messages")
+
+
 def _texts(key: str, en: dict[str, Any] | None = None, fr: dict[str, Any] | None = None) -> tuple[str, str]:
     """The alert text ``[alert] <key>`` of ``data/messages.toml`` in English and in French, with
     the parameters of each language (``fr``: the same as ``en`` when not given)."""
     en = en or {}
-    return render(Msg(id=f"messages:alert.{key}", params=en), "en"), render(
-        Msg(id=f"messages:alert.{key}", params=fr or en), "fr"
-    )
+    return render(_M(f"alert.{key}", **en), "en"), render(_M(f"alert.{key}", **(fr or en)), "fr")
 
 
 def _grade_alert(tr: Transition, kind: str, dedup_key: str, title_key: str, **extra: Any) -> AlertSpec:

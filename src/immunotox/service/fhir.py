@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 from .. import __version__
 from ..catalogue import get_scale
 from ..errors import FindingError
-from ..messages import Lang, Msg, render
+from ..messages import Catalogue, Lang, Msg, render
 from ..messages import error as E
 from . import codes, grading, ingest, labs
 from .config import Settings
@@ -119,9 +119,12 @@ def _med_index() -> tuple[dict[str, str], dict[str, str]]:
 
 
 # ----------------------------------------------------------------------------- import
+_M = Catalogue("messages")
+
+
 def _said(_key: str, /, **params: Any) -> Msg:
     """A text of an import report entry, in French and English (``messages:fhir_import.<key>``)."""
-    return Msg.model_construct(id=f"messages:fhir_import.{_key}", params=params)
+    return _M(f"fhir_import.{_key}", **params)
 
 
 @dataclass

@@ -509,6 +509,6 @@ def ungraded_view(s: Session, p: Patient, lang: Lang) -> dict[str, Any] | None:
         for u in found
     ]
     return {
-        "title": messages.render(messages.Msg(id="messages:ungraded.title", params={}), lang),
+        "title": messages.render(ungraded_case.T("ungraded.title"), lang),
         "entries": items,
     }
