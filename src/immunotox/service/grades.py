@@ -94,14 +94,6 @@ class Grade:
     def grade(self) -> int | None:
         return self.result.grade
 
-    def clinical_fingerprint(self) -> str:
-        """Changes when the grade, its range, status, missing inputs or deciding rules change."""
-        return self.clinical
-
-    def fingerprint(self) -> str:
-        """Changes when anything shown to a person changes (values in the explanation included)."""
-        return self.key
-
 
 # ----------------------------------------------------------------------------- grading (memoised)
 def _freeze(value: Any) -> Any:
