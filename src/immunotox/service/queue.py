@@ -122,10 +122,10 @@ def drain(
         now = clock.now()
         ahead = recommend_ahead(rs, found, planned, now=now, jurisdiction=db.settings.jurisdiction)
     for part in _chunks(snapshot, chunk):
-        part_ids = sorted({row[0] for row in part})
-        mine = [p for p in found if p.id in set(part_ids)]
+        in_part = {row[0] for row in part}
+        mine = [p for p in found if p.id in in_part]
         with db.writing() as ws:
-            _store(ws, clock, part, part_ids, mine, touch, planned, ahead, db.settings.jurisdiction)
+            _store(ws, clock, part, sorted(in_part), mine, touch, planned, ahead, db.settings.jurisdiction)
     return len(snapshot)
 
 
