@@ -329,3 +329,20 @@ def test_crs_signs_of_a_checkpoint_inhibitor_patient_are_kept_not_graded_and_the
     assert fr.startswith("Syndrome de relargage cytokinique (CRS)")
     assert "ce patient est sous inhibiteur de point de contrôle" in fr and "Température corporelle (1" in fr
     assert "this patient is on a checkpoint inhibitor" in crs.text("en")
+
+
+def test_every_therapy_class_has_its_scales_and_an_unknown_one_is_refused() -> None:
+    """The classes the input schema admits are exactly those with scales, and a class without
+    scales is refused by name, never graded on the CAR-T scales by default (safety stance)."""
+    import typing
+
+    import pytest
+
+    from immunotox.service.grades import SCALES, SCALES_BY_THERAPY, scales_of
+    from immunotox.service.schemas import TherapyClass
+
+    assert set(typing.get_args(TherapyClass)) == set(SCALES_BY_THERAPY)
+    assert scales_of(Patient(id="p1", therapy_class="car_t")) == SCALES
+    assert "astct2019:crs" not in scales_of(Patient(id="p2", therapy_class="checkpoint_inhibitor"))
+    with pytest.raises(KeyError, match=r"therapy_class 'gene_therapy' of patient 'p3' has no scales"):
+        scales_of(Patient(id="p3", therapy_class="gene_therapy"))

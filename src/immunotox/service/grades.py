@@ -66,8 +66,18 @@ SCALES_BY_THERAPY: dict[str, tuple[str, ...]] = {
 
 
 def scales_of(patient: Patient) -> tuple[str, ...]:
-    """The scales ``patient`` is graded on (by therapy class)."""
-    return SCALES_BY_THERAPY.get(patient.therapy_class, SCALES)
+    """The scales ``patient`` is graded on (by therapy class).
+
+    A class without an entry is refused (``KeyError`` naming it), never graded on the CAR-T
+    scales by default: the input schema admits only the classes of :data:`SCALES_BY_THERAPY`
+    (a test keeps the two equal), so this can only be a record written outside the service."""
+    try:
+        return SCALES_BY_THERAPY[patient.therapy_class]
+    except KeyError:
+        raise KeyError(
+            f"therapy_class {patient.therapy_class!r} of patient {patient.id!r} has no scales; "
+            f"expected one of {sorted(SCALES_BY_THERAPY)}"
+        ) from None
 
 
 def all_scales_of(patient: Patient) -> tuple[str, ...]:

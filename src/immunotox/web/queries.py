@@ -32,7 +32,7 @@ from ..service import alerts as service_alerts
 from ..service import auth
 from ..service.config import Settings
 from ..service.event_rows import is_current_event
-from ..service.grades import SCALES, SCALES_BY_THERAPY
+from ..service.grades import scales_of
 from ..service.models import Alert, CareUnit, ClinicalEvent, CurrentGrade, GradeRecord, Patient
 from ..timeline import live
 from . import labels
@@ -355,7 +355,7 @@ def ward(
     rows: list[WardRow] = []
     for p in patients:
         pg = grades.get(p.id, {})
-        own = SCALES_BY_THERAPY.get(p.therapy_class, SCALES)  # then the lab terms, once each
+        own = scales_of(p)  # then the lab terms, once each
         scales = [*own, *sorted(k for k in pg if k not in own)]
         badges = []
         for scale in scales:
