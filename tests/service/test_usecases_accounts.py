@@ -112,3 +112,20 @@ def test_the_api_and_the_web_log_in_and_out_through_one_use_case(sqlite_svc: Ser
     assert sessions.log_in(sqlite_svc.db, sqlite_svc.settings, CTX, now, "nurse_a", "wrong password") is None
     logins = audit_rows(sqlite_svc, "auth.login")
     assert [(r[0], r[2]) for r in logins[-3:]] == [("ok", {}), ("ok", {"via": "web"}), ("denied", {})]
+
+
+def test_a_unit_named_twice_is_stored_and_answered_once(sqlite_svc: Service) -> None:
+    """The answer is what was stored: each unit once, on creation and on change."""
+    call = call_as(sqlite_svc, "admin", "POST /api/v1/users")
+    body = UserCreate(
+        username="nurse_twice", password=PASSWORD, role="nurse", unit_ids=["unit-a", "unit-a"]
+    )
+    made = users.create_user(call, body)
+    assert made.content["unit_ids"] == ["unit-a"]
+    changed = users.update_user(
+        call_as(sqlite_svc, "admin", "PATCH /api/v1/users"),
+        made.content["id"],
+        UserUpdate(unit_ids=["unit-a", "unit-a"]),
+    )
+    assert changed.content["unit_ids"] == ["unit-a"]
+    assert audit_rows(sqlite_svc, "user.create")[-1][2]["unit_ids"] == ["unit-a"]

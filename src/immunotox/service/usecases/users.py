@@ -88,7 +88,7 @@ def create_user(call: Call, body: UserCreate) -> Written:
         s.add_all(UserUnit(user_id=user.id, unit_id=u) for u in units)
         details = {"role": body.role, "unit_ids": units, "patient_id": body.patient_id}
         base.audited(s, call, "user.create", entity_type="user", entity_id=user.id, details=details)
-        return 201, user_public(user, body.unit_ids)
+        return 201, user_public(user, units)  # as stored: each unit once, sorted
 
     return base.write(call, body.model_copy(update={"password": "***"}), work)
 
@@ -120,7 +120,8 @@ def update_user(call: Call, user_id: int, body: UserUpdate) -> Written:
             user.password_hash = _check_password(changes["password"], role, user.username)
         if changes.get("unit_ids") is not None:
             s.execute(delete(UserUnit).where(UserUnit.user_id == user.id))
-            s.add_all(UserUnit(user_id=user.id, unit_id=u) for u in sorted(set(units)))
+            units = sorted(set(units))  # as stored: each unit once, sorted
+            s.add_all(UserUnit(user_id=user.id, unit_id=u) for u in units)
         user.updated_at = now
         shown = {k: v for k, v in changes.items() if k != "password"}
         if "password" in changes:
