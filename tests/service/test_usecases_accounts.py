@@ -117,9 +117,7 @@ def test_the_api_and_the_web_log_in_and_out_through_one_use_case(sqlite_svc: Ser
 def test_a_unit_named_twice_is_stored_and_answered_once(sqlite_svc: Service) -> None:
     """The answer is what was stored: each unit once, on creation and on change."""
     call = call_as(sqlite_svc, "admin", "POST /api/v1/users")
-    body = UserCreate(
-        username="nurse_twice", password=PASSWORD, role="nurse", unit_ids=["unit-a", "unit-a"]
-    )
+    body = UserCreate(username="nurse_twice", password=PASSWORD, role="nurse", unit_ids=["unit-a", "unit-a"])
     made = users.create_user(call, body)
     assert made.content["unit_ids"] == ["unit-a"]
     changed = users.update_user(
