@@ -196,6 +196,9 @@ def grade_from(
         inputs["error_fr"] = error_message(exc, "fr")  # its French twin, for French pages
         findings.pop(exc.field.split(".")[0], None)
         result, result_json, clinical = grade_findings(scale_id, findings)
+        # a grade computed without part of the record is a new clinical state: a history record
+        # of its own, whose stored inputs say what was left out (the page shows it)
+        clinical = hashlib.blake2b(repr((clinical, inputs["error"])).encode(), digest_size=16).hexdigest()
     used = sorted({i for item in inputs.values() if isinstance(item, dict) for i in item.get("events", [])})
     key = hashlib.blake2b(
         repr((scale_id, sorted(findings.items()), used, t.isoformat(), ENGINE, inputs.get("error"))).encode(),

@@ -178,6 +178,19 @@ class GradeView:
         return [labels.domain(self.grade.scale, d) for d in self.grade.deciding_domains]
 
     @property
+    def set_aside(self) -> tuple[str, str] | None:
+        """(text, language) of the recorded data the grade left out because it contradicted the
+        rest of the record (the scale's refusal, kept by the service in English and French), or
+        None: a grade computed without part of the record must say so."""
+        error = self.grade.inputs.get("error")
+        if not isinstance(error, str):
+            return None
+        error_fr = self.grade.inputs.get("error_fr")
+        if self.lang == "fr" and isinstance(error_fr, str):
+            return error_fr, "fr"
+        return error, "en"
+
+    @property
     def inputs(self) -> list[tuple[str, str, str, str]]:
         """(finding, value, how it was obtained, language of that text) for each input the grade
         used; in French when the input says it in French (``rule_fr``: the CTCAE laboratory
