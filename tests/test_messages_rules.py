@@ -228,6 +228,59 @@ def test_library_refusals_are_messages_not_english_strings() -> None:
         assert (root / scales_file).is_file() and scales_file not in found
 
 
+# The service's problems and where their text is: the argument that becomes ``detail`` (or a field's
+# message). problems.py defines them (and keeps conflict's English-only path, issue 11).
+_PROBLEM_TEXT_ARG = {
+    "forbidden": 0,
+    "not_found": 0,
+    "unauthorized": 0,
+    "conflict": 0,
+    "too_many_requests": 0,
+    "field_error": 1,
+    "problem": 2,
+    "ApiError": 2,
+}
+
+
+def _literal_problems(source: str) -> list[int]:
+    """Lines of ``source`` raising a service problem (403, 404, 401, 409, 429, 500…) whose text is
+    written in the code (a string literal, an f-string, a concatenation or ``str(...)``) rather than a
+    message of data/messages.toml that follows Accept-Language."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", getattr(node.func, "attr", None))
+        if name not in _PROBLEM_TEXT_ARG:
+            continue
+        i = _PROBLEM_TEXT_ARG[name]
+        texts = node.args[i : i + 1] + [
+            k.value for k in node.keywords if k.arg in ("detail", "message", "what")
+        ]
+        for a in texts:
+            literal = isinstance(a, (ast.JoinedStr, ast.BinOp)) or (
+                isinstance(a, ast.Constant) and isinstance(a.value, str)
+            )
+            if literal or (isinstance(a, ast.Call) and getattr(a.func, "id", None) == "str"):
+                out.append(node.lineno)
+    return out
+
+
+def test_service_problems_are_messages_not_english_strings() -> None:
+    """Every 403, 404 and other problem the service raises (use cases, routes, dependencies) is a
+    message id with its French twin, so its detail follows Accept-Language (issue 11)."""
+    root = Path(str(resources.files("immunotox"))) / "service"
+    found = {
+        str(p.relative_to(root)): lines
+        for p in sorted(root.rglob("*.py"))
+        if p.name != "problems.py" and (lines := _literal_problems(p.read_text("utf-8")))
+    }
+    assert not found, f"problems written in English in the code: {found}"
+    english = 'raise forbidden("x")\nraise not_found(f"user {u}")\nraise ApiError(500, "t", "d")\n'
+    assert _literal_problems(english) == [1, 2, 3], "the scan finds nothing: it is broken"
+    assert not _literal_problems('raise not_found(E("access.record_user", user=str(u)))')
+
+
 def _literal_cli_exits(path: Path) -> list[int]:
     """Lines of a command module calling ``fail`` with a text written in the code (a literal, an
     f-string or ``str(exc)``) rather than a message rendered in the language asked."""

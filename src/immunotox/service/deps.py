@@ -160,7 +160,7 @@ def get_principal(
     if principal is None:
         raise unauthorized(E("auth.credentials"))
     if request.method in UNSAFE and not auth.check_csrf(principal, request.headers.get(auth.CSRF_HEADER)):
-        raise forbidden(f"cookie-authenticated request without a valid {auth.CSRF_HEADER} header")
+        raise forbidden(E("access.csrf_header", header=auth.CSRF_HEADER))
     return principal
 
 

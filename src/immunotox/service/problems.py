@@ -33,6 +33,7 @@ PROBLEM_TYPE = "https://immunotox.readthedocs.io/service/problems#"
 MEDIA_TYPE = "application/problem+json"
 QUOTE_LIMIT = 60  # characters of a refused value quoted in a validation message
 # a field whose name contains one of these holds a secret (see docs/security.md)
+AUTH_REQUIRED = E("http.auth_required")  # the 401 of a request without credentials
 SECRET_WORDS = ("password", "passwd", "token", "secret", "csrf", "session", "authorization", "cookie", "key")
 
 
@@ -155,21 +156,39 @@ def _field_text(r: tuple[str, Msg], lang: Lang) -> str:
     return render(E("service.field", field=r[0], problem=r[1]), lang)
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, "Not found", f"{what} not found", code="not-found")
-
-
-def forbidden(detail: str) -> ApiError:
-    return ApiError(403, "Forbidden", detail, code="forbidden")
-
-
-def unauthorized(detail: str | Msg = "authentication required", lang: Lang = "en") -> ApiError:
-    """401; a :class:`Msg` is written in ``lang`` and again in the reader's language."""
-    text = detail if isinstance(detail, str) else detail.text(lang)
-    err = ApiError(401, "Unauthorized", text, code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
-    if isinstance(detail, Msg):
-        err.relang = lambda other: unauthorized(detail, other)
+def problem(
+    status: int,
+    title: str,
+    detail: Msg,
+    *,
+    code: str,
+    headers: dict[str, str] | None = None,
+    lang: Lang = "en",
+) -> ApiError:
+    """A problem whose detail is a message (``errors.<key>`` of data/messages.toml), written in
+    ``lang`` and again in the reader's language (:meth:`ApiError.in_lang`); the title stays the
+    RFC 7807 title, in English, like the ``code`` of its ``type``."""
+    err = ApiError(status, title, detail.text(lang), code=code, headers=headers)
+    err.relang = lambda other: problem(status, title, detail, code=code, headers=headers, lang=other)
     return err
+
+
+def not_found(what: Msg, lang: Lang = "en") -> ApiError:
+    """404 naming the record asked for (``errors.access.record_*``: its kind and id), « {what}
+    introuvable » in French; also the answer for a record the caller may not read."""
+    return problem(404, "Not found", E("access.not_found", what=what), code="not-found", lang=lang)
+
+
+def forbidden(detail: Msg, lang: Lang = "en") -> ApiError:
+    """403: who may not do what (``errors.access.<key>``), in the reader's language."""
+    return problem(403, "Forbidden", detail, code="forbidden", lang=lang)
+
+
+def unauthorized(detail: Msg = AUTH_REQUIRED, lang: Lang = "en") -> ApiError:
+    """401 (``WWW-Authenticate: Bearer``), in the reader's language."""
+    return problem(
+        401, "Unauthorized", detail, code="unauthorized", headers={"WWW-Authenticate": "Bearer"}, lang=lang
+    )
 
 
 def too_many_requests(detail: str | Msg, retry_after: int, lang: Lang = "en") -> ApiError:

@@ -18,11 +18,12 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...errors import FindingError
-from ...messages import Lang, render
+from ...messages import Lang, Msg, render
 from ...messages import error as E
 from .. import validation
 from ..methods import allow_header
 from ..problems import (
+    AUTH_REQUIRED,
     MEDIA_TYPE,
     PROBLEM_TYPE,
     ApiError,
@@ -130,11 +131,10 @@ def install(app: FastAPI) -> None:
             return unreadable_body(request, render(E("validation.body_not_utf8"), lang), lang)
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
         title = titles.get(exc.status_code, "Error")
-        detail, headers = str(exc.detail), dict(exc.headers or {})
-        if exc.status_code == 405:  # every method of the path, not only the first route's
-            headers["Allow"] = allow_header(app.router.routes, request.url.path)
-            detail = f"{request.method} is not supported here; allowed: {headers['Allow']}"
-        resp = _render(request, exc.status_code, title, detail, [], title.lower().replace(" ", "-"))
+        headers = dict(exc.headers or {})
+        detail = _http_detail(request, exc.status_code, headers, app)
+        code = title.lower().replace(" ", "-")
+        resp = _render(request, exc.status_code, title, detail.text(accept_lang(request)), [], code)
         for k, v in headers.items():
             resp.headers[k] = v
         return resp
@@ -143,23 +143,24 @@ def install(app: FastAPI) -> None:
     async def _data(request: Request, exc: DataError) -> JSONResponse:
         # last resort: a value the database cannot store that no check caught (logged: a gap)
         log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
-        return _render(
-            request,
-            422,
-            "Invalid input",
-            "a value cannot be stored by the database (invalid characters or out of range)",
-            [],
-            "invalid-input",
-        )
+        detail = render(E("http.database_value"), accept_lang(request))
+        return _render(request, 422, "Invalid input", detail, [], "invalid-input")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _render(
-            request,
-            500,
-            "Internal error",
-            "an unexpected error occurred; it has been logged with the request id",
-            [],
-            "internal-error",
-        )
+        detail = render(E("http.internal"), accept_lang(request))
+        return _render(request, 500, "Internal error", detail, [], "internal-error")
+
+
+def _http_detail(request: Request, status: int, headers: dict[str, str], app: FastAPI) -> Msg:
+    """The detail of a problem the framework raised (no route, a method the path does not serve,
+    a bare status), as a message: the framework's own words are English only."""
+    if status == 405:  # every method of the path, not only the first route's (``headers`` gets Allow)
+        headers["Allow"] = allow_header(app.router.routes, request.url.path)
+        return E("http.method_not_allowed", method=request.method, allowed=headers["Allow"])
+    if status == 404:
+        return E("http.no_route", path=request.url.path)
+    if status == 401:
+        return AUTH_REQUIRED
+    return E("http.status", status=str(status))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from ...messages import error as E
 from .. import auth
 from ..deps import CurrentUser, DbDep, DbId
 from ..models import AuditEvent
@@ -34,7 +35,7 @@ def list_alerts(
 ) -> list[AlertPublic]:
     """``active`` = open or acknowledged; highest priority first, then newest."""
     if not auth.can_read_alerts(principal):
-        raise forbidden("alerts are for the care team")
+        raise forbidden(E("access.alerts_care_team"))
     with db.session() as s:
         found = alerts.visible_alerts(
             s, principal, status=status, unit_id=unit_id, patient_id=patient_id, limit=limit
@@ -95,7 +96,7 @@ def audit_trail(
     from ..db import as_utc
 
     if not auth.can_read_audit(principal, None):
-        raise forbidden("the full audit trail is for admins")
+        raise forbidden(E("access.audit_full"))
     with db.session() as s:
         q = select(AuditEvent)
         if actor is not None:

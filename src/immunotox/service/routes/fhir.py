@@ -76,14 +76,14 @@ def import_bundle(
 
     def work(s: Session, payload: bytes) -> tuple[int, ImportOut]:
         if principal.role not in auth.CLINICAL_WRITERS:
-            exc = forbidden(f"role {principal.role!r} may not import clinical data")
+            exc = forbidden(E("access.role_import", role=repr(principal.role)))
             exc.denied = {"actor": principal, "action": "fhir.import", "outcome": "denied"}
             raise exc
         if unit_id is not None:
             if s.get(CareUnit, unit_id) is None:
                 raise field_error("query.unit_id", E("service.no_unit", unit=repr(unit_id)))
             if not auth.can_manage_patient(principal, unit_id):
-                raise forbidden(f"role {principal.role!r} may not admit patients to unit {unit_id!r}")
+                raise forbidden(E("access.role_admit", role=repr(principal.role), unit=repr(unit_id)))
         try:
             report = fhir.import_bundle(
                 s,

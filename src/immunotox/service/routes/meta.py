@@ -6,11 +6,12 @@ from fastapi import APIRouter
 from sqlalchemy import text
 
 from ... import __version__
+from ...messages import error as E
 from .. import queue
 from ..db import Database
 from ..deps import ClockDep, CurrentUser, DbDep, SettingsDep
 from ..grades import ENGINE, SCALES
-from ..problems import ApiError, responses
+from ..problems import problem, responses
 from ..schemas import HealthOut, MetaOut
 
 router = APIRouter(tags=["meta"])
@@ -27,9 +28,8 @@ def health(db: DbDep) -> HealthOut:
     try:
         rev = _revision(db)
     except Exception as exc:  # the database is down or not migrated
-        raise ApiError(
-            503, "Unavailable", f"database not ready: {type(exc).__name__}", code="unavailable"
-        ) from None
+        detail = E("http.database_not_ready", error=type(exc).__name__)
+        raise problem(503, "Unavailable", detail, code="unavailable") from None
     return HealthOut(status="ok", database=db.dialect, migration=rev, regrade_queue=queue.pending(db))
 
 

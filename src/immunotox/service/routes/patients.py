@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from ...messages import error as E
 from .. import auth
 from ..deps import ClockDep, CurrentUser, DbDep, SettingsDep
 from ..grades import range_from_columns
@@ -198,7 +199,7 @@ def patient_audit(
     with db.session() as s:
         p = get_patient(s, principal, patient_id)
         if not auth.can_read_audit(principal, p):
-            raise forbidden("the audit trail is for admins and the unit's physicians")
+            raise forbidden(E("access.audit_unit"))
         rows = s.scalars(
             select(AuditEvent)
             .where(AuditEvent.patient_id == patient_id)

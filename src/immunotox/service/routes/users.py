@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from ...messages import error as E
 from .. import auth
 from ..deps import CurrentUser, DbDep, DbId
 from ..models import CareUnit, Patient, User, UserUnit
@@ -23,7 +24,7 @@ ERRORS = responses(401, 403, 404, 409, 422)
 
 @router.get("/users", response_model=list[UserPublic], responses=ERRORS, summary="List users (admin)")
 def list_users(principal: CurrentUser, db: DbDep) -> list[UserPublic]:
-    users.require_admin(principal, "list users")
+    users.require_admin(principal, "list_users")
     with db.session() as s:
         units: dict[int, list[str]] = {}
         for uu in s.scalars(select(UserUnit)):
@@ -48,11 +49,11 @@ def create_user(body: UserCreate, call: _http.CallDep) -> JSONResponse:
 )
 def get_user(user_id: DbId, principal: CurrentUser, db: DbDep) -> UserPublic:
     if principal.role != "admin" and principal.user_id != user_id:
-        raise not_found(f"user {user_id}")
+        raise not_found(E("access.record_user", user=str(user_id)))
     with db.session() as s:
         user = s.get(User, user_id)
         if user is None:
-            raise not_found(f"user {user_id}")
+            raise not_found(E("access.record_user", user=str(user_id)))
         return user_public(user, users.units_of(s, user.id))
 
 

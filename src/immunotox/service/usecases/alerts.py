@@ -47,11 +47,11 @@ def alert_for(
     """The alert and its patient, or 404 when either is not the principal's to see."""
     alert = s.get(Alert, alert_id)
     if alert is None or not auth.can_read_alerts(principal):
-        raise not_found(f"alert {alert_id}")
+        raise not_found(E("access.record_alert", alert=str(alert_id)))
     try:
         p = base.get_patient(s, principal, alert.patient_id, need, action=action)
     except Exception:
-        raise not_found(f"alert {alert_id}") from None
+        raise not_found(E("access.record_alert", alert=str(alert_id))) from None
     return alert, p
 
 
@@ -62,7 +62,7 @@ def acknowledge(call: Call, alert_id: int, body: AckIn) -> Written:
     def work(s: Session, payload: bytes) -> tuple[int, AlertPublic]:
         alert, p = alert_for(s, principal, alert_id, "read", "alert.acknowledge")
         if not auth.can_act_on_alerts(principal, p):
-            raise forbidden(f"role {principal.role!r} may not acknowledge alerts")
+            raise forbidden(E("access.role_acknowledge", role=repr(principal.role)))
         if alert.status != "open":
             status = E(f"service.alert_{alert.status}")  # acknowledged or resolved
             problem = E("service.alert_not_open", alert=str(alert_id), status=status)
@@ -95,7 +95,7 @@ def resolve(call: Call, alert_id: int, body: ResolveIn) -> Written:
     def work(s: Session, payload: bytes) -> tuple[int, AlertPublic]:
         alert, p = alert_for(s, principal, alert_id, "read", "alert.resolve")
         if not auth.can_act_on_alerts(principal, p):
-            raise forbidden(f"role {principal.role!r} may not resolve alerts")
+            raise forbidden(E("access.role_resolve", role=repr(principal.role)))
         if alert.status == "resolved":
             raise field_error("alert_id", E("service.alert_already_resolved", alert=str(alert_id)), 409)
         alert.status = "resolved"

@@ -32,7 +32,7 @@ from ..config import Settings
 from ..db import Database
 from ..grades import Grade
 from ..models import Alert, AuditEvent, ClinicalEvent, CurrentGrade, IdempotencyRecord, Patient, User
-from ..problems import ApiError, conflict, field_error, forbidden, from_finding, not_found
+from ..problems import ApiError, conflict, field_error, forbidden, from_finding, not_found, problem
 from ..schemas import (
     AlertPublic,
     AuditPublic,
@@ -92,12 +92,19 @@ def get_patient(
     the refused transaction has been rolled back."""
     patient = session.get(Patient, patient_id)
     if patient is None or not auth.can_read_patient(principal, patient):
-        exc = not_found(f"patient {patient_id!r}")
+        exc = not_found(E("access.record_patient", patient=repr(patient_id)))
         if need != "read":
             exc.denied = _denied(principal, action, patient_id)
         raise exc
     if need != "read" and not _CHECKS[need](principal, patient):
-        exc = forbidden(f"role {principal.role!r} may not {action or need} for patient {patient_id!r}")
+        exc = forbidden(
+            E(
+                "access.role_patient",
+                role=repr(principal.role),
+                action=action or need,
+                patient=repr(patient_id),
+            )
+        )
         exc.denied = _denied(principal, action, patient_id)
         raise exc
     return patient
@@ -204,7 +211,7 @@ def _write(
             if key is not None and attempt == 1:
                 continue  # a concurrent twin committed first: the retry replays its response
             raise conflict(E("service.write_conflict", constraint=_constraint(exc))) from None
-    raise ApiError(500, "Internal error", "idempotent write could not complete")
+    raise problem(500, "Internal error", E("http.idempotent_write"), code="internal-error")
 
 
 def _constraint(exc: IntegrityError) -> str:

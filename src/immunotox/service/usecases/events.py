@@ -166,7 +166,7 @@ def record_batch(
                     f"observations.{i}.patient_id", E("service.no_patient", patient=repr(o.patient_id)), 404
                 )
             if not auth.can_write_clinical(principal, p):
-                exc = forbidden(f"role {principal.role!r} may not record data for patient {p.id!r}")
+                exc = forbidden(E("access.role_record", role=repr(principal.role), patient=repr(p.id)))
                 exc.denied = {
                     "actor": principal,
                     "action": "observation.batch",
@@ -271,7 +271,7 @@ def stop_administration(
         p = c.get_patient(s, principal, patient_id, "clinical", action="administration.stop")
         old = s.get(ClinicalEvent, event_id)
         if old is None or old.patient_id != p.id:
-            raise not_found(f"event {event_id} of patient {patient_id!r}")
+            raise not_found(E("access.record_event", event=str(event_id), patient=repr(patient_id)))
         if old.code not in ("vasopressor", "oxygen"):
             raise field_error("event_id", E("service.not_an_interval", event=str(event_id), code=old.code))
         if old.end_time is not None:

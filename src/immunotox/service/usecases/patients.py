@@ -35,7 +35,7 @@ def create_patient(call: Call, body: PatientCreate) -> Written:
 
     def work(s: Session, payload: bytes) -> tuple[int, PatientPublic]:
         if not auth.can_manage_patient(principal, body.unit_id):
-            exc = forbidden(f"role {principal.role!r} may not admit patients to unit {body.unit_id!r}")
+            exc = forbidden(E("access.role_admit", role=repr(principal.role), unit=repr(body.unit_id)))
             exc.denied = {
                 "actor": principal,
                 "action": "patient.create",
@@ -74,7 +74,7 @@ def update_patient(call: Call, patient_id: str, body: PatientUpdate) -> Written:
         if "unit_id" in changes and changes["unit_id"] != p.unit_id:
             _check_unit(s, changes["unit_id"])
             if not auth.can_manage_patient(principal, changes["unit_id"]):
-                raise forbidden(f"may not move a patient to unit {changes['unit_id']!r}")
+                raise forbidden(E("access.move_patient", unit=repr(changes["unit_id"])))
         recommend.check_patient(
             changes.get("product", p.product) if "product" in changes or "therapy_class" in changes else None,
             changes.get("therapy_class", p.therapy_class),

@@ -13,6 +13,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from ...jurisdiction import Jurisdiction
+from ...messages import error as E
 from .. import auth, recommend
 from ..problems import forbidden
 from ..schemas import RecommendationsOut
@@ -38,5 +39,5 @@ def recommendations(
     """
     p = get_patient(s, principal, patient_id)
     if principal.role == "patient":
-        raise forbidden("recommendations are for the care team")
+        raise forbidden(E("access.recommendations_care_team"))
     return recommend.for_patient(s, p, now=now, lang=lang, jurisdiction=jurisdiction)

@@ -114,7 +114,7 @@ def _throttle_admin(
 ) -> None:
     if principal.role != "admin":
         audit.record_separately(db, actor=principal, action=action, ctx=ctx, now=now, outcome="denied")
-        raise forbidden("only an admin may see or clear login throttling")
+        raise forbidden(E("access.admin_only", what=E("access.manage_throttles")))
 
 
 def throttles(
@@ -149,7 +149,7 @@ def clear_throttle(
     with db.writing() as s:
         row = s.get(LoginThrottle, throttle_id)
         if row is None:
-            raise not_found(f"login throttle {throttle_id}")
+            raise not_found(E("access.record_throttle", throttle=str(throttle_id)))
         forgotten = {"scope": row.scope, "username": row.username or None, "address": row.address}
         details = {**forgotten, "failures": row.failures}
         _audit(

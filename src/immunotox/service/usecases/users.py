@@ -22,9 +22,10 @@ from .base import Call, Written, user_public
 
 
 def require_admin(principal: auth.Principal, what: str, action: str = "admin") -> None:
-    """403 unless ``principal`` is an admin; a refused write (``action``) is audited as denied."""
+    """403 unless ``principal`` is an admin (``what``: the key of what only an admin may do,
+    ``errors.access.<what>``); a refused write (``action``) is audited as denied."""
     if principal.role != "admin":
-        exc = forbidden(f"only an admin may {what}")
+        exc = forbidden(E("access.admin_only", what=E(f"access.{what}")))
         exc.denied = {"actor": principal, "action": action, "outcome": "denied"}
         raise exc
 
@@ -67,7 +68,7 @@ def create_user(call: Call, body: UserCreate) -> Written:
     principal, now = call.principal, call.now
 
     def work(s: Session, payload: bytes) -> tuple[int, UserPublic]:
-        require_admin(principal, "create users", "user.create")
+        require_admin(principal, "create_users", "user.create")
         if s.scalars(select(User.id).where(User.username == body.username)).first() is not None:
             raise conflict(E("service.username_taken", username=repr(body.username)), "username")
         check_role_links(s, body.role, body.unit_ids, body.patient_id)
@@ -99,10 +100,10 @@ def update_user(call: Call, user_id: int, body: UserUpdate) -> Written:
     principal, now = call.principal, call.now
 
     def work(s: Session, payload: bytes) -> tuple[int, UserPublic]:
-        require_admin(principal, "change users, roles or units", "user.update")
+        require_admin(principal, "change_users", "user.update")
         user = s.get(User, user_id)
         if user is None:
-            raise not_found(f"user {user_id}")
+            raise not_found(E("access.record_user", user=str(user_id)))
         changes = body.model_dump(exclude_unset=True)
         if user.id == principal.user_id and (
             changes.get("role", "admin") != "admin" or changes.get("active") is False
@@ -137,7 +138,7 @@ def create_unit(call: Call, body: UnitCreate) -> Written:
     principal, now = call.principal, call.now
 
     def work(s: Session, payload: bytes) -> tuple[int, UnitPublic]:
-        require_admin(principal, "create units", "unit.create")
+        require_admin(principal, "create_units", "unit.create")
         if s.get(CareUnit, body.id) is not None:
             raise conflict(E("service.unit_exists", unit=repr(body.id)), "id")
         s.add(CareUnit(id=body.id, name=body.name, phone=body.phone, created_at=now))
