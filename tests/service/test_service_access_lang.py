@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from immunotox.messages import error as E
-from immunotox.service.problems import forbidden, not_found, unauthorized
+from immunotox.service.problems import ApiError, forbidden, not_found, problem, unauthorized
 from immunotox.service.routes import _problems
 from tests.service.conftest import Service
 from tests.test_messages import english_in
@@ -31,6 +31,12 @@ def _both(
     fr = svc.client.request(method, path, json=body, headers={**h, **FR})
     assert en.status_code == fr.status_code, (en.text, fr.text)
     assert en.headers["content-type"] == fr.headers["content-type"] == "application/problem+json"
+    # the caller's bearer token, and a password given in the body, never reach the problem
+    secrets = [
+        svc.tokens[user],
+        *([body["password"]] if isinstance(body, dict) and "password" in body else []),
+    ]
+    assert not [x for x in secrets if x in en.text + fr.text]
     en_p, fr_p = en.json(), fr.json()
     assert en_p["title"] == fr_p["title"] and en_p["type"] == fr_p["type"]
     return en_p, fr_p
@@ -246,3 +252,61 @@ def test_english_stays_the_default_for_a_language_the_service_does_not_write(sql
     assert r.json()["detail"] == "dossier patient 'P-NOPE' introuvable"  # fr is accepted, de is not written
     r = sqlite_svc.get("doc_a", "/api/v1/patients/P-NOPE", headers={"Accept-Language": "de-DE"})
     assert r.json()["detail"] == "patient 'P-NOPE' not found"
+
+
+@pytest.mark.parametrize(
+    ("err", "english", "french"),
+    [
+        (
+            problem(500, "Internal error", E("http.idempotent_write"), code="internal-error"),
+            "idempotent write could not complete",
+            "l'écriture idempotente n'a pas pu aboutir",
+        ),
+        (
+            problem(
+                503, "Unavailable", E("http.database_not_ready", error="OperationalError"), code="unavailable"
+            ),
+            "database not ready: OperationalError",
+            "base de données indisponible : OperationalError",
+        ),
+        (
+            not_found(E("access.record_throttle", throttle="3")),
+            "login throttle 3 not found",
+            "blocage de connexion 3 introuvable",
+        ),
+        (
+            forbidden(E("access.admin_only", what=E("access.manage_throttles"))),
+            "only an admin may see or clear login throttling",
+            "seul un administrateur peut consulter ou lever les blocages de connexion",
+        ),
+    ],
+)
+def test_the_service_own_failures_are_written_in_both_languages(
+    err: ApiError, english: str, french: str
+) -> None:
+    fr = err.in_lang("fr")
+    assert (err.detail, fr.detail) == (english, french)
+    assert (fr.status, fr.title, fr.code) == (err.status, err.title, err.code)
+    _french(fr.detail)
+
+
+def test_a_value_the_database_refuses_is_a_422_in_french() -> None:
+    from sqlalchemy.exc import DataError
+
+    app = FastAPI()
+    _problems.install(app)
+
+    @app.get("/store")
+    def store() -> None:
+        raise DataError("INSERT …", {}, Exception("invalid byte sequence"))
+
+    client = TestClient(app, raise_server_exceptions=False)
+    en, fr = client.get("/store"), client.get("/store", headers=FR)
+    assert en.status_code == fr.status_code == 422
+    assert (
+        en.json()["detail"] == "a value cannot be stored by the database (invalid characters or out of range)"
+    )
+    assert fr.json()["detail"] == (
+        "une valeur ne peut pas être enregistrée par la base de données "
+        "(caractères invalides ou hors limites)"
+    )
