@@ -9,6 +9,8 @@ the idempotency fingerprint.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -20,8 +22,11 @@ from ..schemas import UnitCreate, UnitPublic, UserCreate, UserPublic, UserUpdate
 from . import base
 from .base import Call, Written, user_public
 
+#: what only an admin may do (``errors.access.<key>`` of data/messages.toml)
+AdminOnly = Literal["create_users", "change_users", "create_units", "list_users"]
 
-def require_admin(principal: auth.Principal, what: str, action: str = "admin") -> None:
+
+def require_admin(principal: auth.Principal, what: AdminOnly, action: str = "admin") -> None:
     """403 unless ``principal`` is an admin (``what``: the key of what only an admin may do,
     ``errors.access.<what>``); a refused write (``action``) is audited as denied."""
     if principal.role != "admin":
