@@ -239,7 +239,10 @@ def normalize(
     keep_codes = None if keep is None else frozenset(voc.code(name).index for name in keep)
     if ncodes > MAX_CODES:
         raise AssertionError(f"the row state holds at most {MAX_CODES} codes, not {ncodes}")
-    r_tab, n_tab = _value_tables(voc, code_of, v_dict, numbers, keep_codes)
+    # the value entries read by an open code (a free token: few rows) are the only ones matched
+    is_open = np.array([c < ncodes and voc.codes[c].kind == "open" for c in code_of.tolist()], bool)
+    open_values = np.unique(v_idx[np.take(is_open, c_idx)]) if is_open.any() else np.zeros(0, np.int64)
+    r_tab, n_tab = _value_tables(voc, code_of, v_dict, numbers, keep_codes, open_values)
     cv = c_idx * np.int32(nv) + v_idx if nc * nv < 2**31 else c_idx.astype(np.int64) * nv + v_idx
     reason = np.take(r_tab.ravel(), cv)
 

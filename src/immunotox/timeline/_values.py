@@ -195,7 +195,12 @@ MAX_CODES = int(np.iinfo(np.int16).max) - _KEPT + 1
 
 
 def _value_tables(
-    voc: Vocabulary, code_of: I32, v_dict: pa.Array, numbers: F64, keep: frozenset[int] | None = None
+    voc: Vocabulary,
+    code_of: I32,
+    v_dict: pa.Array,
+    numbers: F64,
+    keep: frozenset[int] | None = None,
+    open_values: I64 | None = None,
 ) -> tuple[State, F64]:
     """Per (code dictionary entry, value dictionary entry): the state and the canonical value.
 
@@ -203,7 +208,9 @@ def _value_tables(
     unknown_code), 0 for an accepted row of a code not kept, or ``_KEPT + code`` for an accepted
     row of a kept code (so one gather gives validity, keeping and the code). ``code_of`` maps each
     code dictionary entry to a code index (``len(voc.codes)`` = unknown); the last value column
-    stands for an empty value."""
+    stands for an empty value. ``open_values``: the value entries that occur with an ``open``
+    code (only those are matched against the open-token pattern, the others are never gathered
+    for an open code; default: every entry)."""
     ncodes = len(voc.codes)
     nv = len(v_dict) + 1
     reason = np.zeros((code_of.shape[0], nv), np.int16)
@@ -213,7 +220,10 @@ def _value_tables(
     words = [str(w).strip().lower() for w in v_dict.take(indices(cand)).to_pylist()] if cand.shape[0] else []
     open_ok = np.zeros(nv, bool)
     if any(voc.codes[c].kind == "open" for c in set(code_of.tolist()) if c < ncodes):
-        open_ok[:-1] = [bool(OPEN_TOKEN.match(str(w).strip().lower())) for w in v_dict.to_pylist()]
+        which = np.arange(nv - 1) if open_values is None else open_values[open_values < nv - 1]
+        if which.shape[0]:
+            texts = v_dict.take(indices(which)).to_pylist()
+            open_ok[which] = [bool(OPEN_TOKEN.match(str(w).strip().lower())) for w in texts]
     done: dict[int, int] = {}
     for d, c in enumerate(code_of.tolist()):
         if c in done:  # the same code under another spelling (LOINC alias)
