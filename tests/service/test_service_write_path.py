@@ -189,3 +189,28 @@ def test_recommendations_computed_before_the_lock_are_those_computed_under_it(
     kinds = [(a["kind"], a["grade"]) for a in with_ahead[0]]
     assert ("new_toxicity", 1) in kinds and ("grade_increase", 2) in kinds
     assert all(a["recommendation"] for a in with_ahead[0] if a["scale"] == "astct2019:crs")
+
+
+def test_the_regrade_is_queued_by_the_last_statement_before_the_commit(deployed: Service) -> None:
+    """The queue's (patient, scale) rows are upserted just before the commit, in the write's
+    transaction (PostgreSQL locks them until the commit: a batch that upserted them first thing
+    made every other write of those pairs wait for the rest of its work), and never on rollback."""
+    from sqlalchemy import text
+
+    from immunotox.service import grading
+
+    pair = ("P-A1", "astct2019:crs")
+    touch = grading.Touch({pair: deployed.clock.now()}, set())
+    count = text("SELECT count(*) FROM regrade_queue")
+    with deployed.db.writing() as s:
+        queue.enqueue_at_commit(s, touch, now=deployed.clock.now())
+        assert s.execute(count).scalar() == 0  # not yet: the write's other statements come first
+    assert [tuple(x) for x in deployed.sql("SELECT patient_id, scale FROM regrade_queue")] == [pair]
+    assert queue.drain_all(deployed.db, deployed.clock) == 1
+
+    with pytest.raises(RuntimeError), deployed.db.writing() as s:
+        queue.enqueue_at_commit(s, touch, now=deployed.clock.now())
+        raise RuntimeError("the write fails")
+    with deployed.db.writing() as s:  # a later transaction does not inherit the failed one's pairs
+        assert s.execute(count).scalar() == 0
+    assert deployed.sql("SELECT count(*) FROM regrade_queue") == [(0,)]

@@ -71,6 +71,7 @@ def serve(
     import uvicorn
 
     from ..app import create_app
+    from ..service.app import freeze_startup_heap
     from ..service.db import migrate
 
     if demo:
@@ -98,6 +99,7 @@ def serve(
         sys.stdout.flush()
         # uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the finally runs
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        freeze_startup_heap()
         try:
             uvicorn.run(
                 app, host=host, port=port, log_level="warning", access_log=access_log, proxy_headers=False
@@ -118,6 +120,7 @@ def serve(
     if not _has_users(settings):
         typer.echo("No user yet: create the first admin with `immunotox create-user admin --role admin`.")
     sys.stdout.flush()
+    freeze_startup_heap()
     # proxy_headers off: IMMUNOTOX_TRUSTED_PROXIES alone decides whose X-Forwarded-For is believed
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
 

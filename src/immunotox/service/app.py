@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -123,6 +124,22 @@ async def _checkpointer(app: FastAPI, period: float = 1.0) -> None:
             await run_in_threadpool(app.state.db.checkpoint)
         except Exception:  # a busy database is checkpointed next time
             log.debug("checkpoint skipped", exc_info=True)
+
+
+def freeze_startup_heap() -> None:
+    """Exclude the objects that live for the whole process (modules, rule tables, unit registries,
+    schemas: ~200,000 once the app is built) from the collector's full passes.
+
+    A full collection (generation 2) stops every thread while it traverses every tracked object:
+    with these ~200k it took 150-175 ms in the service benchmark's mixed phase (issue 19, every
+    request in flight waited for it: the slowest single writes of the phase), several times the
+    single-write target. Called once by ``immunotox serve`` after the app is built and before the
+    first request: the garbage of start-up is collected first, and the survivors are frozen
+    (``gc.freeze``, CPython's permanent generation), so a full pass traverses only what requests
+    and caches created since. Not called by the app factory: tests build many apps in one process.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_service_app(

@@ -287,7 +287,7 @@ def after_write(
     by_id = {p.id: p for p in patients}
     touch = grading.touched_keys(patients, events)
     if touch and defer:
-        queue.enqueue(session, touch, now=now)
+        queue.enqueue_at_commit(session, touch, now=now)
         out.queued = sorted({pid for pid, _ in touch.latest})
         if wake:
             session.info.setdefault(REGRADE_WAKE, set()).update(out.queued)
