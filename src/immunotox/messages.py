@@ -41,7 +41,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from html import escape as html_escape
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -55,7 +55,15 @@ _FIELD = {"en": "text", "fr": "text_fr"}
 class Msg(BaseModel):
     """A text for people: the id of a text in the data files and its named parameters."""
 
+    # A message is immutable (frozen; its params are never changed once built), so its plain text
+    # in each language is written once, on first read, and kept in a slot beside it: not a field,
+    # so neither serialised, nor compared, nor copied (a copy writes it again). The docstring
+    # above is the schema's description (OpenAPI): this note stays a comment.
     model_config = ConfigDict(frozen=True)
+    __slots__ = ("_en", "_fr")
+    if TYPE_CHECKING:  # declared for the type checker only: a pydantic annotation would be a field
+        _en: str | None
+        _fr: str | None
 
     id: str
     params: dict[str, Msg | bool | int | float | str | list[Msg | bool | int | float | str]] = {}
@@ -65,19 +73,37 @@ class Msg(BaseModel):
         return render(self, lang)
 
 
+_new = object.__new__
+_set = object.__setattr__
+
+
+def make(msg_id: str, params: dict[str, Any]) -> Msg:
+    """The message ``msg_id`` with ``params``, built without validation, for ids and parameters
+    this package writes itself: what ``Msg.model_construct(id=..., params=...)`` builds (same
+    fields, same fields set) at the cost of a tuple — a grade builds a dozen of them."""
+    m = _new(Msg)
+    _set(m, "__dict__", {"id": msg_id, "params": params})
+    _set(m, "__pydantic_fields_set__", {"id", "params"})
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
+    _set(m, "_en", None)
+    _set(m, "_fr", None)
+    return m
+
+
 def verbatim(text: str) -> Msg:
     """A text not translated yet: shown as is in every language (the translation test fails on it)."""
-    return Msg(id="verbatim", params={"text": text})
+    return make("verbatim", {"text": text})
 
 
 def quote(text: str) -> Msg:
     """A verbatim quotation of an English source (e.g. the NCI CTCAE wording), kept in English."""
-    return Msg(id="quote", params={"text": text})
+    return make("quote", {"text": text})
 
 
 def name(text: str) -> Msg:
     """A proper name (a category label such as ``HT-high``, a score id): the same in every language."""
-    return Msg(id="name", params={"text": text})
+    return make("name", {"text": text})
 
 
 def parse_lang(value: Any, field: str = "lang") -> Lang:
@@ -89,7 +115,7 @@ def parse_lang(value: Any, field: str = "lang") -> Lang:
 
 def error(_key: str, /, **params: Any) -> Msg:
     """The text ``errors.<key>`` of ``data/messages.toml`` (a refused input's problem or hint)."""
-    return Msg.model_construct(id=f"messages:errors.{_key}", params=params)
+    return make(f"messages:errors.{_key}", params)
 
 
 class Refused(ValueError):
@@ -189,6 +215,19 @@ def _plain(msg_id: str, lang: Lang, as_html: bool) -> str:
 
 
 def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
+    if as_html:
+        return _write(msg, lang, True)
+    try:
+        text: str | None = msg._en if lang == "en" else msg._fr
+    except AttributeError:  # a message built by validation (from JSON) or copied: none kept yet
+        text = None
+    if text is None:
+        text = _write(msg, lang, False)
+        _set(msg, "_en" if lang == "en" else "_fr", text)
+    return text
+
+
+def _write(msg: Msg, lang: Lang, as_html: bool) -> str:
     if msg.id in ("verbatim", "name"):
         return _escape(str(msg.params["text"]), as_html)
     if msg.id == "quote":
@@ -197,8 +236,19 @@ def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
     if not msg.params:
         return _plain(msg.id, lang, as_html)
     text = _escape(template(msg.id, lang), as_html)
+    values: dict[str, str] = {}
+    for k, v in msg.params.items():  # _param, with the common cases inline (a grade writes dozens)
+        if type(v) is str and not as_html:
+            values[k] = v
+        elif type(v) is float or type(v) is int:
+            out = f"{v:g}"
+            values[k] = out.replace(".", ",") if lang == "fr" else out
+        elif type(v) is Msg:
+            values[k] = _render(v, lang, as_html)
+        else:
+            values[k] = _param(v, lang, as_html)
     try:
-        return text.format_map({k: _param(v, lang, as_html) for k, v in msg.params.items()})
+        return text.format_map(values)
     except (KeyError, IndexError) as exc:
         raise RuleSpecError(f"message {msg.id!r} ({lang}): parameter {exc} not given") from None
 
@@ -236,12 +286,25 @@ class Catalogue:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._ids: dict[str, str] = {}  # path -> its message id, checked to exist
+        self._bare: dict[str, Msg] = {}  # path -> its message without parameters (immutable: shared)
 
     def __call__(self, _path: str, /, **params: Any) -> Msg:
         """The message at ``_path`` of this file (checked to exist), with ``params``."""
-        msg_id = f"{self.name}:{_path}"
-        entry(msg_id)
-        return Msg.model_construct(id=msg_id, params=params)  # built from checked data: no re-validation
+        if not params:
+            msg = self._bare.get(_path)
+            if msg is None:
+                msg = self._bare[_path] = make(self._id(_path), {})
+            return msg
+        return make(self._id(_path), params)  # built from checked data: no re-validation
+
+    def _id(self, path: str) -> str:
+        msg_id = self._ids.get(path)
+        if msg_id is None:
+            msg_id = f"{self.name}:{path}"
+            entry(msg_id)
+            self._ids[path] = msg_id
+        return msg_id
 
     def m(self, _key: str, /, **params: Any) -> Msg:
         """A sentence of the file's ``[messages]`` table."""

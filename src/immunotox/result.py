@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .messages import Lang, Msg, render, texts_of, verbatim
+
+_M = TypeVar("_M", bound=BaseModel)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _trusted(cls: type[_M], values: dict[str, Any], given: Iterable[str]) -> _M:
+    """``cls`` holding ``values`` (every field, in declaration order) without validation: what
+    ``cls(**given values)`` builds (same fields, same fields set) for values this package wrote
+    itself and that are already of their field's type. A grade builds one result and a few rule
+    hits: validating them again costs more than building them."""
+    m = _new(cls)
+    _set(m, "__dict__", values)
+    _set(m, "__pydantic_fields_set__", set(given))
+    _set(m, "__pydantic_extra__", None)
+    _set(m, "__pydantic_private__", None)
+    return m
 
 
 class RuleHit(BaseModel):
@@ -25,6 +42,15 @@ class RuleHit(BaseModel):
         """The text as a message (a text built without one is shown as is in every language)."""
         return self.msg if self.msg is not None else verbatim(self.text)
 
+    @classmethod
+    def of(cls, rule: str, domain: str, grade: int | None, msg: Msg) -> RuleHit:
+        """The rule ``rule`` that fired, with its text ``msg`` (written in English in ``text``)."""
+        values = {"rule": rule, "domain": domain, "grade": grade, "text": render(msg), "msg": msg}
+        return _trusted(cls, values, _HIT_FIELDS)
+
+
+_HIT_FIELDS = ("rule", "domain", "grade", "text", "msg")
+
 
 class Texts(BaseModel):
     """The texts of a result as data, so that it can be shown again in another language."""
@@ -41,6 +67,29 @@ class Texts(BaseModel):
         description="What each missing input is, (English, French), from the scale's own declaration",
     )
 
+
+def texts(
+    title: Msg,
+    reasons: list[Msg],
+    notes: list[Msg],
+    deciding: list[Msg],
+    fired: list[Msg],
+    inputs: dict[str, tuple[str, str | None]] | None = None,
+) -> Texts:
+    """:class:`Texts` built without validation from messages this package wrote (``inputs``
+    left out is left unset, as ``Texts(...)`` without it)."""
+    values = {
+        "title": title,
+        "reasons": reasons,
+        "notes": notes,
+        "deciding": deciding,
+        "fired": fired,
+        "inputs": {} if inputs is None else inputs,
+    }
+    return _trusted(Texts, values, _TEXTS_FIELDS if inputs is not None else _TEXTS_FIELDS[:-1])
+
+
+_TEXTS_FIELDS = ("title", "reasons", "notes", "deciding", "fired", "inputs")
 
 Status = Literal["assessed", "incomplete", "not_assessable", "not_applicable"]
 """Every status a grade can have (one vocabulary for the library, service, web and FHIR)."""
@@ -129,6 +178,50 @@ class GradeResult(BaseModel):
         lines.append(t("sources"))
         lines += [f"  - {s}" for s in r.sources]
         return "\n".join(lines)
+
+
+def built(
+    *,
+    scale: str,
+    title: str,
+    version: str,
+    grade: int | None,
+    grade_range: tuple[int, int] | None,
+    complete: bool,
+    status: Status,
+    deciding_domains: list[str],
+    missing: list[str],
+    ignored: list[str],
+    reasons: list[str],
+    fired: list[RuleHit],
+    notes: list[str],
+    sources: list[str],
+    texts: Texts,
+) -> GradeResult:
+    """A scale's :class:`GradeResult` (in English) built without validation from the values its
+    resolution wrote: what ``GradeResult(...)`` with these arguments builds, field for field."""
+    values = {
+        "scale": scale,
+        "title": title,
+        "version": version,
+        "grade": grade,
+        "grade_range": grade_range,
+        "complete": complete,
+        "status": status,
+        "deciding_domains": deciding_domains,
+        "missing": missing,
+        "ignored": ignored,
+        "reasons": reasons,
+        "fired": fired,
+        "notes": notes,
+        "sources": sources,
+        "lang": "en",
+        "texts": texts,
+    }
+    return _trusted(GradeResult, values, _BUILT_FIELDS)
+
+
+_BUILT_FIELDS = tuple(f for f in GradeResult.model_fields if f != "lang")
 
 
 def input_root(key: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..findings import FieldSpec, parse_findings, vocabulary
 from ..messages import Catalogue, Msg, render, verbatim
-from ..result import GradeResult, RuleHit, Texts, input_root
+from ..result import GradeResult, RuleHit, Status, built, input_root, texts
 from ..sources import Source, source
 
 _ENUMERATED_MAX = 4096  # memoised enumerations kept per scale (see Scale._enumerate)
@@ -47,6 +47,18 @@ def and_list(items: Sequence[Msg]) -> Msg:
 
 def _msg(text: str | Msg) -> Msg:
     return text if isinstance(text, Msg) else verbatim(text)
+
+
+@dataclass(frozen=True)
+class _Fixed:
+    """What every result of one scale carries, built once (see :meth:`Scale._fixed`)."""
+
+    title: Msg
+    title_en: str
+    notes: tuple[Msg, ...]
+    notes_en: tuple[str, ...]
+    sources: tuple[str, ...]
+    domains: dict[str, Msg]  # domain name -> its name for people, filled on first use
 
 
 @dataclass
@@ -122,6 +134,32 @@ class Scale(ABC):
         """A domain's name for people (``domains.<name>`` of its texts, else the name)."""
         return self._text(f"domains.{name}") if self.texts else verbatim(name)
 
+    def _fixed(self) -> _Fixed:
+        """The texts every result of this scale carries, built and written in English once per
+        scale (they depend on its declaration only: title, notes, sources)."""
+        fixed: _Fixed | None = self.__dict__.get("_fixed_texts")
+        if fixed is None:
+            title = self.title_msg()
+            notes = tuple(_msg(n) for n in self.notes)
+            fixed = _Fixed(
+                title=title,
+                title_en=render(title),
+                notes=notes,
+                notes_en=tuple(render(n) for n in notes),
+                sources=tuple(s.citation() for s in self.sources),
+                domains={},
+            )
+            self.__dict__["_fixed_texts"] = fixed
+        return fixed
+
+    def domain_name(self, name: str) -> Msg:
+        """:meth:`domain_msg`, built once per scale and domain (a message is immutable)."""
+        domains = self._fixed().domains
+        msg = domains.get(name)
+        if msg is None:
+            msg = domains[name] = self.domain_msg(name)
+        return msg
+
     @property
     def sources(self) -> list[Source]:
         return [source(k) for k in self.source_keys]
@@ -148,7 +186,7 @@ class Scale(ABC):
             return _COMMON("grade_zero")
         if dec:
             return _COMMON(
-                "grade_most_severe", grade=grade, domains=and_list([self.domain_msg(d) for d in dec])
+                "grade_most_severe", grade=grade, domains=and_list([self.domain_name(d) for d in dec])
             )
         return _COMMON("grade_only", grade=grade)
 
@@ -189,6 +227,7 @@ class Scale(ABC):
         reasons = [r for d in doms for r in d.reasons] + reasons
         nothing_known = all(not d.known or d.assumed for d in doms) and not hits
         complete = not missing
+        status: Status
         if nothing_known and lo != hi:
             status, grade = "not_assessable", None
         else:
@@ -200,40 +239,41 @@ class Scale(ABC):
                 if lo == hi
                 else _COMMON("lower_bound_up_to", summary=summary, missing=missing, hi=hi)
             )
-        texts = Texts.model_construct(
-            title=self.title_msg(),
-            reasons=[
-                *(
-                    _COMMON("hit_grade", text=h.message(), grade=h.grade)
-                    if h.grade is not None
-                    else h.message()
-                    for h in hits
-                ),
-                *(_msg(r) for r in reasons),
-                summary,
-                *([_COMMON("not_used", keys=list(ignored))] if ignored else []),
-            ],
-            notes=[_msg(n) for n in self.notes],
-            deciding=[self.domain_msg(d) for d in self.deciding(low_values, lo)] if grade is not None else [],
-            fired=[h.message() for h in hits],
-            inputs=self.input_names(missing),
-        )
-        return GradeResult(
+        fixed = self._fixed()
+        deciding = self.deciding(low_values, lo) if grade is not None else []
+        fired = [h.message() for h in hits]
+        reasons_msg = [
+            *(
+                _COMMON("hit_grade", text=m, grade=h.grade) if h.grade is not None else m
+                for h, m in zip(hits, fired, strict=True)
+            ),
+            *(_msg(r) for r in reasons),
+            summary,
+            *([_COMMON("not_used", keys=list(ignored))] if ignored else []),
+        ]
+        return built(
             scale=self.id,
-            title=render(texts.title),
+            title=fixed.title_en,
             version=self.version,
             grade=grade,
             grade_range=(lo, hi),
             complete=complete,
             status=status,
-            deciding_domains=self.deciding(low_values, lo) if grade is not None else [],
-            missing=missing,
+            deciding_domains=deciding,
+            missing=list(missing),  # not the list the lower-bound message holds
             ignored=list(ignored),
-            reasons=[render(m) for m in texts.reasons],
+            reasons=[render(m) for m in reasons_msg],
             fired=hits,
-            notes=[render(m) for m in texts.notes],
-            sources=[s.citation() for s in self.sources],
-            texts=texts,
+            notes=list(fixed.notes_en),
+            sources=list(fixed.sources),
+            texts=texts(
+                fixed.title,
+                reasons_msg,
+                list(fixed.notes),
+                [self.domain_name(d) for d in deciding],
+                fired,
+                self.input_names(missing),
+            ),
         )
 
     def input_names(self, keys: Sequence[str]) -> dict[str, tuple[str, str | None]]:
@@ -278,20 +318,15 @@ class Scale(ABC):
 
     def _not_applicable(self, doms: Sequence[Domain], ignored: Sequence[str]) -> GradeResult:
         """The result when no domain applies: no grade, no range, nothing missing."""
-        texts = Texts.model_construct(
-            title=self.title_msg(),
-            reasons=[
-                *(_msg(r) for d in doms for r in d.reasons),
-                _COMMON("not_applicable"),
-                *([_COMMON("not_used", keys=list(ignored))] if ignored else []),
-            ],
-            notes=[_msg(n) for n in self.notes],
-            deciding=[],
-            fired=[],
-        )
-        return GradeResult(
+        fixed = self._fixed()
+        reasons_msg = [
+            *(_msg(r) for d in doms for r in d.reasons),
+            _COMMON("not_applicable"),
+            *([_COMMON("not_used", keys=list(ignored))] if ignored else []),
+        ]
+        return built(
             scale=self.id,
-            title=render(texts.title),
+            title=fixed.title_en,
             version=self.version,
             grade=None,
             grade_range=None,
@@ -300,9 +335,9 @@ class Scale(ABC):
             deciding_domains=[],
             missing=[],
             ignored=list(ignored),
-            reasons=[render(m) for m in texts.reasons],
+            reasons=[render(m) for m in reasons_msg],
             fired=[],
-            notes=[render(m) for m in texts.notes],
-            sources=[s.citation() for s in self.sources],
-            texts=texts,
+            notes=list(fixed.notes_en),
+            sources=list(fixed.sources),
+            texts=texts(fixed.title, reasons_msg, list(fixed.notes), [], []),
         )

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..findings import pick
-from ..messages import Catalogue, Msg, render
+from ..messages import Catalogue, Msg
 from ..result import RuleHit
 from ..units import display
 from ..vocabulary import vocabulary
@@ -120,7 +120,7 @@ class AscoScale(Scale):
         if ref is not None:
             detail = T.m(
                 "multiple",
-                what=self.domain_msg(name),
+                what=self.domain_name(name),
                 value=round(value, 3),
                 unit=unit,
                 ratio=round(value / ref, 2),
@@ -129,7 +129,7 @@ class AscoScale(Scale):
             )
         else:
             shape = "percent" if unit == "%" else "value_unit" if unit else "number"
-            detail = T.m(shape, what=self.domain_msg(name), value=round(value, 3), unit=unit)
+            detail = T.m(shape, what=self.domain_name(name), value=round(value, 3), unit=unit)
         held = [i for i, b in enumerate(c.bands) if b.holds(value, ref)]
         if not held:
             return known(name, 0, reason=T.m("below_bands", detail=detail))
@@ -138,13 +138,7 @@ class AscoScale(Scale):
         msg = T.m("band_hit", text=T(f"{path}.bands.{top}"), detail=detail)
         counts_as = c.bands[top].counts_as
         shown = grade if counts_as is None else counts_as
-        hit = RuleHit(
-            rule=f"{self.id}/{name}/{top}",
-            domain=name,
-            grade=shown if shown == grade else None,
-            text=render(msg),
-            msg=msg,
-        )
+        hit = RuleHit.of(f"{self.id}/{name}/{top}", name, shown if shown == grade else None, msg)
         return known(name, grade, hit)
 
     def _without_ref(self, name: str, path: str, c: Criterion, f: Mapping[str, Any]) -> Domain:
@@ -162,17 +156,15 @@ class AscoScale(Scale):
         if held:
             top = max(held, key=lambda i: c.bands[i].grade)
             unit = display(self.findings[c.finding].unit or "")
-            detail = T.m("value_unit", what=self.domain_msg(name), value=round(value, 3), unit=unit)
+            detail = T.m("value_unit", what=self.domain_name(name), value=round(value, 3), unit=unit)
             msg = T.m("band_hit", text=T(f"{path}.bands.{top}"), detail=detail)
-            d.hits.append(
-                RuleHit(rule=f"{self.id}/{name}/{top}", domain=name, grade=floor, text=render(msg), msg=msg)
-            )
+            d.hits.append(RuleHit.of(f"{self.id}/{name}/{top}", name, floor, msg))
         return d
 
     def _hit(self, domain: str, path: str, grade: int | None) -> RuleHit:
         msg = T(path)
         rule = f"{self.id}/{domain}/{path.rsplit('.', 1)[-1]}"
-        return RuleHit(rule=rule, domain=domain, grade=grade, text=render(msg), msg=msg)
+        return RuleHit.of(rule, domain, grade, msg)
 
     # ------------------------------------------------------------------ grade
     def combine(self, v: Mapping[str, Any]) -> int:

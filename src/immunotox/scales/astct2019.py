@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import FindingError
 from ..findings import pick
-from ..messages import Catalogue, Msg, render
+from ..messages import Catalogue, Msg
 from ..result import RuleHit
 from ._base import Domain, Scale, assumed, known, unknown
 from .astct2019_spec import AstctTable, Crs, Entry, Icans, band, table
@@ -36,9 +36,7 @@ T = Catalogue("scales/astct2019")
 def _hit(scale: str, domain: str, key: str, path: str, entry: Entry, detail: Any = None) -> RuleHit:
     """The rule ``path`` of the table (its grade and text), with an optional detail in brackets."""
     msg = T(path) if detail is None else T.m("with_detail", text=T(path), detail=detail)
-    return RuleHit(
-        rule=f"{scale}/{domain}/{key}", domain=domain, grade=entry.grade, text=render(msg), msg=msg
-    )
+    return RuleHit.of(f"{scale}/{domain}/{key}", domain, entry.grade, msg)
 
 
 def _notes(scale: str) -> tuple[Msg, ...]:
@@ -107,9 +105,7 @@ class AstctCrs(Scale):
         thr = t.fever_min_c
         if temp >= thr:
             msg = T.m("fever_present", temp=temp, thr=thr)
-            hit = RuleHit(
-                rule="astct2019:crs/fever/present", domain="fever", grade=1, text=render(msg), msg=msg
-            )
+            hit = RuleHit.of("astct2019:crs/fever/present", "fever", 1, msg)
             return known("fever", True, hit)
         return known("fever", False, reason=T.m("no_fever", temp=temp, thr=thr))
 
@@ -327,13 +323,7 @@ class AstctIcans(Scale):
                 )
             b = band(t.capd_bands, score, "icans.capd_bands")
             msg = T.m("capd_hit", text=T(f"icans.capd_bands.{t.capd_bands.index(b)}"), score=score)
-            hit = RuleHit(
-                rule=f"{s}/capd/{b.min}-{b.max}",
-                domain="capd",
-                grade=b.grade,
-                text=render(msg),
-                msg=msg,
-            )
+            hit = RuleHit.of(f"{s}/capd/{b.min}-{b.max}", "capd", b.grade, msg)
             return (
                 known("encephalopathy", b.grade, hit)
                 if b.grade
@@ -362,7 +352,7 @@ class AstctIcans(Scale):
         else:
             note = notes[0] if len(notes) == 1 else T.m("note_pair", a=notes[0], b=notes[1])
             msg = T.m("ice_hit_note", text=text, score=score, note=note)
-        hit = RuleHit(rule=f"{s}/ice/{b.min}-{b.max}", domain="ice", grade=b.grade, text=render(msg), msg=msg)
+        hit = RuleHit.of(f"{s}/ice/{b.min}-{b.max}", "ice", b.grade, msg)
         return (
             known("encephalopathy", b.grade, hit)
             if b.grade

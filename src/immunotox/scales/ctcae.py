@@ -218,7 +218,8 @@ class CtcaeScale(Scale):
 
     def _check_lab(self, f: Mapping[str, Any], lab: Lab) -> None:
         unit = lab.unit
-        used = lab.operands()
+        # the term's lab inputs, derived once from its rule table (not on every grade)
+        used = self._lab.operands if self._lab is not None and self._lab.lab is lab else lab.operands()
         analyte = self.tt(f"{self.path}.lab.analyte")
         for i, a in enumerate(lab.adjust):
             if (
@@ -456,12 +457,8 @@ class CtcaeScale(Scale):
         for item in items[1:]:
             detail = T.m("semi_list", a=detail, b=item)
         msg = T.m("criterion", text=quote(crit.text), detail=detail)
-        return RuleHit(
-            rule=f"{self.id}/{own[0].finding}/grade{crit.grade}-{i}",
-            domain=own[0].finding,
-            grade=crit.grade,
-            text=render(msg),
-            msg=msg,
+        return RuleHit.of(
+            f"{self.id}/{own[0].finding}/grade{crit.grade}-{i}", own[0].finding, crit.grade, msg
         )
 
     def combine(self, v: Mapping[str, Any]) -> int:

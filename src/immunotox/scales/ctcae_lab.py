@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..findings import FieldSpec
-from ..messages import Catalogue, Msg, quote, render
+from ..messages import Catalogue, Msg, quote
 from ..result import RuleHit
 from ._base import and_list
 from .ctcae_spec import Band, Condition, Lab
@@ -203,15 +203,7 @@ class LabGrader:
                 grade=grades[0],
                 missing=missing_msg(out.missing or pending),
             )
-            out.hits.append(
-                RuleHit(
-                    rule=f"{self.scale_id}/value/lower-bound",
-                    domain="value",
-                    grade=grades[0],
-                    text=render(msg),
-                    msg=msg,
-                )
-            )
+            out.hits.append(RuleHit.of(f"{self.scale_id}/value/lower-bound", "value", grades[0], msg))
         return out
 
     def _three_valued(
@@ -401,13 +393,7 @@ class LabGrader:
                     finding=T.m("key_value", key=c.finding, value=_show(w[c.finding])),
                 )
         msg = T.m("band", lab=text, text=quote(b.text))
-        return RuleHit(
-            rule=f"{self.scale_id}/value/grade{b.grade}-{i}",
-            domain="value",
-            grade=b.grade,
-            text=render(msg),
-            msg=msg,
-        )
+        return RuleHit.of(f"{self.scale_id}/value/grade{b.grade}-{i}", "value", b.grade, msg)
 
 
 def _n(x: float) -> float:

@@ -42,7 +42,7 @@ from typing import Any
 
 from ..errors import FindingError
 from ..findings import pick
-from ..messages import Catalogue, Msg, error, render
+from ..messages import Catalogue, Msg, error
 from ..messages import name as as_given
 from ..result import RuleHit
 from ._base import Domain, Scale, known, not_applicable, unknown
@@ -237,7 +237,7 @@ class EarlyAssessment:
 
 
 def _hit(rule: str, grade: int, msg: Msg) -> RuleHit:
-    return RuleHit(rule=rule, domain="early", grade=grade, text=render(msg), msg=msg)
+    return RuleHit.of(rule, "early", grade, msg)
 
 
 def assess_early(values: Sequence[float], first_day: int) -> EarlyAssessment:
@@ -372,13 +372,7 @@ def late_domain(tl: Timeline | None) -> Domain:
             reason=T.m("late_transient", window=window, nadir=nadir, value=v2, day=d2, cap=cap),
         )
     msg = T.m("late_hit", band=band_text, nadir=nadir, value=v2, day=d2, window=window)
-    hit = RuleHit(
-        rule=f"ehaebmt2023:icaht/late/anc_le_{band.max_per_ul:g}",
-        domain="late",
-        grade=band.grade,
-        text=render(msg),
-        msg=msg,
-    )
+    hit = RuleHit.of(f"ehaebmt2023:icaht/late/anc_le_{band.max_per_ul:g}", "late", band.grade, msg)
     return known(name, band.grade, hit)
 
 

@@ -97,7 +97,7 @@ class IecHs(Scale):
             dom = known(name, 0, reason=T.m("not_present"))
         elif grade is not None:
             msg = T.m("manual_grade", grade=grade)
-            hit = RuleHit(rule=f"{self.id}/manual-grade", domain=name, grade=grade, text=render(msg), msg=msg)
+            hit = RuleHit.of(f"{self.id}/manual-grade", name, grade, msg)
             dom = known(name, grade, hit)
         elif present:
             dom = unknown(

@@ -40,7 +40,7 @@ from typing import Any
 
 from ..errors import FindingError, RuleSpecError
 from ..findings import pick
-from ..messages import Catalogue, Msg, render
+from ..messages import Catalogue, Msg
 from ..messages import name as as_given
 from ..result import RuleHit
 from ._base import Domain, Scale, and_list, known, unknown
@@ -199,9 +199,7 @@ class LegacyCrs(Scale):
         """The rule ``key`` of ``domain`` (its table entry, at ``path`` when not ``domain.key``)."""
         text = T(f"{self.key}.{path or f'{domain}.{key}'}")
         msg = text if detail is None else T.m("with_detail", text=text, detail=detail)
-        return RuleHit(
-            rule=f"{self.id}/{domain}/{key}", domain=domain, grade=entry.grade, text=render(msg), msg=msg
-        )
+        return RuleHit.of(f"{self.id}/{domain}/{key}", domain, entry.grade, msg)
 
     def _entry(self, domain: str, key: str) -> Entry:
         return self.t.row(domain, key)
@@ -536,7 +534,7 @@ class LegacyCrs(Scale):
         if grades[creat] > 0:
             msg = T.m("with_detail", text=T(f"{self.key}.{organ}", ctcae=creat), detail=T.m("creatinine"))
             rule = f"{self.id}/organ/ctcae-{creat}"
-            d.hits.append(RuleHit(rule=rule, domain=organ, grade=grades[creat], text=render(msg), msg=msg))
+            d.hits.append(RuleHit.of(rule, organ, grades[creat], msg))
         return d
 
     def _organ_known(self, organ: str, grades: list[int], g: int, text: Msg) -> Domain:
@@ -544,7 +542,7 @@ class LegacyCrs(Scale):
             why = T.m("organ_not_criterion", text=text) if g else T.m("organ_none", text=text)
             return known(organ, 0, reason=why)
         rule = f"{self.id}/{organ}/ctcae-{g}"
-        hit = RuleHit(rule=rule, domain=organ, grade=grades[g], text=render(text), msg=text)
+        hit = RuleHit.of(rule, organ, grades[g], text)
         return known(organ, grades[g], hit)
 
     def _flag(self, f: Mapping[str, Any], name: str, key: str) -> Domain:
@@ -573,7 +571,7 @@ class LegacyCrs(Scale):
             return T.m("grade5")
         if grade == 0:
             return T.m("grade0")
-        domains = and_list([self.domain_msg(d) for d in self.deciding(v, grade)])
+        domains = and_list([self.domain_name(d) for d in self.deciding(v, grade)])
         return T.m("grade", grade=grade, domains=domains)
 
 
