@@ -294,6 +294,7 @@ class Catalogue:
         self.name = name
         self._ids: dict[str, str] = {}  # path -> its message id, checked to exist
         self._bare: dict[str, Msg] = {}  # path -> its message without parameters (immutable: shared)
+        self._m_ids: dict[str, str] = {}  # key of [messages] -> its message id, checked to exist
 
     def __call__(self, _path: str, /, **params: Any) -> Msg:
         """The message at ``_path`` of this file (checked to exist), with ``params``."""
@@ -314,7 +315,12 @@ class Catalogue:
 
     def m(self, _key: str, /, **params: Any) -> Msg:
         """A sentence of the file's ``[messages]`` table."""
-        return self(f"messages.{_key}", **params)
+        if params:  # the common case, without the path built again (a grade builds dozens)
+            msg_id = self._m_ids.get(_key)
+            if msg_id is None:
+                msg_id = self._m_ids[_key] = self._id(f"messages.{_key}")
+            return make(msg_id, params)
+        return self(f"messages.{_key}")
 
     def e(self, _key: str, /, **params: Any) -> Msg:
         """A refusal's problem or hint: the file's ``[errors]`` table (field, value and expectation
