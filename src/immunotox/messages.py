@@ -233,18 +233,24 @@ def _write(msg: Msg, lang: Lang, as_html: bool) -> str:
     if msg.id == "quote":
         text = _escape(str(msg.params["text"]), as_html)
         return f'<q lang="en">{text}</q>' if as_html else f"“{text}”"
-    if not msg.params:
+    params: dict[str, Any] = msg.params
+    if not params:
         return _plain(msg.id, lang, as_html)
-    text = _escape(template(msg.id, lang), as_html)
+    text = template(msg.id, lang)
+    if as_html:
+        text = html_escape(text, quote=False)
     values: dict[str, str] = {}
-    for k, v in msg.params.items():  # _param, with the common cases inline (a grade writes dozens)
-        if type(v) is str and not as_html:
+    for k, v in params.items():  # _param, with the common cases inline (a grade writes dozens)
+        t = type(v)
+        if t is str and not as_html:
             values[k] = v
-        elif type(v) is float or type(v) is int:
+        elif t is Msg:
+            values[k] = _render(v, lang, as_html)
+        elif t is float or t is int:
             out = f"{v:g}"
             values[k] = out.replace(".", ",") if lang == "fr" else out
-        elif type(v) is Msg:
-            values[k] = _render(v, lang, as_html)
+        elif t is list and not as_html and all(type(x) is Msg or type(x) is str for x in v):
+            values[k] = ", ".join(x if type(x) is str else _render(x, lang, False) for x in v)
         else:
             values[k] = _param(v, lang, as_html)
     try:
@@ -288,6 +294,7 @@ class Catalogue:
         self.name = name
         self._ids: dict[str, str] = {}  # path -> its message id, checked to exist
         self._bare: dict[str, Msg] = {}  # path -> its message without parameters (immutable: shared)
+        self._m_ids: dict[str, str] = {}  # key of [messages] -> its message id, checked to exist
 
     def __call__(self, _path: str, /, **params: Any) -> Msg:
         """The message at ``_path`` of this file (checked to exist), with ``params``."""
@@ -308,7 +315,12 @@ class Catalogue:
 
     def m(self, _key: str, /, **params: Any) -> Msg:
         """A sentence of the file's ``[messages]`` table."""
-        return self(f"messages.{_key}", **params)
+        if params:  # the common case, without the path built again (a grade builds dozens)
+            msg_id = self._m_ids.get(_key)
+            if msg_id is None:
+                msg_id = self._m_ids[_key] = self._id(f"messages.{_key}")
+            return make(msg_id, params)
+        return self(f"messages.{_key}")
 
     def e(self, _key: str, /, **params: Any) -> Msg:
         """A refusal's problem or hint: the file's ``[errors]`` table (field, value and expectation

@@ -171,7 +171,11 @@ def convert(
     UnitError
         Naming ``field``, when ``unit`` is unknown or cannot be converted to ``to_unit``.
     """
-    if _normalise_code(unit) == _normalise_code(to_unit):
+    try:
+        same = _same(unit, to_unit)
+    except TypeError:  # not a string (unhashable): fails below as it always did
+        same = _normalise_code(unit) == _normalise_code(to_unit)
+    if same:
         return float(value)
     try:
         scale, offset = _affine(unit, to_unit, molar_mass_g_mol)
@@ -207,6 +211,13 @@ def _as_mass(dim: Any) -> dict[str, float]:
         key = "[mass]" if k == "[substance]" else k
         out[key] = out.get(key, 0) + e
     return {k: e for k, e in out.items() if e}
+
+
+@functools.lru_cache(maxsize=1024)
+def _same(unit: str, to_unit: str) -> bool:
+    """Whether two UCUM codes are written the same once normalised (µ, synonyms): a pure
+    function of the two strings, kept per pair (bounded: codes come from the input)."""
+    return _normalise_code(unit) == _normalise_code(to_unit)
 
 
 @functools.lru_cache(maxsize=1024)

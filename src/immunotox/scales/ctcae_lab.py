@@ -22,7 +22,7 @@ from ..findings import FieldSpec
 from ..messages import Catalogue, Msg, quote
 from ..result import RuleHit
 from ._base import and_list
-from .ctcae_spec import Band, Condition, Lab
+from .ctcae_spec import Band, Bound, Condition, Lab
 
 #: the sentences shared by every CTCAE term (data/scales/ctcae.toml, English and French)
 T = Catalogue("scales/ctcae")
@@ -128,6 +128,10 @@ class LabGrader:
         self.operands = lab.operands()
         self.when_specs = dict(when_specs)
         self.when_conds: dict[str, list[Condition]] = {}
+        #: each band's bounds and named conditions, gathered once (``_holds`` reads them per grade)
+        self._bounds: dict[int, tuple[Bound, ...]] = {
+            id(b): (*b.bounds, *(lab.conditions[n] for n in b.if_)) for b in lab.bands
+        }
         for b in lab.bands:
             for c in b.when:
                 self.when_conds.setdefault(c.finding, []).append(c)
@@ -136,7 +140,9 @@ class LabGrader:
     def _holds(self, b: Band, q: Mapping[str, float], w: Mapping[str, Any]) -> bool | None:
         """Three-valued: does band ``b`` hold for the numbers ``q`` and findings ``w``?"""
         result: bool | None = True
-        bounds = (*b.bounds, *(self.lab.conditions[n] for n in b.if_))
+        bounds = self._bounds.get(id(b))
+        if bounds is None:  # a band not of this term's lab
+            bounds = (*b.bounds, *(self.lab.conditions[n] for n in b.if_))
         for bound in bounds:
             r = bound.evaluate(q)
             if r is False:
