@@ -68,6 +68,7 @@ def num(x: float) -> str:
 def grade_range(grades: Sequence[int]) -> Msg | int:
     """'3', '0–3' for a run of grades, '0, 2 or 3' (« 0, 2 ou 3 ») otherwise.
 
+    >>> from immunotox.messages import render
     >>> render(grade_range([0, 1, 2, 3])), render(grade_range([0, 2, 3]), "fr")
     ('0–3', '0, 2 ou 3')
     """
