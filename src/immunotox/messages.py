@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from html import escape as html_escape
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -73,19 +73,32 @@ class Msg(BaseModel):
         return render(self, lang)
 
 
+_M = TypeVar("_M", bound=BaseModel)
 _new = object.__new__
 _set = object.__setattr__
 
 
-def make(msg_id: str, params: dict[str, Any]) -> Msg:
-    """The message ``msg_id`` with ``params``, built without validation, for ids and parameters
-    this package writes itself: what ``Msg.model_construct(id=..., params=...)`` builds (same
-    fields, same fields set) at the cost of a tuple — a grade builds a dozen of them."""
-    m = _new(Msg)
-    _set(m, "__dict__", {"id": msg_id, "params": params})
-    _set(m, "__pydantic_fields_set__", {"id", "params"})
+def trusted(cls: type[_M], values: dict[str, Any], given: Iterable[str]) -> _M:
+    """``cls`` holding ``values`` (every field, in declaration order) without validation: what
+    ``cls(**given values)`` builds (same fields, same fields set) for values this package wrote
+    itself and that are already of their field's type. A grade builds a dozen messages, a few
+    rule hits and one result: validating them again costs more than building them."""
+    m = _new(cls)
+    _set(m, "__dict__", values)
+    _set(m, "__pydantic_fields_set__", set(given))
     _set(m, "__pydantic_extra__", None)
     _set(m, "__pydantic_private__", None)
+    return m
+
+
+_MSG_FIELDS = ("id", "params")
+
+
+def make(msg_id: str, params: dict[str, Any]) -> Msg:
+    """The message ``msg_id`` with ``params``, built without validation (:func:`trusted`), for ids
+    and parameters this package writes itself: what ``Msg.model_construct(id=..., params=...)``
+    builds, with its texts not yet written."""
+    m = trusted(Msg, {"id": msg_id, "params": params}, _MSG_FIELDS)
     _set(m, "_en", None)
     _set(m, "_fr", None)
     return m
@@ -199,9 +212,14 @@ def _param(value: Any, lang: Lang, as_html: bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
-        out = f"{value:g}"
-        return out.replace(".", ",") if lang == "fr" else out
+        return _number(value, lang)
     return _escape(str(value), as_html)
+
+
+def _number(value: float, lang: Lang) -> str:
+    """A number in a sentence: ``:g``, with a decimal comma in French."""
+    out = f"{value:g}"
+    return out.replace(".", ",") if lang == "fr" else out
 
 
 def _escape(text: str, as_html: bool) -> str:
@@ -247,8 +265,7 @@ def _write(msg: Msg, lang: Lang, as_html: bool) -> str:
         elif t is Msg:
             values[k] = _render(v, lang, as_html)
         elif t is float or t is int:
-            out = f"{v:g}"
-            values[k] = out.replace(".", ",") if lang == "fr" else out
+            values[k] = _number(v, lang)
         elif t is list and not as_html and all(type(x) is Msg or type(x) is str for x in v):
             values[k] = ", ".join(x if type(x) is str else _render(x, lang, False) for x in v)
         else:

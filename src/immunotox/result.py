@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .messages import Lang, Msg, render, texts_of, verbatim
-
-_M = TypeVar("_M", bound=BaseModel)
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _trusted(cls: type[_M], values: dict[str, Any], given: Iterable[str]) -> _M:
-    """``cls`` holding ``values`` (every field, in declaration order) without validation: what
-    ``cls(**given values)`` builds (same fields, same fields set) for values this package wrote
-    itself and that are already of their field's type. A grade builds one result and a few rule
-    hits: validating them again costs more than building them."""
-    m = _new(cls)
-    _set(m, "__dict__", values)
-    _set(m, "__pydantic_fields_set__", set(given))
-    _set(m, "__pydantic_extra__", None)
-    _set(m, "__pydantic_private__", None)
-    return m
+from .messages import Lang, Msg, render, texts_of, trusted, verbatim
 
 
 class RuleHit(BaseModel):
@@ -46,7 +29,7 @@ class RuleHit(BaseModel):
     def of(cls, rule: str, domain: str, grade: int | None, msg: Msg) -> RuleHit:
         """The rule ``rule`` that fired, with its text ``msg`` (written in English in ``text``)."""
         values = {"rule": rule, "domain": domain, "grade": grade, "text": render(msg), "msg": msg}
-        return _trusted(cls, values, _HIT_FIELDS)
+        return trusted(cls, values, _HIT_FIELDS)
 
 
 _HIT_FIELDS = ("rule", "domain", "grade", "text", "msg")
@@ -86,7 +69,7 @@ def texts(
         "fired": fired,
         "inputs": {} if inputs is None else inputs,
     }
-    return _trusted(Texts, values, _TEXTS_FIELDS if inputs is not None else _TEXTS_FIELDS[:-1])
+    return trusted(Texts, values, _TEXTS_FIELDS if inputs is not None else _TEXTS_FIELDS[:-1])
 
 
 _TEXTS_FIELDS = ("title", "reasons", "notes", "deciding", "fired", "inputs")
@@ -218,7 +201,7 @@ def built(
         "lang": "en",
         "texts": texts,
     }
-    return _trusted(GradeResult, values, _BUILT_FIELDS)
+    return trusted(GradeResult, values, _BUILT_FIELDS)
 
 
 _BUILT_FIELDS = tuple(f for f in GradeResult.model_fields if f != "lang")

@@ -181,9 +181,8 @@ class CtcaeScale(Scale):
     # ------------------------------------------------------------------ input checks
     def check(self, f: Mapping[str, Any]) -> None:
         """Refuse inconsistent references, implications and a contradicted gate."""
-        lab = self.term.lab
-        if lab is not None:
-            self._check_lab(f, lab)
+        if self._lab is not None:
+            self._check_lab(f, self._lab)
         for n, imp in enumerate(self.term.implied):
             src = imp.if_.finding
             if (
@@ -216,10 +215,10 @@ class CtcaeScale(Scale):
                         T.e("gate_hint", gate=gate),
                     )
 
-    def _check_lab(self, f: Mapping[str, Any], lab: Lab) -> None:
+    def _check_lab(self, f: Mapping[str, Any], grader: LabGrader) -> None:
+        lab = grader.lab
         unit = lab.unit
-        # the term's lab inputs, derived once from its rule table (not on every grade)
-        used = self._lab.operands if self._lab is not None and self._lab.lab is lab else lab.operands()
+        used = grader.operands  # the term's lab inputs, derived once from its rule table
         analyte = self.tt(f"{self.path}.lab.analyte")
         for i, a in enumerate(lab.adjust):
             if (

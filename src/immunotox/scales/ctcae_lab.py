@@ -22,7 +22,7 @@ from ..findings import FieldSpec
 from ..messages import Catalogue, Msg, quote
 from ..result import RuleHit
 from ._base import and_list
-from .ctcae_spec import Band, Bound, Condition, Lab
+from .ctcae_spec import Bound, Condition, Lab
 
 #: the sentences shared by every CTCAE term (data/scales/ctcae.toml, English and French)
 T = Catalogue("scales/ctcae")
@@ -129,22 +129,18 @@ class LabGrader:
         self.operands = lab.operands()
         self.when_specs = dict(when_specs)
         self.when_conds: dict[str, list[Condition]] = {}
-        #: each band's bounds and named conditions, gathered once (``_holds`` reads them per grade)
-        self._bounds: dict[int, tuple[Bound, ...]] = {
-            id(b): (*b.bounds, *(lab.conditions[n] for n in b.if_)) for b in lab.bands
-        }
+        #: each band's bounds and named conditions (by band index), gathered once: read per grade
+        self._bounds: tuple[tuple[Bound, ...], ...] = tuple(lab.band_bounds(b) for b in lab.bands)
         for b in lab.bands:
             for c in b.when:
                 self.when_conds.setdefault(c.finding, []).append(c)
 
     # ------------------------------------------------------------------ evaluation
-    def _holds(self, b: Band, q: Mapping[str, float], w: Mapping[str, Any]) -> bool | None:
-        """Three-valued: does band ``b`` hold for the numbers ``q`` and findings ``w``?"""
+    def _holds(self, i: int, q: Mapping[str, float], w: Mapping[str, Any]) -> bool | None:
+        """Three-valued: does band ``i`` of the lab hold for the numbers ``q`` and findings ``w``?"""
         result: bool | None = True
-        bounds = self._bounds.get(id(b))
-        if bounds is None:  # a band not of this term's lab
-            bounds = (*b.bounds, *(self.lab.conditions[n] for n in b.if_))
-        for bound in bounds:
+        b = self.lab.bands[i]
+        for bound in self._bounds[i]:
             r = bound.evaluate(q)
             if r is False:
                 return False
@@ -158,7 +154,7 @@ class LabGrader:
         return result
 
     def _fired(self, q: Mapping[str, float], w: Mapping[str, Any]) -> tuple[int, list[int]]:
-        fired = [i for i, b in enumerate(self.lab.bands) if self._holds(b, q, w)]
+        fired = [i for i in range(len(self.lab.bands)) if self._holds(i, q, w)]
         return max((self.lab.bands[i].grade for i in fired), default=0), fired
 
     def condition(self, name: str) -> Msg:
@@ -221,7 +217,7 @@ class LabGrader:
         w_unknown: list[str],
         shown: Mapping[str, Msg],
     ) -> LabOutcome:
-        status = [self._holds(b, q, w) for b in self.lab.bands]
+        status = [self._holds(i, q, w) for i in range(len(self.lab.bands))]
         lo = max((b.grade for b, s in zip(self.lab.bands, status, strict=True) if s), default=0)
         hi = max((b.grade for b, s in zip(self.lab.bands, status, strict=True) if s is not False), default=0)
         levels = {0, *(b.grade for b in self.lab.bands)}
@@ -234,11 +230,7 @@ class LabGrader:
             out.missing = [
                 k
                 for k in unknown
-                if any(
-                    k in bd.operands()
-                    for b in open_bands
-                    for bd in (*b.bounds, *(self.lab.conditions[n] for n in b.if_))
-                )
+                if any(k in bd.operands() for b in open_bands for bd in self.lab.band_bounds(b))
             ] + [
                 k
                 for k in w_unknown

@@ -232,11 +232,15 @@ class Lab(_Model):
         """The molar mass of ``substance`` from ``data/analytes.toml`` (None: no molar conversion)."""
         return units.analyte(self.substance).molar_mass if self.substance else None
 
+    def band_bounds(self, b: Band) -> tuple[Bound, ...]:
+        """Band ``b``'s bounds and the named conditions it requires (``if``)."""
+        return (*b.bounds, *(self.conditions[n] for n in b.if_))
+
     def operands(self) -> tuple[str, ...]:
         """Lab inputs the bands and their named conditions compare (``value`` first)."""
         seen: dict[str, None] = {"value": None}
         for b in self.bands:
-            for bound in (*b.bounds, *(self.conditions[n] for n in b.if_)):
+            for bound in self.band_bounds(b):
                 seen.update(dict.fromkeys(bound.operands()))
         return tuple(k for k in LAB_INPUTS if k in seen)
 
@@ -351,7 +355,7 @@ def _validate(where: str, slug: str, t: Term, meta: Meta) -> None:
                 if name not in t.lab.conditions:
                     fail(f"band {b.text!r}: unknown condition {name!r}")
         for b in t.lab.bands:
-            for bound in (*b.bounds, *(t.lab.conditions[n] for n in b.if_)):
+            for bound in t.lab.band_bounds(b):
                 for op in bound.operands():
                     if op != "value" and op not in t.lab.refs:
                         fail(f"band {b.text!r} compares {op!r}, which is not in lab.refs")
