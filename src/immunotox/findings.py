@@ -194,27 +194,7 @@ def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
         example = f'[{{"{index}": 0, "value": 1200}}]'
         raise FindingError(name, raw, E("points_expected"), E("eg", example=example))
     out: list[dict[str, Any]] = []
-    # The common point, {"<index>": n, "value": x} with a finite bare number and n in range, is
-    # read inline (a 30-day series has 31); any other point, or one that fails a check, takes the
-    # full path below, which refuses it with its field name.
-    to_unit = spec.unit
-    bare_ok = to_unit is not None and (series_unit is not None or not spec.unit_required)
-    lo, hi = spec.range if spec.range is not None else (-math.inf, math.inf)
-    i_lo, i_hi = rng if rng is not None else (-math.inf, math.inf)
     for i, point in enumerate(raw):
-        if bare_ok and type(point) is dict and len(point) == 2:
-            v, n = point.get("value"), point.get(index)
-            if (type(v) is float or type(v) is int) and type(n) is int and i_lo <= n <= i_hi:
-                canon = float(v)
-                if math.isfinite(canon):
-                    if series_unit is not None and to_unit is not None:
-                        try:
-                            canon = units.convert(name, canon, series_unit, to_unit, spec.molar_mass)
-                        except ImmunotoxError:
-                            canon = math.nan  # refused below, named
-                    if lo <= canon <= hi:
-                        out.append({"value": canon, index: n})
-                        continue
         where = f"{name}[{i}]"
         if not isinstance(point, dict):
             raise FindingError(where, point, E("point_expected", example=f'{{"{index}": n, "value": x}}'))
