@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from immunotox import units
 from immunotox.findings import vocabulary as findings_vocabulary
 from immunotox.timeline import REASONS, ObservationFileError, read_observations
+from immunotox.timeline._arrow import valid_indices
 from immunotox.timeline._read import NO_END, normalize
 from immunotox.timeline._values import parse_times
 from immunotox.vocabulary import vocabulary
@@ -183,6 +184,50 @@ def test_typed_timestamps_at_the_epoch_are_refused() -> None:
     n = normalize(raw, file="f.parquet")
     assert n.rejects.column("reason").to_pylist() == ["implausible_time"]
     assert n.rejects.column("value").to_pylist() == ["1970-01-01T00:00:00+00:00"]
+
+
+@pytest.mark.parametrize("offset", [0, 3, 8, 13])
+def test_valid_indices_are_the_non_null_slots(offset: int) -> None:
+    """The bitmap scan of an optional column: sliced arrays (bitmap offsets), bytes with no
+    valid slot, all valid, all null."""
+    rng = np.random.default_rng(offset)
+    for p_null in (0.0, 0.5, 0.97, 1.0):
+        values = [None if rng.random() < p_null else float(i) for i in range(200)]
+        arr = pa.array(values, pa.float64()).slice(offset, 200 - 2 * offset)
+        want = [i for i, v in enumerate(arr.to_pylist()) if v is not None]
+        got = valid_indices(arr)
+        assert got.dtype == np.int64
+        assert got.tolist() == want
+
+
+def test_typed_end_times_and_doses_are_checked_where_given() -> None:
+    """Typed (timestamp, double) optional columns, mostly empty: only the given cells are checked,
+    and a bad one rejects its own row."""
+    hour = 3_600_000_000
+    t0 = 1_709_287_200_000_000
+    n_rows = 40
+    end = [None] * n_rows
+    dose = [None] * n_rows
+    end[9] = t0 + 9 * hour - hour  # before its time
+    end[17] = t0 + 17 * hour + hour
+    dose[25] = -1.0
+    dose[33] = 2.0
+    raw = pa.table(
+        {
+            "patient_id": ["P1"] * n_rows,
+            "time": pa.array([t0 + i * hour for i in range(n_rows)], pa.timestamp("us", tz="UTC")),
+            "code": ["oxygen"] * 20 + ["tocilizumab"] * 20,
+            "value": ["cpap"] * 20 + ["tocilizumab"] * 20,
+            "unit": [""] * n_rows,
+            "end_time": pa.array(end, pa.timestamp("us", tz="UTC")).slice(0),
+            "dose": pa.array(dose, pa.float64()),
+            "dose_unit": [None] * 33 + ["mg"] + [None] * 6,
+        }
+    )
+    n = normalize(raw, file="f.parquet")
+    assert n.rejects.column("row").to_pylist() == [10, 26]
+    assert n.rejects.column("reason").to_pylist() == ["bad_end_time", "bad_dose"]
+    assert int((n.obs.end != NO_END).sum()) == 1
 
 
 def test_every_bad_end_time_row_gets_its_own_detail() -> None:

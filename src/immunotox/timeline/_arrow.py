@@ -24,6 +24,22 @@ def valid(arr: pa.Array) -> npt.NDArray[np.bool_]:
     return bits[arr.offset : arr.offset + n].astype(bool)
 
 
+def valid_indices(arr: pa.Array) -> npt.NDArray[np.int64]:
+    """Indices of the slots that are not null, in order. Reads the validity bitmap a byte at a
+    time: only the bytes with a valid slot are unpacked (an optional column is mostly null)."""
+    n = len(arr)
+    if arr.null_count == 0:
+        return np.arange(n, dtype=np.int64)
+    if arr.null_count == n:
+        return np.zeros(0, np.int64)
+    first = arr.offset // 8
+    data = np.frombuffer(arr.buffers()[0], np.uint8)[first : (arr.offset + n + 7) // 8]
+    nz = np.flatnonzero(data)
+    byte, bit = np.nonzero(np.unpackbits(data[nz], bitorder="little").reshape(-1, 8))
+    out = (nz[byte] + first) * 8 + bit - arr.offset
+    return np.ascontiguousarray(out[(out >= 0) & (out < n)], np.int64)
+
+
 def to_np(arr: pa.Array, dtype: Any, fill: Any = None) -> Any:
     """A fixed-width Arrow array as numpy (null slots set to ``fill`` when given)."""
     if isinstance(arr, pa.ChunkedArray):

@@ -186,6 +186,19 @@ def _band_lookup(bands: tuple[Band, ...], top: int) -> I64:
     return out
 
 
+@functools.cache
+def _score_range_grades(grade_of_score: tuple[int, ...]) -> tuple[I64, I64]:
+    """For scores ``a <= b``: the lowest and highest grade of the scores ``a..b`` (0 where
+    ``b < a``), from the grade of each score (built once per band table, not per partition)."""
+    g = np.array(grade_of_score, np.int64)
+    top = len(grade_of_score)
+    lo = np.array([[g[a : b + 1].min() if b >= a else 0 for b in range(top)] for a in range(top)])
+    hi = np.array([[g[a : b + 1].max() if b >= a else 0 for b in range(top)] for a in range(top)])
+    lo.flags.writeable = False
+    hi.flags.writeable = False
+    return lo, hi
+
+
 def icans_grade(f: Features) -> Graded:
     """``astct2019:icans`` at every grid point."""
     t = _table().icans
@@ -234,8 +247,7 @@ def icans_grade(f: Features) -> Graded:
     # ICE: one score, or a range of scores from partial items (lower score = higher grade)
     s_lo = np.where(ice_known, np.nan_to_num(ice), base).astype(np.int64)
     s_hi = np.where(ice_known, np.nan_to_num(ice), np.minimum(base + extra, 10)).astype(np.int64)
-    lookup_min = np.array([[ice_g[a : b + 1].min() if b >= a else 0 for b in range(11)] for a in range(11)])
-    lookup_max = np.array([[ice_g[a : b + 1].max() if b >= a else 0 for b in range(11)] for a in range(11)])
+    lookup_min, lookup_max = _score_range_grades(tuple(ice_g.tolist()))
     ice_lo = np.where(has_ice, lookup_min[s_lo, s_hi], ice_g.min())
     ice_hi = np.where(has_ice, lookup_max[s_lo, s_hi], ice_g.max())
     capd_i = np.where(capd_known, capd, 0).astype(np.int64)

@@ -40,13 +40,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import labs, units
 from ..errors import FindingError
 from ..plausibility import time_window_text, time_window_us
 from ..vocabulary import Vocabulary, vocabulary
-from ._arrow import indices, to_np
+from ._arrow import indices, to_np, valid_indices
 from ._contract import (
     CONTRACT_COLUMNS,
     F64,
@@ -448,10 +447,7 @@ def _given(col: pa.Array) -> I64:
         s = pl.Series(_as_string(col).cast(pa.string())).str.strip_chars()
         out: I64 = np.flatnonzero((~(s.is_null() | (s == ""))).to_numpy())
         return out
-    if col.null_count == len(col):
-        return np.zeros(0, np.int64)
-    idx: I64 = to_np(pc.indices_nonzero(col.is_valid()), np.int64)
-    return idx
+    return valid_indices(col)
 
 
 def _outside_end() -> str:

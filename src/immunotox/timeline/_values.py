@@ -218,6 +218,11 @@ def _value_tables(
     # token candidates: the strings that are not numbers, and "0"/"1" (boolean aliases)
     cand = np.flatnonzero(np.isnan(numbers[:-1]) | (numbers[:-1] == 0) | (numbers[:-1] == 1))
     words = [str(w).strip().lower() for w in v_dict.take(indices(cand)).to_pylist()] if cand.shape[0] else []
+    # the value entries of each candidate word (several raw spellings may give one word): a token
+    # code looks up its own tokens and aliases here, not every word of the batch
+    entries_of: dict[str, list[int]] = {}
+    for entry, w in zip(cand.tolist(), words, strict=True):
+        entries_of.setdefault(w, []).append(entry)
     open_ok = np.zeros(nv, bool)
     if any(voc.codes[c].kind == "open" for c in set(code_of.tolist()) if c < ncodes):
         which = np.arange(nv - 1) if open_values is None else open_values[open_values < nv - 1]
@@ -247,10 +252,10 @@ def _value_tables(
             reason[d] = r
             num[d] = np.where(bad, 0.0, x)
         elif spec.kind in ("token", "bool"):
-            mapping = spec.token_map()
             ranks = np.full(nv, -1, np.int64)
-            if words:
-                ranks[cand] = [mapping.get(w, -1) for w in words]
+            for w, rank in spec.token_map().items():
+                if w in entries_of:
+                    ranks[entries_of[w]] = rank
             reason[d] = np.where(ranks < 0, _R["bad_value"], 0)
             num[d] = np.maximum(ranks, 0)
         else:  # open: a free token (vocabulary.OPEN_TOKEN after lower-casing), numbers included
