@@ -365,14 +365,16 @@ def _write(msg: Msg, lang: Lang, as_html: bool) -> str:
     if as_html:
         text = html_escape(text, quote=False)
     values: dict[str, str] = {}
+    en = lang == "en"
     for k, v in params.items():  # _param, with the common cases inline (a grade writes dozens)
         t = type(v)
         if t is str and not as_html:
             values[k] = v
         elif t is Msg:
-            values[k] = _render(v, lang, as_html)
+            kept = None if as_html else v._en if en else v._fr  # _render's kept text, read inline
+            values[k] = kept if kept is not None else _render(v, lang, as_html)
         elif t is float or t is int:
-            values[k] = _number(v, lang)
+            values[k] = f"{v:g}" if en else _number(v, lang)
         elif t is list and not as_html and all(type(x) is Msg or type(x) is str for x in v):
             values[k] = ", ".join(x if type(x) is str else _render(x, lang, False) for x in v)
         else:
