@@ -9,14 +9,18 @@ as data, and that a result built fast is, field for field, the result validation
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from typing import Any
 
+import pydantic
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import immunotox
-from immunotox.messages import Msg, make, render
+from immunotox.messages import Msg, make, quote, render
 from immunotox.result import GradeResult, RuleHit, Texts, texts
 
 CRS = {
@@ -176,3 +180,52 @@ def test_fast_and_validated_results_agree_on_random_findings(
     fr = r.in_lang("fr")
     assert fr.model_dump_json() == v.in_lang("fr").model_dump_json()
     assert fr == immunotox.grade(scale, f, ignore_unused=True, lang="fr")
+
+
+def test_a_message_is_plain_data_with_the_json_schema_of_the_model_it_was() -> None:
+    """``Msg`` is a plain class (cheap to build); pydantic sees the model it used to be: the same
+    JSON schema (pinned here, OpenAPI shows it), validation, copies, pickling and immutability."""
+    s = GradeResult.model_json_schema()
+    item: list[dict[str, Any]] = [
+        {"$ref": "#/$defs/Msg"},
+        {"type": "boolean"},
+        {"type": "integer"},
+        {"type": "number"},
+        {"type": "string"},
+    ]
+    assert s["$defs"]["Msg"] == {
+        "description": "A text for people: the id of a text in the data files and its named parameters.",
+        "properties": {
+            "id": {"title": "Id", "type": "string"},
+            "params": {
+                "additionalProperties": {"anyOf": [*item, {"items": {"anyOf": item}, "type": "array"}]},
+                "default": {},
+                "title": "Params",
+                "type": "object",
+            },
+        },
+        "required": ["id"],
+        "title": "Msg",
+        "type": "object",
+    }
+    assert s["$defs"]["Texts"]["properties"]["title"] == {"$ref": "#/$defs/Msg"}
+    assert GradeResult.model_json_schema(mode="serialization") == s
+    inner = make("scales/astct2019:messages.flow", {"flow": 2.0})
+    m = make("scales/astct2019:messages.with_detail", {"text": quote("x"), "detail": inner})
+    assert render(m) == "“x” (2 L/min)"  # its texts kept: neither pickled into equality nor compared
+    for back in (
+        pickle.loads(pickle.dumps(m)),
+        copy.deepcopy(m),
+        copy.copy(m),
+        Msg.model_validate(m.model_dump()),
+    ):
+        assert back == m and type(back.params["detail"]) is Msg and repr(back) == repr(m)
+        assert render(back, "fr") == render(m, "fr")
+    assert Msg.model_validate(m) is m  # an instance is taken as is, as a model instance was
+    with pytest.raises(pydantic.ValidationError):
+        Msg(id="messages:hit_grade", params={"text": {"no": "id"}})
+    with pytest.raises(TypeError):
+        m.id = "other"
+    with pytest.raises(TypeError):
+        hash(m)  # params is a dict: unhashable, as the frozen model was
+    assert m != m.model_copy(update={"id": "verbatim"}) and m.model_copy() == m

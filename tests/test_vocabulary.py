@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import immunotox
 from immunotox import ruledata, units
 from immunotox.errors import RuleSpecError
 from immunotox.findings import vocabulary as findings_vocabulary
@@ -84,3 +85,34 @@ def test_device_intensity_never_ranks_a_device_above_one_of_a_higher_astct_grade
     rows = ruledata.load("astct2019")["crs"]["oxygen"]
     grades = [int(rows[d]["grade"]) for d in vocabulary().code("oxygen").intensity]
     assert grades == sorted(grades) and len(grades) == len(rows)
+
+
+@pytest.mark.parametrize(
+    ("scale", "findings", "field", "problem"),
+    [
+        (  # a quantity object with a key besides value and unit (the first in sorted order)
+            "astct2019:crs",
+            {"temperature_c": {"value": 39.0, "unit": "Cel", "zz": 1, "note": "x"}},
+            "temperature_c.note",
+            "unknown key; expected value and unit",
+        ),
+        (  # a record with an item it does not declare
+            "astct2019:icans",
+            {"ice_items": {"orientation": 4, "spelling": 1, "colour": 2}},
+            "ice_items.colour",
+            "unknown item",
+        ),
+        (  # a series point with keys besides its index, date and value
+            "ehaebmt2023:icaht",
+            {"anc_series": {"unit": "/uL", "points": [{"day": 0, "value": 900}, {"day": 1, "v": 2, "u": 3}]}},
+            "anc_series[1].u",
+            "unknown key",
+        ),
+    ],
+)
+def test_keys_a_finding_does_not_declare_are_refused_by_name(
+    scale: str, findings: dict[str, Any], field: str, problem: str
+) -> None:
+    with pytest.raises(immunotox.FindingError) as err:
+        immunotox.grade(scale, findings)
+    assert err.value.field == field and problem in str(err.value)

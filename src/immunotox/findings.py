@@ -26,6 +26,7 @@ from .messages import error as E
 from .messages import or_list
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_QUANTITY_KEYS = frozenset(("value", "unit"))  # the keys of a quantity given as an object
 
 Kind = Literal["quantity", "integer", "bool", "enum", "enum_list", "record", "series", "date"]
 
@@ -74,7 +75,7 @@ class FieldSpec:
         if self.kind == "record":
             if not isinstance(raw, dict):
                 raise FindingError(name, raw, E("record_expected", keys=str(list(self.fields))))
-            unknown = sorted(set(raw) - set(self.fields))
+            unknown = [] if raw.keys() <= self.fields.keys() else sorted(set(raw) - set(self.fields))
             if unknown:
                 raise FindingError(
                     f"{name}.{unknown[0]}",
@@ -115,7 +116,7 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any, default_unit: str | No
     if unit is None and not isinstance(raw, dict):
         unit = default_unit
     if isinstance(raw, dict):
-        extra = sorted(set(raw) - {"value", "unit"})
+        extra = [] if raw.keys() <= _QUANTITY_KEYS else sorted(set(raw) - _QUANTITY_KEYS)
         if extra:
             raise FindingError(f"{name}.{extra[0]}", raw[extra[0]], E("unknown_key_quantity"))
         if unit is not None and not isinstance(unit, str):
@@ -194,11 +195,12 @@ def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
         example = f'[{{"{index}": 0, "value": 1200}}]'
         raise FindingError(name, raw, E("points_expected"), E("eg", example=example))
     out: list[dict[str, Any]] = []
+    keys = frozenset((index, "date", "value"))  # the keys a point may have
     for i, point in enumerate(raw):
         where = f"{name}[{i}]"
         if not isinstance(point, dict):
             raise FindingError(where, point, E("point_expected", example=f'{{"{index}": n, "value": x}}'))
-        extra = sorted(set(point) - {index, "date", "value"})
+        extra = [] if point.keys() <= keys else sorted(set(point) - keys)
         if extra:
             raise FindingError(
                 f"{where}.{extra[0]}", point[extra[0]], E("unknown_key"), E("point_keys", index=index)

@@ -36,14 +36,16 @@ English in every language and is marked as a quotation; in HTML it carries ``lan
 
 from __future__ import annotations
 
+import copy
 import functools
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from html import escape as html_escape
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, TypeAdapter, ValidatorFunctionWrapHandler
+from pydantic_core import CoreSchema, PydanticSerializationUnexpectedValue, core_schema
 
 from .errors import FindingError, ImmunotoxError, RuleSpecError, UnknownScaleError, show_value
 
@@ -52,25 +54,118 @@ LANGS: tuple[Lang, ...] = ("en", "fr")
 _FIELD = {"en": "text", "fr": "text_fr"}
 
 
-class Msg(BaseModel):
+class Msg:
     """A text for people: the id of a text in the data files and its named parameters."""
 
-    # A message is immutable (frozen; its params are never changed once built), so its plain text
-    # in each language is written once, on first read, and kept in a slot beside it: not a field,
-    # so neither serialised, nor compared, nor copied (a copy writes it again). The docstring
-    # above is the schema's description (OpenAPI): this note stays a comment.
-    model_config = ConfigDict(frozen=True)
-    __slots__ = ("_en", "_fr")
-    if TYPE_CHECKING:  # declared for the type checker only: a pydantic annotation would be a field
-        _en: str | None
-        _fr: str | None
-
+    # A plain class, not a pydantic model: a grade builds a dozen messages, and building a model
+    # costs several times building this. Pydantic sees it through ``_Schema.Msg``, a model with
+    # the same name, fields and docstring: the JSON, the JSON schema (OpenAPI) and validation are
+    # that model's (see ``__get_pydantic_core_schema__``). A message is immutable (its params are
+    # never changed once built), so its plain text in each language is written once, on first
+    # read, and kept in ``_en`` / ``_fr``: neither serialised, nor compared, nor copied.
+    __slots__ = ("_en", "_fr", "_given", "id", "params")
     id: str
-    params: dict[str, Msg | bool | int | float | str | list[Msg | bool | int | float | str]] = {}
+    params: dict[str, Param]
+    _given: frozenset[str]  # the fields given, as pydantic's ``model_fields_set``
+    _en: str | None
+    _fr: str | None
+
+    def __init__(self, /, **data: Any) -> None:
+        """Validated, as the pydantic model ``Msg(id=..., params=...)`` (``ValidationError``)."""
+        m = _adapter().validate_python(data)
+        for k in Msg.__slots__:
+            _set(self, k, getattr(m, k))
 
     def text(self, lang: Lang = "en") -> str:
         """This text written in ``lang`` (see :func:`render`)."""
         return render(self, lang)
+
+    # ------------------------------------------------------------ what the pydantic model offered
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        model = handler.generate_schema(_Schema.Msg)
+
+        def validate(value: Any, inner: ValidatorFunctionWrapHandler) -> Msg:
+            return value if type(value) is Msg else _from_model(inner(value))
+
+        return core_schema.no_info_wrap_validator_function(
+            validate,
+            model,
+            serialization=core_schema.plain_serializer_function_ser_schema(_to_model, return_schema=model),
+        )
+
+    @classmethod
+    def model_validate(cls, obj: Any) -> Msg:
+        return _adapter().validate_python(obj)
+
+    @classmethod
+    def model_validate_json(cls, data: str | bytes) -> Msg:
+        return _adapter().validate_json(data)
+
+    @classmethod
+    def model_json_schema(cls, **kwargs: Any) -> dict[str, Any]:
+        return _adapter().json_schema(**kwargs)
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        out: dict[str, Any] = _adapter().dump_python(self, **kwargs)
+        return out
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        return _adapter().dump_json(self, **kwargs).decode()
+
+    @property
+    def model_fields_set(self) -> set[str]:
+        return set(self._given)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Msg:
+        """A copy (``update`` not validated, as pydantic's); its texts are written again."""
+        values = {"id": self.id, "params": self.params, **(update or {})}
+        if deep:
+            values = copy.deepcopy(values)
+        return make(values["id"], values["params"], self._given | frozenset(update or ()))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Msg:
+            return NotImplemented
+        return self.id == other.id and self.params == other.params
+
+    def __hash__(self) -> int:
+        return hash((Msg, self.id, self.params))  # unhashable (a dict), as the frozen model was
+
+    def __repr__(self) -> str:
+        return f"Msg(id={self.id!r}, params={self.params!r})"
+
+    def __str__(self) -> str:
+        return f"id={self.id!r} params={self.params!r}"
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        yield "id", self.id
+        yield "params", self.params
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise TypeError(f"a message is immutable: {key!r} cannot be set")
+
+    def __delattr__(self, key: str) -> None:
+        raise TypeError(f"a message is immutable: {key!r} cannot be deleted")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return make, (self.id, self.params, self._given)
+
+
+Param = Msg | bool | int | float | str | list[Msg | bool | int | float | str]
+_BOTH = frozenset(("id", "params"))
+
+
+class _Schema:
+    """What pydantic sees of :class:`Msg` (a namespace: the model is named ``Msg`` too)."""
+
+    class Msg(BaseModel):
+        """A text for people: the id of a text in the data files and its named parameters."""
+
+        model_config = ConfigDict(frozen=True, defer_build=True)
+
+        id: str
+        params: dict[str, Param] = {}
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -78,11 +173,26 @@ _new = object.__new__
 _set = object.__setattr__
 
 
+@functools.cache
+def _adapter() -> TypeAdapter[Msg]:
+    return TypeAdapter(Msg)
+
+
+def _from_model(m: _Schema.Msg) -> Msg:
+    return make(m.id, m.params, frozenset(m.model_fields_set))
+
+
+def _to_model(m: Any) -> _Schema.Msg:
+    if type(m) is not Msg:
+        raise PydanticSerializationUnexpectedValue(f"expected a Msg, got {type(m).__name__}")
+    return trusted(_Schema.Msg, {"id": m.id, "params": m.params}, m._given)
+
+
 def trusted(cls: type[_M], values: dict[str, Any], given: Iterable[str]) -> _M:
     """``cls`` holding ``values`` (every field, in declaration order) without validation: what
     ``cls(**given values)`` builds (same fields, same fields set) for values this package wrote
-    itself and that are already of their field's type. A grade builds a dozen messages, a few
-    rule hits and one result: validating them again costs more than building them."""
+    itself and that are already of their field's type. A grade builds a few rule hits and one
+    result: validating them again costs more than building them."""
     m = _new(cls)
     _set(m, "__dict__", values)
     _set(m, "__pydantic_fields_set__", set(given))
@@ -91,14 +201,14 @@ def trusted(cls: type[_M], values: dict[str, Any], given: Iterable[str]) -> _M:
     return m
 
 
-_MSG_FIELDS = ("id", "params")
-
-
-def make(msg_id: str, params: dict[str, Any]) -> Msg:
-    """The message ``msg_id`` with ``params``, built without validation (:func:`trusted`), for ids
-    and parameters this package writes itself: what ``Msg.model_construct(id=..., params=...)``
-    builds, with its texts not yet written."""
-    m = trusted(Msg, {"id": msg_id, "params": params}, _MSG_FIELDS)
+def make(msg_id: str, params: dict[str, Any], given: frozenset[str] = _BOTH) -> Msg:
+    """The message ``msg_id`` with ``params``, built without validation, for ids and parameters
+    this package writes itself: what ``Msg(id=..., params=...)`` builds (``given``: the fields
+    given), with its texts not yet written."""
+    m = _new(Msg)
+    _set(m, "id", msg_id)
+    _set(m, "params", params)
+    _set(m, "_given", given)
     _set(m, "_en", None)
     _set(m, "_fr", None)
     return m
@@ -235,10 +345,7 @@ def _plain(msg_id: str, lang: Lang, as_html: bool) -> str:
 def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
     if as_html:
         return _write(msg, lang, True)
-    try:
-        text: str | None = msg._en if lang == "en" else msg._fr
-    except AttributeError:  # a message built by validation (from JSON) or copied: none kept yet
-        text = None
+    text = msg._en if lang == "en" else msg._fr
     if text is None:
         text = _write(msg, lang, False)
         _set(msg, "_en" if lang == "en" else "_fr", text)
@@ -258,14 +365,16 @@ def _write(msg: Msg, lang: Lang, as_html: bool) -> str:
     if as_html:
         text = html_escape(text, quote=False)
     values: dict[str, str] = {}
+    en = lang == "en"
     for k, v in params.items():  # _param, with the common cases inline (a grade writes dozens)
         t = type(v)
         if t is str and not as_html:
             values[k] = v
         elif t is Msg:
-            values[k] = _render(v, lang, as_html)
+            kept = None if as_html else v._en if en else v._fr  # _render's kept text, read inline
+            values[k] = kept if kept is not None else _render(v, lang, as_html)
         elif t is float or t is int:
-            values[k] = _number(v, lang)
+            values[k] = f"{v:g}" if en else _number(v, lang)
         elif t is list and not as_html and all(type(x) is Msg or type(x) is str for x in v):
             values[k] = ", ".join(x if type(x) is str else _render(x, lang, False) for x in v)
         else:

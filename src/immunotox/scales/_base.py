@@ -209,23 +209,36 @@ class Scale(ABC):
         return self.resolve(self.domains(f), f, ignored)
 
     def resolve(self, doms: list[Domain], f: Mapping[str, Any], ignored: Sequence[str] = ()) -> GradeResult:
-        if not any(d.applicable for d in doms):
-            return self._not_applicable(doms, ignored)
-        reasons = [r for d in doms if not d.applicable for r in d.reasons]
-        doms = [d for d in doms if d.applicable]
-        names = [d.name for d in doms]
-        lo, hi, low_combo = self._enumerate(tuple(names), tuple(d.possible for d in doms))
+        # one pass over the domains: the applicable ones in order, their names, values, hits
+        # and reasons (the reasons of the not-applicable ones last), the inputs they miss
+        names: list[str] = []
+        possible: list[tuple[Hashable, ...]] = []
+        hits: list[RuleHit] = []
+        reasons: list[Any] = []
+        closed: list[Any] = []  # reasons of the domains that do not apply
         # every input of a domain left unknown is reported, even when it cannot change the
         # grade (grade_range says whether it could); scales only leave a domain unknown when
         # the input is needed for a full assessment in this case.
         missing: list[str] = []
+        nothing_known = True  # no domain known from an input (a documented default is not one)
         for d in doms:
+            if not d.applicable:
+                closed += d.reasons
+                continue
+            names.append(d.name)
+            possible.append(d.possible)
+            hits += d.hits
+            reasons += d.reasons
             if not d.known:
                 missing += [m for m in d.missing if m not in missing]
+            elif not d.assumed:
+                nothing_known = False
+        if not names:
+            return self._not_applicable(doms, ignored)
+        lo, hi, low_combo = self._enumerate(tuple(names), tuple(possible))
         low_values = dict(zip(names, low_combo, strict=True))
-        hits = [h for d in doms for h in d.hits]
-        reasons = [r for d in doms for r in d.reasons] + reasons
-        nothing_known = all(not d.known or d.assumed for d in doms) and not hits
+        reasons += closed
+        nothing_known = nothing_known and not hits
         complete = not missing
         status: Status
         if nothing_known and lo != hi:

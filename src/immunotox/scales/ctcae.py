@@ -219,7 +219,7 @@ class CtcaeScale(Scale):
         lab = grader.lab
         unit = lab.unit
         used = grader.operands  # the term's lab inputs, derived once from its rule table
-        analyte = self.tt(f"{self.path}.lab.analyte")
+        analyte = grader.analyte  # the term's lab.analyte text
         for i, a in enumerate(lab.adjust):
             if (
                 "value" in f
@@ -266,8 +266,7 @@ class CtcaeScale(Scale):
                 "lln", f["lln"], T.e("lln_not_below_uln", uln=f["uln"], unit=unit), T.e("check_interval")
             )
         # a multiple of a zero baseline means nothing; "> baseline" (eosinophilia) does
-        scaled = any(bd.ref == "baseline" and bd.x != 1.0 for b in lab.bands for bd in b.bounds)
-        if "baseline" in f and f["baseline"] <= 0 and scaled:
+        if "baseline" in f and f["baseline"] <= 0 and grader.scaled_baseline:
             raise FindingError("baseline", f["baseline"], T.e("baseline_positive"))
         if "mi_level" in f and "uln" in f and f["mi_level"] < f["uln"]:
             raise FindingError("mi_level", f["mi_level"], T.e("mi_below_uln", uln=f["uln"], unit=unit))
@@ -280,8 +279,8 @@ class CtcaeScale(Scale):
         self.check(f)
         shown: dict[str, Msg] = {}  # values given in another unit than the term's, as given
         unit = self.term.lab.unit if self.term.lab else None
-        for key in LAB_INPUTS:
-            r = raw.get(key) if isinstance(raw, Mapping) else None
+        for key in LAB_INPUTS if isinstance(raw, Mapping) else ():
+            r = raw.get(key)
             if isinstance(r, dict) and r.get("unit") is not None and r["unit"] != unit:
                 value = r.get("value")
                 shown[key] = T.m(

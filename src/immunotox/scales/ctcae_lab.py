@@ -22,7 +22,7 @@ from ..findings import FieldSpec
 from ..messages import Catalogue, Msg, quote
 from ..result import RuleHit
 from ._base import and_list
-from .ctcae_spec import Bound, Condition, Lab
+from .ctcae_spec import LAB_INPUTS, Bound, Condition, Lab
 
 #: the sentences shared by every CTCAE term (data/scales/ctcae.toml, English and French)
 T = Catalogue("scales/ctcae")
@@ -131,6 +131,14 @@ class LabGrader:
         self.when_conds: dict[str, list[Condition]] = {}
         #: each band's bounds and named conditions (by band index), gathered once: read per grade
         self._bounds: tuple[tuple[Bound, ...], ...] = tuple(lab.band_bounds(b) for b in lab.bands)
+        #: the references each band's bounds compare (by band index), named in its reason
+        self._band_refs: tuple[tuple[str, ...], ...] = tuple(
+            tuple(dict.fromkeys(bd.ref for bd in b.bounds if bd.ref)) for b in lab.bands
+        )
+        #: whether a reason shows ``value / ref`` (:meth:`Lab.shows_ratio`), per lab input
+        self._ratio: dict[str, bool] = {r: lab.shows_ratio(r) for r in LAB_INPUTS}
+        #: whether a band compares with a multiple of the baseline (a zero baseline is then refused)
+        self.scaled_baseline = any(bd.ref == "baseline" and bd.x != 1.0 for b in lab.bands for bd in b.bounds)
         for b in lab.bands:
             for c in b.when:
                 self.when_conds.setdefault(c.finding, []).append(c)
@@ -359,7 +367,7 @@ class LabGrader:
                 change = (1 - v / ref) * 100
                 which = "with_decrease" if change >= 0 else "with_increase"
                 text = T.m(which, lab=text, change=_n(abs(change)), ref=ref_txt)
-            elif lab.shows_ratio(r):
+            elif self._ratio[r]:
                 text = T.m("with_ratio", lab=text, ratio=_n(v / ref), label=input_name(r), ref=ref_txt)
             else:
                 text = T.m("with_ref", lab=text, label=input_name(r), ref=ref_txt)
@@ -378,8 +386,7 @@ class LabGrader:
 
     def _hit(self, i: int, q: Mapping[str, float], w: Mapping[str, Any], shown: Mapping[str, Msg]) -> RuleHit:
         b = self.lab.bands[i]
-        refs = list(dict.fromkeys(bd.ref for bd in b.bounds if bd.ref))
-        text = self.describe(q, shown, refs)
+        text = self.describe(q, shown, self._band_refs[i])
         for name in b.if_:
             lhs = q.get(self.lab.conditions[name].lhs)
             if lhs is not None:

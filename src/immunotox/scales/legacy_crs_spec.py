@@ -116,7 +116,7 @@ class LegacyScale(TableModel):
 
     def row(self, domain: str, key: str) -> Entry:
         """The row ``key`` of the hypotension or hypoxia table."""
-        rows = {"hypotension": self.hypotension, "hypoxia": self.hypoxia}.get(domain, {})
+        rows = self.hypotension if domain == "hypotension" else self.hypoxia if domain == "hypoxia" else {}
         try:
             return rows[key]
         except KeyError:
