@@ -225,9 +225,12 @@ def test_batch_is_acknowledged_then_regraded_by_the_queue(queued: Service) -> No
             "time": (t - minutes * M).isoformat(),
         }
         svc.post("nurse_a", "/api/v1/observations/batch", {"observations": [row]})
-    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(1,)]
-    assert svc.sql("SELECT latest FROM regrade_queue")[0][0] is not None
+    # one row per write (no row shared by two writers), one pair waiting
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(2,)]
+    assert queue.pending(svc.db) == 1
+    assert all(latest is not None for (latest,) in svc.sql("SELECT latest FROM regrade_queue"))
     assert queue.drain_all(svc.db, svc.clock) == 1
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(0,)]
 
 
 def test_batch_with_regrade_now_is_graded_and_alerted_in_the_request(queued: Service) -> None:

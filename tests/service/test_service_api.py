@@ -541,7 +541,7 @@ def test_health_meta_and_docs(svc: Service) -> None:
     assert svc.client.get("/health").json() == {
         "status": "ok",
         "database": svc.backend,
-        "migration": "0003",
+        "migration": "0004",
         "regrade_queue": 0,
     }
     meta = svc.get("nurse_a", "/api/v1/meta").json()

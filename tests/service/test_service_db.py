@@ -31,7 +31,7 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     assert current_revision(empty_url) is None
     migrate(empty_url)
     migrate(empty_url)  # idempotent
-    assert current_revision(empty_url) == "0003"
+    assert current_revision(empty_url) == "0004"
     engine = make_engine(Settings(database_url=empty_url))
     try:
         with engine.connect() as conn:
@@ -44,7 +44,7 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     command.downgrade(alembic_config(empty_url), "base")
     assert current_revision(empty_url) is None
     migrate(empty_url)
-    assert current_revision(empty_url) == "0003"
+    assert current_revision(empty_url) == "0004"
 
 
 def test_migration_0003_keeps_the_rows_and_the_append_only_triggers(empty_url: str) -> None:
@@ -79,6 +79,57 @@ def test_migration_0003_keeps_the_rows_and_the_append_only_triggers(empty_url: s
         engine.dispose()
     command.downgrade(alembic_config(empty_url), "0002")
     assert current_revision(empty_url) == "0002"
+
+
+def test_migration_0004_keeps_the_queued_regrades(empty_url: str) -> None:
+    """The regrade queue becomes append-only (0004): a regrade queued before the upgrade (left by
+    a crash) is still queued after it, and a downgrade coalesces a pair's rows back into one."""
+    command.upgrade(alembic_config(empty_url), "0003")
+    engine = make_engine(Settings(database_url=empty_url))
+    t, later = "2025-03-10 12:00:00+00:00", "2025-03-10 13:00:00+00:00"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO care_unit (id, name, created_at) VALUES ('u', 'U', '{t}')"))
+            conn.execute(
+                text(
+                    "INSERT INTO patient (id, unit_id, display_name, therapy_class, active, created_at,"
+                    f" updated_at) VALUES ('p', 'u', '', 'car_t', true, '{t}', '{t}')"
+                )
+            )
+            conn.execute(
+                text(
+                    'INSERT INTO regrade_queue (patient_id, scale, latest, interval_start, "full",'
+                    f" queued_at) VALUES ('p', 'astct2019:crs', '{t}', NULL, false, '{t}')"
+                )
+            )
+        migrate(empty_url)
+        queue_rows = text(
+            'SELECT patient_id, scale, latest, interval_start, "full", queued_at FROM regrade_queue'
+        )
+        with engine.begin() as conn:
+            before = [tuple(r) for r in conn.execute(queue_rows)]
+            assert [r[:2] for r in before] == [("p", "astct2019:crs")]
+            # a second write of the pair appends its own row
+            conn.execute(
+                text(
+                    'INSERT INTO regrade_queue (patient_id, scale, latest, interval_start, "full",'
+                    f" queued_at) VALUES ('p', 'astct2019:crs', '{later}', NULL, true, '{later}')"
+                )
+            )
+            assert conn.execute(text("SELECT count(*) FROM regrade_queue")).scalar() == 2
+        command.downgrade(alembic_config(empty_url), "0003")
+        with engine.connect() as conn:
+            (pid, scale, latest, start, full, queued_at), *more = conn.execute(queue_rows).all()
+        assert more == [] and (pid, scale, start, bool(full)) == ("p", "astct2019:crs", None, True)
+        assert as_utc(_timestamp(latest)) == dt.datetime(2025, 3, 10, 13, tzinfo=dt.UTC)
+        assert as_utc(_timestamp(queued_at)) == dt.datetime(2025, 3, 10, 12, tzinfo=dt.UTC)
+    finally:
+        engine.dispose()
+
+
+def _timestamp(value: object) -> dt.datetime:
+    """A timestamp read without the model's types (SQLite: ISO text)."""
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:

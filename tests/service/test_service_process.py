@@ -66,7 +66,7 @@ def test_serve_creates_and_migrates_the_sqlite_file_on_first_start(tmp_path: Pat
         assert httpx.get(f"{base}/health").json() == {
             "status": "ok",
             "database": "sqlite",
-            "migration": "0003",
+            "migration": "0004",
             "regrade_queue": 0,
         }
         assert httpx.get(f"{base}/docs").status_code == 200

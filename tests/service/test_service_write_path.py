@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from immunotox.service import queue
 from tests.service.conftest import Service, Template, make_service
@@ -195,8 +196,6 @@ def test_the_regrade_is_queued_by_the_last_statement_before_the_commit(deployed:
     """The queue's (patient, scale) rows are upserted just before the commit, in the write's
     transaction (PostgreSQL locks them until the commit: a batch that upserted them first thing
     made every other write of those pairs wait for the rest of its work), and never on rollback."""
-    from sqlalchemy import text
-
     from immunotox.service import grading
 
     pair = ("P-A1", "astct2019:crs")
@@ -214,3 +213,96 @@ def test_the_regrade_is_queued_by_the_last_statement_before_the_commit(deployed:
     with deployed.db.writing() as s:  # a later transaction does not inherit the failed one's pairs
         assert s.execute(count).scalar() == 0
     assert deployed.sql("SELECT count(*) FROM regrade_queue") == [(0,)]
+
+
+def test_a_pairs_rows_are_coalesced_by_the_regrader(deployed: Service) -> None:
+    """Each write appends its own row (no row shared by two writers); the regrader reads a pair's
+    rows as one: the latest of their times, the 'full' flag of any of them, every row's id."""
+    from immunotox.service import grading
+
+    pair = ("P-A1", "astct2019:crs")
+    t = deployed.clock.now()
+    for touch in (
+        grading.Touch({pair: t - H}, set(), {pair: t - 3 * H}),
+        grading.Touch({pair: None}, {pair}),
+        grading.Touch({pair: t - 2 * H}, set(), {pair: t - 4 * H}),
+    ):
+        with deployed.db.writing() as s:
+            queue.enqueue(s, touch, now=t)
+    assert deployed.sql("SELECT count(*) FROM regrade_queue") == [(3,)]
+    assert queue.pending(deployed.db) == 1
+    with deployed.db.session() as s:
+        (row,) = queue._peek(s, 10, None, None)
+    ids = {i for (i,) in deployed.sql("SELECT id FROM regrade_queue")}
+    assert (row.patient_id, row.scale, row.latest, row.interval_start, row.full, row.ids) == (
+        *pair,
+        t - H,
+        t - 3 * H,
+        True,
+        ids,
+    )
+    assert queue.drain_all(deployed.db, deployed.clock) == 1
+    assert deployed.sql("SELECT count(*) FROM regrade_queue") == [(0,)]
+
+
+def test_a_write_after_the_regraders_plan_leaves_its_pair_queued(
+    deployed: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write of a pair between the regrader's read (its plan) and its chunk: the plan is out of
+    date, so the pair is not stored from it and stays queued, with both writes' rows; the next
+    pass grades it from both."""
+    svc = deployed
+    t = svc.clock.now()
+    assert single(svc, "temperature", 38.9, "Cel", t - 2 * H, "k-p1").status_code == 201
+    plan_ahead = queue.recommend_ahead
+
+    def write_then_recommend(*args: Any, **kw: Any) -> Any:
+        monkeypatch.setattr(queue, "recommend_ahead", plan_ahead)
+        assert single(svc, "sbp", 84, "mm[Hg]", t - H, "k-p2").status_code == 201
+        return plan_ahead(*args, **kw)
+
+    monkeypatch.setattr(queue, "recommend_ahead", write_then_recommend)
+    assert queue.drain(svc.db, svc.clock) == 1
+    assert svc.sql(CRS) == []  # not stored from the out-of-date plan
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(2,)]
+    assert alerts(svc) == []
+    assert queue.drain_all(svc.db, svc.clock) == 1
+    assert svc.sql(CRS) == [(2,)]  # fever with hypotension
+    assert alerts(svc) == [("new_toxicity", 2)]
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(0,)]
+
+
+def test_a_write_during_a_regrader_chunk_waits_for_nothing_and_is_regraded_again(
+    deployed: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL (SQLite serialises writers: no write lands during a chunk): a single write of a
+    pair whose rows a regrader chunk has claimed but not yet committed is stored at once (its
+    queue row is its own: nothing of the chunk's to wait for), and its pair is regraded again by
+    the next pass, from the new data. The chunk is suspended while the write runs in the same
+    test: a write that waited for the chunk would time out (``lock_timeout``) instead."""
+    svc = deployed
+    if svc.backend != "postgresql":
+        pytest.skip("SQLite serialises writers: no write lands during a chunk")
+    name = svc.db.engine.url.database
+    with svc.db.engine.begin() as conn:
+        conn.execute(text(f"ALTER DATABASE \"{name}\" SET lock_timeout = '10s'"))
+    svc.db.engine.dispose()  # the pooled connections take the setting when they reconnect
+    t = svc.clock.now()
+    assert single(svc, "temperature", 38.9, "Cel", t - 2 * H, "k-c1").status_code == 201
+    alert_ahead = queue.raise_transition_alerts
+
+    def write_during_the_chunk(*args: Any, **kw: Any) -> Any:
+        monkeypatch.setattr(queue, "raise_transition_alerts", alert_ahead)
+        r = single(svc, "sbp", 84, "mm[Hg]", t - H, "k-c2")
+        assert r.status_code == 201, r.text
+        return alert_ahead(*args, **kw)
+
+    monkeypatch.setattr(queue, "raise_transition_alerts", write_during_the_chunk)
+    assert queue.drain(svc.db, svc.clock) == 1
+    assert svc.sql(CRS) == [(1,)]  # stored from the plan (fever alone)
+    assert alerts(svc) == [("new_toxicity", 1)]
+    assert queue.pending(svc.db) == 1  # the write of the chunk's time is still queued
+    assert queue.drain_all(svc.db, svc.clock) == 1
+    assert svc.sql(CRS) == [(2,)]
+    assert sorted(alerts(svc)) == [("grade_increase", 2), ("new_toxicity", 1)]
+    assert svc.sql("SELECT count(*) FROM regrade_queue") == [(0,)]

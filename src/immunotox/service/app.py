@@ -126,9 +126,13 @@ async def _checkpointer(app: FastAPI, period: float = 1.0) -> None:
             log.debug("checkpoint skipped", exc_info=True)
 
 
+YOUNG_THRESHOLD = 10_000  # container allocations between two young collections (CPython: 700)
+
+
 def freeze_startup_heap() -> None:
     """Exclude the objects that live for the whole process (modules, rule tables, unit registries,
-    schemas: ~200,000 once the app is built) from the collector's full passes.
+    schemas: ~200,000 once the app is built) from the collector's full passes, and collect the
+    young generation every :data:`YOUNG_THRESHOLD` allocations instead of CPython's 700.
 
     A full collection (generation 2) stops every thread while it traverses every tracked object:
     with these ~200k it took 150-175 ms in the service benchmark's mixed phase (issue 19, every
@@ -137,9 +141,22 @@ def freeze_startup_heap() -> None:
     first request: the garbage of start-up is collected first, and the survivors are frozen
     (``gc.freeze``, CPython's permanent generation), so a full pass traverses only what requests
     and caches created since. Not called by the app factory: tests build many apps in one process.
+
+    The young threshold: CPython runs a full collection once the objects promoted to the oldest
+    generation since the last one reach a quarter of it, and a young collection promotes every
+    object alive at that moment. At 700 allocations a young collection ran every few
+    milliseconds under load and promoted the objects of the requests in flight (a batch of 100
+    observations is thousands of containers), so the served graded process made a full
+    collection every 1-1.5 s, each traversing grading's memoised results (20-60 ms of CPU
+    measured on the benchmark's 2-vCPU machine). At 10,000 the promotions, hence the full
+    collections, are rarer (none in a 10-s mixed phase, against two, and two young collections
+    in place of ~200: docs/benchmarks.md, issue 19, lane svcq); a young pass traverses at most
+    10,000 objects (about a millisecond), and cyclic garbage waits for at most that many
+    allocations.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def create_service_app(

@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..catalogue import all_scales, get_scale
@@ -97,12 +97,18 @@ class Grade:
     inputs: dict[str, Any]
     engine: str = ENGINE
     clinical: str = ""  # clinical fingerprint (see :func:`grade_findings`)
-    result_json: dict[str, Any] = field(default_factory=dict)
     key: str = ""  # fingerprint of everything shown: findings, the events used, the time
 
     @property
     def grade(self) -> int | None:
         return self.result.grade
+
+    @property
+    def result_json(self) -> dict[str, Any]:
+        """The result as the grade history stores it, built when a record is written (not kept
+        with the memoised result: ~40 dicts and lists per result that every full collection of
+        the served process traversed, docs/benchmarks.md, issue 19, lane svcq)."""
+        return self.result.model_dump(mode="json")
 
 
 # ----------------------------------------------------------------------------- grading (memoised)
@@ -123,19 +129,18 @@ def _thaw(name: str, value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=16384)
-def _graded(scale_id: str, key: tuple[tuple[str, Any], ...]) -> tuple[GradeResult, dict[str, Any], str]:
+def _graded(scale_id: str, key: tuple[tuple[str, Any], ...]) -> tuple[GradeResult, str]:
     findings = {k: _thaw(k, v) for k, v in key}
     result = get_scale(scale_id).grade(findings)
     r = result
     clinical = json.dumps(
         [r.grade, list(stored_range(r)), r.status, r.missing, r.deciding_domains, [h.rule for h in r.fired]]
     )
-    result_json = r.model_dump(mode="json")
-    return result, result_json, hashlib.sha256(clinical.encode()).hexdigest()
+    return result, hashlib.sha256(clinical.encode()).hexdigest()
 
 
-def grade_findings(scale_id: str, findings: dict[str, Any]) -> tuple[GradeResult, dict[str, Any], str]:
-    """(result, its JSON, clinical fingerprint) for ``findings`` — a pure, memoised function.
+def grade_findings(scale_id: str, findings: dict[str, Any]) -> tuple[GradeResult, str]:
+    """(result, clinical fingerprint) for ``findings`` — a pure, memoised function.
 
     A set of findings that contradicts itself (a stored-data inconsistency) is graded without
     the offending finding, and the problem is reported by the caller.
@@ -190,12 +195,12 @@ def grade_from(
     """Grade reconstructed ``findings`` (memoised) and fingerprint what is shown (the findings,
     the events used, the time)."""
     try:
-        result, result_json, clinical = grade_findings(scale_id, findings)
+        result, clinical = grade_findings(scale_id, findings)
     except FindingError as exc:  # stored data contradicting itself: say so, grade without it
         inputs["error"] = str(exc)
         inputs["error_fr"] = error_message(exc, "fr")  # its French twin, for French pages
         findings.pop(exc.field.split(".")[0], None)
-        result, result_json, clinical = grade_findings(scale_id, findings)
+        result, clinical = grade_findings(scale_id, findings)
         # a grade computed without part of the record is a new clinical state: a history record
         # of its own, whose stored inputs say what was left out (the page shows it)
         clinical = hashlib.blake2b(repr((clinical, inputs["error"])).encode(), digest_size=16).hexdigest()
@@ -204,4 +209,4 @@ def grade_from(
         repr((scale_id, sorted(findings.items()), used, t.isoformat(), ENGINE, inputs.get("error"))).encode(),
         digest_size=16,
     ).hexdigest()
-    return Grade(patient_id, scale_id, t, result, inputs, ENGINE, clinical, result_json, key)
+    return Grade(patient_id, scale_id, t, result, inputs, ENGINE, clinical, key)

@@ -277,16 +277,22 @@ class CurrentGrade(GradeState, Base):
 
 
 class RegradeQueue(Base):
-    """Patients and scales waiting for the background regrader (batch ingest).
+    """Patients and scales waiting for the background regrader (batch ingest, single writes).
 
-    Written in the same transaction as the events that need it, so a crash never loses a
-    regrade; the regrader claims rows by deleting them in its own transaction.
+    Append-only: every write adds its own row per (patient, scale) pair it touches, in the same
+    transaction as its events, so a crash never loses a regrade, and no row is shared by two
+    writers (an upsert of one row per pair made every write of a pair wait, on PostgreSQL, for
+    the commit of any other transaction that had written or deleted that row). The regrader
+    coalesces a pair's rows and claims them by deleting exactly the rows it read, in the
+    transaction that stores the grades: a row added meanwhile stays for the next pass.
     """
 
     __tablename__ = "regrade_queue"
+    __table_args__ = (Index("ix_regrade_queue_patient_scale", "patient_id", "scale"),)
 
-    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"), primary_key=True)
-    scale: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"))
+    scale: Mapped[str] = mapped_column(String(64))
     latest: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     interval_start: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     full: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,12 +1,15 @@
 """The regrade queue: batch ingest acknowledges at once, the background regrader catches up.
 
-A batch of observations (a device gateway, a lab interface) is checked and appended, and the
-(patient, scale) pairs it touches are upserted into ``regrade_queue`` **in the same
-transaction** — so a crash after the acknowledgement never loses a regrade. The regrader (a
-background task of the app, every ``regrade_seconds``, and once at start-up for leftovers)
-computes the grades of the queued pairs and the recommendations of their alerts without holding
-the write lock, then claims them (by deleting them) and stores the results in short
-transactions of at most ``WRITE_CHUNK`` pairs, raising the alerts their transitions call for.
+A batch of observations (a device gateway, a lab interface) is checked and appended, and a row
+per (patient, scale) pair it touches is appended to ``regrade_queue`` **in the same
+transaction** — so a crash after the acknowledgement never loses a regrade. The queue is
+append-only: no row is shared by two writers, so on PostgreSQL no write waits for another
+write's (or the regrader's) lock on a queue row. The regrader (a background task of the app,
+every ``regrade_seconds``, and once at start-up for leftovers) coalesces the rows of each
+queued pair, computes the pairs' grades and the recommendations of their alerts without
+holding the write lock, then claims them (by deleting exactly the rows it read) and stores the
+results in short transactions of at most ``WRITE_CHUNK`` pairs, raising the alerts their
+transitions call for; a row appended meanwhile stays queued, and its pair is regraded again.
 A single write wakes it for its patient once committed (:class:`Wakeup`). Coalescing is the
 point: the queries of one pass serve every patient queued since the last one, so grading costs
 little more than storing.
@@ -26,11 +29,10 @@ import datetime as dt
 import functools
 import threading
 import time
-from collections.abc import Collection, Iterator
-from typing import Any, cast
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, and_, bindparam, case, delete, event, func, or_, select, true
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, and_, bindparam, delete, event, func, select, true
 from sqlalchemy.orm import Session
 
 from ..jurisdiction import Jurisdiction
@@ -44,11 +46,12 @@ WRITE_CHUNK = 50  # pairs per write transaction of a pass (the lock is released 
 
 
 def enqueue(session: Session, touch: grading.Touch, *, now: dt.datetime) -> None:
-    """Upsert the touched pairs (keeping the latest times and the 'full' flag of earlier rows)."""
+    """Append a row per touched pair (the regrader coalesces the rows of a pair: the latest
+    times, and the 'full' flag of any row, :func:`_coalesce`)."""
     if not touch:
         return
     session.connection().execute(
-        _upsert_statement(session.get_bind().dialect.name),
+        _insert_statement(),
         [
             {
                 "patient_id": pid,
@@ -68,14 +71,13 @@ PENDING = "regrade_pending"  # Session.info key: touches to queue just before th
 
 def enqueue_at_commit(session: Session, touch: grading.Touch, *, now: dt.datetime) -> None:
     """Queue the touched pairs as the last statement of the write's transaction (just before its
-    commit, same transaction: a crash after the acknowledgement still never loses a regrade).
+    commit, same transaction: a crash after the acknowledgement still never loses a regrade; a
+    rollback queues nothing).
 
-    On PostgreSQL the upsert locks the (patient, scale) rows until the commit, and every other
-    write of the same pairs (a single of a patient in the batch, the regrader's claim) waits for
-    it: upserted in the middle of a batch, the rows stayed locked for the rest of its work (its
-    audit entry, its 100-event answer, its idempotency record) — every lock wait over 20 ms of the
-    service benchmark's graded mixed phase (docs/benchmarks.md, issue 19, lane svc). Queued at the
-    end, they are locked for the commit alone.
+    Written when the queue held one row per pair, upserted by every write: on PostgreSQL the
+    upsert locked the row until the commit and every other write of the pair waited for it, so
+    it was done last (docs/benchmarks.md, issue 19, lane svc). The append-only queue locks no
+    shared row; the writes keep queueing last, which costs nothing.
     """
     if touch:
         session.info.setdefault(PENDING, []).append((touch, now))
@@ -93,21 +95,8 @@ def _drop_pending(session: Session) -> None:
 
 
 @functools.cache
-def _upsert_statement(dialect: str) -> Any:
-    table = cast(Table, RegradeQueue.__table__)
-    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-    def later(old: Any, new: Any) -> Any:
-        return case((old.is_(None), new), (new.is_(None), old), (new > old, new), else_=old)
-
-    return ins.on_conflict_do_update(
-        index_elements=[table.c.patient_id, table.c.scale],
-        set_={
-            "latest": later(table.c.latest, ins.excluded.latest),
-            "interval_start": later(table.c.interval_start, ins.excluded.interval_start),
-            "full": or_(table.c.full, ins.excluded.full),
-        },
-    )
+def _insert_statement() -> Any:
+    return cast(Table, RegradeQueue.__table__).insert()
 
 
 def drain(
@@ -138,10 +127,12 @@ def drain(
         if not snapshot:
             return 0
         touch = grading.Touch(
-            latest={(pid, scale): latest for pid, scale, latest, _start, _full in snapshot},
-            full={(pid, scale) for pid, scale, _latest, _start, is_full in snapshot if is_full},
+            latest={(row.patient_id, row.scale): row.latest for row in snapshot},
+            full={(row.patient_id, row.scale) for row in snapshot if row.full},
             starts={
-                (pid, scale): start for pid, scale, _latest, start, _full in snapshot if start is not None
+                (row.patient_id, row.scale): row.interval_start
+                for row in snapshot
+                if row.interval_start is not None
             },
         )
         ids = sorted({pid for pid, _ in touch.latest})
@@ -151,7 +142,7 @@ def drain(
         now = clock.now()
         ahead = recommend_ahead(rs, found, planned, now=now, jurisdiction=db.settings.jurisdiction)
     for part in _chunks(snapshot, chunk):
-        in_part = {row[0] for row in part}
+        in_part = {row.patient_id for row in part}
         mine = [p for p in found if p.id in in_part]
         with db.writing() as ws:
             _store(ws, clock, part, sorted(in_part), mine, touch, planned, ahead, db.settings.jurisdiction)
@@ -162,7 +153,7 @@ def _chunks(snapshot: list[Row], size: int) -> Iterator[list[Row]]:
     """``snapshot`` in parts of about ``size`` pairs, never splitting a patient."""
     by_patient: dict[str, list[Row]] = {}
     for row in snapshot:
-        by_patient.setdefault(row[0], []).append(row)
+        by_patient.setdefault(row.patient_id, []).append(row)
     part: list[Row] = []
     for rows in by_patient.values():
         if part and len(part) + len(rows) > size:
@@ -213,50 +204,107 @@ def _store(
     )
 
 
-Row = tuple[str, str, dt.datetime | None, dt.datetime | None, bool]
+class Row(NamedTuple):
+    """A queued pair: its rows coalesced (:func:`_coalesce`), and the ids of those rows."""
+
+    patient_id: str
+    scale: str
+    latest: dt.datetime | None
+    interval_start: dt.datetime | None
+    full: bool
+    ids: frozenset[int]
+
+
+def _later(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    """The later of two times, None meaning 'no time given' (the other one is kept)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _coalesce(rows: Iterable[Any]) -> dict[tuple[str, str], Row]:
+    """The rows of each pair (id, patient, scale, latest, interval start, full) as one: the latest
+    times, the 'full' flag of any of them, and their ids (what the claim deletes)."""
+    out: dict[tuple[str, str], Row] = {}
+    for rid, pid, scale, latest, start, full in rows:
+        old = out.get((pid, scale))
+        if old is None:
+            out[(pid, scale)] = Row(pid, scale, latest, start, bool(full), frozenset((rid,)))
+        else:
+            out[(pid, scale)] = Row(
+                pid,
+                scale,
+                _later(old.latest, latest),
+                _later(old.interval_start, start),
+                old.full or bool(full),
+                old.ids | {rid},
+            )
+    return out
 
 
 def _peek(
     session: Session, limit: int, queued_before: dt.datetime | None, patients: Collection[str] | None
 ) -> list[Row]:
+    """Up to ``limit`` queued pairs, the longest waiting first (a pair waits since its oldest
+    row; ``queued_before``: pairs with a row queued by then), each with all its rows."""
     table = cast(Table, RegradeQueue.__table__)
     cond = table.c.queued_at <= queued_before if queued_before is not None else true()
     if patients is not None:
         cond = and_(cond, table.c.patient_id.in_(sorted(patients)))
-    stmt = (
-        select(table.c.patient_id, table.c.scale, table.c.latest, table.c.interval_start, table.c.full)
-        .where(cond)
-        .order_by(table.c.queued_at)
-        .limit(limit)
-    )
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in session.execute(stmt)]
+    first = func.min(table.c.queued_at)
+    pairs = [
+        (r[0], r[1])
+        for r in session.execute(
+            select(table.c.patient_id, table.c.scale)
+            .where(cond)
+            .group_by(table.c.patient_id, table.c.scale)
+            .order_by(first, table.c.patient_id, table.c.scale)
+            .limit(limit)
+        )
+    ]
+    if not pairs:
+        return []
+    read, _remove = _claim_statements()
+    rows = _coalesce(session.execute(read, {"ids": sorted({pid for pid, _ in pairs})}))
+    return [rows[pair] for pair in pairs if pair in rows]
 
 
 @functools.cache
 def _claim_statements() -> tuple[Any, Any]:
-    """Read and delete queued pairs, built once (an expanding ``IN`` of (patient, scale) tuples is
-    rendered and compiled on every call: ~10 ms inside the write lock for a pass of 50 pairs)."""
+    """Read a patient's queued rows, and delete rows by id, built once (an expanding ``IN`` is
+    rendered and compiled on every call otherwise: ~10 ms inside the write lock for a pass of
+    50 pairs)."""
     table = cast(Table, RegradeQueue.__table__)
-    ids: Any = bindparam("ids", expanding=True)
     read = select(
-        table.c.patient_id, table.c.scale, table.c.latest, table.c.interval_start, table.c.full
-    ).where(table.c.patient_id.in_(ids))
-    remove = delete(table).where(table.c.patient_id == bindparam("p"), table.c.scale == bindparam("s"))
+        table.c.id,
+        table.c.patient_id,
+        table.c.scale,
+        table.c.latest,
+        table.c.interval_start,
+        table.c.full,
+    ).where(table.c.patient_id.in_(bindparam("ids", expanding=True)))
+    remove = delete(table).where(table.c.id.in_(bindparam("rows", expanding=True)))
     return read, remove
 
 
 def _claim_unchanged(session: Session, snapshot: list[Row]) -> set[tuple[str, str]]:
-    """Delete the queued pairs still as in ``snapshot``; return them (pairs re-queued since with
-    newer data stay queued)."""
+    """Delete the rows of the queued pairs that are still as in ``snapshot`` (no row added or
+    claimed since); return those pairs. A pair queued again meanwhile keeps all its rows (its
+    plan is out of date: the next pass grades it); a row appended after this read (PostgreSQL:
+    a write committed while the chunk is stored) is not deleted, so its pair is regraded again."""
     read, remove = _claim_statements()
-    ids = sorted({row[0] for row in snapshot})
-    now_rows = {(r[0], r[1]): (r[2], r[3], r[4]) for r in session.execute(read, {"ids": ids})}
+    ids = sorted({row.patient_id for row in snapshot})
+    now_rows = _coalesce(session.execute(read, {"ids": ids}))
     same = [
-        (row[0], row[1]) for row in snapshot if now_rows.get((row[0], row[1])) == (row[2], row[3], row[4])
+        row
+        for row in snapshot
+        if (now := now_rows.get((row.patient_id, row.scale))) is not None and now.ids == row.ids
     ]
     if same:
-        session.connection().execute(remove, [{"p": p, "s": s} for p, s in same])
-    return set(same)
+        session.connection().execute(remove, {"rows": sorted(i for row in same for i in row.ids)})
+    return {(row.patient_id, row.scale) for row in same}
 
 
 class Wakeup:
@@ -314,5 +362,7 @@ def drain_all(db: Database, clock: Clock) -> int:
 
 def pending(db: Database) -> int:
     """Pairs waiting in the queue."""
+    table = cast(Table, RegradeQueue.__table__)
+    pairs = select(table.c.patient_id, table.c.scale).distinct().subquery()
     with db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(RegradeQueue)) or 0)
+        return int(s.scalar(select(func.count()).select_from(pairs)) or 0)
