@@ -35,8 +35,8 @@ def call(
     )
 
 
-def get_call(request: Request, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep) -> Call:
-    """The request's use-case call, as a FastAPI dependency."""
+async def get_call(request: Request, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep) -> Call:
+    """The request's use-case call, as a FastAPI dependency (a coroutine: no thread-pool hop)."""
     return call(request, principal, db, ctx, clock.now())
 
 
