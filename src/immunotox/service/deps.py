@@ -161,19 +161,18 @@ def session_principal(request: Request) -> auth.Principal | None:
         return auth.resolve_token(s, cookie, now=get_clock(request).now(), via="cookie")
 
 
-def get_principal(
-    request: Request,
-    db: Annotated[Database, Depends(_db)],
-    clock: Annotated[Clock, Depends(_clock)],
-) -> auth.Principal:
+def get_principal(request: Request) -> auth.Principal:
+    """The caller of the request (401 without valid credentials, 403 when a cookie-authenticated
+    unsafe request lacks its CSRF token). The database and clock are read from the app here, not
+    as sub-dependencies: every request resolves this, and each dependency has a cost of its own."""
     header = request.headers.get("authorization")
     principal: auth.Principal | None = None
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized(E("auth.bearer_format"))
-        with db.session() as s:
-            principal = auth.resolve_token(s, token.strip(), now=clock.now(), via="bearer")
+        with get_db(request).session() as s:
+            principal = auth.resolve_token(s, token.strip(), now=get_clock(request).now(), via="bearer")
     else:
         principal = session_principal(request)
     if principal is None:
