@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from .auth import Principal
@@ -39,6 +40,9 @@ def payload_digest(body: bytes | None) -> str | None:
     return hashlib.sha256(body).hexdigest() if body else None
 
 
+_INSERT = insert(cast(Table, AuditEvent.__table__))  # built once: the same for every entry
+
+
 def record(
     session: Session,
     *,
@@ -53,9 +57,12 @@ def record(
     outcome: str = "ok",
     details: dict[str, Any] | None = None,
     actor_name: str | None = None,
-) -> AuditEvent:
-    """Append one audit entry to ``session`` (committed with the caller's transaction)."""
-    ev = AuditEvent(
+) -> None:
+    """Append one audit entry to ``session`` (committed with the caller's transaction).
+
+    A Core insert in the session's transaction, executed at once (every write records one: no
+    ORM object to track, flush and expire for a row that is never read back in the transaction)."""
+    values = dict(
         at=now,
         actor_user_id=actor.user_id if actor else None,
         actor_username=actor.username if actor else (actor_name or "system"),
@@ -71,8 +78,7 @@ def record(
         payload_sha256=payload_digest(payload),
         details=details or {},
     )
-    session.add(ev)
-    return ev
+    session.connection().execute(_INSERT, values)
 
 
 def record_separately(db: Database, **kwargs: Any) -> None:

@@ -24,11 +24,11 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import Select, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..messages import Msg
@@ -160,6 +160,36 @@ def issue_token(
     return IssuedToken(token, expires, csrf)
 
 
+def _token_query() -> Select[Any]:
+    """The token, its user and the user's units by the token's SHA-256 (bound as ``digest``): one
+    row per unit (one with ``unit_id`` NULL for a user of no unit). Built once: the statement is
+    the same for every request."""
+    t, u, uu = (cast(Table, m.__table__) for m in (AuthToken, User, UserUnit))
+    return (
+        select(
+            t.c.id.label("token_id"),
+            t.c.kind,
+            t.c.csrf_hash,
+            t.c.expires_at,
+            t.c.revoked_at,
+            u.c.id.label("user_id"),
+            u.c.username,
+            u.c.role,
+            u.c.display_name,
+            u.c.patient_id,
+            u.c.locale,
+            u.c.active,
+            uu.c.unit_id,
+        )
+        .join(u, u.c.id == t.c.user_id)
+        .outerjoin(uu, uu.c.user_id == u.c.id)
+        .where(t.c.token_hash == bindparam("digest"))
+    )
+
+
+_TOKEN_QUERY = _token_query()
+
+
 def resolve_token(
     session: Session, token: str, *, now: dt.datetime, via: Literal["bearer", "cookie"]
 ) -> Principal | None:
@@ -168,31 +198,29 @@ def resolve_token(
     A session token is accepted only from the cookie and an API token only from the header: every
     cookie-authenticated request therefore goes through the CSRF check, and an API token never
     rides along automatically with a browser request.
+
+    Every request is authenticated here, so it reads the token, its user and the user's units in
+    one Core query (no ORM objects): about a fifth of the CPU of loading them as ORM rows.
     """
-    row = session.execute(
-        select(AuthToken, User)
-        .join(User, User.id == AuthToken.user_id)
-        .where(AuthToken.token_hash == sha256(token))
-    ).first()
-    if row is None:
+    rows = session.connection().execute(_TOKEN_QUERY, {"digest": sha256(token)}).all()
+    if not rows:
         return None
-    tok, user = row
-    if tok.revoked_at is not None or tok.expires_at <= now or not user.active:
+    r = rows[0]
+    if r.revoked_at is not None or r.expires_at <= now or not r.active:
         return None
-    if (tok.kind == "session") != (via == "cookie"):
+    if (r.kind == "session") != (via == "cookie"):
         return None
-    units = frozenset(session.scalars(select(UserUnit.unit_id).where(UserUnit.user_id == user.id)))
     return Principal(
-        user_id=user.id,
-        username=user.username,
-        role=user.role,
-        display_name=user.display_name,
-        unit_ids=units,
-        patient_id=user.patient_id,
-        locale=user.locale,
-        token_id=tok.id,
+        user_id=r.user_id,
+        username=r.username,
+        role=r.role,
+        display_name=r.display_name,
+        unit_ids=frozenset(x.unit_id for x in rows if x.unit_id is not None),
+        patient_id=r.patient_id,
+        locale=r.locale,
+        token_id=r.token_id,
         via=via,
-        csrf_hash=tok.csrf_hash,
+        csrf_hash=r.csrf_hash,
     )
 
 

@@ -57,8 +57,11 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
-def check_url(request: Request) -> None:
-    """Refuse NUL characters in the path or the query (no database can store them)."""
+async def check_url(request: Request) -> None:
+    """Refuse NUL characters in the path or the query (no database can store them). A coroutine,
+    like the other dependencies that do no I/O (:data:`DbDep` ...): FastAPI runs a plain function
+    dependency in its thread pool, a hop to a worker thread and back for each one of every
+    request."""
     for name, value in request.path_params.items():
         if isinstance(value, str) and "\x00" in value:
             raise field_error(f"path.{name}", E("service.nul"))
@@ -128,6 +131,22 @@ def get_ctx(request: Request) -> RequestContext:
     )
 
 
+async def _db(request: Request) -> Database:
+    return get_db(request)
+
+
+async def _settings(request: Request) -> Settings:
+    return get_settings(request)
+
+
+async def _clock(request: Request) -> Clock:
+    return get_clock(request)
+
+
+async def _ctx(request: Request) -> RequestContext:
+    return get_ctx(request)
+
+
 def now(clock: Annotated[Clock, Depends(get_clock)]) -> dt.datetime:
     return clock.now()
 
@@ -142,19 +161,18 @@ def session_principal(request: Request) -> auth.Principal | None:
         return auth.resolve_token(s, cookie, now=get_clock(request).now(), via="cookie")
 
 
-def get_principal(
-    request: Request,
-    db: Annotated[Database, Depends(get_db)],
-    clock: Annotated[Clock, Depends(get_clock)],
-) -> auth.Principal:
+def get_principal(request: Request) -> auth.Principal:
+    """The caller of the request (401 without valid credentials, 403 when a cookie-authenticated
+    unsafe request lacks its CSRF token). The database and clock are read from the app here, not
+    as sub-dependencies: every request resolves this, and each dependency has a cost of its own."""
     header = request.headers.get("authorization")
     principal: auth.Principal | None = None
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized(E("auth.bearer_format"))
-        with db.session() as s:
-            principal = auth.resolve_token(s, token.strip(), now=clock.now(), via="bearer")
+        with get_db(request).session() as s:
+            principal = auth.resolve_token(s, token.strip(), now=get_clock(request).now(), via="bearer")
     else:
         principal = session_principal(request)
     if principal is None:
@@ -164,9 +182,11 @@ def get_principal(
     return principal
 
 
-DbDep = Annotated[Database, Depends(get_db)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
-CtxDep = Annotated[RequestContext, Depends(get_ctx)]
+# the request's database, settings, clock and context as dependencies: coroutines on the event
+# loop (no thread-pool hop; see check_url) returning what get_db ... get_ctx return
+DbDep = Annotated[Database, Depends(_db)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ClockDep = Annotated[Clock, Depends(_clock)]
+CtxDep = Annotated[RequestContext, Depends(_ctx)]
 CurrentUser = Annotated[auth.Principal, Depends(get_principal)]
 DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A database id (64-bit)")]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from .. import labs, plausibility
@@ -214,6 +214,14 @@ def store(
     return [EventPublic(id=i, **v) for i, v in zip(ids, values, strict=True)]
 
 
+_EVENTS = cast(Table, ClinicalEvent.__table__)
+# the statements of _insert_events, built once (the same for every write)
+_INSERT = insert(_EVENTS)
+_INSERT_RETURNING = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+_LAST_ID = select(func.coalesce(func.max(_EVENTS.c.id), 0))
+_IDS_AFTER = select(_EVENTS.c.id).where(_EVENTS.c.id > bindparam("before")).order_by(_EVENTS.c.id)
+
+
 def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
     """Insert rows in one statement; return their ids in the order of ``values``.
 
@@ -222,16 +230,13 @@ def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
     transaction (BEGIN IMMEDIATE: no other writer), and their ids are the ids above the
     largest one before the insert, in insertion order.
     """
-    table = cast(Table, ClinicalEvent.__table__)
     conn = session.connection()
     if conn.dialect.name == "sqlite":
-        before = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
-        conn.execute(insert(table), values)
-        ids = list(conn.execute(select(table.c.id).where(table.c.id > before).order_by(table.c.id)).scalars())
+        before = conn.execute(_LAST_ID).scalar_one()
+        conn.execute(_INSERT, values)
+        ids = list(conn.execute(_IDS_AFTER, {"before": before}).scalars())
     else:
-        ids = list(
-            conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), values).scalars()
-        )
+        ids = list(conn.execute(_INSERT_RETURNING, values).scalars())
     if len(ids) != len(values):  # pragma: no cover - would mean another writer inside our transaction
         raise RuntimeError(f"inserted {len(values)} events but found {len(ids)} ids")
     return ids

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from .. import auth
 from ..audit import RequestContext
 from ..db import Database
-from ..deps import ClockDep, CtxDep, CurrentUser, DbDep, get_settings
+from ..deps import CurrentUser, get_clock, get_ctx, get_db, get_settings
 from ..usecases import base
 from ..usecases.base import IDEMPOTENCY_HEADER, Call, Written
 
@@ -35,9 +35,10 @@ def call(
     )
 
 
-def get_call(request: Request, principal: CurrentUser, db: DbDep, clock: ClockDep, ctx: CtxDep) -> Call:
-    """The request's use-case call, as a FastAPI dependency."""
-    return call(request, principal, db, ctx, clock.now())
+async def get_call(request: Request, principal: CurrentUser) -> Call:
+    """The request's use-case call, as a FastAPI dependency (a coroutine: no thread-pool hop; the
+    database, clock and context read from the request, not as sub-dependencies: each costs)."""
+    return call(request, principal, get_db(request), get_ctx(request), get_clock(request).now())
 
 
 CallDep = Annotated[Call, Depends(get_call)]
