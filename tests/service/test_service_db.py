@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from immunotox.errors import FindingError, UnitError
 from immunotox.service import codes
@@ -47,6 +47,18 @@ def test_migrations_create_exactly_the_models_and_downgrade_cleanly(empty_url: s
     assert current_revision(empty_url) == "0004"
 
 
+def _unit_and_patient(conn: Connection, t: str) -> None:
+    """Unit 'u' and CAR-T patient 'p', created at ``t``, written in SQL (the migrations' tests
+    run before the ORM's tables exist at their final revision)."""
+    conn.execute(text(f"INSERT INTO care_unit (id, name, created_at) VALUES ('u', 'U', '{t}')"))
+    conn.execute(
+        text(
+            "INSERT INTO patient (id, unit_id, display_name, therapy_class, active, created_at,"
+            f" updated_at) VALUES ('p', 'u', '', 'car_t', true, '{t}', '{t}')"
+        )
+    )
+
+
 def test_migration_0003_keeps_the_rows_and_the_append_only_triggers(empty_url: str) -> None:
     """Reference intervals (0003) are added to a stream that already holds events: the rows are
     kept with no interval, and UPDATE stays refused (a table copy would drop the triggers)."""
@@ -55,13 +67,7 @@ def test_migration_0003_keeps_the_rows_and_the_append_only_triggers(empty_url: s
     t = "2025-03-10 12:00:00+00:00"
     try:
         with engine.begin() as conn:
-            conn.execute(text(f"INSERT INTO care_unit (id, name, created_at) VALUES ('u', 'U', '{t}')"))
-            conn.execute(
-                text(
-                    "INSERT INTO patient (id, unit_id, display_name, therapy_class, active, created_at,"
-                    f" updated_at) VALUES ('p', 'u', '', 'car_t', true, '{t}', '{t}')"
-                )
-            )
+            _unit_and_patient(conn, t)
             conn.execute(
                 text(
                     "INSERT INTO clinical_event (patient_id, kind, code, time, value, value_num, unit,"
@@ -89,13 +95,7 @@ def test_migration_0004_keeps_the_queued_regrades(empty_url: str) -> None:
     t, later = "2025-03-10 12:00:00+00:00", "2025-03-10 13:00:00+00:00"
     try:
         with engine.begin() as conn:
-            conn.execute(text(f"INSERT INTO care_unit (id, name, created_at) VALUES ('u', 'U', '{t}')"))
-            conn.execute(
-                text(
-                    "INSERT INTO patient (id, unit_id, display_name, therapy_class, active, created_at,"
-                    f" updated_at) VALUES ('p', 'u', '', 'car_t', true, '{t}', '{t}')"
-                )
-            )
+            _unit_and_patient(conn, t)
             conn.execute(
                 text(
                     'INSERT INTO regrade_queue (patient_id, scale, latest, interval_start, "full",'
