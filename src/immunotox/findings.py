@@ -16,6 +16,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
@@ -27,6 +28,12 @@ from .messages import or_list
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _QUANTITY_KEYS = frozenset(("value", "unit"))  # the keys of a quantity given as an object
+
+
+def _unknown_keys(given: Mapping[str, Any], allowed: AbstractSet[str]) -> list[str]:
+    """The keys of ``given`` not in ``allowed``, sorted (none: no set is built, the common case)."""
+    return [] if given.keys() <= allowed else sorted(given.keys() - allowed)
+
 
 Kind = Literal["quantity", "integer", "bool", "enum", "enum_list", "record", "series", "date"]
 
@@ -75,7 +82,7 @@ class FieldSpec:
         if self.kind == "record":
             if not isinstance(raw, dict):
                 raise FindingError(name, raw, E("record_expected", keys=str(list(self.fields))))
-            unknown = [] if raw.keys() <= self.fields.keys() else sorted(set(raw) - set(self.fields))
+            unknown = _unknown_keys(raw, self.fields.keys())
             if unknown:
                 raise FindingError(
                     f"{name}.{unknown[0]}",
@@ -116,7 +123,7 @@ def _parse_quantity(spec: FieldSpec, name: str, raw: Any, default_unit: str | No
     if unit is None and not isinstance(raw, dict):
         unit = default_unit
     if isinstance(raw, dict):
-        extra = [] if raw.keys() <= _QUANTITY_KEYS else sorted(set(raw) - _QUANTITY_KEYS)
+        extra = _unknown_keys(raw, _QUANTITY_KEYS)
         if extra:
             raise FindingError(f"{name}.{extra[0]}", raw[extra[0]], E("unknown_key_quantity"))
         if unit is not None and not isinstance(unit, str):
@@ -200,7 +207,7 @@ def _parse_series(spec: FieldSpec, name: str, raw: Any) -> list[dict[str, Any]]:
         where = f"{name}[{i}]"
         if not isinstance(point, dict):
             raise FindingError(where, point, E("point_expected", example=f'{{"{index}": n, "value": x}}'))
-        extra = [] if point.keys() <= keys else sorted(set(point) - keys)
+        extra = _unknown_keys(point, keys)
         if extra:
             raise FindingError(
                 f"{where}.{extra[0]}", point[extra[0]], E("unknown_key"), E("point_keys", index=index)
