@@ -315,7 +315,7 @@ def parse_findings(
     one record graded under every scale): it is then still checked, and reported in the list.
     A key outside the vocabulary is always refused.
     """
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # a dict without the ABC check
         raise FindingError("findings", raw, E("findings_object"))
     out: dict[str, Any] = {}
     vocab = vocabulary()

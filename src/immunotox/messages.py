@@ -206,12 +206,22 @@ def make(msg_id: str, params: dict[str, Any], given: frozenset[str] = _BOTH) -> 
     this package writes itself: what ``Msg(id=..., params=...)`` builds (``given``: the fields
     given), with its texts not yet written."""
     m = _new(Msg)
-    _set(m, "id", msg_id)
-    _set(m, "params", params)
-    _set(m, "_given", given)
-    _set(m, "_en", None)
-    _set(m, "_fr", None)
+    _set_id(m, msg_id)
+    _set_params(m, params)
+    _set_given(m, given)
+    _set_en(m, None)
+    _set_fr(m, None)
     return m
+
+
+# the slots of a message, written through their descriptors (one call each, without the
+# attribute lookup of ``object.__setattr__``): ``make`` runs a dozen times per grade
+_slots: dict[str, Any] = dict(Msg.__dict__)
+_set_id = _slots["id"].__set__
+_set_params = _slots["params"].__set__
+_set_given = _slots["_given"].__set__
+_set_en = _slots["_en"].__set__
+_set_fr = _slots["_fr"].__set__
 
 
 def verbatim(text: str) -> Msg:
@@ -342,6 +352,9 @@ def _plain(msg_id: str, lang: Lang, as_html: bool) -> str:
     return _escape(template(msg_id, lang), as_html).replace("{{", "{").replace("}}", "}")
 
 
+_SPECIAL = frozenset(("verbatim", "name", "quote"))  # ids written from their "text" parameter
+
+
 def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
     if as_html:
         return _write(msg, lang, True)
@@ -353,12 +366,12 @@ def _render(msg: Msg, lang: Lang, as_html: bool) -> str:
 
 
 def _write(msg: Msg, lang: Lang, as_html: bool) -> str:
-    if msg.id in ("verbatim", "name"):
-        return _escape(str(msg.params["text"]), as_html)
-    if msg.id == "quote":
-        text = _escape(str(msg.params["text"]), as_html)
-        return f'<q lang="en">{text}</q>' if as_html else f"“{text}”"
     params: dict[str, Any] = msg.params
+    if msg.id in _SPECIAL:
+        text = _escape(str(params["text"]), as_html)
+        if msg.id != "quote":
+            return text
+        return f'<q lang="en">{text}</q>' if as_html else f"“{text}”"
     if not params:
         return _plain(msg.id, lang, as_html)
     text = template(msg.id, lang)

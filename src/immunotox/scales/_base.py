@@ -229,7 +229,7 @@ class Scale(ABC):
             possible.append(d.possible)
             hits += d.hits
             reasons += d.reasons
-            if not d.known:
+            if len(d.possible) != 1:  # d.known, read inline (every domain of every grade)
                 missing += [m for m in d.missing if m not in missing]
             elif not d.assumed:
                 nothing_known = False
@@ -293,11 +293,17 @@ class Scale(ABC):
         """What each input of ``keys`` is, (English, French): this scale's declaration of it,
         else the shared findings vocabulary's (sub-keys are named by their parent)."""
         out: dict[str, tuple[str, str | None]] = {}
+        known: dict[str, tuple[str, tuple[str, str | None] | None]] = self.__dict__.setdefault("_inputs", {})
         for key in keys:
-            root = input_root(key)
-            spec = self.findings.get(root) or vocabulary().get(root)
-            if spec is not None:
-                out[root] = (spec.text, spec.text_fr)
+            hit = known.get(key)
+            if hit is None:  # the declarations never change: each key is looked up once per scale
+                root = input_root(key)
+                spec = self.findings.get(root) or vocabulary().get(root)
+                hit = (root, None if spec is None else (spec.text, spec.text_fr))
+                if len(known) < _ENUMERATED_MAX:  # keys come from the input's shape: bounded
+                    known[key] = hit
+            if hit[1] is not None:
+                out[hit[0]] = hit[1]
         return out
 
     def _enumerate(
@@ -309,7 +315,7 @@ class Scale(ABC):
         on the domain names and possible values (with their types: ``True`` and ``1`` are equal
         keys but not the same finding); the memo is bounded.
         """
-        key: Hashable | None = (names, possible, tuple(tuple(map(type, p)) for p in possible))
+        key: Hashable | None = (names, possible, tuple(map(type, itertools.chain.from_iterable(possible))))
         memo = self.__dict__.setdefault("_enumerated", {})
         try:
             hit: tuple[int, int, tuple[Hashable, ...]] | None = memo.get(key)

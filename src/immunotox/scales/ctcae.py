@@ -166,8 +166,13 @@ class CtcaeScale(Scale):
 
     # ------------------------------------------------------------------ texts for people
     def term_msg(self) -> Msg:
-        """The term's name (``term`` / ``term_fr``; shown as written until translated)."""
-        return self.tt(f"{self.path}.term") if self.term.term_fr else verbatim(self.term.term)
+        """The term's name (``term`` / ``term_fr``; shown as written until translated), built once
+        per scale (a message is immutable)."""
+        msg: Msg | None = self.__dict__.get("_term_msg")
+        if msg is None:
+            msg = self.tt(f"{self.path}.term") if self.term.term_fr else verbatim(self.term.term)
+            self.__dict__["_term_msg"] = msg
+        return msg
 
     def title_msg(self) -> Msg:
         return T.m("title", term=self.term_msg(), version=self.version)
@@ -279,7 +284,7 @@ class CtcaeScale(Scale):
         self.check(f)
         shown: dict[str, Msg] = {}  # values given in another unit than the term's, as given
         unit = self.term.lab.unit if self.term.lab else None
-        for key in LAB_INPUTS if isinstance(raw, Mapping) else ():
+        for key in LAB_INPUTS:  # raw is a mapping: parse_findings refused anything else
             r = raw.get(key)
             if isinstance(r, dict) and r.get("unit") is not None and r["unit"] != unit:
                 value = r.get("value")
@@ -408,9 +413,11 @@ class CtcaeScale(Scale):
         this exact test enumerates the representative values of every unknown finding.
         """
         names = [k for k in self.term.reads if k in needed]
+        if not names:
+            return needed
         choices = [candidates(self.findings[k], self._conds[k]) for k in names]
         size = len(lab) * math.prod(len(c) for c in choices)
-        if not names or size > _MAX_REFINE:
+        if size > _MAX_REFINE:
             return needed
         base = {k: _hashable(v) for k, v in ff.items() if k in self._conds}
         outcomes: dict[tuple[Any, ...], set[int]] = {}

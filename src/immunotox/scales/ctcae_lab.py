@@ -14,7 +14,7 @@ that may hold.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from ..findings import FieldSpec
 from ..messages import Catalogue, Msg, quote
 from ..result import RuleHit
 from ._base import and_list
-from .ctcae_spec import LAB_INPUTS, Bound, Condition, Lab
+from .ctcae_spec import COMPARATORS, LAB_INPUTS, Bound, Condition, Lab
 
 #: the sentences shared by every CTCAE term (data/scales/ctcae.toml, English and French)
 T = Catalogue("scales/ctcae")
@@ -30,7 +30,13 @@ T = Catalogue("scales/ctcae")
 
 def input_name(key: str) -> Msg:
     """A lab input as reasons name it: ``ULN`` (« LSN »), ``baseline`` (« valeur de base »)."""
-    return T(f"messages.input.{key}")
+    msg = _INPUT_NAMES.get(key)
+    if msg is None:
+        msg = _INPUT_NAMES[key] = T(f"messages.input.{key}")
+    return msg
+
+
+_INPUT_NAMES: dict[str, Msg] = {}  # lab input -> its name (a message without parameters: shared)
 
 
 def key_msg(key: str) -> Msg:
@@ -44,6 +50,8 @@ def missing_msg(keys: Sequence[str]) -> Msg:
 
 
 _INPUTS = ("value", "uln", "lln", "baseline", "mi_level")
+
+Comparator = Callable[[float, float], bool]
 
 
 @dataclass
@@ -131,6 +139,21 @@ class LabGrader:
         self.when_conds: dict[str, list[Condition]] = {}
         #: each band's bounds and named conditions (by band index), gathered once: read per grade
         self._bounds: tuple[tuple[Bound, ...], ...] = tuple(lab.band_bounds(b) for b in lab.bands)
+        #: the same bounds as :meth:`Bound.evaluate` reads them, (lhs, ref, x, add, comparator),
+        #: taken once from the rule objects (no threshold written here), and each band's grade
+        self._checks: tuple[tuple[tuple[str, str | None, float, float, Comparator], ...], ...] = tuple(
+            tuple((bd.lhs, bd.ref, bd.x, bd.add, COMPARATORS[bd.op]) for bd in bounds)
+            for bounds in self._bounds
+        )
+        self._grades: tuple[int, ...] = tuple(b.grade for b in lab.bands)
+        #: what a band's reason shows that depends on the band only (messages are immutable):
+        #: its rule id and its quoted NCI text, built once per band
+        self._band_rules: tuple[str, ...] = tuple(
+            f"{scale_id}/value/grade{b.grade}-{i}" for i, b in enumerate(lab.bands)
+        )
+        self._band_quotes: tuple[Msg, ...] = tuple(quote(b.text) for b in lab.bands)
+        #: the text of each named condition (« normale (<= LSN) »), built once
+        self._conditions: dict[str, Msg] = {n: texts(f"{path}.conditions.{n}.text") for n in lab.conditions}
         #: the references each band's bounds compare (by band index), named in its reason
         self._band_refs: tuple[tuple[str, ...], ...] = tuple(
             tuple(dict.fromkeys(bd.ref for bd in b.bounds if bd.ref)) for b in lab.bands
@@ -145,16 +168,24 @@ class LabGrader:
 
     # ------------------------------------------------------------------ evaluation
     def _holds(self, i: int, q: Mapping[str, float], w: Mapping[str, Any]) -> bool | None:
-        """Three-valued: does band ``i`` of the lab hold for the numbers ``q`` and findings ``w``?"""
+        """Three-valued: does band ``i`` of the lab hold for the numbers ``q`` and findings ``w``?
+
+        Each bound as :meth:`Bound.evaluate` (its operands in ``q``, else unknown) with its
+        comparator, read from :attr:`_checks` without a call per bound (a grade reads them all).
+        """
         result: bool | None = True
-        b = self.lab.bands[i]
-        for bound in self._bounds[i]:
-            r = bound.evaluate(q)
-            if r is False:
-                return False
-            if r is None:
+        for lhs, ref, x, add, holds in self._checks[i]:
+            a = q.get(lhs)
+            if ref is None:
+                b: float | None = x
+            else:
+                r = q.get(ref)
+                b = None if r is None else r * x + add
+            if a is None or b is None:
                 result = None
-        for c in b.when:
+            elif not holds(a, b):
+                return False
+        for c in self.lab.bands[i].when:
             if c.finding not in w:
                 result = None
             elif not c.holds(w[c.finding]):
@@ -162,12 +193,12 @@ class LabGrader:
         return result
 
     def _fired(self, q: Mapping[str, float], w: Mapping[str, Any]) -> tuple[int, list[int]]:
-        fired = [i for i in range(len(self.lab.bands)) if self._holds(i, q, w)]
-        return max((self.lab.bands[i].grade for i in fired), default=0), fired
+        fired = [i for i in range(len(self._checks)) if self._holds(i, q, w)]
+        return max((self._grades[i] for i in fired), default=0), fired
 
     def condition(self, name: str) -> Msg:
         """The text of the named condition ``name`` (« normale (<= LSN) »)."""
-        return self.texts(f"{self.path}.conditions.{name}.text")
+        return self._conditions[name]
 
     def grade(self, q: Mapping[str, float], w: Mapping[str, Any], shown: Mapping[str, Msg]) -> LabOutcome:
         """The possible grades given the known lab numbers ``q`` and findings ``w``."""
@@ -398,8 +429,8 @@ class LabGrader:
                     lab=text,
                     finding=T.m("key_value", key=c.finding, value=_show(w[c.finding])),
                 )
-        msg = T.m("band", lab=text, text=quote(b.text))
-        return RuleHit.of(f"{self.scale_id}/value/grade{b.grade}-{i}", "value", b.grade, msg)
+        msg = T.m("band", lab=text, text=self._band_quotes[i])
+        return RuleHit.of(self._band_rules[i], "value", b.grade, msg)
 
 
 def _n(x: float) -> float:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -60,9 +60,22 @@ def compare(a: float, op: str, b: float) -> bool:
     >>> compare(120.0, ">", 3.0 * 40.0), compare(120.4, ">", 3.0 * 40.0)
     (False, True)
     """
-    if math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-12):
-        return op in ("<=", ">=")
-    return a < b if op in ("<", "<=") else a > b
+    return COMPARATORS[op](a, b)
+
+
+#: whether ``a`` is on the threshold ``b``: equal within :data:`REL_TOL`
+_on: Callable[[float, float], bool] = functools.partial(math.isclose, rel_tol=REL_TOL, abs_tol=1e-12)
+
+
+#: each printed comparator as a function of two numbers: on the threshold (:func:`_on`), ``<=``
+#: and ``>=`` hold and ``<`` and ``>`` do not; off it, the plain comparison. The one definition
+#: :func:`compare` applies, and that a lab term's grader takes once per bound.
+COMPARATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b and not _on(a, b),
+    "<=": lambda a, b: a < b or _on(a, b),
+    ">": lambda a, b: a > b and not _on(a, b),
+    ">=": lambda a, b: a > b or _on(a, b),
+}
 
 
 def slugify(term: str) -> str:

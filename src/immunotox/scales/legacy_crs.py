@@ -127,7 +127,7 @@ def _check(f: Mapping[str, Any]) -> None:
 
 def _grades(dom: Domain) -> list[int]:
     """The possible grades of a graded domain (its values are ints)."""
-    return sorted(x for x in dom.possible if isinstance(x, int))
+    return sorted([x for x in dom.possible if isinstance(x, int)])
 
 
 def _with(dom: Domain, *, extra: tuple[int, ...], missing: str, reason: Msg | None = None) -> Domain:
@@ -148,18 +148,17 @@ def _prune(doms: list[Domain]) -> list[Domain]:
     Valid because every legacy scale takes the most severe criterion (death aside).
     """
     death = next(d for d in doms if d.name == "death")
-    if death.possible == (True,):
-        floor = 5
-    else:
-        floor = max((_grades(d)[0] for d in doms if d.name in _GRADED and d.known), default=0)
-    out: list[Domain] = []
-    for d in doms:
-        if d.name in _GRADED and not d.known and _grades(d)[-1] <= floor and floor > 0:
+    graded = [(d, _grades(d)) for d in doms if d.name in _GRADED]  # each domain's grades, once
+    established = (gs[0] for d, gs in graded if d.known)
+    floor = 5 if death.possible == (True,) else max(established, default=0)
+    if floor <= 0:
+        return doms  # nothing established: no unknown domain can be set aside
+    pruned: dict[int, Domain] = {}  # id of an unknown domain -> the same, marked as not needed
+    for d, gs in graded:
+        if not d.known and gs[-1] <= floor:
             reason = T.m("not_needed", keys=list(d.missing), floor=floor)
-            out.append(Domain(d.name, (_grades(d)[0],), d.hits, [], [*d.reasons, reason], assumed=True))
-        else:
-            out.append(d)
-    return out
+            pruned[id(d)] = Domain(d.name, (gs[0],), d.hits, [], [*d.reasons, reason], assumed=True)
+    return [pruned.get(id(d), d) for d in doms] if pruned else doms
 
 
 def name_of(items: list[str]) -> Msg:
