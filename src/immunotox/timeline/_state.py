@@ -159,7 +159,8 @@ class Timeline:
         """Row indices of ``code`` (in key order)."""
         c = self.voc.code(code).index
         if c not in self._rows:
-            self._rows[c] = self._order[self._offsets[c] : self._offsets[c + 1]].astype(np.int64)
+            # a view of the code sort's order (int64 already: no copy per code)
+            self._rows[c] = np.asarray(self._order[self._offsets[c] : self._offsets[c + 1]], np.int64)
         return self._rows[c]
 
     def series(self, code: str) -> tuple[I64, F64, I64]:
