@@ -1,6 +1,7 @@
-"""The array kernels of the cohort engine's state layer (:mod:`immunotox.timeline._state`) against
-plain Python: window reductions (short windows element by element, long ones by ``reduceat``) and
-the window search (a binary search per grid point, or a running count when the series is short)."""
+"""Array kernels of the cohort engine against plain Python: the state layer's window reductions
+(short windows element by element, long ones by ``reduceat``) and window search (a binary search
+per grid point, or a running count when the series is short), and ``normalize``'s value entries
+of the open codes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from immunotox.timeline._read import _values_of_entries
 from immunotox.timeline._state import _SHORT_WINDOW, Features, Grid, _reduce_windows
 
 
@@ -72,3 +74,17 @@ def test_window_search_counts_the_keys_at_or_before_each_point(seed: int, m: int
     assert got.dtype == np.int64
     assert got.tolist() == want
     assert f._search(keys, window) is got  # computed once per key array
+
+
+@pytest.mark.parametrize("n_entries", [0, 1, 2, 8, 9, 30])
+def test_value_entries_of_the_open_code_rows(n_entries: int) -> None:
+    """``normalize``'s value entries read by an open code: equal to a plain scan, with few (one
+    comparison each) or many (one gather) code entries."""
+    rng = np.random.default_rng(n_entries)
+    c_idx = rng.integers(0, 60, 5000).astype(np.int32)
+    v_idx = rng.integers(0, 900, 5000).astype(np.int32)
+    entries = np.sort(rng.choice(60, n_entries, replace=False)).astype(np.int64)
+    got = _values_of_entries(c_idx, v_idx, entries)
+    wanted = set(entries.tolist())
+    want = sorted({v for c, v in zip(c_idx.tolist(), v_idx.tolist(), strict=True) if c in wanted})
+    assert got.tolist() == want
