@@ -240,7 +240,7 @@ def normalize(
         raise AssertionError(f"the row state holds at most {MAX_CODES} codes, not {ncodes}")
     # the value entries read by an open code (a free token: few rows) are the only ones matched
     is_open = np.array([c < ncodes and voc.codes[c].kind == "open" for c in code_of.tolist()], bool)
-    open_values = np.unique(v_idx[np.take(is_open, c_idx)]) if is_open.any() else np.zeros(0, np.int64)
+    open_values = _values_of_entries(c_idx, v_idx, np.flatnonzero(is_open))
     r_tab, n_tab = _value_tables(voc, code_of, v_dict, numbers, keep_codes, open_values)
     cv = c_idx * np.int32(nv) + v_idx if nc * nv < 2**31 else c_idx.astype(np.int64) * nv + v_idx
     reason = np.take(r_tab.ravel(), cv)
@@ -424,6 +424,24 @@ def _check_doses(raw: pa.Table, reason: State, detail: dict[int, str]) -> None:
                 else f"dose given without a known UCUM dose_unit (got {du[k]!r})"
             )
         reason[di[bad]] = _R["bad_dose"]
+
+
+def _values_of_entries(c_idx: I32, v_idx: I32, entries: I64) -> I64:
+    """The distinct value entries of the rows whose code entry is one of ``entries`` (the few
+    spellings of the open codes): one comparison per entry instead of a gather of a per-entry flag
+    for every row (whose int32 indices numpy casts first)."""
+    if entries.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    if entries.shape[0] > 8:
+        flag = np.zeros(int(max(int(c_idx.max(initial=0)), int(entries.max()))) + 1, bool)
+        flag[entries] = True
+        rows: B = np.take(flag, c_idx)
+    else:
+        rows = c_idx == entries[0]
+        for e in entries[1:].tolist():
+            rows |= c_idx == e
+    out: I64 = np.unique(v_idx[rows])
+    return out
 
 
 def _first_times(p_idx: I32, t: I64, accepted: B | None, n_dict: int) -> I64:

@@ -43,18 +43,39 @@ class Grid:
         return int(self.key.shape[0])
 
 
+#: windows longer than this (rows) are reduced by ``reduceat``; shorter ones element by element
+_SHORT_WINDOW = 8
+
+
 def _reduce_windows(values: F64, lo: I64, hi: I64, how: str) -> F64:
-    """max/min of ``values[lo:hi]`` for every window; NaN where the window is empty."""
+    """max/min of ``values[lo:hi]`` for every window; NaN where the window is empty.
+
+    Windows are short (a day of vitals: one or two rows on average), so the reduction runs
+    element by element in the order ``reduceat`` would (``acc = op(acc, values[lo + d])``), over
+    the windows still longer than ``d``; the few longer than :data:`_SHORT_WINDOW` are reduced by
+    ``reduceat``. No 2n-segment ``reduceat`` over the gaps between windows."""
     out = np.full(lo.shape[0], np.nan)
-    sel = np.flatnonzero(hi > lo)
+    length = hi - lo
+    sel = np.flatnonzero(length > 0)
     if sel.shape[0] == 0:
         return out
-    ext = np.append(values, np.nan)
-    idx = np.empty(2 * sel.shape[0], np.int64)
-    idx[0::2] = lo[sel]
-    idx[1::2] = hi[sel]
     ufunc = np.maximum if how == "max" else np.minimum
-    out[sel] = ufunc.reduceat(ext, idx)[0::2]
+    start = np.take(lo, sel)
+    n_sel = np.take(length, sel)
+    acc = np.take(values, start)
+    live = np.flatnonzero(n_sel > 1)
+    d = 1
+    while live.shape[0] and d < _SHORT_WINDOW:
+        acc[live] = ufunc(np.take(acc, live), np.take(values, np.take(start, live) + d))
+        d += 1
+        live = live[np.take(n_sel, live) > d]
+    if live.shape[0]:  # the long windows: their first d rows are in acc, the rest by reduceat
+        ext = np.append(values, np.nan)
+        idx = np.empty(2 * live.shape[0], np.int64)
+        idx[0::2] = start[live] + d
+        idx[1::2] = start[live] + n_sel[live]
+        acc[live] = ufunc(acc[live], ufunc.reduceat(ext, idx)[0::2])
+    out[sel] = acc
     return out
 
 
@@ -138,7 +159,8 @@ class Timeline:
         """Row indices of ``code`` (in key order)."""
         c = self.voc.code(code).index
         if c not in self._rows:
-            self._rows[c] = self._order[self._offsets[c] : self._offsets[c + 1]].astype(np.int64)
+            # a view of the code sort's order (int64 already: no copy per code)
+            self._rows[c] = np.asarray(self._order[self._offsets[c] : self._offsets[c + 1]], np.int64)
         return self._rows[c]
 
     def series(self, code: str) -> tuple[I64, F64, I64]:
@@ -267,11 +289,23 @@ class Features:
     _cached = cached
 
     def _search(self, keys: I64, window_us: int) -> I64:
-        """``searchsorted(keys, grid.key - window_us, "right")``, computed once per key array."""
+        """``searchsorted(keys, grid.key - window_us, "right")`` (the number of keys at or before
+        each grid key minus ``window_us``), computed once per key array.
+
+        A series much shorter than the grid (a drug, a device, a rare finding) is placed in the
+        grid instead: key j counts from the first grid point g with ``g >= keys[j] + window_us``,
+        and a running count of those first points gives the same numbers in two linear passes
+        instead of a binary search per grid point."""
         tag = f"search:{id(keys)}:{window_us}"
         if tag not in self._cache:
-            needles = self.grid.key - window_us if window_us else self.grid.key
-            self._cache[tag] = (keys, np.searchsorted(keys, needles, side="right"))
+            gk = self.grid.key
+            n = gk.shape[0]
+            if 2 * keys.shape[0] >= n:
+                found = np.searchsorted(keys, gk - window_us if window_us else gk, side="right")
+            else:
+                first = np.searchsorted(gk, keys + window_us if window_us else keys, side="left")
+                found = np.cumsum(np.bincount(first, minlength=n + 1)[:n])
+            self._cache[tag] = (keys, found)
         got: I64 = self._cache[tag][1]
         return got
 
