@@ -228,10 +228,15 @@ def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
     PostgreSQL: a multi-row INSERT ... RETURNING sorted by parameter order. SQLite cannot sort
     RETURNING rows by parameter, so the rows are inserted with one executemany inside the write
     transaction (BEGIN IMMEDIATE: no other writer), and their ids are the ids above the
-    largest one before the insert, in insertion order.
+    largest one before the insert, in insertion order. One row on SQLite (every single write):
+    its id is the cursor's ``lastrowid`` (the id column is SQLite's rowid), one statement instead
+    of three.
     """
     conn = session.connection()
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite" and len(values) == 1:
+        (new_id,) = conn.execute(_INSERT, values[0]).inserted_primary_key or (None,)
+        ids = [new_id] if new_id is not None else []
+    elif conn.dialect.name == "sqlite":
         before = conn.execute(_LAST_ID).scalar_one()
         conn.execute(_INSERT, values)
         ids = list(conn.execute(_IDS_AFTER, {"before": before}).scalars())
