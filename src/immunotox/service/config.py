@@ -77,6 +77,8 @@ from ..jurisdiction import Jurisdiction, optional_jurisdiction
 
 DEFAULT_DATABASE_URL = "sqlite:///./immunotox.db"
 
+REGRADER_MODES = ("auto", "process", "inline")
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -102,6 +104,7 @@ class Settings:
     escalation_minutes: float = 30.0
     sweep_seconds: float = 30.0
     regrade_seconds: float = 2.0
+    regrader: str = "auto"
     max_future_minutes: float = 5.0
     ice_overdue_hours: float = 12.0
     ice_monitoring_days: float = 7.0
@@ -156,6 +159,10 @@ class Settings:
                 f"FORGET_HOURS = {self.login_forget_hours}: the longest wait must be at least "
                 "IMMUNOTOX_LOGIN_DELAY_SECONDS and failures must be forgotten after a positive time"
             )
+        if self.regrader not in REGRADER_MODES:
+            raise SettingsError(
+                f"IMMUNOTOX_REGRADER = {self.regrader!r}: expected {', '.join(REGRADER_MODES)}"
+            )
         self.trusted_networks  # noqa: B018 - refuses an unreadable IMMUNOTOX_TRUSTED_PROXIES now
         if self.reference_intervals:
             try:
@@ -179,6 +186,16 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def regrader_process(self) -> bool:
+        """Whether ``immunotox serve`` runs the regrader in a process of its own: asked for, or
+        ``auto`` on PostgreSQL (on SQLite the two processes would contend for the one write
+        lock: docs/benchmarks.md, issue 19, lane svcproc). Only with a regrader at all
+        (grading on, ``regrade_seconds`` > 0)."""
+        if not self.grading or self.regrade_seconds <= 0:
+            return False
+        return self.regrader == "process" or (self.regrader == "auto" and not self.is_sqlite)
 
     @property
     def trusted_networks(self) -> tuple[IPNetwork, ...]:
