@@ -23,8 +23,8 @@ All phases run twice: with grading and alerting on (the service as deployed) and
 and mixed phases the script waits until the regrade queue is empty (``drain``: the batches'
 grading must keep up, its backlog counts). ``overhead`` is the extra server CPU per observation
 that grading costs in the batch phase, regrading and drain included (service process, the
-regrader process ``immunotox serve`` runs beside it with ``IMMUNOTOX_REGRADER=process`` (the
-default on PostgreSQL), PostgreSQL processes): ``graded_cpu_per_obs / floor_cpu_per_obs - 1``.
+regrader process ``immunotox serve`` runs beside it unless ``IMMUNOTOX_REGRADER=inline``,
+PostgreSQL processes): ``graded_cpu_per_obs / floor_cpu_per_obs - 1``.
 The phase lines give that CPU split as ``cpu_s server/regrader/pg`` (the mixed phase's on its
 batch line: singles and batches together, drain included). The machine is shared
 and a single run moves by several percent, so the script runs ``--repeat`` rounds (default 3),

@@ -34,20 +34,17 @@ STORED = (
 # --- settings --------------------------------------------------------------------------------
 
 
-def test_the_regrader_setting_is_read_checked_and_resolved_per_database() -> None:
-    pg = "postgresql+psycopg://u@127.0.0.1:5432/d"
-    assert Settings.from_env({}).regrader == "auto"
-    assert Settings.from_env({"IMMUNOTOX_REGRADER": "process"}).regrader == "process"
+def test_the_regrader_setting_is_read_checked_and_resolved() -> None:
+    assert Settings.from_env({}).regrader == "process"
+    assert Settings.from_env({"IMMUNOTOX_REGRADER": "inline"}).regrader == "inline"
     with pytest.raises(SettingsError, match="IMMUNOTOX_REGRADER = 'thread'"):
         Settings.from_env({"IMMUNOTOX_REGRADER": "thread"})
-    # auto: a process on PostgreSQL, the server's own task on SQLite
-    assert Settings(database_url=pg).regrader_process
-    assert not Settings().regrader_process
-    assert Settings(regrader="process").regrader_process
-    assert not Settings(database_url=pg, regrader="inline").regrader_process
+    pg = "postgresql+psycopg://u@127.0.0.1:5432/d"
+    assert Settings().regrader_process and Settings(database_url=pg).regrader_process
+    assert not Settings(regrader="inline").regrader_process
     # no regrader at all: no process either
     assert not Settings(database_url=pg, grading=False).regrader_process
-    assert not Settings(regrader="process", regrade_seconds=0).regrader_process
+    assert not Settings(regrade_seconds=0).regrader_process
 
 
 # --- the wake-up pipe ------------------------------------------------------------------------
@@ -268,3 +265,35 @@ def test_killing_the_regrader_mid_load_loses_no_regrade(tmp_path: Path) -> None:
             assert stored == {k: v for k, v in recomputed.items() if k in stored}, pid
             assert stored["astct2019:crs"] == recomputed["astct2019:crs"] >= 1, pid
         client.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("process", ["migrated", "start", "run", "stop"]), ("inline", ["run"])]
+)
+def test_serve_starts_the_regrader_after_the_migration_and_stops_it_after_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str, expected: list[str]
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from immunotox.cli.main import app as cli
+    from immunotox.service import app as service_app
+    from immunotox.service import db as service_db
+
+    order: list[str] = []
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    monkeypatch.setenv("IMMUNOTOX_REGRADER", mode)
+
+    def start(self: background.RegraderProcess) -> background.RegraderProcess:
+        order.extend(
+            ["migrated" if service_db.current_revision(url) is not None else "not migrated", "start"]
+        )
+        return self
+
+    monkeypatch.setattr(background.RegraderProcess, "start", start)
+    monkeypatch.setattr(background.RegraderProcess, "stop", lambda self: order.append("stop"))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **k: order.append("run"))
+    monkeypatch.setattr(service_app, "freeze_startup_heap", lambda: None)  # not in the test process
+    r = CliRunner().invoke(cli, ["serve", "--db", url, "--no-access-log"])
+    assert r.exit_code == 0, r.output
+    assert order == expected

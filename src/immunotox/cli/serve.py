@@ -1,9 +1,9 @@
 """``immunotox serve`` (the monitoring service), ``create-unit`` and ``create-user``.
 
 ``serve`` creates and migrates the database on first start (SQLite file by default), then runs
-the API with uvicorn, and the regrader and the periodic sweeps in a process of their own when
-``IMMUNOTOX_REGRADER`` says so (``process``; ``auto``: on PostgreSQL): the hidden ``regrader``
-command, started and stopped by ``serve`` (``service/background.py``). ``--demo`` runs the
+the API with uvicorn, and the regrader and the periodic sweeps in a process of their own
+(``IMMUNOTOX_REGRADER=process``, the default; ``inline``: tasks of the server): the hidden
+``regrader`` command, started and stopped by ``serve`` (``service/background.py``). ``--demo`` runs the
 service on a fresh temporary SQLite database with a simulated ward whose observations keep
 arriving, and prints the URL and the demo logins.
 """
@@ -135,12 +135,13 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
         return
     # uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the finally runs
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     background.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
     finally:  # the regrader ends after its current pass (a pass cut short loses nothing)
         background.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def regrader(

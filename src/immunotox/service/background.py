@@ -2,7 +2,7 @@
 
 Each is one loop, run either as a task of the served app (:func:`.app.create_service_app`, the
 default, and what the tests and the demo use) or in a process of its own beside the server
-(``immunotox serve`` with ``IMMUNOTOX_REGRADER`` resolving to ``process``): the passes are the
+(``immunotox serve``, unless ``IMMUNOTOX_REGRADER=inline``): the passes are the
 same functions (:func:`regrade_loop`, :func:`.queue.drain`); only the process they run in
 differs.
 

@@ -35,6 +35,12 @@ variable                           default                          meaning
                                                                     regrader of batch ingest; 0:
                                                                     batches are regraded in the
                                                                     request, like single writes
+``IMMUNOTOX_REGRADER``            ``process``                      where ``immunotox serve`` runs
+                                                                    the regrader and the sweeps:
+                                                                    ``process`` (a process of its
+                                                                    own beside the server) or
+                                                                    ``inline`` (tasks of the server
+                                                                    process); docs/service.md
 ``IMMUNOTOX_MAX_FUTURE_MINUTES``   ``5``                            tolerated clock skew: an event
                                                                     dated later than now + this is
                                                                     refused
@@ -77,7 +83,7 @@ from ..jurisdiction import Jurisdiction, optional_jurisdiction
 
 DEFAULT_DATABASE_URL = "sqlite:///./immunotox.db"
 
-REGRADER_MODES = ("auto", "process", "inline")
+REGRADER_MODES = ("process", "inline")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -104,7 +110,7 @@ class Settings:
     escalation_minutes: float = 30.0
     sweep_seconds: float = 30.0
     regrade_seconds: float = 2.0
-    regrader: str = "auto"
+    regrader: str = "process"
     max_future_minutes: float = 5.0
     ice_overdue_hours: float = 12.0
     ice_monitoring_days: float = 7.0
@@ -189,13 +195,9 @@ class Settings:
 
     @property
     def regrader_process(self) -> bool:
-        """Whether ``immunotox serve`` runs the regrader in a process of its own: asked for, or
-        ``auto`` on PostgreSQL (on SQLite the two processes would contend for the one write
-        lock: docs/benchmarks.md, issue 19, lane svcproc). Only with a regrader at all
-        (grading on, ``regrade_seconds`` > 0)."""
-        if not self.grading or self.regrade_seconds <= 0:
-            return False
-        return self.regrader == "process" or (self.regrader == "auto" and not self.is_sqlite)
+        """Whether ``immunotox serve`` runs the regrader and the sweeps in a process of their own
+        (only with a regrader at all: grading on, ``regrade_seconds`` > 0)."""
+        return self.grading and self.regrade_seconds > 0 and self.regrader == "process"
 
     @property
     def trusted_networks(self) -> tuple[IPNetwork, ...]:
