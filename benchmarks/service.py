@@ -22,8 +22,11 @@ All phases run twice: with grading and alerting on (the service as deployed) and
 ``--no-grading`` (storage, checks, idempotency and audit only) as the floor. After the batch
 and mixed phases the script waits until the regrade queue is empty (``drain``: the batches'
 grading must keep up, its backlog counts). ``overhead`` is the extra server CPU per observation
-that grading costs in the batch phase, regrading and drain included (service process +
-PostgreSQL processes): ``graded_cpu_per_obs / floor_cpu_per_obs - 1``. The machine is shared
+that grading costs in the batch phase, regrading and drain included (service process, the
+regrader process ``immunotox serve`` runs beside it unless ``IMMUNOTOX_REGRADER=inline``,
+PostgreSQL processes): ``graded_cpu_per_obs / floor_cpu_per_obs - 1``.
+The phase lines give that CPU split as ``cpu_s server/regrader/pg`` (the mixed phase's on its
+batch line: singles and batches together, drain included). The machine is shared
 and a single run moves by several percent, so the script runs ``--repeat`` rounds (default 3),
 each a graded run then a floor run on fresh databases, and reports every round.
 
@@ -128,7 +131,8 @@ class PhaseResult:
     errors: int
     requests: int
     observations: int = 0
-    cpu_s: float = 0.0  # server CPU (service process + PostgreSQL processes), drain included
+    cpu_s: float = 0.0  # server CPU (service process, its regrader process, PostgreSQL), drain included
+    split: tuple[float, float, float] | None = None  # cpu_s as (server, regrader process, PostgreSQL)
     drain_s: float = 0.0  # wait for the regrade queue to empty after the last request
     max_ms: float = float("nan")  # the slowest request
 
@@ -146,6 +150,34 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / TICKS
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of ``pid``: the regrader process of ``immunotox serve``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+class CpuMeter:
+    """Server CPU over a phase, split into the service process, its child processes (the
+    regrader process, when ``immunotox serve`` runs one) and the PostgreSQL processes. The
+    processes are listed when the meter starts (a regrader restarted within the phase would be
+    missed: ``serve`` logs every restart)."""
+
+    def __init__(self, pid: int, pg: PgServer | None) -> None:
+        self.groups = ([pid], child_pids(pid), pg_pids(pg))
+        self.start = tuple(cpu_seconds(g) for g in self.groups)
+
+    def split(self) -> tuple[float, float, float]:
+        now = [cpu_seconds(g) for g in self.groups]
+        return (now[0] - self.start[0], now[1] - self.start[1], now[2] - self.start[2])
 
 
 def pg_pids(pg: PgServer | None) -> list[int]:
@@ -496,19 +528,23 @@ def _run_pair(kind: str, args: argparse.Namespace, pg: PgServer | None) -> dict[
         with running(url, grading) as (base, pid):
             warm_up(base, token, stream, args.batch_size)
             wait_drained(base)
-            pids = [pid, *pg_pids(pg)]
-            cpu0 = cpu_seconds(pids)
+            meter = CpuMeter(pid, pg)
             b = batch_phase(base, token, stream, args.seconds, args.batch_size)
             b.drain_s = wait_drained(base)  # grading must keep up: its backlog counts
-            b.cpu_s = cpu_seconds(pids) - cpu0
+            b.split = meter.split()
+            b.cpu_s = sum(b.split)
             checkpoint(url)  # the single phase starts clean: not paying for the batch phase's writes
+            meter = CpuMeter(pid, pg)
             s = single_phase(base, token, stream, args.seconds, args.rate)
             wait_drained(base)
+            s.split = meter.split()
             checkpoint(url)
+            meter = CpuMeter(pid, pg)
             ms, mb = mixed_phase(
                 base, token, stream, args.seconds, args.rate, args.mixed_obs_per_s, args.batch_size
             )
             mb.drain_s = wait_drained(base)
+            mb.split = meter.split()  # the whole mixed phase (singles and batches), drain included
         out[f"{label}_batch"] = b
         out[f"{label}_single"] = s
         out[f"{label}_mixed_single"] = ms
@@ -525,6 +561,8 @@ def _run_pair(kind: str, args: argparse.Namespace, pg: PgServer | None) -> dict[
                 if r.cpu_s
                 else ""
             )
+            if r.split is not None:  # CPU of the phase: server / regrader process / PostgreSQL
+                extra += " cpu_s server/regrader/pg={:.2f}/{:.2f}/{:.2f}".format(*r.split)
             print(
                 f"  {kind:<10} {name:<22} obs/s={r.obs_per_s:8.0f} req/s={r.req_per_s:6.1f} "
                 f"p50={r.p50_ms:7.1f} ms p99={r.p99_ms:7.1f} ms "

@@ -27,11 +27,13 @@ def create_app(
     *,
     clock: Clock | None = None,
     on_startup: list[Callable[[FastAPI], Any]] | None = None,
+    regrader_wakeup: Callable[[set[str]], None] | None = None,
 ) -> FastAPI:
     """The service with its web UI for ``settings`` (default: from the environment).
 
     The database must exist and be migrated (``immunotox serve`` runs ``db.migrate`` first).
+    ``regrader_wakeup``: the regrader runs in another process (:func:`create_service_app`).
     """
-    app = create_service_app(settings, clock=clock, on_startup=on_startup)
+    app = create_service_app(settings, clock=clock, on_startup=on_startup, regrader_wakeup=regrader_wakeup)
     mount_web(app)  # the pages and /static; replaces the service's placeholder "/"
     return app

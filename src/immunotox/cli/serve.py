@@ -1,8 +1,11 @@
 """``immunotox serve`` (the monitoring service), ``create-unit`` and ``create-user``.
 
 ``serve`` creates and migrates the database on first start (SQLite file by default), then runs
-the API with uvicorn; ``--demo`` runs it on a fresh temporary SQLite database with a simulated
-ward whose observations keep arriving, and prints the URL and the demo logins.
+the API with uvicorn, and the regrader and the periodic sweeps in a process of their own
+(``IMMUNOTOX_REGRADER=process``, the default; ``inline``: tasks of the server): the hidden
+``regrader`` command, started and stopped by ``serve`` (``service/background.py``). ``--demo`` runs the
+service on a fresh temporary SQLite database with a simulated ward whose observations keep
+arriving, and prints the URL and the demo logins.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ DEFAULT_PORT = 8000
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
+    app.command("regrader", hidden=True)(regrader)
     app.command("create-unit")(create_unit)
     app.command("create-user")(create_user)
 
@@ -115,14 +119,41 @@ def serve(
             f"database {settings.database_url!r}: cannot migrate "
             f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
         )
-    app = create_app(settings)
+    background = None
+    if settings.regrader_process:
+        from ..service.background import RegraderProcess
+
+        background = RegraderProcess(settings)
+    app = create_app(settings, regrader_wakeup=background.wake if background is not None else None)
     typer.echo(f"immunotox service on http://{host}:{port}/ (docs: /docs), database {settings.database_url}")
     if not _has_users(settings):
         typer.echo("No user yet: create the first admin with `immunotox create-user admin --role admin`.")
     sys.stdout.flush()
     freeze_startup_heap()
-    # proxy_headers off: IMMUNOTOX_TRUSTED_PROXIES alone decides whose X-Forwarded-For is believed
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
+    if background is None:
+        # proxy_headers off: IMMUNOTOX_TRUSTED_PROXIES alone decides whose X-Forwarded-For is believed
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
+        return
+    # uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the finally runs
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    background.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
+    finally:  # the regrader ends after its current pass (a pass cut short loses nothing)
+        background.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def regrader(
+    db: Annotated[str | None, typer.Option("--db", help="Database URL")] = None,
+) -> None:
+    """The regrader process of `serve` (started by it; reads wake-ups on its standard input)."""
+    from ..service.app import freeze_startup_heap
+    from ..service.background import regrader_main
+
+    settings = _settings(db)
+    freeze_startup_heap()
+    raise typer.Exit(regrader_main(settings))
 
 
 def _has_users(settings: Settings) -> bool:

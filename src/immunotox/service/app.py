@@ -10,18 +10,18 @@ the session cookie), ``auth.issue_token`` with ``kind="session"`` and ``auth.che
 Background tasks run the regrader of batch ingest every ``regrade_seconds`` (:mod:`.queue`,
 also at start-up for anything left by a crash), the periodic sweeps every ``sweep_seconds``
 (overdue ICE assessments, escalation of unacknowledged alerts, :mod:`.alerts`) and, on SQLite,
-the WAL checkpoint every second.
+the WAL checkpoint every second. The regrader and the sweeps (:mod:`.background`) run as tasks
+of the app unless the factory is given ``regrader_wakeup``: then they run elsewhere (the
+regrader process of ``immunotox serve``) and a single write calls it to wake them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -29,7 +29,9 @@ from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__, labs
-from . import alerts, audit, openapi, queue
+from . import openapi, queue
+from .background import regrade_loop, sweep_loop
+from .background import run_sweeps as run_sweeps  # its home before background.py
 from .config import Settings
 from .db import Clock, Database
 from .deps import RequestIdMiddleware, check_url
@@ -42,9 +44,6 @@ from .security_headers import SecurityHeadersMiddleware
 
 log = logging.getLogger("immunotox.service")
 
-WAKE_GAP = 0.2  # seconds between two passes woken by single writes
-PASS_LIMIT = 50  # (patient, scale) pairs per regrader pass: about 15 ms of write lock
-
 DESCRIPTION = """Monitoring service of **immunotox**: observations arrive (bedside, lab, patient at home),
 grades are recomputed at once, alerts reach the care team, every write is audited.
 
@@ -52,69 +51,6 @@ Decision support for professionals, not a diagnosis: every grade names its sourc
 could not see, and how each input was obtained. Errors are RFC 7807 problem details naming the
 field. Writes accept an `Idempotency-Key` header. Authenticate with `POST /api/v1/auth/token`
 then `Authorization: Bearer <token>`."""
-
-
-def run_sweeps(db: Database, settings: Settings, clock: Clock) -> dict[str, int]:
-    """One pass of the periodic checks (also called by tests and the demo)."""
-    now = clock.now()
-    with db.writing() as s:
-        missing = alerts.sweep_missing_assessments(s, now=now, settings=settings, ctx=audit.SYSTEM)
-        escalated = alerts.sweep_escalations(s, now=now, settings=settings, ctx=audit.SYSTEM)
-    return {"missing_assessment": len(missing), "escalated": len(escalated)}
-
-
-async def _sweeper(app: FastAPI) -> None:
-    settings: Settings = app.state.settings
-    while True:
-        await asyncio.sleep(settings.sweep_seconds)
-        try:
-            await run_in_threadpool(run_sweeps, app.state.db, settings, app.state.clock)
-        except Exception:  # a failed sweep must not stop the next one
-            log.exception("periodic sweep failed")
-
-
-async def _regrader(app: FastAPI, wakeup: queue.Wakeup) -> None:
-    """Every ``regrade_seconds``, regrade what was queued before the cycle began (coalescing the
-    writes of the interval), in short passes: a pass holds the write lock, and waiting requests
-    get their turn between passes. Between cycles, a single write wakes it at once for its
-    patient (:class:`.queue.Wakeup`): its grades and alerts follow within a pass."""
-    settings: Settings = app.state.settings
-    loop = asyncio.get_running_loop()
-    while True:
-        await _regrade_passes(app, queued_before=app.state.clock.now())
-        deadline = loop.time() + settings.regrade_seconds
-        while (left := deadline - loop.time()) > 0:
-            woken = await wakeup.wait(left)
-            if woken:
-                await _regrade_passes(app, patients=woken)
-                wakeup.passed()
-                # the singles arriving meanwhile share the next woken pass (50 singles/s: ~10
-                # per pass, not one pass each, whose fixed cost competes with the requests)
-                await asyncio.sleep(min(WAKE_GAP, max(0.0, deadline - loop.time())))
-
-
-async def _regrade_passes(
-    app: FastAPI, *, queued_before: dt.datetime | None = None, patients: set[str] | None = None
-) -> None:
-    while True:
-        try:
-            n = await run_in_threadpool(
-                partial(
-                    queue.drain,
-                    app.state.db,
-                    app.state.clock,
-                    limit=PASS_LIMIT,
-                    queued_before=queued_before,
-                    patients=patients,
-                    yield_gil=True,
-                )
-            )
-        except Exception:  # a failed pass is retried: the queue rows are still there
-            log.exception("regrade pass failed")
-            n = 0
-        if n < PASS_LIMIT:
-            return
-        await asyncio.sleep(0.005)
 
 
 async def _checkpointer(app: FastAPI, period: float = 1.0) -> None:
@@ -165,22 +101,32 @@ def create_service_app(
     clock: Clock | None = None,
     on_startup: list[Callable[[FastAPI], Any]] | None = None,
     root_redirect: bool = True,
+    regrader_wakeup: Callable[[set[str]], None] | None = None,
 ) -> FastAPI:
-    """The service app for ``settings`` (default: from the environment), without the web UI."""
+    """The service app for ``settings`` (default: from the environment), without the web UI.
+
+    ``regrader_wakeup``: the regrader and the sweeps run in another process
+    (:class:`.background.RegraderProcess`); the app starts neither, and a committed single
+    write calls this with the patients it queued. Default: both run as tasks of the app.
+    """
     settings = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
-        if settings.sweep_seconds > 0:
-            tasks.append(asyncio.create_task(_sweeper(app)))
+        db: Database = app.state.db
         if settings.is_sqlite:
             tasks.append(asyncio.create_task(_checkpointer(app)))
-        if settings.grading and settings.regrade_seconds > 0:
-            # set before the first request: a single write from now on wakes the regrader
-            wakeup = queue.Wakeup(asyncio.get_running_loop())
-            app.state.regrade_wakeup = app.state.db.on_regrade_queued = wakeup
-            tasks.append(asyncio.create_task(_regrader(app, wakeup)))
+        if regrader_wakeup is not None:  # the regrader and the sweeps run in another process
+            db.on_regrade_queued = regrader_wakeup
+        else:
+            if settings.sweep_seconds > 0:
+                tasks.append(asyncio.create_task(sweep_loop(db, app.state.clock)))
+            if settings.grading and settings.regrade_seconds > 0:
+                # set before the first request: a single write from now on wakes the regrader
+                wakeup = queue.Wakeup(asyncio.get_running_loop())
+                app.state.regrade_wakeup = db.on_regrade_queued = wakeup
+                tasks.append(asyncio.create_task(regrade_loop(db, app.state.clock, wakeup, yield_gil=True)))
         for hook in on_startup or []:
             result = hook(app)
             if isinstance(result, asyncio.Task):

@@ -35,6 +35,12 @@ variable                           default                          meaning
                                                                     regrader of batch ingest; 0:
                                                                     batches are regraded in the
                                                                     request, like single writes
+``IMMUNOTOX_REGRADER``            ``process``                      where ``immunotox serve`` runs
+                                                                    the regrader and the sweeps:
+                                                                    ``process`` (a process of its
+                                                                    own beside the server) or
+                                                                    ``inline`` (tasks of the server
+                                                                    process); docs/service.md
 ``IMMUNOTOX_MAX_FUTURE_MINUTES``   ``5``                            tolerated clock skew: an event
                                                                     dated later than now + this is
                                                                     refused
@@ -77,6 +83,8 @@ from ..jurisdiction import Jurisdiction, optional_jurisdiction
 
 DEFAULT_DATABASE_URL = "sqlite:///./immunotox.db"
 
+REGRADER_MODES = ("process", "inline")
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -102,6 +110,7 @@ class Settings:
     escalation_minutes: float = 30.0
     sweep_seconds: float = 30.0
     regrade_seconds: float = 2.0
+    regrader: str = "process"
     max_future_minutes: float = 5.0
     ice_overdue_hours: float = 12.0
     ice_monitoring_days: float = 7.0
@@ -156,6 +165,10 @@ class Settings:
                 f"FORGET_HOURS = {self.login_forget_hours}: the longest wait must be at least "
                 "IMMUNOTOX_LOGIN_DELAY_SECONDS and failures must be forgotten after a positive time"
             )
+        if self.regrader not in REGRADER_MODES:
+            raise SettingsError(
+                f"IMMUNOTOX_REGRADER = {self.regrader!r}: expected {', '.join(REGRADER_MODES)}"
+            )
         self.trusted_networks  # noqa: B018 - refuses an unreadable IMMUNOTOX_TRUSTED_PROXIES now
         if self.reference_intervals:
             try:
@@ -179,6 +192,12 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def regrader_process(self) -> bool:
+        """Whether ``immunotox serve`` runs the regrader and the sweeps in a process of their own
+        (only with a regrader at all: grading on, ``regrade_seconds`` > 0)."""
+        return self.grading and self.regrade_seconds > 0 and self.regrader == "process"
 
     @property
     def trusted_networks(self) -> tuple[IPNetwork, ...]:

@@ -208,7 +208,8 @@ class Database:
             FairLock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
         # called with the patients whose regrade a committed single write queued (the app's
-        # background regrader sets it to wake up at once: service/queue.py, Wakeup)
+        # background regrader sets it to wake up at once: service/queue.py, Wakeup; or the
+        # regrader process's pipe: service/background.py, RegraderProcess.wake)
         self.on_regrade_queued: Callable[[set[str]], None] | None = None
 
     @property

@@ -4,8 +4,9 @@ A batch of observations (a device gateway, a lab interface) is checked and appen
 per (patient, scale) pair it touches is appended to ``regrade_queue`` **in the same
 transaction** — so a crash after the acknowledgement never loses a regrade. The queue is
 append-only: no row is shared by two writers, so on PostgreSQL no write waits for another
-write's (or the regrader's) lock on a queue row. The regrader (a background task of the app,
-every ``regrade_seconds``, and once at start-up for leftovers) coalesces the rows of each
+write's (or the regrader's) lock on a queue row. The regrader (:mod:`.background`: the regrader
+process of ``immunotox serve``, or a task of the app; every ``regrade_seconds``, and once at
+start-up for leftovers) coalesces the rows of each
 queued pair, computes the pairs' grades and the recommendations of their alerts without
 holding the write lock, then claims them (by deleting exactly the rows it read) and stores the
 results in short transactions of at most ``WRITE_CHUNK`` pairs, raising the alerts their
@@ -311,7 +312,9 @@ class Wakeup:
     """Wakes the background regrader when a single write has queued its regrade.
 
     ``Database.on_regrade_queued`` is set to an instance: a write calls it (from its thread)
-    after its commit with the patients it queued; :meth:`wait` (in the app's event loop) returns
+    after its commit with the patients it queued (in the regrader process, the thread reading the
+    server's wake-up lines calls it: :class:`.background.RegraderProcess`); :meth:`wait` (in the
+    regrader's event loop) returns
     them at once, or an empty set after ``timeout``. Several writes before the regrader looks
     are served by one pass; batches do not wake it (their pairs wait for the cycle, to coalesce).
     ``passes`` counts the woken passes done (:meth:`passed`), for tests to wait on.
