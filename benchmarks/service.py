@@ -153,7 +153,8 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def child_pids(pid: int) -> list[int]:
-    """The live child processes of ``pid``: the regrader process of ``immunotox serve``."""
+    """The live child processes of ``pid`` (the regrader process of ``immunotox serve``, the
+    backends of a PostgreSQL postmaster)."""
     out = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -188,15 +189,7 @@ def pg_pids(pg: PgServer | None) -> list[int]:
         master = int((pg.data / "postmaster.pid").read_text().split()[0])
     except OSError:
         return []
-    out = [master]
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return out
+    return [master, *child_pids(master)]
 
 
 def checkpoint(url: str) -> None:
