@@ -47,6 +47,21 @@ def test_the_regrader_setting_is_read_checked_and_resolved() -> None:
     assert not Settings(regrade_seconds=0).regrader_process
 
 
+def test_the_regrader_process_gets_the_database_url_by_environment_never_on_its_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a command line is readable by every local user (/proc/<pid>/cmdline, ps); a PostgreSQL URL
+    # may hold a password: it goes to the child in its environment (readable by its owner only)
+    url = "postgresql+psycopg://ward:s3cret-pw@127.0.0.1:5432/immunotox"
+    monkeypatch.setenv("IMMUNOTOX_DATABASE_URL", "sqlite:///elsewhere.db")
+    monkeypatch.setenv("IMMUNOTOX_SWEEP_SECONDS", "7")
+    proc = background.RegraderProcess(Settings(database_url=url))
+    assert not any("s3cret-pw" in part for part in proc.command)
+    assert proc.command[-1] == "regrader"
+    assert proc.env["IMMUNOTOX_DATABASE_URL"] == url  # the server's URL, not the environment's
+    assert proc.env["IMMUNOTOX_SWEEP_SECONDS"] == "7"  # the rest of the server's environment
+
+
 # --- the wake-up pipe ------------------------------------------------------------------------
 
 

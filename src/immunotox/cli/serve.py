@@ -145,7 +145,9 @@ def serve(
 
 
 def regrader(
-    db: Annotated[str | None, typer.Option("--db", help="Database URL")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL (default: IMMUNOTOX_DATABASE_URL)")
+    ] = None,
 ) -> None:
     """The regrader process of `serve` (started by it; reads wake-ups on its standard input)."""
     from ..service.app import freeze_startup_heap

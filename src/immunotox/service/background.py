@@ -14,10 +14,12 @@ the second core and the served process runs requests only.
 
 The process (:class:`RegraderProcess`, started by ``immunotox serve`` after the migration):
 
-* runs ``python -m immunotox regrader --db URL`` (a hidden command; the other settings come from
-  the same environment as the server's), which runs :func:`regrade_loop` and :func:`sweep_loop`
-  until its standard input closes: the server closes it when it stops, and the system closes it
-  when the server dies, however it dies (no orphan);
+* runs ``python -m immunotox regrader`` (a hidden command) with the server's environment and the
+  server's database URL in ``IMMUNOTOX_DATABASE_URL``, never on its command line (a command line
+  is readable by every local user, and a PostgreSQL URL may hold a password), which runs
+  :func:`regrade_loop` and :func:`sweep_loop` until its standard input closes: the server
+  closes it when it stops, and the system closes it when the server dies, however it dies (no
+  orphan);
 * is woken by single writes through that pipe: the server writes the patients a committed
   single write queued (one line, at most ``PIPE_BUF`` bytes: written whole or not at all, never
   blocking the request; a wake-up that cannot be written is dropped, and its pairs, which are
@@ -216,20 +218,16 @@ def regrader_main(settings: Settings) -> int:
 class RegraderProcess:
     """The regrader as a child process of the server: started, woken, restarted, stopped.
 
-    ``command``: the child's command line (default: ``python -m immunotox regrader --db URL``;
-    it reads the rest of its settings from the environment, as the server did).
+    ``command``: the child's command line (default: ``python -m immunotox regrader``). It reads
+    its settings from the environment, as the server did, with the server's database URL in
+    ``IMMUNOTOX_DATABASE_URL`` (the URL may hold a password: never on a command line, which every
+    local user can read).
     """
 
     def __init__(self, settings: Settings, command: list[str] | None = None) -> None:
         self.settings = settings
-        self.command = command or [
-            sys.executable,
-            "-m",
-            "immunotox",
-            "regrader",
-            "--db",
-            settings.database_url,
-        ]
+        self.command = command or [sys.executable, "-m", "immunotox", "regrader"]
+        self.env = {**os.environ, "IMMUNOTOX_DATABASE_URL": settings.database_url}
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
@@ -249,7 +247,7 @@ class RegraderProcess:
         return self
 
     def _spawn(self) -> None:
-        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, env=self.env)
         assert proc.stdin is not None
         os.set_blocking(proc.stdin.fileno(), False)  # a wake-up never blocks a request
         with self._lock:
