@@ -279,3 +279,43 @@ def test_hsts_when_secure_cookies_are_on(sqlite_template: Any, tmp_path: Any) ->
             svc.client.get("/health"),
         ):
             assert resp.headers["strict-transport-security"] == "max-age=31536000"
+
+
+# --- the database password: never on the console, in an error or a log line -----------------
+
+DB_PASSWORD = "s3cret-db-pw"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            f"postgresql+psycopg://ward:{DB_PASSWORD}@127.0.0.1:5432/immunotox",
+            "postgresql+psycopg://ward:***@127.0.0.1:5432/immunotox",
+        ),
+        ("postgresql+psycopg://ward@db/immunotox", "postgresql+psycopg://ward@db/immunotox"),
+        ("sqlite:///./immunotox.db", "sqlite:///./immunotox.db"),
+        (f"mysql://ward:{DB_PASSWORD}@db:bad-port/x", "mysql://***@db:bad-port/x"),  # unparseable
+    ],
+)
+def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    from immunotox.service.config import shown_url
+
+    assert shown_url(url) == shown
+
+
+def test_settings_errors_and_serve_never_print_the_database_password() -> None:
+    from typer.testing import CliRunner
+
+    from immunotox.cli.main import app as cli
+    from immunotox.service.config import Settings, SettingsError
+
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({}, database_url=f"mysql://ward:{DB_PASSWORD}@db/x")
+    assert DB_PASSWORD not in str(refused.value) and "IMMUNOTOX_DATABASE_URL" in str(refused.value)
+    # a PostgreSQL server that is not there (port 1): serve says so in one line, without the password
+    url = f"postgresql+psycopg://ward:{DB_PASSWORD}@127.0.0.1:1/immunotox?connect_timeout=2"
+    r = CliRunner().invoke(cli, ["serve", "--db", url])
+    assert r.exit_code == 2
+    assert "cannot migrate" in r.output and "ward:***@127.0.0.1:1/immunotox" in r.output
+    assert DB_PASSWORD not in r.output

@@ -76,6 +76,7 @@ def serve(
 
     from ..app import create_app
     from ..service.app import freeze_startup_heap
+    from ..service.config import shown_url
     from ..service.db import migrate
 
     if demo:
@@ -115,17 +116,17 @@ def serve(
     try:
         migrate(settings.database_url)
     except Exception as exc:  # a database that cannot be reached or migrated: one line, exit 2
-        fail(
-            f"database {settings.database_url!r}: cannot migrate "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
-        )
+        shown = shown_url(settings.database_url)
+        first_line = (str(exc).splitlines() or [""])[0].replace(settings.database_url, shown)
+        fail(f"database {shown!r}: cannot migrate ({type(exc).__name__}: {first_line})")
     background = None
     if settings.regrader_process:
         from ..service.background import RegraderProcess
 
         background = RegraderProcess(settings)
     app = create_app(settings, regrader_wakeup=background.wake if background is not None else None)
-    typer.echo(f"immunotox service on http://{host}:{port}/ (docs: /docs), database {settings.database_url}")
+    shown = shown_url(settings.database_url)
+    typer.echo(f"immunotox service on http://{host}:{port}/ (docs: /docs), database {shown}")
     if not _has_users(settings):
         typer.echo("No user yet: create the first admin with `immunotox create-user admin --role admin`.")
     sys.stdout.flush()

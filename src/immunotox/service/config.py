@@ -73,6 +73,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -91,6 +92,17 @@ _FALSE = {"0", "false", "no", "off"}
 
 class SettingsError(ValueError):
     """A setting given in the environment that cannot be read (names the variable)."""
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown (console, logs, error messages): its password masked as
+    ``***``. A PostgreSQL URL may hold the database password; never print it."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: mask whatever stands before an "@"
+        return re.sub(r"//[^/]*@", "//***@", url)
 
 
 @dataclass(frozen=True)
@@ -177,7 +189,7 @@ class Settings:
                 raise SettingsError(f"IMMUNOTOX_REFERENCE_INTERVALS: {exc}") from None
         if not self.database_url.startswith(("sqlite", "postgresql")):
             raise SettingsError(
-                f"IMMUNOTOX_DATABASE_URL = {self.database_url!r}: only sqlite:/// and "
+                f"IMMUNOTOX_DATABASE_URL = {shown_url(self.database_url)!r}: only sqlite:/// and "
                 "postgresql+psycopg:// URLs are supported"
             )
         if self.is_sqlite and (
@@ -185,8 +197,8 @@ class Settings:
             or any(m in self.database_url for m in (":memory:", "mode=memory"))
         ):
             raise SettingsError(
-                f"IMMUNOTOX_DATABASE_URL = {self.database_url!r}: an in-memory SQLite database is not "
-                "shared between the service's connections; give a file, e.g. sqlite:///./immunotox.db"
+                f"IMMUNOTOX_DATABASE_URL = {shown_url(self.database_url)!r}: an in-memory SQLite "
+                "database is not shared between the service's connections; give a file, e.g. sqlite:///./immunotox.db"
             )
 
     @property
