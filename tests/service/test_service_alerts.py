@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from immunotox.service import queue, recommend
-from immunotox.service.app import run_sweeps
+from immunotox.service.background import run_sweeps
 from tests.service.conftest import T0, Service, Template, make_service
 
 H = dt.timedelta(hours=1)

@@ -359,7 +359,7 @@ def test_the_recommendation_of_an_alert_reads_in_the_page_language_for_the_sites
 
 
 def test_escalation_state_is_shown(web: Web) -> None:
-    from immunotox.service.app import run_sweeps
+    from immunotox.service.background import run_sweeps
 
     web.login("nurse_a")
     web.clock.advance(minutes=31)

@@ -113,10 +113,10 @@ def serve(
             shutil.rmtree(d.folder, ignore_errors=True)
         return
     settings = _settings(db, grading)
+    shown = shown_url(settings.database_url)
     try:
         migrate(settings.database_url)
     except Exception as exc:  # a database that cannot be reached or migrated: one line, exit 2
-        shown = shown_url(settings.database_url)
         first_line = (str(exc).splitlines() or [""])[0].replace(settings.database_url, shown)
         fail(f"database {shown!r}: cannot migrate ({type(exc).__name__}: {first_line})")
     background = None
@@ -125,24 +125,23 @@ def serve(
 
         background = RegraderProcess(settings)
     app = create_app(settings, regrader_wakeup=background.wake if background is not None else None)
-    shown = shown_url(settings.database_url)
     typer.echo(f"immunotox service on http://{host}:{port}/ (docs: /docs), database {shown}")
     if not _has_users(settings):
         typer.echo("No user yet: create the first admin with `immunotox create-user admin --role admin`.")
     sys.stdout.flush()
     freeze_startup_heap()
-    if background is None:
+    previous = signal.getsignal(signal.SIGTERM)
+    if background is not None:
+        # uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the finally runs
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        background.start()
+    try:
         # proxy_headers off: IMMUNOTOX_TRUSTED_PROXIES alone decides whose X-Forwarded-For is believed
         uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
-        return
-    # uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the finally runs
-    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    background.start()
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
     finally:  # the regrader ends after its current pass (a pass cut short loses nothing)
-        background.stop()
-        signal.signal(signal.SIGTERM, previous)
+        if background is not None:
+            background.stop()
+            signal.signal(signal.SIGTERM, previous)
 
 
 def regrader(

@@ -31,7 +31,6 @@ from starlette.concurrency import run_in_threadpool
 from .. import __version__, labs
 from . import openapi, queue
 from .background import regrade_loop, sweep_loop
-from .background import run_sweeps as run_sweeps  # its home before background.py
 from .config import Settings
 from .db import Clock, Database
 from .deps import RequestIdMiddleware, check_url

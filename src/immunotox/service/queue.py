@@ -1,19 +1,18 @@
 """The regrade queue: batch ingest acknowledges at once, the background regrader catches up.
 
-A batch of observations (a device gateway, a lab interface) is checked and appended, and a row
-per (patient, scale) pair it touches is appended to ``regrade_queue`` **in the same
-transaction** — so a crash after the acknowledgement never loses a regrade. The queue is
-append-only: no row is shared by two writers, so on PostgreSQL no write waits for another
-write's (or the regrader's) lock on a queue row. The regrader (:mod:`.background`: the regrader
-process of ``immunotox serve``, or a task of the app; every ``regrade_seconds``, and once at
-start-up for leftovers) coalesces the rows of each
-queued pair, computes the pairs' grades and the recommendations of their alerts without
+A batch of observations (a device gateway, a lab interface) is checked and appended, and a row per
+(patient, scale) pair it touches is appended to ``regrade_queue`` **in the same transaction** — so
+a crash after the acknowledgement never loses a regrade. The queue is append-only: no row is shared
+by two writers, so on PostgreSQL no write waits for another write's (or the regrader's) lock on a
+queue row. The regrader (:mod:`.background`: the regrader process of ``immunotox serve``, or a task
+of the app; every ``regrade_seconds``, and once at start-up for leftovers) coalesces the rows of
+each queued pair, computes the pairs' grades and the recommendations of their alerts without
 holding the write lock, then claims them (by deleting exactly the rows it read) and stores the
 results in short transactions of at most ``WRITE_CHUNK`` pairs, raising the alerts their
-transitions call for; a row appended meanwhile stays queued, and its pair is regraded again.
-A single write wakes it for its patient once committed (:class:`Wakeup`). Coalescing is the
-point: the queries of one pass serve every patient queued since the last one, so grading costs
-little more than storing.
+transitions call for; a row appended meanwhile stays queued, and its pair is regraded again. A
+single write wakes it for its patient once committed (:class:`Wakeup`). Coalescing is the point:
+the queries of one pass serve every patient queued since the last one, so grading costs little more
+than storing.
 
 Single writes of the API (one observation, an assessment, an administration or its stop) queue
 their pairs the same way unless sent with ``?regrade=now`` (docs/service.md, "The write path");
@@ -311,13 +310,12 @@ def _claim_unchanged(session: Session, snapshot: list[Row]) -> set[tuple[str, st
 class Wakeup:
     """Wakes the background regrader when a single write has queued its regrade.
 
-    ``Database.on_regrade_queued`` is set to an instance: a write calls it (from its thread)
-    after its commit with the patients it queued (in the regrader process, the thread reading the
-    server's wake-up lines calls it: :class:`.background.RegraderProcess`); :meth:`wait` (in the
-    regrader's event loop) returns
-    them at once, or an empty set after ``timeout``. Several writes before the regrader looks
-    are served by one pass; batches do not wake it (their pairs wait for the cycle, to coalesce).
-    ``passes`` counts the woken passes done (:meth:`passed`), for tests to wait on.
+    ``Database.on_regrade_queued`` is set to an instance: a write calls it (from its thread) after its
+    commit with the patients it queued (in the regrader process, the thread reading the server's
+    wake-up lines calls it: :class:`.background.RegraderProcess`); :meth:`wait` (in the regrader's
+    event loop) returns them at once, or an empty set after ``timeout``. Several writes before the
+    regrader looks are served by one pass; batches do not wake it (their pairs wait for the cycle,
+    to coalesce). ``passes`` counts the woken passes done (:meth:`passed`), for tests to wait on.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
