@@ -229,7 +229,7 @@ class Scale(ABC):
             possible.append(d.possible)
             hits += d.hits
             reasons += d.reasons
-            if len(d.possible) != 1:  # d.known, read inline (every domain of every grade)
+            if not d.known:
                 missing += [m for m in d.missing if m not in missing]
             elif not d.assumed:
                 nothing_known = False
