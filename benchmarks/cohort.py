@@ -230,7 +230,8 @@ def stages(path: str, out: str) -> dict[str, Any]:
 
     immunotox.all_scales()
     vocabulary()
-    events: list[tuple[str, int, float, float, float]] = []  # stage, thread, start, end, thread CPU
+    # stage, thread, start, end, thread CPU, process CPU at the end
+    events: list[tuple[str, int, float, float, float, float]] = []
 
     def timed(stage: str, fn: Any) -> Any:
         def inner(*a: Any, **k: Any) -> Any:
@@ -239,7 +240,14 @@ def stages(path: str, out: str) -> dict[str, Any]:
                 return fn(*a, **k)
             finally:
                 events.append(
-                    (stage, threading.get_ident(), w0, time.perf_counter(), time.thread_time() - c0)
+                    (
+                        stage,
+                        threading.get_ident(),
+                        w0,
+                        time.perf_counter(),
+                        time.thread_time() - c0,
+                        time.process_time(),
+                    )
                 )
 
         return inner
@@ -255,7 +263,7 @@ def stages(path: str, out: str) -> dict[str, Any]:
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     run_mod.run_timeline(path, HEADLINE, out)
     m = _measured(r0, t0)
-    end = time.perf_counter()
+    end, cpu_end = time.perf_counter(), time.process_time()
     threads = sorted({e[1] for e in events})
     per_stage = {
         st: {
@@ -269,6 +277,7 @@ def stages(path: str, out: str) -> dict[str, Any]:
         f"thread{i}": round(sum(e[3] - e[2] for e in events if e[1] == t), 3) for i, t in enumerate(threads)
     }
     grades = [e for e in events if e[0] == "grade"]
+    last_grade = max(grades, key=lambda e: e[3])
     return {
         **m,
         "stages": per_stage,
@@ -277,6 +286,14 @@ def stages(path: str, out: str) -> dict[str, Any]:
         "last_grade_end_s": round(max(e[3] for e in grades) - t0, 3),
         "last_read_end_s": round(max(e[3] for e in events if e[0] == "read") - t0, 3),
         "after_last_grade_s": round(end - max(e[3] for e in grades), 3),
+        # the serial tail: process CPU after the last grading (one core idle while it runs)
+        "cpu_after_last_grade_s": round(cpu_end - last_grade[5], 3),
+        "first_read_start_s": round(min(e[2] for e in events if e[0] == "read") - t0, 3),
+        # thread CPU per call in call order: the first partitions pay the first touches of memory
+        "cpu_per_call_ms": {
+            st: [round(1000 * e[4]) for e in sorted(events, key=lambda e: e[2]) if e[0] == st]
+            for st in ("read", "normalize", "grade")
+        },
     }
 
 
@@ -560,10 +577,18 @@ def main() -> None:
             print(f"every run  {m:<9} page faults (minor/major): {faults}")
         print(f"every run  {m:<9} load average after: {' '.join(format(r['load'], '.2f') for r in rs)}")
     for r in runs.get("stages", []):
-        keys = ("first_grade_start_s", "last_read_end_s", "last_grade_end_s", "after_last_grade_s")
+        keys = (
+            "first_read_start_s",
+            "first_grade_start_s",
+            "last_read_end_s",
+            "last_grade_end_s",
+            "after_last_grade_s",
+            "cpu_after_last_grade_s",
+        )
         print(f"stages     work {r['work_s']:.3f} s, " + ", ".join(f"{k} {r[k]}" for k in keys))
         print(f"stages     busy wall per thread (s): {r['busy_wall_s_per_thread']}")
         print(f"stages     per stage: {r['stages']}")
+        print(f"stages     thread CPU per call (ms): {r['cpu_per_call_ms']}")
     print(
         f"naive      work {naive['work_s']:8.3f} s on {naive['rows']:,} rows -> {naive_total:,.0f} s "
         f"extrapolated to {rows:,} rows (agrees with the engine on the sample: {naive['agrees']})"
