@@ -29,7 +29,8 @@ regrader process ``immunotox serve`` runs beside it unless ``IMMUNOTOX_REGRADER=
 PostgreSQL processes): ``graded_cpu_per_obs / floor_cpu_per_obs - 1``.
 The phase lines give that CPU split as ``cpu_s server/regrader/pg`` (the mixed phase's on its
 batch line: singles and batches together, drain included); ``server`` is every server process
-(the ``serve`` process and its uvicorn workers, each also shown as ``workers=a+b``). The machine is shared
+(the ``serve`` process, its uvicorn workers, each also shown as ``workers=a+b``, and
+multiprocessing's resource tracker). The machine is shared
 and a single run moves by several percent, so the script runs ``--repeat`` rounds (default 3),
 each a graded run then a floor run on fresh databases, and reports every round.
 
@@ -170,9 +171,9 @@ def child_pids(pid: int) -> list[int]:
     return out
 
 
-def is_regrader(pid: int) -> bool:
+def cmdline_has(pid: int, word: bytes) -> bool:
     try:
-        return b"regrader" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return word in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 
@@ -186,8 +187,10 @@ class CpuMeter:
 
     def __init__(self, pid: int, pg: PgServer | None) -> None:
         children = child_pids(pid)
-        self.workers = [c for c in children if not is_regrader(c)]
-        self.groups = ([pid, *self.workers], [c for c in children if is_regrader(c)], pg_pids(pg))
+        regrader = [c for c in children if cmdline_has(c, b"regrader")]
+        server = [pid, *(c for c in children if c not in regrader)]  # multiprocessing's tracker too
+        self.workers = [c for c in children if cmdline_has(c, b"spawn_main")]  # uvicorn's workers
+        self.groups = (server, regrader, pg_pids(pg))
         self.start = tuple(cpu_seconds(g) for g in self.groups)
         self.worker_start = [cpu_seconds([w]) for w in self.workers]
         self.per_worker: list[float] = []
