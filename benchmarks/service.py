@@ -1,10 +1,12 @@
 """Benchmark of the monitoring service on loopback: sustained ingest, with grading and without.
 
     .venv/bin/python benchmarks/service.py [--seconds S] [--repeat N] [--db sqlite|postgresql|both]
-        [--mixed-obs-per-s R]
+        [--mixed-obs-per-s R] [--workers N]
 
-For each database the script starts ``immunotox serve`` as a subprocess (one uvicorn worker, a
-fresh database seeded with a ward of ``--patients`` CAR-T patients), then drives it through the
+For each database the script starts ``immunotox serve`` as a subprocess (``--workers`` server
+processes on PostgreSQL, default ``serve``'s own: ``IMMUNOTOX_WORKERS`` or 1, the same for the
+graded run and its floor; always one on SQLite, which refuses more; a fresh database seeded
+with a ward of ``--patients`` CAR-T patients), then drives it through the
 HTTP API with a realistic stream (vital-sign sets of 7 rows per patient, round-robin over the
 ward, an ICE assessment every 4th set):
 
@@ -26,7 +28,9 @@ that grading costs in the batch phase, regrading and drain included (service pro
 regrader process ``immunotox serve`` runs beside it unless ``IMMUNOTOX_REGRADER=inline``,
 PostgreSQL processes): ``graded_cpu_per_obs / floor_cpu_per_obs - 1``.
 The phase lines give that CPU split as ``cpu_s server/regrader/pg`` (the mixed phase's on its
-batch line: singles and batches together, drain included). The machine is shared
+batch line: singles and batches together, drain included); ``server`` is every server process
+(the ``serve`` process, its uvicorn workers, each also shown as ``workers=a+b``, and
+multiprocessing's resource tracker). The machine is shared
 and a single run moves by several percent, so the script runs ``--repeat`` rounds (default 3),
 each a graded run then a floor run on fresh databases, and reports every round.
 
@@ -133,6 +137,7 @@ class PhaseResult:
     observations: int = 0
     cpu_s: float = 0.0  # server CPU (service process, its regrader process, PostgreSQL), drain included
     split: tuple[float, float, float] | None = None  # cpu_s as (server, regrader process, PostgreSQL)
+    per_worker: tuple[float, ...] | list[float] = ()  # CPU of each uvicorn worker (--workers > 1)
     drain_s: float = 0.0  # wait for the regrade queue to empty after the last request
     max_ms: float = float("nan")  # the slowest request
 
@@ -166,18 +171,33 @@ def child_pids(pid: int) -> list[int]:
     return out
 
 
+def cmdline_has(pid: int, word: bytes) -> bool:
+    try:
+        return word in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 class CpuMeter:
-    """Server CPU over a phase, split into the service process, its child processes (the
-    regrader process, when ``immunotox serve`` runs one) and the PostgreSQL processes. The
-    processes are listed when the meter starts (a regrader restarted within the phase would be
-    missed: ``serve`` logs every restart)."""
+    """Server CPU over a phase, split into the server processes (the ``serve`` process and, with
+    ``--workers`` > 1, its uvicorn workers: its children but the regrader), the regrader process
+    (when ``immunotox serve`` runs one) and the PostgreSQL processes. The processes are listed
+    when the meter starts (a regrader restarted within the phase would be missed: ``serve`` logs
+    every restart)."""
 
     def __init__(self, pid: int, pg: PgServer | None) -> None:
-        self.groups = ([pid], child_pids(pid), pg_pids(pg))
+        children = child_pids(pid)
+        regrader = [c for c in children if cmdline_has(c, b"regrader")]
+        server = [pid, *(c for c in children if c not in regrader)]  # multiprocessing's tracker too
+        self.workers = [c for c in children if cmdline_has(c, b"spawn_main")]  # uvicorn's workers
+        self.groups = (server, regrader, pg_pids(pg))
         self.start = tuple(cpu_seconds(g) for g in self.groups)
+        self.worker_start = [cpu_seconds([w]) for w in self.workers]
+        self.per_worker: list[float] = []
 
     def split(self) -> tuple[float, float, float]:
         now = [cpu_seconds(g) for g in self.groups]
+        self.per_worker = [cpu_seconds([w]) - s for w, s in zip(self.workers, self.worker_start, strict=True)]
         return (now[0] - self.start[0], now[1] - self.start[1], now[2] - self.start[2])
 
 
@@ -313,7 +333,7 @@ class Stream:
 
 
 @contextmanager
-def running(url: str, grading: bool) -> Iterator[tuple[str, int]]:
+def running(url: str, grading: bool, workers: int | None = None) -> Iterator[tuple[str, int]]:
     port = free_port()
     # graded: the service as deployed, the periodic sweep (overdue ICE, escalation) included;
     # floor: storage only, no alerting of any kind
@@ -321,10 +341,12 @@ def running(url: str, grading: bool) -> Iterator[tuple[str, int]]:
     cmd = [sys.executable, "-m", "immunotox", "serve", "--db", url, "--port", str(port), "--no-access-log"]
     if not grading:
         cmd.append("--no-grading")
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # several processes importing the app on a busy machine
         while True:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode() if proc.stderr else ""
@@ -518,7 +540,7 @@ def _run_pair(kind: str, args: argparse.Namespace, pg: PgServer | None) -> dict[
             url = pg.create_database(f"bench_{label}_{int(time.time() * 1000)}")
         token = seed(url, args.patients)
         stream = Stream(args.patients, dt.datetime.now(dt.UTC) - dt.timedelta(days=30))
-        with running(url, grading) as (base, pid):
+        with running(url, grading, args.workers if kind == "postgresql" else None) as (base, pid):
             warm_up(base, token, stream, args.batch_size)
             wait_drained(base)
             meter = CpuMeter(pid, pg)
@@ -526,11 +548,13 @@ def _run_pair(kind: str, args: argparse.Namespace, pg: PgServer | None) -> dict[
             b.drain_s = wait_drained(base)  # grading must keep up: its backlog counts
             b.split = meter.split()
             b.cpu_s = sum(b.split)
+            b.per_worker = meter.per_worker
             checkpoint(url)  # the single phase starts clean: not paying for the batch phase's writes
             meter = CpuMeter(pid, pg)
             s = single_phase(base, token, stream, args.seconds, args.rate)
             wait_drained(base)
             s.split = meter.split()
+            s.per_worker = meter.per_worker
             checkpoint(url)
             meter = CpuMeter(pid, pg)
             ms, mb = mixed_phase(
@@ -538,6 +562,7 @@ def _run_pair(kind: str, args: argparse.Namespace, pg: PgServer | None) -> dict[
             )
             mb.drain_s = wait_drained(base)
             mb.split = meter.split()  # the whole mixed phase (singles and batches), drain included
+            mb.per_worker = meter.per_worker
         out[f"{label}_batch"] = b
         out[f"{label}_single"] = s
         out[f"{label}_mixed_single"] = ms
@@ -556,6 +581,8 @@ def _run_pair(kind: str, args: argparse.Namespace, pg: PgServer | None) -> dict[
             )
             if r.split is not None:  # CPU of the phase: server / regrader process / PostgreSQL
                 extra += " cpu_s server/regrader/pg={:.2f}/{:.2f}/{:.2f}".format(*r.split)
+            if r.per_worker:
+                extra += " workers=" + "+".join(f"{w:.2f}" for w in r.per_worker)
             print(
                 f"  {kind:<10} {name:<22} obs/s={r.obs_per_s:8.0f} req/s={r.req_per_s:6.1f} "
                 f"p50={r.p50_ms:7.1f} ms p99={r.p99_ms:7.1f} ms "
@@ -589,11 +616,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1000.0,
         help="batch observations per second in the mixed phase (default 1000: ten batches of 100 per s)",
     )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes on PostgreSQL, graded and floor alike (default: IMMUNOTOX_WORKERS or 1)",
+    )
     args = ap.parse_args(argv)
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     print(
         f"immunotox service benchmark: {args.seconds:g} s per phase, {args.patients} patients, "
-        f"batches of {args.batch_size}, singles at {args.rate:g}/s, {args.repeat} rounds; "
+        f"batches of {args.batch_size}, singles at {args.rate:g}/s, {args.repeat} rounds, "
+        f"PostgreSQL workers {args.workers or 'default'}; "
         f"{os.cpu_count()} CPUs",
         flush=True,
     )

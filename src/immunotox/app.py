@@ -19,7 +19,7 @@ from .service.config import Settings
 from .service.db import Clock
 from .web import mount_web
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "served_app"]
 
 
 def create_app(
@@ -36,4 +36,21 @@ def create_app(
     """
     app = create_service_app(settings, clock=clock, on_startup=on_startup, regrader_wakeup=regrader_wakeup)
     mount_web(app)  # the pages and /static; replaces the service's placeholder "/"
+    return app
+
+
+def served_app() -> FastAPI:
+    """The app of one of the server processes of ``immunotox serve --workers N`` (N > 1): uvicorn's
+    factory, called in each worker process. The settings come from the environment, where
+    ``serve`` put its own (:func:`.service.config.settings_environment`; the database is migrated
+    and the regrader process started by ``serve`` before any worker); single writes wake the
+    regrader by ``NOTIFY`` (:func:`.service.background.wakeup_hook`); the process ends with its
+    parent (:func:`.service.background.end_with_parent`)."""
+    from .service.app import freeze_startup_heap
+    from .service.background import end_with_parent, wakeup_hook
+
+    settings = Settings.from_env()
+    app = create_app(settings, regrader_wakeup=wakeup_hook(settings, None))
+    freeze_startup_heap()
+    end_with_parent()
     return app

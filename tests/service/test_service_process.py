@@ -22,7 +22,7 @@ from tests.service.conftest import seed_template
 
 @contextmanager
 def server(
-    db_url: str, *, extra_env: dict[str, str] | None = None
+    db_url: str, *, extra_env: dict[str, str] | None = None, start_timeout: float = 60.0
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     env = dict(os.environ, IMMUNOTOX_SWEEP_SECONDS="0", **(extra_env or {}))
@@ -34,7 +34,7 @@ def server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
@@ -44,7 +44,7 @@ def server(
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError("server did not start within 60 s")
+                raise AssertionError(f"server did not start within {start_timeout:g} s")
             time.sleep(0.1)
         yield proc, base
     finally:

@@ -3,7 +3,10 @@
 ``serve`` creates and migrates the database on first start (SQLite file by default), then runs
 the API with uvicorn, and the regrader and the periodic sweeps in a process of their own
 (``IMMUNOTOX_REGRADER=process``, the default; ``inline``: tasks of the server): the hidden
-``regrader`` command, started and stopped by ``serve`` (``service/background.py``). ``--demo`` runs the
+``regrader`` command, started and stopped by ``serve`` (``service/background.py``). ``--workers N``
+(``IMMUNOTOX_WORKERS``, PostgreSQL only) runs N server processes (uvicorn's workers, each building
+its app with :func:`immunotox.app.served_app` from the environment) beside the one regrader
+process, which they wake by PostgreSQL ``NOTIFY``. ``--demo`` runs the
 service on a fresh temporary SQLite database with a simulated ward whose observations keep
 arriving, and prints the URL and the demo logins.
 """
@@ -15,7 +18,7 @@ import os
 import shutil
 import signal
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -35,11 +38,11 @@ def register(app: typer.Typer) -> None:
     app.command("create-user")(create_user)
 
 
-def _settings(db: str | None, grading: bool | None = None) -> Settings:
+def _settings(db: str | None, grading: bool | None = None, workers: int | None = None) -> Settings:
     from ..service.config import Settings, SettingsError
 
     try:
-        return Settings.from_env(database_url=db, grading=grading)
+        return Settings.from_env(database_url=db, grading=grading, workers=workers)
     except SettingsError as exc:
         fail(str(exc))
 
@@ -70,18 +73,28 @@ def serve(
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log every request")
     ] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Server processes (default: IMMUNOTOX_WORKERS or 1); more than 1 on PostgreSQL only",
+        ),
+    ] = None,
 ) -> None:
     """Run the monitoring service (API under /api/v1, OpenAPI docs at /docs)."""
     import uvicorn
 
     from ..app import create_app
     from ..service.app import freeze_startup_heap
-    from ..service.config import shown_url
+    from ..service.config import settings_environment, shown_url
     from ..service.db import migrate
 
     if demo:
         if db is not None:
             fail("--demo runs on its own temporary SQLite database; do not give --db")
+        if workers is not None and workers > 1:
+            fail(f"--workers = {workers}: expected 1 with --demo (its database is SQLite)")
         from ..service.demo import ACCOUNTS, prepare_demo
 
         typer.echo("Preparing the demo ward (synthetic data, not patients)…")
@@ -112,24 +125,30 @@ def serve(
         finally:  # the demo database is temporary: removed on Ctrl-C / SIGTERM
             shutil.rmtree(d.folder, ignore_errors=True)
         return
-    settings = _settings(db, grading)
+    settings = _settings(db, grading, workers)
     shown = shown_url(settings.database_url)
     try:
         migrate(settings.database_url)
     except Exception as exc:  # a database that cannot be reached or migrated: one line, exit 2
         first_line = (str(exc).splitlines() or [""])[0].replace(settings.database_url, shown)
         fail(f"database {shown!r}: cannot migrate ({type(exc).__name__}: {first_line})")
-    background = None
-    if settings.regrader_process:
-        from ..service.background import RegraderProcess
+    from ..service.background import RegraderProcess, wakeup_hook
 
-        background = RegraderProcess(settings)
-    app = create_app(settings, regrader_wakeup=background.wake if background is not None else None)
-    typer.echo(f"immunotox service on http://{host}:{port}/ (docs: /docs), database {shown}")
+    background = RegraderProcess(settings) if settings.regrader_process else None
+    target: Any
+    options: dict[str, Any] = {}
+    if settings.workers == 1:
+        target = create_app(settings, regrader_wakeup=wakeup_hook(settings, background))
+    else:  # each worker builds its app from the environment: the settings read here go there
+        os.environ.update(settings_environment(settings))
+        target, options = "immunotox.app:served_app", {"factory": True, "workers": settings.workers}
+    processes = f", {settings.workers} server processes" if settings.workers > 1 else ""
+    typer.echo(f"immunotox service on http://{host}:{port}/ (docs: /docs), database {shown}{processes}")
     if not _has_users(settings):
         typer.echo("No user yet: create the first admin with `immunotox create-user admin --role admin`.")
     sys.stdout.flush()
-    freeze_startup_heap()
+    if settings.workers == 1:
+        freeze_startup_heap()
     previous = signal.getsignal(signal.SIGTERM)
     if background is not None:
         # uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the finally runs
@@ -137,7 +156,15 @@ def serve(
         background.start()
     try:
         # proxy_headers off: IMMUNOTOX_TRUSTED_PROXIES alone decides whose X-Forwarded-For is believed
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log, proxy_headers=False)
+        uvicorn.run(
+            target,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=access_log,
+            proxy_headers=False,
+            **options,
+        )
     finally:  # the regrader ends after its current pass (a pass cut short loses nothing)
         if background is not None:
             background.stop()

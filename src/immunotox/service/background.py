@@ -20,10 +20,13 @@ The process (:class:`RegraderProcess`, started by ``immunotox serve`` after the 
   :func:`regrade_loop` and :func:`sweep_loop` until its standard input closes: the server
   closes it when it stops, and the system closes it when the server dies, however it dies (no
   orphan);
-* is woken by single writes through that pipe: the server writes the patients a committed
-  single write queued (one line, at most ``PIPE_BUF`` bytes: written whole or not at all, never
-  blocking the request; a wake-up that cannot be written is dropped, and its pairs, which are
-  in the queue, are regraded at the next cycle);
+* on PostgreSQL, is woken by ``NOTIFY`` from any number of server processes (``immunotox serve
+  --workers N``: :class:`NotifyWakeup` in each, :func:`listen_wakeups` in the regrader, which
+  still regrades every cycle: a lost notification only delays its regrade);
+* on SQLite (one server process), is woken by single writes through that pipe: the server
+  writes the patients a committed single write queued (one line, at most ``PIPE_BUF`` bytes:
+  written whole or not at all, never blocking the request; a wake-up that cannot be written is
+  dropped, and its pairs, which are in the queue, are regraded at the next cycle);
 * is restarted if it exits on its own (logged as an error each time, with its exit status; the
   restarted process drains what was queued meanwhile: the queue rows are written in the writes'
   transactions and deleted only by the transaction that stores their grades).
@@ -34,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import json
 import logging
 import os
@@ -43,15 +47,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import IO
+from typing import IO, Any
 
 from starlette.concurrency import run_in_threadpool
 
 from .. import labs
 from . import alerts, audit, queue
 from .config import Settings
-from .db import Clock, Database
+from .db import Clock, Database, make_engine
 
 log = logging.getLogger("immunotox.service")
 
@@ -168,26 +173,145 @@ def read_wakeups(stream: IO[bytes], wakeup: queue.Wakeup) -> None:
             wakeup(ids)
 
 
+PARENT_CHECK_SECONDS = 1.0
+
+
+def end_with_parent(period: float = PARENT_CHECK_SECONDS) -> threading.Thread:
+    """Stop this process gracefully (SIGTERM to itself) once its parent is gone: a worker of
+    ``immunotox serve --workers N`` whose server was killed outright (``SIGKILL``: no shutdown)
+    must not go on serving, an orphan. The parent is checked every ``period`` seconds."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period)
+        log.warning("server process %d gone: worker %d stopping", parent, os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="end-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+# --- PostgreSQL: wake-ups from every server process (LISTEN/NOTIFY) ----------------------------
+
+NOTIFY_CHANNEL = "immunotox_regrade"
+LISTEN_RETRY_SECONDS = 1.0  # between two attempts to (re)open the regrader's LISTEN connection
+
+
+def pg_connect(settings: Settings) -> Any:
+    """A psycopg connection in autocommit mode to ``settings.database_url`` (PostgreSQL), with the
+    arguments SQLAlchemy derives from the URL (the engine's own road; no connection is pooled)."""
+    import psycopg
+
+    engine = make_engine(settings)  # lazy: reads the URL, opens nothing
+    try:
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    finally:
+        engine.dispose()
+    return psycopg.connect(*cargs, **cparams, autocommit=True)
+
+
+class NotifyWakeup:
+    """Wakes the regrader process through PostgreSQL ``NOTIFY`` (``immunotox serve`` on
+    PostgreSQL: any number of server processes, each with one of these).
+
+    Called by a write **after its commit** (``Database.on_regrade_queued``) with the patients it
+    queued: ``pg_notify`` on the channel, one JSON list of ids per notification (the lines of
+    :func:`wake_lines`, well under PostgreSQL's 8,000-byte payload limit), on a connection of its
+    own in autocommit mode (one round trip; the write's pooled connection is back in its pool). A
+    wake-up that cannot be sent (the database unreachable) is dropped and counted: its pairs are
+    in the queue, and the regrader's cycle grades them. After the commit rather than inside the
+    write's transaction: the hook is the write path's (``Database.writing``), and the pairs are
+    durable before anyone is told; a notification is never about rows that were rolled back.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self.dropped = 0
+
+    def __call__(self, patient_ids: set[str]) -> None:
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = pg_connect(self.settings)
+                for line in wake_lines(patient_ids):
+                    self._conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, line.decode().rstrip()))
+            except Exception:  # the cycle regrades these pairs
+                self.dropped += 1
+                log.warning("regrader wake-up not sent (the regrade cycle will grade it)", exc_info=True)
+                self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
+def listen_wakeups(settings: Settings, wakeup: queue.Wakeup, stopped: threading.Event) -> None:
+    """Feed ``wakeup`` from the server processes' notifications until ``stopped`` (the regrader
+    process on PostgreSQL). ``LISTEN`` on a connection of its own, reopened after a failure; a
+    notification sent while it is closed is lost, and the regrader's cycle grades its pairs."""
+    while not stopped.is_set():
+        try:
+            with pg_connect(settings) as conn:
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                while not stopped.is_set():
+                    for n in conn.notifies(timeout=1.0):
+                        read_wakeups(io.BytesIO(n.payload.encode()), wakeup)
+        except Exception:
+            if stopped.is_set():
+                return
+            log.warning("regrader process: its LISTEN connection failed; reopening it", exc_info=True)
+            stopped.wait(LISTEN_RETRY_SECONDS)
+
+
+def wakeup_hook(settings: Settings, background: RegraderProcess | None) -> Callable[[set[str]], None] | None:
+    """The ``regrader_wakeup`` of a server process (:func:`.app.create_service_app`): None when the
+    regrader and the sweeps run in the app (``settings.regrader_process`` false); else on SQLite
+    the pipe of ``background`` (one server process), on PostgreSQL a :class:`NotifyWakeup` of this
+    process (any number of server processes)."""
+    if not settings.regrader_process:
+        return None
+    if settings.is_sqlite:
+        assert background is not None, "SQLite: the one server process owns the regrader's pipe"
+        return background.wake
+    return NotifyWakeup(settings)
+
+
 async def run_regrader(settings: Settings, stream: IO[bytes]) -> int:
-    """The regrader process's work until ``stream`` closes (0), or a loop fails (1)."""
+    """The regrader process's work until ``stream`` closes (0), or a loop fails (1). Wake-ups
+    arrive on ``stream`` (SQLite: from the one server process) or by ``LISTEN`` (PostgreSQL)."""
     labs.use_site_intervals(settings.reference_intervals or None)  # as the server's app does
     db = Database(settings)
     clock = Clock()
     loop = asyncio.get_running_loop()
     wakeup = queue.Wakeup(loop)
     closed = asyncio.Event()
+    stopped = threading.Event()
 
     def reader() -> None:
         try:
             read_wakeups(stream, wakeup)
         finally:
+            stopped.set()
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 loop.call_soon_threadsafe(closed.set)
 
     threading.Thread(target=reader, name="regrader-wakeups", daemon=True).start()
-    tasks: list[asyncio.Task[object]] = [
-        asyncio.create_task(regrade_loop(db, clock, wakeup, yield_gil=False), name="regrader")
-    ]
+    if not settings.is_sqlite:
+        listener = partial(listen_wakeups, settings, wakeup, stopped)
+        threading.Thread(target=listener, name="regrader-listen", daemon=True).start()
+    tasks: list[asyncio.Task[object]] = []
+    if settings.grading and settings.regrade_seconds > 0:
+        tasks.append(asyncio.create_task(regrade_loop(db, clock, wakeup, yield_gil=False), name="regrader"))
     if settings.sweep_seconds > 0:
         tasks.append(asyncio.create_task(sweep_loop(db, clock), name="sweeper"))
     stop: asyncio.Task[object] = asyncio.create_task(closed.wait())
@@ -203,6 +327,7 @@ async def run_regrader(settings: Settings, stream: IO[bytes]) -> int:
         for t in (stop, *tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        stopped.set()
         db.dispose()
 
 

@@ -41,6 +41,12 @@ variable                           default                          meaning
                                                                     own beside the server) or
                                                                     ``inline`` (tasks of the server
                                                                     process); docs/service.md
+``IMMUNOTOX_WORKERS``              ``1``                            server processes of ``immunotox
+                                                                    serve`` (``--workers``); above 1
+                                                                    on PostgreSQL only (SQLite
+                                                                    serialises writes); the
+                                                                    regrader stays one process;
+                                                                    docs/service.md
 ``IMMUNOTOX_MAX_FUTURE_MINUTES``   ``5``                            tolerated clock skew: an event
                                                                     dated later than now + this is
                                                                     refused
@@ -123,6 +129,7 @@ class Settings:
     sweep_seconds: float = 30.0
     regrade_seconds: float = 2.0
     regrader: str = "process"
+    workers: int = 1
     max_future_minutes: float = 5.0
     ice_overdue_hours: float = 12.0
     ice_monitoring_days: float = 7.0
@@ -181,6 +188,18 @@ class Settings:
             raise SettingsError(
                 f"IMMUNOTOX_REGRADER = {self.regrader!r}: expected {', '.join(REGRADER_MODES)}"
             )
+        if self.workers < 1:
+            raise SettingsError(f"--workers / IMMUNOTOX_WORKERS = {self.workers}: must be >= 1")
+        if self.workers > 1 and self.is_sqlite:
+            raise SettingsError(
+                f"--workers / IMMUNOTOX_WORKERS = {self.workers}: expected 1 on SQLite, whose writes "
+                "take one lock in turn (several server processes only on PostgreSQL)"
+            )
+        if self.workers > 1 and self.regrader != "process":
+            raise SettingsError(
+                f"--workers / IMMUNOTOX_WORKERS = {self.workers}: expected 1 with IMMUNOTOX_REGRADER = "
+                f"{self.regrader!r} (the regrader and the sweeps would run in every server process)"
+            )
         self.trusted_networks  # noqa: B018 - refuses an unreadable IMMUNOTOX_TRUSTED_PROXIES now
         if self.reference_intervals:
             try:
@@ -208,13 +227,33 @@ class Settings:
     @property
     def regrader_process(self) -> bool:
         """Whether ``immunotox serve`` runs the regrader and the sweeps in a process of their own
-        (only with a regrader at all: grading on, ``regrade_seconds`` > 0)."""
-        return self.grading and self.regrade_seconds > 0 and self.regrader == "process"
+        (only with a regrader at all: grading on, ``regrade_seconds`` > 0; or with several
+        server processes, for the sweeps: they must run in one process only)."""
+        return self.regrader == "process" and (
+            (self.grading and self.regrade_seconds > 0) or self.workers > 1
+        )
 
     @property
     def trusted_networks(self) -> tuple[IPNetwork, ...]:
         """The networks of ``IMMUNOTOX_TRUSTED_PROXIES`` (a bare address is a one-address network)."""
         return _networks(self.trusted_proxies)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``IMMUNOTOX_*`` variables :meth:`Settings.from_env` reads back into the
+    same settings: how ``immunotox serve`` hands its settings (the ``--db`` URL, which may hold a
+    password, included: never on a command line) to its worker processes."""
+    out: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, bool):
+            text = "on" if value else "off"
+        elif isinstance(value, Jurisdiction):
+            text = value.code
+        else:
+            text = "" if value is None else str(value)
+        out[f"IMMUNOTOX_{f.name.upper()}"] = text
+    return out
 
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
