@@ -34,7 +34,7 @@ from ..jurisdiction import Jurisdiction
 from ..messages import error as E
 from . import alerts, audit, codes, grading, queue
 from .config import Settings
-from .db import REGRADE_WAKE
+from .db import REGRADE_WAKE, insert_rows
 from .grades import Grade
 from .models import Alert, ClinicalEvent, Patient
 from .schemas import EventPublic
@@ -217,7 +217,6 @@ def store(
 _EVENTS = cast(Table, ClinicalEvent.__table__)
 # the statements of _insert_events, built once (the same for every write)
 _INSERT = insert(_EVENTS)
-_INSERT_RETURNING = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 _LAST_ID = select(func.coalesce(func.max(_EVENTS.c.id), 0))
 _IDS_AFTER = select(_EVENTS.c.id).where(_EVENTS.c.id > bindparam("before")).order_by(_EVENTS.c.id)
 
@@ -225,12 +224,12 @@ _IDS_AFTER = select(_EVENTS.c.id).where(_EVENTS.c.id > bindparam("before")).orde
 def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
     """Insert rows in one statement; return their ids in the order of ``values``.
 
-    PostgreSQL: a multi-row INSERT ... RETURNING sorted by parameter order. SQLite cannot sort
-    RETURNING rows by parameter, so the rows are inserted with one executemany inside the write
-    transaction (BEGIN IMMEDIATE: no other writer), and their ids are the ids above the
-    largest one before the insert, in insertion order. One row on SQLite (every single write):
-    its id is the cursor's ``lastrowid`` (the id column is SQLite's rowid), one statement instead
-    of three.
+    PostgreSQL: one ``INSERT ... SELECT FROM unnest(...) RETURNING id`` with an array parameter
+    per column (:func:`.db.insert_rows`). SQLite has no arrays, so the rows are inserted with one
+    executemany inside the write transaction (BEGIN IMMEDIATE: no other writer), and their ids
+    are the ids above the largest one before the insert, in insertion order. One row on SQLite
+    (every single write): its id is the cursor's ``lastrowid`` (the id column is SQLite's rowid),
+    one statement instead of three.
     """
     conn = session.connection()
     if conn.dialect.name == "sqlite" and len(values) == 1:
@@ -241,7 +240,7 @@ def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
         conn.execute(_INSERT, values)
         ids = list(conn.execute(_IDS_AFTER, {"before": before}).scalars())
     else:
-        ids = list(conn.execute(_INSERT_RETURNING, values).scalars())
+        ids = insert_rows(conn, _EVENTS, values, returning_ids=True)
     if len(ids) != len(values):  # pragma: no cover - would mean another writer inside our transaction
         raise RuntimeError(f"inserted {len(values)} events but found {len(ids)} ids")
     return ids
