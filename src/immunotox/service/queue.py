@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from ..jurisdiction import Jurisdiction
 from . import audit, grade_store, grading
-from .db import Clock, Database, insert_rows
+from .db import Clock, Database, insert_rows, without_null_columns
 from .models import Patient, RegradeQueue
 from .transitions import Ahead, raise_transition_alerts, recommend_ahead, still_valid
 
@@ -62,10 +62,11 @@ def enqueue(session: Session, touch: grading.Touch, *, now: dt.datetime) -> None
         for (pid, scale), latest in sorted(touch.latest.items())
     ]
     conn = session.connection()
+    table = cast(Table, RegradeQueue.__table__)
     if conn.dialect.name == "postgresql":  # one statement, not a statement per row
-        insert_rows(conn, cast(Table, RegradeQueue.__table__), rows)
+        insert_rows(conn, table, rows)
     else:
-        conn.execute(_insert_statement(), rows)
+        conn.execute(_insert_statement(), without_null_columns(table, rows))
 
 
 PENDING = "regrade_pending"  # Session.info key: touches to queue just before the commit
