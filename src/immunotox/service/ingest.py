@@ -34,7 +34,7 @@ from ..jurisdiction import Jurisdiction
 from ..messages import error as E
 from . import alerts, audit, codes, grading, queue
 from .config import Settings
-from .db import REGRADE_WAKE
+from .db import REGRADE_WAKE, insert_rows, without_null_columns
 from .grades import Grade
 from .models import Alert, ClinicalEvent, Patient
 from .schemas import EventPublic
@@ -217,7 +217,6 @@ def store(
 _EVENTS = cast(Table, ClinicalEvent.__table__)
 # the statements of _insert_events, built once (the same for every write)
 _INSERT = insert(_EVENTS)
-_INSERT_RETURNING = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 _LAST_ID = select(func.coalesce(func.max(_EVENTS.c.id), 0))
 _IDS_AFTER = select(_EVENTS.c.id).where(_EVENTS.c.id > bindparam("before")).order_by(_EVENTS.c.id)
 
@@ -225,23 +224,26 @@ _IDS_AFTER = select(_EVENTS.c.id).where(_EVENTS.c.id > bindparam("before")).orde
 def _insert_events(session: Session, values: list[dict[str, Any]]) -> list[int]:
     """Insert rows in one statement; return their ids in the order of ``values``.
 
-    PostgreSQL: a multi-row INSERT ... RETURNING sorted by parameter order. SQLite cannot sort
-    RETURNING rows by parameter, so the rows are inserted with one executemany inside the write
-    transaction (BEGIN IMMEDIATE: no other writer), and their ids are the ids above the
-    largest one before the insert, in insertion order. One row on SQLite (every single write):
-    its id is the cursor's ``lastrowid`` (the id column is SQLite's rowid), one statement instead
-    of three.
+    Columns empty in every row are left out (:func:`.db.without_null_columns`: stored NULL all
+    the same). One row (every single write): one INSERT, its id the inserted primary key (on
+    SQLite the cursor's ``lastrowid``: the id column is SQLite's rowid; on PostgreSQL
+    ``RETURNING id``). Several rows on PostgreSQL: one ``INSERT ... SELECT FROM unnest(...)
+    RETURNING id`` with an array parameter per column (:func:`.db.insert_rows`). SQLite has no
+    arrays, so the rows are inserted with one executemany inside the write transaction (BEGIN
+    IMMEDIATE: no other writer), and their ids are the ids above the largest one before the
+    insert, in insertion order.
     """
     conn = session.connection()
-    if conn.dialect.name == "sqlite" and len(values) == 1:
-        (new_id,) = conn.execute(_INSERT, values[0]).inserted_primary_key or (None,)
+    if len(values) == 1:
+        row = without_null_columns(_EVENTS, values)[0]
+        (new_id,) = conn.execute(_INSERT, row).inserted_primary_key or (None,)
         ids = [new_id] if new_id is not None else []
-    elif conn.dialect.name == "sqlite":
-        before = conn.execute(_LAST_ID).scalar_one()
-        conn.execute(_INSERT, values)
-        ids = list(conn.execute(_IDS_AFTER, {"before": before}).scalars())
+    elif conn.dialect.name != "sqlite":
+        ids = insert_rows(conn, _EVENTS, values, returning_ids=True)
     else:
-        ids = list(conn.execute(_INSERT_RETURNING, values).scalars())
+        before = conn.execute(_LAST_ID).scalar_one()
+        conn.execute(_INSERT, without_null_columns(_EVENTS, values))
+        ids = list(conn.execute(_IDS_AFTER, {"before": before}).scalars())
     if len(ids) != len(values):  # pragma: no cover - would mean another writer inside our transaction
         raise RuntimeError(f"inserted {len(values)} events but found {len(ids)} ids")
     return ids

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from ..jurisdiction import Jurisdiction
 from . import audit, grade_store, grading
-from .db import Clock, Database
+from .db import Clock, Database, insert_rows, without_null_columns
 from .models import Patient, RegradeQueue
 from .transitions import Ahead, raise_transition_alerts, recommend_ahead, still_valid
 
@@ -50,20 +50,23 @@ def enqueue(session: Session, touch: grading.Touch, *, now: dt.datetime) -> None
     times, and the 'full' flag of any row, :func:`_coalesce`)."""
     if not touch:
         return
-    session.connection().execute(
-        _insert_statement(),
-        [
-            {
-                "patient_id": pid,
-                "scale": scale,
-                "latest": latest,
-                "interval_start": touch.starts.get((pid, scale)),
-                "full": (pid, scale) in touch.full,
-                "queued_at": now,
-            }
-            for (pid, scale), latest in sorted(touch.latest.items())
-        ],
-    )
+    rows = [
+        {
+            "patient_id": pid,
+            "scale": scale,
+            "latest": latest,
+            "interval_start": touch.starts.get((pid, scale)),
+            "full": (pid, scale) in touch.full,
+            "queued_at": now,
+        }
+        for (pid, scale), latest in sorted(touch.latest.items())
+    ]
+    conn = session.connection()
+    table = cast(Table, RegradeQueue.__table__)
+    if conn.dialect.name == "postgresql":  # one statement, not a statement per row
+        insert_rows(conn, table, rows)
+    else:
+        conn.execute(_insert_statement(), without_null_columns(table, rows))
 
 
 PENDING = "regrade_pending"  # Session.info key: touches to queue just before the commit
