@@ -371,3 +371,17 @@ def test_the_json_schema_of_a_result_and_a_hit_is_the_same_for_output() -> None:
     }
     reasons = GradeResult.model_json_schema(mode="serialization")["properties"]["reasons"]
     assert reasons == {"items": {"type": "string"}, "title": "Reasons", "type": "array"}
+
+
+@pytest.mark.parametrize(("scale", "f"), CASES)
+def test_in_lang_builds_what_model_copy_built(scale: str, f: dict[str, Any]) -> None:
+    """``in_lang`` no longer calls ``model_copy`` (it would write the English texts first): what
+    it builds is still that copy, down to the pickled bytes (fields, order, fields set)."""
+    r = immunotox.grade(scale, f)
+    fr = r.in_lang("fr")
+    assert _unwritten(fr) and not _unwritten(_written(r))
+    hits = [h.model_copy(update={"text": hf.text}) for h, hf in zip(r.fired, fr.fired, strict=True)]
+    update = {"lang": "fr", "title": fr.title, "reasons": fr.reasons, "notes": fr.notes, "fired": hits}
+    copied = r.model_copy(update=update)
+    assert pickle.dumps(fr) == pickle.dumps(copied) and fr == copied
+    assert fr.model_fields_set == copied.model_fields_set

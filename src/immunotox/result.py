@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_serializer
 
@@ -84,6 +85,20 @@ def _write(values: dict[str, Any], name: str, pending: _Unwritten) -> Any:
     return current if type(current) is not _Unwritten else _write(values, name, current)
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _copy_with(model: _M, update: dict[str, Any]) -> _M:
+    """``model.model_copy(update=update)`` without writing its unwritten texts first: the same
+    fields in the same order, every other value shared (a shallow copy), and the fields set
+    copied then updated as pydantic does (the same set, down to its pickled order)."""
+    m = trusted(type(model), {**model.__dict__, **update}, ())
+    given = copy.copy(model.__pydantic_fields_set__)
+    given.update(update.keys())
+    object.__setattr__(m, "__pydantic_fields_set__", given)
+    return m
+
+
 def _settle(model: BaseModel, name: str) -> None:
     """Write the field ``name`` of ``model`` if it is still unwritten."""
     value = model.__dict__.get(name)
@@ -115,8 +130,7 @@ class RuleHit(BaseModel):
 
     def _in_lang(self, lang: Lang) -> RuleHit:
         """``model_copy(update={"text": render(self.message(), lang)})``, written on first read."""
-        values = {**self.__dict__, "text": _Unwritten(self.message(), lang)}
-        return trusted(RuleHit, values, self.__pydantic_fields_set__ | {"text"})
+        return _copy_with(self, {"text": _Unwritten(self.message(), lang)})
 
     # ``text`` may be unwritten (see _Unwritten): everything that reads __dict__ writes it first
     @field_serializer("text", mode="wrap")
@@ -245,8 +259,6 @@ class GradeResult(BaseModel):
         if self.texts is None or lang == self.lang:
             return self
         t = self.texts
-        # what model_copy(update=...) builds: the same fields in the same order, the updated
-        # ones added to the fields set, every other value shared (a shallow copy)
         update = {
             "lang": lang,
             "title": render(t.title, lang),
@@ -254,8 +266,7 @@ class GradeResult(BaseModel):
             "notes": [render(m, lang) for m in t.notes],
             "fired": [h._in_lang(lang) for h in self.fired],
         }
-        values = {**self.__dict__, **update}
-        return trusted(GradeResult, values, self.__pydantic_fields_set__ | update.keys())
+        return _copy_with(self, update)
 
     # ``reasons`` may be unwritten (see _Unwritten): everything that reads __dict__ writes it first
     @field_serializer("reasons", mode="wrap")
