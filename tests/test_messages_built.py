@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import threading
 from typing import Any
 
 import pydantic
@@ -229,3 +230,158 @@ def test_a_message_is_plain_data_with_the_json_schema_of_the_model_it_was() -> N
     with pytest.raises(TypeError):
         hash(m)  # params is a dict: unhashable, as the frozen model was
     assert m != m.model_copy(update={"id": "verbatim"}) and m.model_copy() == m
+
+
+# ---------------------------------------------------------------- texts written on first read
+CASES: list[tuple[str, dict[str, Any]]] = [
+    ("astct2019:crs", CRS),
+    ("astct2019:crs", {"temperature_c": 38.4}),
+    ("lee2014:crs", CRS),
+    ("astct2019:icans", {"ice_items": {"orientation": 4, "naming": 3}, "consciousness": "awake"}),
+    (
+        "ctcae5:blood-bilirubin-increased",
+        {
+            "value": {"value": 35.0, "unit": "umol/L"},
+            "uln": {"value": 20.5, "unit": "umol/L"},
+            "baseline": {"value": 10.0, "unit": "umol/L"},
+        },
+    ),
+]
+
+
+def _unwritten(r: GradeResult) -> list[str]:
+    """The text fields of ``r`` still held as messages (their text not written yet)."""
+    out = ["reasons"] if type(r.__dict__["reasons"]).__name__ == "_Unwritten" else []
+    hits = [h.__dict__["text"] for h in r.fired]
+    return out + [f"fired.{i}" for i, text in enumerate(hits) if type(text).__name__ == "_Unwritten"]
+
+
+def _written(r: GradeResult) -> GradeResult:
+    """``r`` with its texts read (written) once."""
+    _ = r.reasons, [h.text for h in r.fired]
+    assert not _unwritten(r)
+    return r
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+@pytest.mark.parametrize(("scale", "f"), CASES)
+def test_reasons_and_fired_texts_are_written_on_first_read_whatever_reads_them(
+    scale: str, f: dict[str, Any], lang: str
+) -> None:
+    """A grade keeps ``reasons`` and ``fired[].text`` as messages until read (issue 19: writing
+    them is a third of a live grade); every way of reading a result writes them first, so each
+    shows what the result with its texts written shows."""
+
+    def fresh() -> GradeResult:
+        r = immunotox.grade(scale, f, lang=lang)  # type: ignore[arg-type]
+        assert _unwritten(r) == ["reasons", *(f"fired.{i}" for i in range(len(r.fired)))]
+        return r
+
+    ref = _written(fresh())
+    v = _validated(ref)
+    assert fresh().reasons == ref.reasons == v.reasons and fresh().lang == lang
+    assert [h.text for h in fresh().fired] == [h.text for h in v.fired]
+    assert fresh().model_dump_json() == ref.model_dump_json() == v.model_dump_json()
+    assert fresh().model_dump() == ref.model_dump()
+    assert fresh().model_dump(include={"reasons": {0}, "fired": {0: {"text"}}}) == ref.model_dump(
+        include={"reasons": {0}, "fired": {0: {"text"}}}
+    )
+    assert repr(fresh()) == repr(ref) and str(fresh()) == str(ref)
+    assert fresh() == ref and ref == fresh() and fresh() == v and (fresh() != ref) is False
+    assert dict(fresh()) == dict(ref) and dict(fresh())["reasons"] == ref.reasons
+    assert pickle.dumps(fresh()) == pickle.dumps(ref)  # the same bytes: texts written first
+    assert pickle.loads(pickle.dumps(fresh())) == ref
+    for c in (copy.copy(fresh()), fresh().model_copy(update={"grade": 9})):
+        assert "reasons" not in _unwritten(c) and c.reasons == ref.reasons and c.fired == ref.fired
+    assert not _unwritten(copy.deepcopy(fresh())) and copy.deepcopy(fresh()) == ref
+    r = fresh()
+    assert copy.copy(r).reasons is r.reasons  # a shallow copy shares its lists, as before
+    assert fresh().explain("en") == ref.explain("en") and fresh().explain("fr") == ref.explain("fr")
+    other = "fr" if lang == "en" else "en"
+    assert fresh().in_lang(other).model_dump_json() == ref.in_lang(other).model_dump_json()  # type: ignore[arg-type]
+    assert fresh().in_lang(other).model_fields_set == ref.in_lang(other).model_fields_set  # type: ignore[arg-type]
+    for h, hr in zip(fresh().fired, ref.fired, strict=True):
+        assert h.model_dump_json() == hr.model_dump_json()
+    for h, hr in zip(fresh().fired, ref.fired, strict=True):
+        assert h == hr and repr(h) == repr(hr) and dict(h) == dict(hr)
+    for h, hr in zip(fresh().fired, ref.fired, strict=True):
+        assert pickle.dumps(h) == pickle.dumps(hr) and copy.copy(h).__dict__ == hr.__dict__
+    for h in fresh().fired:
+        with pytest.raises(TypeError, match="unhashable type: 'dict'"):
+            hash(h)  # its message is unhashable, as before; not the unwritten text
+
+
+def test_a_hit_written_from_text_only_hashes_as_before() -> None:
+    a = RuleHit(rule="r", domain="d", grade=1, text="t")
+    b = RuleHit(rule="r", domain="d", grade=1, text="t")
+    assert hash(a) == hash(b) and a == b and {a: 1}[b] == 1
+
+
+def test_every_thread_reading_a_shared_result_gets_the_one_list_it_keeps() -> None:
+    """The service's grading memo shares results between threads: the texts written first are
+    the ones every reader gets (and keeps: a reader's list is the result's list)."""
+    for _ in range(20):
+        r = immunotox.grade(*CASES[4])
+        start = threading.Barrier(6)
+        got: list[tuple[list[str], list[str]]] = []
+
+        def read(
+            r: GradeResult = r,
+            start: threading.Barrier = start,
+            got: list[tuple[list[str], list[str]]] = got,
+        ) -> None:
+            start.wait()
+            got.append((r.reasons, [h.text for h in r.fired]))
+
+        ts = [threading.Thread(target=read) for _ in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert len(got) == 6 and all(reasons is r.reasons for reasons, _ in got)
+        assert all(a is h.text for _, texts in got for a, h in zip(texts, r.fired, strict=True))
+
+
+def test_a_text_field_set_or_deleted_before_it_is_read() -> None:
+    r = immunotox.grade("astct2019:crs", CRS)
+    r.reasons = ["set"]
+    assert r.reasons == ["set"] and json.loads(r.model_dump_json())["reasons"] == ["set"]
+    r = immunotox.grade("astct2019:crs", CRS)
+    del r.reasons
+    with pytest.raises(AttributeError, match="reasons"):
+        _ = r.reasons
+    with pytest.raises(AttributeError):
+        _ = GradeResult.reasons  # a field, not a class attribute (as pydantic has it)
+    assert not hasattr(RuleHit, "text")
+    hit = immunotox.grade("astct2019:crs", CRS).fired[0]
+    with pytest.raises(pydantic.ValidationError):
+        hit.text = "frozen"  # type: ignore[misc]
+
+
+def test_the_json_schema_of_a_result_and_a_hit_is_the_same_for_output() -> None:
+    """``reasons`` and ``text`` are written out by a field serializer that reads them first:
+    their output schema (OpenAPI's) is the declared one, ``list[str]`` and ``str``."""
+    for cls in (GradeResult, RuleHit):
+        assert cls.model_json_schema(mode="serialization") == cls.model_json_schema()
+    props = RuleHit.model_json_schema(mode="serialization")["properties"]
+    assert props["text"] == {
+        "description": "The criterion and the finding that met it, in the result's language",
+        "title": "Text",
+        "type": "string",
+    }
+    reasons = GradeResult.model_json_schema(mode="serialization")["properties"]["reasons"]
+    assert reasons == {"items": {"type": "string"}, "title": "Reasons", "type": "array"}
+
+
+@pytest.mark.parametrize(("scale", "f"), CASES)
+def test_in_lang_builds_what_model_copy_built(scale: str, f: dict[str, Any]) -> None:
+    """``in_lang`` no longer calls ``model_copy`` (it would write the English texts first): what
+    it builds is still that copy, down to the pickled bytes (fields, order, fields set)."""
+    r = immunotox.grade(scale, f)
+    fr = r.in_lang("fr")
+    assert _unwritten(fr) and not _unwritten(_written(r))
+    hits = [h.model_copy(update={"text": hf.text}) for h, hf in zip(r.fired, fr.fired, strict=True)]
+    update = {"lang": "fr", "title": fr.title, "reasons": fr.reasons, "notes": fr.notes, "fired": hits}
+    copied = r.model_copy(update=update)
+    assert pickle.dumps(fr) == pickle.dumps(copied) and fr == copied
+    assert fr.model_fields_set == copied.model_fields_set
