@@ -275,7 +275,7 @@ class Scale(ABC):
             deciding_domains=deciding,
             missing=list(missing),  # not the list the lower-bound message holds
             ignored=list(ignored),
-            reasons=reasons_msg,
+            reasons=[render(m) for m in reasons_msg],
             fired=hits,
             notes=list(fixed.notes_en),
             sources=list(fixed.sources),
@@ -354,7 +354,7 @@ class Scale(ABC):
             deciding_domains=[],
             missing=[],
             ignored=list(ignored),
-            reasons=reasons_msg,
+            reasons=[render(m) for m in reasons_msg],
             fired=[],
             notes=list(fixed.notes_en),
             sources=list(fixed.sources),
