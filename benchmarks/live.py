@@ -7,10 +7,11 @@ immunotox, grades each family's findings ``--warmup`` times (default 200; first-
 loading rule tables are not what a live service pays per request), then times ``--calls``
 (default 10,000) calls of ``immunotox.grade(scale, findings)`` per family, one after the other,
 with ``time.perf_counter_ns`` around each call: validation, unit conversion and the explanation
-are included. The result's texts (``reasons`` and every ``fired[].text``) are written on first
-read, so the timed region reads them too, as every caller that shows or stores the result does
-(:func:`_explained`): the explanation a grade owes is paid inside the clock, not deferred out of
-it. Families (issue 19):
+are included. The timed region also reads the result's texts (``reasons`` and every
+``fired[].text``), as every caller that shows or stores the result does (:func:`_explained`):
+``grade`` writes them itself today, but a result that wrote them on first read would otherwise
+have its explanation deferred out of the clock (tried and reverted on 8 Dec 2026: slower for
+every caller that reads them, docs/benchmarks.md). Families (issue 19):
 
 * ``astct_crs`` — ASTCT 2019 CRS: fever, one vasopressor, low-flow oxygen;
 * ``astct_icans`` — ASTCT 2019 ICANS with a partial ICE (2 of 5 items) and the level of consciousness;
@@ -116,12 +117,12 @@ def _floor(calls: int, target_us: float) -> dict[str, float]:
 
 
 def _explained(grade: Any, scale: str, findings: dict[str, Any]) -> Any:
-    """``grade(scale, findings)`` with its explanation written: the result's texts are written
-    on first read (``GradeResult.reasons``, ``RuleHit.text``), so they are read here."""
+    """``grade(scale, findings)`` with its explanation read (``GradeResult.reasons``, every
+    ``RuleHit.text``), so that a result writing its texts lazily would pay for them here."""
     r = grade(scale, findings)
-    r.reasons  # noqa: B018 - written on first read
+    r.reasons  # noqa: B018 - read, as a caller showing the result does
     for hit in r.fired:
-        hit.text  # noqa: B018 - written on first read
+        hit.text  # noqa: B018 - read, as a caller showing the result does
     return r
 
 
