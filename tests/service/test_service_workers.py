@@ -9,6 +9,8 @@ import asyncio
 import datetime as dt
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -212,6 +214,22 @@ def test_a_worker_stops_itself_when_its_parent_is_gone(monkeypatch: pytest.Monke
     monkeypatch.setattr(background.os, "kill", lambda pid, sig: sent.append((pid, sig)))
     background.end_with_parent(period=0.01).join(timeout=10)
     assert sent == [(os.getpid(), signal.SIGTERM)]
+
+
+def test_a_worker_whose_server_died_before_it_watched_stops_at_once() -> None:
+    # the server (IMMUNOTOX_SERVER_PID) is gone by the time the worker has built its app: its
+    # parent is then init or a subreaper, and watching that would never end
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    code = (
+        "import time\n"
+        "from immunotox.service import background\n"
+        "background.end_with_parent(period=0.01)\n"
+        "time.sleep(30)\n"
+    )
+    env = dict(os.environ, **{background.SERVER_PID_ENV: str(gone.pid)})
+    done = subprocess.run([sys.executable, "-c", code], env=env, timeout=25, capture_output=True)
+    assert done.returncode == -signal.SIGTERM, done.stderr
 
 
 # --- `immunotox serve --workers 2` ------------------------------------------------------------------

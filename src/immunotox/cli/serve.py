@@ -132,7 +132,7 @@ def serve(
     except Exception as exc:  # a database that cannot be reached or migrated: one line, exit 2
         first_line = (str(exc).splitlines() or [""])[0].replace(settings.database_url, shown)
         fail(f"database {shown!r}: cannot migrate ({type(exc).__name__}: {first_line})")
-    from ..service.background import RegraderProcess, wakeup_hook
+    from ..service.background import SERVER_PID_ENV, RegraderProcess, wakeup_hook
 
     background = RegraderProcess(settings) if settings.regrader_process else None
     target: Any
@@ -141,6 +141,7 @@ def serve(
         target = create_app(settings, regrader_wakeup=wakeup_hook(settings, background))
     else:  # each worker builds its app from the environment: the settings read here go there
         os.environ.update(settings_environment(settings))
+        os.environ[SERVER_PID_ENV] = str(os.getpid())  # the workers' parent (end_with_parent)
         target, options = "immunotox.app:served_app", {"factory": True, "workers": settings.workers}
     processes = f", {settings.workers} server processes" if settings.workers > 1 else ""
     typer.echo(f"immunotox service on http://{host}:{port}/ (docs: /docs), database {shown}{processes}")

@@ -176,11 +176,21 @@ def read_wakeups(stream: IO[bytes], wakeup: queue.Wakeup) -> None:
 PARENT_CHECK_SECONDS = 1.0
 
 
-def end_with_parent(period: float = PARENT_CHECK_SECONDS) -> threading.Thread:
+SERVER_PID_ENV = "IMMUNOTOX_SERVER_PID"  # set by ``serve`` for its workers: whose children they are
+
+
+def end_with_parent(period: float = PARENT_CHECK_SECONDS, parent: int | None = None) -> threading.Thread:
     """Stop this process gracefully (SIGTERM to itself) once its parent is gone: a worker of
     ``immunotox serve --workers N`` whose server was killed outright (``SIGKILL``: no shutdown)
-    must not go on serving, an orphan. The parent is checked every ``period`` seconds."""
-    parent = os.getppid()
+    must not go on serving, an orphan. The parent is checked every ``period`` seconds.
+
+    ``parent``: the server's pid, by default ``IMMUNOTOX_SERVER_PID`` (set by ``serve`` before it
+    starts any worker), else the parent now. Not the parent at the time of the call alone: a
+    worker builds its app (and calls this) seconds after it starts, and a server killed in
+    between would leave it watching its new parent (init) for ever, an orphan on the port."""
+    if parent is None:
+        given = os.environ.get(SERVER_PID_ENV, "")
+        parent = int(given) if given.isdigit() else os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
