@@ -74,12 +74,20 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 def insert_rows(
     conn: Connection, table: Table, values: Sequence[Mapping[str, Any]], *, returning_ids: bool = False
 ) -> list[int]:
-    """PostgreSQL: insert ``values`` (dicts with the same keys, columns of ``table``) in one
-    statement whatever their number, :func:`unnest_insert`; with ``returning_ids``, return the
-    new rows' ids in the order of ``values``."""
+    """Insert ``values`` (dicts with the same keys, columns of ``table``), the columns empty in
+    every row left out (:func:`without_null_columns`). PostgreSQL: one statement whatever their
+    number, :func:`unnest_insert`; with ``returning_ids``, the new rows' ids in the order of
+    ``values``. Other databases (SQLite): one executemany, without ids (SQLite cannot order
+    RETURNING rows by parameter: a caller that needs them reads them itself, as
+    ``ingest._insert_events`` does)."""
     if not values:
         return []
     values = without_null_columns(table, values)
+    if conn.dialect.name != "postgresql":
+        if returning_ids:
+            raise ValueError(f"insert_rows: ids in parameter order on {conn.dialect.name}: PostgreSQL only")
+        conn.execute(table.insert(), values)
+        return []
     columns = tuple(c.name for c in table.c if c.name in values[0])
     params = {name: [v[name] for v in values] for name in columns}
     result = conn.execute(unnest_insert(table, columns, returning_ids), params)

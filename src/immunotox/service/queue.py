@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from ..jurisdiction import Jurisdiction
 from . import audit, grade_store, grading
-from .db import Clock, Database, insert_rows, without_null_columns
+from .db import Clock, Database, insert_rows
 from .models import Patient, RegradeQueue
 from .transitions import Ahead, raise_transition_alerts, recommend_ahead, still_valid
 
@@ -61,12 +61,7 @@ def enqueue(session: Session, touch: grading.Touch, *, now: dt.datetime) -> None
         }
         for (pid, scale), latest in sorted(touch.latest.items())
     ]
-    conn = session.connection()
-    table = cast(Table, RegradeQueue.__table__)
-    if conn.dialect.name == "postgresql":  # one statement, not a statement per row
-        insert_rows(conn, table, rows)
-    else:
-        conn.execute(_insert_statement(), without_null_columns(table, rows))
+    insert_rows(session.connection(), cast(Table, RegradeQueue.__table__), rows)
 
 
 PENDING = "regrade_pending"  # Session.info key: touches to queue just before the commit
@@ -95,11 +90,6 @@ def _enqueue_pending(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(session: Session) -> None:
     session.info.pop(PENDING, None)
-
-
-@functools.cache
-def _insert_statement() -> Any:
-    return cast(Table, RegradeQueue.__table__).insert()
 
 
 def drain(
